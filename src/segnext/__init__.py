@@ -1,0 +1,11 @@
+"""segnext: SegNeXt semantic segmentation, exact to the authors' code, on any PyTorch device."""
+
+from .checkpoint import CheckpointError, read_checkpoint, save_model
+from .models import DEFAULT_NMF_SEED, SegNeXt, SegNeXtConfig, create_model, list_models
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "DEFAULT_NMF_SEED", "SegNeXt", "SegNeXtConfig", "create_model", "list_models",
+    "read_checkpoint", "save_model",
+]

@@ -1,0 +1,1 @@
+"""The `segnext` command line: one subcommand module per task (see main.COMMANDS)."""

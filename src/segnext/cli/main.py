@@ -1,0 +1,50 @@
+"""Entry point of the `segnext` command.
+
+Each subcommand lives in its own module of this package exposing
+`register(subparsers)` (adds its parser and sets `func`) and is listed in COMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+# Module names under segnext.cli, in the order `segnext --help` lists them.
+COMMANDS = [
+    "models",
+    "convert",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="segnext", description="SegNeXt semantic segmentation.")
+    parser.add_argument("--version", action="version", version=f"segnext {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__package__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError) as error:
+        # Library errors are written for people: print them without a traceback.
+        print(f"segnext {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""MSCAN: the multi-scale convolutional attention encoder of SegNeXt.
+
+Module and parameter names follow the official code (`mmseg/models/backbones/mscan.py`) so that the
+authors' checkpoints load key for key; the comments say which part of the paper each piece is.
+All tensors stay NCHW: the official code flattens to NLC between blocks only to apply the stage
+LayerNorm, which is the same function as a LayerNorm over the channel axis.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
+    """Stochastic depth in mmcv's form, so that the global-RNG draws match the official code."""
+    if drop_prob == 0.0 or not training:
+        return x
+    keep_prob = 1 - drop_prob
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    random_tensor = keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)
+    return x.div(keep_prob) * random_tensor.floor()
+
+
+class StemConv(nn.Module):
+    """Stage-1 downsampling by 4: two stride-2 3x3 convs (conv-BN-GELU-conv-BN)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.proj = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels // 2, 3, stride=2, padding=1),
+            nn.BatchNorm2d(out_channels // 2),
+            nn.GELU(),
+            nn.Conv2d(out_channels // 2, out_channels, 3, stride=2, padding=1),
+            nn.BatchNorm2d(out_channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class OverlapPatchEmbed(nn.Module):
+    """Stages 2-4 downsampling by 2: 3x3 stride-2 conv + BN."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(x))
+
+
+class AttentionModule(nn.Module):
+    """MSCA: a 5x5 depthwise conv, then strip-conv branches (1xk then kx1) summed with it,
+    mixed by a 1x1 conv and used as attention weights on the input."""
+
+    def __init__(self, dim: int, kernel_size: int = 5, strip_kernel_sizes: Sequence[int] = (7, 11, 21)):
+        super().__init__()
+        self.conv0 = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        # Official names: conv{i}_1 is the horizontal 1xk strip, conv{i}_2 the vertical kx1 strip.
+        self.strip_kernel_sizes = tuple(strip_kernel_sizes)
+        for i, k in enumerate(self.strip_kernel_sizes):
+            setattr(self, f"conv{i}_1", nn.Conv2d(dim, dim, (1, k), padding=(0, k // 2), groups=dim))
+            setattr(self, f"conv{i}_2", nn.Conv2d(dim, dim, (k, 1), padding=(k // 2, 0), groups=dim))
+        self.conv3 = nn.Conv2d(dim, dim, 1)
+
+    def strip_branches(self):
+        return [(getattr(self, f"conv{i}_1"), getattr(self, f"conv{i}_2")) for i in range(len(self.strip_kernel_sizes))]
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        attn = self.conv0(u)
+        branches = [vertical(horizontal(attn)) for horizontal, vertical in self.strip_branches()]
+        attn = attn + sum(branches) if branches else attn
+        attn = self.conv3(attn)
+        return attn * u
+
+
+class SpatialAttention(nn.Module):
+    """1x1 -> GELU -> MSCA -> 1x1 with an inner shortcut."""
+
+    def __init__(self, dim: int, kernel_size: int, strip_kernel_sizes: Sequence[int]):
+        super().__init__()
+        self.proj_1 = nn.Conv2d(dim, dim, 1)
+        self.activation = nn.GELU()
+        self.spatial_gating_unit = AttentionModule(dim, kernel_size, strip_kernel_sizes)
+        self.proj_2 = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.proj_2(self.spatial_gating_unit(self.activation(self.proj_1(x))))
+        return x + shortcut
+
+
+class DWConv(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dwconv(x)
+
+
+class Mlp(nn.Module):
+    """1x1 expand -> depthwise 3x3 -> GELU -> 1x1 project (dropout rate is 0 in every config)."""
+
+    def __init__(self, dim: int, hidden_dim: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden_dim, 1)
+        self.dwconv = DWConv(hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden_dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.dwconv(self.fc1(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, mlp_ratio: int, drop_path_rate: float, kernel_size: int,
+                 strip_kernel_sizes: Sequence[int]):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(dim)
+        self.attn = SpatialAttention(dim, kernel_size, strip_kernel_sizes)
+        self.norm2 = nn.BatchNorm2d(dim)
+        self.mlp = Mlp(dim, dim * mlp_ratio)
+        self.drop_path_rate = drop_path_rate
+        self.layer_scale_1 = nn.Parameter(1e-2 * torch.ones(dim))
+        self.layer_scale_2 = nn.Parameter(1e-2 * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale_1 = self.layer_scale_1[:, None, None]
+        scale_2 = self.layer_scale_2[:, None, None]
+        x = x + drop_path(scale_1 * self.attn(self.norm1(x)), self.drop_path_rate, self.training)
+        x = x + drop_path(scale_2 * self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
+        return x
+
+
+def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """LayerNorm over C of an NCHW tensor, computed as the official code does (on NHWC)."""
+    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+
+
+class MSCAN(nn.Module):
+    def __init__(self, embed_dims: Sequence[int], depths: Sequence[int], mlp_ratios: Sequence[int],
+                 drop_path_rate: float = 0.1, kernel_size: int = 5,
+                 strip_kernel_sizes: Sequence[int] = (7, 11, 21), in_channels: int = 3):
+        super().__init__()
+        self.embed_dims = tuple(embed_dims)
+        self.num_stages = len(depths)
+        # Stochastic depth grows linearly over all blocks of all stages.
+        rates = [r.item() for r in torch.linspace(0, drop_path_rate, sum(depths))]
+        first = 0
+        for i, (dim, depth, ratio) in enumerate(zip(embed_dims, depths, mlp_ratios), start=1):
+            patch_embed = StemConv(in_channels, dim) if i == 1 else OverlapPatchEmbed(embed_dims[i - 2], dim)
+            blocks = nn.ModuleList(
+                Block(dim, ratio, rates[first + j], kernel_size, strip_kernel_sizes) for j in range(depth)
+            )
+            first += depth
+            setattr(self, f"patch_embed{i}", patch_embed)
+            setattr(self, f"block{i}", blocks)
+            setattr(self, f"norm{i}", nn.LayerNorm(dim))
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The official random init (used when no ImageNet weights are given)."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def stages(self):
+        for i in range(1, self.num_stages + 1):
+            yield getattr(self, f"patch_embed{i}"), getattr(self, f"block{i}"), getattr(self, f"norm{i}")
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        outs = []
+        for patch_embed, blocks, norm in self.stages():
+            x = patch_embed(x)
+            for block in blocks:
+                x = block(x)
+            x = channel_layer_norm(x, norm)
+            outs.append(x)
+        return outs
