@@ -1,0 +1,141 @@
+"""Test-time inference exactly as the official evaluation (MMSegmentation 0.x `EncoderDecoder`).
+
+One image at a time, as the official test loop does:
+1. per scale: keep-ratio resize of the uint8 image to `img_scale * ratio` (cv2 bilinear, mmcv's
+   rounding), optionally up to a multiple of `size_divisor` (SegNeXt's AlignResize), normalise;
+2. logits at the resized size by whole-image or sliding-window inference (overlapping windows'
+   logits averaged), then resized bilinearly to the original image size;
+3. a single scale without flip: those logits; several scales and/or flip: softmax probabilities
+   averaged over all of them (flipped predictions flipped back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
+
+
+@dataclass
+class TestConfig:
+    img_scale: Optional[Tuple[int, int]] = (2048, 512)  # (long, short) bound; None keeps the image size
+    size_divisor: Optional[int] = None  # resize up to a multiple of this (ADE20K/COCO-Stuff: 32)
+    mode: str = "whole"  # "whole" or "slide"
+    crop_size: Optional[Tuple[int, int]] = None  # slide window (h, w)
+    stride: Optional[Tuple[int, int]] = None  # slide stride (h, w)
+    scales: Tuple[float, ...] = (1.0,)  # ratios of img_scale; MS_RATIOS for the multi-scale test
+    flip: bool = False
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self):
+        if self.mode not in ("whole", "slide"):
+            raise ValueError(f"test mode must be 'whole' or 'slide', got {self.mode!r}")
+        if self.mode == "slide" and (self.crop_size is None or self.stride is None):
+            raise ValueError("slide inference needs crop_size and stride, e.g. crop_size=(1024, 1024), stride=(768, 768)")
+        for name in ("img_scale", "crop_size", "stride"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, tuple(int(v) for v in value))
+        self.scales = tuple(float(s) for s in self.scales)
+        if not self.scales:
+            raise ValueError("scales must not be empty")
+
+
+def rescale_size(height: int, width: int, scale: Tuple[int, int]) -> Tuple[int, int]:
+    """mmcv.rescale_size: the largest keep-ratio size within (long edge, short edge) `scale`."""
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(height, width), short_edge / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], ratio: float = 1.0,
+                    size_divisor: Optional[int] = None) -> np.ndarray:
+    height, width = image.shape[:2]
+    if img_scale is not None:
+        scale = (int(img_scale[0] * ratio), int(img_scale[1] * ratio))
+        height, width = rescale_size(height, width, scale)
+    elif ratio != 1.0:
+        height, width = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    if size_divisor:
+        height = int(np.ceil(height / size_divisor)) * size_divisor
+        width = int(np.ceil(width / size_divisor)) * size_divisor
+    if (height, width) == image.shape[:2]:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W)."""
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    return x.unsqueeze(0)
+
+
+def slide_logits(model, images: torch.Tensor, crop_size: Tuple[int, int], stride: Tuple[int, int],
+                 num_classes: int) -> torch.Tensor:
+    """Sliding-window logits: windows cover the image, the last ones aligned to its far edges;
+    logits of overlapping windows are averaged."""
+    batch, _, height, width = images.shape
+    crop_h, crop_w = crop_size
+    stride_h, stride_w = stride
+    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+    logits = images.new_zeros((batch, num_classes, height, width))
+    counts = images.new_zeros((1, 1, height, width))
+    for row in range(rows):
+        for col in range(cols):
+            y2 = min(row * stride_h + crop_h, height)
+            x2 = min(col * stride_w + crop_w, width)
+            y1, x1 = max(y2 - crop_h, 0), max(x2 - crop_w, 0)
+            logits[:, :, y1:y2, x1:x2] += model(images[:, :, y1:y2, x1:x2])
+            counts[:, :, y1:y2, x1:x2] += 1
+    return logits / counts
+
+
+def model_logits(model, images: torch.Tensor, config: TestConfig) -> torch.Tensor:
+    """Logits at the size of `images` by whole-image or sliding-window inference."""
+    if config.mode == "slide":
+        return slide_logits(model, images, config.crop_size, config.stride, model.num_classes)
+    return model(images)
+
+
+@torch.no_grad()
+def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(),
+                   device: Optional[torch.device] = None) -> torch.Tensor:
+    """uint8 RGB image (H, W, 3) -> (num_classes, H, W) scores at the original size.
+
+    Single scale without flip: logits. Otherwise: averaged softmax probabilities (as the paper).
+    """
+    device = device or next(model.parameters()).device
+    height, width = image.shape[:2]
+    single = len(config.scales) == 1 and not config.flip
+    total = None
+    for ratio in config.scales:
+        resized = resize_for_test(image, config.img_scale, ratio, config.size_divisor)
+        x = to_tensor(resized, config.mean, config.std).to(device)
+        for flipped in ((False, True) if config.flip else (False,)):
+            inp = x.flip(3) if flipped else x
+            scores = model_logits(model, inp, config)
+            scores = F.interpolate(scores, size=(height, width), mode="bilinear", align_corners=False)
+            if not single:
+                scores = scores.softmax(dim=1)
+            if flipped:
+                scores = scores.flip(3)
+            total = scores if total is None else total + scores
+    count = len(config.scales) * (2 if config.flip else 1)
+    return (total / count)[0]
+
+
+def segment(model, image: np.ndarray, config: TestConfig = TestConfig(),
+            device: Optional[torch.device] = None) -> torch.Tensor:
+    """uint8 RGB image -> int64 label map (H, W) at the image's size."""
+    return segment_logits(model, image, config, device).argmax(0)
