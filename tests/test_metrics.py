@@ -1,0 +1,70 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from segnext import SegmentationMetric
+
+
+def reference_metrics(pred, target, num_classes, ignore_index=255):
+    """A direct per-class count, independent of the confusion-matrix implementation."""
+    valid = target != ignore_index
+    pred, target = pred[valid], target[valid]
+    iou, acc = [], []
+    for c in range(num_classes):
+        inter = np.sum((pred == c) & (target == c))
+        union = np.sum((pred == c) | (target == c))
+        label = np.sum(target == c)
+        iou.append(inter / union if union else math.nan)
+        acc.append(inter / label if label else math.nan)
+    return 100 * np.sum(pred == target) / target.size, 100 * np.nanmean(iou), 100 * np.nanmean(acc), iou
+
+
+def test_matches_direct_count_over_batches():
+    rng = np.random.default_rng(0)
+    metric = SegmentationMetric(5)
+    preds, targets = [], []
+    for _ in range(3):
+        pred = rng.integers(0, 5, (2, 17, 23))
+        target = rng.integers(0, 5, (2, 17, 23))
+        target[rng.random(target.shape) < 0.2] = 255
+        metric.update(torch.from_numpy(pred), torch.from_numpy(target))
+        preds.append(pred)
+        targets.append(target)
+    aacc, miou, macc, iou = reference_metrics(np.concatenate(preds), np.concatenate(targets), 5)
+    result = metric.compute()
+    assert result["aAcc"] == pytest.approx(aacc)
+    assert result["mIoU"] == pytest.approx(miou)
+    assert result["mAcc"] == pytest.approx(macc)
+    assert result["IoU"] == pytest.approx([100 * v for v in iou])
+
+
+def test_absent_class_is_nan_and_left_out_of_means():
+    metric = SegmentationMetric(4)
+    metric.update(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 255]]))
+    result = metric.compute()
+    assert math.isnan(result["IoU"][2]) and math.isnan(result["IoU"][3])
+    assert result["mIoU"] == pytest.approx(100.0)  # classes 0 and 1 are perfect, 2 and 3 absent
+    # A class predicted but absent from the target has IoU 0 (it counts), Acc NaN (MMSegmentation).
+    metric.update(torch.tensor([3]), torch.tensor([0]))
+    result = metric.compute()
+    assert result["IoU"][3] == 0.0 and math.isnan(result["Acc"][3])
+    assert result["mIoU"] == pytest.approx((50 + 100 + 0) / 3)
+
+
+def test_rejects_bad_input():
+    metric = SegmentationMetric(3)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        metric.update(torch.tensor([0, 1]), torch.tensor([0, 7]))
+    with pytest.raises(ValueError, match="shape"):
+        metric.update(torch.zeros(2, 3, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="argmax"):
+        metric.update(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_table_lists_every_class():
+    metric = SegmentationMetric(2, class_names=["road", "sky"])
+    metric.update(torch.tensor([0, 1]), torch.tensor([0, 0]))
+    table = metric.table()
+    assert "road" in table and "sky" in table and "mIoU" in table
