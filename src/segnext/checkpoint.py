@@ -46,19 +46,25 @@ class Checkpoint:
     notes: List[str] = field(default_factory=list)  # what was changed while reading, for summaries
 
 
+_CODE_SIGNS = ("GLOBAL", "Can only create new object", "Can only build", "call reduce")
+
+
 def _torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
-        if "weights_only" in text or "Unsupported global" in text or "Weights only load failed" in text:
+        # Only these WeightsUnpickler errors mean "the pickle names code to run"; others (e.g.
+        # "Unsupported operand") come from bytes that are not a pickle at all.
+        if any(sign in text for sign in _CODE_SIGNS):
             raise CheckpointError(
                 f"Refused to load {path}: it contains pickled Python objects other than tensors and plain "
                 f"containers, which could run code when unpickled. segnext only reads checkpoints with "
                 f"torch.load(weights_only=True). If the file comes from a source you trust, re-save just its "
                 f"weights (torch.save({{'state_dict': state_dict}}, path)) and load that."
             ) from None
-        raise CheckpointError(f"Cannot read {path}: the file is corrupt or not a PyTorch checkpoint ({text}).") from None
+        detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if text.strip() else ""
+        raise CheckpointError(f"Cannot read {path}: the file is corrupt or not a PyTorch checkpoint ({detail}).") from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         if isinstance(error, FileNotFoundError):
             raise
@@ -66,6 +72,10 @@ def _torch_load(path: Path) -> object:
             f"Cannot read {path}: the file is truncated, corrupt or not a PyTorch checkpoint "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
             f"Download or copy it again and check its size."
+        ) from None
+    except Exception as error:  # random bytes make the unpickler fail in arbitrary ways (KeyError, ...)
+        raise CheckpointError(
+            f"Cannot read {path}: it is not a PyTorch checkpoint ({type(error).__name__}: {error})."
         ) from None
 
 
@@ -214,7 +224,7 @@ def _mismatch_message(model, checkpoint: Checkpoint, missing, unexpected, wrong_
     config = getattr(model, "config", None)
     arch = infer_architecture(checkpoint.state_dict)
     if config is not None:
-        found = infer_variant(checkpoint.state_dict) if checkpoint.kind != "backbone" else None
+        found = infer_variant(checkpoint.state_dict)
         if arch.get("embed_dims") and (tuple(arch["embed_dims"]) != tuple(config.embed_dims)
                                        or tuple(arch["depths"]) != tuple(config.depths)):
             lines.append(

@@ -1,0 +1,90 @@
+"""`segnext models` and `segnext convert`, run in-process through segnext.cli.main.main."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import segnext
+from segnext.cli.main import main
+
+COUNTS = {  # SPEC §1: total / backbone / head (150 classes), total (19 classes)
+    "segnext_t": ("4,263,414", "3,903,584", "359,830", 4_229_747),
+    "segnext_s": ("13,932,886", "13,450,176", "482,710", 13_899_219),
+    "segnext_b": ("27,636,310", "26,277,824", "1,358,486", 27_569_107),
+    "segnext_l": ("48,926,550", "44,636,864", "4,289,686", 48_792_275),
+}
+
+
+def test_models_table(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("segnext_")}
+    assert list(rows) == list(COUNTS)
+    for name, (total, backbone, head, _) in COUNTS.items():
+        assert rows[name][1:4] == [total, backbone, head], rows[name]
+    assert "150 classes" in out
+
+
+def test_models_json_19_classes(capsys):
+    assert main(["models", "--num-classes", "19", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == list(COUNTS)
+    for row in rows:
+        assert row["params"] == COUNTS[row["name"]][3]
+        assert row["backbone_params"] == int(COUNTS[row["name"]][1].replace(",", ""))
+        assert row["params"] == row["backbone_params"] + row["head_params"]
+
+
+def test_convert_official_checkpoint(tmp_path, capsys, checkpoint_path, io_data):
+    dst = tmp_path / "segnext_t_ade"
+    assert main(["convert", str(checkpoint_path), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "segnext_t" in out and "4,263,414" in out and "150" in out and "wall" in out
+    assert (dst / "config.json").is_file() and (dst / "model.safetensors").is_file()
+    converted = segnext.create_model(checkpoint=dst).eval()
+    official = segnext.create_model("segnext_t", 150, checkpoint=checkpoint_path).eval()
+    assert converted.config == official.config and converted.config.class_names[0] == "wall"
+    x = io_data["odd_input"]
+    with torch.no_grad():
+        assert torch.equal(converted(x), official(x))
+        logits = converted.forward_logits(x, nmf_bases=io_data["odd_bases"])
+    torch.testing.assert_close(logits, io_data["odd_decode_logits"], atol=1e-4, rtol=1e-4)
+
+
+def test_convert_1x_fp16_copy_reports_notes(tmp_path, capsys, checkpoint_path):
+    official = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    state = {k.replace(".mlp.dwconv.dwconv.", ".mlp.dwconv."): (v.half() if v.is_floating_point() else v)
+             for k, v in official["state_dict"].items()}
+    torch.save({"state_dict": state}, tmp_path / "v1_half.pth")
+    assert main(["convert", str(tmp_path / "v1_half.pth"), str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "1.x" in out and "half precision" in out and "no class names" in out
+    assert segnext.create_model(checkpoint=tmp_path / "out").num_classes == 150
+
+
+def test_convert_backbone_file_fails_clearly(tmp_path, capsys, backbone_path):
+    dst = tmp_path / "out"
+    assert main(["convert", str(backbone_path), str(dst)]) == 1
+    captured = capsys.readouterr()
+    assert "segnext convert: error:" in captured.err and "only an encoder" in captured.err
+    assert "Traceback" not in captured.err
+    assert not dst.exists()
+
+
+def test_convert_missing_source(tmp_path, capsys):
+    assert main(["convert", str(tmp_path / "nope.pth"), str(tmp_path / "out")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "models" in capsys.readouterr().out
+
+
+def test_unknown_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["modelz"])
+    assert info.value.code == 2

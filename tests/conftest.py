@@ -1,0 +1,64 @@
+"""Shared pytest fixtures: where the shared data and the official-code parity fixtures live.
+
+The shared folder (`../shared` next to the repository, or `$SEGNEXT_SHARED`) holds SPEC.md, the
+datasets and `fixtures/` (numbers recorded from the authors' code; see fixtures/README.md).
+Tests that need the fixtures skip, with the path they looked at, when they are absent.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+CHECKPOINT_FILE = "segnext_tiny_ade_random.pth"  # official MMSeg 0.x format, SegNeXt-T, 150 classes
+BACKBONE_FILE = "mscan_tiny_imagenet_random.pth"  # ImageNet MSCAN-T format (+ head.* classifier)
+IO_FILE = "segnext_tiny_ade_io.pt"  # eval-mode inputs / bases / outputs
+TRAIN_FILE = "segnext_tiny_ade_train.pt"  # train-mode loss / gradients / BN statistics
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    override = os.environ.get("SEGNEXT_SHARED")
+    if override:
+        return Path(override).expanduser().resolve()
+    return REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "fixtures"
+    if not path.is_dir():
+        pytest.skip(f"parity fixtures not found at {path}; set SEGNEXT_SHARED")
+    return path
+
+
+def _fixture_file(fixtures_dir: Path, name: str) -> Path:
+    path = fixtures_dir / name
+    if not path.is_file():
+        pytest.skip(f"parity fixture {name} not found at {path}; set SEGNEXT_SHARED")
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path(fixtures_dir: Path) -> Path:
+    return _fixture_file(fixtures_dir, CHECKPOINT_FILE)
+
+
+@pytest.fixture(scope="session")
+def backbone_path(fixtures_dir: Path) -> Path:
+    return _fixture_file(fixtures_dir, BACKBONE_FILE)
+
+
+@pytest.fixture(scope="session")
+def io_data(fixtures_dir: Path) -> dict:
+    return torch.load(_fixture_file(fixtures_dir, IO_FILE), map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def train_data(fixtures_dir: Path) -> dict:
+    return torch.load(_fixture_file(fixtures_dir, TRAIN_FILE), map_location="cpu", weights_only=True)

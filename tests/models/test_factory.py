@@ -1,0 +1,79 @@
+"""create_model / list_models: the four variants with the exact sizes of SPEC §1, options, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import segnext
+from segnext.models.config import SegNeXtConfig
+
+# SPEC §1: total / backbone / head at 150 classes; total at 19 classes.
+PARAMS_150 = {
+    "segnext_t": (4_263_414, 3_903_584, 359_830),
+    "segnext_s": (13_932_886, 13_450_176, 482_710),
+    "segnext_b": (27_636_310, 26_277_824, 1_358_486),
+    "segnext_l": (48_926_550, 44_636_864, 4_289_686),
+}
+PARAMS_19 = {"segnext_t": 4_229_747, "segnext_s": 13_899_219, "segnext_b": 27_569_107, "segnext_l": 48_792_275}
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_list_models():
+    assert segnext.list_models() == ["segnext_t", "segnext_s", "segnext_b", "segnext_l"]
+
+
+@pytest.mark.parametrize("name", list(PARAMS_150))
+def test_exact_parameter_counts(name):
+    total, backbone, head = PARAMS_150[name]
+    model = segnext.create_model(name, 150)
+    assert (count(model), count(model.backbone), count(model.decode_head)) == (total, backbone, head)
+    assert count(model) == count(model.backbone) + count(model.decode_head)
+    model = segnext.create_model(name, 19)
+    assert count(model) == PARAMS_19[name]
+    assert count(model.backbone) == backbone
+
+
+@pytest.mark.parametrize("name, head_channels, rank, drop_path", [
+    ("segnext_t", 256, 16, 0.1), ("segnext_s", 256, 16, 0.1), ("segnext_b", 512, 64, 0.1), ("segnext_l", 1024, 64, 0.3),
+])
+def test_variant_head_settings(name, head_channels, rank, drop_path):
+    c = segnext.create_model(name, 150).config
+    assert (c.head_channels, c.ham_channels, c.nmf_rank, c.drop_path_rate) == (head_channels, head_channels, rank,
+                                                                               drop_path)
+    assert (c.nmf_train_steps, c.nmf_eval_steps, c.dropout_ratio, c.group_norm_groups) == (6, 7, 0.1, 32)
+
+
+def test_default_nmf_seed_is_a_fixed_int_and_settable():
+    model = segnext.create_model("segnext_t", 19)
+    assert isinstance(model.nmf_seed, int) and model.nmf_seed == segnext.DEFAULT_NMF_SEED
+    assert segnext.create_model("segnext_t", 19, nmf_seed=None).nmf_seed is None
+    assert segnext.create_model("segnext_t", 19, nmf_seed=7).nmf_seed == 7
+    model.nmf_seed = 3
+    assert model.nmf_seed == 3 and model.decode_head.hamburger.ham.seed == 3
+
+
+def test_overrides_reach_the_modules():
+    model = segnext.create_model("segnext_t", 19, drop_path_rate=0.0, dropout_ratio=0.0, nmf_eval_steps=5)
+    assert all(b.drop_path_rate == 0.0 for _, blocks, _ in model.backbone.stages() for b in blocks)
+    assert isinstance(model.decode_head.dropout, torch.nn.Identity)
+    assert model.nmf.eval_steps == 5
+    assert isinstance(model.config, SegNeXtConfig) and model.config.num_classes == 19 == model.num_classes
+
+
+def test_unknown_model_name_suggests():
+    with pytest.raises(ValueError, match=r"Unknown model 'segnext_tt'.*Did you mean 'segnext_t'"):
+        segnext.create_model("segnext_tt", 150)
+
+
+def test_unknown_option_suggests():
+    with pytest.raises(ValueError, match=r"drop_path_rat.*Did you mean 'drop_path_rate'"):
+        segnext.create_model("segnext_t", 150, drop_path_rat=0.0)
+
+
+def test_name_and_classes_needed_without_checkpoint():
+    with pytest.raises(ValueError, match="num_classes"):
+        segnext.create_model("segnext_t")

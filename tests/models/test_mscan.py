@@ -1,0 +1,109 @@
+"""MSCAN encoder: the ImageNet backbone file, stage outputs against the official code, shapes for odd
+sizes, stochastic depth."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import segnext
+from segnext.checkpoint import read_checkpoint
+from segnext.models import mscan
+from segnext.models.mscan import MSCAN
+
+STAGE_TOL = dict(atol=2e-4, rtol=0.0)
+
+
+@pytest.fixture(scope="module")
+def backbone_model(backbone_path):
+    torch.manual_seed(0)
+    return segnext.create_model("segnext_t", 150, backbone_checkpoint=backbone_path).eval()
+
+
+@pytest.mark.parametrize("p", ["", "odd_"])
+def test_imagenet_backbone_file_gives_official_stage_outputs(backbone_model, io_data, p):
+    with torch.no_grad():
+        stages = backbone_model.backbone(io_data[p + "input"])
+    assert len(stages) == 4
+    for i, stage in enumerate(stages):
+        torch.testing.assert_close(stage, io_data[f"{p}backbone_out_{i}"], **STAGE_TOL,
+                                   msg=lambda m: f"stage {i}: {m}")
+
+
+def test_imagenet_classifier_is_dropped(backbone_path, backbone_model):
+    raw = torch.load(backbone_path, map_location="cpu", weights_only=True)["state_dict"]
+    assert {"head.weight", "head.bias"} <= set(raw)
+    loaded = read_checkpoint(backbone_path)
+    assert loaded.kind == "backbone"
+    assert not any(k.startswith(("head.", "backbone.head.")) for k in loaded.state_dict)
+    assert len(loaded.state_dict) == len(raw) - 2 == 537
+    assert any("head.weight" in note for note in loaded.notes)
+    # Every backbone tensor is the file's; the decoder keeps its random init (same seed, no file).
+    state = backbone_model.state_dict()
+    for key, value in raw.items():
+        if not key.startswith("head."):
+            assert torch.equal(state["backbone." + key], value), key
+    torch.manual_seed(0)
+    fresh = segnext.create_model("segnext_t", 150)
+    for key, value in fresh.decode_head.state_dict().items():
+        assert torch.equal(backbone_model.decode_head.state_dict()[key], value), key
+
+
+def test_backbone_file_in_1x_naming(tmp_path, backbone_path, io_data):
+    raw = torch.load(backbone_path, map_location="cpu", weights_only=True)["state_dict"]
+    renamed = {k.replace(".mlp.dwconv.dwconv.", ".mlp.dwconv."): v for k, v in raw.items()}
+    assert renamed.keys() != raw.keys()
+    torch.save({"state_dict": renamed}, tmp_path / "mscan_t_1x.pth")
+    model = segnext.create_model("segnext_t", 19, backbone_checkpoint=tmp_path / "mscan_t_1x.pth").eval()
+    with torch.no_grad():
+        stages = model.backbone(io_data["odd_input"])
+    torch.testing.assert_close(stages[3], io_data["odd_backbone_out_3"], **STAGE_TOL)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (33, 47), (65, 65), (75, 101)])
+def test_stage_sizes_round_up(size):
+    torch.manual_seed(0)
+    encoder = MSCAN((8, 16, 24, 32), (1, 1, 1, 1), (2, 2, 2, 2)).eval()
+    with torch.no_grad():
+        stages = encoder(torch.randn(1, 3, *size))
+    h, w = size
+    for i, stage in enumerate(stages):
+        h, w = (math.ceil(h / 4), math.ceil(w / 4)) if i == 0 else (math.ceil(h / 2), math.ceil(w / 2))
+        assert stage.shape == (1, (8, 16, 24, 32)[i], h, w)
+
+
+def test_stochastic_depth_rates_grow_linearly_over_all_blocks():
+    model = segnext.create_model("segnext_t", 150)
+    rates = [block.drop_path_rate for _, blocks, _ in model.backbone.stages() for block in blocks]
+    assert len(rates) == 13
+    torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, 0.1, 13), atol=1e-7, rtol=0)
+    large = segnext.create_model("segnext_l", 150)
+    rates = [block.drop_path_rate for _, blocks, _ in large.backbone.stages() for block in blocks]
+    assert rates[0] == 0 and rates[-1] == pytest.approx(0.3) and len(rates) == 38
+
+
+def test_drop_path_is_mmcv_form():
+    x = torch.randn(6, 3, 2, 2)
+    assert mscan.drop_path(x, 0.3, training=False) is x
+    assert mscan.drop_path(x, 0.0, training=True) is x
+    torch.manual_seed(4)
+    out = mscan.drop_path(x, 0.3, training=True)
+    torch.manual_seed(4)
+    keep = (0.7 + torch.rand(6, 1, 1, 1)).floor()
+    torch.testing.assert_close(out, x / 0.7 * keep)
+    assert 0 < keep.sum() < 6  # this seed drops some samples and keeps others
+
+
+def test_block_layout_and_layer_scale_init():
+    model = segnext.create_model("segnext_t", 150)
+    block = model.backbone.block1[0]
+    assert torch.equal(block.layer_scale_1, torch.full((32,), 1e-2))
+    sgu = block.attn.spatial_gating_unit
+    assert sgu.conv0.kernel_size == (5, 5) and sgu.conv0.groups == 32
+    for i, k in enumerate((7, 11, 21)):
+        assert getattr(sgu, f"conv{i}_1").kernel_size == (1, k)  # horizontal strip first
+        assert getattr(sgu, f"conv{i}_2").kernel_size == (k, 1)
+    assert block.mlp.fc1.out_channels == 32 * 8 and model.backbone.block3[0].mlp.fc1.out_channels == 160 * 4
+    assert model.backbone.norm1.eps == 1e-5
