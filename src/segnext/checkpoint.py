@@ -64,7 +64,10 @@ def _torch_load(path: Path) -> object:
                 f"weights (torch.save({{'state_dict': state_dict}}, path)) and load that."
             ) from None
         detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if text.strip() else ""
-        raise CheckpointError(f"Cannot read {path}: the file is corrupt or not a PyTorch checkpoint ({detail}).") from None
+        raise CheckpointError(
+            f"Cannot read {path}: the file is corrupt or not a PyTorch checkpoint written by torch.save "
+            f"({detail}). Nothing in it was run. Re-save the weights with torch.save and load that."
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         if isinstance(error, FileNotFoundError):
             raise

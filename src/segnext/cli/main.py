@@ -15,6 +15,10 @@ from typing import List, Optional
 COMMANDS = [
     "models",
     "convert",
+    "data",
+    "train",
+    "eval",
+    "demo",
 ]
 
 
