@@ -1,0 +1,114 @@
+"""`segnext data {list,prepare,check}`: the datasets, their converters and their checks."""
+
+from __future__ import annotations
+
+import sys
+
+# Lines printed at most for one kind of problem list before "... and N more".
+MAX_LINES = 200
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data", help="list, prepare (convert) and check datasets",
+        description="Datasets: `list` the supported ones, `prepare` converts what you downloaded into the "
+                    "layout segnext reads, `check` verifies a dataset on disk. See docs/datasets.md.")
+    commands = parser.add_subparsers(dest="data_command", metavar="ACTION")
+
+    listing = commands.add_parser("list", help="the supported datasets, their classes and splits")
+    listing.set_defaults(func=run_list)
+
+    prepare = commands.add_parser(
+        "prepare", help="convert downloaded files into the layout segnext reads",
+        description="Convert a dataset as downloaded (SRC) into the layout build_dataset reads (DST). "
+                    "Parallel, resumable: existing outputs are skipped unless --overwrite. "
+                    "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid.")
+    prepare.add_argument("name", metavar="NAME")
+    prepare.add_argument("src", metavar="SRC", help="the downloaded dataset (see docs/datasets.md per NAME)")
+    prepare.add_argument("dst", metavar="DST", help="the dataset root to write (may be SRC for cityscapes, "
+                                                    "coco_stuff; the VOC folder for voc_aug / pascal_context)")
+    prepare.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    prepare.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
+    prepare.set_defaults(func=run_prepare)
+
+    check = commands.add_parser(
+        "check", help="find missing, unreadable or inconsistent files",
+        description="Check a dataset on disk: counts, unpaired files, unreadable files, size mismatches, "
+                    "label values outside the classes, class pixel frequencies. One line per problem; "
+                    "exit status 1 when there is any.")
+    check.add_argument("name", metavar="NAME")
+    check.add_argument("root", metavar="ROOT")
+    check.add_argument("--split", default=None, help="one split (default: every standard split found)")
+    check.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    check.add_argument("--no-progress", action="store_true", help="no progress bar")
+    check.add_argument("--no-frequencies", action="store_true", help="skip the class pixel table")
+    check.set_defaults(func=run_check)
+
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _print_capped(lines, prefix: str = "") -> None:
+    for line in lines[:MAX_LINES]:
+        print(f"{prefix}{line}")
+    if len(lines) > MAX_LINES:
+        print(f"{prefix}... and {len(lines) - MAX_LINES} more")
+
+
+def run_list(args) -> int:
+    from ..data import DATASETS
+    from ..data.prepare import PREPARERS
+
+    print(f"{'name':<18} {'classes':>7}  {'splits':<26} {'prepare':<8} title")
+    for name, spec in DATASETS.items():
+        classes = str(len(spec.class_names)) if spec.class_names else "json"
+        print(f"{name:<18} {classes:>7}  {', '.join(spec.splits):<26} {'yes' if name in PREPARERS else '-':<8} "
+              f"{spec.title}")
+    return 0
+
+
+def run_prepare(args) -> int:
+    from ..data.prepare import prepare
+
+    report = prepare(args.name, args.src, args.dst, workers=args.workers, overwrite=args.overwrite,
+                     progress=not args.no_progress)
+    _print_capped(report.notes, "note: ")
+    print(f"{report.name}: {report.converted} converted, {report.skipped} already done, "
+          f"{len(report.failures)} failed -> {report.destination}")
+    if report.failures:
+        _print_capped(report.failures, "FAILED ")
+        sys.stdout.flush()
+        print(f"fix or remove the files above and run the same command again (finished files are skipped)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_check(args) -> int:
+    from ..data.check import check_dataset, format_frequencies
+    from ..data.datasets import get_spec
+
+    spec = get_spec(args.name, args.root)
+    reports = check_dataset(args.name, args.root, split=args.split, workers=args.workers,
+                            progress=not args.no_progress)
+    total_problems = 0
+    for report in reports:
+        if report.layout == "not found":
+            print(f"{report.dataset} {report.split}: not found below {report.root}, skipped")
+            continue
+        print(f"{report.dataset} {report.split}: {report.pairs} pairs in {report.root}")
+        print(f"  layout: {report.layout}")
+        for note in report.notes:
+            print(f"  note: {note}")
+        if report.class_pixels is not None and not args.no_frequencies:
+            for line in format_frequencies(spec.class_names, report):
+                print(f"  {line}")
+        total_problems += len(report.problems)
+    for report in reports:
+        _print_capped(report.problems, "PROBLEM ")
+    if total_problems:
+        sys.stdout.flush()
+        print(f"{total_problems} problem(s) found", file=sys.stderr)
+        return 1
+    print("no problems found")
+    return 0

@@ -1,0 +1,136 @@
+"""`segnext data check NAME ROOT`: is this dataset complete and readable?
+
+For each split it lists the pairs like `build_dataset` does, then decodes every image and label
+(in a process pool) and reports, one line per problem naming the file:
+- images without a label, labels without an image, split-list entries without an image;
+- files that cannot be read (missing, truncated, corrupt, unusable mode);
+- image and label of different sizes;
+- label values that are not classes of the dataset (nor the ignore value).
+It also counts the pairs (compared with the standard release, as a note) and the pixels of every
+class. `check_dataset` returns the reports; the CLI exits non-zero when any problem was found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from .datasets import IGNORE_INDEX, DatasetSpec, Listing, get_spec, list_split
+from .io import DataError, read_image, read_label
+from .prepare import run_tasks
+
+
+@dataclass
+class SplitReport:
+    dataset: str
+    split: str
+    root: str
+    layout: str
+    pairs: int
+    problems: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    class_pixels: Optional[np.ndarray] = None  # pixels per class id (after the label map)
+    images_with_class: Optional[np.ndarray] = None  # pairs in which each class occurs
+    ignored_pixels: int = 0
+
+
+def _check_pair(image_path: str, label_path: str, table: np.ndarray, known: np.ndarray):
+    """(problems, histogram of class ids with 256 bins or None when the label is unreadable)."""
+    problems = []
+    image = label = None
+    try:
+        image = read_image(image_path)
+    except (DataError, FileNotFoundError) as error:
+        problems.append(str(error))
+    try:
+        label = read_label(label_path)
+    except (DataError, FileNotFoundError) as error:
+        problems.append(str(error))
+    if label is None:
+        return problems, None
+    if image is not None and image.shape[:2] != label.shape:
+        problems.append(f"{label_path}: label is {label.shape[1]}x{label.shape[0]} but its image {image_path} "
+                        f"is {image.shape[1]}x{image.shape[0]}")
+    raw_counts = np.bincount(label.ravel(), minlength=256)
+    unknown = np.flatnonzero((raw_counts > 0) & ~known)
+    if unknown.size:
+        shown = ", ".join(f"{v} ({raw_counts[v]} px)" for v in unknown[:10])
+        problems.append(f"{label_path}: label values outside the classes: {shown}")
+    class_counts = np.bincount(table, weights=raw_counts, minlength=256).astype(np.int64)
+    return problems, class_counts
+
+
+def _check_task(task):
+    return _check_pair(*task)
+
+
+def _listing_problems(listing: Listing) -> List[str]:
+    problems = [f"{image}: image without label (looked for {label})" for image, label in listing.images_without_label]
+    problems += [f"{label}: label without image" for label in listing.labels_without_image]
+    problems += [f"{listing.split_file}: lists {stem} but {image} does not exist"
+                 for stem, image in listing.listed_but_missing]
+    return problems
+
+
+def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
+                progress: bool = True) -> SplitReport:
+    listing = list_split(spec, root, split)
+    layout = listing.layout
+    report = SplitReport(spec.name, listing.split, str(listing.root), layout.describe(listing.root, listing.split),
+                         len(listing.pairs), problems=_listing_problems(listing))
+    expected = spec.expected_counts.get(listing.split)
+    if expected is not None and expected != len(listing.pairs):
+        report.notes.append(f"{len(listing.pairs)} pairs in {listing.split}; the standard release has {expected:,}")
+    if not listing.pairs:
+        report.problems.append(f"{listing.root}: split {listing.split} has no image/label pairs")
+        return report
+    tasks = [(str(image), str(label), layout.label_map.table, layout.label_map.known) for image, label in listing.pairs]
+    outcomes = run_tasks(_check_task, tasks, workers, f"check {spec.name} {listing.split}", progress)
+    totals = np.zeros(256, dtype=np.int64)
+    presence = np.zeros(256, dtype=np.int64)
+    for problems, counts in outcomes:
+        report.problems += problems
+        if counts is not None:
+            totals += counts
+            presence += counts > 0
+    num_classes = len(spec.class_names)
+    report.class_pixels = totals[:num_classes]
+    report.images_with_class = presence[:num_classes]
+    report.ignored_pixels = int(totals[IGNORE_INDEX])
+    return report
+
+
+def check_dataset(name: str, root, split: Optional[str] = None, workers: Optional[int] = None,
+                  progress: bool = True) -> List[SplitReport]:
+    """Check `split` (or every standard split found) of dataset `name` below `root`."""
+    spec = get_spec(name, root)
+    if split is not None:
+        return [check_split(spec, root, split, workers, progress)]
+    reports = []
+    for standard_split in spec.splits:
+        try:
+            reports.append(check_split(spec, root, standard_split, workers, progress))
+        except DataError:
+            # A standard split that is not there (e.g. a test split without labels): say so.
+            reports.append(SplitReport(spec.name, standard_split, str(root), "not found", 0))
+    if all(report.layout == "not found" for report in reports):
+        raise DataError(f"{root}: none of the {spec.title} splits {', '.join(spec.splits)} found "
+                        f"(pass --split for another). To make the layout: {spec.prepare}; see docs/datasets.md")
+    return reports
+
+
+def format_frequencies(spec_names: Sequence[str], report: SplitReport) -> List[str]:
+    """A table of the pixels of each class of a split."""
+    labelled = int(report.class_pixels.sum())
+    total = labelled + report.ignored_pixels
+    width = max(12, max(len(n) for n in spec_names))
+    lines = [f"class pixel frequencies, {report.split} ({report.pairs} pairs, {total:,} pixels, "
+             f"ignored {report.ignored_pixels:,} = {100 * report.ignored_pixels / max(total, 1):.2f}%)",
+             f"  {'id':>3}  {'class':<{width}} {'pixels':>15} {'% labelled':>10} {'images':>8}"]
+    for class_id, name in enumerate(spec_names):
+        pixels = int(report.class_pixels[class_id])
+        lines.append(f"  {class_id:>3}  {name:<{width}} {pixels:>15,} {100 * pixels / max(labelled, 1):>10.2f} "
+                     f"{int(report.images_with_class[class_id]):>8}")
+    return lines

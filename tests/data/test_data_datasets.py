@@ -1,0 +1,272 @@
+"""Each dataset read back from a tiny tree in its real layout: counts, ids, ignore, label transform."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from segnext.data import DATASETS, DataError, TestTransform, TrainTransform, build_dataset
+from segnext.data import classes as C
+from synthetic_data import blob_label, save_image, save_label, save_pair, write_lines, random_image
+
+
+def _values(ds, index):
+    return sorted(np.unique(ds[index]["label"]).tolist())
+
+
+def test_registry_names_and_class_tables():
+    assert set(DATASETS) == {"ade20k", "cityscapes", "voc", "voc_aug", "coco_stuff", "pascal_context",
+                             "pascal_context_59", "isaid", "camvid", "folder"}
+    sizes = {"ade20k": 150, "cityscapes": 19, "voc": 21, "voc_aug": 21, "coco_stuff": 171, "pascal_context": 60,
+             "pascal_context_59": 59, "isaid": 16, "camvid": 11}
+    for name, n in sizes.items():
+        spec = DATASETS[name]
+        assert len(spec.class_names) == n and len(spec.palette) == n, name
+        assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in spec.palette), name
+    # Spot checks against MMSegmentation's tables.
+    assert DATASETS["ade20k"].class_names[:3] == ("wall", "building", "sky")
+    assert DATASETS["ade20k"].palette[0] == (120, 120, 120)
+    assert DATASETS["cityscapes"].class_names[-1] == "bicycle"
+    assert DATASETS["coco_stuff"].class_names[80] == "banner" and DATASETS["coco_stuff"].class_names[-1] == "wood"
+    assert DATASETS["pascal_context"].class_names[:3] == ("background", "aeroplane", "bag")
+    assert DATASETS["pascal_context_59"].class_names[0] == "aeroplane"
+    assert DATASETS["isaid"].palette[15] == (0, 100, 155)
+
+
+def test_coco_stuff_id_table_matches_mmsegmentation():
+    table = C.COCO_STUFF_RAW_TO_TRAIN_ID
+    # pairs from MMSegmentation's clsID_to_trID around every gap, and the ends
+    for raw, train_id in {0: 0, 10: 10, 12: 11, 24: 23, 26: 24, 27: 25, 30: 26, 43: 39, 45: 40, 64: 59, 66: 60,
+                          69: 61, 71: 62, 81: 72, 83: 73, 89: 79, 91: 80, 92: 81, 181: 170}.items():
+        assert table[raw] == train_id
+    assert len(table) == 171 and not set(C.COCO_STUFF_UNUSED_RAW_IDS) & set(table)
+
+
+def test_ade20k_reduce_zero_label(tmp_path):
+    root = tmp_path / "ADEChallengeData2016"
+    for i, values in enumerate([(0, 1, 150), (5, 6)]):
+        save_pair(root / f"images/training/ADE_train_{i:08d}.jpg", root / f"annotations/training/ADE_train_{i:08d}.png",
+                  blob_label(40, 50, values, seed=i), seed=i)
+    save_pair(root / "images/validation/ADE_val_00000001.jpg", root / "annotations/validation/ADE_val_00000001.png",
+              blob_label(30, 20, (3,)))
+    train = build_dataset("ade20k", tmp_path, "train")  # parent folder and the "train" alias both work
+    assert len(train) == 2 and train.split == "training" and train.num_classes == 150
+    assert _values(train, 0) == [0, 149, 255]  # 1 -> 0, 150 -> 149, 0 -> ignore
+    assert _values(train, 1) == [4, 5]
+    sample = train[0]
+    assert sample["image"].dtype == np.uint8 and sample["image"].shape == (40, 50, 3)
+    assert sample["label"].dtype == np.uint8 and sample["label"].shape == (40, 50)
+    assert sample["path"].endswith("ADE_train_00000000.jpg") and sample["label_path"].endswith(".png")
+    assert len(build_dataset("ade20k", root, "validation")) == 1
+
+
+def test_cityscapes_label_ids_through_the_official_table(tmp_path):
+    label = np.array([[7, 8, 26, 33], [0, 1, 4, 255]], dtype=np.uint8).repeat(4, 0).repeat(4, 1)
+    for city, frame in [("aachen", "aachen_000000_000019"), ("bremen", "bremen_000001_000019")]:
+        save_pair(tmp_path / f"leftImg8bit/train/{city}/{frame}_leftImg8bit.png",
+                  tmp_path / f"gtFine/train/{city}/{frame}_gtFine_labelIds.png", label)
+        save_label(tmp_path / f"gtFine/train/{city}/{frame}_gtFine_instanceIds.png", label)  # must be ignored
+    ds = build_dataset("cityscapes", tmp_path, "train")
+    assert len(ds) == 2 and ds.num_classes == 19
+    assert ds[0]["label"][0, ::4].tolist() == [0, 1, 13, 18]
+    assert ds[0]["label"][4, ::4].tolist() == [255, 255, 255, 255]
+    # once trainIds exist they are read as they are (and win over labelIds)
+    for city, frame in [("aachen", "aachen_000000_000019"), ("bremen", "bremen_000001_000019")]:
+        save_label(tmp_path / f"gtFine/train/{city}/{frame}_gtFine_labelTrainIds.png", np.full((8, 16), 5, np.uint8))
+    assert _values(build_dataset("cityscapes", tmp_path, "train"), 1) == [5]
+
+
+def test_voc_reads_palette_indices(tmp_path):
+    root = tmp_path / "VOCdevkit/VOC2012"
+    label = blob_label(30, 40, (0, 15, 255, 7))
+    for name in ["2007_000032", "2007_000039", "2008_000001"]:
+        save_pair(root / f"JPEGImages/{name}.jpg", root / f"SegmentationClass/{name}.png", label,
+                  palette=C.VOC_PALETTE)
+    write_lines(root / "ImageSets/Segmentation/train.txt", ["2007_000032", "2007_000039"])
+    write_lines(root / "ImageSets/Segmentation/val.txt", ["2008_000001"])
+    train = build_dataset("voc", tmp_path, "train")
+    assert len(train) == 2 and train.num_classes == 21 and train.class_names[15] == "person"
+    assert _values(train, 0) == [0, 7, 15, 255]
+    assert len(build_dataset("voc", root, "val")) == 1
+
+
+def test_coco_stuff_raw_and_converted(tmp_path):
+    raw = np.array([[0, 11, 12, 91], [181, 255, 90, 92]], dtype=np.uint8).repeat(2, 0).repeat(2, 1)
+    save_pair(tmp_path / "images/val2017/000000000139.jpg", tmp_path / "annotations/val2017/000000000139.png", raw)
+    ds = build_dataset("coco_stuff", tmp_path, "val")  # raw maps, mapped on the fly
+    assert ds.num_classes == 171
+    assert ds[0]["label"][0, ::2].tolist() == [0, 255, 11, 80]  # unused thing id 11 -> ignore
+    assert ds[0]["label"][2, ::2].tolist() == [170, 255, 255, 81]
+    save_label(tmp_path / "annotations/val2017/000000000139_labelTrainIds.png", np.full((4, 8), 170, np.uint8))
+    assert _values(build_dataset("coco_stuff", tmp_path, "val2017"), 0) == [170]
+
+
+def test_pascal_context_60_and_59(tmp_path):
+    root = tmp_path / "VOC2010"
+    label = np.array([[0, 1, 59, 30]], dtype=np.uint8).repeat(3, 0)
+    save_pair(root / "JPEGImages/2008_000002.jpg", root / "SegmentationClassContext/2008_000002.png", label)
+    write_lines(root / "ImageSets/SegmentationContext/train.txt", ["2008_000002"])
+    ds60 = build_dataset("pascal_context", tmp_path, "train")
+    ds59 = build_dataset("pascal_context_59", tmp_path, "train")
+    assert ds60.num_classes == 60 and ds59.num_classes == 59
+    assert ds60[0]["label"][0].tolist() == [0, 1, 59, 30]
+    assert ds59[0]["label"][0].tolist() == [255, 0, 58, 29]
+    assert ds60.class_names[30] == ds59.class_names[29]
+
+
+def test_isaid_patches(tmp_path):
+    save_pair(tmp_path / "iSAID/img_dir/val/P0003_0_896_0_896.png",
+              tmp_path / "iSAID/ann_dir/val/P0003_0_896_0_896_instance_color_RGB.png", blob_label(16, 16, (0, 15, 255)))
+    ds = build_dataset("isaid", tmp_path, "val")
+    assert len(ds) == 1 and ds.num_classes == 16 and _values(ds, 0) == [0, 15, 255]
+
+
+def test_camvid_segnet_layout_void_becomes_ignore(tmp_path):
+    root = tmp_path / "CamVid"
+    label = blob_label(12, 16, (0, 10, 11))
+    save_pair(root / "train/0001TP_006690.png", root / "trainannot/0001TP_006690.png", label)
+    save_pair(root / "val/0016E5_07959.png", root / "valannot/0016E5_07959.png", label)
+    ds = build_dataset("camvid", tmp_path, "train")
+    assert len(ds) == 1 and ds.class_names[0] == "Sky" and _values(ds, 0) == [0, 10, 255]
+
+
+def test_folder_dataset_with_classes_json(tmp_path):
+    (tmp_path / "classes.json").write_text(json.dumps(
+        {"classes": ["bg", "cat", "dog"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]], "ignore_index": 9}))
+    save_pair(tmp_path / "images/train/a.jpg", tmp_path / "labels/train/a.png", blob_label(10, 12, (0, 2, 9)))
+    save_pair(tmp_path / "images/train/b.PNG", tmp_path / "labels/train/b.png", blob_label(10, 12, (1,)))
+    ds = build_dataset("folder", tmp_path, "train")
+    assert len(ds) == 2 and ds.class_names == ["bg", "cat", "dog"] and ds.palette[1] == [255, 0, 0]
+    assert ds.ignore_index == 255
+    assert _values(ds, 0) == [0, 2, 255]  # the file's ignore value 9 becomes 255
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"palette": [[0, 0, 0]]}, "classes"),
+    ({"classes": ["a", "b"], "palette": [[0, 0, 0]]}, "palette"),
+    ({"classes": ["a", "b"], "ignore_index": 1}, "ignore_index"),
+    ({"classes": ["a", "b"], "num_classes": 3}, "num_classes"),
+])
+def test_folder_classes_json_errors(tmp_path, content, message):
+    (tmp_path / "classes.json").write_text(json.dumps(content))
+    with pytest.raises(DataError, match=message):
+        build_dataset("folder", tmp_path, "train")
+
+
+def test_missing_layout_says_what_was_expected(tmp_path):
+    with pytest.raises(DataError, match=r"(?s)leftImg8bit/val.*labelTrainIds.*segnext data prepare cityscapes"):
+        build_dataset("cityscapes", tmp_path, "val")
+    with pytest.raises(FileNotFoundError, match="classes.json"):
+        build_dataset("folder", tmp_path, "train")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        build_dataset("kitti", tmp_path, "train")
+
+
+def test_image_without_label_is_an_error_naming_it(tmp_path):
+    root = tmp_path / "ADEChallengeData2016"
+    save_pair(root / "images/training/a.jpg", root / "annotations/training/a.png", blob_label(8, 8, (1,)))
+    save_image(root / "images/training/b.jpg", random_image(8, 8))
+    with pytest.raises(DataError, match=r"b\.jpg: no label"):
+        build_dataset("ade20k", root, "training")
+
+
+def test_unreadable_file_error_names_file_and_index(tmp_path):
+    root = tmp_path / "ADEChallengeData2016"
+    for name in "abc":
+        save_pair(root / f"images/training/{name}.jpg", root / f"annotations/training/{name}.png", blob_label(8, 8, (1,)))
+    data = (root / "images/training/b.jpg").read_bytes()
+    (root / "images/training/b.jpg").write_bytes(data[: len(data) // 2])
+    ds = build_dataset("ade20k", root, "training", transform=TestTransform(img_scale=None))
+    with pytest.raises(DataError, match=r"index 1: .*b\.jpg"):
+        ds[1]
+    # the same inside a DataLoader worker: an error, not a skip or a hang
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=1, timeout=60)
+    with pytest.raises(DataError, match=r"index 1: .*b\.jpg"):
+        list(loader)
+
+
+def test_size_mismatch_is_an_error(tmp_path):
+    root = tmp_path / "ADEChallengeData2016"
+    save_image(root / "images/training/a.jpg", random_image(8, 10))
+    save_label(root / "annotations/training/a.png", np.ones((8, 9), np.uint8))
+    with pytest.raises(DataError, match=r"10x8 but its label .*a\.png is 9x8"):
+        build_dataset("ade20k", root, "training")[0]
+
+
+def test_transforms_through_the_dataset_are_reproducible(tmp_path):
+    root = tmp_path / "ADEChallengeData2016"
+    for i in range(4):
+        save_pair(root / f"images/training/{i}.jpg", root / f"annotations/training/{i}.png",
+                  blob_label(60, 80, (1, 2, 3), seed=i), seed=i)
+    transform = TrainTransform(crop_size=(32, 32), img_scale=(160, 60))
+    ds = build_dataset("ade20k", root, "training", transform=transform, seed=7)
+    first = ds[2]
+    assert first["image"].shape == (3, 32, 32) and first["image"].dtype == torch.float32
+    assert first["label"].shape == (32, 32) and first["label"].dtype == torch.int64
+    assert torch.equal(ds[2]["image"], first["image"])  # same (seed, epoch, index) -> same sample
+    ds.set_epoch(1)
+    assert not torch.equal(ds[2]["image"], first["image"])  # another epoch -> another augmentation
+    other_seed = build_dataset("ade20k", root, "training", transform=transform, seed=8)
+    assert not torch.equal(other_seed[2]["image"], first["image"])
+    # independent of the number of workers
+    ds.set_epoch(3)
+    batches = []
+    for workers in (0, 2):
+        loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers, timeout=60 if workers else 0)
+        batches.append(torch.cat([batch["image"] for batch in loader]))
+    assert torch.equal(batches[0], batches[1])
+    with pytest.raises(IndexError):
+        ds[4]
+
+
+def test_set_epoch_reaches_persistent_workers(tmp_path):
+    root = tmp_path / "ADEChallengeData2016"
+    for i in range(4):
+        save_pair(root / f"images/training/{i}.jpg", root / f"annotations/training/{i}.png",
+                  blob_label(60, 80, (1, 2, 3), seed=i), seed=i)
+    ds = build_dataset("ade20k", root, "training", transform=TrainTransform(crop_size=(32, 32), img_scale=(160, 60)))
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, persistent_workers=True, timeout=60)
+    epochs = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        epochs.append(next(iter(loader))["image"])
+    expected = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        expected.append(torch.stack([ds[i]["image"] for i in range(4)]))
+    assert torch.equal(epochs[0], expected[0]) and torch.equal(epochs[1], expected[1])
+    assert not torch.equal(epochs[0], epochs[1])
+
+
+class _IndexWithEpoch(torch.utils.data.Dataset):
+    """A wrapper that sets the epoch inside the worker for each item, as a sampler-driven trainer may."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, item):
+        index, epoch = item % 4, item // 4 * 5  # epochs 0 and 5 interleaved between the workers
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]["image"]
+
+
+def test_set_epoch_inside_workers_is_local_to_the_worker(tmp_path):
+    root = tmp_path / "ADEChallengeData2016"
+    for i in range(4):
+        save_pair(root / f"images/training/{i}.jpg", root / f"annotations/training/{i}.png",
+                  blob_label(60, 80, (1, 2, 3), seed=i), seed=i)
+    ds = build_dataset("ade20k", root, "training", transform=TrainTransform(crop_size=(32, 32), img_scale=(160, 60)))
+    loader = torch.utils.data.DataLoader(_IndexWithEpoch(ds), batch_size=1, num_workers=2, timeout=60,
+                                         sampler=[0, 4, 1, 5, 2, 6, 3, 7])
+    ds.set_epoch(9)
+    got = [batch[0] for batch in loader]
+    assert ds.epoch == 9  # the workers' settings did not leak into the main process (shared memory)
+    for position, item in enumerate([0, 4, 1, 5, 2, 6, 3, 7]):
+        ds.set_epoch(item // 4 * 5)
+        assert torch.equal(got[position], ds[item % 4]["image"]), item
