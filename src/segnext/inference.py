@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .label_upsample import upsampled_argmax
+
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
@@ -105,7 +107,18 @@ def model_logits(model, images: torch.Tensor, config: TestConfig) -> torch.Tenso
     """Logits at the size of `images` by whole-image or sliding-window inference."""
     if config.mode == "slide":
         return slide_logits(model, images, config.crop_size, config.stride, model.num_classes)
-    return model(images)
+    return whole_logits(model, images)
+
+
+def whole_logits(model, images: torch.Tensor) -> torch.Tensor:
+    """model(images), computed as stride-8 logits resized in NCHW layout when the model exposes
+    them (SegNeXt does exactly this; an optimized model keeps channels-last tensors inside, and
+    resizing always in NCHW keeps `segment`'s labels identical to this function's argmax)."""
+    forward_logits = getattr(model, "forward_logits", None)
+    if forward_logits is None:
+        return model(images)
+    return F.interpolate(forward_logits(images).contiguous(), size=images.shape[2:], mode="bilinear",
+                         align_corners=False)
 
 
 @torch.no_grad()
@@ -137,5 +150,27 @@ def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(),
 
 def segment(model, image: np.ndarray, config: TestConfig = TestConfig(),
             device: Optional[torch.device] = None) -> torch.Tensor:
-    """uint8 RGB image -> int64 label map (H, W) at the image's size."""
-    return segment_logits(model, image, config, device).argmax(0)
+    """uint8 RGB image -> int64 label map (H, W) at the image's size.
+
+    Always equal to `segment_logits(...).argmax(0)`. On CPU, single-scale inference never holds
+    the class scores at the original size: the labels come from `label_upsample.upsampled_argmax`,
+    which resizes only where the winner is in doubt (the memory of an 8000 x 6000 photo is a few
+    label maps instead of num_classes score maps).
+    """
+    device = device or next(model.parameters()).device
+    single = len(config.scales) == 1 and not config.flip
+    if not single or torch.device(device).type != "cpu":
+        return segment_logits(model, image, config, device).argmax(0)
+    with torch.no_grad():
+        height, width = image.shape[:2]
+        resized = resize_for_test(image, config.img_scale, config.scales[0], config.size_divisor)
+        x = to_tensor(resized, config.mean, config.std).to(device)
+        forward_logits = getattr(model, "forward_logits", None)
+        if config.mode == "whole" and forward_logits is not None:
+            # stride-8 logits -> resized-image size -> original size, as whole_logits + segment_logits
+            low = forward_logits(x)[0]
+            sizes = [tuple(x.shape[2:]), (height, width)]
+        else:
+            low = model_logits(model, x, config)[0]
+            sizes = [(height, width)]
+        return upsampled_argmax(low, sizes)

@@ -1,0 +1,123 @@
+"""`segnext benchmark NAME`: latency and throughput, eager vs optimized vs onnxruntime.
+
+The backends are timed alternately (one call of each per round), so load from other processes
+affects them alike; the table shows the median and the fastest of the rounds after warm-up, and
+the ratio of medians to eager. Results are also written as JSON (--output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+BACKENDS = ("eager", "optimized", "onnxruntime")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "benchmark", help="latency/throughput of a variant: eager vs optimized vs onnxruntime",
+        description="Time the forward pass (logits at the input size) of a variant at a given size and batch.")
+    parser.add_argument("name", nargs="?", default="segnext_t", help="variant (default segnext_t)")
+    parser.add_argument("--checkpoint", "-c", help="weights to load (default: random weights; timing is the same)")
+    parser.add_argument("--num-classes", type=int, default=150, help="classes without a checkpoint (default 150)")
+    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    parser.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7; the median is reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    parser.add_argument("--output", "-o", default="benchmark.json", help="JSON results file (default benchmark.json)")
+    parser.set_defaults(func=run)
+
+
+def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warmup: int) -> Dict[str, List[float]]:
+    """Seconds per call of each function, measured round-robin (warm-up rounds discarded)."""
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    seconds: Dict[str, List[float]] = {name: [] for name in functions}
+    for _ in range(runs):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def run(args) -> int:
+    import torch
+
+    from ..flops import count_macs
+    from ..models import create_model
+    from ..optimize import optimize_for_inference
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.runs < 1:
+        raise ValueError("--runs must be at least 1")
+    if args.checkpoint:
+        model = create_model(checkpoint=args.checkpoint).eval()
+    else:
+        model = create_model(args.name, args.num_classes).eval()
+    height, width = args.shape
+    images = torch.randn(args.batch, 3, height, width)
+    macs, _ = count_macs(model, height, width, args.batch)
+
+    functions: Dict[str, Callable[[], object]] = {}
+    if "eager" in args.backends:
+        functions["eager"] = lambda: model(images)
+    if "optimized" in args.backends:
+        optimized = optimize_for_inference(model)
+        functions["optimized"] = lambda: optimized(images)
+    temporary = None
+    if "onnxruntime" in args.backends:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            print("onnxruntime is not installed: skipping it (pip install 'segnext[onnx]')")
+        else:
+            from ..export import export_onnx
+
+            temporary = tempfile.TemporaryDirectory()
+            onnx_path = export_onnx(model, Path(temporary.name) / "model.onnx", height, width, batch_size=args.batch)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            feed = {"images": images.numpy()}
+            functions["onnxruntime"] = lambda: session.run(None, feed)
+
+    with torch.no_grad():
+        seconds = time_alternately(functions, args.runs, args.warmup)
+    if temporary is not None:
+        temporary.cleanup()
+
+    rows = []
+    eager_median = statistics.median(seconds["eager"]) if "eager" in seconds else None
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        rows.append(dict(backend=name, median_s=median, min_s=min(values), runs=values,
+                         images_per_s=args.batch / median, gflops_per_s=2 * macs / median / 1e9,
+                         speedup_vs_eager=(eager_median / median) if eager_median else None))
+    print(f"{model.config.variant}, {model.num_classes} classes, batch {args.batch} x {height}x{width}, "
+          f"{torch.get_num_threads()} threads, {2 * macs / 1e9:.1f} GFLOP per call; median of {args.runs} after "
+          f"{args.warmup} warm-up rounds, backends alternated")
+    print(f"{'backend':<12} {'median ms':>10} {'min ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'vs eager':>9}")
+    for r in rows:
+        ratio = f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "-"
+        print(f"{r['backend']:<12} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>9.1f} {r['images_per_s']:>8.2f} "
+              f"{r['gflops_per_s']:>8.1f} {ratio:>9}")
+    result = dict(model=model.config.variant, num_classes=model.num_classes, batch=args.batch, height=height,
+                  width=width, threads=torch.get_num_threads(), macs=macs, runs=args.runs, warmup=args.warmup,
+                  torch=torch.__version__, machine=platform.machine(), processor=platform.processor(),
+                  cpu_count=os.cpu_count(), results=rows)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {output}")
+    return 0

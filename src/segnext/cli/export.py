@@ -1,0 +1,54 @@
+"""`segnext export --checkpoint C --format onnx`: an ONNX file for onnxruntime / TensorRT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a checkpoint to ONNX (fixed NMF bases, dynamic input size)",
+        description="Write the model as ONNX: input `images` (B, 3, H, W) normalised RGB, output `logits` "
+                    "(B, num_classes, H, W). The NMF bases of the fixed seed are stored as constants; class "
+                    "names, palette and test settings go into the file's metadata.")
+    parser.add_argument("--checkpoint", "-c", required=True, help="any checkpoint create_model reads")
+    parser.add_argument("--format", default="onnx", choices=("onnx",), help="output format (onnx)")
+    parser.add_argument("--output", "-o", help="output file (default: <checkpoint name>.onnx)")
+    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
+                        help="example input size traced (default 512 512)")
+    parser.add_argument("--static", action="store_true", help="fix the input size to --shape (default: dynamic)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--nmf-seed", type=int, help="seed of the fixed NMF bases (default: the library's)")
+    parser.add_argument("--verify", action="store_true", help="compare onnxruntime's output with PyTorch's")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..export import export_onnx
+    from ..models import DEFAULT_NMF_SEED, create_model
+    from ..predict import test_config_from_checkpoint
+
+    seed = DEFAULT_NMF_SEED if args.nmf_seed is None else args.nmf_seed
+    model = create_model(checkpoint=args.checkpoint, nmf_seed=seed).eval()
+    output = Path(args.output) if args.output else Path(Path(args.checkpoint).name).with_suffix(".onnx")
+    height, width = args.shape
+    path = export_onnx(model, output, height, width, dynamic=not args.static, opset=args.opset,
+                       test_config=test_config_from_checkpoint(args.checkpoint))
+    size_mb = path.stat().st_size / 2**20
+    print(f"wrote {path} ({size_mb:.1f} MB, opset {args.opset}, "
+          f"{'dynamic' if not args.static else f'{height}x{width}'} input, {model.num_classes} classes)")
+    if args.verify:
+        from ..predict import OnnxSegmenterModel
+
+        images = torch.randn(1, 3, height, width)
+        with torch.no_grad():
+            expected = model(images)
+        got = OnnxSegmenterModel(path)(images)
+        error = (got - expected).abs().max().item()
+        print(f"onnxruntime vs PyTorch: max abs difference {error:.2e} on a {height}x{width} input")
+        if error > 1e-3:
+            print("segnext export: warning: the difference is larger than expected")
+            return 1
+    return 0

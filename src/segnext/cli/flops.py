@@ -1,0 +1,41 @@
+"""`segnext flops NAME --shape H W`: parameters and multiply-accumulates, as the paper counts them."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "flops", help="parameters and MACs (the paper's 'FLOPs') of a variant at an input size",
+        description="Count parameters and multiply-accumulates of the whole forward (final resize included) "
+                    "with torchprofile's rules. The paper's 'FLOPs' are these MACs.")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="variants (default: all four)")
+    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
+                        help="input height and width (default 512 512)")
+    parser.add_argument("--num-classes", type=int, default=150, help="classes of the head (default 150, ADE20K)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..flops import model_complexity
+    from ..models import list_models
+
+    names = args.names or list_models()
+    height, width = args.shape
+    if height < 1 or width < 1:
+        raise ValueError(f"--shape must be positive, got {height} {width}")
+    results = [model_complexity(name, height, width, num_classes=args.num_classes) for name in names]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return 0
+    print(f"{'model':<10} {'input':>11} {'params':>12} {'GMACs':>9} {'GFLOPs':>9}   conv / matmul / other GMACs")
+    for r in results:
+        kinds = r.macs_by_kind
+        conv, matmul = kinds.get("conv", 0) / 1e9, kinds.get("matmul", 0) / 1e9
+        other = r.gmacs - conv - matmul
+        print(f"{r.name:<10} {f'{height}x{width}':>11} {r.params:>12,} {r.gmacs:>9.2f} {2 * r.gmacs:>9.2f}   "
+              f"{conv:.2f} / {matmul:.2f} / {other:.2f}")
+    print(f"({args.num_classes} classes; MACs counted as torchprofile counts them, as the paper reports 'FLOPs')")
+    return 0

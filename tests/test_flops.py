@@ -1,0 +1,60 @@
+"""MAC counts against the paper's (SPEC section 1, counted with torchprofile on the official code)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from segnext.flops import count_macs, model_complexity
+
+# (variant, classes, height, width) -> GMACs, SPEC section 1
+PAPER_GMACS = {
+    ("segnext_t", 150, 512, 512): 6.59, ("segnext_s", 150, 512, 512): 15.85,
+    ("segnext_b", 150, 512, 512): 34.90, ("segnext_l", 150, 512, 512): 69.96,
+    ("segnext_t", 19, 1024, 2048): 50.54, ("segnext_s", 19, 1024, 2048): 124.62,
+    ("segnext_b", 19, 1024, 2048): 275.65, ("segnext_l", 19, 1024, 2048): 553.70,
+}
+PAPER_PARAMS = {("segnext_t", 150): 4_263_414, ("segnext_s", 150): 13_932_886, ("segnext_b", 150): 27_636_310,
+                ("segnext_l", 150): 48_926_550, ("segnext_t", 19): 4_229_747, ("segnext_s", 19): 13_899_219,
+                ("segnext_b", 19): 27_569_107, ("segnext_l", 19): 48_792_275}
+
+
+@pytest.mark.parametrize("key", list(PAPER_GMACS), ids=lambda k: f"{k[0]}-{k[2]}x{k[3]}")
+def test_macs_match_the_paper_within_one_percent(key):
+    name, classes, height, width = key
+    result = model_complexity(name, height, width, num_classes=classes)
+    assert result.params == PAPER_PARAMS[(name, classes)]
+    assert abs(result.gmacs / PAPER_GMACS[key] - 1) < 0.01, (result.gmacs, PAPER_GMACS[key])
+
+
+def test_counting_rules_on_a_tiny_network():
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.depthwise = nn.Conv2d(8, 8, 5, padding=2, groups=8)
+            self.norm = nn.BatchNorm2d(8)
+            self.linear = nn.Linear(8, 4)
+
+        def forward(self, x):
+            x = self.norm(self.depthwise(self.conv(x))) * 2.0
+            x = nn.functional.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
+            return self.linear(x.permute(0, 2, 3, 1))
+
+    macs, by_kind = count_macs(Tiny().eval(), 10, 10)
+    conv = 8 * 10 * 10 * 3 * 9 + 8 * 10 * 10 * 1 * 25
+    assert by_kind["conv"] == conv
+    assert by_kind["norm"] == 800 and by_kind["mul"] == 800
+    assert by_kind["resize"] == 4 * 8 * 20 * 20
+    assert by_kind["matmul"] == 20 * 20 * 8 * 4
+    assert macs == sum(by_kind.values())
+
+
+def test_count_leaves_the_model_usable(checkpoint_path):
+    import segnext
+
+    model = segnext.create_model(checkpoint=checkpoint_path).eval()
+    count_macs(model, 64, 64)
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(1, 3, 64, 64))).all()
