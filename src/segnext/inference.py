@@ -77,7 +77,7 @@ def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], rat
 
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W)."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float()
     x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     return x.unsqueeze(0)
 

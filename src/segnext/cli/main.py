@@ -19,6 +19,10 @@ COMMANDS = [
     "train",
     "eval",
     "demo",
+    "predict",
+    "export",
+    "flops",
+    "benchmark",
 ]
 
 

@@ -1,0 +1,71 @@
+"""`segnext eval CONFIG --checkpoint C`: score a model on the config's validation set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate a checkpoint (aAcc, mIoU, mAcc, per-class IoU) with a config's test settings",
+        description="Evaluate CHECKPOINT (a training checkpoint, a segnext model directory or an official "
+                    "MMSegmentation file) on the validation split of CONFIG's dataset, with CONFIG's test "
+                    "settings (evaluation.* keys; --ms/--flip for the multi-scale + flip test). Writes the "
+                    "metrics as JSON. Under torchrun the images are split over the processes.")
+    parser.add_argument("config", help="YAML config file or shipped config name")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
+    parser.add_argument("--checkpoint", required=True, help="weights to evaluate")
+    parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
+    parser.add_argument("--ms", action="store_true", help="multi-scale test: ratios 0.5, 0.75, ..., 1.75")
+    parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
+    parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
+    parser.add_argument("--out", help="results JSON (default work_dirs/CONFIG_NAME/eval_<checkpoint>_<split>.json)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..evaluate import evaluate, format_results, test_config_from, write_results
+    from ..inference import MS_RATIOS
+    from ..models import create_model
+    from ..train import distributed, load_config
+    from ..train.datasets import build_val_set
+    from .train import default_work_dir
+
+    config = load_config(args.config, args.overrides)
+    if args.ms:
+        config.evaluation.scales = MS_RATIOS
+    if args.flip:
+        config.evaluation.flip = True
+    env = distributed.setup(args.device or config.train.device)
+    try:
+        if env.device.type == "cpu" and config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        dataset = build_val_set(config, args.split)
+        model = create_model(checkpoint=args.checkpoint, nmf_seed=config.evaluation.nmf_seed).to(env.device)
+        if model.num_classes != dataset.num_classes:
+            raise ValueError(f"{args.checkpoint} predicts {model.num_classes} classes but the {config.data.dataset} "
+                             f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")
+        test_config = test_config_from(config.evaluation, config.data)
+        start = time.perf_counter()
+        results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device, env=env,
+                           progress=not args.no_progress)
+        if env.is_main:
+            split = args.split or config.data.val_split
+            out = Path(args.out) if args.out else (
+                default_work_dir(args.config) / f"eval_{Path(args.checkpoint).stem}_{split}.json")
+            write_results(out, results, checkpoint=str(args.checkpoint), dataset=config.data.dataset, split=split,
+                          test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
+                                    mode=test_config.mode, crop_size=test_config.crop_size,
+                                    stride=test_config.stride, scales=list(test_config.scales),
+                                    flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed),
+                          processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2))
+            print(format_results(results))
+            print(f"Results written to {out}")
+    finally:
+        distributed.cleanup(env)
+    return 0

@@ -1,0 +1,402 @@
+"""The training/evaluation config: one YAML file, validated against the dataclasses below.
+
+A config file has the sections `model`, `data`, `optimizer`, `schedule`, `loss`, `train` and
+`evaluation` (each one a dataclass here, with the official SegNeXt recipe as defaults), plus an
+optional `description`. A file may start from another with `_base_: other.yaml` (a path relative to
+the file, or a list of them): sections are merged key by key, the file's own values winning.
+
+Command-line overrides are dotted `key=value` strings, the value parsed as YAML:
+`train.max_iters=2000`, `data.crop_size=[256,256]`, `model.options.drop_path_rate=0.0`.
+
+Every key is checked: an unknown or misspelled one is an error that names the file and the key and
+suggests the closest valid key (`train.max_iter` -> "Did you mean 'train.max_iters'?").
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from ..inference import IMAGENET_MEAN, IMAGENET_STD
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped configs
+
+
+@dataclass
+class ModelSection:
+    name: str = "segnext_t"
+    num_classes: Optional[int] = None  # None: the dataset's number of classes
+    backbone_checkpoint: Optional[str] = None  # ImageNet MSCAN weights (mscan_t.pth ...), as the paper
+    checkpoint: Optional[str] = None  # start from full segmentation weights instead (fine-tuning)
+    options: Dict[str, Any] = field(default_factory=dict)  # SegNeXtConfig fields, e.g. drop_path_rate
+    sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA + DDP only)
+
+
+@dataclass
+class DataSection:
+    dataset: str = "folder"  # a name of segnext.data.DATASETS
+    root: str = ""
+    train_split: str = "train"
+    val_split: str = "val"
+    # Training pipeline (SPEC §2): keep-ratio resize to img_scale x ratio, crop, flip, photometric.
+    crop_size: Tuple[int, int] = (512, 512)  # (h, w)
+    img_scale: Tuple[int, int] = (2048, 512)  # (long, short) bound before the random ratio
+    ratio_range: Tuple[float, float] = (0.5, 2.0)
+    cat_max_ratio: float = 0.75
+    flip_prob: float = 0.5
+    photometric: bool = True
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+    num_workers: int = 4  # DataLoader worker processes per training process
+
+
+@dataclass
+class OptimizerSection:
+    """AdamW with mmcv's `paramwise_cfg`: a parameter takes the settings of the longest key that is a
+    substring of its name (`head` before `norm`), lr x lr_mult and weight decay x decay_mult."""
+
+    lr: float = 6e-5
+    betas: Tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    custom_keys: Dict[str, Dict[str, float]] = field(default_factory=lambda: {
+        "pos_block": {"decay_mult": 0.0}, "norm": {"decay_mult": 0.0}, "head": {"lr_mult": 10.0}})
+
+
+@dataclass
+class ScheduleSection:
+    """Poly decay over train.max_iters with mmcv's linear warm-up multiplied onto it."""
+
+    power: float = 1.0
+    min_lr: float = 0.0
+    warmup_iters: int = 1500
+    warmup_ratio: float = 1e-6
+    # Decay over train.max_time_minutes of wall-clock time instead of over max_iters, for a fixed
+    # time budget on a machine of unknown speed. The lr then depends on timing: such a run is not
+    # bit-reproducible, and a resumed one is not identical to an uninterrupted one.
+    by_time: bool = False
+
+
+@dataclass
+class LossSection:
+    # "all_pixels": sum of per-pixel cross-entropy / all label pixels, ignored ones included (official,
+    # MMSegmentation 0.x avg_non_ignore=False); "valid_pixels": / the non-ignored pixels.
+    reduction: str = "all_pixels"
+    class_weight: Optional[List[float]] = None  # per-class weights of the cross-entropy
+
+
+@dataclass
+class TrainSection:
+    max_iters: int = 160000
+    batch_size: int = 16  # images per optimizer step in total: processes x micro_batch_size x accumulation
+    micro_batch_size: int = 2  # images per forward pass on one process (BatchNorm sees these)
+    max_time_minutes: Optional[float] = None  # stop (and evaluate) after this much wall-clock time
+    amp: bool = False  # mixed precision: bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
+    threads: Optional[int] = None  # torch CPU threads per process (None: cores / local processes)
+    log_interval: int = 50
+    checkpoint_interval: int = 16000
+    keep_checkpoints: int = 2  # the last K iteration checkpoints are kept (best.pt in addition)
+    eval_interval: int = 16000  # 0: evaluate only at the end
+
+
+@dataclass
+class EvaluationSection:
+    """Test-time settings (segnext.inference.TestConfig) plus what to evaluate during training."""
+
+    img_scale: Optional[Tuple[int, int]] = (2048, 512)
+    size_divisor: Optional[int] = None
+    mode: str = "whole"  # whole or slide
+    crop_size: Optional[Tuple[int, int]] = None  # slide window (h, w)
+    stride: Optional[Tuple[int, int]] = None
+    scales: Tuple[float, ...] = (1.0,)  # multi-scale: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    flip: bool = False
+    nmf_seed: Optional[int] = 0  # fixed NMF bases: reproducible numbers (None: the official random draw)
+    max_images: Optional[int] = None  # periodic evaluations use only the first N val images
+    num_overlays: int = 4  # prediction overlays in the final report
+
+
+@dataclass
+class Config:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    loss: LossSection = field(default_factory=LossSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain lists/dicts/scalars (YAML- and JSON-safe)."""
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and key and says what to do."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loading
+
+
+def find_config(name_or_path: str) -> Path:
+    """A path to a YAML file, or the name of a shipped config (`segnext_t_ade20k_512x512_160k`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    shipped = {p.stem: p for p in CONFIG_DIR.rglob("*.yaml")}
+    if stem in shipped and (len(path.parts) == 1 or shipped[stem].parent.name == path.parent.name):
+        return shipped[stem]
+    hint = _did_you_mean(stem, shipped)
+    raise FileNotFoundError(
+        f"Config {name_or_path} not found: it is neither a file nor a shipped config.{hint} "
+        f"List the shipped configs with `segnext train --list-configs`."
+    )
+
+
+def list_configs() -> List[str]:
+    return sorted(str(p.relative_to(CONFIG_DIR))[:-5] for p in CONFIG_DIR.rglob("*.yaml"))
+
+
+def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> Config:
+    """Read a config file (following `_base_`), apply `key=value` overrides, validate."""
+    path = find_config(name_or_path)
+    raw = _read_with_bases(path, seen=())
+    for item in overrides:
+        apply_override(raw, item)
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
+    return _build(Config, raw, prefix="", source=source)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (model:, data:, train: ...), not a "
+                          f"{type(data).__name__}.")
+    return data
+
+
+def _read_with_bases(path: Path, seen: tuple) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path} includes itself through _base_ ({' -> '.join(str(p) for p in seen + (path,))}).")
+    data = _read_yaml(path)
+    bases = data.pop("_base_", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged: dict = {}
+    for base in bases:
+        base_path = (path.parent / base)
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: _base_ file {base} not found (looked at {base_path}).")
+        merged = _merge(merged, _read_with_bases(base_path, seen + (path,)))
+    return _merge(merged, data)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Apply one `a.b.c=value` override to the raw (not yet validated) config dict."""
+    if "=" not in item:
+        raise ConfigError(f"Override {item!r} is not of the form key=value (e.g. train.max_iters=1000).")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Override {item!r}: the value is not valid YAML ({error}).") from None
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"Override {item!r}: {key!r} is not a dotted key such as train.max_iters.")
+    _check_override_path(parts, item)
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _check_override_path(parts: List[str], item: str) -> None:
+    """Name a misspelled key at override time (before it is buried in a merged dict)."""
+    cls: Any = Config
+    for depth, part in enumerate(parts):
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            return  # inside a free-form dict (model.options, optimizer.custom_keys)
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            prefix = ".".join(parts[:depth])
+            full_names = [f"{prefix}.{n}" if prefix else n for n in names]
+            raise ConfigError(f"Override {item!r}: unknown key {'.'.join(parts[:depth + 1])!r}."
+                              f"{_did_you_mean('.'.join(parts[:depth + 1]), full_names)} "
+                              f"Valid keys here: {', '.join(full_names)}.")
+        cls = typing.get_type_hints(cls)[part]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Validation: raw dict -> dataclasses, with errors that name the key
+
+
+def _did_you_mean(name: str, choices) -> str:
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def _build(cls, raw: Any, prefix: str, source: str):
+    where = prefix.rstrip(".") or "the top level"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping of keys, got {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            full = [prefix + n for n in names]
+            raise ConfigError(
+                f"{source}: unknown key {prefix + str(key)!r}.{_did_you_mean(prefix + str(key), full)} "
+                f"Valid keys in {where}: {', '.join(names)}."
+            )
+    values = {}
+    for name in names:
+        if name not in raw:
+            continue
+        kind = hints[name]
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, raw[name], prefix + name + ".", source)
+        else:
+            values[name] = _coerce(raw[name], kind, prefix + name, source)
+    config = cls(**values)
+    _check_values(config, prefix, source)
+    return config
+
+
+def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
+    """Check `value` against the type annotation `kind`; lists become tuples where a tuple is declared."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    if kind is Any:
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{source}: {key} must be true or false, got {value!r}.")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}.")
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as text; accept what float() reads
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{source}: {key} must be a number, got {value!r}.")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{source}: {key} must be a string, got {value!r}.")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}.")
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(f"{source}: {key} must be a list of {len(args)} values, got {list(value)!r}.")
+        item_kinds = [args[0]] * len(value) if (origin is list or args[-1] is Ellipsis) else list(args)
+        items = [_coerce(v, t, f"{key}[{i}]", source) for i, (v, t) in enumerate(zip(value, item_kinds))]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}.")
+        value_kind = args[1] if args else Any
+        return {str(k): _coerce(v, value_kind, f"{key}.{k}", source) for k, v in value.items()}
+    raise TypeError(f"unsupported config type {kind} for {key}")  # a bug in this file, not in the config
+
+
+def _check_values(section: Any, prefix: str, source: str) -> None:
+    """Range and choice checks that types cannot express."""
+
+    def fail(key: str, message: str):
+        raise ConfigError(f"{source}: {prefix}{key} {message}")
+
+    if isinstance(section, LossSection) and section.reduction not in ("all_pixels", "valid_pixels"):
+        fail("reduction", f"must be 'all_pixels' (official) or 'valid_pixels', got {section.reduction!r}."
+             f"{_did_you_mean(section.reduction, ['all_pixels', 'valid_pixels'])}")
+    if isinstance(section, EvaluationSection):
+        if section.mode not in ("whole", "slide"):
+            fail("mode", f"must be 'whole' or 'slide', got {section.mode!r}.")
+        if section.mode == "slide" and (section.crop_size is None or section.stride is None):
+            fail("mode", "is 'slide' but crop_size and stride are not both set (e.g. [1024, 1024] and [768, 768]).")
+        if not section.scales:
+            fail("scales", "must hold at least one ratio, e.g. [1.0].")
+    if isinstance(section, TrainSection):
+        for key in ("max_iters", "batch_size", "micro_batch_size", "log_interval", "checkpoint_interval",
+                    "keep_checkpoints"):
+            if getattr(section, key) < 1:
+                fail(key, f"must be at least 1, got {getattr(section, key)}.")
+        if section.eval_interval < 0:
+            fail("eval_interval", f"must be >= 0 (0: only at the end), got {section.eval_interval}.")
+        if section.batch_size % section.micro_batch_size:
+            fail("batch_size", f"({section.batch_size}) must be a multiple of train.micro_batch_size "
+                               f"({section.micro_batch_size}).")
+    if isinstance(section, OptimizerSection):
+        for key, rule in section.custom_keys.items():
+            if not isinstance(rule, dict):
+                fail(f"custom_keys.{key}", f"must be a mapping like {{lr_mult: 10.0}}, got {rule!r}.")
+            for name in rule:
+                if name not in ("lr_mult", "decay_mult"):
+                    fail(f"custom_keys.{key}.{name}", f"is not a valid rule.{_did_you_mean(name, ['lr_mult', 'decay_mult'])}"
+                                                      f" Valid: lr_mult, decay_mult.")
+    if isinstance(section, ModelSection):
+        from ..models.config import VARIANTS, SegNeXtConfig
+
+        if section.name not in VARIANTS:
+            fail("name", f"is {section.name!r}, not a SegNeXt variant.{_did_you_mean(section.name, VARIANTS)} "
+                         f"Available: {', '.join(VARIANTS)}.")
+        valid = [f.name for f in dataclasses.fields(SegNeXtConfig) if f.name not in ("variant", "num_classes")]
+        for key in section.options:
+            if key not in valid:
+                fail(f"options.{key}", f"is not a model option.{_did_you_mean(key, valid)} Valid: {', '.join(valid)}.")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

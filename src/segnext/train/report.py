@@ -1,0 +1,159 @@
+"""What a user watches: the JSON-lines log, TensorBoard scalars and the final PNG report.
+
+- WORK_DIR/log.jsonl: one JSON object per line, `{"type": "train", "iter", "loss", "lr", ...}` every
+  `train.log_interval` iterations and `{"type": "eval", "iter", "mIoU", "aAcc", "mAcc", "IoU": [...]}`
+  after every evaluation (appended to when a run resumes).
+- WORK_DIR/tensorboard/: the same scalars, when the `tensorboard` package is installed
+  (`pip install segnext[tensorboard]`; then `tensorboard --logdir WORK_DIR/tensorboard`).
+- WORK_DIR/report.png: loss and mIoU curves and prediction overlays next to the ground truth, when
+  matplotlib is installed (`pip install segnext[plot]`); otherwise a message says how to get it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+class RunLog:
+    """Appends records to log.jsonl and mirrors their numbers to TensorBoard (if installed)."""
+
+    def __init__(self, work_dir: Path, resume_iteration: int = 0, use_tensorboard: bool = True):
+        """resume_iteration > 0: records of later iterations (logged by the interrupted session after its
+        last checkpoint, and about to be redone) are removed from log.jsonl and TensorBoard."""
+        self.path = Path(work_dir) / "log.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            kept = [r for r in read_log(self.path) if r.get("iter", 0) <= resume_iteration] if resume_iteration else []
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        self._file = open(self.path, "a", buffering=1)  # line-buffered: every record reaches the disk
+        self.tensorboard = None
+        if use_tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tensorboard = SummaryWriter(str(Path(work_dir) / "tensorboard"),
+                                                 purge_step=resume_iteration + 1 if resume_iteration else None)
+            except ImportError:  # tensorboard is an optional extra
+                self.tensorboard = None
+
+    def write(self, record: Dict[str, Any]) -> None:
+        record = {"time": round(time.time(), 3), **record}
+        self._file.write(json.dumps(_json_safe(record)) + "\n")
+        if self.tensorboard is not None and "iter" in record:
+            kind = record.get("type", "log")
+            for key, value in record.items():
+                if key not in ("iter", "time") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.tensorboard.add_scalar(f"{kind}/{key}", value, record["iter"])
+            self.tensorboard.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def read_log(path: Path) -> List[Dict[str, Any]]:
+    """Records of log.jsonl; a torn last line (the process was killed mid-write) is skipped."""
+    records = []
+    path = Path(path)
+    if not path.is_file():
+        return records
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def colorize(label: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255) -> np.ndarray:
+    """(H, W) class ids -> (H, W, 3) uint8 colours; ignored pixels black."""
+    table = np.zeros((256, 3), np.uint8)
+    table[:len(palette)] = np.asarray(palette, dtype=np.uint8)[:256]
+    table[ignore_index] = 0
+    return table[label.astype(np.uint8)]
+
+
+def overlay(image: np.ndarray, label: np.ndarray, palette, ignore_index: int = 255, alpha: float = 0.55) -> np.ndarray:
+    colours = colorize(label, palette, ignore_index).astype(np.float32)
+    blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
+    blended[label == ignore_index] = image[label == ignore_index]
+    return blended.clip(0, 255).astype(np.uint8)
+
+
+def default_palette(num_classes: int) -> List[List[int]]:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (num_classes, 3)).tolist()
+
+
+def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Sequence[Sequence[int]]],
+                 class_names: Optional[Sequence[str]] = None, ignore_index: int = 255,
+                 title: str = "") -> Optional[Path]:
+    """WORK_DIR/report.png from log.jsonl and (image, label, prediction) triples; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report: matplotlib is not installed, so no report.png (pip install 'segnext[plot]'); "
+              "the numbers are in log.jsonl and results.json.")
+        return None
+    work_dir = Path(work_dir)
+    records = read_log(work_dir / "log.jsonl")
+    train = [r for r in records if r.get("type") == "train" and r.get("loss") is not None]
+    evals = [r for r in records if r.get("type") == "eval" and r.get("mIoU") is not None]
+    rows = 1 + len(predictions)
+    figure = plt.figure(figsize=(12, 3.2 * rows))
+    grid = figure.add_gridspec(rows, 3)
+    axis = figure.add_subplot(grid[0, :2] if evals else grid[0, :])
+    if train:
+        axis.plot([r["iter"] for r in train], [r["loss"] for r in train], color="tab:blue")
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("training loss")
+    axis.set_title("loss")
+    axis.grid(alpha=0.3)
+    if evals:
+        axis = figure.add_subplot(grid[0, 2])
+        axis.plot([r["iter"] for r in evals], [r["mIoU"] for r in evals], "o-", color="tab:green")
+        axis.set_xlabel("iteration")
+        axis.set_ylabel("val mIoU (%)")
+        axis.set_title(f"mIoU (last {evals[-1]['mIoU']:.1f})")
+        axis.grid(alpha=0.3)
+    palette = palette or default_palette(int(max((p[2].max() for p in predictions), default=0)) + 1)
+    for row, (image, label, prediction) in enumerate(predictions, start=1):
+        for col, (picture, name) in enumerate(((image, "image"), (overlay(image, label, palette, ignore_index),
+                                                                  "ground truth"),
+                                               (overlay(image, prediction, palette, ignore_index), "prediction"))):
+            axis = figure.add_subplot(grid[row, col])
+            axis.imshow(picture)
+            axis.set_title(name)
+            axis.axis("off")
+    if class_names and predictions:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=np.asarray(palette[i]) / 255, label=n) for i, n in enumerate(class_names[:len(palette)])]
+        figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=13)
+    figure.tight_layout(rect=(0, 0.03 if class_names and predictions else 0, 1, 0.97 if title else 1))
+    path = work_dir / "report.png"
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+    return path

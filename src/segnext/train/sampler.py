@@ -1,0 +1,137 @@
+"""Which training sample goes where: a deterministic stream of positions, so that a resumed or a
+differently parallelised run sees exactly the batches an uninterrupted single-process run sees.
+
+The training stream is the concatenation of per-epoch permutations of the dataset: global position p
+is sample `permutation(seed, epoch)[p % n]` of epoch `p // n`. Optimizer step `it` consumes positions
+`it * batch_size ... (it + 1) * batch_size - 1`, split as
+
+    position = it * batch_size + micro_step * (world_size * micro_batch_size) + rank * micro_batch_size + j
+
+for accumulation micro-step `micro_step`, process `rank` and image `j` of its micro-batch. So
+1 process x micro-batch 2 x 1 step, 2 processes x micro-batch 1 and 1 process x micro-batch 1 x 2
+accumulation steps all train on the same images at every step, and resuming at iteration `it`
+needs nothing but `it`.
+
+Augmentation randomness is tied to the sample too: `SampleAt` seeds it from (seed, epoch, index),
+whichever process or worker loads the sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Iterator, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def mix_seed(*values: int) -> int:
+    """A well-spread 63-bit seed from several integers (SplitMix64 steps)."""
+    state = 0x9E3779B97F4A7C15
+    for value in values:
+        state = (state ^ (int(value) & 0xFFFFFFFFFFFFFFFF)) & 0xFFFFFFFFFFFFFFFF
+        state = (state * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        state ^= state >> 31
+        state = (state * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        state ^= state >> 29
+    return state & 0x7FFFFFFFFFFFFFFF
+
+
+class EpochPermutations:
+    """permutation(epoch) of range(n), a pure function of (seed, epoch); the last one is cached."""
+
+    def __init__(self, num_samples: int, seed: int):
+        self.num_samples = num_samples
+        self.seed = seed
+        self._epoch, self._order = -1, None
+
+    def __call__(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0x5A3))
+            self._epoch, self._order = epoch, torch.randperm(self.num_samples, generator=generator)
+        return self._order
+
+    def sample_at(self, position: int) -> Tuple[int, int]:
+        """(dataset index, epoch) of global stream position `position`."""
+        epoch, offset = divmod(position, self.num_samples)
+        return int(self(epoch)[offset]), epoch
+
+
+def micro_batch_position(iteration: int, micro_step: int, rank: int, batch_size: int, world_size: int,
+                         micro_batch_size: int) -> int:
+    """Global stream position of the first image of one process's micro-batch."""
+    return iteration * batch_size + micro_step * world_size * micro_batch_size + rank * micro_batch_size
+
+
+class TrainStreamSampler(Sampler):
+    """Yields (dataset index, epoch) for one process, forever, from optimizer step `start_iteration`."""
+
+    def __init__(self, num_samples: int, seed: int, batch_size: int, micro_batch_size: int, rank: int = 0,
+                 world_size: int = 1, start_iteration: int = 0):
+        if num_samples < 1:
+            raise ValueError("the training set is empty")
+        if batch_size % (micro_batch_size * world_size):
+            raise ValueError(f"batch size {batch_size} is not a multiple of micro-batch size {micro_batch_size} "
+                             f"x {world_size} processes")
+        self.permutations = EpochPermutations(num_samples, seed)
+        self.batch_size, self.micro_batch_size = batch_size, micro_batch_size
+        self.rank, self.world_size = rank, world_size
+        self.accumulation = batch_size // (micro_batch_size * world_size)
+        self.start_iteration = start_iteration
+
+    def positions(self) -> Iterator[int]:
+        iteration = self.start_iteration
+        while True:
+            for micro_step in range(self.accumulation):
+                first = micro_batch_position(iteration, micro_step, self.rank, self.batch_size, self.world_size,
+                                             self.micro_batch_size)
+                yield from range(first, first + self.micro_batch_size)
+            iteration += 1
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        for position in self.positions():
+            yield self.permutations.sample_at(position)
+
+
+@contextlib.contextmanager
+def seeded_global_rngs(seed: int):
+    """Seed python's, numpy's and torch's global RNGs for the block, then restore them.
+
+    Restoring matters when samples load in the main process (num_workers=0): the model's own draws
+    (drop path, NMF bases) must not depend on how the data was loaded.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
+class SampleAt(Dataset):
+    """dataset[(index, epoch)]: sample `index` with the augmentation of `epoch`, reproducibly.
+
+    The dataset's own per-epoch seeding (`set_epoch`) is set, and the global RNGs are seeded from
+    (seed, epoch, index) around the call, so that a transform drawing from either gives the same crop,
+    flip and colour jitter in any process or worker, on any run.
+    """
+
+    def __init__(self, dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: Tuple[int, int]) -> dict:
+        index, epoch = item
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        with seeded_global_rngs(mix_seed(self.seed, epoch, index)):
+            sample = self.dataset[index]
+        return {"image": sample["image"], "label": sample["label"]}

@@ -1,0 +1,94 @@
+"""`segnext train` and `segnext eval` from the command line (in-process, through cli.main)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import segnext
+from segnext.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory) -> Path:
+    from segnext.demo_data import make_scene_dataset
+
+    return make_scene_dataset(tmp_path_factory.mktemp("scenes"), num_train=8, num_val=4, size=(48, 64), seed=1)
+
+
+@pytest.fixture()
+def config_file(tmp_path, scenes) -> Path:
+    config = {
+        "model": {"name": "segnext_t"},
+        "data": {"dataset": "folder", "root": str(scenes), "crop_size": [48, 48], "img_scale": [64, 48],
+                 "num_workers": 0},
+        "train": {"max_iters": 2, "batch_size": 2, "micro_batch_size": 2, "log_interval": 1,
+                  "checkpoint_interval": 2, "eval_interval": 0, "threads": 1},
+        "evaluation": {"img_scale": [64, 48], "num_overlays": 1},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_list_and_print_configs(capsys):
+    assert main(["train", "--list-configs"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert "ade20k/segnext_t_ade20k_512x512_160k" in listed and "camvid/segnext_t_camvid_cpu_60min" in listed
+    assert main(["train", "segnext_b_cityscapes_1024x1024_160k", "train.max_iters=10", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["train"]["max_iters"] == 10 and printed["evaluation"]["mode"] == "slide"
+
+
+def test_config_errors_are_one_clear_line(capsys, config_file, tmp_path):
+    assert main(["train", str(config_file), "train.max_iter=5"]) == 1
+    error = capsys.readouterr().err
+    assert "Did you mean 'train.max_iters'?" in error and "Traceback" not in error
+    assert main(["train", "no_such_config"]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert main(["train", str(config_file), "data.root=/nonexistent/data", "--work-dir", str(tmp_path / "w")]) == 1
+    assert "data.root /nonexistent/data does not exist" in capsys.readouterr().err
+    assert main(["train", str(config_file), "model.backbone_checkpoint=pretrained/mscan_t.pth",
+                 "--work-dir", str(tmp_path / "w")]) == 1
+    assert "model.backbone_checkpoint pretrained/mscan_t.pth does not exist" in capsys.readouterr().err
+
+
+def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
+    work_dir = tmp_path / "run"
+    assert main(["train", str(config_file), "--work-dir", str(work_dir), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "mIoU" in out and (work_dir / "results.json").is_file() and (work_dir / "config.yaml").is_file()
+    records = [json.loads(line) for line in (work_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records] == ["train", "train", "eval"]
+    assert {"iter", "loss", "lr", "it_per_s"} <= set(records[0]) and records[-1]["final"] is True
+    # A training checkpoint, the exported model directory and best.pt all evaluate.
+    checkpoint = work_dir / "checkpoints" / "iter_00000002.pt"
+    out_json = tmp_path / "eval.json"
+    assert main(["eval", str(config_file), "--checkpoint", str(checkpoint), "--out", str(out_json),
+                 "--no-progress", "--flip"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out_json.read_text())
+    assert "mIoU" in printed and results["num_images"] == 4 and results["test"]["flip"] is True
+    assert len(results["per_class"]) == 8 and results["checkpoint"] == str(checkpoint)
+    model = segnext.create_model(checkpoint=work_dir / "final_model")
+    assert model.num_classes == 8 and model.config.class_names[0] == "sky"
+    assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",
+                 str(tmp_path / "e2.json"), "--no-progress", "--max-images", "2"]) == 0
+    assert json.loads((tmp_path / "e2.json").read_text())["num_images"] == 2
+
+
+def test_eval_refuses_a_model_for_another_dataset(capsys, config_file, tmp_path):
+    segnext.save_model(segnext.create_model("segnext_t", num_classes=19), tmp_path / "city")
+    assert main(["eval", str(config_file), "--checkpoint", str(tmp_path / "city"), "--no-progress"]) == 1
+    assert "19 classes" in capsys.readouterr().err

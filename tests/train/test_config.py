@@ -1,0 +1,127 @@
+"""Config files: validation with helpful errors, overrides, _base_, and the shipped recipes."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from segnext.train.config import CONFIG_DIR, Config, ConfigError, list_configs, load_config
+
+from train_helpers import tiny_config, write_config
+
+
+def test_unknown_key_names_the_file_and_suggests_the_closest(tmp_path, scenes):
+    raw = tiny_config(scenes)
+    raw["train"]["max_iter"] = 10
+    path = write_config(tmp_path / "typo.yaml", raw)
+    with pytest.raises(ConfigError) as error:
+        load_config(str(path))
+    message = str(error.value)
+    assert str(path) in message and "'train.max_iter'" in message and "Did you mean 'train.max_iters'?" in message
+
+
+def test_unknown_section_and_nested_keys(tmp_path, scenes):
+    raw = tiny_config(scenes)
+    raw["optimiser"] = {"lr": 1.0}
+    with pytest.raises(ConfigError, match="Did you mean 'optimizer'"):
+        load_config(str(write_config(tmp_path / "a.yaml", raw)))
+    raw = tiny_config(scenes, model={"options": {"drop_path_rat": 0.0}})
+    with pytest.raises(ConfigError, match="Did you mean 'drop_path_rate'"):
+        load_config(str(write_config(tmp_path / "b.yaml", raw)))
+    raw = tiny_config(scenes, optimizer={"custom_keys": {"head": {"lr_mul": 10.0}}})
+    with pytest.raises(ConfigError, match="Did you mean 'lr_mult'"):
+        load_config(str(write_config(tmp_path / "c.yaml", raw)))
+
+
+def test_overrides_are_yaml_values_and_checked(tmp_path, scenes):
+    path = write_config(tmp_path / "c.yaml", tiny_config(scenes))
+    config = load_config(str(path), ["train.max_iters=7", "data.crop_size=[32, 48]", "optimizer.lr=1e-4",
+                                     "evaluation.size_divisor=null", "model.options.drop_path_rate=0.0"])
+    assert config.train.max_iters == 7 and config.data.crop_size == (32, 48)
+    assert config.optimizer.lr == 1e-4  # "1e-4" is text to PyYAML; accepted as a number
+    assert config.evaluation.size_divisor is None and config.model.options == {"drop_path_rate": 0.0}
+    with pytest.raises(ConfigError, match="Did you mean 'train.max_iters'"):
+        load_config(str(path), ["train.max_iter=5"])
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(str(path), ["train.max_iters"])
+    with pytest.raises(ConfigError, match="train.max_iters must be an integer"):
+        load_config(str(path), ["train.max_iters=many"])
+    with pytest.raises(ConfigError, match="data.crop_size must be a list of 2"):
+        load_config(str(path), ["data.crop_size=[1,2,3]"])
+    with pytest.raises(ConfigError, match="multiple of train.micro_batch_size"):
+        load_config(str(path), ["train.batch_size=3"])
+    with pytest.raises(ConfigError, match="'all_pixels'"):
+        load_config(str(path), ["loss.reduction=mean"])
+    with pytest.raises(ConfigError, match="Did you mean 'segnext_t'"):
+        load_config(str(path), ["model.name=segnext_tt"])
+
+
+def test_base_files_merge_key_by_key(tmp_path, scenes):
+    write_config(tmp_path / "base.yaml", tiny_config(scenes))
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain:\n  max_iters: 3\n")
+    config = load_config(str(tmp_path / "child.yaml"))
+    assert config.train.max_iters == 3 and config.train.batch_size == 2 and config.data.root == str(scenes)
+    (tmp_path / "loop.yaml").write_text("_base_: loop.yaml\n")
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_config(str(tmp_path / "loop.yaml"))
+
+
+def test_missing_config_suggests_a_shipped_one():
+    with pytest.raises(FileNotFoundError, match="segnext_t_ade20k_512x512_160k"):
+        load_config("segnext_t_ade20k_512x512_16k")
+
+
+def test_round_trip_through_yaml(tmp_path, scenes):
+    config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))))
+    again = load_config(str(write_config(tmp_path / "d.yaml", yaml.safe_load(config.to_yaml()))))
+    assert again == config
+
+
+# What SPEC §2 says per dataset: crop, total batch, iterations, train img_scale, test settings.
+RECIPES = {
+    "ade20k": dict(crop=(512, 512), batch=16, iters=160000, scale=(2048, 512), test_scale=(2048, 512), divisor=32,
+                   mode="whole", classes=150),
+    "cityscapes": dict(crop=(1024, 1024), batch=8, iters=160000, scale=(2048, 1024), test_scale=(2048, 1024),
+                       divisor=None, mode="slide", classes=19),
+    "coco_stuff": dict(crop=(512, 512), batch=16, iters=80000, scale=(2048, 512), test_scale=(2048, 512), divisor=32,
+                       mode="whole", classes=171),
+    "voc_aug": dict(crop=(512, 512), batch=16, iters=80000, scale=(2048, 512), test_scale=(2048, 512), divisor=None,
+                    mode="whole", classes=21),
+    "pascal_context_59": dict(crop=(480, 480), batch=16, iters=80000, scale=(520, 520), test_scale=(520, 520),
+                              divisor=None, mode="slide", classes=59),
+    "isaid": dict(crop=(896, 896), batch=16, iters=160000, scale=(896, 896), test_scale=(896, 896), divisor=None,
+                  mode="whole", classes=16),
+    "camvid": dict(crop=(360, 480), batch=16, iters=20000, scale=(480, 360), test_scale=(480, 360), divisor=None,
+                   mode="whole", classes=11),
+}
+
+
+def test_shipped_configs_cover_every_variant_and_dataset_with_the_official_recipe():
+    names = list_configs()
+    paper = [n for n in names if not n.startswith("demo/") and not n.endswith("_cpu_60min")]
+    assert len(paper) == 28
+    for dataset, recipe in RECIPES.items():
+        for variant in ("t", "s", "b", "l"):
+            [name] = [n for n in paper if n.startswith(f"{dataset}/segnext_{variant}_")]
+            config = load_config(name)
+            assert config.model.name == f"segnext_{variant}" and config.data.dataset == dataset
+            assert config.model.num_classes == recipe["classes"]
+            assert config.model.backbone_checkpoint == f"pretrained/mscan_{variant}.pth"
+            assert (config.data.crop_size, config.train.batch_size, config.train.max_iters) == \
+                (recipe["crop"], recipe["batch"], recipe["iters"]), name
+            assert config.data.img_scale == recipe["scale"] and config.data.ratio_range == (0.5, 2.0)
+            assert config.evaluation.img_scale == recipe["test_scale"]
+            assert (config.evaluation.size_divisor, config.evaluation.mode) == (recipe["divisor"], recipe["mode"])
+            assert config.optimizer == Config().optimizer and config.schedule == Config().schedule
+            assert config.loss.reduction == "all_pixels" and not config.train.amp
+            if dataset == "cityscapes":
+                assert config.evaluation.crop_size == (1024, 1024) and config.evaluation.stride == (768, 768)
+            if dataset in ("voc_aug", "pascal_context_59", "isaid", "camvid"):
+                assert "NO official config" in config.description  # says where the schedule comes from
+
+
+def test_shipped_files_are_yaml_in_the_package():
+    files = sorted(CONFIG_DIR.rglob("*.yaml"))
+    assert len(files) >= 30
+    for path in files:
+        assert isinstance(yaml.safe_load(path.read_text()), dict)

@@ -1,0 +1,55 @@
+"""Loop options in short in-process runs: mixed precision, time budget, starting over in a used work dir."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from segnext.train import checkpointing, load_config, train
+
+from train_helpers import tiny_config, write_config
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path, scenes):
+    config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))),
+                         ["train.amp=true", "train.max_iters=2", "train.checkpoint_interval=2"])
+    result = train(config, tmp_path / "amp", progress=False)
+    assert result.stop_reason == "finished" and result.iteration == 2
+    state = checkpointing.load(tmp_path / "amp" / "checkpoints" / "iter_00000002.pt")
+    assert all(v.dtype != torch.bfloat16 for v in state["model"].values())  # weights stay fp32
+    assert state["grad_scaler"] is None  # no scaler needed for bf16
+
+
+def test_time_budget_stops_evaluates_and_reports(tmp_path, scenes):
+    config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))),
+                         ["train.max_iters=1000", "train.max_time_minutes=0.0001", "schedule.by_time=true"])
+    result = train(config, tmp_path / "timed", progress=False)
+    assert result.stop_reason == "time limit" and result.iteration == 1
+    assert result.results is not None and (tmp_path / "timed" / "results.json").is_file()
+    assert checkpointing.latest_checkpoint(tmp_path / "timed" / "checkpoints").name == "iter_00000001.pt"
+    with pytest.raises(ValueError, match="schedule.by_time needs train.max_time_minutes"):
+        train(load_config(str(tmp_path / "c.yaml"), ["schedule.by_time=true"]), tmp_path / "x", progress=False)
+
+
+def test_no_resume_moves_the_old_run_aside(tmp_path, scenes):
+    path = write_config(tmp_path / "c.yaml", tiny_config(scenes))
+    config = load_config(str(path), ["train.max_iters=2"])
+    train(config, tmp_path / "run", progress=False)
+    result = train(load_config(str(path), ["train.max_iters=3"]), tmp_path / "run", resume=True, progress=False)
+    assert result.iteration == 3  # resumed from 2, one more step
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records if r["type"] == "train"] == [1, 2, 3]
+    train(config, tmp_path / "run", resume=False, progress=False)
+    archived = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(("checkpoints_", "log_")))
+    assert len(archived) == 2
+    assert [p.name for p in checkpointing.iteration_checkpoints(tmp_path / "run" / "checkpoints")] == \
+        ["iter_00000002.pt"]

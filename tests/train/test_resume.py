@@ -1,0 +1,122 @@
+"""Interrupted runs: SIGKILL at any point or SIGTERM, then resume, ends with the weights of an
+uninterrupted run; a NaN loss stops the run naming the iteration and keeping the last checkpoint."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from segnext.train import checkpointing
+
+from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write_config
+
+MAX_ITERS = 12
+
+
+def start_training(config_path: Path, work_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "segnext.cli.main", "train", str(config_path), "--work-dir",
+                             str(work_dir), "--no-progress"], env=SUBPROCESS_ENV, cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"training ended before {path.name} appeared:\n{process.stdout.read()}")
+        assert time.time() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.01)
+
+
+def final_state(work_dir: Path) -> dict:
+    return checkpointing.load(work_dir / "checkpoints" / checkpointing.checkpoint_name(MAX_ITERS))
+
+
+def test_killed_and_terminated_runs_resume_to_the_weights_of_an_uninterrupted_run(tmp_path, scenes):
+    # Drop path, dropout and the random NMF bases stay on: resuming must reproduce those draws too.
+    # One DataLoader worker: prefetched-but-unused batches must not shift the resumed stream.
+    raw = tiny_config(scenes, train={"max_iters": MAX_ITERS, "checkpoint_interval": 2},
+                      data={"num_workers": 1})
+    config = write_config(tmp_path / "tiny.yaml", raw)
+
+    straight = run_cli("train", str(config), "--work-dir", str(tmp_path / "straight"), "--no-progress")
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+
+    work_dir = tmp_path / "interrupted"
+    # 1. SIGKILL as soon as the iteration-4 checkpoint exists (mid-step or mid-save of the next one).
+    process = start_training(config, work_dir)
+    wait_for(work_dir / "checkpoints" / checkpointing.checkpoint_name(4), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (work_dir / "checkpoints" / checkpointing.checkpoint_name(MAX_ITERS)).exists(), \
+        "the run finished before it was killed; the test needs a slower run"
+    killed_at = checkpointing.latest_checkpoint(work_dir / "checkpoints")
+    # 2. Resume automatically, then SIGTERM: a checkpoint is written before exiting.
+    process = start_training(config, work_dir)
+    first_new = checkpointing.checkpoint_name(checkpointing.load(killed_at)["iteration"] + 2)
+    wait_for(work_dir / "checkpoints" / first_new, process)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, output
+    assert f"Resumed from {killed_at}" in output and "Stopped by SIGTERM" in output
+    stopped_at = checkpointing.latest_checkpoint(work_dir / "checkpoints")
+    assert checkpointing.load(stopped_at)["iteration"] < MAX_ITERS
+    # 3. Resume again and finish.
+    finished = run_cli("train", str(config), "--work-dir", str(work_dir), "--no-progress")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+
+    reference, resumed = final_state(tmp_path / "straight"), final_state(work_dir)
+    worst = max((reference["model"][k].float() - resumed["model"][k].float()).abs().max().item()
+                for k in reference["model"])
+    assert worst <= 1e-6, f"weights differ by up to {worst}"
+    for key in ("exp_avg", "exp_avg_sq"):
+        for index, state in reference["optimizer"]["state"].items():
+            torch.testing.assert_close(resumed["optimizer"]["state"][index][key], state[key], atol=1e-6, rtol=1e-5)
+    # The same logged losses after the interruptions as without them.
+    # The log of the interrupted run reads like the straight one: work redone after a resume replaces
+    # what the interrupted session had logged past its last checkpoint.
+    def losses(directory):
+        records = [json.loads(line) for line in (directory / "log.jsonl").read_text().splitlines()]
+        return [(r["iter"], r["loss"]) for r in records if r["type"] == "train"]
+    straight_losses, resumed_losses = losses(tmp_path / "straight"), losses(work_dir)
+    assert [i for i, _ in resumed_losses] == [i for i, _ in straight_losses] == list(range(1, MAX_ITERS + 1))
+    assert [l for _, l in resumed_losses] == pytest.approx([l for _, l in straight_losses], abs=1e-5)
+    assert json.loads((work_dir / "results.json").read_text())["mIoU"] == pytest.approx(
+        json.loads((tmp_path / "straight" / "results.json").read_text())["mIoU"], abs=1e-6)
+
+
+def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path, scenes, monkeypatch):
+    import segnext.train.loop as loop
+    from segnext.train import TrainingDiverged, load_config, train
+
+    calls = {"n": 0}
+    real_loss = loop.segmentation_loss
+
+    def loss_that_explodes_at_step_5(*args, **kwargs):
+        calls["n"] += 1
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(loop, "segmentation_loss", loss_that_explodes_at_step_5)
+    config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))))
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(TrainingDiverged) as error:
+            train(config, tmp_path / "run", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    message = str(error.value)
+    assert "iteration 5" in message and "iter_00000004.pt" in message
+    checkpoints = checkpointing.iteration_checkpoints(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in checkpoints] == ["iter_00000002.pt", "iter_00000004.pt"]
+    assert torch.isfinite(torch.stack([v.float().sum() for v in checkpointing.load(checkpoints[-1])["model"].values()])).all()
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    assert '"type": "diverged", "iter": 5' in log

@@ -1,0 +1,74 @@
+"""The sample stream: the same images at every step whatever the process/accumulation layout, and
+from any resume point."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from segnext.train.sampler import EpochPermutations, SampleAt, TrainStreamSampler
+
+
+def step_images(num_samples, steps, batch, micro, world, start=0):
+    """For each optimizer step: the sorted dataset indices all processes load, micro-step by micro-step."""
+    streams = [iter(TrainStreamSampler(num_samples, seed=3, batch_size=batch, micro_batch_size=micro, rank=r,
+                                       world_size=world, start_iteration=start)) for r in range(world)]
+    accumulation = batch // (micro * world)
+    out = []
+    for _ in range(steps):
+        images = []
+        for _ in range(accumulation):
+            for stream in streams:
+                images += [next(stream) for _ in range(micro)]
+        out.append(images)
+    return out
+
+
+def test_layouts_see_the_same_samples_in_the_same_order():
+    single = step_images(10, 7, batch=4, micro=4, world=1)
+    assert step_images(10, 7, batch=4, micro=1, world=1) == single  # accumulation 4
+    assert step_images(10, 7, batch=4, micro=1, world=2) == single  # 2 processes x accumulation 2
+    assert step_images(10, 7, batch=4, micro=2, world=2) == single  # 2 processes x 2 images
+
+
+def test_resume_continues_the_stream():
+    full = step_images(10, 9, batch=4, micro=2, world=1)
+    assert step_images(10, 4, batch=4, micro=2, world=1, start=5) == full[5:]
+
+
+def test_every_epoch_is_a_permutation_and_epochs_differ():
+    permutations = EpochPermutations(10, seed=3)
+    seen = [permutations.sample_at(p) for p in range(30)]
+    for epoch in range(3):
+        indices = [i for i, e in seen if e == epoch]
+        assert sorted(indices) == list(range(10))
+    assert permutations(0).tolist() != permutations(1).tolist()
+    assert EpochPermutations(10, seed=4)(0).tolist() != permutations(0).tolist()
+
+
+class _RandomDataset:
+    """Draws from every global RNG, as a careless transform might."""
+
+    def __init__(self):
+        self.epoch = None
+
+    def __len__(self):
+        return 5
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, index):
+        value = np.random.rand() + torch.rand(()).item()
+        return {"image": torch.tensor([value, float(self.epoch)]), "label": torch.tensor(index)}
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_index_and_leaves_the_caller_rng_alone():
+    dataset = SampleAt(_RandomDataset(), seed=0)
+    torch.manual_seed(1)
+    before = torch.get_rng_state()
+    first = dataset[(3, 2)]["image"]
+    assert torch.equal(torch.get_rng_state(), before)
+    dataset[(1, 0)]
+    assert torch.equal(dataset[(3, 2)]["image"], first) and first[1] == 2
+    assert not torch.equal(dataset[(3, 1)]["image"], first)
