@@ -19,10 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_size
 from .label_upsample import upsampled_argmax
-
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
 
 
@@ -52,19 +50,12 @@ class TestConfig:
             raise ValueError("scales must not be empty")
 
 
-def rescale_size(height: int, width: int, scale: Tuple[int, int]) -> Tuple[int, int]:
-    """mmcv.rescale_size: the largest keep-ratio size within (long edge, short edge) `scale`."""
-    long_edge, short_edge = max(scale), min(scale)
-    factor = min(long_edge / max(height, width), short_edge / min(height, width))
-    return int(height * factor + 0.5), int(width * factor + 0.5)
-
-
 def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], ratio: float = 1.0,
                     size_divisor: Optional[int] = None) -> np.ndarray:
     height, width = image.shape[:2]
     if img_scale is not None:
         scale = (int(img_scale[0] * ratio), int(img_scale[1] * ratio))
-        height, width = rescale_size(height, width, scale)
+        width, height = rescale_size(width, height, scale)
     elif ratio != 1.0:
         height, width = int(height * ratio + 0.5), int(width * ratio + 0.5)
     if size_divisor:
