@@ -40,9 +40,11 @@ import tempfile
 import time
 import types
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import torch
+
+from segnext.cli.benchmark import time_alternately
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = REPO.parent / "shared" / "fixtures" / "segnext_tiny_ade_random.pth"
@@ -140,19 +142,6 @@ def image_metas(batch: int, height: int, width: int) -> List[dict]:
 
 # --------------------------------------------------------------------------------------------
 # Timing
-
-
-def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warmup: int) -> Dict[str, List[float]]:
-    for _ in range(warmup):
-        for function in functions.values():
-            function()
-    seconds: Dict[str, List[float]] = {name: [] for name in functions}
-    for _ in range(runs):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
 
 
 def summarize(seconds: Dict[str, List[float]], reference: str, flops: float) -> Dict[str, dict]:

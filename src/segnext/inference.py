@@ -11,8 +11,8 @@ One image at a time, as the official test loop does:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np

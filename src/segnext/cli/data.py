@@ -78,7 +78,7 @@ def run_prepare(args) -> int:
     if report.failures:
         _print_capped(report.failures, "FAILED ")
         sys.stdout.flush()
-        print(f"fix or remove the files above and run the same command again (finished files are skipped)",
+        print("fix or remove the files above and run the same command again (finished files are skipped)",
               file=sys.stderr)
         return 1
     return 0

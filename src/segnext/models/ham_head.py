@@ -6,7 +6,6 @@ Module names follow the official `mmseg/models/decode_heads/ham_head.py` (mmcv C
 
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Sequence
 
 import torch

@@ -12,7 +12,6 @@ import math
 from typing import List, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
