@@ -267,8 +267,8 @@ def training_step(args) -> dict:
         loss.backward()
         return loss
 
-    # Opt-in variant, not what create_model gives: the same model and inputs in channels-last memory
-    # (same function; gradients differ from the NCHW ones at rounding level only).
+    # What `segnext train` runs by default (train.channels_last: true): the create_model model and
+    # its inputs in channels-last memory (same function; gradients differ from NCHW at rounding level).
     import copy
 
     ours_nhwc = copy.deepcopy(ours).to(memory_format=torch.channels_last)
@@ -287,7 +287,7 @@ def training_step(args) -> dict:
     flops = 3 * 2 * count_macs(ours.eval(), *size, batch_size=2)[0]  # forward + ~2x for backward
     ours.train()
     seconds = time_alternately({"mmseg train step": theirs_step, "segnext train step": ours_step,
-                                "segnext train step, channels_last (opt-in)": ours_nhwc_step},
+                                "segnext train step, channels_last (segnext train default)": ours_nhwc_step},
                                args.runs, args.warmup)
     rows = summarize(seconds, "mmseg train step", flops)
     print_table(f"SegNeXt-T training step, 2x3x{args.size}x{args.size} (forward + CE + backward), "

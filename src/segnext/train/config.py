@@ -98,6 +98,9 @@ class TrainSection:
     micro_batch_size: int = 2  # images per forward pass on one process (BatchNorm sees these)
     max_time_minutes: Optional[float] = None  # stop (and evaluate) after this much wall-clock time
     amp: bool = False  # mixed precision: bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA
+    # NHWC model and input: about 20% faster steps on CPU (BENCHMARKS.md); the same function, but
+    # the convolutions round differently, so results differ from NCHW at float-rounding level.
+    channels_last: bool = True
     seed: int = 0
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
     threads: Optional[int] = None  # torch CPU threads per process (None: cores / local processes)

@@ -168,7 +168,8 @@ class _Trainer:
         self.ignore_index = getattr(self.train_set, "ignore_index", 255)
 
         torch.manual_seed(train_cfg.seed)  # the same initial weights on every process
-        self.model = self._build_model().to(env.device)
+        self.memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
+        self.model = self._build_model().to(env.device, memory_format=self.memory_format)
         self.optimizer = build_optimizer(self.model, config.optimizer)
         self.amp_dtype = torch.float16 if env.device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=train_cfg.amp and env.device.type == "cuda")
@@ -380,7 +381,7 @@ class _Trainer:
                     fetch_start = time.perf_counter()
                     batch = next(batches)
                     data_seconds += time.perf_counter() - fetch_start
-                    images = batch["image"].to(env.device, non_blocking=True)
+                    images = batch["image"].to(env.device, non_blocking=True, memory_format=self.memory_format)
                     labels = batch["label"].to(env.device, non_blocking=True)
                     # The model's random draws (drop path, NMF bases, dropout) come from the sample
                     # position, not from how many forwards this process ran: resume- and layout-proof.
