@@ -103,6 +103,10 @@ def test_evaluate_scores_every_prediction_and_shards_add_up(model):
     expected = metric.compute()
     assert results["mIoU"] == pytest.approx(expected["mIoU"]) and results["aAcc"] == pytest.approx(expected["aAcc"])
     assert results["num_images"] == 5 and len(results["predictions"]) == 2
+    # The overlays are spread over the split (first and last image), not its first frames.
+    kept_images = [kept[0] for kept in results["predictions"]]
+    assert np.array_equal(kept_images[0], dataset.items[0]["image"])
+    assert np.array_equal(kept_images[1], dataset.items[4]["image"])
     assert results["class_names"] == dataset.class_names
     # What each DDP process scores (without the all-reduce): their confusions sum to the whole.
     shards = [evaluate(model, dataset, config, env=SimpleNamespace(rank=r, world_size=2, enabled=False))

@@ -39,7 +39,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
     [target, prediction]) and `majority_class_mIoU` (the trivial baseline); with keep_predictions=k
-    also `predictions`: the first k (image, label, prediction) triples of this process (for overlays).
+    also `predictions`: k (image, label, prediction) triples of this process, evenly spread (for overlays).
     `env` (segnext.train.distributed.Distributed) shards the images over processes.
     also_first=N adds `first_images`: the metrics of the first N images alone (from the same pass), to
     compare with earlier evaluations that used only those.
@@ -57,6 +57,9 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     was_training = model.training
     model.eval()
     kept: List[tuple] = []
+    # Overlays spread over the split: neighbouring frames of a video dataset look all alike.
+    keep_positions = set(np.linspace(0, len(indices) - 1, keep_predictions).round().astype(int).tolist()
+                         if keep_predictions and len(indices) else [])
     start = time.perf_counter()
     iterator = indices
     if progress and rank == 0:
@@ -64,7 +67,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
 
         iterator = tqdm(indices, desc="eval", unit="img", dynamic_ncols=True, leave=False)
     try:
-        for index in iterator:
+        for position, index in enumerate(iterator):
             sample = dataset[index]
             image = sample["image"]
             if not image.flags.writeable:  # torch.from_numpy warns about read-only arrays
@@ -74,7 +77,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
             metric.update(prediction, label)
             if first is not None and index < also_first:
                 first.update(prediction, label)
-            if len(kept) < keep_predictions:
+            if position in keep_positions:
                 kept.append((sample["image"], np.asarray(sample["label"]), prediction.numpy().astype(np.uint8)))
     finally:
         model.train(was_training)
