@@ -21,7 +21,9 @@ What it does, in one process, 2 threads:
    - a training step of two 512x512 crops of SegNeXt-T (forward, cross-entropy, backward), each
      model in training mode as its library builds it;
 4. measures peak memory (maxrss) of each path in its own subprocess;
-5. reports GFLOP/s against this machine's float32 matmul rate (torch.mm of 4096^2 matrices).
+5. reports GFLOP/s against this machine's float32 matmul rate (torch.mm of 4096^2 matrices);
+6. runs steps 3 again after applying `segnext.memory.reuse_freed_memory()` (glibc malloc keeps
+   freed memory, as the `segnext` commands and `train()` set it): process-wide, so for both sides.
 
 Other processes on the machine slow both sides alike; compare the ratios, which the alternation
 keeps fair, more than the absolute times.
@@ -397,6 +399,8 @@ def main() -> int:
                         help="SegNeXt-T weights for both (default: the shared random-weight fixture)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-reuse", action="store_true",
+                        help="skip the second round with glibc malloc set to keep freed memory")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "vs_mmseg.json"))
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -423,6 +427,18 @@ def main() -> int:
         results["inference"][variant] = inference(variant, args)
     if not args.skip_train:
         results["training_step_t"] = training_step(args)
+    if not args.skip_reuse:
+        # `segnext train` and the `segnext` commands set glibc's malloc to keep freed memory for
+        # reuse (segnext.memory.reuse_freed_memory). The setting is process-wide, so from here on
+        # MMSegmentation gets it too: the same runs again, both sides with the tuned allocator.
+        from segnext.memory import reuse_freed_memory
+
+        print("\n=== again, with segnext.memory.reuse_freed_memory() applied to this process (both sides) ===")
+        results["reuse_freed_memory"] = dict(applied=reuse_freed_memory(), inference={})
+        for variant in args.variants:
+            results["reuse_freed_memory"]["inference"][variant] = inference(variant, args)
+        if not args.skip_train:
+            results["reuse_freed_memory"]["training_step_t"] = training_step(args)
     if not args.skip_memory:
         results["memory"] = memory_table(args)
     results["load_average_after"] = os.getloadavg()

@@ -85,6 +85,14 @@ def _smooth_logits(num_classes, height, width, rng):
     return F.interpolate(coarse[None], size=(height, width), mode="bilinear", align_corners=False)[0]
 
 
+def _reference_labels(logits, sizes):
+    """Resize-then-argmax with F.interpolate itself (independent of segnext's resize helpers)."""
+    scores = logits[None].contiguous()
+    for size in sizes:
+        scores = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+    return scores[0].argmax(0)
+
+
 def test_label_only_resize_is_identical_to_resize_then_argmax():
     rng = torch.Generator().manual_seed(0)
     picker = random.Random(0)
@@ -97,16 +105,24 @@ def test_label_only_resize_is_identical_to_resize_then_argmax():
         logits = _smooth_logits(num_classes, height, width, rng)
         if picker.random() < 0.3:
             logits[:, : height // 2] = logits[:, : height // 2].round()  # exact ties
-        expected = resize_chain(logits[None], sizes)[0].argmax(0)
+        expected = _reference_labels(logits, sizes)
         got = upsampled_argmax(logits, sizes, memory_limit=picker.choice([1 << 16, 1 << 28]))
         assert torch.equal(got, expected), (num_classes, height, width, sizes)
+        assert torch.equal(resize_chain(logits[None], sizes)[0].argmax(0), expected)
+
+
+@pytest.mark.parametrize("num_classes,size", [(150, 512), (19, 97)])
+def test_label_only_resize_of_white_noise_logits(num_classes, size):
+    """Class boundaries at almost every pixel (untrained weights): the mostly-uncertain branch."""
+    logits = torch.randn(num_classes, size // 8, size // 8 + 3, generator=torch.Generator().manual_seed(size))
+    sizes = [(size, size + 24)]
+    assert torch.equal(upsampled_argmax(logits, sizes), _reference_labels(logits, sizes))
 
 
 def test_label_only_resize_handles_non_finite_logits():
     logits = torch.randn(4, 6, 7)
     logits[1, 2, 3] = float("nan")
-    expected = resize_chain(logits[None], [(30, 31)])[0].argmax(0)
-    assert torch.equal(upsampled_argmax(logits, [(30, 31)]), expected)
+    assert torch.equal(upsampled_argmax(logits, [(30, 31)]), _reference_labels(logits, [(30, 31)]))
 
 
 @pytest.mark.parametrize("config", [
@@ -121,3 +137,15 @@ def test_segment_labels_equal_argmax_of_segment_logits(eager, optimized, config)
         labels = segment(model, image, config)
         assert labels.shape == image.shape[:2] and labels.dtype == torch.int64
         assert torch.equal(labels, segment_logits(model, image, config).argmax(0))
+
+
+@pytest.mark.parametrize("band_bytes", [1, 200_000, 1 << 30], ids=["one-row", "few-rows", "unbanded"])
+def test_banded_mlp_is_bit_identical(optimized, monkeypatch, band_bytes):
+    """FusedBlock.mlp in bands of rows (with a one-row halo) computes exactly the unbanded values."""
+    images = torch.randn(1, 3, 200, 136, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        monkeypatch.setattr(optimize_module, "MLP_BAND_BYTES", 1 << 30)
+        unbanded = optimized.forward_logits(images)
+        monkeypatch.setattr(optimize_module, "MLP_BAND_BYTES", band_bytes)
+        banded = optimized.forward_logits(images)
+    assert torch.equal(banded, unbanded)

@@ -17,10 +17,10 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_size
 from .label_upsample import upsampled_argmax
+from .memory import resize_bilinear
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
 
 
@@ -108,8 +108,7 @@ def whole_logits(model, images: torch.Tensor) -> torch.Tensor:
     forward_logits = getattr(model, "forward_logits", None)
     if forward_logits is None:
         return model(images)
-    return F.interpolate(forward_logits(images).contiguous(), size=images.shape[2:], mode="bilinear",
-                         align_corners=False)
+    return resize_bilinear(forward_logits(images).contiguous(), images.shape[2:])
 
 
 @torch.no_grad()
@@ -129,7 +128,7 @@ def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(),
         for flipped in ((False, True) if config.flip else (False,)):
             inp = x.flip(3) if flipped else x
             scores = model_logits(model, inp, config)
-            scores = F.interpolate(scores, size=(height, width), mode="bilinear", align_corners=False)
+            scores = resize_bilinear(scores, (height, width))
             if not single:
                 scores = scores.softmax(dim=1)
             if flipped:

@@ -36,6 +36,8 @@ from typing import List, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from .memory import resize_bilinear
+
 # How much larger than any float32 resize rounding error a margin must be to be trusted: the error
 # of a bilinear resize (two chained ones) is below ~10 float32 ulps (1.2e-7) of the largest |value|.
 MARGIN_FACTOR = 1e-5
@@ -46,7 +48,7 @@ def resize_chain(logits: torch.Tensor, sizes: Sequence[Tuple[int, int]]) -> torc
     """The reference computation: (B, K, h, w) NCHW logits resized through `sizes` in turn."""
     x = logits.contiguous()
     for size in sizes:
-        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+        x = resize_bilinear(x, size)  # F.interpolate, bit for bit; large outputs on huge pages
     return x
 
 
@@ -143,8 +145,14 @@ def upsampled_argmax(logits: torch.Tensor, sizes: Sequence[Tuple[int, int]],
     for start in range(0, len(candidates), chunk):
         classes = candidates[start:start + chunk]
         scores = resize_chain(logits[classes][None], chain)[0].reshape(len(classes), pixels)
-        scores = scores.index_select(1, positions)
-        value, which = scores.max(0)  # the first maximal class of the chunk, as argmax
+        if 2 * positions.numel() > pixels:
+            # Mostly uncertain (class boundaries everywhere, as with untrained weights): reducing
+            # every pixel is cheaper than gathering the uncertain ones first (measured 22 vs 30 ms
+            # for 66 classes at 512x512), and gives the same values there.
+            value, which = scores.max(0)  # the first maximal class of the chunk, as argmax
+            value, which = value[positions], which[positions]
+        else:
+            value, which = scores.index_select(1, positions).max(0)
         better = value > best_value  # strict: an earlier (smaller) class keeps a tie, as argmax
         best_value = torch.where(better, value, best_value)
         best_class = torch.where(better, classes[which], best_class)

@@ -43,6 +43,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ..memory import reuse_freed_memory
+
+    reuse_freed_memory()  # this process runs segnext's work: keep freed memory for reuse (segnext.memory)
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` and the like: not an error

