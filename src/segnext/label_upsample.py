@@ -48,7 +48,7 @@ def resize_chain(logits: torch.Tensor, sizes: Sequence[Tuple[int, int]]) -> torc
     """The reference computation: (B, K, h, w) NCHW logits resized through `sizes` in turn."""
     x = logits.contiguous()
     for size in sizes:
-        x = resize_bilinear(x, size)  # F.interpolate, bit for bit; large outputs on huge pages
+        x = resize_bilinear(x, size)  # F.interpolate, bit for bit; large outputs from a buffer pool
     return x
 
 

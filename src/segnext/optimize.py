@@ -212,17 +212,20 @@ class FusedBlock(nn.Module):
         """x + fc2(GELU(dw3x3(fc1(x)))), in bands of rows when the hidden map is large.
 
         The hidden map is 8x (4x) wider than the block: 16 MiB for SegNeXt-T's first stage at
-        512x512, too big for the cache and, allocated and freed three times a block, big enough
-        for glibc to hand back to the kernel and fault in again every time. Bands of rows whose
-        hidden slice is about 4 MiB keep it small; each band reads one extra row above and below
-        for the 3x3 depthwise conv, so every output row sees exactly the inputs it would see
-        unbanded (same values, bit for bit). Measured: 100 -> 80 ms for SegNeXt-T's stride-8
-        logits at 512x512 on 2 cores.
+        512x512. Allocated and freed three times a block, maps that large are handed back to the
+        kernel by glibc's default malloc and page-faulted in again every time. Bands of rows whose
+        hidden slice is about 4 MiB avoid most of that; each band reads one extra row above and
+        below for the 3x3 depthwise conv, so every output row sees exactly the inputs it would see
+        unbanded (same values, bit for bit). Once `segnext.memory.reuse_freed_memory()` has tuned
+        malloc (the `segnext` commands do), whole maps are faster again and are used. Measured,
+        stride-8 logits at 512x512 on 2 cores, default malloc / tuned malloc:
+        SegNeXt-T 108 / 79 ms unbanded, 102 / 85 ms in bands; SegNeXt-S 172 / 121 vs 156 / 137 ms.
         """
         height, width = x.shape[2], x.shape[3]
         hidden_row_bytes = width * self.fc1.weight.shape[0] * x.element_size()
         band_rows = max(1, MLP_BAND_BYTES // hidden_row_bytes)
-        if height <= band_rows or not x.is_contiguous(memory_format=torch.channels_last) or _plain_ops_required():
+        if (height <= band_rows or memory.freed_memory_is_reused() or _plain_ops_required()
+                or not x.is_contiguous(memory_format=torch.channels_last)):
             return self.fc2(self.dwconv(self.fc1(x)), add=x)
         out = torch.empty_like(x, memory_format=torch.channels_last)
         for top in range(0, height, band_rows):
@@ -418,7 +421,7 @@ class OptimizedSegNeXt(nn.Module):
         logits = self._forward_logits(images, nmf_bases)
         if _plain_ops_required():
             return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=False)
-        return memory.resize_bilinear(logits, images.shape[2:])  # same values, output on huge pages
+        return memory.resize_bilinear(logits, images.shape[2:])  # same values, output in a pooled buffer (segnext.memory)
 
 
 @torch.no_grad()
