@@ -52,13 +52,20 @@ def resize_chain(logits: torch.Tensor, sizes: Sequence[Tuple[int, int]]) -> torc
     return x
 
 
+def bilinear_weights(in_size: int, sizes: Sequence[int], device=None) -> torch.Tensor:
+    """(in_size, out) weights of a chain of 1-D bilinear resizes (align_corners=False) through
+    `sizes`: entry [i, o] is how much input row i contributes to output row o. Measured by resizing
+    one-hot rows with `F.interpolate` itself, so they are its weights, not a re-derivation."""
+    probe = torch.eye(in_size, dtype=torch.float32, device=device).view(1, in_size, in_size, 1)  # channel i: row i
+    for size in sizes:
+        probe = F.interpolate(probe, size=(size, 1), mode="bilinear", align_corners=False)
+    return probe[0, :, :, 0]
+
+
 def _contributing_window(in_size: int, sizes: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
     """For each output index of a chain of 1-D resizes (along the height), the first input index
     that contributes and how many further ones do (window = first .. first + extra)."""
-    probe = torch.eye(in_size, dtype=torch.float32).view(1, in_size, in_size, 1)  # channel i: one-hot row i
-    for size in sizes:
-        probe = F.interpolate(probe, size=(size, 1), mode="bilinear", align_corners=False)
-    reaches = probe[0, :, :, 0] != 0  # (in, out): input row i reaches output row o
+    reaches = bilinear_weights(in_size, sizes) != 0  # (in, out): input row i reaches output row o
     out_size = reaches.shape[1]
     index = torch.arange(in_size).view(-1, 1).expand(-1, out_size)
     first = torch.where(reaches, index, in_size).min(0).values

@@ -9,8 +9,9 @@ the width once (stride-8 rows, small), then each band of label rows gets its sco
 interpolation, their log-sum-exp, the loss, and at once its gradient (softmax minus one-hot), which
 is folded back to the stride-8 grid before the next band. Nothing of full resolution and full class
 count exists at any time. The interpolation weights are those of `F.interpolate` itself (measured
-by resizing one-hot rows), so the values agree with resize-then-cross-entropy to float rounding
-(tested against it: loss and gradient within a few 1e-7 relative).
+by resizing one-hot rows: `label_upsample.bilinear_weights`), so the values agree with
+resize-then-cross-entropy to float rounding (tested against it: loss and gradient within a few
+1e-7 relative).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from ..label_upsample import bilinear_weights
 
 # Scores per band: about this many bytes (a few label rows of the batch), to stay in the cache.
 BAND_BYTES = 4 << 20
@@ -62,13 +65,6 @@ def _check_label_values(labels: torch.Tensor, num_classes: int, ignore_index: in
                          f"index {ignore_index}: check the dataset's label mapping and the model's num_classes")
 
 
-def _row_weights(in_size: int, out_size: int, device) -> torch.Tensor:
-    """(out_size, in_size) matrix of F.interpolate's bilinear weights along one axis."""
-    one_hot_rows = torch.eye(in_size, device=device).view(1, in_size, in_size, 1)
-    resized = F.interpolate(one_hot_rows, size=(out_size, 1), mode="bilinear", align_corners=False)
-    return resized[0, :, :, 0].t().contiguous()
-
-
 class _UpsampledCrossEntropy(torch.autograd.Function):
     """sum over pixels of weight[label] * CE(resize(logits), label), and its gradient, in bands.
 
@@ -84,7 +80,7 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         wide = F.interpolate(logits.float().contiguous(memory_format=torch.channels_last), size=(height, out_width),
                              mode="bilinear", align_corners=False)
         rows = wide.permute(0, 2, 3, 1).reshape(batch, height, out_width * classes)
-        vertical = _row_weights(height, out_height, logits.device)  # (H, h)
+        vertical = bilinear_weights(height, [out_height], logits.device).t().contiguous()  # (H, h)
         reaches = vertical != 0
         index = torch.arange(height, device=logits.device)
         first_row = torch.where(reaches, index, height).min(1).values.tolist()
