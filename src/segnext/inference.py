@@ -12,15 +12,17 @@ One image at a time, as the official test loop does:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_size
-from .label_upsample import upsampled_argmax
-from .memory import resize_bilinear
+from .label_upsample import bilinear_weights, upsampled_argmax
+from .memory import empty, resize_bilinear
+
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
 
 
@@ -121,6 +123,15 @@ def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(),
     device = device or next(model.parameters()).device
     height, width = image.shape[:2]
     single = len(config.scales) == 1 and not config.flip
+    if not single and _banded_multi_scale(model, config):
+        sources = _whole_image_sources(model, image, config, device)
+        scores = None
+        for rows, band in _multi_scale_bands(sources, height, width):
+            if scores is None:
+                scores = empty((band.shape[0], height, width), dtype=band.dtype) if band.device.type == "cpu" \
+                    else band.new_empty((band.shape[0], height, width))
+            scores[:, rows] = band
+        return scores
     total = None
     for ratio in config.scales:
         resized = resize_for_test(image, config.img_scale, ratio, config.size_divisor)
@@ -138,6 +149,62 @@ def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(),
     return (total / count)[0]
 
 
+# --------------------------------------------------------------------------------------------
+# Multi-scale (+ flip) whole-image test in bands of rows
+#
+# Averaging K class probabilities over scales at the original size holds K x H x W floats: 29 GB
+# for ADE20K's 150 classes on an 8000 x 6000 photo. For the whole-image test the stride-8 logits
+# of every scale and flip are small, so the average is built one band of output rows at a time:
+# per source, the rows of the band come from the chain of resizes (stride 8 -> resized image ->
+# original) as a vertical interpolation with F.interpolate's own weights (a few low-resolution
+# rows per band) followed by F.interpolate along the width; a flipped source is flipped back at
+# low resolution (a bilinear resize commutes with a horizontal flip). The result equals the
+# resize-everything computation to float rounding; `segment` takes the argmax of exactly the
+# numbers `segment_logits` returns, band by band.
+
+MULTI_SCALE_BAND_BYTES = 64 << 20  # class scores of one band of output rows
+
+
+def _banded_multi_scale(model, config: TestConfig) -> bool:
+    return config.mode == "whole" and getattr(model, "forward_logits", None) is not None
+
+
+def _whole_image_sources(model, image: np.ndarray, config: TestConfig, device) -> List[Tuple[torch.Tensor, list]]:
+    """Per (scale, flip): stride-8 logits (K, h, w) in the image's orientation, and the sizes they
+    are resized through (the resized image's, then the original's)."""
+    sources = []
+    for ratio in config.scales:
+        resized = resize_for_test(image, config.img_scale, ratio, config.size_divisor)
+        x = to_tensor(resized, config.mean, config.std).to(device)
+        for flipped in ((False, True) if config.flip else (False,)):
+            low = model.forward_logits(x.flip(3) if flipped else x)[0].float().contiguous()
+            if flipped:
+                low = low.flip(-1)
+            sources.append((low, [tuple(x.shape[2:]), tuple(image.shape[:2])]))
+    return sources
+
+
+def _multi_scale_bands(sources, height: int, width: int) -> Iterator[Tuple[slice, torch.Tensor]]:
+    """(rows, averaged probabilities (K, rows, W)) for consecutive bands of output rows."""
+    classes = sources[0][0].shape[0]
+    vertical = [bilinear_weights(low.shape[1], [size[0] for size in chain], low.device) for low, chain in sources]
+    band_rows = max(1, MULTI_SCALE_BAND_BYTES // (4 * classes * width))
+    for top in range(0, height, band_rows):
+        rows = slice(top, min(top + band_rows, height))
+        total = None
+        for (low, chain), weights in zip(sources, vertical):
+            band_weights = weights[:, rows]  # (h, b)
+            reached = (band_weights != 0).any(1).nonzero()
+            first, last = int(reached.min()), int(reached.max()) + 1
+            scores = torch.matmul(band_weights[first:last].t(), low[:, first:last])  # (K, b, w)
+            scores = scores[None]
+            for size in chain:  # along the width only: the height is already final
+                scores = F.interpolate(scores, size=(scores.shape[2], size[1]), mode="bilinear", align_corners=False)
+            probabilities = scores[0].softmax(dim=0)
+            total = probabilities if total is None else total.add_(probabilities)
+        yield rows, total.div_(len(sources))
+
+
 def segment(model, image: np.ndarray, config: TestConfig = TestConfig(),
             device: Optional[torch.device] = None) -> torch.Tensor:
     """uint8 RGB image -> int64 label map (H, W) at the image's size.
@@ -145,10 +212,18 @@ def segment(model, image: np.ndarray, config: TestConfig = TestConfig(),
     Always equal to `segment_logits(...).argmax(0)`. On CPU, single-scale inference never holds
     the class scores at the original size: the labels come from `label_upsample.upsampled_argmax`,
     which resizes only where the winner is in doubt (the memory of an 8000 x 6000 photo is a few
-    label maps instead of num_classes score maps).
+    label maps instead of num_classes score maps). The multi-scale (+ flip) whole-image test
+    averages the probabilities one band of rows at a time (see above), on any device.
     """
     device = device or next(model.parameters()).device
     single = len(config.scales) == 1 and not config.flip
+    if not single and _banded_multi_scale(model, config):
+        with torch.no_grad():
+            height, width = image.shape[:2]
+            labels = torch.empty((height, width), dtype=torch.int64)
+            for rows, band in _multi_scale_bands(_whole_image_sources(model, image, config, device), height, width):
+                labels[rows] = band.argmax(0).cpu()
+            return labels.to(device)
     if not single or torch.device(device).type != "cpu":
         return segment_logits(model, image, config, device).argmax(0)
     with torch.no_grad():

@@ -1,0 +1,78 @@
+"""segnext.inference: the multi-scale + flip whole-image test computed in bands of rows equals the
+resize-everything computation, and `segment` is exactly the argmax of `segment_logits`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import segnext
+from segnext import inference
+from segnext.inference import TestConfig as InferenceConfig, model_logits, resize_for_test, segment, segment_logits, to_tensor
+
+MULTI_SCALE = InferenceConfig(img_scale=(160, 96), size_divisor=32, scales=(0.5, 1.0, 1.75), flip=True)
+
+
+@pytest.fixture(scope="module")
+def eager(checkpoint_path):
+    return segnext.create_model("segnext_t", 150, checkpoint=checkpoint_path).eval()
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(1)
+    return np.kron(rng.integers(0, 255, (9, 13, 3)), np.ones((9, 9, 1))).astype(np.uint8)[:77, :109]
+
+
+def resize_everything(model, image, config):
+    """The official procedure written plainly: every scale's scores resized to the image, softmax,
+    flipped ones flipped back, averaged."""
+    total, count = 0, 0
+    for ratio in config.scales:
+        x = to_tensor(resize_for_test(image, config.img_scale, ratio, config.size_divisor), config.mean, config.std)
+        for flipped in (False, True) if config.flip else (False,):
+            scores = model_logits(model, x.flip(3) if flipped else x, config)
+            scores = F.interpolate(scores, size=image.shape[:2], mode="bilinear", align_corners=False).softmax(1)
+            total, count = total + (scores.flip(3) if flipped else scores), count + 1
+    return (total / count)[0]
+
+
+@pytest.mark.parametrize("band_bytes", [1, 1 << 30], ids=["one-row-bands", "one-band"])
+def test_banded_multi_scale_equals_resizing_everything(eager, image, monkeypatch, band_bytes):
+    monkeypatch.setattr(inference, "MULTI_SCALE_BAND_BYTES", band_bytes)
+    with torch.no_grad():
+        expected = resize_everything(eager, image, MULTI_SCALE)
+        got = segment_logits(eager, image, MULTI_SCALE)
+    assert got.shape == (150, *image.shape[:2])
+    assert (got - expected).abs().max() <= 1e-6
+    assert torch.allclose(got.sum(0), torch.ones(image.shape[:2]), atol=1e-5)
+
+
+def test_multi_scale_labels_are_the_argmax_of_the_scores(eager, image, monkeypatch):
+    monkeypatch.setattr(inference, "MULTI_SCALE_BAND_BYTES", 150 * 109 * 4 * 10)  # bands of 10 rows
+    optimized = segnext.optimize_for_inference(eager)
+    for model in (eager, optimized):
+        labels = segment(model, image, MULTI_SCALE)
+        assert labels.dtype == torch.int64 and labels.shape == image.shape[:2]
+        assert torch.equal(labels, segment_logits(model, image, MULTI_SCALE).argmax(0))
+
+
+def test_multi_scale_without_forward_logits_takes_the_plain_path(eager, image):
+    """Models that only give logits at their input size (e.g. an ONNX session) are averaged at full size."""
+
+    class LogitsOnly(torch.nn.Module):
+        num_classes = 150
+
+        def __init__(self):
+            super().__init__()
+            self.inner = eager
+
+        def forward(self, images):
+            return self.inner(images)
+
+    with torch.no_grad():
+        got = segment_logits(LogitsOnly(), image, MULTI_SCALE)
+        expected = resize_everything(eager, image, MULTI_SCALE)
+    assert (got - expected).abs().max() <= 1e-6
