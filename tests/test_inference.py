@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 import segnext
 from segnext import inference
-from segnext.inference import TestConfig as InferenceConfig, model_logits, resize_for_test, segment, segment_logits, to_tensor
+from segnext.inference import TestConfig as InferenceConfig
+from segnext.inference import model_logits, resize_for_test, segment, segment_logits, to_tensor
 
 MULTI_SCALE = InferenceConfig(img_scale=(160, 96), size_divisor=32, scales=(0.5, 1.0, 1.75), flip=True)
 

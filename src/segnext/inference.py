@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, rescale_size
-from .label_upsample import bilinear_weights, upsampled_argmax
-from .memory import empty, resize_bilinear
+from .label_upsample import bilinear_weights, contributing_rows, upsampled_argmax
+from .memory import resize_bilinear
 
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
 
@@ -125,11 +125,8 @@ def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(),
     single = len(config.scales) == 1 and not config.flip
     if not single and _banded_multi_scale(model, config):
         sources = _whole_image_sources(model, image, config, device)
-        scores = None
+        scores = torch.empty((sources[0][0].shape[0], height, width), device=sources[0][0].device)
         for rows, band in _multi_scale_bands(sources, height, width):
-            if scores is None:
-                scores = empty((band.shape[0], height, width), dtype=band.dtype) if band.device.type == "cpu" \
-                    else band.new_empty((band.shape[0], height, width))
             scores[:, rows] = band
         return scores
     total = None
@@ -188,15 +185,14 @@ def _multi_scale_bands(sources, height: int, width: int) -> Iterator[Tuple[slice
     """(rows, averaged probabilities (K, rows, W)) for consecutive bands of output rows."""
     classes = sources[0][0].shape[0]
     vertical = [bilinear_weights(low.shape[1], [size[0] for size in chain], low.device) for low, chain in sources]
+    windows = [[rows.tolist() for rows in contributing_rows(weights)] for weights in vertical]
     band_rows = max(1, MULTI_SCALE_BAND_BYTES // (4 * classes * width))
     for top in range(0, height, band_rows):
         rows = slice(top, min(top + band_rows, height))
         total = None
-        for (low, chain), weights in zip(sources, vertical):
-            band_weights = weights[:, rows]  # (h, b)
-            reached = (band_weights != 0).any(1).nonzero()
-            first, last = int(reached.min()), int(reached.max()) + 1
-            scores = torch.matmul(band_weights[first:last].t(), low[:, first:last])  # (K, b, w)
+        for (low, chain), weights, (first_row, end_row) in zip(sources, vertical, windows):
+            first, end = min(first_row[rows]), max(end_row[rows])
+            scores = torch.matmul(weights[first:end, rows].t(), low[:, first:end])  # (K, b, w)
             scores = scores[None]
             for size in chain:  # along the width only: the height is already final
                 scores = F.interpolate(scores, size=(scores.shape[2], size[1]), mode="bilinear", align_corners=False)

@@ -62,17 +62,24 @@ def bilinear_weights(in_size: int, sizes: Sequence[int], device=None) -> torch.T
     return probe[0, :, :, 0]
 
 
-def _contributing_window(in_size: int, sizes: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """For each output index of a chain of 1-D resizes (along the height), the first input index
-    that contributes and how many further ones do (window = first .. first + extra)."""
-    reaches = bilinear_weights(in_size, sizes) != 0  # (in, out): input row i reaches output row o
-    out_size = reaches.shape[1]
-    index = torch.arange(in_size).view(-1, 1).expand(-1, out_size)
+def contributing_rows(weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """For `bilinear_weights` (in, out): per output row, the first input row that contributes and
+    one past the last (int64 tensors of length out)."""
+    in_size, out_size = weights.shape
+    index = torch.arange(in_size, device=weights.device).view(-1, 1).expand(-1, out_size)
+    reaches = weights != 0  # input row i reaches output row o
     first = torch.where(reaches, index, in_size).min(0).values
     last = torch.where(reaches, index, -1).max(0).values
     if bool((first > last).any()):  # an output reached by no input: impossible for bilinear resizing
         raise RuntimeError("bilinear resize probe found an output pixel with no source")
-    return first, last - first
+    return first, last + 1
+
+
+def _contributing_window(in_size: int, sizes: Sequence[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """For each output index of a chain of 1-D resizes (along the height), the first input index
+    that contributes and how many further ones do (window = first .. first + extra)."""
+    first, end = contributing_rows(bilinear_weights(in_size, sizes))
+    return first, end - 1 - first
 
 
 def _uniform_blocks(labels: torch.Tensor, trusted: torch.Tensor, max_rows: int, max_cols: int) -> torch.Tensor:

@@ -421,7 +421,7 @@ class OptimizedSegNeXt(nn.Module):
         logits = self._forward_logits(images, nmf_bases)
         if _plain_ops_required():
             return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=False)
-        return memory.resize_bilinear(logits, images.shape[2:])  # same values, output in a pooled buffer (segnext.memory)
+        return memory.resize_bilinear(logits, images.shape[2:])  # same values, into a pooled buffer
 
 
 @torch.no_grad()

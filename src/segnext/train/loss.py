@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ..label_upsample import bilinear_weights
+from ..label_upsample import bilinear_weights, contributing_rows
 
 # Scores per band: about this many bytes (a few label rows of the batch), to stay in the cache.
 BAND_BYTES = 4 << 20
@@ -80,11 +80,9 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         wide = F.interpolate(logits.float().contiguous(memory_format=torch.channels_last), size=(height, out_width),
                              mode="bilinear", align_corners=False)
         rows = wide.permute(0, 2, 3, 1).reshape(batch, height, out_width * classes)
-        vertical = bilinear_weights(height, [out_height], logits.device).t().contiguous()  # (H, h)
-        reaches = vertical != 0
-        index = torch.arange(height, device=logits.device)
-        first_row = torch.where(reaches, index, height).min(1).values.tolist()
-        last_row = torch.where(reaches, index, -1).max(1).values.tolist()
+        vertical = bilinear_weights(height, [out_height], logits.device)  # (h, H)
+        first_row, end_row = (rows_.tolist() for rows_ in contributing_rows(vertical))
+        vertical = vertical.t().contiguous()  # (H, h)
 
         needs_grad = logits.requires_grad
         grad_rows = torch.zeros_like(rows) if needs_grad else None
@@ -92,7 +90,7 @@ class _UpsampledCrossEntropy(torch.autograd.Function):
         band = max(1, BAND_BYTES // (4 * batch * out_width * classes))
         for top in range(0, out_height, band):
             bottom = min(top + band, out_height)
-            lo, hi = min(first_row[top:bottom]), max(last_row[top:bottom]) + 1
+            lo, hi = min(first_row[top:bottom]), max(end_row[top:bottom])
             weights = vertical[top:bottom, lo:hi]
             scores = torch.matmul(weights, rows[:, lo:hi]).view(batch, bottom - top, out_width, classes)
             band_labels = labels[:, top:bottom]
