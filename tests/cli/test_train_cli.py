@@ -15,7 +15,7 @@ from segnext.cli.main import main
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> Path:
-    from segnext.demo_data import make_scene_dataset
+    from segnext.data.scenes import make_scene_dataset
 
     return make_scene_dataset(tmp_path_factory.mktemp("scenes"), num_train=8, num_val=4, size=(48, 64), seed=1)
 

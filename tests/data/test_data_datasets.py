@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from segnext.data import DATASETS, DataError, TestTransform, TrainTransform, build_dataset
+from segnext.data import DATASETS, DataError, TrainTransform, build_dataset
 from segnext.data import classes as C
 from synthetic_data import blob_label, save_image, save_label, save_pair, write_lines, random_image
 
@@ -179,7 +179,7 @@ def test_unreadable_file_error_names_file_and_index(tmp_path):
         save_pair(root / f"images/training/{name}.jpg", root / f"annotations/training/{name}.png", blob_label(8, 8, (1,)))
     data = (root / "images/training/b.jpg").read_bytes()
     (root / "images/training/b.jpg").write_bytes(data[: len(data) // 2])
-    ds = build_dataset("ade20k", root, "training", transform=TestTransform(img_scale=None))
+    ds = build_dataset("ade20k", root, "training")
     with pytest.raises(DataError, match=r"index 1: .*b\.jpg"):
         ds[1]
     # the same inside a DataLoader worker: an error, not a skip or a hang

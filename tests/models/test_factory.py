@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import segnext
-from segnext.models.config import SegNeXtConfig
+from segnext.models.configuration import SegNeXtConfig
 
 # SPEC §1: total / backbone / head at 150 classes; total at 19 classes.
 PARAMS_150 = {

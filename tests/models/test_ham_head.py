@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import segnext
+from segnext.models import ham_head
 from segnext.models.ham_head import LightHamHead
 
 FEATURE_TOL = dict(atol=2e-4, rtol=0.0)  # stage-feature tolerance of the fixture README
@@ -31,7 +32,7 @@ def _head_steps(head, stage_outputs, bases):
     """The head's documented sequence, part by part: name -> tensor (names as in the fixture)."""
     out = {}
     with torch.no_grad():
-        out["head_squeeze_out"] = head.squeeze(head.fuse_inputs(stage_outputs))
+        out["head_squeeze_out"] = head.squeeze(head.concat_stages(stage_outputs))
         out["nmf_in"] = F.relu(head.hamburger.ham_in(out["head_squeeze_out"]))
         out["nmf_out"] = head.hamburger.ham(out["nmf_in"], bases)
         out["ham_out_out"] = head.hamburger.ham_out(out["nmf_out"])
@@ -45,7 +46,7 @@ def test_parts_from_official_inputs(head, io_data):
     p = "odd_"
     stages = [io_data[f"{p}backbone_out_{i}"] for i in (1, 2, 3)]
     with torch.no_grad():
-        squeeze = head.squeeze(head.fuse_inputs(stages))
+        squeeze = head.squeeze(head.concat_stages(stages))
         nmf_in = F.relu(head.hamburger.ham_in(io_data[p + "head_squeeze_out"]))
         nmf_out = head.hamburger.ham(io_data[p + "nmf_in"], io_data[p + "bases"])
         ham_out = head.hamburger.ham_out(io_data[p + "nmf_out"])
@@ -80,10 +81,10 @@ def test_head_reads_stages_2_to_4(model):
     assert model.decode_head.squeeze.conv.in_channels == 64 + 160 + 256
 
 
-def test_fuse_resizes_to_stage_2_with_align_corners_false(head, io_data):
+def test_concat_resizes_to_stage_2_with_align_corners_false(head, io_data):
     p = "odd_"
     stages = [io_data[f"{p}backbone_out_{i}"] for i in (1, 2, 3)]
-    fused = head.fuse_inputs(stages)
+    fused = head.concat_stages(stages)
     assert fused.shape == (1, 64 + 160 + 256, 10, 13)
     assert torch.equal(fused[:, :64], stages[0])
     expected = F.interpolate(stages[2], size=(10, 13), mode="bilinear", align_corners=False)
@@ -96,7 +97,7 @@ def test_head_structure_matches_official_modules(head):
     """Biases only where no norm follows; GroupNorm(32) everywhere a norm is."""
     assert head.squeeze.conv.bias is None and head.squeeze.gn.num_groups == 32 and head.squeeze.relu
     assert head.hamburger.ham_in.conv.bias is not None and not hasattr(head.hamburger.ham_in, "gn")
-    assert not head.hamburger.ham_in.relu  # the ReLU is applied by the Hamburger itself
+    assert isinstance(head.hamburger.ham_in, ham_head.Conv1x1)  # no norm; the Hamburger applies the ReLU
     assert head.hamburger.ham_out.conv.bias is None and not head.hamburger.ham_out.relu
     assert head.align.conv.bias is None and head.align.relu
     assert head.conv_seg.bias is not None

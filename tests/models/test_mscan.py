@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import segnext
-from segnext.checkpoint import read_checkpoint
+from segnext.models import read_checkpoint
 from segnext.models import mscan
 from segnext.models.mscan import MSCAN
 

@@ -165,8 +165,8 @@ def test_runs_in_float32_under_bf16_autocast(io_data, monkeypatch):
     seen = []
     original = nmf_module.nmf_reconstruct
 
-    def spy(x, bases, steps):
-        out = original(x, bases, steps)
+    def spy(x, bases, steps, **kwargs):
+        out = original(x, bases, steps, **kwargs)
         seen.append((x.dtype, bases.dtype, out.dtype))
         return out
 

@@ -112,8 +112,8 @@ def bf16_run(model, io_data):
     inner = nmf_module.nmf_reconstruct
     dtypes = []
 
-    def spy(x, b, steps):
-        out = inner(x, b, steps)
+    def spy(x, b, steps, **kwargs):
+        out = inner(x, b, steps, **kwargs)
         dtypes.append((x.dtype, b.dtype, out.dtype))
         return out
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from segnext.train import checkpointing, load_config, train
+from segnext.train import load_config, state as checkpointing, train
 
 from train_helpers import tiny_config, write_config
 
@@ -38,6 +38,21 @@ def test_time_budget_stops_evaluates_and_reports(tmp_path, scenes):
     assert checkpointing.latest_checkpoint(tmp_path / "timed" / "checkpoints").name == "iter_00000001.pt"
     with pytest.raises(ValueError, match="schedule.by_time needs train.max_time_minutes"):
         train(load_config(str(tmp_path / "c.yaml"), ["schedule.by_time=true"]), tmp_path / "x", progress=False)
+
+
+def test_training_leaves_the_callers_random_state_alone(tmp_path, scenes):
+    """Every random draw of a step is seeded from its position, inside fork_rng: train() changes no
+    global RNG state (and needs none restored on resume)."""
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    before = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    train(load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))), ["train.max_iters=2"]),
+          tmp_path / "run", progress=False)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
 
 
 def test_no_resume_moves_the_old_run_aside(tmp_path, scenes):

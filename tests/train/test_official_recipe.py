@@ -10,7 +10,7 @@ import torch
 
 import segnext
 from segnext.train.config import OptimizerSection, ScheduleSection
-from segnext.train.loss import segmentation_loss
+from segnext import segmentation_loss
 from segnext.train.optim import build_optimizer, lr_factor, scheduled_lr, set_learning_rates
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from segnext.train import checkpointing
+from segnext.train import state as checkpointing
 
 from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write_config
 

@@ -54,8 +54,8 @@ def run(args) -> int:
     import torch
 
     from ..flops import count_macs
+    from ..inference import optimize_for_inference
     from ..models import create_model
-    from ..optimize import optimize_for_inference
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,7 +82,7 @@ def run(args) -> int:
         except ImportError:
             print("onnxruntime is not installed: skipping it (pip install 'segnext[onnx]')")
         else:
-            from ..export import export_onnx
+            from ..inference import export_onnx
 
             temporary = tempfile.TemporaryDirectory()
             onnx_path = export_onnx(model, Path(temporary.name) / "model.onnx", height, width, batch_size=args.batch)

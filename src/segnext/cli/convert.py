@@ -15,8 +15,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..checkpoint import read_checkpoint, save_model
-    from ..models import create_model
+    from ..models import create_model, read_checkpoint, save_model
 
     source = read_checkpoint(args.src)
     model = create_model(args.name, checkpoint=args.src)

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..demo_data import make_scene_dataset
+    from ..data.scenes import make_scene_dataset
+    from ..runtime import StopRequests
     from ..train import load_config, train
 
     start = time.perf_counter()
@@ -48,7 +49,8 @@ def run(args) -> int:
         overrides.append(f"train.max_iters={args.iters}")
     config = load_config(DEMO_CONFIG, overrides)
     print(f"segnext demo: synthetic scenes in {data_dir} ({time.perf_counter() - start:.0f} s)")
-    result = train(config, work_dir, resume=True, progress=not args.no_progress)
+    with StopRequests() as stop:
+        result = train(config, work_dir, resume=True, progress=not args.no_progress, should_stop=stop.requested)
     if result.results is None:  # stopped by a signal; a checkpoint was saved
         return result.exit_code
     metrics = result.results

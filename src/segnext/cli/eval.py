@@ -29,11 +29,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from ..evaluate import evaluate, format_results, test_config_from, write_results
+    from ..evaluation import evaluate, format_results, write_results
     from ..inference import MS_RATIOS
     from ..models import create_model
     from ..train import distributed, load_config
-    from ..train.datasets import build_val_set
     from .train import default_work_dir
 
     config = load_config(args.config, args.overrides)
@@ -45,14 +44,15 @@ def run(args) -> int:
     try:
         if env.device.type == "cpu" and config.train.threads:
             torch.set_num_threads(config.train.threads)
-        dataset = build_val_set(config, args.split)
+        dataset = config.data.build(args.split or config.data.val_split)
         model = create_model(checkpoint=args.checkpoint, nmf_seed=config.evaluation.nmf_seed).to(env.device)
         if model.num_classes != dataset.num_classes:
             raise ValueError(f"{args.checkpoint} predicts {model.num_classes} classes but the {config.data.dataset} "
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")
-        test_config = test_config_from(config.evaluation, config.data)
+        test_config = config.evaluation
         start = time.perf_counter()
-        results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device, env=env,
+        results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
+                           shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=not args.no_progress)
         if env.is_main:
             split = args.split or config.data.val_split
@@ -66,6 +66,7 @@ def run(args) -> int:
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2))
             print(format_results(results))
             print(f"Results written to {out}")
+        distributed.barrier(env)
     finally:
         distributed.cleanup(env)
     return 0

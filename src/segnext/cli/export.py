@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..constants import DEFAULT_NMF_SEED
+from .arguments import nmf_seed
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,7 +21,8 @@ def register(subparsers) -> None:
                         help="example input size traced (default 512 512)")
     parser.add_argument("--static", action="store_true", help="fix the input size to --shape (default: dynamic)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    parser.add_argument("--nmf-seed", type=int, help="seed of the fixed NMF bases (default: the library's)")
+    parser.add_argument("--nmf-seed", type=nmf_seed, default=DEFAULT_NMF_SEED, metavar="SEED",
+                        help=f"seed of the fixed NMF bases stored in the file (default {DEFAULT_NMF_SEED})")
     parser.add_argument("--verify", action="store_true", help="compare onnxruntime's output with PyTorch's")
     parser.set_defaults(func=run)
 
@@ -26,12 +30,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from ..export import export_onnx
-    from ..models import DEFAULT_NMF_SEED, create_model
-    from ..predict import test_config_from_checkpoint
+    from ..inference import export_onnx, test_config_from_checkpoint
+    from ..models import create_model
 
-    seed = DEFAULT_NMF_SEED if args.nmf_seed is None else args.nmf_seed
-    model = create_model(checkpoint=args.checkpoint, nmf_seed=seed).eval()
+    model = create_model(checkpoint=args.checkpoint, nmf_seed=args.nmf_seed).eval()
     output = Path(args.output) if args.output else Path(Path(args.checkpoint).name).with_suffix(".onnx")
     height, width = args.shape
     path = export_onnx(model, output, height, width, dynamic=not args.static, opset=args.opset,
@@ -40,12 +42,12 @@ def run(args) -> int:
     print(f"wrote {path} ({size_mb:.1f} MB, opset {args.opset}, "
           f"{'dynamic' if not args.static else f'{height}x{width}'} input, {model.num_classes} classes)")
     if args.verify:
-        from ..predict import OnnxSegmenterModel
+        from ..inference import OnnxModel
 
         images = torch.randn(1, 3, height, width)
         with torch.no_grad():
             expected = model(images)
-        got = OnnxSegmenterModel(path)(images)
+        got = OnnxModel(path)(images)
         error = (got - expected).abs().max().item()
         print(f"onnxruntime vs PyTorch: max abs difference {error:.2e} on a {height}x{width} input")
         if error > 1e-3:

@@ -43,9 +43,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from ..memory import reuse_freed_memory
+    from ..runtime import configure_process
 
-    reuse_freed_memory()  # this process runs segnext's work: keep freed memory for reuse (segnext.memory)
+    configure_process()  # this process runs segnext's work: the process-wide settings of segnext.runtime
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` and the like: not an error

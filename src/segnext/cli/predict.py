@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import List, Tuple
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif")
+from ..constants import DEFAULT_NMF_SEED, IMAGE_SUFFIXES
+from .arguments import nmf_seed
 
 
 def register(subparsers) -> None:
@@ -48,7 +49,9 @@ def register(subparsers) -> None:
     run_group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
     run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
-    run_group.add_argument("--nmf-seed", type=int, help="seed of the fixed NMF bases (default: the library's)")
+    run_group.add_argument("--nmf-seed", type=nmf_seed, default=DEFAULT_NMF_SEED, metavar="SEED",
+                           help=f"seed of the fixed NMF bases (default {DEFAULT_NMF_SEED}); 'none' draws them at "
+                                f"random at every image, as the official code")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -77,7 +80,7 @@ def collect_inputs(inputs: List[str]) -> Tuple[List[Tuple[Path, Path]], List[str
 
 
 def _test_config(args, base):
-    from ..predict import override_test_config
+    from ..inference import override_test_config
 
     img_scale = None if args.keep_size else (tuple(args.img_scale) if args.img_scale else Ellipsis)
     return override_test_config(
@@ -92,7 +95,8 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..predict import Segmenter, overlay, save_label_png, to_rgb_array
+    from ..data import overlay, write_label
+    from ..inference import Segmenter, to_rgb_array
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,11 +136,11 @@ def run(args) -> int:
             else:
                 labels = segmenter.predict(rgb)
             target = out_dir / stem
-            save_label_png(target.with_suffix(".png"), labels, palette)
+            write_label(target.with_suffix(".png"), labels, palette)
             if args.overlay:
                 from PIL import Image
 
-                Image.fromarray(overlay(rgb, labels, palette, args.alpha)).save(
+                Image.fromarray(overlay(rgb, labels, palette, args.alpha, ignore_index=None)).save(
                     target.parent / f"{target.name}_overlay.jpg", quality=90)
             if args.probs:
                 np.save(target.parent / f"{target.name}_probs.npy", probabilities.astype(np.float16))

@@ -32,6 +32,9 @@ def default_work_dir(config_arg: str) -> Path:
 
 
 def run(args) -> int:
+    import torch
+
+    from ..runtime import StopRequests
     from ..train import TrainingDiverged, list_configs, load_config, train
 
     if args.list_configs:
@@ -47,8 +50,11 @@ def run(args) -> int:
         raise ValueError("--resume and --no-resume contradict each other; give one")
     resume = args.resume if args.resume else (False if args.no_resume else True)
     work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(args.config)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
     try:
-        result = train(config, work_dir, resume=resume, progress=not args.no_progress)
+        with StopRequests() as stop:
+            result = train(config, work_dir, resume=resume, progress=not args.no_progress, should_stop=stop.requested)
     except TrainingDiverged as error:
         print(f"segnext train: error: {error}", file=sys.stderr)
         return 1

@@ -17,7 +17,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .datasets import IGNORE_INDEX, DatasetSpec, Listing, get_spec, list_split
+from ..constants import IGNORE_INDEX
+from .datasets import DatasetSpec, Listing, get_spec, list_split
 from .io import DataError, read_image, read_label
 from .prepare import run_tasks
 

@@ -23,13 +23,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch.utils.data
 
+from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from . import classes as C
 from .io import DataError, read_image, read_label
-
-IGNORE_INDEX = 255
-
-# Image file endings the generic folder layout accepts (any letter case).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from .palette import default_palette
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,17 +298,12 @@ def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
                         f"of classes) to 255")
     palette = meta.get("palette")
     if palette is None:
-        palette = _default_palette(len(names))
+        palette = default_palette(len(names))
     elif (not isinstance(palette, list) or len(palette) != len(names)
           or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
                      for c in palette)):
         raise DataError(f"{path}: \"palette\" must hold one [r, g, b] (0..255) per class ({len(names)})")
     return list(names), [list(c) for c in palette], ignore
-
-
-def _default_palette(n: int) -> List[List[int]]:
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(n, 3)).tolist()
 
 
 def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
@@ -479,20 +471,6 @@ def get_spec(name: str, root=None) -> DatasetSpec:
 # The torch Dataset
 
 
-_worker_threads_configured = False
-
-
-def _configure_worker_threads() -> None:
-    """In a DataLoader worker, keep OpenCV single-threaded: the workers are the parallelism, and
-    OpenCV's thread pool does not survive fork() reliably."""
-    global _worker_threads_configured
-    if not _worker_threads_configured:
-        _worker_threads_configured = True
-        if torch.utils.data.get_worker_info() is not None:
-            import cv2
-            cv2.setNumThreads(0)
-
-
 class SegmentationDataset(torch.utils.data.Dataset):
     """Image/label pairs of one split of one dataset, with an optional transform."""
 
@@ -542,7 +520,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def load(self, index: int) -> dict:
         """Sample `index` before any transform."""
-        _configure_worker_threads()
         image_path, label_path = self.image_paths[index], self.label_paths[index]
         where = f"{self.name} {self.split} dataset index {index}"
         try:
@@ -570,17 +547,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"{self.num_classes} classes, root={self.root!r})")
 
 
-def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, **kwargs) -> SegmentationDataset:
+def build_dataset(name: str, root, split: str, transform=None, seed: int = 0) -> SegmentationDataset:
     """The `split` of dataset `name` (a key of DATASETS) found below `root`.
 
     transform: None (samples are the raw dict) or a callable transform(sample, rng), such as
-        TrainTransform or TestTransform.
+        TrainTransform.
     seed: base seed of the per-sample random streams (see SegmentationDataset.rng_for).
     Raises FileNotFoundError / DataError naming what is missing and how to make it.
     """
-    if kwargs:
-        raise TypeError(f"build_dataset() got unexpected keyword argument(s) {', '.join(sorted(kwargs))}; "
-                        f"it takes name, root, split, transform, seed")
     spec = get_spec(name, root)
     listing = list_split(spec, root, split)
     problems = [f"{image}: no label (looked for {label})" for image, label in listing.images_without_label]

@@ -12,7 +12,12 @@
 `segnext data prepare isaid`).
 
 Both raise `DataError` (a ValueError) naming the file when it cannot be decoded, is truncated or
-has an unusable mode, and FileNotFoundError when it does not exist.
+has an unusable mode, and FileNotFoundError when it does not exist. `pil_to_rgb` applies the same
+rules to an image already opened with Pillow.
+
+Pillow refuses images above its decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`, about
+179 million pixels with the default); the `segnext` commands raise it to 400 million for large
+aerial images (iSAID), see `segnext.runtime`.
 """
 
 from __future__ import annotations
@@ -24,10 +29,9 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-PathLike = Union[str, os.PathLike]
+from ..utils import atomic_write
 
-# Large aerial images (iSAID, up to ~20000 x 5000) exceed Pillow's default bomb guard.
-Image.MAX_IMAGE_PIXELS = 400_000_000
+PathLike = Union[str, os.PathLike]
 
 
 class DataError(ValueError):
@@ -48,7 +52,11 @@ def _open(path: PathLike) -> Image.Image:
 
 def read_image(path: PathLike) -> np.ndarray:
     """The image at `path` as an RGB uint8 array of shape (H, W, 3)."""
-    image = _open(path)
+    return pil_to_rgb(_open(path), name=str(path))
+
+
+def pil_to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:
+    """A Pillow image as an RGB uint8 array (H, W, 3), by the rules above; `name` goes into errors."""
     try:
         orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation tag
     except Exception:  # a malformed EXIF block must not make a readable image unusable
@@ -62,8 +70,8 @@ def read_image(path: PathLike) -> np.ndarray:
         gray = np.clip(values >> 8, 0, 255).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "F":
-        raise DataError(f"{path}: floating-point image (mode F) has no standard 8-bit meaning; "
-                        f"save it as 8-bit RGB")
+        raise DataError(f"{name}: floating-point image (mode F) has no standard 8-bit meaning; "
+                        f"save it as 8-bit RGB (or pass a NumPy array scaled to 0..1 or 0..255)")
     if mode != "RGB":
         # L, LA, P, PA, RGBA, RGBX, CMYK, YCbCr, 1: Pillow's conversion drops alpha.
         if mode in ("P", "PA") and "transparency" in image.info:
@@ -97,28 +105,21 @@ def read_label(path: PathLike) -> np.ndarray:
 
 
 def write_label(path: PathLike, label: np.ndarray, palette=None) -> None:
-    """Write a uint8 label map as PNG, atomically (a crash never leaves a half-written file that a
-    resumed conversion would take as finished). With `palette` (list of RGB) it is palettised."""
+    """Write a label map of class ids as PNG, atomically (a crash never leaves a half-written file).
+
+    Up to id 255: 8-bit, palettised when `palette` (a list of [r, g, b]) is given, so that viewers
+    show the class colours while the pixel values stay the ids. Above 255: 16-bit grayscale (a PNG
+    palette holds 256 colours).
+    """
     label = np.asarray(label)
-    if label.dtype != np.uint8 or label.ndim != 2:
-        raise ValueError(f"label map must be 2-D uint8, got {label.dtype} {label.shape}")
-    if palette is None:
-        image = Image.fromarray(label)
+    if label.ndim != 2 or not np.issubdtype(label.dtype, np.integer):
+        raise ValueError(f"label map must be a 2-D integer array, got {label.dtype} {label.shape}")
+    if label.size and int(label.max()) > 255:
+        image = Image.fromarray(label.astype(np.uint16))
+    elif palette is None:
+        image = Image.fromarray(label.astype(np.uint8))
     else:
-        image = Image.frombytes("P", (label.shape[1], label.shape[0]), np.ascontiguousarray(label).tobytes())
-        flat = [channel for colour in palette for channel in colour]
+        image = Image.frombytes("P", (label.shape[1], label.shape[0]), np.ascontiguousarray(label, np.uint8).tobytes())
+        flat = [int(channel) for colour in list(palette)[:256] for channel in colour]
         image.putpalette(flat + [0] * (768 - len(flat)))
-    write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
-
-
-def write_atomically(path: PathLike, write) -> None:
-    """Call write(temporary_path), then rename the result to `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))

@@ -29,9 +29,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from ..constants import IGNORE_INDEX
+from ..utils import atomic_write
 from . import classes as C
-from .datasets import DATASETS, IGNORE_INDEX
-from .io import DataError, read_image, read_label, write_atomically, write_label
+from .datasets import DATASETS
+from .io import DataError, read_image, read_label, write_label
 
 # --------------------------------------------------------------------------------------------
 # Running many small conversions
@@ -202,7 +204,7 @@ def _read_list(path: Path) -> List[str]:
 
 
 def _write_list(path: Path, names: Sequence[str]) -> None:
-    write_atomically(path, lambda tmp: tmp.write_text("".join(f"{n}\n" for n in names)))
+    atomic_write(path, lambda tmp: tmp.write_text("".join(f"{n}\n" for n in names)))
 
 
 def _require_scipy(name: str) -> None:
@@ -402,7 +404,7 @@ def _convert_isaid(image_path: str, mask_path: str, destination: str, split: str
         ok, encoded = cv2.imencode(".png", tile, [cv2.IMWRITE_PNG_COMPRESSION, 3])
         if not ok:
             raise DataError(f"{image_path}: could not encode patch {name}")
-        write_atomically(image_dir / f"{name}.png", lambda tmp: tmp.write_bytes(encoded.tobytes()))
+        atomic_write(image_dir / f"{name}.png", lambda tmp: tmp.write_bytes(encoded.tobytes()))
     for (y, x), name in names:
         write_label(label_dir / f"{name}_instance_color_RGB.png", np.ascontiguousarray(ids[y:y + patch, x:x + patch]),
                     palette=C.ISAID_PALETTE)
@@ -447,7 +449,7 @@ def prepare_isaid(source: Path, destination: Path, workers=None, overwrite=False
 def _copy_file(source: str, target: str, overwrite: bool):
     if _up_to_date([target], overwrite):
         return "skipped", ""
-    write_atomically(Path(target), lambda tmp: shutil.copyfile(source, tmp))
+    atomic_write(Path(target), lambda tmp: shutil.copyfile(source, tmp))
     return "converted", ""
 
 
@@ -486,7 +488,7 @@ def prepare_camvid(source: Path, destination: Path, workers=None, overwrite=Fals
                           str(destination / "labels" / split / image.name), table, overwrite))
     report.add(run_tasks(_Guarded(_camvid_pair), tasks, workers, "camvid", progress))
     classes_file = destination / "classes.json"
-    write_atomically(classes_file, lambda tmp: tmp.write_text(json.dumps(camvid_classes_json(), indent=2) + "\n"))
+    atomic_write(classes_file, lambda tmp: tmp.write_text(json.dumps(camvid_classes_json(), indent=2) + "\n"))
     return report
 
 

@@ -11,8 +11,7 @@ Train (`TrainTransform`), in this order:
     hue; each applied with probability 1/2.
  5. Normalise with mean/std (RGB), pad to crop_size (image 0 after normalising, label 255).
 
-Test (`TestTransform`): keep-ratio resize to img_scale, optionally resized up to a multiple of
-size_divisor (SegNeXt's AlignResize), normalise; the label stays at the original size.
+The test-time preprocessing is `segnext.inference.resize_for_test` and `to_tensor`.
 
 Random numbers come from the numpy Generator the dataset passes in, so an augmentation depends
 only on (seed, epoch, index). Labels are only ever resized with nearest neighbour, so no new ids
@@ -29,9 +28,9 @@ import cv2
 import numpy as np
 import torch
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-IGNORE_INDEX = 255
+from ..constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from .resize import rescale_size, resize_image, resize_label
+
 
 # mmseg's RandomCrop checks the first crop and then retries at most this many times.
 CROP_RETRIES = 10
@@ -43,27 +42,6 @@ def _pair(value, what: str) -> Tuple[int, int]:
     if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
         return int(value[0]), int(value[1])
     raise ValueError(f"{what} must be an int or a pair of positive ints, got {value!r}")
-
-
-def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
-    """(new_width, new_height) of a keep-ratio rescale to `scale` (a pair of edge bounds, in any
-    order): the largest factor with long side <= max(scale) and short side <= min(scale),
-    rounded half up like mmcv.imrescale."""
-    long_edge, short_edge = max(scale), min(scale)
-    factor = min(long_edge / max(width, height), short_edge / min(width, height))
-    return int(width * factor + 0.5), int(height * factor + 0.5)
-
-
-def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def resize_label(label: np.ndarray, width: int, height: int) -> np.ndarray:
-    if label.shape[1] == width and label.shape[0] == height:
-        return label
-    return cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 def _table(alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
@@ -227,60 +205,6 @@ def apply_photometric_distortion(image: np.ndarray, params: dict) -> np.ndarray:
     if not params["contrast_first"] and params["contrast"] is not None:
         image = cv2.LUT(image, _table(alpha=params["contrast"]))
     return image
-
-
-class TestTransform:
-    """The test pipeline; `transform(sample)` -> dict(image, label, ori_size, path).
-
-    img_scale: (long, short) edge bound of the keep-ratio resize (with keep_ratio=False: the exact
-    (width, height)); None keeps the original size. size_divisor: then resize (bilinear, up) so
-    both sides are multiples of it, like SegNeXt's ADE20K/COCO test pipeline (32).
-    Output: image float32 (3, h, w) normalised; label int64 at the ORIGINAL size (H, W);
-    ori_size (H, W); path of the image.
-    """
-
-    __test__ = False  # not a pytest test class, despite the name
-
-    def __init__(self, img_scale: Optional[Tuple[int, int]] = (2048, 512), size_divisor: Optional[int] = None,
-                 keep_ratio: bool = True, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        self.img_scale = None if img_scale is None else _pair(img_scale, "img_scale")
-        if size_divisor is not None and (not isinstance(size_divisor, int) or size_divisor <= 0):
-            raise ValueError(f"size_divisor must be a positive int or None, got {size_divisor!r}")
-        self.size_divisor = size_divisor
-        self.keep_ratio = bool(keep_ratio)
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-
-    def output_size(self, width: int, height: int) -> Tuple[int, int]:
-        """(width, height) of the network input for an image of the given size."""
-        return self._resize_steps(width, height)[-1]
-
-    def _resize_steps(self, width: int, height: int):
-        """The sizes the image is resized to, in order (none, one or two steps)."""
-        steps = [(width, height)]
-        if self.img_scale is not None:
-            steps.append(rescale_size(width, height, self.img_scale) if self.keep_ratio else self.img_scale)
-        if self.size_divisor:
-            # Like SegNeXt's AlignResize: after the keep-ratio resize, a second (bilinear) resize
-            # up to the next multiple of size_divisor -- a resize, not a pad.
-            d = self.size_divisor
-            last_width, last_height = steps[-1]
-            steps.append((-(-last_width // d) * d, -(-last_height // d) * d))
-        return steps
-
-    def __call__(self, sample: dict, rng: Optional[np.random.Generator] = None) -> dict:
-        """rng is accepted (datasets pass one to every transform) and not used."""
-        image = sample["image"]
-        height, width = image.shape[:2]
-        for new_width, new_height in self._resize_steps(width, height)[1:]:
-            image = resize_image(image, new_width, new_height)
-        return dict(image=torch.from_numpy(normalize(image, self.mean, self.std)),
-                    label=torch.from_numpy(sample["label"].astype(np.int64)),
-                    ori_size=(height, width), path=sample.get("path", ""))
-
-    def __repr__(self) -> str:
-        return (f"TestTransform(img_scale={self.img_scale}, size_divisor={self.size_divisor}, "
-                f"keep_ratio={self.keep_ratio})")
 
 
 def _distributed_rank() -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..checkpoint import CheckpointError, infer_architecture, infer_variant, load_into, read_checkpoint
-from .config import SegNeXtConfig, variant_config
+from ..constants import DEFAULT_NMF_SEED
+from .configuration import SegNeXtConfig, variant_config
 from .segnext import SegNeXt
+from .weights import CheckpointError, infer_architecture, infer_variant, load_into, read_checkpoint
 
-DEFAULT_NMF_SEED = 0
 
 
 def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, checkpoint=None,

@@ -15,30 +15,42 @@ from torch import nn
 from .nmf import NMF2D
 
 
-class ConvGN(nn.Module):
-    """1x1 conv, optional GroupNorm, optional ReLU (mmcv ConvModule with the head's settings)."""
+def resize(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
-    def __init__(self, in_channels: int, out_channels: int, groups: Optional[int], relu: bool):
+
+class ConvGN(nn.Module):
+    """1x1 conv -> GroupNorm -> optional ReLU (mmcv ConvModule with the head's settings); the conv
+    has no bias because the norm follows."""
+
+    def __init__(self, in_channels: int, out_channels: int, groups: int, relu: bool):
         super().__init__()
-        # A norm follows, so the conv has no bias (mmcv's bias='auto').
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=groups is None)
-        if groups is not None:
-            self.gn = nn.GroupNorm(groups, out_channels)
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.gn = nn.GroupNorm(groups, out_channels)
         self.relu = relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if hasattr(self, "gn"):
-            x = self.gn(x)
+        x = self.gn(self.conv(x))
         return F.relu(x) if self.relu else x
+
+
+class Conv1x1(nn.Module):
+    """A 1x1 conv with bias and no norm, under mmcv ConvModule's `.conv` name (the Hamburger's ham_in)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
 
 
 class Hamburger(nn.Module):
     def __init__(self, channels: int, groups: int, nmf: NMF2D):
         super().__init__()
-        self.ham_in = ConvGN(channels, channels, groups=None, relu=False)
+        self.ham_in = Conv1x1(channels, channels)
         self.ham = nmf
-        self.ham_out = ConvGN(channels, channels, groups=groups, relu=False)
+        self.ham_out = ConvGN(channels, channels, groups, relu=False)
 
     def forward(self, x: torch.Tensor, bases: Optional[torch.Tensor] = None) -> torch.Tensor:
         enjoy = F.relu(self.ham_in(x))
@@ -47,13 +59,24 @@ class Hamburger(nn.Module):
 
 
 class LightHamHead(nn.Module):
+    """Args:
+        in_channels: channels of the stages the head reads (strides 8, 16, 32).
+        ham_channels: width of the squeeze conv and the Hamburger.
+        channels: width after the align conv.
+        num_classes: outputs of the classifier.
+        groups: GroupNorm groups.
+        dropout_ratio: Dropout2d before the classifier.
+        nmf: the matrix decomposition (default: NMF2D with the official settings).
+    """
+
     def __init__(self, in_channels: Sequence[int], ham_channels: int, channels: int, num_classes: int,
                  groups: int = 32, dropout_ratio: float = 0.1, nmf: Optional[NMF2D] = None):
         super().__init__()
         self.in_channels = tuple(in_channels)
-        self.squeeze = ConvGN(sum(in_channels), ham_channels, groups=groups, relu=True)
+        self.squeeze = ConvGN(sum(in_channels), ham_channels, groups, relu=True)
+        self.squeeze_parts: Optional[nn.ModuleList] = None  # set by reparameterize()
         self.hamburger = Hamburger(ham_channels, groups, nmf if nmf is not None else NMF2D())
-        self.align = ConvGN(ham_channels, channels, groups=groups, relu=True)
+        self.align = ConvGN(ham_channels, channels, groups, relu=True)
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
         self.init_weights()
@@ -71,16 +94,42 @@ class LightHamHead(nn.Module):
         nn.init.normal_(self.conv_seg.weight, 0, 0.01)
         nn.init.zeros_(self.conv_seg.bias)
 
-    def fuse_inputs(self, features: List[torch.Tensor]) -> torch.Tensor:
+    def concat_stages(self, features: List[torch.Tensor]) -> torch.Tensor:
+        """Stage 2 and stages 3, 4 resized to its size, concatenated (the squeeze conv's input)."""
         size = features[0].shape[2:]
-        resized = [features[0]] + [
-            F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in features[1:]
-        ]
-        return torch.cat(resized, dim=1)
+        return torch.cat([features[0]] + [resize(f, size) for f in features[1:]], dim=1)
+
+    def squeeze_stages(self, features: List[torch.Tensor]) -> torch.Tensor:
+        """squeeze(concat_stages(features))."""
+        if self.squeeze_parts is None:
+            return self.squeeze(self.concat_stages(features))
+        # Reparameterized: a 1x1 conv commutes with bilinear resizing, so each stage is squeezed at
+        # its own (smaller) size and only ham_channels maps are resized.
+        size = features[0].shape[2:]
+        x = self.squeeze_parts[0](features[0])
+        for conv, feature in zip(self.squeeze_parts[1:], features[1:]):
+            x = x + resize(conv(feature), size)
+        return F.relu(self.squeeze.gn(x))
 
     def forward(self, features: List[torch.Tensor], bases: Optional[torch.Tensor] = None) -> torch.Tensor:
         """features: the encoder outputs this head reads (strides 8, 16, 32) -> logits at stride 8."""
-        x = self.squeeze(self.fuse_inputs(features))
+        x = self.squeeze_stages(features)
         x = self.hamburger(x, bases)
         x = self.align(x)
         return self.conv_seg(self.dropout(x))
+
+    def reparameterize(self) -> None:
+        """Split the squeeze conv by input stage (see squeeze_stages) and draw the NMF's fixed bases
+        now, so that a traced graph holds them as a constant (inference only)."""
+        nmf = self.hamburger.ham
+        if nmf.seed is not None:
+            nmf.seeded_bases(self.squeeze.gn.num_channels)
+        conv = self.squeeze.conv
+        parts = torch.split(conv.weight.detach(), list(self.in_channels), dim=1)
+        self.squeeze_parts = nn.ModuleList()
+        for weight in parts:
+            part = nn.Conv2d(weight.shape[1], weight.shape[0], 1, bias=False, device=weight.device)
+            with torch.no_grad():
+                part.weight.copy_(weight)
+            self.squeeze_parts.append(part)
+        self.squeeze.conv = None

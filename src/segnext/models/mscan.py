@@ -2,8 +2,12 @@
 
 Module and parameter names follow the official code (`mmseg/models/backbones/mscan.py`) so that the
 authors' checkpoints load key for key; the comments say which part of the paper each piece is.
-All tensors stay NCHW: the official code flattens to NLC between blocks only to apply the stage
+Activations keep the memory format of the input (NCHW, or channels-last when the caller converts
+model and input): the official code flattens to NLC between blocks only to apply the stage
 LayerNorm, which is the same function as a LayerNorm over the channel axis.
+
+For inference, `reparameterize()` on the stem, the patch embeddings and the blocks folds their
+BatchNorms and layer scales into convolutions (`SegNeXt.reparameterize()` calls them all).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import List, Sequence
 
 import torch
 from torch import nn
+
+from .folding import affine_then_conv, batch_norm_affine, conv_then_affine
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
@@ -41,6 +47,12 @@ class StemConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
 
+    def reparameterize(self) -> None:
+        """Fold both BatchNorms into the convolutions before them (inference only)."""
+        conv_a, norm_a, activation, conv_b, norm_b = self.proj
+        self.proj = nn.Sequential(conv_then_affine(conv_a, *batch_norm_affine(norm_a)), activation,
+                                  conv_then_affine(conv_b, *batch_norm_affine(norm_b)))
+
 
 class OverlapPatchEmbed(nn.Module):
     """Stages 2-4 downsampling by 2: 3x3 stride-2 conv + BN."""
@@ -52,6 +64,11 @@ class OverlapPatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.proj(x))
+
+    def reparameterize(self) -> None:
+        """Fold the BatchNorm into the convolution (inference only)."""
+        self.proj = conv_then_affine(self.proj, *batch_norm_affine(self.norm))
+        self.norm = nn.Identity()
 
 
 class AttentionModule(nn.Module):
@@ -73,10 +90,10 @@ class AttentionModule(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         attn = self.conv0(u)
-        branches = [vertical(horizontal(attn)) for horizontal, vertical in self.strip_branches()]
-        attn = attn + sum(branches) if branches else attn
-        attn = self.conv3(attn)
-        return attn * u
+        summed = attn
+        for horizontal, vertical in self.strip_branches():  # ((attn + b7) + b11) + b21, as the official sum
+            summed = summed + vertical(horizontal(attn))
+        return self.conv3(summed) * u
 
 
 class SpatialAttention(nn.Module):
@@ -129,18 +146,46 @@ class Block(nn.Module):
         self.drop_path_rate = drop_path_rate
         self.layer_scale_1 = nn.Parameter(1e-2 * torch.ones(dim))
         self.layer_scale_2 = nn.Parameter(1e-2 * torch.ones(dim))
+        self.register_buffer("shortcut_scale", None)  # set by reparameterize()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shortcut_scale is not None:  # reparameterized: the norms and layer scales are in the 1x1 convs
+            x = self.attn(x) + x * self.shortcut_scale
+            return x + self.mlp(x)
         scale_1 = self.layer_scale_1[:, None, None]
         scale_2 = self.layer_scale_2[:, None, None]
         x = x + drop_path(scale_1 * self.attn(self.norm1(x)), self.drop_path_rate, self.training)
         x = x + drop_path(scale_2 * self.mlp(self.norm2(x)), self.drop_path_rate, self.training)
         return x
 
+    def reparameterize(self) -> None:
+        """Fold norm1/norm2 and the layer scales into the 1x1 convs around them (inference only).
+
+        A BatchNorm before a 1x1 conv folds into it (no padding to break the fold); the attention's
+        inner shortcut adds BN1(x) = a1 x + b1, so with BN1 moved into proj_1 the shortcut adds x
+        and the rest, ls1 * a1 * x, becomes `shortcut_scale`; ls1 * b1 goes into proj_2's bias:
+            x + ls1 * (proj_2(m) + BN1(x)) = [ls1 proj_2 + ls1 b1](m) + x + (ls1 a1) x
+        Layer scale 2 scales fc2.
+        """
+        scale_1, shift_1 = batch_norm_affine(self.norm1)
+        scale_2, shift_2 = batch_norm_affine(self.norm2)
+        layer_scale_1, layer_scale_2 = self.layer_scale_1.double(), self.layer_scale_2.double()
+        attn, mlp = self.attn, self.mlp
+        attn.proj_1 = affine_then_conv(attn.proj_1, scale_1, shift_1)
+        attn.proj_2 = conv_then_affine(attn.proj_2, layer_scale_1, layer_scale_1 * shift_1)
+        mlp.fc1 = affine_then_conv(mlp.fc1, scale_2, shift_2)
+        mlp.fc2 = conv_then_affine(mlp.fc2, layer_scale_2, torch.zeros_like(layer_scale_2))
+        self.shortcut_scale = (layer_scale_1 * scale_1).float().view(-1, 1, 1)
+        self.norm1, self.norm2 = nn.Identity(), nn.Identity()
+        del self.layer_scale_1, self.layer_scale_2
+
 
 def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """LayerNorm over C of an NCHW tensor, computed as the official code does (on NHWC)."""
-    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+    """LayerNorm over C of a (B, C, H, W) tensor, computed as the official code does (on NHWC);
+    the result has the memory format of `x`."""
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    out = norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 class MSCAN(nn.Module):

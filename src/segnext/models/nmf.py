@@ -40,16 +40,21 @@ def update_bases(x: torch.Tensor, bases: torch.Tensor, coef: torch.Tensor) -> to
     return bases * numerator / (denominator + EPS)
 
 
-def nmf_reconstruct(x: torch.Tensor, bases: torch.Tensor, steps: int) -> torch.Tensor:
+def nmf_reconstruct(x: torch.Tensor, bases: torch.Tensor, steps: int, transposed_output: bool = False) -> torch.Tensor:
     """x (B, D, N) non-negative, bases (B, D, R) -> the rank-R reconstruction (B, D, N).
 
     Gradients flow through every step, as in SegNeXt (HamNet's one-step gradient is disabled there).
+    `x` may be a strided view (a channels-last feature map is x^T in memory). transposed_output:
+    compute the product as (B, N, D) and return its (B, D, N) view, which is laid out as an
+    NHWC map, for a channels-last caller.
     """
     coef = F.softmax(torch.bmm(x.transpose(1, 2), bases), dim=-1)  # temperature 1
     for _ in range(steps):
         coef = update_coef(x, bases, coef)
         bases = update_bases(x, bases, coef)
     coef = update_coef(x, bases, coef)
+    if transposed_output:
+        return torch.bmm(coef, bases.transpose(1, 2)).transpose(1, 2)
     return torch.bmm(bases, coef.transpose(1, 2))
 
 
@@ -93,10 +98,13 @@ class NMF2D(nn.Module):
             bases = self.make_bases(batch, channels)
         bases = bases.to(device=x.device, dtype=torch.float32).expand(batch, -1, -1)
         steps = self.train_steps if self.training else self.eval_steps
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         # The multiplicative updates divide by small numbers: keep them in float32 under autocast.
         with torch.autocast(device_type=x.device.type, enabled=False):
-            flat = x.float().reshape(batch, channels, height * width)
-            out = nmf_reconstruct(flat, bases, steps)
+            flat = x.float().flatten(2)  # (B, D, N); a view for NCHW and channels-last maps alike
+            out = nmf_reconstruct(flat, bases, steps, transposed_output=channels_last)
+        if channels_last:  # (B, D, N) view of a (B, N, D) product: an NHWC map in memory
+            return out.transpose(1, 2).reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(x.dtype)
         return out.reshape(batch, channels, height, width).to(x.dtype)
 
     def extra_repr(self) -> str:

@@ -1,20 +1,30 @@
-"""The SegNeXt segmentor: MSCAN encoder + LightHamHead, logits resized to the input size."""
+"""The SegNeXt segmentor (MSCAN encoder + LightHamHead, logits resized to the input size) and its
+training loss."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import SegNeXtConfig
+from ..constants import IGNORE_INDEX
+from ..ops.banded_loss import banded_cross_entropy
+from .configuration import SegNeXtConfig
 from .ham_head import LightHamHead
 from .mscan import MSCAN
 from .nmf import NMF2D
+from .weights import save_model
 
 
 class SegNeXt(nn.Module):
+    """Args:
+        config: the architecture (`segnext.create_model` builds it from a variant name).
+        nmf_seed: None draws the NMF bases from the global RNG at every forward, as the official
+            code; an int gives fixed bases (the same for every image) in eval mode.
+    """
+
     def __init__(self, config: SegNeXtConfig, nmf_seed: Optional[int] = 0):
         super().__init__()
         self.config = config
@@ -26,6 +36,7 @@ class SegNeXt(nn.Module):
             ham_channels=config.ham_channels, channels=config.head_channels, num_classes=config.num_classes,
             groups=config.group_norm_groups, dropout_ratio=config.dropout_ratio, nmf=nmf,
         )
+        self.reparameterized = False
 
     @property
     def num_classes(self) -> int:
@@ -54,8 +65,65 @@ class SegNeXt(nn.Module):
         logits = self.forward_logits(images, nmf_bases)
         return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=False)
 
+    def reparameterize(self) -> "SegNeXt":
+        """Fold BatchNorms and layer scales into convolutions and split the decoder's squeeze conv
+        by stage, in place, for inference: the same function up to float rounding, less work.
+        The model is then in eval mode for good (`segnext.optimize_for_inference` does this on a copy)."""
+        self.eval()
+        for module in list(self.modules()):
+            if module is not self and hasattr(module, "reparameterize"):
+                module.reparameterize()
+        self.reparameterized = True
+        return self
+
+    def train(self, mode: bool = True) -> "SegNeXt":
+        if mode and self.reparameterized:
+            raise RuntimeError("this SegNeXt was reparameterized for inference (BatchNorm folded) and cannot be "
+                               "trained; train the model that create_model returns")
+        return super().train(mode)
+
     def save_pretrained(self, directory) -> None:
         """Write the project's format: `config.json` + `model.safetensors` (see `segnext.save_model`)."""
-        from ..checkpoint import save_model
-
         save_model(self, directory)
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+                      reduction: str = "all_pixels", class_weight: Optional[Sequence[float]] = None,
+                      banded: bool = False) -> torch.Tensor:
+    """The official training loss (MMSegmentation 0.x `BaseDecodeHead.losses`): stride-8 `logits`
+    (B, K, h, w) resized bilinearly to the size of `labels` (B, H, W), then cross-entropy.
+
+    reduction: "all_pixels" (official) divides the summed loss by ALL label pixels, ignored ones
+        included; "valid_pixels" by the non-ignored pixels.
+    class_weight: per-class weights of the cross-entropy.
+    banded: compute the same loss and gradient a band of label rows at a time
+        (`segnext.ops.banded_loss`): the full-resolution class scores never exist, which makes a
+        CPU training step much faster and smaller. Equal to the default path to float rounding.
+    The loss is computed in float32, also under autocast.
+    """
+    if reduction not in ("all_pixels", "valid_pixels"):
+        raise ValueError(f"loss reduction must be 'all_pixels' or 'valid_pixels', got {reduction!r}")
+    if labels.dim() == 4 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"expected logits (B, K, h, w) and labels (B, H, W), got {tuple(logits.shape)} "
+                         f"and {tuple(labels.shape)}")
+    labels = labels.to(device=logits.device, dtype=torch.long)
+    num_classes = logits.shape[1]
+    outside = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
+    if bool(outside.any()):
+        raise ValueError(f"label value {int(labels[outside][0])} is neither a class index in [0, {num_classes}) nor "
+                         f"the ignore index {ignore_index}: check the dataset's label mapping and num_classes")
+    weight = None
+    if class_weight is not None:
+        weight = torch.as_tensor(class_weight, dtype=torch.float32, device=logits.device)
+        if weight.shape != (num_classes,):
+            raise ValueError(f"class_weight has {weight.numel()} values for {num_classes} classes")
+    if banded:
+        total = banded_cross_entropy(logits, labels, ignore_index, weight)
+    else:
+        resized = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        total = F.cross_entropy(resized, labels, weight=weight, ignore_index=ignore_index, reduction="sum")
+    if reduction == "all_pixels":
+        return total / labels.numel()
+    return total / (labels != ignore_index).sum().clamp(min=1)

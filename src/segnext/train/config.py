@@ -2,8 +2,9 @@
 
 A config file has the sections `model`, `data`, `optimizer`, `schedule`, `loss`, `train` and
 `evaluation` (each one a dataclass here, with the official SegNeXt recipe as defaults), plus an
-optional `description`. A file may start from another with `_base_: other.yaml` (a path relative to
-the file, or a list of them): sections are merged key by key, the file's own values winning.
+optional `description`. A file may start from others with `_base_: NAME` (or a list): a path
+relative to the file, or the name of a shipped config (`ade20k/base`, `segnext_t_ade20k_512x512_160k`);
+sections are merged key by key, the file's own values winning.
 
 Command-line overrides are dotted `key=value` strings, the value parsed as YAML:
 `train.max_iters=2000`, `data.crop_size=[256,256]`, `model.options.drop_path_rate=0.0`.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from ..inference import IMAGENET_MEAN, IMAGENET_STD
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..inference.settings import TestConfig
+from ..utils import did_you_mean, json_safe
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped configs
 
@@ -37,6 +39,33 @@ class ModelSection:
     checkpoint: Optional[str] = None  # start from full segmentation weights instead (fine-tuning)
     options: Dict[str, Any] = field(default_factory=dict)  # SegNeXtConfig fields, e.g. drop_path_rate
     sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA + DDP only)
+
+    def checked_num_classes(self, dataset) -> int:
+        """num_classes, which must be the dataset's when given."""
+        if self.num_classes not in (None, dataset.num_classes):
+            raise ConfigError(f"model.num_classes is {self.num_classes} but the {dataset.name} dataset has "
+                              f"{dataset.num_classes} classes; remove model.num_classes or fix it.")
+        return dataset.num_classes
+
+    def build(self, dataset, nmf_seed: Optional[int]):
+        """The model this section describes, with the dataset's class names and palette."""
+        from ..models import create_model
+
+        for key in ("backbone_checkpoint", "checkpoint"):
+            path = getattr(self, key)
+            if path is not None and not Path(path).exists():
+                raise FileNotFoundError(
+                    f"model.{key} {path} does not exist. "
+                    + ("Download the ImageNet MSCAN weights of the authors' release (mscan_t.pth ...) there, see "
+                       "docs/training.md, or train from scratch with model.backbone_checkpoint=null."
+                       if key == "backbone_checkpoint" else "Fix the path or set model.checkpoint=null."))
+        extra = {}
+        if len(dataset.class_names) == dataset.num_classes:
+            extra["class_names"] = list(dataset.class_names)
+            if len(dataset.palette) == dataset.num_classes:
+                extra["palette"] = [list(map(int, c)) for c in dataset.palette]
+        return create_model(self.name, dataset.num_classes, checkpoint=self.checkpoint,
+                            backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed, **self.options, **extra)
 
 
 @dataclass
@@ -52,9 +81,34 @@ class DataSection:
     cat_max_ratio: float = 0.75
     flip_prob: float = 0.5
     photometric: bool = True
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    mean: Tuple[float, float, float] = IMAGENET_MEAN  # the normalisation, for training and test alike
     std: Tuple[float, float, float] = IMAGENET_STD
     num_workers: int = 4  # DataLoader worker processes per training process
+
+    def build(self, split: str, transform=None, seed: int = 0):
+        """The dataset's `split` (`segnext.data.build_dataset`), after checking the root."""
+        from ..data import build_dataset
+
+        if not self.root:
+            raise ConfigError(f"data.root is empty: set it to the {self.dataset} dataset directory, "
+                              f"e.g. `segnext train CONFIG data.root=/path/to/data`.")
+        root = Path(self.root).expanduser()
+        if not root.exists():
+            raise FileNotFoundError(f"data.root {self.root} does not exist. Point it at the {self.dataset} dataset "
+                                    f"(`data.root=/path/to/data` on the command line).")
+        return build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
+
+    def train_transform(self):
+        """The official training pipeline with this section's settings."""
+        from ..data import TrainTransform
+
+        return TrainTransform(crop_size=tuple(self.crop_size), img_scale=tuple(self.img_scale),
+                              ratio_range=tuple(self.ratio_range), cat_max_ratio=self.cat_max_ratio,
+                              flip_prob=self.flip_prob, photometric=self.photometric, mean=tuple(self.mean),
+                              std=tuple(self.std))
+
+    def title(self) -> str:
+        return f"{self.dataset} ({self.root})" if self.dataset == "folder" else self.dataset
 
 
 @dataclass
@@ -89,6 +143,9 @@ class LossSection:
     # MMSegmentation 0.x avg_non_ignore=False); "valid_pixels": / the non-ignored pixels.
     reduction: str = "all_pixels"
     class_weight: Optional[List[float]] = None  # per-class weights of the cross-entropy
+    # Compute resize + cross-entropy in bands of label rows (segnext.segmentation_loss(banded=True)):
+    # the same loss and gradient to float rounding, a much faster CPU step; false: the plain path.
+    banded: bool = True
 
 
 @dataclass
@@ -98,29 +155,31 @@ class TrainSection:
     micro_batch_size: int = 2  # images per forward pass on one process (BatchNorm sees these)
     max_time_minutes: Optional[float] = None  # stop (and evaluate) after this much wall-clock time
     amp: bool = False  # mixed precision: bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA
-    # NHWC model and input: about 20% faster steps on CPU (BENCHMARKS.md); the same function, but
-    # the convolutions round differently, so results differ from NCHW at float-rounding level.
+    # NHWC model and input: faster steps on CPU (BENCHMARKS.md); the same function, but the
+    # convolutions round differently, so results differ from NCHW at float-rounding level.
     channels_last: bool = True
     seed: int = 0
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
-    threads: Optional[int] = None  # torch CPU threads per process (None: cores / local processes)
+    threads: Optional[int] = None  # torch CPU threads per process, set by `segnext train` (None: torch's)
     log_interval: int = 50
     checkpoint_interval: int = 16000
     keep_checkpoints: int = 2  # the last K iteration checkpoints are kept (best.pt in addition)
     eval_interval: int = 16000  # 0: evaluate only at the end
 
+    def accumulation(self, processes: int) -> int:
+        """Gradient-accumulation steps: batch_size = processes x micro_batch_size x accumulation."""
+        per_step = processes * self.micro_batch_size
+        if self.batch_size % per_step:
+            raise ConfigError(f"train.batch_size ({self.batch_size}) must be a multiple of train.micro_batch_size "
+                              f"({self.micro_batch_size}) x processes ({processes}) = {per_step}; change one of them.")
+        return self.batch_size // per_step
+
 
 @dataclass
-class EvaluationSection:
-    """Test-time settings (segnext.inference.TestConfig) plus what to evaluate during training."""
+class EvaluationSection(TestConfig):
+    """The test-time settings (every field of `segnext.TestConfig`; mean/std are data.mean/data.std)
+    plus what to evaluate during training."""
 
-    img_scale: Optional[Tuple[int, int]] = (2048, 512)
-    size_divisor: Optional[int] = None
-    mode: str = "whole"  # whole or slide
-    crop_size: Optional[Tuple[int, int]] = None  # slide window (h, w)
-    stride: Optional[Tuple[int, int]] = None
-    scales: Tuple[float, ...] = (1.0,)  # multi-scale: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-    flip: bool = False
     nmf_seed: Optional[int] = 0  # fixed NMF bases: reproducible numbers (None: the official random draw)
     max_images: Optional[int] = None  # periodic evaluations use only the first N val images
     num_overlays: int = 4  # prediction overlays in the final report
@@ -139,10 +198,22 @@ class Config:
 
     def to_dict(self) -> dict:
         """Plain lists/dicts/scalars (YAML- and JSON-safe)."""
-        return _plain(dataclasses.asdict(self))
+        return json_safe(dataclasses.asdict(self))
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+
+    def summary(self, model, train_set, val_set, processes: int, device: str, work_dir) -> str:
+        """Two lines saying what a run trains, on what, how."""
+        parameters = sum(p.numel() for p in model.parameters())
+        train = self.train
+        amp = f", amp {'fp16' if device.startswith('cuda') else 'bf16'}" if train.amp else ""
+        budget = f" or {train.max_time_minutes} min" if train.max_time_minutes else ""
+        return (f"segnext train: {self.model.name} ({parameters:,} parameters, {train_set.num_classes} classes) on "
+                f"{self.data.title()} ({len(train_set)} train / {len(val_set)} val images)\n"
+                f"  batch {train.batch_size} = {processes} process(es) x {train.micro_batch_size} images x "
+                f"{train.accumulation(processes)} accumulation step(s); device {device}{amp}; "
+                f"{train.max_iters} iterations{budget}; work dir {work_dir}")
 
 
 class ConfigError(ValueError):
@@ -162,7 +233,7 @@ def find_config(name_or_path: str) -> Path:
     shipped = {p.stem: p for p in CONFIG_DIR.rglob("*.yaml")}
     if stem in shipped and (len(path.parts) == 1 or shipped[stem].parent.name == path.parent.name):
         return shipped[stem]
-    hint = _did_you_mean(stem, shipped)
+    hint = did_you_mean(stem, shipped)
     raise FileNotFoundError(
         f"Config {name_or_path} not found: it is neither a file nor a shipped config.{hint} "
         f"List the shipped configs with `segnext train --list-configs`."
@@ -183,7 +254,31 @@ def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> Config:
 
 
 def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
+    raw = _with_evaluation_normalisation(raw, source)
     return _build(Config, raw, prefix="", source=source)
+
+
+def _with_evaluation_normalisation(raw: dict, source: str) -> dict:
+    """evaluation.mean/std are data.mean/std: the normalisation is set once, in the data section."""
+    if not isinstance(raw.get("evaluation", {}), dict) or not isinstance(raw.get("data", {}), dict):
+        return raw  # _build names the problem
+    raw = copy.deepcopy(raw)
+    data, evaluation = raw.get("data") or {}, raw.setdefault("evaluation", {}) or {}
+    raw["evaluation"] = evaluation
+    for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+        wanted = data.get(key, list(default))
+        if key in evaluation and _as_floats(evaluation[key]) != _as_floats(wanted):
+            raise ConfigError(f"{source}: evaluation.{key} {evaluation[key]} differs from data.{key} {wanted}; the "
+                              f"normalisation is set once, in data.{key} (the model sees it in training and test).")
+        evaluation[key] = wanted
+    return raw
+
+
+def _as_floats(values) -> Optional[list]:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
 
 
 def _read_yaml(path: Path) -> dict:
@@ -209,9 +304,13 @@ def _read_with_bases(path: Path, seen: tuple) -> dict:
         bases = [bases]
     merged: dict = {}
     for base in bases:
-        base_path = (path.parent / base)
-        if not base_path.is_file():
-            raise ConfigError(f"{path}: _base_ file {base} not found (looked at {base_path}).")
+        base_path = path.parent / str(base)
+        if not base_path.is_file():  # else the name of a shipped config
+            try:
+                base_path = find_config(str(base))
+            except FileNotFoundError:
+                raise ConfigError(f"{path}: _base_ {base} is neither a file (looked at {base_path}) nor a shipped "
+                                  f"config (`segnext train --list-configs`).") from None
         merged = _merge(merged, _read_with_bases(base_path, seen + (path,)))
     return _merge(merged, data)
 
@@ -259,18 +358,13 @@ def _check_override_path(parts: List[str], item: str) -> None:
             prefix = ".".join(parts[:depth])
             full_names = [f"{prefix}.{n}" if prefix else n for n in names]
             raise ConfigError(f"Override {item!r}: unknown key {'.'.join(parts[:depth + 1])!r}."
-                              f"{_did_you_mean('.'.join(parts[:depth + 1]), full_names)} "
+                              f"{did_you_mean('.'.join(parts[:depth + 1]), full_names)} "
                               f"Valid keys here: {', '.join(full_names)}.")
         cls = typing.get_type_hints(cls)[part]
 
 
 # ---------------------------------------------------------------------------------------------------
 # Validation: raw dict -> dataclasses, with errors that name the key
-
-
-def _did_you_mean(name: str, choices) -> str:
-    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
 
 
 def _build(cls, raw: Any, prefix: str, source: str):
@@ -285,7 +379,7 @@ def _build(cls, raw: Any, prefix: str, source: str):
         if key not in names:
             full = [prefix + n for n in names]
             raise ConfigError(
-                f"{source}: unknown key {prefix + str(key)!r}.{_did_you_mean(prefix + str(key), full)} "
+                f"{source}: unknown key {prefix + str(key)!r}.{did_you_mean(prefix + str(key), full)} "
                 f"Valid keys in {where}: {', '.join(names)}."
             )
     values = {}
@@ -297,7 +391,10 @@ def _build(cls, raw: Any, prefix: str, source: str):
             values[name] = _build(kind, raw[name], prefix + name + ".", source)
         else:
             values[name] = _coerce(raw[name], kind, prefix + name, source)
-    config = cls(**values)
+    try:
+        config = cls(**values)
+    except ValueError as error:  # a dataclass's own checks (TestConfig's)
+        raise ConfigError(f"{source}: {where}: {error}") from None
     _check_values(config, prefix, source)
     return config
 
@@ -359,14 +456,7 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
 
     if isinstance(section, LossSection) and section.reduction not in ("all_pixels", "valid_pixels"):
         fail("reduction", f"must be 'all_pixels' (official) or 'valid_pixels', got {section.reduction!r}."
-             f"{_did_you_mean(section.reduction, ['all_pixels', 'valid_pixels'])}")
-    if isinstance(section, EvaluationSection):
-        if section.mode not in ("whole", "slide"):
-            fail("mode", f"must be 'whole' or 'slide', got {section.mode!r}.")
-        if section.mode == "slide" and (section.crop_size is None or section.stride is None):
-            fail("mode", "is 'slide' but crop_size and stride are not both set (e.g. [1024, 1024] and [768, 768]).")
-        if not section.scales:
-            fail("scales", "must hold at least one ratio, e.g. [1.0].")
+             f"{did_you_mean(section.reduction, ['all_pixels', 'valid_pixels'])}")
     if isinstance(section, TrainSection):
         for key in ("max_iters", "batch_size", "micro_batch_size", "log_interval", "checkpoint_interval",
                     "keep_checkpoints"):
@@ -383,23 +473,17 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                 fail(f"custom_keys.{key}", f"must be a mapping like {{lr_mult: 10.0}}, got {rule!r}.")
             for name in rule:
                 if name not in ("lr_mult", "decay_mult"):
-                    fail(f"custom_keys.{key}.{name}", f"is not a valid rule.{_did_you_mean(name, ['lr_mult', 'decay_mult'])}"
+                    fail(f"custom_keys.{key}.{name}", f"is not a valid rule.{did_you_mean(name, ['lr_mult', 'decay_mult'])}"
                                                       f" Valid: lr_mult, decay_mult.")
+    if isinstance(section, Config) and section.schedule.by_time and not section.train.max_time_minutes:
+        fail("schedule.by_time", "needs train.max_time_minutes (the time the lr decays over).")
     if isinstance(section, ModelSection):
-        from ..models.config import VARIANTS, SegNeXtConfig
+        from ..models.configuration import VARIANTS, SegNeXtConfig
 
         if section.name not in VARIANTS:
-            fail("name", f"is {section.name!r}, not a SegNeXt variant.{_did_you_mean(section.name, VARIANTS)} "
+            fail("name", f"is {section.name!r}, not a SegNeXt variant.{did_you_mean(section.name, VARIANTS)} "
                          f"Available: {', '.join(VARIANTS)}.")
         valid = [f.name for f in dataclasses.fields(SegNeXtConfig) if f.name not in ("variant", "num_classes")]
         for key in section.options:
             if key not in valid:
-                fail(f"options.{key}", f"is not a model option.{_did_you_mean(key, valid)} Valid: {', '.join(valid)}.")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+                fail(f"options.{key}", f"is not a model option.{did_you_mean(key, valid)} Valid: {', '.join(valid)}.")

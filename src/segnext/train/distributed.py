@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List
+from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -65,18 +65,43 @@ def cleanup(env: Distributed) -> None:
 
 
 def all_reduce_sum(tensor: torch.Tensor, env: Distributed) -> torch.Tensor:
-    """In-place sum over processes (a no-op for one process); returns the tensor."""
+    """The sum over processes (in place; a no-op for one process)."""
     if env.enabled:
+        original = tensor.device
+        tensor = tensor.to(env.device)
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor = tensor.to(original)
     return tensor
 
 
-def all_gather_objects(value: Any, env: Distributed) -> List[Any]:
+def all_reduce_mean(value, env: Distributed) -> float:
+    """The mean over processes of a scalar (tensor or number)."""
     if not env.enabled:
-        return [value]
-    gathered: List[Any] = [None] * env.world_size
-    dist.all_gather_object(gathered, value)
-    return gathered
+        return float(value)
+    tensor = torch.as_tensor(value, dtype=torch.float64, device=env.device).reshape(())
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor.item() / env.world_size
+
+
+def first_reason(request: Optional[str], limit: Optional[str], env: Distributed) -> Optional[str]:
+    """A reason to stop that every process agrees on: a stop request (signal) on any process wins
+    over a limit reached on any process; None when no process has one."""
+    if not env.enabled:
+        return request or limit
+    flags = torch.tensor([float(request is not None), float(limit is not None)], device=env.device)
+    dist.all_reduce(flags, op=dist.ReduceOp.SUM)
+    if flags[0] > 0:
+        return request or "SIGTERM"  # another process was asked to stop
+    return (limit or "time limit") if flags[1] > 0 else None
+
+
+def broadcast_float(value: float, env: Distributed) -> float:
+    """Rank 0's value on every process."""
+    if not env.enabled:
+        return value
+    tensor = torch.tensor(value, dtype=torch.float64, device=env.device)
+    dist.broadcast(tensor, src=0)
+    return tensor.item()
 
 
 def broadcast_object(value: Any, env: Distributed, source: int = 0) -> Any:

@@ -12,22 +12,14 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+from ..data.palette import default_palette, overlay
+from ..utils import json_safe
 
 
 class RunLog:
@@ -54,7 +46,7 @@ class RunLog:
 
     def write(self, record: Dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), **record}
-        self._file.write(json.dumps(_json_safe(record)) + "\n")
+        self._file.write(json.dumps(json_safe(record)) + "\n")
         if self.tensorboard is not None and "iter" in record:
             kind = record.get("type", "log")
             for key, value in record.items():
@@ -82,35 +74,13 @@ def read_log(path: Path) -> List[Dict[str, Any]]:
     return records
 
 
-def colorize(label: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255) -> np.ndarray:
-    """(H, W) class ids -> (H, W, 3) uint8 colours; ignored pixels black."""
-    table = np.zeros((256, 3), np.uint8)
-    table[:len(palette)] = np.asarray(palette, dtype=np.uint8)[:256]
-    table[ignore_index] = 0
-    return table[label.astype(np.uint8)]
-
-
-def overlay(image: np.ndarray, label: np.ndarray, palette, ignore_index: int = 255, alpha: float = 0.55) -> np.ndarray:
-    colours = colorize(label, palette, ignore_index).astype(np.float32)
-    blended = image.astype(np.float32) * (1 - alpha) + colours * alpha
-    blended[label == ignore_index] = image[label == ignore_index]
-    return blended.clip(0, 255).astype(np.uint8)
-
-
-def default_palette(num_classes: int) -> List[List[int]]:
-    rng = np.random.default_rng(3)
-    return rng.integers(0, 256, (num_classes, 3)).tolist()
-
-
 def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Sequence[Sequence[int]]],
                  class_names: Optional[Sequence[str]] = None, ignore_index: int = 255,
                  title: str = "") -> Optional[Path]:
     """WORK_DIR/report.png from log.jsonl and (image, label, prediction) triples; None without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # no display needed
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # drawn without pyplot: no GUI backend, no global state
+        from matplotlib.patches import Patch
     except ImportError:
         print("report: matplotlib is not installed, so no report.png (pip install 'segnext[plot]'); "
               "the numbers are in log.jsonl and results.json.")
@@ -120,7 +90,7 @@ def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Seq
     train = [r for r in records if r.get("type") == "train" and r.get("loss") is not None]
     evals = [r for r in records if r.get("type") == "eval" and r.get("mIoU") is not None]
     rows = 1 + len(predictions)
-    figure = plt.figure(figsize=(12, 3.2 * rows))
+    figure = Figure(figsize=(12, 3.2 * rows))
     grid = figure.add_gridspec(rows, 3)
     axis = figure.add_subplot(grid[0, :2] if evals else grid[0, :])
     if train:
@@ -138,16 +108,14 @@ def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Seq
         axis.grid(alpha=0.3)
     palette = palette or default_palette(int(max((p[2].max() for p in predictions), default=0)) + 1)
     for row, (image, label, prediction) in enumerate(predictions, start=1):
-        for col, (picture, name) in enumerate(((image, "image"), (overlay(image, label, palette, ignore_index),
-                                                                  "ground truth"),
-                                               (overlay(image, prediction, palette, ignore_index), "prediction"))):
+        panels = ((image, "image"), (overlay(image, label, palette, 0.55, ignore_index), "ground truth"),
+                  (overlay(image, prediction, palette, 0.55, ignore_index), "prediction"))
+        for col, (picture, name) in enumerate(panels):
             axis = figure.add_subplot(grid[row, col])
             axis.imshow(picture)
             axis.set_title(name)
             axis.axis("off")
     if class_names and predictions:
-        from matplotlib.patches import Patch
-
         handles = [Patch(color=np.asarray(palette[i]) / 255, label=n) for i, n in enumerate(class_names[:len(palette)])]
         figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8)
     if title:
@@ -155,5 +123,4 @@ def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Seq
     figure.tight_layout(rect=(0, 0.03 if class_names and predictions else 0, 1, 0.97 if title else 1))
     path = work_dir / "report.png"
     figure.savefig(path, dpi=80)
-    plt.close(figure)
     return path

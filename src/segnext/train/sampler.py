@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import signal
 from typing import Iterator, Tuple
 
 import numpy as np
@@ -97,11 +98,8 @@ class TrainStreamSampler(Sampler):
 
 @contextlib.contextmanager
 def seeded_global_rngs(seed: int):
-    """Seed python's, numpy's and torch's global RNGs for the block, then restore them.
-
-    Restoring matters when samples load in the main process (num_workers=0): the model's own draws
-    (drop path, NMF bases) must not depend on how the data was loaded.
-    """
+    """Seed python's, numpy's and torch's global RNGs for the block, then restore them (a transform
+    that draws from them is reproducible, and the caller's RNGs are left as they were)."""
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         random.seed(seed)
@@ -135,3 +133,13 @@ class SampleAt(Dataset):
         with seeded_global_rngs(mix_seed(self.seed, epoch, index)):
             sample = self.dataset[index]
         return {"image": sample["image"], "label": sample["label"]}
+
+
+def worker_init(worker_id: int) -> None:
+    """worker_init_fn of the training loop's own DataLoader workers: per-worker seeds, one OpenCV
+    thread (the workers are the parallelism), and Ctrl-C left to the main process, which saves a
+    checkpoint and then stops the workers."""
+    from ..data import seed_worker
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seed_worker(worker_id)

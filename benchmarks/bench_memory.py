@@ -1,0 +1,79 @@
+"""Peak memory and time of large-image prediction, each case in a fresh process.
+
+    python benchmarks/bench_memory.py --out benchmarks/results/memory.json
+
+Cases (SegNeXt-T, 150 classes, the official fixture checkpoint's weights):
+- `slide_8000x6000`: an 8000 x 6000 photo, slide inference (img_scale 1024 x 768, 512 x 512 windows,
+  stride 384), labels at the photo's size;
+- `ms_flip_2000x1500`: a 2000 x 1500 photo, whole-image multi-scale (0.5 ... 1.75) + flip test, labels;
+- `ms_flip_2000x1500_proba`: the same, with the averaged class probabilities returned as well.
+
+Peak memory is the process's maxrss (Linux), so it includes the interpreter, torch and the model
+(about 500 MB). Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = REPO.parent / "shared" / "fixtures" / "segnext_tiny_ade_random.pth"
+
+SETTINGS = {
+    "slide_8000x6000": ("(6000, 8000)", "TestConfig(img_scale=(1024, 768), mode='slide', crop_size=(512, 512), "
+                                        "stride=(384, 384))", "predict"),
+    "ms_flip_2000x1500": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
+                                          "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)", "predict"),
+    "ms_flip_2000x1500_proba": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
+                                                "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)",
+                                "predict_with_proba"),
+}
+
+SCRIPT = """
+import resource, time, numpy as np, segnext
+from segnext.inference import TestConfig
+height, width = {shape}
+segmenter = segnext.Segmenter.from_checkpoint({checkpoint!r}, test_config={settings})
+blocks = np.random.default_rng(0).integers(0, 255, (height // 100, width // 100, 3))
+image = np.kron(blocks, np.ones((100, 100, 1))).astype(np.uint8)
+start = time.perf_counter()
+result = segmenter.{method}(image)
+labels = result[0] if isinstance(result, tuple) else result
+assert labels.shape == (height, width), labels.shape
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--cases", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "memory.json"))
+    args = parser.parse_args()
+    rows = []
+    for name in args.cases:
+        shape, settings, method = SETTINGS[name]
+        script = SCRIPT.format(shape=shape, checkpoint=args.checkpoint, settings=settings, method=method)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        if result.returncode:
+            print(f"{name}: failed\n{result.stderr}", file=sys.stderr)
+            return 1
+        seconds, peak_mb = result.stdout.split()[-2:]
+        rows.append(dict(case=name, seconds=round(float(seconds), 1), peak_mb=int(peak_mb)))
+        print(f"{name:<26} {float(seconds):8.1f} s {int(peak_mb):8d} MB peak", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(date=time.strftime("%Y-%m-%d %H:%M"), python=platform.python_version(),
+                                   machine=platform.machine(), results=rows), indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Values shared by every layer of the package, defined once."""
+
+from __future__ import annotations
+
+# The label of pixels that count in no metric and no loss (void, unlabelled, padding), as in MMSegmentation.
+IGNORE_INDEX = 255
+
+# ImageNet normalisation in RGB order (0..255 pixels), as every official SegNeXt config uses.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+# The default `nmf_seed` of models built for inference: fixed NMF bases, so a prediction depends
+# on nothing but the image (None restores the official random draw at every forward).
+DEFAULT_NMF_SEED = 0
+
+# File endings read as images (any letter case), for dataset folders and `segnext predict` inputs.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif")

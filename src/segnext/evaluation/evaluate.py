@@ -1,0 +1,112 @@
+"""Evaluation as the official test loop: one image at a time through `segnext.inference.segment`,
+predictions at the original label size, scored by `SegmentationMetric` (aAcc, mIoU, mAcc,
+per-class IoU/Acc).
+
+Several processes can share the work: each scores the images `rank, rank + world, ...` of the
+dataset, and `reduce` sums the confusion matrices over processes (for DistributedDataParallel:
+an all-reduce), so the numbers equal a single-process evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..inference.segment import segment
+from ..inference.settings import TestConfig
+from ..utils import atomic_write, json_safe
+from .metrics import SegmentationMetric, majority_class_miou
+
+
+@torch.no_grad()
+def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] = None,
+             ignore_index: Optional[int] = None, class_names: Optional[Sequence[str]] = None,
+             max_images: Optional[int] = None, device=None, shard: Tuple[int, int] = (0, 1),
+             reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, progress: bool = False,
+             keep_predictions: int = 0, also_first: Optional[int] = None,
+             memory_efficient: bool = True) -> Dict[str, Any]:
+    """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
+
+    Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
+    [target, prediction]) and `majority_class_mIoU` (the trivial baseline).
+    shard: (rank, world size): this process scores images rank, rank + world, ...
+    reduce: sums a tensor over the processes (in place), e.g. an all-reduce; None for one process.
+    keep_predictions: k -> also `predictions`, k (image, label, prediction) triples of this
+        process, evenly spread over the split (for overlays).
+    also_first: N -> also `first_images`, the metrics of the first N images alone (from the same
+        pass), to compare with evaluations that used only those.
+    memory_efficient: see `segnext.inference.segment` (the same labels).
+    """
+    num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
+    ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
+    class_names = class_names or getattr(dataset, "class_names", None)
+    metric = SegmentationMetric(num_classes, ignore_index, class_names)
+    first = SegmentationMetric(num_classes, ignore_index, class_names) if also_first else None
+    rank, world = shard
+    total = len(dataset) if max_images is None else min(max_images, len(dataset))
+    indices = range(rank, total, world)
+    # Overlays spread over the split: neighbouring frames of a video dataset look all alike.
+    keep = set(np.linspace(0, len(indices) - 1, keep_predictions).round().astype(int).tolist()
+               if keep_predictions and len(indices) else [])
+    kept: List[tuple] = []
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    iterator = indices
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        iterator = tqdm(indices, desc="eval", unit="img", dynamic_ncols=True, leave=False)
+    try:
+        for position, index in enumerate(iterator):
+            sample = dataset[index]
+            image = sample["image"]
+            if not image.flags.writeable:  # torch.from_numpy warns about read-only arrays
+                image = image.copy()
+            prediction = segment(model, image, config, device, memory_efficient=memory_efficient).cpu()
+            label = torch.from_numpy(np.asarray(sample["label"]).astype(np.int64))
+            metric.update(prediction, label)
+            if first is not None and index < also_first:
+                first.update(prediction, label)
+            if position in keep:
+                kept.append((sample["image"], np.asarray(sample["label"]), prediction.numpy().astype(np.uint8)))
+    finally:
+        model.train(was_training)
+    if reduce is not None:
+        for summed in (metric, first):
+            if summed is not None:
+                summed.confusion = reduce(summed.confusion)
+    results = metric.compute()
+    if first is not None:
+        results["first_images"] = {**first.compute(), "num_images": min(also_first, total)}
+    results["num_images"] = total
+    results["seconds"] = time.perf_counter() - start
+    results["majority_class_mIoU"] = majority_class_miou(metric.confusion)
+    results["confusion"] = metric.confusion  # [target, prediction] pixel counts, summed over processes
+    if keep_predictions:
+        results["predictions"] = kept
+    return results
+
+
+def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
+    """A JSON-safe copy (NaN -> null) with a per-class table, without the kept predictions."""
+    names = results.get("class_names") or [str(i) for i in range(len(results["IoU"]))]
+    out = {key: results[key] for key in ("aAcc", "mIoU", "mAcc") if key in results}
+    out["per_class"] = [{"class": n, "IoU": i, "Acc": a} for n, i, a in zip(names, results["IoU"], results["Acc"])]
+    out.update({key: results[key] for key in ("num_images", "seconds", "majority_class_mIoU") if key in results})
+    out.update(extra)
+    return json_safe(out)
+
+
+def write_results(path, results: Dict[str, Any], **extra: Any) -> Path:
+    """Write `results_for_json(results, **extra)` to `path` atomically."""
+    text = json.dumps(results_for_json(results, **extra), indent=2) + "\n"
+    return atomic_write(path, lambda temporary: temporary.write_text(text))
+
+
+__all__ = ["evaluate", "results_for_json", "write_results"]

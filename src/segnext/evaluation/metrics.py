@@ -1,0 +1,104 @@
+"""Segmentation metrics with MMSegmentation's conventions (aAcc, mIoU, mAcc, per-class IoU/Acc)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+
+from ..constants import IGNORE_INDEX
+
+
+class SegmentationMetric:
+    """Accumulates a confusion matrix over (prediction, target) label maps.
+
+    `update(pred, target)` takes integer tensors (or arrays) of shape (B, H, W) or (H, W).
+    `compute()` returns percentages: aAcc, mIoU, mAcc and per-class IoU/Acc lists. A class whose IoU
+    or Acc is 0/0 (absent from the target, and for IoU from the prediction too) is NaN and is left out
+    of the means, as MMSegmentation does.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, class_names: Optional[Sequence[str]] = None):
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # [target, pred]
+
+    def reset(self) -> None:
+        self.confusion.zero_()
+
+    def update(self, pred, target) -> None:
+        pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
+        if pred.is_floating_point() or target.is_floating_point():
+            raise ValueError("SegmentationMetric.update expects integer label maps; take argmax of logits first")
+        pred = pred.reshape(-1).to("cpu", torch.int64)
+        target = target.reshape(-1).to("cpu", torch.int64)
+        valid = target != self.ignore_index
+        pred, target = pred[valid], target[valid]
+        k = self.num_classes
+        bad = target[(target < 0) | (target >= k)]
+        if bad.numel():
+            raise ValueError(f"target holds label values {sorted(set(bad.unique().tolist()))[:10]} outside 0..{k - 1} "
+                             f"that are not the ignore index {self.ignore_index}")
+        if pred.numel() and (pred.min() < 0 or pred.max() >= k):
+            raise ValueError(f"prediction holds label values outside 0..{k - 1}")
+        self.confusion += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
+
+    def merge(self, other: "SegmentationMetric") -> None:
+        self.confusion += other.confusion
+
+    def compute(self) -> Dict[str, object]:
+        confusion = self.confusion.double()
+        intersect = confusion.diag()
+        area_target = confusion.sum(1)
+        area_pred = confusion.sum(0)
+        union = area_target + area_pred - intersect
+        iou = intersect / union  # 0/0 -> NaN
+        acc = intersect / area_target
+        total = area_target.sum()
+        return {
+            "aAcc": 100.0 * (intersect.sum() / total).item() if total > 0 else math.nan,
+            "mIoU": 100.0 * _nanmean(iou),
+            "mAcc": 100.0 * _nanmean(acc),
+            "IoU": [100.0 * v for v in iou.tolist()],
+            "Acc": [100.0 * v for v in acc.tolist()],
+            "class_names": list(self.class_names),
+        }
+
+    def table(self, results: Optional[Dict[str, object]] = None) -> str:
+        """A per-class text table followed by the summary line."""
+        return format_results(results or self.compute())
+
+
+def format_results(results: Dict[str, Any]) -> str:
+    """The per-class IoU/Acc table and the summary line of `SegmentationMetric.compute()`'s results."""
+    names = results.get("class_names") or [str(i) for i in range(len(results["IoU"]))]
+    width = max(8, *(len(n) for n in names))
+    lines = [f"{'class':<{width}}  {'IoU':>6}  {'Acc':>6}"]
+    lines += [f"{n:<{width}}  {_fmt(i)}  {_fmt(a)}" for n, i, a in zip(names, results["IoU"], results["Acc"])]
+    count = f"  ({results['num_images']} images)" if "num_images" in results else ""
+    lines.append(f"aAcc {_fmt(results['aAcc'])}  mIoU {_fmt(results['mIoU'])}  mAcc {_fmt(results['mAcc'])}{count}")
+    return "\n".join(lines)
+
+
+def majority_class_miou(confusion: torch.Tensor) -> float:
+    """mIoU of always predicting the most frequent class: the trivial baseline ("chance")."""
+    per_class = confusion.sum(1).double()  # target pixels of each class
+    present = int((per_class > 0).sum())
+    if present == 0:
+        return math.nan
+    return 100.0 * (per_class.max() / per_class.sum()).item() / present
+
+
+def _nanmean(values: torch.Tensor) -> float:
+    kept = values[~torch.isnan(values)]
+    return kept.mean().item() if kept.numel() else math.nan
+
+
+def _fmt(value: float) -> str:
+    return f"{value:6.2f}" if not math.isnan(value) else "   nan"

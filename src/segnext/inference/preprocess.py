@@ -1,0 +1,80 @@
+"""Images in: any supported image as uint8 RGB, the test-time resize, normalisation to a tensor."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..data.io import pil_to_rgb, read_image
+from ..data.resize import rescale_size, resize_image
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+
+def to_rgb_array(image: ImageInput) -> np.ndarray:
+    """Any supported image (path, PIL image, NumPy array) as a writable uint8 RGB (H, W, 3) array.
+
+    Paths and PIL images follow `segnext.data.read_image`'s rules (EXIF orientation, grayscale,
+    palette, RGBA, 16-bit, CMYK; a floating-point PIL image is refused). Arrays: (H, W) or (H, W, 1)
+    grayscale, (H, W, 3) RGB, (H, W, 4) RGBA (alpha dropped); uint8; uint16 keeps its top byte;
+    bool is 0/255; floats are taken as 0..1 when their maximum is at most 1, else as 0..255.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return np.array(read_image(image))  # a copy: torch wants writable memory
+    if isinstance(image, Image.Image):
+        return np.array(pil_to_rgb(image, name=getattr(image, "filename", "") or "PIL image"))
+    if isinstance(image, torch.Tensor):
+        raise TypeError("pass images as a path, a PIL image or a NumPy array (H, W, 3); for normalised "
+                        "tensors call the model directly")
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image or a NumPy array")
+    array = image
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    array = array[:, :, :3]
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"empty image of shape {array.shape}")
+    if array.dtype == np.uint8:
+        return np.array(array)
+    if array.dtype == np.uint16:
+        return (array >> 8).astype(np.uint8)
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.floating):
+        scale = 255.0 if float(np.nanmax(array)) <= 1.0 else 1.0
+        return np.clip(np.nan_to_num(array) * scale + 0.5, 0, 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        return np.clip(array, 0, 255).astype(np.uint8)
+    raise ValueError(f"unsupported image dtype {array.dtype}")
+
+
+def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], ratio: float = 1.0,
+                    size_divisor: Optional[int] = None) -> np.ndarray:
+    """The official test resize of a uint8 image: keep-ratio to `img_scale * ratio` (mmcv's rounding),
+    then up to a multiple of `size_divisor` (SegNeXt's AlignResize). img_scale None: the image's own
+    size times `ratio`."""
+    height, width = image.shape[:2]
+    if img_scale is not None:
+        width, height = rescale_size(width, height, (int(img_scale[0] * ratio), int(img_scale[1] * ratio)))
+    elif ratio != 1.0:
+        height, width = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    if size_divisor:
+        height = -(-height // size_divisor) * size_divisor
+        width = -(-width // size_divisor) * size_divisor
+    return resize_image(image, width, height)
+
+
+def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W)."""
+    x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float()
+    x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    return x.unsqueeze(0)

@@ -1,0 +1,159 @@
+"""Prediction for people: `Segmenter` turns images into label maps, colour maps and overlays.
+
+    import segnext
+    segmenter = segnext.Segmenter.from_checkpoint("segnext_t_ade.pth")
+    labels = segmenter.predict("photo.jpg")          # (H, W) class ids at the photo's size
+
+`predict` accepts a file path, a PIL image or a NumPy array and returns the labels at that image's
+size, by the official test procedure (`segnext.inference.segment`), with the settings the
+checkpoint was evaluated with or else the official ones of its dataset (`settings`). By default
+the model runs through `optimize_for_inference` and the labels are computed memory-efficiently;
+both give the reference results (to float rounding).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..data.palette import colorize, default_palette, overlay
+from ..models import DEFAULT_NMF_SEED, create_model
+from .optimize import optimize_for_inference
+from .preprocess import ImageInput, to_rgb_array
+from .segment import segment, segment_logits
+from .settings import TestConfig, default_test_config, test_config_from_checkpoint
+
+
+class OnnxModel:
+    """An ONNX file written by `segnext export`, run by onnxruntime, with what `segnext.inference`
+    needs of a model: a call giving logits at the input size, `num_classes`, `parameters()`."""
+
+    def __init__(self, path, threads: Optional[int] = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ValueError("running an ONNX model needs onnxruntime: pip install 'segnext[onnx]'") from None
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model {path} does not exist.")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise ValueError(f"onnxruntime cannot load {path}: {error}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = meta
+        if "num_classes" not in meta:
+            raise ValueError(f"{path} has no segnext metadata (num_classes); export it with `segnext export`.")
+        self.num_classes = int(meta["num_classes"])
+        self.class_names = json.loads(meta["class_names"]) if meta.get("class_names") else None
+        self.palette = json.loads(meta["palette"]) if meta.get("palette") else None
+        self.input_name = self.session.get_inputs()[0].name
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_size = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
+
+    def parameters(self):
+        yield torch.empty(0)  # inputs live on the CPU
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.fixed_size is not None and tuple(images.shape[2:]) != self.fixed_size:
+            raise ValueError(f"this ONNX model was exported for {self.fixed_size[0]}x{self.fixed_size[1]} inputs "
+                             f"but got {images.shape[2]}x{images.shape[3]}; export with dynamic sizes "
+                             f"(the default) or use slide inference with that window")
+        outputs = self.session.run(None, {self.input_name: images.detach().cpu().numpy()})
+        return torch.from_numpy(outputs[0])
+
+
+class Segmenter:
+    """A model plus its test-time settings and class metadata: images in, label maps out.
+
+    Args:
+        model: a SegNeXt (optimized or not) or an `OnnxModel`.
+        test_config: how to segment (default: the official settings of the model's dataset).
+        class_names, palette: class metadata (default: the model's, else generic names and
+            `segnext.data.default_palette`).
+        device: where images go (default: the model's device).
+        memory_efficient: compute labels without full-resolution class scores (exact; see
+            `segnext.inference.segment`).
+    """
+
+    def __init__(self, model, test_config: Optional[TestConfig] = None, *, class_names=None, palette=None,
+                 device=None, memory_efficient: bool = True):
+        self.model = model
+        self.num_classes = int(model.num_classes)
+        config = getattr(model, "config", None)
+        names = class_names or getattr(config, "class_names", None) or getattr(model, "class_names", None)
+        self.class_names = list(names or [f"class_{i}" for i in range(self.num_classes)])
+        colours = palette or getattr(config, "palette", None) or getattr(model, "palette", None)
+        self.palette = [list(c) for c in (colours or default_palette(self.num_classes))]
+        self.test_config = test_config or default_test_config(self.num_classes, names)
+        self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
+        self.memory_efficient = memory_efficient
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, *, device=None, optimize: bool = True, test_config: Optional[TestConfig] = None,
+                        nmf_seed: Optional[int] = DEFAULT_NMF_SEED, **model_kwargs) -> "Segmenter":
+        """Load any checkpoint `create_model` reads; its saved evaluation settings (or its dataset's
+        official ones) become the test settings unless `test_config` is given. nmf_seed: as in
+        `create_model` (None: the official random bases at every forward)."""
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        model = create_model(checkpoint=checkpoint, nmf_seed=nmf_seed, **model_kwargs).eval().to(device)
+        if optimize:
+            model = optimize_for_inference(model)
+        return cls(model, test_config or test_config_from_checkpoint(checkpoint), device=device)
+
+    @classmethod
+    def from_onnx(cls, path, *, test_config: Optional[TestConfig] = None, threads: Optional[int] = None) -> "Segmenter":
+        model = OnnxModel(path, threads)
+        if test_config is None and model.metadata.get("test_config"):
+            try:
+                test_config = TestConfig.from_dict(json.loads(model.metadata["test_config"]))
+            except (TypeError, ValueError):
+                test_config = None
+        return cls(model, test_config, class_names=model.class_names, palette=model.palette, device="cpu")
+
+    def predict(self, image: ImageInput) -> np.ndarray:
+        """Class ids (H, W) at the image's size: uint8 for up to 256 classes, else int32."""
+        rgb = to_rgb_array(image)
+        labels = segment(self.model, rgb, self.test_config, self.device, memory_efficient=self.memory_efficient)
+        return labels.cpu().numpy().astype(self._label_dtype)
+
+    def predict_proba(self, image: ImageInput) -> np.ndarray:
+        """Class probabilities (num_classes, H, W) float32 at the image's size (softmax of the
+        logits; for multi-scale + flip the averaged probabilities, as the official test)."""
+        return self.predict_with_proba(image)[1]
+
+    def predict_with_proba(self, image: ImageInput) -> Tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) from one pass: the labels are the argmax of the probabilities (with
+        an optimized model, `predict`'s label-only path can differ from them at float-rounding ties)."""
+        rgb = to_rgb_array(image)
+        scores = segment_logits(self.model, rgb, self.test_config, self.device, memory_efficient=self.memory_efficient)
+        labels = scores.argmax(0).cpu().numpy().astype(self._label_dtype)
+        probabilities = scores.softmax(0) if self.test_config.single_scale else scores
+        return labels, probabilities.float().cpu().numpy()
+
+    def colorize(self, labels: np.ndarray) -> np.ndarray:
+        """Label map -> RGB colours of the palette."""
+        return colorize(labels, self.palette, ignore_index=None)
+
+    def overlay(self, image: ImageInput, labels: Optional[np.ndarray] = None, alpha: float = 0.5) -> np.ndarray:
+        """The image with the label colours blended in (predicted when `labels` is None)."""
+        rgb = to_rgb_array(image)
+        if labels is None:
+            labels = self.predict(rgb)
+        return overlay(rgb, labels, self.palette, alpha, ignore_index=None)
+
+    @property
+    def _label_dtype(self):
+        return np.uint8 if self.num_classes <= 256 else np.int32
+
+    def __repr__(self) -> str:
+        c = self.test_config
+        return (f"Segmenter({type(self.model).__name__}, {self.num_classes} classes, mode={c.mode}, "
+                f"img_scale={c.img_scale}, scales={c.scales}, flip={c.flip}, device={self.device})")

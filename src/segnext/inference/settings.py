@@ -1,0 +1,171 @@
+"""Test-time settings: the one object that says how an image is segmented, and where it comes from.
+
+`TestConfig` is used by evaluation, prediction, export and the training config's `evaluation`
+section alike. Its defaults for a model come, in order, from the model's own saved settings (a
+training checkpoint's `evaluation` section), else from the official test settings of the dataset
+its classes belong to (`OFFICIAL_TEST_CONFIGS`, the official SegNeXt configs and MMSegmentation's
+standard ones), else ADE20K's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
+
+MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
+
+
+@dataclass
+class TestConfig:
+    """How an image is segmented at test time (the official test pipeline's settings).
+
+    Args:
+        img_scale: (long, short) bound of the keep-ratio resize before inference; None keeps the
+            image's size.
+        size_divisor: then resize up to a multiple of this (SegNeXt's ADE20K/COCO-Stuff test: 32).
+        mode: "whole" (the whole resized image at once) or "slide" (overlapping windows whose
+            logits are averaged).
+        crop_size: slide window (h, w).
+        stride: slide stride (h, w).
+        scales: ratios of img_scale; several (`MS_RATIOS`) for the multi-scale test, where the
+            softmax probabilities of every scale (and flip) are averaged.
+        flip: also segment the horizontally flipped image and average.
+        mean, std: the normalisation of RGB pixels (0..255) the model was trained with.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    img_scale: Optional[Tuple[int, int]] = (2048, 512)
+    size_divisor: Optional[int] = None
+    mode: str = "whole"
+    crop_size: Optional[Tuple[int, int]] = None
+    stride: Optional[Tuple[int, int]] = None
+    scales: Tuple[float, ...] = (1.0,)
+    flip: bool = False
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self):
+        if self.mode not in ("whole", "slide"):
+            raise ValueError(f"test mode must be 'whole' or 'slide', got {self.mode!r}")
+        if self.mode == "slide" and (self.crop_size is None or self.stride is None):
+            raise ValueError("slide inference needs crop_size and stride, e.g. crop_size=(1024, 1024), "
+                             "stride=(768, 768)")
+        for name in ("img_scale", "crop_size", "stride"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, tuple(int(v) for v in value))
+        self.scales = tuple(float(s) for s in self.scales)
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+        if not self.scales:
+            raise ValueError("scales must hold at least one ratio, e.g. (1.0,)")
+
+    @property
+    def single_scale(self) -> bool:
+        """One scale without flip: the result is the logits, not averaged probabilities."""
+        return len(self.scales) == 1 and not self.flip
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(TestConfig)}
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "TestConfig":
+        """From a dict that may hold other keys too (a training config's `evaluation` section)."""
+        return cls(**{f.name: values[f.name] for f in fields(TestConfig) if f.name in values})
+
+
+# The official test settings of each dataset: the official SegNeXt configs (ADE20K, Cityscapes,
+# COCO-Stuff) and MMSegmentation's standard ones for the others.
+OFFICIAL_TEST_CONFIGS: Dict[str, TestConfig] = {
+    "ade20k": TestConfig(img_scale=(2048, 512), size_divisor=32),
+    "coco_stuff": TestConfig(img_scale=(2048, 512), size_divisor=32),
+    "cityscapes": TestConfig(img_scale=(2048, 1024), mode="slide", crop_size=(1024, 1024), stride=(768, 768)),
+    "voc": TestConfig(img_scale=(2048, 512)),
+    "voc_aug": TestConfig(img_scale=(2048, 512)),
+    "pascal_context": TestConfig(img_scale=(520, 520), mode="slide", crop_size=(480, 480), stride=(320, 320)),
+    "pascal_context_59": TestConfig(img_scale=(520, 520), mode="slide", crop_size=(480, 480), stride=(320, 320)),
+    "isaid": TestConfig(img_scale=(896, 896)),
+    "camvid": TestConfig(img_scale=None),
+}
+
+# Which dataset a head of this many classes most likely belongs to, when it carries no class names.
+_DATASET_BY_CLASS_COUNT = {150: "ade20k", 171: "coco_stuff", 19: "cityscapes", 21: "voc", 59: "pascal_context_59",
+                           60: "pascal_context", 16: "isaid", 11: "camvid"}
+
+
+def dataset_of(num_classes: int, class_names: Optional[Sequence[str]] = None) -> Optional[str]:
+    """The dataset a head was trained on: by its class names when known, else by the class count."""
+    from ..data.datasets import DATASETS
+
+    if class_names:
+        wanted = [str(name).strip().lower() for name in class_names]
+        for name, spec in DATASETS.items():
+            if spec.class_names and [str(n).strip().lower() for n in spec.class_names] == wanted:
+                return name
+        return None  # a custom dataset: its class count says nothing
+    return _DATASET_BY_CLASS_COUNT.get(num_classes)
+
+
+def default_test_config(num_classes: int, class_names: Optional[Sequence[str]] = None) -> TestConfig:
+    """The official test settings of the dataset the head was trained on; ADE20K's otherwise."""
+    return OFFICIAL_TEST_CONFIGS.get(dataset_of(num_classes, class_names), TestConfig())
+
+
+def test_config_from_checkpoint(path) -> Optional[TestConfig]:
+    """The test settings saved with a segnext training checkpoint or model folder (None if none)."""
+    import torch
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            data = json.loads((path / "config.json").read_text())
+        else:
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not ours to judge here: create_model reports unreadable checkpoints
+        return None
+    run_config = data.get("config") if isinstance(data, dict) else None
+    evaluation = run_config.get("evaluation") if isinstance(run_config, dict) else None
+    if not isinstance(evaluation, dict):
+        return None
+    try:
+        return TestConfig.from_dict(evaluation)
+    except (TypeError, ValueError):
+        return None
+
+
+test_config_from_checkpoint.__test__ = False  # not a pytest test either
+
+
+def override_test_config(config: TestConfig, *, mode: Optional[str] = None, img_scale=Ellipsis,
+                         size_divisor=Ellipsis, crop_size=None, stride=None, scales=None,
+                         flip: Optional[bool] = None, multi_scale: bool = False) -> TestConfig:
+    """`config` with the given settings replaced (Ellipsis / None: keep). multi_scale=True selects the
+    paper's multi-scale + flip test (`MS_RATIOS`)."""
+    changes: Dict[str, Any] = {}
+    if mode is not None:
+        changes["mode"] = mode
+    if img_scale is not Ellipsis:
+        changes["img_scale"] = img_scale
+    if size_divisor is not Ellipsis:
+        changes["size_divisor"] = size_divisor
+    if crop_size is not None:
+        changes["crop_size"] = tuple(crop_size)
+    if stride is not None:
+        changes["stride"] = tuple(stride)
+    if multi_scale:
+        changes["scales"], changes["flip"] = MS_RATIOS, True
+    if scales is not None:
+        changes["scales"] = tuple(scales)
+    if flip is not None:
+        changes["flip"] = flip
+    if changes.get("mode") == "slide" and changes.get("crop_size") is None and config.crop_size is None:
+        raise ValueError("slide inference needs a window: pass crop_size/stride (--crop-size H W --stride H W)")
+    if changes.get("mode") == "slide" and changes.get("stride") is None and config.stride is None:
+        crop = changes.get("crop_size") or config.crop_size
+        changes["stride"] = tuple(max(1, (c * 3) // 4) for c in crop)  # the official 1024/768 overlap
+    return replace(config, **changes)

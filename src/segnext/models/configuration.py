@@ -1,0 +1,107 @@
+"""The four SegNeXt variants, declared as data.
+
+Every architectural number lives in `SegNeXtConfig`; `VARIANTS` holds the values of the paper and of
+the official configs (`local_configs/segnext/{tiny,small,base,large}`). A variant is built by
+`segnext.create_model(name, num_classes, **overrides)`, where overrides are fields of this dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+from ..utils import did_you_mean
+
+
+@dataclass
+class SegNeXtConfig:
+    """The architecture of one SegNeXt model (and the class metadata saved with its weights).
+
+    Args:
+        variant: the variant it was built from ("segnext_t", "segnext_s", "segnext_b", "segnext_l").
+        num_classes: outputs of the classifier.
+        embed_dims: channels of the four MSCAN stages (strides 4, 8, 16, 32).
+        depths: blocks per stage.
+        mlp_ratios: hidden width of each stage's MLP, as a multiple of the stage width.
+        drop_path_rate: stochastic depth at the last block; it grows linearly from 0 over all blocks.
+        attention_kernel_size: the square depthwise conv every MSCA branch starts from (5).
+        strip_kernel_sizes: the 1xk + kx1 strip-conv branches of MSCA (7, 11, 21).
+        head_in_stages: the stages the decoder reads (indices into the four; 1, 2, 3 = strides 8, 16, 32).
+        head_channels: width after the decoder's align conv (the official head's `channels`).
+        ham_channels: width of the Hamburger (squeeze output, NMF input).
+        nmf_rank: rank R of the matrix decomposition (the official `MD_R`).
+        nmf_train_steps: multiplicative-update steps in training (6).
+        nmf_eval_steps: multiplicative-update steps in evaluation (7).
+        group_norm_groups: groups of the decoder's GroupNorms (32).
+        dropout_ratio: Dropout2d before the classifier (0.1).
+        class_names: names of the classes, carried with the weights (None when unknown).
+        palette: one [r, g, b] per class for colour maps (None when unknown).
+    """
+
+    variant: str
+    num_classes: int = 150
+    embed_dims: Tuple[int, ...] = (32, 64, 160, 256)
+    depths: Tuple[int, ...] = (3, 3, 5, 2)
+    mlp_ratios: Tuple[int, ...] = (8, 8, 4, 4)
+    drop_path_rate: float = 0.1
+    attention_kernel_size: int = 5
+    strip_kernel_sizes: Tuple[int, ...] = (7, 11, 21)
+    head_in_stages: Tuple[int, ...] = (1, 2, 3)
+    head_channels: int = 256
+    ham_channels: int = 256
+    nmf_rank: int = 16
+    nmf_train_steps: int = 6
+    nmf_eval_steps: int = 7
+    group_norm_groups: int = 32
+    dropout_ratio: float = 0.1
+    class_names: Optional[List[str]] = None
+    palette: Optional[List[List[int]]] = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SegNeXtConfig":
+        check_fields(data.keys(), where="config")
+        return cls(**_with_tuples(data))
+
+
+VARIANTS = {
+    "segnext_t": dict(embed_dims=(32, 64, 160, 256), depths=(3, 3, 5, 2), drop_path_rate=0.1,
+                      head_channels=256, ham_channels=256, nmf_rank=16),
+    "segnext_s": dict(embed_dims=(64, 128, 320, 512), depths=(2, 2, 4, 2), drop_path_rate=0.1,
+                      head_channels=256, ham_channels=256, nmf_rank=16),
+    "segnext_b": dict(embed_dims=(64, 128, 320, 512), depths=(3, 3, 12, 3), drop_path_rate=0.1,
+                      head_channels=512, ham_channels=512, nmf_rank=64),
+    "segnext_l": dict(embed_dims=(64, 128, 320, 512), depths=(3, 5, 27, 3), drop_path_rate=0.3,
+                      head_channels=1024, ham_channels=1024, nmf_rank=64),
+}
+
+FIELDS = [f.name for f in dataclasses.fields(SegNeXtConfig)]
+_TUPLE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "strip_kernel_sizes", "head_in_stages")
+
+
+def list_models() -> List[str]:
+    return list(VARIANTS)
+
+
+def check_fields(keys, where: str) -> None:
+    """Raise a ValueError naming any key that is not a SegNeXtConfig field, with the closest one."""
+    for key in keys:
+        if key not in FIELDS:
+            raise ValueError(f"Unknown {where} option {key!r}.{did_you_mean(key, FIELDS)} "
+                             f"Valid options: {', '.join(FIELDS)}.")
+
+
+def variant_config(name: str, num_classes: int, **overrides: Any) -> SegNeXtConfig:
+    """The config of variant `name` with `num_classes` classes and any field overridden."""
+    if name not in VARIANTS:
+        raise ValueError(f"Unknown model {name!r}.{did_you_mean(name, VARIANTS)} Available: {', '.join(VARIANTS)}.")
+    check_fields(overrides, where="model")
+    return SegNeXtConfig(**_with_tuples({**VARIANTS[name], **overrides, "variant": name, "num_classes": num_classes}))
+
+
+def _with_tuples(values: dict) -> dict:
+    """JSON and YAML give lists; the config holds tuples."""
+    return {k: tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in values.items()}

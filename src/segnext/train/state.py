@@ -1,0 +1,171 @@
+"""Training checkpoints: everything needed to continue a run exactly where it stopped.
+
+A training checkpoint is a dict of tensors and plain Python values written with `torch.save` and read
+with `torch.load(weights_only=True)` (nothing in it can run code):
+
+    format, format_version, iteration, elapsed_seconds, best (mIoU, iteration),
+    model (state dict), optimizer (state dict), grad_scaler (state dict or None), world_size,
+    config (the run's config as plain dicts), meta (CLASSES, PALETTE: class names for create_model)
+
+No random-number state is needed: every random draw of a step (samples, augmentation, drop path,
+NMF bases, dropout) is seeded from the run's seed and the step's position in the sample stream.
+
+Files live in WORK_DIR/checkpoints/: `iter_00001000.pt` (the last `keep` of them) and `best.pt` (the
+best mIoU so far). Each is written to a temporary file in the same directory and renamed over the
+target (`os.replace` is atomic), so a process killed during a save leaves the previous checkpoints
+intact; leftover temporary files are removed at the next start.
+
+`segnext.create_model(checkpoint="iter_00001000.pt")` reads the weights of a training checkpoint too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..utils import atomic_write
+
+FORMAT = "segnext-train"
+FORMAT_VERSION = 1
+_ITER_FILE = re.compile(r"^iter_(\d+)\.pt$")
+
+
+class TrainingCheckpointError(ValueError):
+    pass
+
+
+# --- files ------------------------------------------------------------------------------------------
+
+def checkpoint_name(iteration: int) -> str:
+    return f"iter_{iteration:08d}.pt"
+
+
+def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, iteration: int, elapsed: float,
+                   best: Dict[str, Any], world_size: int, config: dict) -> Dict[str, Any]:
+    """The dict a training checkpoint holds (see the module docstring)."""
+    names, palette = model.config.class_names, model.config.palette
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "iteration": iteration, "elapsed_seconds": elapsed,
+        "best": dict(best), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(), "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "world_size": world_size, "config": config, "meta": {"CLASSES": list(names or []), "PALETTE": list(palette or [])},
+    }
+
+
+def save(state: Dict[str, Any], path: Path) -> Path:
+    """Write `state` atomically: the file at `path` is either the old one or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda temporary: torch.save(state, temporary))
+    return path
+
+
+def load(path: Path) -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Training checkpoint {path} does not exist.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt or foreign files: say which and what to do
+        raise TrainingCheckpointError(
+            f"Cannot read training checkpoint {path} ({type(error).__name__}: {str(error).splitlines()[0]}). "
+            f"Resume from an earlier checkpoint with --resume PATH."
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise TrainingCheckpointError(
+            f"{path} is not a segnext training checkpoint (no 'format': '{FORMAT}'). To start training from "
+            f"model weights, set model.checkpoint=PATH (or model.backbone_checkpoint=PATH) instead of --resume."
+        )
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise TrainingCheckpointError(f"{path} was written by a newer segnext (format version "
+                                      f"{state['format_version']}); upgrade segnext to resume from it.")
+    return state
+
+
+def iteration_checkpoints(directory: Path) -> List[Path]:
+    """iter_*.pt files in `directory`, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _ITER_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: Path) -> Optional[Path]:
+    """The newest iteration checkpoint that loads (an unreadable file is skipped with a warning)."""
+    for path in reversed(iteration_checkpoints(directory)):
+        try:
+            load(path)
+            return path
+        except TrainingCheckpointError as error:
+            print(f"warning: skipping {path}: {error}")
+    return None
+
+
+def prune(directory: Path, keep: int) -> None:
+    """Delete all but the newest `keep` iteration checkpoints (best.pt is a separate file)."""
+    for path in iteration_checkpoints(directory)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Temporary files of a save that was interrupted (the process was killed mid-write)."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for path in directory.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+
+def prepare_work_dir(work_dir: Path, config_yaml: str, keep_previous: bool = True) -> None:
+    """Create WORK_DIR/checkpoints, drop temporaries of an interrupted save, write config.yaml.
+    keep_previous=False (starting over in a used work dir): the earlier run's checkpoints and log
+    are moved aside, out of the way of resuming, not deleted."""
+    checkpoints = work_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(checkpoints)
+    if not keep_previous and iteration_checkpoints(checkpoints):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        checkpoints.rename(work_dir / f"checkpoints_{stamp}")
+        checkpoints.mkdir()
+        if (work_dir / "log.jsonl").exists():
+            (work_dir / "log.jsonl").rename(work_dir / f"log_{stamp}.jsonl")
+        print(f"Not resuming: the earlier run's checkpoints and log were moved to {work_dir / f'checkpoints_{stamp}'} "
+              f"and log_{stamp}.jsonl.")
+    (work_dir / "config.yaml").write_text(config_yaml)
+
+
+def resume_path(checkpoints: Path, resume, env) -> Optional[Path]:
+    """The checkpoint to resume from: `resume` itself when it is a path; with True the newest in
+    `checkpoints` (rank 0's choice, for every process); None to start from scratch."""
+    from .distributed import broadcast_object
+
+    if resume is False or resume is None:
+        return None
+    if resume is True:
+        found = latest_checkpoint(checkpoints) if env.is_main else None
+        found = broadcast_object(str(found) if found else None, env)
+        return Path(found) if found else None
+    return Path(resume)
+
+
+def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config, num_classes: int) -> dict:
+    """Load the training checkpoint at `path` into model, optimizer and grad scaler; returns
+    {iteration, elapsed_seconds, best}. The checkpoint must be of the same model and classes."""
+    saved = load(path)
+    saved_model = saved.get("config", {}).get("model", {})
+    for key, now in (("name", config.model.name), ("num_classes", num_classes)):
+        if saved_model.get(key) not in (None, now):
+            raise TrainingCheckpointError(
+                f"Cannot resume from {path}: it trained model.{key}={saved_model.get(key)!r} but this config has "
+                f"{now!r}. Use a new --work-dir to start a different run.")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if saved.get("grad_scaler"):
+        scaler.load_state_dict(saved["grad_scaler"])
+    return {"iteration": int(saved["iteration"]), "elapsed_seconds": float(saved.get("elapsed_seconds", 0.0)),
+            "best": dict(saved.get("best") or {})}

@@ -1,0 +1,135 @@
+"""Evaluation: sliding-window and multi-scale + flip inference against a direct computation, and
+`segnext.evaluation.evaluate` against scoring the predictions by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import segnext
+from segnext.constants import IMAGENET_MEAN, IMAGENET_STD
+from segnext.evaluation import evaluate, majority_class_miou, results_for_json, write_results
+from segnext.inference import TestConfig, segment, segment_logits
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", num_classes=5, nmf_seed=0)  # fixed bases: deterministic
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+
+
+def normalise(image: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return x[None]
+
+
+@torch.no_grad()
+def test_slide_inference_averages_overlapping_windows(model, image):
+    config = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(16, 24))
+    x = normalise(image)
+    # Windows written out by hand: rows start at 0 and 8 (the last one flush with the bottom edge),
+    # columns at 0 and 24 (flush with the right edge), so the middle rows/columns are covered twice.
+    windows = [(0, 0), (0, 24), (8, 0), (8, 24)]
+    total, count = torch.zeros(1, 5, 40, 56), torch.zeros(1, 1, 40, 56)
+    for top, left in windows:
+        total[:, :, top:top + 32, left:left + 32] += model(x[:, :, top:top + 32, left:left + 32])
+        count[:, :, top:top + 32, left:left + 32] += 1
+    assert count.min() == 1 and count.max() == 4
+    expected = (total / count)[0]
+    torch.testing.assert_close(segment_logits(model, image, config), expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(segment(model, image, config), expected.argmax(0))
+
+
+@torch.no_grad()
+def test_multi_scale_and_flip_average_softmax_probabilities(model, image):
+    ratios = (0.5, 1.0, 1.5)
+    config = TestConfig(img_scale=(56, 40), scales=ratios, flip=True)
+    probabilities = []
+    for ratio in ratios:
+        # keep-ratio resize into (56 r, 40 r): here exactly (40 r, 56 r), as mmcv rounds it
+        height, width = int(40 * ratio + 0.5), int(56 * ratio + 0.5)
+        resized = image if ratio == 1.0 else cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        x = normalise(resized)
+        for flip in (False, True):
+            logits = model(x.flip(3) if flip else x)
+            logits = F.interpolate(logits, size=(40, 56), mode="bilinear", align_corners=False)
+            p = logits.softmax(1)
+            probabilities.append(p.flip(3) if flip else p)
+    expected = torch.stack(probabilities).mean(0)[0]
+    torch.testing.assert_close(segment_logits(model, image, config), expected, atol=1e-5, rtol=1e-5)
+
+
+class _Images:
+    """A tiny dataset: dict(image, label) items, as build_dataset without a transform gives."""
+
+    num_classes, ignore_index, class_names = 5, 255, ["a", "b", "c", "d", "e"]
+
+    def __init__(self, count=5):
+        rng = np.random.default_rng(1)
+        self.items = []
+        for _ in range(count):
+            label = rng.integers(0, 5, (24, 32)).astype(np.uint8)
+            label[:3] = 255
+            self.items.append({"image": rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), "label": label})
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+def test_evaluate_scores_every_prediction_and_shards_add_up(model):
+    dataset = _Images()
+    config = TestConfig(img_scale=(32, 24))
+    results = evaluate(model, dataset, config, keep_predictions=2)
+    metric = segnext.SegmentationMetric(5)
+    for item in dataset.items:
+        metric.update(segment(model, item["image"], config), torch.from_numpy(item["label"].astype(np.int64)))
+    expected = metric.compute()
+    assert results["mIoU"] == pytest.approx(expected["mIoU"]) and results["aAcc"] == pytest.approx(expected["aAcc"])
+    assert results["num_images"] == 5 and len(results["predictions"]) == 2
+    # The overlays are spread over the split (first and last image), not its first frames.
+    kept_images = [kept[0] for kept in results["predictions"]]
+    assert np.array_equal(kept_images[0], dataset.items[0]["image"])
+    assert np.array_equal(kept_images[1], dataset.items[4]["image"])
+    assert results["class_names"] == dataset.class_names
+    # What each DDP process scores (without the all-reduce): their confusions sum to the whole,
+    # and `reduce` is what makes every process see the whole.
+    shards = [evaluate(model, dataset, config, shard=(r, 2)) for r in range(2)]
+    assert torch.equal(shards[0]["confusion"] + shards[1]["confusion"], metric.confusion)
+    other = shards[1]["confusion"]
+    reduced = evaluate(model, dataset, config, shard=(0, 2), reduce=lambda confusion: confusion + other)
+    assert torch.equal(reduced["confusion"], metric.confusion)
+    assert reduced["mIoU"] == pytest.approx(expected["mIoU"])
+    assert model.training is False
+    first_two = evaluate(model, dataset, config, max_images=2)
+    assert first_two["num_images"] == 2
+    # The final evaluation during training also scores the periodic evaluations' subset, in the same pass.
+    both = evaluate(model, dataset, config, also_first=2)
+    assert both["mIoU"] == pytest.approx(results["mIoU"])
+    assert both["first_images"]["mIoU"] == pytest.approx(first_two["mIoU"]) and both["first_images"]["num_images"] == 2
+
+
+def test_results_json_and_the_trivial_baseline(tmp_path):
+    confusion = torch.tensor([[6, 0, 0], [2, 0, 0], [0, 0, 0]])  # class 2 absent
+    assert majority_class_miou(confusion) == pytest.approx(100 * 0.75 / 2)
+    results = {"aAcc": 75.0, "mIoU": 37.5, "mAcc": 50.0, "IoU": [75.0, 0.0, math.nan], "Acc": [100.0, 0.0, math.nan],
+               "class_names": ["x", "y", "z"], "num_images": 1, "confusion": confusion}
+    path = write_results(tmp_path / "r.json", results, split="val")
+    data = json.loads(path.read_text())
+    assert data["per_class"][2] == {"class": "z", "IoU": None, "Acc": None}
+    assert data["split"] == "val" and "confusion" not in results_for_json(results)

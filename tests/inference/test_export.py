@@ -1,0 +1,69 @@
+"""ONNX export: onnxruntime gives the PyTorch outputs (same fixed NMF bases), at any input size."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import segnext
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'segnext[onnx]'): ONNX export untested")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'segnext[onnx]'): "
+                                                 "ONNX parity untested")
+
+TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def model(checkpoint_path):
+    return segnext.create_model(checkpoint=checkpoint_path).eval()
+
+
+@pytest.fixture(scope="module")
+def onnx_file(model, tmp_path_factory):
+    # traced at one size; the graph must be exact at the fixtures' other sizes too
+    return segnext.export_onnx(model, tmp_path_factory.mktemp("onnx") / "segnext_t.onnx", 96, 128)
+
+
+@pytest.mark.parametrize("prefix", ["", "odd_"])
+def test_onnxruntime_matches_pytorch_on_the_fixtures(model, onnx_file, io_data, prefix):
+    images = io_data[prefix + "input"]  # (2, 3, 256, 320) and (1, 3, 75, 101)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"images": images.numpy()})
+    with torch.no_grad():
+        expected = model(images).numpy()  # the model's fixed (seeded) bases, which the file stores
+    assert logits.shape == expected.shape
+    assert np.abs(logits - expected).max() <= TOLERANCE
+
+
+def test_graph_is_deterministic_and_self_describing(onnx_file, model):
+    graph = onnx.load(str(onnx_file))
+    operators = {node.op_type for node in graph.graph.node}
+    assert not operators & {"RandomUniform", "RandomUniformLike", "RandomNormal", "RandomNormalLike", "Multinomial"}
+    assert graph.opset_import[0].version == 17
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert int(meta["num_classes"]) == 150
+    assert json.loads(meta["class_names"]) == list(model.config.class_names)
+    assert json.loads(meta["palette"]) == [list(c) for c in model.config.palette]
+    assert json.loads(meta["test_config"])["size_divisor"] == 32  # ADE20K's official test resize
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
+
+
+def test_random_bases_cannot_be_exported(checkpoint_path, tmp_path):
+    model = segnext.create_model(checkpoint=checkpoint_path, nmf_seed=None).eval()
+    with pytest.raises(ValueError, match="nmf_seed"):
+        segnext.export_onnx(model, tmp_path / "m.onnx", 64, 64)
+
+
+def test_static_export_refuses_other_sizes(model, tmp_path):
+    from segnext.inference import OnnxModel as OnnxSegmenterModel
+
+    path = segnext.export_onnx(model, tmp_path / "static.onnx", 64, 96, dynamic=False)
+    runner = OnnxSegmenterModel(path)
+    assert runner(torch.zeros(1, 3, 64, 96)).shape == (1, 150, 64, 96)
+    with pytest.raises(ValueError, match="exported for 64x96"):
+        runner(torch.zeros(1, 3, 64, 64))

@@ -1,0 +1,34 @@
+"""Test-time preprocessing: the official keep-ratio resize (mmcv's rounding, SegNeXt's AlignResize)
+and normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from segnext.constants import IMAGENET_MEAN, IMAGENET_STD
+from segnext.inference import resize_for_test, to_tensor
+
+
+def _image(height, width):
+    return np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def test_keep_ratio_resize_and_size_divisor():
+    assert resize_for_test(_image(512, 683), (2048, 512)).shape == (512, 683, 3)
+    small = _image(300, 400)
+    assert resize_for_test(small, (2048, 512)).shape == (512, 683, 3)
+    aligned = resize_for_test(small, (2048, 512), size_divisor=32)
+    assert aligned.shape == (512, 704, 3)  # 683 -> resized up to 704, not padded
+    assert aligned[:, -8:].sum() > 0  # the right border holds image, not padding
+    assert resize_for_test(small, None).shape == (300, 400, 3)
+    assert resize_for_test(small, None, ratio=0.5).shape == (150, 200, 3)
+    assert resize_for_test(small, (2048, 512), ratio=0.5).shape == (256, 341, 3)
+
+
+def test_to_tensor_normalises_rgb():
+    image = _image(5, 7)
+    x = to_tensor(image)
+    assert x.shape == (1, 3, 5, 7) and x.dtype == torch.float32
+    expected = (image.astype(np.float64) - IMAGENET_MEAN) / IMAGENET_STD
+    assert np.allclose(x[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)

@@ -1,0 +1,104 @@
+"""segnext.inference.segment: the reference test procedure written plainly here, and its
+memory-efficient path (multi-scale + flip averaged in bands of rows, labels by label-only
+upsampling) against the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import segnext
+from segnext.inference import TestConfig, model_logits, resize_for_test, segment, segment_logits, to_tensor
+from segnext.ops import banded_average
+
+MULTI_SCALE = TestConfig(img_scale=(160, 96), size_divisor=32, scales=(0.5, 1.0, 1.75), flip=True)
+
+
+@pytest.fixture(scope="module")
+def eager(checkpoint_path):
+    return segnext.create_model("segnext_t", 150, checkpoint=checkpoint_path).eval()
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(1)
+    return np.kron(rng.integers(0, 255, (9, 13, 3)), np.ones((9, 9, 1))).astype(np.uint8)[:77, :109]
+
+
+def resize_everything(model, image, config):
+    """The official procedure written plainly: every scale's scores resized to the image, softmax,
+    flipped ones flipped back, averaged."""
+    total, count = 0, 0
+    for ratio in config.scales:
+        x = to_tensor(resize_for_test(image, config.img_scale, ratio, config.size_divisor), config.mean, config.std)
+        for flipped in (False, True) if config.flip else (False,):
+            scores = model_logits(model, x.flip(3) if flipped else x, config)
+            scores = F.interpolate(scores, size=image.shape[:2], mode="bilinear", align_corners=False).softmax(1)
+            total, count = total + (scores.flip(3) if flipped else scores), count + 1
+    return (total / count)[0]
+
+
+@pytest.mark.parametrize("band_bytes", [1, 1 << 30], ids=["one-row-bands", "one-band"])
+def test_banded_multi_scale_equals_resizing_everything(eager, image, monkeypatch, band_bytes):
+    monkeypatch.setattr(banded_average, "BAND_BYTES", band_bytes)
+    with torch.no_grad():
+        expected = resize_everything(eager, image, MULTI_SCALE)
+        reference = segment_logits(eager, image, MULTI_SCALE)
+        got = segment_logits(eager, image, MULTI_SCALE, memory_efficient=True)
+    assert (reference - expected).abs().max() <= 1e-6
+    assert got.shape == (150, *image.shape[:2])
+    assert (got - expected).abs().max() <= 1e-6
+    assert torch.allclose(got.sum(0), torch.ones(image.shape[:2]), atol=1e-5)
+
+
+def test_multi_scale_labels_are_the_argmax_of_the_scores(eager, image, monkeypatch):
+    monkeypatch.setattr(banded_average, "BAND_BYTES", 150 * 109 * 4 * 10)  # bands of 10 rows
+    optimized = segnext.optimize_for_inference(eager)
+    for model in (eager, optimized):
+        labels = segment(model, image, MULTI_SCALE, memory_efficient=True)
+        assert labels.dtype == torch.int64 and labels.shape == image.shape[:2]
+        assert torch.equal(labels, segment_logits(model, image, MULTI_SCALE, memory_efficient=True).argmax(0))
+        assert torch.equal(segment(model, image, MULTI_SCALE), segment_logits(model, image, MULTI_SCALE).argmax(0))
+
+
+@pytest.mark.parametrize("config", [
+    TestConfig(img_scale=(160, 96), size_divisor=32),
+    TestConfig(img_scale=None),
+    TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48)),
+], ids=["whole-divisor", "whole-native", "slide"])
+def test_memory_efficient_labels_equal_the_reference(eager, image, config):
+    """Label-only upsampling is exact: the same labels as the reference argmax of full-size scores."""
+    labels = segment(eager, image, config, memory_efficient=True)
+    assert labels.shape == image.shape[:2] and labels.dtype == torch.int64
+    assert torch.equal(labels, segment(eager, image, config))
+    assert torch.equal(segment(eager, image, config), segment_logits(eager, image, config).argmax(0))
+
+
+def test_optimized_model_gives_the_reference_labels(eager, image):
+    optimized = segnext.optimize_for_inference(eager)
+    config = TestConfig(img_scale=(160, 96), size_divisor=32)
+    reference = segment(eager, image, config)
+    for memory_efficient in (False, True):
+        labels = segment(optimized, image, config, memory_efficient=memory_efficient)
+        assert (labels == reference).double().mean() >= 0.999
+
+
+def test_multi_scale_without_forward_logits_takes_the_plain_path(eager, image):
+    """Models that only give logits at their input size (e.g. an ONNX session) are averaged at full size."""
+
+    class LogitsOnly(torch.nn.Module):
+        num_classes = 150
+
+        def __init__(self):
+            super().__init__()
+            self.inner = eager
+
+        def forward(self, images):
+            return self.inner(images)
+
+    with torch.no_grad():
+        got = segment_logits(LogitsOnly(), image, MULTI_SCALE, memory_efficient=True)
+        expected = resize_everything(eager, image, MULTI_SCALE)
+    assert (got - expected).abs().max() <= 1e-6

@@ -1,0 +1,113 @@
+"""segmentation_loss: its reference path (F.interpolate + F.cross_entropy, as the official head)
+and its banded path (resize + cross-entropy and the gradient a band of label rows at a time)
+against a plain per-pixel computation written here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import functools
+
+from segnext import segmentation_loss
+from segnext.ops import banded_loss as loss_module
+
+banded_loss = functools.partial(segmentation_loss, banded=True)
+
+
+def reference_loss(logits, labels, ignore_index=255, reduction="all_pixels", class_weight=None):
+    resized = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    weight = None if class_weight is None else torch.tensor(class_weight)
+    per_pixel = F.cross_entropy(resized, labels.long(), weight=weight, ignore_index=ignore_index, reduction="none")
+    denominator = labels.numel() if reduction == "all_pixels" else (labels != ignore_index).sum()
+    return per_pixel.sum() / denominator
+
+
+def loss_and_grad(function, logits, labels, **kwargs):
+    logits = logits.detach().clone().requires_grad_()
+    loss = function(logits, labels, **kwargs)
+    loss.backward()
+    return loss.detach(), logits.grad
+
+
+CASES = [  # (B, K, h, w) logits -> (H, W) labels
+    ((2, 150, 16, 16), (128, 128)),   # the training case: 8x in both directions
+    ((1, 7, 9, 13), (75, 101)),       # non-integer factors
+    ((2, 19, 13, 11), (13, 11)),      # same size
+    ((3, 4, 1, 1), (9, 5)),           # one logit pixel
+    ((1, 3, 6, 5), (1, 1)),           # downsizing to one label pixel
+]
+
+
+@pytest.mark.parametrize("logit_shape,label_size", CASES, ids=[str(c[0]) for c in CASES])
+@pytest.mark.parametrize("reduction", ["all_pixels", "valid_pixels"])
+@pytest.mark.parametrize("loss", [segmentation_loss, banded_loss], ids=["reference", "banded"])
+def test_loss_and_gradient_match_resize_then_cross_entropy(logit_shape, label_size, reduction, loss):
+    generator = torch.Generator().manual_seed(sum(logit_shape) + sum(label_size))
+    logits = torch.randn(*logit_shape, generator=generator) * 4
+    labels = torch.randint(0, logit_shape[1], (logit_shape[0], *label_size), generator=generator)
+    labels[:, : label_size[0] // 3] = 255
+    want_loss, want_grad = loss_and_grad(reference_loss, logits, labels, reduction=reduction)
+    got_loss, got_grad = loss_and_grad(loss, logits, labels, reduction=reduction)
+    assert got_loss.item() == pytest.approx(want_loss.item(), rel=1e-6)
+    assert (got_grad - want_grad).abs().max() <= 1e-5 * want_grad.abs().max()
+
+
+@pytest.mark.parametrize("loss", [segmentation_loss, banded_loss], ids=["reference", "banded"])
+def test_class_weights_and_channels_last_logits(loss):
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 3, 8, 8, generator=generator).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 3, (2, 64, 64), generator=generator)
+    labels[0, :5] = 255
+    weights = [1.0, 2.0, 0.5]
+    want_loss, want_grad = loss_and_grad(reference_loss, logits, labels, class_weight=weights)
+    got_loss, got_grad = loss_and_grad(loss, logits, labels, class_weight=weights)
+    assert got_loss.item() == pytest.approx(want_loss.item(), rel=1e-6)
+    assert (got_grad - want_grad).abs().max() <= 1e-5 * want_grad.abs().max()
+
+
+def test_band_size_does_not_change_the_result(monkeypatch):
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(2, 11, 12, 10, generator=generator)
+    labels = torch.randint(0, 11, (2, 96, 80), generator=generator)
+    whole_loss, whole_grad = loss_and_grad(banded_loss, logits, labels)
+    monkeypatch.setattr(loss_module, "BAND_BYTES", 1)  # one label row per band
+    row_loss, row_grad = loss_and_grad(banded_loss, logits, labels)
+    assert row_loss.item() == pytest.approx(whole_loss.item(), rel=1e-6)
+    assert (row_grad - whole_grad).abs().max() <= 1e-6 * whole_grad.abs().max()
+
+
+def test_without_gradient_gives_the_same_loss():
+    logits = torch.randn(1, 5, 4, 4)
+    labels = torch.randint(0, 5, (1, 32, 32))
+    with torch.no_grad():
+        expected = reference_loss(logits, labels).item()
+        assert banded_loss(logits, labels).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_logits_get_a_scaled_gradient_of_their_dtype(dtype):
+    """As under autocast with a GradScaler: the loss is float32 and the gradient is scaled before
+    it is cast to the logits' dtype (small gradients survive float16)."""
+    generator = torch.Generator().manual_seed(6)
+    logits = (torch.randn(2, 150, 8, 8, generator=generator) * 2).to(dtype).requires_grad_()
+    labels = torch.randint(0, 150, (2, 64, 64), generator=generator)
+    loss = banded_loss(logits, labels)
+    assert loss.dtype == torch.float32
+    (loss * 65536.0).backward()
+    assert logits.grad.dtype == dtype
+    _, want = loss_and_grad(reference_loss, logits.detach().float(), labels)
+    assert torch.allclose(logits.grad.float(), want * 65536.0, rtol=2e-2, atol=1e-3 * float(want.abs().max()) * 65536)
+
+
+def test_bad_label_values_and_arguments_are_named():
+    logits = torch.randn(1, 4, 2, 2)
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    labels[0, 3, 3] = 7
+    with pytest.raises(ValueError, match="label value 7 .*\\[0, 4\\)"):
+        segmentation_loss(logits, labels)
+    with pytest.raises(ValueError, match="class_weight has 2 values for 4 classes"):
+        segmentation_loss(logits, torch.zeros(1, 8, 8, dtype=torch.long), class_weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match="all_pixels"):
+        segmentation_loss(logits, torch.zeros(1, 8, 8, dtype=torch.long), reduction="mean")
