@@ -141,7 +141,8 @@ def main(argv=None) -> int:
         print(f"{'SegNeXt-T train step (batch 2, 512x512)':<42} {training['images_per_second']:>9.2f} "
               f"{'1.0':>11}   ({training['seconds_per_step']:.2f} s/step)")
         best = max(r["images_per_second"] for r in loaders)
-        print(f"goal: loader >= {GOAL_RATIO:.0f}x training: {'met' if best >= GOAL_RATIO * training['images_per_second'] else 'NOT met'}"
+        met = best >= GOAL_RATIO * training['images_per_second']
+        print(f"goal: loader >= {GOAL_RATIO:.0f}x training: {'met' if met else 'NOT met'}"
               f" (best {best / training['images_per_second']:.1f}x)")
 
     report = dict(

@@ -234,7 +234,6 @@ def inference(variant: str, args) -> dict:
 
 
 def training_step(args) -> dict:
-    import segnext
     from segnext.flops import count_macs
     from segnext.train.loss import segmentation_loss
 
@@ -413,6 +412,7 @@ def main() -> int:
         return 0
 
     import mmseg
+
     import segnext
 
     load_before = os.getloadavg()

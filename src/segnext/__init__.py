@@ -36,10 +36,19 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .evaluation import SegmentationMetric
-    from .inference import Segmenter, TestConfig, export_onnx, optimize_for_inference
-    from .models import (DEFAULT_NMF_SEED, CheckpointError, SegNeXt, SegNeXtConfig, create_model, list_models,
-                         read_checkpoint, save_model, segmentation_loss)
+    from .evaluation import SegmentationMetric  # noqa: F401
+    from .inference import Segmenter, TestConfig, export_onnx, optimize_for_inference  # noqa: F401
+    from .models import (  # noqa: F401
+        DEFAULT_NMF_SEED,
+        CheckpointError,
+        SegNeXt,
+        SegNeXtConfig,
+        create_model,
+        list_models,
+        read_checkpoint,
+        save_model,
+        segmentation_loss,
+    )
 
 
 def __getattr__(name: str):

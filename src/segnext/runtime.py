@@ -81,7 +81,7 @@ class StopRequests:
     def requested(self) -> Optional[str]:
         return self.signal_name
 
-    def __enter__(self) -> "StopRequests":
+    def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)

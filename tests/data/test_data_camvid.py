@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic_data import shared_dir
 
 from segnext.data import TrainTransform, build_dataset, read_classes_json
-from synthetic_data import shared_dir
 
 README_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
                   "Pedestrian", "Bicyclist"]

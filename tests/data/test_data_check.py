@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from synthetic_data import blob_label, random_image, save_image, save_label, save_pair
 
 from segnext.cli.main import main
 from segnext.data.check import check_dataset
-from synthetic_data import blob_label, random_image, save_image, save_label, save_pair
 
 
 def _folder(tmp_path):

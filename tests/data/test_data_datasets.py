@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from synthetic_data import blob_label, random_image, save_image, save_label, save_pair, write_lines
 
 from segnext.data import DATASETS, DataError, TrainTransform, build_dataset
 from segnext.data import classes as C
-from synthetic_data import blob_label, save_image, save_label, save_pair, write_lines, random_image
 
 
 def _values(ds, index):
@@ -176,7 +176,8 @@ def test_image_without_label_is_an_error_naming_it(tmp_path):
 def test_unreadable_file_error_names_file_and_index(tmp_path):
     root = tmp_path / "ADEChallengeData2016"
     for name in "abc":
-        save_pair(root / f"images/training/{name}.jpg", root / f"annotations/training/{name}.png", blob_label(8, 8, (1,)))
+        save_pair(root / f"images/training/{name}.jpg", root / f"annotations/training/{name}.png",
+                  blob_label(8, 8, (1,)))
     data = (root / "images/training/b.jpg").read_bytes()
     (root / "images/training/b.jpg").write_bytes(data[: len(data) // 2])
     ds = build_dataset("ade20k", root, "training")

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic_data import blob_label, random_image, save_image, save_label, save_pair, write_lines
 
 from segnext.cli.main import main
 from segnext.data import build_dataset, read_label
 from segnext.data import classes as C
 from segnext.data.prepare import isaid_colours_to_ids, patch_starts, prepare
-from synthetic_data import blob_label, random_image, save_image, save_label, save_pair, write_lines
 
 
 @pytest.fixture
@@ -46,7 +46,8 @@ def test_cityscapes_label_ids_to_train_ids(tmp_path):
 def test_coco_stuff_182_to_171(tmp_path):
     raw = np.array([[0, 12, 26, 91], [181, 255, 92, 45]], dtype=np.uint8).repeat(2, 0).repeat(2, 1)
     for split in ("train2017", "val2017"):
-        save_pair(tmp_path / f"images/{split}/000000000009.jpg", tmp_path / f"annotations/{split}/000000000009.png", raw)
+        save_pair(tmp_path / f"images/{split}/000000000009.jpg", tmp_path / f"annotations/{split}/000000000009.png",
+                  raw)
     report = prepare("coco_stuff", tmp_path, tmp_path, workers=1, progress=False)
     assert report.converted == 2 and not report.failures
     converted = read_label(tmp_path / "annotations/val2017/000000000009_labelTrainIds.png")

@@ -6,12 +6,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from synthetic_data import blob_label, random_image
 
 from segnext.constants import IMAGENET_MEAN, IMAGENET_STD
 from segnext.data import TrainTransform
-from segnext.data.transforms import (apply_photometric_distortion, draw_photometric_params, rescale_size,
-                                     resize_image)
-from synthetic_data import blob_label, random_image
+from segnext.data.transforms import apply_photometric_distortion, draw_photometric_params, rescale_size, resize_image
 
 
 def _sample(height, width, values=(0, 3, 7, 255), seed=0):
@@ -193,7 +192,8 @@ def test_photometric_parameter_ranges_and_probabilities():
     for key in ("brightness", "contrast", "saturation", "hue"):
         assert 0.45 < len(applied(key)) / len(draws) < 0.55, key
     assert 0.45 < np.mean([d["contrast_first"] for d in draws]) < 0.55
-    brightness, contrast, saturation, hue = (np.array(applied(k)) for k in ("brightness", "contrast", "saturation", "hue"))
+    brightness, contrast, saturation, hue = (np.array(applied(k))
+                                             for k in ("brightness", "contrast", "saturation", "hue"))
     assert -32 <= brightness.min() < -30 and 30 < brightness.max() <= 32
     assert 0.5 <= contrast.min() < 0.52 and 1.48 < contrast.max() <= 1.5
     assert 0.5 <= saturation.min() < 0.52 and 1.48 < saturation.max() <= 1.5

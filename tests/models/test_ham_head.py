@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 import segnext
 from segnext.models import ham_head
-from segnext.models.ham_head import LightHamHead
 
 FEATURE_TOL = dict(atol=2e-4, rtol=0.0)  # stage-feature tolerance of the fixture README
 LOGITS_TOL = dict(atol=1e-4, rtol=1e-4)

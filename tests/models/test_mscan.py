@@ -9,8 +9,7 @@ import pytest
 import torch
 
 import segnext
-from segnext.models import read_checkpoint
-from segnext.models import mscan
+from segnext.models import mscan, read_checkpoint
 from segnext.models.mscan import MSCAN
 
 STAGE_TOL = dict(atol=2e-4, rtol=0.0)

@@ -4,11 +4,11 @@ against a plain per-pixel computation written here."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
-
-import functools
 
 from segnext import segmentation_loss
 from segnext.ops import banded_loss as loss_module

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 import torch.nn.functional as F
-import pytest
 
 from segnext.ops.label_upsample import resize_chain, upsampled_argmax
 

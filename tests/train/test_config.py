@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from train_helpers import tiny_config, write_config
 
 from segnext.train.config import CONFIG_DIR, Config, ConfigError, list_configs, load_config
-
-from train_helpers import tiny_config, write_config
 
 
 def test_unknown_key_names_the_file_and_suggests_the_closest(tmp_path, scenes):
@@ -125,3 +124,36 @@ def test_shipped_files_are_yaml_in_the_package():
     assert len(files) >= 30
     for path in files:
         assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+def test_shipped_configs_are_a_base_per_dataset_and_a_short_file_per_variant():
+    for name in list_configs():
+        if name.startswith("demo/"):
+            continue
+        text = (CONFIG_DIR / f"{name}.yaml").read_text()
+        assert text.startswith("_base_: ../_base_/"), name
+        if not name.endswith("_cpu_60min"):
+            assert len(text.splitlines()) <= 10, name
+    assert not any(n.startswith("_base_/") for n in list_configs())
+
+
+def test_base_may_name_a_shipped_config(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("_base_: segnext_t_ade20k_512x512_160k\ntrain:\n  max_iters: 10\n")
+    config = load_config(str(path))
+    assert config.model.name == "segnext_t" and config.data.dataset == "ade20k" and config.train.max_iters == 10
+    path.write_text("_base_: ade20k/segnext_s_ade20k_512x512_160k\n")
+    assert load_config(str(path)).model.name == "segnext_s"
+    path.write_text("_base_: segnext_q_ade20k\n")
+    with pytest.raises(ConfigError, match="neither a file .* nor a shipped config"):
+        load_config(str(path))
+
+
+def test_evaluation_takes_the_normalisation_of_the_data_section(tmp_path):
+    config = load_config("segnext_t_ade20k_512x512_160k", ["data.mean=[1.0,2.0,3.0]"])
+    assert config.evaluation.mean == (1.0, 2.0, 3.0) and config.evaluation.std == config.data.std
+    saved = tmp_path / "run.yaml"
+    saved.write_text(config.to_yaml())  # a run's config.yaml loads back as it was
+    assert load_config(str(saved)) == config
+    with pytest.raises(ConfigError, match="evaluation.mean .* differs from data.mean"):
+        load_config("segnext_t_ade20k_512x512_160k", ["evaluation.mean=[0.0,0.0,0.0]"])

@@ -20,11 +20,10 @@ import sys
 
 import pytest
 import torch
+from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write_config
 
 import segnext
 from segnext.train import state as checkpointing
-
-from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write_config
 
 STEPS = 4
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 import torch
-
-from segnext.train import load_config, state as checkpointing, train
-
 from train_helpers import tiny_config, write_config
+
+from segnext.train import load_config, train
+from segnext.train import state as checkpointing
 
 
 @pytest.fixture(autouse=True)

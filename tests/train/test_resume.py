@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write_config
 
 from segnext.train import state as checkpointing
-
-from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write_config
 
 MAX_ITERS = 12
 
@@ -88,7 +87,7 @@ def test_killed_and_terminated_runs_resume_to_the_weights_of_an_uninterrupted_ru
         return [(r["iter"], r["loss"]) for r in records if r["type"] == "train"]
     straight_losses, resumed_losses = losses(tmp_path / "straight"), losses(work_dir)
     assert [i for i, _ in resumed_losses] == [i for i, _ in straight_losses] == list(range(1, MAX_ITERS + 1))
-    assert [l for _, l in resumed_losses] == pytest.approx([l for _, l in straight_losses], abs=1e-5)
+    assert [loss for _, loss in resumed_losses] == pytest.approx([loss for _, loss in straight_losses], abs=1e-5)
     assert json.loads((work_dir / "results.json").read_text())["mIoU"] == pytest.approx(
         json.loads((tmp_path / "straight" / "results.json").read_text())["mIoU"], abs=1e-6)
 
@@ -117,6 +116,7 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tm
     assert "iteration 5" in message and "iter_00000004.pt" in message
     checkpoints = checkpointing.iteration_checkpoints(tmp_path / "run" / "checkpoints")
     assert [p.name for p in checkpoints] == ["iter_00000002.pt", "iter_00000004.pt"]
-    assert torch.isfinite(torch.stack([v.float().sum() for v in checkpointing.load(checkpoints[-1])["model"].values()])).all()
+    weights = checkpointing.load(checkpoints[-1])["model"].values()
+    assert torch.isfinite(torch.stack([v.float().sum() for v in weights])).all()
     log = (tmp_path / "run" / "log.jsonl").read_text()
     assert '"type": "diverged", "iter": 5' in log

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import random
 import signal
 import subprocess
 import sys
-import time
 import textwrap
+import time
 
-import numpy as np
 import pytest
 import torch
+from train_helpers import SUBPROCESS_ENV
 
 from segnext.train import state as checkpointing
-
-from train_helpers import SUBPROCESS_ENV
 
 
 def test_latest_prune_and_foreign_files(tmp_path):

@@ -48,7 +48,7 @@ def run(args) -> int:
         return 0
     if args.resume and args.no_resume:
         raise ValueError("--resume and --no-resume contradict each other; give one")
-    resume = args.resume if args.resume else (False if args.no_resume else True)
+    resume = args.resume if args.resume else not args.no_resume
     work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(args.config)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)

@@ -28,7 +28,6 @@ from . import classes as C
 from .io import DataError, read_image, read_label
 from .palette import default_palette
 
-
 # --------------------------------------------------------------------------------------------
 # Label maps: raw value on disk -> class id (255 = ignore), as a 256-entry lookup table
 

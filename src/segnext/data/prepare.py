@@ -404,7 +404,8 @@ def _convert_isaid(image_path: str, mask_path: str, destination: str, split: str
         ok, encoded = cv2.imencode(".png", tile, [cv2.IMWRITE_PNG_COMPRESSION, 3])
         if not ok:
             raise DataError(f"{image_path}: could not encode patch {name}")
-        atomic_write(image_dir / f"{name}.png", lambda tmp: tmp.write_bytes(encoded.tobytes()))
+        data = encoded.tobytes()
+        atomic_write(image_dir / f"{name}.png", lambda tmp, data=data: tmp.write_bytes(data))
     for (y, x), name in names:
         write_label(label_dir / f"{name}_instance_color_RGB.png", np.ascontiguousarray(ids[y:y + patch, x:x + patch]),
                     palette=C.ISAID_PALETTE)

@@ -31,7 +31,6 @@ import torch
 from ..constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from .resize import rescale_size, resize_image, resize_label
 
-
 # mmseg's RandomCrop checks the first crop and then retries at most this many times.
 CROP_RETRIES = 10
 

@@ -49,7 +49,7 @@ class SegmentationMetric:
             raise ValueError(f"prediction holds label values outside 0..{k - 1}")
         self.confusion += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
 
-    def merge(self, other: "SegmentationMetric") -> None:
+    def merge(self, other: SegmentationMetric) -> None:
         self.confusion += other.confusion
 
     def compute(self) -> Dict[str, object]:

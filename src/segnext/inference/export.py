@@ -13,7 +13,8 @@ The graph takes normalised images `images` (B, 3, H, W) float32 and returns `log
   one operator; GELU is written with Erf (the exact GELU), GroupNorm with InstanceNormalization.
 
 The exported function is the reparameterized model (`SegNeXt.reparameterize()`: BatchNorm and
-layer scale folded), traced with standard PyTorch operators. The file's metadata_props hold what a predictor needs: num_classes,
+layer scale folded), traced with standard PyTorch operators. The file's metadata_props hold what a
+predictor needs: num_classes,
 class_names and palette (JSON), variant, nmf_seed, the normalisation mean/std and the test settings.
 """
 

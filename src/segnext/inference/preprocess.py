@@ -32,7 +32,8 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
         raise TypeError("pass images as a path, a PIL image or a NumPy array (H, W, 3); for normalised "
                         "tensors call the model directly")
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image or a NumPy array")
+        raise TypeError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image or a "
+                        f"NumPy array")
     array = image
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]

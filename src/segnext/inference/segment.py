@@ -67,10 +67,12 @@ def _views(image: np.ndarray, config: TestConfig, device):
 
 
 @torch.no_grad()
-def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(), device=None, *,
+def segment_logits(model, image: np.ndarray, config: Optional[TestConfig] = None, device=None, *,
                    memory_efficient: bool = False) -> torch.Tensor:
     """uint8 RGB image (H, W, 3) -> (num_classes, H, W) scores at the image's size: the logits for a
-    single scale without flip, else the averaged softmax probabilities (as the paper)."""
+    single scale without flip, else the averaged softmax probabilities (as the paper).
+    config: the test settings (default `TestConfig()`, ADE20K's)."""
+    config = config or TestConfig()
     device = device or next(model.parameters()).device
     height, width = image.shape[:2]
     if memory_efficient and not config.single_scale and _banded(model, config):
@@ -92,12 +94,13 @@ def segment_logits(model, image: np.ndarray, config: TestConfig = TestConfig(), 
 
 
 @torch.no_grad()
-def segment(model, image: np.ndarray, config: TestConfig = TestConfig(), device=None, *,
+def segment(model, image: np.ndarray, config: Optional[TestConfig] = None, device=None, *,
             memory_efficient: bool = False) -> torch.Tensor:
     """uint8 RGB image -> int64 label map (H, W) at the image's size: `segment_logits(...).argmax(0)`.
 
     memory_efficient: the same labels without full-resolution class scores (see the module docstring).
     """
+    config = config or TestConfig()
     device = device or next(model.parameters()).device
     if not memory_efficient:
         return segment_logits(model, image, config, device).argmax(0)

@@ -97,8 +97,9 @@ class Segmenter:
         self.memory_efficient = memory_efficient
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, *, device=None, optimize: bool = True, test_config: Optional[TestConfig] = None,
-                        nmf_seed: Optional[int] = DEFAULT_NMF_SEED, **model_kwargs) -> "Segmenter":
+    def from_checkpoint(cls, checkpoint, *, device=None, optimize: bool = True,
+                        test_config: Optional[TestConfig] = None, nmf_seed: Optional[int] = DEFAULT_NMF_SEED,
+                        **model_kwargs) -> Segmenter:
         """Load any checkpoint `create_model` reads; its saved evaluation settings (or its dataset's
         official ones) become the test settings unless `test_config` is given. nmf_seed: as in
         `create_model` (None: the official random bases at every forward)."""
@@ -109,7 +110,7 @@ class Segmenter:
         return cls(model, test_config or test_config_from_checkpoint(checkpoint), device=device)
 
     @classmethod
-    def from_onnx(cls, path, *, test_config: Optional[TestConfig] = None, threads: Optional[int] = None) -> "Segmenter":
+    def from_onnx(cls, path, *, test_config: Optional[TestConfig] = None, threads: Optional[int] = None) -> Segmenter:
         model = OnnxModel(path, threads)
         if test_config is None and model.metadata.get("test_config"):
             try:

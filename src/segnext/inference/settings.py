@@ -74,7 +74,7 @@ class TestConfig:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(TestConfig)}
 
     @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "TestConfig":
+    def from_dict(cls, values: Dict[str, Any]) -> TestConfig:
         """From a dict that may hold other keys too (a training config's `evaluation` section)."""
         return cls(**{f.name: values[f.name] for f in fields(TestConfig) if f.name in values})
 

@@ -62,7 +62,7 @@ class SegNeXtConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SegNeXtConfig":
+    def from_dict(cls, data: dict) -> SegNeXtConfig:
         check_fields(data.keys(), where="config")
         return cls(**_with_tuples(data))
 

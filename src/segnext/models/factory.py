@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
+
 from ..constants import DEFAULT_NMF_SEED
 from .configuration import SegNeXtConfig, variant_config
 from .segnext import SegNeXt
 from .weights import CheckpointError, infer_architecture, infer_variant, load_into, read_checkpoint
-
 
 
 def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, checkpoint=None,
@@ -43,7 +44,11 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
             config.class_names = list(loaded.class_names)
             if loaded.palette and len(loaded.palette) == num_classes:
                 config.palette = [list(c) for c in loaded.palette]
-    model = SegNeXt(config, nmf_seed=nmf_seed)
+    if loaded is None:
+        model = SegNeXt(config, nmf_seed=nmf_seed)  # random init, from torch's global RNG
+    else:
+        with torch.random.fork_rng(devices=[]):  # every weight is overwritten: leave the caller's RNG alone
+            model = SegNeXt(config, nmf_seed=nmf_seed)
     if backbone_checkpoint is not None:
         backbone = read_checkpoint(backbone_checkpoint)
         if backbone.kind == "segmentor":  # a full segmentation file is fine too: take its encoder

@@ -20,8 +20,9 @@ def batch_norm_affine(norm: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]
 
 
 def _conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
-    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                       conv.dilation, conv.groups, bias=True, device=conv.weight.device)
+    # skip_init: the weights are set below, so no random init (which would draw from torch's RNG)
+    folded = nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                conv.padding, conv.dilation, conv.groups, bias=True, device=conv.weight.device)
     with torch.no_grad():
         folded.weight.copy_(weight)
         folded.bias.copy_(bias)

@@ -128,7 +128,7 @@ class LightHamHead(nn.Module):
         parts = torch.split(conv.weight.detach(), list(self.in_channels), dim=1)
         self.squeeze_parts = nn.ModuleList()
         for weight in parts:
-            part = nn.Conv2d(weight.shape[1], weight.shape[0], 1, bias=False, device=weight.device)
+            part = nn.utils.skip_init(nn.Conv2d, weight.shape[1], weight.shape[0], 1, bias=False, device=weight.device)
             with torch.no_grad():
                 part.weight.copy_(weight)
             self.squeeze_parts.append(part)

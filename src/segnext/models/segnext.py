@@ -65,7 +65,7 @@ class SegNeXt(nn.Module):
         logits = self.forward_logits(images, nmf_bases)
         return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=False)
 
-    def reparameterize(self) -> "SegNeXt":
+    def reparameterize(self) -> SegNeXt:
         """Fold BatchNorms and layer scales into convolutions and split the decoder's squeeze conv
         by stage, in place, for inference: the same function up to float rounding, less work.
         The model is then in eval mode for good (`segnext.optimize_for_inference` does this on a copy)."""
@@ -76,7 +76,7 @@ class SegNeXt(nn.Module):
         self.reparameterized = True
         return self
 
-    def train(self, mode: bool = True) -> "SegNeXt":
+    def train(self, mode: bool = True) -> SegNeXt:
         if mode and self.reparameterized:
             raise RuntimeError("this SegNeXt was reparameterized for inference (BatchNorm folded) and cannot be "
                                "trained; train the model that create_model returns")

@@ -193,9 +193,9 @@ def infer_architecture(state_dict: Dict[str, torch.Tensor]) -> dict:
 def infer_variant(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
     arch = infer_architecture(state_dict)
     for name, spec in VARIANTS.items():
-        if tuple(spec["embed_dims"]) == arch["embed_dims"] and tuple(spec["depths"]) == arch["depths"]:
-            if "ham_channels" not in arch or arch["ham_channels"] == spec["ham_channels"]:
-                return name
+        same_encoder = tuple(spec["embed_dims"]) == arch["embed_dims"] and tuple(spec["depths"]) == arch["depths"]
+        if same_encoder and arch.get("ham_channels", spec["ham_channels"]) == spec["ham_channels"]:
+            return name
     return None
 
 

@@ -74,7 +74,7 @@ class DataSection:
     root: str = ""
     train_split: str = "train"
     val_split: str = "val"
-    # Training pipeline (SPEC §2): keep-ratio resize to img_scale x ratio, crop, flip, photometric.
+    # The official training pipeline: keep-ratio resize to img_scale x ratio, crop, flip, photometric.
     crop_size: Tuple[int, int] = (512, 512)  # (h, w)
     img_scale: Tuple[int, int] = (2048, 512)  # (long, short) bound before the random ratio
     ratio_range: Tuple[float, float] = (0.5, 2.0)
@@ -94,8 +94,13 @@ class DataSection:
                               f"e.g. `segnext train CONFIG data.root=/path/to/data`.")
         root = Path(self.root).expanduser()
         if not root.exists():
-            raise FileNotFoundError(f"data.root {self.root} does not exist. Point it at the {self.dataset} dataset "
-                                    f"(`data.root=/path/to/data` on the command line).")
+            from ..data import DATASETS
+
+            prepare = DATASETS[self.dataset].prepare if self.dataset in DATASETS else ""
+            raise FileNotFoundError(
+                f"data.root {self.root} does not exist. Point it at the {self.dataset} dataset with "
+                f"`data.root=/path/to/data` on the command line"
+                + (f"; to make its layout: {prepare}" if prepare else "") + ". See docs/datasets.md for downloads.")
         return build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
 
     def train_transform(self):
@@ -225,23 +230,27 @@ class ConfigError(ValueError):
 
 
 def find_config(name_or_path: str) -> Path:
-    """A path to a YAML file, or the name of a shipped config (`segnext_t_ade20k_512x512_160k`)."""
+    """A path to a YAML file, or a shipped config by name: `ade20k/segnext_t_ade20k_512x512_160k`,
+    its file name alone when that is unique, or a base such as `_base_/ade20k`."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    shipped = {p.stem: p for p in CONFIG_DIR.rglob("*.yaml")}
-    if stem in shipped and (len(path.parts) == 1 or shipped[stem].parent.name == path.parent.name):
-        return shipped[stem]
-    hint = did_you_mean(stem, shipped)
+    name = name_or_path[:-5] if name_or_path.endswith(".yaml") else name_or_path
+    if (CONFIG_DIR / f"{name}.yaml").is_file():
+        return CONFIG_DIR / f"{name}.yaml"
+    by_stem = [p for p in CONFIG_DIR.rglob("*.yaml") if p.stem == Path(name).name]
+    if len(by_stem) == 1:
+        return by_stem[0]
     raise FileNotFoundError(
-        f"Config {name_or_path} not found: it is neither a file nor a shipped config.{hint} "
-        f"List the shipped configs with `segnext train --list-configs`."
+        f"Config {name_or_path} not found: it is neither a file nor a shipped config."
+        f"{did_you_mean(name, list_configs())} List the shipped configs with `segnext train --list-configs`."
     )
 
 
 def list_configs() -> List[str]:
-    return sorted(str(p.relative_to(CONFIG_DIR))[:-5] for p in CONFIG_DIR.rglob("*.yaml"))
+    """The shipped configs a run can start from (the `_base_/` files are only their building blocks)."""
+    return sorted(p.relative_to(CONFIG_DIR).as_posix()[:-5] for p in CONFIG_DIR.rglob("*.yaml")
+                  if p.parent.name != "_base_")
 
 
 def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> Config:
@@ -473,8 +482,8 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                 fail(f"custom_keys.{key}", f"must be a mapping like {{lr_mult: 10.0}}, got {rule!r}.")
             for name in rule:
                 if name not in ("lr_mult", "decay_mult"):
-                    fail(f"custom_keys.{key}.{name}", f"is not a valid rule.{did_you_mean(name, ['lr_mult', 'decay_mult'])}"
-                                                      f" Valid: lr_mult, decay_mult.")
+                    hint = did_you_mean(name, ["lr_mult", "decay_mult"])
+                    fail(f"custom_keys.{key}.{name}", f"is not a valid rule.{hint} Valid: lr_mult, decay_mult.")
     if isinstance(section, Config) and section.schedule.by_time and not section.train.max_time_minutes:
         fail("schedule.by_time", "needs train.max_time_minutes (the time the lr decays over).")
     if isinstance(section, ModelSection):

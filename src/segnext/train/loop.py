@@ -31,12 +31,12 @@ import torch
 from torch import nn
 
 from ..evaluation import evaluate, format_results, write_results
-from ..models import create_model, save_model, segmentation_loss
+from ..models import save_model, segmentation_loss
 from . import distributed, state
-from .config import Config, ConfigError
+from .config import Config
 from .optim import build_optimizer, scheduled_lr, set_learning_rates
-from .report import RunLog, write_report
-from .sampler import SampleAt, TrainStreamSampler, micro_batch_position, mix_seed, worker_init
+from .report import LogWindow, RunLog, write_report
+from .sampler import step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
 
 
@@ -61,7 +61,7 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
 
     resume: True resumes from the newest checkpoint in work_dir/checkpoints when there is one;
         a path resumes from that training checkpoint; False starts from scratch.
-    should_stop: called after every step; a non-empty reason (e.g. "SIGTERM", from
+    should_stop: called after every step; a reason (e.g. "SIGTERM", from
         `segnext.runtime.StopRequests`) saves a checkpoint and ends the run.
     Under `torchrun` every process calls this; rank 0 writes the files.
     """
@@ -77,20 +77,13 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
 
 
 class Run:
-    """The state of one training run; `start` builds it, `loop` trains, `finish` reports."""
+    """One training run: `start` builds everything (and resumes), `loop` trains, `finish` reports."""
 
     def __init__(self, config: Config, work_dir: Path, env: distributed.Distributed, progress: bool):
         self.config, self.work_dir, self.env, self.progress = config, work_dir, env, progress
         self.checkpoints = work_dir / "checkpoints"
-        self.iteration, self.elapsed_before, self.best, self.bar = 0, 0.0, {}, None
+        self.iteration, self.elapsed_before, self.best, self.last_saved, self.bar = 0, 0.0, {}, -1, None
         self.session_start = time.perf_counter()
-
-    def say(self, message: str) -> None:
-        if self.env.is_main:
-            (self.bar.write if self.bar is not None else print)(message)
-
-    def elapsed(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.session_start
 
     def start(self, resume) -> None:
         config, env = self.config, self.env
@@ -116,8 +109,9 @@ class Run:
         if path is not None:
             saved = state.restore(path, self.model, self.optimizer, self.scaler, config, self.num_classes)
             self.iteration, self.elapsed_before, self.best = saved["iteration"], saved["elapsed_seconds"], saved["best"]
+            if path.parent.resolve() == self.checkpoints.resolve():
+                self.last_saved = self.iteration
             self.say(f"Resumed from {path} at iteration {self.iteration}.")
-        self.last_saved = self.iteration if path is not None and path.parent.resolve() == self.checkpoints.resolve() else -1
         self.forward = StrideEightLogits(self.model)
         if env.enabled:
             self.forward = nn.parallel.DistributedDataParallel(
@@ -138,43 +132,47 @@ class Run:
 
             self.bar = tqdm(total=train_cfg.max_iters, initial=self.iteration, desc="train", unit="it",
                             dynamic_ncols=True, file=sys.stderr, smoothing=0.05)
-        batches = iter(self.loader()) if self.iteration < train_cfg.max_iters else None
-        stop_reason, window = "finished", _Window()
+        loader = training_loader(self.train_set, train_cfg.seed, train_cfg.batch_size, train_cfg.micro_batch_size,
+                                 config.data.num_workers, env.rank, env.world_size, self.iteration,
+                                 pin_memory=env.device.type == "cuda")
+        batches = iter(loader) if self.iteration < train_cfg.max_iters else None
+        stop_reason, window = None, LogWindow()
         try:
-            while self.iteration < train_cfg.max_iters:
-                progress = self.time_progress()
+            while self.iteration < train_cfg.max_iters and stop_reason is None:
+                # schedule.by_time: the lr decays over the time budget (rank 0's clock for everyone)
+                progress = distributed.broadcast_float(self.elapsed() / (train_cfg.max_time_minutes * 60), env) \
+                    if config.schedule.by_time else None
                 set_learning_rates(self.optimizer, self.iteration, train_cfg.max_iters, config.schedule, progress)
                 fetch_start = time.perf_counter()
                 micro_batches = next_micro_batches(batches, self.accumulation, env.device, self.memory_format)
-                window.data_seconds += time.perf_counter() - fetch_start
-                seeds = [mix_seed(train_cfg.seed, micro_batch_position(self.iteration, step, env.rank,
-                                  train_cfg.batch_size, env.world_size, train_cfg.micro_batch_size), 0x6D6F64)
-                         for step in range(self.accumulation)]
+                fetch_seconds = time.perf_counter() - fetch_start
+                seeds = step_seeds(train_cfg.seed, self.iteration, self.accumulation, env.rank, train_cfg.batch_size,
+                                   env.world_size, train_cfg.micro_batch_size)
                 try:
                     loss = train_step(self.forward, micro_batches, seeds, self.loss_fn, self.optimizer, self.scaler,
                                       self.amp_dtype, lambda value: distributed.all_reduce_mean(value, env))
                 except TrainingDiverged as error:
-                    raise self.diverged(error.args[0]) from None
+                    self.write_log({"type": "diverged", "iter": self.iteration + 1, "loss": error.args[0]})
+                    kept = state.latest_checkpoint(self.checkpoints) if env.is_main else None
+                    raise TrainingDiverged.at(self.iteration + 1, error.args[0], kept) from None
                 self.iteration += 1
-                lr = scheduled_lr(config.optimizer.lr, self.iteration - 1, train_cfg.max_iters, config.schedule, progress)
+                lr = scheduled_lr(config.optimizer.lr, self.iteration - 1, train_cfg.max_iters, config.schedule,
+                                  progress)
+                window.add(loss, fetch_seconds)
                 if self.bar is not None:
                     self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
                     self.bar.update(1)
-                window.add(loss)
                 if self.iteration % train_cfg.log_interval == 0 or self.iteration == train_cfg.max_iters:
                     self.write_log({"type": "train", "iter": self.iteration, "lr": lr, **window.summary(),
                                     "elapsed_s": round(self.elapsed(), 1)})
-                    window = _Window()
+                    window = LogWindow()
                 if train_cfg.eval_interval and self.iteration % train_cfg.eval_interval == 0 \
                         and self.iteration < train_cfg.max_iters:
                     self.evaluate(final=False)
                 if self.iteration % train_cfg.checkpoint_interval == 0:
                     self.save_checkpoint()
-                stop_reason = distributed.first_reason(
-                    should_stop(), "time limit" if train_cfg.max_time_minutes is not None
-                    and self.elapsed() >= train_cfg.max_time_minutes * 60 else None, env) or stop_reason
-                if stop_reason != "finished":
-                    break
+                over_time = train_cfg.max_time_minutes is not None and self.elapsed() >= train_cfg.max_time_minutes * 60
+                stop_reason = distributed.first_reason(should_stop(), "time limit" if over_time else None, env)
         finally:
             del batches  # stops the loader's worker processes
             if self.bar is not None:
@@ -182,7 +180,7 @@ class Run:
                 self.bar = None
         if self.last_saved != self.iteration:
             self.save_checkpoint()
-        if stop_reason not in ("finished", "time limit"):
+        if stop_reason not in (None, "time limit"):
             self.say(f"Stopped by {stop_reason} at iteration {self.iteration}; checkpoint saved in "
                      f"{self.checkpoints}. Run the same command again to resume.")
             if self.log is not None:
@@ -190,52 +188,11 @@ class Run:
             return TrainResult(self.work_dir, self.iteration, stop_reason, best=self.best, seconds=self.elapsed())
         if stop_reason == "time limit":
             self.say(f"Time limit of {train_cfg.max_time_minutes} min reached at iteration {self.iteration}.")
-        return self.finish(stop_reason)
-
-    def loader(self) -> torch.utils.data.DataLoader:
-        config, env = self.config, self.env
-        sampler = TrainStreamSampler(len(self.train_set), config.train.seed, config.train.batch_size,
-                                     config.train.micro_batch_size, env.rank, env.world_size, self.iteration)
-        workers = config.data.num_workers
-        # An explicit generator: the loader's worker seeds do not draw from the caller's global RNG.
-        return torch.utils.data.DataLoader(
-            SampleAt(self.train_set, config.train.seed), batch_size=config.train.micro_batch_size, sampler=sampler,
-            num_workers=workers, worker_init_fn=worker_init if workers else None,
-            generator=torch.Generator().manual_seed(config.train.seed), pin_memory=env.device.type == "cuda",
-            prefetch_factor=2 if workers else None)
-
-    def time_progress(self) -> Optional[float]:
-        """With schedule.by_time: the fraction of the time budget used (rank 0's clock for everyone)."""
-        if not self.config.schedule.by_time:
-            return None
-        return distributed.broadcast_float(self.elapsed() / (self.config.train.max_time_minutes * 60), self.env)
-
-    def diverged(self, loss: float) -> TrainingDiverged:
-        kept = state.latest_checkpoint(self.checkpoints) if self.env.is_main else None
-        self.write_log({"type": "diverged", "iter": self.iteration + 1, "loss": loss})
-        return TrainingDiverged(
-            f"The loss became {loss} at iteration {self.iteration + 1}; training stopped without saving. The last "
-            f"good checkpoint is {kept or 'none (none was written yet)'}. Lower optimizer.lr, switch off train.amp, "
-            f"or check the data, then resume from it (--resume PATH).")
-
-    def write_log(self, record: Dict[str, Any]) -> None:
-        if self.log is not None:
-            self.log.write(record)
-
-    def save_checkpoint(self, name: Optional[str] = None) -> None:
-        if name is None:
-            self.last_saved = self.iteration
-        if self.env.is_main:
-            saved = state.training_state(self.model, self.optimizer, self.scaler, self.iteration, self.elapsed(),
-                                         self.best, self.env.world_size, self.config.to_dict())
-            state.save(saved, self.checkpoints / (name or state.checkpoint_name(self.iteration)))
-            if name is None:
-                state.prune(self.checkpoints, self.config.train.keep_checkpoints)
+        return self.finish(stop_reason or "finished")
 
     def evaluate(self, final: bool) -> Dict[str, Any]:
-        config, env = self.config, self.env
+        env, evaluation = self.env, self.config.evaluation
         distributed.broadcast_buffers(self.model, env)  # everyone evaluates rank 0's BN statistics
-        evaluation = config.evaluation
         results = evaluate(self.model, self.val_set, evaluation, num_classes=self.num_classes,
                            max_images=None if final else evaluation.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
@@ -260,8 +217,8 @@ class Run:
         results = self.evaluate(final=True)  # the full val set, with overlays for the report
         report = None
         if self.env.is_main:
-            write_results(self.work_dir / "results.json", results, iteration=self.iteration,
-                          config=self.config.description or None, best=self.best, train_seconds=round(self.elapsed(), 1))
+            write_results(self.work_dir / "results.json", results, iteration=self.iteration, best=self.best,
+                          config=self.config.description or None, train_seconds=round(self.elapsed(), 1))
             save_model(self.model, self.work_dir / "final_model")
             self.say(format_results(results))
             self.log.close()
@@ -274,17 +231,24 @@ class Run:
         results.pop("predictions", None)
         return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed())
 
+    def save_checkpoint(self, name: Optional[str] = None) -> None:
+        """iter_XXXXXXXX.pt (the last `keep_checkpoints` are kept), or `name` (best.pt)."""
+        if name is None:
+            self.last_saved = self.iteration
+        if self.env.is_main:
+            saved = state.training_state(self.model, self.optimizer, self.scaler, self.iteration, self.elapsed(),
+                                         self.best, self.env.world_size, self.config.to_dict())
+            state.save(saved, self.checkpoints / (name or state.checkpoint_name(self.iteration)))
+            if name is None:
+                state.prune(self.checkpoints, self.config.train.keep_checkpoints)
 
-class _Window:
-    """Loss and data-loading time since the last log record."""
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.session_start
 
-    def __init__(self):
-        self.loss, self.steps, self.data_seconds, self.start = 0.0, 0, 0.0, time.perf_counter()
+    def say(self, message: str) -> None:
+        if self.env.is_main:
+            (self.bar.write if self.bar is not None else print)(message)
 
-    def add(self, loss: float) -> None:
-        self.loss, self.steps = self.loss + loss, self.steps + 1
-
-    def summary(self) -> Dict[str, float]:
-        steps = max(self.steps, 1)
-        return {"loss": self.loss / steps, "it_per_s": self.steps / (time.perf_counter() - self.start),
-                "data_seconds_per_it": self.data_seconds / steps}
+    def write_log(self, record: Dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.write(record)

@@ -33,7 +33,7 @@ class RunLog:
         if self.path.exists():
             kept = [r for r in read_log(self.path) if r.get("iter", 0) <= resume_iteration] if resume_iteration else []
             self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        self._file = open(self.path, "a", buffering=1)  # line-buffered: every record reaches the disk
+        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run; line-buffered)
         self.tensorboard = None
         if use_tensorboard:
             try:
@@ -124,3 +124,18 @@ def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Seq
     path = work_dir / "report.png"
     figure.savefig(path, dpi=80)
     return path
+
+
+class LogWindow:
+    """Loss, speed and data-loading time since the last `train` record."""
+
+    def __init__(self):
+        self.loss, self.steps, self.data_seconds, self.start = 0.0, 0, 0.0, time.perf_counter()
+
+    def add(self, loss: float, data_seconds: float) -> None:
+        self.loss, self.steps, self.data_seconds = self.loss + loss, self.steps + 1, self.data_seconds + data_seconds
+
+    def summary(self) -> Dict[str, float]:
+        steps = max(self.steps, 1)
+        return {"loss": self.loss / steps, "it_per_s": self.steps / (time.perf_counter() - self.start),
+                "data_seconds_per_it": self.data_seconds / steps}

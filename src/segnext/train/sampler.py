@@ -21,11 +21,11 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 def mix_seed(*values: int) -> int:
@@ -143,3 +143,21 @@ def worker_init(worker_id: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed_worker(worker_id)
+
+
+def training_loader(dataset, seed: int, batch_size: int, micro_batch_size: int, num_workers: int, rank: int = 0,
+                    world_size: int = 1, start_iteration: int = 0, pin_memory: bool = False) -> DataLoader:
+    """The micro-batches of one process from optimizer step `start_iteration` on, forever. The
+    generator is explicit, so the workers' seeds never draw from the caller's global RNG."""
+    sampler = TrainStreamSampler(len(dataset), seed, batch_size, micro_batch_size, rank, world_size, start_iteration)
+    return DataLoader(SampleAt(dataset, seed), batch_size=micro_batch_size, sampler=sampler, num_workers=num_workers,
+                      worker_init_fn=worker_init if num_workers else None, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(seed), prefetch_factor=2 if num_workers else None)
+
+
+def step_seeds(seed: int, iteration: int, accumulation: int, rank: int, batch_size: int, world_size: int,
+               micro_batch_size: int) -> List[int]:
+    """The seeds of the model's random draws for each micro-batch of one optimizer step: functions of
+    the micro-batch's position in the sample stream, not of how many forwards this process ran."""
+    return [mix_seed(seed, micro_batch_position(iteration, step, rank, batch_size, world_size, micro_batch_size),
+                     0x6D6F64) for step in range(accumulation)]

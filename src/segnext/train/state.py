@@ -53,7 +53,8 @@ def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, i
         "format": FORMAT, "format_version": FORMAT_VERSION, "iteration": iteration, "elapsed_seconds": elapsed,
         "best": dict(best), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(), "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None,
-        "world_size": world_size, "config": config, "meta": {"CLASSES": list(names or []), "PALETTE": list(palette or [])},
+        "world_size": world_size, "config": config,
+        "meta": {"CLASSES": list(names or []), "PALETTE": list(palette or [])},
     }
 
 

@@ -13,6 +13,12 @@ from torch import nn
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the iteration and the checkpoint to use."""
 
+    @classmethod
+    def at(cls, iteration: int, loss: float, last_checkpoint) -> TrainingDiverged:
+        return cls(f"The loss became {loss} at iteration {iteration}; training stopped without saving. The last good "
+                   f"checkpoint is {last_checkpoint or 'none (none was written yet)'}. Lower optimizer.lr, switch off "
+                   f"train.amp, or check the data, then resume from it (--resume PATH).")
+
 
 class StrideEightLogits(nn.Module):
     """model.forward_logits as a module's forward, for DistributedDataParallel (which calls forward):
