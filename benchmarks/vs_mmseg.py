@@ -1,4 +1,4 @@
-"""segnext vs MMSegmentation 1.2.2's SegNeXt on this CPU (SPEC section 6).
+"""segnext vs MMSegmentation 1.2.2's SegNeXt on this CPU, in one process.
 
 Run it with the interpreter of a separate virtual environment holding both packages:
 
@@ -22,8 +22,8 @@ What it does, in one process, 2 threads:
      model in training mode as its library builds it;
 4. measures peak memory (maxrss) of each path in its own subprocess;
 5. reports GFLOP/s against this machine's float32 matmul rate (torch.mm of 4096^2 matrices);
-6. runs steps 3 again after applying `segnext.memory.reuse_freed_memory()` (glibc malloc keeps
-   freed memory, as the `segnext` commands and `train()` set it): process-wide, so for both sides.
+6. runs steps 3 again after applying `segnext.runtime.reuse_freed_memory()` (glibc malloc keeps
+   freed memory, as the `segnext` commands set it): process-wide, so for both sides.
 
 Other processes on the machine slow both sides alike; compare the ratios, which the alternation
 keeps fair, more than the absolute times.
@@ -49,7 +49,6 @@ import torch
 from segnext.cli.benchmark import time_alternately
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO.parent / "shared" / "fixtures" / "segnext_tiny_ade_random.pth"
 
 VARIANTS = {
     "t": dict(name="segnext_t", embed_dims=[32, 64, 160, 256], depths=[3, 3, 5, 2], channels=256, rank=16),
@@ -183,7 +182,7 @@ def _timed(function) -> float:
 def inference(variant: str, args) -> dict:
     import segnext
     from segnext.flops import count_macs
-    from segnext.label_upsample import upsampled_argmax
+    from segnext.ops.label_upsample import upsampled_argmax
 
     ours, theirs = build_pair(variant, args.checkpoint)
     optimized = segnext.optimize_for_inference(ours)
@@ -234,8 +233,8 @@ def inference(variant: str, args) -> dict:
 
 
 def training_step(args) -> dict:
+    from segnext import segmentation_loss
     from segnext.flops import count_macs
-    from segnext.train.loss import segmentation_loss
 
     ours, theirs = build_pair("t", args.checkpoint)
     ours.train()
@@ -257,6 +256,12 @@ def training_step(args) -> dict:
 
     def ours_step():
         ours.zero_grad(set_to_none=True)
+        loss = segmentation_loss(ours.forward_logits(images), labels, banded=True)
+        loss.backward()
+        return loss
+
+    def ours_plain_step():  # what a training loop of one's own gets from create_model and the reference loss
+        ours.zero_grad(set_to_none=True)
         loss = segmentation_loss(ours.forward_logits(images), labels)
         loss.backward()
         return loss
@@ -277,7 +282,7 @@ def training_step(args) -> dict:
 
     def ours_nhwc_step():
         ours_nhwc.zero_grad(set_to_none=True)
-        loss = segmentation_loss(ours_nhwc.forward_logits(images_nhwc), labels)
+        loss = segmentation_loss(ours_nhwc.forward_logits(images_nhwc), labels, banded=True)
         loss.backward()
         return loss
 
@@ -287,7 +292,9 @@ def training_step(args) -> dict:
     loss_theirs = theirs_step().item()
     flops = 3 * 2 * count_macs(ours.eval(), *size, batch_size=2)[0]  # forward + ~2x for backward
     ours.train()
-    seconds = time_alternately({"mmseg train step": theirs_step, "segnext train step": ours_step,
+    seconds = time_alternately({"mmseg train step": theirs_step,
+                                "segnext, plain loss (interpolate + CE), NCHW": ours_plain_step,
+                                "segnext train step": ours_step,
                                 "segnext train step, channels_last (segnext train default)": ours_nhwc_step},
                                args.runs, args.warmup)
     rows = summarize(seconds, "mmseg train step", flops)
@@ -327,7 +334,7 @@ def memory_probe(kind: str, args) -> dict:
             model = segnext.optimize_for_inference(ours)
             run = lambda: model(images)  # noqa: E731
         elif impl == "labels":  # optimized, label-only resize: no full-size score maps
-            from segnext.label_upsample import upsampled_argmax
+            from segnext.ops.label_upsample import upsampled_argmax
 
             model = segnext.optimize_for_inference(ours)
             run = lambda: upsampled_argmax(model.forward_logits(images)[0], [(size, size)])  # noqa: E731
@@ -357,10 +364,10 @@ def memory_probe(kind: str, args) -> dict:
             model = theirs.train()
             run = lambda: model.loss(images, samples)["decode.loss_ce"].backward()  # noqa: E731
         else:
-            from segnext.train.loss import segmentation_loss
+            from segnext import segmentation_loss
 
             model = ours.train()
-            run = lambda: segmentation_loss(model.forward_logits(images), labels).backward()  # noqa: E731
+            run = lambda: segmentation_loss(model.forward_logits(images), labels, banded=True).backward()  # noqa: E731
         ours = theirs = None
         before = peak_rss_mb()
         run()
@@ -394,8 +401,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT) if DEFAULT_CHECKPOINT.exists() else None,
-                        help="SegNeXt-T weights for both (default: the shared random-weight fixture)")
+    parser.add_argument("--checkpoint", help="SegNeXt-T weights for both (an official-format file; default: random "
+                                             "weights, the timing is the same)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-reuse", action="store_true",
@@ -429,11 +436,11 @@ def main() -> int:
         results["training_step_t"] = training_step(args)
     if not args.skip_reuse:
         # `segnext train` and the `segnext` commands set glibc's malloc to keep freed memory for
-        # reuse (segnext.memory.reuse_freed_memory). The setting is process-wide, so from here on
+        # reuse (segnext.runtime.reuse_freed_memory). The setting is process-wide, so from here on
         # MMSegmentation gets it too: the same runs again, both sides with the tuned allocator.
-        from segnext.memory import reuse_freed_memory
+        from segnext.runtime import reuse_freed_memory
 
-        print("\n=== again, with segnext.memory.reuse_freed_memory() applied to this process (both sides) ===")
+        print("\n=== again, with segnext.runtime.reuse_freed_memory() applied to this process (both sides) ===")
         results["reuse_freed_memory"] = dict(applied=reuse_freed_memory(), inference={})
         for variant in args.variants:
             results["reuse_freed_memory"]["inference"][variant] = inference(variant, args)

@@ -11,8 +11,8 @@ every aten call), so any input size and any variant can be counted without the t
     bilinear resize      4 x output elements
     everything else      0 (add, div, GELU, ReLU, softmax, ... are not counted by torchprofile)
 
-The count runs on fake tensors (shapes only, no arithmetic), so SegNeXt-L at 1024 x 2048 takes
-about a second. (The official NMF also multiplies its first coefficients
+The count runs on fake tensors (shapes only, no arithmetic), so any size is counted at once.
+(The official NMF also multiplies its first coefficients
 by the temperature 1, one extra `mul` of B x N x R elements, under 0.001% of any count; it is not
 in this implementation, so it is not counted.)
 """

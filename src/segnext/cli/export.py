@@ -1,4 +1,4 @@
-"""`segnext export --checkpoint C --format onnx`: an ONNX file for onnxruntime / TensorRT."""
+"""`segnext export --checkpoint C`: an ONNX file for onnxruntime / TensorRT."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ def register(subparsers) -> None:
                     "(B, num_classes, H, W). The NMF bases of the fixed seed are stored as constants; class "
                     "names, palette and test settings go into the file's metadata.")
     parser.add_argument("--checkpoint", "-c", required=True, help="any checkpoint create_model reads")
-    parser.add_argument("--format", default="onnx", choices=("onnx",), help="output format (onnx)")
     parser.add_argument("--output", "-o", help="output file (default: <checkpoint name>.onnx)")
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
                         help="example input size traced (default 512 512)")

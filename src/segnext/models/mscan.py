@@ -136,6 +136,16 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
+    """One MSCAN block: x + ls1 * attention(BN(x)), then x + ls2 * mlp(BN(x)), each with stochastic depth.
+
+    Args:
+        dim: channels.
+        mlp_ratio: the MLP's hidden width as a multiple of dim.
+        drop_path_rate: stochastic-depth probability of both branches.
+        kernel_size: the square depthwise conv of MSCA (5).
+        strip_kernel_sizes: MSCA's strip-conv branches (7, 11, 21).
+    """
+
     def __init__(self, dim: int, mlp_ratio: int, drop_path_rate: float, kernel_size: int,
                  strip_kernel_sizes: Sequence[int]):
         super().__init__()
@@ -189,6 +199,16 @@ def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
 
 
 class MSCAN(nn.Module):
+    """The encoder: four stages at strides 4, 8, 16, 32, each a downsampling conv, blocks and a
+    LayerNorm; returns the four stage outputs.
+
+    Args:
+        embed_dims, depths, mlp_ratios: per stage (see `SegNeXtConfig`).
+        drop_path_rate: stochastic depth of the last block, growing linearly from 0.
+        kernel_size, strip_kernel_sizes: MSCA's kernels.
+        in_channels: image channels.
+    """
+
     def __init__(self, embed_dims: Sequence[int], depths: Sequence[int], mlp_ratios: Sequence[int],
                  drop_path_rate: float = 0.1, kernel_size: int = 5,
                  strip_kernel_sizes: Sequence[int] = (7, 11, 21), in_channels: int = 3):

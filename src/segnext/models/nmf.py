@@ -59,6 +59,15 @@ def nmf_reconstruct(x: torch.Tensor, bases: torch.Tensor, steps: int, transposed
 
 
 class NMF2D(nn.Module):
+    """The Hamburger's matrix decomposition of a (B, C, H, W) map.
+
+    Args:
+        rank: R, the number of bases.
+        train_steps, eval_steps: multiplicative-update steps in training / evaluation.
+        seed: None draws the bases from the global RNG at every forward (official); an int gives
+            fixed bases in eval mode (see the module docstring).
+    """
+
     def __init__(self, rank: int = 16, train_steps: int = 6, eval_steps: int = 7, seed: Optional[int] = 0):
         super().__init__()
         self.rank = rank
