@@ -223,12 +223,16 @@ def test_transforms_through_the_dataset_are_reproducible(tmp_path):
         ds[4]
 
 
-def test_set_epoch_reaches_persistent_workers(tmp_path):
+def _four_augmented_scenes(tmp_path):
     root = tmp_path / "ADEChallengeData2016"
     for i in range(4):
         save_pair(root / f"images/training/{i}.jpg", root / f"annotations/training/{i}.png",
                   blob_label(60, 80, (1, 2, 3), seed=i), seed=i)
-    ds = build_dataset("ade20k", root, "training", transform=TrainTransform(crop_size=(32, 32), img_scale=(160, 60)))
+    return build_dataset("ade20k", root, "training", transform=TrainTransform(crop_size=(32, 32), img_scale=(160, 60)))
+
+
+def test_set_epoch_reaches_persistent_workers(tmp_path):
+    ds = _four_augmented_scenes(tmp_path)
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, persistent_workers=True, timeout=60)
     epochs = []
     for epoch in range(2):
@@ -258,11 +262,7 @@ class _IndexWithEpoch(torch.utils.data.Dataset):
 
 
 def test_set_epoch_inside_workers_is_local_to_the_worker(tmp_path):
-    root = tmp_path / "ADEChallengeData2016"
-    for i in range(4):
-        save_pair(root / f"images/training/{i}.jpg", root / f"annotations/training/{i}.png",
-                  blob_label(60, 80, (1, 2, 3), seed=i), seed=i)
-    ds = build_dataset("ade20k", root, "training", transform=TrainTransform(crop_size=(32, 32), img_scale=(160, 60)))
+    ds = _four_augmented_scenes(tmp_path)
     loader = torch.utils.data.DataLoader(_IndexWithEpoch(ds), batch_size=1, num_workers=2, timeout=60,
                                          sampler=[0, 4, 1, 5, 2, 6, 3, 7])
     ds.set_epoch(9)

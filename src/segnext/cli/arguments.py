@@ -6,6 +6,21 @@ import argparse
 from typing import Optional
 
 
+def add_nmf_seed(parser: argparse.ArgumentParser, what: str) -> None:
+    """--nmf-seed SEED (default: the library's fixed seed; 'none' for the official random bases)."""
+    from ..constants import DEFAULT_NMF_SEED
+
+    parser.add_argument("--nmf-seed", type=nmf_seed, default=DEFAULT_NMF_SEED, metavar="SEED",
+                        help=f"seed of the fixed NMF bases {what} (default {DEFAULT_NMF_SEED}); 'none' draws them at "
+                             f"random at every forward, as the official code")
+
+
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """--workers N and --no-progress, for commands that work over many files."""
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def nmf_seed(text: str) -> Optional[int]:
     """--nmf-seed: an integer, or "none" for the official random bases at every forward."""
     if text.strip().lower() in ("none", "random"):

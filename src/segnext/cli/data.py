@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from .arguments import add_parallel_options
+
 # Lines printed at most for one kind of problem list before "... and N more".
 MAX_LINES = 200
 
@@ -27,9 +29,8 @@ def register(subparsers) -> None:
     prepare.add_argument("src", metavar="SRC", help="the downloaded dataset (see docs/datasets.md per NAME)")
     prepare.add_argument("dst", metavar="DST", help="the dataset root to write (may be SRC for cityscapes, "
                                                     "coco_stuff; the VOC folder for voc_aug / pascal_context)")
-    prepare.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     prepare.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
-    prepare.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_parallel_options(prepare)
     prepare.set_defaults(func=run_prepare)
 
     check = commands.add_parser(
@@ -40,8 +41,7 @@ def register(subparsers) -> None:
     check.add_argument("name", metavar="NAME")
     check.add_argument("root", metavar="ROOT")
     check.add_argument("--split", default=None, help="one split (default: every standard split found)")
-    check.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    check.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_parallel_options(check)
     check.add_argument("--no-frequencies", action="store_true", help="skip the class pixel table")
     check.set_defaults(func=run_check)
 

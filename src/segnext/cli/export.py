@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..constants import DEFAULT_NMF_SEED
-from .arguments import nmf_seed
+from .arguments import add_nmf_seed
 
 
 def register(subparsers) -> None:
@@ -20,8 +19,7 @@ def register(subparsers) -> None:
                         help="example input size traced (default 512 512)")
     parser.add_argument("--static", action="store_true", help="fix the input size to --shape (default: dynamic)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    parser.add_argument("--nmf-seed", type=nmf_seed, default=DEFAULT_NMF_SEED, metavar="SEED",
-                        help=f"seed of the fixed NMF bases stored in the file (default {DEFAULT_NMF_SEED})")
+    add_nmf_seed(parser, "stored in the file")
     parser.add_argument("--verify", action="store_true", help="compare onnxruntime's output with PyTorch's")
     parser.set_defaults(func=run)
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import List, Tuple
 
-from ..constants import DEFAULT_NMF_SEED, IMAGE_SUFFIXES
-from .arguments import nmf_seed
+from ..constants import IMAGE_SUFFIXES
+from .arguments import add_nmf_seed
 
 
 def register(subparsers) -> None:
@@ -49,9 +49,7 @@ def register(subparsers) -> None:
     run_group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
     run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
-    run_group.add_argument("--nmf-seed", type=nmf_seed, default=DEFAULT_NMF_SEED, metavar="SEED",
-                           help=f"seed of the fixed NMF bases (default {DEFAULT_NMF_SEED}); 'none' draws them at "
-                                f"random at every image, as the official code")
+    add_nmf_seed(run_group, "of the model")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
