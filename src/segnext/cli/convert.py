@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from .arguments import with_examples
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert", help="convert an official MMSegmentation checkpoint into the project's format",
         description="Read an official SegNeXt checkpoint (MMSegmentation 0.x or 1.x, fp32 or fp16) and write "
-                    "DST/config.json + DST/model.safetensors, loadable with create_model(checkpoint=DST).")
+                    "DST/config.json + DST/model.safetensors, loadable with create_model(checkpoint=DST).",
+        **with_examples("segnext convert segnext_tiny_512x512_ade_160k.pth segnext-t-ade/"))
     parser.add_argument("src", help="official .pth file (or a segnext directory)")
     parser.add_argument("dst", help="output directory")
     parser.add_argument("--name", help="variant, e.g. segnext_t (default: read from the weights)")

