@@ -312,11 +312,24 @@ def _as_floats(values) -> Optional[list]:
         return None
 
 
+def _yaml_error(where: str, error: yaml.YAMLError) -> ConfigError:
+    """A YAML error for people; a tag that would build a Python object is named as such."""
+    if isinstance(error, yaml.constructor.ConstructorError) and error.problem_mark is not None:
+        tag = str(error.problem).split("tag ")[-1].strip("'")
+        line = error.problem_mark.line + 1
+        if "python/" in tag:
+            return ConfigError(f"{where}, line {line}: refused the tag {tag.replace('tag:yaml.org,2002:', '!!')}: "
+                               f"configs are data, and segnext never builds Python objects from them. Write the "
+                               f"value as plain YAML (a number, string, list or mapping).")
+        return ConfigError(f"{where}, line {line}: unknown YAML tag {tag}; write the value as plain YAML.")
+    return ConfigError(f"{where} is not valid YAML: {error}")
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text())  # the safe loader: plain data only, never Python objects
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        raise _yaml_error(str(path), error) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -365,7 +378,7 @@ def apply_override(raw: dict, item: str) -> None:
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as error:
-        raise ConfigError(f"Override {item!r}: the value is not valid YAML ({error}).") from None
+        raise _yaml_error(f"Override {item!r}", error) from None
     parts = key.split(".")
     if not all(parts):
         raise ConfigError(f"Override {item!r}: {key!r} is not a dotted key such as train.max_iters.")
