@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -81,3 +83,17 @@ def test_predict_with_onnxruntime(checkpoint_path, image_folder, tmp_path):
     through_onnx = np.asarray(Image.open(tmp_path / "onnx" / "a.png"))
     through_torch = np.asarray(Image.open(tmp_path / "torch" / "a.png"))
     assert (through_onnx == through_torch).mean() >= 0.99
+
+
+def test_a_full_disk_stops_prediction_naming_the_file_and_its_size(checkpoint_path, image_folder, tmp_path, capsys,
+                                                                  full_disk):
+    out = tmp_path / "out"
+    out.mkdir()
+    full_disk(out, free=0)
+    status = main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), str(image_folder / "b.jpg"),
+                   "--out", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    message = rf"{re.escape(str(out / 'a.png'))}: no space left on the device: writing it needs [\d.]+ (bytes|KB)"
+    assert re.search(message, err), err
+    assert "b.jpg" not in err and list(out.iterdir()) == []  # stopped at once; no partial file left

@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import List, Optional
 
+from ..utils import DiskFullError
+
 # Module names under segnext.cli, in the order `segnext --help` lists them.
 COMMANDS = [
     "models",
@@ -71,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, DiskFullError) as error:
         # Library errors are written for people: print them without a traceback.
         print(f"segnext {args.command}: error: {error}", file=sys.stderr)
         return 1

@@ -81,6 +81,19 @@ def collect_inputs(inputs: List[str]) -> Tuple[List[Tuple[Path, Path]], List[str
     return found, missing
 
 
+def write_array(path: Path, array) -> None:
+    """np.save, atomically (a file object: np.save given a path would add .npy to the temporary name)."""
+    import numpy as np
+
+    from ..utils import atomic_write
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as file:
+            np.save(file, array)
+
+    atomic_write(path, write, size=array.nbytes + 128)  # + the .npy header
+
+
 def _test_config(args, base):
     from ..inference import override_test_config
 
@@ -97,9 +110,9 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..data import overlay, write_label
+    from ..data import overlay, write_image, write_label
     from ..inference import Segmenter, to_rgb_array
-    from ..utils import require, resolve_device
+    from ..utils import DiskFullError, require, resolve_device
 
     if args.onnx:
         require("onnxruntime", "onnx", "--onnx")
@@ -144,12 +157,12 @@ def run(args) -> int:
             target = out_dir / stem
             write_label(target.with_suffix(".png"), labels, palette)
             if args.overlay:
-                from PIL import Image
-
-                Image.fromarray(overlay(rgb, labels, palette, args.alpha, ignore_index=None)).save(
-                    target.parent / f"{target.name}_overlay.jpg", quality=90)
+                write_image(target.parent / f"{target.name}_overlay.jpg",
+                            overlay(rgb, labels, palette, args.alpha, ignore_index=None), quality=90)
             if args.probs:
-                np.save(target.parent / f"{target.name}_probs.npy", probabilities.astype(np.float16))
+                write_array(target.parent / f"{target.name}_probs.npy", probabilities.astype(np.float16))
+        except DiskFullError:
+            raise  # every later image would fail the same way: stop, naming the file and the space it needed
         except (OSError, ValueError, RuntimeError) as error:  # DataError is a ValueError
             message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if str(path) not in message:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..data.palette import default_palette, overlay
-from ..utils import json_safe
+from ..utils import DISK_FULL_ERRNOS, atomic_write, disk_full_error, json_safe
 
 
 class RunLog:
@@ -33,7 +33,8 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             kept = [r for r in read_log(self.path) if r.get("iter", 0) <= resume_iteration] if resume_iteration else []
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            atomic_write(self.path, lambda temporary: temporary.write_text(text))  # a kill here loses nothing
         self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run; line-buffered)
         self.tensorboard = None
         if use_tensorboard:
@@ -47,7 +48,13 @@ class RunLog:
 
     def write(self, record: Dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), **record}
-        self._file.write(json.dumps(json_safe(record)) + "\n")
+        line = json.dumps(json_safe(record)) + "\n"
+        try:
+            self._file.write(line)
+        except OSError as error:
+            if error.errno in DISK_FULL_ERRNOS:
+                raise disk_full_error(self.path, len(line)) from error
+            raise
         if self.tensorboard is not None and "iter" in record:
             kind = record.get("type", "log")
             for key, value in record.items():
@@ -123,7 +130,7 @@ def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Seq
         figure.suptitle(title, fontsize=13)
     figure.tight_layout(rect=(0, 0.03 if class_names and predictions else 0, 1, 0.97 if title else 1))
     path = work_dir / "report.png"
-    figure.savefig(path, dpi=80)
+    atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=80, format="png"))
     return path
 
 

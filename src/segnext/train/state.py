@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from ..utils import atomic_write
+from ..utils import DiskFullError, atomic_write
 
 FORMAT = "segnext-train"
 FORMAT_VERSION = 1
@@ -59,11 +59,35 @@ def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, i
 
 
 def save(state: Dict[str, Any], path: Path) -> Path:
-    """Write `state` atomically: the file at `path` is either the old one or the complete new one."""
+    """Write `state` atomically: the file at `path` is either the old one or the complete new one.
+    On a full disk, DiskFullError names the file, its size and the last complete checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda temporary: torch.save(state, temporary))
+
+    def write(temporary: Path) -> None:
+        # Through a Python file: torch.save given a path reports a full disk as a bare RuntimeError
+        # ("unexpected pos ..."), through a file object as OSError(ENOSPC).
+        with open(temporary, "wb") as file:
+            torch.save(state, file)
+
+    try:
+        atomic_write(path, write, size=tensor_bytes(state))
+    except DiskFullError as error:
+        kept = latest_checkpoint(path.parent)
+        raise DiskFullError(f"{error} The last complete checkpoint, {kept or 'none yet'}, is intact: training resumes "
+                            f"from it.") from None
     return path
+
+
+def tensor_bytes(value: Any) -> int:
+    """The bytes of the tensors in a nest of dicts and lists: about the size of its checkpoint."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensor_bytes(item) for item in value)
+    return 0
 
 
 def load(path: Path) -> Dict[str, Any]:
