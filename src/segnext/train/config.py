@@ -84,6 +84,11 @@ class DataSection:
     mean: Tuple[float, float, float] = IMAGENET_MEAN  # the normalisation, for training and test alike
     std: Tuple[float, float, float] = IMAGENET_STD
     num_workers: int = 4  # DataLoader worker processes per training process
+    # A training file that cannot be read: "error" stops the run naming it; "skip" trains on the next
+    # readable sample, logs the file once and counts it, and stops the run when more than
+    # max_unreadable_fraction of the training set is unreadable. Validation files must all be readable.
+    on_unreadable: str = "error"
+    max_unreadable_fraction: float = 0.01
 
     def build(self, split: str, transform=None, seed: int = 0):
         """The dataset's `split` (`segnext.data.build_dataset`), after checking the root."""
@@ -502,6 +507,12 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
     if isinstance(section, LossSection) and section.reduction not in ("all_pixels", "valid_pixels"):
         fail("reduction", f"must be 'all_pixels' (official) or 'valid_pixels', got {section.reduction!r}."
              f"{did_you_mean(section.reduction, ['all_pixels', 'valid_pixels'])}")
+    if isinstance(section, DataSection):
+        if section.on_unreadable not in ("error", "skip"):
+            fail("on_unreadable", f"must be 'error' or 'skip', got {section.on_unreadable!r}."
+                 f"{did_you_mean(section.on_unreadable, ['error', 'skip'])}")
+        if not 0 <= section.max_unreadable_fraction <= 1:
+            fail("max_unreadable_fraction", f"must be a fraction from 0 to 1, got {section.max_unreadable_fraction}.")
     if isinstance(section, TrainSection):
         for key in ("max_iters", "batch_size", "micro_batch_size", "log_interval", "checkpoint_interval",
                     "keep_checkpoints"):

@@ -93,6 +93,15 @@ def broadcast_float(value: float, env: Distributed) -> float:
     return tensor.item()
 
 
+def gather_lists(items: list, env: Distributed) -> list:
+    """Every process's `items`, joined in rank order (the list itself for one process)."""
+    if not env.enabled:
+        return list(items)
+    gathered: list = [None] * env.world_size
+    dist.all_gather_object(gathered, list(items))
+    return [item for part in gathered for item in part]
+
+
 def broadcast_object(value: Any, env: Distributed, source: int = 0) -> Any:
     if not env.enabled:
         return value

@@ -37,6 +37,7 @@ from .optim import build_optimizer, scheduled_lr, set_learning_rates
 from .report import LogWindow, ProgressBar, RunLog, write_report
 from .sampler import step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
+from .unreadable import UnreadableFiles
 
 
 @dataclass
@@ -48,6 +49,7 @@ class TrainResult:
     best: Dict[str, Any] = field(default_factory=dict)
     report: Optional[Path] = None
     seconds: float = 0.0  # wall-clock time of the whole run, earlier sessions included
+    unreadable_files: int = 0  # training files skipped as unreadable (data.on_unreadable: skip)
 
     @property
     def exit_code(self) -> int:
@@ -107,12 +109,17 @@ class Run:
         if env.is_main:
             state.prepare_work_dir(self.work_dir, config.to_yaml(), keep_previous=resume is not False)
         distributed.barrier(env)
+        saved = {}
         if path is not None:
             saved = state.restore(path, self.model, self.optimizer, self.scaler, config, self.num_classes)
             self.iteration, self.elapsed_before, self.best = saved["iteration"], saved["elapsed_seconds"], saved["best"]
             if path.parent.resolve() == self.checkpoints.resolve():
                 self.last_saved = self.iteration
             self.say(f"Resumed from {path} at iteration {self.iteration}.")
+        skipping = config.data.on_unreadable == "skip"
+        self.unreadable = UnreadableFiles(
+            len(self.train_set), skipping, config.data.max_unreadable_fraction, saved.get("unreadable_files", ()),
+            share=(lambda found: distributed.gather_lists(found, env)) if skipping else (lambda found: found))
         self.forward = StrideEightLogits(self.model)
         if env.enabled:
             self.forward = nn.parallel.DistributedDataParallel(
@@ -134,7 +141,8 @@ class Run:
         loader = training_loader(self.train_set, train_cfg.seed, train_cfg.batch_size, train_cfg.micro_batch_size,
                                  config.data.num_workers, env.rank, env.world_size, self.iteration,
                                  pin_memory=env.device.type == "cuda")
-        batches = iter(loader) if self.iteration < train_cfg.max_iters else None
+        batches = self.unreadable.watch(iter(loader), self.report_unreadable) \
+            if self.iteration < train_cfg.max_iters else None
         stop_reason, window = None, LogWindow()
         try:
             while self.iteration < train_cfg.max_iters and stop_reason is None:
@@ -216,18 +224,24 @@ class Run:
         report = None
         if self.env.is_main:
             write_results(self.work_dir / "results.json", results, iteration=self.iteration, best=self.best,
-                          config=self.config.description or None, train_seconds=round(self.elapsed(), 1))
+                          config=self.config.description or None, train_seconds=round(self.elapsed(), 1),
+                          unreadable_training_files=[message for _, message in self.unreadable.as_list()])
             save_model(self.model, self.work_dir / "final_model")
             self.say(format_results(results))
             self.log.close()
+            skipped = f"; {len(self.unreadable)} unreadable training files skipped" if len(self.unreadable) else ""
+            if skipped:
+                self.say(f"Skipped {len(self.unreadable)} unreadable training file(s) during the run: listed in "
+                         f"{self.work_dir / 'results.json'} and log.jsonl.")
             title = (f"{self.config.model.name} on {self.config.data.title()}: mIoU {results['mIoU']:.2f} at "
-                     f"iteration {self.iteration}")
+                     f"iteration {self.iteration}{skipped}")
             report = write_report(self.work_dir, results.get("predictions", []), self.model.config.palette,
                                   self.model.config.class_names, self.train_set.ignore_index, title=title)
             self.say(f"Results: {self.work_dir / 'results.json'}; model: {self.work_dir / 'final_model'}"
                      + (f"; report: {report}" if report else ""))
         results.pop("predictions", None)
-        return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed())
+        return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed(),
+                           len(self.unreadable))
 
     def save_checkpoint(self, name: Optional[str] = None) -> None:
         """iter_XXXXXXXX.pt (the last `keep_checkpoints` are kept), or `name` (best.pt)."""
@@ -235,10 +249,16 @@ class Run:
             self.last_saved = self.iteration
         if self.env.is_main:
             saved = state.training_state(self.model, self.optimizer, self.scaler, self.iteration, self.elapsed(),
-                                         self.best, self.env.world_size, self.config.to_dict())
+                                         self.best, self.env.world_size, self.config.to_dict(),
+                                         self.unreadable.as_list())
             state.save(saved, self.checkpoints / (name or state.checkpoint_name(self.iteration)))
             if name is None:
                 state.prune(self.checkpoints, self.config.train.keep_checkpoints)
+
+    def report_unreadable(self, index: int, message: str) -> None:
+        """A training file that cannot be read, met for the first time (data.on_unreadable: skip)."""
+        self.say(f"warning: skipped an unreadable training file ({len(self.unreadable)} so far): {message}")
+        self.write_log({"type": "unreadable", "iter": self.iteration + 1, "index": index, "error": message})
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.session_start

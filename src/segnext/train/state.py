@@ -5,7 +5,8 @@ with `torch.load(weights_only=True)` (nothing in it can run code):
 
     format, format_version, iteration, elapsed_seconds, best (mIoU, iteration),
     model (state dict), optimizer (state dict), grad_scaler (state dict or None), world_size,
-    config (the run's config as plain dicts), meta (CLASSES, PALETTE: class names for create_model)
+    config (the run's config as plain dicts), meta (CLASSES, PALETTE: class names for create_model),
+    unreadable_files ([dataset index, error] of the training files skipped so far, data.on_unreadable)
 
 No random-number state is needed: every random draw of a step (samples, augmentation, drop path,
 NMF bases, dropout) is seeded from the run's seed and the step's position in the sample stream.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -46,7 +47,8 @@ def checkpoint_name(iteration: int) -> str:
 
 
 def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, iteration: int, elapsed: float,
-                   best: Dict[str, Any], world_size: int, config: dict) -> Dict[str, Any]:
+                   best: Dict[str, Any], world_size: int, config: dict,
+                   unreadable_files: Sequence[Tuple[int, str]] = ()) -> Dict[str, Any]:
     """The dict a training checkpoint holds (see the module docstring)."""
     names, palette = model.config.class_names, model.config.palette
     return {
@@ -55,6 +57,7 @@ def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, i
         "optimizer": optimizer.state_dict(), "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "world_size": world_size, "config": config,
         "meta": {"CLASSES": list(names or []), "PALETTE": list(palette or [])},
+        "unreadable_files": [[int(index), str(message)] for index, message in unreadable_files],
     }
 
 
@@ -189,7 +192,7 @@ def resume_path(checkpoints: Path, resume, env) -> Optional[Path]:
 
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config, num_classes: int) -> dict:
     """Load the training checkpoint at `path` into model, optimizer and grad scaler; returns
-    {iteration, elapsed_seconds, best}. The checkpoint must be of the same model and classes."""
+    {iteration, elapsed_seconds, best, unreadable_files}. The checkpoint must be of the same model and classes."""
     saved = load(path)
     saved_model = saved.get("config", {}).get("model", {})
     for key, now in (("name", config.model.name), ("num_classes", num_classes)):
@@ -202,4 +205,4 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scal
     if saved.get("grad_scaler"):
         scaler.load_state_dict(saved["grad_scaler"])
     return {"iteration": int(saved["iteration"]), "elapsed_seconds": float(saved.get("elapsed_seconds", 0.0)),
-            "best": dict(saved.get("best") or {})}
+            "best": dict(saved.get("best") or {}), "unreadable_files": list(saved.get("unreadable_files") or [])}
