@@ -175,6 +175,9 @@ class TrainSection:
     checkpoint_interval: int = 16000
     keep_checkpoints: int = 2  # the last K iteration checkpoints are kept (best.pt in addition)
     eval_interval: int = 16000  # 0: evaluate only at the end
+    # Under torchrun: how long a process waits for the others at a collective operation (gradient
+    # averaging, evaluation) before the run stops with an error naming the process that failed or hung.
+    distributed_timeout_minutes: float = 10.0
 
     def accumulation(self, processes: int) -> int:
         """Gradient-accumulation steps: batch_size = processes x micro_batch_size x accumulation."""
@@ -518,6 +521,8 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                     "keep_checkpoints"):
             if getattr(section, key) < 1:
                 fail(key, f"must be at least 1, got {getattr(section, key)}.")
+        if section.distributed_timeout_minutes <= 0:
+            fail("distributed_timeout_minutes", f"must be positive, got {section.distributed_timeout_minutes}.")
         if section.eval_interval < 0:
             fail("eval_interval", f"must be >= 0 (0: only at the end), got {section.eval_interval}.")
         if section.batch_size % section.micro_batch_size:

@@ -66,15 +66,24 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
         `segnext.runtime.StopRequests`) saves a checkpoint and ends the run.
     Under `torchrun` every process calls this; rank 0 writes the files.
     """
-    env = distributed.setup(config.train.device)
+    env = distributed.setup(config.train.device, config.train.distributed_timeout_minutes)
+    failed = False
     try:
         run = Run(config, Path(work_dir), env, progress)
         run.start(resume)
         result = run.loop(should_stop or (lambda: None))
         distributed.barrier(env)  # no process tears its connections down while another still uses them
         return result
+    except Exception as error:
+        # Under torchrun: tell the other processes why this one fails, or name the one that failed.
+        failed = True
+        explained = distributed.explain_failure(error, env, f"Run the same command again to resume from the last "
+                                                           f"checkpoint in {Path(work_dir) / 'checkpoints'}.")
+        if explained is error:
+            raise
+        raise explained from error
     finally:
-        distributed.cleanup(env)
+        distributed.cleanup(env, failed)
 
 
 class Run:
