@@ -97,9 +97,9 @@ class _FillingFile:
 
 @pytest.fixture()
 def full_disk(monkeypatch):
-    """full_disk(folder, free=0): from then on, files opened for writing below `folder` share `free`
-    bytes; a write beyond them fails with OSError(ENOSPC), as on a disk that fills up. Returns a
-    function that frees the disk again."""
+    """full_disk(folder, free=0): from then on (to the end of the test), files opened for writing
+    below `folder` share `free` bytes; a write beyond them fails with OSError(ENOSPC), as on a disk
+    that fills up."""
     real_open = builtins.open
 
     def fill(folder, free: int = 0):
@@ -113,6 +113,5 @@ def full_disk(monkeypatch):
 
         monkeypatch.setattr(builtins, "open", open_on_full_disk)
         monkeypatch.setattr(io, "open", open_on_full_disk)  # pathlib opens through io.open
-        return lambda: (monkeypatch.setattr(builtins, "open", real_open), monkeypatch.setattr(io, "open", real_open))
 
     return fill

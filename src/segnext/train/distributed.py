@@ -160,7 +160,9 @@ def setup(device_name: str = "auto", timeout_minutes: float = 10.0) -> Distribut
                                 timeout=timedelta(minutes=timeout_minutes))
     watch = None
     if world_size > 1 and "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ:
-        watch = PeerWatch(rank, world_size, os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+        # Only for naming a failed process: a run whose store cannot be reached trains without it.
+        with contextlib.suppress(Exception):
+            watch = PeerWatch(rank, world_size, os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
     return Distributed(rank, world_size, local_rank, local_world_size, device, watch)
 
 
