@@ -29,3 +29,22 @@ def test_a_full_disk_leaves_the_previous_file_and_names_the_space_needed(tmp_pat
 def test_format_bytes():
     assert [format_bytes(n) for n in (0, 1023, 1536, 5 * 2**20, 3 * 2**40)] == [
         "0 bytes", "1023 bytes", "1.5 KB", "5.0 MB", "3072.0 GB"]
+
+
+def test_a_short_write_without_errno_counts_when_the_rest_does_not_fit(tmp_path, monkeypatch):
+    """NumPy's tofile on a full disk: OSError("N requested and M written"), no errno."""
+    import shutil
+
+    def numpy_like_write(temporary):
+        temporary.write_bytes(bytes(100))
+        raise OSError("768000 requested and 100 written")
+
+    free = {"bytes": 50}
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage._replace(free=free["bytes"]))
+    with pytest.raises(DiskFullError, match="probs.npy: no space left on the device: writing it needs 750.0 KB"):
+        atomic_write(tmp_path / "probs.npy", numpy_like_write, size=768000)
+    free["bytes"] = 10**9  # room enough: some other failure, passed on as it is
+    with pytest.raises(OSError, match="768000 requested") as error:
+        atomic_write(tmp_path / "probs.npy", numpy_like_write, size=768000)
+    assert not isinstance(error.value, DiskFullError) and list(tmp_path.iterdir()) == []

@@ -81,19 +81,27 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], si
         written = os.path.getsize(temporary) if os.path.exists(temporary) else 0
         if os.path.exists(temporary):
             os.remove(temporary)
-        if _ran_out_of_space(error) and not isinstance(error, DiskFullError):
+        if not isinstance(error, DiskFullError) and _ran_out_of_space(error, path.parent, size, written):
             raise disk_full_error(path, size, written) from error
         raise
     return path
 
 
-def _ran_out_of_space(error: BaseException) -> bool:
-    """Whether `error` or one it was raised from is a full disk (torch.save's writer, finishing its
-    file after a failed write, raises a RuntimeError over the OSError)."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+def _ran_out_of_space(error: BaseException, folder: Path, size: Optional[int], written: int) -> bool:
+    """Whether `error` (or one it was raised from) is a full disk. Writers do not all say so: torch.save,
+    finishing its file after a failed write, raises a RuntimeError over the OSError(ENOSPC), and NumPy
+    writes arrays with fwrite and raises OSError("N requested and M written") without errno; such an
+    OSError counts when the rest of the file does not fit in the space left."""
+    cause: Optional[BaseException] = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in DISK_FULL_ERRNOS:
             return True
-        error = error.__cause__ or error.__context__
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, OSError) and error.errno is None and size is not None:
+        try:
+            return shutil.disk_usage(folder).free < size - written
+        except OSError:
+            return False
     return False
 
 
