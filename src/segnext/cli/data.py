@@ -150,7 +150,7 @@ def _note_shared_groups(name: str, root: str, reports) -> None:
     from ..data.datasets import get_spec, list_split
     from ..data.splits import shared_groups
 
-    found = {report.split: report for report in reports if report.layout != "not found" and report.pairs}
+    found = {report.split: report for report in reports if report.pairs}  # absent or empty splits have none
     spec = get_spec(name, root)
     train = next((s for s in spec.splits if s in found and "train" in s), None)
     for other in found:
