@@ -21,8 +21,9 @@ def register(subparsers) -> None:
         description="Generate a small synthetic street-scene dataset (8 classes), train SegNeXt-T on it from "
                     "scratch, evaluate it and write a report: WORK_DIR/results.json (aAcc, mIoU, per-class IoU), "
                     "WORK_DIR/report.png (loss and mIoU curves, predictions next to the ground truth), "
-                    "WORK_DIR/log.jsonl and WORK_DIR/final_model (load it with "
-                    "segnext.create_model(checkpoint=...)). Nothing is downloaded.")
+                    "WORK_DIR/log.jsonl and WORK_DIR/final_model (a model folder with its test settings: "
+                    "`segnext predict --checkpoint WORK_DIR/final_model IMAGES` segments as the run evaluated). "
+                    "Nothing is downloaded.")
     parser.add_argument("--work-dir", default="segnext-demo", help="output directory (default ./segnext-demo)")
     parser.add_argument("--iters", type=int, help="training iterations (default 500)")
     parser.add_argument("--quick", action="store_true", help="a reduced run of a few seconds (for tests)")
@@ -60,6 +61,6 @@ def run(args) -> int:
     print(f"  metrics   {work_dir / 'results.json'}")
     if result.report:
         print(f"  report    {result.report}")
-    print(f"  model     {work_dir / 'final_model'}  (segnext.create_model(checkpoint='{work_dir / 'final_model'}'))")
+    print(f"  model     {work_dir / 'final_model'}  (segnext predict --checkpoint {work_dir / 'final_model'} IMAGES)")
     print(f"  log       {work_dir / 'log.jsonl'}")
     return 0

@@ -6,7 +6,8 @@
 
 `predict` accepts a file path, a PIL image or a NumPy array and returns the labels at that image's
 size, by the official test procedure (`segnext.inference.segment`), with the settings the
-checkpoint was evaluated with or else the official ones of its dataset (`settings`). By default
+model was saved with (its model folder, or the training checkpoint's evaluation section) or else
+the official ones of its dataset (`settings.test_config_for`). By default
 the model runs through `optimize_for_inference` and the labels are computed memory-efficiently;
 both give the reference results (to float rounding).
 """
@@ -25,7 +26,7 @@ from ..models import DEFAULT_NMF_SEED, create_model
 from .optimize import optimize_for_inference
 from .preprocess import ImageInput, to_rgb_array
 from .segment import segment, segment_logits
-from .settings import TestConfig, default_test_config, test_config_from_checkpoint
+from .settings import TestConfig, default_test_config, test_config_for
 
 
 class OnnxModel:
@@ -75,7 +76,8 @@ class Segmenter:
 
     Args:
         model: a SegNeXt (optimized or not) or an `OnnxModel`.
-        test_config: how to segment (default: the official settings of the model's dataset).
+        test_config: how to segment (default: the model's saved settings, else the official ones of
+            its dataset).
         class_names, palette: class metadata (default: the model's, else generic names and
             `segnext.data.default_palette`).
         device: where images go (default: the model's device).
@@ -92,7 +94,10 @@ class Segmenter:
         self.class_names = list(names or [f"class_{i}" for i in range(self.num_classes)])
         colours = palette or getattr(config, "palette", None) or getattr(model, "palette", None)
         self.palette = [list(c) for c in (colours or default_palette(self.num_classes))]
-        self.test_config = test_config or default_test_config(self.num_classes, names)
+        if test_config is None:  # the model's saved settings, else its dataset's (the classes given here count)
+            saved = getattr(config, "test_settings", None)
+            test_config = test_config_for(model) if saved else default_test_config(self.num_classes, names)
+        self.test_config = test_config
         self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
         self.memory_efficient = memory_efficient
 
@@ -100,14 +105,14 @@ class Segmenter:
     def from_checkpoint(cls, checkpoint, *, device=None, optimize: bool = True,
                         test_config: Optional[TestConfig] = None, nmf_seed: Optional[int] = DEFAULT_NMF_SEED,
                         **model_kwargs) -> Segmenter:
-        """Load any checkpoint `create_model` reads; its saved evaluation settings (or its dataset's
-        official ones) become the test settings unless `test_config` is given. nmf_seed: as in
-        `create_model` (None: the official random bases at every forward)."""
+        """Load any checkpoint `create_model` reads; its saved test settings (or its dataset's
+        official ones) are used unless `test_config` is given. nmf_seed: as in `create_model`
+        (None: the official random bases at every forward)."""
         device = torch.device(device) if device is not None else torch.device("cpu")
         model = create_model(checkpoint=checkpoint, nmf_seed=nmf_seed, **model_kwargs).eval().to(device)
         if optimize:
             model = optimize_for_inference(model)
-        return cls(model, test_config or test_config_from_checkpoint(checkpoint), device=device)
+        return cls(model, test_config, device=device)
 
     @classmethod
     def from_onnx(cls, path, *, test_config: Optional[TestConfig] = None, threads: Optional[int] = None) -> Segmenter:

@@ -35,8 +35,9 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped c
 class ModelSection:
     name: str = "segnext_t"
     num_classes: Optional[int] = None  # None: the dataset's number of classes
-    backbone_checkpoint: Optional[str] = None  # ImageNet MSCAN weights (mscan_t.pth ...), as the paper
-    checkpoint: Optional[str] = None  # start from full segmentation weights instead (fine-tuning)
+    pretrained: Optional[str] = None  # published weights: "imagenet" (the encoder, as the paper) or "ade20k"
+    backbone_checkpoint: Optional[str] = None  # or the encoder from a file (mscan_t.pth ...)
+    checkpoint: Optional[str] = None  # start from a whole model instead (fine-tuning; wins over the two above)
     options: Dict[str, Any] = field(default_factory=dict)  # SegNeXtConfig fields, e.g. drop_path_rate
     sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA + DDP only)
 
@@ -47,8 +48,22 @@ class ModelSection:
                               f"{dataset.num_classes} classes; remove model.num_classes or fix it.")
         return dataset.num_classes
 
+    def starting_point(self) -> str:
+        """Where the weights of a run start from, in words."""
+        if self.checkpoint is not None:
+            return f"model.checkpoint {self.checkpoint}"
+        if self.pretrained is not None:
+            return f"the published weights {self.name}.{self.pretrained}"
+        if self.backbone_checkpoint is not None:
+            return f"the encoder of model.backbone_checkpoint {self.backbone_checkpoint}"
+        return "random initialisation"
+
     def build(self, dataset, nmf_seed: Optional[int]):
-        """The model this section describes, with the dataset's class names and palette."""
+        """(the model this section describes, with the dataset's class names and palette; lines for
+        the log saying which tensors came from where).
+
+        A model.checkpoint of other classes than the dataset's is fine-tuned: every tensor is loaded
+        but the classifier, which starts anew (the log names it)."""
         from ..models import create_model
 
         for key in ("backbone_checkpoint", "checkpoint"):
@@ -56,16 +71,36 @@ class ModelSection:
             if path is not None and not Path(path).exists():
                 raise FileNotFoundError(
                     f"model.{key} {path} does not exist. "
-                    + ("Download the ImageNet MSCAN weights of the authors' release (mscan_t.pth ...) there, see "
-                       "docs/training.md, or train from scratch with model.backbone_checkpoint=null."
+                    + ("Fix the path, or use the published ImageNet encoder with model.pretrained=imagenet "
+                       "(downloaded once), or train from scratch with model.backbone_checkpoint=null."
                        if key == "backbone_checkpoint" else "Fix the path or set model.checkpoint=null."))
+        if self.checkpoint is None and self.pretrained is not None and self.backbone_checkpoint is not None:
+            raise ConfigError(f"model.pretrained ({self.pretrained}) and model.backbone_checkpoint "
+                              f"({self.backbone_checkpoint}) both name the encoder's weights; set one of them to null.")
         extra = {}
         if len(dataset.class_names) == dataset.num_classes:
             extra["class_names"] = list(dataset.class_names)
             if len(dataset.palette) == dataset.num_classes:
                 extra["palette"] = [list(map(int, c)) for c in dataset.palette]
-        return create_model(self.name, dataset.num_classes, checkpoint=self.checkpoint,
-                            backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed, **self.options, **extra)
+        lines = []
+        if self.checkpoint is not None:
+            if self.pretrained is not None or self.backbone_checkpoint is not None:
+                lines.append(f"model.checkpoint holds the whole model: model.pretrained / model.backbone_checkpoint "
+                             f"({self.pretrained or self.backbone_checkpoint}) are not used.")
+            model, reports = create_model(self.name, dataset.num_classes, checkpoint=self.checkpoint, nmf_seed=nmf_seed,
+                                          ignore_mismatched_sizes=True, output_loading_info=True, **self.options,
+                                          **extra)
+            key = "model.checkpoint"
+        else:
+            model, reports = create_model(self.name, dataset.num_classes, pretrained=self.pretrained,
+                                          backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed,
+                                          output_loading_info=True, **self.options, **extra)
+            key = "model.pretrained" if self.pretrained is not None else "model.backbone_checkpoint"
+        lines += [f"{key} {report.summary()}" for report in reports]
+        if not reports:
+            lines.append("model: random initialisation (no model.pretrained, model.backbone_checkpoint or "
+                         "model.checkpoint)")
+        return model, lines
 
 
 @dataclass
@@ -492,7 +527,13 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         if section.name not in VARIANTS:
             fail("name", f"is {section.name!r}, not a SegNeXt variant.{did_you_mean(section.name, VARIANTS)} "
                          f"Available: {', '.join(VARIANTS)}.")
-        valid = [f.name for f in dataclasses.fields(SegNeXtConfig) if f.name not in ("variant", "num_classes")]
+        from ..models.pretrained import TAGS
+
+        if section.pretrained is not None and section.pretrained not in TAGS:
+            fail("pretrained", f"is {section.pretrained!r}, not published weights."
+                               f"{did_you_mean(section.pretrained, TAGS)} Available: {', '.join(TAGS)} (or null).")
+        valid = [f.name for f in dataclasses.fields(SegNeXtConfig)
+                 if f.name not in ("variant", "num_classes", "test_settings")]
         for key in section.options:
             if key not in valid:
                 fail(f"options.{key}", f"is not a model option.{did_you_mean(key, valid)} Valid: {', '.join(valid)}.")

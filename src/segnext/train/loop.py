@@ -93,7 +93,8 @@ class Run:
         self.num_classes = config.model.checked_num_classes(self.train_set)
         with torch.random.fork_rng(devices=[]):  # the same initial weights on every process
             torch.manual_seed(config.train.seed)
-            self.model = config.model.build(self.train_set, nmf_seed=config.evaluation.nmf_seed)
+            self.model, self.loading_lines = config.model.build(self.train_set, nmf_seed=config.evaluation.nmf_seed)
+        self.model.config.test_settings = config.evaluation.to_dict()  # saved with every model folder of the run
         if config.model.sync_bn and env.device.type == "cuda" and env.enabled:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
@@ -127,6 +128,9 @@ class Run:
         self.session_start = time.perf_counter()
         self.say(config.summary(self.model, self.train_set, self.val_set, env.world_size, str(env.device),
                                 self.work_dir))
+        if self.iteration == 0:  # a resumed run continues from its checkpoint, not from these
+            for line in self.loading_lines:
+                self.say(f"  {line}")
         if env.is_main and self.progress:
             from tqdm import tqdm
 
@@ -219,7 +223,9 @@ class Run:
         if self.env.is_main:
             write_results(self.work_dir / "results.json", results, iteration=self.iteration, best=self.best,
                           config=self.config.description or None, train_seconds=round(self.elapsed(), 1))
-            save_model(self.model, self.work_dir / "final_model")
+            source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
+                      f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
+            save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results))
             self.say(format_results(results))
             self.log.close()
             title = (f"{self.config.model.name} on {self.config.data.title()}: mIoU {results['mIoU']:.2f} at "
@@ -230,6 +236,12 @@ class Run:
                      + (f"; report: {report}" if report else ""))
         results.pop("predictions", None)
         return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed())
+
+    def final_metrics(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        """What the model card says of the final evaluation (results.json has the rest)."""
+        return {"mIoU": results["mIoU"], "aAcc": results["aAcc"], "mAcc": results["mAcc"],
+                "dataset": self.config.data.title(), "split": self.config.data.val_split,
+                "num_images": results["num_images"]}
 
     def save_checkpoint(self, name: Optional[str] = None) -> None:
         """iter_XXXXXXXX.pt (the last `keep_checkpoints` are kept), or `name` (best.pt)."""
