@@ -103,7 +103,8 @@ def read_jseg(path) -> Dict[str, Any]:
             f"plain containers, as JSeg writes them. Nothing in the file was run."
         ) from None
     except pickle.UnpicklingError as error:
-        raise JSegFileError(f"Cannot read {path}: it is not a valid pickle ({error}). Nothing in it was run.") from None
+        raise JSegFileError(f"Cannot read {path}: the file is truncated or corrupt, or not a pickle ({error}). Nothing "
+                            f"in it was run. Download or copy it again.") from None
     except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as error:
         raise JSegFileError(f"Cannot read {path}: the file is truncated or corrupt ({type(error).__name__}: "
                             f"{error}). Download or copy it again.") from None
