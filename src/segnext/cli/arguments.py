@@ -6,6 +6,12 @@ import argparse
 from typing import Optional
 
 
+def with_examples(*lines: str) -> dict:
+    """add_parser() keywords that end a command's --help with examples, kept as written."""
+    return dict(epilog="examples:\n" + "\n".join(f"  {line}" for line in lines),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_nmf_seed(parser: argparse.ArgumentParser, what: str) -> None:
     """--nmf-seed SEED (default: the library's fixed seed; 'none' for the official random bases)."""
     from ..constants import DEFAULT_NMF_SEED

@@ -16,23 +16,32 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
+from .arguments import with_examples
+
 BACKENDS = ("eager", "optimized", "onnxruntime")
+
+
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "benchmark", help="latency/throughput of a variant: eager vs optimized vs onnxruntime",
-        description="Time the forward pass (logits at the input size) of a variant at a given size and batch.")
+        description="Time the forward pass (logits at the input size) of a variant at a given size and batch: "
+                    "PyTorch eager, optimize_for_inference and onnxruntime, alternately, median of --runs.",
+        **with_examples("segnext benchmark segnext_t --shape 512 512",
+                        "segnext benchmark segnext_s --batch 4 --backends eager optimized -o bench.json"))
     parser.add_argument("name", nargs="?", default="segnext_t", help="variant (default segnext_t)")
     parser.add_argument("--checkpoint", "-c", help="weights to load (default: random weights; timing is the same)")
     parser.add_argument("--num-classes", type=int, default=150, help="classes without a checkpoint (default 150)")
-    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
+    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
+                        help="input height and width (default 512 512)")
     parser.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
+                        help="what to time (default: all three; onnxruntime is skipped when not installed)")
     parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7; the median is reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
-    parser.add_argument("--output", "-o", default="benchmark.json", help="JSON results file (default benchmark.json)")
+    parser.add_argument("--output", "-o", help="also write the results as JSON to this file")
     parser.set_defaults(func=run)
 
 
@@ -116,8 +125,9 @@ def run(args) -> int:
                   width=width, threads=torch.get_num_threads(), macs=macs, runs=args.runs, warmup=args.warmup,
                   torch=torch.__version__, machine=platform.machine(), processor=platform.processor(),
                   cpu_count=os.cpu_count(), results=rows)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {output}")
+    if args.output:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {output}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .arguments import with_examples
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -9,7 +11,8 @@ def register(subparsers) -> None:
         description="Read a SegNeXt checkpoint (MMSegmentation 0.x or 1.x, fp32 or fp16; a JSeg .pkl; a segnext "
                     "training checkpoint) and write the model folder DST: config.json (architecture, classes, "
                     "test settings), model.safetensors and a README.md model card, loadable with "
-                    "create_model(checkpoint=DST) and every command's --checkpoint.")
+                    "create_model(checkpoint=DST) and every command's --checkpoint.",
+        **with_examples("segnext convert segnext_tiny_512x512_ade_160k.pth segnext-t-ade/"))
     parser.add_argument("src", help="checkpoint file (or a segnext model folder)")
     parser.add_argument("dst", help="output directory")
     parser.add_argument("--name", help="variant, e.g. segnext_t (default: read from the weights)")

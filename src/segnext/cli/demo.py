@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .arguments import with_examples
+
 DEMO_CONFIG = "demo/segnext_t_scenes"
 QUICK_OVERRIDES = [  # the reduced form the tests run: seconds, not minutes
     "data.crop_size=[64,64]", "data.img_scale=[80,64]", "train.max_iters=30", "train.batch_size=4",
@@ -23,7 +25,8 @@ def register(subparsers) -> None:
                     "WORK_DIR/report.png (loss and mIoU curves, predictions next to the ground truth), "
                     "WORK_DIR/log.jsonl and WORK_DIR/final_model (a model folder with its test settings: "
                     "`segnext predict --checkpoint WORK_DIR/final_model IMAGES` segments as the run evaluated). "
-                    "Nothing is downloaded.")
+                    "Nothing is downloaded.",
+        **with_examples("segnext demo", "segnext demo --work-dir /tmp/demo --iters 200"))
     parser.add_argument("--work-dir", default="segnext-demo", help="output directory (default ./segnext-demo)")
     parser.add_argument("--iters", type=int, help="training iterations (default 500)")
     parser.add_argument("--quick", action="store_true", help="a reduced run of a few seconds (for tests)")

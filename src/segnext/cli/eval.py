@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .arguments import with_examples
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -12,7 +14,10 @@ def register(subparsers) -> None:
         description="Evaluate CHECKPOINT (a training checkpoint, a segnext model directory or an official "
                     "MMSegmentation file) on the validation split of CONFIG's dataset, with CONFIG's test "
                     "settings (evaluation.* keys; --ms/--flip for the multi-scale + flip test). Writes the "
-                    "metrics as JSON. Under torchrun the images are split over the processes.")
+                    "metrics as JSON. Under torchrun the images are split over the processes.",
+        **with_examples("segnext eval segnext_t_ade20k_512x512_160k data.root=data/ade/ADEChallengeData2016 "
+                        "--checkpoint segnext-t-ade/",
+                        "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms --flip"))
     parser.add_argument("config", help="YAML config file or shipped config name")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
     parser.add_argument("--checkpoint", required=True, help="weights to evaluate")
@@ -23,10 +28,24 @@ def register(subparsers) -> None:
                         help="test with the settings saved with the checkpoint (model folder or training run) instead "
                              "of CONFIG's evaluation section")
     parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
-    parser.add_argument("--out", help="results JSON (default work_dirs/CONFIG_NAME/eval_<checkpoint>_<split>.json)")
+    parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
+                                      "folder, or beside the checkpoint)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def results_path(checkpoint: str, split: str) -> Path:
+    """Where results go by default: the run folder of a run's final_model or checkpoints/*.pt, else
+    the model folder itself, or the folder of a checkpoint file."""
+    path = Path(checkpoint)
+    if path.parent.name == "checkpoints":
+        folder = path.parent.parent
+    elif path.is_dir():
+        folder = path.parent if (path.parent / "checkpoints").is_dir() else path
+    else:
+        folder = path.parent
+    return folder / f"eval_{path.stem}_{split}.json"
 
 
 def run(args) -> int:
@@ -39,7 +58,6 @@ def run(args) -> int:
     from ..inference import MS_RATIOS, TestConfig
     from ..models import create_model
     from ..train import distributed, load_config
-    from .train import default_work_dir
 
     config = load_config(args.config, args.overrides)
     model = create_model(checkpoint=args.checkpoint, nmf_seed=config.evaluation.nmf_seed)
@@ -74,8 +92,7 @@ def run(args) -> int:
                            progress=not args.no_progress)
         if env.is_main:
             split = args.split or config.data.val_split
-            out = Path(args.out) if args.out else (
-                default_work_dir(args.config) / f"eval_{Path(args.checkpoint).stem}_{split}.json")
+            out = Path(args.out) if args.out else results_path(args.checkpoint, split)
             write_results(out, results, checkpoint=str(args.checkpoint), dataset=config.data.dataset, split=split,
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
                                     mode=test_config.mode, crop_size=test_config.crop_size,

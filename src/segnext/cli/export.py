@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .arguments import add_nmf_seed
+from .arguments import add_nmf_seed, with_examples
 
 
 def register(subparsers) -> None:
@@ -12,7 +12,9 @@ def register(subparsers) -> None:
         "export", help="export a checkpoint to ONNX (fixed NMF bases, dynamic input size)",
         description="Write the model as ONNX: input `images` (B, 3, H, W) normalised RGB, output `logits` "
                     "(B, num_classes, H, W). The NMF bases of the fixed seed are stored as constants; class "
-                    "names, palette and test settings go into the file's metadata.")
+                    "names, palette and test settings go into the file's metadata.",
+        **with_examples("segnext export -c segnext-t-ade/ -o segnext_t.onnx --verify",
+                        "segnext export -c final_model -o m.onnx --static --shape 512 512"))
     parser.add_argument("--checkpoint", "-c", required=True, help="any checkpoint create_model reads")
     parser.add_argument("--output", "-o", help="output file (default: <checkpoint name>.onnx)")
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
@@ -25,6 +27,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..utils import require
+
+    require("onnx", "onnx", "ONNX export")  # before any work
+    if args.verify:
+        require("onnxruntime", "onnx", "--verify")
     import torch
 
     from ..inference import export_onnx

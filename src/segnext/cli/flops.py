@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+from .arguments import with_examples
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "flops", help="parameters and MACs (the paper's 'FLOPs') of a variant at an input size",
         description="Count parameters and multiply-accumulates of the whole forward (final resize included) "
-                    "with torchprofile's rules. The paper's 'FLOPs' are these MACs.")
+                    "with torchprofile's rules. The paper's 'FLOPs' are these MACs.",
+        **with_examples("segnext flops segnext_t segnext_l --shape 512 512",
+                        "segnext flops --shape 1024 2048 --num-classes 19 --json"))
     parser.add_argument("names", nargs="*", metavar="NAME", help="variants (default: all four)")
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
                         help="input height and width (default 512 512)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from ..constants import IMAGE_SUFFIXES
-from .arguments import add_nmf_seed
+from .arguments import add_nmf_seed, with_examples
 
 
 def register(subparsers) -> None:
@@ -25,7 +25,10 @@ def register(subparsers) -> None:
         "predict", help="segment images: label maps, colour overlays, class probabilities",
         description="Segment images with a SegNeXt checkpoint (or an exported ONNX model). Test-time settings "
                     "come from the checkpoint (its evaluation settings, else its dataset's official ones) "
-                    "unless given here.")
+                    "unless given here.",
+        **with_examples("segnext predict -c segnext-t-ade/ photo.jpg",
+                        "segnext predict -c runs/demo/final_model photos/ --out predictions --overlay",
+                        "segnext predict --onnx segnext_t.onnx 'photos/**/*.png' --ms"))
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", "-c", help="any checkpoint create_model reads (official .pth, segnext dir)")
@@ -46,7 +49,8 @@ def register(subparsers) -> None:
     settings.add_argument("--scales", type=float, nargs="+", help="scale ratios, e.g. 0.75 1.0 1.25")
     settings.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     run_group = parser.add_argument_group("execution")
-    run_group.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    run_group.add_argument("--device", default="auto",
+                           help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
     run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
     add_nmf_seed(run_group, "of the model")
@@ -95,7 +99,11 @@ def run(args) -> int:
 
     from ..data import overlay, write_label
     from ..inference import Segmenter, to_rgb_array
+    from ..utils import require, resolve_device
 
+    if args.onnx:
+        require("onnxruntime", "onnx", "--onnx")
+    device = resolve_device(args.device)  # before any work: an unavailable device is a one-line error
     if args.threads:
         torch.set_num_threads(args.threads)
     images, missing = collect_inputs(args.inputs)
@@ -114,7 +122,7 @@ def run(args) -> int:
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
     else:
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=args.device, optimize=not args.no_optimize,
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, optimize=not args.no_optimize,
                                               nmf_seed=args.nmf_seed)
     segmenter.test_config = _test_config(args, segmenter.test_config)
     out_dir = Path(args.out)

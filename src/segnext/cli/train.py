@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .arguments import with_examples
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,7 +15,14 @@ def register(subparsers) -> None:
                     "can be overridden as key=value, e.g. `segnext train segnext_t_ade20k_512x512_160k "
                     "data.root=data/ade/ADEChallengeData2016 train.max_iters=2000`. Resumes automatically from "
                     "the newest checkpoint in the work dir. For several processes/GPUs start it with torchrun "
-                    "(docs/training.md).")
+                    "(docs/training.md).",
+        **with_examples("segnext train --list-configs",
+                        "segnext train segnext_t_ade20k_512x512_160k data.root=data/ade/ADEChallengeData2016",
+                        "segnext train camvid/segnext_t_camvid_cpu_60min data.root=data/camvid "
+                        "train.max_time_minutes=30",
+                        "torchrun --nproc_per_node 8 -m segnext.cli.main train segnext_b_ade20k_512x512_160k "
+                        "data.root=...",
+                        "segnext train my_config.yaml --print-config"))
     parser.add_argument("config", nargs="?", help="YAML config file or shipped config name")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
     parser.add_argument("--work-dir", help="where checkpoints, logs and the report go (default work_dirs/CONFIG_NAME)")

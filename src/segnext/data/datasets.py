@@ -24,6 +24,7 @@ import numpy as np
 import torch.utils.data
 
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
+from ..utils import did_you_mean
 from . import classes as C
 from .io import DataError, read_image, read_label
 from .palette import default_palette
@@ -456,7 +457,8 @@ def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> L
 
 def get_spec(name: str, root=None) -> DatasetSpec:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}.{did_you_mean(name, DATASETS)} Known: {', '.join(DATASETS)} "
+                         f"(`segnext data list`).")
     if name == "folder":
         if root is None:
             raise ValueError("the folder dataset needs its root (for classes.json)")

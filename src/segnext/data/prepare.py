@@ -34,6 +34,7 @@ from ..utils import atomic_write
 from . import classes as C
 from .datasets import DATASETS
 from .io import DataError, read_image, read_label, write_label
+from .resize import opencv, opencv_if_installed
 
 # --------------------------------------------------------------------------------------------
 # Running many small conversions
@@ -61,8 +62,9 @@ class PrepareReport:
 
 
 def _init_worker() -> None:
-    import cv2
-    cv2.setNumThreads(0)  # one process per core already
+    cv2 = opencv_if_installed()
+    if cv2 is not None:
+        cv2.setNumThreads(0)  # one process per core already
 
 
 def run_tasks(function: Callable, tasks: Sequence, workers: Optional[int], description: str,
@@ -377,9 +379,9 @@ def _isaid_names(stem: str, height: int, width: int, patch: int, overlap: int):
 
 def _convert_isaid(image_path: str, mask_path: str, destination: str, split: str, patch: int, overlap: int,
                    overwrite: bool):
-    import cv2
     from PIL import Image
 
+    cv2 = opencv()
     stem = Path(image_path).stem
     image_dir, label_dir = Path(destination) / "img_dir" / split, Path(destination) / "ann_dir" / split
     with Image.open(image_path) as probe:

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Tuple
 
-import cv2
 import numpy as np
+
+from .resize import opencv
 
 CLASSES = ["sky", "building", "road", "grass", "tree", "car", "person", "sun"]
 PALETTE = [[70, 130, 180], [70, 70, 70], [128, 64, 128], [152, 251, 152],
@@ -25,6 +26,7 @@ BASE_COLOURS = np.array([[135, 180, 230], [150, 120, 100], [90, 90, 95], [80, 16
 
 def _texture(rng: np.random.Generator, shape: Tuple[int, int], class_id: int) -> np.ndarray:
     """A (H, W, 3) float texture for one class: base colour, jitter, and a class-specific pattern."""
+    cv2 = opencv()
     height, width = shape
     colour = BASE_COLOURS[class_id] + rng.normal(0, 18, 3)
     tex = np.broadcast_to(colour, (height, width, 3)).copy()
@@ -47,6 +49,7 @@ def _texture(rng: np.random.Generator, shape: Tuple[int, int], class_id: int) ->
 
 
 def _scene(rng: np.random.Generator, height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+    cv2 = opencv()
     label = np.zeros((height, width), np.uint8)
     horizon = int(height * rng.uniform(0.35, 0.55))
     label[horizon:] = 3  # grass
@@ -91,6 +94,7 @@ def _scene(rng: np.random.Generator, height: int, width: int) -> Tuple[np.ndarra
 def make_scene_dataset(root, num_train: int = 160, num_val: int = 40, size: Tuple[int, int] = (128, 160),
                        seed: int = 0) -> Path:
     """Write the dataset under `root` (skipped when already complete) and return `root`."""
+    cv2 = opencv()
     root = Path(root)
     rng = np.random.default_rng(seed)
     for split, count in (("train", num_train), ("val", num_val)):

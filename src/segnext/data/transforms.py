@@ -24,12 +24,11 @@ import os
 import random
 from typing import Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
 
 from ..constants import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
-from .resize import rescale_size, resize_image, resize_label
+from .resize import opencv, opencv_if_installed, rescale_size, resize_image, resize_label
 
 # mmseg's RandomCrop checks the first crop and then retries at most this many times.
 CROP_RETRIES = 10
@@ -72,6 +71,7 @@ class TrainTransform:
                  ratio_range: Optional[Tuple[float, float]] = (0.5, 2.0), cat_max_ratio: float = 0.75,
                  flip_prob: float = 0.5, photometric: bool = True, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  ignore_index: int = IGNORE_INDEX):
+        opencv()  # needed for every sample: say so now, not in a DataLoader worker
         self.crop_size = _pair(crop_size, "crop_size")
         self.img_scale = None if img_scale is None else _pair(img_scale, "img_scale")
         if ratio_range is not None:
@@ -187,6 +187,7 @@ def draw_photometric_params(rng: np.random.Generator) -> dict:
 
 def apply_photometric_distortion(image: np.ndarray, params: dict) -> np.ndarray:
     """Apply drawn parameters to an RGB uint8 image; returns RGB uint8."""
+    cv2 = opencv()
     image = np.ascontiguousarray(image)
     if params["brightness"] is not None:
         image = cv2.LUT(image, _table(beta=params["brightness"]))
@@ -227,4 +228,6 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(int(numpy_seed) % 2**32)
     random.seed(int(python_seed))
     torch.manual_seed(int(torch_seed) % 2**63)
-    cv2.setNumThreads(0)  # the workers are the parallelism; OpenCV's pool does not survive fork well
+    cv2 = opencv_if_installed()
+    if cv2 is not None:
+        cv2.setNumThreads(0)  # the workers are the parallelism; OpenCV's pool does not survive fork well

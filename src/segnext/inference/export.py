@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from ..models.segnext import SegNeXt
+from ..utils import require
 from .optimize import OptimizedSegNeXt
 from .settings import test_config_for
 
@@ -43,7 +44,7 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
         (default: the model's saved settings, else the official ones of its dataset).
     check: run onnx's checker on the written file (needs the onnx package).
     """
-    _require_onnx()
+    require("onnx", "onnx", "ONNX export")
     if isinstance(model, OptimizedSegNeXt):
         model = model.model
     if not isinstance(model, SegNeXt):
@@ -83,13 +84,6 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
     }
     _write_metadata(path, metadata, check)
     return path
-
-
-def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise ValueError("ONNX export needs the onnx package: pip install 'segnext[onnx]'") from None
 
 
 def _write_metadata(path: Path, metadata: dict, check: bool) -> None:

@@ -23,6 +23,7 @@ import torch
 
 from ..data.palette import colorize, default_palette, overlay
 from ..models import DEFAULT_NMF_SEED, create_model
+from ..utils import require, resolve_device
 from .optimize import optimize_for_inference
 from .preprocess import ImageInput, to_rgb_array
 from .segment import segment, segment_logits
@@ -34,10 +35,7 @@ class OnnxModel:
     needs of a model: a call giving logits at the input size, `num_classes`, `parameters()`."""
 
     def __init__(self, path, threads: Optional[int] = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ValueError("running an ONNX model needs onnxruntime: pip install 'segnext[onnx]'") from None
+        ort = require("onnxruntime", "onnx", "Running an ONNX model")
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} does not exist.")
@@ -102,13 +100,14 @@ class Segmenter:
         self.memory_efficient = memory_efficient
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, *, device=None, optimize: bool = True,
+    def from_checkpoint(cls, checkpoint, *, device="auto", optimize: bool = True,
                         test_config: Optional[TestConfig] = None, nmf_seed: Optional[int] = DEFAULT_NMF_SEED,
                         **model_kwargs) -> Segmenter:
         """Load any checkpoint `create_model` reads; its saved test settings (or its dataset's
-        official ones) are used unless `test_config` is given. nmf_seed: as in `create_model`
-        (None: the official random bases at every forward)."""
-        device = torch.device(device) if device is not None else torch.device("cpu")
+        official ones) are used unless `test_config` is given. device: "auto" (CUDA, then MPS,
+        then the CPU) or a device name. nmf_seed: as in `create_model` (None: the official random
+        bases at every forward)."""
+        device = resolve_device(device)
         model = create_model(checkpoint=checkpoint, nmf_seed=nmf_seed, **model_kwargs).eval().to(device)
         if optimize:
             model = optimize_for_inference(model)

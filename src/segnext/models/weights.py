@@ -139,6 +139,12 @@ def _read_project_dir(directory: Path) -> Checkpoint:
     from safetensors.torch import load_file
 
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.exists() and ((directory / "final_model").is_dir() or (directory / "checkpoints").is_dir()):
+        found = [str(directory / name) for name in ("final_model", "checkpoints/best.pt")
+                 if (directory / name).exists()]
+        found += [str(p) for p in sorted((directory / "checkpoints").glob("iter_*.pt"))[-1:]]
+        raise CheckpointError(f"{directory} is a training run folder, not a model. Pass one of the models in it: "
+                              f"{', '.join(found) or 'none was written yet'}.")
     for needed in (config_path, weights_path):
         if not needed.is_file():
             raise CheckpointError(

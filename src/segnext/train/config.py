@@ -257,7 +257,27 @@ class Config:
 
 
 class ConfigError(ValueError):
-    """A config that cannot be used; the message names the file and key and says what to do."""
+    """A config that cannot be used; the message names the file (or override) and key and says what to do."""
+
+
+class _Origin:
+    """Where the values come from, for error messages: the file, or the command-line override that
+    set a key."""
+
+    def __init__(self, path: str, overrides: Sequence[str] = ()):
+        self.path = path
+        self.overrides = {item.split("=", 1)[0].strip(): item for item in overrides}
+
+    def of(self, key: str) -> str:
+        """The override that set `key` (or, for a section, a key in it), else the file."""
+        for overridden, item in self.overrides.items():
+            if key == overridden or key.startswith((overridden + ".", overridden + "[")) \
+                    or overridden.startswith(key + "."):
+                return f"override {item!r}"
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -294,10 +314,11 @@ def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> Config:
     raw = _read_with_bases(path, seen=())
     for item in overrides:
         apply_override(raw, item)
-    return config_from_dict(raw, source=str(path))
+    return config_from_dict(raw, source=_Origin(str(path), overrides))
 
 
-def config_from_dict(raw: dict, source: str = "<dict>") -> Config:
+def config_from_dict(raw: dict, source: Union[str, _Origin] = "<dict>") -> Config:
+    source = source if isinstance(source, _Origin) else _Origin(source)
     raw = _with_evaluation_normalisation(raw, source)
     return _build(Config, raw, prefix="", source=source)
 
@@ -312,7 +333,8 @@ def _with_evaluation_normalisation(raw: dict, source: str) -> dict:
     for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
         wanted = data.get(key, list(default))
         if key in evaluation and _as_floats(evaluation[key]) != _as_floats(wanted):
-            raise ConfigError(f"{source}: evaluation.{key} {evaluation[key]} differs from data.{key} {wanted}; the "
+            raise ConfigError(f"{source.of('evaluation.' + key)}: evaluation.{key} {evaluation[key]} differs from "
+                              f"data.{key} {wanted}; the "
                               f"normalisation is set once, in data.{key} (the model sees it in training and test).")
         evaluation[key] = wanted
     return raw
@@ -423,7 +445,8 @@ def _build(cls, raw: Any, prefix: str, source: str):
         if key not in names:
             full = [prefix + n for n in names]
             raise ConfigError(
-                f"{source}: unknown key {prefix + str(key)!r}.{did_you_mean(prefix + str(key), full)} "
+                f"{source.of(prefix + str(key))}: unknown key {prefix + str(key)!r}."
+                f"{did_you_mean(prefix + str(key), full)} "
                 f"Valid keys in {where}: {', '.join(names)}."
             )
     values = {}
@@ -438,7 +461,7 @@ def _build(cls, raw: Any, prefix: str, source: str):
     try:
         config = cls(**values)
     except ValueError as error:  # a dataclass's own checks (TestConfig's)
-        raise ConfigError(f"{source}: {where}: {error}") from None
+        raise ConfigError(f"{source.of(prefix.rstrip('.'))}: {where}: {error}") from None
     _check_values(config, prefix, source)
     return config
 
@@ -456,13 +479,13 @@ def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{source}: {key} must be true or false, got {value!r}.")
+        raise ConfigError(f"{source.of(key)}: {key} must be true or false, got {value!r}.")
     if kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ConfigError(f"{source}: {key} must be an integer, got {value!r}.")
+        raise ConfigError(f"{source.of(key)}: {key} must be an integer, got {value!r}.")
     if kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -471,22 +494,22 @@ def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{source}: {key} must be a number, got {value!r}.")
+        raise ConfigError(f"{source.of(key)}: {key} must be a number, got {value!r}.")
     if kind is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{source}: {key} must be a string, got {value!r}.")
+        raise ConfigError(f"{source.of(key)}: {key} must be a string, got {value!r}.")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: {key} must be a list, got {value!r}.")
+            raise ConfigError(f"{source.of(key)}: {key} must be a list, got {value!r}.")
         if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
-            raise ConfigError(f"{source}: {key} must be a list of {len(args)} values, got {list(value)!r}.")
+            raise ConfigError(f"{source.of(key)}: {key} must be a list of {len(args)} values, got {list(value)!r}.")
         item_kinds = [args[0]] * len(value) if (origin is list or args[-1] is Ellipsis) else list(args)
         items = [_coerce(v, t, f"{key}[{i}]", source) for i, (v, t) in enumerate(zip(value, item_kinds))]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}.")
+            raise ConfigError(f"{source.of(key)}: {key} must be a mapping, got {value!r}.")
         value_kind = args[1] if args else Any
         return {str(k): _coerce(v, value_kind, f"{key}.{k}", source) for k, v in value.items()}
     raise TypeError(f"unsupported config type {kind} for {key}")  # a bug in this file, not in the config
@@ -496,7 +519,7 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
     """Range and choice checks that types cannot express."""
 
     def fail(key: str, message: str):
-        raise ConfigError(f"{source}: {prefix}{key} {message}")
+        raise ConfigError(f"{source.of(prefix + key)}: {prefix}{key} {message}")
 
     if isinstance(section, LossSection) and section.reduction not in ("all_pixels", "valid_pixels"):
         fail("reduction", f"must be 'all_pixels' (official) or 'valid_pixels', got {section.reduction!r}."
@@ -521,6 +544,13 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                     fail(f"custom_keys.{key}.{name}", f"is not a valid rule.{hint} Valid: lr_mult, decay_mult.")
     if isinstance(section, Config) and section.schedule.by_time and not section.train.max_time_minutes:
         fail("schedule.by_time", "needs train.max_time_minutes (the time the lr decays over).")
+    if isinstance(section, DataSection):
+        from ..data import DATASETS
+
+        if section.dataset not in DATASETS:
+            hint = did_you_mean(section.dataset, DATASETS)
+            fail("dataset", f"is {section.dataset!r}, not a dataset segnext reads.{hint} Known: {', '.join(DATASETS)} "
+                            f"(`segnext data list`).")
     if isinstance(section, ModelSection):
         from ..models.configuration import VARIANTS, SegNeXtConfig
 

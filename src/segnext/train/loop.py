@@ -21,7 +21,6 @@ changes no process-wide state (`segnext.runtime` is the command line's business)
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..models import save_model, segmentation_loss
 from . import distributed, state
 from .config import Config
 from .optim import build_optimizer, scheduled_lr, set_learning_rates
-from .report import LogWindow, RunLog, write_report
+from .report import LogWindow, ProgressBar, RunLog, write_report
 from .sampler import step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
 
@@ -102,11 +101,13 @@ class Run:
         self.optimizer = build_optimizer(self.model, config.optimizer)
         self.amp_dtype = (torch.float16 if env.device.type == "cuda" else torch.bfloat16) if config.train.amp else None
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=config.train.amp and env.device.type == "cuda")
+        path = state.resume_path(self.checkpoints, resume, env)
+        if path is not None and path.parent.resolve() != self.checkpoints.resolve():
+            state.load(path)  # a wrong --resume fails here, before the work dir exists
         # Everything above can fail on a bad config or a missing file; only now touch the work dir.
         if env.is_main:
             state.prepare_work_dir(self.work_dir, config.to_yaml(), keep_previous=resume is not False)
         distributed.barrier(env)
-        path = state.resume_path(self.checkpoints, resume, env)
         if path is not None:
             saved = state.restore(path, self.model, self.optimizer, self.scaler, config, self.num_classes)
             self.iteration, self.elapsed_before, self.best = saved["iteration"], saved["elapsed_seconds"], saved["best"]
@@ -132,10 +133,8 @@ class Run:
             for line in self.loading_lines:
                 self.say(f"  {line}")
         if env.is_main and self.progress:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=train_cfg.max_iters, initial=self.iteration, desc="train", unit="it",
-                            dynamic_ncols=True, file=sys.stderr, smoothing=0.05)
+            budget = train_cfg.max_time_minutes * 60 if train_cfg.max_time_minutes else None
+            self.bar = ProgressBar(train_cfg.max_iters, self.iteration, budget, self.elapsed())
         loader = training_loader(self.train_set, train_cfg.seed, train_cfg.batch_size, train_cfg.micro_batch_size,
                                  config.data.num_workers, env.rank, env.world_size, self.iteration,
                                  pin_memory=env.device.type == "cuda")
@@ -164,8 +163,7 @@ class Run:
                                   progress)
                 window.add(loss, fetch_seconds)
                 if self.bar is not None:
-                    self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
-                    self.bar.update(1)
+                    self.bar.update(self.iteration, self.elapsed(), loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                 if self.iteration % train_cfg.log_interval == 0 or self.iteration == train_cfg.max_iters:
                     self.write_log({"type": "train", "iter": self.iteration, "lr": lr, **window.summary(),
                                     "elapsed_s": round(self.elapsed(), 1)})

@@ -68,6 +68,15 @@ def save(state: Dict[str, Any], path: Path) -> Path:
 
 def load(path: Path) -> Dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            raise TrainingCheckpointError(
+                f"{path} is a model folder (weights only), not a training checkpoint: it cannot resume a run. To "
+                f"start a new run from these weights set model.checkpoint={path}; to resume, pass a file of a run's "
+                f"checkpoints/ folder (iter_*.pt, best.pt).")
+        latest = latest_checkpoint(path / "checkpoints") or latest_checkpoint(path)
+        hint = f"pass {latest}" if latest else "it holds no iter_*.pt or best.pt"
+        raise TrainingCheckpointError(f"{path} is a folder, not a training checkpoint file: {hint}.")
     if not path.is_file():
         raise FileNotFoundError(f"Training checkpoint {path} does not exist.")
     try:

@@ -1,0 +1,93 @@
+"""Splits by group: hold out whole video sequences (or cities, or sites) instead of frames.
+
+Frames of one video sequence look alike: a validation split whose frames come from sequences that
+are also in training measures how well the model remembers those sequences, not how it does on new
+data (CamVid's val is 101 frames of a drive whose other frames are in train). The file names of
+most datasets carry the group: CamVid's `0001TP_006690` (sequence 0001TP), Cityscapes'
+`aachen/aachen_000000_000019` (city aachen). `group_of` reads it with a regular expression (by
+default the name up to the first "_" or "/"); `write_split` makes a new split of the same dataset
+from chosen pairs, so that `data.train_split` / `data.val_split` (and every other tool) can use it:
+symbolic links in the layout's folders, or a list file for layouts that are read from one (VOC,
+Pascal Context).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from .datasets import DataError, Listing
+
+GROUP_PATTERN = r"^[^_/]+"
+Pair = Tuple[Path, Path]
+
+
+def relative_stem(listing: Listing, image: Path) -> str:
+    """The image's name below its split folder, without the image ending ('aachen/aachen_000000_000019')."""
+    image_dir = listing.root / listing.layout.images.format(split=listing.split)
+    relative = image.relative_to(image_dir).as_posix()
+    for suffix in listing.layout.image_suffixes:
+        if relative.lower().endswith(suffix.lower()):
+            return relative[: -len(suffix)]
+    return relative
+
+
+def group_of(stem: str, pattern: str = GROUP_PATTERN) -> str:
+    match = re.search(pattern, stem)
+    if match is None:
+        raise DataError(f"{stem}: the group pattern {pattern!r} matches nothing in this name; pass --groups with a "
+                        f"regular expression that finds the sequence (or city) in every file name")
+    return match.group(1) if match.groups() else match.group(0)
+
+
+def groups(listing: Listing, pattern: str = GROUP_PATTERN) -> Dict[str, List[Pair]]:
+    """The pairs of a split by group, groups in order of first appearance."""
+    found: Dict[str, List[Pair]] = OrderedDict()
+    for image, label in listing.pairs:
+        found.setdefault(group_of(relative_stem(listing, image), pattern), []).append((image, label))
+    return found
+
+
+def shared_groups(train: Listing, val: Listing, pattern: str = GROUP_PATTERN) -> Dict[str, Tuple[int, int]]:
+    """Groups found in both splits: group -> (train pairs, val pairs)."""
+    train_groups, val_groups = groups(train, pattern), groups(val, pattern)
+    return {g: (len(train_groups[g]), len(pairs)) for g, pairs in val_groups.items() if g in train_groups}
+
+
+def write_split(listing: Listing, pairs: Sequence[Pair], name: str) -> None:
+    """Make split `name` of the same dataset root, holding `pairs` of `listing`'s split."""
+    layout, root = listing.layout, listing.root
+    if name == listing.split:
+        raise DataError(f"the new split {name!r} would overwrite the split it is made from")
+    if layout.split_files:
+        path = root / layout.split_files[0].format(split=name)
+        path.write_text("".join(relative_stem(listing, image) + "\n" for image, _ in pairs))
+        return
+    image_dir = root / layout.images.format(split=name)
+    label_dir = root / layout.labels[0].format(split=name)
+    for directory in (image_dir, label_dir):
+        if directory.exists() and any(directory.iterdir()):
+            raise DataError(f"{directory} exists and is not empty: choose another split name, or remove it first")
+    for image, label in pairs:
+        stem = relative_stem(listing, image)
+        for source, target in ((image, image_dir / (stem + image.name[len(Path(stem).name):])),
+                               (label, label_dir / (stem + layout.label_suffix))):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(source, target.parent), target)
+
+
+def hold_out(listing: Listing, held_out: Sequence[str], pattern: str = GROUP_PATTERN) -> Tuple[List[Pair], List[Pair]]:
+    """(pairs of the other groups, pairs of `held_out` groups); every named group must exist."""
+    by_group = groups(listing, pattern)
+    unknown = [g for g in held_out if g not in by_group]
+    if unknown:
+        raise DataError(f"{listing.split}: no group {', '.join(map(repr, unknown))}; the groups are "
+                        f"{', '.join(by_group)} (pattern {pattern!r})")
+    fit = [pair for group, pairs in by_group.items() if group not in held_out for pair in pairs]
+    kept = [pair for group in held_out for pair in by_group[group]]
+    if not fit:
+        raise DataError(f"{listing.split}: holding out {', '.join(held_out)} leaves nothing to train on")
+    return fit, kept

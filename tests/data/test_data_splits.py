@@ -1,0 +1,79 @@
+"""Splits by group: whole sequences (or cities) held out, as new splits every reader can use."""
+
+from __future__ import annotations
+
+import pytest
+from synthetic_data import blob_label, save_pair, write_lines
+
+from segnext.cli.main import main
+from segnext.data import DataError, build_dataset
+from segnext.data.datasets import get_spec, list_split
+from segnext.data.splits import group_of, groups, hold_out, shared_groups, write_split
+
+SEQUENCES = {"0001TP": 3, "0006R0": 2, "0016E5": 4}
+
+
+@pytest.fixture()
+def camvid(tmp_path):
+    """A CamVid-layout dataset whose file names start with their sequence, as the real one."""
+    for split, sequences in (("train", SEQUENCES), ("val", {"0016E5": 2})):
+        for sequence, frames in sequences.items():
+            for frame in range(frames):
+                stem = f"{sequence}_{frame + (100 if split == 'val' else 0):06d}"
+                save_pair(tmp_path / "images" / split / f"{stem}.png", tmp_path / "labels" / split / f"{stem}.png",
+                          blob_label(12, 16, (0, 3)), seed=frame)
+    return tmp_path
+
+
+def test_group_of_reads_the_sequence_or_city():
+    assert group_of("0001TP_006690") == "0001TP"
+    assert group_of("aachen/aachen_000000_000019") == "aachen"
+    assert group_of("seq-12_frame7", r"seq-(\d+)") == "12"
+    with pytest.raises(DataError, match="matches nothing"):
+        group_of("frame7", r"seq-(\d+)")
+
+
+def test_hold_out_writes_two_splits_that_the_dataset_reads(camvid):
+    spec = get_spec("camvid")
+    listing = list_split(spec, camvid, "train")
+    assert {g: len(p) for g, p in groups(listing).items()} == SEQUENCES
+    fit, held = hold_out(listing, ["0006R0"])
+    write_split(listing, fit, "train_fit")
+    write_split(listing, held, "train_heldout")
+    fit_set = build_dataset("camvid", camvid, "train_fit")
+    held_set = build_dataset("camvid", camvid, "train_heldout")
+    assert len(fit_set) == 7 and len(held_set) == 2
+    assert all("0006R0" in p for p in held_set.image_paths) and not any("0006R0" in p for p in fit_set.image_paths)
+    assert (held_set[0]["image"] == build_dataset("camvid", camvid, "train")[3]["image"]).all()  # the same frames
+    with pytest.raises(DataError, match="not empty"):
+        write_split(listing, held, "train_heldout")
+    with pytest.raises(DataError, match="no group '0009XX'; the groups are 0001TP, 0006R0, 0016E5"):
+        hold_out(listing, ["0009XX"])
+
+
+def test_shared_groups_between_train_and_val(camvid):
+    spec = get_spec("camvid")
+    assert shared_groups(list_split(spec, camvid, "train"), list_split(spec, camvid, "val")) == {"0016E5": (4, 2)}
+
+
+def test_layouts_read_from_a_list_get_a_new_list(tmp_path):
+    root = tmp_path / "VOC2012"
+    stems = ["2007_000032", "2007_000039", "2008_000002"]
+    for stem in stems:
+        save_pair(root / f"JPEGImages/{stem}.jpg", root / f"SegmentationClass/{stem}.png", blob_label(8, 8, (0, 1)))
+    write_lines(root / "ImageSets/Segmentation/train.txt", stems)
+    listing = list_split(get_spec("voc"), root, "train")
+    fit, held = hold_out(listing, ["2008"])
+    write_split(listing, fit, "train_fit")
+    assert (root / "ImageSets/Segmentation/train_fit.txt").read_text().split() == stems[:2]
+    assert len(build_dataset("voc", root, "train_fit")) == 2
+
+
+def test_command_lists_groups_writes_splits_and_check_warns_about_shared_sequences(camvid, capsys):
+    assert main(["data", "split", "camvid", str(camvid)]) == 0
+    out = capsys.readouterr().out
+    assert "9 pairs in 3 groups" in out and "0006R0" in out and not (camvid / "images/train_fit").exists()
+    assert main(["data", "split", "camvid", str(camvid), "--hold-out", "0006R0", "0001TP"]) == 0
+    assert "train_fit (4 pairs) and train_heldout (5 pairs" in capsys.readouterr().out
+    main(["data", "check", "camvid", str(camvid), "--no-progress", "--no-frequencies"])
+    assert "note: val shares groups with train: 0016E5 (2 frames; 4 in train)" in capsys.readouterr().out
