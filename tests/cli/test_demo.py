@@ -15,16 +15,9 @@ import segnext
 from segnext.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp("demo") / "demo"
-    threads = torch.get_num_threads()
-    try:
-        status = main(["demo", "--quick", "--work-dir", str(work_dir), "--no-progress"])
-    finally:
-        torch.set_num_threads(threads)
-    assert status == 0
-    return work_dir
+@pytest.fixture()
+def demo(demo_run):
+    return demo_run  # the quick demo of conftest.py, run once for the whole session
 
 
 def test_demo_quick_writes_metrics_report_and_model(demo, capsys):

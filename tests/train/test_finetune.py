@@ -24,31 +24,36 @@ def keep_threads():
 
 
 @pytest.fixture(scope="module")
-def scenes_model(tmp_path_factory, scenes):
-    """final_model of a short run on the scenes."""
-    work_dir = tmp_path_factory.mktemp("scenes_run")
-    config = load_config(str(write_config(work_dir / "c.yaml", tiny_config(scenes))), ["train.max_iters=4"])
-    train(config, work_dir / "run", progress=False)
-    return work_dir / "run" / "final_model"
+def scenes_model(demo_run):
+    """final_model of `segnext demo --quick`: trained on the demo scenes (8 classes)."""
+    return demo_run / "final_model"
 
 
 @pytest.fixture(scope="module")
-def camvid_root(shared_dir):
+def camvid(shared_dir, tmp_path_factory):
+    """A few CamVid pairs (links to the shared copy) in its own layout: its 11 classes, a short evaluation."""
     root = shared_dir / "datasets" / "camvid"
     if not (root / "classes.json").is_file():
         pytest.skip(f"shared CamVid {root} not found; set SEGNEXT_SHARED to the folder that holds datasets/camvid")
-    return root
+    subset = tmp_path_factory.mktemp("camvid")
+    (subset / "classes.json").symlink_to(root / "classes.json")
+    for split, count in (("train", 8), ("val", 4)):
+        for image in sorted((root / "images" / split).glob("*.jpg"))[:count]:
+            for kind, path in (("images", image), ("labels", root / "labels" / split / f"{image.stem}.png")):
+                (subset / kind / split).mkdir(parents=True, exist_ok=True)
+                (subset / kind / split / path.name).symlink_to(path)
+    return subset
 
 
 def _encoder(state):
     return torch.cat([v.flatten() for k, v in state.items() if k.startswith("backbone.") and v.is_floating_point()])
 
 
-def test_fine_tune_scenes_model_on_camvid(tmp_path, scenes_model, camvid_root, capsys):
-    raw = tiny_config(camvid_root, model={"name": "segnext_t", "checkpoint": str(scenes_model), "num_classes": 11},
+def test_fine_tune_scenes_model_on_camvid(tmp_path, scenes_model, camvid, capsys):
+    raw = tiny_config(camvid, model={"name": "segnext_t", "checkpoint": str(scenes_model), "num_classes": 11},
                       train={"max_iters": 3, "batch_size": 2, "micro_batch_size": 2, "log_interval": 1,
                              "checkpoint_interval": 3, "eval_interval": 0, "threads": 1},
-                      evaluation={"img_scale": [60, 45], "num_overlays": 0})
+                      evaluation={"img_scale": [120, 90], "num_overlays": 0})
     raw["data"].update(dataset="camvid", img_scale=[120, 90])
     result = train(load_config(str(write_config(tmp_path / "ft.yaml", raw))), tmp_path / "ft", progress=False)
     assert result.stop_reason == "finished" and result.iteration == 3
