@@ -84,9 +84,10 @@ class ModelSection:
                 extra["palette"] = [list(map(int, c)) for c in dataset.palette]
         lines = []
         if self.checkpoint is not None:
-            if self.pretrained is not None or self.backbone_checkpoint is not None:
-                lines.append(f"model.checkpoint holds the whole model: model.pretrained / model.backbone_checkpoint "
-                             f"({self.pretrained or self.backbone_checkpoint}) are not used.")
+            unused = [f"model.{key} ({getattr(self, key)})" for key in ("pretrained", "backbone_checkpoint")
+                      if getattr(self, key) is not None]
+            if unused:
+                lines.append(f"{' and '.join(unused)} not used: model.checkpoint holds the whole model.")
             model, reports = create_model(self.name, dataset.num_classes, checkpoint=self.checkpoint, nmf_seed=nmf_seed,
                                           ignore_mismatched_sizes=True, output_loading_info=True, **self.options,
                                           **extra)
