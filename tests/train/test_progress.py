@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segnext.train.report import ProgressBar
+from segnext.train.progress import ProgressBar
 
 
 def test_progress_bar_counts_iterations_without_a_time_budget():
