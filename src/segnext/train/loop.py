@@ -88,6 +88,8 @@ class Run:
 
     def start(self, resume) -> None:
         config, env = self.config, self.env
+        if env.is_main:
+            require_trackers(config.train.loggers)  # a missing package is named before any work
         self.accumulation = config.train.accumulation(env.world_size)
         self.train_set = config.data.build(config.data.train_split, config.data.train_transform(), config.train.seed)
         self.val_set = config.data.build(config.data.val_split)
@@ -105,8 +107,6 @@ class Run:
         path = state.resume_path(self.checkpoints, resume, env)
         if path is not None and path.parent.resolve() != self.checkpoints.resolve():
             state.load(path)  # a wrong --resume fails here, before the work dir exists
-        if env.is_main:
-            require_trackers(config.train.loggers)
         # Everything above can fail on a bad config or a missing file; only now touch the work dir.
         if env.is_main:
             state.prepare_work_dir(self.work_dir, config.to_yaml(), keep_previous=resume is not False)

@@ -500,7 +500,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; 
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
 ul.facts li { margin: 0.3em 0; } .note { color: #666; font-size: 0.9em; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
-img.chart { width: 32%; min-width: 320px; }
+img.chart { width: 100%; }
 .samples { display: grid; grid-template-columns: repeat(4, 1fr); gap: 10px; margin-bottom: 10px; }
 figure { margin: 0; } figure img { width: 100%; image-rendering: pixelated; }
 figcaption { font-size: 0.85em; color: #444; }
@@ -517,19 +517,18 @@ table.confusion th.rowname { text-align: right; font-weight: normal; }
 
 
 def _chart_images(run: RunFiles) -> List[Tuple[str, str]]:
-    """The three curves as PNG data URIs (none without matplotlib)."""
+    """The loss, learning-rate and mIoU curves as one PNG data URI (none without matplotlib)."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
         return []
-    charts = []
-    for name, draw in (("loss", draw_loss), ("learning rate", draw_lr), ("validation mIoU", draw_miou)):
-        figure = Figure(figsize=(5.2, 3.6), layout="constrained")
-        draw(figure.add_subplot(), run)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=90)
-        charts.append((name, "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()))
-    return charts
+    figure = Figure(figsize=(15.6, 3.6), layout="constrained")
+    for index, draw in enumerate((draw_loss, draw_lr, draw_miou)):
+        draw(figure.add_subplot(1, 3, index + 1), run)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return [("loss, learning rate and validation mIoU",
+             "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())]
 
 
 def _class_table(run: RunFiles, iou: List[float], acc: List[float]) -> str:
