@@ -170,11 +170,23 @@ def test_mlflow_resumed_run_continues_the_same_run(tmp_path, monkeypatch):
     assert fresh.run_id != first.run_id and client.get_run(fresh.run_id).info.status == "FAILED"
 
 
-def wandb_records(run_dir: Path) -> list:
-    """The records of an offline W&B run file (LevelDB-style log blocks of protobuf records)."""
+def wandb_records(run_dir: Path, wait_s: float = 30.0) -> list:
+    """The records of the offline W&B run files in `run_dir`. W&B's service may still be writing a
+    file when `finish()` returns: wait until each ends with its "exit" record."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        files = [wandb_file_records(path) for path in sorted(run_dir.glob("*.wandb"))]
+        if all(records and records[-1].WhichOneof("record_type") == "exit" for records in files) \
+                or time.monotonic() > deadline:
+            return [record for records in files for record in records]
+        time.sleep(0.2)
+
+
+def wandb_file_records(path: Path) -> list:
+    """The records of one W&B run file (LevelDB-style log blocks of protobuf records)."""
     from wandb.proto import wandb_internal_pb2
 
-    data = next(run_dir.glob("run-*.wandb")).read_bytes()
+    data = path.read_bytes()
     records, pending, position, block = [], b"", 7, 32768  # 7: the file header
     while position + 7 <= len(data):
         left = block - position % block
@@ -222,7 +234,7 @@ def test_wandb_resumed_run_continues_the_same_run(tmp_path, monkeypatch):
     first = WandbTracker(tmp_path, 0, {"train": {"max_iters": 3}}, mode="offline", project="tests")
     first.log("train", 1, {"loss": 1.0})
     first.close("stopped")
-    time.sleep(1.1)  # W&B names a session's folder by the second it starts in
+    time.sleep(1.1)  # W&B names a session's folder by the second it starts in; real resumes are seconds apart
     again = WandbTracker(tmp_path, 1, {"train": {"max_iters": 3}}, mode="offline", project="tests")
     again.log("train", 2, {"loss": 0.5})
     again.close("finished")

@@ -248,6 +248,13 @@ def open_trackers(names: Optional[Sequence[str]], options: Dict[str, Dict[str, A
     return opened
 
 
+def open_run_log(work_dir: Path, resume_iteration: int, config) -> RunLog:
+    """The log of a run with the trackers its config (a `segnext.train.Config`) names, started."""
+    train = config.train
+    trackers = open_trackers(train.loggers, train.logger_options, work_dir, resume_iteration, config.to_dict())
+    return RunLog(work_dir, resume_iteration, trackers)
+
+
 class RunLog:
     """Appends records to log.jsonl and hands their numbers to the trackers."""
 
@@ -331,4 +338,4 @@ def flatten(config: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return f"{type(error).__name__}: {text[0].rstrip('.')}" if text else type(error).__name__

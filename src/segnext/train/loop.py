@@ -33,7 +33,7 @@ from ..evaluation import evaluate, format_results, write_results
 from ..models import save_model, segmentation_loss
 from . import distributed, state
 from .config import Config
-from .loggers import RunLog, open_trackers, require_trackers
+from .loggers import open_run_log, require_trackers
 from .optim import build_optimizer, scheduled_lr, set_learning_rates
 from .progress import LogWindow, ProgressBar
 from .report import save_report_data, write_report
@@ -125,9 +125,7 @@ class Run:
         self.loss_fn = lambda logits, labels: segmentation_loss(
             logits, labels, self.train_set.ignore_index, loss.reduction, loss.class_weight, banded=loss.banded)
         # A resumed run drops what the interrupted one logged after its last checkpoint (that work is redone).
-        self.log = RunLog(self.work_dir, self.iteration, open_trackers(
-            config.train.loggers, config.train.logger_options, self.work_dir, self.iteration, config.to_dict())) \
-            if env.is_main else None
+        self.log = open_run_log(self.work_dir, self.iteration, config) if env.is_main else None
 
     def loop(self, should_stop: Callable[[], Optional[str]]) -> TrainResult:
         config, env, train_cfg = self.config, self.env, self.config.train
