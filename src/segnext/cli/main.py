@@ -18,6 +18,7 @@ COMMANDS = [
     "data",
     "train",
     "eval",
+    "report",
     "demo",
     "predict",
     "export",

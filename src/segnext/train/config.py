@@ -105,8 +105,17 @@ class ModelSection:
 
 
 @dataclass
+class HuggingFaceSection:
+    """How to read a dataset saved with Hugging Face `datasets` (data.dataset: huggingface)."""
+
+    image_column: str = "image"
+    label_column: Optional[str] = None  # None: the other image column (scene_parse_150: annotation)
+    classes: Optional[str] = None  # a segnext dataset (ade20k ...), a .json file; None: ROOT/classes.json|id2label.json
+
+
+@dataclass
 class DataSection:
-    dataset: str = "folder"  # a name of segnext.data.DATASETS
+    dataset: str = "folder"  # a name of segnext.data.DATASETS, or huggingface (a `datasets` save_to_disk folder)
     root: str = ""
     train_split: str = "train"
     val_split: str = "val"
@@ -120,10 +129,16 @@ class DataSection:
     mean: Tuple[float, float, float] = IMAGENET_MEAN  # the normalisation, for training and test alike
     std: Tuple[float, float, float] = IMAGENET_STD
     num_workers: int = 4  # DataLoader worker processes per training process
+    # An augmentation pipeline of one's own instead of the official one: "module:function" or
+    # "path/to/file.py:function" building an albumentations / torchvision.transforms.v2 pipeline
+    # (segnext.data.augment; docs/training.md).
+    transform: Optional[str] = None
+    huggingface: HuggingFaceSection = field(default_factory=HuggingFaceSection)
 
     def build(self, split: str, transform=None, seed: int = 0):
         """The dataset's `split` (`segnext.data.build_dataset`), after checking the root."""
         from ..data import build_dataset
+        from ..data.hf import DATASET_NAME, build_huggingface_dataset
 
         if not self.root:
             raise ConfigError(f"data.root is empty: set it to the {self.dataset} dataset directory, "
@@ -137,19 +152,31 @@ class DataSection:
                 f"data.root {self.root} does not exist. Point it at the {self.dataset} dataset with "
                 f"`data.root=/path/to/data` on the command line"
                 + (f"; to make its layout: {prepare}" if prepare else "") + ". See docs/datasets.md for downloads.")
-        return build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
+        if self.dataset == DATASET_NAME:
+            hf = self.huggingface
+            dataset = build_huggingface_dataset(root, split, hf.image_column, hf.label_column, hf.classes,
+                                                transform=transform, seed=seed)
+        else:
+            dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
+        if self.transform is not None and transform is not None:
+            dataset[0]  # try a pipeline of one's own on a sample now: a mistake shows before any training
+        return dataset
 
     def train_transform(self):
-        """The official training pipeline with this section's settings."""
+        """The official training pipeline with this section's settings, or data.transform's."""
         from ..data import TrainTransform
 
+        if self.transform is not None:
+            from ..data.augment import load_transform
+
+            return load_transform(self.transform, self, tuple(self.crop_size), self.mean, self.std)
         return TrainTransform(crop_size=tuple(self.crop_size), img_scale=tuple(self.img_scale),
                               ratio_range=tuple(self.ratio_range), cat_max_ratio=self.cat_max_ratio,
                               flip_prob=self.flip_prob, photometric=self.photometric, mean=tuple(self.mean),
                               std=tuple(self.std))
 
     def title(self) -> str:
-        return f"{self.dataset} ({self.root})" if self.dataset == "folder" else self.dataset
+        return f"{self.dataset} ({self.root})" if self.dataset in ("folder", "huggingface") else self.dataset
 
 
 @dataclass
@@ -206,6 +233,10 @@ class TrainSection:
     checkpoint_interval: int = 16000
     keep_checkpoints: int = 2  # the last K iteration checkpoints are kept (best.pt in addition)
     eval_interval: int = 16000  # 0: evaluate only at the end
+    # Experiment trackers fed the log's numbers (train/loggers.py): tensorboard, mlflow, wandb.
+    # None: TensorBoard when it is installed; [] for none.
+    loggers: Optional[List[str]] = None
+    logger_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # e.g. {mlflow: {experiment: x}}
 
     def accumulation(self, processes: int) -> int:
         """Gradient-accumulation steps: batch_size = processes x micro_batch_size x accumulation."""
@@ -535,6 +566,11 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         if section.batch_size % section.micro_batch_size:
             fail("batch_size", f"({section.batch_size}) must be a multiple of train.micro_batch_size "
                                f"({section.micro_batch_size}).")
+        from .loggers import setting_problem
+
+        problem = setting_problem(section.loggers, section.logger_options)
+        if problem is not None:
+            fail(*problem)
     if isinstance(section, OptimizerSection):
         for key, rule in section.custom_keys.items():
             if not isinstance(rule, dict):
@@ -547,11 +583,16 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         fail("schedule.by_time", "needs train.max_time_minutes (the time the lr decays over).")
     if isinstance(section, DataSection):
         from ..data import DATASETS
+        from ..data.hf import DATASET_NAME
 
-        if section.dataset not in DATASETS:
-            hint = did_you_mean(section.dataset, DATASETS)
-            fail("dataset", f"is {section.dataset!r}, not a dataset segnext reads.{hint} Known: {', '.join(DATASETS)} "
+        known = [*DATASETS, DATASET_NAME]
+        if section.dataset not in known:
+            hint = did_you_mean(section.dataset, known)
+            fail("dataset", f"is {section.dataset!r}, not a dataset segnext reads.{hint} Known: {', '.join(known)} "
                             f"(`segnext data list`).")
+        if section.transform is not None and section.transform.count(":") < 1:
+            fail("transform", f"is {section.transform!r}, not of the form module:function (e.g. my_augment:build, "
+                              f"or path/to/my_augment.py:build).")
     if isinstance(section, ModelSection):
         from ..models.configuration import VARIANTS, SegNeXtConfig
 
