@@ -160,8 +160,8 @@ def test_execution_options_are_checked_before_any_work(checkpoint_path, image_fo
 
 
 def test_amp_is_a_noted_no_op_on_the_cpu_and_refused_for_onnx(checkpoint_path, image_folder, tmp_path, capsys):
-    assert main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), "--out", str(tmp_path / "amp"),
-                 "--amp", "--device", "cpu", *FAST]) == 0
+    assert main(["predict", "-c", str(checkpoint_path), "--amp", str(image_folder / "a.png"),  # a flag: takes no file
+                 "--out", str(tmp_path / "amp"), "--device", "cpu", *FAST]) == 0
     assert "--amp has no effect on the CPU" in capsys.readouterr().err
-    assert main(["predict", "--onnx", str(tmp_path / "m.onnx"), str(image_folder), "--amp", "fp16"]) == 1
+    assert main(["predict", "--onnx", str(tmp_path / "m.onnx"), str(image_folder), "--amp-dtype", "fp16"]) == 1
     assert "--amp applies to PyTorch checkpoints" in capsys.readouterr().err

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
-from .arguments import with_examples
+from .arguments import add_amp, amp_setting, with_examples
 
 BACKENDS = ("eager", "optimized", "onnxruntime")
-AMP_CHOICES = ("bf16", "fp16")  # as segnext.inference.precision, which imports torch
 
 
 def register(subparsers) -> None:
@@ -32,7 +31,7 @@ def register(subparsers) -> None:
                     "PyTorch eager, optimize_for_inference and onnxruntime, alternately, median of --runs.",
         **with_examples("segnext benchmark segnext_t --shape 512 512",
                         "segnext benchmark segnext_s --batch 4 --backends eager optimized -o bench.json",
-                        "segnext benchmark segnext_b --device cuda --batch 8 --amp bf16"))
+                        "segnext benchmark segnext_b --device cuda --batch 8 --amp"))
     parser.add_argument("name", nargs="?", default="segnext_t", help="variant (default segnext_t)")
     parser.add_argument("--checkpoint", "-c", help="weights to load (default: random weights; timing is the same)")
     parser.add_argument("--num-classes", type=int, default=150, help="classes without a checkpoint (default 150)")
@@ -45,9 +44,7 @@ def register(subparsers) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, "
                                                           "mps; onnxruntime is timed on the CPU only")
-    parser.add_argument("--amp", nargs="?", const=True, choices=AMP_CHOICES,
-                        help="time eager and optimized in mixed precision on a GPU (bf16 where supported, else "
-                             "fp16); no effect on the CPU")
+    add_amp(parser, "time eager and optimized")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     parser.add_argument("--output", "-o", help="also write the results as JSON to this file")
     parser.set_defaults(func=run)
@@ -95,7 +92,7 @@ def run(args) -> int:
     if args.runs < 1:
         raise ValueError("--runs must be at least 1")
     device = resolve_device(args.device)  # before any work
-    dtype = autocast_dtype(device, args.amp)
+    dtype = autocast_dtype(device, amp_setting(args))
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.checkpoint:
@@ -106,7 +103,7 @@ def run(args) -> int:
     macs, _ = count_macs(model, height, width, args.batch)
     model = model.to(device)
     images = torch.randn(args.batch, 3, height, width, device=device)
-    if args.amp and dtype is None:
+    if amp_setting(args) and dtype is None:
         print("--amp has no effect on the CPU: timing float32")
 
     def as_run(module):

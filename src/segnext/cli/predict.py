@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from ..constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from .arguments import add_nmf_seed, with_examples
-
-AMP_CHOICES = ("bf16", "fp16")  # as segnext.inference.precision, which imports torch
+from .arguments import add_amp, add_nmf_seed, amp_setting, with_examples
 
 
 def register(subparsers) -> None:
@@ -67,9 +65,7 @@ def register(subparsers) -> None:
     run_group.add_argument("--workers", type=int, metavar="N",
                            help="processes that read and resize images while the model runs (default: 2, at most "
                                 "the CPU cores less one; 0 reads in the main process)")
-    run_group.add_argument("--amp", nargs="?", const=True, choices=AMP_CHOICES,
-                           help="mixed precision on a GPU: bf16 (the default where supported) or fp16; the NMF "
-                                "stays float32; no effect on the CPU")
+    add_amp(run_group, "run the model")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
     run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
     add_nmf_seed(run_group, "of the model")
@@ -130,7 +126,7 @@ def run(args) -> int:
 
     if args.onnx:
         require("onnxruntime", "onnx", "--onnx")
-        if args.amp:
+        if amp_setting(args):
             raise ValueError("--amp applies to PyTorch checkpoints (-c), not to --onnx models")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -161,7 +157,7 @@ def run(args) -> int:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
     else:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, optimize=not args.no_optimize,
-                                              nmf_seed=args.nmf_seed, amp=args.amp)
+                                              nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = _test_config(args, segmenter.test_config)
     out_dir = Path(args.out)
     c = segmenter.test_config
@@ -170,7 +166,7 @@ def run(args) -> int:
     print(f"{counts} -> {out_dir}/  ({segmenter.num_classes} classes, {c.mode}, img_scale={c.img_scale}"
           f"{', multi-scale' if len(c.scales) > 1 else ''}{', flip' if c.flip else ''}, {segmenter.device}"
           f"{precision})", file=sys.stderr)
-    if args.amp and segmenter.autocast_dtype is None:
+    if amp_setting(args) and segmenter.autocast_dtype is None:
         print("segnext predict: note: --amp has no effect on the CPU (float32 is the fast path there)",
               file=sys.stderr)
 
@@ -209,8 +205,9 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     with ThreadPoolExecutor(max_workers=1) as saver:  # saving overlaps the model's next batch
         pending: deque = deque()
 
-        def collect(wait: bool) -> None:
-            while pending and (wait or pending[0][1].done()):
+        def collect(limit: int) -> None:
+            """Report the saves that are done, and wait for the oldest while more than `limit` are pending."""
+            while pending and (len(pending) > limit or pending[0][1].done()):
                 path, saved = pending.popleft()
                 try:
                     saved.result()
@@ -225,8 +222,8 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
                 _report(failures, result.error)
                 continue
             pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args)))
-            collect(wait=len(pending) > 2 * args.batch_size)  # bound the results held in memory
-        collect(wait=True)
+            collect(limit=2 * args.batch_size)  # bound the results held in memory
+        collect(limit=0)
     progress.close()
     return failures
 

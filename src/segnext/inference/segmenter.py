@@ -61,6 +61,7 @@ class OnnxModel:
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         self.fixed_size = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
     def parameters(self):
         yield torch.empty(0)  # inputs live on the CPU
@@ -70,6 +71,8 @@ class OnnxModel:
             raise ValueError(f"this ONNX model was exported for {self.fixed_size[0]}x{self.fixed_size[1]} inputs "
                              f"but got {images.shape[2]}x{images.shape[3]}; export with dynamic sizes "
                              f"(the default) or use slide inference with that window")
+        if self.fixed_batch == 1 and images.shape[0] > 1:  # exported for one image at a time (--static)
+            return torch.cat([self(images[index:index + 1]) for index in range(images.shape[0])])
         outputs = self.session.run(None, {self.input_name: images.detach().cpu().numpy()})
         return torch.from_numpy(outputs[0])
 

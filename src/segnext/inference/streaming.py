@@ -1,7 +1,7 @@
 """Many image files through a `Segmenter`, with reading overlapped with the model.
 
-`predict_files` reads and resizes the images in DataLoader worker processes (NumPy and Pillow
-only, no model there), while the main process runs the model on groups of up to `batch_size`
+`predict_files` reads and resizes the images in DataLoader worker processes (Pillow, NumPy and
+OpenCV; no model there), while the main process runs the model on groups of up to `batch_size`
 images of one resized size (`segnext.inference.batching`). Results come out as they are computed:
 not in input order when sizes vary. A file that cannot be read, or an image the model fails on,
 comes out as an error that names it; the other images are still predicted.
