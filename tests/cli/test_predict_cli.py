@@ -165,3 +165,13 @@ def test_amp_is_a_noted_no_op_on_the_cpu_and_refused_for_onnx(checkpoint_path, i
     assert "--amp has no effect on the CPU" in capsys.readouterr().err
     assert main(["predict", "--onnx", str(tmp_path / "m.onnx"), str(image_folder), "--amp-dtype", "fp16"]) == 1
     assert "--amp applies to PyTorch checkpoints" in capsys.readouterr().err
+
+
+def test_reader_processes_by_default_only_where_the_model_is_fast(monkeypatch):
+    from segnext.cli.predict import default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert default_workers(100, "cpu") == 0  # the model takes nearly all the time on the CPU
+    assert default_workers(100, "cuda") == 2 and default_workers(1, "cuda") == 0 and default_workers(2, "mps") == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_workers(100, "cuda") == 1  # a core stays with the main process

@@ -63,8 +63,9 @@ def register(subparsers) -> None:
                            help="images per forward pass (default 1); images are grouped by their size after the "
                                 "test resize, never padded, and each gets its single-image result")
     run_group.add_argument("--workers", type=int, metavar="N",
-                           help="processes that read and resize images while the model runs (default: 2, at most "
-                                "the CPU cores less one; 0 reads in the main process)")
+                           help="processes that read and resize images while the model runs (default: 2 on a GPU, "
+                                "at most the CPU cores less one; 0 on the CPU, where the model takes nearly all the "
+                                "time; 0 reads in the main process)")
     add_amp(run_group, "run the model")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
     run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
@@ -101,9 +102,13 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def default_workers(images: int) -> int:
-    """Reader processes: two (decoding rarely takes longer than the model), never more than the
-    cores left beside the main process, none for a single image (starting one costs more)."""
+def default_workers(images: int, device_type: str) -> int:
+    """Reader processes: on a GPU two (decoding rarely takes longer than the model), never more
+    than the cores left beside the main process, none for a single image (starting one costs
+    more). On the CPU none: the model takes nearly all of an image's time there, and a reader takes
+    cores from it (measured in BENCHMARKS.md)."""
+    if device_type == "cpu":
+        return 0
     return max(0, min(2, (os.cpu_count() or 1) - 1, images - 1))
 
 
@@ -197,7 +202,7 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
 
     from ..inference.streaming import predict_files
 
-    workers = default_workers(len(images)) if args.workers is None else args.workers
+    workers = default_workers(len(images), segmenter.device.type) if args.workers is None else args.workers
     failures: List[str] = []
     progress = tqdm(total=len(images), unit="img", disable=args.no_progress or len(images) < 2, file=sys.stderr)
     results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,

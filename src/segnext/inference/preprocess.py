@@ -80,6 +80,6 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.
     x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float()
     x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     # The permuted view has a batch stride of 3 once unsqueezed: PyTorch calls that channels-last
-    # (a stride of a size-1 dimension is free), but oneDNN's convolutions take a path about 4x
-    # slower on it. Standard channels-last strides; a batch of these concatenates to the same.
+    # (a stride of a size-1 dimension is free), but oneDNN's convolutions take a much slower path
+    # on it (BENCHMARKS.md). Standard channels-last strides; a batch of these concatenates to the same.
     return x.unsqueeze(0).clone(memory_format=torch.channels_last)
