@@ -63,9 +63,9 @@ def register(subparsers) -> None:
                            help="images per forward pass (default 1); images are grouped by their size after the "
                                 "test resize, never padded, and each gets its single-image result")
     run_group.add_argument("--workers", type=int, metavar="N",
-                           help="processes that read and resize images while the model runs (default: 2 on a GPU, "
-                                "at most the CPU cores less one; 0 on the CPU, where the model takes nearly all the "
-                                "time; 0 reads in the main process)")
+                           help="processes that read and resize images while the model runs; 0 reads in the main "
+                                "process (default: 0 on the CPU, where the model takes nearly all the time; 2 on a "
+                                "GPU, at most the CPU cores less one)")
     add_amp(run_group, "run the model")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
     run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
