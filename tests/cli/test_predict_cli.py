@@ -130,7 +130,8 @@ def test_video_gets_an_overlay_video_and_label_maps(checkpoint_path, image_folde
                    "--batch-size", "4", "--img-scale", "96", "64"])
     err = capsys.readouterr().err
     assert status == 0, err
-    assert "1 image(s), 1 video(s)" in err and "10 frames" in err and "10/10" in err  # a progress bar over frames
+    assert "1 image(s), 1 video(s)" in err and "10 frames" in err
+    assert "clip.mp4:   0%|" in err and "0/10 [" in err and "frame/s" in err  # a progress bar over the frames
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "clip", "clip_overlay.mp4"]
     assert sorted(p.name for p in (out / "clip").iterdir()) == [f"{i:06d}.png" for i in range(10)]
     capture = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
