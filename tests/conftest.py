@@ -63,6 +63,22 @@ def io_data(fixtures_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The work dir of `segnext demo --quick` (run once, through the command line): a model trained
+    on the demo scenes with its results.json, checkpoints and final_model."""
+    from segnext.cli.main import main
+
+    work_dir = tmp_path_factory.mktemp("demo") / "demo"
+    threads = torch.get_num_threads()
+    try:
+        status = main(["demo", "--quick", "--work-dir", str(work_dir), "--no-progress"])
+    finally:
+        torch.set_num_threads(threads)
+    assert status == 0
+    return work_dir
+
+
+@pytest.fixture(scope="session")
 def train_data(fixtures_dir: Path) -> dict:
     return torch.load(_fixture_file(fixtures_dir, TRAIN_FILE), map_location="cpu", weights_only=True)
 

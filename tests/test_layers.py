@@ -61,7 +61,7 @@ def test_library_code_changes_no_process_wide_state(checkpoint_path, tmp_path):
     code = f"""
 import random, signal, numpy as np, torch, PIL.Image, matplotlib
 import segnext
-from segnext.train.report import write_report
+from segnext.train.report import save_report_data, write_report
 def snapshot():
     return (PIL.Image.MAX_IMAGE_PIXELS, torch.get_num_threads(), signal.getsignal(signal.SIGINT),
             signal.getsignal(signal.SIGTERM), torch.get_rng_state().sum().item(), random.getstate()[1][:3],
@@ -71,7 +71,9 @@ segmenter = segnext.Segmenter.from_checkpoint({str(checkpoint_path)!r},
                                               test_config=segnext.TestConfig(img_scale=(64, 48)))
 image = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
 labels = segmenter.predict(image)
-write_report({str(tmp_path)!r}, [(image, labels, labels)], segmenter.palette)
+results = {{"confusion": np.ones((150, 150), dtype=np.int64), "predictions": [(image, labels, labels)]}}
+save_report_data({str(tmp_path)!r}, results, segmenter.palette, None, 255)
+assert write_report({str(tmp_path)!r}).png is not None
 assert snapshot() == before, (snapshot(), before)
 import segnext.runtime
 segnext.runtime.configure_process(threads=1)

@@ -1,8 +1,8 @@
 """segnext: SegNeXt semantic segmentation, exact to the authors' code, on any PyTorch device.
 
     import segnext
-    model = segnext.create_model("segnext_t", num_classes=150, checkpoint="segnext_tiny_ade.pth")
-    labels = segnext.Segmenter.from_checkpoint("segnext_tiny_ade.pth").predict("photo.jpg")
+    model = segnext.create_model("segnext_t", pretrained="ade20k")       # published weights, cached
+    labels = segnext.Segmenter.from_checkpoint("my-model/").predict("photo.jpg")
 
 The names below are imported on first use, so that `import segnext` (and `segnext --help`) stays
 fast and PyTorch loads only when a model is needed.
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "list_models": "segnext.models",
+    "list_pretrained": "segnext.models",
     "create_model": "segnext.models",
     "SegNeXt": "segnext.models",
     "SegNeXtConfig": "segnext.models",
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         SegNeXtConfig,
         create_model,
         list_models,
+        list_pretrained,
         read_checkpoint,
         save_model,
         segmentation_loss,

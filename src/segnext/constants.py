@@ -15,3 +15,6 @@ DEFAULT_NMF_SEED = 0
 
 # File endings read as images (any letter case), for dataset folders and `segnext predict` inputs.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif")
+
+# File endings read as videos by `segnext predict` (OpenCV decodes them).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")

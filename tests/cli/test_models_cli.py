@@ -46,7 +46,13 @@ def test_convert_official_checkpoint(tmp_path, capsys, checkpoint_path, io_data)
     assert (dst / "config.json").is_file() and (dst / "model.safetensors").is_file()
     converted = segnext.create_model(checkpoint=dst).eval()
     official = segnext.create_model("segnext_t", 150, checkpoint=checkpoint_path).eval()
-    assert converted.config == official.config and converted.config.class_names[0] == "wall"
+    assert converted.config.class_names[0] == "wall"
+    # The folder says how it is tested: here ADE20K's official settings (the source carries none).
+    settings = converted.config.test_settings
+    assert settings["img_scale"] == [2048, 512] and settings["size_divisor"] == 32 and settings["mode"] == "whole"
+    assert "(the official settings of its dataset)" in out and (dst / "README.md").is_file()
+    converted.config.test_settings = None
+    assert converted.config == official.config
     x = io_data["odd_input"]
     with torch.no_grad():
         assert torch.equal(converted(x), official(x))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from segnext.cli.main import main
+from segnext.inference import TestConfig
+from segnext.inference.batching import prepare
 
 FAST = ["--img-scale", "96", "64", "--no-progress"]
 
@@ -83,6 +86,97 @@ def test_predict_with_onnxruntime(checkpoint_path, image_folder, tmp_path):
     through_onnx = np.asarray(Image.open(tmp_path / "onnx" / "a.png"))
     through_torch = np.asarray(Image.open(tmp_path / "torch" / "a.png"))
     assert (through_onnx == through_torch).mean() >= 0.99
+
+
+def _outputs(folder):
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_batches_and_workers_write_the_single_image_outputs(checkpoint_path, image_folder, tmp_path, capsys):
+    """Images of different sizes, a corrupt one among them: the same files and the same label maps
+    and probabilities with --batch-size 3 and a reader process as one by one in the main process."""
+    Image.fromarray(_scene(41, 57, 4)).save(image_folder / "d.png")
+    ade20k = TestConfig(img_scale=(96, 64), size_divisor=32)  # the checkpoint's settings with FAST's scale
+    assert prepare(image_folder / "d.png", ade20k).group_key == prepare(image_folder / "a.png", ade20k).group_key
+    runs = {}
+    for name, options in (("single", ["--batch-size", "1", "--workers", "0"]),
+                          ("batched", ["--batch-size", "3", "--workers", "1"])):
+        out = tmp_path / name
+        status = main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(out), "--probs",
+                       *options, *FAST])
+        err = capsys.readouterr().err
+        assert status == 1 and "broken.jpg" in err and "1 input(s) failed" in err
+        runs[name] = _outputs(out)
+    assert sorted(runs["single"]) == sorted(runs["batched"]) == [
+        "a.png", "a_probs.npy", "b.png", "b_probs.npy", "d.png", "d_probs.npy", "sub/c.png", "sub/c_probs.npy"]
+    for name, single in runs["single"].items():
+        batched = runs["batched"][name]
+        if name.endswith(".npy"):
+            assert np.array_equal(np.load(single), np.load(batched)), name
+        else:
+            assert np.array_equal(np.asarray(Image.open(single)), np.asarray(Image.open(batched))), name
+
+
+def test_video_gets_an_overlay_video_and_label_maps(checkpoint_path, image_folder, tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (pip install 'segnext[opencv]'): videos untested")
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (56, 40))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write mp4v video: video prediction untested")
+    for index in range(10):
+        writer.write(np.ascontiguousarray(_scene(40, 80, 7)[:, index * 2:index * 2 + 56]))
+    writer.release()
+    out = tmp_path / "out"
+    status = main(["predict", "-c", str(checkpoint_path), str(clip), str(image_folder / "a.png"), "--out", str(out),
+                   "--batch-size", "4", "--img-scale", "96", "64"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "1 image(s), 1 video(s)" in err and "10 frames" in err
+    assert "clip.mp4:   0%|" in err and "0/10 [" in err and "frame/s" in err  # a progress bar over the frames
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "clip", "clip_overlay.mp4"]
+    assert sorted(p.name for p in (out / "clip").iterdir()) == [f"{i:06d}.png" for i in range(10)]
+    capture = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10 and int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 56
+    capture.release()
+
+
+def test_video_without_opencv_says_how_to_get_it_before_any_work(checkpoint_path, tmp_path, capsys, monkeypatch):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not decoded: the check comes first")
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    assert main(["predict", "-c", str(checkpoint_path), str(clip), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "Segmenting videos (clip.mp4) needs the opencv-python-headless package: pip install 'segnext[opencv]'" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--workers", "-1"], "--workers must be 0 or more, got -1"),
+])
+def test_execution_options_are_checked_before_any_work(checkpoint_path, image_folder, tmp_path, capsys, options,
+                                                       message):
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "out"),
+                 *options]) == 1
+    assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_amp_is_a_noted_no_op_on_the_cpu_and_refused_for_onnx(checkpoint_path, image_folder, tmp_path, capsys):
+    assert main(["predict", "-c", str(checkpoint_path), "--amp", str(image_folder / "a.png"),  # a flag: takes no file
+                 "--out", str(tmp_path / "amp"), "--device", "cpu", *FAST]) == 0
+    assert "--amp has no effect on the CPU" in capsys.readouterr().err
+    assert main(["predict", "--onnx", str(tmp_path / "m.onnx"), str(image_folder), "--amp-dtype", "fp16"]) == 1
+    assert "--amp applies to PyTorch checkpoints" in capsys.readouterr().err
+
+
+def test_reader_processes_by_default_only_where_the_model_is_fast(monkeypatch):
+    from segnext.cli.predict import default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert default_workers(100, "cpu") == 0  # the model takes nearly all the time on the CPU
+    assert default_workers(100, "cuda") == 2 and default_workers(1, "cuda") == 0 and default_workers(2, "mps") == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_workers(100, "cuda") == 1  # a core stays with the main process
 
 
 def test_a_full_disk_stops_prediction_naming_the_file_and_its_size(checkpoint_path, image_folder, tmp_path, capsys,

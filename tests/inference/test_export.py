@@ -67,3 +67,6 @@ def test_static_export_refuses_other_sizes(model, tmp_path):
     assert runner(torch.zeros(1, 3, 64, 96)).shape == (1, 150, 64, 96)
     with pytest.raises(ValueError, match="exported for 64x96"):
         runner(torch.zeros(1, 3, 64, 64))
+    images = torch.randn(3, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    assert runner.fixed_batch == 1  # a batch (segnext predict --batch-size) runs one image at a time
+    assert torch.equal(runner(images), torch.cat([runner(images[index:index + 1]) for index in range(3)]))

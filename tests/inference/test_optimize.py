@@ -106,3 +106,13 @@ def test_banded_mlp_is_bit_identical(optimized, monkeypatch, band_bytes):
         monkeypatch.setattr(optimize_module, "MLP_BAND_BYTES", band_bytes)
         banded = optimized.forward_logits(images)
     assert torch.equal(banded, unbanded)
+
+
+def test_an_image_with_an_odd_batch_stride_gets_the_same_result(optimized):
+    """(1, 3, H, W) viewed from an HWC array: channels-last by PyTorch's rule, but with a batch
+    stride of 3, which sends oneDNN down a slow path; it is run with standard strides instead."""
+    hwc = torch.randn(40, 56, 3, generator=torch.Generator().manual_seed(2))
+    odd = hwc.permute(2, 0, 1).unsqueeze(0)
+    assert odd.stride(0) == 3 and odd.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.equal(optimized.forward_logits(odd), optimized.forward_logits(odd.contiguous()))

@@ -32,3 +32,13 @@ def test_to_tensor_normalises_rgb():
     assert x.shape == (1, 3, 5, 7) and x.dtype == torch.float32
     expected = (image.astype(np.float64) - IMAGENET_MEAN) / IMAGENET_STD
     assert np.allclose(x[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+
+
+def test_to_tensor_has_standard_channels_last_strides():
+    """A permuted HWC array passes PyTorch's channels-last check with a batch stride of 3, and
+    oneDNN runs much slower on it: to_tensor gives the standard strides, and a batch of its
+    tensors concatenates to the same layout (image i of a batch is laid out as it is alone)."""
+    x = to_tensor(_image(6, 9))
+    assert x.stride() == (6 * 9 * 3, 1, 9 * 3, 3)
+    batch = torch.cat([x, to_tensor(_image(6, 9))])
+    assert batch.stride() == (6 * 9 * 3, 1, 9 * 3, 3) and batch[1:2].stride() == x.stride()

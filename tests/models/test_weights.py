@@ -106,7 +106,7 @@ def test_bare_state_dict(tmp_path, official, reference):
 
 def test_project_format_round_trip(tmp_path, reference, probe):
     out = save_model(reference, tmp_path / "ckpt")
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     meta = json.loads((out / "config.json").read_text())
     assert meta["format"] == "segnext" and meta["config"]["variant"] == "segnext_t"
     model = segnext.create_model(checkpoint=tmp_path / "ckpt")  # no name, no num_classes
@@ -153,9 +153,8 @@ def test_wrong_num_classes(checkpoint_path):
     with pytest.raises(CheckpointError) as info:
         segnext.create_model("segnext_t", 19, checkpoint=checkpoint_path)
     message = str(info.value)
-    assert "trained for 150 classes but the model has 19" in message
-    assert "num_classes=150" in message and "backbone_checkpoint=" in message
-    assert "decode_head.conv_seg.weight" in message
+    assert "trained for 150 classes but num_classes=19 was asked" in message
+    assert "ignore_mismatched_sizes=True" in message and "decode_head.conv_seg.weight" in message
 
 
 @pytest.mark.parametrize("kind,keys,other", [
@@ -180,7 +179,7 @@ def test_failed_load_changes_nothing(tmp_path, official):
     state = dict(official["state_dict"])
     del state["decode_head.conv_seg.bias"]
     torch.save({"state_dict": state}, tmp_path / "partial.pth")
-    from segnext.models.weights import load_into
+    from segnext.models.loading import load_into
 
     torch.manual_seed(0)
     model = segnext.create_model("segnext_t", 150)
@@ -276,3 +275,39 @@ def test_incomplete_project_directory(tmp_path, reference):
     (tmp_path / "ckpt" / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="model.safetensors is missing"):
         segnext.create_model(checkpoint=tmp_path / "ckpt")
+
+
+def test_mmengine_training_log_beside_the_weights_is_skipped(tmp_path, official, reference, monkeypatch):
+    """MMSegmentation 1.x files keep MMEngine's message hub (HistoryBuffer objects of NumPy arrays) next
+    to the weights; they load without that class being importable, and nothing else is admitted."""
+    import sys
+    import types
+
+    import numpy as np
+
+    module = types.ModuleType("mmengine.logging.history_buffer")
+
+    class HistoryBuffer:
+        def __init__(self):
+            self._log_history, self._count_history, self.max_length = np.ones(3), np.ones(3, np.int64), 1000000
+
+    HistoryBuffer.__module__, HistoryBuffer.__qualname__ = module.__name__, "HistoryBuffer"
+    module.HistoryBuffer = HistoryBuffer
+    for name in ("mmengine", "mmengine.logging"):  # pickle imports the parents of the class's module
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    renamed = {k.replace(".mlp.dwconv.dwconv.", ".mlp.dwconv."): v for k, v in official["state_dict"].items()}
+    meta = {"dataset_meta": {"classes": official["meta"]["CLASSES"], "palette": official["meta"]["PALETTE"]},
+            "mmengine_version": "0.7.0", "iter": 160000}
+    hub = {"log_scalars": {"train/loss": HistoryBuffer()}, "runtime_info": {"iter": 160000, "seed": 0}}
+    torch.save({"meta": meta, "state_dict": renamed, "message_hub": hub, "param_schedulers": [{"eta_min": 0.0}]},
+               tmp_path / "mmseg1x.pth")
+    monkeypatch.delitem(sys.modules, "mmengine.logging.history_buffer")  # the class cannot be imported now
+    model = segnext.create_model(checkpoint=tmp_path / "mmseg1x.pth")
+    _same_weights(model, reference)
+    assert model.config.class_names == reference.config.class_names
+    # Any other class is still refused.
+    torch.save({"state_dict": renamed, "message_hub": {"x": _Payload(tmp_path / "PWNED")}}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="Refused"):
+        segnext.create_model(checkpoint=tmp_path / "bad.pth")
+    assert not (tmp_path / "PWNED").exists()

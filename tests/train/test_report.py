@@ -1,24 +1,187 @@
-"""What a user watches during a run: the progress bar follows whichever bound ends the run."""
+"""The run report: what it says (stop reason, baseline, evaluations and their image counts), what it
+draws (colour masks in the legend's colours, error maps, the confusion matrix), and that
+`segnext report RUN_DIR` redraws exactly what the run wrote, from its files alone."""
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
+import torch
+from train_helpers import tiny_config, write_config
 
-from segnext.train.report import ProgressBar
+from segnext.cli.main import main
+from segnext.train import load_config, train
+from segnext.train.report import (
+    IGNORE_SHADES,
+    RunFiles,
+    colour_mask,
+    error_map,
+    evaluations_text,
+    normalised_confusion,
+    read_run,
+    stop_text,
+    weakest_first,
+    write_report,
+)
 
 
-def test_progress_bar_counts_iterations_without_a_time_budget():
-    bar = ProgressBar(max_iters=100, iteration=10)
-    bar.update(40, elapsed_s=5.0, loss="0.5")
-    assert bar.bar.total == 100 and bar.bar.n == 40
-    bar.close()
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, scenes) -> Path:
+    """A 6-iteration run with two periodic evaluations on 4 val images, the final one on all 8, and 2 samples."""
+    threads = torch.get_num_threads()
+    folder = tmp_path_factory.mktemp("report")
+    config = tiny_config(scenes, train={"eval_interval": 2}, evaluation={"max_images": 4, "num_overlays": 2})
+    try:
+        train(load_config(str(write_config(folder / "c.yaml", config))), folder / "run", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return folder / "run"
 
 
-def test_progress_bar_follows_the_clock_when_the_time_budget_ends_the_run_first():
-    bar = ProgressBar(max_iters=100000, iteration=0, time_budget_s=3600.0)
-    bar.update(3054, elapsed_s=58.6 * 60)  # 3% of the iterations, 98% of the hour
-    assert bar.bar.n == pytest.approx(100 * 58.6 / 60)
-    assert "3054/100000" in str(bar.bar.postfix) and "58.6/60 min" in str(bar.bar.postfix)
-    bar.update(100000, elapsed_s=60.0)  # and the iterations when they end it first
-    assert bar.bar.n == pytest.approx(100.0)
-    bar.close()
+def _html_text(path: Path) -> str:
+    """The page's words, without tags and embedded images."""
+    return re.sub(r"<[^>]+>", " ", re.sub(r"src='data:[^']+'", "", path.read_text()))
+
+
+def test_the_run_leaves_what_the_report_is_drawn_from(finished_run, scenes):
+    final = json.loads((finished_run / "report_data" / "final_eval.json").read_text())
+    confusion = np.asarray(final["confusion"])
+    from segnext.data import build_dataset
+
+    val = build_dataset("folder", scenes, "val")
+    labelled = sum(int((np.asarray(val[i]["label"]) != 255).sum()) for i in range(len(val)))
+    assert confusion.shape == (8, 8) and confusion.sum() == labelled  # every labelled val pixel, once
+    assert final["class_names"][:3] == ["sky", "building", "road"] and len(final["samples"]) == 2
+    for sample in final["samples"]:
+        assert all((finished_run / "report_data" / name).is_file() for name in sample.values())
+    results = json.loads((finished_run / "results.json").read_text())
+    assert results["stop_reason"] == "finished" and results["iteration"] == 6
+
+
+def test_report_says_why_it_stopped_how_it_compares_with_the_baseline_and_which_images_were_scored(finished_run):
+    text = _html_text(finished_run / "report.html")
+    results = json.loads((finished_run / "results.json").read_text())
+    assert "Finished: 6/6 iterations" in text
+    assert f"baseline): mIoU {results['majority_class_mIoU']:.2f}" in text
+    assert "Evaluations: 2 periodic on the first 4 val images (iterations 2-4); final on all 8 at iteration 6" in text
+    for row in results["per_class"]:  # the per-class table lists every class with its IoU
+        assert row["class"] in text and (f"{row['IoU']:.2f}" in text or row["IoU"] is None)
+
+
+def test_report_html_is_one_file_with_its_images_embedded(finished_run):
+    page = (finished_run / "report.html").read_text()
+    sources = re.findall(r"src='([^']*)'", page)
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: the HTML has no charts to count")
+    assert len(sources) == 1 + 2 * 4  # the loss, lr and mIoU charts + 4 pictures per sample
+    assert all(source.startswith("data:image/") for source in sources)
+    assert "http" not in page.replace("http-equiv", "")  # nothing fetched from elsewhere
+
+
+def test_segnext_report_redraws_the_same_report_from_the_files(finished_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: no report.png to compare")
+    written = (finished_run / "report.html").read_text()
+    assert main(["report", str(finished_run), "--out-dir", str(tmp_path)]) == 0
+    assert f"Report written to {tmp_path / 'report.png'}" in capsys.readouterr().out
+    assert (tmp_path / "report.html").read_text() == written
+    from PIL import Image
+
+    with Image.open(finished_run / "report.png") as first, Image.open(tmp_path / "report.png") as again:
+        assert first.size == again.size and np.array_equal(np.asarray(first), np.asarray(again))
+
+
+def test_report_png_has_the_panels_rows(finished_run):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: no report.png")
+    from PIL import Image
+
+    with Image.open(finished_run / "report.png") as picture:
+        width, height = picture.size
+    # header + curves + classes + 2 samples + legend at 80 dpi, 16 inches wide
+    assert width == 1280 and height > 80 * (1.3 + 3.2 + 4.5 + 2 * 3.2)
+
+
+def test_the_report_of_a_run_that_is_still_going_shows_its_curves(finished_run, tmp_path):
+    running = tmp_path / "running"
+    running.mkdir()
+    (running / "config.yaml").write_text((finished_run / "config.yaml").read_text())
+    lines = (finished_run / "log.jsonl").read_text().splitlines()
+    (running / "log.jsonl").write_text("\n".join(line for line in lines if '"final": true' not in line) + "\n")
+    written = write_report(running)
+    text = _html_text(written.html)
+    assert "Not finished: last logged iteration 6/6" in text and "No final evaluation yet" in text
+    assert "sky" in text  # class names from the dataset the config names, per-class IoU of the last evaluation
+
+
+def test_without_matplotlib_the_html_is_still_written(finished_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    written = write_report(finished_run, tmp_path)
+    assert written.png is None and not (tmp_path / "report.png").exists()
+    assert "pip install 'segnext[plot]'" in capsys.readouterr().out
+    page = written.html.read_text()
+    assert "The charts need matplotlib" in page and page.count("<figure>") == 2 * 4
+
+
+def _run(**results) -> RunFiles:
+    config = {"model": {"name": "segnext_t"}, "data": {"dataset": "camvid"},
+              "train": {"max_iters": 500, "max_time_minutes": 60}}
+    return RunFiles(Path("run"), config, [], [], results or None, ["a", "b"], [[255, 0, 0], [0, 0, 255]])
+
+
+def test_stop_reasons_are_told_against_the_runs_bounds():
+    assert stop_text(_run(stop_reason="time limit", iteration=432, train_seconds=3605.0)) == \
+        "Stopped: time budget reached at 432/500 iterations (60 min) in 60.1 min"
+    assert stop_text(_run(stop_reason="finished", iteration=500, train_seconds=90.0)) == \
+        "Finished: 500/500 iterations in 90 s"
+    running = _run()
+    running.train = [{"iter": 120, "loss": 1.0, "elapsed_s": 30.0}]
+    assert stop_text(running).startswith("Not finished: last logged iteration 120/500 (time budget 60 min)")
+    running.diverged = {"iter": 121, "loss": float("nan")}
+    assert stop_text(running) == "Diverged: the loss became nan at iteration 121"
+
+
+def test_evaluations_are_grouped_by_the_images_they_used():
+    run = _run(best={"mIoU": 55.5, "iteration": 300, "num_images": 20})
+    run.evals = [{"iter": 100, "num_images": 20, "mIoU": 1.0}, {"iter": 200, "num_images": 20, "mIoU": 2.0},
+                 {"iter": 300, "num_images": 20, "mIoU": 3.0}, {"iter": 432, "num_images": 101, "final": True}]
+    assert evaluations_text(run) == ("Evaluations: 3 periodic on the first 20 val images (iterations 100-300); "
+                                     "final on all 101 at iteration 432. best.pt: mIoU 55.50 at iteration 300 "
+                                     "(on 20 images)")
+
+
+def test_colour_masks_use_exactly_the_palette_and_mark_unlabelled_pixels():
+    palette = [[10, 20, 30], [200, 100, 0]]
+    labels = np.array([[0, 1, 255], [1, 0, 255]], dtype=np.uint8)
+    picture = colour_mask(labels, palette, 255)
+    assert picture[0, 0].tolist() == palette[0] and picture[0, 1].tolist() == palette[1]
+    assert picture[0, 2].tolist()[0] in IGNORE_SHADES and len(set(picture[0, 2].tolist())) == 1  # grey checker
+
+
+def test_error_map_marks_disagreement_on_labelled_pixels_only():
+    image = np.full((2, 3, 3), 100, dtype=np.uint8)
+    labels = np.array([[0, 1, 255], [1, 1, 0]], dtype=np.uint8)
+    prediction = np.array([[0, 0, 1], [1, 1, 1]], dtype=np.uint8)
+    picture, share = error_map(image, labels, prediction, 255)
+    red = [tuple(picture[y, x]) for y in range(2) for x in range(3)].count((230, 25, 25))
+    assert red == 2 and share == pytest.approx(100 * 2 / 5)
+    assert picture[0, 2].tolist()[0] in IGNORE_SHADES  # unlabelled: not an error
+
+
+def test_confusion_rows_are_normalised_and_large_class_sets_show_the_weakest():
+    matrix = normalised_confusion(np.array([[3, 1], [0, 0]]))
+    assert matrix.tolist() == [[0.75, 0.25], [0.0, 0.0]]  # a class without pixels stays 0, no NaN
+    iou = [float(v) for v in range(60)]
+    iou[5] = math.nan
+    shown = weakest_first(iou, limit=30)
+    assert len(shown) == 25 and shown[:3] == [0, 1, 2] and 5 not in shown
+    assert weakest_first(iou[:10], limit=30) == [i for i in range(10) if i != 5]  # few classes: all, in order
+
+
+def test_read_run_of_an_empty_folder_is_empty_not_an_error(tmp_path):
+    run = read_run(tmp_path)
+    assert run.results is None and run.train == [] and run.samples == []

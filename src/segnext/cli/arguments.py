@@ -35,3 +35,17 @@ def nmf_seed(text: str) -> Optional[int]:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+
+
+def add_amp(parser, what: str) -> None:
+    """--amp and --amp-dtype {bf16,fp16}: mixed precision on a GPU (see segnext.inference.precision).
+    A flag, not an option with an optional value, so that `--amp photo.jpg` cannot take the file."""
+    parser.add_argument("--amp", action="store_true",
+                        help=f"{what} in mixed precision on a GPU: bfloat16 where supported, else float16; the NMF "
+                             f"stays float32; no effect on the CPU")
+    parser.add_argument("--amp-dtype", choices=("bf16", "fp16"), help="the precision of --amp (implies --amp)")
+
+
+def amp_setting(args):
+    """The `amp` argument of segnext.inference from --amp / --amp-dtype: False, True, "bf16" or "fp16"."""
+    return args.amp_dtype or args.amp

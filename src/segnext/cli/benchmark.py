@@ -3,6 +3,9 @@
 The backends are timed alternately (one call of each per round), so load from other processes
 affects them alike; the table shows the median and the fastest of the rounds after warm-up, and
 the ratio of medians to eager. Results are also written as JSON (--output).
+
+On a GPU, kernels run asynchronously: the device is synchronised before the clock starts and
+before it stops, so each time is the whole call's (`synchronizer`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
-from .arguments import with_examples
+from .arguments import add_amp, amp_setting, with_examples
 
 BACKENDS = ("eager", "optimized", "onnxruntime")
-
-
 
 
 def register(subparsers) -> None:
@@ -29,7 +30,8 @@ def register(subparsers) -> None:
         description="Time the forward pass (logits at the input size) of a variant at a given size and batch: "
                     "PyTorch eager, optimize_for_inference and onnxruntime, alternately, median of --runs.",
         **with_examples("segnext benchmark segnext_t --shape 512 512",
-                        "segnext benchmark segnext_s --batch 4 --backends eager optimized -o bench.json"))
+                        "segnext benchmark segnext_s --batch 4 --backends eager optimized -o bench.json",
+                        "segnext benchmark segnext_b --device cuda --batch 8 --amp"))
     parser.add_argument("name", nargs="?", default="segnext_t", help="variant (default segnext_t)")
     parser.add_argument("--checkpoint", "-c", help="weights to load (default: random weights; timing is the same)")
     parser.add_argument("--num-classes", type=int, default=150, help="classes without a checkpoint (default 150)")
@@ -40,23 +42,42 @@ def register(subparsers) -> None:
                         help="what to time (default: all three; onnxruntime is skipped when not installed)")
     parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7; the median is reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, "
+                                                          "mps; onnxruntime is timed on the CPU only")
+    add_amp(parser, "time eager and optimized")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     parser.add_argument("--output", "-o", help="also write the results as JSON to this file")
     parser.set_defaults(func=run)
 
 
-def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warmup: int) -> Dict[str, List[float]]:
-    """Seconds per call of each function, measured round-robin (warm-up rounds discarded)."""
+def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warmup: int,
+                     synchronize: Callable[[], None] = lambda: None) -> Dict[str, List[float]]:
+    """Seconds per call of each function, measured round-robin (warm-up rounds discarded).
+    synchronize: waits for the device's queued work; called before the clock starts and before it
+    stops, so an asynchronous (GPU) call is timed to its end."""
     for _ in range(warmup):
         for function in functions.values():
             function()
     seconds: Dict[str, List[float]] = {name: [] for name in functions}
     for _ in range(runs):
         for name, function in functions.items():
+            synchronize()
             start = time.perf_counter()
             function()
+            synchronize()
             seconds[name].append(time.perf_counter() - start)
     return seconds
+
+
+def synchronizer(device) -> Callable[[], None]:
+    """A function that waits until `device` has finished its queued work (nothing to wait for on a CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
 
 
 def run(args) -> int:
@@ -64,28 +85,41 @@ def run(args) -> int:
 
     from ..flops import count_macs
     from ..inference import optimize_for_inference
+    from ..inference.precision import AutocastModel, autocast_dtype
     from ..models import create_model
+    from ..utils import resolve_device
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.runs < 1:
         raise ValueError("--runs must be at least 1")
+    device = resolve_device(args.device)  # before any work
+    dtype = autocast_dtype(device, amp_setting(args))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.checkpoint:
         model = create_model(checkpoint=args.checkpoint).eval()
     else:
         model = create_model(args.name, args.num_classes).eval()
     height, width = args.shape
-    images = torch.randn(args.batch, 3, height, width)
     macs, _ = count_macs(model, height, width, args.batch)
+    model = model.to(device)
+    images = torch.randn(args.batch, 3, height, width, device=device)
+    if amp_setting(args) and dtype is None:
+        print("--amp has no effect on the CPU: timing float32")
+
+    def as_run(module):
+        return module if dtype is None else AutocastModel(module, device.type, dtype)
 
     functions: Dict[str, Callable[[], object]] = {}
     if "eager" in args.backends:
-        functions["eager"] = lambda: model(images)
+        eager = as_run(model)
+        functions["eager"] = lambda: eager(images)
     if "optimized" in args.backends:
-        optimized = optimize_for_inference(model)
+        optimized = as_run(optimize_for_inference(model))
         functions["optimized"] = lambda: optimized(images)
     temporary = None
-    if "onnxruntime" in args.backends:
+    if "onnxruntime" in args.backends and device.type != "cpu":
+        print(f"onnxruntime is timed on the CPU only: skipping it on {device} (use --device cpu)")
+    elif "onnxruntime" in args.backends:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -101,8 +135,10 @@ def run(args) -> int:
             feed = {"images": images.numpy()}
             functions["onnxruntime"] = lambda: session.run(None, feed)
 
+    if not functions:
+        raise ValueError("nothing to time: none of --backends can run here")
     with torch.no_grad():
-        seconds = time_alternately(functions, args.runs, args.warmup)
+        seconds = time_alternately(functions, args.runs, args.warmup, synchronizer(device))
     if temporary is not None:
         temporary.cleanup()
 
@@ -113,8 +149,10 @@ def run(args) -> int:
         rows.append(dict(backend=name, median_s=median, min_s=min(values), runs=values,
                          images_per_s=args.batch / median, gflops_per_s=2 * macs / median / 1e9,
                          speedup_vs_eager=(eager_median / median) if eager_median else None))
+    where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else _device_name(device)
+    precision = f", {str(dtype).replace('torch.', '')} autocast" if dtype is not None else ""
     print(f"{model.config.variant}, {model.num_classes} classes, batch {args.batch} x {height}x{width}, "
-          f"{torch.get_num_threads()} threads, {2 * macs / 1e9:.1f} GFLOP per call; median of {args.runs} after "
+          f"{where}{precision}, {2 * macs / 1e9:.1f} GFLOP per call; median of {args.runs} after "
           f"{args.warmup} warm-up rounds, backends alternated")
     print(f"{'backend':<12} {'median ms':>10} {'min ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'vs eager':>9}")
     for r in rows:
@@ -122,7 +160,9 @@ def run(args) -> int:
         print(f"{r['backend']:<12} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>9.1f} {r['images_per_s']:>8.2f} "
               f"{r['gflops_per_s']:>8.1f} {ratio:>9}")
     result = dict(model=model.config.variant, num_classes=model.num_classes, batch=args.batch, height=height,
-                  width=width, threads=torch.get_num_threads(), macs=macs, runs=args.runs, warmup=args.warmup,
+                  width=width, device=str(device), device_name=_device_name(device),
+                  autocast=str(dtype).replace("torch.", "") if dtype is not None else None,
+                  threads=torch.get_num_threads(), macs=macs, runs=args.runs, warmup=args.warmup,
                   torch=torch.__version__, machine=platform.machine(), processor=platform.processor(),
                   cpu_count=os.cpu_count(), results=rows)
     if args.output:
@@ -131,3 +171,13 @@ def run(args) -> int:
         output.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {output}")
     return 0
+
+
+def _device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return platform.processor() or platform.machine()
+    return device.type

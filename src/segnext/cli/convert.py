@@ -8,27 +8,38 @@ from .arguments import with_examples
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "convert", help="convert an official MMSegmentation checkpoint into the project's format",
-        description="Read an official SegNeXt checkpoint (MMSegmentation 0.x or 1.x, fp32 or fp16) and write "
-                    "DST/config.json + DST/model.safetensors, loadable with create_model(checkpoint=DST).",
+        description="Read a SegNeXt checkpoint (MMSegmentation 0.x or 1.x, fp32 or fp16; a JSeg .pkl; a segnext "
+                    "training checkpoint) and write the model folder DST: config.json (architecture, classes, "
+                    "test settings), model.safetensors and a README.md model card, loadable with "
+                    "create_model(checkpoint=DST) and every command's --checkpoint.",
         **with_examples("segnext convert segnext_tiny_512x512_ade_160k.pth segnext-t-ade/"))
-    parser.add_argument("src", help="official .pth file (or a segnext directory)")
+    parser.add_argument("src", help="checkpoint file (or a segnext model folder)")
     parser.add_argument("dst", help="output directory")
     parser.add_argument("--name", help="variant, e.g. segnext_t (default: read from the weights)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from ..inference import test_config_for
     from ..models import create_model, read_checkpoint, save_model
 
     source = read_checkpoint(args.src)
     model = create_model(args.name, checkpoint=args.src)
-    save_model(model, args.dst)
+    settings_saved = bool(model.config.test_settings)
+    model.config.test_settings = test_config_for(model).to_dict()  # written out, so that the folder says it
+    save_model(model, args.dst, source=f"Converted by `segnext convert` from {Path(args.src).name}.")
     c = model.config
     print(f"converted {args.src} -> {args.dst}")
     print(f"  variant      {c.variant} ({sum(p.numel() for p in model.parameters()):,} parameters)")
     print(f"  classes      {c.num_classes}" + (f" ({', '.join(c.class_names[:5])}, ...)" if c.class_names else
                                                  " (no class names in the source)"))
     print(f"  palette      {'yes' if c.palette else 'no'}")
+    t = c.test_settings
+    print(f"  test         {t['mode']}, img_scale {t['img_scale']}, size_divisor {t['size_divisor']}"
+          f"{', multi-scale' if len(t['scales']) > 1 else ''}{', flip' if t['flip'] else ''} "
+          f"({'saved with the checkpoint' if settings_saved else 'the official settings of its dataset'})")
     print(f"  tensors      {len(source.state_dict)} ({source.kind} format)")
     for note in source.notes:
         print(f"  note         {note}")

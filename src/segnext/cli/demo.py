@@ -22,9 +22,11 @@ def register(subparsers) -> None:
         "demo", help="train and evaluate SegNeXt-T on built-in synthetic scenes (about 5 minutes on 2 CPU cores)",
         description="Generate a small synthetic street-scene dataset (8 classes), train SegNeXt-T on it from "
                     "scratch, evaluate it and write a report: WORK_DIR/results.json (aAcc, mIoU, per-class IoU), "
-                    "WORK_DIR/report.png (loss and mIoU curves, predictions next to the ground truth), "
-                    "WORK_DIR/log.jsonl and WORK_DIR/final_model (load it with "
-                    "segnext.create_model(checkpoint=...)). Nothing is downloaded.",
+                    "WORK_DIR/report.png and report.html (why it stopped, curves, per-class IoU, confusion matrix, "
+                    "predictions next to the ground truth with an error map), "
+                    "WORK_DIR/log.jsonl and WORK_DIR/final_model (a model folder with its test settings: "
+                    "`segnext predict --checkpoint WORK_DIR/final_model IMAGES` segments as the run evaluated). "
+                    "Nothing is downloaded.",
         **with_examples("segnext demo", "segnext demo --work-dir /tmp/demo --iters 200"))
     parser.add_argument("--work-dir", default="segnext-demo", help="output directory (default ./segnext-demo)")
     parser.add_argument("--iters", type=int, help="training iterations (default 500)")
@@ -61,8 +63,9 @@ def run(args) -> int:
           f"(always predicting the most frequent class would give {metrics['majority_class_mIoU']:.1f}), "
           f"aAcc {metrics['aAcc']:.1f}.")
     print(f"  metrics   {work_dir / 'results.json'}")
-    if result.report:
-        print(f"  report    {result.report}")
-    print(f"  model     {work_dir / 'final_model'}  (segnext.create_model(checkpoint='{work_dir / 'final_model'}'))")
+    for report in (work_dir / "report.png", work_dir / "report.html"):
+        if report.is_file():
+            print(f"  report    {report}")
+    print(f"  model     {work_dir / 'final_model'}  (segnext predict --checkpoint {work_dir / 'final_model'} IMAGES)")
     print(f"  log       {work_dir / 'log.jsonl'}")
     return 0

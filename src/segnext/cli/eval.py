@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
     parser.add_argument("--ms", action="store_true", help="multi-scale test: ratios 0.5, 0.75, ..., 1.75")
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
+    parser.add_argument("--model-settings", action="store_true",
+                        help="test with the settings saved with the checkpoint (model folder or training run) instead "
+                             "of CONFIG's evaluation section")
     parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
@@ -46,14 +49,29 @@ def results_path(checkpoint: str, split: str) -> Path:
 
 
 def run(args) -> int:
+    import sys
+    from dataclasses import fields
+
     import torch
 
     from ..evaluation import evaluate, format_results, write_results
-    from ..inference import MS_RATIOS
+    from ..inference import MS_RATIOS, TestConfig
     from ..models import create_model
     from ..train import distributed, load_config
 
     config = load_config(args.config, args.overrides)
+    model = create_model(checkpoint=args.checkpoint, nmf_seed=config.evaluation.nmf_seed)
+    if model.config.test_settings:
+        saved = TestConfig.from_dict(model.config.test_settings)
+        if args.model_settings:
+            for field in fields(TestConfig):
+                setattr(config.evaluation, field.name, getattr(saved, field.name))
+        elif saved != TestConfig.from_dict(config.evaluation.to_dict()):
+            print(f"segnext eval: note: {args.checkpoint} was saved with other test settings ({saved}); testing with "
+                  f"{args.config}'s evaluation section. --model-settings uses the saved ones.", file=sys.stderr)
+    elif args.model_settings:
+        raise ValueError(f"--model-settings: {args.checkpoint} carries no test settings; drop the option to test "
+                         f"with {args.config}'s evaluation section")
     if args.ms:
         config.evaluation.scales = MS_RATIOS
     if args.flip:
@@ -63,7 +81,7 @@ def run(args) -> int:
         if env.device.type == "cpu" and config.train.threads:
             torch.set_num_threads(config.train.threads)
         dataset = config.data.build(args.split or config.data.val_split)
-        model = create_model(checkpoint=args.checkpoint, nmf_seed=config.evaluation.nmf_seed).to(env.device)
+        model = model.to(env.device)
         if model.num_classes != dataset.num_classes:
             raise ValueError(f"{args.checkpoint} predicts {model.num_classes} classes but the {config.data.dataset} "
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")

@@ -34,14 +34,13 @@ def run(args) -> int:
         require("onnxruntime", "onnx", "--verify")
     import torch
 
-    from ..inference import export_onnx, test_config_from_checkpoint
+    from ..inference import export_onnx
     from ..models import create_model
 
     model = create_model(checkpoint=args.checkpoint, nmf_seed=args.nmf_seed).eval()
     output = Path(args.output) if args.output else Path(Path(args.checkpoint).name).with_suffix(".onnx")
     height, width = args.shape
-    path = export_onnx(model, output, height, width, dynamic=not args.static, opset=args.opset,
-                       test_config=test_config_from_checkpoint(args.checkpoint))
+    path = export_onnx(model, output, height, width, dynamic=not args.static, opset=args.opset)
     size_mb = path.stat().st_size / 2**20
     print(f"wrote {path} ({size_mb:.1f} MB, opset {args.opset}, "
           f"{'dynamic' if not args.static else f'{height}x{width}'} input, {model.num_classes} classes)")

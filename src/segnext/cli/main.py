@@ -20,6 +20,7 @@ COMMANDS = [
     "data",
     "train",
     "eval",
+    "report",
     "demo",
     "predict",
     "export",

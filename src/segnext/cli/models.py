@@ -1,4 +1,4 @@
-"""`segnext models`: the variants with their sizes."""
+"""`segnext models`: the variants with their sizes; `--pretrained`: the published weights."""
 
 from __future__ import annotations
 
@@ -15,12 +15,39 @@ def register(subparsers) -> None:
         **with_examples("segnext models", "segnext models --num-classes 19 --json"))
     parser.add_argument("--num-classes", type=int, default=150, help="classes of the head (default 150, ADE20K)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="list the published weights (create_model(NAME, pretrained=TAG)) and whether they are "
+                             "in the local cache")
     parser.set_defaults(func=run)
+
+
+def run_pretrained(args) -> int:
+    from ..models.download import cache_dir, url_of
+    from ..models.pretrained import PRETRAINED
+
+    rows = [dict(name=w.name, variant=w.variant, tag=w.tag, num_classes=w.num_classes, encoder_only=w.encoder_only,
+                 miou=w.miou, miou_ms_flip=w.miou_ms_flip, url=url_of(w), sha256_prefix=w.sha256_prefix,
+                 cached=(cache_dir() / w.file_name).is_file()) for w in PRETRAINED.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<20} {'weights':<22} {'mIoU':>6} {'ms+flip':>8}  {'cached':<7} file")
+    for r in rows:
+        what = "encoder (ImageNet-1K)" if r["encoder_only"] else f"model, {r['num_classes']} classes"
+        miou = f"{r['miou']:.2f}" if r["miou"] is not None else "-"
+        ms = f"{r['miou_ms_flip']:.2f}" if r["miou_ms_flip"] is not None else "-"
+        print(f"{r['name']:<20} {what:<22} {miou:>6} {ms:>8}  {'yes' if r['cached'] else 'no':<7} "
+              f"{r['url'].rsplit('/', 1)[-1]}")
+    print(f"(ADE20K val mIoU as MMSegmentation reports it; cache: {cache_dir()}; load with "
+          f"segnext.create_model('segnext_t', pretrained='ade20k'))")
+    return 0
 
 
 def run(args) -> int:
     from ..models import VARIANTS, create_model
 
+    if args.pretrained:
+        return run_pretrained(args)
     rows = []
     for name in VARIANTS:
         model = create_model(name, args.num_classes)

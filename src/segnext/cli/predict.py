@@ -3,7 +3,11 @@
 Inputs are files, folders (searched recursively for images) and glob patterns. Every image gets
 OUT/<name>.png, a palettised PNG whose pixel values are the class ids (shown in the dataset's
 colours); with --overlay also OUT/<name>_overlay.jpg, and with --probs OUT/<name>_probs.npy
-(float16, num_classes x H x W). Files from a folder keep their sub-folder below OUT.
+(float16, num_classes x H x W). Files from a folder keep their sub-folder below OUT. A video
+(.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label PNG per frame in OUT/<name>/.
+
+Images are read by DataLoader workers and saved by a background thread while the model runs;
+--batch-size groups images of one resized size into a forward pass (`segnext.inference.streaming`).
 
 An image that cannot be read is reported with its name and skipped; the others are still
 processed, and the exit status is 1 at the end.
@@ -12,24 +16,28 @@ processed, and the exit status is 1 at the end.
 from __future__ import annotations
 
 import glob
+import os
 import sys
 from pathlib import Path
 from typing import List, Tuple
 
-from ..constants import IMAGE_SUFFIXES
-from .arguments import add_nmf_seed, with_examples
+from ..constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from .arguments import add_amp, add_nmf_seed, amp_setting, with_examples
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="segment images: label maps, colour overlays, class probabilities",
-        description="Segment images with a SegNeXt checkpoint (or an exported ONNX model). Test-time settings "
-                    "come from the checkpoint (its evaluation settings, else its dataset's official ones) "
-                    "unless given here.",
+        description="Segment images and videos with a SegNeXt checkpoint (or an exported ONNX model). Test-time "
+                    "settings come from the checkpoint (its evaluation settings, else its dataset's official "
+                    "ones) unless given here.",
         **with_examples("segnext predict -c segnext-t-ade/ photo.jpg",
                         "segnext predict -c runs/demo/final_model photos/ --out predictions --overlay",
+                        "segnext predict -c segnext-t-ade/ photos/ --batch-size 8 --amp    # on a GPU",
+                        "segnext predict -c segnext-t-ade/ clip.mp4    # overlay video + a label PNG per frame",
                         "segnext predict --onnx segnext_t.onnx 'photos/**/*.png' --ms"))
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files, folders (searched for images), glob patterns, video files")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", "-c", help="any checkpoint create_model reads (official .pth, segnext dir)")
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (runs with onnxruntime)")
@@ -51,6 +59,14 @@ def register(subparsers) -> None:
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
                            help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    run_group.add_argument("--batch-size", type=int, default=1, metavar="N",
+                           help="images per forward pass (default 1); images are grouped by their size after the "
+                                "test resize, never padded, and each gets its single-image result")
+    run_group.add_argument("--workers", type=int, metavar="N",
+                           help="processes that read and resize images while the model runs; 0 reads in the main "
+                                "process (default: 0 on the CPU, where the model takes nearly all the time; 2 on a "
+                                "GPU, at most the CPU cores less one)")
+    add_amp(run_group, "run the model")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
     run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
     add_nmf_seed(run_group, "of the model")
@@ -59,7 +75,8 @@ def register(subparsers) -> None:
 
 
 def collect_inputs(inputs: List[str]) -> Tuple[List[Tuple[Path, Path]], List[str]]:
-    """[(image path, output stem relative to --out)] and the inputs that matched nothing."""
+    """[(image or video path, output stem relative to --out)] and the inputs that matched nothing.
+    Folders are searched for images only; videos are named as files or by glob patterns."""
     found: List[Tuple[Path, Path]] = []
     missing: List[str] = []
     for item in inputs:
@@ -81,17 +98,18 @@ def collect_inputs(inputs: List[str]) -> Tuple[List[Tuple[Path, Path]], List[str
     return found, missing
 
 
-def write_array(path: Path, array) -> None:
-    """np.save, atomically (a file object: np.save given a path would add .npy to the temporary name)."""
-    import numpy as np
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
-    from ..utils import atomic_write
 
-    def write(temporary: Path) -> None:
-        with open(temporary, "wb") as file:
-            np.save(file, array)
-
-    atomic_write(path, write, size=array.nbytes + 128)  # + the .npy header
+def default_workers(images: int, device_type: str) -> int:
+    """Reader processes: on a GPU two (decoding rarely takes longer than the model), never more
+    than the cores left beside the main process, none for a single image (starting one costs
+    more). On the CPU none: the model takes nearly all of an image's time there, and a reader takes
+    cores from it (measured in BENCHMARKS.md)."""
+    if device_type == "cpu":
+        return 0
+    return max(0, min(2, (os.cpu_count() or 1) - 1, images - 1))
 
 
 def _test_config(args, base):
@@ -106,72 +124,158 @@ def _test_config(args, base):
 
 
 def run(args) -> int:
-    import numpy as np
     import torch
-    from tqdm import tqdm
 
-    from ..data import overlay, write_image, write_label
-    from ..inference import Segmenter, to_rgb_array
-    from ..utils import DiskFullError, require, resolve_device
+    from ..inference import Segmenter
+    from ..utils import require, resolve_device
 
     if args.onnx:
         require("onnxruntime", "onnx", "--onnx")
+        if amp_setting(args):
+            raise ValueError("--amp applies to PyTorch checkpoints (-c), not to --onnx models")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     device = resolve_device(args.device)  # before any work: an unavailable device is a one-line error
     if args.threads:
         torch.set_num_threads(args.threads)
-    images, missing = collect_inputs(args.inputs)
+    inputs, missing = collect_inputs(args.inputs)
     for item in missing:
         print(f"segnext predict: error: {item}", file=sys.stderr)
-    if not images:
+    images = [(path, stem) for path, stem in inputs if not is_video(path)]
+    videos = [(path, stem) for path, stem in inputs if is_video(path)]
+    if not inputs:
         print("segnext predict: error: no images to segment", file=sys.stderr)
         return 1
-    outputs = {}
-    for path, stem in images:
-        if stem in outputs and outputs[stem] != path:
-            raise ValueError(f"{outputs[stem]} and {path} would both be written to {Path(args.out) / stem}.png; "
-                             f"pass them in separate runs with different --out folders")
-        outputs[stem] = path
+    if videos:
+        require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
+    for kind in (images, videos):  # an image's outputs and a video's never share a name
+        outputs = {}
+        for path, stem in kind:
+            if stem in outputs and outputs[stem] != path:
+                raise ValueError(f"{outputs[stem]} and {path} would both be written to {Path(args.out) / stem}; "
+                                 f"pass them in separate runs with different --out folders")
+            outputs[stem] = path
 
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
     else:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, optimize=not args.no_optimize,
-                                              nmf_seed=args.nmf_seed)
+                                              nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = _test_config(args, segmenter.test_config)
     out_dir = Path(args.out)
-    palette = segmenter.palette
     c = segmenter.test_config
-    print(f"{len(images)} image(s) -> {out_dir}/  ({segmenter.num_classes} classes, {c.mode}, img_scale={c.img_scale}"
-          f"{', multi-scale' if len(c.scales) > 1 else ''}{', flip' if c.flip else ''})", file=sys.stderr)
+    counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
+    precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
+    print(f"{counts} -> {out_dir}/  ({segmenter.num_classes} classes, {c.mode}, img_scale={c.img_scale}"
+          f"{', multi-scale' if len(c.scales) > 1 else ''}{', flip' if c.flip else ''}, {segmenter.device}"
+          f"{precision})", file=sys.stderr)
+    if amp_setting(args) and segmenter.autocast_dtype is None:
+        print("segnext predict: note: --amp has no effect on the CPU (float32 is the fast path there)",
+              file=sys.stderr)
 
-    failures = []
-    progress = tqdm(images, unit="img", disable=args.no_progress or len(images) < 2, file=sys.stderr)
-    for path, stem in progress:
-        progress.set_postfix_str(path.name[-40:], refresh=False)
-        try:
-            rgb = to_rgb_array(path)
-            if args.probs:
-                labels, probabilities = segmenter.predict_with_proba(rgb)
-            else:
-                labels = segmenter.predict(rgb)
-            target = out_dir / stem
-            write_label(target.with_suffix(".png"), labels, palette)
-            if args.overlay:
-                write_image(target.parent / f"{target.name}_overlay.jpg",
-                            overlay(rgb, labels, palette, args.alpha, ignore_index=None), quality=90)
-            if args.probs:
-                write_array(target.parent / f"{target.name}_probs.npy", probabilities.astype(np.float16))
-        except DiskFullError:
-            raise  # every later image would fail the same way: stop, naming the file and the space it needed
-        except (OSError, ValueError, RuntimeError) as error:  # DataError is a ValueError
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            if str(path) not in message:
-                message = f"{path}: {message}"
-            failures.append(message)
-            tqdm.write(f"segnext predict: error: {message}", file=sys.stderr)
-    done = len(images) - len(failures)
+    failures = _predict_images(args, segmenter, images, out_dir) if images else []
+    for path, stem in videos:
+        failures += _predict_video(args, segmenter, path, stem, out_dir)
+    done = len(inputs) - len(failures)
     print(f"wrote {done} prediction(s) to {out_dir}/", file=sys.stderr)
     if failures or missing:
         print(f"segnext predict: {len(failures) + len(missing)} input(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _report(failures: List[str], message: str) -> None:
+    from tqdm import tqdm
+
+    failures.append(message)
+    tqdm.write(f"segnext predict: error: {message}", file=sys.stderr)
+
+
+def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: Path) -> List[str]:
+    """Predict and save the images; the messages of those that failed."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from ..inference.streaming import predict_files
+    from ..utils import DiskFullError
+
+    workers = default_workers(len(images), segmenter.device.type) if args.workers is None else args.workers
+    failures: List[str] = []
+    progress = tqdm(total=len(images), unit="img", disable=args.no_progress or len(images) < 2, file=sys.stderr)
+    results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,
+                            with_probabilities=args.probs, keep_images=args.overlay)
+    with ThreadPoolExecutor(max_workers=1) as saver:  # saving overlaps the model's next batch
+        pending: deque = deque()
+
+        def collect(limit: int) -> None:
+            """Report the saves that are done, and wait for the oldest while more than `limit` are pending."""
+            while pending and (len(pending) > limit or pending[0][1].done()):
+                path, saved = pending.popleft()
+                try:
+                    saved.result()
+                except DiskFullError:
+                    raise  # every later image would fail the same way: stop, naming the file and the space needed
+                except (OSError, ValueError) as error:
+                    _report(failures, f"{path}: {str(error).strip() or type(error).__name__}")
+
+        for result in results:
+            path, stem = images[result.index]
+            progress.set_postfix_str(path.name[-40:], refresh=False)
+            progress.update(1)
+            if result.error:
+                _report(failures, result.error)
+                continue
+            pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args)))
+            collect(limit=2 * args.batch_size)  # bound the results held in memory
+        collect(limit=0)
+    progress.close()
+    return failures
+
+
+def _save(result, target: Path, palette, args) -> None:
+    """OUT/<stem>.png, and the overlay and probabilities when asked for; each written atomically."""
+    import numpy as np
+
+    from ..data import overlay, write_image, write_label
+
+    write_label(target.with_suffix(".png"), result.labels, palette)
+    if args.overlay:
+        write_image(target.parent / f"{target.name}_overlay.jpg",
+                    overlay(result.image, result.labels, palette, args.alpha, ignore_index=None), quality=90)
+    if args.probs:
+        write_array(target.parent / f"{target.name}_probs.npy", result.probabilities.astype(np.float16))
+
+
+def write_array(path: Path, array) -> None:
+    """np.save, atomically (a file object: np.save given a path would add .npy to the temporary name)."""
+    import numpy as np
+
+    from ..utils import atomic_write
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as file:
+            np.save(file, array)
+
+    atomic_write(path, write, size=array.nbytes + 128)  # + the .npy header
+
+
+def _predict_video(args, segmenter, path: Path, stem: Path, out_dir: Path) -> List[str]:
+    """Predict one video; its failure message, if it failed."""
+    from tqdm import tqdm
+
+    from ..inference.video import predict_video
+
+    try:
+        outputs = predict_video(segmenter, path, out_dir, name=stem, batch_size=args.batch_size, alpha=args.alpha,
+                                probabilities=args.probs, progress=not args.no_progress)
+    except (OSError, ValueError, RuntimeError) as error:
+        failures: List[str] = []
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        _report(failures, message if str(path) in message else f"{path}: {message}")
+        return failures
+    tqdm.write(f"{path}: {outputs.frames} frames -> {outputs.overlay}, {outputs.labels}/", file=sys.stderr)
+    return []

@@ -83,7 +83,11 @@ def pil_to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:
 
 def read_label(path: PathLike) -> np.ndarray:
     """The label map at `path` as a uint8 array of shape (H, W) holding the stored indices."""
-    image = _open(path)
+    return pil_to_label(_open(path), name=str(path))
+
+
+def pil_to_label(image: Image.Image, name: str = "label") -> np.ndarray:
+    """A label map already opened with Pillow, by the rules of `read_label`; `name` goes into errors."""
     mode = image.mode
     if mode in ("P", "L"):
         return np.asarray(image)
@@ -92,17 +96,17 @@ def read_label(path: PathLike) -> np.ndarray:
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         values = np.asarray(image)
         if values.size and (values.max() > 255 or values.min() < 0):
-            raise DataError(f"{path}: 16-bit label map holds values up to {int(values.max())}; "
+            raise DataError(f"{name}: 16-bit label map holds values up to {int(values.max())}; "
                             f"labels must be 0..255 (class ids and 255 = ignore)")
         return values.astype(np.uint8)
     if mode in ("RGB", "RGBA"):
         values = np.asarray(image)[:, :, :3]
         if np.array_equal(values[:, :, 0], values[:, :, 1]) and np.array_equal(values[:, :, 0], values[:, :, 2]):
             return np.ascontiguousarray(values[:, :, 0])  # gray stored as RGB: the values are the ids
-        raise DataError(f"{path}: colour (RGB) label map; labels must hold class indices "
+        raise DataError(f"{name}: colour (RGB) label map; labels must hold class indices "
                         f"(single channel or palettised PNG). Convert colour masks first, e.g. "
                         f"`segnext data prepare isaid SRC DST`")
-    raise DataError(f"{path}: label map of image mode {mode!r}; expected a single-channel or palettised PNG")
+    raise DataError(f"{name}: label map of image mode {mode!r}; expected a single-channel or palettised PNG")
 
 
 def write_label(path: PathLike, label: np.ndarray, palette=None) -> None:

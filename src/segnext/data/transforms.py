@@ -57,6 +57,19 @@ def normalize(image: np.ndarray, mean, std) -> np.ndarray:
     return np.ascontiguousarray(normalized.transpose(2, 0, 1))
 
 
+def normalize_and_pad(image: np.ndarray, label: np.ndarray, crop_size: Tuple[int, int], mean, std,
+                      ignore_index: int = IGNORE_INDEX) -> dict:
+    """The pipeline's last step: dict(image=float32 (3, h, w) normalised, zero-padded at the bottom and
+    right to at least crop_size; label=int64 (h, w) padded with ignore_index)."""
+    crop_h, crop_w = crop_size
+    height, width = label.shape
+    padded_image = np.zeros((3, max(crop_h, height), max(crop_w, width)), dtype=np.float32)
+    padded_image[:, :height, :width] = normalize(image, mean, std)
+    padded_label = np.full(padded_image.shape[1:], ignore_index, dtype=np.int64)
+    padded_label[:height, :width] = label
+    return dict(image=torch.from_numpy(padded_image), label=torch.from_numpy(padded_label))
+
+
 class TrainTransform:
     """The SegNeXt training pipeline; `transform(sample, rng)` -> dict(image, label) tensors.
 
@@ -143,13 +156,7 @@ class TrainTransform:
         return image, label
 
     def normalize_and_pad(self, image: np.ndarray, label: np.ndarray) -> dict:
-        crop_h, crop_w = self.crop_size
-        height, width = label.shape
-        padded_image = np.zeros((3, max(crop_h, height), max(crop_w, width)), dtype=np.float32)
-        padded_image[:, :height, :width] = normalize(image, self.mean, self.std)
-        padded_label = np.full(padded_image.shape[1:], self.ignore_index, dtype=np.int64)
-        padded_label[:height, :width] = label
-        return dict(image=torch.from_numpy(padded_image), label=torch.from_numpy(padded_label))
+        return normalize_and_pad(image, label, self.crop_size, self.mean, self.std, self.ignore_index)
 
     def __repr__(self) -> str:
         return (f"TrainTransform(crop_size={self.crop_size}, img_scale={self.img_scale}, "

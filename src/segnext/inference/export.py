@@ -30,7 +30,7 @@ import torch
 from ..models.segnext import SegNeXt
 from ..utils import require
 from .optimize import OptimizedSegNeXt
-from .settings import default_test_config
+from .settings import test_config_for
 
 DEFAULT_OPSET = 17
 
@@ -41,7 +41,7 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
 
     height, width, batch_size: the example input traced (with dynamic=False, the only input size).
     test_config: a `segnext.TestConfig` stored in the metadata for `segnext predict --onnx`
-        (default: the official settings of the model's dataset).
+        (default: the model's saved settings, else the official ones of its dataset).
     check: run onnx's checker on the written file (needs the onnx package).
     """
     require("onnx", "onnx", "ONNX export")
@@ -68,7 +68,7 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
                           output_names=["logits"], dynamic_axes=dynamic_axes, opset_version=opset,
                           do_constant_folding=True, dynamo=False)
 
-    test_config = test_config or default_test_config(config.num_classes, config.class_names)
+    test_config = test_config or test_config_for(exported)
     metadata = {
         "segnext_format": "segnext-onnx/1",
         "variant": config.variant,

@@ -91,6 +91,10 @@ class OptimizedSegNeXt(nn.Module):
         """Logits at stride 8 (channels-last in memory when channels_last)."""
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
+            if images.shape[0] == 1 and images.stride(0) != images[0].numel():
+                # channels-last by PyTorch's rule (a size-1 dimension's stride is free), e.g. a
+                # permuted HWC image, but oneDNN takes a much slower path on it: standard strides
+                images = images.clone(memory_format=torch.channels_last)
         use_fused = (self.fused is not None and images.device.type == "cpu" and images.dtype == torch.float32
                      and not _standard_ops_required())
         if not use_fused:

@@ -75,7 +75,11 @@ def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], rat
 
 
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
-    """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W)."""
+    """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W), channels-last in memory (the pixels'
+    own order, and the layout `optimize_for_inference` runs in)."""
     x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float()
     x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
-    return x.unsqueeze(0)
+    # The permuted view has a batch stride of 3 once unsqueezed: PyTorch calls that channels-last
+    # (a stride of a size-1 dimension is free), but oneDNN's convolutions take a much slower path
+    # on it (BENCHMARKS.md). Standard channels-last strides; a batch of these concatenates to the same.
+    return x.unsqueeze(0).clone(memory_format=torch.channels_last)

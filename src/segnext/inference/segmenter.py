@@ -6,16 +6,21 @@
 
 `predict` accepts a file path, a PIL image or a NumPy array and returns the labels at that image's
 size, by the official test procedure (`segnext.inference.segment`), with the settings the
-checkpoint was evaluated with or else the official ones of its dataset (`settings`). By default
+model was saved with (its model folder, or the training checkpoint's evaluation section) or else
+the official ones of its dataset (`settings.test_config_for`). By default
 the model runs through `optimize_for_inference` and the labels are computed memory-efficiently;
 both give the reference results (to float rounding).
+
+A list of images gives a list of results, computed several images per forward pass
+(`segnext.inference.batching`: images are grouped by their resized size, each gets the result it
+gets alone). `amp=True` runs the model in bfloat16/float16 on a GPU (`segnext.inference.precision`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,10 +28,12 @@ import torch
 from ..data.palette import colorize, default_palette, overlay
 from ..models import DEFAULT_NMF_SEED, create_model
 from ..utils import require, resolve_device
+from .batching import PreparedImage, batches_by_size, prepare, segment_group, segment_group_scores
 from .optimize import optimize_for_inference
+from .precision import Amp, AutocastModel, autocast_dtype
 from .preprocess import ImageInput, to_rgb_array
 from .segment import segment, segment_logits
-from .settings import TestConfig, default_test_config, test_config_from_checkpoint
+from .settings import TestConfig, default_test_config, test_config_for
 
 
 class OnnxModel:
@@ -55,6 +62,7 @@ class OnnxModel:
         self.input_name = self.session.get_inputs()[0].name
         shape = self.session.get_inputs()[0].shape
         self.fixed_size = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
     def parameters(self):
         yield torch.empty(0)  # inputs live on the CPU
@@ -64,6 +72,8 @@ class OnnxModel:
             raise ValueError(f"this ONNX model was exported for {self.fixed_size[0]}x{self.fixed_size[1]} inputs "
                              f"but got {images.shape[2]}x{images.shape[3]}; export with dynamic sizes "
                              f"(the default) or use slide inference with that window")
+        if self.fixed_batch == 1 and images.shape[0] > 1:  # exported for one image at a time (--static)
+            return torch.cat([self(images[index:index + 1]) for index in range(images.shape[0])])
         outputs = self.session.run(None, {self.input_name: images.detach().cpu().numpy()})
         return torch.from_numpy(outputs[0])
 
@@ -73,16 +83,20 @@ class Segmenter:
 
     Args:
         model: a SegNeXt (optimized or not) or an `OnnxModel`.
-        test_config: how to segment (default: the official settings of the model's dataset).
+        test_config: how to segment (default: the model's saved settings, else the official ones of
+            its dataset).
         class_names, palette: class metadata (default: the model's, else generic names and
             `segnext.data.default_palette`).
         device: where images go (default: the model's device).
         memory_efficient: compute labels without full-resolution class scores (exact; see
             `segnext.inference.segment`).
+        amp: run the model in reduced precision on a GPU: True (bfloat16 where supported, else
+            float16), "bf16" or "fp16"; the NMF and everything after the logits stay float32. A
+            no-op on the CPU (see `segnext.inference.precision`).
     """
 
     def __init__(self, model, test_config: Optional[TestConfig] = None, *, class_names=None, palette=None,
-                 device=None, memory_efficient: bool = True):
+                 device=None, memory_efficient: bool = True, amp: Amp = False):
         self.model = model
         self.num_classes = int(model.num_classes)
         config = getattr(model, "config", None)
@@ -90,23 +104,50 @@ class Segmenter:
         self.class_names = list(names or [f"class_{i}" for i in range(self.num_classes)])
         colours = palette or getattr(config, "palette", None) or getattr(model, "palette", None)
         self.palette = [list(c) for c in (colours or default_palette(self.num_classes))]
-        self.test_config = test_config or default_test_config(self.num_classes, names)
+        if test_config is None:  # the model's saved settings, else its dataset's (the classes given here count)
+            saved = getattr(config, "test_settings", None)
+            test_config = test_config_for(model) if saved else default_test_config(self.num_classes, names)
+        self.test_config = test_config
         self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
         self.memory_efficient = memory_efficient
+        self.amp = amp
+
+    @property
+    def amp(self) -> Amp:
+        return self._amp
+
+    @amp.setter
+    def amp(self, value: Amp) -> None:
+        dtype = autocast_dtype(self.device, value)  # an unusable setting fails here, not at the first image
+        if dtype is not None and not hasattr(self.model, "forward_logits"):
+            raise ValueError(f"amp applies to PyTorch SegNeXt models, not to {type(self.model).__name__}")
+        self._amp = value
+
+    @property
+    def autocast_dtype(self) -> Optional[torch.dtype]:
+        """The reduced precision the model runs in (None: float32), from `amp` and the device."""
+        return autocast_dtype(self.device, self._amp)
+
+    @property
+    def inference_model(self):
+        """The model as it runs: under autocast when `amp` is in effect."""
+        dtype = self.autocast_dtype
+        return self.model if dtype is None else AutocastModel(self.model, self.device.type, dtype)
 
     @classmethod
     def from_checkpoint(cls, checkpoint, *, device="auto", optimize: bool = True,
                         test_config: Optional[TestConfig] = None, nmf_seed: Optional[int] = DEFAULT_NMF_SEED,
-                        **model_kwargs) -> Segmenter:
-        """Load any checkpoint `create_model` reads; its saved evaluation settings (or its dataset's
-        official ones) become the test settings unless `test_config` is given. device: "auto" (CUDA,
-        then MPS, then the CPU) or a device name. nmf_seed: as in `create_model` (None: the official
-        random bases at every forward)."""
+                        amp: Amp = False, **model_kwargs) -> Segmenter:
+        """Load any checkpoint `create_model` reads; its saved test settings (or its dataset's
+        official ones) are used unless `test_config` is given. device: "auto" (CUDA, then MPS,
+        then the CPU) or a device name. nmf_seed: as in `create_model` (None: the official random
+        bases at every forward). amp: as in `Segmenter`."""
         device = resolve_device(device)
+        autocast_dtype(device, amp)  # an unusable amp setting fails before the model is loaded
         model = create_model(checkpoint=checkpoint, nmf_seed=nmf_seed, **model_kwargs).eval().to(device)
         if optimize:
             model = optimize_for_inference(model)
-        return cls(model, test_config or test_config_from_checkpoint(checkpoint), device=device)
+        return cls(model, test_config, device=device, amp=amp)
 
     @classmethod
     def from_onnx(cls, path, *, test_config: Optional[TestConfig] = None, threads: Optional[int] = None) -> Segmenter:
@@ -118,22 +159,67 @@ class Segmenter:
                 test_config = None
         return cls(model, test_config, class_names=model.class_names, palette=model.palette, device="cpu")
 
-    def predict(self, image: ImageInput) -> np.ndarray:
-        """Class ids (H, W) at the image's size: uint8 for up to 256 classes, else int32."""
+    def predict(self, image: Union[ImageInput, Sequence[ImageInput]], *,
+                batch_size: int = 8) -> Union[np.ndarray, List[np.ndarray]]:
+        """Class ids (H, W) at the image's size: uint8 for up to 256 classes, else int32.
+
+        A list (or tuple) of images gives the list of their label maps, computed up to
+        `batch_size` images of one resized size per forward pass (each the same as alone)."""
+        if _is_many(image):
+            return [labels for labels, _ in self._predict_many(image, batch_size, with_probabilities=False)]
         rgb = to_rgb_array(image)
-        labels = segment(self.model, rgb, self.test_config, self.device, memory_efficient=self.memory_efficient)
+        labels = segment(self.inference_model, rgb, self.test_config, self.device,
+                         memory_efficient=self.memory_efficient)
         return labels.cpu().numpy().astype(self._label_dtype)
 
-    def predict_proba(self, image: ImageInput) -> np.ndarray:
+    def predict_proba(self, image: Union[ImageInput, Sequence[ImageInput]], *,
+                      batch_size: int = 8) -> Union[np.ndarray, List[np.ndarray]]:
         """Class probabilities (num_classes, H, W) float32 at the image's size (softmax of the
-        logits; for multi-scale + flip the averaged probabilities, as the official test)."""
+        logits; for multi-scale + flip the averaged probabilities, as the official test). A list of
+        images gives a list."""
+        if _is_many(image):
+            return [probabilities for _, probabilities in self.predict_with_proba(image, batch_size=batch_size)]
         return self.predict_with_proba(image)[1]
 
-    def predict_with_proba(self, image: ImageInput) -> Tuple[np.ndarray, np.ndarray]:
+    def predict_with_proba(self, image: Union[ImageInput, Sequence[ImageInput]], *, batch_size: int = 8):
         """(labels, probabilities) from one pass: the labels are the argmax of the probabilities (with
-        an optimized model, `predict`'s label-only path can differ from them at float-rounding ties)."""
+        an optimized model, `predict`'s label-only path can differ from them at float-rounding ties).
+        A list of images gives a list of pairs."""
+        if _is_many(image):
+            return list(self._predict_many(image, batch_size, with_probabilities=True))
         rgb = to_rgb_array(image)
-        scores = segment_logits(self.model, rgb, self.test_config, self.device, memory_efficient=self.memory_efficient)
+        scores = segment_logits(self.inference_model, rgb, self.test_config, self.device,
+                                memory_efficient=self.memory_efficient)
+        return self._labels_and_probabilities(scores)
+
+    def prepare(self, image: ImageInput, *, keep_image: bool = False) -> PreparedImage:
+        """The model-free part of a prediction (read, resize for the test scales), for `predict_group`."""
+        return prepare(image, self.test_config, keep_image=keep_image)
+
+    def predict_group(self, group: Sequence[PreparedImage], *, with_probabilities: bool = False) -> list:
+        """Predict prepared images of one resized size (one `group_key`; see
+        `segnext.inference.batching.batches_by_size`) in shared forward passes: a list of label
+        maps, or of (labels, probabilities) pairs with `with_probabilities`, each as `predict` /
+        `predict_with_proba` give for that image alone."""
+        model = self.inference_model
+        if with_probabilities:
+            scores = segment_group_scores(model, group, self.test_config, self.device,
+                                          memory_efficient=self.memory_efficient)
+            return [self._labels_and_probabilities(one) for one in scores]
+        labels = segment_group(model, group, self.test_config, self.device, memory_efficient=self.memory_efficient)
+        return [one.cpu().numpy().astype(self._label_dtype) for one in labels]
+
+    def _predict_many(self, images: Sequence[ImageInput], batch_size: int, with_probabilities: bool):
+        """[(labels, probabilities or None)] in the order of `images`."""
+        results: list = [None] * len(images)
+        prepared = ((index, self.prepare(image)) for index, image in enumerate(images))
+        for batch in batches_by_size(prepared, batch_size):
+            outputs = self.predict_group([image for _, image in batch], with_probabilities=with_probabilities)
+            for (index, _), output in zip(batch, outputs):
+                results[index] = output if with_probabilities else (output, None)
+        return results
+
+    def _labels_and_probabilities(self, scores: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
         labels = scores.argmax(0).cpu().numpy().astype(self._label_dtype)
         probabilities = scores.softmax(0) if self.test_config.single_scale else scores
         return labels, probabilities.float().cpu().numpy()
@@ -155,5 +241,11 @@ class Segmenter:
 
     def __repr__(self) -> str:
         c = self.test_config
+        amp = f", amp={self.amp!r}" if self.amp else ""
         return (f"Segmenter({type(self.model).__name__}, {self.num_classes} classes, mode={c.mode}, "
-                f"img_scale={c.img_scale}, scales={c.scales}, flip={c.flip}, device={self.device})")
+                f"img_scale={c.img_scale}, scales={c.scales}, flip={c.flip}, device={self.device}{amp})")
+
+
+def _is_many(images) -> bool:
+    """A list or tuple of images (a single image is a path, a PIL image or an array)."""
+    return isinstance(images, (list, tuple))

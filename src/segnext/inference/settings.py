@@ -1,17 +1,16 @@
 """Test-time settings: the one object that says how an image is segmented, and where it comes from.
 
 `TestConfig` is used by evaluation, prediction, export and the training config's `evaluation`
-section alike. Its defaults for a model come, in order, from the model's own saved settings (a
-training checkpoint's `evaluation` section), else from the official test settings of the dataset
-its classes belong to (`OFFICIAL_TEST_CONFIGS`, the official SegNeXt configs and MMSegmentation's
-standard ones), else ADE20K's.
+section alike. The settings of a model (`test_config_for`) come, in order, from the model itself
+(`model.config.test_settings`: saved in its model folder, or read from the `evaluation` section of
+a training checkpoint), else from the official test settings of the dataset its classes belong to
+(`OFFICIAL_TEST_CONFIGS`, the official SegNeXt configs and MMSegmentation's standard ones), else
+ADE20K's.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
@@ -116,29 +115,19 @@ def default_test_config(num_classes: int, class_names: Optional[Sequence[str]] =
     return OFFICIAL_TEST_CONFIGS.get(dataset_of(num_classes, class_names), TestConfig())
 
 
-def test_config_from_checkpoint(path) -> Optional[TestConfig]:
-    """The test settings saved with a segnext training checkpoint or model folder (None if none)."""
-    import torch
-
-    path = Path(path)
-    try:
-        if path.is_dir():
-            data = json.loads((path / "config.json").read_text())
-        else:
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # not ours to judge here: create_model reports unreadable checkpoints
-        return None
-    run_config = data.get("config") if isinstance(data, dict) else None
-    evaluation = run_config.get("evaluation") if isinstance(run_config, dict) else None
-    if not isinstance(evaluation, dict):
-        return None
-    try:
-        return TestConfig.from_dict(evaluation)
-    except (TypeError, ValueError):
-        return None
-
-
-test_config_from_checkpoint.__test__ = False  # not a pytest test either
+def test_config_for(model) -> TestConfig:
+    """How `model` is tested: its own saved settings (`model.config.test_settings`), else the
+    official settings of its dataset."""
+    config = getattr(model, "config", None)
+    saved = getattr(config, "test_settings", None)
+    if saved:
+        try:
+            return TestConfig.from_dict(saved)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the model's saved test settings {saved} are invalid ({error}); fix test_settings in "
+                             f"its config.json or pass the settings explicitly") from None
+    num_classes = int(getattr(model, "num_classes", 0) or getattr(config, "num_classes", 0))
+    return default_test_config(num_classes, getattr(config, "class_names", None) or getattr(model, "class_names", None))
 
 
 def override_test_config(config: TestConfig, *, mode: Optional[str] = None, img_scale=Ellipsis,

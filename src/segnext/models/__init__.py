@@ -1,10 +1,15 @@
 """SegNeXt model components: MSCAN encoder, LightHamHead decoder with NMF, the segmentor, its
-weights (official and project formats) and `create_model`."""
+weights (official, JSeg and project formats; published weights by name; the Hugging Face Hub) and
+`create_model`."""
 
 from .configuration import VARIANTS, SegNeXtConfig, list_models
+from .download import DownloadError
 from .factory import DEFAULT_NMF_SEED, create_model
+from .loading import LoadReport
+from .pretrained import PRETRAINED, list_pretrained
 from .segnext import SegNeXt, segmentation_loss
 from .weights import CheckpointError, read_checkpoint, save_model
 
-__all__ = ["VARIANTS", "SegNeXtConfig", "list_models", "create_model", "DEFAULT_NMF_SEED", "SegNeXt",
-           "segmentation_loss", "CheckpointError", "read_checkpoint", "save_model"]
+__all__ = ["VARIANTS", "SegNeXtConfig", "list_models", "DownloadError", "create_model", "DEFAULT_NMF_SEED",
+           "LoadReport", "PRETRAINED", "list_pretrained", "SegNeXt", "segmentation_loss", "CheckpointError",
+           "read_checkpoint", "save_model"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..utils import did_you_mean
 
@@ -37,6 +37,10 @@ class SegNeXtConfig:
         dropout_ratio: Dropout2d before the classifier (0.1).
         class_names: names of the classes, carried with the weights (None when unknown).
         palette: one [r, g, b] per class for colour maps (None when unknown).
+        test_settings: how the model is tested, as plain data: the fields of
+            `segnext.TestConfig` (normalisation mean/std of RGB pixels, resize scale, whole or
+            slide, window and stride, scales, flip). Set by training and by `segnext convert`;
+            None when unknown (then the official settings of the model's dataset apply).
     """
 
     variant: str
@@ -57,6 +61,7 @@ class SegNeXtConfig:
     dropout_ratio: float = 0.1
     class_names: Optional[List[str]] = None
     palette: Optional[List[List[int]]] = None
+    test_settings: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

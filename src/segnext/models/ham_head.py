@@ -94,6 +94,13 @@ class LightHamHead(nn.Module):
         nn.init.normal_(self.conv_seg.weight, 0, 0.01)
         nn.init.zeros_(self.conv_seg.bias)
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new classifier for `num_classes` classes, initialised as the official one (N(0, 0.01), zero bias)."""
+        old = self.conv_seg.weight
+        self.conv_seg = nn.utils.skip_init(nn.Conv2d, old.shape[1], num_classes, 1, device=old.device, dtype=old.dtype)
+        nn.init.normal_(self.conv_seg.weight, 0, 0.01)
+        nn.init.zeros_(self.conv_seg.bias)
+
     def concat_stages(self, features: List[torch.Tensor]) -> torch.Tensor:
         """Stage 2 and stages 3, 4 resized to its size, concatenated (the squeeze conv's input)."""
         size = features[0].shape[2:]

@@ -9,13 +9,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..constants import IGNORE_INDEX
+from ..constants import DEFAULT_NMF_SEED, IGNORE_INDEX
 from ..ops.banded_loss import banded_cross_entropy
 from .configuration import SegNeXtConfig
 from .ham_head import LightHamHead
+from .hub import push_model_folder, resolve_model_folder
+from .loading import build_from_checkpoint
 from .mscan import MSCAN
 from .nmf import NMF2D
-from .weights import save_model
+from .weights import read_checkpoint, save_model
 
 
 class SegNeXt(nn.Module):
@@ -82,9 +84,38 @@ class SegNeXt(nn.Module):
                                "trained; train the model that create_model returns")
         return super().train(mode)
 
-    def save_pretrained(self, directory) -> None:
-        """Write the project's format: `config.json` + `model.safetensors` (see `segnext.save_model`)."""
-        save_model(self, directory)
+    def reset_classifier(self, num_classes: int, class_names: Optional[Sequence[str]] = None,
+                         palette: Optional[Sequence[Sequence[int]]] = None) -> SegNeXt:
+        """Replace the classifier (`decode_head.conv_seg`) by a new one for `num_classes` classes,
+        initialised as the official one; everything else is kept (timm's `reset_classifier`)."""
+        self.decode_head.reset_classifier(num_classes)
+        self.config.num_classes = num_classes
+        self.config.class_names = list(class_names) if class_names else None
+        self.config.palette = [list(c) for c in palette] if palette else None
+        return self
+
+    def save_pretrained(self, directory, **card) -> None:
+        """Write the model folder (`config.json`, `model.safetensors`, `README.md`; see `segnext.save_model`,
+        whose `source` and `metrics` describe the weights in the card)."""
+        save_model(self, directory, **card)
+
+    @classmethod
+    def from_pretrained(cls, folder_or_hub_id, *, revision: Optional[str] = None, num_classes: Optional[int] = None,
+                        ignore_mismatched_sizes: bool = False, nmf_seed: Optional[int] = DEFAULT_NMF_SEED,
+                        **overrides) -> SegNeXt:
+        """A model folder (or any checkpoint file `segnext.create_model` reads), or the Hugging Face Hub
+        repository `owner/name` holding one (`pip install 'segnext[hub]'`; `revision`: a branch, tag or
+        commit). num_classes / ignore_mismatched_sizes: as in `create_model`, for fine-tuning."""
+        checkpoint = read_checkpoint(resolve_model_folder(folder_or_hub_id, revision))
+        model, report = build_from_checkpoint(cls, checkpoint, num_classes=num_classes, nmf_seed=nmf_seed,
+                                              ignore_mismatched_sizes=ignore_mismatched_sizes, **overrides)
+        report.warn()
+        return model
+
+    def push_to_hub(self, repo_id: str, **options) -> str:
+        """Upload the model folder to the Hugging Face Hub repository `repo_id` (created if needed);
+        options: private, token, commit_message, source, metrics. Returns the commit's URL."""
+        return push_model_folder(self, repo_id, **options)
 
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,

@@ -2,13 +2,18 @@
 
 Formats read (all through `read_checkpoint`):
 - the authors' MMSegmentation 0.x files: `{'meta': {CLASSES, PALETTE, ...}, 'state_dict': {backbone.*, decode_head.*}}`;
-- MMSegmentation 1.x re-publications: the same with `mlp.dwconv.*` instead of `mlp.dwconv.dwconv.*`;
+- MMSegmentation 1.x re-publications: the same with `mlp.dwconv.*` instead of `mlp.dwconv.dwconv.*`,
+  and MMEngine's training-log metadata (`message_hub`) next to the weights;
 - ImageNet MSCAN backbones (`mscan_t.pth`): un-prefixed backbone keys plus a `head.*` classifier;
-- the project's own format: a directory holding `config.json` and `model.safetensors`;
+- JSeg (Jittor) `.pkl` checkpoints (`segnext.models.jseg`);
+- segnext training checkpoints (`iter_*.pt`, `best.pt`), with the run's test settings;
+- the project's own format, a model folder: `config.json` (architecture, classes, palette, test
+  settings), `model.safetensors` and a `README.md` model card (`save_model`);
 - any of the above stored in fp16 (cast to fp32 on load) or wrapped by DataParallel (`module.`).
 
-Pickled files are opened with `torch.load(weights_only=True)` only: a file that would run code is
-refused before anything in it runs.
+Pickled files are opened with `torch.load(weights_only=True)` only, `.pkl` files with an unpickler
+that admits only arrays and plain containers: a file that would run code is refused before
+anything in it runs.
 """
 
 from __future__ import annotations
@@ -18,18 +23,23 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ..utils import atomic_write
+from ..utils import atomic_write, json_safe
+from .card import CARD_FILE, model_card
 from .configuration import VARIANTS
+from .jseg import JSegFileError, jseg_tensors, read_jseg
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_NAME = "segnext"
 FORMAT_VERSION = 1
+TRAINING_FORMAT = "segnext-train"  # the "format" entry of segnext training checkpoints
+INPUT_DESCRIPTION = ("images: RGB, pixel values 0..255 normalised as (pixel - mean) / std with config.test_settings' "
+                     "mean and std; output: logits (num_classes, H, W)")
 
 
 class CheckpointError(ValueError):
@@ -44,15 +54,44 @@ class Checkpoint:
     config: Optional[dict] = None  # the project's config.json "config" entry
     class_names: Optional[List[str]] = None
     palette: Optional[List[List[int]]] = None
+    test_settings: Optional[dict] = None  # how it was tested (a training checkpoint's evaluation section)
     notes: List[str] = field(default_factory=list)  # what was changed while reading, for summaries
 
 
 _CODE_SIGNS = ("GLOBAL", "Can only create new object", "Can only build", "call reduce")
 
+# Classes that MMEngine (MMSegmentation 1.x) checkpoints hold beside the weights: the training log's
+# `message_hub` keeps HistoryBuffer objects of NumPy arrays. Their contents are never used here, so
+# each is unpickled as `_Ignored`, which stores the pickled state and runs nothing.
+_TOLERATED_METADATA = ("mmengine.logging.history_buffer.HistoryBuffer",)
+
+
+class _Ignored:
+    """Stands in for a metadata object of a foreign training framework."""
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _numpy_globals() -> List[Any]:
+    import numpy as np
+
+    dtypes = (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+              np.float16, np.float32, np.float64)
+    return [np.zeros(1).__reduce__()[0], np.float32(0).__reduce__()[0], np.ndarray, np.dtype,
+            *{type(np.dtype(d)) for d in dtypes}]
+
 
 def _torch_load(path: Path) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            if not _only_tolerated_metadata(path):
+                raise
+            stand_ins = [(_Ignored, name) for name in _TOLERATED_METADATA]
+            with torch.serialization.safe_globals(stand_ins + _numpy_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
         # Only these WeightsUnpickler errors mean "the pickle names code to run"; others (e.g.
@@ -83,6 +122,18 @@ def _torch_load(path: Path) -> object:
         ) from None
 
 
+def _only_tolerated_metadata(path: Path) -> bool:
+    """Whether the only globals that torch.load refused are MMEngine metadata and NumPy arrays."""
+    try:
+        refused = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint, or unreadable: let the first error speak
+        return False
+    numpy_names = {"numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray",
+                   "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar"}
+    return bool(refused) and all(name in _TOLERATED_METADATA or name in numpy_names
+                                 or name.startswith("numpy.dtypes.") for name in refused)
+
+
 def _read_project_dir(directory: Path) -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -97,7 +148,7 @@ def _read_project_dir(directory: Path) -> Checkpoint:
     for needed in (config_path, weights_path):
         if not needed.is_file():
             raise CheckpointError(
-                f"{directory} is not a segnext checkpoint directory: {needed.name} is missing "
+                f"{directory} is not a segnext model folder: {needed.name} is missing "
                 f"(expected {CONFIG_FILE} and {WEIGHTS_FILE}, as written by segnext.save_model)."
             )
     try:
@@ -111,8 +162,8 @@ def _read_project_dir(directory: Path) -> Checkpoint:
     except (SafetensorError, OSError, RuntimeError) as error:
         raise CheckpointError(f"Cannot read {weights_path}: {error}. The file is truncated or corrupt.") from None
     config = meta["config"]
-    return Checkpoint(state_dict, "project", str(directory), config=config,
-                      class_names=config.get("class_names"), palette=config.get("palette"))
+    return Checkpoint(state_dict, "project", str(directory), config=config, class_names=config.get("class_names"),
+                      palette=config.get("palette"), test_settings=config.get("test_settings"))
 
 
 def _unwrap(obj: object, path: Path) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -149,6 +200,25 @@ def _normalise_keys(state_dict: Dict[str, torch.Tensor], notes: List[str]) -> Di
     return out
 
 
+def _read_pickle(path: Path) -> Tuple[Dict[str, torch.Tensor], dict, Optional[dict]]:
+    """(tensors, meta, test settings) of a .pth/.pt file or a JSeg .pkl file."""
+    if path.suffix == ".pkl":
+        try:
+            contents = read_jseg(path)
+            tensors = jseg_tensors(contents, path)
+        except JSegFileError as error:
+            raise CheckpointError(str(error)) from None
+        meta = contents.get("meta") if isinstance(contents, dict) and isinstance(contents.get("meta"), dict) else {}
+        return tensors, meta, None
+    obj = _torch_load(path)
+    tensors, meta = _unwrap(obj, path)
+    test_settings = None
+    if isinstance(obj, dict) and obj.get("format") == TRAINING_FORMAT:
+        evaluation = (obj.get("config") or {}).get("evaluation")
+        test_settings = dict(evaluation) if isinstance(evaluation, dict) else None
+    return tensors, meta, test_settings
+
+
 def read_checkpoint(path) -> Checkpoint:
     """Read any supported checkpoint into a state dict with the project's (= official 0.x) key names."""
     path = Path(path)
@@ -158,7 +228,7 @@ def read_checkpoint(path) -> Checkpoint:
         return _read_project_dir(path)
     if path.suffix == ".safetensors":
         return _read_project_dir(path.parent)
-    tensors, meta = _unwrap(_torch_load(path), path)
+    tensors, meta, test_settings = _read_pickle(path)
     notes: List[str] = []
     state_dict = _normalise_keys(tensors, notes)
     if any(k.startswith(("backbone.", "decode_head.")) for k in state_dict):
@@ -174,7 +244,8 @@ def read_checkpoint(path) -> Checkpoint:
     palette = meta.get("PALETTE") or dataset_meta.get("palette")
     return Checkpoint(state_dict, kind, str(path),
                       class_names=list(class_names) if class_names else None,
-                      palette=[list(map(int, c)) for c in palette] if palette else None, notes=notes)
+                      palette=[list(map(int, c)) for c in palette] if palette else None,
+                      test_settings=test_settings, notes=notes)
 
 
 def infer_architecture(state_dict: Dict[str, torch.Tensor]) -> dict:
@@ -205,58 +276,17 @@ def infer_variant(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
-def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[str] = None) -> None:
-    """Strictly copy `checkpoint` into `model` (only keys under `prefix_filter` when given).
+def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
+               metrics: Optional[Dict[str, Any]] = None) -> Path:
+    """Save `model` as a model folder: `config.json`, `model.safetensors` and a `README.md` card.
 
-    Every difference is collected first and reported together, with what to do about it.
-    """
-    expected = model.state_dict()
-    if prefix_filter:
-        expected = {k: v for k, v in expected.items() if k.startswith(prefix_filter)}
-    given = checkpoint.state_dict
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    wrong_shape = sorted(
-        f"{k}: checkpoint {tuple(given[k].shape)}, model {tuple(expected[k].shape)}"
-        for k in set(given) & set(expected) if given[k].shape != expected[k].shape
-    )
-    if missing or unexpected or wrong_shape:
-        raise CheckpointError(_mismatch_message(model, checkpoint, missing, unexpected, wrong_shape))
-    with torch.no_grad():
-        for key, target in expected.items():
-            target.copy_(given[key])
-
-
-def _mismatch_message(model, checkpoint: Checkpoint, missing, unexpected, wrong_shape) -> str:
-    lines = [f"Checkpoint {checkpoint.path} does not fit the model."]
-    config = getattr(model, "config", None)
-    arch = infer_architecture(checkpoint.state_dict)
-    if config is not None:
-        found = infer_variant(checkpoint.state_dict)
-        if arch.get("embed_dims") and (tuple(arch["embed_dims"]) != tuple(config.embed_dims)
-                                       or tuple(arch["depths"]) != tuple(config.depths)):
-            lines.append(
-                f"It holds a different variant ({found or 'unknown'}: widths {arch['embed_dims']}, depths "
-                f"{arch['depths']}) from the model ({config.variant}: widths {tuple(config.embed_dims)}, depths "
-                f"{tuple(config.depths)}). Create the model as {found or 'the matching variant'}."
-            )
-        elif "num_classes" in arch and arch["num_classes"] != config.num_classes:
-            lines.append(
-                f"It was trained for {arch['num_classes']} classes but the model has {config.num_classes}. "
-                f"Pass num_classes={arch['num_classes']}, or load only the encoder with backbone_checkpoint= "
-                f"to fine-tune on {config.num_classes} classes."
-            )
-    for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape)):
-        if keys:
-            shown = ", ".join(keys[:12]) + (f", ... ({len(keys) - 12} more)" if len(keys) > 12 else "")
-            lines.append(f"{len(keys)} {title}: {shown}")
-    return "\n".join(lines)
-
-
-def save_model(model: nn.Module, directory) -> Path:
-    """Save `model` as a directory with `config.json` and `model.safetensors`.
-
-    `segnext.create_model(checkpoint=directory)` reads it back without naming the variant.
+    config.json holds the architecture, the classes (`class_names`, `palette`, and `id2label` /
+    `label2id` as Hugging Face names them) and the test settings (`model.config.test_settings`:
+    normalisation, resize, whole/slide, flip); `segnext.create_model(checkpoint=directory)`,
+    `Segmenter.from_checkpoint` and the commands read it back without being told any of it.
+    source: where the weights came from, for the card (e.g. "trained with segnext train ...").
+    metrics: the evaluation of these weights, for the card and config.json (e.g. results.json's
+        mIoU, aAcc, mAcc with `dataset`, `split`, `num_images`).
     """
     from safetensors.torch import save_file
 
@@ -265,8 +295,21 @@ def save_model(model: nn.Module, directory) -> Path:
                          "follow the official layout. Save the model before optimize_for_inference/reparameterize.")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": model.config.to_dict()}
+    config = model.config
+    meta: Dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_dict(),
+                            "input": INPUT_DESCRIPTION}
+    if config.class_names:
+        meta["id2label"] = {str(i): name for i, name in enumerate(config.class_names)}
+        meta["label2id"] = {name: i for i, name in enumerate(config.class_names)}
+    if source:
+        meta["source"] = source
+    if metrics:
+        meta["metrics"] = metrics
+    parameters = sum(p.numel() for p in model.parameters())
+    card = model_card(config, parameters, source, metrics)
     state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state_dict, tmp, metadata={"format": FORMAT_NAME}))
-    atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    text = json.dumps(json_safe(meta), indent=2) + "\n"
+    atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(directory / CARD_FILE, lambda tmp: Path(tmp).write_text(card))
     return directory

@@ -35,8 +35,9 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped c
 class ModelSection:
     name: str = "segnext_t"
     num_classes: Optional[int] = None  # None: the dataset's number of classes
-    backbone_checkpoint: Optional[str] = None  # ImageNet MSCAN weights (mscan_t.pth ...), as the paper
-    checkpoint: Optional[str] = None  # start from full segmentation weights instead (fine-tuning)
+    pretrained: Optional[str] = None  # published weights: "imagenet" (the encoder, as the paper) or "ade20k"
+    backbone_checkpoint: Optional[str] = None  # or the encoder from a file (mscan_t.pth ...)
+    checkpoint: Optional[str] = None  # start from a whole model instead (fine-tuning; wins over the two above)
     options: Dict[str, Any] = field(default_factory=dict)  # SegNeXtConfig fields, e.g. drop_path_rate
     sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA + DDP only)
 
@@ -47,8 +48,22 @@ class ModelSection:
                               f"{dataset.num_classes} classes; remove model.num_classes or fix it.")
         return dataset.num_classes
 
+    def starting_point(self) -> str:
+        """Where the weights of a run start from, in words."""
+        if self.checkpoint is not None:
+            return f"model.checkpoint {self.checkpoint}"
+        if self.pretrained is not None:
+            return f"the published weights {self.name}.{self.pretrained}"
+        if self.backbone_checkpoint is not None:
+            return f"the encoder of model.backbone_checkpoint {self.backbone_checkpoint}"
+        return "random initialisation"
+
     def build(self, dataset, nmf_seed: Optional[int]):
-        """The model this section describes, with the dataset's class names and palette."""
+        """(the model this section describes, with the dataset's class names and palette; lines for
+        the log saying which tensors came from where).
+
+        A model.checkpoint of other classes than the dataset's is fine-tuned: every tensor is loaded
+        but the classifier, which starts anew (the log names it)."""
         from ..models import create_model
 
         for key in ("backbone_checkpoint", "checkpoint"):
@@ -56,21 +71,51 @@ class ModelSection:
             if path is not None and not Path(path).exists():
                 raise FileNotFoundError(
                     f"model.{key} {path} does not exist. "
-                    + ("Download the ImageNet MSCAN weights of the authors' release (mscan_t.pth ...) there, see "
-                       "docs/training.md, or train from scratch with model.backbone_checkpoint=null."
+                    + ("Fix the path, or use the published ImageNet encoder with model.pretrained=imagenet "
+                       "(downloaded once), or train from scratch with model.backbone_checkpoint=null."
                        if key == "backbone_checkpoint" else "Fix the path or set model.checkpoint=null."))
+        if self.checkpoint is None and self.pretrained is not None and self.backbone_checkpoint is not None:
+            raise ConfigError(f"model.pretrained ({self.pretrained}) and model.backbone_checkpoint "
+                              f"({self.backbone_checkpoint}) both name the encoder's weights; set one of them to null.")
         extra = {}
         if len(dataset.class_names) == dataset.num_classes:
             extra["class_names"] = list(dataset.class_names)
             if len(dataset.palette) == dataset.num_classes:
                 extra["palette"] = [list(map(int, c)) for c in dataset.palette]
-        return create_model(self.name, dataset.num_classes, checkpoint=self.checkpoint,
-                            backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed, **self.options, **extra)
+        lines = []
+        if self.checkpoint is not None:
+            unused = [f"model.{key} ({getattr(self, key)})" for key in ("pretrained", "backbone_checkpoint")
+                      if getattr(self, key) is not None]
+            if unused:
+                lines.append(f"{' and '.join(unused)} not used: model.checkpoint holds the whole model.")
+            model, reports = create_model(self.name, dataset.num_classes, checkpoint=self.checkpoint, nmf_seed=nmf_seed,
+                                          ignore_mismatched_sizes=True, output_loading_info=True, **self.options,
+                                          **extra)
+            key = "model.checkpoint"
+        else:
+            model, reports = create_model(self.name, dataset.num_classes, pretrained=self.pretrained,
+                                          backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed,
+                                          output_loading_info=True, **self.options, **extra)
+            key = "model.pretrained" if self.pretrained is not None else "model.backbone_checkpoint"
+        lines += [f"{key} {report.summary()}" for report in reports]
+        if not reports:
+            lines.append("model: random initialisation (no model.pretrained, model.backbone_checkpoint or "
+                         "model.checkpoint)")
+        return model, lines
+
+
+@dataclass
+class HuggingFaceSection:
+    """How to read a dataset saved with Hugging Face `datasets` (data.dataset: huggingface)."""
+
+    image_column: str = "image"
+    label_column: Optional[str] = None  # None: the other image column (scene_parse_150: annotation)
+    classes: Optional[str] = None  # a segnext dataset (ade20k ...), a .json file; None: ROOT/classes.json|id2label.json
 
 
 @dataclass
 class DataSection:
-    dataset: str = "folder"  # a name of segnext.data.DATASETS
+    dataset: str = "folder"  # a name of segnext.data.DATASETS, or huggingface (a `datasets` save_to_disk folder)
     root: str = ""
     train_split: str = "train"
     val_split: str = "val"
@@ -89,10 +134,16 @@ class DataSection:
     # max_unreadable_fraction of the training set is unreadable. Validation files must all be readable.
     on_unreadable: str = "error"
     max_unreadable_fraction: float = 0.01
+    # An augmentation pipeline of one's own instead of the official one: "module:function" or
+    # "path/to/file.py:function" building an albumentations / torchvision.transforms.v2 pipeline
+    # (segnext.data.augment; docs/training.md).
+    transform: Optional[str] = None
+    huggingface: HuggingFaceSection = field(default_factory=HuggingFaceSection)
 
     def build(self, split: str, transform=None, seed: int = 0):
         """The dataset's `split` (`segnext.data.build_dataset`), after checking the root."""
         from ..data import build_dataset
+        from ..data.hf import DATASET_NAME, build_huggingface_dataset
 
         if not self.root:
             raise ConfigError(f"data.root is empty: set it to the {self.dataset} dataset directory, "
@@ -106,19 +157,31 @@ class DataSection:
                 f"data.root {self.root} does not exist. Point it at the {self.dataset} dataset with "
                 f"`data.root=/path/to/data` on the command line"
                 + (f"; to make its layout: {prepare}" if prepare else "") + ". See docs/datasets.md for downloads.")
-        return build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
+        if self.dataset == DATASET_NAME:
+            hf = self.huggingface
+            dataset = build_huggingface_dataset(root, split, hf.image_column, hf.label_column, hf.classes,
+                                                transform=transform, seed=seed)
+        else:
+            dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
+        if self.transform is not None and transform is not None:
+            dataset[0]  # try a pipeline of one's own on a sample now: a mistake shows before any training
+        return dataset
 
     def train_transform(self):
-        """The official training pipeline with this section's settings."""
+        """The official training pipeline with this section's settings, or data.transform's."""
         from ..data import TrainTransform
 
+        if self.transform is not None:
+            from ..data.augment import load_transform
+
+            return load_transform(self.transform, self, tuple(self.crop_size), self.mean, self.std)
         return TrainTransform(crop_size=tuple(self.crop_size), img_scale=tuple(self.img_scale),
                               ratio_range=tuple(self.ratio_range), cat_max_ratio=self.cat_max_ratio,
                               flip_prob=self.flip_prob, photometric=self.photometric, mean=tuple(self.mean),
                               std=tuple(self.std))
 
     def title(self) -> str:
-        return f"{self.dataset} ({self.root})" if self.dataset == "folder" else self.dataset
+        return f"{self.dataset} ({self.root})" if self.dataset in ("folder", "huggingface") else self.dataset
 
 
 @dataclass
@@ -178,6 +241,10 @@ class TrainSection:
     # Under torchrun: how long a process waits for the others at a collective operation (gradient
     # averaging, evaluation) before the run stops with an error naming the process that failed or hung.
     distributed_timeout_minutes: float = 10.0
+    # Experiment trackers fed the log's numbers (train/loggers.py): tensorboard, mlflow, wandb.
+    # None: TensorBoard when it is installed; [] for none.
+    loggers: Optional[List[str]] = None
+    logger_options: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # e.g. {mlflow: {experiment: x}}
 
     def accumulation(self, processes: int) -> int:
         """Gradient-accumulation steps: batch_size = processes x micro_batch_size x accumulation."""
@@ -528,6 +595,11 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         if section.batch_size % section.micro_batch_size:
             fail("batch_size", f"({section.batch_size}) must be a multiple of train.micro_batch_size "
                                f"({section.micro_batch_size}).")
+        from .loggers import setting_problem
+
+        problem = setting_problem(section.loggers, section.logger_options)
+        if problem is not None:
+            fail(*problem)
     if isinstance(section, OptimizerSection):
         for key, rule in section.custom_keys.items():
             if not isinstance(rule, dict):
@@ -540,18 +612,29 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         fail("schedule.by_time", "needs train.max_time_minutes (the time the lr decays over).")
     if isinstance(section, DataSection):
         from ..data import DATASETS
+        from ..data.hf import DATASET_NAME
 
-        if section.dataset not in DATASETS:
-            hint = did_you_mean(section.dataset, DATASETS)
-            fail("dataset", f"is {section.dataset!r}, not a dataset segnext reads.{hint} Known: {', '.join(DATASETS)} "
+        known = [*DATASETS, DATASET_NAME]
+        if section.dataset not in known:
+            hint = did_you_mean(section.dataset, known)
+            fail("dataset", f"is {section.dataset!r}, not a dataset segnext reads.{hint} Known: {', '.join(known)} "
                             f"(`segnext data list`).")
+        if section.transform is not None and section.transform.count(":") < 1:
+            fail("transform", f"is {section.transform!r}, not of the form module:function (e.g. my_augment:build, "
+                              f"or path/to/my_augment.py:build).")
     if isinstance(section, ModelSection):
         from ..models.configuration import VARIANTS, SegNeXtConfig
 
         if section.name not in VARIANTS:
             fail("name", f"is {section.name!r}, not a SegNeXt variant.{did_you_mean(section.name, VARIANTS)} "
                          f"Available: {', '.join(VARIANTS)}.")
-        valid = [f.name for f in dataclasses.fields(SegNeXtConfig) if f.name not in ("variant", "num_classes")]
+        from ..models.pretrained import TAGS
+
+        if section.pretrained is not None and section.pretrained not in TAGS:
+            fail("pretrained", f"is {section.pretrained!r}, not published weights."
+                               f"{did_you_mean(section.pretrained, TAGS)} Available: {', '.join(TAGS)} (or null).")
+        valid = [f.name for f in dataclasses.fields(SegNeXtConfig)
+                 if f.name not in ("variant", "num_classes", "test_settings")]
         for key in section.options:
             if key not in valid:
                 fail(f"options.{key}", f"is not a model option.{did_you_mean(key, valid)} Valid: {', '.join(valid)}.")

@@ -33,8 +33,10 @@ from ..evaluation import evaluate, format_results, write_results
 from ..models import save_model, segmentation_loss
 from . import distributed, state
 from .config import Config
+from .loggers import open_run_log, require_trackers
 from .optim import build_optimizer, scheduled_lr, set_learning_rates
-from .report import LogWindow, ProgressBar, RunLog, write_report
+from .progress import LogWindow, ProgressBar
+from .report import save_report_data, write_report
 from .sampler import step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
 from .unreadable import UnreadableFiles
@@ -97,13 +99,16 @@ class Run:
 
     def start(self, resume) -> None:
         config, env = self.config, self.env
+        if env.is_main:
+            require_trackers(config.train.loggers)  # a missing package is named before any work
         self.accumulation = config.train.accumulation(env.world_size)
         self.train_set = config.data.build(config.data.train_split, config.data.train_transform(), config.train.seed)
         self.val_set = config.data.build(config.data.val_split)
         self.num_classes = config.model.checked_num_classes(self.train_set)
         with torch.random.fork_rng(devices=[]):  # the same initial weights on every process
             torch.manual_seed(config.train.seed)
-            self.model = config.model.build(self.train_set, nmf_seed=config.evaluation.nmf_seed)
+            self.model, self.loading_lines = config.model.build(self.train_set, nmf_seed=config.evaluation.nmf_seed)
+        self.model.config.test_settings = config.evaluation.to_dict()  # saved with every model folder of the run
         if config.model.sync_bn and env.device.type == "cuda" and env.enabled:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
@@ -137,13 +142,16 @@ class Run:
         self.loss_fn = lambda logits, labels: segmentation_loss(
             logits, labels, self.train_set.ignore_index, loss.reduction, loss.class_weight, banded=loss.banded)
         # A resumed run drops what the interrupted one logged after its last checkpoint (that work is redone).
-        self.log = RunLog(self.work_dir, resume_iteration=self.iteration) if env.is_main else None
+        self.log = open_run_log(self.work_dir, self.iteration, config) if env.is_main else None
 
     def loop(self, should_stop: Callable[[], Optional[str]]) -> TrainResult:
         config, env, train_cfg = self.config, self.env, self.config.train
         self.session_start = time.perf_counter()
         self.say(config.summary(self.model, self.train_set, self.val_set, env.world_size, str(env.device),
                                 self.work_dir))
+        if self.iteration == 0:  # a resumed run continues from its checkpoint, not from these
+            for line in self.loading_lines:
+                self.say(f"  {line}")
         if env.is_main and self.progress:
             budget = train_cfg.max_time_minutes * 60 if train_cfg.max_time_minutes else None
             self.bar = ProgressBar(train_cfg.max_iters, self.iteration, budget, self.elapsed())
@@ -169,6 +177,8 @@ class Run:
                                       self.amp_dtype, lambda value: distributed.all_reduce_mean(value, env))
                 except TrainingDiverged as error:
                     self.write_log({"type": "diverged", "iter": self.iteration + 1, "loss": error.args[0]})
+                    if self.log is not None:
+                        self.log.close("failed")
                     kept = state.latest_checkpoint(self.checkpoints) if env.is_main else None
                     raise TrainingDiverged.at(self.iteration + 1, error.args[0], kept) from None
                 self.iteration += 1
@@ -199,7 +209,7 @@ class Run:
             self.say(f"Stopped by {stop_reason} at iteration {self.iteration}; checkpoint saved in "
                      f"{self.checkpoints}. Run the same command again to resume.")
             if self.log is not None:
-                self.log.close()
+                self.log.close("stopped")
             return TrainResult(self.work_dir, self.iteration, stop_reason, best=self.best, seconds=self.elapsed())
         if stop_reason == "time limit":
             self.say(f"Time limit of {train_cfg.max_time_minutes} min reached at iteration {self.iteration}.")
@@ -234,23 +244,32 @@ class Run:
         if self.env.is_main:
             write_results(self.work_dir / "results.json", results, iteration=self.iteration, best=self.best,
                           config=self.config.description or None, train_seconds=round(self.elapsed(), 1),
+                          stop_reason=stop_reason,
                           unreadable_training_files=[message for _, message in self.unreadable.as_list()])
-            save_model(self.model, self.work_dir / "final_model")
+            source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
+                      f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
+            save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results))
             self.say(format_results(results))
+            save_report_data(self.work_dir, results, self.model.config.palette, self.model.config.class_names,
+                             self.train_set.ignore_index)
+            written = write_report(self.work_dir)
+            report = written.png or written.html
+            self.log.add_files([written.html, written.png, self.work_dir / "results.json"])
             self.log.close()
-            skipped = f"; {len(self.unreadable)} unreadable training files skipped" if len(self.unreadable) else ""
-            if skipped:
+            if len(self.unreadable):
                 self.say(f"Skipped {len(self.unreadable)} unreadable training file(s) during the run: listed in "
                          f"{self.work_dir / 'results.json'} and log.jsonl.")
-            title = (f"{self.config.model.name} on {self.config.data.title()}: mIoU {results['mIoU']:.2f} at "
-                     f"iteration {self.iteration}{skipped}")
-            report = write_report(self.work_dir, results.get("predictions", []), self.model.config.palette,
-                                  self.model.config.class_names, self.train_set.ignore_index, title=title)
-            self.say(f"Results: {self.work_dir / 'results.json'}; model: {self.work_dir / 'final_model'}"
-                     + (f"; report: {report}" if report else ""))
+            self.say(f"Results: {self.work_dir / 'results.json'}; model: {self.work_dir / 'final_model'}; report: "
+                     + ", ".join(str(p) for p in (written.png, written.html) if p))
         results.pop("predictions", None)
         return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed(),
                            len(self.unreadable))
+
+    def final_metrics(self, results: Dict[str, Any]) -> Dict[str, Any]:
+        """What the model card says of the final evaluation (results.json has the rest)."""
+        return {"mIoU": results["mIoU"], "aAcc": results["aAcc"], "mAcc": results["mAcc"],
+                "dataset": self.config.data.title(), "split": self.config.data.val_split,
+                "num_images": results["num_images"]}
 
     def save_checkpoint(self, name: Optional[str] = None) -> None:
         """iter_XXXXXXXX.pt (the last `keep_checkpoints` are kept), or `name` (best.pt)."""

@@ -1,185 +1,678 @@
-"""What a user watches: the JSON-lines log, TensorBoard scalars and the final PNG report.
+"""The run report: WORK_DIR/report.png, and report.html with the same content for sharing (one
+self-contained file, images embedded).
 
-- WORK_DIR/log.jsonl: one JSON object per line, `{"type": "train", "iter", "loss", "lr", ...}` every
-  `train.log_interval` iterations and `{"type": "eval", "iter", "mIoU", "aAcc", "mAcc", "IoU": [...]}`
-  after every evaluation (appended to when a run resumes).
-- WORK_DIR/tensorboard/: the same scalars, when the `tensorboard` package is installed
-  (`pip install segnext[tensorboard]`; then `tensorboard --logdir WORK_DIR/tensorboard`).
-- WORK_DIR/report.png: loss and mIoU curves and prediction overlays next to the ground truth, when
-  matplotlib is installed (`pip install segnext[plot]`); otherwise a message says how to get it.
+It is drawn from the files a run leaves, never from memory, so `segnext report WORK_DIR` redraws
+it at any time, also while the run is going (curves only until the run ends):
+
+    config.yaml        the run's name, dataset and bounds (max_iters, max_time_minutes)
+    log.jsonl          training loss and learning rate, every evaluation (iteration, mIoU, images used)
+    results.json       the final evaluation, the majority-class baseline, why the run stopped, best.pt
+    report_data/       written at the end of a run by `save_report_data`:
+      final_eval.json  the final confusion matrix, class names, palette, ignore index
+      samples/         a few val images with their label and prediction (NN_image.jpg, NN_label.png,
+                       NN_prediction.png; the PNGs hold class ids, palettised)
+
+What it shows: the stop reason ("time budget reached at 432/500 iterations"), the final metrics next
+to the majority-class baseline, which evaluations used how many images, the loss, learning-rate and
+mIoU curves, per-class IoU as bars (weakest first, in the class colours), the normalised confusion
+matrix, and for each sample the image, the ground truth and the prediction as plain colour masks
+(exactly the legend's colours) and an error map (red where prediction and label disagree).
+
+matplotlib draws the PNG and the charts of the HTML, on its own `Figure` objects (no pyplot, no
+backend change); without it the HTML is still written, with its tables and images.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
-import sys
-import time
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import yaml
+from PIL import Image
 
-from ..data.palette import default_palette, overlay
-from ..utils import DISK_FULL_ERRNOS, atomic_write, disk_full_error, json_safe
+from ..data.io import read_image, read_label, write_label
+from ..data.palette import colorize, default_palette
+from ..utils import atomic_write, json_safe
+from .loggers import read_log
+
+REPORT_DATA = "report_data"
+FINAL_EVAL = "final_eval.json"
+MAX_BARS = 40  # more classes than this: the bar chart shows the weakest WEAKEST_SHOWN
+MAX_MATRIX = 30  # more classes than this: the confusion matrix shows the weakest WEAKEST_SHOWN
+WEAKEST_SHOWN = 25
+ERROR_COLOUR = (230, 25, 25)
+IGNORE_SHADES = (200, 235)  # the checkerboard of pixels without a label (not scored)
+HTML_IMAGE_WIDTH = 480  # pixels of each sample picture in the HTML
 
 
-class RunLog:
-    """Appends records to log.jsonl and mirrors their numbers to TensorBoard (if installed)."""
+# --------------------------------------------------------------------------------------------------
+# What the run leaves for the report
 
-    def __init__(self, work_dir: Path, resume_iteration: int = 0, use_tensorboard: bool = True):
-        """resume_iteration > 0: records of later iterations (logged by the interrupted session after its
-        last checkpoint, and about to be redone) are removed from log.jsonl and TensorBoard."""
-        self.path = Path(work_dir) / "log.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            kept = [r for r in read_log(self.path) if r.get("iter", 0) <= resume_iteration] if resume_iteration else []
-            text = "".join(json.dumps(r) + "\n" for r in kept)
-            atomic_write(self.path, lambda temporary: temporary.write_text(text))  # a kill here loses nothing
-        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run; line-buffered)
-        self.tensorboard = None
-        if use_tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
 
-                self.tensorboard = SummaryWriter(str(Path(work_dir) / "tensorboard"),
-                                                 purge_step=resume_iteration + 1 if resume_iteration else None)
-            except ImportError:  # tensorboard is an optional extra
-                self.tensorboard = None
+def save_report_data(work_dir: Path, results: Dict[str, Any], palette: Optional[Sequence[Sequence[int]]],
+                     class_names: Optional[Sequence[str]], ignore_index: int) -> Path:
+    """WORK_DIR/report_data/: the final confusion matrix and the kept predictions of `results`
+    (from `evaluate(..., keep_predictions=k)`), so that the report can be redrawn from files."""
+    folder = Path(work_dir) / REPORT_DATA
+    samples = folder / "samples"
+    samples.mkdir(parents=True, exist_ok=True)
+    for old in samples.iterdir():  # an earlier session of this run may have kept more samples
+        old.unlink()
+    confusion = np.asarray(results["confusion"], dtype=np.int64)
+    num_classes = len(confusion)
+    palette = [list(map(int, c)) for c in palette] if palette else default_palette(num_classes)
+    names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+    listed = []
+    for index, (image, label, prediction) in enumerate(results.get("predictions", [])):
+        stem = f"{index:02d}"
+        save_jpeg(samples / f"{stem}_image.jpg", image)
+        write_label(samples / f"{stem}_label.png", np.asarray(label), palette)
+        write_label(samples / f"{stem}_prediction.png", np.asarray(prediction), palette)
+        listed.append({name: f"samples/{stem}_{name}.{'jpg' if name == 'image' else 'png'}"
+                       for name in ("image", "label", "prediction")})
+    text = json.dumps(json_safe({"class_names": names, "palette": palette, "ignore_index": int(ignore_index),
+                                 "confusion": confusion.tolist(), "samples": listed})) + "\n"
+    atomic_write(folder / FINAL_EVAL, lambda temporary: temporary.write_text(text))
+    return folder
 
-    def write(self, record: Dict[str, Any]) -> None:
-        record = {"time": round(time.time(), 3), **record}
-        line = json.dumps(json_safe(record)) + "\n"
+
+def save_jpeg(path: Path, image: np.ndarray) -> None:
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    atomic_write(path, lambda temporary: picture.save(temporary, format="JPEG", quality=90))
+
+
+@dataclass
+class RunFiles:
+    """Everything the report shows, as read from a work dir."""
+
+    work_dir: Path
+    config: Dict[str, Any]
+    train: List[Dict[str, Any]]  # log records of type "train"
+    evals: List[Dict[str, Any]]  # log records of type "eval"
+    results: Optional[Dict[str, Any]]  # results.json (None while the run goes)
+    class_names: List[str]
+    palette: List[List[int]]
+    ignore_index: int = 255
+    confusion: Optional[np.ndarray] = None  # [ground truth, prediction] pixel counts of the final evaluation
+    samples: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    diverged: Optional[Dict[str, Any]] = None
+
+
+def read_run(work_dir: Path) -> RunFiles:
+    """The files of a run folder (see the module docstring); what is missing is left out."""
+    work_dir = Path(work_dir)
+    config = _read_yaml(work_dir / "config.yaml")
+    records = read_log(work_dir / "log.jsonl")
+    results = _read_json(work_dir / "results.json")
+    final = _read_json(work_dir / REPORT_DATA / FINAL_EVAL) or {}
+    evals = [r for r in records if r.get("type") == "eval"]
+    num_classes = len(final.get("confusion") or []) or len((results or {}).get("per_class") or []) \
+        or (len(evals[-1].get("IoU") or []) if evals else 0)
+    names = final.get("class_names") or [row["class"] for row in (results or {}).get("per_class", [])] \
+        or _dataset_class_names(config) or [str(i) for i in range(num_classes)]
+    palette = final.get("palette") or _dataset_palette(config) or default_palette(max(num_classes, len(names)))
+    samples = []
+    for entry in final.get("samples", []):
         try:
-            self._file.write(line)
-        except OSError as error:
-            if error.errno in DISK_FULL_ERRNOS:
-                raise disk_full_error(self.path, len(line)) from error
-            raise
-        if self.tensorboard is not None and "iter" in record:
-            kind = record.get("type", "log")
-            for key, value in record.items():
-                if key not in ("iter", "time") and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.tensorboard.add_scalar(f"{kind}/{key}", value, record["iter"])
-            self.tensorboard.flush()
-
-    def close(self) -> None:
-        self._file.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-
-
-def read_log(path: Path) -> List[Dict[str, Any]]:
-    """Records of log.jsonl; a torn last line (the process was killed mid-write) is skipped."""
-    records = []
-    path = Path(path)
-    if not path.is_file():
-        return records
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            samples.append((read_image(work_dir / REPORT_DATA / entry["image"]),
+                            read_label(work_dir / REPORT_DATA / entry["label"]),
+                            read_label(work_dir / REPORT_DATA / entry["prediction"])))
+        except (OSError, ValueError, KeyError):  # a sample removed by hand: draw the others
             continue
-    return records
+    confusion = np.asarray(final["confusion"], dtype=np.int64) if final.get("confusion") else None
+    diverged = next((r for r in records if r.get("type") == "diverged"), None)
+    return RunFiles(work_dir, config, [r for r in records if r.get("type") == "train" and r.get("loss") is not None],
+                    evals, results, list(names), [list(c) for c in palette], int(final.get("ignore_index", 255)),
+                    confusion, samples, diverged)
 
 
-def write_report(work_dir: Path, predictions: List[tuple], palette: Optional[Sequence[Sequence[int]]],
-                 class_names: Optional[Sequence[str]] = None, ignore_index: int = 255,
-                 title: str = "") -> Optional[Path]:
-    """WORK_DIR/report.png from log.jsonl and (image, label, prediction) triples; None without matplotlib."""
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        value = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _dataset_spec(config: dict):
+    """The dataset spec named by a run's config, for class names before the run has ended."""
+    from ..data.datasets import get_spec
+
+    data = config.get("data") or {}
+    try:
+        return get_spec(str(data.get("dataset")), data.get("root") or None)
+    except (ValueError, OSError):
+        return None
+
+
+def _dataset_class_names(config: dict) -> List[str]:
+    spec = _dataset_spec(config)
+    return list(spec.class_names) if spec is not None else []
+
+
+def _dataset_palette(config: dict) -> List[List[int]]:
+    spec = _dataset_spec(config)
+    return [list(c) for c in spec.palette] if spec is not None else []
+
+
+# --------------------------------------------------------------------------------------------------
+# The words of the report
+
+
+def title(run: RunFiles) -> str:
+    model = (run.config.get("model") or {}).get("name", "model")
+    data = run.config.get("data") or {}
+    dataset = data.get("dataset", "?")
+    if dataset == "folder" and data.get("root"):
+        dataset = f"folder ({data['root']})"
+    if run.results is not None:
+        results = run.results
+        skipped = len(results.get("unreadable_training_files") or [])
+        return (f"{model} on {dataset}: mIoU {_number(results.get('mIoU'))} at iteration {results.get('iteration')}"
+                + (f"; {skipped} unreadable training files skipped" if skipped else ""))
+    return f"{model} on {dataset}: not finished (iteration {_last_iteration(run)})"
+
+
+def stop_text(run: RunFiles) -> str:
+    """Why and where the run stopped, against its bounds."""
+    train = run.config.get("train") or {}
+    max_iters, budget = train.get("max_iters"), train.get("max_time_minutes")
+    results = run.results or {}
+    iteration = results.get("iteration", _last_iteration(run))
+    of = f"{iteration}/{max_iters}" if max_iters else f"{iteration}"
+    seconds = results.get("train_seconds") or (run.train[-1].get("elapsed_s") if run.train else None)
+    took = f" in {_duration(seconds)}" if seconds else ""
+    reason = results.get("stop_reason")
+    if run.diverged is not None and run.results is None:
+        return f"Diverged: the loss became {run.diverged.get('loss')} at iteration {run.diverged.get('iter')}"
+    if reason == "time limit":
+        return f"Stopped: time budget reached at {of} iterations ({_minutes(budget)}){took}"
+    if reason == "finished":
+        return f"Finished: {of} iterations{took}"
+    if run.results is not None:
+        return f"Stopped at iteration {of}{took}"
+    bound = f" (time budget {_minutes(budget)})" if budget else ""
+    return f"Not finished: last logged iteration {of}{bound}{took}; the report is complete once the run ends"
+
+
+def metrics_text(run: RunFiles) -> str:
+    results = run.results
+    if results is None:
+        return "No final evaluation yet (results.json)."
+    scores = ", ".join(f"{key} {_number(results.get(key))}" for key in ("mIoU", "aAcc", "mAcc"))
+    return (f"Final evaluation on all {results.get('num_images', '?')} val images: {scores}; always predicting the "
+            f"most frequent class (baseline): mIoU {_number(results.get('majority_class_mIoU'))}")
+
+
+def evaluations_text(run: RunFiles) -> str:
+    """Which evaluations used how many images, and which one best.pt holds."""
+    periodic = [r for r in run.evals if not r.get("final")]
+    parts = []
+    for count in sorted({r.get("num_images") for r in periodic}, key=lambda n: (n is None, n)):
+        group = [r for r in periodic if r.get("num_images") == count]
+        its = [r["iter"] for r in group]
+        span = f"iteration {its[0]}" if len(its) == 1 else f"iterations {its[0]}-{its[-1]}"
+        parts.append(f"{len(group)} periodic on the first {count} val images ({span})")
+    final = [r for r in run.evals if r.get("final")]
+    if final:
+        parts.append(f"final on all {final[-1].get('num_images')} at iteration {final[-1]['iter']}")
+    text = "Evaluations: " + ("; ".join(parts) if parts else "none yet")
+    best = (run.results or {}).get("best") or {}
+    if best.get("mIoU") is not None:
+        text += (f". best.pt: mIoU {_number(best['mIoU'])} at iteration {best.get('iteration')} "
+                 f"(on {best.get('num_images')} images)")
+    return text
+
+
+def class_scores(run: RunFiles) -> Tuple[List[float], List[float]]:
+    """Per-class IoU and Acc of the final evaluation, else of the latest one (NaN: no pixels)."""
+    if run.results and run.results.get("per_class"):
+        rows = run.results["per_class"]
+        return [_nan(r.get("IoU")) for r in rows], [_nan(r.get("Acc")) for r in rows]
+    if run.evals:
+        return [_nan(v) for v in run.evals[-1].get("IoU") or []], []
+    return [], []
+
+
+def weakest_first(iou: Sequence[float], limit: int) -> List[int]:
+    """Class indices to show: all in class order when there are at most `limit`, else the
+    WEAKEST_SHOWN lowest IoUs, weakest first. Classes without val pixels (NaN) are left out."""
+    scored = [i for i, v in enumerate(iou) if not math.isnan(v)]
+    if len(iou) <= limit:
+        return scored
+    return sorted(scored, key=lambda i: iou[i])[:WEAKEST_SHOWN]
+
+
+# --------------------------------------------------------------------------------------------------
+# Pictures of the samples (the same arrays go into the PNG and the HTML)
+
+
+def ignored_pattern(shape: Tuple[int, int]) -> np.ndarray:
+    """A light checkerboard (H, W, 3) for pixels without a label: unlike any class colour."""
+    cell = max(4, min(shape) // 24)
+    rows, cols = np.indices(shape)
+    shades = np.asarray(IGNORE_SHADES, dtype=np.uint8)[((rows // cell + cols // cell) % 2)]
+    return np.repeat(shades[:, :, None], 3, axis=2)
+
+
+def colour_mask(labels: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int) -> np.ndarray:
+    """Labels as plain class colours (no blending: exactly the legend's), unlabelled pixels checkered."""
+    labels = np.asarray(labels)
+    picture = colorize(labels, palette, ignore_index)
+    ignored = labels == ignore_index
+    picture[ignored] = ignored_pattern(labels.shape)[ignored]
+    return picture
+
+
+def error_map(image: np.ndarray, labels: np.ndarray, prediction: np.ndarray,
+              ignore_index: int) -> Tuple[np.ndarray, float]:
+    """The image dimmed to grey, red where prediction and label disagree, unlabelled pixels
+    checkered; and the share of labelled pixels that are wrong (percent)."""
+    labels, prediction = np.asarray(labels), np.asarray(prediction)
+    grey = image.astype(np.float32).mean(axis=2) * 0.45 + 70
+    picture = np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
+    labelled = labels != ignore_index
+    wrong = labelled & (labels != prediction)
+    picture[wrong] = ERROR_COLOUR
+    picture[~labelled] = ignored_pattern(labels.shape)[~labelled]
+    return picture, 100.0 * wrong.sum() / max(int(labelled.sum()), 1)
+
+
+def sample_pictures(run: RunFiles, image, labels, prediction) -> List[Tuple[np.ndarray, str]]:
+    """(picture, caption) for the image, ground truth, prediction and errors of one sample."""
+    errors, share = error_map(image, labels, prediction, run.ignore_index)
+    return [(image, "image"), (colour_mask(labels, run.palette, run.ignore_index), "ground truth"),
+            (colour_mask(prediction, run.palette, run.ignore_index), "prediction"),
+            (errors, f"errors (red): {share:.1f}% of labelled pixels")]
+
+
+def classes_in_samples(run: RunFiles) -> List[int]:
+    """Classes present in the samples' labels or predictions: the legend of the pictures."""
+    present = set()
+    for _, labels, prediction in run.samples:
+        present.update(int(v) for v in np.unique(labels))
+        present.update(int(v) for v in np.unique(prediction))
+    return sorted(c for c in present if c < len(run.class_names) and c != run.ignore_index)
+
+
+# --------------------------------------------------------------------------------------------------
+# Drawing (matplotlib's object API: each chart draws on an Axes it is given)
+
+
+def draw_loss(axis, run: RunFiles) -> None:
+    if run.train:
+        axis.plot([r["iter"] for r in run.train], [r["loss"] for r in run.train], color="tab:blue")
+    axis.set(xlabel="iteration", ylabel="training loss", title="loss")
+    axis.grid(alpha=0.3)
+
+
+def draw_lr(axis, run: RunFiles) -> None:
+    points = [r for r in run.train if r.get("lr") is not None]
+    if points:
+        axis.plot([r["iter"] for r in points], [r["lr"] for r in points], color="tab:purple")
+    axis.set(xlabel="iteration", ylabel="learning rate (base)", title="learning rate")
+    axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    axis.grid(alpha=0.3)
+
+
+def draw_miou(axis, run: RunFiles) -> None:
+    """Periodic evaluations by the number of images they used, the final one, the baseline."""
+    periodic = [r for r in run.evals if not r.get("final") and r.get("mIoU") is not None]
+    for count in sorted({r.get("num_images") for r in periodic}, key=lambda n: (n is None, n)):
+        group = [r for r in periodic if r.get("num_images") == count]
+        axis.plot([r["iter"] for r in group], [r["mIoU"] for r in group], "o-", color="tab:green", markersize=4,
+                  label=f"first {count} val images")
+    for record in (r for r in run.evals if r.get("final") and r.get("mIoU") is not None):
+        axis.plot([record["iter"]], [record["mIoU"]], "*", color="tab:red", markersize=13,
+                  label=f"final, all {record.get('num_images')} images: {record['mIoU']:.1f}")
+    baseline = (run.results or {}).get("majority_class_mIoU")
+    if baseline is not None:
+        axis.axhline(baseline, color="grey", linestyle="--", linewidth=1,
+                     label=f"majority-class baseline {baseline:.1f}")
+    axis.set(xlabel="iteration", ylabel="val mIoU (%)", title="validation mIoU")
+    axis.grid(alpha=0.3)
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8, loc="lower right")
+
+
+def draw_class_iou(axis, run: RunFiles) -> None:
+    """Horizontal bars, weakest at the top, each in its class colour."""
+    iou, _ = class_scores(run)
+    shown = sorted(weakest_first(iou, MAX_BARS), key=lambda i: iou[i])
+    names = [_short(run.class_names[i]) if i < len(run.class_names) else str(i) for i in shown]
+    colours = [np.asarray(run.palette[i % len(run.palette)]) / 255 for i in shown]
+    positions = np.arange(len(shown))[::-1]  # the weakest on top
+    axis.barh(positions, [iou[i] for i in shown], color=colours, edgecolor="black", linewidth=0.4)
+    for y, i in zip(positions, shown):
+        axis.text(iou[i] + 1, y, f"{iou[i]:.1f}", va="center", fontsize=7)
+    axis.set_yticks(positions, names, fontsize=8 if len(shown) <= 25 else 6)
+    axis.set_xlim(0, 105)
+    axis.set_xlabel("IoU (%)")
+    left_out = len(iou) - len(shown)
+    axis.set_title("per-class IoU, weakest first" + (f" (the {len(shown)} weakest of {len(iou)}; "
+                                                     f"all in report.html)" if left_out > 0 else ""))
+    axis.grid(axis="x", alpha=0.3)
+
+
+def draw_confusion(axis, figure, run: RunFiles) -> None:
+    """Rows: ground truth, normalised to 1 (where each class's pixels went); columns: prediction."""
+    iou, _ = class_scores(run)
+    shown = weakest_first(iou, MAX_MATRIX)
+    matrix = normalised_confusion(run.confusion)[np.ix_(shown, shown)]
+    image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    names = [_short(run.class_names[i]) for i in shown]
+    size = 8 if len(shown) <= 15 else 6
+    axis.set_xticks(range(len(shown)), names, rotation=90, fontsize=size)
+    axis.set_yticks(range(len(shown)), names, fontsize=size)
+    axis.set(xlabel="prediction", ylabel="ground truth")
+    if len(shown) <= 12:
+        for row in range(len(shown)):
+            for col in range(len(shown)):
+                if matrix[row, col] >= 0.005:
+                    axis.text(col, row, f"{100 * matrix[row, col]:.0f}", ha="center", va="center", fontsize=7,
+                              color="white" if matrix[row, col] > 0.6 else "black")
+    subset = f", the {len(shown)} weakest classes" if len(shown) < len(run.class_names) else ""
+    axis.set_title(f"confusion matrix (rows normalised{subset})")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.02)
+
+
+def normalised_confusion(confusion: np.ndarray) -> np.ndarray:
+    """Each row (ground-truth class) divided by its pixel count; rows without pixels stay 0."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    return confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+
+
+def legend_handles(run: RunFiles, classes: Sequence[int]):
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=np.asarray(run.palette[c % len(run.palette)]) / 255, edgecolor="black", linewidth=0.4,
+                     label=run.class_names[c]) for c in classes]
+    handles.append(Patch(facecolor=(IGNORE_SHADES[0] / 255,) * 3, edgecolor="black", linewidth=0.4, hatch="xx",
+                         label="no label (not scored)"))
+    handles.append(Patch(facecolor=np.asarray(ERROR_COLOUR) / 255, edgecolor="black", linewidth=0.4,
+                         label="error (prediction != label)"))
+    return handles
+
+
+def draw_png(run: RunFiles, path: Path, dpi: int = 80) -> Optional[Path]:
+    """The whole report as one picture; None when matplotlib is not installed."""
     try:
         from matplotlib.figure import Figure  # drawn without pyplot: no GUI backend, no global state
-        from matplotlib.patches import Patch
     except ImportError:
-        print("report: matplotlib is not installed, so no report.png (pip install 'segnext[plot]'); "
-              "the numbers are in log.jsonl and results.json.")
         return None
-    work_dir = Path(work_dir)
-    records = read_log(work_dir / "log.jsonl")
-    train = [r for r in records if r.get("type") == "train" and r.get("loss") is not None]
-    evals = [r for r in records if r.get("type") == "eval" and r.get("mIoU") is not None]
-    rows = 1 + len(predictions)
-    figure = Figure(figsize=(12, 3.2 * rows))
-    grid = figure.add_gridspec(rows, 3)
-    axis = figure.add_subplot(grid[0, :2] if evals else grid[0, :])
-    if train:
-        axis.plot([r["iter"] for r in train], [r["loss"] for r in train], color="tab:blue")
-    axis.set_xlabel("iteration")
-    axis.set_ylabel("training loss")
-    axis.set_title("loss")
-    axis.grid(alpha=0.3)
-    if evals:
-        axis = figure.add_subplot(grid[0, 2])
-        axis.plot([r["iter"] for r in evals], [r["mIoU"] for r in evals], "o-", color="tab:green")
-        axis.set_xlabel("iteration")
-        axis.set_ylabel("val mIoU (%)")
-        axis.set_title(f"mIoU (last {evals[-1]['mIoU']:.1f})")
-        axis.grid(alpha=0.3)
-    palette = palette or default_palette(int(max((p[2].max() for p in predictions), default=0)) + 1)
-    for row, (image, label, prediction) in enumerate(predictions, start=1):
-        panels = ((image, "image"), (overlay(image, label, palette, 0.55, ignore_index), "ground truth"),
-                  (overlay(image, prediction, palette, 0.55, ignore_index), "prediction"))
-        for col, (picture, name) in enumerate(panels):
-            axis = figure.add_subplot(grid[row, col])
-            axis.imshow(picture)
-            axis.set_title(name)
+    iou, _ = class_scores(run)
+    with_classes = bool(iou) and run.confusion is not None
+    bars = len(weakest_first(iou, MAX_BARS)) if iou else 0
+    legend_classes = classes_in_samples(run)
+    heights = [1.3, 3.2] + ([max(4.5, 0.2 * bars + 1.5)] if with_classes else []) + [3.2] * len(run.samples)
+    if run.samples:
+        heights.append(0.35 * (1 + (len(legend_classes) + 2) // 6))
+    figure = Figure(figsize=(16, sum(heights)), layout="constrained")
+    grid = figure.add_gridspec(len(heights), 12, height_ratios=heights)
+    header = figure.add_subplot(grid[0, :])
+    header.axis("off")
+    header.text(0, 1, title(run), fontsize=15, fontweight="bold", va="top", transform=header.transAxes)
+    header.text(0, 0.62, "\n".join([stop_text(run), metrics_text(run), evaluations_text(run)]), fontsize=10.5,
+                va="top", transform=header.transAxes, linespacing=1.5)
+    draw_loss(figure.add_subplot(grid[1, 0:4]), run)
+    draw_lr(figure.add_subplot(grid[1, 4:8]), run)
+    draw_miou(figure.add_subplot(grid[1, 8:12]), run)
+    row = 2
+    if with_classes:
+        draw_class_iou(figure.add_subplot(grid[row, 0:5]), run)
+        draw_confusion(figure.add_subplot(grid[row, 6:12]), figure, run)
+        row += 1
+    for image, labels, prediction in run.samples:
+        for col, (picture, caption) in enumerate(sample_pictures(run, image, labels, prediction)):
+            axis = figure.add_subplot(grid[row, 3 * col:3 * col + 3])
+            axis.imshow(picture, interpolation="nearest")
+            axis.set_title(caption, fontsize=10)
             axis.axis("off")
-    if class_names and predictions:
-        handles = [Patch(color=np.asarray(palette[i]) / 255, label=n) for i, n in enumerate(class_names[:len(palette)])]
-        figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8)
-    if title:
-        figure.suptitle(title, fontsize=13)
-    figure.tight_layout(rect=(0, 0.03 if class_names and predictions else 0, 1, 0.97 if title else 1))
-    path = work_dir / "report.png"
-    atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=80, format="png"))
+        row += 1
+    if run.samples:
+        axis = figure.add_subplot(grid[row, :])
+        axis.axis("off")
+        axis.legend(handles=legend_handles(run, legend_classes), loc="center", ncol=6, fontsize=9, frameon=False)
+    path = Path(path)
+    atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=dpi, format="png"))
     return path
 
 
-class LogWindow:
-    """Loss, speed and data-loading time since the last `train` record."""
-
-    def __init__(self):
-        self.loss, self.steps, self.data_seconds, self.start = 0.0, 0, 0.0, time.perf_counter()
-
-    def add(self, loss: float, data_seconds: float) -> None:
-        self.loss, self.steps, self.data_seconds = self.loss + loss, self.steps + 1, self.data_seconds + data_seconds
-
-    def summary(self) -> Dict[str, float]:
-        steps = max(self.steps, 1)
-        return {"loss": self.loss / steps, "it_per_s": self.steps / (time.perf_counter() - self.start),
-                "data_seconds_per_it": self.data_seconds / steps}
+# --------------------------------------------------------------------------------------------------
+# The HTML version: the same content, one file
 
 
-class ProgressBar:
-    """The training progress bar, against whichever bound ends the run: iterations, or the time
-    budget (train.max_time_minutes) when that comes first, so that the bar and its ETA are right
-    for a run that the clock will stop."""
+def write_html(run: RunFiles, path: Path) -> Path:
+    """report.html: the facts, the charts (when matplotlib is installed), the per-class table, the
+    confusion matrix and the samples, with every image embedded (base64)."""
+    parts = [f"<h1>{_e(title(run))}</h1>", "<ul class='facts'>"]
+    parts += [f"<li>{_e(line)}</li>" for line in (stop_text(run), metrics_text(run), evaluations_text(run))]
+    if run.results and run.results.get("config"):
+        parts.append(f"<li>{_e(str(run.results['config']))}</li>")
+    parts.append("</ul>")
+    charts = _chart_images(run)
+    parts.append("<h2>Training</h2>")
+    if charts:
+        parts.append("<div class='row'>" + "".join(f"<img class='chart' alt='{_e(name)}' src='{uri}'>"
+                                                   for name, uri in charts) + "</div>")
+    else:
+        parts.append("<p class='note'>The charts need matplotlib: pip install 'segnext[plot]', then "
+                     "<code>segnext report RUN_DIR</code>.</p>")
+    iou, acc = class_scores(run)
+    if iou:
+        parts += ["<h2>Per-class IoU, weakest first</h2>", _class_table(run, iou, acc)]
+    if run.confusion is not None and iou:
+        parts += ["<h2>Confusion matrix</h2>", _confusion_table(run, iou)]
+    if run.samples:
+        parts.append("<h2>Predictions on val images</h2>")
+        for image, labels, prediction in run.samples:
+            cells = []
+            for index, (picture, caption) in enumerate(sample_pictures(run, image, labels, prediction)):
+                uri = _data_uri(picture, smooth=index == 0, photo=index in (0, 3))
+                cells.append(f"<figure><img src='{uri}' alt='{_e(caption)}'><figcaption>{_e(caption)}</figcaption>"
+                             f"</figure>")
+            parts.append("<div class='samples'>" + "".join(cells) + "</div>")
+        parts.append(_legend_html(run))
+    parts.append(f"<p class='note'>Drawn from {_e(str(run.work_dir))}: log.jsonl, results.json and "
+                 f"{REPORT_DATA}/. Redraw with <code>segnext report {_e(str(run.work_dir))}</code>.</p>")
+    page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title(run))}</title>"
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+    path = Path(path)
+    atomic_write(path, lambda temporary: temporary.write_text(page, encoding="utf-8"))
+    return path
 
-    def __init__(self, max_iters: int, iteration: int, time_budget_s: Optional[float] = None, elapsed_s: float = 0.0):
-        from tqdm import tqdm
 
-        self.max_iters, self.time_budget_s = max_iters, time_budget_s
-        if time_budget_s is None:
-            self.bar = tqdm(total=max_iters, initial=iteration, desc="train", unit="it", dynamic_ncols=True,
-                            file=sys.stderr, smoothing=0.05)
-        else:  # percent of the run, the further of the two bounds
-            self.bar = tqdm(total=100.0, initial=self._percent(iteration, elapsed_s), desc="train", unit="%",
-                            dynamic_ncols=True, file=sys.stderr, smoothing=0.05,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1400px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+ul.facts li { margin: 0.3em 0; } .note { color: #666; font-size: 0.9em; }
+.row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+img.chart { width: 100%; }
+.samples { display: grid; grid-template-columns: repeat(4, 1fr); gap: 10px; margin-bottom: 10px; }
+figure { margin: 0; } figure img { width: 100%; image-rendering: pixelated; }
+figcaption { font-size: 0.85em; color: #444; }
+table { border-collapse: collapse; font-size: 0.85em; } td, th { padding: 2px 6px; }
+table.classes td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.swatch { display: inline-block; width: 1em; height: 1em; border: 1px solid #000; vertical-align: middle; }
+.bar { height: 0.9em; border: 1px solid #0006; }
+table.confusion td { width: 2.2em; text-align: center; font-size: 0.8em; border: 1px solid #eee; }
+table.confusion th.col { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: normal; }
+table.confusion th.rowname { text-align: right; font-weight: normal; }
+.legend span { margin-right: 1.2em; white-space: nowrap; }
+.ignored { background: repeating-conic-gradient(#c8c8c8 0 25%, #ebebeb 0 50%) 0 0 / 8px 8px; }
+"""
 
-    def _percent(self, iteration: int, elapsed_s: float) -> float:
-        return min(100.0, 100.0 * max(iteration / self.max_iters, elapsed_s / self.time_budget_s))
 
-    def update(self, iteration: int, elapsed_s: float, **postfix) -> None:
-        if self.time_budget_s is None:
-            self.bar.update(iteration - self.bar.n)
-        else:
-            postfix = {"it": f"{iteration}/{self.max_iters}",
-                       "time": f"{elapsed_s / 60:.1f}/{self.time_budget_s / 60:.0f} min", **postfix}
-            self.bar.update(self._percent(iteration, elapsed_s) - self.bar.n)
-        self.bar.set_postfix(postfix, refresh=False)
+def _chart_images(run: RunFiles) -> List[Tuple[str, str]]:
+    """The loss, learning-rate and mIoU curves as one PNG data URI (none without matplotlib)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return []
+    figure = Figure(figsize=(15.6, 3.6), layout="constrained")
+    for index, draw in enumerate((draw_loss, draw_lr, draw_miou)):
+        draw(figure.add_subplot(1, 3, index + 1), run)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return [("loss, learning rate and validation mIoU",
+             "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())]
 
-    def write(self, message: str) -> None:
-        self.bar.write(message)
 
-    def close(self) -> None:
-        self.bar.close()
+def _class_table(run: RunFiles, iou: List[float], acc: List[float]) -> str:
+    order = sorted(range(len(iou)), key=lambda i: (math.isnan(iou[i]), iou[i] if not math.isnan(iou[i]) else 0))
+    rows = ["<table class='classes'><tr><th></th><th>class</th><th>IoU</th><th></th><th>Acc</th></tr>"]
+    for i in order:
+        colour = _css_colour(run.palette[i % len(run.palette)])
+        value = iou[i]
+        bar = "" if math.isnan(value) else \
+            f"<div class='bar' style='width:{2.5 * value:.0f}px;background:{colour}'></div>"
+        accuracy = acc[i] if i < len(acc) else math.nan
+        name = run.class_names[i] if i < len(run.class_names) else str(i)
+        rows.append(f"<tr><td><span class='swatch' style='background:{colour}'></span></td><td>{_e(name)}</td>"
+                    f"<td class='num'>{_number(value, 'no val pixels')}</td><td>{bar}</td>"
+                    f"<td class='num'>{_number(accuracy, '')}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _confusion_table(run: RunFiles, iou: List[float]) -> str:
+    shown = weakest_first(iou, MAX_MATRIX)
+    matrix = normalised_confusion(run.confusion)[np.ix_(shown, shown)]
+    names = [_e(_short(run.class_names[i])) for i in shown]
+    note = (f"<p class='note'>The {len(shown)} weakest of {len(run.class_names)} classes. " if len(shown) <
+            len(run.class_names) else "<p class='note'>") + \
+        "Rows: ground truth, normalised (percent of the class's pixels); columns: prediction.</p>"
+    rows = [note, "<table class='confusion'><tr><th></th>" + "".join(f"<th class='col'>{n}</th>" for n in names)
+            + "</tr>"]
+    for row, name in enumerate(names):
+        cells = []
+        for col in range(len(shown)):
+            value = matrix[row, col]
+            shade = int(255 - 200 * value)
+            text_colour = "#fff" if value > 0.6 else "#000"
+            cells.append(f"<td style='background:rgb({shade},{shade + (255 - shade) // 4},255);color:{text_colour}'>"
+                         f"{100 * value:.0f}</td>" if value >= 0.005 else "<td></td>")
+        rows.append(f"<tr><th class='rowname'>{name}</th>{''.join(cells)}</tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _legend_html(run: RunFiles) -> str:
+    spans = [f"<span><span class='swatch' style='background:{_css_colour(run.palette[c % len(run.palette)])}'>"
+             f"</span> {_e(run.class_names[c])}</span>" for c in classes_in_samples(run)]
+    spans.append("<span><span class='swatch ignored'></span> no label (not scored)</span>")
+    spans.append(f"<span><span class='swatch' style='background:{_css_colour(ERROR_COLOUR)}'></span> "
+                 f"error (prediction != label)</span>")
+    return "<p class='legend'>" + "".join(spans) + "</p>"
+
+
+def _data_uri(picture: np.ndarray, smooth: bool, photo: bool) -> str:
+    """A picture as an embedded image no wider than HTML_IMAGE_WIDTH (masks keep hard edges)."""
+    image = Image.fromarray(np.ascontiguousarray(picture))
+    if image.width > HTML_IMAGE_WIDTH:
+        height = max(1, round(image.height * HTML_IMAGE_WIDTH / image.width))
+        image = image.resize((HTML_IMAGE_WIDTH, height), Image.BILINEAR if smooth else Image.NEAREST)
+    buffer = io.BytesIO()
+    kind = "jpeg" if photo else "png"
+    image.save(buffer, format=kind.upper(), **({"quality": 88} if photo else {}))
+    return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+# --------------------------------------------------------------------------------------------------
+# Both files
+
+
+def run_folder(path) -> Path:
+    """`path` when it is the folder of a training run, else an error that says which folder to give."""
+    path = Path(path)
+    example = "the --work-dir of `segnext train` or `segnext demo`"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; give the folder of a training run ({example}).")
+    if (path / "log.jsonl").is_file() or (path / "results.json").is_file():
+        return path
+    holder = next((p for p in path.parents if (p / "log.jsonl").is_file()), None)
+    if holder is not None:
+        what = "the run's final model" if (path / "config.json").is_file() else \
+            "a file" if path.is_file() else "a folder"
+        raise ValueError(f"{path} is {what} inside the training run {holder}; give the run folder: "
+                         f"segnext report {holder}")
+    raise ValueError(f"{path} is not the folder of a training run: it holds no log.jsonl or results.json "
+                     f"(what `segnext train` writes); give {example}.")
+
+
+@dataclass
+class ReportFiles:
+    png: Optional[Path]  # None without matplotlib
+    html: Path
+
+
+def write_report(work_dir: Path, out_dir: Optional[Path] = None) -> ReportFiles:
+    """report.png and report.html of the run in `work_dir`, written to `out_dir` (default the work dir)."""
+    run = read_run(work_dir)
+    out_dir = Path(out_dir) if out_dir is not None else Path(work_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = draw_png(run, out_dir / "report.png")
+    if png is None:
+        print("report: matplotlib is not installed, so no report.png and no charts in report.html "
+              "(pip install 'segnext[plot]'); the numbers are in log.jsonl and results.json.")
+    return ReportFiles(png, write_html(run, out_dir / "report.html"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _last_iteration(run: RunFiles) -> int:
+    iterations = [r.get("iter", 0) for r in run.train + run.evals]
+    return max(iterations, default=0)
+
+
+def _nan(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _number(value, missing: str = "n/a") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return f"{value:.2f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _minutes(minutes) -> str:
+    return f"{minutes:g} min" if minutes else "no budget set"
+
+
+def _short(name: str, length: int = 16) -> str:
+    name = str(name).strip()
+    return name if len(name) <= length else name[:length - 1] + "…"
+
+
+def _css_colour(colour: Sequence[int]) -> str:
+    r, g, b = (int(c) for c in colour)
+    return f"rgb({r},{g},{b})"
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)

@@ -18,16 +18,14 @@ whichever process or worker loads the sample.
 
 from __future__ import annotations
 
-import contextlib
-import random
 import signal
 from typing import Iterator, List, Tuple
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from ..data import DataError
+from ..data.augment import seeded_global_rngs
 
 
 def mix_seed(*values: int) -> int:
@@ -96,22 +94,6 @@ class TrainStreamSampler(Sampler):
     def __iter__(self) -> Iterator[Tuple[int, int]]:
         for position in self.positions():
             yield self.permutations.sample_at(position)
-
-
-@contextlib.contextmanager
-def seeded_global_rngs(seed: int):
-    """Seed python's, numpy's and torch's global RNGs for the block, then restore them (a transform
-    that draws from them is reproducible, and the caller's RNGs are left as they were)."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)
 
 
 class SampleAt(Dataset):

@@ -1,0 +1,193 @@
+"""Datasets saved with Hugging Face `datasets` (`save_to_disk`), read as segnext datasets, for users
+who come from transformers.
+
+    data:
+      dataset: huggingface
+      root: data/scene_parse_150      # a DatasetDict saved with save_to_disk; datasets.load_from_disk reads it
+      train_split: train
+      val_split: validation
+      huggingface: {classes: ade20k}  # scene_parse_150 is ADE20K: its 150 classes and reduce-zero-label
+
+Each row holds an image and a segmentation map (an `Image` feature, or an array of class ids).
+- image_column: default "image".
+- label_column: default the one other image column (scene_parse_150: "annotation"), else one of
+  "annotation", "label", "semantic_segmentation", "segmentation", "mask".
+- classes: the name of a segnext dataset whose class names, palette and label transform apply
+  (`ade20k` for scene_parse_150); a path to a classes.json / id2label.json; or (default) the
+  classes.json or id2label.json in ROOT (id2label.json as transformers writes it:
+  {"0": "road", "1": "sidewalk", ...}). Label values without a class are ignored (255).
+
+A sample is what the file datasets give: dict(image=RGB uint8 (H, W, 3), label=uint8 (H, W)), and
+the training transform gets the same per-sample random stream (seed, epoch, index).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+
+from ..utils import did_you_mean, require
+from .datasets import (
+    DATASETS,
+    DatasetSpec,
+    LabelMap,
+    Layout,
+    Listing,
+    SegmentationDataset,
+    identity_labels,
+    read_classes_json,
+)
+from .io import DataError, pil_to_label, pil_to_rgb
+from .palette import default_palette
+
+DATASET_NAME = "huggingface"  # data.dataset of a dataset saved with `datasets`
+LABEL_COLUMNS = ("annotation", "label", "semantic_segmentation", "segmentation", "mask")
+SPLIT_ALIASES = {"train": ("training",), "training": ("train",), "val": ("validation", "valid"),
+                 "validation": ("val", "valid"), "valid": ("validation", "val")}
+
+
+class HuggingFaceDataset(SegmentationDataset):
+    """One split of a saved Hugging Face dataset, with the interface of `SegmentationDataset`
+    (class names, palette, per-sample random streams, transform)."""
+
+    def __init__(self, rows, spec: DatasetSpec, label_map: LabelMap, split: str, root: Path, image_column: str,
+                 label_column: str, transform=None, seed: int = 0):
+        layout = Layout(image_column, (label_column,), (), "", label_map)
+        super().__init__(spec, Listing(spec, Path(root), split, layout, [], [], [], []), transform=transform, seed=seed)
+        # Decode only the two columns a sample needs.
+        self.rows = rows.select_columns([image_column, label_column])
+        self.image_column, self.label_column = image_column, label_column
+        self.image_paths = self.label_paths = [f"{root} [{split}] row {i}" for i in range(len(rows))]
+
+    def load(self, index: int) -> dict:
+        where = f"{self.root} split {self.split!r} row {index}"
+        row = self.rows[int(index)]
+        image, raw_label = as_rgb(row[self.image_column], where), as_label_map(row[self.label_column], where)
+        if image.shape[:2] != raw_label.shape:
+            raise DataError(f"{where}: the image is {image.shape[1]}x{image.shape[0]} but its label map is "
+                            f"{raw_label.shape[1]}x{raw_label.shape[0]}")
+        return dict(image=image, label=self.label_map(raw_label), path=where, label_path=where)
+
+
+def build_huggingface_dataset(root, split: str, image_column: str = "image", label_column: Optional[str] = None,
+                              classes: Optional[str] = None, transform=None, seed: int = 0) -> HuggingFaceDataset:
+    """Split `split` of the DatasetDict saved in `root` (see the module docstring)."""
+    datasets = require("datasets", "huggingface", "data.dataset: huggingface", package="datasets")
+    root = Path(root).expanduser()
+    try:
+        saved = datasets.load_from_disk(str(root))
+    except FileNotFoundError:
+        raise DataError(f"{root}: not a dataset saved with `datasets` (save_to_disk writes dataset_dict.json or "
+                        f"dataset_info.json there). Save it with dataset.save_to_disk({str(root)!r}).") from None
+    if not isinstance(saved, datasets.DatasetDict):
+        raise DataError(f"{root} holds a single Dataset without split names; save a DatasetDict instead, e.g. "
+                        f"DatasetDict(train=..., validation=...).save_to_disk({str(root)!r}).")
+    split = split_name(list(saved), split, root)
+    rows = saved[split]
+    columns = list(rows.features)
+    if image_column not in columns:
+        raise DataError(f"{root}: no image column {image_column!r}.{did_you_mean(image_column, columns)} Columns: "
+                        f"{', '.join(columns)}; set data.huggingface.image_column.")
+    label_column = label_column or find_label_column(rows.features, image_column, root, datasets)
+    if label_column not in columns:
+        raise DataError(f"{root}: no label column {label_column!r}.{did_you_mean(label_column, columns)} Columns: "
+                        f"{', '.join(columns)}; set data.huggingface.label_column.")
+    spec, label_map = class_spec(root, classes)
+    return HuggingFaceDataset(rows, spec, label_map, split, root, image_column, label_column, transform=transform,
+                              seed=seed)
+
+
+def split_name(available: List[str], split: str, root: Path) -> str:
+    """`split`, or its usual other name (train/training, val/validation/valid)."""
+    for name in (split, *SPLIT_ALIASES.get(split, ())):
+        if name in available:
+            return name
+    raise DataError(f"{root}: no split {split!r}.{did_you_mean(split, available)} Splits: {', '.join(available)}; "
+                    f"set data.train_split / data.val_split.")
+
+
+def find_label_column(features, image_column: str, root: Path, datasets) -> str:
+    """The one image column besides the image, else the first of the usual names."""
+    images = [name for name, feature in features.items() if name != image_column
+              and isinstance(feature, datasets.Image)]
+    if len(images) == 1:
+        return images[0]
+    usual = [name for name in LABEL_COLUMNS if name in features]
+    if usual:
+        return usual[0]
+    raise DataError(f"{root}: which column holds the segmentation maps? Columns: {', '.join(features)}; set "
+                    f"data.huggingface.label_column.")
+
+
+def class_spec(root: Path, classes: Optional[str]) -> Tuple[DatasetSpec, LabelMap]:
+    """Class names, palette and label transform: of a segnext dataset, or from a classes file."""
+    if classes is not None and not classes.endswith(".json"):
+        if classes not in DATASETS or classes == "folder":
+            known = [name for name in DATASETS if name != "folder"]
+            raise ValueError(f"data.huggingface.classes is {classes!r}, neither a segnext dataset "
+                             f"({', '.join(known)}) nor a .json file.{did_you_mean(classes, known)}")
+        spec = DATASETS[classes]
+        return _spec(spec.class_names, spec.palette, spec.title), spec.layouts[0].label_map
+    candidates = [Path(classes).expanduser()] if classes else [root / "classes.json", root / "id2label.json"]
+    for path in candidates:
+        if path.is_file():
+            names, palette, ignore = read_classes_file(path)
+            return _spec(names, palette, f"Hugging Face dataset {root}"), identity_labels(len(names), ignore)
+    raise FileNotFoundError(
+        f"{candidates[0] if classes else root}: no classes for this dataset. Put a classes.json "
+        f'({{"classes": ["road", "car"], "palette": [[128, 64, 128], [0, 0, 142]]}}) or the id2label.json of its '
+        f"transformers config in {root}, or set data.huggingface.classes to a segnext dataset (e.g. ade20k for "
+        f"scene_parse_150).")
+
+
+def read_classes_file(path: Path) -> Tuple[List[str], List[List[int]], int]:
+    """A segnext classes.json, or transformers' id2label ({"0": "road", ...}): names, palette, ignore value."""
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    if isinstance(meta, dict) and "classes" not in meta:
+        meta = meta.get("id2label", meta)
+        try:
+            ids = sorted((int(key), str(name)) for key, name in meta.items())
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: expected {{\"classes\": [...]}} or an id2label mapping "
+                            f"{{\"0\": \"road\", ...}}") from None
+        if [i for i, _ in ids] != list(range(len(ids))) or not 0 < len(ids) <= 255:
+            raise DataError(f"{path}: the ids of id2label must be 0..N-1 (N <= 255), got {[i for i, _ in ids][:10]}")
+        names = [name for _, name in ids]
+        return names, default_palette(len(names)), 255
+    return read_classes_json(path)
+
+
+def as_rgb(value: Any, where: str) -> np.ndarray:
+    """An image cell (a PIL image, or an (H, W, 3) uint8 array) as RGB uint8."""
+    if hasattr(value, "mode") and hasattr(value, "convert"):
+        return pil_to_rgb(value, name=where)
+    array = np.asarray(value)
+    if array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8:
+        return array
+    raise DataError(f"{where}: the image is a {type(value).__name__} of shape {array.shape} ({array.dtype}); "
+                    f"expected an Image feature or an (H, W, 3) uint8 array")
+
+
+def as_label_map(value: Any, where: str) -> np.ndarray:
+    """A label cell (a PIL image, or an (H, W) integer array) as uint8 stored values."""
+    if hasattr(value, "mode") and hasattr(value, "convert"):
+        return pil_to_label(value, name=where)
+    array = np.asarray(value)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
+        raise DataError(f"{where}: the label map is a {type(value).__name__} of shape {array.shape} "
+                        f"({array.dtype}); expected an Image feature or an (H, W) integer array")
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise DataError(f"{where}: label values {int(array.min())}..{int(array.max())}; they must be 0..255 "
+                        f"(class ids, 255 = ignore)")
+    return array.astype(np.uint8)
+
+
+def _spec(names, palette, title: str) -> DatasetSpec:
+    return DatasetSpec(name=DATASET_NAME, title=title, class_names=tuple(names),
+                       palette=tuple(tuple(int(v) for v in c) for c in palette), layouts=(), splits=("train", "val"))

@@ -1,0 +1,213 @@
+"""Videos through a `Segmenter`: an overlay video and a label PNG per frame.
+
+    from segnext.inference.video import predict_video
+    outputs = predict_video(segmenter, "clip.mp4", "predictions/")
+    # predictions/clip_overlay.mp4, predictions/clip/000000.png, 000001.png, ...
+
+Frames are read with OpenCV (`pip install 'segnext[opencv]'`) in a background thread, predicted
+`batch_size` at a time in this thread (the frames of a video share a size, so a batch is one
+forward pass per scale; each frame gets the labels it gets alone), and written in order by another
+background thread: reading, the model and writing overlap. The overlay video is written at the
+input's frame rate as MPEG-4 (`mp4v`, in every OpenCV built with FFmpeg, as the pip wheels are),
+else as Motion-JPEG in an .avi (OpenCV's own encoder, in every build), under a temporary name
+that is renamed when the video is complete.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ..data.io import write_label
+from ..data.palette import overlay
+from ..utils import require
+from .segmenter import Segmenter
+
+DEFAULT_FPS = 25.0  # when the container does not say
+OVERLAY_FORMATS = ((".mp4", "mp4v"), (".avi", "MJPG"))  # (suffix, fourcc), the first one that opens
+_END = object()  # the reader's last item
+
+
+@dataclass
+class VideoOutputs:
+    frames: int
+    overlay: Path  # the overlay video
+    labels: Path  # the folder of per-frame label PNGs
+
+
+def opencv():
+    """The cv2 module, or an error that says how to install it."""
+    return require("cv2", "opencv", "Segmenting videos", package="opencv-python-headless")
+
+
+def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[str, Path], *,
+                  name: Optional[Union[str, Path]] = None, batch_size: int = 8, alpha: float = 0.5,
+                  probabilities: bool = False, progress: bool = False) -> VideoOutputs:
+    """Segment every frame of the video at `path`.
+
+    Writes OUT/<name>_overlay.mp4 (the frames with the label colours blended in, weight `alpha`;
+    .avi where OpenCV has no MPEG-4 encoder)
+    and OUT/<name>/<frame>.png (palettised label maps, frames numbered from 000000); with
+    `probabilities` also OUT/<name>/<frame>_probs.npy (float16, num_classes x H x W). name: the
+    video's file name without its suffix unless given. progress: a progress bar over frames.
+    """
+    cv2 = opencv()
+    from tqdm import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    path, out_dir = Path(path), Path(out_dir)
+    name = Path(name) if name is not None else Path(path.stem)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise ValueError(f"{path}: OpenCV cannot open this video (corrupt, or a format its FFmpeg lacks); "
+                         f"convert it, e.g. ffmpeg -i {path.name} -c:v libx264 converted.mp4")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+    frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    labels_dir = out_dir / name
+
+    frames: queue.Queue = queue.Queue(maxsize=2 * batch_size)
+    stop = threading.Event()
+    reader = threading.Thread(target=_read_frames, args=(cv2, capture, segmenter, frames, stop), daemon=True)
+    writer = _OverlayWriter(cv2, out_dir / name.parent / f"{name.name}_overlay", fps)
+    bar = tqdm(total=frame_count if frame_count > 0 else None, unit="frame", desc=path.name[-30:],
+               disable=not progress, leave=False)
+    written = 0
+    try:
+        reader.start()
+        with ThreadPoolExecutor(max_workers=1) as saver:  # one thread: frames are written in order
+            pending: deque = deque()
+            batch: list = []
+            while True:
+                item = _get(frames, reader)
+                if isinstance(item, BaseException):
+                    raise item
+                if item is not _END:
+                    batch.append(item)
+                if batch and (len(batch) == batch_size or item is _END):
+                    outputs = segmenter.predict_group([image for _, image in batch], with_probabilities=probabilities)
+                    pending.append(saver.submit(_write_frames, batch, outputs, segmenter.palette, alpha, labels_dir,
+                                                writer, probabilities))
+                    bar.update(len(batch))
+                    written += len(batch)
+                    batch = []
+                    while len(pending) > 2:  # bound the frames held in memory
+                        pending.popleft().result()
+                if item is _END:
+                    break
+            while pending:
+                pending.popleft().result()
+        if written == 0:
+            raise ValueError(f"{path}: no frame could be decoded; the file may be corrupt or empty")
+        overlay_path = writer.finish()
+    finally:
+        stop.set()
+        if reader.ident is not None:
+            reader.join()  # before the capture is released: the reader may be decoding a frame
+        capture.release()
+        writer.discard()
+        bar.close()
+    return VideoOutputs(frames=written, overlay=overlay_path, labels=labels_dir)
+
+
+def _read_frames(cv2, capture, segmenter: Segmenter, frames: queue.Queue, stop: threading.Event) -> None:
+    """Decode, convert to RGB and resize for the test, frame after frame, into `frames`."""
+    try:
+        index = 0
+        while not stop.is_set():
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if not _put(frames, (index, segmenter.prepare(rgb, keep_image=True)), stop):
+                return
+            index += 1
+        _put(frames, _END, stop)
+    except Exception as error:  # handed to the main thread, which raises it
+        _put(frames, error, stop)
+
+
+def _put(frames: queue.Queue, item, stop: threading.Event) -> bool:
+    """Put `item`, waiting while the queue is full, unless the consumer has stopped."""
+    while not stop.is_set():
+        try:
+            frames.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(frames: queue.Queue, reader: threading.Thread):
+    """The next item; an error if the reader died without saying so."""
+    while True:
+        try:
+            return frames.get(timeout=1.0)
+        except queue.Empty:
+            if not reader.is_alive() and frames.empty():
+                return RuntimeError("the video reader stopped unexpectedly")
+
+
+class _OverlayWriter:
+    """cv2.VideoWriter opened at the first frame (its size is the frames' size) in the first of
+    OVERLAY_FORMATS that OpenCV can write, under a temporary name until `finish`."""
+
+    def __init__(self, cv2, stem: Path, fps: float):
+        self.cv2, self.stem, self.fps = cv2, stem, fps
+        self.video = self.partial = self.final = None
+
+    def write(self, rgb: np.ndarray) -> None:
+        cv2 = self.cv2
+        if self.video is None:
+            self._open(width=rgb.shape[1], height=rgb.shape[0])
+        self.video.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def _open(self, width: int, height: int) -> None:
+        self.stem.parent.mkdir(parents=True, exist_ok=True)
+        for suffix, fourcc in OVERLAY_FORMATS:
+            partial = self.stem.with_name(f".{self.stem.name}.partial{suffix}")  # the container follows the suffix
+            video = self.cv2.VideoWriter(str(partial), self.cv2.VideoWriter_fourcc(*fourcc), self.fps, (width, height))
+            if video.isOpened():
+                self.video, self.partial, self.final = video, partial, self.stem.with_name(self.stem.name + suffix)
+                return
+            video.release()
+            if partial.exists():
+                partial.unlink()
+        raise ValueError(f"OpenCV cannot write a video to {self.stem.parent} (no MPEG-4 or Motion-JPEG encoder "
+                         f"in its build, or the folder is not writable)")
+
+    def finish(self) -> Path:
+        """Close the video and give it its final name."""
+        self.video.release()
+        self.video = None
+        self.partial.replace(self.final)
+        return self.final
+
+    def discard(self) -> None:
+        """Close and remove an unfinished video (nothing to do after `finish`)."""
+        if self.video is not None:
+            self.video.release()
+            self.video = None
+        if self.partial is not None and self.partial.exists():
+            self.partial.unlink()
+
+
+def _write_frames(batch, outputs, palette, alpha: float, labels_dir: Path, writer: _OverlayWriter,
+                  probabilities: bool) -> None:
+    for (index, image), output in zip(batch, outputs):
+        labels, scores = output if probabilities else (output, None)
+        write_label(labels_dir / f"{index:06d}.png", labels, palette)
+        writer.write(overlay(image.rgb, labels, palette, alpha, ignore_index=None))
+        if scores is not None:
+            np.save(labels_dir / f"{index:06d}_probs.npy", scores.astype(np.float16))

@@ -1,0 +1,77 @@
+"""The model card (`README.md`) of a model folder: what the model is, its classes, where its
+weights came from, how it scored and how to use it. The front matter is the Hugging Face Hub's, so
+a folder pushed there is described and tagged."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+CARD_FILE = "README.md"
+
+_VARIANT_TITLES = {"segnext_t": "SegNeXt-T", "segnext_s": "SegNeXt-S", "segnext_b": "SegNeXt-B",
+                   "segnext_l": "SegNeXt-L"}
+_MAX_CLASSES_LISTED = 40
+
+
+def model_card(config, parameters: int, source: Optional[str] = None,
+               metrics: Optional[Dict[str, Any]] = None) -> str:
+    """The card of a model with SegNeXtConfig `config` and `parameters` parameters."""
+    title = _VARIANT_TITLES.get(config.variant, config.variant)
+    lines = [
+        "---",
+        "library_name: segnext",
+        "license: apache-2.0",
+        "pipeline_tag: image-segmentation",
+        "tags: [semantic-segmentation, segnext]",
+        "---",
+        "",
+        f"# {title}, {config.num_classes} classes",
+        "",
+        f"SegNeXt (Guo et al., NeurIPS 2022, *SegNeXt: Rethinking Convolutional Attention Design for Semantic "
+        f"Segmentation*): the {title} variant (`{config.variant}`, {parameters / 1e6:.1f} M parameters), an MSCAN "
+        f"encoder with the LightHamHead (NMF) decoder, for {config.num_classes} classes.",
+        "",
+        "## Classes",
+        "",
+    ]
+    if config.class_names:
+        shown = ", ".join(f"{i} {name}" for i, name in enumerate(config.class_names[:_MAX_CLASSES_LISTED]))
+        more = len(config.class_names) - _MAX_CLASSES_LISTED
+        lines.append(shown + (f", ... ({more} more in config.json)" if more > 0 else ""))
+    else:
+        lines.append(f"Not named (class ids 0 to {config.num_classes - 1}).")
+    lines += ["", "## Weights", "", source or "Not recorded.", ""]
+    if metrics:
+        lines += ["## Evaluation", ""]
+        where = " ".join(part for part in (metrics.get("dataset"), f"{metrics['split']} split" if "split" in metrics
+                                           else None, f"({metrics['num_images']} images)" if "num_images" in metrics
+                                           else None) if part)
+        if where:
+            lines += [f"On {where}:", ""]
+        lines += ["| metric | value |", "|---|---:|"]
+        lines += [f"| {key} | {metrics[key]:.2f} |" for key in ("mIoU", "aAcc", "mAcc")
+                  if isinstance(metrics.get(key), (int, float))]
+        lines.append("")
+    lines += ["## Test-time settings", ""]
+    settings = config.test_settings
+    if settings:
+        lines.append(", ".join(f"{key} {value}" for key, value in settings.items()))
+    else:
+        lines.append("Not recorded: the official settings of the model's dataset apply.")
+    lines += [
+        "",
+        "Inputs are RGB images; pixel values 0..255 are normalised as (pixel - mean) / std.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import segnext",
+        "",
+        'segmenter = segnext.Segmenter.from_checkpoint("THIS_FOLDER")   # or SegNeXt.from_pretrained("owner/name")',
+        'labels = segmenter.predict("photo.jpg")                          # (H, W) class ids',
+        "```",
+        "",
+        "Command line: `segnext predict --checkpoint THIS_FOLDER photos/ --overlay`.",
+        "",
+    ]
+    return "\n".join(lines)

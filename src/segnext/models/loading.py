@@ -1,0 +1,201 @@
+"""Putting a checkpoint's tensors into a model: strictly, or with a new classifier for fine-tuning.
+
+Loading is strict: a missing or unexpected tensor, or one of another shape, is an error that lists
+them all and says what to do, and a failed load changes nothing. The one exception is asked for by
+name: `new_classifier=True` (`create_model(..., ignore_mismatched_sizes=True)`, Hugging Face's
+name) lets the classifier `decode_head.conv_seg` differ in its number of classes, and leaves it
+at its fresh initialisation; everything else must still fit.
+
+Every load returns a `LoadReport` (which tensors came from the file, which are new), so that a
+fine-tuning run can say what it starts from: `create_model(..., output_loading_info=True)` returns
+them and `segnext train` prints them. Without it, re-initialised tensors are logged as a warning
+on the "segnext" logger (timm's and Hugging Face's convention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .configuration import SegNeXtConfig, variant_config
+from .weights import Checkpoint, CheckpointError, infer_architecture, infer_variant
+
+logger = logging.getLogger("segnext")
+
+CLASSIFIER_PREFIX = "decode_head.conv_seg."
+_PARTS = {"backbone": "the encoder", "decode_head": "the decoder"}
+
+
+@dataclass
+class LoadReport:
+    """What one checkpoint gave a model.
+
+    source: the file, folder or published name the tensors came from.
+    loaded: names of the model's tensors copied from it.
+    new: names of the model's tensors it did not give (they keep their fresh initialisation).
+    reinitialised: the part of `new` that the checkpoint has with another shape: the classifier,
+        for a model with other classes than the checkpoint's.
+    """
+
+    source: str
+    loaded: List[str]
+    new: List[str] = field(default_factory=list)
+    reinitialised: List[str] = field(default_factory=list)
+    checkpoint_classes: Optional[int] = None
+    model_classes: Optional[int] = None
+
+    def summary(self) -> str:
+        """One line for a log: how many tensors were loaded, which are new."""
+        total = len(self.loaded) + len(self.new)
+        text = f"{self.source}: loaded {len(self.loaded)} of the model's {total} tensors"
+        if self.reinitialised:
+            text += (f"; re-initialised for {self.model_classes} classes (the checkpoint has "
+                     f"{self.checkpoint_classes}): {', '.join(self.reinitialised)}")
+        others = [name for name in self.new if name not in self.reinitialised]
+        if others:
+            groups: Dict[str, int] = {}
+            for name in others:
+                part = name.split(".")[0]
+                groups[part] = groups.get(part, 0) + 1
+            described = ", ".join(f"{_PARTS.get(part, part)} ({count} tensors, {part}.*)"
+                                  for part, count in groups.items())
+            text += f"; new, from random initialisation: {described}"
+        return text
+
+    def warn(self) -> None:
+        """Log the re-initialised tensors as a warning (the model must be trained before use)."""
+        if self.reinitialised:
+            logger.warning(f"Re-initialised {', '.join(self.reinitialised)} for {self.model_classes} classes: "
+                           f"{self.source} was trained for {self.checkpoint_classes}. Train the model on the new "
+                           f"classes before using its predictions.")
+
+
+def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[str] = None,
+              new_classifier: bool = False) -> LoadReport:
+    """Copy `checkpoint` into `model` (only the keys under `prefix_filter` when given).
+
+    Strict: every difference is collected first and reported together, with what to do about it,
+    and nothing is copied then. new_classifier: the classifier may have another number of classes
+    than the checkpoint's; it then keeps its initialisation.
+    """
+    everything = model.state_dict()
+    expected = {k: v for k, v in everything.items() if not prefix_filter or k.startswith(prefix_filter)}
+    given = checkpoint.state_dict
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    different = sorted(k for k in set(given) & set(expected) if given[k].shape != expected[k].shape)
+    reinitialised = [k for k in expected if k in different and new_classifier and k.startswith(CLASSIFIER_PREFIX)]
+    wrong_shape = [f"{k}: checkpoint {tuple(given[k].shape)}, model {tuple(expected[k].shape)}"
+                   for k in different if k not in reinitialised]
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(_mismatch_message(model, checkpoint, missing, unexpected, wrong_shape))
+    loaded = [k for k in expected if k not in reinitialised]
+    if not loaded:
+        raise CheckpointError(f"Nothing in {checkpoint.path} fits the model: no tensor was loaded.")
+    with torch.no_grad():
+        for key in loaded:
+            expected[key].copy_(given[key])
+    arch = infer_architecture(given)
+    return LoadReport(checkpoint.path, loaded, new=[k for k in everything if k not in loaded],
+                      reinitialised=reinitialised, checkpoint_classes=arch.get("num_classes"),
+                      model_classes=getattr(getattr(model, "config", None), "num_classes", None))
+
+
+def _mismatch_message(model, checkpoint: Checkpoint, missing, unexpected, wrong_shape) -> str:
+    lines = [f"Checkpoint {checkpoint.path} does not fit the model."]
+    config = getattr(model, "config", None)
+    arch = infer_architecture(checkpoint.state_dict)
+    if not set(checkpoint.state_dict) & set(model.state_dict()):
+        lines.append(f"None of its {len(checkpoint.state_dict)} tensors has a name the model knows: it is not a "
+                     f"SegNeXt checkpoint in a layout segnext reads.")
+    elif config is not None:
+        found = infer_variant(checkpoint.state_dict)
+        if arch.get("embed_dims") and (tuple(arch["embed_dims"]) != tuple(config.embed_dims)
+                                       or tuple(arch["depths"]) != tuple(config.depths)):
+            lines.append(
+                f"It holds a different variant ({found or 'unknown'}: widths {arch['embed_dims']}, depths "
+                f"{arch['depths']}) from the model ({config.variant}: widths {tuple(config.embed_dims)}, depths "
+                f"{tuple(config.depths)}). Create the model as {found or 'the matching variant'}."
+            )
+        elif "num_classes" in arch and arch["num_classes"] != config.num_classes:
+            lines.append(
+                f"It was trained for {arch['num_classes']} classes but the model has {config.num_classes}. "
+                f"Pass num_classes={arch['num_classes']}, or ignore_mismatched_sizes=True to fine-tune on "
+                f"{config.num_classes} classes with a new classifier."
+            )
+    for title, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong_shape)):
+        if keys:
+            shown = ", ".join(keys[:12]) + (f", ... ({len(keys) - 12} more)" if len(keys) > 12 else "")
+            lines.append(f"{len(keys)} {title}: {shown}")
+    return "\n".join(lines)
+
+
+def checkpoint_config(checkpoint: Checkpoint, name: Optional[str] = None, **overrides) -> SegNeXtConfig:
+    """The config a segmentation checkpoint was saved with: read from a model folder, else from its
+    weights (variant, classes) and metadata (class names, palette, test settings). `overrides`
+    (SegNeXtConfig fields) win."""
+    if checkpoint.kind == "project":
+        saved = checkpoint.config
+        if name is not None and name != saved.get("variant"):
+            raise CheckpointError(f"{checkpoint.path} holds {saved.get('variant')}, not {name}. Leave the name out to "
+                                  f"use the saved variant.")
+        return SegNeXtConfig.from_dict({**saved, **overrides})
+    arch = infer_architecture(checkpoint.state_dict)
+    name = name or infer_variant(checkpoint.state_dict)
+    if name is None:
+        raise CheckpointError(f"Cannot tell which SegNeXt variant {checkpoint.path} holds; pass its name "
+                              f"(segnext_t, segnext_s, segnext_b or segnext_l).")
+    if "num_classes" not in arch:
+        raise CheckpointError(f"{checkpoint.path} has no classifier (decode_head.conv_seg): it is not a whole "
+                              f"segmentation model.")
+    num_classes = arch["num_classes"]
+    config = variant_config(name, num_classes, **overrides)
+    if "class_names" not in overrides and checkpoint.class_names and len(checkpoint.class_names) == num_classes:
+        config.class_names = list(checkpoint.class_names)
+        if "palette" not in overrides and checkpoint.palette and len(checkpoint.palette) == num_classes:
+            config.palette = [list(c) for c in checkpoint.palette]
+    if "test_settings" not in overrides and checkpoint.test_settings:
+        config.test_settings = dict(checkpoint.test_settings)
+    return config
+
+
+def build_from_checkpoint(model_class, checkpoint: Checkpoint, *, name: Optional[str] = None,
+                          num_classes: Optional[int] = None, nmf_seed: Optional[int] = 0,
+                          ignore_mismatched_sizes: bool = False, **overrides) -> Tuple[nn.Module, LoadReport]:
+    """`model_class(config)` with the weights of the segmentation checkpoint `checkpoint`.
+
+    num_classes: None keeps the checkpoint's classes. Another number needs
+        ignore_mismatched_sizes=True: every tensor is loaded except the classifier, which starts
+        anew (fine-tuning on new classes); the class names and palette then come from `overrides`.
+    """
+    if checkpoint.kind == "backbone":
+        raise CheckpointError(
+            f"{checkpoint.path} holds only an encoder (ImageNet MSCAN weights, no decode_head). Pass it as "
+            f"backbone_checkpoint= instead of checkpoint= (or use pretrained='imagenet' for the published ones).")
+    config = checkpoint_config(checkpoint, name, **overrides)
+    if num_classes is not None and num_classes != config.num_classes:
+        if not ignore_mismatched_sizes:
+            raise CheckpointError(
+                f"{checkpoint.path} was trained for {config.num_classes} classes but num_classes={num_classes} was "
+                f"asked. To fine-tune it on {num_classes} classes, pass ignore_mismatched_sizes=True: every tensor "
+                f"is loaded except the classifier ({CLASSIFIER_PREFIX}weight and bias), which starts anew. To use "
+                f"it as it was trained, leave num_classes out.")
+        config = dataclasses.replace(config, num_classes=num_classes, class_names=overrides.get("class_names"),
+                                     palette=overrides.get("palette"))
+    with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's RNG alone
+        model = model_class(config, nmf_seed=nmf_seed)
+    return model, load_into(model, checkpoint, new_classifier=ignore_mismatched_sizes)
+
+
+def load_encoder(model: nn.Module, checkpoint: Checkpoint) -> LoadReport:
+    """Load the encoder of `checkpoint` (an ImageNet MSCAN file, or the `backbone.*` part of a whole
+    segmentation checkpoint) into `model`; its decoder keeps its initialisation."""
+    if checkpoint.kind != "backbone":
+        checkpoint = dataclasses.replace(checkpoint, state_dict={k: v for k, v in checkpoint.state_dict.items()
+                                                                 if k.startswith("backbone.")})
+    return load_into(model, checkpoint, prefix_filter="backbone.")

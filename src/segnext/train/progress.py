@@ -1,0 +1,58 @@
+"""What a user watches while a run goes: the progress bar and the numbers of each `train` log record."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Dict, Optional
+
+
+class LogWindow:
+    """Loss, speed and data-loading time since the last `train` record."""
+
+    def __init__(self):
+        self.loss, self.steps, self.data_seconds, self.start = 0.0, 0, 0.0, time.perf_counter()
+
+    def add(self, loss: float, data_seconds: float) -> None:
+        self.loss, self.steps, self.data_seconds = self.loss + loss, self.steps + 1, self.data_seconds + data_seconds
+
+    def summary(self) -> Dict[str, float]:
+        steps = max(self.steps, 1)
+        return {"loss": self.loss / steps, "it_per_s": self.steps / (time.perf_counter() - self.start),
+                "data_seconds_per_it": self.data_seconds / steps}
+
+
+class ProgressBar:
+    """The training progress bar, against whichever bound ends the run: iterations, or the time
+    budget (train.max_time_minutes) when that comes first, so that the bar and its ETA are right
+    for a run that the clock will stop."""
+
+    def __init__(self, max_iters: int, iteration: int, time_budget_s: Optional[float] = None, elapsed_s: float = 0.0):
+        from tqdm import tqdm
+
+        self.max_iters, self.time_budget_s = max_iters, time_budget_s
+        if time_budget_s is None:
+            self.bar = tqdm(total=max_iters, initial=iteration, desc="train", unit="it", dynamic_ncols=True,
+                            file=sys.stderr, smoothing=0.05)
+        else:  # percent of the run, the further of the two bounds
+            self.bar = tqdm(total=100.0, initial=self._percent(iteration, elapsed_s), desc="train", unit="%",
+                            dynamic_ncols=True, file=sys.stderr, smoothing=0.05,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+
+    def _percent(self, iteration: int, elapsed_s: float) -> float:
+        return min(100.0, 100.0 * max(iteration / self.max_iters, elapsed_s / self.time_budget_s))
+
+    def update(self, iteration: int, elapsed_s: float, **postfix) -> None:
+        if self.time_budget_s is None:
+            self.bar.update(iteration - self.bar.n)
+        else:
+            postfix = {"it": f"{iteration}/{self.max_iters}",
+                       "time": f"{elapsed_s / 60:.1f}/{self.time_budget_s / 60:.0f} min", **postfix}
+            self.bar.update(self._percent(iteration, elapsed_s) - self.bar.n)
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def write(self, message: str) -> None:
+        self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,217 @@
+"""Augmentation pipelines of one's own (`data.transform: module:function`): albumentations,
+torchvision transforms.v2 and plain functions get the official pipeline's per-sample seeding, end
+like it (normalised, padded to the crop), and say clearly what is wrong with them."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from synthetic_data import blob_label, random_image, save_pair
+
+from segnext.data import build_dataset
+from segnext.data.augment import PluginTransform, import_function, load_transform, pipeline_kind, seeded_global_rngs
+from segnext.data.transforms import normalize
+
+MEAN, STD, CROP = (120.0, 110.0, 100.0), (60.0, 55.0, 50.0), (24, 32)
+
+
+def jitter_and_crop(image, label, rng):
+    """A plain-function pipeline drawing from the sample's generator and from every global RNG."""
+    top, left = int(rng.integers(0, image.shape[0] - CROP[0] + 1)), random.randint(0, image.shape[1] - CROP[1])
+    image = image[top:top + CROP[0], left:left + CROP[1]].astype(np.int16)
+    image = image + np.random.randint(-20, 20) + int(torch.randint(-5, 5, ()))
+    return np.clip(image, 0, 255).astype(np.uint8), label[top:top + CROP[0], left:left + CROP[1]]
+
+
+@pytest.fixture
+def sample():
+    return {"image": random_image(40, 50, seed=1), "label": blob_label(40, 50, [0, 1, 2, 255], seed=1)}
+
+
+def _transform(pipeline):
+    return PluginTransform(pipeline, CROP, MEAN, STD)
+
+
+def _same(a: dict, b: dict) -> bool:
+    return torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+
+
+def test_a_sample_gets_the_same_augmentation_for_the_same_seed_and_another_for_another(sample):
+    transform = _transform(jitter_and_crop)
+    first = transform(sample, np.random.default_rng([0, 0, 7]))  # (seed, epoch, index), as the datasets draw it
+    assert _same(first, transform(sample, np.random.default_rng([0, 0, 7])))
+    assert not _same(first, transform(sample, np.random.default_rng([0, 1, 7])))  # next epoch
+    assert first["image"].shape == (3, *CROP) and first["image"].dtype == torch.float32
+    assert first["label"].dtype == torch.int64
+
+
+def test_the_callers_global_random_state_is_left_alone(sample):
+    random.seed(5), np.random.seed(5), torch.manual_seed(5)
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    _transform(jitter_and_crop)(sample, np.random.default_rng(0))
+    assert random.getstate() == before[0] and np.array_equal(np.random.get_state()[1], before[1])
+    assert torch.equal(torch.get_rng_state(), before[2])
+
+
+def test_output_is_normalised_and_padded_like_the_official_pipeline(sample):
+    def keep_top_left(image, label, rng):
+        return image[:10, :12], label[:10, :12]
+
+    out = _transform(keep_top_left)(sample, np.random.default_rng(0))
+    assert out["image"].shape == (3, *CROP)
+    assert torch.equal(out["image"][:, :10, :12], torch.from_numpy(normalize(sample["image"][:10, :12], MEAN, STD)))
+    assert out["image"][:, 10:].abs().sum() == 0 and out["image"][:, :, 12:].abs().sum() == 0
+    assert (out["label"][10:] == 255).all() and (out["label"][:, 12:] == 255).all()
+    assert torch.equal(out["label"][:10, :12], torch.from_numpy(sample["label"][:10, :12].astype(np.int64)))
+
+
+@pytest.fixture
+def albumentations(monkeypatch):
+    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network at import
+    return pytest.importorskip("albumentations", reason="albumentations is not installed (pip install albumentations)")
+
+
+def test_albumentations_pipeline_is_reproducible_and_keeps_label_and_image_aligned(sample, albumentations):
+    A = albumentations
+    pipeline = A.Compose([A.RandomCrop(*CROP), A.HorizontalFlip(p=0.5), A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=1.0)])
+    transform = _transform(pipeline)
+    assert transform.kind == "albumentations"
+    outputs = [transform(sample, np.random.default_rng([0, 0, i])) for i in range(6)]
+    assert _same(outputs[3], transform(sample, np.random.default_rng([0, 0, 3])))
+    assert len({o["label"].numpy().tobytes() for o in outputs}) > 1  # different crops/flips for different samples
+    flip = _transform(A.Compose([A.HorizontalFlip(p=1.0), A.CenterCrop(*CROP)]))
+    out = flip(sample, np.random.default_rng(0))
+    top, left = (40 - CROP[0]) // 2, (50 - CROP[1]) // 2
+    expected = sample["label"][:, ::-1][top:top + CROP[0], left:left + CROP[1]]
+    assert np.array_equal(out["label"].numpy(), expected)  # the mask took the image's geometric steps
+
+
+def test_albumentations_normalisation_in_the_pipeline_is_refused(sample, albumentations):
+    A = albumentations
+    transform = _transform(A.Compose([A.RandomCrop(*CROP), A.Normalize()]))
+    with pytest.raises(ValueError, match="returned a float32 image; return it as uint8 .* remove Normalize"):
+        transform(sample, np.random.default_rng(0))
+
+
+def test_torchvision_v2_pipeline(sample):
+    try:
+        from torchvision.transforms import v2
+    except Exception as error:  # absent, or built for another torch
+        pytest.skip(f"torchvision cannot be imported here ({type(error).__name__}: {error})")
+    transform = _transform(v2.Compose([v2.RandomCrop(CROP), v2.RandomHorizontalFlip()]))
+    assert transform.kind == "torchvision"
+    first = transform(sample, np.random.default_rng([0, 0, 3]))
+    assert _same(first, transform(sample, np.random.default_rng([0, 0, 3])))
+    assert first["image"].shape == (3, *CROP)
+
+
+def test_results_the_rest_of_the_pipeline_cannot_use_are_named(sample):
+    with pytest.raises(ValueError, match=r"returned a 40x50 sample \(height x width\), larger than "
+                                         r"data.crop_size \[24, 32\]: end the pipeline with a crop"):
+        _transform(lambda image, label, rng: (image, label))(sample, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="returned a label of shape"):
+        _transform(lambda image, label, rng: (image[:8, :8], label[:4, :4]))(sample, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="gave dict, not a transform"):
+        PluginTransform({"crop": 1}, CROP, MEAN, STD)
+    assert pipeline_kind(jitter_and_crop) == "function" and pipeline_kind(3) is None
+
+
+def test_seeded_global_rngs_restores_them():
+    random.seed(1)
+    expected = random.random()
+    random.seed(1)
+    with seeded_global_rngs(99):
+        inside = random.random(), float(np.random.rand()), float(torch.rand(()))
+    assert random.random() == expected
+    with seeded_global_rngs(99):
+        assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == inside
+
+
+AUGMENT_MODULE = '''
+import numpy as np
+
+def build(data):
+    crop = tuple(data.crop_size)
+
+    def crop_and_flip(image, label, rng):
+        top = int(rng.integers(0, image.shape[0] - crop[0] + 1))
+        left = int(np.random.randint(0, image.shape[1] - crop[1] + 1))  # global RNG: seeded per sample too
+        image, label = image[top:top + crop[0], left:left + crop[1]], label[top:top + crop[0], left:left + crop[1]]
+        return (image[:, ::-1], label[:, ::-1]) if rng.random() < 0.5 else (image, label)
+
+    return crop_and_flip
+
+def no_arguments():
+    return lambda image, label, rng: (image[:8, :8], label[:8, :8])
+
+not_a_function = 3
+'''
+
+
+class DataSection:
+    crop_size = (16, 16)
+
+
+def test_load_transform_from_a_file_or_a_module(tmp_path, monkeypatch):
+    path = tmp_path / "my_augment.py"
+    path.write_text(AUGMENT_MODULE)
+    transform = load_transform(f"{path}:build", DataSection(), (16, 16), MEAN, STD)
+    assert isinstance(transform, PluginTransform) and transform.kind == "function"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    transform = load_transform("my_augment:no_arguments", DataSection(), (16, 16), MEAN, STD)  # build() works too
+    out = transform({"image": random_image(20, 20), "label": blob_label(20, 20, [0, 1])}, np.random.default_rng(0))
+    assert out["image"].shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("reference,expected", [
+    ("my_augment", r"'my_augment' is not of the form module:function \(e.g. my_augment:build"),
+    ("no_such_module_here:build", r"no module named 'no_such_module_here' on the Python path. Give its file instead "
+                                  r"\(data.transform=path/to/no_such_module_here.py:build\)"),
+    ("{dir}/my_augment.py:biuld", r"has no 'biuld'. Did you mean 'build'\?"),
+    ("{dir}/my_augment.py:not_a_function", "not_a_function is a int, not a function"),
+    ("{dir}/absent.py:build", r"the file .*absent.py does not exist"),
+    ("{dir}/needs_missing.py:build", r"the file imports 'segnext_no_such_package', which is not installed"),
+])
+def test_a_transform_that_cannot_be_loaded_says_why(tmp_path, reference, expected):
+    (tmp_path / "my_augment.py").write_text(AUGMENT_MODULE)
+    (tmp_path / "needs_missing.py").write_text("import segnext_no_such_package\n")
+    with pytest.raises((ValueError, FileNotFoundError), match=expected):
+        import_function(reference.format(dir=tmp_path), "data.transform")
+
+
+def test_the_same_batches_whatever_the_number_of_loader_workers(tmp_path):
+    """The official pipeline's guarantee, for a pipeline of one's own: a sample's augmentation
+    depends on (seed, epoch, index) only."""
+    from segnext.train.sampler import training_loader
+
+    root = tmp_path / "data"
+    (root / "classes.json").parent.mkdir(parents=True)
+    (root / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
+    for i in range(6):
+        save_pair(root / "images/train" / f"{i}.png", root / "labels/train" / f"{i}.png",
+                  blob_label(30, 40, [0, 1, 2], seed=i), seed=i)
+    (tmp_path / "my_augment.py").write_text(AUGMENT_MODULE)
+    transform = load_transform(f"{tmp_path / 'my_augment.py'}:build", DataSection(), (16, 16), MEAN, STD)
+    dataset = build_dataset("folder", root, "train", transform=transform, seed=3)
+
+    def batches(workers):
+        loader = iter(training_loader(dataset, seed=3, batch_size=2, micro_batch_size=2, num_workers=workers))
+        return [next(loader) for _ in range(5)]  # into the second epoch
+
+    alone, with_workers = batches(0), batches(2)
+    assert all(_same(a, b) for a, b in zip(alone, with_workers))
+    assert not _same(alone[0], alone[3])
+
+
+def test_a_transform_file_does_not_shadow_an_installed_module(tmp_path):
+    (tmp_path / "json.py").write_text("def build():\n    return lambda image, label, rng: (image, label)\n")
+    import_function(f"{tmp_path / 'json.py'}:build", "data.transform")
+    import json
+
+    assert sys.modules["json"] is json and hasattr(json, "dumps")  # the user's file did not shadow a module
+    assert Path(json.__file__).parent != tmp_path

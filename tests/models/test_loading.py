@@ -1,0 +1,99 @@
+"""Fine-tuning on new classes: `ignore_mismatched_sizes`, `reset_classifier`, the encoder of a
+whole checkpoint, and what the loading reports say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import segnext
+from segnext import CheckpointError, save_model
+
+CLASSIFIER = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias")
+
+
+@pytest.fixture(scope="module")
+def reference(checkpoint_path):
+    return segnext.create_model(checkpoint=checkpoint_path)
+
+
+@pytest.fixture(scope="module")
+def folder(reference, tmp_path_factory):
+    return save_model(reference, tmp_path_factory.mktemp("folder") / "model")
+
+
+def _same_except_classifier(model, reference):
+    state = model.state_dict()
+    for key, value in reference.state_dict().items():
+        if key not in CLASSIFIER:
+            assert torch.equal(state[key], value), key
+
+
+@pytest.mark.parametrize("source", ["file", "folder"])
+def test_new_classes_need_the_flag_and_then_keep_everything_but_the_classifier(source, checkpoint_path, folder,
+                                                                               reference):
+    checkpoint = checkpoint_path if source == "file" else folder
+    with pytest.raises(CheckpointError) as info:
+        segnext.create_model(checkpoint=checkpoint, num_classes=11)
+    message = str(info.value)
+    assert "trained for 150 classes but num_classes=11" in message and "ignore_mismatched_sizes=True" in message
+    names = [f"c{i}" for i in range(11)]
+    model, reports = segnext.create_model(checkpoint=checkpoint, num_classes=11, ignore_mismatched_sizes=True,
+                                          class_names=names, output_loading_info=True)
+    assert model.num_classes == 11 and model.config.class_names == names and model.config.palette is None
+    assert model.decode_head.conv_seg.weight.shape == (11, 256, 1, 1)
+    _same_except_classifier(model, reference)
+    report = reports[0]
+    assert report.reinitialised == list(CLASSIFIER) and report.new == list(CLASSIFIER)
+    assert len(report.loaded) == len(reference.state_dict()) - 2
+    summary = report.summary()
+    assert f"loaded {len(report.loaded)} of the model's {len(report.loaded) + 2} tensors" in summary
+    assert "re-initialised for 11 classes (the checkpoint has 150)" in summary
+    # The new classifier is drawn as the official one: N(0, 0.01), zero bias.
+    assert model.decode_head.conv_seg.bias.abs().max() == 0 and 0.005 < model.decode_head.conv_seg.weight.std() < 0.02
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 11, 64, 64)
+
+
+def test_same_classes_with_the_flag_load_everything(checkpoint_path, reference):
+    model, reports = segnext.create_model(checkpoint=checkpoint_path, num_classes=150, ignore_mismatched_sizes=True,
+                                          output_loading_info=True)
+    assert reports[0].new == [] and reports[0].reinitialised == []
+    _same_except_classifier(model, reference)
+    assert torch.equal(model.decode_head.conv_seg.weight, reference.decode_head.conv_seg.weight)
+
+
+def test_other_mismatches_stay_errors_with_the_flag(checkpoint_path):
+    with pytest.raises(CheckpointError, match="different variant.*Create the model as segnext_t"):
+        segnext.create_model("segnext_s", checkpoint=checkpoint_path, num_classes=11, ignore_mismatched_sizes=True)
+
+
+def test_reset_classifier(reference):
+    model = segnext.create_model("segnext_t", 150)
+    model.load_state_dict(reference.state_dict())
+    model.reset_classifier(5, class_names=list("abcde"))
+    assert model.num_classes == 5 == model.config.num_classes and model.config.class_names == list("abcde")
+    _same_except_classifier(model, reference)
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 32, 48)).shape == (1, 5, 32, 48)
+
+
+def test_backbone_checkpoint_takes_the_encoder_of_a_model_folder(folder, reference):
+    """A whole checkpoint as backbone_checkpoint= (the advice that used to go in a circle)."""
+    model, reports = segnext.create_model("segnext_t", 3, backbone_checkpoint=folder, output_loading_info=True)
+    for key, value in reference.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key
+    assert all(name.startswith("decode_head.") for name in reports[0].new) and len(reports[0].new) == 13
+    assert "the decoder (13 tensors, decode_head.*)" in reports[0].summary()
+
+
+def test_nothing_that_matches_is_refused(tmp_path):
+    torch.save({"state_dict": {"encoder.layer1.weight": torch.zeros(3), "classifier.bias": torch.zeros(2)}},
+               tmp_path / "other.pth")
+    with pytest.raises(CheckpointError, match="None of its 2 tensors has a name the model knows"):
+        segnext.create_model("segnext_t", 19, backbone_checkpoint=tmp_path / "other.pth")
+
+
+def test_checkpoint_and_backbone_checkpoint_together_are_refused(checkpoint_path, backbone_path):
+    with pytest.raises(ValueError, match="not both"):
+        segnext.create_model(checkpoint=checkpoint_path, backbone_checkpoint=backbone_path)

@@ -1,0 +1,156 @@
+"""The model folder is the whole model: config.json carries the test settings and the classes,
+README.md describes it, and every reader (create_model, Segmenter, export, the Hub) uses them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import segnext
+from segnext import SegNeXt, TestConfig, save_model
+
+SETTINGS = TestConfig(img_scale=(96, 64), size_divisor=None, flip=True, mean=(100.0, 110.0, 120.0),
+                      std=(50.0, 55.0, 60.0))
+
+
+@pytest.fixture(scope="module")
+def trained(checkpoint_path):
+    model = segnext.create_model(checkpoint=checkpoint_path)
+    model.config.test_settings = SETTINGS.to_dict()
+    return model
+
+
+@pytest.fixture(scope="module")
+def folder(trained, tmp_path_factory):
+    metrics = {"mIoU": 41.5, "aAcc": 80.1, "mAcc": 52.0, "dataset": "ade20k", "split": "validation", "num_images": 2000}
+    return save_model(trained, tmp_path_factory.mktemp("f") / "model", source="Trained for a test.", metrics=metrics)
+
+
+def test_config_json_holds_settings_classes_and_card(folder, trained):
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["config"]["test_settings"] == json.loads(json.dumps(SETTINGS.to_dict()))
+    assert meta["id2label"]["0"] == "wall" and meta["label2id"]["wall"] == 0 and len(meta["id2label"]) == 150
+    assert meta["metrics"]["mIoU"] == 41.5 and meta["source"] == "Trained for a test."
+    assert "RGB" in meta["input"]
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: segnext")
+    for text in ("# SegNeXt-T, 150 classes", "0 wall, 1 building", "Trained for a test.", "| mIoU | 41.50 |",
+                 "On ade20k validation split (2000 images)", "img_scale [96, 64]", "flip True"):
+        assert text in card, text
+
+
+def test_every_reader_uses_the_saved_settings(folder, trained):
+    model = segnext.create_model(checkpoint=folder)
+    assert TestConfig.from_dict(model.config.test_settings) == SETTINGS
+    assert segnext.Segmenter.from_checkpoint(folder, optimize=False).test_config == SETTINGS
+    segmenter = segnext.Segmenter.from_checkpoint(folder, test_config=TestConfig(img_scale=None))
+    assert segmenter.test_config.img_scale is None  # an explicit setting still wins
+
+
+def test_export_stores_the_saved_settings(folder, tmp_path):
+    pytest.importorskip("onnx", reason="onnx is not installed: the ONNX metadata is untested")
+    from segnext.cli.main import main
+
+    assert main(["export", "-c", str(folder), "-o", str(tmp_path / "m.onnx"), "--shape", "64", "64"]) == 0
+    segmenter = segnext.Segmenter.from_onnx(tmp_path / "m.onnx")
+    assert segmenter.test_config == SETTINGS
+
+
+def test_training_checkpoint_settings_reach_the_model(tmp_path, trained):
+    evaluation = {**SETTINGS.to_dict(), "nmf_seed": 0, "max_images": None, "num_overlays": 4}
+    torch.save({"format": "segnext-train", "format_version": 1, "iteration": 10,
+                "model": trained.state_dict(), "config": {"evaluation": evaluation},
+                "meta": {"CLASSES": trained.config.class_names, "PALETTE": trained.config.palette}},
+               tmp_path / "iter_00000010.pt")
+    model = segnext.create_model(checkpoint=tmp_path / "iter_00000010.pt")
+    assert TestConfig.from_dict(model.config.test_settings) == SETTINGS
+    assert segnext.Segmenter.from_checkpoint(tmp_path / "iter_00000010.pt", optimize=False).test_config == SETTINGS
+
+
+def test_without_saved_settings_the_dataset_ones_apply(checkpoint_path):
+    segmenter = segnext.Segmenter.from_checkpoint(checkpoint_path, optimize=False)
+    assert segmenter.test_config.img_scale == (2048, 512) and segmenter.test_config.size_divisor == 32
+
+
+# ------------------------------------------------------------------------------------------------- Hub
+
+
+def test_from_pretrained_and_save_pretrained(folder, trained, tmp_path):
+    model = SegNeXt.from_pretrained(folder)
+    assert model.config == trained.config
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    model.save_pretrained(tmp_path / "again")
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+    fine_tuned = SegNeXt.from_pretrained(folder, num_classes=3, ignore_mismatched_sizes=True)
+    assert fine_tuned.num_classes == 3
+
+
+def _hub_cache(root: Path, repo_id: str, folder: Path) -> str:
+    """The layout huggingface_hub gives its cache: blobs by hash, a snapshot per commit, refs/main."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "blobs").mkdir()
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for path in folder.iterdir():
+        data = path.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        os.symlink(os.path.relpath(blob, snapshot), snapshot / path.name)
+    return commit
+
+
+def test_from_pretrained_reads_the_hub_cache_offline(folder, tmp_path):
+    pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'segnext[hub]')")
+    _hub_cache(tmp_path / "hub", "someone/segnext-t-test", folder)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1"}
+    code = ("import segnext, json\n"
+            "m = segnext.SegNeXt.from_pretrained('someone/segnext-t-test')\n"
+            "s = segnext.Segmenter.from_checkpoint(segnext.models.hub.resolve_model_folder('someone/segnext-t-test'))\n"
+            "print(json.dumps([m.config.variant, m.num_classes, m.config.test_settings['img_scale'],"
+            " list(s.test_config.img_scale), m.decode_head.conv_seg.bias.sum().item()]))\n"
+            "try:\n"
+            "    segnext.SegNeXt.from_pretrained('someone/not-cached')\n"
+            "except ValueError as error:\n"
+            "    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.strip().splitlines()[:2]
+    expected = segnext.create_model(checkpoint=folder).decode_head.conv_seg.bias.sum().item()
+    assert json.loads(first) == ["segnext_t", 150, [96, 64], [96, 64], pytest.approx(expected)]
+    assert "someone/not-cached" in second and "HF_HUB_OFFLINE" in second
+
+
+def test_push_to_hub_uploads_the_model_folder(trained, monkeypatch):
+    hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'segnext[hub]')")
+    calls = []
+
+    class FakeApi:  # records what would be sent; the real HfApi needs the network and an account
+        def __init__(self, token=None):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            calls.append(("create_repo", repo_id, private, exist_ok))
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+            calls.append(("upload_folder", repo_id, commit_message, files))
+            return "https://huggingface.co/someone/model/commit/abc"
+
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    assert trained.push_to_hub("someone/model", token="t0k", private=True) == \
+        "https://huggingface.co/someone/model/commit/abc"
+    assert calls[:2] == [("token", "t0k"), ("create_repo", "someone/model", True, True)]
+    _, repo, _, files = calls[2]
+    assert repo == "someone/model" and sorted(files) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads(files["config.json"])["config"]["test_settings"]["img_scale"] == [96, 64]

@@ -1,0 +1,247 @@
+"""Published weights by name: the table, the cache, and downloads from a local HTTP server
+(good file, hash mismatch, truncated transfer, server down, killed download). Nothing here
+reaches the internet: SEGNEXT_WEIGHTS_URL points at 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import segnext
+from segnext.models import download
+from segnext.models.download import DownloadError, fetch
+from segnext.models.pretrained import PRETRAINED, pretrained_weights
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Server:
+    """Serves files from a folder on 127.0.0.1; `mode` decides how a file is sent."""
+
+    def __init__(self, root: Path):
+        self.root, self.mode, self.requests = root, "whole", []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append(self.path)
+                path = server.root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if server.mode == "whole":
+                    self.wfile.write(data)
+                elif server.mode == "truncated":  # promise the whole file, send half, hang up
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                elif server.mode == "stall":  # send a little, then keep the connection open
+                    self.wfile.write(data[:1000])
+                    self.wfile.flush()
+                    time.sleep(30)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGNEXT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home" / "checkpoints"
+
+
+@pytest.fixture()
+def server(tmp_path, monkeypatch):
+    served = _Server(tmp_path / "served")
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", served.url)
+    yield served
+    served.close()
+
+
+def _publish(server: _Server, weights, source: Path) -> None:
+    target = server.root / weights.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target)
+
+
+def _with_hash_of(monkeypatch, name: str, path: Path):
+    """Make the table entry `name` describe `path` (its SHA-256 prefix), as if it were the published file."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    weights = dataclasses.replace(PRETRAINED[name], sha256_prefix=digest[:8])
+    monkeypatch.setitem(PRETRAINED, name, weights)
+    return weights
+
+
+def _leftovers(cache: Path):
+    return sorted(p.name for p in cache.iterdir()) if cache.is_dir() else []
+
+
+def _dead_url() -> str:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# ------------------------------------------------------------------------------------------------ table
+
+
+def test_table_holds_the_published_files():
+    assert segnext.list_pretrained() == [f"segnext_{v}.{tag}" for tag in ("ade20k", "imagenet") for v in "tsbl"]
+    for weights in PRETRAINED.values():
+        assert weights.file_name.endswith(f"-{weights.sha256_prefix}.pth") and len(weights.sha256_prefix) == 8
+    t = pretrained_weights("segnext_t", "ade20k")
+    assert download.url_of(t) == ("https://download.openmmlab.com/mmsegmentation/v0.5/segnext/"
+                                  "segnext_mscan-t_1x16_512x512_adamw_160k_ade20k/"
+                                  "segnext_mscan-t_1x16_512x512_adamw_160k_ade20k_20230210_140244-05bd8466.pth")
+    assert (t.num_classes, t.miou, t.miou_ms_flip) == (150, 41.5, 42.59)
+    assert [PRETRAINED[f"segnext_{v}.ade20k"].miou for v in "sbl"] == [44.16, 48.03, 50.99]
+    assert download.url_of(PRETRAINED["segnext_l.imagenet"]).endswith("/pretrain/segnext/mscan_l_20230227-cef260d4.pth")
+    assert PRETRAINED["segnext_b.imagenet"].encoder_only
+
+
+def test_unknown_names_are_errors_with_suggestions():
+    with pytest.raises(ValueError, match=r"No published weights 'ade20'.*Did you mean 'ade20k'"):
+        segnext.create_model("segnext_t", pretrained="ade20")
+    with pytest.raises(ValueError, match="needs the model name"):
+        segnext.create_model(pretrained="ade20k")
+    with pytest.raises(ValueError, match="encoder only: give num_classes"):
+        segnext.create_model("segnext_t", pretrained="imagenet")
+
+
+# ------------------------------------------------------------------------------------------- downloads
+
+
+def test_download_checks_the_hash_then_the_cache_needs_no_network(server, cache, checkpoint_path, monkeypatch):
+    weights = _with_hash_of(monkeypatch, "segnext_t.ade20k", checkpoint_path)
+    _publish(server, weights, checkpoint_path)
+    model = segnext.create_model("segnext_t", pretrained="ade20k")
+    assert server.requests == ["/" + weights.path]
+    assert _leftovers(cache) == [weights.file_name]  # nothing else: no temporary file left
+    reference = segnext.create_model(checkpoint=checkpoint_path)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert model.config.class_names == reference.config.class_names
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", _dead_url())  # the cached file is used: no request at all
+    segnext.create_model("segnext_t", pretrained="ade20k")
+    assert len(server.requests) == 1
+
+
+def test_hash_mismatch_discards_the_file(server, cache, checkpoint_path):
+    weights = PRETRAINED["segnext_t.ade20k"]  # the real prefix: the fixture file does not have it
+    _publish(server, weights, checkpoint_path)
+    with pytest.raises(DownloadError) as info:
+        fetch(weights, progress=False)
+    message = str(info.value)
+    assert download.url_of(weights) in message and "SHA-256" in message and weights.sha256_prefix in message
+    assert _leftovers(cache) == []
+
+
+def test_truncated_transfer_leaves_no_file(server, cache, checkpoint_path, monkeypatch):
+    weights = _with_hash_of(monkeypatch, "segnext_t.ade20k", checkpoint_path)
+    _publish(server, weights, checkpoint_path)
+    server.mode = "truncated"
+    with pytest.raises(DownloadError, match="truncated|broke off") as info:
+        fetch(weights, progress=False)
+    assert download.url_of(weights) in str(info.value)
+    assert _leftovers(cache) == []
+
+
+def test_server_down_fails_fast_and_says_where_to_put_the_file(cache, monkeypatch):
+    url = _dead_url()
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", url)
+    weights = PRETRAINED["segnext_s.imagenet"]
+    start = time.perf_counter()
+    with pytest.raises(DownloadError) as info:
+        segnext.create_model("segnext_s", num_classes=19, pretrained="imagenet")
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert f"{url}/{weights.path}" in message and str(cache / weights.file_name) in message
+    assert "SEGNEXT_WEIGHTS_URL" in message
+    assert _leftovers(cache) == []
+
+
+def test_killed_download_leaves_nothing_that_looks_complete(server, cache, checkpoint_path, monkeypatch):
+    weights = _with_hash_of(monkeypatch, "segnext_t.ade20k", checkpoint_path)
+    _publish(server, weights, checkpoint_path)
+    server.mode = "stall"
+    code = (f"import dataclasses; from segnext.models.download import fetch; "
+            f"from segnext.models.pretrained import PRETRAINED; "
+            f"fetch(dataclasses.replace(PRETRAINED['segnext_t.ade20k'], sha256_prefix={weights.sha256_prefix!r}))")
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not server.requests and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the first bytes are written
+    process.kill()
+    process.wait()
+    assert server.requests, "the download never started"
+    assert not (cache / weights.file_name).exists()
+    assert all(name.startswith(".") for name in _leftovers(cache))  # at most a hidden temporary file
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+
+
+def test_a_file_in_the_cache_is_used_as_it_is(cache, monkeypatch, backbone_path, checkpoint_path):
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", _dead_url())
+    weights = PRETRAINED["segnext_t.imagenet"]
+    cache.mkdir(parents=True)
+    shutil.copy(backbone_path, cache / weights.file_name)  # not the published bytes: no re-hash, no network
+    model = segnext.create_model("segnext_t", num_classes=19, pretrained="imagenet")
+    reference = segnext.create_model(checkpoint=checkpoint_path)
+    for key, value in reference.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key
+    assert model.num_classes == 19
+
+
+def test_other_classes_reinitialise_only_the_classifier(cache, monkeypatch, checkpoint_path, caplog):
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", _dead_url())
+    cache.mkdir(parents=True)
+    shutil.copy(checkpoint_path, cache / PRETRAINED["segnext_t.ade20k"].file_name)
+    model, reports = segnext.create_model("segnext_t", num_classes=11, pretrained="ade20k", output_loading_info=True)
+    reference = segnext.create_model(checkpoint=checkpoint_path).state_dict()
+    state = model.state_dict()
+    assert reports[0].reinitialised == ["decode_head.conv_seg.weight", "decode_head.conv_seg.bias"]
+    assert state["decode_head.conv_seg.weight"].shape == (11, 256, 1, 1)
+    for key, value in reference.items():
+        if not key.startswith("decode_head.conv_seg."):
+            assert torch.equal(state[key], value), key
+    assert "re-initialised for 11 classes (the checkpoint has 150)" in reports[0].summary()
+    assert model.config.class_names is None  # the ADE20K names do not fit 11 classes
+    with caplog.at_level("WARNING", logger="segnext"):
+        segnext.create_model("segnext_t", num_classes=11, pretrained="ade20k")
+    assert "decode_head.conv_seg.weight" in caplog.text and "11 classes" in caplog.text
+
+
+def test_command_lists_the_published_weights(cache, capsys):
+    from segnext.cli.main import main
+
+    assert main(["models", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    assert "segnext_b.ade20k" in out and "48.03" in out and "mscan_t_20230227-119e8c9f.pth" in out
+    assert str(cache) in out
