@@ -48,3 +48,16 @@ def test_a_short_write_without_errno_counts_when_the_rest_does_not_fit(tmp_path,
     with pytest.raises(OSError, match="768000 requested") as error:
         atomic_write(tmp_path / "probs.npy", numpy_like_write, size=768000)
     assert not isinstance(error.value, DiskFullError) and list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_only_says_so_in_its_message_counts_too(tmp_path):
+    """safetensors on a full disk: SafetensorError("... No space left on device (os error 28)")."""
+
+    class SafetensorError(Exception):
+        pass
+
+    def safetensors_like_write(temporary):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with pytest.raises(DiskFullError, match="model.safetensors: no space left on the device: writing it needs 2.0 MB"):
+        atomic_write(tmp_path / "model.safetensors", safetensors_like_write, size=2 * 2**20)

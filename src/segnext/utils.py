@@ -89,12 +89,15 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], si
 
 def _ran_out_of_space(error: BaseException, folder: Path, size: Optional[int], written: int) -> bool:
     """Whether `error` (or one it was raised from) is a full disk. Writers do not all say so: torch.save,
-    finishing its file after a failed write, raises a RuntimeError over the OSError(ENOSPC), and NumPy
-    writes arrays with fwrite and raises OSError("N requested and M written") without errno; such an
-    OSError counts when the rest of the file does not fit in the space left."""
+    finishing its file after a failed write, raises a RuntimeError over the OSError(ENOSPC); safetensors
+    raises its own error whose text holds the system's ("No space left on device (os error 28)"); and
+    NumPy writes arrays with fwrite and raises OSError("N requested and M written") without errno,
+    which counts when the rest of the file does not fit in the space left."""
     cause: Optional[BaseException] = error
     while cause is not None:
         if isinstance(cause, OSError) and cause.errno in DISK_FULL_ERRNOS:
+            return True
+        if any(os.strerror(number) in str(cause) for number in DISK_FULL_ERRNOS):
             return True
         cause = cause.__cause__ or cause.__context__
     if isinstance(error, OSError) and error.errno is None and size is not None:
