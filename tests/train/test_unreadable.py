@@ -78,6 +78,10 @@ def test_skip_trains_on_logs_and_counts_and_a_low_limit_stops(tmp_path, broken_s
     assert record["iter"] == 1 and str(broken) in record["error"]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert len(results["unreadable_training_files"]) == 1 and str(broken) in results["unreadable_training_files"][0]
+    from segnext.train.report import read_run, stop_text
+
+    assert stop_text(read_run(tmp_path / "run")).endswith("; 1 unreadable training file(s) skipped (results.json "
+                                                          "lists them)")
     saved = checkpointing.load(tmp_path / "run" / "checkpoints" / checkpointing.checkpoint_name(4))
     assert [message for _, message in saved["unreadable_files"]] == results["unreadable_training_files"]
     # One bad file in 16 is more than 5%: the run stops at once, naming it.
