@@ -7,6 +7,9 @@ Tests that need the fixtures skip, with the path they looked at, when they are a
 
 from __future__ import annotations
 
+import builtins
+import errno
+import io
 import os
 from pathlib import Path
 
@@ -78,3 +81,53 @@ def demo_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def train_data(fixtures_dir: Path) -> dict:
     return torch.load(_fixture_file(fixtures_dir, TRAIN_FILE), map_location="cpu", weights_only=True)
+
+
+class _FillingFile:
+    """A file opened for writing on a disk with `budget["left"]` bytes free: writes fail with ENOSPC
+    once they are used up (the part that fits is written first, as a real disk does)."""
+
+    def __init__(self, handle, budget: dict):
+        self._handle, self._budget = handle, budget
+
+    def write(self, data):
+        if len(data) > self._budget["left"]:
+            self._handle.write(data[: self._budget["left"]])
+            self._budget["left"] = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._budget["left"] -= len(data)
+        return self._handle.write(data)
+
+    def fileno(self):  # no file descriptor: writers (Pillow, NumPy) must come through write()
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()
+
+
+@pytest.fixture()
+def full_disk(monkeypatch):
+    """full_disk(folder, free=0): from then on (to the end of the test), files opened for writing
+    below `folder` share `free` bytes; a write beyond them fails with OSError(ENOSPC), as on a disk
+    that fills up."""
+    real_open = builtins.open
+
+    def fill(folder, free: int = 0):
+        folder, budget = Path(folder).resolve(), {"left": free}
+
+        def open_on_full_disk(file, mode="r", *args, **kwargs):
+            handle = real_open(file, mode, *args, **kwargs)
+            writing = any(flag in mode for flag in "wax+")
+            inside = isinstance(file, (str, os.PathLike)) and folder in Path(file).resolve().parents
+            return _FillingFile(handle, budget) if writing and inside else handle
+
+        monkeypatch.setattr(builtins, "open", open_on_full_disk)
+        monkeypatch.setattr(io, "open", open_on_full_disk)  # pathlib opens through io.open
+
+    return fill

@@ -1,16 +1,55 @@
-"""Small helpers every layer uses: a "did you mean" for error messages, an atomic file writer, a
-JSON cleaner, optional dependencies with an install hint, and device names. Nothing here imports
-torch at module level."""
+"""Small helpers every layer uses: a "did you mean" for error messages, an atomic file writer (and
+the error it raises on a full disk), a JSON cleaner, optional dependencies with an install hint,
+and device names. Nothing here imports torch at module level."""
 
 from __future__ import annotations
 
 import difflib
+import errno
 import importlib
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
+
+# errno values of a write that ran out of room: the disk is full, or the user's quota is used up.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A file could not be written for lack of space; the message names the file, the space it
+    needed and what to do. `errno` is ENOSPC."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.errno = errno.ENOSPC
+
+
+def format_bytes(count: float) -> str:
+    """1536 -> '1.5 KB'."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return ""  # not reached
+
+
+def disk_full_error(path: Union[str, os.PathLike], needed: Optional[int], written: int = 0) -> DiskFullError:
+    """The DiskFullError of a failed write of `path` (`needed`: its size when known, `written`: the bytes
+    that made it to disk)."""
+    path = Path(path)
+    if needed is not None:
+        size = f"needs {format_bytes(max(needed, written))}"
+    else:
+        size = f"needs more than the {format_bytes(written)} written before the disk filled"
+    try:
+        free = f"{format_bytes(shutil.disk_usage(path.parent).free)} free there now"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"{path}: no space left on the device: writing it {size} ({free}). Free some space, "
+                         f"or write elsewhere, then run the same command again.")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
@@ -19,12 +58,14 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" Did you mean {match[0]!r}?" if match else ""
 
 
-def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any]) -> Path:
+def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], size: Optional[int] = None) -> Path:
     """Call `write(temporary_path)` and rename the result to `path`.
 
     The temporary file sits in the same folder, so the rename is atomic: a process killed while
     writing leaves the previous file (or none), never a half-written one. The file gets the
-    permissions the umask gives new files.
+    permissions the umask gives new files. A full disk (or quota) raises DiskFullError naming `path`
+    and `size` (the bytes `write` writes, exact or estimated, when the caller knows them); the
+    temporary file is removed and the file at `path`, if any, is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,11 +77,35 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any]) ->
         write(Path(temporary))
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
+        written = os.path.getsize(temporary) if os.path.exists(temporary) else 0
         if os.path.exists(temporary):
             os.remove(temporary)
+        if not isinstance(error, DiskFullError) and _ran_out_of_space(error, path.parent, size, written):
+            raise disk_full_error(path, size, written) from error
         raise
     return path
+
+
+def _ran_out_of_space(error: BaseException, folder: Path, size: Optional[int], written: int) -> bool:
+    """Whether `error` (or one it was raised from) is a full disk. Writers do not all say so: torch.save,
+    finishing its file after a failed write, raises a RuntimeError over the OSError(ENOSPC); safetensors
+    raises its own error whose text holds the system's ("No space left on device (os error 28)"); and
+    NumPy writes arrays with fwrite and raises OSError("N requested and M written") without errno,
+    which counts when the rest of the file does not fit in the space left."""
+    cause: Optional[BaseException] = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in DISK_FULL_ERRNOS:
+            return True
+        if any(os.strerror(number) in str(cause) for number in DISK_FULL_ERRNOS):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, OSError) and error.errno is None and size is not None:
+        try:
+            return shutil.disk_usage(folder).free < size - written
+        except OSError:
+            return False
+    return False
 
 
 def json_safe(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -176,3 +177,17 @@ def test_reader_processes_by_default_only_where_the_model_is_fast(monkeypatch):
     assert default_workers(100, "cuda") == 2 and default_workers(1, "cuda") == 0 and default_workers(2, "mps") == 1
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert default_workers(100, "cuda") == 1  # a core stays with the main process
+
+
+def test_a_full_disk_stops_prediction_naming_the_file_and_its_size(checkpoint_path, image_folder, tmp_path, capsys,
+                                                                  full_disk):
+    out = tmp_path / "out"
+    out.mkdir()
+    full_disk(out, free=0)
+    status = main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), str(image_folder / "b.jpg"),
+                   "--out", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    message = rf"{re.escape(str(out / 'a.png'))}: no space left on the device: writing it needs [\d.]+ (bytes|KB)"
+    assert re.search(message, err), err
+    assert "b.jpg" not in err and list(out.iterdir()) == []  # stopped at once; no partial file left

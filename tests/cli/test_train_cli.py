@@ -92,3 +92,32 @@ def test_eval_refuses_a_model_for_another_dataset(capsys, config_file, tmp_path)
     segnext.save_model(segnext.create_model("segnext_t", num_classes=19), tmp_path / "city")
     assert main(["eval", str(config_file), "--checkpoint", str(tmp_path / "city"), "--no-progress"]) == 1
     assert "19 classes" in capsys.readouterr().err
+
+
+def test_overrides_are_accepted_anywhere_on_the_line(capsys, config_file, tmp_path):
+    assert main(["train", str(config_file), "--work-dir", str(tmp_path / "w"), "train.max_iters=7", "--print-config",
+                 "data.crop_size=[32,32]"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["train"]["max_iters"] == 7 and printed["data"]["crop_size"] == [32, 32]
+    # The same parsing for every command: positionals after options, and unknown options still refused.
+    from segnext.cli.main import build_parser, parse_arguments
+
+    args = parse_arguments(build_parser(), ["predict", "--checkpoint", "c", "a.png", "--out", "o", "b.png"])
+    assert args.inputs == ["a.png", "b.png"] and args.out == "o"
+    with pytest.raises(SystemExit):
+        main(["train", str(config_file), "--work-dir", "w", "--no-such-option", "1"])
+    assert "unrecognized arguments: --no-such-option 1" in capsys.readouterr().err
+
+
+def test_training_refuses_a_val_split_without_labels_before_writing_anything(capsys, config_file, scenes, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(scenes, root)
+    for label in (root / "labels" / "val").iterdir():
+        label.unlink()
+    work_dir = tmp_path / "run"
+    assert main(["train", str(config_file), f"data.root={root}", "--work-dir", str(work_dir), "--no-progress"]) == 1
+    error = capsys.readouterr().err
+    assert "split 'val'" in error and "has no labels" in error and "Traceback" not in error
+    assert not work_dir.exists()

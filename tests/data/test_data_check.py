@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from synthetic_data import blob_label, random_image, save_image, save_label, save_pair
+import pytest
+from synthetic_data import blob_label, random_image, save_image, save_label, save_pair, write_lines
 
 from segnext.cli.main import main
+from segnext.data import DataError, build_dataset
 from segnext.data.check import check_dataset
 
 
@@ -62,8 +64,8 @@ def test_every_kind_of_problem_is_reported_by_file(tmp_path, capsys):
     for name, words in expectations.items():
         matching = [line for line in problems if name in line]
         assert len(matching) == 1 and words in matching[0], (name, problems)
-    assert len(problems) == len(expectations)
-    assert "val: not found" in out  # a missing standard split is a note, not a problem
+    # The seventh: the folder layout's val split is absent, and training reads it.
+    assert len(problems) == len(expectations) + 1 and "folder val: absent, and training reads it" in problems[-1]
 
 
 def test_check_of_a_missing_dataset_fails_cleanly(tmp_path, capsys):
@@ -81,3 +83,84 @@ def test_check_notes_counts_against_the_standard_release(tmp_path):
     save_label(root / "annotations/validation/a.png", blob_label(8, 8, (0, 151)))
     [report] = check_dataset("ade20k", tmp_path, split="val", workers=1, progress=False)
     assert len(report.problems) == 1 and "151" in report.problems[0]
+
+
+# Each layout as (dataset, image path, label path) templates of one pair of split {split};
+# `extra` writes what the layout needs besides (classes.json, split lists).
+LAYOUTS = {
+    "camvid_folder": ("camvid", "images/{split}/{stem}.png", "labels/{split}/{stem}.png"),
+    "camvid_segnet": ("camvid", "{split}/{stem}.png", "{split}annot/{stem}.png"),
+    "folder": ("folder", "images/{split}/{stem}.png", "labels/{split}/{stem}.png"),
+    "ade20k": ("ade20k", "images/{split}/{stem}.jpg", "annotations/{split}/{stem}.png"),
+    "cityscapes": ("cityscapes", "leftImg8bit/{split}/aachen/{stem}_leftImg8bit.png",
+                   "gtFine/{split}/aachen/{stem}_gtFine_labelTrainIds.png"),
+    "voc": ("voc", "JPEGImages/{stem}.jpg", "SegmentationClass/{stem}.png"),
+}
+TRAIN_SPLIT = {"ade20k": "training"}
+VAL_SPLIT = {"ade20k": "validation"}
+
+
+def _write_split(root, layout, split, stems, labelled=True):
+    dataset, image, label = LAYOUTS[layout]
+    if dataset == "folder":
+        _folder(root)
+    if dataset == "voc":
+        write_lines(root / f"ImageSets/Segmentation/{split}.txt", stems)
+    for stem in stems:
+        values = (1, 2) if dataset == "ade20k" else (0, 1)  # ADE20K: raw 0 is "other", ignored
+        save_image(root / image.format(split=split, stem=stem), random_image(8, 8))
+        if labelled:
+            save_label(root / label.format(split=split, stem=stem), blob_label(8, 8, values))
+    if not stems and dataset != "voc":  # the split's folders exist, empty
+        for template in (image, label):
+            (root / template.format(split=split, stem="x")).parent.mkdir(parents=True, exist_ok=True)
+    elif not labelled and dataset != "voc":  # the label folder exists, empty
+        (root / label.format(split=split, stem=stems[0])).parent.mkdir(parents=True, exist_ok=True)
+    return dataset
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("defect", ["val labels missing", "val folders empty", "val absent"])
+def test_an_empty_unlabelled_or_absent_val_split_is_a_problem(tmp_path, capsys, layout, defect):
+    """Planted in every layout: the check names the val split and fails; the dataset constructor
+    training and evaluation use refuses the split too."""
+    dataset = LAYOUTS[layout][0]
+    train, val = TRAIN_SPLIT.get(dataset, "train"), VAL_SPLIT.get(dataset, "val")
+    _write_split(tmp_path, layout, train, ["a", "b"])
+    if defect == "val labels missing":
+        _write_split(tmp_path, layout, val, ["c"], labelled=False)
+    elif defect == "val folders empty":
+        _write_split(tmp_path, layout, val, [])
+    status = main(["data", "check", dataset, str(tmp_path), "--workers", "1", "--no-progress", "--no-frequencies"])
+    captured = capsys.readouterr()
+    problems = [line for line in captured.out.splitlines() if line.startswith("PROBLEM")]
+    assert status == 1 and "no problems found" not in captured.out, captured.out
+    expected = {"val labels missing": "has no labels", "val folders empty": "is empty",
+                "val absent": "absent, and training reads it"}[defect]
+    if dataset == "voc" and defect == "val folders empty":
+        expected = "is empty"  # an empty val.txt
+    assert any(expected in line and val in line for line in problems), problems
+    assert not any(f" {train}" in line.split(":")[0] for line in problems), problems  # train is fine
+    with pytest.raises(DataError, match=val):
+        build_dataset(dataset, tmp_path, val)
+    assert len(build_dataset(dataset, tmp_path, train)) == 2
+
+
+def test_an_absent_split_that_training_does_not_read_is_only_noted(tmp_path, capsys):
+    _write_split(tmp_path, "camvid_folder", "train", ["a"])
+    _write_split(tmp_path, "camvid_folder", "val", ["b"])
+    assert main(["data", "check", "camvid", str(tmp_path), "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "camvid test: absent" in out and "no problems found" in out
+    # Asked for by name, an absent split is an error.
+    assert main(["data", "check", "camvid", str(tmp_path), "--split", "test", "--no-progress"]) == 1
+    assert "no CamVid" in capsys.readouterr().err
+
+
+def test_two_images_with_one_stem_are_a_problem_of_their_split(tmp_path, capsys):
+    _write_split(tmp_path, "camvid_folder", "train", ["a"])
+    save_image(tmp_path / "images/train/a.jpg", random_image(8, 8))
+    _write_split(tmp_path, "camvid_folder", "val", ["b"])
+    assert main(["data", "check", "camvid", str(tmp_path), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert any("same stem" in line for line in out.splitlines() if line.startswith("PROBLEM")), out

@@ -114,6 +114,24 @@ def test_unreadable_inputs_raise_clear_errors(segmenter, tmp_path):
         segmenter.predict(np.zeros((4, 4, 2), dtype=np.uint8))
 
 
+def test_a_float_image_is_refused_the_same_way_from_a_path_and_from_pillow(segmenter, tmp_path):
+    """One policy for every input route: a mode-F TIFF has no standard 8-bit meaning."""
+    from segnext.data import DataError
+
+    path = tmp_path / "depth.tif"
+    Image.fromarray(np.linspace(0, 3.5, 48, dtype=np.float32).reshape(6, 8)).save(path)
+    with pytest.raises(DataError) as from_path:
+        segmenter.predict(path)
+    with Image.open(path) as opened:
+        assert opened.mode == "F"
+        with pytest.raises(DataError) as from_pillow:
+            segmenter.predict(opened)
+    assert str(from_path.value) == str(from_pillow.value)
+    assert str(path) in str(from_pillow.value) and "mode F" in str(from_pillow.value)
+    with pytest.raises(DataError, match="PIL image: floating-point"):
+        segmenter.predict(Image.fromarray(np.zeros((4, 4), np.float32)))
+
+
 def test_probabilities_and_outputs(segmenter, tmp_path):
     rgb = _scene(30, 41)
     labels, probabilities = segmenter.predict_with_proba(rgb)

@@ -163,3 +163,27 @@ def test_resolved_config_is_written_in_block_style():
     text = load_config("segnext_t_ade20k_512x512_160k").to_yaml()
     assert [line for line in text.splitlines() if "{" in line] == ["  options: {}", "  logger_options: {}"]  # empty
     assert "train:\n  max_iters: 160000\n" in text
+
+
+def test_a_config_that_would_run_code_is_refused(tmp_path, scenes, capsys):
+    """YAML is read with the safe loader: a !!python tag is refused with a clear message, and nothing runs."""
+    from segnext.cli.main import main
+
+    marker = tmp_path / "ran"
+    attack = f'!!python/object/apply:os.system ["touch {marker}"]'
+    path = write_config(tmp_path / "c.yaml", tiny_config(scenes))
+    path.write_text(path.read_text() + f"description: {attack}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(str(path))
+    message = str(error.value)
+    assert str(path) in message and "refused the tag !!python/object/apply:os.system" in message
+    with pytest.raises(ConfigError, match="Override 'model.name=.*refused the tag !!python/object/apply"):
+        load_config(str(write_config(tmp_path / "d.yaml", tiny_config(scenes))), [f"model.name={attack}"])
+    base = tmp_path / "base.yaml"
+    base.write_text("train: !!python/object/new:dict {}\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\n")
+    with pytest.raises(ConfigError, match=f"{base}, line 1: refused the tag !!python/object/new:dict"):
+        load_config(str(tmp_path / "child.yaml"))
+    assert main(["train", str(path), "--print-config"]) == 1
+    assert "refused the tag" in capsys.readouterr().err
+    assert not marker.exists()

@@ -14,9 +14,13 @@ DDP each process tracks only its own images (rank 0's are broadcast), as in the 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +28,7 @@ from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write
 
 import segnext
 from segnext.train import state as checkpointing
+from segnext.train.sampler import EpochPermutations
 
 STEPS = 4
 
@@ -63,3 +68,85 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tmp_path, scenes
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
     # The final evaluation was sharded over both processes and covers the whole val set.
     assert json.loads((tmp_path / "ddp" / "results.json").read_text())["num_images"] == 8
+
+
+def _worker_pid(launcher: subprocess.Popen, rank: int) -> int:
+    """The pid of torchrun's worker of `rank` (its child whose environment says RANK=rank)."""
+    for child in Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split():
+        environment = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in environment:
+            return int(child)
+    raise AssertionError(f"no worker of rank {rank} under torchrun ({launcher.pid})")
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not Path("/proc/self/task").is_dir(),
+                    reason="needs torch.distributed and Linux /proc (to find torchrun's workers)")
+def test_a_killed_or_failing_process_stops_the_others_naming_it_and_a_restart_resumes(tmp_path, scenes):
+    """SIGKILL rank 1 mid-run: rank 0 exits within seconds naming rank 1. Restarted, the run resumes
+    from its last checkpoint; then rank 1 meets an unreadable file and raises: rank 0 names it too."""
+    torchrun = shutil.which("torchrun")
+    command = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
+    root = tmp_path / "data"
+    shutil.copytree(scenes, root)
+    raw = tiny_config(root, train={"max_iters": 200, "batch_size": 2, "micro_batch_size": 1, "checkpoint_interval": 2,
+                                   "device": "cpu"})
+    config, work_dir = write_config(tmp_path / "tiny.yaml", raw), tmp_path / "run"
+    launch = command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main", "train", str(config),
+                        "--work-dir", str(work_dir), "--no-progress"]
+
+    first = subprocess.Popen(launch, env=SUBPROCESS_ENV, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while not (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists():
+            assert first.poll() is None and time.time() < deadline, first.stdout.read() if first.poll() else "slow"
+            time.sleep(0.05)
+        os.kill(_worker_pid(first, rank=1), signal.SIGKILL)
+        killed = time.time()
+        output, _ = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    print(f"torchrun exited {time.time() - killed:.1f} s after rank 1 was killed")
+    assert first.returncode != 0 and time.time() - killed < 60, output
+    assert "error: rank 1 stopped responding" in output and "This process (rank 0 of 2) stops too" in output, output
+    resume_from = checkpointing.latest_checkpoint(work_dir / "checkpoints")
+    resumed_at = checkpointing.load(resume_from)["iteration"]
+
+    # The sample rank 1 draws at the second step after the resume cannot be read any more.
+    stream = EpochPermutations(16, seed=0)
+    index, _ = stream.sample_at((resumed_at + 1) * 2 + 1)  # position = iteration * batch + rank
+    broken = sorted((root / "images" / "train").iterdir())[index]
+    broken.write_bytes(broken.read_bytes()[:100])
+    second = subprocess.run(launch, env=SUBPROCESS_ENV, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    output = second.stdout + second.stderr
+    assert second.returncode != 0
+    assert f"Resumed from {resume_from} at iteration {resumed_at}" in output, output
+    assert f"error: rank 1 failed with DataError: folder train dataset index {index}: {broken}" in output, output
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_the_survivor_names_the_rank_that_raised_or_went_silent(monkeypatch):
+    """PeerWatch over a real TCPStore, two ranks in this process: an error recorded by rank 1 is named
+    by rank 0; a rank whose heartbeat stops is named as silent; this process's own error passes."""
+    from segnext.train import distributed
+
+    monkeypatch.setattr(distributed, "HEARTBEAT_SECONDS", 0.1)
+    monkeypatch.setattr(distributed, "SILENCE_SECONDS", 1.0)
+    server = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    watches = [distributed.PeerWatch(rank, 2, "127.0.0.1", server.port) for rank in (0, 1)]
+    envs = [distributed.Distributed(rank=rank, world_size=2, watch=watches[rank]) for rank in (0, 1)]
+    try:
+        own = ValueError("data.root is empty")
+        assert distributed.explain_failure(own, envs[1]) is own  # recorded for the others, raised as it is
+        lost = RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:4242")
+        explained = distributed.explain_failure(lost, envs[0], "Resume with the same command.")
+        assert isinstance(explained, distributed.PeerFailed)
+        assert str(explained) == ("rank 1 failed with ValueError: data.root is empty. This process (rank 0 of 2) "
+                                  "stops too. Resume with the same command.")
+        server.delete_key(f"{watches[1].prefix}/error/1")
+        watches[1].stop()  # rank 1 is killed: its heartbeat stops
+        assert "rank 1 stopped responding" in str(distributed.explain_failure(lost, envs[0]))
+    finally:
+        for watch in watches:
+            watch.stop()

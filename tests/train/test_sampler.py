@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from segnext.train.sampler import EpochPermutations, SampleAt, TrainStreamSampler
+from segnext.data import DataError
+from segnext.train.sampler import EpochPermutations, SampleAt, TrainStreamSampler, collate_samples
 
 
 def step_images(num_samples, steps, batch, micro, world, start=0):
@@ -72,3 +73,25 @@ def test_augmentation_depends_only_on_seed_epoch_and_index_and_leaves_the_caller
     dataset[(1, 0)]
     assert torch.equal(dataset[(3, 2)]["image"], first) and first[1] == 2
     assert not torch.equal(dataset[(3, 1)]["image"], first)
+
+
+class _DatasetWithBrokenFiles:
+    """Samples 1 and 2 cannot be read."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        if index in (1, 2):
+            raise DataError(f"file_{index}.png: cannot read this file (image file is truncated)")
+        return {"image": torch.full((2,), float(index)), "label": torch.tensor(index)}
+
+
+def test_an_unreadable_sample_is_replaced_by_the_next_readable_one_and_named():
+    skipping = SampleAt(_DatasetWithBrokenFiles(), seed=0)
+    item = skipping[(1, 0)]
+    assert item["label"] == 3 and [index for index, _ in item["skipped"]] == [1, 2]
+    assert "file_2.png" in item["skipped"][1][1]
+    assert skipping[(0, 0)]["skipped"] == []
+    batch = collate_samples([skipping[(0, 0)], skipping[(2, 0)]])
+    assert batch["label"].tolist() == [0, 3] and [index for index, _ in batch["skipped"]] == [2]

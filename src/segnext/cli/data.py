@@ -113,7 +113,7 @@ def run_prepare(args) -> int:
 
 
 def run_check(args) -> int:
-    from ..data.check import check_dataset, format_frequencies
+    from ..data.check import ABSENT, check_dataset, format_frequencies
     from ..data.datasets import get_spec
 
     spec = get_spec(args.name, args.root)
@@ -121,8 +121,10 @@ def run_check(args) -> int:
                             progress=not args.no_progress)
     total_problems = 0
     for report in reports:
-        if report.layout == "not found":
-            print(f"{report.dataset} {report.split}: not found below {report.root}, skipped")
+        if report.layout == ABSENT:
+            needed = " (training reads it: see the problem below)" if report.problems else ""
+            print(f"{report.dataset} {report.split}: absent, no folder for it below {report.root}{needed}")
+            total_problems += len(report.problems)
             continue
         print(f"{report.dataset} {report.split}: {report.pairs} pairs in {report.root}")
         print(f"  layout: {report.layout}")
@@ -148,7 +150,7 @@ def _note_shared_groups(name: str, root: str, reports) -> None:
     from ..data.datasets import get_spec, list_split
     from ..data.splits import shared_groups
 
-    found = {report.split: report for report in reports if report.layout != "not found" and report.pairs}
+    found = {report.split: report for report in reports if report.pairs}  # absent or empty splits have none
     spec = get_spec(name, root)
     train = next((s for s in spec.splits if s in found and "train" in s), None)
     for other in found:

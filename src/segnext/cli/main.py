@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import List, Optional
 
+from ..utils import DiskFullError
+
 # Module names under segnext.cli, in the order `segnext --help` lists them.
 COMMANDS = [
     "models",
@@ -35,12 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__package__}.{name}").register(subparsers)
+    parser.command_parsers = subparsers.choices  # {command: its parser}, for parse_arguments
     return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Namespace:
+    """The command line, with a command's positional arguments allowed after its options too:
+    `segnext train CONFIG --work-dir W key=value`. Plain argparse takes a command's positionals in one
+    run and rejects those that follow an option; such a line is parsed again, intermixed."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extras = parser.parse_known_args(argv)
+    command = getattr(args, "command", None)
+    if extras and command in argv:
+        try:
+            return parser.command_parsers[command].parse_intermixed_args(argv[argv.index(command) + 1:],
+                                                                         namespace=argparse.Namespace(command=command))
+        except TypeError:  # a command with sub-commands of its own (`segnext data`): no intermixing there
+            pass
+    return parser.parse_args(argv)  # argparse's own error for what is left
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -55,7 +74,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, DiskFullError) as error:
         # Library errors are written for people: print them without a traceback.
         print(f"segnext {args.command}: error: {error}", file=sys.stderr)
         return 1

@@ -201,6 +201,7 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     from tqdm import tqdm
 
     from ..inference.streaming import predict_files
+    from ..utils import DiskFullError
 
     workers = default_workers(len(images), segmenter.device.type) if args.workers is None else args.workers
     failures: List[str] = []
@@ -216,6 +217,8 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
                 path, saved = pending.popleft()
                 try:
                     saved.result()
+                except DiskFullError:
+                    raise  # every later image would fail the same way: stop, naming the file and the space needed
                 except (OSError, ValueError) as error:
                     _report(failures, f"{path}: {str(error).strip() or type(error).__name__}")
 
@@ -234,18 +237,30 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
 
 
 def _save(result, target: Path, palette, args) -> None:
-    """OUT/<stem>.png, and the overlay and probabilities when asked for."""
+    """OUT/<stem>.png, and the overlay and probabilities when asked for; each written atomically."""
     import numpy as np
-    from PIL import Image
 
-    from ..data import overlay, write_label
+    from ..data import overlay, write_image, write_label
 
     write_label(target.with_suffix(".png"), result.labels, palette)
     if args.overlay:
-        Image.fromarray(overlay(result.image, result.labels, palette, args.alpha, ignore_index=None)).save(
-            target.parent / f"{target.name}_overlay.jpg", quality=90)
+        write_image(target.parent / f"{target.name}_overlay.jpg",
+                    overlay(result.image, result.labels, palette, args.alpha, ignore_index=None), quality=90)
     if args.probs:
-        np.save(target.parent / f"{target.name}_probs.npy", result.probabilities.astype(np.float16))
+        write_array(target.parent / f"{target.name}_probs.npy", result.probabilities.astype(np.float16))
+
+
+def write_array(path: Path, array) -> None:
+    """np.save, atomically (a file object: np.save given a path would add .npy to the temporary name)."""
+    import numpy as np
+
+    from ..utils import atomic_write
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as file:
+            np.save(file, array)
+
+    atomic_write(path, write, size=array.nbytes + 128)  # + the .npy header
 
 
 def _predict_video(args, segmenter, path: Path, stem: Path, out_dir: Path) -> List[str]:

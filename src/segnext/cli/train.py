@@ -45,6 +45,7 @@ def run(args) -> int:
 
     from ..runtime import StopRequests
     from ..train import TrainingDiverged, list_configs, load_config, train
+    from ..train.distributed import PeerFailed
 
     if args.list_configs:
         print("\n".join(list_configs()))
@@ -64,7 +65,7 @@ def run(args) -> int:
     try:
         with StopRequests() as stop:
             result = train(config, work_dir, resume=resume, progress=not args.no_progress, should_stop=stop.requested)
-    except TrainingDiverged as error:
+    except (TrainingDiverged, PeerFailed) as error:
         print(f"segnext train: error: {error}", file=sys.stderr)
         return 1
     return result.exit_code

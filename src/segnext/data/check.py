@@ -2,6 +2,7 @@
 
 For each split it lists the pairs like `build_dataset` does, then decodes every image and label
 (in a process pool) and reports, one line per problem naming the file:
+- a split that is empty or has no labels; a train or val split that is absent;
 - images without a label, labels without an image, split-list entries without an image;
 - files that cannot be read (missing, truncated, corrupt, unusable mode);
 - image and label of different sizes;
@@ -18,9 +19,11 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..constants import IGNORE_INDEX
-from .datasets import DatasetSpec, Listing, get_spec, list_split
+from .datasets import DatasetSpec, Listing, SplitNotFound, empty_split_problem, get_spec, list_split, resolve_split
 from .io import DataError, read_image, read_label
 from .prepare import run_tasks
+
+ABSENT = "absent"  # SplitReport.layout of a standard split with no folder below the root
 
 
 @dataclass
@@ -77,7 +80,13 @@ def _listing_problems(listing: Listing) -> List[str]:
 
 def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
                 progress: bool = True) -> SplitReport:
-    listing = list_split(spec, root, split)
+    try:
+        listing = list_split(spec, root, split)
+    except SplitNotFound:
+        raise
+    except DataError as error:  # there, but it cannot be listed (two images with the same stem)
+        return SplitReport(spec.name, resolve_split(spec, split), str(root), "cannot be listed", 0,
+                           problems=[str(error)])
     layout = listing.layout
     report = SplitReport(spec.name, listing.split, str(listing.root), layout.describe(listing.root, listing.split),
                          len(listing.pairs), problems=_listing_problems(listing))
@@ -85,7 +94,7 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     if expected is not None and expected != len(listing.pairs):
         report.notes.append(f"{len(listing.pairs)} pairs in {listing.split}; the standard release has {expected:,}")
     if not listing.pairs:
-        report.problems.append(f"{listing.root}: split {listing.split} has no image/label pairs")
+        report.problems.append(empty_split_problem(listing))
         return report
     tasks = [(str(image), str(label), layout.label_map.table, layout.label_map.known) for image, label in listing.pairs]
     outcomes = run_tasks(_check_task, tasks, workers, f"check {spec.name} {listing.split}", progress)
@@ -103,20 +112,35 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     return report
 
 
+def training_splits(spec: DatasetSpec) -> List[str]:
+    """The standard splits a training run reads with the default data.train_split / data.val_split
+    ("train" and "val", by the dataset's own names)."""
+    return [split for split in spec.splits if split in (resolve_split(spec, "train"), resolve_split(spec, "val"))]
+
+
 def check_dataset(name: str, root, split: Optional[str] = None, workers: Optional[int] = None,
                   progress: bool = True) -> List[SplitReport]:
-    """Check `split` (or every standard split found) of dataset `name` below `root`."""
+    """Check `split` (or every standard split) of dataset `name` below `root`.
+
+    A split that exists but is empty or unlabelled is a problem. Without `split`, a standard split
+    that is absent is reported with layout ABSENT: a problem when training reads it (the train and
+    val splits), a note otherwise (e.g. a test split). A `split` asked for that is absent raises
+    DataError, as does a root where no standard split is found.
+    """
     spec = get_spec(name, root)
     if split is not None:
         return [check_split(spec, root, split, workers, progress)]
     reports = []
+    needed = training_splits(spec)
     for standard_split in spec.splits:
         try:
             reports.append(check_split(spec, root, standard_split, workers, progress))
-        except DataError:
-            # A standard split that is not there (e.g. a test split without labels): say so.
-            reports.append(SplitReport(spec.name, standard_split, str(root), "not found", 0))
-    if all(report.layout == "not found" for report in reports):
+        except SplitNotFound as error:
+            report = SplitReport(spec.name, standard_split, str(root), ABSENT, 0)
+            if standard_split in needed:
+                report.problems.append(f"{spec.name} {standard_split}: absent, and training reads it. {error}")
+            reports.append(report)
+    if all(report.layout == ABSENT for report in reports):
         raise DataError(f"{root}: none of the {spec.title} splits {', '.join(spec.splits)} found "
                         f"(pass --split for another). To make the layout: {spec.prepare}; see docs/datasets.md")
     return reports

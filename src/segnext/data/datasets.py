@@ -320,6 +320,10 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
 # Finding the image/label pairs of a split
 
 
+class SplitNotFound(DataError):
+    """No folder (nor split list) of the split exists below the root: the split is absent."""
+
+
 @dataclass
 class Listing:
     """What is on disk for one split: the pairs, and what has no mate."""
@@ -393,22 +397,37 @@ def resolve_split(spec: DatasetSpec, split: str) -> str:
     return spec.split_aliases.get(split, split)
 
 
+def _split_folders_exist(root: Path, layout: Layout, split: str) -> bool:
+    """Whether the split is there at all, labelled or not: its split list, or its image or label folder."""
+    if layout.split_files:
+        return _first_existing(root, layout.split_files, split) is not None
+    folders = [layout.images] + list(layout.labels)
+    return any("{split}" in folder and (root / folder.format(split=split)).is_dir() for folder in folders)
+
+
 def list_split(spec: DatasetSpec, root, split: str) -> Listing:
-    """Find the pairs of `split` below `root` (or one of the spec's usual sub-folders)."""
+    """Find the pairs of `split` below `root` (or one of the spec's usual sub-folders).
+
+    The first layout with labels on disk wins. A split whose folders exist but hold no labels, or
+    nothing at all, is listed too (with no pairs), so that callers report it as empty or unlabelled
+    rather than absent; a split with no folder at all raises DataError.
+    """
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset root not found")
     split = resolve_split(spec, split)
-    for base in [root] + [root / sub for sub in spec.root_subdirs]:
-        for layout in spec.layouts:
-            if layout.splits is not None and split not in layout.splits:
-                continue
-            if _layout_present(base, layout, split):
-                return _list_layout(spec, base, layout, split)
+    candidates = [(base, layout) for base in [root] + [root / sub for sub in spec.root_subdirs]
+                  for layout in spec.layouts if layout.splits is None or split in layout.splits]
+    for base, layout in candidates:
+        if _layout_present(base, layout, split):
+            return _list_layout(spec, base, layout, split)
+    for base, layout in candidates:
+        if _split_folders_exist(base, layout, split):
+            return _list_layout(spec, base, layout, split)
     tried = "\n  ".join(layout.describe(root, split) for layout in spec.layouts
                         if layout.splits is None or split in layout.splits)
     known = ", ".join(spec.splits)
-    raise DataError(f"{root}: no {spec.title} split {split!r} found (standard splits: {known}). Expected\n  "
+    raise SplitNotFound(f"{root}: no {spec.title} split {split!r} found (standard splits: {known}). Expected\n  "
                     f"{tried}\n(also tried below {', '.join(spec.root_subdirs) or 'nothing else'}). "
                     f"To make this layout: {spec.prepare}. See docs/datasets.md.")
 
@@ -453,6 +472,21 @@ def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> L
             labels_without_image += [labels[stem] for stem in sorted(labels) if stem not in images]
     return Listing(spec, root, split, layout, pairs, images_without_label, labels_without_image,
                    listed_but_missing, split_file)
+
+
+def empty_split_problem(listing: Listing) -> str:
+    """What is wrong with a split that has no image/label pairs, and what to do."""
+    where = f"{listing.spec.title} split {listing.split!r} below {listing.root}"
+    layout = listing.layout.describe(listing.root, listing.split)
+    if listing.images_without_label:
+        image, looked_for = listing.images_without_label[0]
+        return (f"{where} has no labels: none of its {len(listing.images_without_label)} image(s) has one (for "
+                f"{image} looked for {looked_for}). Copy the split's labels there; expected {layout}.")
+    if listing.listed_but_missing:
+        stem, image = listing.listed_but_missing[0]
+        return (f"{where}: {listing.split_file} lists {len(listing.listed_but_missing)} image(s) but none exists "
+                f"(for {stem} looked for {image}). Copy the images there; expected {layout}.")
+    return f"{where} is empty: no image/label pairs; expected {layout}. Copy the split's files there."
 
 
 def get_spec(name: str, root=None) -> DatasetSpec:
@@ -558,6 +592,9 @@ def build_dataset(name: str, root, split: str, transform=None, seed: int = 0) ->
     """
     spec = get_spec(name, root)
     listing = list_split(spec, root, split)
+    if not listing.pairs:
+        raise DataError(f"{empty_split_problem(listing)}\nRun `segnext data check {name} {root}` for the whole "
+                        f"dataset.")
     problems = [f"{image}: no label (looked for {label})" for image, label in listing.images_without_label]
     problems += [f"{listing.split_file}: lists {stem} but {image} does not exist"
                  for stem, image in listing.listed_but_missing]
@@ -565,6 +602,4 @@ def build_dataset(name: str, root, split: str, transform=None, seed: int = 0) ->
         shown = "\n  ".join(problems[:5]) + (f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise DataError(f"{spec.title} {listing.split}: {len(problems)} image(s) without a mate:\n  {shown}\n"
                         f"Run `segnext data check {name} {root} --split {split}` for the full list.")
-    if not listing.pairs:
-        raise DataError(f"{listing.root}: {spec.title} split {listing.split!r} has no image/label pairs")
     return SegmentationDataset(spec, listing, transform=transform, seed=seed)

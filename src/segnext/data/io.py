@@ -22,6 +22,7 @@ aerial images (iSAID), see `segnext.runtime`.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Union
@@ -126,4 +127,14 @@ def write_label(path: PathLike, label: np.ndarray, palette=None) -> None:
         image = Image.frombytes("P", (label.shape[1], label.shape[0]), np.ascontiguousarray(label, np.uint8).tobytes())
         flat = [int(channel) for colour in list(palette)[:256] for channel in colour]
         image.putpalette(flat + [0] * (768 - len(flat)))
-    atomic_write(path, lambda temporary: image.save(temporary, format="PNG"))
+    encoded = io.BytesIO()  # encoded first, so that a full disk can be told the size it needed
+    image.save(encoded, format="PNG")
+    atomic_write(path, lambda temporary: temporary.write_bytes(encoded.getvalue()), size=encoded.tell())
+
+
+def write_image(path: PathLike, rgb: np.ndarray, quality: int = 90) -> None:
+    """Write an RGB uint8 image atomically, in the format of the path's suffix (JPEG at `quality`)."""
+    encoded = io.BytesIO()
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(encoded, format=image_format, quality=quality)
+    atomic_write(path, lambda temporary: temporary.write_bytes(encoded.getvalue()), size=encoded.tell())

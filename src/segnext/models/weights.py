@@ -308,7 +308,8 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     parameters = sum(p.numel() for p in model.parameters())
     card = model_card(config, parameters, source, metrics)
     state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state_dict, tmp, metadata={"format": FORMAT_NAME}))
+    atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state_dict, tmp, metadata={"format": FORMAT_NAME}),
+                 size=sum(v.numel() * v.element_size() for v in state_dict.values()))
     text = json.dumps(json_safe(meta), indent=2) + "\n"
     atomic_write(directory / CONFIG_FILE, lambda tmp: Path(tmp).write_text(text))
     atomic_write(directory / CARD_FILE, lambda tmp: Path(tmp).write_text(card))

@@ -129,6 +129,11 @@ class DataSection:
     mean: Tuple[float, float, float] = IMAGENET_MEAN  # the normalisation, for training and test alike
     std: Tuple[float, float, float] = IMAGENET_STD
     num_workers: int = 4  # DataLoader worker processes per training process
+    # A training file that cannot be read: "error" stops the run naming it; "skip" trains on the next
+    # readable sample, logs the file once and counts it, and stops the run when more than
+    # max_unreadable_fraction of the training set is unreadable. Validation files must all be readable.
+    on_unreadable: str = "error"
+    max_unreadable_fraction: float = 0.01
     # An augmentation pipeline of one's own instead of the official one: "module:function" or
     # "path/to/file.py:function" building an albumentations / torchvision.transforms.v2 pipeline
     # (segnext.data.augment; docs/training.md).
@@ -233,6 +238,9 @@ class TrainSection:
     checkpoint_interval: int = 16000
     keep_checkpoints: int = 2  # the last K iteration checkpoints are kept (best.pt in addition)
     eval_interval: int = 16000  # 0: evaluate only at the end
+    # Under torchrun: how long a process waits for the others at a collective operation (gradient
+    # averaging, evaluation) before the run stops with an error naming the process that failed or hung.
+    distributed_timeout_minutes: float = 10.0
     # Experiment trackers fed the log's numbers (train/loggers.py): tensorboard, mlflow, wandb.
     # None: TensorBoard when it is installed; [] for none.
     loggers: Optional[List[str]] = None
@@ -379,11 +387,24 @@ def _as_floats(values) -> Optional[list]:
         return None
 
 
+def _yaml_error(where: str, error: yaml.YAMLError) -> ConfigError:
+    """A YAML error for people; a tag that would build a Python object is named as such."""
+    if isinstance(error, yaml.constructor.ConstructorError) and error.problem_mark is not None:
+        tag = str(error.problem).split("tag ")[-1].strip("'")
+        line = error.problem_mark.line + 1
+        if "python/" in tag:
+            return ConfigError(f"{where}, line {line}: refused the tag {tag.replace('tag:yaml.org,2002:', '!!')}: "
+                               f"configs are data, and segnext never builds Python objects from them. Write the "
+                               f"value as plain YAML (a number, string, list or mapping).")
+        return ConfigError(f"{where}, line {line}: unknown YAML tag {tag}; write the value as plain YAML.")
+    return ConfigError(f"{where} is not valid YAML: {error}")
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text())  # the safe loader: plain data only, never Python objects
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        raise _yaml_error(str(path), error) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -432,7 +453,7 @@ def apply_override(raw: dict, item: str) -> None:
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as error:
-        raise ConfigError(f"Override {item!r}: the value is not valid YAML ({error}).") from None
+        raise _yaml_error(f"Override {item!r}", error) from None
     parts = key.split(".")
     if not all(parts):
         raise ConfigError(f"Override {item!r}: {key!r} is not a dotted key such as train.max_iters.")
@@ -556,11 +577,19 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
     if isinstance(section, LossSection) and section.reduction not in ("all_pixels", "valid_pixels"):
         fail("reduction", f"must be 'all_pixels' (official) or 'valid_pixels', got {section.reduction!r}."
              f"{did_you_mean(section.reduction, ['all_pixels', 'valid_pixels'])}")
+    if isinstance(section, DataSection):
+        if section.on_unreadable not in ("error", "skip"):
+            fail("on_unreadable", f"must be 'error' or 'skip', got {section.on_unreadable!r}."
+                 f"{did_you_mean(section.on_unreadable, ['error', 'skip'])}")
+        if not 0 <= section.max_unreadable_fraction <= 1:
+            fail("max_unreadable_fraction", f"must be a fraction from 0 to 1, got {section.max_unreadable_fraction}.")
     if isinstance(section, TrainSection):
         for key in ("max_iters", "batch_size", "micro_batch_size", "log_interval", "checkpoint_interval",
                     "keep_checkpoints"):
             if getattr(section, key) < 1:
                 fail(key, f"must be at least 1, got {getattr(section, key)}.")
+        if section.distributed_timeout_minutes <= 0:
+            fail("distributed_timeout_minutes", f"must be positive, got {section.distributed_timeout_minutes}.")
         if section.eval_interval < 0:
             fail("eval_interval", f"must be >= 0 (0: only at the end), got {section.eval_interval}.")
         if section.batch_size % section.micro_batch_size:

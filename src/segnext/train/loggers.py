@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..utils import MissingDependency, atomic_write, did_you_mean, json_safe, require
+from ..utils import DISK_FULL_ERRNOS, MissingDependency, atomic_write, did_you_mean, disk_full_error, json_safe, require
 
 TRACKER_IDS = "trackers.json"  # the tracker run ids of a work dir, so that a resumed run continues them
 
@@ -265,13 +265,20 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             kept = [r for r in read_log(self.path) if r.get("iter", 0) <= resume_iteration] if resume_iteration else []
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            atomic_write(self.path, lambda temporary: temporary.write_text(text))  # a kill here loses nothing
         self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (open for the run; line-buffered)
         self.trackers = list(trackers)
 
     def write(self, record: Dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), **record}
-        self._file.write(json.dumps(json_safe(record)) + "\n")
+        line = json.dumps(json_safe(record)) + "\n"
+        try:
+            self._file.write(line)
+        except OSError as error:
+            if error.errno in DISK_FULL_ERRNOS:
+                raise disk_full_error(self.path, len(line)) from error
+            raise
         if "iter" in record:
             numbers = {key: value for key, value in record.items() if key not in ("iter", "time")
                        and isinstance(value, (int, float)) and not isinstance(value, bool)}

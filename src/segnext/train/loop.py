@@ -39,6 +39,7 @@ from .progress import LogWindow, ProgressBar
 from .report import save_report_data, write_report
 from .sampler import step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
+from .unreadable import UnreadableFiles
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainResult:
     best: Dict[str, Any] = field(default_factory=dict)
     report: Optional[Path] = None
     seconds: float = 0.0  # wall-clock time of the whole run, earlier sessions included
+    unreadable_files: int = 0  # training files skipped as unreadable (data.on_unreadable: skip)
 
     @property
     def exit_code(self) -> int:
@@ -66,15 +68,24 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
         `segnext.runtime.StopRequests`) saves a checkpoint and ends the run.
     Under `torchrun` every process calls this; rank 0 writes the files.
     """
-    env = distributed.setup(config.train.device)
+    env = distributed.setup(config.train.device, config.train.distributed_timeout_minutes)
+    failed = False
     try:
         run = Run(config, Path(work_dir), env, progress)
         run.start(resume)
         result = run.loop(should_stop or (lambda: None))
         distributed.barrier(env)  # no process tears its connections down while another still uses them
         return result
+    except Exception as error:
+        # Under torchrun: tell the other processes why this one fails, or name the one that failed.
+        failed = True
+        explained = distributed.explain_failure(error, env, f"Run the same command again to resume from the last "
+                                                           f"checkpoint in {Path(work_dir) / 'checkpoints'}.")
+        if explained is error:
+            raise
+        raise explained from error
     finally:
-        distributed.cleanup(env)
+        distributed.cleanup(env, failed)
 
 
 class Run:
@@ -112,12 +123,17 @@ class Run:
         if env.is_main:
             state.prepare_work_dir(self.work_dir, config.to_yaml(), keep_previous=resume is not False)
         distributed.barrier(env)
+        saved = {}
         if path is not None:
             saved = state.restore(path, self.model, self.optimizer, self.scaler, config, self.num_classes)
             self.iteration, self.elapsed_before, self.best = saved["iteration"], saved["elapsed_seconds"], saved["best"]
             if path.parent.resolve() == self.checkpoints.resolve():
                 self.last_saved = self.iteration
             self.say(f"Resumed from {path} at iteration {self.iteration}.")
+        skipping = config.data.on_unreadable == "skip"
+        self.unreadable = UnreadableFiles(
+            len(self.train_set), skipping, config.data.max_unreadable_fraction, saved.get("unreadable_files", ()),
+            share=(lambda found: distributed.gather_lists(found, env)) if skipping else (lambda found: found))
         self.forward = StrideEightLogits(self.model)
         if env.enabled:
             self.forward = nn.parallel.DistributedDataParallel(
@@ -142,7 +158,8 @@ class Run:
         loader = training_loader(self.train_set, train_cfg.seed, train_cfg.batch_size, train_cfg.micro_batch_size,
                                  config.data.num_workers, env.rank, env.world_size, self.iteration,
                                  pin_memory=env.device.type == "cuda")
-        batches = iter(loader) if self.iteration < train_cfg.max_iters else None
+        batches = self.unreadable.watch(iter(loader), self.report_unreadable) \
+            if self.iteration < train_cfg.max_iters else None
         stop_reason, window = None, LogWindow()
         try:
             while self.iteration < train_cfg.max_iters and stop_reason is None:
@@ -227,7 +244,8 @@ class Run:
         if self.env.is_main:
             write_results(self.work_dir / "results.json", results, iteration=self.iteration, best=self.best,
                           config=self.config.description or None, train_seconds=round(self.elapsed(), 1),
-                          stop_reason=stop_reason)
+                          stop_reason=stop_reason,
+                          unreadable_training_files=[message for _, message in self.unreadable.as_list()])
             source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
                       f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
             save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results))
@@ -238,10 +256,14 @@ class Run:
             report = written.png or written.html
             self.log.add_files([written.html, written.png, self.work_dir / "results.json"])
             self.log.close()
+            if len(self.unreadable):
+                self.say(f"Skipped {len(self.unreadable)} unreadable training file(s) during the run: listed in "
+                         f"{self.work_dir / 'results.json'} and log.jsonl.")
             self.say(f"Results: {self.work_dir / 'results.json'}; model: {self.work_dir / 'final_model'}; report: "
                      + ", ".join(str(p) for p in (written.png, written.html) if p))
         results.pop("predictions", None)
-        return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed())
+        return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed(),
+                           len(self.unreadable))
 
     def final_metrics(self, results: Dict[str, Any]) -> Dict[str, Any]:
         """What the model card says of the final evaluation (results.json has the rest)."""
@@ -255,10 +277,16 @@ class Run:
             self.last_saved = self.iteration
         if self.env.is_main:
             saved = state.training_state(self.model, self.optimizer, self.scaler, self.iteration, self.elapsed(),
-                                         self.best, self.env.world_size, self.config.to_dict())
+                                         self.best, self.env.world_size, self.config.to_dict(),
+                                         self.unreadable.as_list())
             state.save(saved, self.checkpoints / (name or state.checkpoint_name(self.iteration)))
             if name is None:
                 state.prune(self.checkpoints, self.config.train.keep_checkpoints)
+
+    def report_unreadable(self, index: int, message: str) -> None:
+        """A training file that cannot be read, met for the first time (data.on_unreadable: skip)."""
+        self.say(f"warning: skipped an unreadable training file ({len(self.unreadable)} so far): {message}")
+        self.write_log({"type": "unreadable", "iter": self.iteration + 1, "index": index, "error": message})
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.session_start

@@ -187,7 +187,13 @@ def title(run: RunFiles) -> str:
 
 
 def stop_text(run: RunFiles) -> str:
-    """Why and where the run stopped, against its bounds."""
+    """Why and where the run stopped, against its bounds, and the training files it skipped."""
+    skipped = len((run.results or {}).get("unreadable_training_files") or [])
+    return _stop_reason(run) + (f"; {skipped} unreadable training file(s) skipped (results.json lists them)"
+                                if skipped else "")
+
+
+def _stop_reason(run: RunFiles) -> str:
     train = run.config.get("train") or {}
     max_iters, budget = train.get("max_iters"), train.get("max_time_minutes")
     results = run.results or {}

@@ -22,8 +22,9 @@ import signal
 from typing import Iterator, List, Tuple
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from ..data import DataError
 from ..data.augment import seeded_global_rngs
 
 
@@ -101,6 +102,11 @@ class SampleAt(Dataset):
     The dataset's own per-epoch seeding (`set_epoch`) is set, and the global RNGs are seeded from
     (seed, epoch, index) around the call, so that a transform drawing from either gives the same crop,
     flip and colour jitter in any process or worker, on any run.
+
+    A sample whose file cannot be read (DataError) is replaced by the next readable one, index + 1,
+    + 2, ... (with that sample's own augmentation) and listed in the item's `skipped` as (index,
+    error message): the training process decides what to do about it (`unreadable.UnreadableFiles`),
+    and a DataLoader worker never dies with a traceback over a broken file.
     """
 
     def __init__(self, dataset, seed: int):
@@ -109,13 +115,31 @@ class SampleAt(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, item: Tuple[int, int]) -> dict:
-        index, epoch = item
+    def load(self, index: int, epoch: int) -> dict:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
         with seeded_global_rngs(mix_seed(self.seed, epoch, index)):
-            sample = self.dataset[index]
-        return {"image": sample["image"], "label": sample["label"]}
+            return self.dataset[index]
+
+    def __getitem__(self, item: Tuple[int, int]) -> dict:
+        index, epoch = item
+        skipped: List[Tuple[int, str]] = []
+        for offset in range(len(self.dataset)):
+            candidate = (index + offset) % len(self.dataset)
+            try:
+                sample = self.load(candidate, epoch)
+                return {"image": sample["image"], "label": sample["label"], "skipped": skipped}
+            except DataError as error:
+                skipped.append((candidate, str(error)))
+        raise DataError(f"none of the {len(self.dataset)} training samples can be read; the first: {skipped[0][1]}")
+
+
+def collate_samples(samples: List[dict]) -> dict:
+    """A micro-batch: images and labels stacked (default_collate), the samples' `skipped` lists joined."""
+    skipped = [entry for sample in samples for entry in sample.pop("skipped", [])]
+    batch = default_collate(samples)
+    batch["skipped"] = skipped
+    return batch
 
 
 def worker_init(worker_id: int) -> None:
@@ -130,10 +154,12 @@ def worker_init(worker_id: int) -> None:
 
 def training_loader(dataset, seed: int, batch_size: int, micro_batch_size: int, num_workers: int, rank: int = 0,
                     world_size: int = 1, start_iteration: int = 0, pin_memory: bool = False) -> DataLoader:
-    """The micro-batches of one process from optimizer step `start_iteration` on, forever. The
-    generator is explicit, so the workers' seeds never draw from the caller's global RNG."""
+    """The micro-batches of one process from optimizer step `start_iteration` on, forever: dicts of
+    `image`, `label` and `skipped` (see SampleAt). The generator is explicit, so the workers' seeds
+    never draw from the caller's global RNG."""
     sampler = TrainStreamSampler(len(dataset), seed, batch_size, micro_batch_size, rank, world_size, start_iteration)
-    return DataLoader(SampleAt(dataset, seed), batch_size=micro_batch_size, sampler=sampler, num_workers=num_workers,
+    return DataLoader(SampleAt(dataset, seed), batch_size=micro_batch_size, sampler=sampler,
+                      num_workers=num_workers, collate_fn=collate_samples,
                       worker_init_fn=worker_init if num_workers else None, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(seed), prefetch_factor=2 if num_workers else None)
 

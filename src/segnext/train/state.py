@@ -5,7 +5,8 @@ with `torch.load(weights_only=True)` (nothing in it can run code):
 
     format, format_version, iteration, elapsed_seconds, best (mIoU, iteration),
     model (state dict), optimizer (state dict), grad_scaler (state dict or None), world_size,
-    config (the run's config as plain dicts), meta (CLASSES, PALETTE: class names for create_model)
+    config (the run's config as plain dicts), meta (CLASSES, PALETTE: class names for create_model),
+    unreadable_files ([dataset index, error] of the training files skipped so far, data.on_unreadable)
 
 No random-number state is needed: every random draw of a step (samples, augmentation, drop path,
 NMF bases, dropout) is seeded from the run's seed and the step's position in the sample stream.
@@ -23,12 +24,12 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..utils import atomic_write
+from ..utils import DiskFullError, atomic_write
 
 FORMAT = "segnext-train"
 FORMAT_VERSION = 1
@@ -46,7 +47,8 @@ def checkpoint_name(iteration: int) -> str:
 
 
 def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, iteration: int, elapsed: float,
-                   best: Dict[str, Any], world_size: int, config: dict) -> Dict[str, Any]:
+                   best: Dict[str, Any], world_size: int, config: dict,
+                   unreadable_files: Sequence[Tuple[int, str]] = ()) -> Dict[str, Any]:
     """The dict a training checkpoint holds (see the module docstring)."""
     names, palette = model.config.class_names, model.config.palette
     return {
@@ -55,15 +57,40 @@ def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, i
         "optimizer": optimizer.state_dict(), "grad_scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "world_size": world_size, "config": config,
         "meta": {"CLASSES": list(names or []), "PALETTE": list(palette or [])},
+        "unreadable_files": [[int(index), str(message)] for index, message in unreadable_files],
     }
 
 
 def save(state: Dict[str, Any], path: Path) -> Path:
-    """Write `state` atomically: the file at `path` is either the old one or the complete new one."""
+    """Write `state` atomically: the file at `path` is either the old one or the complete new one.
+    On a full disk, DiskFullError names the file, its size and the last complete checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda temporary: torch.save(state, temporary))
+
+    def write(temporary: Path) -> None:
+        # Through a Python file: torch.save given a path reports a full disk as a bare RuntimeError
+        # ("unexpected pos ..."), through a file object as OSError(ENOSPC).
+        with open(temporary, "wb") as file:
+            torch.save(state, file)
+
+    try:
+        atomic_write(path, write, size=tensor_bytes(state))
+    except DiskFullError as error:
+        kept = latest_checkpoint(path.parent)
+        raise DiskFullError(f"{error} The last complete checkpoint, {kept or 'none yet'}, is intact: training resumes "
+                            f"from it.") from None
     return path
+
+
+def tensor_bytes(value: Any) -> int:
+    """The bytes of the tensors in a nest of dicts and lists: about the size of its checkpoint."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensor_bytes(item) for item in value)
+    return 0
 
 
 def load(path: Path) -> Dict[str, Any]:
@@ -165,7 +192,7 @@ def resume_path(checkpoints: Path, resume, env) -> Optional[Path]:
 
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config, num_classes: int) -> dict:
     """Load the training checkpoint at `path` into model, optimizer and grad scaler; returns
-    {iteration, elapsed_seconds, best}. The checkpoint must be of the same model and classes."""
+    {iteration, elapsed_seconds, best, unreadable_files}. The checkpoint must be of the same model and classes."""
     saved = load(path)
     saved_model = saved.get("config", {}).get("model", {})
     for key, now in (("name", config.model.name), ("num_classes", num_classes)):
@@ -178,4 +205,4 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scal
     if saved.get("grad_scaler"):
         scaler.load_state_dict(saved["grad_scaler"])
     return {"iteration": int(saved["iteration"]), "elapsed_seconds": float(saved.get("elapsed_seconds", 0.0)),
-            "best": dict(saved.get("best") or {})}
+            "best": dict(saved.get("best") or {}), "unreadable_files": list(saved.get("unreadable_files") or [])}

@@ -1,0 +1,63 @@
+"""The helpers of segnext.utils: atomic writes on a full disk."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from segnext.utils import DiskFullError, atomic_write, format_bytes
+
+
+def test_a_full_disk_leaves_the_previous_file_and_names_the_space_needed(tmp_path, full_disk):
+    target = tmp_path / "results.json"
+    atomic_write(target, lambda temporary: temporary.write_text("old"))
+    full_disk(tmp_path, free=10)
+    with pytest.raises(DiskFullError) as error:
+        atomic_write(target, lambda temporary: temporary.write_bytes(bytes(3000)), size=3000)
+    assert error.value.errno == errno.ENOSPC
+    assert str(error.value).startswith(f"{target}: no space left on the device: writing it needs 2.9 KB (")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    with pytest.raises(DiskFullError, match="needs more than the 0 bytes written before the disk filled"):
+        atomic_write(tmp_path / "other.txt", lambda temporary: temporary.write_text("no size given"))
+    # Other errors pass through unchanged, and leave no temporary file either.
+    with pytest.raises(ZeroDivisionError):
+        atomic_write(target, lambda temporary: 1 / 0)
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_format_bytes():
+    assert [format_bytes(n) for n in (0, 1023, 1536, 5 * 2**20, 3 * 2**40)] == [
+        "0 bytes", "1023 bytes", "1.5 KB", "5.0 MB", "3072.0 GB"]
+
+
+def test_a_short_write_without_errno_counts_when_the_rest_does_not_fit(tmp_path, monkeypatch):
+    """NumPy's tofile on a full disk: OSError("N requested and M written"), no errno."""
+    import shutil
+
+    def numpy_like_write(temporary):
+        temporary.write_bytes(bytes(100))
+        raise OSError("768000 requested and 100 written")
+
+    free = {"bytes": 50}
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage._replace(free=free["bytes"]))
+    with pytest.raises(DiskFullError, match="probs.npy: no space left on the device: writing it needs 750.0 KB"):
+        atomic_write(tmp_path / "probs.npy", numpy_like_write, size=768000)
+    free["bytes"] = 10**9  # room enough: some other failure, passed on as it is
+    with pytest.raises(OSError, match="768000 requested") as error:
+        atomic_write(tmp_path / "probs.npy", numpy_like_write, size=768000)
+    assert not isinstance(error.value, DiskFullError) and list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_only_says_so_in_its_message_counts_too(tmp_path):
+    """safetensors on a full disk: SafetensorError("... No space left on device (os error 28)")."""
+
+    class SafetensorError(Exception):
+        pass
+
+    def safetensors_like_write(temporary):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    with pytest.raises(DiskFullError, match="model.safetensors: no space left on the device: writing it needs 2.0 MB"):
+        atomic_write(tmp_path / "model.safetensors", safetensors_like_write, size=2 * 2**20)
