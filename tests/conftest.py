@@ -1,6 +1,6 @@
 """Shared pytest fixtures: where the shared data and the official-code parity fixtures live.
 
-The shared folder (`../shared` next to the repository, or `$SEGNEXT_SHARED`) holds SPEC.md, the
+The shared folder (`../shared` next to the repository, or `$SEGNEXT_SHARED`) holds the
 datasets and `fixtures/` (numbers recorded from the authors' code; see fixtures/README.md).
 Tests that need the fixtures skip, with the path they looked at, when they are absent.
 """

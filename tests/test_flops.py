@@ -1,4 +1,4 @@
-"""MAC counts against the paper's (SPEC section 1, counted with torchprofile on the official code)."""
+"""MAC counts against the paper's (counted with torchprofile on the official code)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch import nn
 
 from segnext.flops import count_macs, model_complexity
 
-# (variant, classes, height, width) -> GMACs, SPEC section 1
+# (variant, classes, height, width) -> GMACs of the official code
 PAPER_GMACS = {
     ("segnext_t", 150, 512, 512): 6.59, ("segnext_s", 150, 512, 512): 15.85,
     ("segnext_b", 150, 512, 512): 34.90, ("segnext_l", 150, 512, 512): 69.96,

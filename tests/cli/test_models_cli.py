@@ -10,7 +10,7 @@ import torch
 import segnext
 from segnext.cli.main import main
 
-COUNTS = {  # SPEC §1: total / backbone / head (150 classes), total (19 classes)
+COUNTS = {  # the paper's Table 2 and the official code: total / backbone / head (150 classes), total (19 classes)
     "segnext_t": ("4,263,414", "3,903,584", "359,830", 4_229_747),
     "segnext_s": ("13,932,886", "13,450,176", "482,710", 13_899_219),
     "segnext_b": ("27,636,310", "26,277,824", "1,358,486", 27_569_107),

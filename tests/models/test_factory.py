@@ -1,4 +1,4 @@
-"""create_model / list_models: the four variants with the exact sizes of SPEC §1, options, errors."""
+"""create_model / list_models: the four variants with the official sizes, options, errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import segnext
 from segnext.models.configuration import SegNeXtConfig
 
-# SPEC §1: total / backbone / head at 150 classes; total at 19 classes.
+# The official code's sizes: total / backbone / head at 150 classes; total at 19 classes.
 PARAMS_150 = {
     "segnext_t": (4_263_414, 3_903_584, 359_830),
     "segnext_s": (13_932_886, 13_450_176, 482_710),

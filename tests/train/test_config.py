@@ -76,7 +76,7 @@ def test_round_trip_through_yaml(tmp_path, scenes):
     assert again == config
 
 
-# What SPEC §2 says per dataset: crop, total batch, iterations, train img_scale, test settings.
+# The paper and official configs, per dataset: crop, total batch, iterations, train img_scale, test settings.
 RECIPES = {
     "ade20k": dict(crop=(512, 512), batch=16, iters=160000, scale=(2048, 512), test_scale=(2048, 512), divisor=32,
                    mode="whole", classes=150),
