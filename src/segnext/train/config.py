@@ -231,6 +231,9 @@ class TrainSection:
     # NHWC model and input: faster steps on CPU (BENCHMARKS.md); the same function, but the
     # convolutions round differently, so results differ from NCHW at float-rounding level.
     channels_last: bool = True
+    # On the CPU: the weight gradient of the 1x11 and 1x21 strip convolutions taken on the transposed
+    # image (segnext.ops.strip_conv_grad), which oneDNN computes much faster; equal to float rounding.
+    transposed_strip_grads: bool = True
     seed: int = 0
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
     threads: Optional[int] = None  # torch CPU threads per process, set by `segnext train` (None: torch's)

@@ -31,6 +31,7 @@ from torch import nn
 
 from ..evaluation import evaluate, format_results, write_results
 from ..models import save_model, segmentation_loss
+from ..ops.strip_conv_grad import use_transposed_strip_grads
 from . import distributed, state
 from .config import Config
 from .loggers import open_run_log, require_trackers
@@ -113,6 +114,8 @@ class Run:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
         self.model.to(env.device, memory_format=self.memory_format)
+        if config.train.transposed_strip_grads and env.device.type == "cpu":
+            use_transposed_strip_grads(self.model)
         self.optimizer = build_optimizer(self.model, config.optimizer)
         self.amp_dtype = (torch.float16 if env.device.type == "cuda" else torch.bfloat16) if config.train.amp else None
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=config.train.amp and env.device.type == "cuda")

@@ -1,0 +1,135 @@
+"""Where a training step's time goes, and how close it runs to the machine's matrix-multiply rate.
+
+    python benchmarks/profile_train_step.py                       # the CamVid CPU config's step
+    python benchmarks/profile_train_step.py --out benchmarks/results/train_step_profile.json
+
+One step as `segnext train` runs it (channels-last model and input, stride-8 logits, the banded
+loss over all pixels, AdamW): SegNeXt-T, 11 classes, batch 4 of 256x256 crops by default (the
+`camvid/segnext_t_camvid_cpu_60min` config). Times each phase (forward, loss, backward, optimizer
+step) with random images and labels, median of --steps after --warmup, and reports
+
+- the achieved rate of forward + backward in GFLOP/s, counting the usual 3 x forward MACs x 2
+  flops (the backward computes two products per forward product: input and weight gradients),
+  against this machine's float32 matrix-multiply rate with the same threads;
+- the operators that take the time (torch.profiler, self CPU time over --profile-steps steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import segnext
+from segnext.flops import count_macs, matmul_gflops
+from segnext.train.step import StrideEightLogits
+
+
+def timed_step(model, images, labels, optimizer, banded: bool):
+    """One step; returns the seconds of each phase."""
+    times = {}
+    start = time.perf_counter()
+    logits = model.forward_logits(images)
+    times["forward"] = time.perf_counter() - start
+    start = time.perf_counter()
+    loss = segnext.segmentation_loss(logits, labels, banded=banded)
+    times["loss"] = time.perf_counter() - start
+    start = time.perf_counter()
+    loss.backward()
+    times["backward"] = time.perf_counter() - start
+    start = time.perf_counter()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    times["optimizer"] = time.perf_counter() - start
+    times["step"] = sum(times.values())
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="segnext_t")
+    parser.add_argument("--classes", type=int, default=11)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--crop", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--profile-steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--plain-loss", action="store_true", help="interpolate + cross-entropy, not banded")
+    parser.add_argument("--top", type=int, default=12, help="operators listed")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    torch.manual_seed(0)
+    height, width = args.crop
+    memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
+    model = segnext.create_model(args.variant, num_classes=args.classes).train().to(memory_format=memory_format)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    images = torch.randn(args.batch, 3, height, width).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, args.classes, (args.batch, height, width))
+    banded = not args.plain_loss
+
+    forward_macs, by_kind = count_macs(StrideEightLogits(model), height, width, args.batch)
+    fwd_bwd_gflop = 3 * 2 * forward_macs / 1e9
+    matmul_rate = matmul_gflops()
+    load_before = os.getloadavg()
+
+    for _ in range(args.warmup):
+        timed_step(model, images, labels, optimizer, banded)
+    runs = [timed_step(model, images, labels, optimizer, banded) for _ in range(args.steps)]
+    median = {phase: statistics.median(run[phase] for run in runs) for phase in runs[0]}
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        for _ in range(args.profile_steps):
+            timed_step(model, images, labels, optimizer, banded)
+    events = sorted(profiler.key_averages(), key=lambda event: event.self_cpu_time_total, reverse=True)
+    total_self = sum(event.self_cpu_time_total for event in events) or 1.0
+    top = [{"op": event.key, "self_ms_per_step": event.self_cpu_time_total / 1e3 / args.profile_steps,
+            "share": event.self_cpu_time_total / total_self, "calls_per_step": event.count / args.profile_steps}
+           for event in events[:args.top]]
+
+    fwd_bwd_seconds = median["forward"] + median["backward"]
+    result = {
+        "variant": args.variant, "classes": args.classes, "batch": args.batch, "crop": [height, width],
+        "channels_last": not args.no_channels_last, "banded_loss": banded, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "median_seconds": median, "runs": runs,
+        "forward_gmacs": forward_macs / 1e9, "forward_gmacs_by_kind": {k: v / 1e9 for k, v in by_kind.items()},
+        "fwd_bwd_gflop": fwd_bwd_gflop, "fwd_bwd_gflops_per_s": fwd_bwd_gflop / fwd_bwd_seconds,
+        "step_gflops_per_s": fwd_bwd_gflop / median["step"], "matmul_gflops_per_s": matmul_rate,
+        "crops_per_second": args.batch / median["step"], "top_operators": top,
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+    }
+
+    print(f"{args.variant}, {args.classes} classes, batch {args.batch} of {height}x{width}, "
+          f"{'NCHW' if args.no_channels_last else 'channels-last'}, {'banded' if banded else 'plain'} loss, "
+          f"{torch.get_num_threads()} threads; load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(f"  {'phase':<10} {'median ms':>10} {'share':>7}")
+    for phase in ("forward", "loss", "backward", "optimizer", "step"):
+        print(f"  {phase:<10} {median[phase] * 1e3:>10.1f} {median[phase] / median['step']:>7.1%}")
+    print(f"forward {forward_macs / 1e9:.2f} GMACs ({', '.join(f'{k} {v / 1e9:.2f}' for k, v in by_kind.items())}); "
+          f"forward + backward {fwd_bwd_gflop:.1f} GFLOP in {fwd_bwd_seconds * 1e3:.0f} ms = "
+          f"{result['fwd_bwd_gflops_per_s']:.0f} GFLOP/s vs float32 matmul {matmul_rate:.0f} GFLOP/s "
+          f"({result['fwd_bwd_gflops_per_s'] / matmul_rate:.0%}); {result['crops_per_second']:.2f} crops/s")
+    print(f"  {'operator (self CPU time)':<44} {'ms/step':>8} {'share':>7} {'calls':>6}")
+    for row in top:
+        print(f"  {row['op'][:44]:<44} {row['self_ms_per_step']:>8.1f} {row['share']:>7.1%} "
+              f"{row['calls_per_step']:>6.0f}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
