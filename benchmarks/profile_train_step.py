@@ -3,9 +3,10 @@
     python benchmarks/profile_train_step.py                       # the CamVid CPU config's step
     python benchmarks/profile_train_step.py --out benchmarks/results/train_step_profile.json
 
-One step as `segnext train` runs it (channels-last model and input, stride-8 logits, the banded
-loss over all pixels, AdamW): SegNeXt-T, 11 classes, batch 4 of 256x256 crops by default (the
-`camvid/segnext_t_camvid_cpu_60min` config). Times each phase (forward, loss, backward, optimizer
+One step as `segnext train` runs it (channels-last model and input, the strip convolutions' weight
+gradients on the transposed image, stride-8 logits, the banded loss over all pixels, AdamW):
+SegNeXt-T, 11 classes, batch 4 of 256x256 crops by default (the `camvid/segnext_t_camvid_cpu_60min`
+config). Times each phase (forward, loss, backward, optimizer
 step) with random images and labels, median of --steps after --warmup, and reports
 
 - the achieved rate of forward + backward in GFLOP/s, counting the usual 3 x forward MACs x 2
@@ -28,6 +29,7 @@ import torch
 
 import segnext
 from segnext.flops import count_macs, matmul_gflops
+from segnext.ops.strip_conv_grad import use_transposed_strip_grads
 from segnext.train.step import StrideEightLogits
 
 
@@ -63,6 +65,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--plain-loss", action="store_true", help="interpolate + cross-entropy, not banded")
+    parser.add_argument("--plain-strip-grads", action="store_true",
+                        help="PyTorch's own strip-convolution gradients (train.transposed_strip_grads=false)")
     parser.add_argument("--top", type=int, default=12, help="operators listed")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
     args = parser.parse_args()
@@ -73,6 +77,8 @@ def main() -> None:
     height, width = args.crop
     memory_format = torch.contiguous_format if args.no_channels_last else torch.channels_last
     model = segnext.create_model(args.variant, num_classes=args.classes).train().to(memory_format=memory_format)
+    if not args.plain_strip_grads:
+        use_transposed_strip_grads(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = torch.randn(args.batch, 3, height, width).contiguous(memory_format=memory_format)
     labels = torch.randint(0, args.classes, (args.batch, height, width))
@@ -100,7 +106,8 @@ def main() -> None:
     fwd_bwd_seconds = median["forward"] + median["backward"]
     result = {
         "variant": args.variant, "classes": args.classes, "batch": args.batch, "crop": [height, width],
-        "channels_last": not args.no_channels_last, "banded_loss": banded, "threads": torch.get_num_threads(),
+        "channels_last": not args.no_channels_last, "banded_loss": banded,
+        "transposed_strip_grads": not args.plain_strip_grads, "threads": torch.get_num_threads(),
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "median_seconds": median, "runs": runs,
@@ -113,6 +120,7 @@ def main() -> None:
 
     print(f"{args.variant}, {args.classes} classes, batch {args.batch} of {height}x{width}, "
           f"{'NCHW' if args.no_channels_last else 'channels-last'}, {'banded' if banded else 'plain'} loss, "
+          f"{'PyTorch' if args.plain_strip_grads else 'transposed'} strip gradients, "
           f"{torch.get_num_threads()} threads; load average {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}")
     print(f"  {'phase':<10} {'median ms':>10} {'share':>7}")
     for phase in ("forward", "loss", "backward", "optimizer", "step"):
