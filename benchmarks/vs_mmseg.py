@@ -273,18 +273,25 @@ def training_step(args) -> dict:
         loss.backward()
         return loss
 
-    # What `segnext train` runs by default (train.channels_last: true): the create_model model and
-    # its inputs in channels-last memory (same function; gradients differ from NCHW at rounding level).
+    # What `segnext train` runs by default on a CPU (train.channels_last, train.transposed_strip_grads):
+    # the create_model model and its inputs in channels-last memory (same function; gradients differ
+    # from NCHW at rounding level), the strip convolutions' weight gradients on the transposed image.
     import copy
 
+    from segnext.ops.strip_conv_grad import use_transposed_strip_grads
+
     ours_nhwc = copy.deepcopy(ours).to(memory_format=torch.channels_last)
+    ours_default = copy.deepcopy(ours_nhwc)
+    use_transposed_strip_grads(ours_default)
     images_nhwc = images.contiguous(memory_format=torch.channels_last)
 
-    def ours_nhwc_step():
-        ours_nhwc.zero_grad(set_to_none=True)
-        loss = segmentation_loss(ours_nhwc.forward_logits(images_nhwc), labels, banded=True)
-        loss.backward()
-        return loss
+    def nhwc_step(model):
+        def step():
+            model.zero_grad(set_to_none=True)
+            loss = segmentation_loss(model.forward_logits(images_nhwc), labels, banded=True)
+            loss.backward()
+            return loss
+        return step
 
     torch.manual_seed(3)
     loss_ours = ours_step().item()
@@ -295,7 +302,9 @@ def training_step(args) -> dict:
     seconds = time_alternately({"mmseg train step": theirs_step,
                                 "segnext, plain loss (interpolate + CE), NCHW": ours_plain_step,
                                 "segnext train step": ours_step,
-                                "segnext train step, channels_last (segnext train default)": ours_nhwc_step},
+                                "segnext train step, channels_last": nhwc_step(ours_nhwc),
+                                "segnext train step, channels_last, transposed strip grads (segnext train default)":
+                                    nhwc_step(ours_default)},
                                args.runs, args.warmup)
     rows = summarize(seconds, "mmseg train step", flops)
     print_table(f"SegNeXt-T training step, 2x3x{args.size}x{args.size} (forward + CE + backward), "
@@ -403,6 +412,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--checkpoint", help="SegNeXt-T weights for both (an official-format file; default: random "
                                              "weights, the timing is the same)")
+    parser.add_argument("--skip-inference", action="store_true")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-reuse", action="store_true",
@@ -430,7 +440,7 @@ def main() -> int:
                    runs=args.runs, warmup=args.warmup, matmul_gflops_per_s=rate, machine=platform.machine(),
                    omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(default)"),
                    cpu_count=os.cpu_count(), load_average_before=load_before, inference={})
-    for variant in args.variants:
+    for variant in [] if args.skip_inference else args.variants:
         results["inference"][variant] = inference(variant, args)
     if not args.skip_train:
         results["training_step_t"] = training_step(args)
@@ -442,7 +452,7 @@ def main() -> int:
 
         print("\n=== again, with segnext.runtime.reuse_freed_memory() applied to this process (both sides) ===")
         results["reuse_freed_memory"] = dict(applied=reuse_freed_memory(), inference={})
-        for variant in args.variants:
+        for variant in [] if args.skip_inference else args.variants:
             results["reuse_freed_memory"]["inference"][variant] = inference(variant, args)
         if not args.skip_train:
             results["reuse_freed_memory"]["training_step_t"] = training_step(args)
