@@ -111,3 +111,36 @@ def test_bad_label_values_and_arguments_are_named():
         segmentation_loss(logits, torch.zeros(1, 8, 8, dtype=torch.long), class_weight=[1.0, 2.0])
     with pytest.raises(ValueError, match="all_pixels"):
         segmentation_loss(logits, torch.zeros(1, 8, 8, dtype=torch.long), reduction="mean")
+
+
+def test_ohem_keeps_the_hard_pixels_as_mmsegmentations_sampler_and_averages_over_them():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 5, 6)
+    labels = torch.randint(0, 4, (2, 20, 24))
+    labels[0, :3] = 255
+    resized = F.interpolate(logits, size=(20, 24), mode="bilinear", align_corners=False)
+    per_pixel = F.cross_entropy(resized, labels, ignore_index=255, reduction="none")
+    probability = resized.softmax(1).gather(1, labels.clamp(0, 3).unsqueeze(1)).squeeze(1)
+    valid = labels != 255
+
+    # A threshold above every probability keeps every labelled pixel: the mean over valid pixels.
+    everything = segmentation_loss(logits, labels, ohem_threshold=1.0, ohem_min_kept=0)
+    torch.testing.assert_close(everything, per_pixel[valid].mean())
+
+    # A threshold below every probability keeps the min_kept x batch hardest pixels (and no more).
+    kept_count = 2 * 7
+    hardest = probability[valid].sort().values[:kept_count]
+    expected = per_pixel[valid][probability[valid] <= hardest[-1]].mean()
+    few = segmentation_loss(logits, labels, ohem_threshold=1e-9, ohem_min_kept=7)
+    torch.testing.assert_close(few, expected)
+
+    # Class weights: the weighted mean over the kept pixels; the gradient reaches the logits.
+    weights = [1.0, 2.0, 0.5, 3.0]
+    logits.requires_grad_()
+    weighted = segmentation_loss(logits, labels, class_weight=weights, ohem_threshold=0.7, ohem_min_kept=10)
+    kept = valid & (probability < max(0.7, float(probability[valid].sort().values[20])))
+    pixel_weight = torch.tensor(weights)[labels.clamp(0, 3)]
+    weighted_ce = F.cross_entropy(resized, labels, weight=torch.tensor(weights), ignore_index=255, reduction="none")
+    torch.testing.assert_close(weighted, (weighted_ce * kept).sum() / (pixel_weight * kept).sum())
+    weighted.backward()
+    assert logits.grad.abs().sum() > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -84,3 +85,14 @@ def test_transposed_strip_gradients_train_like_pytorchs_own(tmp_path, scenes):
     # Used (not bit-identical), and close: AdamW divides each gradient by its own scale, so a rounding
     # difference in a near-zero gradient can move a weight by a fraction of one step's lr (1e-3).
     assert 0 < worst < 5e-4
+
+
+def test_online_hard_example_mining_trains_and_checks_its_settings(tmp_path, scenes):
+    from segnext.train.config import ConfigError
+
+    path = write_config(tmp_path / "c.yaml", tiny_config(scenes))
+    result = train(load_config(str(path), ["train.max_iters=2", "loss.ohem_threshold=0.7", "loss.ohem_min_kept=500"]),
+                   tmp_path / "ohem", progress=False)
+    assert result.stop_reason == "finished" and math.isfinite(result.results["mIoU"])
+    with pytest.raises(ConfigError, match="loss.ohem_threshold must be a probability in \\(0, 1\\] or null, got 1.5"):
+        load_config(str(path), ["loss.ohem_threshold=1.5"])

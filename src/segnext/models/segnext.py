@@ -120,7 +120,8 @@ class SegNeXt(nn.Module):
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                       reduction: str = "all_pixels", class_weight: Optional[Sequence[float]] = None,
-                      banded: bool = False) -> torch.Tensor:
+                      banded: bool = False, ohem_threshold: Optional[float] = None,
+                      ohem_min_kept: int = 100000) -> torch.Tensor:
     """The official training loss (MMSegmentation 0.x `BaseDecodeHead.losses`): stride-8 `logits`
     (B, K, h, w) resized bilinearly to the size of `labels` (B, H, W), then cross-entropy.
 
@@ -130,6 +131,11 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
     banded: compute the same loss and gradient a band of label rows at a time
         (`segnext.ops.banded_loss`): the full-resolution class scores never exist, which makes a
         CPU training step much faster and smaller. Equal to the default path to float rounding.
+    ohem_threshold: online hard example mining, as MMSegmentation's `OHEMPixelSampler(thresh,
+        min_kept)`: only the pixels whose predicted probability of their true class is below
+        `ohem_threshold` count, and at least the `ohem_min_kept` x batch size hardest ones. The loss
+        is then the (class-weighted) mean over the kept pixels, whatever `reduction` says, so that it
+        does not shrink as fewer pixels stay hard. Needs the full-resolution scores: `banded` is not used.
     The loss is computed in float32, also under autocast.
     """
     if reduction not in ("all_pixels", "valid_pixels"):
@@ -150,6 +156,12 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
         weight = torch.as_tensor(class_weight, dtype=torch.float32, device=logits.device)
         if weight.shape != (num_classes,):
             raise ValueError(f"class_weight has {weight.numel()} values for {num_classes} classes")
+    if ohem_threshold is not None:
+        resized = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        per_pixel = F.cross_entropy(resized, labels, weight=weight, ignore_index=ignore_index, reduction="none")
+        kept = hard_pixels(resized, labels, ignore_index, ohem_threshold, ohem_min_kept * labels.shape[0])
+        kept_weight = kept.float() if weight is None else weight[labels.clamp(0, num_classes - 1)] * kept
+        return (per_pixel * kept).sum() / kept_weight.sum().clamp(min=1e-12)
     if banded:
         total = banded_cross_entropy(logits, labels, ignore_index, weight)
     else:
@@ -158,3 +170,19 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
     if reduction == "all_pixels":
         return total / labels.numel()
     return total / (labels != ignore_index).sum().clamp(min=1)
+
+
+@torch.no_grad()
+def hard_pixels(scores: torch.Tensor, labels: torch.Tensor, ignore_index: int, threshold: float,
+                min_kept: int) -> torch.Tensor:
+    """The pixels MMSegmentation's `OHEMPixelSampler` keeps: labelled pixels whose softmax probability
+    of their true class is below max(threshold, the (min_kept + 1)-th smallest such probability).
+    scores (B, K, H, W), labels (B, H, W); returns a bool mask (B, H, W)."""
+    valid = labels != ignore_index
+    true_class = torch.where(valid, labels, torch.zeros_like(labels)).unsqueeze(1)
+    probability = scores.softmax(1).gather(1, true_class).squeeze(1)
+    valid_probability = probability[valid]
+    if valid_probability.numel() == 0:
+        return valid
+    floor = valid_probability.kthvalue(min(min_kept, valid_probability.numel() - 1) + 1).values
+    return valid & (probability < max(float(floor), threshold))

@@ -219,6 +219,11 @@ class LossSection:
     # Compute resize + cross-entropy in bands of label rows (segnext.segmentation_loss(banded=True)):
     # the same loss and gradient to float rounding, a much faster CPU step; false: the plain path.
     banded: bool = True
+    # Online hard example mining (MMSegmentation's OHEMPixelSampler): only pixels whose probability of
+    # their true class is below ohem_threshold count, at least ohem_min_kept per image (the hardest);
+    # the loss is their mean. null: every pixel counts.
+    ohem_threshold: Optional[float] = None
+    ohem_min_kept: int = 100000
 
 
 @dataclass
@@ -580,6 +585,11 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
     if isinstance(section, LossSection) and section.reduction not in ("all_pixels", "valid_pixels"):
         fail("reduction", f"must be 'all_pixels' (official) or 'valid_pixels', got {section.reduction!r}."
              f"{did_you_mean(section.reduction, ['all_pixels', 'valid_pixels'])}")
+    if isinstance(section, LossSection) and section.ohem_threshold is not None:
+        if not 0 < section.ohem_threshold <= 1:
+            fail("ohem_threshold", f"must be a probability in (0, 1] or null, got {section.ohem_threshold}.")
+        if section.ohem_min_kept < 0:
+            fail("ohem_min_kept", f"must be 0 or more, got {section.ohem_min_kept}.")
     if isinstance(section, DataSection):
         if section.on_unreadable not in ("error", "skip"):
             fail("on_unreadable", f"must be 'error' or 'skip', got {section.on_unreadable!r}."
