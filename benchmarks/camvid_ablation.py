@@ -277,6 +277,7 @@ def lr_at(it, total, args):
 
 
 def main(argv=None):
+    global ROOT, RUNS
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", required=True)
     p.add_argument("--root", type=Path, default=ROOT, help="CamVid in segnext's layout (images/, labels/, "
@@ -316,7 +317,6 @@ def main(argv=None):
     p.add_argument("--max-steps", type=int, default=0,
                    help="stop after N steps (timing runs); schedule still uses --iters")
     args = p.parse_args(argv)
-    global ROOT, RUNS
     ROOT, RUNS = args.root, args.out_dir
     CLASSES[:] = json.loads((ROOT / "classes.json").read_text())["classes"]
 
