@@ -62,6 +62,15 @@ def io_data(fixtures_dir: Path) -> dict:
     return torch.load(_fixture_file(fixtures_dir, IO_FILE), map_location="cpu", weights_only=True)
 
 
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """Give every test torch's thread count back: the command line sets it for its process
+    (`segnext.runtime`), and tests run the command line in process."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """The work dir of `segnext demo --quick` (run once, through the command line): a model trained

@@ -11,13 +11,6 @@ from segnext.cli.benchmark import synchronizer, time_alternately
 from segnext.cli.main import main
 
 
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_each_timed_call_is_synchronised_before_and_after():
     """An asynchronous call returns before its work is done: the clock must stop only after the
     device has finished, and start only after earlier work has."""

@@ -15,13 +15,6 @@ import segnext
 from segnext.cli.main import main
 
 
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """What `segnext train` leaves: a run folder with final_model/ and checkpoints/."""

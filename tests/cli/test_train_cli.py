@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 import segnext
@@ -33,13 +32,6 @@ def config_file(tmp_path, scenes) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_list_and_print_configs(capsys):

@@ -36,6 +36,20 @@ def test_a_strip_convolution_has_the_reference_value_and_gradients(channels_last
         torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_under_autocast_the_convolution_is_pytorchs_own():
+    torch.manual_seed(0)
+    reference = nn.Conv2d(6, 6, (1, 21), padding=(0, 10), groups=6)
+    fast = copy.deepcopy(reference)
+    use_transposed_strip_grads(fast)
+    inputs = torch.randn(2, 6, 9, 30).contiguous(memory_format=torch.channels_last)
+    for module in (reference, fast):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output = module(inputs)
+        assert output.dtype == torch.bfloat16
+        output.float().sum().backward()
+    torch.testing.assert_close(fast.weight.grad, reference.weight.grad, rtol=0, atol=0)
+
+
 def test_only_depthwise_horizontal_strips_from_width_11_are_switched():
     convs = nn.ModuleList([
         nn.Conv2d(4, 4, (1, 11), padding=(0, 5), groups=4),  # switched

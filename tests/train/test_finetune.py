@@ -16,13 +16,6 @@ from segnext.models.pretrained import PRETRAINED
 from segnext.train import load_config, train
 
 
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def scenes_model(demo_run):
     """final_model of `segnext demo --quick`: trained on the demo scenes (8 classes)."""

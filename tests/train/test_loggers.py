@@ -12,19 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from train_helpers import tiny_config, write_config
 
 from segnext.train import ConfigError, load_config, train
 from segnext.train.loggers import RunLog, Tracker, chosen_trackers, flatten, read_log
 from segnext.utils import MissingDependency
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 class Recorder(Tracker):
@@ -105,16 +97,12 @@ def tracked_run(tmp_path_factory, scenes):
     store = f"file://{folder / 'mlruns'}"
     options = {"mlflow": {"tracking_uri": store, "experiment": "tests"}, "wandb": {"mode": "offline",
                                                                                    "project": "tests"}}
-    threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store behind this switch
         patch.setenv("WANDB_SILENT", "true")
         config = _tiny(folder, scenes, f"train.loggers={installed}",
                        f"train.logger_options={json.dumps({name: options[name] for name in installed})}")
-        try:
-            train(config, folder / "run", progress=False)
-        finally:
-            torch.set_num_threads(threads)
+        train(config, folder / "run", progress=False)
     return {"run": folder / "run", "store": store, "trackers": installed,
             "losses": [(r["iter"], round(r["loss"], 6)) for r in read_log(folder / "run" / "log.jsonl")
                        if r["type"] == "train"]}

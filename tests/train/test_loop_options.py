@@ -13,13 +13,6 @@ from segnext.train import load_config, train
 from segnext.train import state as checkpointing
 
 
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_bf16_autocast_on_cpu_trains(tmp_path, scenes):
     config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))),
                          ["train.amp=true", "train.max_iters=2", "train.checkpoint_interval=2"])

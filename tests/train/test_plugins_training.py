@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from train_helpers import tiny_config, write_config
 
 from segnext.train import load_config, train
@@ -26,13 +25,6 @@ TOO_LARGE = '''
 def build():
     return lambda image, label, rng: (image, label)
 '''
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def scenes_as_hugging_face_dataset(scenes: Path, root: Path) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from train_helpers import tiny_config, write_config
 
 from segnext.data import DataError
@@ -32,13 +31,6 @@ def test_each_file_is_reported_once_and_too_many_stop_the_run():
     with pytest.raises(DataError, match="b.png: bad CRC\n.*data.on_unreadable=skip"):
         next(strict.watch(iter([{"skipped": []}, {"skipped": [(3, "b.png: bad CRC")]}]), reported.append))
         next(strict.watch(iter([{"skipped": [(3, "b.png: bad CRC")]}]), reported.append))
-
-
-@pytest.fixture(autouse=True)
-def keep_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture()

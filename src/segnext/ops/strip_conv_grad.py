@@ -7,7 +7,8 @@ convolution through a much slower kernel than that of the Kx1 one, although the 
 computation with height and width exchanged. Here a 1xK convolution's weight gradient is computed
 as that of the Kx1 convolution of the transposed input and output gradient (copied to channels-last),
 then transposed back: the same sums, in another order, so equal to float rounding. The forward and
-the input gradient are PyTorch's own. BENCHMARKS.md has the measurements.
+the input gradient are PyTorch's own; under autocast the whole convolution is. BENCHMARKS.md has the
+measurements.
 
 `use_transposed_strip_grads(model)` switches the qualifying convolutions of a model in place (their
 class becomes `TransposedGradStripConv2d`, a `nn.Conv2d`: parameters, state_dict keys, forward
@@ -64,7 +65,10 @@ class TransposedGradStripConv2d(nn.Conv2d):
     """A depthwise 1xK `nn.Conv2d` whose weight gradient is computed on the transposed image."""
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if not torch.is_grad_enabled() or not (self.weight.requires_grad or inputs.requires_grad):
+        # Under autocast the convolution runs in a lower precision than its saved inputs: PyTorch's own
+        # backward handles that; the measured gain is for float32 training.
+        if (not torch.is_grad_enabled() or not (self.weight.requires_grad or inputs.requires_grad)
+                or torch.is_autocast_enabled(inputs.device.type)):
             return super().forward(inputs)
         return _StripConvTransposedGrad.apply(inputs, self.weight, self.bias, self.padding, self.groups)
 
