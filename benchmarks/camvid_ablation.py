@@ -220,6 +220,40 @@ def evaluate(model, items, flip=False, batch=1):
             "confusion": metric.confusion.tolist()}  # [target, pred] pixel counts
 
 
+def evaluate_at_ratios(model, items, ratios, flip):
+    """segnext's reference test path with the 480x360 image resized by each ratio (one result per
+    ratio, and one for all of them averaged: the multi-scale test)."""
+    from segnext.inference.segment import segment
+    model.eval()
+    out = {}
+    for scales in [(r,) for r in ratios] + ([tuple(ratios)] if len(ratios) > 1 else []):
+        config = segnext.TestConfig(img_scale=(480, 360), scales=scales, flip=flip)
+        metric = segnext.SegmentationMetric(K, IGNORE, CLASSES)
+        with torch.no_grad():
+            for it in items:
+                pred = torch.as_tensor(np.asarray(segment(model, it["image"], config)))
+                metric.update(pred[None], torch.from_numpy(it["label"].astype(np.int64))[None])
+        r = metric.compute()
+        out["+".join(f"{v:g}" for v in scales) + ("_flip" if flip else "")] = {
+            "mIoU": round(r["mIoU"], 2), "IoU": [round(v, 2) for v in r["IoU"]]}
+    return out
+
+
+def reevaluate(args, heldout, val):
+    """--test-ratios: the finished run's final weights at other test scales (no training)."""
+    out = RUNS / args.name
+    saved = torch.load(out / "model.pt", weights_only=True)
+    model = segnext.create_model("segnext_t", num_classes=K)
+    model.load_state_dict(saved["model"])
+    results = {}
+    for flip in (False, True):
+        results.update({key: {"heldout": r} for key, r in evaluate_at_ratios(model, heldout, args.test_ratios,
+                                                                              flip).items()})
+    for key, r in results.items():
+        print(f"[{args.name}] test ratio {key}: held-out {r['heldout']['mIoU']:.2f}", flush=True)
+    (out / "test_ratios.json").write_text(json.dumps(results, indent=1))
+
+
 def weakest(r, n=3):
     order = np.argsort(r["IoU"])[:n]
     return ", ".join(f"{CLASSES[i]} {r['IoU'][i]:.1f}" for i in order)
@@ -316,6 +350,10 @@ def main(argv=None):
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--max-steps", type=int, default=0,
                    help="stop after N steps (timing runs); schedule still uses --iters")
+    p.add_argument("--test-ratios", type=float, nargs="+", default=None,
+                   help="no training: evaluate the run --name's final weights on the held-out drive with "
+                        "the 480x360 image resized by each ratio, and by all of them averaged (writes "
+                        "test_ratios.json)")
     args = p.parse_args(argv)
     ROOT, RUNS = args.root, args.out_dir
     CLASSES[:] = json.loads((ROOT / "classes.json").read_text())["classes"]
@@ -328,12 +366,15 @@ def main(argv=None):
     set_photometric_strength(args.photometric)
 
     train, heldout, val = load_data()
+    if args.test_ratios:
+        return reevaluate(args, heldout, val)
     weight = class_weights(args.class_weight, train)
     phases = parse_phases(args)
     settings = dict(vars(args), class_weight_values=weight, phases=phases, torch=str(torch.__version__),
                     omp=os.environ.get("OMP_NUM_THREADS"), omp_wait=os.environ.get("OMP_WAIT_POLICY"),
                     started=time.strftime("%Y-%m-%d %H:%M:%S"))
-    (out / "settings.json").write_text(json.dumps(settings, indent=1, default=str))
+    settings = json.loads(json.dumps(settings, default=str))  # plain types: model.pt loads with weights_only
+    (out / "settings.json").write_text(json.dumps(settings, indent=1))
     log = open(out / "log.jsonl", "w")  # noqa: SIM115 (closed at the end of main; written all through the run)
 
     def write(rec):
