@@ -43,6 +43,7 @@ from segnext import runtime, segmentation_loss
 from segnext.data import TrainTransform, read_image, read_label
 from segnext.data import transforms as T
 from segnext.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from segnext.inference import segment
 from segnext.train.optim import parameter_settings
 from segnext.train.sampler import mix_seed
 
@@ -223,7 +224,6 @@ def evaluate(model, items, flip=False, batch=1):
 def evaluate_at_ratios(model, items, ratios, flip):
     """segnext's reference test path with the 480x360 image resized by each ratio (one result per
     ratio, and one for all of them averaged: the multi-scale test)."""
-    from segnext.inference.segment import segment
     model.eval()
     out = {}
     for scales in [(r,) for r in ratios] + ([tuple(ratios)] if len(ratios) > 1 else []):
@@ -231,15 +231,15 @@ def evaluate_at_ratios(model, items, ratios, flip):
         metric = segnext.SegmentationMetric(K, IGNORE, CLASSES)
         with torch.no_grad():
             for it in items:
-                pred = torch.as_tensor(np.asarray(segment(model, it["image"], config)))
-                metric.update(pred[None], torch.from_numpy(it["label"].astype(np.int64))[None])
+                labels = segment(model, it["image"], config)  # (H, W) int64
+                metric.update(labels[None], torch.from_numpy(it["label"].astype(np.int64))[None])
         r = metric.compute()
         out["+".join(f"{v:g}" for v in scales) + ("_flip" if flip else "")] = {
             "mIoU": round(r["mIoU"], 2), "IoU": [round(v, 2) for v in r["IoU"]]}
     return out
 
 
-def reevaluate(args, heldout, val):
+def reevaluate(args, heldout):
     """--test-ratios: the finished run's final weights at other test scales (no training)."""
     out = RUNS / args.name
     saved = torch.load(out / "model.pt", weights_only=True)
@@ -247,8 +247,8 @@ def reevaluate(args, heldout, val):
     model.load_state_dict(saved["model"])
     results = {}
     for flip in (False, True):
-        results.update({key: {"heldout": r} for key, r in evaluate_at_ratios(model, heldout, args.test_ratios,
-                                                                              flip).items()})
+        for key, result in evaluate_at_ratios(model, heldout, args.test_ratios, flip).items():
+            results[key] = {"heldout": result}
     for key, r in results.items():
         print(f"[{args.name}] test ratio {key}: held-out {r['heldout']['mIoU']:.2f}", flush=True)
     (out / "test_ratios.json").write_text(json.dumps(results, indent=1))
@@ -367,7 +367,7 @@ def main(argv=None):
 
     train, heldout, val = load_data()
     if args.test_ratios:
-        return reevaluate(args, heldout, val)
+        return reevaluate(args, heldout)
     weight = class_weights(args.class_weight, train)
     phases = parse_phases(args)
     settings = dict(vars(args), class_weight_values=weight, phases=phases, torch=str(torch.__version__),
