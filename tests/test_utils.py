@@ -1,8 +1,11 @@
-"""The helpers of segnext.utils: atomic writes on a full disk."""
+"""The helpers of segnext.utils: atomic writes (permissions, a full disk)."""
 
 from __future__ import annotations
 
 import errno
+import os
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +64,19 @@ def test_a_writer_that_only_says_so_in_its_message_counts_too(tmp_path):
 
     with pytest.raises(DiskFullError, match="model.safetensors: no space left on the device: writing it needs 2.0 MB"):
         atomic_write(tmp_path / "model.safetensors", safetensors_like_write, size=2 * 2**20)
+
+
+def test_atomic_write_gives_the_umask_permissions_without_touching_the_umask(tmp_path, monkeypatch):
+    """The file gets the mode any new file gets (0666 less the umask), and the umask, process-wide
+    state, is never set, not even to read it back."""
+    previous = os.umask(0o027)  # the test, not the library, sets it
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("atomic_write called os.umask"))
+        written = atomic_write(tmp_path / "a.json", lambda temporary: Path(temporary).write_text("{}"))
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}")
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "plain.json"]

@@ -9,8 +9,8 @@ import errno
 import importlib
 import math
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
@@ -69,13 +69,9 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], si
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
+    temporary = _create_temporary(path)
     try:
         write(Path(temporary))
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(temporary, path)
     except BaseException as error:
         written = os.path.getsize(temporary) if os.path.exists(temporary) else 0
@@ -85,6 +81,19 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], si
             raise disk_full_error(path, size, written) from error
         raise
     return path
+
+
+def _create_temporary(path: Path) -> str:
+    """A new empty file beside `path`, named `.<name>.<random>.tmp`. Created with mode 0666 so that the
+    kernel applies the umask, as for any new file (mkstemp's 0600 would need the umask read back,
+    which only os.umask can do, and that changes it process-wide for a moment)."""
+    while True:
+        temporary = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return temporary
+        except FileExistsError:
+            continue
 
 
 def _ran_out_of_space(error: BaseException, folder: Path, size: Optional[int], written: int) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import os
 import shutil
 import socket
 import subprocess
@@ -201,7 +202,21 @@ def test_killed_download_leaves_nothing_that_looks_complete(server, cache, check
     process.wait()
     assert server.requests, "the download never started"
     assert not (cache / weights.file_name).exists()
-    assert all(name.startswith(".") for name in _leftovers(cache))  # at most a hidden temporary file
+    leftovers = _leftovers(cache)
+    assert all(name.startswith(".") for name in leftovers)  # at most a hidden temporary file
+    # The next download removes that temporary once it is stale, and only then: a younger one may be
+    # another process's download still under way.
+    server.mode = "whole"
+    killed = cache / f".{weights.file_name}.dead.tmp"
+    killed.write_bytes(b"partial")
+    running = cache / f".{weights.file_name}.live.tmp"
+    running.write_bytes(b"partial")
+    stale = time.time() - download.STALE_SECONDS - 60
+    os.utime(killed, (stale, stale))
+    for name in leftovers:
+        os.utime(cache / name, (stale, stale))
+    fetch(weights, progress=False)
+    assert _leftovers(cache) == sorted([running.name, weights.file_name])
 
 
 # ---------------------------------------------------------------------------------------------- the cache

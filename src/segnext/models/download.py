@@ -9,7 +9,9 @@ one in `$SEGNEXT_WEIGHTS_URL` (a mirror with the same layout below it, or a loca
 - A download streams into a temporary file beside its target, with a progress bar; its length and
   the start of its SHA-256 (the suffix of the file name) are checked, and only then is it renamed
   to the official name. A transfer that is killed, cut short or corrupted never leaves a file that
-  looks complete.
+  looks complete. The hidden temporary file of a killed download is removed by the next download of
+  the same weights once it has not grown for `STALE_SECONDS` (a live download, in another process,
+  writes to its own at least every few seconds, or gives up).
 - Every failure (no network, an HTTP error, a truncated transfer, a wrong hash) raises
   `DownloadError`, naming the URL and where to put the file by hand. Connecting and every read
   give up after `TIMEOUT_SECONDS`.
@@ -22,6 +24,7 @@ import http.client
 import os
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -33,6 +36,7 @@ from .weights import CheckpointError
 HOME_VARIABLE = "SEGNEXT_HOME"
 BASE_URL_VARIABLE = "SEGNEXT_WEIGHTS_URL"
 TIMEOUT_SECONDS = 10.0
+STALE_SECONDS = 3600.0  # a temporary file untouched this long belongs to a dead download
 _CHUNK = 1 << 20
 
 
@@ -64,8 +68,21 @@ def fetch(weights: PretrainedWeights, progress: bool = True) -> Path:
     url = url_of(weights)
     by_hand = (f"Without a network, download it elsewhere and copy it to {target} (a file there is used as it is), "
                f"or set {BASE_URL_VARIABLE} to a mirror with the same layout.")
+    remove_stale_temporaries(target)
     atomic_write(target, lambda temporary: _download(url, temporary, weights.sha256_prefix, progress, by_hand))
     return target
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Delete the temporary files of earlier downloads of `target` that were killed: those not
+    written to for STALE_SECONDS. Younger ones may belong to a download still running elsewhere."""
+    now = time.time()
+    for temporary in target.parent.glob(f".{target.name}.*.tmp"):
+        try:
+            if now - temporary.stat().st_mtime > STALE_SECONDS:
+                temporary.unlink()
+        except FileNotFoundError:  # removed meanwhile by another process
+            pass
 
 
 def _download(url: str, path: Path, sha256_prefix: str, progress: bool, by_hand: str) -> None:
