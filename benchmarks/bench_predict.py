@@ -76,7 +76,7 @@ def pipeline(segmenter, paths, out: Path, batch_size: int, workers: int) -> None
 def stage_times(segmenter, paths, out: Path) -> dict:
     """Median milliseconds per image of each stage, run one after the other: what overlapping
     reading and writing with the model can save at most."""
-    from segnext.inference.batching import prepare
+    from segnext.inference import prepare
 
     out.mkdir()
     stages = {"read+resize": [], "model+labels": [], "write": []}

@@ -13,6 +13,10 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 # on nothing but the image (None restores the official random draw at every forward).
 DEFAULT_NMF_SEED = 0
 
+# The default `nmf_seed` of functions that load a model: the seed it was saved with (model folders and
+# training checkpoints record it), else DEFAULT_NMF_SEED.
+SAVED_NMF_SEED = "saved"
+
 # File endings read as images (any letter case), for dataset folders and `segnext predict` inputs.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif")
 

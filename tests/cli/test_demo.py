@@ -13,6 +13,7 @@ from PIL import Image
 
 import segnext
 from segnext.cli.main import main
+from segnext.train import load_config
 
 
 @pytest.fixture()
@@ -75,15 +76,28 @@ def test_eval_on_final_model_reproduces_results_json(demo, tmp_path, capsys):
     assert rounded(evaluated["per_class"]) == rounded(run["per_class"])
 
 
-def test_eval_names_other_settings_and_can_use_the_saved_ones(demo, tmp_path, capsys):
-    config, model = str(demo / "config.yaml"), str(demo / "final_model")
-    out = tmp_path / "eval.json"
-    assert main(["eval", config, "evaluation.img_scale=[96,80]", "--checkpoint", model, "--out", str(out),
-                 "--no-progress", "--max-images", "2"]) == 0
+def test_eval_tests_with_the_saved_settings_as_predict_does(demo, tmp_path, capsys):
+    """One default with `segnext predict`: the model folder's settings (and NMF seed), named when CONFIG's
+    differ; evaluation.* overrides given on the command line win; --config-settings takes CONFIG's section."""
+    other = tmp_path / "other.yaml"
+    other.write_text((demo / "config.yaml").read_text().replace("nmf_seed: 0", "nmf_seed: 5"))
+    other_config = load_config(str(other), ["evaluation.img_scale=[96,80]"])
+    other.write_text(other_config.to_yaml())
+    model, out = str(demo / "final_model"), tmp_path / "eval.json"
+    assert main(["eval", str(other), "--checkpoint", model, "--out", str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "note:" in err and "img_scale=(80, 64)" in err and "--model-settings" in err
-    assert json.loads(out.read_text())["test"]["img_scale"] == [96, 80]
-    assert main(["eval", config, "evaluation.img_scale=[96,80]", "--checkpoint", model, "--out", str(out),
-                 "--no-progress", "--model-settings"]) == 0
+    assert "note:" in err and "img_scale=(80, 64)" in err and "--config-settings" in err
     evaluated, run = json.loads(out.read_text()), json.loads((demo / "results.json").read_text())
-    assert evaluated["test"]["img_scale"] == [80, 64] and evaluated["mIoU"] == pytest.approx(run["mIoU"], abs=1e-6)
+    assert evaluated["test"]["img_scale"] == [80, 64] and evaluated["test"]["nmf_seed"] == 0
+    assert evaluated["mIoU"] == pytest.approx(run["mIoU"], abs=1e-6)
+
+    assert main(["eval", str(other), "--checkpoint", model, "--out", str(out), "--no-progress", "--max-images", "2",
+                 "--config-settings"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert json.loads(out.read_text())["test"]["img_scale"] == [96, 80]
+    assert json.loads(out.read_text())["test"]["nmf_seed"] == 5
+
+    assert main(["eval", str(demo / "config.yaml"), "evaluation.flip=true", "--checkpoint", model, "--out", str(out),
+                 "--no-progress", "--max-images", "2"]) == 0
+    assert "note:" not in capsys.readouterr().err  # what is asked for on the command line is not a surprise
+    assert json.loads(out.read_text())["test"]["flip"] is True

@@ -10,8 +10,7 @@ import pytest
 from PIL import Image
 
 from segnext.cli.main import main
-from segnext.inference import TestConfig
-from segnext.inference.batching import prepare
+from segnext.inference import TestConfig, prepare
 
 FAST = ["--img-scale", "96", "64", "--no-progress"]
 

@@ -8,8 +8,18 @@ import pytest
 import torch
 
 import segnext
-from segnext.inference import Segmenter, TestConfig, override_test_config, segment, segment_logits
-from segnext.inference.batching import PreparedImage, batches_by_size, prepare, segment_group, segment_group_scores
+from segnext.inference import (
+    PreparedImage,
+    Segmenter,
+    TestConfig,
+    override_test_config,
+    prepare,
+    segment,
+    segment_group,
+    segment_group_scores,
+    segment_logits,
+)
+from segnext.inference.batching import batches_by_size
 
 BASE = TestConfig(img_scale=(64, 48), size_divisor=16)  # small and fast
 SLIDE = override_test_config(BASE, mode="slide", crop_size=(48, 48), stride=(48, 16))  # two overlapping windows

@@ -154,3 +154,38 @@ def test_push_to_hub_uploads_the_model_folder(trained, monkeypatch):
     _, repo, _, files = calls[2]
     assert repo == "someone/model" and sorted(files) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads(files["config.json"])["config"]["test_settings"]["img_scale"] == [96, 64]
+
+
+@pytest.mark.parametrize("seed", [None, 5])
+def test_the_nmf_seed_is_saved_and_loaded_back(tmp_path, seed):
+    model = segnext.create_model("segnext_t", 4, nmf_seed=seed)
+    folder = save_model(model, tmp_path / "model")
+    assert json.loads((folder / "config.json").read_text())["nmf_seed"] == seed
+    assert segnext.create_model(checkpoint=folder).nmf_seed == seed
+    assert SegNeXt.from_pretrained(folder).nmf_seed == seed
+    assert segnext.Segmenter.from_checkpoint(folder, optimize=False).model.nmf_seed == seed
+    assert segnext.create_model(checkpoint=folder, nmf_seed=3).nmf_seed == 3  # asked for: wins
+    assert segnext.create_model(checkpoint=folder, nmf_seed=None).nmf_seed is None
+
+
+def test_training_checkpoints_give_their_run_nmf_seed_and_old_files_the_default(tmp_path):
+    model = segnext.create_model("segnext_t", 4)
+    torch.save({"format": "segnext-train", "format_version": 1, "iteration": 10, "model": model.state_dict(),
+                "config": {"evaluation": {**SETTINGS.to_dict(), "nmf_seed": None}}}, tmp_path / "iter_10.pt")
+    assert segnext.create_model(checkpoint=tmp_path / "iter_10.pt").nmf_seed is None
+    folder = save_model(model, tmp_path / "old")
+    meta = json.loads((folder / "config.json").read_text())
+    del meta["nmf_seed"]  # written before the seed was recorded
+    (folder / "config.json").write_text(json.dumps(meta))
+    assert segnext.create_model(checkpoint=folder).nmf_seed == segnext.DEFAULT_NMF_SEED
+
+
+def test_a_wrong_saved_nmf_seed_is_named(tmp_path):
+    folder = save_model(segnext.create_model("segnext_t", 4), tmp_path / "model")
+    meta = json.loads((folder / "config.json").read_text())
+    meta["nmf_seed"] = "zero"
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(segnext.CheckpointError, match=r"config.json: nmf_seed must be an integer or null"):
+        segnext.create_model(checkpoint=folder)
+    with pytest.raises(TypeError, match="nmf_seed must be an int, None or 'saved'"):
+        segnext.create_model("segnext_t", 4, nmf_seed="7")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Optional
+from typing import Union
 
 
 def with_examples(*lines: str) -> dict:
@@ -13,12 +13,13 @@ def with_examples(*lines: str) -> dict:
 
 
 def add_nmf_seed(parser: argparse.ArgumentParser, what: str) -> None:
-    """--nmf-seed SEED (default: the library's fixed seed; 'none' for the official random bases)."""
-    from ..constants import DEFAULT_NMF_SEED
+    """--nmf-seed SEED (default: the seed the model was saved with, else the library's fixed seed;
+    'none' for the official random bases)."""
+    from ..constants import DEFAULT_NMF_SEED, SAVED_NMF_SEED
 
-    parser.add_argument("--nmf-seed", type=nmf_seed, default=DEFAULT_NMF_SEED, metavar="SEED",
-                        help=f"seed of the fixed NMF bases {what} (default {DEFAULT_NMF_SEED}); 'none' draws them at "
-                             f"random at every forward, as the official code")
+    parser.add_argument("--nmf-seed", type=nmf_seed, default=SAVED_NMF_SEED, metavar="SEED",
+                        help=f"seed of the fixed NMF bases {what} (default: the one the model was saved with, else "
+                             f"{DEFAULT_NMF_SEED}); 'none' draws them at random at every forward, as the official code")
 
 
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +28,12 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def nmf_seed(text: str) -> Optional[int]:
-    """--nmf-seed: an integer, or "none" for the official random bases at every forward."""
+def nmf_seed(text: str) -> Union[int, None, str]:
+    """--nmf-seed: an integer, "none" for the official random bases at every forward, or "saved"."""
     if text.strip().lower() in ("none", "random"):
         return None
+    if text.strip().lower() == "saved":
+        return "saved"
     try:
         return int(text)
     except ValueError:

@@ -10,11 +10,14 @@ from .arguments import with_examples
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "eval", help="evaluate a checkpoint (aAcc, mIoU, mAcc, per-class IoU) with a config's test settings",
+        "eval", help="evaluate a checkpoint (aAcc, mIoU, mAcc, per-class IoU) on a config's validation data",
         description="Evaluate CHECKPOINT (a training checkpoint, a segnext model directory or an official "
-                    "MMSegmentation file) on the validation split of CONFIG's dataset, with CONFIG's test "
-                    "settings (evaluation.* keys; --ms/--flip for the multi-scale + flip test). Writes the "
-                    "metrics as JSON. Under torchrun the images are split over the processes.",
+                    "MMSegmentation file) on the validation split of CONFIG's dataset. The test settings are "
+                    "those the model was saved with, as `segnext predict` uses them (a model folder's or a "
+                    "training checkpoint's evaluation section, and its nmf_seed), else CONFIG's evaluation "
+                    "section; evaluation.* overrides on the command line and --ms/--flip apply on top. "
+                    "--config-settings tests with CONFIG's section instead. Writes the metrics as JSON. Under "
+                    "torchrun the images are split over the processes.",
         **with_examples("segnext eval segnext_t_ade20k_512x512_160k data.root=data/ade/ADEChallengeData2016 "
                         "--checkpoint segnext-t-ade/",
                         "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms --flip"))
@@ -24,9 +27,12 @@ def register(subparsers) -> None:
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
     parser.add_argument("--ms", action="store_true", help="multi-scale test: ratios 0.5, 0.75, ..., 1.75")
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
+    parser.add_argument("--config-settings", action="store_true",
+                        help="test with CONFIG's evaluation section (and its nmf_seed) even when the checkpoint was "
+                             "saved with settings of its own")
     parser.add_argument("--model-settings", action="store_true",
-                        help="test with the settings saved with the checkpoint (model folder or training run) instead "
-                             "of CONFIG's evaluation section")
+                        help="test with the settings saved with the checkpoint (the default; an error when there are "
+                             "none)")
     parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
@@ -59,19 +65,32 @@ def run(args) -> int:
     from ..models import create_model
     from ..train import distributed, load_config
 
+    if args.config_settings and args.model_settings:
+        raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
     config = load_config(args.config, args.overrides)
-    model = create_model(checkpoint=args.checkpoint, nmf_seed=config.evaluation.nmf_seed)
-    if model.config.test_settings:
+    model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
+    # One default with `segnext predict`: the model's saved settings; evaluation.* overrides given here win.
+    given = {override.split("=", 1)[0][len("evaluation."):] for override in args.overrides
+             if override.startswith("evaluation.")}
+    use_saved = bool(model.config.test_settings) and not args.config_settings
+    if use_saved:
         saved = TestConfig.from_dict(model.config.test_settings)
-        if args.model_settings:
-            for field in fields(TestConfig):
+        differing = [f"{name}={getattr(saved, name)}" for name in (field.name for field in fields(TestConfig))
+                     if name not in given and getattr(saved, name) != getattr(config.evaluation, name)]
+        if differing:
+            print(f"segnext eval: note: testing with the settings {args.checkpoint} was saved with "
+                  f"({', '.join(differing)}), not {args.config}'s evaluation section; --config-settings uses that.",
+                  file=sys.stderr)
+        for field in fields(TestConfig):
+            if field.name not in given:
                 setattr(config.evaluation, field.name, getattr(saved, field.name))
-        elif saved != TestConfig.from_dict(config.evaluation.to_dict()):
-            print(f"segnext eval: note: {args.checkpoint} was saved with other test settings ({saved}); testing with "
-                  f"{args.config}'s evaluation section. --model-settings uses the saved ones.", file=sys.stderr)
     elif args.model_settings:
         raise ValueError(f"--model-settings: {args.checkpoint} carries no test settings; drop the option to test "
                          f"with {args.config}'s evaluation section")
+    if use_saved and "nmf_seed" not in given:
+        config.evaluation.nmf_seed = model.nmf_seed
+    else:
+        model.nmf_seed = config.evaluation.nmf_seed
     if args.ms:
         config.evaluation.scales = MS_RATIOS
     if args.flip:

@@ -65,10 +65,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     try:
         for position, index in enumerate(iterator):
             sample = dataset[index]
-            image = sample["image"]
-            if not image.flags.writeable:  # torch.from_numpy warns about read-only arrays
-                image = image.copy()
-            prediction = segment(model, image, config, device, memory_efficient=memory_efficient).cpu()
+            prediction = segment(model, sample["image"], config, device, memory_efficient=memory_efficient).cpu()
             label = torch.from_numpy(np.asarray(sample["label"]).astype(np.int64))
             metric.update(prediction, label)
             if first is not None and index < also_first:

@@ -1,8 +1,10 @@
-"""Images in: any supported image as uint8 RGB, the test-time resize, normalisation to a tensor."""
+"""Images in: any supported image as uint8 RGB, the test-time resize (`prepare`: everything before
+the model), normalisation to a tensor."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 import numpy as np
@@ -12,6 +14,7 @@ from PIL import Image
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..data.io import pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
+from .settings import TestConfig
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -83,3 +86,31 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.
     # (a stride of a size-1 dimension is free), but oneDNN's convolutions take a much slower path
     # on it (BENCHMARKS.md). Standard channels-last strides; a batch of these concatenates to the same.
     return x.unsqueeze(0).clone(memory_format=torch.channels_last)
+
+
+@dataclass
+class PreparedImage:
+    """An image made ready for the model, without the model.
+
+    size: (height, width) of the image, the size of its label map.
+    views: the image resized for each test scale (`config.scales`, in order), uint8 (h, w, 3).
+    rgb: the image itself (uint8 RGB), when kept for overlays.
+    """
+
+    size: Tuple[int, int]
+    views: Tuple[np.ndarray, ...]
+    rgb: Optional[np.ndarray] = None
+
+    @property
+    def group_key(self) -> Tuple[Tuple[int, int], ...]:
+        """Images with equal keys can share a forward pass: their inputs have the same sizes."""
+        return tuple(view.shape[:2] for view in self.views)
+
+
+def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
+    """Read `image` (path, PIL image or array, as `to_rgb_array`) and resize it for every scale of
+    the test. NumPy, Pillow and OpenCV only, so it can run in DataLoader workers or threads.
+    keep_image: keep the RGB image too (for overlays)."""
+    rgb = to_rgb_array(image)
+    views = tuple(resize_for_test(rgb, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
+    return PreparedImage(size=(rgb.shape[0], rgb.shape[1]), views=views, rgb=rgb if keep_image else None)

@@ -1,32 +1,41 @@
 """Test-time inference exactly as the official evaluation (MMSegmentation 0.x `EncoderDecoder`).
 
-One image at a time, as the official test loop does:
+The procedure runs on a group of images that share their resized sizes; one image is a group of one
+(`segment`, `segment_logits`). For every image, as the official test loop:
 1. per scale: keep-ratio resize of the uint8 image to `img_scale * ratio`, optionally up to a
-   multiple of `size_divisor`, normalise (`preprocess`);
+   multiple of `size_divisor` (`prepare`, no model), then normalise;
 2. logits at the resized size by whole-image (`model(x)`) or sliding-window inference (overlapping
-   windows' logits averaged), then resized bilinearly to the original image size;
+   windows' logits averaged), then resized bilinearly to the image's own size;
 3. a single scale without flip: those logits; several scales and/or flip: the softmax probabilities
    averaged over all of them (flipped predictions flipped back);
 4. labels: the argmax over classes.
 
-That is `segment_logits` and `segment`. With `memory_efficient=True` they compute the same result
-without full-resolution score maps for every class (an 8000 x 6000 photo with 150 classes would
-need 29 GB): single-scale labels come from `segnext.ops.label_upsample` (exact) and the
-whole-image multi-scale average from `segnext.ops.banded_average` (equal to float rounding). That
-path needs a model with `forward_logits` (stride-8 logits), as SegNeXt and its optimized form have.
+The model sees the group as one batch per scale (and flip). Images are grouped only with images of
+the same resized size (`PreparedImage.group_key`; `segnext.inference.batching` forms such groups
+from a stream), never padded: SegNeXt's decoder factorises the whole feature map (the NMF
+"Hamburger" mixes every position with every other), so padding would change every pixel's
+prediction, not just the border's. Each image gets the result it gets alone: bit for bit with the
+optimized CPU model (it runs a batch one image at a time), to float rounding elsewhere (a GPU may pick
+other convolution algorithms for a batch, so labels can differ only where two classes tie).
+
+That is `segment_group_scores` and `segment_group`. With `memory_efficient=True` they compute the
+same result without full-resolution score maps for every class (an 8000 x 6000 photo with 150
+classes would need 29 GB): single-scale labels come from `segnext.ops.label_upsample` (exact) and
+the whole-image multi-scale average from `segnext.ops.banded_average` (equal to float rounding).
+That path needs a model with `forward_logits` (stride-8 logits), as SegNeXt and its optimized form
+have.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..ops.banded_average import average_probabilities_in_bands
 from ..ops.label_upsample import upsampled_argmax
-from .preprocess import resize_for_test, to_tensor
+from .preprocess import ImageInput, PreparedImage, prepare, to_tensor
 from .settings import TestConfig
 
 
@@ -58,78 +67,117 @@ def model_logits(model, images: torch.Tensor, config: TestConfig) -> torch.Tenso
     return model(images)
 
 
-def _views(image: np.ndarray, config: TestConfig, device):
-    """(normalised resized image, flipped?) for every scale and flip of the test."""
-    for ratio in config.scales:
-        x = to_tensor(resize_for_test(image, config.img_scale, ratio, config.size_divisor), config.mean, config.std)
+def _views(group: Sequence[PreparedImage], config: TestConfig, device):
+    """(normalised batch of the group's resized images, flipped?) for every scale and flip of the test."""
+    for index in range(len(config.scales)):
+        x = torch.cat([to_tensor(image.views[index], config.mean, config.std) for image in group]).to(device)
         for flipped in ((False, True) if config.flip else (False,)):
-            yield x.to(device), flipped
+            yield x, flipped
 
 
 @torch.no_grad()
-def segment_logits(model, image: np.ndarray, config: Optional[TestConfig] = None, device=None, *,
-                   memory_efficient: bool = False) -> torch.Tensor:
-    """uint8 RGB image (H, W, 3) -> (num_classes, H, W) scores at the image's size: the logits for a
-    single scale without flip, else the averaged softmax probabilities (as the paper).
-    config: the test settings (default `TestConfig()`, ADE20K's)."""
-    config = config or TestConfig()
-    device = device or next(model.parameters()).device
-    height, width = image.shape[:2]
+def segment_group_scores(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None, device=None, *,
+                         memory_efficient: bool = False) -> List[torch.Tensor]:
+    """(num_classes, H, W) scores at each image's size: the logits for a single scale without flip,
+    else the averaged softmax probabilities (as the paper). config: the test settings (default
+    `TestConfig()`, ADE20K's); the group must have been prepared with them."""
+    config, device = _defaults(model, group, config, device)
     if memory_efficient and not config.single_scale and _banded(model, config):
-        sources = _stride8_sources(model, image, config, device)
-        scores = torch.empty((sources[0][0].shape[0], height, width), device=sources[0][0].device)
-        for rows, band in average_probabilities_in_bands(sources, height, width):
-            scores[:, rows] = band
-        return scores
-    total = None
-    for x, flipped in _views(image, config, device):
-        scores = model_logits(model, x.flip(3) if flipped else x, config)
-        scores = F.interpolate(scores, size=(height, width), mode="bilinear", align_corners=False)
-        if not config.single_scale:
-            scores = scores.softmax(dim=1)
-        if flipped:
-            scores = scores.flip(3)
-        total = scores if total is None else total + scores
-    return (total / (len(config.scales) * (2 if config.flip else 1)))[0]
+        return [_banded_average(sources, size) for sources, size in _stride8_sources(model, group, config, device)]
+    totals: List[Optional[torch.Tensor]] = [None] * len(group)
+    for x, flipped in _views(group, config, device):
+        batch_scores = model_logits(model, x.flip(3) if flipped else x, config)
+        for index, image in enumerate(group):
+            scores = F.interpolate(batch_scores[index:index + 1], size=image.size, mode="bilinear",
+                                   align_corners=False)
+            if not config.single_scale:
+                scores = scores.softmax(dim=1)
+            if flipped:
+                scores = scores.flip(3)
+            totals[index] = scores if totals[index] is None else totals[index] + scores
+        del batch_scores
+    views = len(config.scales) * (2 if config.flip else 1)
+    return [(total / views)[0] for total in totals]
 
 
 @torch.no_grad()
-def segment(model, image: np.ndarray, config: Optional[TestConfig] = None, device=None, *,
-            memory_efficient: bool = False) -> torch.Tensor:
-    """uint8 RGB image -> int64 label map (H, W) at the image's size: `segment_logits(...).argmax(0)`.
+def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None, device=None, *,
+                  memory_efficient: bool = False) -> List[torch.Tensor]:
+    """int64 label maps (H, W) at each image's size: the argmax of `segment_group_scores`.
 
     memory_efficient: the same labels without full-resolution class scores (see the module docstring).
     """
-    config = config or TestConfig()
-    device = device or next(model.parameters()).device
-    if not memory_efficient:
-        return segment_logits(model, image, config, device).argmax(0)
-    height, width = image.shape[:2]
+    config, device = _defaults(model, group, config, device)
+    if not memory_efficient or (not config.single_scale and not _banded(model, config)):
+        return [scores.argmax(0) for scores in segment_group_scores(model, group, config, device)]
     if not config.single_scale:
-        if not _banded(model, config):
-            return segment_logits(model, image, config, device).argmax(0)
-        labels = torch.empty((height, width), dtype=torch.int64)
-        for rows, band in average_probabilities_in_bands(_stride8_sources(model, image, config, device), height, width):
-            labels[rows] = band.argmax(0).cpu()
-        return labels.to(device)
-    x, _ = next(_views(image, config, device))
-    if config.mode == "whole" and hasattr(model, "forward_logits"):
-        # stride-8 logits -> resized-image size (model's own resize) -> original size
-        low, sizes = model.forward_logits(x)[0], [tuple(x.shape[2:]), (height, width)]
+        return [_banded_labels(sources, size).to(device) for sources, size in
+                _stride8_sources(model, group, config, device)]
+    x, _ = next(_views(group, config, device))
+    if _banded(model, config):
+        # stride-8 logits -> resized-image size (the model's own resize) -> each image's size
+        low, resized = model.forward_logits(x), [tuple(x.shape[2:])]
     else:
-        low, sizes = model_logits(model, x, config)[0], [(height, width)]
-    return upsampled_argmax(low, sizes).to(device)
+        low, resized = model_logits(model, x, config), []
+    return [upsampled_argmax(low[index], [*resized, image.size]).to(device) for index, image in enumerate(group)]
+
+
+def segment_logits(model, image: ImageInput, config: Optional[TestConfig] = None, device=None, *,
+                   memory_efficient: bool = False) -> torch.Tensor:
+    """One image (uint8 RGB (H, W, 3), a path or a PIL image) -> (num_classes, H, W) scores at its
+    size: `segment_group_scores` of a group of one."""
+    config = config or TestConfig()
+    return segment_group_scores(model, [prepare(image, config)], config, device, memory_efficient=memory_efficient)[0]
+
+
+def segment(model, image: ImageInput, config: Optional[TestConfig] = None, device=None, *,
+            memory_efficient: bool = False) -> torch.Tensor:
+    """One image -> int64 label map (H, W) at its size: `segment_group` of a group of one."""
+    config = config or TestConfig()
+    return segment_group(model, [prepare(image, config)], config, device, memory_efficient=memory_efficient)[0]
+
+
+def _defaults(model, group: Sequence[PreparedImage], config: Optional[TestConfig], device):
+    if not group:
+        raise ValueError("an empty group of images")
+    keys = {image.group_key for image in group}
+    if len(keys) > 1:
+        raise ValueError(f"a group must hold images of one resized size, got {sorted(keys)}; "
+                         f"group them with segnext.inference.batching.batches_by_size")
+    return config or TestConfig(), device or next(iter(model.parameters())).device
+
+
+# --------------------------------------------------------------------------------------------
+# memory_efficient=True: the multi-scale average one band of output rows at a time
 
 
 def _banded(model, config: TestConfig) -> bool:
     return config.mode == "whole" and hasattr(model, "forward_logits")
 
 
-def _stride8_sources(model, image: np.ndarray, config: TestConfig, device) -> List[Tuple[torch.Tensor, list]]:
-    """Per (scale, flip): stride-8 logits (K, h, w) in the image's orientation (a bilinear resize
-    commutes with a horizontal flip), and the sizes they are resized through."""
-    sources = []
-    for x, flipped in _views(image, config, device):
-        low = model.forward_logits(x.flip(3) if flipped else x)[0].float().contiguous()
-        sources.append((low.flip(-1) if flipped else low, [tuple(x.shape[2:]), tuple(image.shape[:2])]))
-    return sources
+def _stride8_sources(model, group: Sequence[PreparedImage], config: TestConfig, device):
+    """Per image: ([(stride-8 logits (K, h, w) in the image's orientation, the sizes they are resized
+    through)] for every scale and flip, the image's size). A bilinear resize commutes with a
+    horizontal flip, so flipped logits are flipped back before the resize."""
+    sources: List[list] = [[] for _ in group]
+    for x, flipped in _views(group, config, device):
+        low = model.forward_logits(x.flip(3) if flipped else x)
+        for index, image in enumerate(group):
+            one = low[index].float().contiguous()
+            sources[index].append((one.flip(-1) if flipped else one, [tuple(x.shape[2:]), image.size]))
+    return [(image_sources, image.size) for image_sources, image in zip(sources, group)]
+
+
+def _banded_average(sources, size: Tuple[int, int]) -> torch.Tensor:
+    height, width = size
+    scores = torch.empty((sources[0][0].shape[0], height, width), device=sources[0][0].device)
+    for rows, band in average_probabilities_in_bands(sources, height, width):
+        scores[:, rows] = band
+    return scores
+
+
+def _banded_labels(sources, size: Tuple[int, int]) -> torch.Tensor:
+    labels = torch.empty(size, dtype=torch.int64)
+    for rows, band in average_probabilities_in_bands(sources, *size):
+        labels[rows] = band.argmax(0).cpu()
+    return labels

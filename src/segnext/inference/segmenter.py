@@ -11,9 +11,9 @@ the official ones of its dataset (`settings.test_config_for`). By default
 the model runs through `optimize_for_inference` and the labels are computed memory-efficiently;
 both give the reference results (to float rounding).
 
-A list of images gives a list of results, computed several images per forward pass
-(`segnext.inference.batching`: images are grouped by their resized size, each gets the result it
-gets alone). `amp=True` runs the model in bfloat16/float16 on a GPU (`segnext.inference.precision`).
+A list of images gives a list of results, computed several images per forward pass (grouped by
+their resized size with `segnext.inference.batching`; each gets the result it gets alone).
+`amp=True` runs the model in bfloat16/float16 on a GPU (`segnext.inference.precision`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ..constants import SAVED_NMF_SEED
 from ..data.palette import colorize, default_palette, overlay
-from ..models import DEFAULT_NMF_SEED, create_model
+from ..models import create_model
 from ..utils import require, resolve_device
-from .batching import PreparedImage, batches_by_size, prepare, segment_group, segment_group_scores
+from .batching import batches_by_size
 from .optimize import optimize_for_inference
 from .precision import Amp, AutocastModel, autocast_dtype
-from .preprocess import ImageInput, to_rgb_array
-from .segment import segment, segment_logits
+from .preprocess import ImageInput, PreparedImage, prepare, to_rgb_array
+from .segment import segment_group, segment_group_scores
 from .settings import TestConfig, default_test_config, test_config_for
 
 
@@ -136,12 +137,12 @@ class Segmenter:
 
     @classmethod
     def from_checkpoint(cls, checkpoint, *, device="auto", optimize: bool = True,
-                        test_config: Optional[TestConfig] = None, nmf_seed: Optional[int] = DEFAULT_NMF_SEED,
+                        test_config: Optional[TestConfig] = None, nmf_seed=SAVED_NMF_SEED,
                         amp: Amp = False, **model_kwargs) -> Segmenter:
         """Load any checkpoint `create_model` reads; its saved test settings (or its dataset's
         official ones) are used unless `test_config` is given. device: "auto" (CUDA, then MPS,
-        then the CPU) or a device name. nmf_seed: as in `create_model` (None: the official random
-        bases at every forward). amp: as in `Segmenter`."""
+        then the CPU) or a device name. nmf_seed: as in `create_model` (by default the seed the model
+        was saved with; None: the official random bases at every forward). amp: as in `Segmenter`."""
         device = resolve_device(device)
         autocast_dtype(device, amp)  # an unusable amp setting fails before the model is loaded
         model = create_model(checkpoint=checkpoint, nmf_seed=nmf_seed, **model_kwargs).eval().to(device)
@@ -167,10 +168,7 @@ class Segmenter:
         `batch_size` images of one resized size per forward pass (each the same as alone)."""
         if _is_many(image):
             return [labels for labels, _ in self._predict_many(image, batch_size, with_probabilities=False)]
-        rgb = to_rgb_array(image)
-        labels = segment(self.inference_model, rgb, self.test_config, self.device,
-                         memory_efficient=self.memory_efficient)
-        return labels.cpu().numpy().astype(self._label_dtype)
+        return self.predict_group([self.prepare(image)])[0]
 
     def predict_proba(self, image: Union[ImageInput, Sequence[ImageInput]], *,
                       batch_size: int = 8) -> Union[np.ndarray, List[np.ndarray]]:
@@ -187,10 +185,7 @@ class Segmenter:
         A list of images gives a list of pairs."""
         if _is_many(image):
             return list(self._predict_many(image, batch_size, with_probabilities=True))
-        rgb = to_rgb_array(image)
-        scores = segment_logits(self.inference_model, rgb, self.test_config, self.device,
-                                memory_efficient=self.memory_efficient)
-        return self._labels_and_probabilities(scores)
+        return self.predict_group([self.prepare(image)], with_probabilities=True)[0]
 
     def prepare(self, image: ImageInput, *, keep_image: bool = False) -> PreparedImage:
         """The model-free part of a prediction (read, resize for the test scales), for `predict_group`."""
@@ -200,7 +195,7 @@ class Segmenter:
         """Predict prepared images of one resized size (one `group_key`; see
         `segnext.inference.batching.batches_by_size`) in shared forward passes: a list of label
         maps, or of (labels, probabilities) pairs with `with_probabilities`, each as `predict` /
-        `predict_with_proba` give for that image alone."""
+        `predict_with_proba` give for that image alone. Every prediction comes through here."""
         model = self.inference_model
         if with_probabilities:
             scores = segment_group_scores(model, group, self.test_config, self.device,

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .batching import batches_by_size, prepare
+from .batching import batches_by_size
+from .preprocess import prepare
 from .segmenter import Segmenter
 from .settings import TestConfig
 

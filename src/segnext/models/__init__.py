@@ -2,9 +2,10 @@
 weights (official, JSeg and project formats; published weights by name; the Hugging Face Hub) and
 `create_model`."""
 
+from ..constants import DEFAULT_NMF_SEED
 from .configuration import VARIANTS, SegNeXtConfig, list_models
 from .download import DownloadError
-from .factory import DEFAULT_NMF_SEED, create_model
+from .factory import create_model
 from .loading import LoadReport
 from .pretrained import PRETRAINED, list_pretrained
 from .segnext import SegNeXt, segmentation_loss

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from ..constants import DEFAULT_NMF_SEED
+from ..constants import SAVED_NMF_SEED
 from .configuration import variant_config
 from .download import fetch
-from .loading import LoadReport, build_from_checkpoint, load_encoder
+from .loading import LoadReport, build_from_checkpoint, load_encoder, resolve_nmf_seed
 from .pretrained import pretrained_weights
 from .segnext import SegNeXt
 from .weights import read_checkpoint
 
 
 def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, checkpoint=None,
-                 backbone_checkpoint=None, nmf_seed: Optional[int] = DEFAULT_NMF_SEED, *,
+                 backbone_checkpoint=None, nmf_seed=SAVED_NMF_SEED, *,
                  pretrained: Optional[str] = None, ignore_mismatched_sizes: bool = False,
                  output_loading_info: bool = False, **overrides):
     """Build SegNeXt variant `name` ("segnext_t/s/b/l") for `num_classes` classes.
@@ -30,7 +30,9 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
         that is an error.
     backbone_checkpoint: the encoder only: an ImageNet MSCAN file, or the encoder of any whole
         checkpoint above.
-    nmf_seed: None for the official random NMF bases at every forward, an int for fixed bases.
+    nmf_seed: an int for fixed NMF bases, None for the official random bases at every forward; the
+        default, "saved", takes the seed `checkpoint` was saved with (model folders and training
+        checkpoints record it), else DEFAULT_NMF_SEED (0).
     output_loading_info: return (model, [LoadReport]): which tensors came from which file and
         which are new. Otherwise re-initialised tensors are logged as a warning.
     overrides: any field of `SegNeXtConfig` (e.g. drop_path_rate=0.0, nmf_eval_steps=7).
@@ -63,7 +65,8 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
     else:
         if name is None or num_classes is None:
             raise ValueError("create_model needs a model name and num_classes (or a checkpoint to read them from).")
-        model = SegNeXt(variant_config(name, num_classes, **overrides), nmf_seed=nmf_seed)  # from the global RNG
+        model = SegNeXt(variant_config(name, num_classes, **overrides),  # weights from the global RNG
+                        nmf_seed=resolve_nmf_seed(nmf_seed))
         if backbone_checkpoint is not None:
             reports.append(load_encoder(model, read_checkpoint(backbone_checkpoint)))
     if pretrained is not None:

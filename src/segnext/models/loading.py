@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ..constants import DEFAULT_NMF_SEED, SAVED_NMF_SEED
 from .configuration import SegNeXtConfig, variant_config
 from .weights import Checkpoint, CheckpointError, infer_architecture, infer_variant
 
@@ -165,10 +166,11 @@ def checkpoint_config(checkpoint: Checkpoint, name: Optional[str] = None, **over
 
 
 def build_from_checkpoint(model_class, checkpoint: Checkpoint, *, name: Optional[str] = None,
-                          num_classes: Optional[int] = None, nmf_seed: Optional[int] = 0,
+                          num_classes: Optional[int] = None, nmf_seed=SAVED_NMF_SEED,
                           ignore_mismatched_sizes: bool = False, **overrides) -> Tuple[nn.Module, LoadReport]:
     """`model_class(config)` with the weights of the segmentation checkpoint `checkpoint`.
 
+    nmf_seed: an int, None, or "saved" (the checkpoint's own, else DEFAULT_NMF_SEED; `resolve_nmf_seed`).
     num_classes: None keeps the checkpoint's classes. Another number needs
         ignore_mismatched_sizes=True: every tensor is loaded except the classifier, which starts
         anew (fine-tuning on new classes); the class names and palette then come from `overrides`.
@@ -188,8 +190,18 @@ def build_from_checkpoint(model_class, checkpoint: Checkpoint, *, name: Optional
         config = dataclasses.replace(config, num_classes=num_classes, class_names=overrides.get("class_names"),
                                      palette=overrides.get("palette"))
     with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's RNG alone
-        model = model_class(config, nmf_seed=nmf_seed)
+        model = model_class(config, nmf_seed=resolve_nmf_seed(nmf_seed, checkpoint))
     return model, load_into(model, checkpoint, new_classifier=ignore_mismatched_sizes)
+
+
+def resolve_nmf_seed(nmf_seed, checkpoint: Optional[Checkpoint] = None) -> Optional[int]:
+    """The seed a model gets: `nmf_seed` itself (an int, or None for the official random bases), or for
+    "saved" the seed `checkpoint` was saved with, else DEFAULT_NMF_SEED."""
+    if nmf_seed == SAVED_NMF_SEED:
+        return checkpoint.nmf_seed if checkpoint is not None and checkpoint.nmf_seed_saved else DEFAULT_NMF_SEED
+    if nmf_seed is not None and (isinstance(nmf_seed, bool) or not isinstance(nmf_seed, int)):
+        raise TypeError(f"nmf_seed must be an int, None or {SAVED_NMF_SEED!r}, got {nmf_seed!r}")
+    return nmf_seed
 
 
 def load_encoder(model: nn.Module, checkpoint: Checkpoint) -> LoadReport:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..constants import DEFAULT_NMF_SEED, IGNORE_INDEX
+from ..constants import IGNORE_INDEX, SAVED_NMF_SEED
 from ..ops.banded_loss import banded_cross_entropy
 from .configuration import SegNeXtConfig
 from .ham_head import LightHamHead
@@ -101,11 +101,12 @@ class SegNeXt(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder_or_hub_id, *, revision: Optional[str] = None, num_classes: Optional[int] = None,
-                        ignore_mismatched_sizes: bool = False, nmf_seed: Optional[int] = DEFAULT_NMF_SEED,
+                        ignore_mismatched_sizes: bool = False, nmf_seed=SAVED_NMF_SEED,
                         **overrides) -> SegNeXt:
         """A model folder (or any checkpoint file `segnext.create_model` reads), or the Hugging Face Hub
         repository `owner/name` holding one (`pip install 'segnext[hub]'`; `revision`: a branch, tag or
-        commit). num_classes / ignore_mismatched_sizes: as in `create_model`, for fine-tuning."""
+        commit). num_classes / ignore_mismatched_sizes: as in `create_model`, for fine-tuning; nmf_seed:
+        as in `create_model` (by default the seed the model was saved with)."""
         checkpoint = read_checkpoint(resolve_model_folder(folder_or_hub_id, revision))
         model, report = build_from_checkpoint(cls, checkpoint, num_classes=num_classes, nmf_seed=nmf_seed,
                                               ignore_mismatched_sizes=ignore_mismatched_sizes, **overrides)

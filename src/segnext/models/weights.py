@@ -56,6 +56,8 @@ class Checkpoint:
     palette: Optional[List[List[int]]] = None
     test_settings: Optional[dict] = None  # how it was tested (a training checkpoint's evaluation section)
     notes: List[str] = field(default_factory=list)  # what was changed while reading, for summaries
+    nmf_seed: Optional[int] = None  # the seed of the NMF bases it was saved with, when nmf_seed_saved
+    nmf_seed_saved: bool = False
 
 
 _CODE_SIGNS = ("GLOBAL", "Can only create new object", "Can only build", "call reduce")
@@ -163,7 +165,19 @@ def _read_project_dir(directory: Path) -> Checkpoint:
         raise CheckpointError(f"Cannot read {weights_path}: {error}. The file is truncated or corrupt.") from None
     config = meta["config"]
     return Checkpoint(state_dict, "project", str(directory), config=config, class_names=config.get("class_names"),
-                      palette=config.get("palette"), test_settings=config.get("test_settings"))
+                      palette=config.get("palette"), test_settings=config.get("test_settings"),
+                      **_saved_nmf_seed(meta, config_path))
+
+
+def _saved_nmf_seed(values: dict, where) -> dict:
+    """Checkpoint keywords for the `nmf_seed` entry of `values`, when it has one."""
+    if "nmf_seed" not in values:
+        return {}
+    seed = values["nmf_seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise CheckpointError(f"{where}: nmf_seed must be an integer or null, got {seed!r}. Fix the file, or pass "
+                              f"nmf_seed= when loading it.")
+    return {"nmf_seed": seed, "nmf_seed_saved": True}
 
 
 def _unwrap(obj: object, path: Path) -> Tuple[Dict[str, torch.Tensor], dict]:
@@ -201,7 +215,8 @@ def _normalise_keys(state_dict: Dict[str, torch.Tensor], notes: List[str]) -> Di
 
 
 def _read_pickle(path: Path) -> Tuple[Dict[str, torch.Tensor], dict, Optional[dict]]:
-    """(tensors, meta, test settings) of a .pth/.pt file or a JSeg .pkl file."""
+    """(tensors, meta, test settings) of a .pth/.pt file or a JSeg .pkl file. The test settings of a
+    training checkpoint are its config's evaluation section (with the run's `nmf_seed`)."""
     if path.suffix == ".pkl":
         try:
             contents = read_jseg(path)
@@ -245,7 +260,7 @@ def read_checkpoint(path) -> Checkpoint:
     return Checkpoint(state_dict, kind, str(path),
                       class_names=list(class_names) if class_names else None,
                       palette=[list(map(int, c)) for c in palette] if palette else None,
-                      test_settings=test_settings, notes=notes)
+                      test_settings=test_settings, notes=notes, **_saved_nmf_seed(test_settings or {}, path))
 
 
 def infer_architecture(state_dict: Dict[str, torch.Tensor]) -> dict:
@@ -281,8 +296,9 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     """Save `model` as a model folder: `config.json`, `model.safetensors` and a `README.md` card.
 
     config.json holds the architecture, the classes (`class_names`, `palette`, and `id2label` /
-    `label2id` as Hugging Face names them) and the test settings (`model.config.test_settings`:
-    normalisation, resize, whole/slide, flip); `segnext.create_model(checkpoint=directory)`,
+    `label2id` as Hugging Face names them), the test settings (`model.config.test_settings`:
+    normalisation, resize, whole/slide, flip) and the model's `nmf_seed` (the NMF bases it is
+    tested with); `segnext.create_model(checkpoint=directory)`,
     `Segmenter.from_checkpoint` and the commands read it back without being told any of it.
     source: where the weights came from, for the card (e.g. "trained with segnext train ...").
     metrics: the evaluation of these weights, for the card and config.json (e.g. results.json's
@@ -297,7 +313,7 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
     meta: Dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_dict(),
-                            "input": INPUT_DESCRIPTION}
+                            "nmf_seed": model.nmf_seed, "input": INPUT_DESCRIPTION}
     if config.class_names:
         meta["id2label"] = {str(i): name for i, name in enumerate(config.class_names)}
         meta["label2id"] = {name: i for i, name in enumerate(config.class_names)}
