@@ -2,7 +2,11 @@
 
 The shared folder (`../shared` next to the repository, or `$SEGNEXT_SHARED`) holds the
 datasets and `fixtures/` (numbers recorded from the authors' code; see fixtures/README.md).
-Tests that need the fixtures skip, with the path they looked at, when they are absent.
+Tests that need the recorded numbers skip, with the path they looked at, when they are absent.
+Tests that only need a checkpoint in the official format (`checkpoint_path`, `backbone_path`) get,
+where the shared files are absent, files of the same layout written here from weights made from a
+seed (`synthetic_weights`), so that a fresh clone runs them too; the parity with MMSegmentation's
+SegNeXt from such weights is tests/models/test_mmseg_parity.py.
 """
 
 from __future__ import annotations
@@ -48,13 +52,49 @@ def _fixture_file(fixtures_dir: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def checkpoint_path(fixtures_dir: Path) -> Path:
-    return _fixture_file(fixtures_dir, CHECKPOINT_FILE)
+def official_format_files(shared_dir: Path, tmp_path_factory) -> dict:
+    """{name: path} of the official-format checkpoints: the shared ones, else stand-ins written here."""
+    shared = {name: shared_dir / "fixtures" / name for name in (CHECKPOINT_FILE, BACKBONE_FILE)}
+    if all(path.is_file() for path in shared.values()):
+        return shared
+    return _write_official_format_files(tmp_path_factory.mktemp("official_format"))
 
 
 @pytest.fixture(scope="session")
-def backbone_path(fixtures_dir: Path) -> Path:
-    return _fixture_file(fixtures_dir, BACKBONE_FILE)
+def checkpoint_path(official_format_files: dict) -> Path:
+    return official_format_files[CHECKPOINT_FILE]
+
+
+@pytest.fixture(scope="session")
+def backbone_path(official_format_files: dict) -> Path:
+    return official_format_files[BACKBONE_FILE]
+
+
+def _write_official_format_files(folder: Path) -> dict:
+    """SegNeXt-T (150 ADE20K classes) with weights made from a seed, in the layouts of the authors'
+    MMSegmentation 0.x checkpoint (meta with CLASSES/PALETTE, state_dict with backbone./decode_head.
+    keys, BatchNorm counters of 160k iterations) and of their ImageNet MSCAN file (un-prefixed encoder
+    keys plus a 1000-class head.*), the encoder tensors the same in both (as in the shared files)."""
+    import segnext
+    from segnext.data.datasets import DATASETS
+    from synthetic_weights import synthetic_state_dict
+
+    model = segnext.create_model("segnext_t", 150)
+    state_dict = synthetic_state_dict(model, seed=2024)
+    for name in state_dict:
+        if name.endswith("num_batches_tracked"):
+            state_dict[name] = torch.tensor(160000, dtype=torch.int64)
+    ade20k = DATASETS["ade20k"]
+    meta = {"CLASSES": tuple(ade20k.class_names), "PALETTE": [list(c) for c in ade20k.palette],
+            "mmseg_version": "0.24.1", "iter": 160000}
+    paths = {CHECKPOINT_FILE: folder / CHECKPOINT_FILE, BACKBONE_FILE: folder / BACKBONE_FILE}
+    torch.save({"meta": meta, "state_dict": state_dict}, paths[CHECKPOINT_FILE])
+    generator = torch.Generator().manual_seed(2025)
+    encoder = {name[len("backbone."):]: value for name, value in state_dict.items() if name.startswith("backbone.")}
+    encoder["head.weight"] = torch.randn(1000, 256, generator=generator) * 0.02
+    encoder["head.bias"] = torch.zeros(1000)
+    torch.save({"state_dict": encoder}, paths[BACKBONE_FILE])
+    return paths
 
 
 @pytest.fixture(scope="session")

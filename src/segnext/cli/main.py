@@ -23,6 +23,7 @@ COMMANDS = [
     "report",
     "demo",
     "predict",
+    "serve",
     "export",
     "flops",
     "benchmark",

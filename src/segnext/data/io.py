@@ -110,11 +110,16 @@ def pil_to_label(image: Image.Image, name: str = "label") -> np.ndarray:
 
 
 def write_label(path: PathLike, label: np.ndarray, palette=None) -> None:
-    """Write a label map of class ids as PNG, atomically (a crash never leaves a half-written file).
+    """Write a label map of class ids as PNG (`encode_label_png`), atomically (a crash never leaves
+    a half-written file)."""
+    encoded = encode_label_png(label, palette)
+    atomic_write(path, lambda temporary: temporary.write_bytes(encoded), size=len(encoded))
 
-    Up to id 255: 8-bit, palettised when `palette` (a list of [r, g, b]) is given, so that viewers
-    show the class colours while the pixel values stay the ids. Above 255: 16-bit grayscale (a PNG
-    palette holds 256 colours).
+
+def encode_label_png(label: np.ndarray, palette=None) -> bytes:
+    """A label map of class ids as PNG bytes. Up to id 255: 8-bit, palettised when `palette` (a list
+    of [r, g, b]) is given, so that viewers show the class colours while the pixel values stay the
+    ids. Above 255: 16-bit grayscale (a PNG palette holds 256 colours).
     """
     label = np.asarray(label)
     if label.ndim != 2 or not np.issubdtype(label.dtype, np.integer):
@@ -129,12 +134,18 @@ def write_label(path: PathLike, label: np.ndarray, palette=None) -> None:
         image.putpalette(flat + [0] * (768 - len(flat)))
     encoded = io.BytesIO()  # encoded first, so that a full disk can be told the size it needed
     image.save(encoded, format="PNG")
-    atomic_write(path, lambda temporary: temporary.write_bytes(encoded.getvalue()), size=encoded.tell())
+    return encoded.getvalue()
 
 
 def write_image(path: PathLike, rgb: np.ndarray, quality: int = 90) -> None:
     """Write an RGB uint8 image atomically, in the format of the path's suffix (JPEG at `quality`)."""
-    encoded = io.BytesIO()
     image_format = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    encoded = encode_image(rgb, image_format, quality)
+    atomic_write(path, lambda temporary: temporary.write_bytes(encoded), size=len(encoded))
+
+
+def encode_image(rgb: np.ndarray, image_format: str = "PNG", quality: int = 90) -> bytes:
+    """An RGB uint8 image as bytes in Pillow's `image_format` ("PNG", "JPEG" at `quality`, ...)."""
+    encoded = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(encoded, format=image_format, quality=quality)
-    atomic_write(path, lambda temporary: temporary.write_bytes(encoded.getvalue()), size=encoded.tell())
+    return encoded.getvalue()

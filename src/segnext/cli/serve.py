@@ -1,0 +1,71 @@
+"""`segnext serve --checkpoint C`: the model over HTTP (`segnext.serve`), with a page to try it."""
+
+from __future__ import annotations
+
+import sys
+
+from .arguments import add_amp, add_nmf_seed, amp_setting, with_examples
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve a model over HTTP: POST an image, get labels, an overlay or the classes",
+        description="Serve a SegNeXt checkpoint (or an ONNX model) over HTTP, loaded once, tested with its saved "
+                    "settings: GET / (a page to try it), GET /health, POST /predict with the multipart field "
+                    "'image' -> the label map PNG (as `segnext predict` writes it), ?output=overlay -> the colour "
+                    "overlay PNG, ?output=json -> the classes and their pixel fractions. Needs "
+                    "pip install 'segnext[serve]'.",
+        **with_examples("segnext serve -c segnext-t-ade/",
+                        "segnext serve --onnx segnext_t.int8.onnx --port 8080",
+                        "curl -F image=@photo.jpg 'http://127.0.0.1:8000/predict?output=json'"))
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", "-c", help="any checkpoint create_model reads (model folder, official .pth)")
+    source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for "
+                                                            "every interface)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--batch-size", type=int, default=4, metavar="N",
+                        help="images of one size per forward pass when requests arrive together (default 4)")
+    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20)")
+    parser.add_argument("--max-pixels", type=float, default=25e6,
+                        help="largest image accepted, in pixels, checked before decoding (default 25e6)")
+    parser.add_argument("--max-inflight", type=int, metavar="N",
+                        help="requests holding an image at a time; the others wait (default 2 x batch size)")
+    parser.add_argument("--max-connections", type=int, default=64,
+                        help="open connections beyond which the server answers 503 at once (default 64)")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, ...")
+    parser.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
+    add_amp(parser, "run the model")
+    add_nmf_seed(parser, "of the model")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..inference import Segmenter
+    from ..utils import require, resolve_device
+
+    uvicorn = require("uvicorn", "serve", "segnext serve")
+    from ..serve import create_app
+
+    for name in ("batch_size", "port", "max_connections"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.onnx:
+        require("onnxruntime", "onnx", "--onnx")
+        segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
+        name = args.onnx
+    else:
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, nmf_seed=args.nmf_seed,
+                                              amp=amp_setting(args))
+        name = args.checkpoint
+    app = create_app(segmenter, name=str(name), batch_size=args.batch_size, max_upload_mb=args.max_upload_mb,
+                     max_pixels=int(args.max_pixels), max_inflight=args.max_inflight)
+    print(f"segnext serve: {name} ({segmenter.num_classes} classes, {segmenter.device}) on "
+          f"http://{args.host}:{args.port}/", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, limit_concurrency=args.max_connections, log_level="warning")
+    return 0

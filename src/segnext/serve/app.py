@@ -1,0 +1,276 @@
+"""A segmentation model over HTTP: `create_app(segmenter)` is a FastAPI application.
+
+    GET  /          a page to choose an image and see its overlay and classes
+    GET  /health    200 JSON: model, classes, device, test settings, limits
+    POST /predict   multipart form field `image` -> 200 image/png, the single-channel label map
+                    (exactly the file `segnext predict` writes); ?output=overlay: the colour overlay
+                    (PNG); ?output=json: the classes present with their pixel fractions
+
+Each request decodes and resizes its image itself (Pillow and NumPy, in the server's thread pool),
+hands it to the one model thread (`ModelWorker`, which batches images of one size) and encodes the
+answer. Memory stays bounded: an upload over `max_upload_mb` is refused before it is read in full, an
+image of more than `max_pixels` before it is decoded, and at most `max_inflight` requests hold an image
+at a time (the others wait for a slot, up to `queue_timeout` seconds, then get 503). The last results
+are kept by the upload's SHA-256 (`cache_mb`), so the page's two requests (overlay, then the class
+list) run the model once.
+
+Bad input is a 4xx with a JSON body `{"error": "..."}` that says what was wrong; the server goes on.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the routes' annotations at run time.
+import hashlib
+import io
+import json
+import threading
+from collections import OrderedDict
+from importlib import resources
+from typing import Annotated, Optional, Tuple
+
+import numpy as np
+
+from ..data.io import DataError, encode_image, encode_label_png, pil_to_rgb
+from ..data.palette import overlay
+from ..inference.segmenter import Segmenter
+from ..utils import require
+from .worker import ModelWorker
+
+OUTPUTS = ("labels", "overlay", "json")
+
+
+class RequestError(Exception):
+    """A request the server refuses: the HTTP status and a message for the client."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ResultCache:
+    """The label maps of the last uploads, by SHA-256, within `max_bytes`."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Optional[np.ndarray]:
+        with self._lock:
+            labels = self._items.get(key)
+            if labels is not None:
+                self._items.move_to_end(key)
+            return labels
+
+    def put(self, key: str, labels: np.ndarray) -> None:
+        if labels.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = labels
+            self._bytes += labels.nbytes
+            while self._bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+
+def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """The uploaded file as RGB uint8, or a RequestError saying why not (checked before decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise RequestError(400, f"{name} is empty: send an image file (PNG, JPEG, WebP, ...)")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise RequestError(400, f"{name} is not an image Pillow can read: send PNG, JPEG, WebP, BMP or TIFF") from None
+    except Image.DecompressionBombError as error:
+        raise RequestError(413, f"{name}: {error}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise RequestError(413, f"{name} is {width}x{height} = {width * height:,} pixels, over this server's limit of "
+                                f"{max_pixels:,}; send a smaller image")
+    try:
+        image.load()
+        return pil_to_rgb(image, name=name)
+    except DataError as error:
+        raise RequestError(400, str(error)) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise RequestError(400, f"{name} cannot be decoded ({error}): the file is truncated or corrupt") from None
+
+
+def class_summary(labels: np.ndarray, class_names, palette) -> dict:
+    """The classes present in `labels`, most pixels first."""
+    counts = np.bincount(labels.ravel(), minlength=len(class_names))
+    total = int(labels.size)
+    present = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    return {"height": int(labels.shape[0]), "width": int(labels.shape[1]),
+            "classes": [{"id": i, "name": class_names[i] if i < len(class_names) else f"class_{i}",
+                         "color": list(palette[i]) if i < len(palette) else [0, 0, 0],
+                         "pixels": int(counts[i]), "fraction": float(counts[i]) / total} for i in present]}
+
+
+class SegmentationService:
+    """What the routes call: decode -> worker -> encode, with the limits of the module docstring."""
+
+    def __init__(self, segmenter: Segmenter, *, name: str, batch_size: int = 4, max_upload_mb: float = 20.0,
+                 max_pixels: int = 25_000_000, max_inflight: Optional[int] = None, queue_timeout: float = 60.0,
+                 cache_mb: float = 64.0, alpha: float = 0.5):
+        if max_upload_mb <= 0 or max_pixels <= 0:
+            raise ValueError("max_upload_mb and max_pixels must be positive")
+        self.segmenter = segmenter
+        self.name = name
+        self.worker = ModelWorker(segmenter, batch_size)
+        self.max_upload_bytes = int(max_upload_mb * 2**20)
+        self.max_pixels = int(max_pixels)
+        self.max_inflight = max_inflight or 2 * batch_size
+        self._slots = threading.BoundedSemaphore(self.max_inflight)
+        self.queue_timeout = queue_timeout
+        self.cache = ResultCache(int(cache_mb * 2**20))
+        self.alpha = alpha
+
+    def health(self) -> dict:
+        segmenter = self.segmenter
+        return {"status": "ok", "model": self.name, "num_classes": segmenter.num_classes,
+                "classes": segmenter.class_names, "palette": segmenter.palette, "device": str(segmenter.device),
+                "backend": type(segmenter.model).__name__, "test_config": segmenter.test_config.to_dict(),
+                "batch_size": self.worker.batch_size, "max_upload_mb": self.max_upload_bytes / 2**20,
+                "max_pixels": self.max_pixels, "max_inflight": self.max_inflight}
+
+    def predict(self, data: bytes, filename: str, output: str) -> Tuple[bytes, str]:
+        """(body, media type) for an uploaded file."""
+        if output not in OUTPUTS:
+            raise RequestError(400, f"output={output!r} is not one of {', '.join(OUTPUTS)}")
+        name = f"the uploaded file {filename!r}" if filename else "the uploaded file"
+        if not self._slots.acquire(timeout=self.queue_timeout):
+            raise RequestError(503, f"the server is busy ({self.max_inflight} images in work for "
+                                    f"{self.queue_timeout:.0f} s); try again later")
+        try:
+            rgb = decode_upload(data, name, self.max_pixels)
+            key = hashlib.sha256(data).hexdigest()
+            labels = self.cache.get(key)
+            if labels is None:
+                try:
+                    labels = self.worker.submit(self.segmenter.prepare(rgb)).result()
+                except (RuntimeError, ValueError) as error:
+                    raise RequestError(500, f"the model failed on {name}: {error}") from None
+                self.cache.put(key, labels)
+            palette = self.segmenter.palette
+            if output == "labels":
+                return encode_label_png(labels, palette), "image/png"
+            if output == "overlay":
+                return encode_image(overlay(rgb, labels, palette, self.alpha, ignore_index=None)), "image/png"
+            summary = class_summary(labels, self.segmenter.class_names, palette)
+            return json.dumps(summary).encode(), "application/json"
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class UploadLimit:
+    """ASGI middleware: a POST body over `max_bytes` gets 413 before it is read in full (by its
+    Content-Length, or while it streams in when it has none)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(send)
+        if length is not None:
+            return await self.app(scope, receive, send)
+        body, more = [], True  # chunked: read it here, within the limit, then hand it on
+        received = 0
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
+                return await self._refuse(send)
+            body.append(chunk)
+            more = message.get("more_body", False)
+        replayed = {"type": "http.request", "body": b"".join(body), "more_body": False}
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return replayed
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, send) -> None:
+        message = json.dumps({"error": f"the upload is over this server's limit of "
+                                       f"{self.max_bytes / 2**20:g} MB; send a smaller file"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(message)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": message})
+
+
+def create_app(segmenter: Segmenter, *, name: str = "segnext", **options):
+    """The FastAPI application serving `segmenter` (options: those of `SegmentationService`),
+    wrapped in the upload limit (`UploadLimit`, whose `app` is the FastAPI application and `service`
+    the `SegmentationService`)."""
+    require("fastapi", "serve", "segnext serve")
+    require("python_multipart", "serve", "segnext serve (multipart uploads)", package="python-multipart")
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI, File, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
+
+    service = SegmentationService(segmenter, name=name, **options)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        service.close()
+
+    app = FastAPI(title="segnext", description=f"SegNeXt segmentation: {name}", lifespan=lifespan)
+    app.state.service = service
+    page = resources.files("segnext.serve").joinpath("index.html").read_text(encoding="utf-8")
+
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, error: RequestError):
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(part) for part in e.get('loc', ()))}: {e.get('msg')}"
+                             for e in error.errors())
+        return JSONResponse({"error": f"invalid request ({problems})"}, status_code=400)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        return page
+
+    @app.get("/health")
+    async def health():
+        return service.health()
+
+    @app.post("/predict")
+    async def predict(output: str = "labels", image: Annotated[Optional[UploadFile], File()] = None):
+        if image is None or not hasattr(image, "read"):
+            raise RequestError(400, "no image: send the file as the multipart/form-data field 'image' "
+                                    "(curl -F image=@photo.jpg URL/predict)")
+        data = await image.read()
+        body, media_type = await run_in_threadpool(service.predict, data, image.filename or "", output)
+        return Response(body, media_type=media_type)
+
+    limited = UploadLimit(app, service.max_upload_bytes)
+    limited.service = service
+    return limited

@@ -1,0 +1,197 @@
+"""`segnext serve`'s application through FastAPI's test client: the answers, the bad inputs (each a 4xx
+with a JSON message, after which the server still serves) and concurrent requests."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="fastapi is not installed (pip install 'segnext[serve]')")
+pytest.importorskip("httpx", reason="httpx is not installed: FastAPI's test client needs it")
+from fastapi.testclient import TestClient  # noqa: E402
+
+import segnext  # noqa: E402
+from segnext.serve import create_app  # noqa: E402
+
+NAMES = ["sky", "road", "car", "tree"]
+PALETTE = [[70, 130, 180], [128, 64, 128], [0, 0, 142], [107, 142, 35]]
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    model = segnext.create_model("segnext_t", 4, class_names=NAMES, palette=PALETTE)
+    model.config.test_settings = segnext.TestConfig(img_scale=(96, 64)).to_dict()
+    return segnext.save_model(model, tmp_path_factory.mktemp("serve") / "model")
+
+
+@pytest.fixture(scope="module")
+def segmenter(model_folder):
+    return segnext.Segmenter.from_checkpoint(model_folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def client(segmenter):
+    app = create_app(segmenter, name="test-model", batch_size=4, max_upload_mb=0.5, max_pixels=400 * 300)
+    with TestClient(app) as client:
+        yield client
+
+
+def png_bytes(array, format="PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def photo(seed=0, height=60, width=80) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def post(client, data: bytes, output=None, filename="photo.png"):
+    params = {"output": output} if output else {}
+    return client.post("/predict", params=params, files={"image": (filename, data, "application/octet-stream")})
+
+
+def test_health_describes_the_model(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["model"] == "test-model" and body["classes"] == NAMES
+    assert body["device"] == "cpu" and body["test_config"]["img_scale"] == [96, 64]
+
+
+def test_labels_are_exactly_what_segnext_predict_writes(client, model_folder, tmp_path):
+    from segnext.cli.main import main
+
+    image = photo(1)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    assert main(["predict", "-c", str(model_folder), str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    response = post(client, png_bytes(image))
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.content == (tmp_path / "out" / "photo.png").read_bytes()
+    labels = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert labels.shape == image.shape[:2] and labels.max() < 4
+
+
+def test_overlay_and_json(client, segmenter):
+    image = photo(2)
+    labels = segmenter.predict(image)
+    response = post(client, png_bytes(image), "overlay")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    blended = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
+    assert np.array_equal(blended, segnext.data.overlay(image, labels, PALETTE, 0.5, ignore_index=None))
+    summary = post(client, png_bytes(image), "json").json()
+    assert (summary["width"], summary["height"]) == (80, 60)
+    counts = np.bincount(labels.ravel(), minlength=4)
+    assert {c["name"]: c["pixels"] for c in summary["classes"]} == {NAMES[i]: int(counts[i]) for i in range(4)
+                                                                    if counts[i]}
+    assert sum(c["fraction"] for c in summary["classes"]) == pytest.approx(1.0)
+    assert [c["pixels"] for c in summary["classes"]] == sorted((c["pixels"] for c in summary["classes"]), reverse=True)
+
+
+def test_a_jpeg_with_exif_orientation_is_read_as_predict_reads_it(client, segmenter):
+    image = photo(3, 40, 70)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the pixels are stored sideways
+    Image.fromarray(image).save(buffer, format="JPEG", exif=exif)
+    summary = post(client, buffer.getvalue(), "json", "photo.jpg").json()
+    assert (summary["width"], summary["height"]) == (40, 70)
+
+
+@pytest.mark.parametrize("case, status, words", [
+    ("text", 400, "is not an image"),
+    ("truncated", 400, "truncated or corrupt"),
+    ("empty", 400, "is empty"),
+    ("too many pixels", 413, "over this server's limit"),
+    ("too large", 413, "over this server's limit of 0.5 MB"),
+    ("bad output", 400, "is not one of labels, overlay, json"),
+])
+def test_bad_input_is_a_4xx_with_a_message_and_the_server_goes_on(client, case, status, words):
+    good = png_bytes(photo(4))
+    data, output = {
+        "text": (b"hello, this is not an image", None),
+        "truncated": (good[: len(good) // 2], None),
+        "empty": (b"", None),
+        "too many pixels": (png_bytes(np.zeros((400, 301, 3), np.uint8)), None),  # small file, 120,400 pixels
+        "too large": (np.random.default_rng(0).bytes(600_000), None),
+        "bad output": (good, "mask"),
+    }[case]
+    response = post(client, data, output)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+    assert post(client, good).status_code == 200  # still serving
+
+
+def test_a_missing_field_is_named(client):
+    response = client.post("/predict", files={"picture": ("photo.png", png_bytes(photo(5)), "image/png")})
+    assert response.status_code == 400 and "multipart/form-data field 'image'" in response.json()["error"]
+    response = client.post("/predict", content=b"raw bytes", headers={"content-type": "image/png"})
+    assert response.status_code == 400 and "'image'" in response.json()["error"]
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(client):
+    """A PNG that claims 20000 x 20000 pixels in a few hundred bytes."""
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buffer, format="PNG")
+    response = post(client, buffer.getvalue())
+    assert response.status_code == 413 and "20000x20000" in response.json()["error"]
+
+
+def test_a_chunked_upload_over_the_limit_is_refused_while_it_streams(client):
+    boundary = "segnextboundary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.bin\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+
+    def chunks():  # no Content-Length: the size is only known by reading
+        yield head
+        for _ in range(10):
+            yield b"\0" * 100_000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post("/predict", content=chunks(), headers={"content-type": f"multipart/form-data; "
+                                                                                  f"boundary={boundary}"})
+    assert response.status_code == 413 and "0.5 MB" in response.json()["error"]
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(segmenter):
+    app = create_app(segmenter, name="batched", batch_size=4, max_inflight=8)
+    images = [photo(10 + i) for i in range(8)]  # one size: they can share forward passes
+    expected = [segmenter.predict(image) for image in images]
+    results = [None] * len(images)
+    with TestClient(app) as client:
+        service = app.service
+        barrier = threading.Barrier(len(images))
+
+        def ask(index):
+            barrier.wait()
+            results[index] = post(client, png_bytes(images[index]))
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(images))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(r.status_code == 200 for r in results)
+        for response, labels in zip(results, expected):
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), labels)
+        assert service.worker.images == len(images)
+        assert service.worker.batches < len(images)  # some shared a forward pass
+
+
+def test_the_page_loads_and_names_the_endpoints(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    for text in ('type="file"', "predict?output=", "health"):
+        assert text in response.text
+
+
+def test_json_errors_for_unknown_routes_keep_the_server_up(client):
+    assert client.get("/nothing-here").status_code == 404
+    assert json.loads(client.get("/health").content)["status"] == "ok"

@@ -1,0 +1,113 @@
+"""The page of `segnext serve` in a real headless Chromium: choose an image, see the overlay and the
+class list, checked on a screenshot. Skipped, saying why, where Chromium (Debian's `chromium`
+package) or Playwright's Python package is absent."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="fastapi is not installed (pip install 'segnext[serve]')")
+uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (pip install 'segnext[serve]')")
+playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright; "
+                                                               "the browser is Debian's chromium, not a download)")
+
+import segnext  # noqa: E402
+from segnext.serve import create_app  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
+
+# The flags of a closed network: no background connections, no sandbox as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    palette = [[255, 0, 0], [0, 0, 255]]
+    model = segnext.create_model("segnext_t", 2, class_names=["red thing", "blue thing"], palette=palette)
+    model.config.test_settings = segnext.TestConfig(img_scale=(96, 64)).to_dict()
+    folder = segnext.save_model(model, tmp_path_factory.mktemp("page") / "model")
+    segmenter = segnext.Segmenter.from_checkpoint(folder, device="cpu")
+    port = free_port()
+    config = uvicorn.Config(create_app(segmenter, name="page-model"), host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not instance.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "the server did not start"
+    yield f"http://127.0.0.1:{port}/", segmenter
+    instance.should_exit = True
+    thread.join(10)
+
+
+def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
+    url, segmenter = server
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:, :80] = (200, 200, 200)
+    image[:, 80:] = (30, 30, 30)
+    path = tmp_path / "scene.png"
+    Image.fromarray(image).save(path)
+    labels = segmenter.predict(image)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 900, "height": 600})
+            page.goto(url)
+            page.wait_for_function("document.getElementById('model').textContent.includes('page-model')")
+            page.set_input_files("#file", str(path))
+            page.wait_for_function("document.body.dataset.done !== undefined", timeout=60_000)
+            assert page.evaluate("document.body.dataset.done") == "1", page.inner_text("#status")
+            status = page.inner_text("#status")
+            rows = page.inner_text("#classes")
+            natural = page.evaluate("[document.getElementById('result').naturalWidth, "
+                                    "document.getElementById('result').naturalHeight]")
+            box = page.locator("#result").bounding_box()
+            shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
+        finally:
+            browser.close()
+    assert "160 x 120 pixels" in status and natural == [160, 120]
+    present = [name for index, name in enumerate(["red thing", "blue thing"]) if (labels == index).any()]
+    for name in present:
+        assert name in rows
+    # The screenshot shows the overlay where the page put it: the image blended with the class colours.
+    x0, y0 = int(box["x"]) + 2, int(box["y"]) + 2
+    shown = shot[y0:y0 + int(box["height"]) - 4, x0:x0 + int(box["width"]) - 4].astype(int)
+    expected = segnext.data.overlay(image, labels, [[255, 0, 0], [0, 0, 255]], 0.5, ignore_index=None)
+    left, right = expected[:, :80].reshape(-1, 3).mean(0), expected[:, 80:].reshape(-1, 3).mean(0)
+    half = shown.shape[1] // 2
+    assert np.abs(shown[:, : half - 4].reshape(-1, 3).mean(0) - left).max() < 25
+    assert np.abs(shown[:, half + 4:].reshape(-1, 3).mean(0) - right).max() < 25
+
+
+def test_an_error_is_shown_on_the_page(server, tmp_path):
+    url, _ = server
+    path = tmp_path / "notes.png"
+    path.write_bytes(b"not an image at all")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.set_input_files("#file", str(path))
+            page.wait_for_function("document.body.dataset.done !== undefined", timeout=60_000)
+            assert page.evaluate("document.body.dataset.done") == "error"
+            assert "is not an image" in page.inner_text("#status")
+        finally:
+            browser.close()
