@@ -16,13 +16,15 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import segnext
 from segnext.models import download
 from segnext.models.download import DownloadError, fetch
-from segnext.models.pretrained import PRETRAINED, pretrained_weights
+from segnext.models.pretrained import PRETRAINED, PretrainedWeights, pretrained_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -260,3 +262,58 @@ def test_command_lists_the_published_weights(cache, capsys):
     out = capsys.readouterr().out
     assert "segnext_b.ade20k" in out and "48.03" in out and "mscan_t_20230227-119e8c9f.pth" in out
     assert str(cache) in out
+
+
+@pytest.fixture()
+def bundled(tmp_path, monkeypatch):
+    """A model shipped in the package the way pretrained="camvid" will be: a float16 model folder below
+    segnext/weights/, registered with the whole SHA-256 of its weights."""
+    model = segnext.create_model("segnext_t", 11, class_names=[f"c{i}" for i in range(11)])
+    model.config.test_settings = segnext.TestConfig(img_scale=None, scales=(1.5,), flip=True).to_dict()
+    folder = segnext.save_model(model, tmp_path / "weights" / "segnext_t_camvid-test", half=True)
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    weights = PretrainedWeights("segnext_t", "camvid", folder.name, digest, num_classes=11, miou=60.0, bundled=True)
+    monkeypatch.setattr(download, "bundled_dir", lambda: tmp_path / "weights")
+    monkeypatch.setitem(PRETRAINED, weights.name, weights)
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", "http://127.0.0.1:9/nothing")  # no network is used
+    return model, folder
+
+
+def test_bundled_weights_load_offline_by_every_name(bundled, tmp_path):
+    model, folder = bundled
+    expected = {k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    for loaded in (segnext.create_model("segnext_t", pretrained="camvid"),
+                   segnext.create_model(checkpoint="camvid"), segnext.create_model(checkpoint="segnext_t.camvid")):
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
+        assert loaded.config.class_names[0] == "c0" and loaded.state_dict()["decode_head.conv_seg.weight"].dtype \
+            == torch.float32
+    segmenter = segnext.Segmenter.from_checkpoint("camvid", device="cpu")
+    assert segmenter.test_config.scales == (1.5,) and segmenter.test_config.flip
+    fine_tuned = segnext.create_model("segnext_t", num_classes=3, pretrained="camvid")  # a new classifier
+    assert fine_tuned.num_classes == 3
+    from segnext.cli.main import main
+
+    image = tmp_path / "road.png"
+    Image.fromarray(np.zeros((36, 48, 3), np.uint8)).save(image)
+    assert main(["predict", "--checkpoint", "camvid", str(image), "--out", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "out" / "road.png").is_file()
+
+
+def test_a_damaged_bundled_file_is_refused(bundled):
+    _, folder = bundled
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(segnext.CheckpointError, match="is not the file published as segnext_t.camvid.*Reinstall"):
+        segnext.create_model("segnext_t", pretrained="camvid")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(segnext.CheckpointError, match="should ship with segnext"):
+        segnext.create_model(checkpoint="camvid")
+
+
+def test_a_tag_of_several_variants_is_not_a_checkpoint_name():
+    with pytest.raises(ValueError, match="several variants: segnext_t.ade20k, segnext_s.ade20k"):
+        segnext.create_model(checkpoint="ade20k")
+    with pytest.raises(FileNotFoundError):
+        segnext.create_model(checkpoint="no-such-model")

@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     parser.add_argument("src", help="checkpoint file (or a segnext model folder)")
     parser.add_argument("dst", help="output directory")
     parser.add_argument("--name", help="variant, e.g. segnext_t (default: read from the weights)")
+    parser.add_argument("--half", action="store_true",
+                        help="store the weights in float16 (half the size; read back as float32)")
     parser.set_defaults(func=run)
 
 
@@ -29,7 +31,7 @@ def run(args) -> int:
     model = create_model(args.name, checkpoint=args.src)
     settings_saved = bool(model.config.test_settings)
     model.config.test_settings = test_config_for(model).to_dict()  # written out, so that the folder says it
-    save_model(model, args.dst, source=f"Converted by `segnext convert` from {Path(args.src).name}.")
+    save_model(model, args.dst, source=f"Converted by `segnext convert` from {Path(args.src).name}.", half=args.half)
     c = model.config
     print(f"converted {args.src} -> {args.dst}")
     print(f"  variant      {c.variant} ({sum(p.numel() for p in model.parameters()):,} parameters)")

@@ -26,8 +26,9 @@ def run_pretrained(args) -> int:
     from ..models.pretrained import PRETRAINED
 
     rows = [dict(name=w.name, variant=w.variant, tag=w.tag, num_classes=w.num_classes, encoder_only=w.encoder_only,
-                 miou=w.miou, miou_ms_flip=w.miou_ms_flip, url=url_of(w), sha256_prefix=w.sha256_prefix,
-                 cached=(cache_dir() / w.file_name).is_file()) for w in PRETRAINED.values()]
+                 miou=w.miou, miou_ms_flip=w.miou_ms_flip, url=None if w.bundled else url_of(w),
+                 sha256_prefix=w.sha256_prefix,
+                 cached=w.bundled or (cache_dir() / w.file_name).is_file()) for w in PRETRAINED.values()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -37,9 +38,9 @@ def run_pretrained(args) -> int:
         miou = f"{r['miou']:.2f}" if r["miou"] is not None else "-"
         ms = f"{r['miou_ms_flip']:.2f}" if r["miou_ms_flip"] is not None else "-"
         print(f"{r['name']:<20} {what:<22} {miou:>6} {ms:>8}  {'yes' if r['cached'] else 'no':<7} "
-              f"{r['url'].rsplit('/', 1)[-1]}")
-    print(f"(ADE20K val mIoU as MMSegmentation reports it; cache: {cache_dir()}; load with "
-          f"segnext.create_model('segnext_t', pretrained='ade20k'))")
+              f"{r['url'].rsplit('/', 1)[-1] if r['url'] else 'in the package'}")
+    print(f"(val mIoU: ADE20K's as MMSegmentation reports it, others as their model card says; cache: {cache_dir()}; "
+          f"load with segnext.create_model('segnext_t', pretrained='ade20k'))")
     return 0
 
 

@@ -60,8 +60,16 @@ def url_of(weights: PretrainedWeights) -> str:
     return f"{base_url()}/{weights.path}"
 
 
+def bundled_dir() -> Path:
+    """Where weights shipped with the package are: segnext/weights/."""
+    return Path(__file__).resolve().parents[1] / "weights"
+
+
 def fetch(weights: PretrainedWeights, progress: bool = True) -> Path:
-    """The local path of `weights`: from the cache, else downloaded into it and checked."""
+    """The local path of `weights`: in the package when bundled, else from the cache, else downloaded
+    into it and checked."""
+    if weights.bundled:
+        return _bundled(weights)
     target = cache_dir() / weights.file_name
     if target.is_file():
         return target
@@ -71,6 +79,23 @@ def fetch(weights: PretrainedWeights, progress: bool = True) -> Path:
     remove_stale_temporaries(target)
     atomic_write(target, lambda temporary: _download(url, temporary, weights.sha256_prefix, progress, by_hand))
     return target
+
+
+def _bundled(weights: PretrainedWeights) -> Path:
+    """The model folder of bundled weights, once its model.safetensors has the published SHA-256."""
+    folder = bundled_dir() / weights.path
+    tensors = folder / "model.safetensors"
+    if not tensors.is_file():
+        raise CheckpointError(f"{weights.name} should ship with segnext at {folder}, but {tensors.name} is not there; "
+                              f"reinstall segnext (pip install --force-reinstall segnext).")
+    digest = hashlib.sha256()
+    with open(tensors, "rb") as file:
+        for chunk in iter(lambda: file.read(_CHUNK), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != weights.sha256_prefix:
+        raise CheckpointError(f"{tensors} is not the file published as {weights.name}: its SHA-256 is "
+                              f"{digest.hexdigest()}, not {weights.sha256_prefix}. Reinstall segnext.")
+    return folder
 
 
 def remove_stale_temporaries(target: Path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import List, Optional
 
 from ..constants import SAVED_NMF_SEED
 from .configuration import variant_config
 from .download import fetch
 from .loading import LoadReport, build_from_checkpoint, load_encoder, resolve_nmf_seed
-from .pretrained import pretrained_weights
+from .pretrained import pretrained_weights, published_model
 from .segnext import SegNeXt
 from .weights import read_checkpoint
 
@@ -24,7 +25,8 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
         With another num_classes than the weights', the classifier is re-initialised (timm's rule).
     checkpoint: a whole model: a model folder (`segnext.save_model`), an official MMSegmentation
         0.x/1.x file, a JSeg .pkl file or a segnext training checkpoint; `name` and `num_classes`
-        may then be left out (they are read from it).
+        may then be left out (they are read from it). The name of published weights that is not
+        a path ("segnext_t.ade20k", "camvid") loads those, as `pretrained=`.
     ignore_mismatched_sizes: with `checkpoint` and another num_classes than its own, load every
         tensor but the classifier, which starts anew (fine-tuning on new classes). Without it,
         that is an error.
@@ -37,6 +39,12 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
         which are new. Otherwise re-initialised tensors are logged as a warning.
     overrides: any field of `SegNeXtConfig` (e.g. drop_path_rate=0.0, nmf_eval_steps=7).
     """
+    if isinstance(checkpoint, str) and not os.path.exists(checkpoint):
+        published = published_model(checkpoint)
+        if published is not None:
+            if name is not None and name != published.variant:
+                raise ValueError(f"checkpoint={checkpoint!r} is {published.variant}, not {name}.")
+            name, pretrained, checkpoint = published.variant, published.tag, None
     if pretrained is not None:
         if checkpoint is not None or backbone_checkpoint is not None:
             raise ValueError("pretrained= names the weights to load: give it alone, without checkpoint= or "

@@ -12,6 +12,10 @@ Two kinds, both from MMSegmentation's model zoo (`configs/segnext/metafile.yaml`
 The suffix of every file name is the start of the file's SHA-256, checked after a download.
 `segnext.create_model("segnext_t", pretrained="ade20k")` fetches a file into the cache
 (`segnext.models.download`) and loads it.
+
+Weights trained by this project can ship inside the package (`bundled=True`): a model folder below
+`segnext/weights/` (float16 safetensors, config.json with classes and test settings, a model card),
+checked against the whole SHA-256 of its `model.safetensors` before it is loaded; no network.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class PretrainedWeights:
         sha256_prefix: the start of the file's SHA-256 (the suffix of its name).
         num_classes: classes of its classifier; None for an encoder alone.
         miou, miou_ms_flip: the reported val mIoU, single scale and multi-scale + flip.
+        bundled: shipped in the package: `path` is a model folder below `segnext/weights/` and
+            `sha256_prefix` the whole SHA-256 of its model.safetensors.
     """
 
     variant: str
@@ -45,6 +51,7 @@ class PretrainedWeights:
     num_classes: Optional[int] = None
     miou: Optional[float] = None
     miou_ms_flip: Optional[float] = None
+    bundled: bool = False
 
     @property
     def name(self) -> str:
@@ -87,6 +94,20 @@ TAGS = sorted({weights.tag for weights in PRETRAINED.values()})
 def list_pretrained() -> List[str]:
     """Names of the published weights, "<variant>.<tag>" (timm's convention): `segnext_t.ade20k`, ..."""
     return list(PRETRAINED)
+
+
+def published_model(text: str) -> Optional[PretrainedWeights]:
+    """The whole published model a checkpoint argument names, or None: "segnext_t.camvid", or a tag
+    that one model alone carries ("camvid"). A tag that several variants carry is an error that lists
+    them."""
+    if text in PRETRAINED:
+        weights = PRETRAINED[text]
+        return None if weights.encoder_only else weights
+    carriers = [weights for weights in PRETRAINED.values() if weights.tag == text and not weights.encoder_only]
+    if len(carriers) > 1:
+        raise ValueError(f"{text!r} names published weights of several variants: "
+                         f"{', '.join(weights.name for weights in carriers)}; name one of them.")
+    return carriers[0] if carriers else None
 
 
 def pretrained_weights(variant: str, tag: str) -> PretrainedWeights:

@@ -164,8 +164,14 @@ def _read_project_dir(directory: Path) -> Checkpoint:
     except (SafetensorError, OSError, RuntimeError) as error:
         raise CheckpointError(f"Cannot read {weights_path}: {error}. The file is truncated or corrupt.") from None
     config = meta["config"]
-    return Checkpoint(state_dict, "project", str(directory), config=config, class_names=config.get("class_names"),
-                      palette=config.get("palette"), test_settings=config.get("test_settings"),
+    notes: List[str] = []
+    half = [key for key, value in state_dict.items() if value.is_floating_point() and value.dtype != torch.float32]
+    if half:  # saved with save_model(..., half=True)
+        state_dict = {key: value.float() if key in half else value for key, value in state_dict.items()}
+        notes.append(f"cast {len(half)} tensors from half precision to float32")
+    return Checkpoint(state_dict, "project", str(directory), config=config, notes=notes,
+                      class_names=config.get("class_names"), palette=config.get("palette"),
+                      test_settings=config.get("test_settings"),
                       **_saved_nmf_seed(meta, config_path))
 
 
@@ -292,7 +298,7 @@ def infer_variant(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
 
 
 def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
-               metrics: Optional[Dict[str, Any]] = None) -> Path:
+               metrics: Optional[Dict[str, Any]] = None, half: bool = False) -> Path:
     """Save `model` as a model folder: `config.json`, `model.safetensors` and a `README.md` card.
 
     config.json holds the architecture, the classes (`class_names`, `palette`, and `id2label` /
@@ -303,6 +309,8 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     source: where the weights came from, for the card (e.g. "trained with segnext train ...").
     metrics: the evaluation of these weights, for the card and config.json (e.g. results.json's
         mIoU, aAcc, mAcc with `dataset`, `split`, `num_images`).
+    half: store the floating-point tensors in float16 (half the size, for shipping); every reader
+        casts them back to float32.
     """
     from safetensors.torch import save_file
 
@@ -324,6 +332,8 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     parameters = sum(p.numel() for p in model.parameters())
     card = model_card(config, parameters, source, metrics)
     state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state_dict = {k: v.half() if v.is_floating_point() else v for k, v in state_dict.items()}
     atomic_write(directory / WEIGHTS_FILE, lambda tmp: save_file(state_dict, tmp, metadata={"format": FORMAT_NAME}),
                  size=sum(v.numel() * v.element_size() for v in state_dict.values()))
     text = json.dumps(json_safe(meta), indent=2) + "\n"
