@@ -11,6 +11,7 @@
 - Pillow's decompression-bomb limit is raised to 400 million pixels, for large aerial images
   (iSAID originals reach about 20000 x 5000).
 - The number of torch threads, when given.
+- `use_device`: on a GPU, cuDNN's autotuning as `segnext.devices` decides it for CUDA.
 - `StopRequests`: SIGINT/SIGTERM ask a training run to save a checkpoint and stop.
 """
 
@@ -68,6 +69,19 @@ def reuse_freed_memory() -> bool:
         return False
     _reuse_done = applied
     return applied
+
+
+def use_device(device) -> None:
+    """Process-wide settings for computing on `device` (a name or torch.device; "auto" as
+    `segnext.utils.resolve_device`): on CUDA, `torch.backends.cudnn.benchmark` from the device table."""
+    from .devices import device_defaults
+    from .utils import resolve_device
+
+    device = resolve_device(device)
+    if device.type == "cuda":
+        import torch
+
+        torch.backends.cudnn.benchmark = device_defaults(device).cudnn_benchmark
 
 
 class StopRequests:

@@ -40,6 +40,21 @@ def nmf_seed(text: str) -> Union[int, None, str]:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
 
 
+def add_backend(parser) -> None:
+    """--backend and its old spelling --no-optimize (= eager)."""
+    from ..devices import INFERENCE_BACKENDS
+
+    parser.add_argument("--backend", choices=("auto",) + INFERENCE_BACKENDS, default="auto",
+                        help="how the model runs: auto (default: the device's fastest, measured: optimized on the "
+                             "CPU, eager on a GPU), eager (the plain model), optimized (folded, oneDNN-fused on the "
+                             "CPU), cuda_graph (the folded model replayed from CUDA graphs)")
+    parser.add_argument("--no-optimize", action="store_true", help="the same as --backend eager")
+
+
+def backend_setting(args) -> str:
+    return "eager" if args.no_optimize else args.backend
+
+
 def add_amp(parser, what: str) -> None:
     """--amp and --amp-dtype {bf16,fp16}: mixed precision on a GPU (see segnext.inference.precision).
     A flag, not an option with an optional value, so that `--amp photo.jpg` cannot take the file."""

@@ -1,4 +1,4 @@
-"""`segnext benchmark NAME`: latency and throughput, eager vs optimized vs onnxruntime.
+"""`segnext benchmark NAME`: latency and throughput of the inference backends side by side.
 
 The backends are timed alternately (one call of each per round), so load from other processes
 affects them alike; the table shows the median and the fastest of the rounds after warm-up, and
@@ -21,14 +21,15 @@ from typing import Callable, Dict, List
 
 from .arguments import add_amp, amp_setting, with_examples
 
-BACKENDS = ("eager", "optimized", "onnxruntime")
+BACKENDS = ("eager", "optimized", "cuda_graph", "onnxruntime")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "benchmark", help="latency/throughput of a variant: eager vs optimized vs onnxruntime",
+        "benchmark", help="latency/throughput of a variant: eager, optimized, CUDA graphs, onnxruntime",
         description="Time the forward pass (logits at the input size) of a variant at a given size and batch: "
-                    "PyTorch eager, optimize_for_inference and onnxruntime, alternately, median of --runs.",
+                    "PyTorch eager, optimize_for_inference, CUDA graphs (on a GPU) and onnxruntime (on the CPU), "
+                    "alternately, median of --runs.",
         **with_examples("segnext benchmark segnext_t --shape 512 512",
                         "segnext benchmark segnext_s --batch 4 --backends eager optimized -o bench.json",
                         "segnext benchmark segnext_b --device cuda --batch 8 --amp"))
@@ -38,8 +39,9 @@ def register(subparsers) -> None:
     parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
                         help="input height and width (default 512 512)")
     parser.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS,
-                        help="what to time (default: all three; onnxruntime is skipped when not installed)")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS,
+                        help="what to time (default: those that run on the device: eager, optimized, and cuda_graph "
+                             "on a GPU or onnxruntime on the CPU when installed)")
     parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7; the median is reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, "
@@ -85,16 +87,22 @@ def run(args) -> int:
 
     from ..flops import count_macs
     from ..inference import optimize_for_inference
+    from ..inference.backends import inference_model
     from ..inference.precision import AutocastModel, autocast_dtype
     from ..models import create_model
+    from ..runtime import use_device
     from ..utils import resolve_device
 
     if args.runs < 1:
         raise ValueError("--runs must be at least 1")
     device = resolve_device(args.device)  # before any work
+    use_device(device)
     dtype = autocast_dtype(device, amp_setting(args))
     if args.threads:
         torch.set_num_threads(args.threads)
+    backends = args.backends or ["eager", "optimized", "cuda_graph" if device.type == "cuda" else "onnxruntime"]
+    if "cuda_graph" in backends and device.type != "cuda":
+        raise ValueError(f"--backends cuda_graph needs a CUDA device, not {device}")
     if args.checkpoint:
         model = create_model(checkpoint=args.checkpoint).eval()
     else:
@@ -110,16 +118,19 @@ def run(args) -> int:
         return module if dtype is None else AutocastModel(module, device.type, dtype)
 
     functions: Dict[str, Callable[[], object]] = {}
-    if "eager" in args.backends:
+    if "eager" in backends:
         eager = as_run(model)
         functions["eager"] = lambda: eager(images)
-    if "optimized" in args.backends:
+    if "optimized" in backends:
         optimized = as_run(optimize_for_inference(model))
         functions["optimized"] = lambda: optimized(images)
+    if "cuda_graph" in backends:
+        graphed = inference_model(model, "cuda_graph", autocast_dtype=dtype)  # records autocast itself
+        functions["cuda_graph"] = lambda: graphed(images)
     temporary = None
-    if "onnxruntime" in args.backends and device.type != "cpu":
+    if "onnxruntime" in backends and device.type != "cpu":
         print(f"onnxruntime is timed on the CPU only: skipping it on {device} (use --device cpu)")
-    elif "onnxruntime" in args.backends:
+    elif "onnxruntime" in backends:
         try:
             import onnxruntime as ort
         except ImportError:

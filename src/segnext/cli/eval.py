@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .arguments import with_examples
+from .arguments import add_backend, backend_setting, with_examples
 
 
 def register(subparsers) -> None:
@@ -37,6 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
+    add_backend(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -62,7 +63,9 @@ def run(args) -> int:
 
     from ..evaluation import evaluate, format_results, write_results
     from ..inference import MS_RATIOS, TestConfig
+    from ..inference.backends import inference_model
     from ..models import create_model
+    from ..runtime import use_device
     from ..train import distributed, load_config
 
     if args.config_settings and args.model_settings:
@@ -96,11 +99,12 @@ def run(args) -> int:
     if args.flip:
         config.evaluation.flip = True
     env = distributed.setup(args.device or config.train.device)
+    use_device(env.device)
     try:
         if env.device.type == "cpu" and config.train.threads:
             torch.set_num_threads(config.train.threads)
         dataset = config.data.build(args.split or config.data.val_split)
-        model = model.to(env.device)
+        model = inference_model(model.eval().to(env.device), backend_setting(args))
         if model.num_classes != dataset.num_classes:
             raise ValueError(f"{args.checkpoint} predicts {model.num_classes} classes but the {config.data.dataset} "
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")

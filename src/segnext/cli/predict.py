@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from ..constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from .arguments import add_amp, add_nmf_seed, amp_setting, with_examples
+from .arguments import add_amp, add_backend, add_nmf_seed, amp_setting, backend_setting, with_examples
 
 
 def register(subparsers) -> None:
@@ -68,7 +68,7 @@ def register(subparsers) -> None:
                                 "GPU, at most the CPU cores less one)")
     add_amp(run_group, "run the model")
     run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
-    run_group.add_argument("--no-optimize", action="store_true", help="run the plain model (no optimize_for_inference)")
+    add_backend(run_group)
     add_nmf_seed(run_group, "of the model")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -127,6 +127,7 @@ def run(args) -> int:
     import torch
 
     from ..inference import Segmenter
+    from ..runtime import use_device
     from ..utils import require, resolve_device
 
     if args.onnx:
@@ -138,6 +139,7 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     device = resolve_device(args.device)  # before any work: an unavailable device is a one-line error
+    use_device(device)
     if args.threads:
         torch.set_num_threads(args.threads)
     inputs, missing = collect_inputs(args.inputs)
@@ -161,7 +163,7 @@ def run(args) -> int:
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
     else:
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, optimize=not args.no_optimize,
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = _test_config(args, segmenter.test_config)
     out_dir = Path(args.out)

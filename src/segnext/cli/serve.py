@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .arguments import add_amp, add_nmf_seed, amp_setting, with_examples
+from .arguments import add_amp, add_backend, add_nmf_seed, amp_setting, backend_setting, with_examples
 
 
 def register(subparsers) -> None:
@@ -35,6 +35,7 @@ def register(subparsers) -> None:
                         help="open connections beyond which the server answers 503 at once (default 64)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, ...")
     parser.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
+    add_backend(parser)
     add_amp(parser, "run the model")
     add_nmf_seed(parser, "of the model")
     parser.set_defaults(func=run)
@@ -44,6 +45,7 @@ def run(args) -> int:
     import torch
 
     from ..inference import Segmenter
+    from ..runtime import use_device
     from ..utils import require, resolve_device
 
     uvicorn = require("uvicorn", "serve", "segnext serve")
@@ -53,6 +55,7 @@ def run(args) -> int:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     device = resolve_device(args.device)
+    use_device(device)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.onnx:
@@ -60,8 +63,8 @@ def run(args) -> int:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
         name = args.onnx
     else:
-        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, nmf_seed=args.nmf_seed,
-                                              amp=amp_setting(args))
+        segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
+                                              nmf_seed=args.nmf_seed, amp=amp_setting(args))
         name = args.checkpoint
     app = create_app(segmenter, name=str(name), batch_size=args.batch_size, max_upload_mb=args.max_upload_mb,
                      max_pixels=int(args.max_pixels), max_inflight=args.max_inflight)

@@ -43,7 +43,7 @@ def default_work_dir(config_arg: str) -> Path:
 def run(args) -> int:
     import torch
 
-    from ..runtime import StopRequests
+    from ..runtime import StopRequests, use_device
     from ..train import TrainingDiverged, list_configs, load_config, train
     from ..train.distributed import PeerFailed
 
@@ -62,6 +62,7 @@ def run(args) -> int:
     work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(args.config)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    use_device(config.train.device)
     try:
         with StopRequests() as stop:
             result = train(config, work_dir, resume=resume, progress=not args.no_progress, should_stop=stop.requested)

@@ -8,8 +8,9 @@
 size, by the official test procedure (`segnext.inference.segment`), with the settings the
 model was saved with (its model folder, or the training checkpoint's evaluation section) or else
 the official ones of its dataset (`settings.test_config_for`). By default
-the model runs through `optimize_for_inference` and the labels are computed memory-efficiently;
-both give the reference results (to float rounding).
+the model runs through the device's inference backend (`segnext.inference.backends`: the oneDNN
+`optimize_for_inference` on the CPU) and the labels are computed memory-efficiently; both give the
+reference results (to float rounding).
 
 A list of images gives a list of results, computed several images per forward pass (grouped by
 their resized size with `segnext.inference.batching`; each gets the result it gets alone).
@@ -29,8 +30,9 @@ from ..constants import SAVED_NMF_SEED
 from ..data.palette import colorize, default_palette, overlay
 from ..models import create_model
 from ..utils import require, resolve_device
+from .backends import inference_model, resolve_backend
 from .batching import batches_by_size
-from .optimize import optimize_for_inference
+from .cuda_graph import CudaGraphSegNeXt
 from .precision import Amp, AutocastModel, autocast_dtype
 from .preprocess import ImageInput, PreparedImage, prepare, to_rgb_array
 from .segment import segment_group, segment_group_scores
@@ -122,6 +124,9 @@ class Segmenter:
         dtype = autocast_dtype(self.device, value)  # an unusable setting fails here, not at the first image
         if dtype is not None and not hasattr(self.model, "forward_logits"):
             raise ValueError(f"amp applies to PyTorch SegNeXt models, not to {type(self.model).__name__}")
+        if isinstance(self.model, CudaGraphSegNeXt) and dtype != self.model.autocast_dtype:
+            raise ValueError(f"this model's CUDA graphs run in {self.model.autocast_dtype or torch.float32}; build the "
+                             f"Segmenter with the amp wanted (Segmenter.from_checkpoint(..., amp=...))")
         self._amp = value
 
     @property
@@ -131,24 +136,29 @@ class Segmenter:
 
     @property
     def inference_model(self):
-        """The model as it runs: under autocast when `amp` is in effect."""
+        """The model as it runs: under autocast when `amp` is in effect (CUDA graphs record it)."""
         dtype = self.autocast_dtype
-        return self.model if dtype is None else AutocastModel(self.model, self.device.type, dtype)
+        if dtype is None or isinstance(self.model, CudaGraphSegNeXt):
+            return self.model
+        return AutocastModel(self.model, self.device.type, dtype)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, *, device="auto", optimize: bool = True,
+    def from_checkpoint(cls, checkpoint, *, device="auto", backend: str = "auto", optimize: Optional[bool] = None,
                         test_config: Optional[TestConfig] = None, nmf_seed=SAVED_NMF_SEED,
                         amp: Amp = False, **model_kwargs) -> Segmenter:
         """Load any checkpoint `create_model` reads; its saved test settings (or its dataset's
         official ones) are used unless `test_config` is given. device: "auto" (CUDA, then MPS,
-        then the CPU) or a device name. nmf_seed: as in `create_model` (by default the seed the model
+        then the CPU) or a device name. backend: "auto" (the device's default), "eager",
+        "optimized" or "cuda_graph" (`segnext.inference.backends`); optimize=False is "eager",
+        optimize=True "optimized". nmf_seed: as in `create_model` (by default the seed the model
         was saved with; None: the official random bases at every forward). amp: as in `Segmenter`."""
         device = resolve_device(device)
-        autocast_dtype(device, amp)  # an unusable amp setting fails before the model is loaded
+        dtype = autocast_dtype(device, amp)  # an unusable amp setting fails before the model is loaded
+        if optimize is not None:
+            backend = "optimized" if optimize else "eager"
+        resolve_backend(backend, device)  # an unusable backend too
         model = create_model(checkpoint=checkpoint, nmf_seed=nmf_seed, **model_kwargs).eval().to(device)
-        if optimize:
-            model = optimize_for_inference(model)
-        return cls(model, test_config, device=device, amp=amp)
+        return cls(inference_model(model, backend, autocast_dtype=dtype), test_config, device=device, amp=amp)
 
     @classmethod
     def from_onnx(cls, path, *, test_config: Optional[TestConfig] = None, threads: Optional[int] = None) -> Segmenter:

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import yaml
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..devices import device_defaults
 from ..inference.settings import TestConfig
 from ..utils import did_you_mean, json_safe
 
@@ -232,10 +233,11 @@ class TrainSection:
     batch_size: int = 16  # images per optimizer step in total: processes x micro_batch_size x accumulation
     micro_batch_size: int = 2  # images per forward pass on one process (BatchNorm sees these)
     max_time_minutes: Optional[float] = None  # stop (and evaluate) after this much wall-clock time
-    amp: bool = False  # mixed precision: bf16 autocast on CPU, fp16 autocast + GradScaler on CUDA
-    # NHWC model and input: faster steps on CPU (BENCHMARKS.md); the same function, but the
-    # convolutions round differently, so results differ from NCHW at float-rounding level.
-    channels_last: bool = True
+    amp: bool = False  # mixed precision: autocast to amp_dtype (fp16 with a gradient scaler)
+    amp_dtype: Optional[str] = None  # "bf16" or "fp16"; null: the device's (segnext.devices: bf16 CPU, fp16 CUDA)
+    # NHWC model and input; null: the device's choice (segnext.devices: on the CPU, faster steps; on a
+    # GPU, NCHW was faster). The same function either way, rounded differently.
+    channels_last: Optional[bool] = None
     # On the CPU: the weight gradient of the 1x11 and 1x21 strip convolutions taken on the transposed
     # image (segnext.ops.strip_conv_grad), which oneDNN computes much faster; equal to float rounding.
     transposed_strip_grads: bool = True
@@ -295,7 +297,7 @@ class Config:
         """Two lines saying what a run trains, on what, how."""
         parameters = sum(p.numel() for p in model.parameters())
         train = self.train
-        amp = f", amp {'fp16' if device.startswith('cuda') else 'bf16'}" if train.amp else ""
+        amp = f", amp {train.amp_dtype or device_defaults(device).train_amp_dtype}" if train.amp else ""
         budget = f" or {train.max_time_minutes} min" if train.max_time_minutes else ""
         return (f"segnext train: {self.model.name} ({parameters:,} parameters, {train_set.num_classes} classes) on "
                 f"{self.data.title()} ({len(train_set)} train / {len(val_set)} val images)\n"
@@ -605,6 +607,8 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
             fail("distributed_timeout_minutes", f"must be positive, got {section.distributed_timeout_minutes}.")
         if section.eval_interval < 0:
             fail("eval_interval", f"must be >= 0 (0: only at the end), got {section.eval_interval}.")
+        if section.amp_dtype not in (None, "bf16", "fp16"):
+            fail("amp_dtype", f"must be bf16, fp16 or null (the device's), got {section.amp_dtype!r}.")
         if section.batch_size % section.micro_batch_size:
             fail("batch_size", f"({section.batch_size}) must be a multiple of train.micro_batch_size "
                                f"({section.micro_batch_size}).")

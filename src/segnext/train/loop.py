@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, Optional, Union
 import torch
 from torch import nn
 
+from ..devices import device_defaults
 from ..evaluation import evaluate, format_results, write_results
 from ..models import save_model, segmentation_loss
 from ..ops.strip_conv_grad import use_transposed_strip_grads
@@ -112,13 +113,18 @@ class Run:
         self.model.config.test_settings = config.evaluation.to_dict()  # saved with every model folder of the run
         if config.model.sync_bn and env.device.type == "cuda" and env.enabled:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
+        defaults = device_defaults(env.device)  # what a key left at null means on this device
+        channels_last = config.train.channels_last
+        if channels_last is None:
+            channels_last = defaults.train_channels_last
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(env.device, memory_format=self.memory_format)
         if config.train.transposed_strip_grads and env.device.type == "cpu":
             use_transposed_strip_grads(self.model)
         self.optimizer = build_optimizer(self.model, config.optimizer)
-        self.amp_dtype = (torch.float16 if env.device.type == "cuda" else torch.bfloat16) if config.train.amp else None
-        self.scaler = torch.amp.GradScaler(env.device.type, enabled=config.train.amp and env.device.type == "cuda")
+        amp_dtype = config.train.amp_dtype or defaults.train_amp_dtype
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp_dtype] if config.train.amp else None
+        self.scaler = torch.amp.GradScaler(env.device.type, enabled=self.amp_dtype == torch.float16)
         path = state.resume_path(self.checkpoints, resume, env)
         if path is not None and path.parent.resolve() != self.checkpoints.resolve():
             state.load(path)  # a wrong --resume fails here, before the work dir exists

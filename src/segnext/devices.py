@@ -1,0 +1,66 @@
+"""What each kind of device runs by default, in one table, from measurements (BENCHMARKS.md).
+
+Every choice that depends on the device is read from `DEVICE_DEFAULTS` by the code that makes it:
+training's memory format and mixed-precision type (`segnext.train`), the inference backend of
+`Segmenter`, `segnext predict`, `eval`, `serve` and `benchmark` (`segnext.inference.backends`), and
+cuDNN's autotuning (applied by the command line, as it is process-wide: `segnext.runtime`). A config
+key or a command-line option given by the user always wins over the table.
+
+Where the numbers come from:
+- cpu: `benchmarks/vs_mmseg.py`, `benchmarks/profile_train_step.py` on 2 cores: channels-last
+  training steps 0.45-0.48x MMSegmentation's; the oneDNN-fused optimized backend 0.23-0.34x its
+  inference latency; bfloat16 autocast is slower than float32 there (no AMX), so `train.amp` is off
+  by default and bf16 only when asked for.
+- cuda: one H200 (PyTorch 2.11, CUDA 13), recorded in BENCHMARKS.md: the training step in NCHW
+  0.80x (T) / 0.82x (B) MMSegmentation's with fp16 autocast, in channels-last 0.91x / 0.98x, so NCHW;
+  the optimized backend (the CPU one) was slower than eager (49 vs 43 ms, B at 1024x2048), so eager
+  until the CUDA-graph backend is measured there (`benchmarks/gpu/`); cuDNN autotuning not yet
+  measured, so off (PyTorch's default).
+- mps: not measured; PyTorch's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict
+
+INFERENCE_BACKENDS = ("eager", "optimized", "cuda_graph")
+
+
+@dataclass(frozen=True)
+class DeviceDefaults:
+    """The defaults of one kind of device.
+
+    train_channels_last: NHWC model and input in training (`train.channels_last: null` follows it).
+    train_amp_dtype: the reduced precision of `train.amp: true` ("bf16" or "fp16"; fp16 gets a
+        gradient scaler).
+    inference_backend: what inference runs by default: "eager" (the model as built),
+        "optimized" (`optimize_for_inference`: folded, channels-last, oneDNN-fused on CPU) or
+        "cuda_graph" (the folded model replayed from CUDA graphs, one per input shape).
+    cudnn_benchmark: let cuDNN time its algorithms for each new input shape.
+    """
+
+    train_channels_last: bool
+    train_amp_dtype: str
+    inference_backend: str
+    cudnn_benchmark: bool
+
+
+DEVICE_DEFAULTS: Dict[str, DeviceDefaults] = {
+    "cpu": DeviceDefaults(train_channels_last=True, train_amp_dtype="bf16", inference_backend="optimized",
+                          cudnn_benchmark=False),
+    "cuda": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",
+                           cudnn_benchmark=False),
+    "mps": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",
+                          cudnn_benchmark=False),
+}
+
+
+def device_defaults(device) -> DeviceDefaults:
+    """The defaults of `device` (a torch.device or a name such as "cuda:1"); an unknown kind gets
+    the CPU's choices of memory format and PyTorch's plain eager model."""
+    kind = str(getattr(device, "type", device)).split(":")[0]
+    if kind in DEVICE_DEFAULTS:
+        return DEVICE_DEFAULTS[kind]
+    return DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",
+                          cudnn_benchmark=False)

@@ -1,0 +1,80 @@
+"""Inference on a GPU (marked `cuda`; skipped, saying so, without one): float32 parity with TF32
+off, CUDA-graph replays equal to the eager forward, `Segmenter` with CUDA graphs.
+benchmarks/gpu/device_check.sh runs them on the GPU machine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import segnext
+from segnext.inference.cuda_graph import CudaGraphSegNeXt
+from synthetic_weights import synthetic_images, synthetic_state_dict
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                    reason="no CUDA device here (these tests run on a GPU)")]
+
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "mmseg_reference.safetensors"
+
+
+@pytest.fixture()
+def no_tf32():
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def reference_case(name: str):
+    from safetensors import safe_open
+
+    with safe_open(str(REFERENCE), framework="pt") as handle:
+        case = json.loads(handle.metadata()[name])
+        expected = {key.split(".", 1)[1]: handle.get_tensor(key) for key in handle.keys()  # noqa: SIM118
+                    if key.startswith(name + ".")}
+    model = segnext.create_model(f"segnext_{case['variant']}", case["num_classes"], nmf_seed=case["nmf_seed"],
+                                 drop_path_rate=0.0)
+    model.load_state_dict(synthetic_state_dict(model, case["weight_seed"]))
+    images = synthetic_images(case["batch"], case["height"], case["width"], case["image_seed"])
+    return model.eval(), images, expected
+
+
+@pytest.mark.parametrize("name", ["t", "b"])
+def test_float32_on_the_gpu_equals_mmsegmentation_with_tf32_off(no_tf32, name):
+    model, images, expected = reference_case(name)
+    with torch.no_grad():
+        logits = model.cuda().forward_logits(images.cuda()).cpu()
+    torch.testing.assert_close(logits, expected["decode_logits"], atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("amp", [None, torch.float16, torch.bfloat16])
+def test_cuda_graph_replays_the_eager_forward(amp):
+    model, _, _ = reference_case("t")
+    folded = model.cuda().reparameterize()
+    graphed = CudaGraphSegNeXt(folded, autocast_dtype=amp)
+    for shape in [(1, 3, 64, 96), (2, 3, 96, 64), (1, 3, 64, 96)]:
+        images = torch.randn(shape, device="cuda")
+        with torch.no_grad():
+            replayed = graphed.forward_logits(images)
+            eager = graphed._eager(images)  # the recorded function itself, run eagerly
+        assert torch.equal(replayed.argmax(1), eager.argmax(1))
+        torch.testing.assert_close(replayed, eager, atol=1e-6, rtol=0)
+    assert graphed.captures == 2  # the third call replayed the first recording
+
+
+def test_segmenter_with_cuda_graphs_predicts_the_eager_labels(tmp_path):
+    model, _, _ = reference_case("t")
+    model.config.test_settings = segnext.TestConfig(img_scale=(160, 96)).to_dict()
+    folder = segnext.save_model(model, tmp_path / "model")
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (120, 200, 3), dtype=np.uint8) for _ in range(3)]
+    graphed = segnext.Segmenter.from_checkpoint(folder, device="cuda", backend="cuda_graph")
+    folded = segnext.Segmenter.from_checkpoint(folder, device="cuda", backend="eager")
+    folded.model = folded.model.reparameterize()
+    assert isinstance(graphed.model, CudaGraphSegNeXt)
+    for got, want in zip(graphed.predict(photos, batch_size=2), folded.predict(photos, batch_size=2)):
+        assert np.array_equal(got, want)
