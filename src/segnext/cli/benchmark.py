@@ -21,7 +21,7 @@ from typing import Callable, Dict, List
 
 from .arguments import add_amp, amp_setting, with_examples
 
-BACKENDS = ("eager", "optimized", "cuda_graph", "onnxruntime")
+BACKENDS = ("eager", "optimized", "cuda_graph", "onnxruntime", "onnxruntime-int8")
 
 
 def register(subparsers) -> None:
@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     parser.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS,
                         help="what to time (default: those that run on the device: eager, optimized, and cuda_graph "
-                             "on a GPU or onnxruntime on the CPU when installed)")
+                             "on a GPU, or onnxruntime float32 and int8 on the CPU when installed; int8 is calibrated "
+                             "on random inputs here, which changes its accuracy, not its speed)")
     parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7; the median is reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, "
@@ -100,7 +101,8 @@ def run(args) -> int:
     dtype = autocast_dtype(device, amp_setting(args))
     if args.threads:
         torch.set_num_threads(args.threads)
-    backends = args.backends or ["eager", "optimized", "cuda_graph" if device.type == "cuda" else "onnxruntime"]
+    backends = args.backends or (["eager", "optimized", "cuda_graph"] if device.type == "cuda" else
+                                 ["eager", "optimized", "onnxruntime", "onnxruntime-int8"])
     if "cuda_graph" in backends and device.type != "cuda":
         raise ValueError(f"--backends cuda_graph needs a CUDA device, not {device}")
     if args.checkpoint:
@@ -128,23 +130,31 @@ def run(args) -> int:
         graphed = inference_model(model, "cuda_graph", autocast_dtype=dtype)  # records autocast itself
         functions["cuda_graph"] = lambda: graphed(images)
     temporary = None
-    if "onnxruntime" in backends and device.type != "cpu":
+    onnx_backends = [name for name in backends if name.startswith("onnxruntime")]
+    if onnx_backends and device.type != "cpu":
         print(f"onnxruntime is timed on the CPU only: skipping it on {device} (use --device cpu)")
-    elif "onnxruntime" in backends:
+    elif onnx_backends:
         try:
             import onnxruntime as ort
         except ImportError:
             print("onnxruntime is not installed: skipping it (pip install 'segnext[onnx]')")
         else:
             from ..inference import export_onnx
+            from ..inference.quantize import quantize_onnx
 
             temporary = tempfile.TemporaryDirectory()
             onnx_path = export_onnx(model, Path(temporary.name) / "model.onnx", height, width, batch_size=args.batch)
+            paths = {"onnxruntime": onnx_path}
+            if "onnxruntime-int8" in onnx_backends:
+                calibration = [torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(i)).numpy()
+                               for i in range(2)]
+                paths["onnxruntime-int8"] = quantize_onnx(onnx_path, Path(temporary.name) / "int8.onnx", calibration)
             options = ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
-            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-            feed = {"images": images.numpy()}
-            functions["onnxruntime"] = lambda: session.run(None, feed)
+            feed = {"images": images.cpu().numpy()}
+            for name in onnx_backends:
+                session = ort.InferenceSession(str(paths[name]), options, providers=["CPUExecutionProvider"])
+                functions[name] = (lambda s: lambda: s.run(None, feed))(session)
 
     if not functions:
         raise ValueError("nothing to time: none of --backends can run here")
@@ -165,10 +175,10 @@ def run(args) -> int:
     print(f"{model.config.variant}, {model.num_classes} classes, batch {args.batch} x {height}x{width}, "
           f"{where}{precision}, {2 * macs / 1e9:.1f} GFLOP per call; median of {args.runs} after "
           f"{args.warmup} warm-up rounds, backends alternated")
-    print(f"{'backend':<12} {'median ms':>10} {'min ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'vs eager':>9}")
+    print(f"{'backend':<17} {'median ms':>10} {'min ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'vs eager':>9}")
     for r in rows:
         ratio = f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "-"
-        print(f"{r['backend']:<12} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>9.1f} {r['images_per_s']:>8.2f} "
+        print(f"{r['backend']:<17} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>9.1f} {r['images_per_s']:>8.2f} "
               f"{r['gflops_per_s']:>8.1f} {ratio:>9}")
     result = dict(model=model.config.variant, num_classes=model.num_classes, batch=args.batch, height=height,
                   width=width, device=str(device), device_name=_device_name(device),

@@ -23,7 +23,10 @@ def register(subparsers) -> None:
                         "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms --flip"))
     parser.add_argument("config", help="YAML config file or shipped config name")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
-    parser.add_argument("--checkpoint", required=True, help="weights to evaluate")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="weights to evaluate")
+    source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8), run on the CPU "
+                                       "by onnxruntime")
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
     parser.add_argument("--ms", action="store_true", help="multi-scale test: ratios 0.5, 0.75, ..., 1.75")
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
@@ -56,13 +59,14 @@ def results_path(checkpoint: str, split: str) -> Path:
 
 
 def run(args) -> int:
+    import json
     import sys
     from dataclasses import fields
 
     import torch
 
     from ..evaluation import evaluate, format_results, write_results
-    from ..inference import MS_RATIOS, TestConfig
+    from ..inference import MS_RATIOS, OnnxModel, TestConfig
     from ..inference.backends import inference_model
     from ..models import create_model
     from ..runtime import use_device
@@ -71,26 +75,34 @@ def run(args) -> int:
     if args.config_settings and args.model_settings:
         raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
     config = load_config(args.config, args.overrides)
-    model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
+    source = args.checkpoint or args.onnx
+    if args.onnx:
+        model = OnnxModel(args.onnx, threads=config.train.threads)
+        saved_settings = json.loads(model.metadata["test_config"]) if model.metadata.get("test_config") else None
+    else:
+        model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
+        saved_settings = model.config.test_settings
     # One default with `segnext predict`: the model's saved settings; evaluation.* overrides given here win.
     given = {override.split("=", 1)[0][len("evaluation."):] for override in args.overrides
              if override.startswith("evaluation.")}
-    use_saved = bool(model.config.test_settings) and not args.config_settings
+    use_saved = bool(saved_settings) and not args.config_settings
     if use_saved:
-        saved = TestConfig.from_dict(model.config.test_settings)
+        saved = TestConfig.from_dict(saved_settings)
         differing = [f"{name}={getattr(saved, name)}" for name in (field.name for field in fields(TestConfig))
                      if name not in given and getattr(saved, name) != getattr(config.evaluation, name)]
         if differing:
-            print(f"segnext eval: note: testing with the settings {args.checkpoint} was saved with "
+            print(f"segnext eval: note: testing with the settings {source} was saved with "
                   f"({', '.join(differing)}), not {args.config}'s evaluation section; --config-settings uses that.",
                   file=sys.stderr)
         for field in fields(TestConfig):
             if field.name not in given:
                 setattr(config.evaluation, field.name, getattr(saved, field.name))
     elif args.model_settings:
-        raise ValueError(f"--model-settings: {args.checkpoint} carries no test settings; drop the option to test "
+        raise ValueError(f"--model-settings: {source} carries no test settings; drop the option to test "
                          f"with {args.config}'s evaluation section")
-    if use_saved and "nmf_seed" not in given:
+    if args.onnx:  # its NMF bases are constants of the graph
+        config.evaluation.nmf_seed = int(model.metadata.get("nmf_seed", 0))
+    elif use_saved and "nmf_seed" not in given:
         config.evaluation.nmf_seed = model.nmf_seed
     else:
         model.nmf_seed = config.evaluation.nmf_seed
@@ -98,15 +110,16 @@ def run(args) -> int:
         config.evaluation.scales = MS_RATIOS
     if args.flip:
         config.evaluation.flip = True
-    env = distributed.setup(args.device or config.train.device)
+    env = distributed.setup("cpu" if args.onnx else args.device or config.train.device)
     use_device(env.device)
     try:
         if env.device.type == "cpu" and config.train.threads:
             torch.set_num_threads(config.train.threads)
         dataset = config.data.build(args.split or config.data.val_split)
-        model = inference_model(model.eval().to(env.device), backend_setting(args))
+        if not args.onnx:
+            model = inference_model(model.eval().to(env.device), backend_setting(args))
         if model.num_classes != dataset.num_classes:
-            raise ValueError(f"{args.checkpoint} predicts {model.num_classes} classes but the {config.data.dataset} "
+            raise ValueError(f"{source} predicts {model.num_classes} classes but the {config.data.dataset} "
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")
         test_config = config.evaluation
         start = time.perf_counter()
@@ -115,8 +128,8 @@ def run(args) -> int:
                            progress=not args.no_progress)
         if env.is_main:
             split = args.split or config.data.val_split
-            out = Path(args.out) if args.out else results_path(args.checkpoint, split)
-            write_results(out, results, checkpoint=str(args.checkpoint), dataset=config.data.dataset, split=split,
+            out = Path(args.out) if args.out else results_path(source, split)
+            write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split,
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
                                     mode=test_config.mode, crop_size=test_config.crop_size,
                                     stride=test_config.stride, scales=list(test_config.scales),

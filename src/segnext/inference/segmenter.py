@@ -67,8 +67,18 @@ class OnnxModel:
         self.fixed_size = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
 
+    training = False  # inference only; eval() and train(False) are accepted, as of a module
+
     def parameters(self):
         yield torch.empty(0)  # inputs live on the CPU
+
+    def eval(self) -> OnnxModel:
+        return self
+
+    def train(self, mode: bool = True) -> OnnxModel:
+        if mode:
+            raise RuntimeError("an ONNX model is for inference only")
+        return self
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.fixed_size is not None and tuple(images.shape[2:]) != self.fixed_size:

@@ -1,0 +1,264 @@
+"""segnext vs MMSegmentation 1.2.2's SegNeXt on a CUDA GPU, in one process: inference latency at batch 1,
+batched throughput, training steps, and the data loader beside the training step.
+
+    python3 benchmarks/gpu/bench_gpu.py --out gpu_bench.json          # on the GPU machine (device_check.sh)
+    python3 benchmarks/gpu/bench_gpu.py --device cpu --quick           # a smoke run of the script itself
+
+Same weights, same NMF bases and the same input on both sides; every time is taken between two
+`torch.cuda.synchronize()` calls, the two sides alternate round by round, and the table shows the
+median of --runs after --warmup rounds and the ratio to MMSegmentation's median. Without
+MMSegmentation installed (benchmarks/mmseg_peer.py says how) only segnext's paths are timed.
+
+What is compared:
+- latency, 1 image: MMSegmentation's `encode_decode` (float32) against segnext eager, the folded
+  model, its CUDA graphs (float32 and fp16 autocast), for T and S at 512x512 and 1024x2048;
+- throughput, 16 x 512x512: the same paths in images/s, float32 and fp16/bf16 autocast;
+- the training step (forward, official loss, backward; fp16 autocast with a gradient scaler on both
+  sides): T at 16 x 512x512 and B at 8 x 512x512, segnext in NCHW and channels-last, fp16 and bf16,
+  with cuDNN autotuning off and on;
+- the CamVid loader of the GPU recipe (512x512 crops) with N workers, in images/s, beside the step's.
+Labels of the CUDA graphs are checked against the eager folded model's on every input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import segnext  # noqa: E402
+from segnext.inference.cuda_graph import CudaGraphSegNeXt  # noqa: E402
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warmup: int,
+                     device: torch.device) -> Dict[str, List[float]]:
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    seconds: Dict[str, List[float]] = {name: [] for name in functions}
+    for _ in range(runs):
+        for name, function in functions.items():
+            synchronize(device)
+            start = time.perf_counter()
+            function()
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def table(title: str, seconds: Dict[str, List[float]], reference: Optional[str], images: int) -> Dict[str, dict]:
+    rows = {}
+    base = statistics.median(seconds[reference]) if reference in seconds else None
+    print(f"\n{title}")
+    print(f"  {'path':<44} {'median ms':>10} {'img/s':>9} {'x mmseg':>8}")
+    for name, values in seconds.items():
+        median = statistics.median(values)
+        ratio = median / base if base else None
+        rows[name] = dict(median_s=median, min_s=min(values), images_per_s=images / median, ratio_to_mmseg=ratio)
+        print(f"  {name:<44} {1e3 * median:>10.2f} {images / median:>9.1f} {ratio if ratio else float('nan'):>8.2f}")
+    return rows
+
+
+def mmseg_model(variant: str, ours, device):
+    """MMSegmentation's SegNeXt with our weights and NMF bases, or None without MMSegmentation."""
+    try:
+        from mmseg_peer import import_mmseg, mmseg_config, patch_mmseg_bases, to_mmseg_1x_keys
+
+        models = import_mmseg()
+    except ImportError as error:
+        print(f"MMSegmentation is not importable ({error}): timing segnext alone")
+        return None
+    theirs = models.build(mmseg_config(variant, ours.num_classes))
+    missing, unexpected = theirs.load_state_dict(to_mmseg_1x_keys(ours.state_dict()), strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    patch_mmseg_bases(ours.nmf.seeded_bases(ours.config.ham_channels).to(device))
+    return theirs.to(device)
+
+
+def metas(batch: int, height: int, width: int) -> list:
+    return [dict(img_shape=(height, width), pad_shape=(height, width), ori_shape=(height, width))] * batch
+
+
+@torch.no_grad()
+def inference(variant: str, batch: int, height: int, width: int, args, device) -> dict:
+    torch.manual_seed(0)
+    ours = segnext.create_model(f"segnext_{variant}", 150).eval().to(device)
+    theirs = mmseg_model(variant, ours, device)
+    folded = copy.deepcopy(ours).reparameterize()
+    images = torch.randn(batch, 3, height, width, device=device)
+    functions: Dict[str, Callable[[], object]] = {}
+    if theirs is not None:
+        theirs.eval()
+        functions["mmseg encode_decode fp32"] = lambda: theirs.encode_decode(images, metas(batch, height, width))
+        functions["mmseg encode_decode fp16 autocast"] = lambda: _autocast(
+            device, torch.float16, lambda: theirs.encode_decode(images, metas(batch, height, width)))
+    functions["segnext eager fp32"] = lambda: ours(images)
+    functions["segnext folded fp32"] = lambda: folded(images)
+    checks = {}
+    if device.type == "cuda":
+        for precision in (None, "fp16", "bf16"):
+            graphed = CudaGraphSegNeXt(folded, autocast_dtype=DTYPES.get(precision))
+            name = f"segnext cuda_graph {precision or 'fp32'}"
+            functions[name] = (lambda g: lambda: g(images))(graphed)
+            eager = graphed._eager(images)
+            checks[name] = dict(labels_equal_eager=bool(torch.equal(graphed.forward_logits(images).argmax(1),
+                                                                    eager.argmax(1))))
+        if theirs is not None:
+            reference = theirs.encode_decode(images, metas(batch, height, width))
+            checks["max_abs_logits_eager_vs_mmseg_fp32"] = float((ours(images) - reference).abs().max())
+    seconds = time_alternately(functions, args.runs, args.warmup, device)
+    title = f"SegNeXt-{variant.upper()} inference, {batch} x 3 x {height} x {width}, {device_name(device)}"
+    rows = table(title, seconds, "mmseg encode_decode fp32", batch)
+    print(f"  checks: {json.dumps(checks)}")
+    return dict(variant=variant, batch=batch, height=height, width=width, timings=rows, checks=checks)
+
+
+def _autocast(device, dtype, function):
+    with torch.autocast(device.type, dtype=dtype):
+        return function()
+
+
+def training(variant: str, batch: int, size: int, args, device) -> dict:
+    from segnext import segmentation_loss
+
+    torch.manual_seed(0)
+    ours = segnext.create_model(f"segnext_{variant}", 150).to(device).train()
+    theirs = mmseg_model(variant, ours, device)
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randn(batch, 3, size, size, generator=generator).to(device)
+    labels = torch.randint(0, 150, (batch, size, size), generator=generator).to(device)
+    functions: Dict[str, Callable[[], object]] = {}
+
+    def our_step(model, x, dtype):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+                logits = model.forward_logits(x)
+            loss = segmentation_loss(logits, labels)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        return step
+
+    if theirs is not None:
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+
+        theirs.train()
+        samples = []
+        for label in labels:
+            sample = SegDataSample()
+            sample.gt_sem_seg = PixelData(data=label[None])
+            sample.set_metainfo(dict(img_shape=(size, size), pad_shape=(size, size), ori_shape=(size, size)))
+            samples.append(sample)
+        optimizer = torch.optim.AdamW(theirs.parameters(), lr=1e-6)
+        scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+
+        def their_step():
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+                loss = theirs.loss(images, samples)["decode.loss_ce"]
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        functions["mmseg fp16 autocast"] = their_step
+    nchw = ours
+    nhwc = copy.deepcopy(ours).to(memory_format=torch.channels_last)
+    images_nhwc = images.contiguous(memory_format=torch.channels_last)
+    for precision in ("fp16", "bf16"):
+        functions[f"segnext NCHW {precision}"] = our_step(nchw, images, DTYPES[precision])
+        functions[f"segnext channels-last {precision}"] = our_step(nhwc, images_nhwc, DTYPES[precision])
+    results = {}
+    for benchmark in (False, True) if device.type == "cuda" else (False,):
+        torch.backends.cudnn.benchmark = benchmark
+        seconds = time_alternately(functions, args.runs, args.warmup, device)
+        title = (f"SegNeXt-{variant.upper()} training step, {batch} x {size} x {size}, {device_name(device)}, "
+                 f"cudnn.benchmark={benchmark}")
+        results[f"cudnn_benchmark_{benchmark}"] = table(title, seconds, "mmseg fp16 autocast", batch)
+    torch.backends.cudnn.benchmark = False
+    return dict(variant=variant, batch=batch, size=size, timings=results)
+
+
+def loader(root: Path, workers: List[int], seconds: float) -> dict:
+    """Images per second of the GPU CamVid recipe's training pipeline with each number of workers."""
+    from segnext.train import load_config
+    from segnext.train.sampler import training_loader
+
+    config = load_config("camvid/segnext_t_camvid_gpu_8min", [f"data.root={root}"])
+    dataset = config.data.build(config.data.train_split, config.data.train_transform(), config.train.seed)
+    rows = {}
+    for count in workers:
+        batches = training_loader(dataset, 0, config.train.batch_size, config.train.micro_batch_size, count)
+        iterator = iter(batches)
+        next(iterator)  # workers started
+        start, images = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            images += next(iterator)["image"].shape[0]
+        rate = images / (time.perf_counter() - start)
+        rows[f"{count} workers"] = rate
+        print(f"  CamVid loader, {count:>2} workers: {rate:7.1f} images/s")
+        del iterator, batches
+    return rows
+
+
+def device_name(device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes and few runs: a check of the script")
+    parser.add_argument("--camvid", help="CamVid root for the loader (default: .device-data/camvid, $SEGNEXT_SHARED)")
+    parser.add_argument("--out", help="JSON results")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    result: dict = dict(device=device_name(device), torch=torch.__version__, cpu_count=os.cpu_count())
+    if args.quick:
+        args.runs, args.warmup = 2, 1
+        plans = dict(latency=[("t", 1, 64, 96)], throughput=[("t", 2, 64, 64)], training=[("t", 2, 64)])
+    else:
+        plans = dict(latency=[("t", 1, 512, 512), ("t", 1, 1024, 2048), ("s", 1, 512, 512), ("s", 1, 1024, 2048)],
+                     throughput=[("t", 16, 512, 512), ("s", 16, 512, 512)],
+                     training=[("t", 16, 512), ("b", 8, 512)])
+    result["latency"] = [inference(*plan, args, device) for plan in plans["latency"]]
+    result["throughput"] = [inference(*plan, args, device) for plan in plans["throughput"]]
+    result["training"] = [training(*plan, args, device) for plan in plans["training"]]
+    shared = Path(os.environ.get("SEGNEXT_SHARED", REPO.parent / "shared")) / "datasets" / "camvid"
+    camvid = Path(args.camvid) if args.camvid else next((p for p in (REPO / ".device-data" / "camvid", shared)
+                                                         if p.is_dir()), None)
+    if camvid is not None:
+        cores = os.cpu_count() or 1
+        counts = [1, 2] if args.quick else sorted({4, 8, max(1, cores - 2)})
+        print("\nCamVid training pipeline of camvid/segnext_t_camvid_gpu_8min (512x512 crops)")
+        result["loader_images_per_s"] = loader(camvid, counts, 2.0 if args.quick else 8.0)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

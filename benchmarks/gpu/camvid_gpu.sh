@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# CamVid from scratch in 8 minutes of one GPU (camvid/segnext_t_camvid_gpu_8min), in one device call of
+# about 10 minutes, results in $OUT:
+#
+#   benchmarks/gpu/camvid_gpu.sh heldout [key=value ...]   train without drive 0006R0, evaluate on it and
+#                                                          on val: for choosing the recipe
+#   benchmarks/gpu/camvid_gpu.sh final [key=value ...]     train on train + val (468 images), evaluate on
+#                                                          val, write the float16 model folder for shipping
+#
+# CamVid travels in .device-data/camvid (benchmarks/gpu/prepare.sh puts it there; carry ".device-data").
+# Extra key=value arguments override the config (the ablation rows). Back in $OUT: train.log, the run's
+# results.json and log.jsonl, eval_*.json, and for `final` the model folder segnext_t_camvid/ (config.json,
+# model.safetensors in float16, README.md with the command, data, hardware and scores).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+MODE=${1:?usage: camvid_gpu.sh heldout|final [key=value ...]}
+shift
+OUT=${OUT:-/tmp/segnext-camvid}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+DATA=${CAMVID:-.device-data/camvid}
+ROOT=/tmp/camvid
+RUN=/tmp/camvid-run
+rm -rf "$ROOT" "$RUN"
+cp -r "$DATA" "$ROOT" || { echo "no CamVid at $DATA (run benchmarks/gpu/prepare.sh and carry .device-data)"; exit 2; }
+segnext() { python3 -m segnext.cli.main "$@"; }
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/device.txt"
+case "$MODE" in
+  heldout)
+    segnext data split camvid "$ROOT" --hold-out 0006R0 || exit 1
+    SPLITS=(data.train_split=train_fit data.val_split=train_heldout)
+    ;;
+  final)
+    for kind in images labels; do  # train + val as one split of links
+      mkdir -p "$ROOT/$kind/trainval"
+      for split in train val; do
+        for file in "$ROOT/$kind/$split"/*; do ln -s "$(realpath "$file")" "$ROOT/$kind/trainval/"; done
+      done
+    done
+    SPLITS=(data.train_split=trainval data.val_split=val)
+    ;;
+  *) echo "MODE must be heldout or final, not $MODE"; exit 2 ;;
+esac
+START=$(date +%s)
+segnext train camvid/segnext_t_camvid_gpu_8min "data.root=$ROOT" "${SPLITS[@]}" "$@" --work-dir "$RUN" \
+  --no-progress 2>&1 | tee "$OUT/train.log"
+echo "train wall seconds: $(( $(date +%s) - START ))" | tee -a "$OUT/train.log"
+cp "$RUN/results.json" "$OUT/results_${MODE}.json" 2>/dev/null
+cp "$RUN/log.jsonl" "$OUT/log_${MODE}.jsonl" 2>/dev/null
+if [ "$MODE" = heldout ]; then  # the held-out model on val too (frames of drives it trained on)
+  segnext eval camvid/segnext_t_camvid_gpu_8min "data.root=$ROOT" --checkpoint "$RUN/final_model" --split val \
+    --out "$OUT/eval_heldout_model_on_val.json" --no-progress
+else
+  python3 benchmarks/gpu/package_camvid.py "$RUN" "$OUT/segnext_t_camvid" --command "camvid_gpu.sh final $*" \
+    --device "$(head -1 "$OUT/device.txt")"
+fi
+ls -la "$OUT"
