@@ -31,6 +31,9 @@ def register(subparsers) -> None:
                         help="largest image accepted, in pixels, checked before decoding (default 25e6)")
     parser.add_argument("--max-inflight", type=int, metavar="N",
                         help="requests holding an image at a time; the others wait (default 2 x batch size)")
+    parser.add_argument("--cache-mb", type=float, default=64.0,
+                        help="label maps of recent uploads kept by their SHA-256, so that the same image asked for "
+                             "again (the page asks twice) is not segmented again (default 64; 0: none)")
     parser.add_argument("--max-connections", type=int, default=64,
                         help="open connections beyond which the server answers 503 at once (default 64)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, ...")
@@ -67,7 +70,7 @@ def run(args) -> int:
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
         name = args.checkpoint
     app = create_app(segmenter, name=str(name), batch_size=args.batch_size, max_upload_mb=args.max_upload_mb,
-                     max_pixels=int(args.max_pixels), max_inflight=args.max_inflight)
+                     max_pixels=int(args.max_pixels), max_inflight=args.max_inflight, cache_mb=args.cache_mb)
     print(f"segnext serve: {name} ({segmenter.num_classes} classes, {segmenter.device}) on "
           f"http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, limit_concurrency=args.max_connections, log_level="warning")
