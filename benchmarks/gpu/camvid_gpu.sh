@@ -48,7 +48,7 @@ echo "train wall seconds: $(( $(date +%s) - START ))" | tee -a "$OUT/train.log"
 cp "$RUN/results.json" "$OUT/results_${MODE}.json" 2>/dev/null
 cp "$RUN/log.jsonl" "$OUT/log_${MODE}.jsonl" 2>/dev/null
 if [ "$MODE" = heldout ]; then  # the held-out model on val too (frames of drives it trained on)
-  segnext eval camvid/segnext_t_camvid_gpu_8min "data.root=$ROOT" --checkpoint "$RUN/final_model" --split val \
+  segnext eval camvid/segnext_t_camvid_gpu_8min "data.root=$ROOT" "$@" --checkpoint "$RUN/final_model" --split val \
     --out "$OUT/eval_heldout_model_on_val.json" --no-progress
 else
   python3 benchmarks/gpu/package_camvid.py "$RUN" "$OUT/segnext_t_camvid" --command "camvid_gpu.sh final $*" \
