@@ -38,30 +38,16 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import segnext  # noqa: E402
+from segnext.cli.benchmark import synchronizer  # noqa: E402
+from segnext.cli.benchmark import time_alternately as alternate  # noqa: E402
 from segnext.inference.cuda_graph import CudaGraphSegNeXt  # noqa: E402
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warmup: int,
                      device: torch.device) -> Dict[str, List[float]]:
-    for _ in range(warmup):
-        for function in functions.values():
-            function()
-    seconds: Dict[str, List[float]] = {name: [] for name in functions}
-    for _ in range(runs):
-        for name, function in functions.items():
-            synchronize(device)
-            start = time.perf_counter()
-            function()
-            synchronize(device)
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
+    return alternate(functions, runs, warmup, synchronizer(device))
 
 
 def table(title: str, seconds: Dict[str, List[float]], reference: Optional[str], images: int) -> Dict[str, dict]:
