@@ -2,7 +2,7 @@
 `segnext.inference.quantize` (which convolutions stay float32, the calibration method).
 
     python benchmarks/bench_int8.py --checkpoint RUN/final_model --config camvid/segnext_t_camvid_cpu_60min \
-        data.root=../shared/datasets/camvid --calibration ../shared/datasets/camvid/images/train \
+        data.root=data/camvid --calibration data/camvid/images/train \
         --out benchmarks/results/int8_camvid.json
 
 Accuracy: every image of the config's val split is segmented with the model's saved test settings by

@@ -1,7 +1,7 @@
 """Load on `segnext serve`: N concurrent clients on loopback for a fixed time; latency, throughput,
 errors and the server's memory before and after.
 
-    python benchmarks/bench_serve.py --checkpoint RUN/final_model --images ../shared/datasets/camvid/images/val \
+    python benchmarks/bench_serve.py --checkpoint RUN/final_model --images data/camvid/images/val \
         --clients 8 --seconds 60 --out benchmarks/results/serve_load.json
 
 The server is started as its own process (`segnext serve`, 127.0.0.1, a free port) and given the

@@ -2,8 +2,8 @@
 `X86InductorQuantizer`) compiled by inductor, against segnext's float32 optimized path.
 
     pip install torchao     # not a segnext dependency: this script only
-    python benchmarks/int8_pt2e.py --checkpoint RUN/final_model --calibration ../shared/datasets/camvid/images/train \
-        --images ../shared/datasets/camvid/images/val --size 512 512 [--float-decoder] [--float-stem]
+    python benchmarks/int8_pt2e.py --checkpoint RUN/final_model --calibration data/camvid/images/train \
+        --images data/camvid/images/val --size 512 512 [--float-decoder] [--float-stem]
 
 It exports the folded model's stride-8 logits with torch.export, annotates it with the default x86
 configuration (static, per-channel weights), calibrates on --calibration images (resized to --size),

@@ -83,3 +83,18 @@ def patch_mmseg_bases(bases: torch.Tensor) -> None:
         return bases.to(device or "cpu").expand(B * S, -1, -1).contiguous()
 
     NMF2D._build_bases = fixed_bases
+
+
+def data_samples(labels: torch.Tensor) -> list:
+    """MMSegmentation's training targets for label maps (B, H, W): one SegDataSample each."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    size = tuple(labels.shape[1:])
+    samples = []
+    for label in labels:
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=label[None])
+        sample.set_metainfo(dict(img_shape=size, pad_shape=size, ori_shape=size))
+        samples.append(sample)
+    return samples

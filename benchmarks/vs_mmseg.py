@@ -45,7 +45,7 @@ from typing import Dict, List
 
 import torch
 
-from mmseg_peer import VARIANTS, import_mmseg, mmseg_config, patch_mmseg_bases, to_mmseg_1x_keys
+from mmseg_peer import VARIANTS, data_samples, import_mmseg, mmseg_config, patch_mmseg_bases, to_mmseg_1x_keys
 from segnext.cli.benchmark import time_alternately
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,20 +172,13 @@ def training_step(args) -> dict:
     ours, theirs = build_pair("t", args.checkpoint)
     ours.train()
     theirs.train()
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
 
     size = (args.size, args.size)
     generator = torch.Generator().manual_seed(2)
     images = torch.randn(2, 3, *size, generator=generator)
     labels = torch.randint(0, 150, (2, *size), generator=generator)
     labels[:, :16] = 255
-    samples = []
-    for label in labels:
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=label[None])
-        sample.set_metainfo(dict(img_shape=size, pad_shape=size, ori_shape=size))
-        samples.append(sample)
+    samples = data_samples(labels)
 
     def ours_step():
         ours.zero_grad(set_to_none=True)
@@ -294,15 +287,7 @@ def memory_probe(kind: str, args) -> dict:
         images = torch.randn(2, 3, size, size)
         labels = torch.randint(0, 150, (2, size, size))
         if impl == "mmseg":
-            from mmengine.structures import PixelData
-            from mmseg.structures import SegDataSample
-
-            samples = []
-            for label in labels:
-                sample = SegDataSample()
-                sample.gt_sem_seg = PixelData(data=label[None])
-                sample.set_metainfo(dict(img_shape=(size, size), pad_shape=(size, size), ori_shape=(size, size)))
-                samples.append(sample)
+            samples = data_samples(labels)
             model = theirs.train()
             run = lambda: model.loss(images, samples)["decode.loss_ce"].backward()  # noqa: E731
         else:

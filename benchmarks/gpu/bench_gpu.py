@@ -148,16 +148,10 @@ def training(variant: str, batch: int, size: int, args, device) -> dict:
         return step
 
     if theirs is not None:
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
+        from mmseg_peer import data_samples
 
         theirs.train()
-        samples = []
-        for label in labels:
-            sample = SegDataSample()
-            sample.gt_sem_seg = PixelData(data=label[None])
-            sample.set_metainfo(dict(img_shape=(size, size), pad_shape=(size, size), ori_shape=(size, size)))
-            samples.append(sample)
+        samples = data_samples(labels)
         optimizer = torch.optim.AdamW(theirs.parameters(), lr=1e-6)
         scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
 

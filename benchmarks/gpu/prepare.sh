@@ -2,7 +2,8 @@
 # Run on the CPU machine before a device call: puts what the GPU machine lacks into ignored folders of
 # the checkout, to be named in the call's `carry`:
 #   .whl/          wheels of MMSegmentation 1.2.2 on mmcv-lite (pure Python) for the side-by-side timing
-#   .device-data/  CamVid (from $SEGNEXT_SHARED or ../shared) for the loader timing and camvid_gpu.sh
+#   .device-data/  CamVid (from $CAMVID, in the layout of `segnext data prepare camvid`, else
+#                  $SEGNEXT_SHARED/datasets/camvid) for the loader timing and camvid_gpu.sh
 # Then: device run, carry [".whl", ".device-data"], command "bash benchmarks/gpu/device_check.sh"
 # (or "bash benchmarks/gpu/camvid_gpu.sh heldout").
 set -euo pipefail
@@ -15,8 +16,10 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
   mmcv-lite==2.1.0 mmengine==0.10.7 mmsegmentation==1.2.2 addict yapf termcolor ftfy wcwidth prettytable \
   platformdirs
-SHARED=${SEGNEXT_SHARED:-../shared}
-if [ -d "$SHARED/datasets/camvid" ]; then
-  rm -rf .device-data/camvid && cp -r "$SHARED/datasets/camvid" .device-data/camvid
+CAMVID=${CAMVID:-${SEGNEXT_SHARED:-$(dirname "$PWD")/shared}/datasets/camvid}
+if [ -d "$CAMVID" ]; then
+  rm -rf .device-data/camvid && cp -r "$CAMVID" .device-data/camvid
+else
+  echo "no CamVid at $CAMVID: set CAMVID=DIR for the loader timing and camvid_gpu.sh"
 fi
 du -sh .whl .device-data
