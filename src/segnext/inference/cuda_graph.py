@@ -118,8 +118,7 @@ class CudaGraphSegNeXt(nn.Module):
     def _device_bases(self, device: torch.device) -> torch.Tensor:
         """The model's fixed NMF bases, moved to the device once (a copy from the CPU cannot be recorded)."""
         if self._bases is None or self._bases.device != device:
-            nmf = self.model.nmf if hasattr(self.model, "nmf") else self.model.model.nmf
-            self._bases = nmf.seeded_bases(self.model.config.ham_channels).to(device)
+            self._bases = self.model.nmf.seeded_bases(self.model.config.ham_channels).to(device)
         return self._bases
 
     @torch.no_grad()

@@ -81,6 +81,10 @@ class OptimizedSegNeXt(nn.Module):
     def nmf_seed(self) -> Optional[int]:
         return self.model.nmf_seed
 
+    @property
+    def nmf(self) -> NMF2D:
+        return self.model.nmf
+
     def train(self, mode: bool = True):
         if mode:
             raise RuntimeError("an optimized SegNeXt is for inference only (BatchNorm is folded); "

@@ -80,7 +80,7 @@ class ModelWorker:
             return
         try:
             labels = self.segmenter.predict_group([image for _, image in live])
-        except Exception as error:  # noqa: BLE001 - every error goes back to the request that caused it
+        except Exception as error:  # every error goes back to the request that caused it
             if len(live) > 1:
                 for one in live:
                     self._predict_alone(*one)
@@ -95,7 +95,7 @@ class ModelWorker:
     def _predict_alone(self, future: Future, image: PreparedImage) -> None:
         try:
             labels = self.segmenter.predict_group([image])[0]
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             future.set_exception(error)
             return
         self.batches += 1
