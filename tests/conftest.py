@@ -102,6 +102,36 @@ def io_data(fixtures_dir: Path) -> dict:
     return torch.load(_fixture_file(fixtures_dir, IO_FILE), map_location="cpu", weights_only=True)
 
 
+_REAL_CUDA_IS_AVAILABLE = torch.cuda.is_available
+_CUDA_VISIBLE_DEVICES = os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_unless_marked_cuda():
+    """Tests not marked `cuda` run as on a machine without a GPU, on a GPU machine too: in process
+    (`torch.cuda.is_available()` is False, so "auto" devices are the CPU) and in the commands they
+    start (CUDA_VISIBLE_DEVICES=""). They check the CPU paths and exact CPU numbers (a resumed run
+    equal to an uninterrupted one, byte-equal outputs of two paths), which TF32 and CUDA's
+    nondeterministic kernels would not give; what only a GPU runs is in the `cuda` tests, which see
+    the real device (`cuda_as_it_is`). Applied after collection, so their skip conditions see it too."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(torch.cuda, "is_available", lambda: False)
+    patch.setenv("CUDA_VISIBLE_DEVICES", "")
+    yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def cuda_as_it_is(request, cpu_unless_marked_cuda, monkeypatch):
+    """A `cuda` test sees the machine's CUDA devices, in process and in the commands it starts."""
+    if request.node.get_closest_marker("cuda") is not None:
+        monkeypatch.setattr(torch.cuda, "is_available", _REAL_CUDA_IS_AVAILABLE)
+        if _CUDA_VISIBLE_DEVICES is None:
+            monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        else:
+            monkeypatch.setenv("CUDA_VISIBLE_DEVICES", _CUDA_VISIBLE_DEVICES)
+
+
 @pytest.fixture(autouse=True)
 def keep_threads():
     """Give every test torch's thread count back: the command line sets it for its process

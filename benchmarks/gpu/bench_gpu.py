@@ -16,7 +16,8 @@ What is compared:
 - the training step (forward, official loss, backward; fp16 autocast with a gradient scaler on both
   sides): T at 16 x 512x512 and B at 8 x 512x512, segnext in NCHW and channels-last, fp16 and bf16,
   with cuDNN autotuning off and on;
-- the CamVid loader of the GPU recipe (512x512 crops) with N workers, in images/s, beside the step's.
+- the CamVid loader of the GPU recipe (512x512 crops) with N workers, in images/s, beside the step's;
+- with --profile: where T's training step and batched forward spend their device time (torch.profiler).
 Labels of the CUDA graphs are checked against the eager folded model's on every input.
 """
 
@@ -122,30 +123,35 @@ def _autocast(device, dtype, function):
         return function()
 
 
-def training(variant: str, batch: int, size: int, args, device) -> dict:
-    from segnext import segmentation_loss
+def our_step(model, images, labels, dtype, device) -> Callable[[], None]:
+    """One training step of segnext (forward, official loss, backward, AdamW) under autocast on CUDA."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
 
-    torch.manual_seed(0)
-    ours = segnext.create_model(f"segnext_{variant}", 150).to(device).train()
-    theirs = mmseg_model(variant, ours, device)
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            logits = model.forward_logits(images)
+        loss = segnext.segmentation_loss(logits, labels)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return step
+
+
+def training_inputs(batch: int, size: int, device):
     generator = torch.Generator().manual_seed(1)
     images = torch.randn(batch, 3, size, size, generator=generator).to(device)
     labels = torch.randint(0, 150, (batch, size, size), generator=generator).to(device)
+    return images, labels
+
+
+def training(variant: str, batch: int, size: int, args, device) -> dict:
+    torch.manual_seed(0)
+    ours = segnext.create_model(f"segnext_{variant}", 150).to(device).train()
+    theirs = mmseg_model(variant, ours, device)
+    images, labels = training_inputs(batch, size, device)
     functions: Dict[str, Callable[[], object]] = {}
-
-    def our_step(model, x, dtype):
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
-        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
-                logits = model.forward_logits(x)
-            loss = segmentation_loss(logits, labels)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        return step
 
     if theirs is not None:
         from mmseg_peer import data_samples
@@ -167,8 +173,9 @@ def training(variant: str, batch: int, size: int, args, device) -> dict:
     nhwc = copy.deepcopy(ours).to(memory_format=torch.channels_last)
     images_nhwc = images.contiguous(memory_format=torch.channels_last)
     for precision in ("fp16", "bf16"):
-        functions[f"segnext NCHW {precision}"] = our_step(nchw, images, DTYPES[precision])
-        functions[f"segnext channels-last {precision}"] = our_step(nhwc, images_nhwc, DTYPES[precision])
+        functions[f"segnext NCHW {precision}"] = our_step(nchw, images, labels, DTYPES[precision], device)
+        functions[f"segnext channels-last {precision}"] = our_step(nhwc, images_nhwc, labels, DTYPES[precision],
+                                                                   device)
     results = {}
     for benchmark in (False, True) if device.type == "cuda" else (False,):
         torch.backends.cudnn.benchmark = benchmark
@@ -178,6 +185,55 @@ def training(variant: str, batch: int, size: int, args, device) -> dict:
         results[f"cudnn_benchmark_{benchmark}"] = table(title, seconds, "mmseg fp16 autocast", batch)
     torch.backends.cudnn.benchmark = False
     return dict(variant=variant, batch=batch, size=size, timings=results)
+
+
+def profile(variant: str, batch: int, size: int, device, steps: int = 3) -> dict:
+    """Where segnext's time goes, for choosing what to fuse: torch.profiler over `steps` training steps
+    (NCHW, fp16 autocast on CUDA) and `steps` batched forwards of the folded model, after warm-up.
+    Returns the top operators and kernels by their own device time (the CPU's on a CPU), and the
+    host's time beside the step's: a host busy for most of the step means launch-bound."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    torch.manual_seed(0)
+    model = segnext.create_model(f"segnext_{variant}", 150).to(device).train()
+    images, labels = training_inputs(batch, size, device)
+    folded = copy.deepcopy(model).eval().reparameterize()
+    precision = "fp16" if device.type == "cuda" else "fp32"  # our_step autocasts on CUDA only
+
+    @torch.no_grad()
+    def forward():
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            folded(images)
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    own_time = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    sync = synchronizer(device)
+    result = {}
+    for name, function in ((f"training step NCHW {precision}", our_step(model, images, labels, torch.float16, device)),
+                           (f"folded forward {precision}", forward)):
+        for _ in range(2):
+            function()
+        sync()
+        start = time.perf_counter()
+        with torch_profile(activities=activities) as recorded:
+            for _ in range(steps):
+                function()
+            sync()
+        wall = (time.perf_counter() - start) / steps
+        events = recorded.key_averages()
+        total = sum(getattr(event, own_time) for event in events) / steps / 1e6
+        host = sum(event.self_cpu_time_total for event in events) / steps / 1e6
+        top = sorted(events, key=lambda event: getattr(event, own_time), reverse=True)[:30]
+        rows = [dict(name=event.key[:120], calls=event.count // steps, ms=getattr(event, own_time) / steps / 1e3,
+                     share=getattr(event, own_time) / steps / 1e6 / total if total else None) for event in top]
+        title = f"SegNeXt-{variant.upper()} {name}, {batch} x {size} x {size}, {device_name(device)}"
+        print(f"\nprofile: {title}: {1e3 * wall:.1f} ms a step under the profiler, device busy {1e3 * total:.1f} ms, "
+              f"host {1e3 * host:.1f} ms")
+        for row in rows[:20]:
+            print(f"  {row['ms']:8.2f} ms {100 * (row['share'] or 0):5.1f}% x{row['calls']:<5} {row['name'][:90]}")
+        result[name] = dict(wall_ms=1e3 * wall, device_ms=1e3 * total, host_ms=1e3 * host, top=rows)
+    return result
 
 
 def loader(root: Path, workers: List[int], seconds: float) -> dict:
@@ -214,6 +270,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes and few runs: a check of the script")
     parser.add_argument("--camvid", help="CamVid root for the loader (default: .device-data/camvid, $SEGNEXT_SHARED)")
     parser.add_argument("--out", help="JSON results")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile T's training step and batched forward (top operators and kernels)")
     args = parser.parse_args()
     device = torch.device(args.device)
     result: dict = dict(device=device_name(device), torch=torch.__version__, cpu_count=os.cpu_count())
@@ -227,6 +285,8 @@ def main() -> None:
     result["latency"] = [inference(*plan, args, device) for plan in plans["latency"]]
     result["throughput"] = [inference(*plan, args, device) for plan in plans["throughput"]]
     result["training"] = [training(*plan, args, device) for plan in plans["training"]]
+    if args.profile:
+        result["profile"] = profile(*plans["training"][0], device)
     shared = Path(os.environ.get("SEGNEXT_SHARED", REPO.parent / "shared")) / "datasets" / "camvid"
     camvid = Path(args.camvid) if args.camvid else next((p for p in (REPO / ".device-data" / "camvid", shared)
                                                          if p.is_dir()), None)

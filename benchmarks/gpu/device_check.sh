@@ -2,7 +2,7 @@
 # The GPU check in one device call (about 7 minutes on one H200), results in $OUT:
 #   1. the `cuda` tests, then the whole default suite in parallel (pytest-xdist), on the GPU machine;
 #   2. benchmarks/gpu/bench_gpu.py: segnext vs MMSegmentation 1.2.2 on the GPU (latency, throughput,
-#      training steps, the CamVid loader), JSON in $OUT/gpu_bench.json.
+#      training steps, the CamVid loader; a profile of the T training step), JSON in $OUT/gpu_bench.json.
 # Prepare with benchmarks/gpu/prepare.sh and carry [".whl", ".device-data"]. Record what it prints in
 # BENCHMARKS.md (the GPU table) and set segnext/devices.py's table from it.
 set -uo pipefail
@@ -17,4 +17,4 @@ fi
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee "$OUT/device.txt"
 timeout 150 python3 -m pytest -q -rs -m cuda -p no:cacheprovider tests 2>&1 | tee "$OUT/cuda_tests.txt"
 timeout 180 python3 -m pytest -q -n 8 -p no:cacheprovider tests 2>&1 | tail -60 | tee "$OUT/suite.txt"
-timeout 200 python3 benchmarks/gpu/bench_gpu.py --out "$OUT/gpu_bench.json" 2>&1 | tee "$OUT/gpu_bench.txt"
+timeout 220 python3 benchmarks/gpu/bench_gpu.py --profile --out "$OUT/gpu_bench.json" 2>&1 | tee "$OUT/gpu_bench.txt"

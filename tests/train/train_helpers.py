@@ -13,8 +13,10 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Passive OpenMP waiting and one thread per process: on a busy 2-core machine, spinning OpenMP
-# threads of parallel processes starve each other (a step can become 10x slower).
-SUBPROCESS_ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+# threads of parallel processes starve each other (a step can become 10x slower). No GPU: these runs
+# check the CPU's exact numbers on any machine (see conftest.cpu_unless_marked_cuda).
+SUBPROCESS_ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+                  "CUDA_VISIBLE_DEVICES": ""}
 
 
 def tiny_config(root: Path, **sections) -> dict:
