@@ -12,7 +12,9 @@ step) with random images and labels, median of --steps after --warmup, and repor
 - the achieved rate of forward + backward in GFLOP/s, counting the usual 3 x forward MACs x 2
   flops (the backward computes two products per forward product: input and weight gradients),
   against this machine's float32 matrix-multiply rate with the same threads;
-- the operators that take the time (torch.profiler, self CPU time over --profile-steps steps).
+- the operators that take the time (torch.profiler, self CPU time over --profile-steps steps);
+- with --compile: `torch.compile` of the forward (inductor: fused elementwise chains), the seconds it
+  takes to compile, and its step time against the eager step's, the two alternated step by step.
 """
 
 from __future__ import annotations
@@ -53,6 +55,33 @@ def timed_step(model, images, labels, optimizer, banded: bool):
     return times
 
 
+class CompiledForward:
+    """The model with `forward_logits` compiled (torch.compile compiles `forward` only)."""
+
+    def __init__(self, model):
+        self.forward_logits = torch.compile(model.forward_logits)
+
+
+def compare_compiled(model, images, labels, optimizer, banded: bool, steps: int, warmup: int) -> dict:
+    """Step seconds of the eager and the compiled forward, alternated, medians and their ratio."""
+    compiled = CompiledForward(model)
+    start = time.perf_counter()
+    timed_step(compiled, images, labels, optimizer, banded)
+    compile_seconds = time.perf_counter() - start
+    seconds = {"eager": [], "compiled": []}
+    for index in range(warmup + steps):
+        for name, runner in (("eager", model), ("compiled", compiled)):
+            step = timed_step(runner, images, labels, optimizer, banded)["step"]
+            if index >= warmup:
+                seconds[name].append(step)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    ratio = median["compiled"] / median["eager"]
+    print(f"torch.compile of the forward: {compile_seconds:.0f} s to compile; step {median['compiled'] * 1e3:.0f} ms "
+          f"against eager {median['eager'] * 1e3:.0f} ms (x{ratio:.2f})")
+    return dict(compile_seconds=compile_seconds, median_seconds=median, ratio_compiled_to_eager=ratio,
+                runs=seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="segnext_t")
@@ -68,6 +97,8 @@ def main() -> None:
     parser.add_argument("--plain-strip-grads", action="store_true",
                         help="PyTorch's own strip-convolution gradients (train.transposed_strip_grads=false)")
     parser.add_argument("--top", type=int, default=12, help="operators listed")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the step with torch.compile of the forward, alternated with the eager one")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
     args = parser.parse_args()
     if args.threads:
@@ -133,6 +164,8 @@ def main() -> None:
     for row in top:
         print(f"  {row['op'][:44]:<44} {row['self_ms_per_step']:>8.1f} {row['share']:>7.1%} "
               f"{row['calls_per_step']:>6.0f}")
+    if args.compile:
+        result["compile"] = compare_compiled(model, images, labels, optimizer, banded, args.steps, args.warmup)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))

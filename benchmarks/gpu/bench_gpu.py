@@ -17,7 +17,9 @@ What is compared:
   sides): T at 16 x 512x512 and B at 8 x 512x512, segnext in NCHW and channels-last, fp16 and bf16,
   with cuDNN autotuning off and on;
 - the CamVid loader of the GPU recipe (512x512 crops) with N workers, in images/s, beside the step's;
-- with --profile: where T's training step and batched forward spend their device time (torch.profiler).
+- with --profile: where T's training step and batched forward spend their device time (torch.profiler);
+- with --compile-only (nothing else): torch.compile against eager for T's training step and batched
+  forward, alternated, with the compile times: the candidate for fusing the elementwise chains.
 Labels of the CUDA graphs are checked against the eager folded model's on every input.
 """
 
@@ -51,15 +53,17 @@ def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warm
     return alternate(functions, runs, warmup, synchronizer(device))
 
 
-def table(title: str, seconds: Dict[str, List[float]], reference: Optional[str], images: int) -> Dict[str, dict]:
+def table(title: str, seconds: Dict[str, List[float]], reference: Optional[str], images: int,
+          ratio_to: str = "mmseg") -> Dict[str, dict]:
     rows = {}
     base = statistics.median(seconds[reference]) if reference in seconds else None
     print(f"\n{title}")
-    print(f"  {'path':<44} {'median ms':>10} {'img/s':>9} {'x mmseg':>8}")
+    print(f"  {'path':<44} {'median ms':>10} {'img/s':>9} {'x ' + ratio_to:>8}")
     for name, values in seconds.items():
         median = statistics.median(values)
         ratio = median / base if base else None
-        rows[name] = dict(median_s=median, min_s=min(values), images_per_s=images / median, ratio_to_mmseg=ratio)
+        rows[name] = {"median_s": median, "min_s": min(values), "images_per_s": images / median,
+                      f"ratio_to_{ratio_to}": ratio}
         print(f"  {name:<44} {1e3 * median:>10.2f} {images / median:>9.1f} {ratio if ratio else float('nan'):>8.2f}")
     return rows
 
@@ -236,6 +240,57 @@ def profile(variant: str, batch: int, size: int, device, steps: int = 3) -> dict
     return result
 
 
+class CompiledForward(torch.nn.Module):
+    """`model` with `forward_logits` and `forward` compiled by torch.compile (inductor fuses the
+    elementwise chains: BatchNorm, GELU, the attention's sums and gating)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.forward_logits = torch.compile(model.forward_logits)
+        self.compiled_forward = torch.compile(model.forward)
+
+    def forward(self, images):
+        return self.compiled_forward(images)
+
+
+def compiled(variant: str, batch: int, size: int, args, device) -> dict:
+    """torch.compile against eager, alternated: T's training step (NCHW, fp16 autocast) and the folded
+    model's batched forward (fp16 autocast), with the seconds each takes to compile."""
+    torch.manual_seed(0)
+    model = segnext.create_model(f"segnext_{variant}", 150).to(device).train()
+    images, labels = training_inputs(batch, size, device)
+    eager_step = our_step(model, images, labels, torch.float16, device)
+    start = time.perf_counter()
+    compiled_step = our_step(CompiledForward(model), images, labels, torch.float16, device)
+    compiled_step()
+    synchronizer(device)()
+    result = dict(variant=variant, batch=batch, size=size, training_compile_s=time.perf_counter() - start)
+    seconds = time_alternately({"segnext NCHW fp16 eager": eager_step, "segnext NCHW fp16 compiled": compiled_step},
+                               args.runs, args.warmup, device)
+    title = (f"SegNeXt-{variant.upper()} training step, {batch} x {size} x {size}, torch.compile (compiled in "
+             f"{result['training_compile_s']:.0f} s)")
+    result["training"] = table(title, seconds, "segnext NCHW fp16 eager", batch, "eager")
+    folded = copy.deepcopy(model).eval().reparameterize()
+    fast = CompiledForward(folded)
+
+    @torch.no_grad()
+    def forward(runner):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            return runner(images)
+    start = time.perf_counter()
+    labels_equal = bool(torch.equal(forward(fast).argmax(1), forward(folded).argmax(1)))
+    synchronizer(device)()
+    result["inference_compile_s"] = time.perf_counter() - start
+    seconds = time_alternately({"segnext folded fp16 eager": lambda: forward(folded),
+                                "segnext folded fp16 compiled": lambda: forward(fast)}, args.runs, args.warmup, device)
+    result["inference"] = table(f"SegNeXt-{variant.upper()} folded forward, {batch} x 3 x {size} x {size}, "
+                                f"torch.compile (compiled in {result['inference_compile_s']:.0f} s, labels equal "
+                                f"eager: {labels_equal})", seconds, "segnext folded fp16 eager", batch, "eager")
+    result["labels_equal_eager"] = labels_equal
+    return result
+
+
 def loader(root: Path, workers: List[int], seconds: float) -> dict:
     """Images per second of the GPU CamVid recipe's training pipeline with each number of workers."""
     from segnext.train import load_config
@@ -272,9 +327,17 @@ def main() -> None:
     parser.add_argument("--out", help="JSON results")
     parser.add_argument("--profile", action="store_true",
                         help="also profile T's training step and batched forward (top operators and kernels)")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="only torch.compile against eager: T's training step and batched forward")
     args = parser.parse_args()
     device = torch.device(args.device)
     result: dict = dict(device=device_name(device), torch=torch.__version__, cpu_count=os.cpu_count())
+    if args.compile_only:
+        args.runs, args.warmup = (2, 1) if args.quick else (args.runs, args.warmup)
+        result["compile"] = compiled("t", *((2, 64) if args.quick else (16, 512)), args, device)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        return
     if args.quick:
         args.runs, args.warmup = 2, 1
         plans = dict(latency=[("t", 1, 64, 96)], throughput=[("t", 2, 64, 64)], training=[("t", 2, 64)])
