@@ -14,7 +14,8 @@ What it does, in one process, 2 threads:
 2. loads the same weights into both (MMSegmentation 1.x key names) and gives both the same NMF
    bases (MMSegmentation's random draw is patched to return segnext's fixed bases);
 3. checks that the outputs agree, then times alternately (ours, theirs, ours, ...), median of
-   --runs after warm-up:
+   --runs after warm-up (onnxruntime, whose idle threads would slow the PyTorch calls next to it,
+   in blocks of its own: `segnext.cli.benchmark.time_in_groups`):
    - inference of one 512x512 image (logits at the input size: `encode_decode` vs `model(x)`;
      also the labels: their argmax vs our label-only resize), for SegNeXt-T and -S, with our eager,
      optimized and onnxruntime paths;
@@ -46,7 +47,7 @@ from typing import Dict, List
 import torch
 
 from mmseg_peer import VARIANTS, data_samples, import_mmseg, mmseg_config, patch_mmseg_bases, to_mmseg_1x_keys
-from segnext.cli.benchmark import time_alternately
+from segnext.cli.benchmark import time_alternately, time_in_groups
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,7 +139,7 @@ def inference(variant: str, args) -> dict:
         "mmseg labels (argmax)": lambda: theirs.encode_decode(images, metas).argmax(1),
         "segnext optimized labels": lambda: upsampled_argmax(optimized.forward_logits(images)[0], [size]),
     }
-    onnx_dir = None
+    onnx_dir, sessions = None, {}
     try:
         import onnxruntime as ort
 
@@ -149,10 +150,11 @@ def inference(variant: str, args) -> dict:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         feed = {"images": images.numpy()}
         check["onnxruntime"] = float(abs(session.run(None, feed)[0] - reference.numpy()).max())
-        functions["segnext onnxruntime (logits)"] = lambda: session.run(None, feed)
+        sessions["segnext onnxruntime (logits)"] = lambda: session.run(None, feed)
     except ImportError:
         print("onnxruntime is not installed: its path is skipped")
-    seconds = time_alternately(functions, args.runs, args.warmup)
+    # onnxruntime in blocks of its own: its idle threads and PyTorch's slow each other call by call.
+    seconds = time_in_groups([functions, sessions] if sessions else [functions], args.runs, args.warmup)
     if onnx_dir is not None:
         onnx_dir.cleanup()
     rows = summarize(seconds, "mmseg encode_decode (logits)", flops)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from segnext.cli.benchmark import synchronizer, time_alternately
+from segnext.cli.benchmark import synchronizer, time_alternately, time_in_groups
 from segnext.cli.main import main
 
 
@@ -20,6 +20,19 @@ def test_each_timed_call_is_synchronised_before_and_after():
     assert events == ["a", "b"] + ["sync", "a", "sync", "sync", "b", "sync"] * 2
     assert [len(values) for values in seconds.values()] == [2, 2]
     synchronizer(torch.device("cpu"))()  # nothing to wait for on the CPU
+
+
+def test_runtimes_with_their_own_threads_are_timed_in_blocks_there_and_back():
+    """Groups (one per runtime) run in blocks, in order and then reversed, half the runs each, each
+    block after its own warm-up; inside a group the functions alternate call by call."""
+    calls = []
+    groups = [{"eager": lambda: calls.append("eager"), "optimized": lambda: calls.append("optimized")},
+              {"onnxruntime": lambda: calls.append("onnxruntime")}]
+    seconds = time_in_groups(groups, runs=3, warmup=1, pause=0)
+    torch_round, ort_round = ["eager", "optimized"], ["onnxruntime"]
+    assert calls == torch_round * 3 + ort_round * 3 + ort_round * 2 + torch_round * 2
+    assert list(seconds) == ["eager", "optimized", "onnxruntime"]
+    assert [len(values) for values in seconds.values()] == [3, 3, 3]
 
 
 def test_benchmark_on_the_cpu_records_the_device(tmp_path, capsys, monkeypatch):

@@ -1,8 +1,9 @@
 """`segnext benchmark NAME`: latency and throughput of the inference backends side by side.
 
-The backends are timed alternately (one call of each per round), so load from other processes
-affects them alike; the table shows the median and the fastest of the rounds after warm-up, and
-the ratio of medians to eager. Results are also written as JSON (--output).
+The PyTorch backends are timed alternately (one call of each per round), so load from other
+processes affects them alike; onnxruntime's sessions, which have thread pools of their own, each in
+a block of consecutive calls (`time_in_groups`); the table shows the median and the fastest of the
+rounds after warm-up, and the ratio of medians to eager. Results are also written as JSON (--output).
 
 On a GPU, kernels run asynchronously: the device is synchronised before the clock starts and
 before it stops, so each time is the whole call's (`synchronizer`).
@@ -17,7 +18,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Sequence
 
 from .arguments import add_amp, amp_setting, with_examples
 
@@ -28,8 +29,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "benchmark", help="latency/throughput of a variant: eager, optimized, CUDA graphs, onnxruntime",
         description="Time the forward pass (logits at the input size) of a variant at a given size and batch: "
-                    "PyTorch eager, optimize_for_inference, CUDA graphs (on a GPU) and onnxruntime (on the CPU), "
-                    "alternately, median of --runs.",
+                    "PyTorch eager, optimize_for_inference, CUDA graphs (on a GPU) and onnxruntime (on the CPU); "
+                    "PyTorch's call by call in turn, each onnxruntime session in blocks of its own (idle threads "
+                    "of one runtime spin and slow the other); median of --runs.",
         **with_examples("segnext benchmark segnext_t --shape 512 512",
                         "segnext benchmark segnext_s --batch 4 --backends eager optimized -o bench.json",
                         "segnext benchmark segnext_b --device cuda --batch 8 --amp"))
@@ -69,6 +71,29 @@ def time_alternately(functions: Dict[str, Callable[[], object]], runs: int, warm
             function()
             synchronize()
             seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def time_in_groups(groups: Sequence[Dict[str, Callable[[], object]]], runs: int, warmup: int,
+                   synchronize: Callable[[], None] = lambda: None, pause: float = 0.5) -> Dict[str, List[float]]:
+    """Seconds per call of each function: within a group alternately (`time_alternately`), the
+    groups one after another, in blocks, first in their order and then in reverse (half the runs
+    each, so that a steady drift of the machine weighs on every group alike), each block after a
+    pause and `warmup` untimed rounds.
+
+    For runtimes with thread pools of their own (PyTorch's OpenMP threads, each onnxruntime
+    session's): their idle threads spin for a while after a call and take the cores from whatever
+    runs next, so timed call by call each runtime is charged with the other's spinning (on 2 cores,
+    PyTorch's optimized SegNeXt-T measured 1.5x slower next to onnxruntime than alone)."""
+    seconds: Dict[str, List[float]] = {name: [] for group in groups for name in group}
+    first_half = (runs + 1) // 2
+    for order, count in ((list(groups), first_half), (list(groups)[::-1], runs - first_half)):
+        for group in order:
+            if count == 0:
+                continue
+            time.sleep(pause)  # the previous group's threads stop spinning
+            for name, values in time_alternately(group, count, warmup, synchronize).items():
+                seconds[name].extend(values)
     return seconds
 
 
@@ -129,6 +154,7 @@ def run(args) -> int:
     if "cuda_graph" in backends:
         graphed = inference_model(model, "cuda_graph", autocast_dtype=dtype)  # records autocast itself
         functions["cuda_graph"] = lambda: graphed(images)
+    sessions: Dict[str, Callable[[], object]] = {}
     temporary = None
     onnx_backends = [name for name in backends if name.startswith("onnxruntime")]
     if onnx_backends and device.type != "cpu":
@@ -154,12 +180,14 @@ def run(args) -> int:
             feed = {"images": images.cpu().numpy()}
             for name in onnx_backends:
                 session = ort.InferenceSession(str(paths[name]), options, providers=["CPUExecutionProvider"])
-                functions[name] = (lambda s: lambda: s.run(None, feed))(session)
+                sessions[name] = (lambda s: lambda: s.run(None, feed))(session)
 
-    if not functions:
+    if not functions and not sessions:
         raise ValueError("nothing to time: none of --backends can run here")
+    # PyTorch's backends share one thread pool: timed call by call; each onnxruntime session has its own.
+    groups = ([functions] if functions else []) + [{name: run} for name, run in sessions.items()]
     with torch.no_grad():
-        seconds = time_alternately(functions, args.runs, args.warmup, synchronizer(device))
+        seconds = time_in_groups(groups, args.runs, args.warmup, synchronizer(device))
     if temporary is not None:
         temporary.cleanup()
 
