@@ -15,7 +15,7 @@ What is compared:
 - throughput, 16 x 512x512: the same paths in images/s, float32 and fp16/bf16 autocast;
 - the training step (forward, official loss, backward; fp16 autocast with a gradient scaler on both
   sides): T at 16 x 512x512 and B at 8 x 512x512, segnext in NCHW and channels-last, fp16 and bf16,
-  with cuDNN autotuning off and on;
+  and with the banded loss (the CPU's), with cuDNN autotuning off and on;
 - the CamVid loader of the GPU recipe (512x512 crops) with N workers, in images/s, beside the step's;
 - with --profile: where T's training step and batched forward spend their device time (torch.profiler);
 - with --compile-only (nothing else): torch.compile against eager for T's training step and batched
@@ -127,8 +127,9 @@ def _autocast(device, dtype, function):
         return function()
 
 
-def our_step(model, images, labels, dtype, device) -> Callable[[], None]:
-    """One training step of segnext (forward, official loss, backward, AdamW) under autocast on CUDA."""
+def our_step(model, images, labels, dtype, device, banded: bool = False) -> Callable[[], None]:
+    """One training step of segnext (forward, official loss, backward, AdamW) under autocast on CUDA;
+    banded: the loss in bands of label rows (`loss.banded`, the CPU's choice)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
 
@@ -136,7 +137,7 @@ def our_step(model, images, labels, dtype, device) -> Callable[[], None]:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             logits = model.forward_logits(images)
-        loss = segnext.segmentation_loss(logits, labels)
+        loss = segnext.segmentation_loss(logits, labels, banded=banded)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -180,6 +181,7 @@ def training(variant: str, batch: int, size: int, args, device) -> dict:
         functions[f"segnext NCHW {precision}"] = our_step(nchw, images, labels, DTYPES[precision], device)
         functions[f"segnext channels-last {precision}"] = our_step(nhwc, images_nhwc, labels, DTYPES[precision],
                                                                    device)
+    functions["segnext NCHW fp16, banded loss"] = our_step(nchw, images, labels, torch.float16, device, banded=True)
     results = {}
     for benchmark in (False, True) if device.type == "cuda" else (False,):
         torch.backends.cudnn.benchmark = benchmark

@@ -1,7 +1,7 @@
 """What each kind of device runs by default, in one table, from measurements (BENCHMARKS.md).
 
 Every choice that depends on the device is read from `DEVICE_DEFAULTS` by the code that makes it:
-training's memory format and mixed-precision type (`segnext.train`), the inference backend of
+training's memory format, mixed-precision type and loss path (`segnext.train`), the inference backend of
 `Segmenter`, `segnext predict`, `eval`, `serve` and `benchmark` (`segnext.inference.backends`), and
 cuDNN's autotuning (applied by the command line, as it is process-wide: `segnext.runtime`). A config
 key or a command-line option given by the user always wins over the table.
@@ -10,12 +10,16 @@ Where the numbers come from:
 - cpu: `benchmarks/vs_mmseg.py`, `benchmarks/profile_train_step.py` on 2 cores: channels-last
   training steps 0.45-0.48x MMSegmentation's; the oneDNN-fused optimized backend 0.23-0.34x its
   inference latency; bfloat16 autocast is slower than float32 there (no AMX), so `train.amp` is off
-  by default and bf16 only when asked for.
+  by default and bf16 only when asked for; the banded loss (resize + cross-entropy in bands of label
+  rows that stay in the cache) is what makes the CPU step fast.
 - cuda: one H200 (PyTorch 2.11, CUDA 13), recorded in BENCHMARKS.md: the training step in NCHW
   0.80x (T) / 0.82x (B) MMSegmentation's with fp16 autocast, in channels-last 0.91x / 0.98x, so NCHW;
   the optimized backend (the CPU one) was slower than eager (49 vs 43 ms, B at 1024x2048), so eager
   until the CUDA-graph backend is measured there (`benchmarks/gpu/`); cuDNN autotuning not yet
-  measured, so off (PyTorch's default).
+  measured, so off (PyTorch's default). The loss: the plain reference (interpolate + cross-entropy,
+  a few large kernels) until measured: the banded loss is a CPU cache blocking that on a GPU would
+  launch some fifteen small kernels per band (at 150 classes and 16 crops of 512x512, one label row
+  a band: thousands a step).
 - mps: not measured; PyTorch's defaults.
 """
 
@@ -38,17 +42,19 @@ class DeviceDefaults:
         "optimized" (`optimize_for_inference`: folded, channels-last, oneDNN-fused on CPU) or
         "cuda_graph" (the folded model replayed from CUDA graphs, one per input shape).
     cudnn_benchmark: let cuDNN time its algorithms for each new input shape.
+    train_banded_loss: the training loss in bands of label rows (`loss.banded: null` follows it).
     """
 
     train_channels_last: bool
     train_amp_dtype: str
     inference_backend: str
     cudnn_benchmark: bool
+    train_banded_loss: bool = False
 
 
 DEVICE_DEFAULTS: Dict[str, DeviceDefaults] = {
     "cpu": DeviceDefaults(train_channels_last=True, train_amp_dtype="bf16", inference_backend="optimized",
-                          cudnn_benchmark=False),
+                          cudnn_benchmark=False, train_banded_loss=True),
     "cuda": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",
                            cudnn_benchmark=False),
     "mps": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",

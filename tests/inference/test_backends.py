@@ -23,6 +23,7 @@ def test_the_device_table_decides_the_defaults():
     assert device_defaults("cpu").inference_backend == "optimized" and device_defaults("cpu").train_channels_last
     assert device_defaults(torch.device("cuda", 1)) is DEVICE_DEFAULTS["cuda"]
     assert not device_defaults("cuda").train_channels_last and device_defaults("cuda").train_amp_dtype == "fp16"
+    assert device_defaults("cpu").train_banded_loss and not device_defaults("cuda").train_banded_loss
     assert device_defaults("xpu").inference_backend == "eager"  # a device not measured: the plain model
     assert resolve_backend("auto", "cpu") == "optimized" and resolve_backend("auto", "cuda:0") == "eager"
 

@@ -89,3 +89,22 @@ def test_online_hard_example_mining_trains_and_checks_its_settings(tmp_path, sce
     assert result.stop_reason == "finished" and math.isfinite(result.results["mIoU"])
     with pytest.raises(ConfigError, match="loss.ohem_threshold must be a probability in \\(0, 1\\] or null, got 1.5"):
         load_config(str(path), ["loss.ohem_threshold=1.5"])
+
+
+@pytest.mark.parametrize("setting, expected", [(None, True), ("false", False), ("true", True)])
+def test_the_loss_path_is_the_devices_unless_the_config_says(tmp_path, scenes, monkeypatch, setting, expected):
+    """loss.banded: null takes the device table's choice (banded on the CPU); a value given wins."""
+    import segnext.train.loop as loop
+
+    seen = []
+    real_loss = loop.segmentation_loss
+
+    def recording_loss(*args, banded, **kwargs):
+        seen.append(banded)
+        return real_loss(*args, banded=banded, **kwargs)
+
+    monkeypatch.setattr(loop, "segmentation_loss", recording_loss)
+    overrides = ["train.max_iters=1"] + ([f"loss.banded={setting}"] if setting else [])
+    train(load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))), overrides), tmp_path / "run",
+          progress=False)
+    assert seen == [expected]

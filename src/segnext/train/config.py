@@ -218,8 +218,9 @@ class LossSection:
     reduction: str = "all_pixels"
     class_weight: Optional[List[float]] = None  # per-class weights of the cross-entropy
     # Compute resize + cross-entropy in bands of label rows (segnext.segmentation_loss(banded=True)):
-    # the same loss and gradient to float rounding, a much faster CPU step; false: the plain path.
-    banded: bool = True
+    # the same loss and gradient to float rounding, a much faster CPU step; false: the plain path;
+    # null: the device's choice (segnext.devices: banded on the CPU, plain on a GPU).
+    banded: Optional[bool] = None
     # Online hard example mining (MMSegmentation's OHEMPixelSampler): only pixels whose probability of
     # their true class is below ohem_threshold count, at least ohem_min_kept per image (the hardest);
     # the loss is their mean. null: every pixel counts.
