@@ -16,6 +16,8 @@ What is compared:
 - the training step (forward, official loss, backward; fp16 autocast with a gradient scaler on both
   sides): T at 16 x 512x512 and B at 8 x 512x512, segnext in NCHW and channels-last, fp16 and bf16,
   and with the banded loss (the CPU's), with cuDNN autotuning off and on;
+- `Segmenter.predict` of a 1024x2048 photo: labels by resize + argmax on the GPU (its default) against
+  the label-only upsampling on the CPU (the CPU's default);
 - the CamVid loader of the GPU recipe (512x512 crops) with N workers, in images/s, beside the step's;
 - with --profile: where T's training step and batched forward spend their device time (torch.profiler);
 - with --compile-only (nothing else): torch.compile against eager for T's training step and batched
@@ -120,6 +122,24 @@ def inference(variant: str, batch: int, height: int, width: int, args, device) -
     rows = table(title, seconds, "mmseg encode_decode fp32", batch)
     print(f"  checks: {json.dumps(checks)}")
     return dict(variant=variant, batch=batch, height=height, width=width, timings=rows, checks=checks)
+
+
+def labels(height: int, width: int, args, device) -> dict:
+    """`Segmenter.predict` of one photo (SegNeXt-T, ADE20K's test settings) with labels by the plain
+    resize + argmax on the device (the GPU's default) against the memory-efficient label-only
+    upsampling (the CPU's default, which runs on the CPU)."""
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", 150).eval().to(device)
+    photo = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8).numpy()
+    plain = segnext.Segmenter(model, memory_efficient=False)
+    label_only = segnext.Segmenter(model, memory_efficient=True)
+    same = float((plain.predict(photo) == label_only.predict(photo)).mean())
+    seconds = time_alternately({"Segmenter, resize + argmax on the device": lambda: plain.predict(photo),
+                                "Segmenter, label-only upsampling (CPU)": lambda: label_only.predict(photo)},
+                               args.runs, args.warmup, device)
+    rows = table(f"SegNeXt-T Segmenter.predict, one {height}x{width} photo, {device_name(device)}; labels equal "
+                 f"{100 * same:.3f}%", seconds, "Segmenter, label-only upsampling (CPU)", 1, "label-only")
+    return dict(height=height, width=width, labels_equal=same, timings=rows)
 
 
 def _autocast(device, dtype, function):
@@ -349,6 +369,7 @@ def main() -> None:
                      training=[("t", 16, 512), ("b", 8, 512)])
     result["latency"] = [inference(*plan, args, device) for plan in plans["latency"]]
     result["throughput"] = [inference(*plan, args, device) for plan in plans["throughput"]]
+    result["labels"] = labels(*((96, 128) if args.quick else (1024, 2048)), args, device)
     result["training"] = [training(*plan, args, device) for plan in plans["training"]]
     if args.profile:
         result["profile"] = profile(*plans["training"][0], device)

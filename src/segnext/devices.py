@@ -11,7 +11,8 @@ Where the numbers come from:
   training steps 0.45-0.48x MMSegmentation's; the oneDNN-fused optimized backend 0.23-0.34x its
   inference latency; bfloat16 autocast is slower than float32 there (no AMX), so `train.amp` is off
   by default and bf16 only when asked for; the banded loss (resize + cross-entropy in bands of label
-  rows that stay in the cache) is what makes the CPU step fast.
+  rows that stay in the cache) is what makes the CPU step fast; test-time labels by the exact
+  label-only upsampling (`benchmarks/vs_mmseg.py`: faster than resize + argmax, and small).
 - cuda: one H200 (PyTorch 2.11, CUDA 13), recorded in BENCHMARKS.md: the training step in NCHW
   0.80x (T) / 0.82x (B) MMSegmentation's with fp16 autocast, in channels-last 0.91x / 0.98x, so NCHW;
   the optimized backend (the CPU one) was slower than eager (49 vs 43 ms, B at 1024x2048), so eager
@@ -19,7 +20,9 @@ Where the numbers come from:
   measured, so off (PyTorch's default). The loss: the plain reference (interpolate + cross-entropy,
   a few large kernels) until measured: the banded loss is a CPU cache blocking that on a GPU would
   launch some fifteen small kernels per band (at 150 classes and 16 crops of 512x512, one label row
-  a band: thousands a step).
+  a band: thousands a step). Test-time labels: the plain resize + argmax on the GPU, not the CPU's
+  memory-efficient path (which copies the logits to the CPU and upsamples labels there), up to a
+  budget of full-resolution scores (`segnext.inference.segment.FULL_SCORES_BUDGET`).
 - mps: not measured; PyTorch's defaults.
 """
 
@@ -43,6 +46,8 @@ class DeviceDefaults:
         "cuda_graph" (the folded model replayed from CUDA graphs, one per input shape).
     cudnn_benchmark: let cuDNN time its algorithms for each new input shape.
     train_banded_loss: the training loss in bands of label rows (`loss.banded: null` follows it).
+    memory_efficient_labels: test-time labels without full-resolution class scores
+        (`segnext.inference.segment`; what `Segmenter` and `evaluate` do by default).
     """
 
     train_channels_last: bool
@@ -50,11 +55,12 @@ class DeviceDefaults:
     inference_backend: str
     cudnn_benchmark: bool
     train_banded_loss: bool = False
+    memory_efficient_labels: bool = False
 
 
 DEVICE_DEFAULTS: Dict[str, DeviceDefaults] = {
     "cpu": DeviceDefaults(train_channels_last=True, train_amp_dtype="bf16", inference_backend="optimized",
-                          cudnn_benchmark=False, train_banded_loss=True),
+                          cudnn_benchmark=False, train_banded_loss=True, memory_efficient_labels=True),
     "cuda": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",
                            cudnn_benchmark=False),
     "mps": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",

@@ -102,3 +102,29 @@ def test_multi_scale_without_forward_logits_takes_the_plain_path(eager, image):
         got = segment_logits(LogitsOnly(), image, MULTI_SCALE, memory_efficient=True)
         expected = resize_everything(eager, image, MULTI_SCALE)
     assert (got - expected).abs().max() <= 1e-6
+
+
+def test_memory_efficient_none_follows_the_device_and_the_size_of_the_scores(eager, image, monkeypatch):
+    """None (what Segmenter and evaluate pass): the label-only path on the CPU; on a device whose
+    default is the plain resize + argmax (a GPU), that path, unless the full-resolution scores would
+    pass the budget. The labels are the same either way."""
+    import importlib
+
+    from segnext.devices import DEVICE_DEFAULTS
+
+    segment_module = importlib.import_module("segnext.inference.segment")  # the package's `segment` is the function
+
+    calls = []
+    real = segment_module.upsampled_argmax
+    monkeypatch.setattr(segment_module, "upsampled_argmax", lambda *args: calls.append(1) or real(*args))
+    config = TestConfig(img_scale=(160, 96))
+
+    on_cpu = segment(eager, image, config, memory_efficient=None)
+    assert len(calls) == 1
+    monkeypatch.setattr(segment_module, "device_defaults", lambda device: DEVICE_DEFAULTS["cuda"])
+    as_on_a_gpu = segment(eager, image, config, memory_efficient=None)
+    assert len(calls) == 1
+    monkeypatch.setattr(segment_module, "FULL_SCORES_BUDGET", 4 * 150 * 77 * 109 - 1)  # one byte short
+    too_large = segment(eager, image, config, memory_efficient=None)
+    assert len(calls) == 2
+    assert torch.equal(on_cpu, as_on_a_gpu) and torch.equal(on_cpu, too_large)

@@ -29,7 +29,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
              max_images: Optional[int] = None, device=None, shard: Tuple[int, int] = (0, 1),
              reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, progress: bool = False,
              keep_predictions: int = 0, also_first: Optional[int] = None,
-             memory_efficient: bool = True) -> Dict[str, Any]:
+             memory_efficient: Optional[bool] = None) -> Dict[str, Any]:
     """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
@@ -40,7 +40,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
         process, evenly spread over the split (for overlays).
     also_first: N -> also `first_images`, the metrics of the first N images alone (from the same
         pass), to compare with evaluations that used only those.
-    memory_efficient: see `segnext.inference.segment` (the same labels).
+    memory_efficient: see `segnext.inference.segment` (the same labels; None: the device's choice).
     """
     num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)

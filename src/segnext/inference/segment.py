@@ -23,7 +23,10 @@ same result without full-resolution score maps for every class (an 8000 x 6000 p
 classes would need 29 GB): single-scale labels come from `segnext.ops.label_upsample` (exact) and
 the whole-image multi-scale average from `segnext.ops.banded_average` (equal to float rounding).
 That path needs a model with `forward_logits` (stride-8 logits), as SegNeXt and its optimized form
-have.
+have. `memory_efficient=None` chooses (`Segmenter` and `evaluate` pass it): the device's default
+(`segnext.devices`: on the CPU the memory-efficient path, which is also faster there; on a GPU the
+plain resize + argmax on the device), and the memory-efficient path wherever a group's
+full-resolution scores would pass `FULL_SCORES_BUDGET` bytes.
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..devices import device_defaults
 from ..ops.banded_average import average_probabilities_in_bands
 from ..ops.label_upsample import upsampled_argmax
 from .preprocess import ImageInput, PreparedImage, prepare, to_tensor
 from .settings import TestConfig
+
+# memory_efficient=None: full-resolution float32 scores of a group above this many bytes are not
+# made, whatever the device's default (a 150-class 8000 x 6000 photo would need 29 GB).
+FULL_SCORES_BUDGET = 2 << 30
 
 
 def slide_logits(model, images: torch.Tensor, crop_size: Tuple[int, int], stride: Tuple[int, int],
@@ -77,11 +85,12 @@ def _views(group: Sequence[PreparedImage], config: TestConfig, device):
 
 @torch.no_grad()
 def segment_group_scores(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None, device=None, *,
-                         memory_efficient: bool = False) -> List[torch.Tensor]:
+                         memory_efficient: Optional[bool] = False) -> List[torch.Tensor]:
     """(num_classes, H, W) scores at each image's size: the logits for a single scale without flip,
     else the averaged softmax probabilities (as the paper). config: the test settings (default
     `TestConfig()`, ADE20K's); the group must have been prepared with them."""
     config, device = _defaults(model, group, config, device)
+    memory_efficient = _memory_efficient(memory_efficient, model, group, device)
     if memory_efficient and not config.single_scale and _banded(model, config):
         return [_banded_average(sources, size) for sources, size in _stride8_sources(model, group, config, device)]
     totals: List[Optional[torch.Tensor]] = [None] * len(group)
@@ -102,12 +111,14 @@ def segment_group_scores(model, group: Sequence[PreparedImage], config: Optional
 
 @torch.no_grad()
 def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None, device=None, *,
-                  memory_efficient: bool = False) -> List[torch.Tensor]:
+                  memory_efficient: Optional[bool] = False) -> List[torch.Tensor]:
     """int64 label maps (H, W) at each image's size: the argmax of `segment_group_scores`.
 
-    memory_efficient: the same labels without full-resolution class scores (see the module docstring).
+    memory_efficient: the same labels without full-resolution class scores; None: chosen by the
+    device and the size (see the module docstring).
     """
     config, device = _defaults(model, group, config, device)
+    memory_efficient = _memory_efficient(memory_efficient, model, group, device)
     if not memory_efficient or (not config.single_scale and not _banded(model, config)):
         return [scores.argmax(0) for scores in segment_group_scores(model, group, config, device)]
     if not config.single_scale:
@@ -123,7 +134,7 @@ def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestCo
 
 
 def segment_logits(model, image: ImageInput, config: Optional[TestConfig] = None, device=None, *,
-                   memory_efficient: bool = False) -> torch.Tensor:
+                   memory_efficient: Optional[bool] = False) -> torch.Tensor:
     """One image (uint8 RGB (H, W, 3), a path or a PIL image) -> (num_classes, H, W) scores at its
     size: `segment_group_scores` of a group of one."""
     config = config or TestConfig()
@@ -131,7 +142,7 @@ def segment_logits(model, image: ImageInput, config: Optional[TestConfig] = None
 
 
 def segment(model, image: ImageInput, config: Optional[TestConfig] = None, device=None, *,
-            memory_efficient: bool = False) -> torch.Tensor:
+            memory_efficient: Optional[bool] = False) -> torch.Tensor:
     """One image -> int64 label map (H, W) at its size: `segment_group` of a group of one."""
     config = config or TestConfig()
     return segment_group(model, [prepare(image, config)], config, device, memory_efficient=memory_efficient)[0]
@@ -144,7 +155,15 @@ def _defaults(model, group: Sequence[PreparedImage], config: Optional[TestConfig
     if len(keys) > 1:
         raise ValueError(f"a group must hold images of one resized size, got {sorted(keys)}; "
                          f"group them with segnext.inference.batching.batches_by_size")
-    return config or TestConfig(), device or next(iter(model.parameters())).device
+    return config or TestConfig(), torch.device(device or next(iter(model.parameters())).device)
+
+
+def _memory_efficient(setting: Optional[bool], model, group: Sequence[PreparedImage], device) -> bool:
+    """`setting`, or for None the device's default, overruled when the scores would not fit the budget."""
+    if setting is not None:
+        return setting
+    pixels = sum(height * width for height, width in (image.size for image in group))
+    return device_defaults(device).memory_efficient_labels or 4 * model.num_classes * pixels > FULL_SCORES_BUDGET
 
 
 # --------------------------------------------------------------------------------------------

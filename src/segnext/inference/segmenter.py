@@ -103,14 +103,15 @@ class Segmenter:
             `segnext.data.default_palette`).
         device: where images go (default: the model's device).
         memory_efficient: compute labels without full-resolution class scores (exact; see
-            `segnext.inference.segment`).
+            `segnext.inference.segment`); None (default): on the CPU, and on any device for images
+            whose scores would pass `segnext.inference.segment.FULL_SCORES_BUDGET`.
         amp: run the model in reduced precision on a GPU: True (bfloat16 where supported, else
             float16), "bf16" or "fp16"; the NMF and everything after the logits stay float32. A
             no-op on the CPU (see `segnext.inference.precision`).
     """
 
     def __init__(self, model, test_config: Optional[TestConfig] = None, *, class_names=None, palette=None,
-                 device=None, memory_efficient: bool = True, amp: Amp = False):
+                 device=None, memory_efficient: Optional[bool] = None, amp: Amp = False):
         self.model = model
         self.num_classes = int(model.num_classes)
         config = getattr(model, "config", None)
