@@ -11,7 +11,8 @@ MMSegmentation installed (benchmarks/mmseg_peer.py says how) only segnext's path
 
 What is compared:
 - latency, 1 image: MMSegmentation's `encode_decode` (float32) against segnext eager, the folded
-  model, its CUDA graphs (float32 and fp16 autocast), for T and S at 512x512 and 1024x2048;
+  model, its CUDA graphs (float32, fp16 and bf16 autocast; fp16 also channels-last), for T and S
+  at 512x512 and 1024x2048;
 - throughput, 16 x 512x512: the same paths in images/s, float32 and fp16/bf16 autocast;
 - the training step (forward, official loss, backward; fp16 autocast with a gradient scaler on both
   sides): T at 16 x 512x512 and B at 8 x 512x512, segnext in NCHW and channels-last, fp16 and bf16,
@@ -114,6 +115,14 @@ def inference(variant: str, batch: int, height: int, width: int, args, device) -
             eager = graphed._eager(images)
             checks[name] = dict(labels_equal_eager=bool(torch.equal(graphed.forward_logits(images).argmax(1),
                                                                     eager.argmax(1))))
+        # The same graph over a channels-last model and input (tensor cores read NHWC; cuDNN's
+        # depthwise kernels may not): the candidate memory format for inference on a GPU.
+        folded_nhwc = copy.deepcopy(folded).to(memory_format=torch.channels_last)
+        images_nhwc = images.contiguous(memory_format=torch.channels_last)
+        graphed = CudaGraphSegNeXt(folded_nhwc, autocast_dtype=torch.float16)
+        functions["segnext cuda_graph fp16 channels-last"] = lambda: graphed(images_nhwc)
+        checks["segnext cuda_graph fp16 channels-last"] = dict(labels_equal_eager=bool(torch.equal(
+            graphed.forward_logits(images_nhwc).argmax(1), graphed._eager(images_nhwc).argmax(1))))
         if theirs is not None:
             reference = theirs.encode_decode(images, metas(batch, height, width))
             checks["max_abs_logits_eager_vs_mmseg_fp32"] = float((ours(images) - reference).abs().max())
