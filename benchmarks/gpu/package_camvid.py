@@ -3,10 +3,11 @@ weights, config.json with the classes and the test settings, a model card with t
 command and config, the data, the time and hardware, and the val scores per class.
 
     python3 benchmarks/gpu/package_camvid.py RUN_DIR OUT_DIR --command "..." --device "NVIDIA H200, ..."
+    python3 benchmarks/gpu/package_camvid.py --ship OUT_DIR      # back on the development machine
 
-To ship it: copy OUT_DIR to src/segnext/weights/segnext_t_camvid-<first 8 hex of its SHA-256>/ and add
-its row to `segnext.models.pretrained.PRETRAINED` (`bundled=True`, the whole SHA-256 that this script
-prints, its val mIoU); tests/models/test_pretrained.py then checks the file and what it predicts.
+--ship copies OUT_DIR to src/segnext/weights/segnext_t_camvid-<first 8 hex of its SHA-256>/ and prints
+the row to add to `segnext.models.pretrained.PRETRAINED` (`bundled=True`, the whole SHA-256, the val
+mIoU of its card); tests/models/test_pretrained.py then checks the file and what it predicts.
 """
 
 from __future__ import annotations
@@ -14,18 +15,39 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import segnext
 
 
+def ship(folder: Path) -> None:
+    """Copy a packaged model folder into the package and print its row of the PRETRAINED table."""
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    config = json.loads((folder / "config.json").read_text())
+    variant, num_classes = config["config"]["variant"], len(config["id2label"])
+    target = Path(__file__).resolve().parents[2] / "src" / "segnext" / "weights" / f"{variant}_camvid-{digest[:8]}"
+    if target.exists():
+        raise SystemExit(f"{target} exists already; remove it first to ship this folder again")
+    shutil.copytree(folder, target)
+    print(f"copied {folder} to {target}\nadd to PRETRAINED in src/segnext/models/pretrained.py:\n"
+          f'    PretrainedWeights("{variant}", "camvid", "{target.name}",\n'
+          f'                      "{digest}",\n'
+          f'                      num_classes={num_classes}, miou={config["metrics"]["mIoU"]:.2f}, bundled=True),')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--command", required=True, help="how the run was started")
-    parser.add_argument("--device", required=True, help="the GPU it ran on")
+    parser.add_argument("run", type=Path, nargs="?")
+    parser.add_argument("out", type=Path, nargs="?")
+    parser.add_argument("--command", help="how the run was started")
+    parser.add_argument("--device", help="the GPU it ran on")
+    parser.add_argument("--ship", type=Path, metavar="FOLDER", help="put a packaged folder into the package")
     args = parser.parse_args()
+    if args.ship:
+        return ship(args.ship)
+    if not (args.run and args.out and args.command and args.device):
+        parser.error("packaging needs RUN OUT --command --device (or --ship FOLDER)")
     results = json.loads((args.run / "results.json").read_text())
     model = segnext.create_model(checkpoint=args.run / "final_model")
     per_class = {row["class"]: row["IoU"] for row in results["per_class"]}

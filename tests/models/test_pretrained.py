@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -114,8 +115,11 @@ def _dead_url() -> str:
 
 
 def test_table_holds_the_published_files():
-    assert segnext.list_pretrained() == [f"segnext_{v}.{tag}" for tag in ("ade20k", "imagenet") for v in "tsbl"]
-    for weights in PRETRAINED.values():
+    downloaded = [weights for weights in PRETRAINED.values() if not weights.bundled]  # the others ship inside
+    assert [weights.name for weights in downloaded] == [f"segnext_{v}.{tag}" for tag in ("ade20k", "imagenet")
+                                                         for v in "tsbl"]
+    assert segnext.list_pretrained() == list(PRETRAINED)
+    for weights in downloaded:
         assert weights.file_name.endswith(f"-{weights.sha256_prefix}.pth") and len(weights.sha256_prefix) == 8
     t = pretrained_weights("segnext_t", "ade20k")
     assert download.url_of(t) == ("https://download.openmmlab.com/mmsegmentation/v0.5/segnext/"
@@ -317,3 +321,35 @@ def test_a_tag_of_several_variants_is_not_a_checkpoint_name():
         segnext.create_model(checkpoint="ade20k")
     with pytest.raises(FileNotFoundError):
         segnext.create_model(checkpoint="no-such-model")
+
+
+SHIPPED = [weights for weights in PRETRAINED.values() if weights.bundled]
+
+
+def model_classes(folder: Path) -> int:
+    return len(json.loads((folder / "config.json").read_text())["id2label"])
+
+
+@pytest.mark.parametrize("weights", SHIPPED or [None], ids=lambda weights: weights.name if weights else "none")
+def test_every_shipped_model_is_the_published_file_and_segments_its_dataset(weights, shared_dir):
+    """A model in segnext/weights: its file is the one the table names (whole SHA-256), its card and
+    the table give the same val mIoU, and on the first val images of its dataset it scores far above
+    labelling every pixel with the most frequent class."""
+    if weights is None:
+        pytest.skip("no model ships in segnext/weights yet (the CamVid one is trained by "
+                    "benchmarks/gpu/camvid_gpu.sh final and added by benchmarks/gpu/package_camvid.py --ship)")
+    from segnext.data import build_dataset
+    from segnext.evaluation import evaluate
+    from segnext.inference import test_config_for
+
+    folder = download.bundled_dir() / weights.path
+    assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() == weights.sha256_prefix
+    metrics = json.loads((folder / "config.json").read_text())["metrics"]  # what its card reports
+    assert weights.miou == pytest.approx(metrics["mIoU"], abs=0.01) and weights.num_classes == model_classes(folder)
+    model = segnext.create_model(weights.variant, pretrained=weights.tag)
+    root = shared_dir / "datasets" / weights.tag
+    if not root.is_dir():
+        pytest.skip(f"{weights.tag} not found at {root}: set SEGNEXT_SHARED to the folder that holds "
+                    f"datasets/{weights.tag}")
+    results = evaluate(model, build_dataset(weights.tag, root, "val"), test_config_for(model), max_images=2)
+    assert results["mIoU"] > results["majority_class_mIoU"] + 30, results
