@@ -89,3 +89,30 @@ def test_pretrained_imagenet_encoder_by_name(tmp_path, scenes, backbone_path, mo
             f"random initialisation: the decoder (13 tensors, decode_head.*)") in out
     with pytest.raises(ValueError, match=r"model.pretrained is 'imagenet1k'.*Did you mean 'imagenet'"):
         load_config(str(tmp_path / "c.yaml"), ["model.pretrained=imagenet1k"])
+
+
+def test_the_folder_recipe_fine_tunes_the_published_ade20k_model(tmp_path, scenes, checkpoint_path, monkeypatch,
+                                                                 capsys):
+    """`segnext train folder/segnext_t_folder_512x512_8k data.root=...`: your classes (8 here, from
+    classes.json) on the ADE20K model (the official-format file in the cache), only its classifier new."""
+    monkeypatch.setenv("SEGNEXT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", "http://127.0.0.1:9")  # cached below: nothing is downloaded
+    cached = tmp_path / "home" / "checkpoints" / PRETRAINED["segnext_t.ade20k"].file_name
+    cached.parent.mkdir(parents=True)
+    shutil.copy(checkpoint_path, cached)
+    config = load_config("folder/segnext_t_folder_512x512_8k", [
+        f"data.root={scenes}", "data.crop_size=[64,64]", "data.img_scale=[80,64]", "data.num_workers=0",
+        "train.max_iters=1", "train.batch_size=2", "train.checkpoint_interval=1", "evaluation.img_scale=[80,64]",
+        "evaluation.num_overlays=0"])
+    assert config.data.dataset == "folder" and config.model.pretrained == "ade20k"
+    train(config, tmp_path / "run", progress=False)
+    out = capsys.readouterr().out
+    assert (f"model.pretrained segnext_t.ade20k ({cached}): loaded 548 of the model's 550 tensors; re-initialised "
+            f"for 8 classes (the checkpoint has 150): decode_head.conv_seg.weight, decode_head.conv_seg.bias") in out
+    tuned = segnext.create_model(checkpoint=tmp_path / "run" / "final_model")
+    published = segnext.create_model(checkpoint=checkpoint_path)
+    assert tuned.num_classes == 8
+    weights = [name for name, _ in published.backbone.named_parameters()]  # not the BatchNorm statistics
+    before, after = (torch.cat([model.backbone.get_parameter(name).flatten() for name in weights])
+                     for model in (published, tuned))
+    assert (after - before).norm() < 1e-3 * before.norm()  # one warm-up step from the published encoder
