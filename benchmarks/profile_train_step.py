@@ -13,6 +13,8 @@ step) with random images and labels, median of --steps after --warmup, and repor
   flops (the backward computes two products per forward product: input and weight gradients),
   against this machine's float32 matrix-multiply rate with the same threads;
 - the operators that take the time (torch.profiler, self CPU time over --profile-steps steps);
+- with --compare-optimizers: the AdamW step of `segnext train` (fused where PyTorch has it) against
+  PyTorch's per-parameter loop, alternated;
 - with --compile: `torch.compile` of the forward (inductor: fused elementwise chains), the seconds it
   takes to compile, and its step time against the eager step's, the two alternated step by step.
 """
@@ -20,6 +22,7 @@ step) with random images and labels, median of --steps after --warmup, and repor
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -32,6 +35,8 @@ import torch
 import segnext
 from segnext.flops import count_macs, matmul_gflops
 from segnext.ops.strip_conv_grad import use_transposed_strip_grads
+from segnext.train.config import OptimizerSection
+from segnext.train.optim import build_optimizer, parameter_groups
 from segnext.train.step import StrideEightLogits
 
 
@@ -82,6 +87,32 @@ def compare_compiled(model, images, labels, optimizer, banded: bool, steps: int,
                 runs=seconds)
 
 
+def compare_optimizers(model, steps: int, warmup: int) -> dict:
+    """Seconds of one AdamW step over the model's gradients: `build_optimizer`'s (fused where PyTorch
+    has it) against PyTorch's per-parameter loop, alternated step by step on copies of the model."""
+    copies = {name: copy.deepcopy(model) for name in ("build_optimizer (fused)", "per-parameter loop")}
+    generator = torch.Generator().manual_seed(0)
+    for parameters in zip(*(one.parameters() for one in copies.values())):
+        gradient = torch.randn(parameters[0].shape, generator=generator) * 1e-3
+        for parameter in parameters:
+            parameter.grad = gradient.clone()
+    optimizers = {"build_optimizer (fused)": build_optimizer(copies["build_optimizer (fused)"], OptimizerSection()),
+                  "per-parameter loop": torch.optim.AdamW(parameter_groups(copies["per-parameter loop"],
+                                                                           OptimizerSection()), foreach=False)}
+    seconds = {name: [] for name in optimizers}
+    for index in range(warmup + steps):
+        for name, optimizer in optimizers.items():
+            start = time.perf_counter()
+            optimizer.step()
+            if index >= warmup:
+                seconds[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"AdamW step over {sum(p.numel() for p in model.parameters()):,} parameters: " + ", ".join(
+        f"{name} {1e3 * value:.1f} ms" for name, value in median.items())
+          + f" (x{median['build_optimizer (fused)'] / median['per-parameter loop']:.2f})")
+    return dict(median_seconds=median, runs=seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="segnext_t")
@@ -97,6 +128,8 @@ def main() -> None:
     parser.add_argument("--plain-strip-grads", action="store_true",
                         help="PyTorch's own strip-convolution gradients (train.transposed_strip_grads=false)")
     parser.add_argument("--top", type=int, default=12, help="operators listed")
+    parser.add_argument("--compare-optimizers", action="store_true",
+                        help="also time the AdamW step: build_optimizer's (fused) against the per-parameter loop")
     parser.add_argument("--compile", action="store_true",
                         help="also time the step with torch.compile of the forward, alternated with the eager one")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
@@ -110,7 +143,7 @@ def main() -> None:
     model = segnext.create_model(args.variant, num_classes=args.classes).train().to(memory_format=memory_format)
     if not args.plain_strip_grads:
         use_transposed_strip_grads(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = build_optimizer(model, OptimizerSection())  # as segnext train: fused where PyTorch has it
     images = torch.randn(args.batch, 3, height, width).contiguous(memory_format=memory_format)
     labels = torch.randint(0, args.classes, (args.batch, height, width))
     banded = not args.plain_loss
@@ -164,6 +197,8 @@ def main() -> None:
     for row in top:
         print(f"  {row['op'][:44]:<44} {row['self_ms_per_step']:>8.1f} {row['share']:>7.1%} "
               f"{row['calls_per_step']:>6.0f}")
+    if args.compare_optimizers:
+        result["optimizers"] = compare_optimizers(model, args.steps, args.warmup)
     if args.compile:
         result["compile"] = compare_compiled(model, images, labels, optimizer, banded, args.steps, args.warmup)
     if args.out:

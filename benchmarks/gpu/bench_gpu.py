@@ -47,6 +47,8 @@ import segnext  # noqa: E402
 from segnext.cli.benchmark import synchronizer  # noqa: E402
 from segnext.cli.benchmark import time_alternately as alternate  # noqa: E402
 from segnext.inference.cuda_graph import CudaGraphSegNeXt  # noqa: E402
+from segnext.train.config import OptimizerSection  # noqa: E402
+from segnext.train.optim import build_optimizer  # noqa: E402
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -159,7 +161,7 @@ def _autocast(device, dtype, function):
 def our_step(model, images, labels, dtype, device, banded: bool = False) -> Callable[[], None]:
     """One training step of segnext (forward, official loss, backward, AdamW) under autocast on CUDA;
     banded: the loss in bands of label rows (`loss.banded`, the CPU's choice)."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    optimizer = build_optimizer(model, OptimizerSection())  # as segnext train builds it
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
 
     def step():

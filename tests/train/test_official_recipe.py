@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 import segnext
 from segnext import segmentation_loss
 from segnext.train.config import OptimizerSection, ScheduleSection
-from segnext.train.optim import build_optimizer, lr_factor, scheduled_lr, set_learning_rates
+from segnext.train.optim import build_optimizer, lr_factor, parameter_groups, scheduled_lr, set_learning_rates
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,25 @@ def test_param_groups_match_official_for_all_457_parameters(optim_fixture):
     assert wd_of["backbone.patch_embed1.proj.1.weight"] == 0.01  # stem BN keeps decay
     assert wd_of["backbone.block2.1.layer_scale_1"] == 0.01
     assert optimizer.defaults["betas"] == (0.9, 0.999)
+
+
+def test_the_fused_adamw_updates_as_the_reference_one():
+    """build_optimizer takes PyTorch's fused AdamW where it exists (here, on the CPU): its steps equal
+    the per-parameter AdamW's to float rounding, with the same groups."""
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", num_classes=19)
+    reference_model = copy.deepcopy(model)
+    fused = build_optimizer(model, OptimizerSection())
+    reference = torch.optim.AdamW(parameter_groups(reference_model, OptimizerSection()), foreach=False)
+    assert all(group["fused"] for group in fused.param_groups)
+    assert not any(group["fused"] or group["foreach"] for group in reference.param_groups)
+    for step in range(3):
+        for one, other in zip(model.parameters(), reference_model.parameters()):
+            one.grad = torch.randn_like(one) * 10.0 ** -step
+            other.grad = one.grad.clone()
+        fused.step(), reference.step()
+    worst = max((a - b).abs().max().item() for a, b in zip(model.parameters(), reference_model.parameters()))
+    assert worst < 1e-6
 
 
 def test_poly_warmup_lr_factors_match_official(optim_fixture):
