@@ -35,6 +35,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -365,11 +366,21 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     result: dict = dict(device=device_name(device), torch=torch.__version__, cpu_count=os.cpu_count())
-    if args.compile_only:
-        args.runs, args.warmup = (2, 1) if args.quick else (args.runs, args.warmup)
-        result["compile"] = compiled("t", *((2, 64) if args.quick else (16, 512)), args, device)
+
+    def section(name: str, function: Callable[[], object]) -> None:
+        """Run one part; its result (or its error, so that one failure costs only its own part of the
+        device's time) goes into the JSON, written after every part in case the call is cut short."""
+        try:
+            result[name] = function()
+        except Exception as error:  # recorded; the other parts still run
+            traceback.print_exc()
+            result[name] = dict(error=f"{type(error).__name__}: {error}")
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+    if args.compile_only:
+        args.runs, args.warmup = (2, 1) if args.quick else (args.runs, args.warmup)
+        section("compile", lambda: compiled("t", *((2, 64) if args.quick else (16, 512)), args, device))
         return
     if args.quick:
         args.runs, args.warmup = 2, 1
@@ -378,12 +389,14 @@ def main() -> None:
         plans = dict(latency=[("t", 1, 512, 512), ("t", 1, 1024, 2048), ("s", 1, 512, 512), ("s", 1, 1024, 2048)],
                      throughput=[("t", 16, 512, 512), ("s", 16, 512, 512)],
                      training=[("t", 16, 512), ("b", 8, 512)])
-    result["latency"] = [inference(*plan, args, device) for plan in plans["latency"]]
-    result["throughput"] = [inference(*plan, args, device) for plan in plans["throughput"]]
-    result["labels"] = labels(*((96, 128) if args.quick else (1024, 2048)), args, device)
-    result["training"] = [training(*plan, args, device) for plan in plans["training"]]
+    for kind in ("latency", "throughput"):
+        for plan in plans[kind]:
+            section(f"{kind} {'_'.join(map(str, plan))}", lambda plan=plan: inference(*plan, args, device))
+    section("labels", lambda: labels(*((96, 128) if args.quick else (1024, 2048)), args, device))
+    for plan in plans["training"]:
+        section(f"training {'_'.join(map(str, plan))}", lambda plan=plan: training(*plan, args, device))
     if args.profile:
-        result["profile"] = profile(*plans["training"][0], device)
+        section("profile", lambda: profile(*plans["training"][0], device))
     shared = Path(os.environ.get("SEGNEXT_SHARED", REPO.parent / "shared")) / "datasets" / "camvid"
     camvid = Path(args.camvid) if args.camvid else next((p for p in (REPO / ".device-data" / "camvid", shared)
                                                          if p.is_dir()), None)
@@ -391,9 +404,8 @@ def main() -> None:
         cores = os.cpu_count() or 1
         counts = [1, 2] if args.quick else sorted({4, 8, max(1, cores - 2)})
         print("\nCamVid training pipeline of camvid/segnext_t_camvid_gpu_8min (512x512 crops)")
-        result["loader_images_per_s"] = loader(camvid, counts, 2.0 if args.quick else 8.0)
+        section("loader_images_per_s", lambda: loader(camvid, counts, 2.0 if args.quick else 8.0))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")
 
 
