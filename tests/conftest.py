@@ -113,7 +113,8 @@ def cpu_unless_marked_cuda():
     start (CUDA_VISIBLE_DEVICES=""). They check the CPU paths and exact CPU numbers (a resumed run
     equal to an uninterrupted one, byte-equal outputs of two paths), which TF32 and CUDA's
     nondeterministic kernels would not give; what only a GPU runs is in the `cuda` tests, which see
-    the real device (`cuda_as_it_is`). Applied after collection, so their skip conditions see it too."""
+    the real device (`cuda_as_it_is`). Applied after collection: the skip conditions of the `cuda`
+    tests, read while collecting, see the real device, and CUDA is initialised with it."""
     patch = pytest.MonkeyPatch()
     patch.setattr(torch.cuda, "is_available", lambda: False)
     patch.setenv("CUDA_VISIBLE_DEVICES", "")
