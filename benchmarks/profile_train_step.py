@@ -60,11 +60,19 @@ def timed_step(model, images, labels, optimizer, banded: bool):
     return times
 
 
-class CompiledForward:
-    """The model with `forward_logits` compiled (torch.compile compiles `forward` only)."""
+class CompiledForward(torch.nn.Module):
+    """`model` with `forward_logits` and `forward` compiled by torch.compile (which compiles a
+    module's `forward` only); inductor fuses the elementwise chains (BatchNorm, GELU, the
+    attention's sums and gating). Also used by benchmarks/gpu/bench_gpu.py."""
 
     def __init__(self, model):
+        super().__init__()
+        self.model = model
         self.forward_logits = torch.compile(model.forward_logits)
+        self.compiled_forward = torch.compile(model.forward)
+
+    def forward(self, images):
+        return self.compiled_forward(images)
 
 
 def compare_compiled(model, images, labels, optimizer, banded: bool, steps: int, warmup: int) -> dict:

@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import segnext  # noqa: E402
+from profile_train_step import CompiledForward  # noqa: E402
 from segnext.cli.benchmark import synchronizer  # noqa: E402
 from segnext.cli.benchmark import time_alternately as alternate  # noqa: E402
 from segnext.inference.cuda_graph import CudaGraphSegNeXt  # noqa: E402
@@ -272,20 +273,6 @@ def profile(variant: str, batch: int, size: int, device, steps: int = 3) -> dict
             print(f"  {row['ms']:8.2f} ms {100 * (row['share'] or 0):5.1f}% x{row['calls']:<5} {row['name'][:90]}")
         result[name] = dict(wall_ms=1e3 * wall, device_ms=1e3 * total, host_ms=1e3 * host, top=rows)
     return result
-
-
-class CompiledForward(torch.nn.Module):
-    """`model` with `forward_logits` and `forward` compiled by torch.compile (inductor fuses the
-    elementwise chains: BatchNorm, GELU, the attention's sums and gating)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.forward_logits = torch.compile(model.forward_logits)
-        self.compiled_forward = torch.compile(model.forward)
-
-    def forward(self, images):
-        return self.compiled_forward(images)
 
 
 def compiled(variant: str, batch: int, size: int, args, device) -> dict:
