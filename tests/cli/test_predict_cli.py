@@ -150,13 +150,14 @@ def test_video_without_opencv_says_how_to_get_it_before_any_work(checkpoint_path
 
 
 @pytest.mark.parametrize("options,message", [
-    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-    (["--workers", "-1"], "--workers must be 0 or more, got -1"),
+    (["--batch-size", "0"], "argument --batch-size: must be a whole number of at least 1, got '0'"),
+    (["--workers", "-1"], "argument --workers: must be a whole number of at least 0, got '-1'"),
+    (["--mode", "slide", "--crop-size", "0", "0", "--stride", "8", "8"], "argument --crop-size: must be a whole"),
 ])
 def test_execution_options_are_checked_before_any_work(checkpoint_path, image_folder, tmp_path, capsys, options,
                                                        message):
-    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "out"),
-                 *options]) == 1
+    with pytest.raises(SystemExit):
+        main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "out"), *options])
     assert message in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 

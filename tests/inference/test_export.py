@@ -70,3 +70,10 @@ def test_static_export_refuses_other_sizes(model, tmp_path):
     images = torch.randn(3, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     assert runner.fixed_batch == 1  # a batch (segnext predict --batch-size) runs one image at a time
     assert torch.equal(runner(images), torch.cat([runner(images[index:index + 1]) for index in range(3)]))
+
+
+def test_an_opset_too_old_for_the_resizes_is_refused_before_writing(tmp_path):
+    model = segnext.create_model("segnext_t", num_classes=3)
+    with pytest.raises(ValueError, match="ONNX opset 9 is too old for SegNeXt's resizes; use 11 or newer"):
+        segnext.export_onnx(model, tmp_path / "m.onnx", 64, 64, opset=9)
+    assert not (tmp_path / "m.onnx").exists()

@@ -145,6 +145,9 @@ def test_probabilities_and_outputs(segmenter, tmp_path):
     assert written.getpalette()[:6] == [120, 120, 120, 180, 120, 120]
     blended = segmenter.overlay(rgb, labels, alpha=1.0)
     assert np.array_equal(blended, segmenter.colorize(labels))
+    assert np.array_equal(segmenter.overlay(rgb, labels, alpha=0.0), rgb)
+    with pytest.raises(ValueError, match="overlay alpha .* must be from 0 to 1, got 1.5"):
+        segmenter.overlay(rgb, labels, alpha=1.5)
 
 
 def test_default_palette_is_distinct():

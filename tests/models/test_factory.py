@@ -67,11 +67,29 @@ def test_overrides_reach_the_modules():
 def test_unknown_model_name_suggests():
     with pytest.raises(ValueError, match=r"Unknown model 'segnext_tt'.*Did you mean 'segnext_t'"):
         segnext.create_model("segnext_tt", 150)
+    with pytest.raises(ValueError, match=r"Unknown model 'segnext_tt'"):  # named first, before what else is missing
+        segnext.create_model("segnext_tt")
 
 
 def test_unknown_option_suggests():
     with pytest.raises(ValueError, match=r"drop_path_rat.*Did you mean 'drop_path_rate'"):
         segnext.create_model("segnext_t", 150, drop_path_rat=0.0)
+    with pytest.raises(ValueError, match=r"Unknown create_model option 'num_clases'. Did you mean 'num_classes'"):
+        segnext.create_model("segnext_t", num_clases=150)  # not "needs num_classes": the typo is named
+
+
+@pytest.mark.parametrize("num_classes", [0, -1, 1.5, True, "19"])
+def test_num_classes_must_be_a_whole_number_of_at_least_one(num_classes):
+    with pytest.raises(ValueError, match=f"num_classes must be a whole number of at least 1 .*, got {num_classes!r}"):
+        segnext.create_model("segnext_t", num_classes)
+
+
+def test_num_classes_from_numpy_or_a_tensor_is_saved_as_an_int():
+    import numpy as np
+
+    for count in (np.int64(4), torch.tensor(4)):
+        model = segnext.create_model("segnext_t", count)
+        assert type(model.config.num_classes) is int and model.num_classes == 4
 
 
 def test_name_and_classes_needed_without_checkpoint():

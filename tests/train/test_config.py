@@ -191,3 +191,12 @@ def test_a_config_that_would_run_code_is_refused(tmp_path, scenes, capsys):
     assert main(["train", str(path), "--print-config"]) == 1
     assert "refused the tag" in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_a_bad_section_names_every_override_that_built_it():
+    with pytest.raises(ConfigError, match=r"^overrides 'evaluation.mode=slide', 'evaluation.crop_size=\[0,5\]', "
+                                          r"'evaluation.stride=\[4,4\]': evaluation: crop_size must be two positive"):
+        load_config("camvid/segnext_t_camvid_cpu_60min",
+                    ["evaluation.mode=slide", "evaluation.crop_size=[0,5]", "evaluation.stride=[4,4]"])
+    with pytest.raises(ConfigError, match=r"^override 'evaluation.scales=\[-1\]': evaluation: scales must be positive"):
+        load_config("camvid/segnext_t_camvid_cpu_60min", ["evaluation.scales=[-1]"])

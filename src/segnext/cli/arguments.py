@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Union
+import math
+from typing import Callable, Union
 
 
 def with_examples(*lines: str) -> dict:
@@ -24,7 +25,8 @@ def add_nmf_seed(parser: argparse.ArgumentParser, what: str) -> None:
 
 def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     """--workers N and --no-progress, for commands that work over many files."""
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--workers", type=non_negative_int, default=None,
+                        help="processes (default: all cores; 0 or 1: in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -67,3 +69,25 @@ def add_amp(parser, what: str) -> None:
 def amp_setting(args):
     """The `amp` argument of segnext.inference from --amp / --amp-dtype: False, True, "bf16" or "fp16"."""
     return args.amp_dtype or args.amp
+
+
+def _checked(kind: type, accepts: Callable[[float], bool], requirement: str) -> Callable[[str], Union[int, float]]:
+    """An argparse type: `kind` (int or float) parsed from the text, refused unless `accepts` it;
+    argparse reports the refusal as `argument --name: must be <requirement>, got <text>`."""
+    def parse(text: str) -> Union[int, float]:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = _checked(int, lambda value: value >= 1, "a whole number of at least 1")
+non_negative_int = _checked(int, lambda value: value >= 0, "a whole number of at least 0")
+positive_float = _checked(float, lambda value: value > 0, "a number above 0")
+non_negative_float = _checked(float, lambda value: value >= 0, "a number of at least 0")
+unit_fraction = _checked(float, lambda value: 0 <= value <= 1, "a number from 0 to 1")
+port_number = _checked(int, lambda value: 1 <= value <= 65535, "a port number from 1 to 65535")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
-from .arguments import add_amp, amp_setting, with_examples
+from .arguments import add_amp, amp_setting, non_negative_int, positive_int, with_examples
 
 BACKENDS = ("eager", "optimized", "cuda_graph", "onnxruntime", "onnxruntime-int8")
 
@@ -37,20 +37,21 @@ def register(subparsers) -> None:
                         "segnext benchmark segnext_b --device cuda --batch 8 --amp"))
     parser.add_argument("name", nargs="?", default="segnext_t", help="variant (default segnext_t)")
     parser.add_argument("--checkpoint", "-c", help="weights to load (default: random weights; timing is the same)")
-    parser.add_argument("--num-classes", type=int, default=150, help="classes without a checkpoint (default 150)")
-    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
+    parser.add_argument("--num-classes", type=positive_int, default=150,
+                        help="classes without a checkpoint (default 150)")
+    parser.add_argument("--shape", type=positive_int, nargs=2, default=(512, 512), metavar=("H", "W"),
                         help="input height and width (default 512 512)")
-    parser.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS,
                         help="what to time (default: those that run on the device: eager, optimized, and cuda_graph "
                              "on a GPU, or onnxruntime float32 and int8 on the CPU when installed; int8 is calibrated "
                              "on random inputs here, which changes its accuracy, not its speed)")
-    parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7; the median is reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default 2)")
+    parser.add_argument("--runs", type=positive_int, default=7, help="timed rounds (default 7; the median is reported)")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed rounds first (default 2)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, "
                                                           "mps; onnxruntime is timed on the CPU only")
     add_amp(parser, "time eager and optimized")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
     parser.add_argument("--output", "-o", help="also write the results as JSON to this file")
     parser.set_defaults(func=run)
 
@@ -119,8 +120,6 @@ def run(args) -> int:
     from ..runtime import use_device
     from ..utils import resolve_device
 
-    if args.runs < 1:
-        raise ValueError("--runs must be at least 1")
     device = resolve_device(args.device)  # before any work
     use_device(device)
     dtype = autocast_dtype(device, amp_setting(args))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .arguments import with_examples
+from .arguments import positive_int, with_examples
 
 DEMO_CONFIG = "demo/segnext_t_scenes"
 QUICK_OVERRIDES = [  # the reduced form the tests run: seconds, not minutes
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                     "Nothing is downloaded.",
         **with_examples("segnext demo", "segnext demo --work-dir /tmp/demo --iters 200"))
     parser.add_argument("--work-dir", default="segnext-demo", help="output directory (default ./segnext-demo)")
-    parser.add_argument("--iters", type=int, help="training iterations (default 500)")
+    parser.add_argument("--iters", type=positive_int, help="training iterations (default 500)")
     parser.add_argument("--quick", action="store_true", help="a reduced run of a few seconds (for tests)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -49,8 +49,6 @@ def run(args) -> int:
         make_scene_dataset(data_dir, num_train=160, num_val=40, size=(128, 160), seed=0)
     overrides = [f"data.root={data_dir}"] + (QUICK_OVERRIDES if args.quick else [])
     if args.iters is not None:
-        if args.iters < 1:
-            raise ValueError(f"--iters must be at least 1, got {args.iters}")
         overrides.append(f"train.max_iters={args.iters}")
     config = load_config(DEMO_CONFIG, overrides)
     print(f"segnext demo: synthetic scenes in {data_dir} ({time.perf_counter() - start:.0f} s)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .arguments import add_backend, backend_setting, with_examples
+from .arguments import add_backend, backend_setting, positive_int, with_examples
 
 
 def register(subparsers) -> None:
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("config", help="YAML config file or shipped config name")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", help="weights to evaluate")
+    source.add_argument("--checkpoint", "-c", help="weights to evaluate")
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8), run on the CPU "
                                        "by onnxruntime")
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model-settings", action="store_true",
                         help="test with the settings saved with the checkpoint (the default; an error when there are "
                              "none)")
-    parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
+    parser.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .arguments import add_nmf_seed, with_examples
+from .arguments import add_nmf_seed, positive_int, with_examples
 
 
 def register(subparsers) -> None:
@@ -18,17 +18,17 @@ def register(subparsers) -> None:
                         "segnext export -c final_model --int8 --calibration data/camvid/images/train -o m.int8.onnx"))
     parser.add_argument("--checkpoint", "-c", required=True, help="any checkpoint create_model reads")
     parser.add_argument("--output", "-o", help="output file (default: <checkpoint name>.onnx)")
-    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
+    parser.add_argument("--shape", type=positive_int, nargs=2, default=(512, 512), metavar=("H", "W"),
                         help="example input size traced (default 512 512)")
     parser.add_argument("--static", action="store_true", help="fix the input size to --shape (default: dynamic)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17; 11 or newer)")
     add_nmf_seed(parser, "stored in the file")
     parser.add_argument("--verify", action="store_true", help="compare onnxruntime's output with PyTorch's")
     int8 = parser.add_argument_group("int8 (post-training static quantization with onnxruntime, for CPUs)")
     int8.add_argument("--int8", action="store_true", help="quantize the convolutions to int8 (needs --calibration)")
     int8.add_argument("--calibration", nargs="+", metavar="INPUT",
                       help="images like those the model will see (files, folders, globs), for the activation ranges")
-    int8.add_argument("--calibration-images", type=int, default=32, metavar="N",
+    int8.add_argument("--calibration-images", type=positive_int, default=32, metavar="N",
                       help="use N of them, evenly spread (default 32)")
     int8.add_argument("--calibration-method", choices=("minmax", "percentile", "entropy"), default="minmax",
                       help="how activation ranges are set (default minmax)")
@@ -87,8 +87,6 @@ def _calibration_images(args) -> list:
     if not args.calibration:
         raise ValueError("--int8 needs --calibration: images like those the model will see (a folder, files or "
                          "globs), e.g. --calibration data/camvid/images/train")
-    if args.calibration_images < 1:
-        raise ValueError(f"--calibration-images must be at least 1, got {args.calibration_images}")
     found, missing = collect_inputs(args.calibration)
     files = [path for path, _ in found if not is_video(path)]
     if missing or not files:

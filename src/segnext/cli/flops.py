@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .arguments import with_examples
+from .arguments import positive_int, with_examples
 
 
 def register(subparsers) -> None:
@@ -15,9 +15,10 @@ def register(subparsers) -> None:
         **with_examples("segnext flops segnext_t segnext_l --shape 512 512",
                         "segnext flops --shape 1024 2048 --num-classes 19 --json"))
     parser.add_argument("names", nargs="*", metavar="NAME", help="variants (default: all four)")
-    parser.add_argument("--shape", type=int, nargs=2, default=(512, 512), metavar=("H", "W"),
+    parser.add_argument("--shape", type=positive_int, nargs=2, default=(512, 512), metavar=("H", "W"),
                         help="input height and width (default 512 512)")
-    parser.add_argument("--num-classes", type=int, default=150, help="classes of the head (default 150, ADE20K)")
+    parser.add_argument("--num-classes", type=positive_int, default=150,
+                        help="classes of the head (default 150, ADE20K)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
@@ -28,8 +29,6 @@ def run(args) -> int:
 
     names = args.names or list_models()
     height, width = args.shape
-    if height < 1 or width < 1:
-        raise ValueError(f"--shape must be positive, got {height} {width}")
     results = [model_complexity(name, height, width, num_classes=args.num_classes) for name in names]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .arguments import with_examples
+from .arguments import positive_int, with_examples
 
 
 def register(subparsers) -> None:
@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         description="The four SegNeXt variants (T, S, B, L) of the paper: total, encoder and decoder parameters "
                     "for a head of --num-classes classes, embed dims and depths.",
         **with_examples("segnext models", "segnext models --num-classes 19 --json"))
-    parser.add_argument("--num-classes", type=int, default=150, help="classes of the head (default 150, ADE20K)")
+    parser.add_argument("--num-classes", type=positive_int, default=150,
+                        help="classes of the head (default 150, ADE20K)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--pretrained", action="store_true",
                         help="list the published weights (create_model(NAME, pretrained=TAG)) and whether they are "

@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import List, Tuple
 
 from ..constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from .arguments import add_amp, add_backend, add_nmf_seed, amp_setting, backend_setting, with_examples
+from .arguments import (
+    add_amp,
+    add_backend,
+    add_nmf_seed,
+    amp_setting,
+    backend_setting,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_fraction,
+    with_examples,
+)
 
 
 def register(subparsers) -> None:
@@ -43,31 +54,31 @@ def register(subparsers) -> None:
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (runs with onnxruntime)")
     parser.add_argument("--out", "-o", default="predictions", help="output folder (default: predictions)")
     parser.add_argument("--overlay", action="store_true", help="also write the colours blended on the image")
-    parser.add_argument("--alpha", type=float, default=0.5, help="overlay colour weight (default 0.5)")
+    parser.add_argument("--alpha", type=unit_fraction, default=0.5, help="overlay colour weight (default 0.5)")
     parser.add_argument("--probs", action="store_true", help="also write per-class probabilities (.npy, float16)")
     settings = parser.add_argument_group("test-time settings (default: from the checkpoint)")
     settings.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference")
-    settings.add_argument("--img-scale", type=int, nargs=2, metavar=("LONG", "SHORT"),
+    settings.add_argument("--img-scale", type=positive_int, nargs=2, metavar=("LONG", "SHORT"),
                           help="keep-ratio resize bound, e.g. 2048 512")
     settings.add_argument("--keep-size", action="store_true", help="no resize: run at the image's own size")
-    settings.add_argument("--size-divisor", type=int, help="round the resized size up to a multiple of this")
-    settings.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="slide window size")
-    settings.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide window stride")
+    settings.add_argument("--size-divisor", type=positive_int, help="round the resized size up to a multiple of this")
+    settings.add_argument("--crop-size", type=positive_int, nargs=2, metavar=("H", "W"), help="slide window size")
+    settings.add_argument("--stride", type=positive_int, nargs=2, metavar=("H", "W"), help="slide window stride")
     settings.add_argument("--ms", action="store_true", help="multi-scale (0.5-1.75) + flip test, as the paper")
-    settings.add_argument("--scales", type=float, nargs="+", help="scale ratios, e.g. 0.75 1.0 1.25")
+    settings.add_argument("--scales", type=positive_float, nargs="+", help="scale ratios, e.g. 0.75 1.0 1.25")
     settings.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
                            help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    run_group.add_argument("--batch-size", type=int, default=1, metavar="N",
+    run_group.add_argument("--batch-size", type=positive_int, default=1, metavar="N",
                            help="images per forward pass (default 1); images are grouped by their size after the "
                                 "test resize, never padded, and each gets its single-image result")
-    run_group.add_argument("--workers", type=int, metavar="N",
+    run_group.add_argument("--workers", type=non_negative_int, metavar="N",
                            help="processes that read and resize images while the model runs; 0 reads in the main "
                                 "process (default: 0 on the CPU, where the model takes nearly all the time; 2 on a "
                                 "GPU, at most the CPU cores less one)")
     add_amp(run_group, "run the model")
-    run_group.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
+    run_group.add_argument("--threads", type=positive_int, help="torch / onnxruntime CPU threads")
     add_backend(run_group)
     add_nmf_seed(run_group, "of the model")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -134,10 +145,6 @@ def run(args) -> int:
         require("onnxruntime", "onnx", "--onnx")
         if amp_setting(args):
             raise ValueError("--amp applies to PyTorch checkpoints (-c), not to --onnx models")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.workers is not None and args.workers < 0:
-        raise ValueError(f"--workers must be 0 or more, got {args.workers}")
     device = resolve_device(args.device)  # before any work: an unavailable device is a one-line error
     use_device(device)
     if args.threads:

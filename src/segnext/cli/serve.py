@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sys
 
-from .arguments import add_amp, add_backend, add_nmf_seed, amp_setting, backend_setting, with_examples
+from .arguments import (
+    add_amp,
+    add_backend,
+    add_nmf_seed,
+    amp_setting,
+    backend_setting,
+    non_negative_float,
+    port_number,
+    positive_float,
+    positive_int,
+    with_examples,
+)
 
 
 def register(subparsers) -> None:
@@ -23,21 +34,22 @@ def register(subparsers) -> None:
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for "
                                                             "every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--batch-size", type=int, default=4, metavar="N",
+    parser.add_argument("--port", type=port_number, default=8000, help="port (default 8000)")
+    parser.add_argument("--batch-size", type=positive_int, default=4, metavar="N",
                         help="images of one size per forward pass when requests arrive together (default 4)")
-    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (default 20)")
-    parser.add_argument("--max-pixels", type=float, default=25e6,
+    parser.add_argument("--max-upload-mb", type=positive_float, default=20.0,
+                        help="largest upload accepted (default 20)")
+    parser.add_argument("--max-pixels", type=positive_float, default=25e6,
                         help="largest image accepted, in pixels, checked before decoding (default 25e6)")
-    parser.add_argument("--max-inflight", type=int, metavar="N",
+    parser.add_argument("--max-inflight", type=positive_int, metavar="N",
                         help="requests holding an image at a time; the others wait (default 2 x batch size)")
-    parser.add_argument("--cache-mb", type=float, default=64.0,
+    parser.add_argument("--cache-mb", type=non_negative_float, default=64.0,
                         help="label maps of recent uploads kept by their SHA-256, so that the same image asked for "
                              "again (the page asks twice) is not segmented again (default 64; 0: none)")
-    parser.add_argument("--max-connections", type=int, default=64,
+    parser.add_argument("--max-connections", type=positive_int, default=64,
                         help="open connections beyond which the server answers 503 at once (default 64)")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, ...")
-    parser.add_argument("--threads", type=int, help="torch / onnxruntime CPU threads")
+    parser.add_argument("--threads", type=positive_int, help="torch / onnxruntime CPU threads")
     add_backend(parser)
     add_amp(parser, "run the model")
     add_nmf_seed(parser, "of the model")
@@ -54,9 +66,6 @@ def run(args) -> int:
     uvicorn = require("uvicorn", "serve", "segnext serve")
     from ..serve import create_app
 
-    for name in ("batch_size", "port", "max_connections"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     device = resolve_device(args.device)
     use_device(device)
     if args.threads:

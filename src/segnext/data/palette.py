@@ -44,6 +44,8 @@ def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[in
             ignore_index: Optional[int] = IGNORE_INDEX) -> np.ndarray:
     """The RGB image with the label colours blended in (`alpha` = weight of the colours); pixels
     labelled `ignore_index` keep the image's colour."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay alpha (the weight of the label colours) must be from 0 to 1, got {alpha}")
     colours = colorize(labels, palette, ignore_index).astype(np.float32)
     blended = image.astype(np.float32) * (1.0 - alpha) + colours * alpha
     if ignore_index is not None and ignore_index >= len(palette):

@@ -33,6 +33,7 @@ from .optimize import OptimizedSegNeXt
 from .settings import test_config_for
 
 DEFAULT_OPSET = 17
+MIN_OPSET = 11  # the first opset whose Resize takes output sizes computed in the graph (dynamic sizes)
 
 
 def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size: int = 1,
@@ -54,6 +55,9 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
                          "(nmf_seed=None). Create it with an int nmf_seed, e.g. create_model(..., nmf_seed=0).")
     if height < 1 or width < 1 or batch_size < 1:
         raise ValueError(f"invalid example input size {batch_size}x3x{height}x{width}")
+    if opset < MIN_OPSET:
+        raise ValueError(f"ONNX opset {opset} is too old for SegNeXt's resizes; use {MIN_OPSET} or newer (default "
+                         f"{DEFAULT_OPSET})")
     exported = model if model.reparameterized else copy.deepcopy(model).reparameterize()
     exported = exported.cpu()
     config = exported.config
@@ -64,9 +68,15 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
                     "logits": {0: "batch", 2: "height", 3: "width"}} if dynamic else None
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes about shape arithmetic (recorded as graph ops)
-        torch.onnx.export(exported, (example,), str(path), input_names=["images"],
-                          output_names=["logits"], dynamic_axes=dynamic_axes, opset_version=opset,
-                          do_constant_folding=True, dynamo=False)
+        try:
+            torch.onnx.export(exported, (example,), str(path), input_names=["images"],
+                              output_names=["logits"], dynamic_axes=dynamic_axes, opset_version=opset,
+                              do_constant_folding=True, dynamo=False)
+        except RuntimeError as error:
+            if "opset" not in str(error).lower():
+                raise
+            raise ValueError(f"ONNX opset {opset}: {error}; use an opset from {MIN_OPSET} to the newest this PyTorch "
+                             f"({torch.__version__}) exports (the default {DEFAULT_OPSET} works)") from None
 
     test_config = test_config or test_config_for(exported)
     metadata = {

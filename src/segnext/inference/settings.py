@@ -10,6 +10,7 @@ ADE20K's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
@@ -63,6 +64,17 @@ class TestConfig:
         self.std = tuple(float(v) for v in self.std)
         if not self.scales:
             raise ValueError("scales must hold at least one ratio, e.g. (1.0,)")
+        for name, example in (("img_scale", "(2048, 512)"), ("crop_size", "(512, 512)"), ("stride", "(341, 341)")):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or min(value) < 1):
+                raise ValueError(f"{name} must be two positive integers, e.g. {example}; got {value}")
+        if self.size_divisor is not None and self.size_divisor < 1:
+            raise ValueError(f"size_divisor must be a positive integer (e.g. 32) or None, got {self.size_divisor}")
+        if any(not math.isfinite(s) or s <= 0 for s in self.scales):
+            raise ValueError(f"scales must be positive ratios, e.g. (0.75, 1.0, 1.25); got {self.scales}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean and std must be three values each (RGB), std positive; got mean {self.mean}, "
+                             f"std {self.std}")
 
     @property
     def single_scale(self) -> bool:

@@ -8,6 +8,7 @@ the official configs (`local_configs/segnext/{tiny,small,base,large}`). A varian
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -63,6 +64,16 @@ class SegNeXtConfig:
     palette: Optional[List[List[int]]] = None
     test_settings: Optional[Dict[str, Any]] = None
 
+    def __post_init__(self):
+        try:
+            count = None if isinstance(self.num_classes, bool) else operator.index(self.num_classes)
+        except TypeError:
+            count = None
+        if count is None or count < 1:
+            raise ValueError(f"num_classes must be a whole number of at least 1 (the classifier's outputs), got "
+                             f"{self.num_classes!r}")
+        self.num_classes = int(count)  # also from NumPy or tensor integers: the config is saved as JSON
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -99,10 +110,16 @@ def check_fields(keys, where: str) -> None:
                              f"Valid options: {', '.join(FIELDS)}.")
 
 
+def check_variant(name: str) -> None:
+    """Raise a ValueError when `name` is not one of the four variants, with the closest one."""
+    if name not in VARIANTS:
+        raise ValueError(f"Unknown model {name!r}.{did_you_mean(str(name), VARIANTS)} Available: "
+                         f"{', '.join(VARIANTS)}.")
+
+
 def variant_config(name: str, num_classes: int, **overrides: Any) -> SegNeXtConfig:
     """The config of variant `name` with `num_classes` classes and any field overridden."""
-    if name not in VARIANTS:
-        raise ValueError(f"Unknown model {name!r}.{did_you_mean(name, VARIANTS)} Available: {', '.join(VARIANTS)}.")
+    check_variant(name)
     check_fields(overrides, where="model")
     return SegNeXtConfig(**_with_tuples({**VARIANTS[name], **overrides, "variant": name, "num_classes": num_classes}))
 

@@ -6,7 +6,7 @@ import os
 from typing import List, Optional
 
 from ..constants import SAVED_NMF_SEED
-from .configuration import variant_config
+from .configuration import check_fields, check_variant, variant_config
 from .download import fetch
 from .loading import LoadReport, build_from_checkpoint, load_encoder, resolve_nmf_seed
 from .pretrained import pretrained_weights, published_model
@@ -39,6 +39,9 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
         which are new. Otherwise re-initialised tensors are logged as a warning.
     overrides: any field of `SegNeXtConfig` (e.g. drop_path_rate=0.0, nmf_eval_steps=7).
     """
+    check_fields(overrides, where="create_model")  # a misspelt keyword (num_clases=) is named, not ignored
+    if name is not None:
+        check_variant(name)
     if isinstance(checkpoint, str) and not os.path.exists(checkpoint):
         published = published_model(checkpoint)
         if published is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from ..utils import did_you_mean
-from .configuration import VARIANTS
+from .configuration import check_variant
 
 DEFAULT_BASE_URL = "https://download.openmmlab.com/mmsegmentation/v0.5"
 
@@ -112,9 +112,7 @@ def published_model(text: str) -> Optional[PretrainedWeights]:
 
 def pretrained_weights(variant: str, tag: str) -> PretrainedWeights:
     """The published file of `variant` trained on `tag` ("ade20k" or "imagenet")."""
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown model {variant!r}.{did_you_mean(variant, VARIANTS)} "
-                         f"Available: {', '.join(VARIANTS)}.")
+    check_variant(variant)
     name = f"{variant}.{tag}"
     if name not in PRETRAINED:
         raise ValueError(f"No published weights {tag!r} for {variant}.{did_you_mean(tag, TAGS)} Available: "

@@ -320,12 +320,13 @@ class _Origin:
         self.overrides = {item.split("=", 1)[0].strip(): item for item in overrides}
 
     def of(self, key: str) -> str:
-        """The override that set `key` (or, for a section, a key in it), else the file."""
-        for overridden, item in self.overrides.items():
-            if key == overridden or key.startswith((overridden + ".", overridden + "[")) \
-                    or overridden.startswith(key + "."):
-                return f"override {item!r}"
-        return self.path
+        """The override that set `key` (or, for a section, the overrides of keys in it), else the file."""
+        items = [item for overridden, item in self.overrides.items()
+                 if key == overridden or key.startswith((overridden + ".", overridden + "["))
+                 or overridden.startswith(key + ".")]
+        if not items:
+            return self.path
+        return ("override " if len(items) == 1 else "overrides ") + ", ".join(repr(item) for item in items)
 
     def __str__(self) -> str:
         return self.path

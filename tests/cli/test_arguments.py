@@ -1,0 +1,64 @@
+"""Numeric options are checked when the command line is read, before any work, by argparse."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from segnext.cli.arguments import (
+    non_negative_float,
+    non_negative_int,
+    port_number,
+    positive_float,
+    positive_int,
+    unit_fraction,
+)
+from segnext.cli.main import main
+
+
+@pytest.mark.parametrize("parse,text,expected", [
+    (positive_int, "3", 3), (non_negative_int, "0", 0), (positive_float, "0.25", 0.25),
+    (non_negative_float, "0", 0.0), (unit_fraction, "1", 1.0), (port_number, "8080", 8080),
+])
+def test_accepted_values_come_back_parsed(parse, text, expected):
+    assert parse(text) == expected and type(parse(text)) is type(expected)
+
+
+@pytest.mark.parametrize("parse,text,requirement", [
+    (positive_int, "0", "a whole number of at least 1"), (positive_int, "1.5", "a whole number of at least 1"),
+    (non_negative_int, "-1", "a whole number of at least 0"), (positive_float, "0", "a number above 0"),
+    (positive_float, "nan", "a number above 0"), (positive_float, "inf", "a number above 0"),
+    (non_negative_float, "-0.5", "a number of at least 0"), (unit_fraction, "1.5", "a number from 0 to 1"),
+    (port_number, "65536", "a port number from 1 to 65535"), (positive_int, "four", "a whole number of at least 1"),
+])
+def test_refused_values_say_what_is_wanted(parse, text, requirement):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^must be {requirement}, got '{text}'$"):
+        parse(text)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["predict", "-c", "m", "x.jpg", "--alpha", "2"], "argument --alpha: must be a number from 0 to 1, got '2'"),
+    (["predict", "-c", "m", "x.jpg", "--scales", "1", "-1"], "argument --scales: must be a number above 0, got '-1'"),
+    (["predict", "-c", "m", "x.jpg", "--img-scale", "0", "0"], "argument --img-scale: must be a whole number of at "
+                                                               "least 1, got '0'"),
+    (["predict", "-c", "m", "x.jpg", "--batch-size", "0"], "argument --batch-size: must be a whole number of at "
+                                                           "least 1, got '0'"),
+    (["predict", "-c", "m", "x.jpg", "--workers", "-1"], "argument --workers: must be a whole number of at least 0"),
+    (["predict", "-c", "m", "x.jpg", "--threads", "0"], "argument --threads: must be a whole number of at least 1"),
+    (["benchmark", "--shape", "0", "512"], "argument --shape: must be a whole number of at least 1, got '0'"),
+    (["benchmark", "--warmup", "-1"], "argument --warmup: must be a whole number of at least 0, got '-1'"),
+    (["serve", "-c", "m", "--port", "70000"], "argument --port: must be a port number from 1 to 65535"),
+    (["serve", "-c", "m", "--cache-mb", "-1"], "argument --cache-mb: must be a number of at least 0"),
+    (["export", "-c", "m", "--opset", "0"], "argument --opset: must be a whole number of at least 1"),
+    (["flops", "--num-classes", "0"], "argument --num-classes: must be a whole number of at least 1"),
+    (["demo", "--iters", "0"], "argument --iters: must be a whole number of at least 1, got '0'"),
+    (["eval", "c.yaml", "-c", "m", "--max-images", "0"], "argument --max-images: must be a whole number of at least 1"),
+    (["data", "check", "camvid", "root", "--workers", "-1"], "argument --workers: must be a whole number of at least"),
+])
+def test_a_bad_number_stops_the_command_as_it_is_read(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -1,0 +1,34 @@
+"""TestConfig refuses settings no test could run with, naming the setting and an example."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from segnext import TestConfig
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"mode": "sliding"}, "test mode must be 'whole' or 'slide'"),
+    ({"mode": "slide", "crop_size": (512, 512)}, "slide inference needs crop_size and stride"),
+    ({"img_scale": (0, 512)}, "img_scale must be two positive integers, e.g. (2048, 512); got (0, 512)"),
+    ({"img_scale": (2048,)}, "img_scale must be two positive integers"),
+    ({"mode": "slide", "crop_size": (512, -1), "stride": (256, 256)}, "crop_size must be two positive integers"),
+    ({"mode": "slide", "crop_size": (512, 512), "stride": (0, 0)}, "stride must be two positive integers"),
+    ({"size_divisor": 0}, "size_divisor must be a positive integer (e.g. 32) or None, got 0"),
+    ({"scales": ()}, "scales must hold at least one ratio"),
+    ({"scales": (1.0, -0.5)}, "scales must be positive ratios, e.g. (0.75, 1.0, 1.25); got (1.0, -0.5)"),
+    ({"scales": (math.nan,)}, "scales must be positive ratios"),
+    ({"std": (58.4, 0.0, 57.4)}, "mean and std must be three values each (RGB), std positive"),
+    ({"mean": (123.7, 116.3)}, "mean and std must be three values each"),
+])
+def test_settings_no_test_could_run_with_are_refused(settings, message):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        TestConfig(**settings)
+
+
+def test_valid_settings_are_normalised_to_tuples():
+    config = TestConfig(img_scale=[2048, 512], mode="slide", crop_size=[512, 512], stride=[341, 341], scales=[1])
+    assert config.img_scale == (2048, 512) and config.crop_size == (512, 512) and config.scales == (1.0,)
+    assert TestConfig.from_dict(config.to_dict()) == config
