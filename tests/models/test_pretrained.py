@@ -337,7 +337,7 @@ def test_every_shipped_model_is_the_published_file_and_segments_its_dataset(weig
     labelling every pixel with the most frequent class."""
     if weights is None:
         pytest.skip("no model ships in segnext/weights yet (the CamVid one is trained by "
-                    "benchmarks/gpu/camvid_gpu.sh final and added by benchmarks/gpu/package_camvid.py --ship)")
+                    "benchmarks/gpu/camvid_gpu.sh final and added by benchmarks/package_camvid.py --ship)")
     from segnext.data import build_dataset
     from segnext.evaluation import evaluate
     from segnext.inference import test_config_for

@@ -116,3 +116,25 @@ def test_the_folder_recipe_fine_tunes_the_published_ade20k_model(tmp_path, scene
     before, after = (torch.cat([model.backbone.get_parameter(name).flatten() for name in weights])
                      for model in (published, tuned))
     assert (after - before).norm() < 1e-3 * before.norm()  # one warm-up step from the published encoder
+
+
+def test_fine_tuning_starts_from_the_camvid_model_in_the_package(tmp_path, scenes, monkeypatch, capsys):
+    """model.pretrained=camvid on a CPU: the model that ships in the package, read offline, all but its
+    classifier loaded for the folder's 8 classes."""
+    shipped = [weights for weights in PRETRAINED.values() if weights.bundled and weights.tag == "camvid"]
+    if not shipped:
+        pytest.skip("no CamVid model ships in segnext/weights")
+    monkeypatch.setenv("SEGNEXT_HOME", str(tmp_path / "home"))  # an empty cache
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", "http://127.0.0.1:9")  # and no network
+    config = load_config("folder/segnext_t_folder_512x512_8k", [
+        f"data.root={scenes}", "model.pretrained=camvid", "data.crop_size=[64,64]", "data.img_scale=[80,64]",
+        "data.num_workers=0", "train.max_iters=1", "train.batch_size=2", "evaluation.img_scale=[80,64]",
+        "evaluation.num_overlays=0"])
+    train(config, tmp_path / "run", progress=False)
+    assert ("model.pretrained segnext_t.camvid (" in (out := capsys.readouterr().out)
+            and "loaded 548 of the model's 550 tensors; re-initialised for 8 classes (the checkpoint has 11)" in out)
+    tuned = segnext.create_model(checkpoint=tmp_path / "run" / "final_model")
+    published = segnext.create_model("segnext_t", pretrained="camvid")
+    before, after = (_encoder({k: v for k, v in model.state_dict().items() if "running_" not in k
+                               and "num_batches" not in k}) for model in (published, tuned))
+    assert tuned.num_classes == 8 and (after - before).norm() < 1e-3 * before.norm()
