@@ -5,10 +5,11 @@ Each entry point is `segnext.create_model` for one variant:
 
     model = torch.hub.load(REPO, "segnext_t", pretrained="ade20k")                  # 150 ADE20K classes
     model = torch.hub.load(REPO, "segnext_b", pretrained="imagenet", num_classes=19)  # ImageNet encoder
+    model = torch.hub.load(REPO, "segnext_t", pretrained="camvid")                  # 11 CamVid classes
     model = torch.hub.load(REPO, "segnext_s", num_classes=19)                      # random weights
 
-pretrained: "ade20k" or "imagenet" (see `segnext.list_pretrained()`), True for "ade20k", None or
-False for random weights; other keyword arguments go to `segnext.create_model`.
+pretrained: "ade20k", "imagenet" or, for segnext_t, "camvid" (see `segnext.list_pretrained()`), True
+for "ade20k", None or False for random weights; other keyword arguments go to `segnext.create_model`.
 """
 
 import os

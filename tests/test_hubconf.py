@@ -24,3 +24,5 @@ def test_torch_hub_load_from_a_local_checkout(tmp_path, monkeypatch, checkpoint_
         assert torch.equal(model.state_dict()[key], value), key
     small = torch.hub.load(str(REPO_ROOT), "segnext_s", source="local", num_classes=19)
     assert small.config.variant == "segnext_s" and small.num_classes == 19
+    camvid = torch.hub.load(str(REPO_ROOT), "segnext_t", source="local", pretrained="camvid")  # in the package
+    assert camvid.num_classes == 11 and camvid.config.class_names[0] == "Sky"
