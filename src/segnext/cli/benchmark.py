@@ -113,9 +113,7 @@ def run(args) -> int:
     import torch
 
     from ..flops import count_macs
-    from ..inference import optimize_for_inference
-    from ..inference.backends import inference_model
-    from ..inference.precision import AutocastModel, autocast_dtype
+    from ..inference.precision import autocast_dtype
     from ..models import create_model
     from ..runtime import use_device
     from ..utils import resolve_device
@@ -140,55 +138,17 @@ def run(args) -> int:
     if amp_setting(args) and dtype is None:
         print("--amp has no effect on the CPU: timing float32")
 
-    def as_run(module):
-        return module if dtype is None else AutocastModel(module, device.type, dtype)
-
-    functions: Dict[str, Callable[[], object]] = {}
-    if "eager" in backends:
-        eager = as_run(model)
-        functions["eager"] = lambda: eager(images)
-    if "optimized" in backends:
-        optimized = as_run(optimize_for_inference(model))
-        functions["optimized"] = lambda: optimized(images)
-    if "cuda_graph" in backends:
-        graphed = inference_model(model, "cuda_graph", autocast_dtype=dtype)  # records autocast itself
-        functions["cuda_graph"] = lambda: graphed(images)
-    sessions: Dict[str, Callable[[], object]] = {}
-    temporary = None
-    onnx_backends = [name for name in backends if name.startswith("onnxruntime")]
-    if onnx_backends and device.type != "cpu":
-        print(f"onnxruntime is timed on the CPU only: skipping it on {device} (use --device cpu)")
-    elif onnx_backends:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            print("onnxruntime is not installed: skipping it (pip install 'segnext[onnx]')")
-        else:
-            from ..inference import export_onnx
-            from ..inference.quantize import quantize_onnx
-
-            temporary = tempfile.TemporaryDirectory()
-            onnx_path = export_onnx(model, Path(temporary.name) / "model.onnx", height, width, batch_size=args.batch)
-            paths = {"onnxruntime": onnx_path}
-            if "onnxruntime-int8" in onnx_backends:
-                calibration = [torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(i)).numpy()
-                               for i in range(2)]
-                paths["onnxruntime-int8"] = quantize_onnx(onnx_path, Path(temporary.name) / "int8.onnx", calibration)
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            feed = {"images": images.cpu().numpy()}
-            for name in onnx_backends:
-                session = ort.InferenceSession(str(paths[name]), options, providers=["CPUExecutionProvider"])
-                sessions[name] = (lambda s: lambda: s.run(None, feed))(session)
-
-    if not functions and not sessions:
-        raise ValueError("nothing to time: none of --backends can run here")
-    # PyTorch's backends share one thread pool: timed call by call; each onnxruntime session has its own.
-    groups = ([functions] if functions else []) + [{name: run} for name, run in sessions.items()]
-    with torch.no_grad():
-        seconds = time_in_groups(groups, args.runs, args.warmup, synchronizer(device))
-    if temporary is not None:
-        temporary.cleanup()
+    with tempfile.TemporaryDirectory() as scratch:
+        groups = _pytorch_calls(model, images, backends, dtype)  # one thread pool: timed call by call
+        onnx_backends = [name for name in backends if name.startswith("onnxruntime")]
+        if onnx_backends and device.type != "cpu":
+            print(f"onnxruntime is timed on the CPU only: skipping it on {device} (use --device cpu)")
+        elif onnx_backends:
+            groups += _onnxruntime_calls(model, images, onnx_backends, Path(scratch))  # each its own pool
+        if not groups:
+            raise ValueError("nothing to time: none of --backends can run here")
+        with torch.no_grad():
+            seconds = time_in_groups(groups, args.runs, args.warmup, synchronizer(device))
 
     rows = []
     eager_median = statistics.median(seconds["eager"]) if "eager" in seconds else None
@@ -219,6 +179,57 @@ def run(args) -> int:
         output.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {output}")
     return 0
+
+
+def _pytorch_calls(model, images, backends: Sequence[str], dtype) -> List[Dict[str, Callable[[], object]]]:
+    """The PyTorch backends as one group of calls (they share PyTorch's thread pool), or none."""
+    from ..inference import optimize_for_inference
+    from ..inference.backends import inference_model
+    from ..inference.precision import AutocastModel
+
+    def as_run(module):
+        return module if dtype is None else AutocastModel(module, images.device.type, dtype)
+
+    functions: Dict[str, Callable[[], object]] = {}
+    if "eager" in backends:
+        eager = as_run(model)
+        functions["eager"] = lambda: eager(images)
+    if "optimized" in backends:
+        optimized = as_run(optimize_for_inference(model))
+        functions["optimized"] = lambda: optimized(images)
+    if "cuda_graph" in backends:
+        graphed = inference_model(model, "cuda_graph", autocast_dtype=dtype)  # records autocast itself
+        functions["cuda_graph"] = lambda: graphed(images)
+    return [functions] if functions else []
+
+
+def _onnxruntime_calls(model, images, backends: Sequence[str], scratch: Path) -> List[Dict[str, Callable[[], object]]]:
+    """One group per onnxruntime session (float32, int8 calibrated on random inputs), exported into
+    `scratch`; none when onnxruntime is not installed."""
+    import torch
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("onnxruntime is not installed: skipping it (pip install 'segnext[onnx]')")
+        return []
+    from ..inference import export_onnx
+    from ..inference.quantize import quantize_onnx
+
+    batch, _, height, width = images.shape
+    paths = {"onnxruntime": export_onnx(model, scratch / "model.onnx", height, width, batch_size=batch)}
+    if "onnxruntime-int8" in backends:
+        calibration = [torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(i)).numpy()
+                       for i in range(2)]
+        paths["onnxruntime-int8"] = quantize_onnx(paths["onnxruntime"], scratch / "int8.onnx", calibration)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    feed = {"images": images.cpu().numpy()}
+    groups = []
+    for name in backends:
+        session = ort.InferenceSession(str(paths[name]), options, providers=["CPUExecutionProvider"])
+        groups.append({name: (lambda s: lambda: s.run(None, feed))(session)})
+    return groups
 
 
 def _device_name(device) -> str:
