@@ -60,13 +60,11 @@ def results_path(checkpoint: str, split: str) -> Path:
 
 def run(args) -> int:
     import json
-    import sys
-    from dataclasses import fields
 
     import torch
 
     from ..evaluation import evaluate, format_results, write_results
-    from ..inference import MS_RATIOS, OnnxModel, TestConfig
+    from ..inference import MS_RATIOS, OnnxModel
     from ..inference.backends import inference_model
     from ..models import create_model
     from ..runtime import use_device
@@ -82,30 +80,7 @@ def run(args) -> int:
     else:
         model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
         saved_settings = model.config.test_settings
-    # One default with `segnext predict`: the model's saved settings; evaluation.* overrides given here win.
-    given = {override.split("=", 1)[0][len("evaluation."):] for override in args.overrides
-             if override.startswith("evaluation.")}
-    use_saved = bool(saved_settings) and not args.config_settings
-    if use_saved:
-        saved = TestConfig.from_dict(saved_settings)
-        differing = [f"{name}={getattr(saved, name)}" for name in (field.name for field in fields(TestConfig))
-                     if name not in given and getattr(saved, name) != getattr(config.evaluation, name)]
-        if differing:
-            print(f"segnext eval: note: testing with the settings {source} was saved with "
-                  f"({', '.join(differing)}), not {args.config}'s evaluation section; --config-settings uses that.",
-                  file=sys.stderr)
-        for field in fields(TestConfig):
-            if field.name not in given:
-                setattr(config.evaluation, field.name, getattr(saved, field.name))
-    elif args.model_settings:
-        raise ValueError(f"--model-settings: {source} carries no test settings; drop the option to test "
-                         f"with {args.config}'s evaluation section")
-    if args.onnx:  # its NMF bases are constants of the graph
-        config.evaluation.nmf_seed = int(model.metadata.get("nmf_seed", 0))
-    elif use_saved and "nmf_seed" not in given:
-        config.evaluation.nmf_seed = model.nmf_seed
-    else:
-        model.nmf_seed = config.evaluation.nmf_seed
+    choose_test_settings(args, config, model, saved_settings, source)
     if args.ms:
         config.evaluation.scales = MS_RATIOS
     if args.flip:
@@ -141,3 +116,36 @@ def run(args) -> int:
     finally:
         distributed.cleanup(env)
     return 0
+
+
+def choose_test_settings(args, config, model, saved_settings, source) -> None:
+    """Set config.evaluation (and the NMF seed) as `segnext predict` would test the model: the
+    settings it was saved with, unless --config-settings; evaluation.* overrides given here win."""
+    import sys
+    from dataclasses import fields
+
+    from ..inference import TestConfig
+
+    given = {override.split("=", 1)[0][len("evaluation."):] for override in args.overrides
+             if override.startswith("evaluation.")}
+    use_saved = bool(saved_settings) and not args.config_settings
+    if use_saved:
+        saved = TestConfig.from_dict(saved_settings)
+        differing = [f"{name}={getattr(saved, name)}" for name in (field.name for field in fields(TestConfig))
+                     if name not in given and getattr(saved, name) != getattr(config.evaluation, name)]
+        if differing:
+            print(f"segnext eval: note: testing with the settings {source} was saved with "
+                  f"({', '.join(differing)}), not {args.config}'s evaluation section; --config-settings uses that.",
+                  file=sys.stderr)
+        for field in fields(TestConfig):
+            if field.name not in given:
+                setattr(config.evaluation, field.name, getattr(saved, field.name))
+    elif args.model_settings:
+        raise ValueError(f"--model-settings: {source} carries no test settings; drop the option to test "
+                         f"with {args.config}'s evaluation section")
+    if args.onnx:  # its NMF bases are constants of the graph
+        config.evaluation.nmf_seed = int(model.metadata.get("nmf_seed", 0))
+    elif use_saved and "nmf_seed" not in given:
+        config.evaluation.nmf_seed = model.nmf_seed
+    else:
+        model.nmf_seed = config.evaluation.nmf_seed
