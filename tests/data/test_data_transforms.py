@@ -203,3 +203,19 @@ def test_photometric_parameter_ranges_and_probabilities():
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError):
         TrainTransform(crop_size=(512,))
+
+
+def test_class_paste_takes_exactly_the_chosen_classes_of_the_donor():
+    from segnext.data import ClassPaste
+
+    sample = {"image": torch.zeros(3, 2, 3), "label": torch.tensor([[0, 0, 0], [0, 0, 255]]), "path": "a.png"}
+    donor = {"image": torch.ones(3, 2, 3), "label": torch.tensor([[2, 5, 255], [5, 1, 2]])}
+    pasted = ClassPaste([2, 5])(sample, donor)
+    assert pasted["label"].tolist() == [[2, 5, 0], [5, 0, 2]] and pasted["path"] == "a.png"
+    assert pasted["image"][0].tolist() == [[1, 1, 0], [1, 0, 1]] and torch.equal(pasted["image"][0], pasted["image"][2])
+    with pytest.raises(ValueError, match="the donor's labels are \\(2, 2\\), the sample's \\(2, 3\\)"):
+        ClassPaste([2])(sample, {"image": torch.ones(3, 2, 2), "label": torch.zeros(2, 2, dtype=torch.long)})
+    with pytest.raises(ValueError, match="probability must be from 0 to 1, got 1.5"):
+        ClassPaste([2], probability=1.5)
+    with pytest.raises(ValueError, match="at least one class id"):
+        ClassPaste([])

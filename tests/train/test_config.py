@@ -200,3 +200,18 @@ def test_a_bad_section_names_every_override_that_built_it():
                     ["evaluation.mode=slide", "evaluation.crop_size=[0,5]", "evaluation.stride=[4,4]"])
     with pytest.raises(ConfigError, match=r"^override 'evaluation.scales=\[-1\]': evaluation: scales must be positive"):
         load_config("camvid/segnext_t_camvid_cpu_60min", ["evaluation.scales=[-1]"])
+
+
+def test_copy_paste_classes_are_named_as_the_datasets_and_checked():
+    config = load_config("camvid/segnext_t_camvid_cpu_60min", ["data.copy_paste_classes=[Pole, Bicyclist]",
+                                                               "data.copy_paste_prob=0.25"])
+    names = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian",
+             "Bicyclist"]
+    paste = config.data.class_paste(names)
+    assert paste.class_ids == (2, 10) and paste.probability == 0.25
+    assert load_config("camvid/segnext_t_camvid_cpu_60min", ["data.copy_paste_classes=[]"]).data.class_paste(
+        names) is None
+    with pytest.raises(ConfigError, match="'Bicycle' is not a class of the camvid dataset. Did you mean 'Bicyclist'"):
+        load_config("camvid/segnext_t_camvid_cpu_60min", ["data.copy_paste_classes=[Bicycle]"]).data.class_paste(names)
+    with pytest.raises(ConfigError, match="data.copy_paste_prob must be a probability from 0 to 1, got 2.0"):
+        load_config("camvid/segnext_t_camvid_cpu_60min", ["data.copy_paste_prob=2"])

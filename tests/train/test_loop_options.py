@@ -108,3 +108,18 @@ def test_the_loss_path_is_the_devices_unless_the_config_says(tmp_path, scenes, m
     train(load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))), overrides), tmp_path / "run",
           progress=False)
     assert seen == [expected]
+
+
+def test_class_paste_trains_through_loader_workers(tmp_path, scenes):
+    """data.copy_paste_classes reaches the loader's worker processes (ClassPaste travels to them)."""
+    from segnext.train.sampler import training_loader
+
+    config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))),
+                         ["data.copy_paste_classes=[person, car]", "data.copy_paste_prob=1.0", "data.num_workers=1",
+                          "train.max_iters=2"])
+    assert train(config, tmp_path / "run", progress=False).iteration == 2
+    dataset = config.data.build("train", config.data.train_transform(), seed=0)
+    paste = config.data.class_paste(dataset.class_names)
+    plain, pasted = (next(iter(training_loader(dataset, 0, 4, 4, num_workers=1, paste=p))) for p in (None, paste))
+    changed = plain["label"] != pasted["label"]
+    assert changed.any() and torch.isin(pasted["label"][changed], torch.tensor([5, 6])).all()

@@ -95,3 +95,47 @@ def test_an_unreadable_sample_is_replaced_by_the_next_readable_one_and_named():
     assert skipping[(0, 0)]["skipped"] == []
     batch = collate_samples([skipping[(0, 0)], skipping[(2, 0)]])
     assert batch["label"].tolist() == [0, 3] and [index for index, _ in batch["skipped"]] == [2]
+
+
+class _Stripes:
+    """Sample i: a 4x4 crop whose label is i on the left half and 7 (a thin class) in column 3 of odd
+    samples; the image holds the label value in each of its three channels. Sample 5 cannot be read;
+    `get` with a stream other than the sample's own shifts the image by 100 (an augmentation)."""
+
+    def __len__(self):
+        return 6
+
+    def sample(self, index, shift):
+        if index == 5:
+            raise DataError("file_5.png: cannot read this file (image file is truncated)")
+        label = torch.full((4, 4), index, dtype=torch.long)
+        if index % 2:
+            label[:, 3] = 7
+        return {"image": label.float().expand(3, 4, 4) + shift, "label": label}
+
+    def __getitem__(self, index):
+        return self.sample(index, 0.0)
+
+    def get(self, index, rng):
+        return self.sample(index, 100.0)
+
+
+def test_class_paste_puts_the_donors_chosen_classes_onto_the_sample_reproducibly():
+    from segnext.data import ClassPaste
+
+    pasting = SampleAt(_Stripes(), seed=0, paste=ClassPaste([7], probability=1.0))
+    pasted = [pasting[(0, epoch)] for epoch in range(24)]
+    for item in pasted:
+        donor_had_the_class = bool((item["label"] == 7).any())
+        assert torch.equal(item["label"][:, :3], torch.zeros(4, 3, dtype=torch.long))
+        if donor_had_the_class:  # column 3, image and label alike, from the donor's own augmentation
+            assert (item["label"][:, 3] == 7).all() and (item["image"][:, :, 3] == 107).all()
+        elif not item["skipped"]:
+            assert (item["label"] == 0).all() and (item["image"] == 0).all()
+    assert any((item["label"] == 7).any() for item in pasted)  # some donors are odd samples
+    assert [i["label"].tolist() for i in pasted] == [pasting[(0, e)]["label"].tolist() for e in range(24)]
+    unreadable = [item for item in pasted if item["skipped"]]  # donor 5: listed, the sample left as it was
+    assert unreadable and all(i["skipped"][0][0] == 5 and "file_5.png" in i["skipped"][0][1] and (i["label"] == 0).all()
+               for i in unreadable)
+    never = SampleAt(_Stripes(), seed=0, paste=ClassPaste([7], probability=0.0))
+    assert all(torch.equal(never[(1, e)]["image"], SampleAt(_Stripes(), seed=0)[(1, e)]["image"]) for e in range(4))

@@ -572,10 +572,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index = int(index) % len(self)
+        return self.get(index, self.rng_for(index))
+
+    def get(self, index: int, rng: np.random.Generator) -> dict:
+        """Sample `index` transformed with the random stream `rng` instead of its own of this epoch (a
+        second, independent augmentation of it: the donor of `ClassPaste`)."""
         sample = self.load(index)
-        if self.transform is None:
-            return sample
-        return self.transform(sample, self.rng_for(index))
+        return sample if self.transform is None else self.transform(sample, rng)
 
     def __repr__(self) -> str:
         return (f"SegmentationDataset({self.name!r}, split={self.split!r}, {len(self)} pairs, "

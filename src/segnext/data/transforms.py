@@ -174,6 +174,36 @@ SATURATION_RANGE = (0.5, 1.5)
 HUE_DELTA = 18
 
 
+class ClassPaste:
+    """Class-selective copy-paste: ClassMix (Olsson et al., WACV 2021) restricted to chosen classes.
+
+    With probability `probability`, the pixels of `class_ids` in a second training sample (the donor,
+    augmented on its own) are pasted onto the sample, image and label alike. Thin and rare classes
+    (poles, signs, cyclists) then appear more often and in more contexts than the dataset shows them.
+    The samples are the transform's output (normalised image (3, H, W), labels (H, W), one crop size).
+    """
+
+    def __init__(self, class_ids: Sequence[int], probability: float = 0.5):
+        if not class_ids:
+            raise ValueError("ClassPaste needs at least one class id to paste")
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"ClassPaste probability must be from 0 to 1, got {probability}")
+        self.class_ids = tuple(int(c) for c in class_ids)
+        self.probability = float(probability)
+
+    def __call__(self, sample: dict, donor: dict) -> dict:
+        label, donor_label = torch.as_tensor(sample["label"]), torch.as_tensor(donor["label"])
+        if donor_label.shape != label.shape:
+            raise ValueError(f"ClassPaste: the donor's labels are {tuple(donor_label.shape)}, the sample's "
+                             f"{tuple(label.shape)}; both must come from a transform that crops to one size")
+        pasted = torch.isin(donor_label, torch.tensor(self.class_ids, dtype=donor_label.dtype))
+        image = torch.where(pasted, torch.as_tensor(donor["image"]), torch.as_tensor(sample["image"]))
+        return {**sample, "image": image, "label": torch.where(pasted, donor_label, label)}
+
+    def __repr__(self) -> str:
+        return f"ClassPaste(class_ids={self.class_ids}, probability={self.probability})"
+
+
 def draw_photometric_params(rng: np.random.Generator) -> dict:
     """Draw the random choices of one distortion, in mmseg's order. A value of None means the
     step is skipped. contrast_first: whether contrast comes before saturation and hue."""

@@ -139,6 +139,11 @@ class DataSection:
     # "path/to/file.py:function" building an albumentations / torchvision.transforms.v2 pipeline
     # (segnext.data.augment; docs/training.md).
     transform: Optional[str] = None
+    # Class-selective copy-paste (ClassMix restricted to these classes, `segnext.data.ClassPaste`):
+    # with probability copy_paste_prob, the pixels of these classes (names, as the dataset's) in a
+    # second, independently augmented training sample are pasted onto each sample. Empty: off.
+    copy_paste_classes: List[str] = field(default_factory=list)
+    copy_paste_prob: float = 0.5
     huggingface: HuggingFaceSection = field(default_factory=HuggingFaceSection)
 
     def build(self, split: str, transform=None, seed: int = 0):
@@ -180,6 +185,19 @@ class DataSection:
                               ratio_range=tuple(self.ratio_range), cat_max_ratio=self.cat_max_ratio,
                               flip_prob=self.flip_prob, photometric=self.photometric, mean=tuple(self.mean),
                               std=tuple(self.std))
+
+    def class_paste(self, class_names: Sequence[str]):
+        """The `segnext.data.ClassPaste` of copy_paste_classes, given the dataset's class names (None: off)."""
+        from ..data import ClassPaste
+
+        if not self.copy_paste_classes:
+            return None
+        names = [str(name) for name in class_names]
+        for wanted in self.copy_paste_classes:
+            if wanted not in names:
+                raise ConfigError(f"data.copy_paste_classes: {wanted!r} is not a class of the {self.dataset} "
+                                  f"dataset.{did_you_mean(wanted, names)} Its classes: {', '.join(names)}.")
+        return ClassPaste([names.index(wanted) for wanted in self.copy_paste_classes], self.copy_paste_prob)
 
     def title(self) -> str:
         return f"{self.dataset} ({self.root})" if self.dataset in ("folder", "huggingface") else self.dataset
@@ -600,6 +618,8 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                  f"{did_you_mean(section.on_unreadable, ['error', 'skip'])}")
         if not 0 <= section.max_unreadable_fraction <= 1:
             fail("max_unreadable_fraction", f"must be a fraction from 0 to 1, got {section.max_unreadable_fraction}.")
+        if not 0 <= section.copy_paste_prob <= 1:
+            fail("copy_paste_prob", f"must be a probability from 0 to 1, got {section.copy_paste_prob}.")
     if isinstance(section, TrainSection):
         for key in ("max_iters", "batch_size", "micro_batch_size", "log_interval", "checkpoint_interval",
                     "keep_checkpoints"):

@@ -107,6 +107,7 @@ class Run:
         self.train_set = config.data.build(config.data.train_split, config.data.train_transform(), config.train.seed)
         self.val_set = config.data.build(config.data.val_split)
         self.num_classes = config.model.checked_num_classes(self.train_set)
+        self.paste = config.data.class_paste(self.train_set.class_names)
         with torch.random.fork_rng(devices=[]):  # the same initial weights on every process
             torch.manual_seed(config.train.seed)
             self.model, self.loading_lines = config.model.build(self.train_set, nmf_seed=config.evaluation.nmf_seed)
@@ -168,7 +169,7 @@ class Run:
             self.bar = ProgressBar(train_cfg.max_iters, self.iteration, budget, self.elapsed())
         loader = training_loader(self.train_set, train_cfg.seed, train_cfg.batch_size, train_cfg.micro_batch_size,
                                  config.data.num_workers, env.rank, env.world_size, self.iteration,
-                                 pin_memory=env.device.type == "cuda")
+                                 pin_memory=env.device.type == "cuda", paste=self.paste)
         batches = self.unreadable.watch(iter(loader), self.report_unreadable) \
             if self.iteration < train_cfg.max_iters else None
         stop_reason, window = None, LogWindow()

@@ -19,13 +19,16 @@ whichever process or worker loads the sample.
 from __future__ import annotations
 
 import signal
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from ..data import DataError
+from ..data import ClassPaste, DataError
 from ..data.augment import seeded_global_rngs
+
+PASTE_STREAM = 0xC1A55  # tells ClassPaste's random stream apart from the sample's own
 
 
 def mix_seed(*values: int) -> int:
@@ -107,10 +110,14 @@ class SampleAt(Dataset):
     + 2, ... (with that sample's own augmentation) and listed in the item's `skipped` as (index,
     error message): the training process decides what to do about it (`unreadable.UnreadableFiles`),
     and a DataLoader worker never dies with a traceback over a broken file.
+
+    paste: a `segnext.data.ClassPaste`; whether it applies, the donor and the donor's augmentation
+    are drawn from a stream of (seed, epoch, index) of their own, so they are reproducible too. An
+    unreadable donor is listed in `skipped` and the sample is left as it was.
     """
 
-    def __init__(self, dataset, seed: int):
-        self.dataset, self.seed = dataset, seed
+    def __init__(self, dataset, seed: int, paste: Optional[ClassPaste] = None):
+        self.dataset, self.seed, self.paste = dataset, seed, paste
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -128,10 +135,26 @@ class SampleAt(Dataset):
             candidate = (index + offset) % len(self.dataset)
             try:
                 sample = self.load(candidate, epoch)
-                return {"image": sample["image"], "label": sample["label"], "skipped": skipped}
             except DataError as error:
                 skipped.append((candidate, str(error)))
+                continue
+            if self.paste is not None:
+                sample = self.pasted(sample, candidate, epoch, skipped)
+            return {"image": sample["image"], "label": sample["label"], "skipped": skipped}
         raise DataError(f"none of the {len(self.dataset)} training samples can be read; the first: {skipped[0][1]}")
+
+
+    def pasted(self, sample: dict, index: int, epoch: int, skipped: List[Tuple[int, str]]) -> dict:
+        rng = np.random.default_rng([self.seed, epoch, index, PASTE_STREAM])
+        if rng.random() >= self.paste.probability:
+            return sample
+        donor = int(rng.integers(len(self.dataset)))
+        try:
+            with seeded_global_rngs(mix_seed(self.seed, epoch, index, donor, PASTE_STREAM)):
+                return self.paste(sample, self.dataset.get(donor, rng))
+        except DataError as error:
+            skipped.append((donor, str(error)))
+            return sample
 
 
 def collate_samples(samples: List[dict]) -> dict:
@@ -153,12 +176,13 @@ def worker_init(worker_id: int) -> None:
 
 
 def training_loader(dataset, seed: int, batch_size: int, micro_batch_size: int, num_workers: int, rank: int = 0,
-                    world_size: int = 1, start_iteration: int = 0, pin_memory: bool = False) -> DataLoader:
+                    world_size: int = 1, start_iteration: int = 0, pin_memory: bool = False,
+                    paste: Optional[ClassPaste] = None) -> DataLoader:
     """The micro-batches of one process from optimizer step `start_iteration` on, forever: dicts of
     `image`, `label` and `skipped` (see SampleAt). The generator is explicit, so the workers' seeds
     never draw from the caller's global RNG."""
     sampler = TrainStreamSampler(len(dataset), seed, batch_size, micro_batch_size, rank, world_size, start_iteration)
-    return DataLoader(SampleAt(dataset, seed), batch_size=micro_batch_size, sampler=sampler,
+    return DataLoader(SampleAt(dataset, seed, paste), batch_size=micro_batch_size, sampler=sampler,
                       num_workers=num_workers, collate_fn=collate_samples,
                       worker_init_fn=worker_init if num_workers else None, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(seed), prefetch_factor=2 if num_workers else None)
