@@ -76,4 +76,6 @@ def test_an_opset_too_old_for_the_resizes_is_refused_before_writing(tmp_path):
     model = segnext.create_model("segnext_t", num_classes=3)
     with pytest.raises(ValueError, match="ONNX opset 9 is too old for SegNeXt's resizes; use 11 or newer"):
         segnext.export_onnx(model, tmp_path / "m.onnx", 64, 64, opset=9)
+    with pytest.raises(ValueError, match="ONNX opset 99: .*use an opset from 11 to the newest this PyTorch"):
+        segnext.export_onnx(model, tmp_path / "m.onnx", 64, 64, opset=99)  # newer than any exporter knows
     assert not (tmp_path / "m.onnx").exists()
