@@ -313,15 +313,18 @@ def compiled(variant: str, batch: int, size: int, args, device) -> dict:
 
 
 def loader(root: Path, workers: List[int], seconds: float) -> dict:
-    """Images per second of the GPU CamVid recipe's training pipeline with each number of workers."""
+    """Images per second of the GPU CamVid recipe's training pipeline (copy-paste included) with each number
+    of workers."""
     from segnext.train import load_config
     from segnext.train.sampler import training_loader
 
     config = load_config("camvid/segnext_t_camvid_gpu_8min", [f"data.root={root}"])
     dataset = config.data.build(config.data.train_split, config.data.train_transform(), config.train.seed)
+    paste = config.data.class_paste(dataset.class_names)  # the recipe's copy-paste: a second crop per pasted sample
     rows = {}
     for count in workers:
-        batches = training_loader(dataset, 0, config.train.batch_size, config.train.micro_batch_size, count)
+        batches = training_loader(dataset, 0, config.train.batch_size, config.train.micro_batch_size, count,
+                                  paste=paste)
         iterator = iter(batches)
         next(iterator)  # workers started
         start, images = time.perf_counter(), 0
