@@ -87,13 +87,15 @@ def test_eval_tests_with_the_saved_settings_as_predict_does(demo, tmp_path, caps
     assert main(["eval", str(other), "--checkpoint", model, "--out", str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "note:" in err and "img_scale=(80, 64)" in err and "--config-settings" in err
+    assert "whole, img_scale (80, 64)" in err  # the settings it tests with, said before it starts
     evaluated, run = json.loads(out.read_text()), json.loads((demo / "results.json").read_text())
     assert evaluated["test"]["img_scale"] == [80, 64] and evaluated["test"]["nmf_seed"] == 0
     assert evaluated["mIoU"] == pytest.approx(run["mIoU"], abs=1e-6)
 
     assert main(["eval", str(other), "--checkpoint", model, "--out", str(out), "--no-progress", "--max-images", "2",
                  "--config-settings"]) == 0
-    assert "note:" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "note:" not in err and "(2 images): whole, img_scale (96, 80)" in err
     assert json.loads(out.read_text())["test"]["img_scale"] == [96, 80]
     assert json.loads(out.read_text())["test"]["nmf_seed"] == 5
 

@@ -68,6 +68,7 @@ def test_convert_1x_fp16_copy_reports_notes(tmp_path, capsys, checkpoint_path):
     assert main(["convert", str(tmp_path / "v1_half.pth"), str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "1.x" in out and "half precision" in out and "no class names" in out
+    assert "whole, img_scale (2048, 512), sides rounded up to a multiple of 32 (the official settings" in out
     assert segnext.create_model(checkpoint=tmp_path / "out").num_classes == 150
 
 

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from segnext import TestConfig
+from segnext.inference.settings import MS_RATIOS, OFFICIAL_TEST_CONFIGS
 
 
 @pytest.mark.parametrize("settings,message", [
@@ -32,3 +33,15 @@ def test_valid_settings_are_normalised_to_tuples():
     config = TestConfig(img_scale=[2048, 512], mode="slide", crop_size=[512, 512], stride=[341, 341], scales=[1])
     assert config.img_scale == (2048, 512) and config.crop_size == (512, 512) and config.scales == (1.0,)
     assert TestConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("config,line", [
+    (OFFICIAL_TEST_CONFIGS["ade20k"], "whole, img_scale (2048, 512), sides rounded up to a multiple of 32"),
+    (OFFICIAL_TEST_CONFIGS["cityscapes"], "slide 1024x1024 windows, stride 768x768, img_scale (2048, 1024)"),
+    (TestConfig(img_scale=None, scales=(1.5,), flip=True), "whole, original size, scale 1.5, flip"),
+    (TestConfig(img_scale=(2048, 512), scales=MS_RATIOS, flip=True),
+     "whole, img_scale (2048, 512), multi-scale 0.5, 0.75, 1, 1.25, 1.5, 1.75, flip"),
+])
+def test_describe_names_every_setting_that_changes_the_result(config, line):
+    """The line `segnext predict`, `eval` and `convert` print: a single scale other than 1 is named too."""
+    assert config.describe() == line

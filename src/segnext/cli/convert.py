@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..inference import test_config_for
+    from ..inference import TestConfig, test_config_for
     from ..models import create_model, read_checkpoint, save_model
 
     source = read_checkpoint(args.src)
@@ -38,9 +38,7 @@ def run(args) -> int:
     print(f"  classes      {c.num_classes}" + (f" ({', '.join(c.class_names[:5])}, ...)" if c.class_names else
                                                  " (no class names in the source)"))
     print(f"  palette      {'yes' if c.palette else 'no'}")
-    t = c.test_settings
-    print(f"  test         {t['mode']}, img_scale {t['img_scale']}, size_divisor {t['size_divisor']}"
-          f"{', multi-scale' if len(t['scales']) > 1 else ''}{', flip' if t['flip'] else ''} "
+    print(f"  test         {TestConfig.from_dict(c.test_settings).describe()} "
           f"({'saved with the checkpoint' if settings_saved else 'the official settings of its dataset'})")
     print(f"  tensors      {len(source.state_dict)} ({source.kind} format)")
     for note in source.notes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -97,6 +98,10 @@ def run(args) -> int:
             raise ValueError(f"{source} predicts {model.num_classes} classes but the {config.data.dataset} "
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")
         test_config = config.evaluation
+        if env.is_main:
+            count = min(len(dataset), args.max_images or len(dataset))
+            print(f"{source} on {config.data.dataset} {args.split or config.data.val_split} ({count} images): "
+                  f"{test_config.describe()}", file=sys.stderr)
         start = time.perf_counter()
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
@@ -121,7 +126,6 @@ def run(args) -> int:
 def choose_test_settings(args, config, model, saved_settings, source) -> None:
     """Set config.evaluation (and the NMF seed) as `segnext predict` would test the model: the
     settings it was saved with, unless --config-settings; evaluation.* overrides given here win."""
-    import sys
     from dataclasses import fields
 
     from ..inference import TestConfig

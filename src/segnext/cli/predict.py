@@ -174,12 +174,10 @@ def run(args) -> int:
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = _test_config(args, segmenter.test_config)
     out_dir = Path(args.out)
-    c = segmenter.test_config
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
-    print(f"{counts} -> {out_dir}/  ({segmenter.num_classes} classes, {c.mode}, img_scale={c.img_scale}"
-          f"{', multi-scale' if len(c.scales) > 1 else ''}{', flip' if c.flip else ''}, {segmenter.device}"
-          f"{precision})", file=sys.stderr)
+    print(f"{counts} -> {out_dir}/  ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
+          f"{segmenter.device}{precision})", file=sys.stderr)
     if amp_setting(args) and segmenter.autocast_dtype is None:
         print("segnext predict: note: --amp has no effect on the CPU (float32 is the fast path there)",
               file=sys.stderr)

@@ -81,6 +81,24 @@ class TestConfig:
         """One scale without flip: the result is the logits, not averaged probabilities."""
         return len(self.scales) == 1 and not self.flip
 
+    def describe(self) -> str:
+        """One line for logs: e.g. "whole, img_scale (480, 360), scale 1.5, flip" or "slide 1024x1024
+        windows, stride 768x768, img_scale (2048, 1024), multi-scale 0.5-1.75, flip"."""
+        if self.mode == "slide":
+            parts = [f"slide {self.crop_size[0]}x{self.crop_size[1]} windows, stride {self.stride[0]}x{self.stride[1]}"]
+        else:
+            parts = ["whole"]
+        parts.append(f"img_scale {self.img_scale}" if self.img_scale else "original size")
+        if self.size_divisor:
+            parts.append(f"sides rounded up to a multiple of {self.size_divisor}")
+        if len(self.scales) > 1:
+            parts.append(f"multi-scale {', '.join(f'{s:g}' for s in self.scales)}")
+        elif self.scales[0] != 1.0:
+            parts.append(f"scale {self.scales[0]:g}")
+        if self.flip:
+            parts.append("flip")
+        return ", ".join(parts)
+
     def to_dict(self) -> Dict[str, Any]:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(TestConfig)}
 
