@@ -1,0 +1,78 @@
+"""benchmarks/gpu/camvid_gpu.sh, the GPU recipe's device call, tried on the CPU on a tiny CamVid.
+
+A session with a GPU has minutes of it: the script must not fail there on something the CPU could
+have shown (a renamed option, a missing file, a packaging step). Here it runs whole, on the CPU, in
+both modes, with overrides that make the training a few iterations long."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import segnext
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "camvid_gpu.sh"
+# A few iterations on the CPU instead of 8 minutes on a GPU; everything else as the recipe has it.
+CPU_TRIAL = ["train.device=cpu", "train.amp=false", "train.max_iters=2", "train.batch_size=2",
+             "train.micro_batch_size=2", "data.num_workers=0", "data.crop_size=[32,32]", "evaluation.img_scale=null"]
+
+
+@pytest.fixture(scope="module")
+def camvid(tmp_path_factory) -> Path:
+    """CamVid's layout, with file names that start with their drive as the real ones (0006R0 is held out)."""
+    root = tmp_path_factory.mktemp("camvid")
+    rng = np.random.default_rng(0)
+    for kind in ("images", "labels"):
+        for split in ("train", "val"):
+            (root / kind / split).mkdir(parents=True)
+    drives = {"train": {"0001TP": 2, "0006R0": 2, "0016E5": 2}, "val": {"0016E5": 2}}
+    for split, frames_of in drives.items():
+        for drive, frames in frames_of.items():
+            for frame in range(frames):
+                stem = f"{drive}_{frame + (100 if split == 'val' else 0):06d}"  # unique, as in CamVid
+                Image.fromarray(rng.integers(0, 256, (36, 48, 3), dtype=np.uint8)).save(
+                    root / "images" / split / f"{stem}.png")
+                Image.fromarray(rng.integers(0, 11, (36, 48), dtype=np.uint8)).save(
+                    root / "labels" / split / f"{stem}.png")
+    return root
+
+
+def run_script(mode: str, camvid: Path, tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    # python3 on the PATH is this interpreter, as in a device call's environment
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "CAMVID": str(camvid), "SCRATCH": str(tmp_path),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(["bash", str(SCRIPT), mode, *CPU_TRIAL, *overrides], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_heldout_mode_trains_without_the_drive_and_scores_it_and_val(camvid, tmp_path):
+    done = run_script("heldout", camvid, tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = tmp_path / "out"
+    results = json.loads((out / "results_heldout.json").read_text())
+    assert results["num_images"] == 2 and results["iteration"] == 2  # the two frames of drive 0006R0
+    assert json.loads((out / "eval_heldout_model_on_val.json").read_text())["num_images"] == 2
+    assert "CPU" in (out / "device.txt").read_text() and "train wall seconds" in (out / "train.log").read_text()
+
+
+def test_final_mode_trains_on_train_and_val_and_writes_the_model_folder(camvid, tmp_path):
+    done = run_script("final", camvid, tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    folder = tmp_path / "out" / "segnext_t_camvid"
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in folder.iterdir()}
+    card = (folder / "README.md").read_text()
+    assert "camvid_gpu.sh final train.device=cpu" in card and "(8 training images)" in card
+    model = segnext.create_model(checkpoint=folder)
+    assert model.num_classes == 11 and next(model.parameters()).dtype.is_floating_point
+
+
+def test_a_failed_training_is_the_calls_exit_status(camvid, tmp_path):
+    done = run_script("final", camvid, tmp_path, "train.no_such_key=1")
+    assert done.returncode != 0 and "training failed" in done.stdout
