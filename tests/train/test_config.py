@@ -53,6 +53,9 @@ def test_overrides_are_yaml_values_and_checked(tmp_path, scenes):
         load_config(str(path), ["loss.reduction=mean"])
     with pytest.raises(ConfigError, match="Did you mean 'segnext_t'"):
         load_config(str(path), ["model.name=segnext_tt"])
+    with pytest.raises(ConfigError, match=r"data.num_workers must be 0 or more .* or null .* got -1"):
+        load_config(str(path), ["data.num_workers=-1"])
+    assert load_config(str(path), ["data.num_workers=null"]).data.num_workers is None
 
 
 def test_base_files_merge_key_by_key(tmp_path, scenes):

@@ -5,7 +5,8 @@ The comparison is 2 processes x 1 image against 1 process x 1 image x 2 accumula
 put one image through each forward, so BatchNorm's batch statistics are the same (2 x 1 against a
 single process x 2 images would differ there, as BN normalises over the images of one forward).
 The samples, their augmentation and the model's random draws (drop path, NMF bases) are functions
-of the sample position, so both runs see the same; DDP averages the two gradients, accumulation
+of the sample position, so both runs see the same, whatever the number of loader workers (the
+default's: fewer per process under torchrun); DDP averages the two gradients, accumulation
 sums the two halves. What may differ is float rounding of that sum, amplified a little by Adam:
 the parameters must agree to 1e-5 after 4 steps. BatchNorm running statistics are not compared: in
 DDP each process tracks only its own images (rank 0's are broadcast), as in the official code.
@@ -28,7 +29,7 @@ from train_helpers import REPO_ROOT, SUBPROCESS_ENV, run_cli, tiny_config, write
 
 import segnext
 from segnext.train import state as checkpointing
-from segnext.train.sampler import EpochPermutations
+from segnext.train.sampler import EpochPermutations, default_num_workers
 
 STEPS = 4
 
@@ -38,16 +39,19 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tmp_path, scenes
     torchrun = shutil.which("torchrun")
     command = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     raw = tiny_config(scenes, train={"max_iters": STEPS, "batch_size": 2, "micro_batch_size": 1,
-                                     "checkpoint_interval": STEPS, "eval_interval": 0, "device": "cpu"})
+                                     "checkpoint_interval": STEPS, "eval_interval": 0, "device": "cpu"},
+                      data={"num_workers": None})  # the default: fewer workers per process under torchrun
     config = write_config(tmp_path / "tiny.yaml", raw)
     ddp = subprocess.run(command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main", "train",
                                     str(config), "--work-dir", str(tmp_path / "ddp"), "--no-progress"],
                          env=SUBPROCESS_ENV, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stdout + ddp.stderr
     assert "2 process(es) x 1 images x 1 accumulation" in ddp.stdout
+    assert f"{default_num_workers(2)} data worker(s) per process" in ddp.stdout
     single = run_cli("train", str(config), "--work-dir", str(tmp_path / "single"), "--no-progress")
     assert single.returncode == 0, single.stdout + single.stderr
     assert "1 process(es) x 1 images x 2 accumulation" in single.stdout
+    assert f"{default_num_workers(1)} data worker(s) per process" in single.stdout
 
     name = checkpointing.checkpoint_name(STEPS)
     ddp_state = checkpointing.load(tmp_path / "ddp" / "checkpoints" / name)

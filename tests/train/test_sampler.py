@@ -3,11 +3,20 @@ from any resume point."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 import torch
 
 from segnext.data import DataError
-from segnext.train.sampler import EpochPermutations, SampleAt, TrainStreamSampler, collate_samples
+from segnext.train.sampler import (
+    EpochPermutations,
+    SampleAt,
+    TrainStreamSampler,
+    collate_samples,
+    default_num_workers,
+)
 
 
 def step_images(num_samples, steps, batch, micro, world, start=0):
@@ -139,3 +148,11 @@ def test_class_paste_puts_the_donors_chosen_classes_onto_the_sample_reproducibly
                for i in unreadable)
     never = SampleAt(_Stripes(), seed=0, paste=ClassPaste([7], probability=0.0))
     assert all(torch.equal(never[(1, e)]["image"], SampleAt(_Stripes(), seed=0)[(1, e)]["image"]) for e in range(4))
+
+
+@pytest.mark.parametrize("cpus,local_processes,workers", [(1, 1, 1), (2, 1, 2), (16, 1, 4), (16, 8, 2), (4, 8, 1)])
+def test_default_workers_are_four_at_most_within_the_processes_share_of_the_cpus(monkeypatch, cpus,
+                                                                                 local_processes, workers):
+    """data.num_workers: null. More workers than CPUs only queue for the same cores (PyTorch warns of them)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert default_num_workers(local_processes) == workers

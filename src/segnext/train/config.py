@@ -129,7 +129,9 @@ class DataSection:
     photometric: bool = True
     mean: Tuple[float, float, float] = IMAGENET_MEAN  # the normalisation, for training and test alike
     std: Tuple[float, float, float] = IMAGENET_STD
-    num_workers: int = 4  # DataLoader worker processes per training process
+    # DataLoader worker processes per training process; null: up to 4 (the official configs'
+    # workers_per_gpu), no more than this process's share of the CPUs (`sampler.default_num_workers`).
+    num_workers: Optional[int] = None
     # A training file that cannot be read: "error" stops the run naming it; "skip" trains on the next
     # readable sample, logs the file once and counts it, and stops the run when more than
     # max_unreadable_fraction of the training set is unreadable. Validation files must all be readable.
@@ -312,8 +314,8 @@ class Config:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
 
-    def summary(self, model, train_set, val_set, processes: int, device: str, work_dir) -> str:
-        """Two lines saying what a run trains, on what, how."""
+    def summary(self, model, train_set, val_set, processes: int, device: str, work_dir, workers: int) -> str:
+        """Two lines saying what a run trains, on what, how (workers: the data loader's processes)."""
         parameters = sum(p.numel() for p in model.parameters())
         train = self.train
         amp = f", amp {train.amp_dtype or device_defaults(device).train_amp_dtype}" if train.amp else ""
@@ -322,6 +324,7 @@ class Config:
                 f"{self.data.title()} ({len(train_set)} train / {len(val_set)} val images)\n"
                 f"  batch {train.batch_size} = {processes} process(es) x {train.micro_batch_size} images x "
                 f"{train.accumulation(processes)} accumulation step(s); device {device}{amp}; "
+                f"{workers} data worker(s) per process; "
                 f"{train.max_iters} iterations{budget}; work dir {work_dir}")
 
 
@@ -618,6 +621,9 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                  f"{did_you_mean(section.on_unreadable, ['error', 'skip'])}")
         if not 0 <= section.max_unreadable_fraction <= 1:
             fail("max_unreadable_fraction", f"must be a fraction from 0 to 1, got {section.max_unreadable_fraction}.")
+        if section.num_workers is not None and section.num_workers < 0:
+            fail("num_workers", f"must be 0 or more (0: load in the training process) or null (up to 4, as the "
+                                f"CPUs allow), got {section.num_workers}.")
         if not 0 <= section.copy_paste_prob <= 1:
             fail("copy_paste_prob", f"must be a probability from 0 to 1, got {section.copy_paste_prob}.")
     if isinstance(section, TrainSection):

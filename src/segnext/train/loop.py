@@ -39,7 +39,7 @@ from .loggers import open_run_log, require_trackers
 from .optim import build_optimizer, scheduled_lr, set_learning_rates
 from .progress import LogWindow, ProgressBar
 from .report import save_report_data, write_report
-from .sampler import step_seeds, training_loader
+from .sampler import default_num_workers, step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
 from .unreadable import UnreadableFiles
 
@@ -108,6 +108,8 @@ class Run:
         self.val_set = config.data.build(config.data.val_split)
         self.num_classes = config.model.checked_num_classes(self.train_set)
         self.paste = config.data.class_paste(self.train_set.class_names)
+        self.num_workers = config.data.num_workers if config.data.num_workers is not None \
+            else default_num_workers(env.local_world_size)
         with torch.random.fork_rng(devices=[]):  # the same initial weights on every process
             torch.manual_seed(config.train.seed)
             self.model, self.loading_lines = config.model.build(self.train_set, nmf_seed=config.evaluation.nmf_seed)
@@ -160,7 +162,7 @@ class Run:
         config, env, train_cfg = self.config, self.env, self.config.train
         self.session_start = time.perf_counter()
         self.say(config.summary(self.model, self.train_set, self.val_set, env.world_size, str(env.device),
-                                self.work_dir))
+                                self.work_dir, self.num_workers))
         if self.iteration == 0:  # a resumed run continues from its checkpoint, not from these
             for line in self.loading_lines:
                 self.say(f"  {line}")
@@ -168,7 +170,7 @@ class Run:
             budget = train_cfg.max_time_minutes * 60 if train_cfg.max_time_minutes else None
             self.bar = ProgressBar(train_cfg.max_iters, self.iteration, budget, self.elapsed())
         loader = training_loader(self.train_set, train_cfg.seed, train_cfg.batch_size, train_cfg.micro_batch_size,
-                                 config.data.num_workers, env.rank, env.world_size, self.iteration,
+                                 self.num_workers, env.rank, env.world_size, self.iteration,
                                  pin_memory=env.device.type == "cuda", paste=self.paste)
         batches = self.unreadable.watch(iter(loader), self.report_unreadable) \
             if self.iteration < train_cfg.max_iters else None

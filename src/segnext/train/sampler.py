@@ -18,6 +18,7 @@ whichever process or worker loads the sample.
 
 from __future__ import annotations
 
+import os
 import signal
 from typing import Iterator, List, Optional, Tuple
 
@@ -173,6 +174,14 @@ def worker_init(worker_id: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed_worker(worker_id)
+
+
+def default_num_workers(local_processes: int = 1, most: int = 4) -> int:
+    """The loader workers of `data.num_workers: null`: `most` (the official configs' workers_per_gpu),
+    no more than this process's share of the CPUs it may run on (more only queue for the same cores,
+    and PyTorch warns of them), and at least one, so that loading overlaps the step."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(most, cpus // max(1, local_processes)))
 
 
 def training_loader(dataset, seed: int, batch_size: int, micro_batch_size: int, num_workers: int, rank: int = 0,
