@@ -52,6 +52,18 @@ def test_unavailable_device_says_what_is_installed(capsys, run_dir, tmp_path):
     assert "device 'cuda'" in err and "without CUDA" in err and "available here: cpu" in err
 
 
+def test_an_output_folder_that_cannot_be_made_is_named_once_before_the_model_loads(capsys, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    (tmp_path / "taken").write_text("a file")
+    for out, why in (("taken", "a file has that name"), ("taken/sub", "Not a directory")):
+        err = _error(capsys, ["predict", "-c", str(tmp_path / "no_model"), str(tmp_path / "x.png"),
+                              "--out", str(tmp_path / out)])
+        assert f"--out {tmp_path / out}: cannot make the output folder ({why}); choose another folder" in err
+        assert "no_model" not in err  # found before the (missing) model would be loaded
+
+
 def test_a_run_folder_passed_as_a_model_points_to_the_models_in_it(capsys, run_dir, tmp_path):
     from PIL import Image
 

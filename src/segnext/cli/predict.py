@@ -166,6 +166,12 @@ def run(args) -> int:
                 raise ValueError(f"{outputs[stem]} and {path} would both be written to {Path(args.out) / stem}; "
                                  f"pass them in separate runs with different --out folders")
             outputs[stem] = path
+    out_dir = Path(args.out)
+    try:  # before the model loads: a wrong --out is one line, not an error for every image
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        why = "a file has that name" if out_dir.is_file() else (error.strerror or str(error))
+        raise ValueError(f"--out {out_dir}: cannot make the output folder ({why}); choose another folder") from None
 
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
@@ -173,7 +179,6 @@ def run(args) -> int:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = _test_config(args, segmenter.test_config)
-    out_dir = Path(args.out)
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
     print(f"{counts} -> {out_dir}/  ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
