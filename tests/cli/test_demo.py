@@ -103,3 +103,15 @@ def test_eval_tests_with_the_saved_settings_as_predict_does(demo, tmp_path, caps
                  "--no-progress", "--max-images", "2"]) == 0
     assert "note:" not in capsys.readouterr().err  # what is asked for on the command line is not a surprise
     assert json.loads(out.read_text())["test"]["flip"] is True
+
+
+def test_eval_and_train_to_a_path_the_file_system_refuses_fail_before_the_work(demo, tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    assert main(["train", str(demo / "config.yaml"), "--work-dir", str(tmp_path / "taken"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'taken' / 'checkpoints'}: a part of this path is a file, not a folder" in err, err
+    assert main(["eval", str(demo / "config.yaml"), "--checkpoint", str(demo / "final_model"), "--no-progress",
+                 "--out", str(tmp_path / "taken" / "eval.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'taken'}: a file has this name where a folder is needed; choose another path" in err
+    assert "Traceback" not in err and " on " not in err  # refused before the evaluation's first line

@@ -64,6 +64,17 @@ def test_an_output_folder_that_cannot_be_made_is_named_once_before_the_model_loa
         assert "no_model" not in err  # found before the (missing) model would be loaded
 
 
+def test_paths_the_file_system_refuses_are_one_line_naming_them(capsys, run_dir, tmp_path):
+    """Any command: an output under a file, or a folder where a file must go, without a traceback."""
+    (tmp_path / "taken").write_text("a file")
+    (tmp_path / "folder.onnx").mkdir()
+    model = str(run_dir / "final_model")
+    err = _error(capsys, ["export", "-c", model, "-o", str(tmp_path / "taken" / "m.onnx")])
+    assert f"{tmp_path / 'taken'}: a file has this name where a folder is needed; choose another path" in err
+    err = _error(capsys, ["export", "-c", model, "-o", str(tmp_path / "folder.onnx")])
+    assert f"{tmp_path / 'folder.onnx'}: this is a folder where a file is needed" in err, err
+
+
 def test_a_run_folder_passed_as_a_model_points_to_the_models_in_it(capsys, run_dir, tmp_path):
     from PIL import Image
 

@@ -98,17 +98,18 @@ def run(args) -> int:
             raise ValueError(f"{source} predicts {model.num_classes} classes but the {config.data.dataset} "
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")
         test_config = config.evaluation
+        split = args.split or config.data.val_split
+        out = Path(args.out) if args.out else results_path(source, split)
         if env.is_main:
+            out.parent.mkdir(parents=True, exist_ok=True)  # a path the file system refuses fails before the work
             count = min(len(dataset), args.max_images or len(dataset))
-            print(f"{source} on {config.data.dataset} {args.split or config.data.val_split} ({count} images): "
+            print(f"{source} on {config.data.dataset} {split} ({count} images): "
                   f"{test_config.describe()}", file=sys.stderr)
         start = time.perf_counter()
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=not args.no_progress)
         if env.is_main:
-            split = args.split or config.data.val_split
-            out = Path(args.out) if args.out else results_path(source, split)
             write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split,
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
                                     mode=test_config.mode, crop_size=test_config.crop_size,

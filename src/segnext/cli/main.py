@@ -79,6 +79,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Library errors are written for people: print them without a traceback.
         print(f"segnext {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as error:
+        # A path given on the command line (an output folder, a work dir) that the file system refuses.
+        print(f"segnext {args.command}: error: {path_error(error)}", file=sys.stderr)
+        return 1
+
+
+def path_error(error: OSError) -> str:
+    """What is wrong with the path of a file-system error, and what to do, in one line."""
+    if not error.filename:
+        return str(error)
+    what = {FileExistsError: "a file has this name where a folder is needed",
+            NotADirectoryError: "a part of this path is a file, not a folder",
+            IsADirectoryError: "this is a folder where a file is needed",
+            PermissionError: "permission denied"}.get(type(error), error.strerror)
+    return f"{error.filename}: {what}; choose another path (or check its permissions)"
 
 
 if __name__ == "__main__":
