@@ -57,10 +57,11 @@ def test_an_output_folder_that_cannot_be_made_is_named_once_before_the_model_loa
 
     Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
     (tmp_path / "taken").write_text("a file")
-    for out, why in (("taken", "a file has that name"), ("taken/sub", "Not a directory")):
+    for out, why in (("taken", "a file has this name where a folder is needed"),
+                     ("taken/sub", "a part of this path is a file, not a folder")):
         err = _error(capsys, ["predict", "-c", str(tmp_path / "no_model"), str(tmp_path / "x.png"),
                               "--out", str(tmp_path / out)])
-        assert f"--out {tmp_path / out}: cannot make the output folder ({why}); choose another folder" in err
+        assert f"{tmp_path / out}: {why}; choose another path" in err
         assert "no_model" not in err  # found before the (missing) model would be loaded
 
 

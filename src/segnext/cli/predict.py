@@ -167,11 +167,7 @@ def run(args) -> int:
                                  f"pass them in separate runs with different --out folders")
             outputs[stem] = path
     out_dir = Path(args.out)
-    try:  # before the model loads: a wrong --out is one line, not an error for every image
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        why = "a file has that name" if out_dir.is_file() else (error.strerror or str(error))
-        raise ValueError(f"--out {out_dir}: cannot make the output folder ({why}); choose another folder") from None
+    out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads: a wrong --out is one error, not one an image
 
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)

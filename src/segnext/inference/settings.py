@@ -83,7 +83,7 @@ class TestConfig:
 
     def describe(self) -> str:
         """One line for logs: e.g. "whole, img_scale (480, 360), scale 1.5, flip" or "slide 1024x1024
-        windows, stride 768x768, img_scale (2048, 1024), multi-scale 0.5-1.75, flip"."""
+        windows, stride 768x768, img_scale (2048, 1024), multi-scale 0.75, 1, 1.25, flip"."""
         if self.mode == "slide":
             parts = [f"slide {self.crop_size[0]}x{self.crop_size[1]} windows, stride {self.stride[0]}x{self.stride[1]}"]
         else:
