@@ -59,7 +59,8 @@ def test_heldout_mode_trains_without_the_drive_and_scores_it_and_val(camvid, tmp
     results = json.loads((out / "results_heldout.json").read_text())
     assert results["num_images"] == 2 and results["iteration"] == 2  # the two frames of drive 0006R0
     assert json.loads((out / "eval_heldout_model_on_val.json").read_text())["num_images"] == 2
-    assert "CPU" in (out / "device.txt").read_text() and "train wall seconds" in (out / "train.log").read_text()
+    assert (out / "device.txt").read_text().strip()  # nvidia-smi's GPU, else the CPU
+    assert "train wall seconds" in (out / "train.log").read_text()
 
 
 def test_final_mode_trains_on_train_and_val_and_writes_the_model_folder(camvid, tmp_path):
