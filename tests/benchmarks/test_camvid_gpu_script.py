@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from safetensors import safe_open
 
 import segnext
 
@@ -70,8 +71,11 @@ def test_final_mode_trains_on_train_and_val_and_writes_the_model_folder(camvid, 
     assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in folder.iterdir()}
     card = (folder / "README.md").read_text()
     assert "camvid_gpu.sh final train.device=cpu" in card and "(8 training images)" in card
-    model = segnext.create_model(checkpoint=folder)
-    assert model.num_classes == 11 and next(model.parameters()).dtype.is_floating_point
+    with safe_open(folder / "model.safetensors", framework="pt") as weights:  # shipped as float16
+        names = weights.keys()
+        dtypes = {weights.get_slice(name).get_dtype() for name in names}
+    assert dtypes - {"I64"} == {"F16"}  # BatchNorm's num_batches_tracked stays an integer
+    assert segnext.create_model(checkpoint=folder).num_classes == 11
 
 
 def test_a_failed_training_is_the_calls_exit_status(camvid, tmp_path):

@@ -167,7 +167,7 @@ def run(args) -> int:
                                  f"pass them in separate runs with different --out folders")
             outputs[stem] = path
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads: a wrong --out is one error, not one an image
+    out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads: a wrong --out is one error, not one per image
 
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
