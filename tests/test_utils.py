@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from segnext.utils import DiskFullError, atomic_write, format_bytes
+from segnext.utils import DiskFullError, atomic_write, check_can_make_folder, check_can_write_file, format_bytes
 
 
 def test_a_full_disk_leaves_the_previous_file_and_names_the_space_needed(tmp_path, full_disk):
@@ -80,3 +80,27 @@ def test_atomic_write_gives_the_umask_permissions_without_touching_the_umask(tmp
         os.umask(previous)
     assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "plain.json"]
+
+
+def test_output_checks_raise_what_making_the_path_would_raise_and_make_nothing(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    for path, error in ((tmp_path / "file", FileExistsError), (tmp_path / "file" / "a" / "b", NotADirectoryError)):
+        with pytest.raises(error) as raised:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        with pytest.raises(error) as checked:
+            check_can_make_folder(path)
+        assert checked.value.filename == str(path) and checked.value.errno == raised.value.errno
+    check_can_make_folder(tmp_path / "new" / "deeper")
+    check_can_make_folder(tmp_path)
+    assert not (tmp_path / "new").exists()
+
+    with pytest.raises(IsADirectoryError):
+        check_can_write_file(tmp_path)
+    with pytest.raises(NotADirectoryError):
+        check_can_write_file(tmp_path / "file" / "sub" / "r.json")
+    check_can_write_file(tmp_path / "new" / "r.json")
+
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)  # as if tmp_path were read-only
+    with pytest.raises(PermissionError) as checked:
+        check_can_make_folder(tmp_path / "new")
+    assert checked.value.filename == str(tmp_path)

@@ -1,6 +1,6 @@
 """Small helpers every layer uses: a "did you mean" for error messages, an atomic file writer (and
 the error it raises on a full disk), a JSON cleaner, optional dependencies with an install hint,
-and device names. Nothing here imports torch at module level."""
+output-folder checks and device names. Nothing here imports torch at module level."""
 
 from __future__ import annotations
 
@@ -81,6 +81,32 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], si
             raise disk_full_error(path, size, written) from error
         raise
     return path
+
+
+def check_can_make_folder(path: Union[str, os.PathLike]) -> None:
+    """Raise the error `Path(path).mkdir(parents=True, exist_ok=True)` would raise, without making
+    anything: a command checks its output folder before long work, and one that fails before it
+    writes leaves no empty folder behind. FileExistsError when a file has the name, NotADirectoryError
+    when a part of the path is a file, PermissionError when the nearest existing folder is read-only."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        error = FileExistsError if existing == path else NotADirectoryError
+        code = errno.EEXIST if existing == path else errno.ENOTDIR
+        raise error(code, os.strerror(code), str(path))
+    if existing != path and not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
+
+
+def check_can_write_file(path: Union[str, os.PathLike]) -> None:
+    """`check_can_make_folder` for the folder of a file that will be written, and IsADirectoryError
+    when `path` is a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    check_can_make_folder(path.parent)
 
 
 def _create_temporary(path: Path) -> str:

@@ -115,3 +115,8 @@ def test_eval_and_train_to_a_path_the_file_system_refuses_fail_before_the_work(d
     err = capsys.readouterr().err
     assert f"{tmp_path / 'taken'}: a file has this name where a folder is needed; choose another path" in err
     assert "Traceback" not in err and " on " not in err  # refused before the evaluation's first line
+    assert main(["eval", str(demo / "config.yaml"), "--checkpoint", str(demo / "final_model"), "--no-progress",
+                 "--out", str(tmp_path)]) == 1  # a folder, where the results file would go
+    err = capsys.readouterr().err
+    assert f"{tmp_path}: this is a folder where a file is needed; choose another path" in err
+    assert " on " not in err

@@ -65,6 +65,16 @@ def test_an_output_folder_that_cannot_be_made_is_named_once_before_the_model_loa
         assert "no_model" not in err  # found before the (missing) model would be loaded
 
 
+def test_a_predict_that_fails_before_writing_leaves_no_output_folder(capsys, monkeypatch, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    monkeypatch.chdir(tmp_path)  # the default --out, predictions/, is made in the working folder
+    err = _error(capsys, ["predict", "-c", str(tmp_path / "no_model"), "x.png"])
+    assert "no_model" in err
+    assert not (tmp_path / "predictions").exists()
+
+
 def test_paths_the_file_system_refuses_are_one_line_naming_them(capsys, run_dir, tmp_path):
     """Any command: an output under a file, or a folder where a file must go, without a traceback."""
     (tmp_path / "taken").write_text("a file")

@@ -70,6 +70,7 @@ def run(args) -> int:
     from ..models import create_model
     from ..runtime import use_device
     from ..train import distributed, load_config
+    from ..utils import check_can_write_file
 
     if args.config_settings and args.model_settings:
         raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
@@ -100,8 +101,8 @@ def run(args) -> int:
         test_config = config.evaluation
         split = args.split or config.data.val_split
         out = Path(args.out) if args.out else results_path(source, split)
+        check_can_write_file(out)  # on every process: a refused path stops them all before the work
         if env.is_main:
-            out.parent.mkdir(parents=True, exist_ok=True)  # a path the file system refuses fails before the work
             count = min(len(dataset), args.max_images or len(dataset))
             print(f"{source} on {config.data.dataset} {split} ({count} images): "
                   f"{test_config.describe()}", file=sys.stderr)

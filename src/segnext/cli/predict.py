@@ -139,7 +139,7 @@ def run(args) -> int:
 
     from ..inference import Segmenter
     from ..runtime import use_device
-    from ..utils import require, resolve_device
+    from ..utils import check_can_make_folder, require, resolve_device
 
     if args.onnx:
         require("onnxruntime", "onnx", "--onnx")
@@ -167,7 +167,7 @@ def run(args) -> int:
                                  f"pass them in separate runs with different --out folders")
             outputs[stem] = path
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)  # before the model loads: a wrong --out is one error, not one per image
+    check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
 
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
@@ -175,6 +175,7 @@ def run(args) -> int:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = _test_config(args, segmenter.test_config)
+    out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
     print(f"{counts} -> {out_dir}/  ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
