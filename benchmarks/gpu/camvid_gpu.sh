@@ -38,7 +38,10 @@ case "$MODE" in
     for kind in images labels; do  # train + val as one split of links
       mkdir -p "$ROOT/$kind/trainval"
       for split in train val; do
-        for file in "$ROOT/$kind/$split"/*; do ln -s "$(realpath "$file")" "$ROOT/$kind/trainval/"; done
+        for file in "$ROOT/$kind/$split"/*; do
+          ln -s "$(realpath "$file")" "$ROOT/$kind/trainval/" \
+            || { echo "cannot join train and val: $file (a name in both splits?)"; exit 2; }
+        done
       done
     done
     SPLITS=(data.train_split=trainval data.val_split=val)

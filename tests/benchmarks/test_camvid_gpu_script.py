@@ -81,3 +81,15 @@ def test_final_mode_trains_on_train_and_val_and_writes_the_model_folder(camvid, 
 def test_a_failed_training_is_the_calls_exit_status(camvid, tmp_path):
     done = run_script("final", camvid, tmp_path, "train.no_such_key=1")
     assert done.returncode != 0 and "training failed" in done.stdout
+
+
+def test_a_name_in_both_train_and_val_stops_final_before_training(camvid, tmp_path):
+    """`final` joins the two splits into one folder of links: a shared name would drop a frame."""
+    data = tmp_path / "source"  # not SCRATCH/camvid, where the script copies it
+    subprocess.run(["cp", "-r", str(camvid), str(data)], check=True)
+    for kind in ("images", "labels"):
+        taken = next((data / kind / "train").iterdir())
+        (data / kind / "val" / taken.name).write_bytes(taken.read_bytes())
+    done = run_script("final", data, tmp_path)
+    assert done.returncode == 2 and "cannot join train and val" in done.stdout
+    assert not (tmp_path / "out" / "train.log").exists()
