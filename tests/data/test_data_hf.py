@@ -55,6 +55,9 @@ def test_rows_become_samples_with_the_classes_of_a_classes_json(tmp_path):
         assert np.array_equal(sample["label"], arrays["train"][1][index])
     val = build_huggingface_dataset(tmp_path / "hf", "val")  # the usual other name of "validation"
     assert val.split == "validation" and np.array_equal(val[1]["label"], arrays["validation"][1][1])
+    joined = build_huggingface_dataset(tmp_path / "hf", "train+val")  # both, in that order
+    assert joined.split == "train+validation" and len(joined) == 6
+    assert np.array_equal(joined[4]["label"], arrays["validation"][1][1])
 
 
 def test_scene_parse_150_style_rows_read_as_ade20k(tmp_path):

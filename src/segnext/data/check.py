@@ -19,7 +19,16 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..constants import IGNORE_INDEX
-from .datasets import DatasetSpec, Listing, SplitNotFound, empty_split_problem, get_spec, list_split, resolve_split
+from .datasets import (
+    DatasetSpec,
+    Listing,
+    SplitNotFound,
+    empty_split_problem,
+    get_spec,
+    list_split,
+    resolve_split,
+    split_names,
+)
 from .io import DataError, read_image, read_label
 from .prepare import run_tasks
 
@@ -120,7 +129,7 @@ def training_splits(spec: DatasetSpec) -> List[str]:
 
 def check_dataset(name: str, root, split: Optional[str] = None, workers: Optional[int] = None,
                   progress: bool = True) -> List[SplitReport]:
-    """Check `split` (or every standard split) of dataset `name` below `root`.
+    """Check `split` (or every standard split; "train+val": each) of dataset `name` below `root`.
 
     A split that exists but is empty or unlabelled is a problem. Without `split`, a standard split
     that is absent is reported with layout ABSENT: a problem when training reads it (the train and
@@ -128,8 +137,8 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
     DataError, as does a root where no standard split is found.
     """
     spec = get_spec(name, root)
-    if split is not None:
-        return [check_split(spec, root, split, workers, progress)]
+    if split is not None:  # "train+val": each of them
+        return [check_split(spec, root, part, workers, progress) for part in split_names(split)]
     reports = []
     needed = training_splits(spec)
     for standard_split in spec.splits:

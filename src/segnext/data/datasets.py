@@ -588,12 +588,28 @@ class SegmentationDataset(torch.utils.data.Dataset):
 def build_dataset(name: str, root, split: str, transform=None, seed: int = 0) -> SegmentationDataset:
     """The `split` of dataset `name` (a key of DATASETS) found below `root`.
 
+    split: a split name, or several joined with "+" ("train+val": the pairs of both, in that order;
+        a final model trained on all labelled data).
     transform: None (samples are the raw dict) or a callable transform(sample, rng), such as
         TrainTransform.
     seed: base seed of the per-sample random streams (see SegmentationDataset.rng_for).
     Raises FileNotFoundError / DataError naming what is missing and how to make it.
     """
     spec = get_spec(name, root)
+    listings = [_complete_listing(spec, name, root, part) for part in split_names(split)]
+    return SegmentationDataset(spec, join_listings(listings), transform=transform, seed=seed)
+
+
+def split_names(split: str) -> List[str]:
+    """The splits that `split` joins with "+" ("train+val" -> ["train", "val"]); one name is itself."""
+    names = [name.strip() for name in split.split("+")]
+    if "" in names or len(set(names)) < len(names):
+        raise DataError(f"split {split!r}: join different split names with '+', e.g. train+val")
+    return names
+
+
+def _complete_listing(spec: DatasetSpec, name: str, root, split: str) -> Listing:
+    """The listing of one split, which must have pairs and no image without its label."""
     listing = list_split(spec, root, split)
     if not listing.pairs:
         raise DataError(f"{empty_split_problem(listing)}\nRun `segnext data check {name} {root}` for the whole "
@@ -605,4 +621,21 @@ def build_dataset(name: str, root, split: str, transform=None, seed: int = 0) ->
         shown = "\n  ".join(problems[:5]) + (f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise DataError(f"{spec.title} {listing.split}: {len(problems)} image(s) without a mate:\n  {shown}\n"
                         f"Run `segnext data check {name} {root} --split {split}` for the full list.")
-    return SegmentationDataset(spec, listing, transform=transform, seed=seed)
+    return listing
+
+
+def join_listings(listings: Sequence[Listing]) -> Listing:
+    """Complete listings of one dataset as one split named "a+b", their pairs in order. They must be
+    stored alike (one layout: the same label values, read the same way)."""
+    first = listings[0]
+    if len(listings) == 1:
+        return first
+    for other in listings[1:]:
+        if other.layout is not first.layout:
+            raise DataError(f"{first.spec.title} splits {first.split!r} and {other.split!r} are stored in different "
+                            f"layouts ({first.layout.describe(first.root, first.split)}; "
+                            f"{other.layout.describe(other.root, other.split)}); convert them to one layout "
+                            f"(`segnext data prepare`) to train on both")
+    return Listing(first.spec, first.root, "+".join(listing.split for listing in listings), first.layout,
+                   pairs=[pair for listing in listings for pair in listing.pairs],
+                   images_without_label=[], labels_without_image=[], listed_but_missing=[])

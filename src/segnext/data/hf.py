@@ -39,6 +39,7 @@ from .datasets import (
     SegmentationDataset,
     identity_labels,
     read_classes_json,
+    split_names,
 )
 from .io import DataError, pil_to_label, pil_to_rgb
 from .palette import default_palette
@@ -85,8 +86,9 @@ def build_huggingface_dataset(root, split: str, image_column: str = "image", lab
     if not isinstance(saved, datasets.DatasetDict):
         raise DataError(f"{root} holds a single Dataset without split names; save a DatasetDict instead, e.g. "
                         f"DatasetDict(train=..., validation=...).save_to_disk({str(root)!r}).")
-    split = split_name(list(saved), split, root)
-    rows = saved[split]
+    parts = [split_name(list(saved), part, root) for part in split_names(split)]  # "train+validation": both
+    split = "+".join(parts)
+    rows = saved[parts[0]] if len(parts) == 1 else datasets.concatenate_datasets([saved[part] for part in parts])
     columns = list(rows.features)
     if image_column not in columns:
         raise DataError(f"{root}: no image column {image_column!r}.{did_you_mean(image_column, columns)} Columns: "

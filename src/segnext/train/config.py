@@ -118,7 +118,7 @@ class HuggingFaceSection:
 class DataSection:
     dataset: str = "folder"  # a name of segnext.data.DATASETS, or huggingface (a `datasets` save_to_disk folder)
     root: str = ""
-    train_split: str = "train"
+    train_split: str = "train"  # several joined with "+" read as one: train+val for a final model
     val_split: str = "val"
     # The official training pipeline: keep-ratio resize to img_scale x ratio, crop, flip, photometric.
     crop_size: Tuple[int, int] = (512, 512)  # (h, w)
