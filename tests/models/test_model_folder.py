@@ -46,6 +46,15 @@ def test_config_json_holds_settings_classes_and_card(folder, trained):
         assert text in card, text
 
 
+def test_a_card_says_when_it_was_scored_on_images_it_trained_on(trained):
+    from segnext.models.card import model_card
+
+    metrics = {"mIoU": 80.0, "dataset": "camvid", "split": "val", "num_images": 101}
+    assert "On camvid val split (101 images):" in model_card(trained.config, 1, metrics=metrics)
+    card = model_card(trained.config, 1, metrics={**metrics, "seen_in_training": True})
+    assert "On camvid val split (101 images), which it was trained on: a check that it learned them" in card
+
+
 def test_every_reader_uses_the_saved_settings(folder, trained):
     model = segnext.create_model(checkpoint=folder)
     assert TestConfig.from_dict(model.config.test_settings) == SETTINGS

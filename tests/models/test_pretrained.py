@@ -333,8 +333,8 @@ def model_classes(folder: Path) -> int:
 @pytest.mark.parametrize("weights", SHIPPED or [None], ids=lambda weights: weights.name if weights else "none")
 def test_every_shipped_model_is_the_published_file_and_segments_its_dataset(weights, shared_dir):
     """A model in segnext/weights: its file is the one the table names (whole SHA-256), its card and
-    the table give the same val mIoU, and on the first val images of its dataset it scores far above
-    labelling every pixel with the most frequent class."""
+    the table give the same val mIoU (the table none where the model trained on val), and on the first
+    val images of its dataset it scores far above labelling every pixel with the most frequent class."""
     if weights is None:
         pytest.skip("no model ships in segnext/weights yet (the CamVid one is trained by "
                     "benchmarks/gpu/camvid_gpu.sh final and added by benchmarks/package_camvid.py --ship)")
@@ -345,7 +345,8 @@ def test_every_shipped_model_is_the_published_file_and_segments_its_dataset(weig
     folder = download.bundled_dir() / weights.path
     assert hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest() == weights.sha256_prefix
     metrics = json.loads((folder / "config.json").read_text())["metrics"]  # what its card reports
-    assert weights.miou == pytest.approx(metrics["mIoU"], abs=0.01) and weights.num_classes == model_classes(folder)
+    table_miou = None if metrics.get("seen_in_training") else pytest.approx(metrics["mIoU"], abs=0.01)
+    assert weights.miou == table_miou and weights.num_classes == model_classes(folder)
     model = segnext.create_model(weights.variant, pretrained=weights.tag)
     root = shared_dir / "datasets" / weights.tag
     if not root.is_dir():

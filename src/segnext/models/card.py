@@ -46,7 +46,10 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         where = " ".join(part for part in (metrics.get("dataset"), f"{metrics['split']} split" if "split" in metrics
                                            else None, f"({metrics['num_images']} images)" if "num_images" in metrics
                                            else None) if part)
-        if where:
+        if where and metrics.get("seen_in_training"):
+            lines += [f"On {where}, which it was trained on: a check that it learned them, not a measure of how "
+                      f"it does on images it has not seen:", ""]
+        elif where:
             lines += [f"On {where}:", ""]
         lines += ["| metric | value |", "|---|---:|"]
         lines += [f"| {key} | {metrics[key]:.2f} |" for key in ("mIoU", "aAcc", "mAcc")

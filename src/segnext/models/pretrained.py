@@ -39,7 +39,8 @@ class PretrainedWeights:
         path: where it is below the base URL.
         sha256_prefix: the start of the file's SHA-256 (the suffix of its name).
         num_classes: classes of its classifier; None for an encoder alone.
-        miou, miou_ms_flip: the reported val mIoU, single scale and multi-scale + flip.
+        miou, miou_ms_flip: the reported val mIoU, single scale and multi-scale + flip (None for a
+            model trained on its val split too: its card gives a score on data it has not seen).
         bundled: shipped in the package: `path` is a model folder below `segnext/weights/` and
             `sha256_prefix` the whole SHA-256 of its model.safetensors.
     """

@@ -308,7 +308,8 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     `Segmenter.from_checkpoint` and the commands read it back without being told any of it.
     source: where the weights came from, for the card (e.g. "trained with segnext train ...").
     metrics: the evaluation of these weights, for the card and config.json (e.g. results.json's
-        mIoU, aAcc, mAcc with `dataset`, `split`, `num_images`).
+        mIoU, aAcc, mAcc with `dataset`, `split`, `num_images`; `seen_in_training: True` where the
+        split was part of the training data, as for a final model trained on train + val).
     half: store the floating-point tensors in float16 (half the size, for shipping); every reader
         casts them back to float32.
     """
