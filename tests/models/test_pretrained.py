@@ -316,6 +316,17 @@ def test_a_damaged_bundled_file_is_refused(bundled):
         segnext.create_model(checkpoint="camvid")
 
 
+def test_a_folder_named_like_published_weights_says_how_to_get_them(bundled, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "camvid").mkdir()  # e.g. the dataset, in the working folder
+    with pytest.raises(segnext.CheckpointError, match="camvid is not a segnext model folder.* pass 'segnext_t.camvid'"):
+        segnext.create_model(checkpoint="camvid")
+    assert segnext.create_model(checkpoint="segnext_t.camvid").num_classes == 11
+    (tmp_path / "ade20k").mkdir()  # a tag of several variants: no hint to give
+    with pytest.raises(segnext.CheckpointError, match="ade20k is not a segnext model folder"):
+        segnext.create_model(checkpoint="ade20k")
+
+
 def test_a_tag_of_several_variants_is_not_a_checkpoint_name():
     with pytest.raises(ValueError, match="several variants: segnext_t.ade20k, segnext_s.ade20k"):
         segnext.create_model(checkpoint="ade20k")

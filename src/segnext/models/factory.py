@@ -11,7 +11,7 @@ from .download import fetch
 from .loading import LoadReport, build_from_checkpoint, load_encoder, resolve_nmf_seed
 from .pretrained import pretrained_weights, published_model
 from .segnext import SegNeXt
-from .weights import read_checkpoint
+from .weights import CheckpointError, read_checkpoint
 
 
 def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, checkpoint=None,
@@ -69,7 +69,7 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
 
     reports: List[LoadReport] = []
     if checkpoint is not None:
-        model, report = build_from_checkpoint(SegNeXt, read_checkpoint(checkpoint), name=name,
+        model, report = build_from_checkpoint(SegNeXt, _read_local_checkpoint(checkpoint), name=name,
                                               num_classes=num_classes, nmf_seed=nmf_seed,
                                               ignore_mismatched_sizes=ignore_mismatched_sizes, **overrides)
         reports.append(report)
@@ -88,3 +88,19 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
     for report in reports:
         report.warn()
     return model
+
+
+def _read_local_checkpoint(checkpoint):
+    """read_checkpoint; where the path that fails is also the name of published weights ("camvid", a
+    folder in the working directory), the error says how to get those instead."""
+    try:
+        return read_checkpoint(checkpoint)
+    except CheckpointError as error:
+        try:
+            published = published_model(checkpoint) if isinstance(checkpoint, str) else None
+        except ValueError:  # a tag of several variants ("ade20k")
+            published = None
+        if published is None:
+            raise
+        raise CheckpointError(f"{error} A file or folder named {checkpoint!r} is here, and a path comes before "
+                              f"the published weights of that name; for those, pass {published.name!r}.") from None
