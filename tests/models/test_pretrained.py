@@ -266,6 +266,17 @@ def test_command_lists_the_published_weights(cache, capsys):
     out = capsys.readouterr().out
     assert "segnext_b.ade20k" in out and "48.03" in out and "mscan_t_20230227-119e8c9f.pth" in out
     assert str(cache) in out
+    assert ("trained on val too" in out) == any(w.miou is None and not w.encoder_only for w in PRETRAINED.values())
+
+
+def test_a_model_trained_on_val_is_listed_without_a_val_score(bundled, capsys, monkeypatch):
+    from segnext.cli.main import main
+
+    monkeypatch.setitem(PRETRAINED, "segnext_t.camvid", dataclasses.replace(PRETRAINED["segnext_t.camvid"], miou=None))
+    assert main(["models", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("segnext_t.camvid"))
+    assert row.split()[4:6] == ["-", "-"] and "('-': trained on val too" in out
 
 
 @pytest.fixture()

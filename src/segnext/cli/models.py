@@ -40,9 +40,10 @@ def run_pretrained(args) -> int:
         ms = f"{r['miou_ms_flip']:.2f}" if r["miou_ms_flip"] is not None else "-"
         print(f"{r['name']:<20} {what:<22} {miou:>6} {ms:>8}  {'yes' if r['cached'] else 'no':<7} "
               f"{r['url'].rsplit('/', 1)[-1] if r['url'] else 'in the package'}")
-    print(f"(val mIoU: ADE20K's as MMSegmentation reports it, others as their model card says ('-' for one "
-          f"trained on val too: its card has its recipe's score on held-out data); cache: {cache_dir()}; "
-          f"load with segnext.create_model('segnext_t', pretrained='ade20k'))")
+    unscored = any(r["miou"] is None and not r["encoder_only"] for r in rows)  # trained on val too
+    print("(val mIoU: ADE20K's as MMSegmentation reports it, others as their model card says"
+          + (" ('-': trained on val too, its card has a score on held-out data)" if unscored else "")
+          + f"; cache: {cache_dir()}; load with segnext.create_model('segnext_t', pretrained='ade20k'))")
     return 0
 
 
