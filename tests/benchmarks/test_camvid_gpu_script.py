@@ -82,4 +82,3 @@ def test_final_mode_trains_on_train_and_val_and_writes_the_model_folder(camvid, 
 def test_a_failed_training_is_the_calls_exit_status(camvid, tmp_path):
     done = run_script("final", camvid, tmp_path, "train.no_such_key=1")
     assert done.returncode != 0 and "training failed" in done.stdout
-
