@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
+import yaml
 
 import segnext
 from segnext.cli.main import build_parser, parse_arguments
@@ -159,3 +160,25 @@ def test_a_renamed_option_would_be_caught():
     tree = ast.parse("import segnext\nsegnext.create_model('segnext_t', no_such_keyword=1)")
     [(_, target, keywords)] = list(segnext_calls(tree))
     assert "no_such_keyword" in keywords and "no_such_keyword" not in inspect.signature(target).parameters
+
+
+def nested_keys(mapping: dict, prefix: str = "") -> set:
+    """Dotted keys of a config dict; free-form mappings (custom_keys, options, ...) count as one key."""
+    keys = set()
+    for key, value in mapping.items():
+        keys.add(prefix + key)
+        if isinstance(value, dict) and key not in ("custom_keys", "logger_options", "options"):
+            keys |= nested_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def test_the_documented_config_shows_every_key():
+    from segnext.train.config import config_from_dict
+
+    [listing] = [lines for language, lines in code_blocks((ROOT / "docs/training.md").read_text(encoding="utf-8"))
+                 if language == "yaml" and lines[0].startswith("description:")]
+    documented = nested_keys(yaml.safe_load("\n".join(listing)))
+    # evaluation.mean/std are data.mean/std (the listing says so below it)
+    actual = nested_keys(config_from_dict({}).to_dict()) - {"evaluation.mean", "evaluation.std"}
+    assert documented == actual, f"missing from docs/training.md: {sorted(actual - documented)}; " \
+                                 f"not config keys: {sorted(documented - actual)}"

@@ -40,7 +40,8 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tmp_path, scenes
     command = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     raw = tiny_config(scenes, train={"max_iters": STEPS, "batch_size": 2, "micro_batch_size": 1,
                                      "checkpoint_interval": STEPS, "eval_interval": 0, "device": "cpu"},
-                      data={"num_workers": None})  # the default: fewer workers per process under torchrun
+                      data={"num_workers": None},  # the default: fewer workers per process under torchrun
+                      optimizer={"lr": 1.0e-3, "clip_grad_norm": 0.5})  # clipped alike on both processes
     config = write_config(tmp_path / "tiny.yaml", raw)
     ddp = subprocess.run(command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main", "train",
                                     str(config), "--work-dir", str(tmp_path / "ddp"), "--no-progress"],
@@ -66,10 +67,12 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tmp_path, scenes
     moved = max((ddp_state["model"][k] - initial.state_dict()[k]).abs().max().item() for k in parameters)
     assert moved > 1e-3  # and training did change them (lr 1e-3)
 
-    def losses(directory):
+    def logged(directory, key):
         records = [json.loads(line) for line in (directory / "log.jsonl").read_text().splitlines()]
-        return [r["loss"] for r in records if r["type"] == "train"]
-    assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
+        return [r[key] for r in records if r["type"] == "train"]
+    assert logged(tmp_path / "ddp", "loss") == pytest.approx(logged(tmp_path / "single", "loss"), abs=1e-5)
+    # The gradients averaged over the processes are the single process's accumulated ones.
+    assert logged(tmp_path / "ddp", "grad_norm") == pytest.approx(logged(tmp_path / "single", "grad_norm"), rel=1e-4)
     # The final evaluation was sharded over both processes and covers the whole val set.
     assert json.loads((tmp_path / "ddp" / "results.json").read_text())["num_images"] == 8
 

@@ -215,6 +215,10 @@ class OptimizerSection:
     weight_decay: float = 0.01
     custom_keys: Dict[str, Dict[str, float]] = field(default_factory=lambda: {
         "pos_block": {"decay_mult": 0.0}, "norm": {"decay_mult": 0.0}, "head": {"lr_mult": 10.0}})
+    # Scale the gradients down, all together, so that their global L2 norm is at most this, before each
+    # update (MMSegmentation's optim_wrapper clip_grad=dict(max_norm=...)); null: no clipping, as the
+    # official SegNeXt configs. The train log then records the norms before clipping.
+    clip_grad_norm: Optional[float] = None
 
 
 @dataclass
@@ -646,6 +650,9 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         if problem is not None:
             fail(*problem)
     if isinstance(section, OptimizerSection):
+        if section.clip_grad_norm is not None and not section.clip_grad_norm > 0:
+            fail("clip_grad_norm", f"must be positive (the largest gradient norm kept) or null (no clipping), got "
+                                   f"{section.clip_grad_norm}.")
         for key, rule in section.custom_keys.items():
             if not isinstance(rule, dict):
                 fail(f"custom_keys.{key}", f"must be a mapping like {{lr_mult: 10.0}}, got {rule!r}.")

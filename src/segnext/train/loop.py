@@ -9,6 +9,7 @@ Read top to bottom, one optimizer step is (`step.train_step`):
         loss = cross-entropy(resize(logits), labels)   # / all pixels (official) or / valid pixels
         backward(loss / accumulation)                  # DDP averages over processes on the last one
     stop if the loss is NaN/inf (the last checkpoint stays the last good one)
+    clip the gradients' global norm (optimizer.clip_grad_norm, off by default)
     optimizer step (through the GradScaler with fp16)
     log / evaluate / checkpoint / stop on request or time limit
 
@@ -187,8 +188,9 @@ class Run:
                 seeds = step_seeds(train_cfg.seed, self.iteration, self.accumulation, env.rank, train_cfg.batch_size,
                                    env.world_size, train_cfg.micro_batch_size)
                 try:
-                    loss = train_step(self.forward, micro_batches, seeds, self.loss_fn, self.optimizer, self.scaler,
-                                      self.amp_dtype, lambda value: distributed.all_reduce_mean(value, env))
+                    loss, grad_norm = train_step(
+                        self.forward, micro_batches, seeds, self.loss_fn, self.optimizer, self.scaler, self.amp_dtype,
+                        lambda value: distributed.all_reduce_mean(value, env), config.optimizer.clip_grad_norm)
                 except TrainingDiverged as error:
                     self.write_log({"type": "diverged", "iter": self.iteration + 1, "loss": error.args[0]})
                     if self.log is not None:
@@ -198,7 +200,7 @@ class Run:
                 self.iteration += 1
                 lr = scheduled_lr(config.optimizer.lr, self.iteration - 1, train_cfg.max_iters, config.schedule,
                                   progress)
-                window.add(loss, fetch_seconds)
+                window.add(loss, fetch_seconds, grad_norm)
                 if self.bar is not None:
                     self.bar.update(self.iteration, self.elapsed(), loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                 if self.iteration % train_cfg.log_interval == 0 or self.iteration == train_cfg.max_iters:

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 
 class LogWindow:
-    """Loss, speed and data-loading time since the last `train` record."""
+    """Loss, speed, data-loading time (and gradient norms, when clipped) since the last `train` record."""
 
     def __init__(self):
         self.loss, self.steps, self.data_seconds, self.start = 0.0, 0, 0.0, time.perf_counter()
+        self.grad_norms: List[float] = []
 
-    def add(self, loss: float, data_seconds: float) -> None:
+    def add(self, loss: float, data_seconds: float, grad_norm: Optional[float] = None) -> None:
         self.loss, self.steps, self.data_seconds = self.loss + loss, self.steps + 1, self.data_seconds + data_seconds
+        if grad_norm is not None and math.isfinite(grad_norm):  # an fp16 overflow's inf is a skipped step
+            self.grad_norms.append(grad_norm)
 
     def summary(self) -> Dict[str, float]:
         steps = max(self.steps, 1)
-        return {"loss": self.loss / steps, "it_per_s": self.steps / (time.perf_counter() - self.start),
-                "data_seconds_per_it": self.data_seconds / steps}
+        summary = {"loss": self.loss / steps, "it_per_s": self.steps / (time.perf_counter() - self.start),
+                   "data_seconds_per_it": self.data_seconds / steps}
+        if self.grad_norms:
+            summary.update(grad_norm=sum(self.grad_norms) / len(self.grad_norms), grad_norm_max=max(self.grad_norms))
+        return summary
 
 
 class ProgressBar:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -17,7 +17,8 @@ class TrainingDiverged(RuntimeError):
     def at(cls, iteration: int, loss: float, last_checkpoint) -> TrainingDiverged:
         return cls(f"The loss became {loss} at iteration {iteration}; training stopped without saving. The last good "
                    f"checkpoint is {last_checkpoint or 'none (none was written yet)'}. Lower optimizer.lr, switch off "
-                   f"train.amp, or check the data, then resume from it (--resume PATH).")
+                   f"train.amp, clip the gradients (optimizer.clip_grad_norm), or check the data, then resume "
+                   f"from it (--resume PATH).")
 
 
 class StrideEightLogits(nn.Module):
@@ -32,18 +33,25 @@ class StrideEightLogits(nn.Module):
         return self.model.forward_logits(images)
 
 
+class StepResult(NamedTuple):
+    loss: float  # averaged over micro-batches and processes
+    grad_norm: Optional[float] = None  # the gradients' global L2 norm before clipping (only when clipping)
+
+
 def train_step(forward: nn.Module, micro_batches: Sequence[Tuple[torch.Tensor, torch.Tensor]], seeds: Sequence[int],
                loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, amp_dtype: Optional[torch.dtype] = None,
-               mean_over_processes: Callable[[torch.Tensor], float] = lambda loss: loss.item()) -> float:
+               mean_over_processes: Callable[[torch.Tensor], float] = lambda loss: loss.item(),
+               clip_grad_norm: Optional[float] = None) -> StepResult:
     """Forward, loss and backward for each micro-batch (gradients accumulate), then the update.
 
     forward: images -> stride-8 logits (`StrideEightLogits`, wrapped in DDP under torchrun).
     seeds: one per micro-batch; the model's random draws (drop path, NMF bases, dropout) come from
         the global RNG seeded with it, inside `fork_rng`, so the caller's RNG is left as it was.
     amp_dtype: autocast to this dtype (None: float32).
-    Returns the loss averaged over micro-batches and processes; raises TrainingDiverged, before
-    the update, when it is not finite.
+    clip_grad_norm: scale the gradients down, all together, so that their global L2 norm is at most
+        this (MMSegmentation's `clip_grad=dict(max_norm=...)`); None: no clipping.
+    Raises TrainingDiverged, before the update, when the loss is not finite.
     """
     optimizer.zero_grad(set_to_none=True)
     step_loss = 0.0
@@ -63,9 +71,16 @@ def train_step(forward: nn.Module, micro_batches: Sequence[Tuple[torch.Tensor, t
     loss_value = mean_over_processes(step_loss)
     if not math.isfinite(loss_value):
         raise TrainingDiverged(loss_value)
+    grad_norm = None
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not fp16's loss-scaled ones
+        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+        # Under DDP every process holds the same averaged gradients, so each clips them alike. A norm
+        # that overflowed in fp16 is inf: the scaler then skips this update, as it would unclipped.
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm))
     scaler.step(optimizer)
     scaler.update()
-    return loss_value
+    return StepResult(loss_value, grad_norm)
 
 
 def next_micro_batches(batches, count: int, device: torch.device,
