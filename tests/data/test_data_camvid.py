@@ -46,3 +46,13 @@ def test_shared_camvid_through_the_train_pipeline(camvid_root):
     out = ds[5]
     assert out["image"].shape == (3, 256, 256) and out["label"].dtype == torch.int64
     assert set(out["label"].unique().tolist()) <= set(range(11)) | {255}
+
+
+def test_the_camvid_recipes_class_weights_are_what_data_check_derives_from_train(camvid_root):
+    from segnext.data.check import check_dataset, median_frequency_weights
+    from segnext.train import load_config
+
+    [report] = check_dataset("camvid", camvid_root, split="train", workers=2, progress=False)
+    weights = median_frequency_weights(report)
+    for name in ("camvid/segnext_t_camvid_cpu_60min", "camvid/segnext_t_camvid_gpu_8min"):
+        assert load_config(name).loss.class_weight == weights

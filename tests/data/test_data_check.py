@@ -10,7 +10,7 @@ from synthetic_data import blob_label, random_image, save_image, save_label, sav
 
 from segnext.cli.main import main
 from segnext.data import DataError, build_dataset
-from segnext.data.check import check_dataset
+from segnext.data.check import check_dataset, median_frequency_weights
 
 
 def _folder(tmp_path):
@@ -29,10 +29,14 @@ def test_clean_dataset_passes_with_frequencies(tmp_path, capsys):
     assert report.pairs == 2 and report.problems == []
     assert report.class_pixels.tolist() == [54, 20, 36] and report.ignored_pixels == 10
     assert report.images_with_class.tolist() == [1, 1, 1]
+    # median-frequency: a and c occur in x (100 px), b in y (20 px); frequencies .54, 1.0, .36, median .54
+    assert median_frequency_weights(report, power=1) == [1.0, 0.54, 1.5]
+    assert median_frequency_weights(report) == [1.0, 0.73, 1.22]  # the square root
     assert main(["data", "check", "folder", str(root), "--split", "train", "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "no problems found" in out and "2 pairs" in out
     assert any(line.split()[:3] == ["2", "c", "36"] for line in out.splitlines())  # the frequency row of class c
+    assert "loss.class_weight=[1,0.73,1.22]" in out
     save_pair(root / "images/val/z.png", root / "labels/val/z.png", np.ones((4, 5), np.uint8))
     reports = check_dataset("folder", root, split="train+val", workers=1, progress=False)  # as training joins them
     assert [(report.split, report.pairs) for report in reports] == [("train", 2), ("val", 1)]
@@ -167,3 +171,16 @@ def test_two_images_with_one_stem_are_a_problem_of_their_split(tmp_path, capsys)
     assert main(["data", "check", "camvid", str(tmp_path), "--workers", "1", "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert any("same stem" in line for line in out.splitlines() if line.startswith("PROBLEM")), out
+
+
+def test_a_class_the_split_never_shows_gets_weight_one(tmp_path):
+    root = _folder(tmp_path)
+    label = np.zeros((4, 4), np.uint8)
+    label[:, :1] = 2
+    save_pair(root / "images/train/x.png", root / "labels/train/x.png", label)
+    [report] = check_dataset("folder", root, split="train", workers=1, progress=False)
+    assert median_frequency_weights(report, power=1) == [0.67, 1.0, 2.0]  # b absent; median of .75 and .25: .5
+    save_pair(root / "images/val/y.png", root / "labels/val/y.png", np.full((4, 4), 255, np.uint8))
+    [unlabelled] = check_dataset("folder", root, split="val", workers=1, progress=False)
+    with pytest.raises(DataError, match="no labelled pixels"):
+        median_frequency_weights(unlabelled)

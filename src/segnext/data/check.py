@@ -8,7 +8,8 @@ For each split it lists the pairs like `build_dataset` does, then decodes every 
 - image and label of different sizes;
 - label values that are not classes of the dataset (nor the ignore value).
 It also counts the pairs (compared with the standard release, as a note) and the pixels of every
-class. `check_dataset` returns the reports; the CLI exits non-zero when any problem was found.
+class, from which `median_frequency_weights` derives class weights for the loss. `check_dataset`
+returns the reports; the CLI exits non-zero when any problem was found.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class SplitReport:
     notes: List[str] = field(default_factory=list)
     class_pixels: Optional[np.ndarray] = None  # pixels per class id (after the label map)
     images_with_class: Optional[np.ndarray] = None  # pairs in which each class occurs
+    pixels_of_images_with_class: Optional[np.ndarray] = None  # all pixels of those pairs (ignored ones too)
     ignored_pixels: int = 0
 
 
@@ -109,14 +111,17 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     outcomes = run_tasks(_check_task, tasks, workers, f"check {spec.name} {listing.split}", progress)
     totals = np.zeros(256, dtype=np.int64)
     presence = np.zeros(256, dtype=np.int64)
+    pixels_where_present = np.zeros(256, dtype=np.int64)
     for problems, counts in outcomes:
         report.problems += problems
         if counts is not None:
             totals += counts
             presence += counts > 0
+            pixels_where_present += (counts > 0) * counts.sum()
     num_classes = len(spec.class_names)
     report.class_pixels = totals[:num_classes]
     report.images_with_class = presence[:num_classes]
+    report.pixels_of_images_with_class = pixels_where_present[:num_classes]
     report.ignored_pixels = int(totals[IGNORE_INDEX])
     return report
 
@@ -155,16 +160,36 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
     return reports
 
 
+def median_frequency_weights(report: SplitReport, power: float = 0.5) -> List[float]:
+    """Class weights for `loss.class_weight` from a split's pixels: median-frequency balancing as
+    SegNet uses it (Badrinarayanan et al., after Eigen and Fergus), weight = median(freq) / freq with
+    freq = a class's pixels / all pixels of the images where it occurs, raised to `power`. The
+    square root (0.5, the CamVid recipes' choice) lifts the rare classes less than the full weights
+    (power 1), which over-predict them. A class the split never shows gets 1.0 (it has no pixels to
+    weight); rounded to 2 decimals, as a config holds them."""
+    present = report.class_pixels > 0
+    if not present.any():
+        raise DataError(f"{report.dataset} {report.split}: no labelled pixels, so no class frequencies to weight")
+    frequency = report.class_pixels[present] / report.pixels_of_images_with_class[present]
+    weights = np.ones(len(report.class_pixels))
+    weights[present] = (np.median(frequency) / frequency) ** power
+    return [round(float(w), 2) for w in weights]
+
+
 def format_frequencies(spec_names: Sequence[str], report: SplitReport) -> List[str]:
-    """A table of the pixels of each class of a split."""
+    """A table of the pixels of each class of a split, with the class weights they suggest."""
     labelled = int(report.class_pixels.sum())
     total = labelled + report.ignored_pixels
     width = max(12, max(len(n) for n in spec_names))
+    weights = median_frequency_weights(report) if labelled else [1.0] * len(spec_names)
     lines = [f"class pixel frequencies, {report.split} ({report.pairs} pairs, {total:,} pixels, "
              f"ignored {report.ignored_pixels:,} = {100 * report.ignored_pixels / max(total, 1):.2f}%)",
-             f"  {'id':>3}  {'class':<{width}} {'pixels':>15} {'% labelled':>10} {'images':>8}"]
+             f"  {'id':>3}  {'class':<{width}} {'pixels':>15} {'% labelled':>10} {'images':>8} {'weight':>7}"]
     for class_id, name in enumerate(spec_names):
         pixels = int(report.class_pixels[class_id])
         lines.append(f"  {class_id:>3}  {name:<{width}} {pixels:>15,} {100 * pixels / max(labelled, 1):>10.2f} "
-                     f"{int(report.images_with_class[class_id]):>8}")
+                     f"{int(report.images_with_class[class_id]):>8} {weights[class_id]:>7.2f}")
+    if labelled:
+        lines.append(f"  weight: square root of median-frequency balancing, for rare classes; to train with it: "
+                     f"loss.class_weight=[{','.join(f'{w:g}' for w in weights)}]")
     return lines
