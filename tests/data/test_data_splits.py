@@ -77,3 +77,31 @@ def test_command_lists_groups_writes_splits_and_check_warns_about_shared_sequenc
     assert "train_fit (4 pairs) and train_heldout (5 pairs" in capsys.readouterr().out
     main(["data", "check", "camvid", str(camvid), "--no-progress", "--no-frequencies"])
     assert "note: val shares groups with train: 0016E5 (2 frames; 4 in train)" in capsys.readouterr().out
+
+
+def _pairs(root, split_folders, stems):
+    for images, labels in split_folders:
+        for stem in stems[images]:
+            save_pair(root / images / f"{stem}.jpg", root / labels / f"{stem}.png", blob_label(8, 8, (1, 2)))
+
+
+def test_names_without_groups_give_no_shared_group_note_and_no_default_split(tmp_path, capsys):
+    """ADE20K's ADE_train_/ADE_val_ and a camera's IMG_0001 prefixes are not sequences: saying that
+    val 'shares' them with train would be wrong."""
+    ade = tmp_path / "ade"
+    _pairs(ade, [("images/training", "annotations/training"), ("images/validation", "annotations/validation")],
+           {"images/training": ["ADE_train_00000001", "ADE_train_00000002"],
+            "images/validation": ["ADE_val_00000001"]})
+    main(["data", "check", "ade20k", str(ade), "--no-progress", "--no-frequencies"])
+    assert "shares groups" not in capsys.readouterr().out
+    assert main(["data", "split", "ade20k", str(ade)]) == 1
+    assert "file names carry no group" in capsys.readouterr().err
+    assert main(["data", "split", "ade20k", str(ade), "--groups", r"_(\d{8})$"]) == 0  # a pattern of one's own
+    assert "2 pairs in 2 groups" in capsys.readouterr().out
+
+    photos = tmp_path / "photos"
+    _pairs(photos, [("images/train", "labels/train"), ("images/val", "labels/val")],
+           {"images/train": ["IMG_0001", "IMG_0002"], "images/val": ["IMG_0003"]})
+    (photos / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
+    main(["data", "check", "folder", str(photos), "--no-progress", "--no-frequencies"])
+    assert "shares groups" not in capsys.readouterr().out

@@ -68,8 +68,9 @@ def register(subparsers) -> None:
     split.add_argument("root", metavar="ROOT")
     split.add_argument("--split", default="train", help="the split to divide (default train)")
     split.add_argument("--groups", default=None, metavar="REGEX",
-                       help="regular expression that finds the group in a file name (default: the name up to the "
-                            "first '_' or '/'); its first group, if it has one, is the group")
+                       help="regular expression that finds the group in a file name (default: the dataset's; the "
+                            "name up to the first '_' or '/' for CamVid, Cityscapes, iSAID and folders); its first "
+                            "group, if it has one, is the group")
     split.add_argument("--hold-out", nargs="+", metavar="GROUP", help="the groups to hold out")
     split.add_argument("--names", nargs=2, metavar=("FIT", "HELD_OUT"),
                        help="names of the two new splits (default SPLIT_fit and SPLIT_heldout)")
@@ -150,17 +151,25 @@ def run_check(args) -> int:
 def _note_shared_groups(name: str, root: str, reports) -> None:
     """Warn when validation frames come from sequences that are also in training."""
     from ..data.datasets import get_spec, list_split
-    from ..data.splits import shared_groups
+    from ..data.splits import groups, shared_groups
 
     found = {report.split: report for report in reports if report.pairs}  # absent or empty splits have none
     spec = get_spec(name, root)
     train = next((s for s in spec.splits if s in found and "train" in s), None)
+    if spec.group_pattern is None or train is None:  # file names without groups (ADE20K, VOC): nothing to say
+        return
+    try:
+        train_listing = list_split(spec, root, train)
+        if len(groups(train_listing, spec.group_pattern)) < 2:
+            return  # one prefix for all (IMG_0001, IMG_0002...): a camera's naming, not sequences
+    except ValueError:  # file names without a group prefix
+        return
     for other in found:
-        if other == train or train is None:
+        if other == train:
             continue
         try:
-            shared = shared_groups(list_split(spec, root, train), list_split(spec, root, other))
-        except ValueError:  # file names without a group prefix: nothing to say
+            shared = shared_groups(train_listing, list_split(spec, root, other), spec.group_pattern)
+        except ValueError:
             continue
         if shared:
             counts = ", ".join(f"{group} ({val} frames; {fit} in {train})" for group, (fit, val) in shared.items())
@@ -170,11 +179,14 @@ def _note_shared_groups(name: str, root: str, reports) -> None:
 
 def run_split(args) -> int:
     from ..data.datasets import get_spec, list_split
-    from ..data.splits import GROUP_PATTERN, groups, hold_out, write_split
+    from ..data.splits import groups, hold_out, write_split
 
     spec = get_spec(args.name, args.root)
+    pattern = args.groups or spec.group_pattern
+    if pattern is None:
+        raise ValueError(f"{spec.title}: its file names carry no group (video sequence, city, site) to hold out; "
+                         f"pass --groups REGEX, a regular expression that finds one in every file name")
     listing = list_split(spec, args.root, args.split)
-    pattern = args.groups or GROUP_PATTERN
     by_group = groups(listing, pattern)
     print(f"{spec.name} {listing.split}: {len(listing.pairs)} pairs in {len(by_group)} groups (pattern {pattern!r})")
     for group, pairs in by_group.items():

@@ -114,6 +114,11 @@ class Layout:
         return f"images {images}{listed}, labels {labels} ({self.label_map.description})"
 
 
+# The group of a file name by default: the name up to the first "_" or "/" (CamVid's sequence
+# 0001TP of 0001TP_006690, Cityscapes' city aachen of aachen/aachen_000000_000019).
+GROUP_PATTERN = r"^[^_/]+"
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -126,6 +131,10 @@ class DatasetSpec:
     root_subdirs: Tuple[str, ...] = ()  # the layout may also sit in these folders below the root
     expected_counts: Dict[str, int] = field(default_factory=dict)  # standard release sizes
     prepare: str = ""  # how to make the layout, for error messages
+    # Finds the group of a file name (its video sequence, city or source image; segnext.data.splits);
+    # None: the names carry no group (ADE20K's ADE_train_..., VOC's year prefix), so splits cannot be
+    # compared or held out by group.
+    group_pattern: Optional[str] = GROUP_PATTERN
 
 
 def _ade20k() -> DatasetSpec:
@@ -136,7 +145,7 @@ def _ade20k() -> DatasetSpec:
         splits=("training", "validation"), split_aliases={"train": "training", "val": "validation"},
         root_subdirs=("ADEChallengeData2016", "ade/ADEChallengeData2016"),
         expected_counts={"training": 20210, "validation": 2000},
-        prepare="unzip ADEChallengeData2016.zip (no conversion needed)",
+        prepare="unzip ADEChallengeData2016.zip (no conversion needed)", group_pattern=None,
     )
 
 
@@ -167,7 +176,7 @@ def _voc() -> DatasetSpec:
         class_names=C.VOC_CLASSES, palette=C.VOC_PALETTE, layouts=(_voc_layout(),),
         splits=("train", "val"), root_subdirs=("VOC2012", "VOCdevkit/VOC2012"),
         expected_counts={"train": 1464, "val": 1449, "trainval": 2913},
-        prepare="untar VOCtrainval_11-May-2012.tar (no conversion needed)",
+        prepare="untar VOCtrainval_11-May-2012.tar (no conversion needed)", group_pattern=None,
     )
 
 
@@ -185,6 +194,7 @@ def _voc_aug() -> DatasetSpec:
         root_subdirs=("VOC2012", "VOCdevkit/VOC2012"),
         expected_counts={"train_aug": 10582, "val": 1449},
         prepare="segnext data prepare voc_aug SBD_ROOT VOC2012_ROOT (writes SegmentationClassAug and train_aug.txt)",
+        group_pattern=None,
     )
 
 
@@ -200,7 +210,7 @@ def _coco_stuff() -> DatasetSpec:
         splits=("train2017", "val2017"), split_aliases={"train": "train2017", "val": "val2017"},
         root_subdirs=("coco_stuff164k",),
         expected_counts={"train2017": 118287, "val2017": 5000},
-        prepare="segnext data prepare coco_stuff SRC DST (writes *_labelTrainIds.png)",
+        prepare="segnext data prepare coco_stuff SRC DST (writes *_labelTrainIds.png)", group_pattern=None,
     )
 
 
@@ -217,7 +227,7 @@ def _pascal_context(name: str) -> DatasetSpec:
         name=name, title=title, class_names=names, palette=palette, layouts=(layout,),
         splits=("train", "val"), root_subdirs=("VOC2010", "VOCdevkit/VOC2010"),
         expected_counts={"train": 4998, "val": 5105},
-        prepare="segnext data prepare pascal_context CONTEXT_MAT_DIR VOC2010_ROOT",
+        prepare="segnext data prepare pascal_context CONTEXT_MAT_DIR VOC2010_ROOT", group_pattern=None,
     )
 
 

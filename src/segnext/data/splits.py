@@ -19,9 +19,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from .datasets import DataError, Listing
+from .datasets import GROUP_PATTERN, DataError, Listing
 
-GROUP_PATTERN = r"^[^_/]+"
 Pair = Tuple[Path, Path]
 
 
