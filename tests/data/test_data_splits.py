@@ -105,3 +105,18 @@ def test_names_without_groups_give_no_shared_group_note_and_no_default_split(tmp
     (photos / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
     main(["data", "check", "folder", str(photos), "--no-progress", "--no-frequencies"])
     assert "shares groups" not in capsys.readouterr().out
+
+
+def test_the_note_on_what_val_scores_are_worth(camvid):
+    from segnext.data.splits import shared_group_note
+
+    spec = get_spec("camvid")
+    assert "val shares groups with train: 0016E5 (2 frames; 4 in train)" in shared_group_note(spec, camvid, "train",
+                                                                                               "val")
+    assert "val is (part of) the training data (train+val)" in shared_group_note(spec, camvid, "train+val", "val")
+    listing = list_split(spec, camvid, "train")
+    fit, held = hold_out(listing, ["0006R0"])
+    write_split(listing, fit, "train_fit")
+    write_split(listing, held, "train_heldout")
+    assert shared_group_note(spec, camvid, "train_fit", "train_heldout") is None  # a drive of its own
+    assert shared_group_note(spec, camvid, "train_fit", "no_such_split") is None

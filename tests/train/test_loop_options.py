@@ -123,3 +123,12 @@ def test_class_paste_trains_through_loader_workers(tmp_path, scenes):
     plain, pasted = (next(iter(training_loader(dataset, 0, 4, 4, num_workers=1, paste=p))) for p in (None, paste))
     changed = plain["label"] != pasted["label"]
     assert changed.any() and torch.isin(pasted["label"][changed], torch.tensor([5, 6])).all()
+
+
+def test_validating_on_training_data_is_said_in_the_log_and_results(tmp_path, scenes, capsys):
+    config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))),
+                         ["train.max_iters=1", "data.val_split=train"])
+    train(config, tmp_path / "run", progress=False)
+    note = json.loads((tmp_path / "run" / "results.json").read_text())["validation_note"]
+    assert note.startswith("train is (part of) the training data (train)")
+    assert capsys.readouterr().out.count(f"note: {note}") == 2  # before the first step and beside the scores

@@ -150,31 +150,16 @@ def run_check(args) -> int:
 
 def _note_shared_groups(name: str, root: str, reports) -> None:
     """Warn when validation frames come from sequences that are also in training."""
-    from ..data.datasets import get_spec, list_split
-    from ..data.splits import groups, shared_groups
+    from ..data.datasets import get_spec
+    from ..data.splits import shared_group_note
 
-    found = {report.split: report for report in reports if report.pairs}  # absent or empty splits have none
+    found = [report.split for report in reports if report.pairs]  # absent or empty splits have none
     spec = get_spec(name, root)
-    train = next((s for s in spec.splits if s in found and "train" in s), None)
-    if spec.group_pattern is None or train is None:  # file names without groups (ADE20K, VOC): nothing to say
-        return
-    try:
-        train_listing = list_split(spec, root, train)
-        if len(groups(train_listing, spec.group_pattern)) < 2:
-            return  # one prefix for all (IMG_0001, IMG_0002...): a camera's naming, not sequences
-    except ValueError:  # file names without a group prefix
-        return
+    train = next((split for split in spec.splits if split in found and "train" in split), None)
     for other in found:
-        if other == train:
-            continue
-        try:
-            shared = shared_groups(train_listing, list_split(spec, root, other), spec.group_pattern)
-        except ValueError:
-            continue
-        if shared:
-            counts = ", ".join(f"{group} ({val} frames; {fit} in {train})" for group, (fit, val) in shared.items())
-            print(f"note: {other} shares groups with {train}: {counts}. Scores on {other} are optimistic for new "
-                  f"sequences; hold whole groups out with `segnext data split {name} {root} --hold-out GROUP`.")
+        note = shared_group_note(spec, root, train, other) if train and other != train else None
+        if note:
+            print(f"note: {note}")
 
 
 def run_split(args) -> int:

@@ -17,9 +17,9 @@ import os
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from .datasets import GROUP_PATTERN, DataError, Listing
+from .datasets import GROUP_PATTERN, DataError, DatasetSpec, Listing, list_split, split_names
 
 Pair = Tuple[Path, Path]
 
@@ -54,6 +54,38 @@ def shared_groups(train: Listing, val: Listing, pattern: str = GROUP_PATTERN) ->
     """Groups found in both splits: group -> (train pairs, val pairs)."""
     train_groups, val_groups = groups(train, pattern), groups(val, pattern)
     return {g: (len(train_groups[g]), len(pairs)) for g, pairs in val_groups.items() if g in train_groups}
+
+
+def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: str) -> Optional[str]:
+    """What `other_split`'s scores are worth when it shares data with `train_split` (either may join
+    splits with "+"): a note when it is part of the training data, or holds frames of the groups
+    (sequences, cities) trained on; None when it shares nothing, when the names carry no groups
+    (spec.group_pattern None), or when every training name has the same prefix (IMG_0001...)."""
+    train_parts, other_parts = split_names(train_split), split_names(other_split)
+    if set(other_parts) & set(train_parts):
+        return (f"{other_split} is (part of) the training data ({train_split}): its scores say how well the model "
+                f"fits what it trained on, not how it does on new images")
+    if spec.group_pattern is None:
+        return None
+
+    def frames_by_group(parts) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for part in parts:
+            for group, pairs in groups(list_split(spec, root, part), spec.group_pattern).items():
+                counts[group] = counts.get(group, 0) + len(pairs)
+        return counts
+
+    try:
+        trained, other = frames_by_group(train_parts), frames_by_group(other_parts)
+    except DataError:  # a split absent, or names the pattern does not match: nothing to say
+        return None
+    shared = {group: (trained[group], frames) for group, frames in other.items() if group in trained}
+    if len(trained) < 2 or not shared:
+        return None
+    counts = ", ".join(f"{group} ({frames} frames; {trained_frames} in {train_split})"
+                       for group, (trained_frames, frames) in shared.items())
+    return (f"{other_split} shares groups with {train_split}: {counts}. Scores on {other_split} are optimistic for "
+            f"new sequences; hold whole groups out with `segnext data split {spec.name} {root} --hold-out GROUP`.")
 
 
 def write_split(listing: Listing, pairs: Sequence[Pair], name: str) -> None:

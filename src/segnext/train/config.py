@@ -175,6 +175,18 @@ class DataSection:
             dataset[0]  # try a pipeline of one's own on a sample now: a mistake shows before any training
         return dataset
 
+    def validation_note(self) -> Optional[str]:
+        """What the val scores are worth when val is training data or shares its sequences (a note for
+        the log and results.json), else None (`segnext.data.splits.shared_group_note`)."""
+        from ..data import DATASETS
+        from ..data.datasets import get_spec
+        from ..data.splits import shared_group_note
+
+        if self.dataset not in DATASETS:  # a Hugging Face dataset: splits of one DatasetDict, no file names
+            return None
+        root = Path(self.root).expanduser()
+        return shared_group_note(get_spec(self.dataset, root), root, self.train_split, self.val_split)
+
     def train_transform(self):
         """The official training pipeline with this section's settings, or data.transform's."""
         from ..data import TrainTransform

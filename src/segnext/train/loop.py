@@ -158,6 +158,7 @@ class Run:
             ohem_threshold=loss.ohem_threshold, ohem_min_kept=loss.ohem_min_kept)
         # A resumed run drops what the interrupted one logged after its last checkpoint (that work is redone).
         self.log = open_run_log(self.work_dir, self.iteration, config) if env.is_main else None
+        self.validation_note = config.data.validation_note() if env.is_main else None
 
     def loop(self, should_stop: Callable[[], Optional[str]]) -> TrainResult:
         config, env, train_cfg = self.config, self.env, self.config.train
@@ -167,6 +168,8 @@ class Run:
         if self.iteration == 0:  # a resumed run continues from its checkpoint, not from these
             for line in self.loading_lines:
                 self.say(f"  {line}")
+        if self.validation_note:
+            self.say(f"  note: {self.validation_note}")
         if env.is_main and self.progress:
             budget = train_cfg.max_time_minutes * 60 if train_cfg.max_time_minutes else None
             self.bar = ProgressBar(train_cfg.max_iters, self.iteration, budget, self.elapsed())
@@ -260,12 +263,14 @@ class Run:
         if self.env.is_main:
             write_results(self.work_dir / "results.json", results, iteration=self.iteration, best=self.best,
                           config=self.config.description or None, train_seconds=round(self.elapsed(), 1),
-                          stop_reason=stop_reason,
+                          stop_reason=stop_reason, validation_note=self.validation_note,
                           unreadable_training_files=[message for _, message in self.unreadable.as_list()])
             source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
                       f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
             save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results))
             self.say(format_results(results))
+            if self.validation_note:
+                self.say(f"note: {self.validation_note}")
             save_report_data(self.work_dir, results, self.model.config.palette, self.model.config.class_names,
                              self.train_set.ignore_index)
             written = write_report(self.work_dir)
