@@ -76,6 +76,15 @@ def test_eval_on_final_model_reproduces_results_json(demo, tmp_path, capsys):
     assert rounded(evaluated["per_class"]) == rounded(run["per_class"])
 
 
+def test_eval_says_when_the_run_trained_on_the_split_it_scores(demo, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(demo / "config.yaml"), "--checkpoint", str(demo / "final_model"), "--split", "train",
+                 "--max-images", "2", "--out", str(out), "--no-progress"]) == 0
+    note = json.loads(out.read_text())["validation_note"]
+    assert note.startswith("train is (part of) the training data (train)")
+    assert f"segnext eval: note: {note}" in capsys.readouterr().err
+
+
 def test_eval_tests_with_the_saved_settings_as_predict_does(demo, tmp_path, capsys):
     """One default with `segnext predict`: the model folder's settings (and NMF seed), named when CONFIG's
     differ; evaluation.* overrides given on the command line win; --config-settings takes CONFIG's section."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 from .arguments import add_backend, backend_setting, positive_int, with_examples
 
@@ -59,6 +60,27 @@ def results_path(checkpoint: str, split: str) -> Path:
     return folder / f"eval_{path.stem}_{split}.json"
 
 
+def training_note(checkpoint: str, config, split: str) -> Optional[str]:
+    """What scores on `split` are worth for a checkpoint of a `segnext train` run (its final_model or
+    checkpoints/*.pt) that trained on that split, or on its sequences, of the same dataset: the
+    run's validation note (`DataSection.validation_note`); None otherwise or when it cannot tell."""
+    from ..train import load_config
+
+    path = Path(checkpoint)
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoints").is_dir():
+        return None
+    try:
+        trained = load_config(str(run_dir / "config.yaml")).data
+    except (ValueError, FileNotFoundError):  # a run of an older version, or its config edited since
+        return None
+    same_root = Path(trained.root).expanduser().resolve() == Path(config.data.root).expanduser().resolve()
+    if trained.dataset != config.data.dataset or not same_root:
+        return None
+    trained.val_split = split
+    return trained.validation_note()
+
+
 def run(args) -> int:
     import json
 
@@ -102,10 +124,13 @@ def run(args) -> int:
         split = args.split or config.data.val_split
         out = Path(args.out) if args.out else results_path(source, split)
         check_can_write_file(out)  # on every process: a refused path stops them all before the work
+        note = training_note(source, config, split) if env.is_main and args.checkpoint else None
         if env.is_main:
             count = min(len(dataset), args.max_images or len(dataset))
             print(f"{source} on {config.data.dataset} {split} ({count} images): "
                   f"{test_config.describe()}", file=sys.stderr)
+            if note:
+                print(f"segnext eval: note: {note}", file=sys.stderr)
         start = time.perf_counter()
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
@@ -116,7 +141,8 @@ def run(args) -> int:
                                     mode=test_config.mode, crop_size=test_config.crop_size,
                                     stride=test_config.stride, scales=list(test_config.scales),
                                     flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed),
-                          processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2))
+                          processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
+                          validation_note=note)
             print(format_results(results))
             print(f"Results written to {out}")
         distributed.barrier(env)
