@@ -22,6 +22,7 @@ from segnext.train.report import (
     colour_mask,
     error_map,
     evaluations_text,
+    facts,
     normalised_confusion,
     read_run,
     stop_text,
@@ -147,6 +148,13 @@ def test_evaluations_are_grouped_by_the_images_they_used():
     assert evaluations_text(run) == ("Evaluations: 3 periodic on the first 20 val images (iterations 100-300); "
                                      "final on all 101 at iteration 432. best.pt: mIoU 55.50 at iteration 300 "
                                      "(on 20 images)")
+
+
+def test_what_val_scores_are_worth_is_said_under_them():
+    note = "val shares groups with train: 0016E5 (101 frames; 204 in train). Scores on val are optimistic ..."
+    lines = facts(_run(stop_reason="finished", iteration=500, mIoU=60.0, validation_note=note))
+    assert lines[1].startswith("Final evaluation") and lines[2] == f"Note: {note}" and len(lines) == 4
+    assert len(facts(_run(stop_reason="finished", iteration=500, mIoU=60.0, validation_note=None))) == 3
 
 
 def test_colour_masks_use_exactly_the_palette_and_mark_unlabelled_pixels():

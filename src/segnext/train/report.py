@@ -29,6 +29,7 @@ import html
 import io
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -44,6 +45,7 @@ from .loggers import read_log
 
 REPORT_DATA = "report_data"
 FINAL_EVAL = "final_eval.json"
+HEADER_WIDTH = 180  # characters of a line under the PNG's title (16 inches at 10.5 pt)
 MAX_BARS = 40  # more classes than this: the bar chart shows the weakest WEAKEST_SHOWN
 MAX_MATRIX = 30  # more classes than this: the confusion matrix shows the weakest WEAKEST_SHOWN
 WEAKEST_SHOWN = 25
@@ -221,6 +223,13 @@ def metrics_text(run: RunFiles) -> str:
     scores = ", ".join(f"{key} {_number(results.get(key))}" for key in ("mIoU", "aAcc", "mAcc"))
     return (f"Final evaluation on all {results.get('num_images', '?')} val images: {scores}; always predicting the "
             f"most frequent class (baseline): mIoU {_number(results.get('majority_class_mIoU'))}")
+
+
+def facts(run: RunFiles) -> List[str]:
+    """The lines under the title: how the run stopped, its scores (and what they are worth, when val
+    is training data or shares its sequences), its evaluations."""
+    note = (run.results or {}).get("validation_note")
+    return [stop_text(run), metrics_text(run)] + ([f"Note: {note}"] if note else []) + [evaluations_text(run)]
 
 
 def evaluations_text(run: RunFiles) -> str:
@@ -423,7 +432,9 @@ def draw_png(run: RunFiles, path: Path, dpi: int = 80) -> Optional[Path]:
     with_classes = bool(iou) and run.confusion is not None
     bars = len(weakest_first(iou, MAX_BARS)) if iou else 0
     legend_classes = classes_in_samples(run)
-    heights = [1.3, 3.2] + ([max(4.5, 0.2 * bars + 1.5)] if with_classes else []) + [3.2] * len(run.samples)
+    header_lines = [line for fact in facts(run) for line in textwrap.wrap(fact, HEADER_WIDTH)]
+    header_height = 1.3 + 0.27 * max(0, len(header_lines) - 3)  # three lines fit the first 1.3 inches
+    heights = [header_height, 3.2] + ([max(4.5, 0.2 * bars + 1.5)] if with_classes else []) + [3.2] * len(run.samples)
     if run.samples:
         heights.append(0.35 * (1 + (len(legend_classes) + 2) // 6))
     figure = Figure(figsize=(16, sum(heights)), layout="constrained")
@@ -431,8 +442,8 @@ def draw_png(run: RunFiles, path: Path, dpi: int = 80) -> Optional[Path]:
     header = figure.add_subplot(grid[0, :])
     header.axis("off")
     header.text(0, 1, title(run), fontsize=15, fontweight="bold", va="top", transform=header.transAxes)
-    header.text(0, 0.62, "\n".join([stop_text(run), metrics_text(run), evaluations_text(run)]), fontsize=10.5,
-                va="top", transform=header.transAxes, linespacing=1.5)
+    header.text(0, 1 - 0.38 * 1.3 / header_height, "\n".join(header_lines), fontsize=10.5, va="top",
+                transform=header.transAxes, linespacing=1.5)
     draw_loss(figure.add_subplot(grid[1, 0:4]), run)
     draw_lr(figure.add_subplot(grid[1, 4:8]), run)
     draw_miou(figure.add_subplot(grid[1, 8:12]), run)
@@ -465,7 +476,7 @@ def write_html(run: RunFiles, path: Path) -> Path:
     """report.html: the facts, the charts (when matplotlib is installed), the per-class table, the
     confusion matrix and the samples, with every image embedded (base64)."""
     parts = [f"<h1>{_e(title(run))}</h1>", "<ul class='facts'>"]
-    parts += [f"<li>{_e(line)}</li>" for line in (stop_text(run), metrics_text(run), evaluations_text(run))]
+    parts += [f"<li>{_e(line)}</li>" for line in facts(run)]
     if run.results and run.results.get("config"):
         parts.append(f"<li>{_e(str(run.results['config']))}</li>")
     parts.append("</ul>")
