@@ -8,7 +8,7 @@ from synthetic_data import blob_label, save_pair, write_lines
 from segnext.cli.main import main
 from segnext.data import DataError, build_dataset
 from segnext.data.datasets import get_spec, list_split
-from segnext.data.splits import group_of, groups, hold_out, shared_groups, write_split
+from segnext.data.splits import group_of, groups, hold_out, shared_group_note, write_split
 
 SEQUENCES = {"0001TP": 3, "0006R0": 2, "0016E5": 4}
 
@@ -49,11 +49,6 @@ def test_hold_out_writes_two_splits_that_the_dataset_reads(camvid):
         write_split(listing, held, "train_heldout")
     with pytest.raises(DataError, match="no group '0009XX'; the groups are 0001TP, 0006R0, 0016E5"):
         hold_out(listing, ["0009XX"])
-
-
-def test_shared_groups_between_train_and_val(camvid):
-    spec = get_spec("camvid")
-    assert shared_groups(list_split(spec, camvid, "train"), list_split(spec, camvid, "val")) == {"0016E5": (4, 2)}
 
 
 def test_layouts_read_from_a_list_get_a_new_list(tmp_path):
@@ -108,8 +103,6 @@ def test_names_without_groups_give_no_shared_group_note_and_no_default_split(tmp
 
 
 def test_the_note_on_what_val_scores_are_worth(camvid):
-    from segnext.data.splits import shared_group_note
-
     spec = get_spec("camvid")
     assert "val shares groups with train: 0016E5 (2 frames; 4 in train)" in shared_group_note(spec, camvid, "train",
                                                                                                "val")

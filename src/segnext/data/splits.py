@@ -50,12 +50,6 @@ def groups(listing: Listing, pattern: str = GROUP_PATTERN) -> Dict[str, List[Pai
     return found
 
 
-def shared_groups(train: Listing, val: Listing, pattern: str = GROUP_PATTERN) -> Dict[str, Tuple[int, int]]:
-    """Groups found in both splits: group -> (train pairs, val pairs)."""
-    train_groups, val_groups = groups(train, pattern), groups(val, pattern)
-    return {g: (len(train_groups[g]), len(pairs)) for g, pairs in val_groups.items() if g in train_groups}
-
-
 def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: str) -> Optional[str]:
     """What `other_split`'s scores are worth when it shares data with `train_split` (either may join
     splits with "+"): a note when it is part of the training data, or holds frames of the groups
