@@ -104,8 +104,9 @@ def pil_to_label(image: Image.Image, name: str = "label") -> np.ndarray:
         if np.array_equal(values[:, :, 0], values[:, :, 1]) and np.array_equal(values[:, :, 0], values[:, :, 2]):
             return np.ascontiguousarray(values[:, :, 0])  # gray stored as RGB: the values are the ids
         raise DataError(f"{name}: colour (RGB) label map; labels must hold class indices "
-                        f"(single channel or palettised PNG). Convert colour masks first: `segnext data prepare "
-                        f"folder SRC DST` maps them with the palette of SRC/classes.json (docs/datasets.md)")
+                        f"(single channel or palettised PNG). Convert colour masks to class ids first; for a folder "
+                        f"of images and masks `segnext data prepare folder SRC DST` does it with the palette of "
+                        f"SRC/classes.json (docs/datasets.md)")
     raise DataError(f"{name}: label map of image mode {mode!r}; expected a single-channel or palettised PNG")
 
 
