@@ -125,7 +125,7 @@ def test_bad_labels_are_refused_with_advice(tmp_path):
     colour = np.zeros((2, 2, 3), dtype=np.uint8)
     colour[0, 0] = (0, 0, 63)
     Image.fromarray(colour).save(tmp_path / "mask.png")
-    with pytest.raises(DataError, match=r"mask\.png.*colour.*prepare"):
+    with pytest.raises(DataError, match=r"mask\.png.*colour.*`segnext data prepare folder SRC DST`"):
         read_label(tmp_path / "mask.png")
     Image.fromarray(np.array([[300, 1]], dtype=np.uint16)).save(tmp_path / "big.png")
     with pytest.raises(DataError, match=r"big\.png.*300"):
