@@ -55,6 +55,29 @@ def test_new_classes_need_the_flag_and_then_keep_everything_but_the_classifier(s
         assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 11, 64, 64)
 
 
+def test_classes_the_checkpoint_names_too_start_from_its_classifier_rows(checkpoint_path, reference):
+    ade = [name.strip() for name in reference.config.class_names]
+    names = ["Car", "a new class", " sky", "person"]  # matched with case and spacing aside
+    model, [report] = segnext.create_model(checkpoint=checkpoint_path, num_classes=4, ignore_mismatched_sizes=True,
+                                           class_names=names, output_loading_info=True)
+    weight, bias = model.decode_head.conv_seg.weight, model.decode_head.conv_seg.bias
+    trained_weight, trained_bias = reference.decode_head.conv_seg.weight, reference.decode_head.conv_seg.bias
+    for row, name in ((0, "car"), (2, "sky"), (3, "person")):
+        assert torch.equal(weight[row], trained_weight[ade.index(name)]), name
+        assert torch.equal(bias[row], trained_bias[ade.index(name)]), name
+    assert bias[1] == 0 and 0.003 < weight[1].std() < 0.02  # the new class: the official initialisation
+    assert report.kept_classes == ["Car", " sky", "person"] and report.reinitialised == list(CLASSIFIER)
+    assert "except the rows of the 3 classes the checkpoint has too, copied from it: Car,  sky, person" in \
+        report.summary()
+    plain, [plain_report] = segnext.create_model(checkpoint=checkpoint_path, num_classes=4, class_names=names,
+                                                 ignore_mismatched_sizes=True, match_class_names=False,
+                                                 output_loading_info=True)
+    assert plain_report.kept_classes == [] and plain.decode_head.conv_seg.bias.abs().max() == 0
+    unnamed, [unnamed_report] = segnext.create_model(checkpoint=checkpoint_path, num_classes=4,
+                                                     ignore_mismatched_sizes=True, output_loading_info=True)
+    assert unnamed_report.kept_classes == []  # no class names given: nothing to match
+
+
 def test_same_classes_with_the_flag_load_everything(checkpoint_path, reference):
     model, reports = segnext.create_model(checkpoint=checkpoint_path, num_classes=150, ignore_mismatched_sizes=True,
                                           output_loading_info=True)

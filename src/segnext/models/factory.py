@@ -17,7 +17,7 @@ from .weights import CheckpointError, read_checkpoint
 def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, checkpoint=None,
                  backbone_checkpoint=None, nmf_seed=SAVED_NMF_SEED, *,
                  pretrained: Optional[str] = None, ignore_mismatched_sizes: bool = False,
-                 output_loading_info: bool = False, **overrides):
+                 match_class_names: bool = True, output_loading_info: bool = False, **overrides):
     """Build SegNeXt variant `name` ("segnext_t/s/b/l") for `num_classes` classes.
 
     pretrained: published weights by name (`segnext.list_pretrained()`), fetched into the cache:
@@ -30,6 +30,9 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
     ignore_mismatched_sizes: with `checkpoint` and another num_classes than its own, load every
         tensor but the classifier, which starts anew (fine-tuning on new classes). Without it,
         that is an error.
+    match_class_names: when the classifier starts anew and `class_names` are given, the rows of the
+        classes the checkpoint names too (case and spacing aside) are copied from it, so that they
+        start trained; False: every row starts anew.
     backbone_checkpoint: the encoder only: an ImageNet MSCAN file, or the encoder of any whole
         checkpoint above.
     nmf_seed: an int for fixed NMF bases, None for the official random bases at every forward; the
@@ -71,7 +74,8 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
     if checkpoint is not None:
         model, report = build_from_checkpoint(SegNeXt, _read_local_checkpoint(checkpoint), name=name,
                                               num_classes=num_classes, nmf_seed=nmf_seed,
-                                              ignore_mismatched_sizes=ignore_mismatched_sizes, **overrides)
+                                              ignore_mismatched_sizes=ignore_mismatched_sizes,
+                                              match_class_names=match_class_names, **overrides)
         reports.append(report)
     else:
         if name is None or num_classes is None:

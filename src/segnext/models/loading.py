@@ -4,7 +4,10 @@ Loading is strict: a missing or unexpected tensor, or one of another shape, is a
 them all and says what to do, and a failed load changes nothing. The one exception is asked for by
 name: `new_classifier=True` (`create_model(..., ignore_mismatched_sizes=True)`, Hugging Face's
 name) lets the classifier `decode_head.conv_seg` differ in its number of classes, and leaves it
-at its fresh initialisation; everything else must still fit.
+at its fresh initialisation; everything else must still fit. Where both the model and the
+checkpoint name their classes, the classifier rows of the classes they share by name (case and
+spacing aside: ADE20K's "car" is CamVid's "Car") are copied, so those classes start where the
+checkpoint's training left them (`match_class_names=False`: every row starts anew).
 
 Every load returns a `LoadReport` (which tensors came from the file, which are new), so that a
 fine-tuning run can say what it starts from: `create_model(..., output_loading_info=True)` returns
@@ -49,6 +52,7 @@ class LoadReport:
     reinitialised: List[str] = field(default_factory=list)
     checkpoint_classes: Optional[int] = None
     model_classes: Optional[int] = None
+    kept_classes: List[str] = field(default_factory=list)  # re-initialised classifier rows copied by class name
 
     def summary(self) -> str:
         """One line for a log: how many tensors were loaded, which are new."""
@@ -57,6 +61,9 @@ class LoadReport:
         if self.reinitialised:
             text += (f"; re-initialised for {self.model_classes} classes (the checkpoint has "
                      f"{self.checkpoint_classes}): {', '.join(self.reinitialised)}")
+        if self.kept_classes:
+            text += (f", except the rows of the {len(self.kept_classes)} classes the checkpoint has too, copied "
+                     f"from it: {', '.join(self.kept_classes)}")
         others = [name for name in self.new if name not in self.reinitialised]
         if others:
             groups: Dict[str, int] = {}
@@ -71,18 +78,21 @@ class LoadReport:
     def warn(self) -> None:
         """Log the re-initialised tensors as a warning (the model must be trained before use)."""
         if self.reinitialised:
-            logger.warning(f"Re-initialised {', '.join(self.reinitialised)} for {self.model_classes} classes: "
+            kept = (f" (but for the rows of {', '.join(self.kept_classes)}, copied from it by class name)"
+                    if self.kept_classes else "")
+            logger.warning(f"Re-initialised {', '.join(self.reinitialised)} for {self.model_classes} classes{kept}: "
                            f"{self.source} was trained for {self.checkpoint_classes}. Train the model on the new "
                            f"classes before using its predictions.")
 
 
 def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[str] = None,
-              new_classifier: bool = False) -> LoadReport:
+              new_classifier: bool = False, match_class_names: bool = True) -> LoadReport:
     """Copy `checkpoint` into `model` (only the keys under `prefix_filter` when given).
 
     Strict: every difference is collected first and reported together, with what to do about it,
     and nothing is copied then. new_classifier: the classifier may have another number of classes
-    than the checkpoint's; it then keeps its initialisation.
+    than the checkpoint's; it then keeps its initialisation, but for the rows of the classes both
+    name (match_class_names), which are copied.
     """
     everything = model.state_dict()
     expected = {k: v for k, v in everything.items() if not prefix_filter or k.startswith(prefix_filter)}
@@ -101,10 +111,38 @@ def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[
     with torch.no_grad():
         for key in loaded:
             expected[key].copy_(given[key])
+    kept = copy_rows_of_shared_classes(model, checkpoint) if reinitialised and match_class_names else []
     arch = infer_architecture(given)
     return LoadReport(checkpoint.path, loaded, new=[k for k in everything if k not in loaded],
                       reinitialised=reinitialised, checkpoint_classes=arch.get("num_classes"),
-                      model_classes=getattr(getattr(model, "config", None), "num_classes", None))
+                      model_classes=getattr(getattr(model, "config", None), "num_classes", None), kept_classes=kept)
+
+
+def _class_key(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
+
+
+def copy_rows_of_shared_classes(model: nn.Module, checkpoint: Checkpoint) -> List[str]:
+    """Copy into the model's new classifier the rows (weight and bias) of the classes whose names the
+    checkpoint has too; returns the model's names of those classes (none when either side does not
+    name its classes)."""
+    names = getattr(getattr(model, "config", None), "class_names", None)
+    weight = checkpoint.state_dict.get(CLASSIFIER_PREFIX + "weight")
+    if not names or not checkpoint.class_names or weight is None or len(checkpoint.class_names) != len(weight):
+        return []
+    row_of = {}
+    for row, name in enumerate(checkpoint.class_names):
+        row_of.setdefault(_class_key(name), row)
+    state = model.state_dict()
+    kept = []
+    with torch.no_grad():
+        for row, name in enumerate(names):
+            source = row_of.get(_class_key(name))
+            if source is not None:
+                for part in ("weight", "bias"):
+                    state[CLASSIFIER_PREFIX + part][row].copy_(checkpoint.state_dict[CLASSIFIER_PREFIX + part][source])
+                kept.append(name)
+    return kept
 
 
 def _mismatch_message(model, checkpoint: Checkpoint, missing, unexpected, wrong_shape) -> str:
@@ -167,13 +205,15 @@ def checkpoint_config(checkpoint: Checkpoint, name: Optional[str] = None, **over
 
 def build_from_checkpoint(model_class, checkpoint: Checkpoint, *, name: Optional[str] = None,
                           num_classes: Optional[int] = None, nmf_seed=SAVED_NMF_SEED,
-                          ignore_mismatched_sizes: bool = False, **overrides) -> Tuple[nn.Module, LoadReport]:
+                          ignore_mismatched_sizes: bool = False, match_class_names: bool = True,
+                          **overrides) -> Tuple[nn.Module, LoadReport]:
     """`model_class(config)` with the weights of the segmentation checkpoint `checkpoint`.
 
     nmf_seed: an int, None, or "saved" (the checkpoint's own, else DEFAULT_NMF_SEED; `resolve_nmf_seed`).
     num_classes: None keeps the checkpoint's classes. Another number needs
         ignore_mismatched_sizes=True: every tensor is loaded except the classifier, which starts
-        anew (fine-tuning on new classes); the class names and palette then come from `overrides`.
+        anew (fine-tuning on new classes); the class names and palette then come from `overrides`,
+        and the rows of the classes the checkpoint names too are copied (match_class_names).
     """
     if checkpoint.kind == "backbone":
         raise CheckpointError(
@@ -191,7 +231,8 @@ def build_from_checkpoint(model_class, checkpoint: Checkpoint, *, name: Optional
                                      palette=overrides.get("palette"))
     with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's RNG alone
         model = model_class(config, nmf_seed=resolve_nmf_seed(nmf_seed, checkpoint))
-    return model, load_into(model, checkpoint, new_classifier=ignore_mismatched_sizes)
+    return model, load_into(model, checkpoint, new_classifier=ignore_mismatched_sizes,
+                            match_class_names=match_class_names)
 
 
 def resolve_nmf_seed(nmf_seed, checkpoint: Optional[Checkpoint] = None) -> Optional[int]:

@@ -39,6 +39,9 @@ class ModelSection:
     pretrained: Optional[str] = None  # published weights: "imagenet" (the encoder, as the paper) or "ade20k"
     backbone_checkpoint: Optional[str] = None  # or the encoder from a file (mscan_t.pth ...)
     checkpoint: Optional[str] = None  # start from a whole model instead (fine-tuning; wins over the two above)
+    # Fine-tuning on other classes: the new classifier's rows of the classes the weights name too
+    # (case and spacing aside) are copied from them; false: every row starts anew.
+    match_class_names: bool = True
     options: Dict[str, Any] = field(default_factory=dict)  # SegNeXtConfig fields, e.g. drop_path_rate
     sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA + DDP only)
 
@@ -90,13 +93,14 @@ class ModelSection:
             if unused:
                 lines.append(f"{' and '.join(unused)} not used: model.checkpoint holds the whole model.")
             model, reports = create_model(self.name, dataset.num_classes, checkpoint=self.checkpoint, nmf_seed=nmf_seed,
-                                          ignore_mismatched_sizes=True, output_loading_info=True, **self.options,
-                                          **extra)
+                                          ignore_mismatched_sizes=True, match_class_names=self.match_class_names,
+                                          output_loading_info=True, **self.options, **extra)
             key = "model.checkpoint"
         else:
             model, reports = create_model(self.name, dataset.num_classes, pretrained=self.pretrained,
                                           backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed,
-                                          output_loading_info=True, **self.options, **extra)
+                                          match_class_names=self.match_class_names, output_loading_info=True,
+                                          **self.options, **extra)
             key = "model.pretrained" if self.pretrained is not None else "model.backbone_checkpoint"
         lines += [f"{key} {report.summary()}" for report in reports]
         if not reports:
