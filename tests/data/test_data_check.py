@@ -40,6 +40,8 @@ def test_clean_dataset_passes_with_frequencies(tmp_path, capsys):
     save_pair(root / "images/val/z.png", root / "labels/val/z.png", np.ones((4, 5), np.uint8))
     reports = check_dataset("folder", root, split="train+val", workers=1, progress=False)  # as training joins them
     assert [(report.split, report.pairs) for report in reports] == [("train", 2), ("val", 1)]
+    assert main(["data", "check", "folder", str(root), "--split", "val", "--workers", "1", "--no-progress"]) == 0
+    assert "loss.class_weight" not in capsys.readouterr().out  # weights to train with come from a training split
 
 
 def test_every_kind_of_problem_is_reported_by_file(tmp_path, capsys):

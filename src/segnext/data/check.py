@@ -189,7 +189,7 @@ def format_frequencies(spec_names: Sequence[str], report: SplitReport) -> List[s
         pixels = int(report.class_pixels[class_id])
         lines.append(f"  {class_id:>3}  {name:<{width}} {pixels:>15,} {100 * pixels / max(labelled, 1):>10.2f} "
                      f"{int(report.images_with_class[class_id]):>8} {weights[class_id]:>7.2f}")
-    if labelled:
+    if labelled and "train" in report.split:  # weights to train with come from a training split
         lines.append(f"  weight: square root of median-frequency balancing, for rare classes; to train with it: "
                      f"loss.class_weight=[{','.join(f'{w:g}' for w in weights)}]")
     return lines
