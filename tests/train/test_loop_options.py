@@ -132,3 +132,12 @@ def test_validating_on_training_data_is_said_in_the_log_and_results(tmp_path, sc
     note = json.loads((tmp_path / "run" / "results.json").read_text())["validation_note"]
     assert note.startswith("train is (part of) the training data (train)")
     assert capsys.readouterr().out.count(f"note: {note}") == 2  # before the first step and beside the scores
+
+
+def test_a_warm_up_as_long_as_the_run_is_pointed_out(tmp_path, scenes, capsys):
+    config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))),
+                         ["train.max_iters=1", "schedule.warmup_iters=500"])
+    train(config, tmp_path / "run", progress=False)
+    out = capsys.readouterr().out
+    assert "note: the learning rate peaks at 0% of optimizer.lr: schedule.warmup_iters (500) is long for " \
+           "train.max_iters (1)" in out and "schedule.warmup_iters=1, lets it reach it" in out

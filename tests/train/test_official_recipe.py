@@ -85,6 +85,15 @@ def test_set_learning_rates_applies_the_factor_to_every_group():
     assert scheduled_lr(1.0, 5, 10, ScheduleSection(warmup_iters=0), progress=0.25) == pytest.approx(0.75)
 
 
+def test_the_peak_of_the_schedule():
+    from segnext.train.optim import peak_lr_factor
+
+    assert peak_lr_factor(2000, ScheduleSection(warmup_iters=500)) == pytest.approx(0.75)
+    assert peak_lr_factor(160000, ScheduleSection()) == pytest.approx(1 - 1500 / 160000, abs=1e-3)
+    # a warm-up as long as the run: the multiplied warm-up and decay peak near max_iters / (4 warmup_iters)
+    assert peak_lr_factor(50, ScheduleSection(warmup_iters=500)) == pytest.approx(0.025, abs=0.001)
+
+
 @pytest.fixture(scope="module")
 def deterministic_forward(train_data, checkpoint_path):
     """The README's det_* recipe: no drop path, no dropout, train mode, seed 9 before the forward."""

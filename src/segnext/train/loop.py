@@ -37,7 +37,7 @@ from ..ops.strip_conv_grad import use_transposed_strip_grads
 from . import distributed, state
 from .config import Config
 from .loggers import open_run_log, require_trackers
-from .optim import build_optimizer, scheduled_lr, set_learning_rates
+from .optim import build_optimizer, peak_lr_factor, scheduled_lr, set_learning_rates
 from .progress import LogWindow, ProgressBar
 from .report import save_report_data, write_report
 from .sampler import default_num_workers, step_seeds, training_loader
@@ -170,6 +170,12 @@ class Run:
                 self.say(f"  {line}")
         if self.validation_note:
             self.say(f"  note: {self.validation_note}")
+        peak = peak_lr_factor(train_cfg.max_iters, config.schedule)
+        if not config.schedule.by_time and peak < 0.5:
+            self.say(f"  note: the learning rate peaks at {peak:.0%} of optimizer.lr: schedule.warmup_iters "
+                     f"({config.schedule.warmup_iters}) is long for train.max_iters ({train_cfg.max_iters}), and the "
+                     f"warm-up multiplies the decay. A shorter warm-up, e.g. schedule.warmup_iters="
+                     f"{max(1, train_cfg.max_iters // 10)}, lets it reach it.")
         if env.is_main and self.progress:
             budget = train_cfg.max_time_minutes * 60 if train_cfg.max_time_minutes else None
             self.bar = ProgressBar(train_cfg.max_iters, self.iteration, budget, self.elapsed())

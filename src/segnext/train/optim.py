@@ -87,6 +87,13 @@ def lr_factor(iteration: int, max_iters: int, schedule: ScheduleSection) -> floa
     return scheduled_lr(1.0, iteration, max_iters, schedule)
 
 
+def peak_lr_factor(max_iters: int, schedule: ScheduleSection) -> float:
+    """The largest multiplier of the initial lr over the run (warm-up and decay multiply, mmcv's way):
+    1 - warmup_iters / max_iters for a short warm-up, much less when the warm-up is as long as the run."""
+    step = max(1, max_iters // 1000)
+    return max(lr_factor(iteration, max_iters, schedule) for iteration in range(0, max_iters, step))
+
+
 def set_learning_rates(optimizer: torch.optim.Optimizer, iteration: int, max_iters: int,
                        schedule: ScheduleSection, progress: Optional[float] = None) -> None:
     """The schedule is a pure function of the iteration: resuming needs nothing but the iteration."""
