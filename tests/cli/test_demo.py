@@ -85,6 +85,23 @@ def test_eval_says_when_the_run_trained_on_the_split_it_scores(demo, tmp_path, c
     assert f"segnext eval: note: {note}" in capsys.readouterr().err
 
 
+def test_a_model_folder_outside_its_run_says_what_it_trained_on(demo, tmp_path, capsys):
+    """final_model records its training data (config.json's training_data), so eval can tell even
+    away from the run folder."""
+    import shutil
+
+    recorded = json.loads((demo / "final_model" / "config.json").read_text())["training_data"]
+    assert recorded["dataset"] == "folder" and recorded["split"] == "train"
+    model = shutil.copytree(demo / "final_model", tmp_path / "model")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(demo / "config.yaml"), "--checkpoint", str(model), "--split", "train", "--max-images",
+                 "2", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["validation_note"].startswith("train is (part of) the training data (train)")
+    assert main(["eval", str(demo / "config.yaml"), "--checkpoint", str(model), "--max-images", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads(out.read_text())["validation_note"] is None  # the demo's val is its own scenes
+
+
 def test_eval_tests_with_the_saved_settings_as_predict_does(demo, tmp_path, capsys):
     """One default with `segnext predict`: the model folder's settings (and NMF seed), named when CONFIG's
     differ; evaluation.* overrides given on the command line win; --config-settings takes CONFIG's section."""

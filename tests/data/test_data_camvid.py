@@ -56,3 +56,15 @@ def test_the_camvid_recipes_class_weights_are_what_data_check_derives_from_train
     weights = median_frequency_weights(report)
     for name in ("camvid/segnext_t_camvid_cpu_60min", "camvid/segnext_t_camvid_gpu_8min"):
         assert load_config(name).loss.class_weight == weights
+
+
+def test_the_shipped_camvid_model_records_the_drives_it_trained_on(camvid_root):
+    from segnext.data.datasets import get_spec
+    from segnext.data.splits import shared_group_note, split_groups
+    from segnext.models import recorded_training_data
+
+    recorded = recorded_training_data("camvid")
+    assert recorded["dataset"] == "camvid" and recorded["split"] == "train"
+    assert recorded["groups"] == split_groups(get_spec("camvid"), camvid_root, "train")
+    note = shared_group_note(get_spec("camvid"), camvid_root, "train", "val", trained_groups=recorded["groups"])
+    assert note.startswith("val shares groups with train: 0016E5 (101 frames; 204 in train)")

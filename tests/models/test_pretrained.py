@@ -315,6 +315,20 @@ def test_bundled_weights_load_offline_by_every_name(bundled, tmp_path):
     assert (tmp_path / "out" / "road.png").is_file()
 
 
+def test_what_a_model_folder_says_it_trained_on_is_read_back_by_path_and_by_published_name(bundled, tmp_path):
+    from segnext.models import recorded_training_data
+
+    model, _ = bundled
+    assert recorded_training_data("camvid") is None  # this stand-in records nothing
+    trained_on = {"dataset": "camvid", "split": "train", "groups": {"0001TP": 62, "0016E5": 204}}
+    folder = segnext.save_model(model, tmp_path / "weights" / "segnext_t_camvid-test", half=True,
+                                training_data=trained_on)
+    assert recorded_training_data(str(folder)) == trained_on
+    assert recorded_training_data("camvid") == trained_on  # the published name of a bundled folder
+    assert recorded_training_data("segnext_t.ade20k") is None  # a downloaded file: no model folder
+    assert recorded_training_data(str(tmp_path / "absent")) is None
+
+
 def test_a_damaged_bundled_file_is_refused(bundled):
     _, folder = bundled
     data = bytearray((folder / "model.safetensors").read_bytes())

@@ -61,24 +61,37 @@ def results_path(checkpoint: str, split: str) -> Path:
 
 
 def training_note(checkpoint: str, config, split: str) -> Optional[str]:
-    """What scores on `split` are worth for a checkpoint of a `segnext train` run (its final_model or
-    checkpoints/*.pt) that trained on that split, or on its sequences, of the same dataset: the
-    run's validation note (`DataSection.validation_note`); None otherwise or when it cannot tell."""
+    """What scores on `split` of CONFIG's dataset are worth for `checkpoint` when it trained on that
+    split or on its sequences: for a checkpoint of a `segnext train` run (its final_model or
+    checkpoints/*.pt) on the same dataset root, the run's validation note; for a model folder that
+    records its training data (`save_model`'s training_data), the same from what it recorded. None
+    otherwise, or when it cannot tell."""
+    from ..data.datasets import get_spec
+    from ..data.splits import shared_group_note
+    from ..models import recorded_training_data
     from ..train import load_config
 
     path = Path(checkpoint)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoints").is_dir():
+    if (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir():
+        try:
+            trained = load_config(str(run_dir / "config.yaml")).data
+        except (ValueError, FileNotFoundError):  # a run of an older version, or its config edited since
+            trained = None
+        same_root = trained is not None and \
+            Path(trained.root).expanduser().resolve() == Path(config.data.root).expanduser().resolve()
+        if trained is not None and trained.dataset == config.data.dataset and same_root:
+            trained.val_split = split
+            return trained.validation_note()
+    recorded = recorded_training_data(checkpoint)
+    if not recorded or recorded.get("dataset") != config.data.dataset or not recorded.get("split"):
         return None
+    root = Path(config.data.root).expanduser()
     try:
-        trained = load_config(str(run_dir / "config.yaml")).data
-    except (ValueError, FileNotFoundError):  # a run of an older version, or its config edited since
+        return shared_group_note(get_spec(config.data.dataset, root), root, recorded["split"], split,
+                                 trained_groups=recorded.get("groups"))
+    except ValueError:  # a Hugging Face dataset, or a split name that cannot be read
         return None
-    same_root = Path(trained.root).expanduser().resolve() == Path(config.data.root).expanduser().resolve()
-    if trained.dataset != config.data.dataset or not same_root:
-        return None
-    trained.val_split = split
-    return trained.validation_note()
 
 
 def run(args) -> int:

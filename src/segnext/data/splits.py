@@ -50,31 +50,38 @@ def groups(listing: Listing, pattern: str = GROUP_PATTERN) -> Dict[str, List[Pai
     return found
 
 
-def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: str) -> Optional[str]:
+def split_groups(spec: DatasetSpec, root, split: str) -> Optional[Dict[str, int]]:
+    """Frames per group (video sequence, city) of `split` ("+" joins splits), or None when the
+    dataset's names carry no groups (spec.group_pattern None) or the split cannot be listed."""
+    if spec.group_pattern is None:
+        return None
+    counts: Dict[str, int] = {}
+    try:
+        for part in split_names(split):
+            for group, pairs in groups(list_split(spec, root, part), spec.group_pattern).items():
+                counts[group] = counts.get(group, 0) + len(pairs)
+    except DataError:  # a split absent, or names the pattern does not match
+        return None
+    return counts
+
+
+def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: str,
+                      trained_groups: Optional[Dict[str, int]] = None) -> Optional[str]:
     """What `other_split`'s scores are worth when it shares data with `train_split` (either may join
     splits with "+"): a note when it is part of the training data, or holds frames of the groups
     (sequences, cities) trained on; None when it shares nothing, when the names carry no groups
-    (spec.group_pattern None), or when every training name has the same prefix (IMG_0001...)."""
-    train_parts, other_parts = split_names(train_split), split_names(other_split)
-    if set(other_parts) & set(train_parts):
+    (spec.group_pattern None), or when every training name has the same prefix (IMG_0001...).
+    trained_groups: the frames per group trained on, when known (a model folder records them);
+    by default those of `train_split` below `root`."""
+    if set(split_names(other_split)) & set(split_names(train_split)):
         return (f"{other_split} is (part of) the training data ({train_split}): its scores say how well the model "
                 f"fits what it trained on, not how it does on new images")
-    if spec.group_pattern is None:
-        return None
-
-    def frames_by_group(parts) -> Dict[str, int]:
-        counts: Dict[str, int] = {}
-        for part in parts:
-            for group, pairs in groups(list_split(spec, root, part), spec.group_pattern).items():
-                counts[group] = counts.get(group, 0) + len(pairs)
-        return counts
-
-    try:
-        trained, other = frames_by_group(train_parts), frames_by_group(other_parts)
-    except DataError:  # a split absent, or names the pattern does not match: nothing to say
+    trained = trained_groups if trained_groups is not None else split_groups(spec, root, train_split)
+    other = split_groups(spec, root, other_split)
+    if not trained or not other or len(trained) < 2:
         return None
     shared = {group: (trained[group], frames) for group, frames in other.items() if group in trained}
-    if len(trained) < 2 or not shared:
+    if not shared:
         return None
     counts = ", ".join(f"{group} ({frames} frames; {trained_frames} in {train_split})"
                        for group, (trained_frames, frames) in shared.items())

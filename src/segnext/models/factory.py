@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import List, Optional
 
 from ..constants import SAVED_NMF_SEED
@@ -11,7 +13,7 @@ from .download import fetch
 from .loading import LoadReport, build_from_checkpoint, load_encoder, resolve_nmf_seed
 from .pretrained import pretrained_weights, published_model
 from .segnext import SegNeXt
-from .weights import CheckpointError, read_checkpoint
+from .weights import CONFIG_FILE, CheckpointError, read_checkpoint
 
 
 def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, checkpoint=None,
@@ -92,6 +94,27 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
     for report in reports:
         report.warn()
     return model
+
+
+def recorded_training_data(checkpoint) -> Optional[dict]:
+    """What a model folder (a path, or the name of weights shipped in the package) says it was trained
+    on (`save_model`'s training_data: dataset, split, frames per group); None for other checkpoints."""
+    if isinstance(checkpoint, str) and not os.path.exists(checkpoint):
+        try:
+            published = published_model(checkpoint)
+        except ValueError:
+            return None
+        if published is None or not published.bundled:
+            return None
+        checkpoint = fetch(published)
+    config = Path(checkpoint) / CONFIG_FILE
+    if not config.is_file():
+        return None
+    try:
+        recorded = json.loads(config.read_text()).get("training_data")
+    except (ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def _read_local_checkpoint(checkpoint):

@@ -298,7 +298,8 @@ def infer_variant(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
 
 
 def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
-               metrics: Optional[Dict[str, Any]] = None, half: bool = False) -> Path:
+               metrics: Optional[Dict[str, Any]] = None, training_data: Optional[Dict[str, Any]] = None,
+               half: bool = False) -> Path:
     """Save `model` as a model folder: `config.json`, `model.safetensors` and a `README.md` card.
 
     config.json holds the architecture, the classes (`class_names`, `palette`, and `id2label` /
@@ -310,6 +311,9 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     metrics: the evaluation of these weights, for the card and config.json (e.g. results.json's
         mIoU, aAcc, mAcc with `dataset`, `split`, `num_images`; `seen_in_training: True` where the
         split was part of the training data, as for a final model trained on train + val).
+    training_data: what the weights were trained on, for `segnext eval` to say when it scores frames
+        of it (e.g. {"dataset": "camvid", "split": "train", "groups": {"0001TP": 62, ...}}: the frames
+        per video sequence or city, None where the names carry no groups).
     half: store the floating-point tensors in float16 (half the size, for shipping); every reader
         casts them back to float32.
     """
@@ -330,6 +334,8 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
         meta["source"] = source
     if metrics:
         meta["metrics"] = metrics
+    if training_data:
+        meta["training_data"] = training_data
     parameters = sum(p.numel() for p in model.parameters())
     card = model_card(config, parameters, source, metrics)
     state_dict = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}

@@ -179,6 +179,19 @@ class DataSection:
             dataset[0]  # try a pipeline of one's own on a sample now: a mistake shows before any training
         return dataset
 
+    def training_data(self) -> Optional[dict]:
+        """What a model trained on this section's data records of it (`segnext.save_model`): the
+        dataset, the training split and its frames per group; None for a Hugging Face dataset."""
+        from ..data import DATASETS
+        from ..data.datasets import get_spec
+        from ..data.splits import split_groups
+
+        if self.dataset not in DATASETS:
+            return None
+        root = Path(self.root).expanduser()
+        return {"dataset": self.dataset, "split": self.train_split,
+                "groups": split_groups(get_spec(self.dataset, root), root, self.train_split)}
+
     def validation_note(self) -> Optional[str]:
         """What the val scores are worth when val is training data or shares its sequences (a note for
         the log and results.json), else None (`segnext.data.splits.shared_group_note`)."""

@@ -273,7 +273,8 @@ class Run:
                           unreadable_training_files=[message for _, message in self.unreadable.as_list()])
             source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
                       f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
-            save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results))
+            save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results),
+                       training_data=self.config.data.training_data())
             self.say(format_results(results))
             if self.validation_note:
                 self.say(f"note: {self.validation_note}")
