@@ -112,3 +112,35 @@ def test_mistakes_are_named(tmp_path, problem, expected):
     with pytest.raises((DataError, ValueError, FileNotFoundError)) as error:
         build_huggingface_dataset(root, **kwargs)
     assert expected in str(error.value)
+
+
+def test_colour_masks_read_with_the_palette_of_classes_json(tmp_path):
+    from PIL import Image
+
+    palette = [[70, 130, 180], [128, 64, 128], [0, 0, 142]]
+    labels = [blob_label(12, 16, [0, 1, 2, 255], seed=i) for i in range(2)]
+    colour_table = np.zeros((256, 3), np.uint8)
+    colour_table[:3] = palette  # 255 (ignore) -> black, an ignore colour
+    rows = {"image": [Image.fromarray(random_image(12, 16, seed=i)) for i in range(2)],
+            "mask": [Image.fromarray(colour_table[label]) for label in labels]}
+    features = datasets.Features({"image": datasets.Image(), "mask": datasets.Image()})
+    datasets.DatasetDict(train=datasets.Dataset.from_dict(rows, features=features)).save_to_disk(str(tmp_path / "hf"))
+    (tmp_path / "hf" / "classes.json").write_text(json.dumps({"classes": ["sky", "road", "car"], "palette": palette,
+                                                              "ignore_colors": [[0, 0, 0]]}))
+    train = build_huggingface_dataset(tmp_path / "hf", "train", label_colors=True)
+    assert [np.array_equal(train[i]["label"], labels[i]) for i in range(2)] == [True, True]
+    from segnext.train.config import config_from_dict  # the same through a config (segnext train)
+
+    config = config_from_dict({"data": {"dataset": "huggingface", "root": str(tmp_path / "hf"),
+                                        "huggingface": {"label_colors": True}}})
+    assert np.array_equal(config.data.build("train")[1]["label"], labels[1])
+    with pytest.raises(DataError, match="colour"):  # without the option, colour masks are refused
+        build_huggingface_dataset(tmp_path / "hf", "train")[0]
+    (tmp_path / "hf" / "classes.json").write_text(json.dumps({"classes": ["sky", "road", "car"], "palette": palette}))
+    unlisted = r"row 0: label colours in neither the palette nor \"ignore_colors\": \[0, 0, 0\]"
+    with pytest.raises(DataError, match=unlisted):
+        build_huggingface_dataset(tmp_path / "hf", "train", label_colors=True)[0]
+    (tmp_path / "hf" / "classes.json").unlink()
+    (tmp_path / "hf" / "id2label.json").write_text(json.dumps({"0": "sky", "1": "road", "2": "car"}))  # no colours
+    with pytest.raises(FileNotFoundError, match="label_colors needs the colour of each class"):
+        build_huggingface_dataset(tmp_path / "hf", "train", label_colors=True, classes=None)

@@ -16,6 +16,9 @@ Each row holds an image and a segmentation map (an `Image` feature, or an array 
   (`ade20k` for scene_parse_150); a path to a classes.json / id2label.json; or (default) the
   classes.json or id2label.json in ROOT (id2label.json as transformers writes it:
   {"0": "road", "1": "sidewalk", ...}). Label values without a class are ignored (255).
+- label_colors: the label column holds colour masks (as labelling tools export them): each pixel's
+  colour is its class's in the palette of the classes.json (whose "ignore_colors" become 255), or
+  of the segnext dataset named by `classes`. A colour in neither is an error naming the row.
 
 A sample is what the file datasets give: dict(image=RGB uint8 (H, W, 3), label=uint8 (H, W)), and
 the training transform gets the same per-sample random stream (seed, epoch, index).
@@ -24,6 +27,7 @@ the training transform gets the same per-sample random stream (seed, epoch, inde
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
@@ -43,6 +47,7 @@ from .datasets import (
 )
 from .io import DataError, pil_to_label, pil_to_rgb
 from .palette import default_palette
+from .prepare import colours_to_ids, read_colour_classes
 
 DATASET_NAME = "huggingface"  # data.dataset of a dataset saved with `datasets`
 LABEL_COLUMNS = ("annotation", "label", "semantic_segmentation", "segmentation", "mask")
@@ -55,26 +60,48 @@ class HuggingFaceDataset(SegmentationDataset):
     (class names, palette, per-sample random streams, transform)."""
 
     def __init__(self, rows, spec: DatasetSpec, label_map: LabelMap, split: str, root: Path, image_column: str,
-                 label_column: str, transform=None, seed: int = 0):
+                 label_column: str, transform=None, seed: int = 0, label_colours: Optional[LabelColours] = None):
         layout = Layout(image_column, (label_column,), (), "", label_map)
         super().__init__(spec, Listing(spec, Path(root), split, layout, [], [], [], []), transform=transform, seed=seed)
         # Decode only the two columns a sample needs.
         self.rows = rows.select_columns([image_column, label_column])
         self.image_column, self.label_column = image_column, label_column
+        self.label_colours = label_colours
         self.image_paths = self.label_paths = [f"{root} [{split}] row {i}" for i in range(len(rows))]
 
     def load(self, index: int) -> dict:
         where = f"{self.root} split {self.split!r} row {index}"
         row = self.rows[int(index)]
-        image, raw_label = as_rgb(row[self.image_column], where), as_label_map(row[self.label_column], where)
+        image = as_rgb(row[self.image_column], where)
+        if self.label_colours is None:
+            raw_label = as_label_map(row[self.label_column], where)
+        else:
+            raw_label = self.label_colours.ids(as_rgb(row[self.label_column], f"{where} (label)"), where)
         if image.shape[:2] != raw_label.shape:
             raise DataError(f"{where}: the image is {image.shape[1]}x{image.shape[0]} but its label map is "
                             f"{raw_label.shape[1]}x{raw_label.shape[0]}")
         return dict(image=image, label=self.label_map(raw_label), path=where, label_path=where)
 
 
+@dataclass(frozen=True)
+class LabelColours:
+    """Colour masks -> class ids: palette[k] -> k, an ignore colour -> 255."""
+
+    palette: Tuple[Tuple[int, int, int], ...]
+    ignore: Tuple[Tuple[int, int, int], ...] = ()
+
+    def ids(self, mask: np.ndarray, where: str) -> np.ndarray:
+        ids, unknown = colours_to_ids(mask, self.palette, self.ignore)
+        if unknown:
+            listed = ", ".join(f"{list(colour)} ({pixels} px)" for colour, pixels in list(unknown.items())[:5])
+            raise DataError(f"{where}: label colours in neither the palette nor \"ignore_colors\": {listed}. Add "
+                            f"each to the classes.json's \"palette\" (with its class) or \"ignore_colors\"")
+        return ids
+
+
 def build_huggingface_dataset(root, split: str, image_column: str = "image", label_column: Optional[str] = None,
-                              classes: Optional[str] = None, transform=None, seed: int = 0) -> HuggingFaceDataset:
+                              classes: Optional[str] = None, transform=None, seed: int = 0,
+                              label_colors: bool = False) -> HuggingFaceDataset:
     """Split `split` of the DatasetDict saved in `root` (see the module docstring)."""
     datasets = require("datasets", "huggingface", "data.dataset: huggingface", package="datasets")
     root = Path(root).expanduser()
@@ -98,8 +125,25 @@ def build_huggingface_dataset(root, split: str, image_column: str = "image", lab
         raise DataError(f"{root}: no label column {label_column!r}.{did_you_mean(label_column, columns)} Columns: "
                         f"{', '.join(columns)}; set data.huggingface.label_column.")
     spec, label_map = class_spec(root, classes)
+    colours = None
+    if label_colors:  # the colours give the class ids (255: ignore) directly
+        colours = label_colours(root, classes, spec)
+        label_map = identity_labels(len(spec.class_names))
     return HuggingFaceDataset(rows, spec, label_map, split, root, image_column, label_column, transform=transform,
-                              seed=seed)
+                              seed=seed, label_colours=colours)
+
+
+def label_colours(root: Path, classes: Optional[str], spec: DatasetSpec) -> LabelColours:
+    """The colour of each class (and the ignored colours) for data.huggingface.label_colors."""
+    if classes is not None and not classes.endswith(".json"):  # a segnext dataset: its palette
+        return LabelColours(tuple(tuple(c) for c in spec.palette))
+    path = Path(classes).expanduser() if classes else root / "classes.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: data.huggingface.label_colors needs the colour of each class: a "
+                                f'classes.json with "classes" and "palette" (and "ignore_colors"), or '
+                                f"data.huggingface.classes naming a segnext dataset")
+    _, palette, ignore = read_colour_classes(path)
+    return LabelColours(tuple(tuple(c) for c in palette), tuple(tuple(c) for c in ignore))
 
 
 def split_name(available: List[str], split: str, root: Path) -> str:

@@ -116,6 +116,9 @@ class HuggingFaceSection:
     image_column: str = "image"
     label_column: Optional[str] = None  # None: the other image column (scene_parse_150: annotation)
     classes: Optional[str] = None  # a segnext dataset (ade20k ...), a .json file; None: ROOT/classes.json|id2label.json
+    # The label column holds colour masks: each colour is its class's in the palette of `classes`
+    # (a classes.json's, with its "ignore_colors" -> 255, or a segnext dataset's).
+    label_colors: bool = False
 
 
 @dataclass
@@ -172,6 +175,7 @@ class DataSection:
         if self.dataset == DATASET_NAME:
             hf = self.huggingface
             dataset = build_huggingface_dataset(root, split, hf.image_column, hf.label_column, hf.classes,
+                                                label_colors=hf.label_colors,
                                                 transform=transform, seed=seed)
         else:
             dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
