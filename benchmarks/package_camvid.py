@@ -73,7 +73,8 @@ def main() -> None:
         parser.error("packaging needs RUN OUT --command --device (or --ship FOLDER)")
     results = json.loads((args.run / "results.json").read_text())
     run_config = yaml.safe_load((args.run / "config.yaml").read_text())
-    trained = json.loads((args.run / "final_model" / "config.json").read_text())["source"]
+    final_meta = json.loads((args.run / "final_model" / "config.json").read_text())
+    trained = final_meta["source"]
     model = segnext.create_model(checkpoint=args.run / "final_model")
     train_split, val_split = run_config["data"]["train_split"], run_config["data"]["val_split"]
     trained_on_val = scored_on_training_frames(run_config["data"]["root"], train_split, val_split)
@@ -93,7 +94,8 @@ def main() -> None:
     metrics.update(dataset="camvid", split=val_split, num_images=results.get("num_images"))
     if trained_on_val:
         metrics["seen_in_training"] = True
-    folder = segnext.save_model(model, args.out, source=source, metrics=metrics, half=True)
+    folder = segnext.save_model(model, args.out, source=source, metrics=metrics, half=True,
+                                training_data=final_meta.get("training_data"))  # what eval checks val against
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     print(f"wrote {folder}: model.safetensors {(folder / 'model.safetensors').stat().st_size / 2**20:.1f} MB, "
           f"SHA-256 {digest}")

@@ -77,6 +77,8 @@ def test_final_mode_trains_on_train_and_val_and_writes_the_model_folder(camvid, 
         dtypes = {weights.get_slice(name).get_dtype() for name in names}
     assert dtypes - {"I64"} == {"F16"}  # BatchNorm's num_batches_tracked stays an integer
     assert segnext.create_model(checkpoint=folder).num_classes == 11
+    trained_on = json.loads((folder / "config.json").read_text())["training_data"]
+    assert trained_on["dataset"] == "camvid" and trained_on["split"] == "train+val"
 
 
 def test_a_failed_training_is_the_calls_exit_status(camvid, tmp_path):
