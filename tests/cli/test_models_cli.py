@@ -60,6 +60,18 @@ def test_convert_official_checkpoint(tmp_path, capsys, checkpoint_path, io_data)
     torch.testing.assert_close(logits, io_data["odd_decode_logits"], atol=1e-4, rtol=1e-4)
 
 
+def test_convert_of_a_model_folder_keeps_what_it_trained_on(tmp_path, checkpoint_path):
+    from segnext.models import recorded_training_data
+
+    trained_on = {"dataset": "camvid", "split": "train", "groups": {"0001TP": 62, "0016E5": 204}}
+    folder = segnext.save_model(segnext.create_model(checkpoint=checkpoint_path), tmp_path / "model",
+                                training_data=trained_on)
+    assert main(["convert", str(folder), str(tmp_path / "half"), "--half"]) == 0
+    assert recorded_training_data(str(tmp_path / "half")) == trained_on
+    assert main(["convert", str(checkpoint_path), str(tmp_path / "official")]) == 0
+    assert recorded_training_data(str(tmp_path / "official")) is None  # an official file says nothing of it
+
+
 def test_convert_1x_fp16_copy_reports_notes(tmp_path, capsys, checkpoint_path):
     official = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     state = {k.replace(".mlp.dwconv.dwconv.", ".mlp.dwconv."): (v.half() if v.is_floating_point() else v)

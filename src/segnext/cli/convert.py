@@ -25,13 +25,14 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..inference import TestConfig, test_config_for
-    from ..models import create_model, read_checkpoint, save_model
+    from ..models import create_model, read_checkpoint, recorded_training_data, save_model
 
     source = read_checkpoint(args.src)
     model = create_model(args.name, checkpoint=args.src)
     settings_saved = bool(model.config.test_settings)
     model.config.test_settings = test_config_for(model).to_dict()  # written out, so that the folder says it
-    save_model(model, args.dst, source=f"Converted by `segnext convert` from {Path(args.src).name}.", half=args.half)
+    save_model(model, args.dst, source=f"Converted by `segnext convert` from {Path(args.src).name}.", half=args.half,
+               training_data=recorded_training_data(args.src))  # a model folder's record travels with it
     c = model.config
     print(f"converted {args.src} -> {args.dst}")
     print(f"  variant      {c.variant} ({sum(p.numel() for p in model.parameters()):,} parameters)")
