@@ -47,7 +47,7 @@ from .datasets import (
 )
 from .io import DataError, pil_to_label, pil_to_rgb
 from .palette import default_palette
-from .prepare import colours_to_ids, read_colour_classes
+from .prepare import colours_to_ids, describe_colours, read_colour_classes
 
 DATASET_NAME = "huggingface"  # data.dataset of a dataset saved with `datasets`
 LABEL_COLUMNS = ("annotation", "label", "semantic_segmentation", "segmentation", "mask")
@@ -93,9 +93,9 @@ class LabelColours:
     def ids(self, mask: np.ndarray, where: str) -> np.ndarray:
         ids, unknown = colours_to_ids(mask, self.palette, self.ignore)
         if unknown:
-            listed = ", ".join(f"{list(colour)} ({pixels} px)" for colour, pixels in list(unknown.items())[:5])
-            raise DataError(f"{where}: label colours in neither the palette nor \"ignore_colors\": {listed}. Add "
-                            f"each to the classes.json's \"palette\" (with its class) or \"ignore_colors\"")
+            raise DataError(f"{where}: label colours in neither the palette nor \"ignore_colors\": "
+                            f"{describe_colours(unknown)}. Add each to the classes.json's \"palette\" (with its "
+                            f"class) or \"ignore_colors\"")
         return ids
 
 

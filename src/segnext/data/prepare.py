@@ -374,6 +374,13 @@ def colours_to_ids(mask: np.ndarray, palette: Sequence[Sequence[int]],
     return ids, unknown
 
 
+def describe_colours(pixels_by_colour: Dict[Tuple[int, int, int], int], shown: int = 5) -> str:
+    """'[r, g, b] (N px), ...' for the most frequent colours, and how many more there are."""
+    ranked = sorted(pixels_by_colour.items(), key=lambda item: -item[1])
+    listed = ", ".join(f"{list(colour)} ({pixels} px)" for colour, pixels in ranked[:shown])
+    return listed + (f" and {len(ranked) - shown} more" if len(ranked) > shown else "")
+
+
 def isaid_colours_to_ids(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     """RGB mask (H, W, 3) -> (ids uint8, number of pixels whose colour is not an iSAID class
     colour; those become 255)."""
@@ -533,11 +540,9 @@ def _convert_colour_mask(source: str, target: str, palette: list, ignore_colours
         mask = np.asarray(image.convert("RGB"))
     ids, unknown = colours_to_ids(mask, palette, ignore_colours)
     if unknown:
-        listed = ", ".join(f"{list(colour)} ({pixels} px)" for colour, pixels in
-                           sorted(unknown.items(), key=lambda item: -item[1])[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise DataError(f"{source}: colours in neither the palette of classes.json nor its \"ignore_colors\": "
-                        f"{listed}{more}. Add each to \"palette\" (with its class) or to \"ignore_colors\"")
+                        f"{describe_colours(unknown)}. Add each to \"palette\" (with its class) or to "
+                        f"\"ignore_colors\"")
     write_label(target, ids, palette=palette)
     return "converted", ""
 
