@@ -196,9 +196,10 @@ class DataSection:
         return {"dataset": self.dataset, "split": self.train_split,
                 "groups": split_groups(get_spec(self.dataset, root), root, self.train_split)}
 
-    def validation_note(self) -> Optional[str]:
+    def validation_note(self, training_data: Optional[dict] = None) -> Optional[str]:
         """What the val scores are worth when val is training data or shares its sequences (a note for
-        the log and results.json), else None (`segnext.data.splits.shared_group_note`)."""
+        the log and results.json), else None (`segnext.data.splits.shared_group_note`).
+        training_data: `self.training_data()` when already at hand (its groups are not listed again)."""
         from ..data import DATASETS
         from ..data.datasets import get_spec
         from ..data.splits import shared_group_note
@@ -206,7 +207,8 @@ class DataSection:
         if self.dataset not in DATASETS:  # a Hugging Face dataset: splits of one DatasetDict, no file names
             return None
         root = Path(self.root).expanduser()
-        return shared_group_note(get_spec(self.dataset, root), root, self.train_split, self.val_split)
+        return shared_group_note(get_spec(self.dataset, root), root, self.train_split, self.val_split,
+                                 trained_groups=(training_data or {}).get("groups"))
 
     def train_transform(self):
         """The official training pipeline with this section's settings, or data.transform's."""

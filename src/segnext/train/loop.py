@@ -158,7 +158,9 @@ class Run:
             ohem_threshold=loss.ohem_threshold, ohem_min_kept=loss.ohem_min_kept)
         # A resumed run drops what the interrupted one logged after its last checkpoint (that work is redone).
         self.log = open_run_log(self.work_dir, self.iteration, config) if env.is_main else None
-        self.validation_note = config.data.validation_note() if env.is_main else None
+        # What the run trains on (recorded in final_model) and what that makes its val scores worth.
+        self.training_data = config.data.training_data() if env.is_main else None
+        self.validation_note = config.data.validation_note(self.training_data) if env.is_main else None
 
     def loop(self, should_stop: Callable[[], Optional[str]]) -> TrainResult:
         config, env, train_cfg = self.config, self.env, self.config.train
@@ -274,7 +276,7 @@ class Run:
             source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
                       f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
             save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results),
-                       training_data=self.config.data.training_data())
+                       training_data=self.training_data)
             self.say(format_results(results))
             if self.validation_note:
                 self.say(f"note: {self.validation_note}")
