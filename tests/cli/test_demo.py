@@ -102,6 +102,21 @@ def test_a_model_folder_outside_its_run_says_what_it_trained_on(demo, tmp_path, 
     assert json.loads(out.read_text())["validation_note"] is None  # the demo's val is its own scenes
 
 
+def test_an_onnx_export_says_what_its_model_trained_on(demo, tmp_path, capsys):
+    """`segnext export` carries the folder's record into the file's metadata, so eval --onnx tells too."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: `segnext eval --onnx` untested")
+    exported = tmp_path / "model.onnx"
+    assert main(["export", "-c", str(demo / "final_model"), "-o", str(exported), "--shape", "64", "64"]) == 0
+    recorded = json.loads((demo / "final_model" / "config.json").read_text())["training_data"]
+    assert json.loads(segnext.inference.OnnxModel(exported).metadata["training_data"]) == recorded
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(demo / "config.yaml"), "--onnx", str(exported), "--split", "train", "--max-images", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    note = json.loads(out.read_text())["validation_note"]
+    assert note.startswith("train is (part of) the training data (train)")
+    assert f"segnext eval: note: {note}" in capsys.readouterr().err
+
+
 def test_eval_tests_with_the_saved_settings_as_predict_does(demo, tmp_path, capsys):
     """One default with `segnext predict`: the model folder's settings (and NMF seed), named when CONFIG's
     differ; evaluation.* overrides given on the command line win; --config-settings takes CONFIG's section."""

@@ -81,8 +81,8 @@ def _pairs(root, split_folders, stems):
 
 
 def test_names_without_groups_give_no_shared_group_note_and_no_default_split(tmp_path, capsys):
-    """ADE20K's ADE_train_/ADE_val_ and a camera's IMG_0001 prefixes are not sequences: saying that
-    val 'shares' them with train would be wrong."""
+    """ADE20K's ADE_train_/ADE_val_ and cameras' IMG_0001 / DSC_0002 prefixes are not sequences: saying
+    that val 'shares' them with train would be wrong."""
     ade = tmp_path / "ade"
     _pairs(ade, [("images/training", "annotations/training"), ("images/validation", "annotations/validation")],
            {"images/training": ["ADE_train_00000001", "ADE_train_00000002"],
@@ -100,6 +100,17 @@ def test_names_without_groups_give_no_shared_group_note_and_no_default_split(tmp
     (photos / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
     main(["data", "check", "folder", str(photos), "--no-progress", "--no-frequencies"])
     assert "shares groups" not in capsys.readouterr().out
+
+    # Two cameras' prefixes are two groups, but still no sequences; a real sequence beside them is one.
+    cameras = tmp_path / "cameras"
+    _pairs(cameras, [("images/train", "labels/train"), ("images/val", "labels/val")],
+           {"images/train": ["IMG_0001", "DSC_0002", "drive1_0001"], "images/val": ["IMG_0003", "DSC_0004"]})
+    (cameras / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
+    main(["data", "check", "folder", str(cameras), "--no-progress", "--no-frequencies"])
+    assert "shares groups" not in capsys.readouterr().out
+    _pairs(cameras, [("images/val", "labels/val")], {"images/val": ["drive1_0002"]})
+    main(["data", "check", "folder", str(cameras), "--no-progress", "--no-frequencies"])
+    assert "val shares groups with train: drive1 (1 frames; 1 in train)." in capsys.readouterr().out
 
 
 def test_the_note_on_what_val_scores_are_worth(camvid):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -60,20 +61,20 @@ def results_path(checkpoint: str, split: str) -> Path:
     return folder / f"eval_{path.stem}_{split}.json"
 
 
-def training_note(checkpoint: str, config, split: str) -> Optional[str]:
-    """What scores on `split` of CONFIG's dataset are worth for `checkpoint` when it trained on that
-    split or on its sequences: for a checkpoint of a `segnext train` run (its final_model or
-    checkpoints/*.pt) on the same dataset root, the run's validation note; for a model folder that
-    records its training data (`save_model`'s training_data), the same from what it recorded. None
-    otherwise, or when it cannot tell."""
+def training_note(source: str, config, split: str, *, onnx_metadata: Optional[dict] = None) -> Optional[str]:
+    """What scores on `split` of CONFIG's dataset are worth for the model `source` when it trained on
+    that split or on its sequences: for a checkpoint of a `segnext train` run (its final_model or
+    checkpoints/*.pt) on the same dataset root, the run's validation note; for a model folder (or an
+    ONNX file, by its `onnx_metadata`) that records its training data (`save_model`'s training_data),
+    the same from what it recorded. None otherwise, or when it cannot tell."""
     from ..data.datasets import get_spec
     from ..data.splits import shared_group_note
     from ..models import recorded_training_data
     from ..train import load_config
 
-    path = Path(checkpoint)
+    path = Path(source)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    if (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir():
+    if onnx_metadata is None and (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir():
         try:
             trained = load_config(str(run_dir / "config.yaml")).data
         except (ValueError, FileNotFoundError):  # a run of an older version, or its config edited since
@@ -83,8 +84,14 @@ def training_note(checkpoint: str, config, split: str) -> Optional[str]:
         if trained is not None and trained.dataset == config.data.dataset and same_root:
             trained.val_split = split
             return trained.validation_note()
-    recorded = recorded_training_data(checkpoint)
-    if not recorded or recorded.get("dataset") != config.data.dataset or not recorded.get("split"):
+    if onnx_metadata is not None:
+        try:
+            recorded = json.loads(onnx_metadata.get("training_data") or "null")
+        except ValueError:
+            recorded = None
+    else:
+        recorded = recorded_training_data(source)
+    if not isinstance(recorded, dict) or recorded.get("dataset") != config.data.dataset or not recorded.get("split"):
         return None
     root = Path(config.data.root).expanduser()
     try:
@@ -95,8 +102,6 @@ def training_note(checkpoint: str, config, split: str) -> Optional[str]:
 
 
 def run(args) -> int:
-    import json
-
     import torch
 
     from ..evaluation import evaluate, format_results, write_results
@@ -137,7 +142,8 @@ def run(args) -> int:
         split = args.split or config.data.val_split
         out = Path(args.out) if args.out else results_path(source, split)
         check_can_write_file(out)  # on every process: a refused path stops them all before the work
-        note = training_note(source, config, split) if env.is_main and args.checkpoint else None
+        note = training_note(source, config, split, onnx_metadata=model.metadata if args.onnx else None) \
+            if env.is_main else None
         if env.is_main:
             count = min(len(dataset), args.max_images or len(dataset))
             print(f"{source} on {config.data.dataset} {split} ({count} images): "

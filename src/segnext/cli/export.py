@@ -45,19 +45,22 @@ def run(args) -> int:
     import torch
 
     from ..inference import export_onnx
-    from ..models import create_model
+    from ..models import create_model, recorded_training_data
 
     model = create_model(checkpoint=args.checkpoint, nmf_seed=args.nmf_seed).eval()
+    training_data = recorded_training_data(args.checkpoint)
     suffix = ".int8.onnx" if args.int8 else ".onnx"
     output = Path(args.output) if args.output else Path(Path(args.checkpoint).name + suffix)
     height, width = args.shape
     if args.int8:
         from ..inference.quantize import export_int8
 
-        path = export_int8(model, output, calibration, method=args.calibration_method)
+        path = export_int8(model, output, calibration, method=args.calibration_method,
+                           training_data=training_data)
         what = f"int8, calibrated on {len(calibration)} image(s) ({args.calibration_method})"
     else:
-        path = export_onnx(model, output, height, width, dynamic=not args.static, opset=args.opset)
+        path = export_onnx(model, output, height, width, dynamic=not args.static, opset=args.opset,
+                           training_data=training_data)
         what = f"opset {args.opset}, {'dynamic' if not args.static else f'{height}x{width}'} input"
     size_mb = path.stat().st_size / 2**20
     print(f"wrote {path} ({size_mb:.1f} MB, {what}, {model.num_classes} classes)")

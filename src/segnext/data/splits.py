@@ -23,6 +23,11 @@ from .datasets import GROUP_PATTERN, DataError, DatasetSpec, Listing, list_split
 
 Pair = Tuple[Path, Path]
 
+# The names cameras, phones and drones give their files (IMG_0001.jpg, DSC_0042.JPG, DJI_0007.JPG,
+# PXL_20240101_...): photos named so share the prefix, not a video sequence.
+CAMERA_PREFIXES = frozenset({"img", "dsc", "dscn", "dscf", "dji", "pxl", "gopr", "mvi", "vid", "pano", "photo",
+                             "image", "screenshot"})
+
 
 def relative_stem(listing: Listing, image: Path) -> str:
     """The image's name below its split folder, without the image ending ('aachen/aachen_000000_000019')."""
@@ -70,7 +75,8 @@ def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: st
     """What `other_split`'s scores are worth when it shares data with `train_split` (either may join
     splits with "+"): a note when it is part of the training data, or holds frames of the groups
     (sequences, cities) trained on; None when it shares nothing, when the names carry no groups
-    (spec.group_pattern None), or when every training name has the same prefix (IMG_0001...).
+    (spec.group_pattern None), when every training name has the same prefix, or when the prefixes
+    shared are those cameras give their files (IMG_0001, DSC_0042: `CAMERA_PREFIXES`).
     trained_groups: the frames per group trained on, when known (a model folder records them);
     by default those of `train_split` below `root`."""
     if set(split_names(other_split)) & set(split_names(train_split)):
@@ -80,7 +86,8 @@ def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: st
     other = split_groups(spec, root, other_split)
     if not trained or not other or len(trained) < 2:
         return None
-    shared = {group: (trained[group], frames) for group, frames in other.items() if group in trained}
+    shared = {group: (trained[group], frames) for group, frames in other.items()
+              if group in trained and group.lower() not in CAMERA_PREFIXES}
     if not shared:
         return None
     counts = ", ".join(f"{group} ({frames} frames; {trained_frames} in {train_split})"

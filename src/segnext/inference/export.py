@@ -37,12 +37,15 @@ MIN_OPSET = 11  # the first opset whose Resize takes output sizes computed in th
 
 
 def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size: int = 1,
-                dynamic: bool = True, opset: int = DEFAULT_OPSET, test_config=None, check: bool = True) -> Path:
+                dynamic: bool = True, opset: int = DEFAULT_OPSET, test_config=None, training_data=None,
+                check: bool = True) -> Path:
     """Write `model` (a SegNeXt, optimized or not) to the ONNX file `path`; returns the path.
 
     height, width, batch_size: the example input traced (with dynamic=False, the only input size).
     test_config: a `segnext.TestConfig` stored in the metadata for `segnext predict --onnx`
         (default: the model's saved settings, else the official ones of its dataset).
+    training_data: what the model was trained on (`save_model`'s record: dataset, split, frames per
+        group), stored so that `segnext eval --onnx` can say when a split shares that data.
     check: run onnx's checker on the written file (needs the onnx package).
     """
     require("onnx", "onnx", "ONNX export")
@@ -92,6 +95,8 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
         "test_config": json.dumps(test_config.to_dict()),
         "output": "logits: (B, num_classes, H, W) at the input size",
     }
+    if training_data:
+        metadata["training_data"] = json.dumps(training_data)
     _write_metadata(path, metadata, check)
     return path
 

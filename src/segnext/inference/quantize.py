@@ -137,9 +137,11 @@ def _fuse_gelu(model):
 
 
 def export_int8(model, path, calibration: Sequence[ImageInput], *, test_config: Optional[TestConfig] = None,
-                method: str = "minmax", float_convolutions: Sequence[str] = FLOAT_CONVOLUTIONS) -> Path:
+                method: str = "minmax", float_convolutions: Sequence[str] = FLOAT_CONVOLUTIONS,
+                training_data=None) -> Path:
     """`export_onnx(model)` quantized to int8 (`quantize_onnx`), calibrated on `calibration` images
-    (paths, PIL images or arrays) prepared with `test_config` (default: the model's saved settings)."""
+    (paths, PIL images or arrays) prepared with `test_config` (default: the model's saved settings);
+    training_data as export_onnx's."""
     from .export import export_onnx
     from .settings import test_config_for
 
@@ -147,6 +149,7 @@ def export_int8(model, path, calibration: Sequence[ImageInput], *, test_config: 
         raise ValueError("int8 export needs calibration images: give at least one (a few dozen is better)")
     test_config = test_config or test_config_for(model)
     with tempfile.TemporaryDirectory() as folder:
-        float_path = export_onnx(model, Path(folder) / "float32.onnx", test_config=test_config)
+        float_path = export_onnx(model, Path(folder) / "float32.onnx", test_config=test_config,
+                                 training_data=training_data)
         return quantize_onnx(float_path, path, calibration_batches(calibration, test_config), method=method,
                              float_convolutions=float_convolutions)
