@@ -147,7 +147,14 @@ def count_macs(model: torch.nn.Module, height: int, width: int, batch_size: int 
 
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    model_copy = copy.deepcopy(model).eval()  # the forward may cache fake tensors (NMF bases) in it
+    from .models.ham_head import Hamburger
+
+    model_copy = copy.deepcopy(model).eval()
+    for module in model_copy.modules():
+        # Fixed NMF bases come from a seeded generator, which fake tensors refuse before PyTorch 2.2:
+        # draw them for real (a small tensor); the fake forward finds them cached.
+        if isinstance(module, Hamburger) and module.ham.seed is not None:
+            module.ham.seeded_bases(module.channels)
     with FakeTensorMode(allow_non_fake_inputs=True) as fake_mode:
         images = fake_mode.from_tensor(torch.empty(batch_size, 3, height, width))
         with MacCounter() as counter:

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import segnext
+from recorded_releases import SAME_RELEASE, recorded_random_streams
 from synthetic_weights import fingerprint, synthetic_images, synthetic_labels, synthetic_state_dict
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "mmseg_reference.safetensors"
@@ -43,7 +44,10 @@ def build(reference, name):
     weights = synthetic_state_dict(model, case["weight_seed"])
     images = synthetic_images(case["batch"], case["height"], case["width"], case["image_seed"])
     bases = model.nmf.seeded_bases(model.config.ham_channels)
-    for what, made in (("weights", weights), ("images", {"images": images}), ("bases", {"bases": bases})):
+    made_here = [("weights", weights), ("images", {"images": images})]
+    if SAME_RELEASE:  # elsewhere F.normalize may round a basis's last bit differently (test_nmf.py)
+        made_here.append(("bases", {"bases": bases}))
+    for what, made in made_here:
         assert fingerprint(made) == case[f"{what}_sha256"], (
             f"the {what} made from seeds differ from those the reference was computed from (this PyTorch's "
             f"random generator gives other numbers?); rebuild it with tests/fixtures/make_mmseg_reference.py")
@@ -77,6 +81,7 @@ def test_the_optimized_model_and_onnx_equal_mmsegmentation(reference, name):
     torch.testing.assert_close(final[:, :, 3::8, 5::8], expected["final_lattice"], atol=ATOL, rtol=RTOL)
 
 
+@recorded_random_streams
 def test_training_step_equals_mmsegmentation(reference):
     model, images, bases, case, expected = build(reference, "t")
     labels = synthetic_labels(case["batch"], case["height"], case["width"], case["num_classes"],

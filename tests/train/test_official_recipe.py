@@ -11,6 +11,7 @@ import torch
 
 import segnext
 from segnext import segmentation_loss
+from segnext.compat import fused_adamw
 from segnext.train.config import OptimizerSection, ScheduleSection
 from segnext.train.optim import build_optimizer, lr_factor, parameter_groups, scheduled_lr, set_learning_rates
 
@@ -48,6 +49,7 @@ def test_param_groups_match_official_for_all_457_parameters(optim_fixture):
     assert optimizer.defaults["betas"] == (0.9, 0.999)
 
 
+@pytest.mark.skipif(not fused_adamw("cpu"), reason=f"PyTorch {torch.__version__} has no fused AdamW for the CPU (2.4+)")
 def test_the_fused_adamw_updates_as_the_reference_one():
     """build_optimizer takes PyTorch's fused AdamW where it exists (here, on the CPU): its steps equal
     the per-parameter AdamW's to float rounding, with the same groups."""

@@ -67,6 +67,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..runtime import configure_process
 
     configure_process()  # this process runs segnext's work: the process-wide settings of segnext.runtime
+    from ..compat import numpy_problem
+
+    problem = numpy_problem()  # else every command would fail later with PyTorch's bare "Numpy is not available"
+    if problem:
+        print(f"segnext {args.command}: error: {problem}", file=sys.stderr)
+        return 1
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` and the like: not an error

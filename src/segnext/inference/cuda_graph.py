@@ -19,6 +19,7 @@ eagerly.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -110,8 +111,9 @@ class CudaGraphSegNeXt(nn.Module):
 
     def _eager(self, images: torch.Tensor) -> torch.Tensor:
         # No autocast weight cache: a recorded graph must not point at cast copies freed after the call.
-        with torch.autocast(images.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None, cache_enabled=False):
+        precision = (torch.autocast(images.device.type, dtype=self.autocast_dtype, cache_enabled=False)
+                     if self.autocast_dtype is not None else contextlib.nullcontext())
+        with precision:
             logits = self.model.forward_logits(images, self._device_bases(images.device))
         return logits.float()
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ..compat import onnx_export_options
 from ..models.segnext import SegNeXt
 from ..utils import require
 from .optimize import OptimizedSegNeXt
@@ -74,8 +75,8 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
         try:
             torch.onnx.export(exported, (example,), str(path), input_names=["images"],
                               output_names=["logits"], dynamic_axes=dynamic_axes, opset_version=opset,
-                              do_constant_folding=True, dynamo=False)
-        except RuntimeError as error:
+                              do_constant_folding=True, **onnx_export_options())
+        except (RuntimeError, ValueError) as error:  # which one depends on the PyTorch release
             if "opset" not in str(error).lower():
                 raise
             raise ValueError(f"ONNX opset {opset}: {error}; use an opset from {MIN_OPSET} to the newest this PyTorch "

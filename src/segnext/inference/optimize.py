@@ -34,6 +34,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from ..compat import is_compiling
 from ..models.mscan import Mlp, channel_layer_norm
 from ..models.nmf import NMF2D
 from ..models.segnext import SegNeXt
@@ -54,9 +55,8 @@ ONEDNN_FUSION = _onednn_fusion_available()
 
 def _standard_ops_required() -> bool:
     """While exporting or compiling: those need standard aten ops, not oneDNN's private ones."""
-    compiler = getattr(torch, "compiler", None)
     return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
-            or bool(compiler is not None and compiler.is_compiling()))
+            or is_compiling())
 
 
 class OptimizedSegNeXt(nn.Module):

@@ -48,6 +48,7 @@ class Conv1x1(nn.Module):
 class Hamburger(nn.Module):
     def __init__(self, channels: int, groups: int, nmf: NMF2D):
         super().__init__()
+        self.channels = channels
         self.ham_in = Conv1x1(channels, channels)
         self.ham = nmf
         self.ham_out = ConvGN(channels, channels, groups, relu=False)

@@ -60,7 +60,8 @@ class Checkpoint:
     nmf_seed_saved: bool = False
 
 
-_CODE_SIGNS = ("GLOBAL", "Can only create new object", "Can only build", "call reduce")
+# "Unsupported class" is how PyTorch before 2.4 names a refused global.
+_CODE_SIGNS = ("GLOBAL", "Unsupported class", "Can only create new object", "Can only build", "call reduce")
 
 # Classes that MMEngine (MMSegmentation 1.x) checkpoints hold beside the weights: the training log's
 # `message_hub` keeps HistoryBuffer objects of NumPy arrays. Their contents are never used here, so
@@ -99,11 +100,15 @@ def _torch_load(path: Path) -> object:
         # Only these WeightsUnpickler errors mean "the pickle names code to run"; others (e.g.
         # "Unsupported operand") come from bytes that are not a pickle at all.
         if any(sign in text for sign in _CODE_SIGNS):
+            newer = ""
+            if any(name in text for name in _TOLERATED_METADATA) and not hasattr(torch.serialization, "safe_globals"):
+                newer = (f" (Here it is MMEngine's training log, which segnext skips safely with PyTorch 2.5 or "
+                         f"newer; this is {torch.__version__}.)")
             raise CheckpointError(
                 f"Refused to load {path}: it contains pickled Python objects other than tensors and plain "
                 f"containers, which could run code when unpickled. segnext only reads checkpoints with "
                 f"torch.load(weights_only=True). If the file comes from a source you trust, re-save just its "
-                f"weights (torch.save({{'state_dict': state_dict}}, path)) and load that."
+                f"weights (torch.save({{'state_dict': state_dict}}, path)) and load that.{newer}"
             ) from None
         detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if text.strip() else ""
         raise CheckpointError(

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from ..compat import is_autocast_enabled
+
 # Kernel widths from which the transposed route was measured to be faster (1x7 about even).
 MIN_KERNEL_WIDTH = 11
 
@@ -68,7 +70,7 @@ class TransposedGradStripConv2d(nn.Conv2d):
         # Under autocast the convolution runs in a lower precision than its saved inputs: PyTorch's own
         # backward handles that; the measured gain is for float32 training.
         if (not torch.is_grad_enabled() or not (self.weight.requires_grad or inputs.requires_grad)
-                or torch.is_autocast_enabled(inputs.device.type)):
+                or is_autocast_enabled(inputs.device.type)):
             return super().forward(inputs)
         return _StripConvTransposedGrad.apply(inputs, self.weight, self.bias, self.padding, self.groups)
 

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional
 import torch
 import torch.distributed as dist
 
+from ..compat import dist_error, store_has_key
 from ..utils import resolve_device
 
 HEARTBEAT_SECONDS = 1.0
@@ -81,7 +82,7 @@ class PeerWatch:
         deadline = time.monotonic() + SILENCE_SECONDS
         while True:
             errors = {rank: self.store.get(f"{self.prefix}/error/{rank}").decode() for rank in others
-                      if self.store.check([f"{self.prefix}/error/{rank}"])}
+                      if store_has_key(self.store, f"{self.prefix}/error/{rank}")}
             if errors or time.monotonic() >= deadline:
                 break
             time.sleep(HEARTBEAT_SECONDS / 2)
@@ -90,7 +91,7 @@ class PeerWatch:
         return {rank: f"stopped responding (no heartbeat for {SILENCE_SECONDS:.0f} s): it was killed, froze, or its "
                       f"machine went down" for rank in others
                 if self.store.add(f"{self.prefix}/beat/{rank}", 0) == before[rank]
-                and not self.store.check([f"{self.prefix}/survivor/{rank}"])}
+                and not store_has_key(self.store, f"{self.prefix}/survivor/{rank}")}
 
 
 @dataclass
@@ -114,7 +115,7 @@ class Distributed:
 def _lost_contact(error: BaseException) -> bool:
     """Whether `error` is a collective that failed (gloo and NCCL raise plain RuntimeErrors or
     DistErrors), rather than an error of this process's own (data, disk, a diverged loss)."""
-    return isinstance(error, dist.DistError) or type(error) is RuntimeError
+    return isinstance(error, dist_error()) or type(error) is RuntimeError
 
 
 def explain_failure(error: BaseException, env: Distributed, resume_hint: str = "") -> BaseException:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, Optional, Union
 import torch
 from torch import nn
 
+from ..compat import cpu_float16_autocast, grad_scaler
 from ..devices import device_defaults
 from ..evaluation import evaluate, format_results, write_results
 from ..models import save_model, segmentation_loss
@@ -128,7 +129,10 @@ class Run:
         self.optimizer = build_optimizer(self.model, config.optimizer)
         amp_dtype = config.train.amp_dtype or defaults.train_amp_dtype
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp_dtype] if config.train.amp else None
-        self.scaler = torch.amp.GradScaler(env.device.type, enabled=self.amp_dtype == torch.float16)
+        if self.amp_dtype == torch.float16 and env.device.type == "cpu" and not cpu_float16_autocast():
+            raise ValueError(f"train.amp_dtype=fp16: float16 autocast on the CPU needs PyTorch 2.4 or newer (this is "
+                             f"{torch.__version__}); use train.amp_dtype=bf16, or a newer PyTorch")
+        self.scaler = grad_scaler(env.device.type, enabled=self.amp_dtype == torch.float16)
         path = state.resume_path(self.checkpoints, resume, env)
         if path is not None and path.parent.resolve() != self.checkpoints.resolve():
             state.load(path)  # a wrong --resume fails here, before the work dir exists

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ..compat import fused_adamw
 from .config import OptimizerSection, ScheduleSection
 
 
@@ -56,10 +57,13 @@ def build_optimizer(model: nn.Module, config: OptimizerSection) -> torch.optim.A
     else the default one."""
     groups = parameter_groups(model, config)
     settings = dict(lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
-    try:
-        return torch.optim.AdamW(groups, fused=True, **settings)
-    except RuntimeError:  # e.g. PyTorch before 2.4 on a CPU, or a device without the fused kernel
-        return torch.optim.AdamW(groups, **settings)
+    device_type = next(model.parameters()).device.type
+    if fused_adamw(device_type):
+        try:
+            return torch.optim.AdamW(groups, fused=True, **settings)
+        except RuntimeError:  # a device without the fused kernel
+            pass
+    return torch.optim.AdamW(groups, **settings)
 
 
 def warmup_factor(iteration: int, schedule: ScheduleSection) -> float:
