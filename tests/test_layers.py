@@ -20,7 +20,8 @@ def _sources():
 
 
 def test_import_contracts_are_kept():
-    pytest.importorskip("importlinter", reason="import-linter is not installed (pip install -e '.[test]')")
+    pytest.importorskip("importlinter",
+                        reason="import-linter is not installed (pip install -e '.[test]', Python 3.10 or newer)")
     result = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
                              "lint_imports_command()"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -84,6 +84,9 @@ def quantize_onnx(float_path, int8_path, calibration: Iterable[np.ndarray], *, m
     patterns = [re.compile(pattern) for pattern in float_convolutions]
     kept_float = [node.name for node in source.graph.node if node.op_type == "Conv" and len(node.input) > 1
                   and any(pattern.search(node.input[1]) for pattern in patterns)]
+    # onnxruntime before 1.20 sets the range of every Softmax output, quantized or not, and fails when
+    # it was not calibrated: calibrate the NMF's softmax too, and leave it float.
+    softmaxes = [node.name for node in source.graph.node if node.op_type == "Softmax"]
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -101,8 +104,9 @@ def quantize_onnx(float_path, int8_path, calibration: Iterable[np.ndarray], *, m
         quant_pre_process(str(fused), str(prepared), skip_symbolic_shape=False)
         staged = Path(folder) / "int8.onnx"
         quantize_static(str(prepared), str(staged), Reader(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, nodes_to_exclude=kept_float,
+                        op_types_to_quantize=["Conv", "Softmax"], per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=kept_float + softmaxes,
                         calibrate_method={"minmax": CalibrationMethod.MinMax,
                                           "percentile": CalibrationMethod.Percentile,
                                           "entropy": CalibrationMethod.Entropy}[method],
