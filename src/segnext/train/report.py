@@ -460,9 +460,10 @@ def draw_png(run: RunFiles, path: Path, dpi: int = 80) -> Optional[Path]:
             axis.axis("off")
         row += 1
     if run.samples:
-        axis = figure.add_subplot(grid[row, :])
-        axis.axis("off")
-        axis.legend(handles=legend_handles(run, legend_classes), loc="center", ncol=6, fontsize=9, frameon=False)
+        # In the last row, which holds no axes: an empty axes there collapses matplotlib 3.9's layout.
+        legend = figure.legend(handles=legend_handles(run, legend_classes), loc="center", ncol=6, fontsize=9,
+                               frameon=False, bbox_to_anchor=(0.5, heights[-1] / 2 / sum(heights)))
+        legend.set_in_layout(False)
     path = Path(path)
     atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=dpi, format="png"))
     return path
