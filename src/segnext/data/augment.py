@@ -35,7 +35,7 @@ import importlib.util
 import inspect
 import random
 from pathlib import Path
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -75,6 +75,15 @@ class PluginTransform:
                              f"f(image, label, rng) -> (image, label).")
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.mean, self.std, self.ignore_index = tuple(mean), tuple(std), int(ignore_index)
+        self.built_by: Optional[tuple] = None  # load_transform's arguments, when it made this
+
+    def __reduce_ex__(self, protocol):
+        # Loader workers started by spawn or forkserver (macOS, Windows, Python 3.14 on Linux) receive
+        # the dataset pickled: a pipeline of one's own is built again there from its reference, as
+        # its functions (closures, a file's module) cannot be pickled themselves.
+        if self.built_by is not None:
+            return load_transform, self.built_by
+        return super().__reduce_ex__(protocol)
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:
         seed = int(rng.integers(2**63))
@@ -142,7 +151,9 @@ def load_transform(reference: str, data: Any, crop_size: Tuple[int, int], mean: 
     pipeline = build(data) if takes_data else build()
     if isinstance(pipeline, TrainTransform):
         return pipeline
-    return PluginTransform(pipeline, crop_size, mean, std, name=f"{key} {reference!r}")
+    transform = PluginTransform(pipeline, crop_size, mean, std, name=f"{key} {reference!r}")
+    transform.built_by = (reference, data, crop_size, mean, std, key)
+    return transform
 
 
 def import_function(reference: str, key: str) -> Callable:

@@ -250,16 +250,20 @@ def _distributed_rank() -> int:
     return int(os.environ.get("RANK", 0))
 
 
-def seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int, rank: Optional[int] = None) -> None:
     """DataLoader worker_init_fn: give each worker of each rank its own reproducible streams.
 
     torch seeds worker w with base_seed + w (base_seed drawn from the generator of the
     DataLoader, hence reproducible under torch.manual_seed or generator=); that seed is mixed
-    with the distributed rank (torch.distributed or $RANK) and the worker id to seed numpy's
-    global RNG, Python's `random` and torch. The datasets' own augmentations do not use these
-    global streams (they draw from per-sample generators), but user code in a worker may.
+    with the distributed rank and the worker id to seed numpy's global RNG, Python's `random`
+    and torch. The datasets' own augmentations do not use these global streams (they draw from
+    per-sample generators), but user code in a worker may.
+
+    rank: the process's rank, as `functools.partial(seed_worker, rank=rank)`; by default the
+    worker's torch.distributed rank or $RANK, which workers started by spawn or forkserver (macOS,
+    Windows, Python 3.14 on Linux) know only when it was set before the main process started.
     """
-    rank = _distributed_rank()
+    rank = _distributed_rank() if rank is None else rank
     sequence = np.random.SeedSequence([torch.initial_seed(), rank, worker_id])
     numpy_seed, python_seed, torch_seed = sequence.generate_state(3, dtype=np.uint64)
     np.random.seed(int(numpy_seed) % 2**32)

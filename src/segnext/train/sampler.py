@@ -18,6 +18,7 @@ whichever process or worker loads the sample.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from typing import Iterator, List, Optional, Tuple
@@ -166,14 +167,14 @@ def collate_samples(samples: List[dict]) -> dict:
     return batch
 
 
-def worker_init(worker_id: int) -> None:
-    """worker_init_fn of the training loop's own DataLoader workers: per-worker seeds, one OpenCV
-    thread (the workers are the parallelism), and Ctrl-C left to the main process, which saves a
-    checkpoint and then stops the workers."""
+def worker_init(worker_id: int, rank: int = 0) -> None:
+    """worker_init_fn of the training loop's own DataLoader workers (with the process's rank): per-worker
+    seeds, one OpenCV thread (the workers are the parallelism), and Ctrl-C left to the main process,
+    which saves a checkpoint and then stops the workers."""
     from ..data import seed_worker
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    seed_worker(worker_id)
+    seed_worker(worker_id, rank)
 
 
 def default_num_workers(local_processes: int = 1, most: int = 4) -> int:
@@ -193,7 +194,8 @@ def training_loader(dataset, seed: int, batch_size: int, micro_batch_size: int, 
     sampler = TrainStreamSampler(len(dataset), seed, batch_size, micro_batch_size, rank, world_size, start_iteration)
     return DataLoader(SampleAt(dataset, seed, paste), batch_size=micro_batch_size, sampler=sampler,
                       num_workers=num_workers, collate_fn=collate_samples,
-                      worker_init_fn=worker_init if num_workers else None, pin_memory=pin_memory,
+                      worker_init_fn=functools.partial(worker_init, rank=rank) if num_workers else None,
+                      pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(seed), prefetch_factor=2 if num_workers else None)
 
 
