@@ -228,6 +228,54 @@ def test_a_pipeline_of_ones_own_reaches_spawned_workers(tmp_path):
         pickle.dumps(PluginTransform(transform.pipeline, CROP, MEAN, STD))  # what it would be without
 
 
+SPAWNED_LOADER = """
+import hashlib, multiprocessing, sys, types
+from segnext.data import build_dataset
+from segnext.data.augment import load_transform
+from segnext.train.sampler import training_loader
+
+if __name__ == "__main__":
+    root, reference, start_method, workers = sys.argv[1:]
+    multiprocessing.set_start_method(start_method)
+    data = types.SimpleNamespace(crop_size=(16, 16))
+    transform = load_transform(reference, data, (16, 16), (120.0, 110.0, 100.0), (60.0, 55.0, 50.0))
+    dataset = build_dataset("folder", root, "train", transform=transform, seed=3)
+    loader = iter(training_loader(dataset, seed=3, batch_size=4, micro_batch_size=2, num_workers=int(workers),
+                                  rank=1, world_size=2))
+    digest = hashlib.sha256()
+    for _ in range(3):
+        batch = next(loader)
+        digest.update(batch["image"].numpy().tobytes() + batch["label"].numpy().tobytes())
+    print(digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_training_batches_are_the_same_from_spawned_workers(tmp_path, start_method):
+    """macOS and Windows start loader workers by spawn, Python 3.14 on Linux by forkserver: the
+    workers rebuild a pipeline of one's own from its file, so the batches are those that the
+    process makes alone."""
+    import subprocess
+
+    root = tmp_path / "data"
+    (root / "classes.json").parent.mkdir(parents=True)
+    (root / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
+    for i in range(6):
+        save_pair(root / "images/train" / f"{i}.png", root / "labels/train" / f"{i}.png",
+                  blob_label(30, 40, [0, 1, 2], seed=i), seed=i)
+    (tmp_path / "my_augment.py").write_text(AUGMENT_MODULE)
+    (tmp_path / "spawned_loader.py").write_text(SPAWNED_LOADER)
+
+    def batches_digest(method, workers):
+        result = subprocess.run([sys.executable, str(tmp_path / "spawned_loader.py"), str(root),
+                                 f"{tmp_path / 'my_augment.py'}:build", method, str(workers)],
+                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.split()[-1]
+
+    assert batches_digest(start_method, 2) == batches_digest(start_method, 0)
+
+
 def test_a_transform_file_does_not_shadow_an_installed_module(tmp_path):
     (tmp_path / "json.py").write_text("def build():\n    return lambda image, label, rng: (image, label)\n")
     import_function(f"{tmp_path / 'json.py'}:build", "data.transform")
