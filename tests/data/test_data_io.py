@@ -38,7 +38,7 @@ def test_grayscale_is_replicated(tmp_path):
 
 def test_rgba_drops_alpha_without_compositing(tmp_path):
     rgba = np.dstack([_pattern(), np.zeros((6, 8), np.uint8)])  # fully transparent
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(rgba).save(tmp_path / "a.png")  # (H, W, 4) uint8 is RGBA
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), _pattern())
 
 
