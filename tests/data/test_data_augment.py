@@ -184,11 +184,8 @@ def test_a_transform_that_cannot_be_loaded_says_why(tmp_path, reference, expecte
         import_function(reference.format(dir=tmp_path), "data.transform")
 
 
-def test_the_same_batches_whatever_the_number_of_loader_workers(tmp_path):
-    """The official pipeline's guarantee, for a pipeline of one's own: a sample's augmentation
-    depends on (seed, epoch, index) only."""
-    from segnext.train.sampler import training_loader
-
+def _folder_with_augment_module(tmp_path):
+    """A folder dataset of six train pairs in tmp_path/data, and AUGMENT_MODULE as tmp_path/my_augment.py."""
     root = tmp_path / "data"
     (root / "classes.json").parent.mkdir(parents=True)
     (root / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
@@ -196,6 +193,15 @@ def test_the_same_batches_whatever_the_number_of_loader_workers(tmp_path):
         save_pair(root / "images/train" / f"{i}.png", root / "labels/train" / f"{i}.png",
                   blob_label(30, 40, [0, 1, 2], seed=i), seed=i)
     (tmp_path / "my_augment.py").write_text(AUGMENT_MODULE)
+    return root
+
+
+def test_the_same_batches_whatever_the_number_of_loader_workers(tmp_path):
+    """The official pipeline's guarantee, for a pipeline of one's own: a sample's augmentation
+    depends on (seed, epoch, index) only."""
+    from segnext.train.sampler import training_loader
+
+    root = _folder_with_augment_module(tmp_path)
     transform = load_transform(f"{tmp_path / 'my_augment.py'}:build", DataSection(), (16, 16), MEAN, STD)
     dataset = build_dataset("folder", root, "train", transform=transform, seed=3)
 
@@ -257,13 +263,7 @@ def test_training_batches_are_the_same_from_spawned_workers(tmp_path, start_meth
     process makes alone."""
     import subprocess
 
-    root = tmp_path / "data"
-    (root / "classes.json").parent.mkdir(parents=True)
-    (root / "classes.json").write_text('{"classes": ["a", "b", "c"]}')
-    for i in range(6):
-        save_pair(root / "images/train" / f"{i}.png", root / "labels/train" / f"{i}.png",
-                  blob_label(30, 40, [0, 1, 2], seed=i), seed=i)
-    (tmp_path / "my_augment.py").write_text(AUGMENT_MODULE)
+    root = _folder_with_augment_module(tmp_path)
     (tmp_path / "spawned_loader.py").write_text(SPAWNED_LOADER)
 
     def batches_digest(method, workers):
