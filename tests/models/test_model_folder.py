@@ -44,6 +44,8 @@ def test_config_json_holds_settings_classes_and_card(folder, trained):
     for text in ("# SegNeXt-T, 150 classes", "0 wall, 1 building", "Trained for a test.", "| mIoU | 41.50 |",
                  "On ade20k validation split (2000 images)", "img_scale [96, 64]", "flip True"):
         assert text in card, text
+    # The weights' licence is their trainer's to state (it follows the data), not the code's.
+    assert "license:" not in card and "## Terms" in card and "terms of the data they were trained on" in card
 
 
 def test_a_card_says_when_it_was_scored_on_images_it_trained_on(trained):

@@ -390,3 +390,19 @@ def test_every_shipped_model_is_the_published_file_and_segments_its_dataset(weig
                     f"datasets/{weights.tag}")
     results = evaluate(model, build_dataset(weights.tag, root, "val"), test_config_for(model), max_images=2)
     assert results["mIoU"] > results["majority_class_mIoU"] + 30, results
+
+
+@pytest.mark.parametrize("weights", SHIPPED or [None], ids=lambda weights: weights.name if weights else "none")
+def test_every_shipped_card_is_the_one_save_model_writes(weights):
+    """The card beside a shipped file is what `save_model` writes from its config.json, so a card edited
+    by hand cannot say something the folder's own metadata does not (or drift from newer cards)."""
+    if weights is None:
+        pytest.skip("no model ships in segnext/weights yet")
+    from segnext.models.card import model_card
+
+    folder = download.bundled_dir() / weights.path
+    meta = json.loads((folder / "config.json").read_text())
+    model = segnext.create_model(checkpoint=folder)
+    expected = model_card(model.config, sum(p.numel() for p in model.parameters()), meta.get("source"),
+                          meta.get("metrics"))
+    assert (folder / "README.md").read_text() == expected

@@ -11,6 +11,11 @@ CARD_FILE = "README.md"
 _VARIANT_TITLES = {"segnext_t": "SegNeXt-T", "segnext_s": "SegNeXt-S", "segnext_b": "SegNeXt-B",
                    "segnext_l": "SegNeXt-L"}
 _MAX_CLASSES_LISTED = 40
+# The card claims no licence of its own: the code is Apache-2.0, but trained weights are bound by
+# their data and starting weights, which only their trainer knows (the Hub's `license:` is theirs to add).
+TERMS = ("The segnext code that made and reads these weights is under the Apache License 2.0. The weights keep the "
+         "terms of the data they were trained on and of any weights they started from; check those before using "
+         "or sharing them.")
 
 
 def model_card(config, parameters: int, source: Optional[str] = None,
@@ -20,7 +25,6 @@ def model_card(config, parameters: int, source: Optional[str] = None,
     lines = [
         "---",
         "library_name: segnext",
-        "license: apache-2.0",
         "pipeline_tag: image-segmentation",
         "tags: [semantic-segmentation, segnext]",
         "---",
@@ -75,6 +79,10 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         "```",
         "",
         "Command line: `segnext predict --checkpoint THIS_FOLDER photos/ --overlay`.",
+        "",
+        "## Terms",
+        "",
+        TERMS,
         "",
     ]
     return "\n".join(lines)
