@@ -15,6 +15,11 @@ from segnext.inference import TestConfig, prepare
 FAST = ["--img-scale", "96", "64", "--no-progress"]
 
 
+def image_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
 def _scene(height, width, seed):
     rng = np.random.default_rng(seed)
     blocks = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
@@ -40,12 +45,12 @@ def test_folder_with_a_corrupt_file(checkpoint_path, image_folder, tmp_path, cap
     err = capsys.readouterr().err
     assert status == 1
     assert "broken.jpg" in err and "1 input(s) failed" in err
-    labels = Image.open(out / "a.png")
-    assert labels.mode == "P" and labels.size == (56, 40)
-    assert labels.getpalette()[:3] == [120, 120, 120]  # ADE20K's palette from the checkpoint
-    assert Image.open(out / "b.png").size == (21, 33)
-    assert Image.open(out / "sub" / "c.png").size == (30, 25)  # the sub-folder is kept
-    assert Image.open(out / "a_overlay.jpg").size == (56, 40)
+    with Image.open(out / "a.png") as labels:
+        assert labels.mode == "P" and labels.size == (56, 40)
+        assert labels.getpalette()[:3] == [120, 120, 120]  # ADE20K's palette from the checkpoint
+    assert image_size(out / "b.png") == (21, 33)
+    assert image_size(out / "sub" / "c.png") == (30, 25)  # the sub-folder is kept
+    assert image_size(out / "a_overlay.jpg") == (56, 40)
     probabilities = np.load(out / "a_probs.npy")
     assert probabilities.shape == (150, 40, 56) and probabilities.dtype == np.float16
     assert np.array_equal(probabilities.astype(np.float32).argmax(0)[probabilities.max(0) > 0.5],
@@ -71,7 +76,7 @@ def test_slide_and_multi_scale_flags(checkpoint_path, image_folder, tmp_path):
     assert main(["predict", "-c", str(checkpoint_path), image, "--out", str(out / "ms"), "--scales", "0.5", "1.0",
                  "--flip", *FAST]) == 0
     for kind in ("slide", "ms"):
-        assert Image.open(out / kind / "a.png").size == (56, 40)
+        assert image_size(out / kind / "a.png") == (56, 40)
 
 
 def test_predict_with_onnxruntime(checkpoint_path, image_folder, tmp_path):

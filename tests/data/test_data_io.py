@@ -55,7 +55,8 @@ def test_palette_image_gives_its_colours(tmp_path):
 def test_16bit_grayscale_keeps_the_top_byte(tmp_path):
     values = np.array([[0, 255, 256, 65535], [4660, 32768, 1000, 512]], dtype=np.uint16)
     Image.fromarray(values).save(tmp_path / "d.png")
-    assert Image.open(tmp_path / "d.png").mode.startswith("I")
+    with Image.open(tmp_path / "d.png") as saved:
+        assert saved.mode.startswith("I")
     out = read_image(tmp_path / "d.png")
     np.testing.assert_array_equal(out[..., 0], (values >> 8).astype(np.uint8))
     np.testing.assert_array_equal(out[..., 2], (values >> 8).astype(np.uint8))

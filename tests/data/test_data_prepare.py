@@ -81,7 +81,8 @@ def test_voc_aug_from_sbd_mat(tmp_path, scipy_io):
     assert report.converted == 4 and not report.failures
     written = read_label(voc / "SegmentationClassAug/s_only1.png")
     np.testing.assert_array_equal(written, sbd_label)
-    assert Image.open(voc / "SegmentationClassAug/s_only1.png").mode == "P"  # viewable, read as indices
+    with Image.open(voc / "SegmentationClassAug/s_only1.png") as label:
+        assert label.mode == "P"  # viewable, read as indices
     train_aug = (voc / "ImageSets/Segmentation/train_aug.txt").read_text().split()
     assert train_aug == ["s_only1", "s_only2", "v_train1", "v_train2"]
     assert (voc / "ImageSets/Segmentation/aug.txt").read_text().split() == ["s_only1", "s_only2"]

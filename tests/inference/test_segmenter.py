@@ -153,9 +153,9 @@ def test_probabilities_and_outputs(segmenter, tmp_path):
     # argmax of the returned probabilities; predict's label-only path may differ at float-rounding ties
     assert (labels == segmenter.predict(rgb)).mean() >= 0.999
     write_label(tmp_path / "labels.png", labels, segmenter.palette)
-    written = Image.open(tmp_path / "labels.png")
-    assert written.mode == "P" and np.array_equal(np.asarray(written), labels)
-    assert written.getpalette()[:6] == [120, 120, 120, 180, 120, 120]
+    with Image.open(tmp_path / "labels.png") as written:
+        assert written.mode == "P" and np.array_equal(np.asarray(written), labels)
+        assert written.getpalette()[:6] == [120, 120, 120, 180, 120, 120]
     blended = segmenter.overlay(rgb, labels, alpha=1.0)
     assert np.array_equal(blended, segmenter.colorize(labels))
     assert np.array_equal(segmenter.overlay(rgb, labels, alpha=0.0), rgb)

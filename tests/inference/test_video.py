@@ -62,9 +62,9 @@ def test_overlay_video_and_a_label_map_per_frame(segmenter, tmp_path):
     overlay_frames = read_frames(outputs.overlay)
     assert len(frames) == len(overlay_frames) == FRAMES
     for index, frame in enumerate(frames):
-        written = Image.open(outputs.labels / f"{index:06d}.png")
-        assert written.mode == "P" and written.size == (WIDTH, HEIGHT)
-        labels = np.asarray(written)
+        with Image.open(outputs.labels / f"{index:06d}.png") as written:
+            assert written.mode == "P" and written.size == (WIDTH, HEIGHT)
+            labels = np.asarray(written)
         assert np.array_equal(labels, segmenter.predict(frame)), f"frame {index}"
         # alpha 1: the overlay frame is the colour map, up to the video codec's loss
         colours = segmenter.colorize(labels).astype(np.float32)

@@ -125,6 +125,23 @@ def test_mlflow_local_file_store(tracked_run):
     assert {a.path for a in client.list_artifacts(run_id)} >= {"results.json", "report.html"}
 
 
+@pytest.mark.parametrize("error", [RuntimeError("out of memory"), KeyboardInterrupt()], ids=["error", "interrupt"])
+def test_a_run_that_breaks_off_closes_its_log_and_tells_the_trackers_it_failed(tmp_path, scenes, monkeypatch, error):
+    """Without this an MLflow run of a crashed training stays RUNNING and log.jsonl stays open."""
+    import segnext.train.loop as loop
+
+    recorder, opened = Recorder(), []
+    monkeypatch.setattr(loop, "open_run_log", lambda work_dir, iteration, config: opened.append(
+        RunLog(work_dir, iteration, [recorder])) or opened[-1])
+
+    def breaks_off():
+        raise error
+
+    with pytest.raises(type(error)):
+        train(_tiny(tmp_path, scenes), tmp_path / "run", progress=False, should_stop=breaks_off)
+    assert recorder.calls[-1] == ("closed", "failed") and opened[0].closed
+
+
 def test_mlflow_that_cannot_reach_its_store_names_the_setting(tmp_path, scenes):
     pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'segnext[mlflow]')")
     config = _tiny(tmp_path, scenes, "train.loggers=[mlflow]",

@@ -53,7 +53,7 @@ def test_killed_and_terminated_runs_resume_to_the_weights_of_an_uninterrupted_ru
     process = start_training(config, work_dir)
     wait_for(work_dir / "checkpoints" / checkpointing.checkpoint_name(4), process)
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    process.communicate(timeout=60)  # also closes its output pipe
     assert process.returncode == -signal.SIGKILL
     assert not (work_dir / "checkpoints" / checkpointing.checkpoint_name(MAX_ITERS)).exists(), \
         "the run finished before it was killed; the test needs a slower run"

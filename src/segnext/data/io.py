@@ -44,8 +44,8 @@ def _open(path: PathLike) -> Image.Image:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        image = Image.open(path)
-        image.load()  # decode now: a truncated or corrupt file fails here, not later
+        with Image.open(path) as image:  # closes the file, also when decoding fails
+            image.load()  # decode now: a truncated or corrupt file fails here, not later
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"{path}: cannot read this file ({error}); re-download or re-convert it") from None
     return image

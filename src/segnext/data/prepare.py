@@ -415,7 +415,7 @@ def _convert_isaid(image_path: str, mask_path: str, destination: str, split: str
     if _up_to_date([last_label], overwrite):  # labels are written last: the last one marks a finished image
         return "skipped", ""
     image = read_image(image_path)
-    mask = np.asarray(Image.open(mask_path).convert("RGB"))
+    mask = read_image(mask_path)  # a colour mask: RGB, like its image
     if mask.shape[:2] != image.shape[:2]:
         raise DataError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
                         f"{image.shape[1]}x{image.shape[0]}")

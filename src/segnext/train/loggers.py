@@ -289,8 +289,12 @@ class RunLog:
         for tracker in self.trackers:
             tracker.add_files([Path(p) for p in paths if p is not None and Path(p).is_file()])
 
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
     def close(self, status: str = "finished") -> None:
-        if self._file.closed:
+        if self.closed:
             return
         self._file.close()
         for tracker in self.trackers:

@@ -37,7 +37,7 @@ from ..models import save_model, segmentation_loss
 from ..ops.strip_conv_grad import use_transposed_strip_grads
 from . import distributed, state
 from .config import Config
-from .loggers import open_run_log, require_trackers
+from .loggers import RunLog, open_run_log, require_trackers
 from .optim import build_optimizer, peak_lr_factor, scheduled_lr, set_learning_rates
 from .progress import LogWindow, ProgressBar
 from .report import save_report_data, write_report
@@ -73,7 +73,7 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
     Under `torchrun` every process calls this; rank 0 writes the files.
     """
     env = distributed.setup(config.train.device, config.train.distributed_timeout_minutes)
-    failed = False
+    failed, run = False, None
     try:
         run = Run(config, Path(work_dir), env, progress)
         run.start(resume)
@@ -89,6 +89,10 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
             raise
         raise explained from error
     finally:
+        if run is not None and run.log is not None:
+            # Still open only when an error or an interrupt ended the run: the trackers record it as failed
+            # (an MLflow run would otherwise stay RUNNING) and log.jsonl is closed.
+            run.log.close("failed")
         distributed.cleanup(env, failed)
 
 
@@ -99,6 +103,7 @@ class Run:
         self.config, self.work_dir, self.env, self.progress = config, work_dir, env, progress
         self.checkpoints = work_dir / "checkpoints"
         self.iteration, self.elapsed_before, self.best, self.last_saved, self.bar = 0, 0.0, {}, -1, None
+        self.log: Optional[RunLog] = None  # opened by start() on the process that writes files
         self.session_start = time.perf_counter()
 
     def start(self, resume) -> None:
@@ -208,8 +213,6 @@ class Run:
                         lambda value: distributed.all_reduce_mean(value, env), config.optimizer.clip_grad_norm)
                 except TrainingDiverged as error:
                     self.write_log({"type": "diverged", "iter": self.iteration + 1, "loss": error.args[0]})
-                    if self.log is not None:
-                        self.log.close("failed")
                     kept = state.latest_checkpoint(self.checkpoints) if env.is_main else None
                     raise TrainingDiverged.at(self.iteration + 1, error.args[0], kept) from None
                 self.iteration += 1
