@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
-from synthetic_data import blob_label, save_pair, write_lines
+from synthetic_data import blob_label, random_image, save_image, save_pair, write_lines
 
 from segnext.cli.main import main
 from segnext.data import DataError, build_dataset
 from segnext.data.datasets import get_spec, list_split
-from segnext.data.splits import group_of, groups, hold_out, shared_group_note, write_split
+from segnext.data.splits import group_of, groups, hold_out, random_groups, shared_group_note, write_split
 
 SEQUENCES = {"0001TP": 3, "0006R0": 2, "0016E5": 4}
 
@@ -124,3 +128,48 @@ def test_the_note_on_what_val_scores_are_worth(camvid):
     write_split(listing, held, "train_heldout")
     assert shared_group_note(spec, camvid, "train_fit", "train_heldout") is None  # a drive of its own
     assert shared_group_note(spec, camvid, "train_fit", "no_such_split") is None
+
+
+def test_random_groups_hold_out_whole_groups_to_the_fraction_the_same_for_a_seed(camvid):
+    listing = list_split(get_spec("camvid"), camvid, "train")  # groups of 3, 2 and 4 frames
+    drawn = random_groups(listing, 0.3, seed=1)
+    assert drawn == random_groups(listing, 0.3, seed=1) and set(drawn) <= set(SEQUENCES)
+    held = sum(SEQUENCES[group] for group in drawn)
+    assert held >= 0.3 * 9 and held - SEQUENCES[drawn[-1]] < 0.3 * 9  # stops at the first draw that reaches it
+    assert {tuple(random_groups(listing, 0.1, seed=seed)) for seed in range(20)} == {(g,) for g in SEQUENCES}
+    with pytest.raises(DataError, match="takes every one of its 3 groups; hold out a smaller fraction"):
+        random_groups(listing, 0.99)
+    with pytest.raises(ValueError, match="between 0 and 1, got 1.5"):
+        random_groups(listing, 1.5)
+    with pytest.raises(DataError, match=r"all 9 pairs are in one group \('0'.*--groups '\.\+' if the files are "
+                                        r"independent photos"):
+        random_groups(listing, 0.2, pattern=r"^\d")
+
+
+def test_a_folder_without_split_folders_becomes_train_and_val_by_whole_groups(tmp_path, capsys):
+    """Images and colour masks exported flat (no train/val folders), as labelling tools write them:
+    `data prepare` converts them, `data split --split .` holds out whole sequences as val, and the
+    error for the unsplit folder says so."""
+    palette = [[70, 130, 180], [128, 64, 128]]
+    source, root = tmp_path / "exported", tmp_path / "my_dataset"
+    stems = [f"{walk}_{frame:04d}" for walk, frames in (("walk1", 4), ("walk2", 3), ("walk3", 3))
+             for frame in range(frames)]
+    for index, stem in enumerate(stems):
+        ids = blob_label(12, 16, (0, 1), seed=index)
+        save_image(source / "images" / f"{stem}.jpg", random_image(12, 16, seed=index))
+        save_image(source / "labels" / f"{stem}.png", np.array(palette, dtype=np.uint8)[ids])
+    (source / "classes.json").write_text(json.dumps({"classes": ["sky", "road"], "palette": palette}))
+    assert main(["data", "prepare", "folder", str(source), str(root), "--workers", "1", "--no-progress"]) == 0
+    assert "10 converted" in capsys.readouterr().out
+    with pytest.raises(DataError, match=r"images holds images but no split folders: `segnext data split folder "
+                                        r".* --split \. --hold-out-fraction 0\.2`"):
+        build_dataset("folder", root, "train")
+
+    assert main(["data", "split", "folder", str(root), "--split", ".", "--hold-out-fraction", "0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "10 pairs in 3 groups" in out and "wrote split train (" in out and "train with data.train_split=train" in out
+    train, val = build_dataset("folder", root, "train"), build_dataset("folder", root, "val")
+    assert len(train) + len(val) == 10 and len(val) >= 3
+    walks = lambda dataset: {Path(path).name.split("_")[0] for path in dataset.image_paths}  # noqa: E731
+    assert not walks(train) & walks(val)  # no sequence on both sides
+    assert np.array_equal(val[0]["label"], blob_label(12, 16, (0, 1), seed=stems.index(Path(val.image_paths[0]).stem)))

@@ -58,20 +58,29 @@ def register(subparsers) -> None:
         "split", help="hold out whole video sequences (or cities) as a new split",
         description="Frames of one sequence look alike: judge a model on sequences it has not seen. Lists the "
                     "groups of SPLIT (the sequence or city each file name starts with; --groups changes the "
-                    "pattern) and, with --hold-out, writes two new splits of the same dataset: FIT (the other "
-                    "groups) and HELD_OUT (the named ones), as links (or list files) next to the existing splits. "
-                    "Train with data.train_split=FIT data.val_split=HELD_OUT.",
+                    "pattern) and, with --hold-out (or --hold-out-fraction), writes two new splits of the same "
+                    "dataset: FIT (the other groups) and HELD_OUT (the groups held out), as links (or list files) "
+                    "next to the existing splits. Train with data.train_split=FIT data.val_split=HELD_OUT. A folder "
+                    "dataset without split folders (--split .) becomes train and val.",
         **with_examples("segnext data split camvid data/camvid", "segnext data split camvid data/camvid "
                         "--hold-out 0006R0", "segnext data split cityscapes data/cityscapes --hold-out frankfurt "
-                        "--names train_fit val_frankfurt"))
+                        "--names train_fit val_frankfurt",
+                        "segnext data split folder data/my_dataset --split . --hold-out-fraction 0.2"))
     split.add_argument("name", metavar="NAME")
     split.add_argument("root", metavar="ROOT")
-    split.add_argument("--split", default="train", help="the split to divide (default train)")
+    split.add_argument("--split", default="train",
+                       help="the split to divide (default train); '.' for a folder dataset without split folders "
+                            "(images directly in ROOT/images/, labels in ROOT/labels/)")
     split.add_argument("--groups", default=None, metavar="REGEX",
                        help="regular expression that finds the group in a file name (default: the dataset's; the "
                             "name up to the first '_' or '/' for CamVid, Cityscapes, iSAID and folders); its first "
                             "group, if it has one, is the group")
-    split.add_argument("--hold-out", nargs="+", metavar="GROUP", help="the groups to hold out")
+    held = split.add_mutually_exclusive_group()
+    held.add_argument("--hold-out", nargs="+", metavar="GROUP", help="the groups to hold out")
+    held.add_argument("--hold-out-fraction", type=float, metavar="F",
+                      help="hold out whole groups drawn at random until at least this fraction of the pairs "
+                           "(e.g. 0.2)")
+    split.add_argument("--seed", type=int, default=0, help="the draw of --hold-out-fraction (default 0)")
     split.add_argument("--names", nargs=2, metavar=("FIT", "HELD_OUT"),
                        help="names of the two new splits (default SPLIT_fit and SPLIT_heldout)")
     split.set_defaults(func=run_split)
@@ -164,7 +173,7 @@ def _note_shared_groups(name: str, root: str, reports) -> None:
 
 def run_split(args) -> int:
     from ..data.datasets import get_spec, list_split
-    from ..data.splits import groups, hold_out, write_split
+    from ..data.splits import groups, hold_out, random_groups, write_split
 
     spec = get_spec(args.name, args.root)
     pattern = args.groups or spec.group_pattern
@@ -176,12 +185,19 @@ def run_split(args) -> int:
     print(f"{spec.name} {listing.split}: {len(listing.pairs)} pairs in {len(by_group)} groups (pattern {pattern!r})")
     for group, pairs in by_group.items():
         print(f"  {group:<20} {len(pairs):>6}")
-    if not args.hold_out:
+    if args.hold_out_fraction is not None:
+        held_groups = random_groups(listing, args.hold_out_fraction, pattern, args.seed)
+    elif args.hold_out:
+        held_groups = args.hold_out
+    else:
         return 0
-    fit_name, held_name = args.names or (f"{listing.split}_fit", f"{listing.split}_heldout")
-    fit, held = hold_out(listing, args.hold_out, pattern)
+    default_names = ("train", "val") if listing.split == "." else (f"{listing.split}_fit", f"{listing.split}_heldout")
+    fit_name, held_name = args.names or default_names
+    fit, held = hold_out(listing, held_groups, pattern)
     write_split(listing, fit, fit_name)
     write_split(listing, held, held_name)
-    print(f"wrote split {fit_name} ({len(fit)} pairs) and {held_name} ({len(held)} pairs: {', '.join(args.hold_out)}) "
-          f"below {listing.root}; train with data.train_split={fit_name} data.val_split={held_name}")
+    shown = ", ".join(held_groups[:10]) + (f", ... ({len(held_groups) - 10} more)" if len(held_groups) > 10 else "")
+    print(f"wrote split {fit_name} ({len(fit)} pairs) and {held_name} ({len(held)} pairs, "
+          f"{len(held) / len(listing.pairs):.0%}: {shown}) below {listing.root}; train with "
+          f"data.train_split={fit_name} data.val_split={held_name}")
     return 0

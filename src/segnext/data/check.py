@@ -25,6 +25,7 @@ from .datasets import (
     Listing,
     SplitNotFound,
     empty_split_problem,
+    flat_images_hint,
     get_spec,
     list_split,
     resolve_split,
@@ -156,7 +157,8 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
             reports.append(report)
     if all(report.layout == ABSENT for report in reports):
         raise DataError(f"{root}: none of the {spec.title} splits {', '.join(spec.splits)} found "
-                        f"(pass --split for another). To make the layout: {spec.prepare}; see docs/datasets.md")
+                        f"(pass --split for another). To make the layout: {spec.prepare}; see docs/datasets.md"
+                        f"{flat_images_hint(spec, root)}")
     return reports
 
 

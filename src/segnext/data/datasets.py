@@ -439,7 +439,19 @@ def list_split(spec: DatasetSpec, root, split: str) -> Listing:
     known = ", ".join(spec.splits)
     raise SplitNotFound(f"{root}: no {spec.title} split {split!r} found (standard splits: {known}). Expected\n  "
                     f"{tried}\n(also tried below {', '.join(spec.root_subdirs) or 'nothing else'}). "
-                    f"To make this layout: {spec.prepare}. See docs/datasets.md.")
+                    f"To make this layout: {spec.prepare}. See docs/datasets.md.{flat_images_hint(spec, root)}")
+
+
+def flat_images_hint(spec: DatasetSpec, root) -> str:
+    """A line for errors when the images sit directly where split folders were expected; else ''."""
+    folders = [(base, layout) for base in [Path(root)] + [Path(root) / sub for sub in spec.root_subdirs]
+               for layout in spec.layouts if not layout.split_files and layout.images.endswith("{split}")]
+    for base, layout in folders:
+        flat = base / layout.images.format(split=".")
+        if _files_by_stem(flat, layout.image_suffixes, recursive=False):
+            return (f"\n{flat} holds images but no split folders: `segnext data split {spec.name} {root} "
+                    f"--split . --hold-out-fraction 0.2` makes splits train and val of them (whole groups).")
+    return ""
 
 
 def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> Listing:

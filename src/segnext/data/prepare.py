@@ -572,9 +572,10 @@ def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[in
 
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
-    classes.json) with labels that are colour images: each pixel's colour is its class's in the
-    palette of classes.json, or one of its "ignore_colors" (-> 255). DST gets the label PNGs of
-    class ids (palettised, so they still look the same), images/ linked to SRC's, and classes.json."""
+    classes.json; or images/ and labels/ without split folders) with labels that are colour images:
+    each pixel's colour is its class's in the palette of classes.json, or one of its "ignore_colors"
+    (-> 255). DST gets the label PNGs of class ids (palettised, so they still look the same), images/
+    linked to SRC's, and classes.json."""
     if destination.resolve() == source.resolve():
         raise ValueError(f"{destination}: DST must be another folder than SRC (the colour masks stay as they are; "
                          f"the class-id labels go to DST/labels, the images are linked)")
@@ -582,11 +583,13 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
     labels = source / "labels"
-    for split in sorted(p for p in labels.iterdir() if p.is_dir()) if labels.is_dir() else []:
-        for mask in sorted(p for p in split.iterdir() if p.is_file()):
+    # labels/<split>/, and labels/ itself for a dataset not yet split (`segnext data split --split .`)
+    folders = [labels] + sorted(p for p in labels.iterdir() if p.is_dir()) if labels.is_dir() else []
+    for folder in folders:
+        for mask in sorted(p for p in folder.iterdir() if p.is_file()):
             if mask.suffix.lower() not in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg"):
                 continue
-            target = destination / "labels" / split.name / (mask.stem + ".png")
+            target = destination / "labels" / folder.relative_to(labels) / (mask.stem + ".png")
             if str(target) in first_mask:
                 report.failures.append(f"{mask}: a second mask for {mask.stem} (the first: {first_mask[str(target)]}); "
                                        f"keep one")
@@ -594,8 +597,9 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
             first_mask[str(target)] = mask
             tasks.append((str(mask), str(target), palette, ignore_colours, overwrite))
     if not tasks:
-        raise FileNotFoundError(f"{labels}: no colour masks in labels/<split>/ ({', '.join(COLOUR_MASK_SUFFIXES)}); "
-                                f"the layout is images/<split>/, labels/<split>/ and classes.json (docs/datasets.md)")
+        raise FileNotFoundError(f"{labels}: no colour masks in labels/<split>/ or labels/ "
+                                f"({', '.join(COLOUR_MASK_SUFFIXES)}); the layout is images/<split>/, labels/<split>/ "
+                                f"and classes.json (docs/datasets.md)")
     report.add(run_tasks(_Guarded(_convert_colour_mask), tasks, workers, "colour masks", progress))
     _link_folder(destination, source, "images", report)
     written = {key: value for key, value in meta.items() if key != "ignore_colors"}

@@ -6,14 +6,15 @@ data (CamVid's val is 101 frames of a drive whose other frames are in train). Th
 most datasets carry the group: CamVid's `0001TP_006690` (sequence 0001TP), Cityscapes'
 `aachen/aachen_000000_000019` (city aachen). `group_of` reads it with a regular expression (by
 default the name up to the first "_" or "/"); `write_split` makes a new split of the same dataset
-from chosen pairs, so that `data.train_split` / `data.val_split` (and every other tool) can use it:
-symbolic links in the layout's folders, or a list file for layouts that are read from one (VOC,
-Pascal Context).
+from chosen pairs (of named groups, or of groups drawn at random by `random_groups`), so that
+`data.train_split` / `data.val_split` (and every other tool) can use it: symbolic links in the
+layout's folders, or a list file for layouts that are read from one (VOC, Pascal Context).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -116,6 +117,32 @@ def write_split(listing: Listing, pairs: Sequence[Pair], name: str) -> None:
                                (label, label_dir / (stem + layout.label_suffix))):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(os.path.relpath(source, target.parent), target)
+
+
+def random_groups(listing: Listing, fraction: float, pattern: str = GROUP_PATTERN, seed: int = 0) -> List[str]:
+    """Whole groups drawn at random (the same for the same `seed`) until at least `fraction` of the
+    split's pairs are in them, for `hold_out`; at least one group is drawn and at least one left."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the fraction to hold out must be between 0 and 1, got {fraction}")
+    by_group = groups(listing, pattern)
+    if len(by_group) < 2:
+        only = next(iter(by_group), None)
+        raise DataError(f"{listing.split}: all {len(listing.pairs)} pairs are in one group ({only!r}, pattern "
+                        f"{pattern!r}), so none can be held out whole. Pass --groups with a regular expression "
+                        f"that finds the sequence in each name, or --groups '.+' if the files are independent "
+                        f"photos (each its own group)")
+    names = sorted(by_group)
+    random.Random(seed).shuffle(names)
+    drawn, count = [], 0
+    for name in names:
+        if count >= fraction * len(listing.pairs):
+            break
+        drawn.append(name)
+        count += len(by_group[name])
+    if len(drawn) == len(names):
+        raise DataError(f"{listing.split}: holding out {fraction:.0%} of {len(listing.pairs)} pairs takes every one of "
+                        f"its {len(names)} groups; hold out a smaller fraction")
+    return drawn
 
 
 def hold_out(listing: Listing, held_out: Sequence[str], pattern: str = GROUP_PATTERN) -> Tuple[List[Pair], List[Pair]]:
