@@ -448,7 +448,7 @@ def flat_images_hint(spec: DatasetSpec, root) -> str:
                for layout in spec.layouts if not layout.split_files and layout.images.endswith("{split}")]
     for base, layout in folders:
         flat = base / layout.images.format(split=".")
-        if _files_by_stem(flat, layout.image_suffixes, recursive=False):
+        if flat.is_dir() and any(_strip_suffix(path.name, layout.image_suffixes) for path in flat.iterdir()):
             return (f"\n{flat} holds images but no split folders: `segnext data split {spec.name} {root} "
                     f"--split . --hold-out-fraction 0.2` makes splits train and val of them (whole groups).")
     return ""
