@@ -116,3 +116,18 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tm
     assert torch.isfinite(torch.stack([v.float().sum() for v in weights])).all()
     log = (tmp_path / "run" / "log.jsonl").read_text()
     assert '"type": "diverged", "iter": 5' in log
+
+
+def test_a_resume_with_other_settings_names_each_change(tmp_path, scenes, capsys):
+    """Extending a finished run (a longer train.max_iters) is allowed; a config changed by mistake in
+    the same work dir would be too, so the log names every setting that differs from the checkpoint's."""
+    from segnext.train import load_config, train
+
+    path = str(write_config(tmp_path / "c.yaml", tiny_config(scenes)))
+    train(load_config(path, ["train.max_iters=2"]), tmp_path / "run", progress=False)
+    capsys.readouterr()
+    result = train(load_config(path, ["train.max_iters=4", "optimizer.lr=5e-4"]), tmp_path / "run", progress=False)
+    out = capsys.readouterr().out
+    assert result.iteration == 4 and "Resumed from" in out
+    assert "settings changed since that checkpoint: optimizer.lr: 0.001 -> 0.0005; train.max_iters: 2 -> 4" in out
+    assert checkpointing.changed_settings({"a": {"b": 1}}, {"a": {"b": 1, "c": [2]}}) == ["a.c: '(unset)' -> [2]"]

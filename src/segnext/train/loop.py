@@ -152,6 +152,8 @@ class Run:
             if path.parent.resolve() == self.checkpoints.resolve():
                 self.last_saved = self.iteration
             self.say(f"Resumed from {path} at iteration {self.iteration}.")
+            if saved["changed_settings"]:  # on purpose (a longer schedule) or not (another config, same work dir)
+                self.say("  settings changed since that checkpoint: " + "; ".join(saved["changed_settings"]))
         skipping = config.data.on_unreadable == "skip"
         self.unreadable = UnreadableFiles(
             len(self.train_set), skipping, config.data.max_unreadable_fraction, saved.get("unreadable_files", ()),

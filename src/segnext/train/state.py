@@ -21,6 +21,7 @@ intact; leftover temporary files are removed at the next start.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..utils import DiskFullError, atomic_write
+from ..utils import DiskFullError, atomic_write, json_safe
+from .loggers import flatten
 
 FORMAT = "segnext-train"
 FORMAT_VERSION = 1
@@ -192,7 +194,8 @@ def resume_path(checkpoints: Path, resume, env) -> Optional[Path]:
 
 def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config, num_classes: int) -> dict:
     """Load the training checkpoint at `path` into model, optimizer and grad scaler; returns
-    {iteration, elapsed_seconds, best, unreadable_files}. The checkpoint must be of the same model and classes."""
+    {iteration, elapsed_seconds, best, unreadable_files, changed_settings}. The checkpoint must be of
+    the same model and classes; other settings may change (say, a longer train.max_iters)."""
     saved = load(path)
     saved_model = saved.get("config", {}).get("model", {})
     for key, now in (("name", config.model.name), ("num_classes", num_classes)):
@@ -205,4 +208,13 @@ def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scal
     if saved.get("grad_scaler"):
         scaler.load_state_dict(saved["grad_scaler"])
     return {"iteration": int(saved["iteration"]), "elapsed_seconds": float(saved.get("elapsed_seconds", 0.0)),
-            "best": dict(saved.get("best") or {}), "unreadable_files": list(saved.get("unreadable_files") or [])}
+            "best": dict(saved.get("best") or {}), "unreadable_files": list(saved.get("unreadable_files") or []),
+            "changed_settings": changed_settings(saved["config"], config.to_dict()) if saved.get("config") else []}
+
+
+def changed_settings(before: Dict[str, Any], after: Dict[str, Any]) -> List[str]:
+    """'key: old -> new' for each setting that differs between two configs (as Config.to_dict gives them)."""
+    old, new = (flatten(json.loads(json.dumps(json_safe(config)))) for config in (before, after))
+    missing = "(unset)"
+    return [f"{key}: {old.get(key, missing)!r} -> {new.get(key, missing)!r}" for key in sorted(set(old) | set(new))
+            if old.get(key, missing) != new.get(key, missing)]
