@@ -142,6 +142,53 @@ def test_a_run_that_breaks_off_closes_its_log_and_tells_the_trackers_it_failed(t
     assert recorder.calls[-1] == ("closed", "failed") and opened[0].closed
 
 
+class Unreachable(Recorder):
+    """A tracker whose server goes away: `fails` names the calls that raise."""
+    name = "mlflow"
+
+    def __init__(self, fails):
+        super().__init__()
+        self.fails = fails
+
+    def log(self, kind, iteration, numbers):
+        if "log" in self.fails:
+            raise ConnectionError("API request to http://mlflow.example:5000 failed with exception: max retries")
+        super().log(kind, iteration, numbers)
+
+    def close(self, status):
+        if "close" in self.fails:
+            raise ConnectionError("API request to http://mlflow.example:5000 failed")
+        super().close(status)
+
+
+def test_a_tracker_that_fails_is_dropped_and_training_goes_on(tmp_path, scenes, monkeypatch, capsys):
+    """A tracking server gone for good must not end (or, when a run fails, hide why it failed)."""
+    import segnext.train.loop as loop
+
+    down, well = Unreachable({"log"}), Recorder()
+    monkeypatch.setattr(loop, "open_run_log", lambda work_dir, iteration, config: RunLog(work_dir, iteration,
+                                                                                         [down, well]))
+    result = train(_tiny(tmp_path, scenes), tmp_path / "run", progress=False)
+    assert result.iteration == 2 and down.calls == []  # dropped at its first failure, never called again
+    assert well.calls[-1] == ("closed", "finished") and [c[:2] for c in well.calls if c[0] == "train"] == \
+        [("train", 1), ("train", 2)]
+    err = capsys.readouterr().err
+    assert err.count("warning: train.loggers: mlflow could not log (ConnectionError: API request to "
+                     "http://mlflow.example:5000 failed") == 1 and "log.jsonl keeps every record" in err
+    assert [r["iter"] for r in read_log(tmp_path / "run" / "log.jsonl") if r["type"] == "train"] == [1, 2]
+
+    closing = Unreachable({"close"})
+    monkeypatch.setattr(loop, "open_run_log", lambda work_dir, iteration, config: RunLog(work_dir, iteration,
+                                                                                         [closing]))
+
+    def out_of_memory():
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):  # not the tracker's ConnectionError
+        train(_tiny(tmp_path, scenes), tmp_path / "again", progress=False, should_stop=out_of_memory)
+    assert "mlflow could not close" in capsys.readouterr().err
+
+
 def test_mlflow_that_cannot_reach_its_store_names_the_setting(tmp_path, scenes):
     pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'segnext[mlflow]')")
     config = _tiny(tmp_path, scenes, "train.loggers=[mlflow]",

@@ -13,6 +13,8 @@
 - A tracker is one small class per backend (`Tracker`): `log(kind, iteration, numbers)` for every
   record (as `train/loss`, `eval/mIoU`, ... at step = iteration), `add_files(paths)` for the report
   and results at the end, `close(status)`. Only the process that writes files (rank 0) opens them.
+  A tracker that fails (a tracking server gone) is named and dropped; training goes on, since
+  log.jsonl holds every record.
 
 A resumed run continues the same tracker run (its id is kept in WORK_DIR/trackers.json). The
 iterations logged after the last checkpoint are trained again; TensorBoard drops their first
@@ -24,9 +26,10 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..utils import DISK_FULL_ERRNOS, MissingDependency, atomic_write, did_you_mean, disk_full_error, json_safe, require
 
@@ -282,12 +285,11 @@ class RunLog:
         if "iter" in record:
             numbers = {key: value for key, value in record.items() if key not in ("iter", "time")
                        and isinstance(value, (int, float)) and not isinstance(value, bool)}
-            for tracker in self.trackers:
-                tracker.log(record.get("type", "log"), record["iter"], numbers)
+            self._each_tracker("log", lambda tracker: tracker.log(record.get("type", "log"), record["iter"], numbers))
 
     def add_files(self, paths: Sequence[Path]) -> None:
-        for tracker in self.trackers:
-            tracker.add_files([Path(p) for p in paths if p is not None and Path(p).is_file()])
+        files = [Path(p) for p in paths if p is not None and Path(p).is_file()]
+        self._each_tracker("keep the files", lambda tracker: tracker.add_files(files))
 
     @property
     def closed(self) -> bool:
@@ -297,8 +299,19 @@ class RunLog:
         if self.closed:
             return
         self._file.close()
-        for tracker in self.trackers:
-            tracker.close(status)
+        self._each_tracker("close", lambda tracker: tracker.close(status))
+
+    def _each_tracker(self, action: str, call: Callable[[Tracker], None]) -> None:
+        """`call` on every tracker. One that fails is named and dropped rather than ending a long run
+        (or hiding the error that ends it): log.jsonl keeps every record."""
+        for tracker in list(self.trackers):
+            try:
+                call(tracker)
+            except Exception as error:
+                self.trackers.remove(tracker)
+                print(f"warning: train.loggers: {tracker.name} could not {action} ({_first_line(error)}); it is left "
+                      f"out for the rest of this session. log.jsonl keeps every record (`segnext report` redraws the "
+                      f"curves from it).", file=sys.stderr)
 
 
 def read_log(path: Path) -> List[Dict[str, Any]]:
