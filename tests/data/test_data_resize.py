@@ -19,6 +19,11 @@ def test_rescale_size_rounds_like_mmcv():
     assert rescale_size(300, 400, (512, 2048)) == (512, 683)
 
 
+def test_rescale_size_keeps_at_least_one_pixel_where_mmcv_would_round_to_zero():
+    assert rescale_size(3000, 2, (2048, 512)) == (2048, 1)
+    assert rescale_size(1, 5000, (2048, 512)) == (1, 2048)
+
+
 def test_without_opencv_the_bilinear_resize_is_within_one_grey_level(tmp_path):
     pytest.importorskip("cv2", reason="OpenCV is not installed (pip install 'segnext[opencv]')")
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)

@@ -71,7 +71,7 @@ def _exif_rotated_jpeg(path):
 
 @pytest.mark.parametrize("kind,expected_shape", [
     ("L", (33, 47)), ("RGBA", (33, 47)), ("P", (33, 47)), ("I;16", (33, 47)), ("CMYK-jpeg", (33, 47)),
-    ("exif-rotated-jpeg", (60, 40)), ("1x1", (1, 1)), ("LA", (33, 47)),
+    ("exif-rotated-jpeg", (60, 40)), ("1x1", (1, 1)), ("LA", (33, 47)), ("strip", (2, 900)),
 ])
 def test_every_image_mode(segmenter, tmp_path, kind, expected_shape):
     rgb = _scene(33, 47)
@@ -89,6 +89,8 @@ def test_every_image_mode(segmenter, tmp_path, kind, expected_shape):
         path = _save(Image.fromarray(rgb).convert("CMYK"), tmp_path / "cmyk.jpg")
     elif kind == "exif-rotated-jpeg":
         path = _exif_rotated_jpeg(tmp_path / "rotated.jpg")
+    elif kind == "strip":  # the keep-ratio resize would round its height to 0
+        path = _save(Image.fromarray(np.tile(rgb[:2], (1, 20, 1))[:, :900]), tmp_path / "strip.png")
     else:
         path = _save(Image.fromarray(rgb[:1, :1]), tmp_path / "pixel.png")
     labels = segmenter.predict(path)

@@ -32,10 +32,11 @@ def opencv_if_installed():
 def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, int]:
     """(new_width, new_height) of a keep-ratio rescale to `scale` (a pair of edge bounds, in any
     order): the largest factor with long side <= max(scale) and short side <= min(scale),
-    rounded half up like mmcv.imrescale."""
+    rounded half up like mmcv.imrescale. A side never rounds down to 0 (a 2 x 3000 strip, where mmcv
+    fails): it keeps 1 pixel."""
     long_edge, short_edge = max(scale), min(scale)
     factor = min(long_edge / max(width, height), short_edge / min(width, height))
-    return int(width * factor + 0.5), int(height * factor + 0.5)
+    return max(1, int(width * factor + 0.5)), max(1, int(height * factor + 0.5))
 
 
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -70,7 +70,7 @@ def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], rat
     if img_scale is not None:
         width, height = rescale_size(width, height, (int(img_scale[0] * ratio), int(img_scale[1] * ratio)))
     elif ratio != 1.0:
-        height, width = int(height * ratio + 0.5), int(width * ratio + 0.5)
+        height, width = max(1, int(height * ratio + 0.5)), max(1, int(width * ratio + 0.5))
     if size_divisor:
         height = -(-height // size_divisor) * size_divisor
         width = -(-width // size_divisor) * size_divisor
