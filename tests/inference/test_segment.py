@@ -128,3 +128,23 @@ def test_memory_efficient_none_follows_the_device_and_the_size_of_the_scores(eag
     too_large = segment(eager, image, config, memory_efficient=None)
     assert len(calls) == 2
     assert torch.equal(on_cpu, as_on_a_gpu) and torch.equal(on_cpu, too_large)
+
+
+@pytest.mark.parametrize("memory_efficient", [False, True])
+@pytest.mark.parametrize("config", [TestConfig(img_scale=(160, 96)), MULTI_SCALE], ids=["single", "multi-scale"])
+def test_a_model_in_training_mode_gives_its_eval_predictions_and_is_left_as_it_was(eager, checkpoint_path, image,
+                                                                                    config, memory_efficient):
+    """create_model returns a model in training mode, as every module: BatchNorm's batch statistics
+    would give other labels and overwrite its running statistics."""
+    expected = segment(eager, image, config, memory_efficient=memory_efficient)
+    training = segnext.create_model("segnext_t", 150, checkpoint=checkpoint_path)
+    training.backbone.norm1.eval()  # a module the user froze stays frozen
+    modes = {name: module.training for name, module in training.named_modules()}
+    state = {name: value.clone() for name, value in training.state_dict().items()}
+
+    assert torch.equal(segment(training, image, config, memory_efficient=memory_efficient), expected)
+    assert np.array_equal(segnext.Segmenter(training, config).predict_with_proba(image)[1],
+                          segnext.Segmenter(eager, config).predict_with_proba(image)[1])
+    assert {name: module.training for name, module in training.named_modules()} == modes
+    assert not modes["backbone.norm1"] and modes["backbone.block1.0.norm1"]
+    assert all(torch.equal(value, state[name]) for name, value in training.state_dict().items())

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..inference.segment import segment
+from ..inference.segment import evaluation_mode, segment
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe
 from .metrics import SegmentationMetric, majority_class_miou
@@ -54,15 +54,13 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     keep = set(np.linspace(0, len(indices) - 1, keep_predictions).round().astype(int).tolist()
                if keep_predictions and len(indices) else [])
     kept: List[tuple] = []
-    was_training = model.training
-    model.eval()
     start = time.perf_counter()
     iterator = indices
     if progress and rank == 0:
         from tqdm import tqdm
 
         iterator = tqdm(indices, desc="eval", unit="img", dynamic_ncols=True, leave=False)
-    try:
+    with evaluation_mode(model):
         for position, index in enumerate(iterator):
             sample = dataset[index]
             prediction = segment(model, sample["image"], config, device, memory_efficient=memory_efficient).cpu()
@@ -72,8 +70,6 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                 first.update(prediction, label)
             if position in keep:
                 kept.append((sample["image"], np.asarray(sample["label"]), prediction.numpy().astype(np.uint8)))
-    finally:
-        model.train(was_training)
     if reduce is not None:
         for summed in (metric, first):
             if summed is not None:

@@ -10,6 +10,10 @@ The procedure runs on a group of images that share their resized sizes; one imag
    averaged over all of them (flipped predictions flipped back);
 4. labels: the argmax over classes.
 
+The model runs in eval mode whatever mode it is in (`evaluation_mode`): `create_model` returns a
+model in training mode, as every PyTorch module, and BatchNorm's batch statistics would give other
+labels and overwrite its running statistics.
+
 The model sees the group as one batch per scale (and flip). Images are grouped only with images of
 the same resized size (`PreparedImage.group_key`; `segnext.inference.batching` forms such groups
 from a stream), never padded: SegNeXt's decoder factorises the whole feature map (the NMF
@@ -31,7 +35,8 @@ full-resolution scores would pass `FULL_SCORES_BUDGET` bytes.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+import contextlib
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +50,24 @@ from .settings import TestConfig
 # memory_efficient=None: full-resolution float32 scores of a group above this many bytes are not
 # made, whatever the device's default (a 150-class 8000 x 6000 photo would need 29 GB).
 FULL_SCORES_BUDGET = 2 << 30
+
+
+@contextlib.contextmanager
+def evaluation_mode(model) -> Iterator[None]:
+    """The model in eval mode for the duration (BatchNorm's running statistics, no drop path, the
+    NMF's test iterations), then every module back in the mode it was in: a model in training mode,
+    as `create_model` returns it, or one in the middle of a fine-tuning loop gives its real
+    predictions and is left as it was (its running statistics untouched)."""
+    modes = [(module, module.training) for module in model.modules()] if hasattr(model, "modules") else []
+    if not any(training for _, training in modes):
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 def slide_logits(model, images: torch.Tensor, crop_size: Tuple[int, int], stride: Tuple[int, int],
@@ -89,6 +112,11 @@ def segment_group_scores(model, group: Sequence[PreparedImage], config: Optional
     """(num_classes, H, W) scores at each image's size: the logits for a single scale without flip,
     else the averaged softmax probabilities (as the paper). config: the test settings (default
     `TestConfig()`, ADE20K's); the group must have been prepared with them."""
+    with evaluation_mode(model):
+        return _segment_group_scores(model, group, config, device, memory_efficient)
+
+
+def _segment_group_scores(model, group, config, device, memory_efficient) -> List[torch.Tensor]:
     config, device = _defaults(model, group, config, device)
     memory_efficient = _memory_efficient(memory_efficient, model, group, device)
     if memory_efficient and not config.single_scale and _banded(model, config):
@@ -117,6 +145,11 @@ def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestCo
     memory_efficient: the same labels without full-resolution class scores; None: chosen by the
     device and the size (see the module docstring).
     """
+    with evaluation_mode(model):
+        return _segment_group(model, group, config, device, memory_efficient)
+
+
+def _segment_group(model, group, config, device, memory_efficient) -> List[torch.Tensor]:
     config, device = _defaults(model, group, config, device)
     memory_efficient = _memory_efficient(memory_efficient, model, group, device)
     if not memory_efficient or (not config.single_scale and not _banded(model, config)):
