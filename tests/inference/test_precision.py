@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import segnext
+from segnext.data.scenes import make_scene_dataset
 from segnext.inference import Segmenter, TestConfig
 from segnext.inference.precision import AutocastModel, autocast_dtype
 from segnext.models import nmf as nmf_module
@@ -90,3 +91,18 @@ def test_segmenter_runs_an_autocast_model_where_amp_applies(eager, monkeypatch):
     assert np.allclose(probabilities.sum(0), 1, atol=1e-4)
     reference = Segmenter(eager, TestConfig(img_scale=(64, 48))).predict(image)
     assert (segmenter.predict(image) == reference).mean() > 0.8
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_model_cast_to_half_precision_takes_images_and_gives_float32_scores(dtype, tmp_path):
+    """`model.half()` (or bfloat16), as users cast a model for a GPU: images go in in its dtype, the
+    NMF stays float32 and the scores come out float32, close to the float32 model's. The trained
+    CamVid model (in the package) has the clear margins that random weights lack."""
+    image = make_scene_dataset(tmp_path, num_train=0, num_val=1, size=(96, 128)) / "images/val/scene_0000.png"
+    config = TestConfig(img_scale=(128, 96))
+    model = segnext.create_model("segnext_t", pretrained="camvid").eval()
+    expected_labels, expected_scores = Segmenter(model, config).predict_with_proba(image)
+    labels, scores = Segmenter(model.to(dtype), config).predict_with_proba(image)
+    assert scores.dtype == np.float32 and next(model.parameters()).dtype == dtype
+    assert np.abs(scores - expected_scores).max() < 0.1
+    assert (labels == expected_labels).mean() > 0.99 and len(np.unique(expected_labels)) >= 3

@@ -12,6 +12,9 @@ through `AutocastModel`. Two things stay in float32:
 On the CPU, amp is a no-op (float32): the fast CPU path is oneDNN's fused float32 convolutions
 (`optimize_for_inference`), which autocast would not change, and bfloat16 is slower than float32
 on CPUs without bfloat16 instructions. `autocast_dtype` says what a device gets.
+
+A model whose weights were cast (`model.half()`, `model.to(torch.bfloat16)`) runs in its own dtype
+the same way: `AutocastModel` with `dtype=None` casts the images to it and returns float32 logits.
 """
 
 from __future__ import annotations
@@ -49,12 +52,21 @@ def autocast_dtype(device, amp: Amp) -> Optional[torch.dtype]:
     return _DTYPES[amp]
 
 
+def weight_dtype(model) -> torch.dtype:
+    """The dtype of the model's floating-point weights (float32 unless it was cast)."""
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            return parameter.dtype
+    return torch.float32
+
+
 class AutocastModel(nn.Module):
     """A SegNeXt (plain or optimized) whose forward runs under `torch.autocast(device_type, dtype)`
-    and returns float32 logits. Has what `segnext.inference.segment` needs of a model:
-    `forward_logits`, a call giving logits at the input size, `num_classes`, `parameters()`."""
+    (dtype None: no autocast) on images cast to the model's own weight dtype, and returns float32
+    logits. Has what `segnext.inference.segment` needs of a model: `forward_logits`, a call giving
+    logits at the input size, `num_classes`, `parameters()`."""
 
-    def __init__(self, model: nn.Module, device_type: str, dtype: torch.dtype):
+    def __init__(self, model: nn.Module, device_type: str, dtype: Optional[torch.dtype]):
         super().__init__()
         if not hasattr(model, "forward_logits"):
             raise TypeError(f"mixed precision needs a PyTorch SegNeXt, got {type(model).__name__}")
@@ -68,7 +80,8 @@ class AutocastModel(nn.Module):
 
     def forward_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Stride-8 logits, computed in reduced precision, returned as float32."""
-        with torch.autocast(device_type=self.device_type, dtype=self.dtype):
+        images = images.to(weight_dtype(self.model))
+        with torch.autocast(device_type=self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
             logits = self.model.forward_logits(images)
         return logits.float()
 
