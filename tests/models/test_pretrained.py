@@ -134,6 +134,9 @@ def test_table_holds_the_published_files():
 def test_unknown_names_are_errors_with_suggestions():
     with pytest.raises(ValueError, match=r"No published weights 'ade20'.*Did you mean 'ade20k'"):
         segnext.create_model("segnext_t", pretrained="ade20")
+    with pytest.raises(ValueError, match=r"'camvid' is published for segnext_t only. Available for segnext_s: ade20k, "
+                                         r"imagenet \("):
+        segnext.create_model("segnext_s", pretrained="camvid")
     with pytest.raises(ValueError, match="needs the model name"):
         segnext.create_model(pretrained="ade20k")
     with pytest.raises(ValueError, match="encoder only: give num_classes"):

@@ -27,6 +27,9 @@ def test_unknown_section_and_nested_keys(tmp_path, scenes):
     raw = tiny_config(scenes, model={"options": {"drop_path_rat": 0.0}})
     with pytest.raises(ConfigError, match="Did you mean 'drop_path_rate'"):
         load_config(str(write_config(tmp_path / "b.yaml", raw)))
+    raw = tiny_config(scenes, model={"name": "segnext_s", "pretrained": "camvid"})
+    with pytest.raises(ConfigError, match="model.pretrained.*'camvid' is published for segnext_t only"):
+        load_config(str(write_config(tmp_path / "d.yaml", raw)))
     raw = tiny_config(scenes, optimizer={"custom_keys": {"head": {"lr_mul": 10.0}}})
     with pytest.raises(ConfigError, match="Did you mean 'lr_mult'"):
         load_config(str(write_config(tmp_path / "c.yaml", raw)))

@@ -121,6 +121,10 @@ def pretrained_weights(variant: str, tag: str) -> PretrainedWeights:
     check_variant(variant)
     name = f"{variant}.{tag}"
     if name not in PRETRAINED:
-        raise ValueError(f"No published weights {tag!r} for {variant}.{did_you_mean(tag, TAGS)} Available: "
-                         f"{', '.join(TAGS)} (segnext.list_pretrained() lists every file).")
+        available = sorted(weights.tag for weights in PRETRAINED.values() if weights.variant == variant)
+        carriers = [weights.variant for weights in PRETRAINED.values() if weights.tag == tag]
+        hint = (f" {tag!r} is published for {', '.join(carriers)} only." if carriers
+                else did_you_mean(tag, available))
+        raise ValueError(f"No published weights {tag!r} for {variant}.{hint} Available for {variant}: "
+                         f"{', '.join(available)} (segnext.list_pretrained() lists every file).")
     return PRETRAINED[name]

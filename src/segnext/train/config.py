@@ -715,11 +715,13 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         if section.name not in VARIANTS:
             fail("name", f"is {section.name!r}, not a SegNeXt variant.{did_you_mean(section.name, VARIANTS)} "
                          f"Available: {', '.join(VARIANTS)}.")
-        from ..models.pretrained import TAGS
+        from ..models.pretrained import pretrained_weights
 
-        if section.pretrained is not None and section.pretrained not in TAGS:
-            fail("pretrained", f"is {section.pretrained!r}, not published weights."
-                               f"{did_you_mean(section.pretrained, TAGS)} Available: {', '.join(TAGS)} (or null).")
+        if section.pretrained is not None:
+            try:
+                pretrained_weights(section.name, str(section.pretrained))
+            except ValueError as error:
+                fail("pretrained", f"is {section.pretrained!r}. {error} Or null for none.")
         valid = [f.name for f in dataclasses.fields(SegNeXtConfig)
                  if f.name not in ("variant", "num_classes", "test_settings")]
         for key in section.options:
