@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,18 @@ def trained(checkpoint_path):
 def folder(trained, tmp_path_factory):
     metrics = {"mIoU": 41.5, "aAcc": 80.1, "mAcc": 52.0, "dataset": "ade20k", "split": "validation", "num_images": 2000}
     return save_model(trained, tmp_path_factory.mktemp("f") / "model", source="Trained for a test.", metrics=metrics)
+
+
+def test_the_model_inside_a_training_wrapper_is_saved(trained, tmp_path):
+    """A training script holds its model in DistributedDataParallel, DataParallel or torch.compile."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit's, raised as torch.compile is imported
+        compiled = torch.compile(trained)
+    for wrapped in (torch.nn.DataParallel(trained), compiled):
+        saved = segnext.create_model(checkpoint=save_model(wrapped, tmp_path / type(wrapped).__name__))
+        assert all(torch.equal(value, trained.state_dict()[key]) for key, value in saved.state_dict().items())
+    with pytest.raises(TypeError, match="save_model saves a SegNeXt .segnext.create_model., got Conv2d"):
+        save_model(torch.nn.Conv2d(3, 3, 1), tmp_path / "conv")
 
 
 def test_config_json_holds_settings_classes_and_card(folder, trained):

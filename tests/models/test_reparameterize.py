@@ -69,6 +69,8 @@ def test_whole_model_on_the_official_fixture(checkpoint_path, io_data):
         folded.train()
     with pytest.raises(ValueError, match="reparameterized for inference"):
         segnext.save_model(folded, "unused")
+    with pytest.raises(ValueError, match="reparameterized for inference"):  # it holds a folded model and its fusion
+        segnext.save_model(segnext.optimize_for_inference(model), "unused")
 
 
 def test_reparameterize_draws_no_random_numbers(checkpoint_path):

@@ -302,6 +302,18 @@ def infer_variant(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The model inside the wrappers a training script holds: DistributedDataParallel, DataParallel,
+    torch.compile."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
                metrics: Optional[Dict[str, Any]] = None, training_data: Optional[Dict[str, Any]] = None,
                half: bool = False) -> Path:
@@ -324,9 +336,12 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     """
     from safetensors.torch import save_file
 
-    if getattr(model, "reparameterized", False):
+    model = _unwrapped(model)
+    if getattr(model, "reparameterized", False) or getattr(getattr(model, "model", None), "reparameterized", False):
         raise ValueError("this model was reparameterized for inference (BatchNorm folded): its weights no longer "
                          "follow the official layout. Save the model before optimize_for_inference/reparameterize.")
+    if not (hasattr(model, "config") and hasattr(model, "nmf_seed")):
+        raise TypeError(f"save_model saves a SegNeXt (segnext.create_model), got {type(model).__name__}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
