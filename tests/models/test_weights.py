@@ -92,10 +92,12 @@ def test_fp16_copy(tmp_path, official, reference, probe):
     assert (_logits(model, probe) - _logits(reference, probe)).abs().max() < 0.05
 
 
-def test_module_prefixed_copy(tmp_path, official, reference):
-    prefixed = {"module." + k: v for k, v in official["state_dict"].items()}
-    torch.save({"state_dict": prefixed}, tmp_path / "dp.pth")
-    model = segnext.create_model("segnext_t", 150, checkpoint=tmp_path / "dp.pth")
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
+def test_a_state_dict_saved_from_a_wrapped_model(tmp_path, official, reference, prefix):
+    """DistributedDataParallel / DataParallel prefix every key with "module.", torch.compile with "_orig_mod."."""
+    prefixed = {prefix + k: v for k, v in official["state_dict"].items()}
+    torch.save({"state_dict": prefixed}, tmp_path / "wrapped.pth")
+    model = segnext.create_model("segnext_t", 150, checkpoint=tmp_path / "wrapped.pth")
     _same_weights(model, reference)
 
 

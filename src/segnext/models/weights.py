@@ -205,12 +205,17 @@ def _unwrap(obj: object, path: Path) -> Tuple[Dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+# What a state dict saved from a wrapped model puts before every key: DistributedDataParallel and
+# DataParallel ("module."), torch.compile ("_orig_mod.").
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
 def _normalise_keys(state_dict: Dict[str, torch.Tensor], notes: List[str]) -> Dict[str, torch.Tensor]:
     out = {}
     renamed = cast = 0
     for key, value in state_dict.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
+        while key.startswith(WRAPPER_PREFIXES):  # saved from inside DistributedDataParallel or torch.compile
+            key = key.split(".", 1)[1]
         # MMSegmentation 1.x folded DWConv into a plain conv: mlp.dwconv.weight -> mlp.dwconv.dwconv.weight
         new_key = re.sub(r"\.mlp\.dwconv\.(weight|bias)$", r".mlp.dwconv.dwconv.\1", key)
         renamed += new_key != key
