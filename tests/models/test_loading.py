@@ -78,6 +78,42 @@ def test_classes_the_checkpoint_names_too_start_from_its_classifier_rows(checkpo
     assert unnamed_report.kept_classes == []  # no class names given: nothing to match
 
 
+@pytest.mark.parametrize("flag", [True, False])
+def test_the_same_classes_in_another_order_get_their_own_rows(checkpoint_path, reference, flag):
+    """A dataset that lists the checkpoint's classes in its own order: each class predicts with its
+    own row from the first step (positional loading would give "wall" the row of "flag")."""
+    names = list(reference.config.class_names)
+    order = names[::-1]
+    model, [report] = segnext.create_model(checkpoint=checkpoint_path, num_classes=150, class_names=order,
+                                           ignore_mismatched_sizes=flag, output_loading_info=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        logits, expected = model.eval()(x), reference.eval()(x)
+    assert torch.allclose(logits, expected.flip(1), atol=1e-5)  # class i of the model is class 149 - i of the file
+    _same_except_classifier(model, reference)
+    assert report.moved_classes == order and report.new_classes == [] and report.reinitialised == []
+    assert "classifier rows put in the model's class order by name, 150 classes from another index" in report.summary()
+
+
+def test_a_class_renamed_in_place_keeps_its_row_and_a_moved_one_leaves_a_new_class_a_fresh_row(checkpoint_path,
+                                                                                                reference, caplog):
+    names = list(reference.config.class_names)
+    renamed = ["partition"] + names[1:]  # "wall" renamed in place
+    model, [report] = segnext.create_model(checkpoint=checkpoint_path, class_names=renamed, output_loading_info=True)
+    assert torch.equal(model.decode_head.conv_seg.weight, reference.decode_head.conv_seg.weight)
+    assert report.renamed_classes == ["partition (wall)"] and report.moved_classes == report.new_classes == []
+    swapped = [names[1], "a new class"] + names[2:]  # "building" moved to row 0, "wall" gone
+    with caplog.at_level("WARNING", logger="segnext"):
+        model = segnext.create_model(checkpoint=checkpoint_path, class_names=swapped)
+    weight, bias = model.decode_head.conv_seg.weight, model.decode_head.conv_seg.bias
+    assert torch.equal(weight[0], reference.decode_head.conv_seg.weight[1])
+    assert bias[1] == 0 and 0.003 < weight[1].std() < 0.02  # the official initialisation
+    assert torch.equal(weight[2:], reference.decode_head.conv_seg.weight[2:])
+    assert "Re-initialised the classifier rows of a new class" in caplog.text
+    unnamed = segnext.create_model(checkpoint=checkpoint_path, class_names=list("x" * 150), match_class_names=False)
+    assert torch.equal(unnamed.decode_head.conv_seg.weight, reference.decode_head.conv_seg.weight)
+
+
 def test_same_classes_with_the_flag_load_everything(checkpoint_path, reference):
     model, reports = segnext.create_model(checkpoint=checkpoint_path, num_classes=150, ignore_mismatched_sizes=True,
                                           output_loading_info=True)

@@ -7,7 +7,12 @@ name) lets the classifier `decode_head.conv_seg` differ in its number of classes
 at its fresh initialisation; everything else must still fit. Where both the model and the
 checkpoint name their classes, the classifier rows of the classes they share by name (case and
 spacing aside: ADE20K's "car" is CamVid's "Car") are copied, so those classes start where the
-checkpoint's training left them (`match_class_names=False`: every row starts anew).
+checkpoint's training left them (`match_class_names=False`: every row starts anew). The same holds
+for a classifier of the checkpoint's size whose classes come in another order: each row is the
+checkpoint's row of its class's name, so a dataset that lists CamVid's 11 classes in its own
+order does not start with "Car" predicted by the row of "Sky". A class whose name the checkpoint
+lacks keeps the checkpoint's row at its index when that row's class is not one of the model's (a
+class renamed in place), else starts anew.
 
 Every load returns a `LoadReport` (which tensors came from the file, which are new), so that a
 fine-tuning run can say what it starts from: `create_model(..., output_loading_info=True)` returns
@@ -53,6 +58,10 @@ class LoadReport:
     checkpoint_classes: Optional[int] = None
     model_classes: Optional[int] = None
     kept_classes: List[str] = field(default_factory=list)  # re-initialised classifier rows copied by class name
+    # A classifier of the checkpoint's size whose classes come in another order (matched by name):
+    moved_classes: List[str] = field(default_factory=list)  # rows taken from another index of the checkpoint's
+    new_classes: List[str] = field(default_factory=list)  # rows of classes the checkpoint lacks: fresh
+    renamed_classes: List[str] = field(default_factory=list)  # "name (checkpoint's name)": the row at its index
 
     def summary(self) -> str:
         """One line for a log: how many tensors were loaded, which are new."""
@@ -64,6 +73,15 @@ class LoadReport:
         if self.kept_classes:
             text += (f", except the rows of the {len(self.kept_classes)} classes the checkpoint has too, copied "
                      f"from it: {', '.join(self.kept_classes)}")
+        if self.moved_classes:
+            text += (f"; classifier rows put in the model's class order by name, {_classes(self.moved_classes)} "
+                     f"from another index of the checkpoint's: {', '.join(self.moved_classes)}")
+        if self.renamed_classes:
+            text += (f"; {_classes(self.renamed_classes)} that the checkpoint does not name take its row at the "
+                     f"same index, of another name: {', '.join(self.renamed_classes)}")
+        if self.new_classes:
+            text += (f"; classifier rows of {_classes(self.new_classes)} that the checkpoint does not name start "
+                     f"anew: {', '.join(self.new_classes)}")
         others = [name for name in self.new if name not in self.reinitialised]
         if others:
             groups: Dict[str, int] = {}
@@ -83,6 +101,9 @@ class LoadReport:
             logger.warning(f"Re-initialised {', '.join(self.reinitialised)} for {self.model_classes} classes{kept}: "
                            f"{self.source} was trained for {self.checkpoint_classes}. Train the model on the new "
                            f"classes before using its predictions.")
+        elif self.new_classes:
+            logger.warning(f"Re-initialised the classifier rows of {', '.join(self.new_classes)}: {self.source} does "
+                           f"not name these classes. Train the model on them before using its predictions.")
 
 
 def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[str] = None,
@@ -108,41 +129,82 @@ def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[
     loaded = [k for k in expected if k not in reinitialised]
     if not loaded:
         raise CheckpointError(f"Nothing in {checkpoint.path} fits the model: no tensor was loaded.")
+    fresh = {key: expected[key].clone() for key in (CLASSIFIER_PREFIX + "weight", CLASSIFIER_PREFIX + "bias")
+             if key in expected and key in loaded}
     with torch.no_grad():
         for key in loaded:
             expected[key].copy_(given[key])
-    kept = copy_rows_of_shared_classes(model, checkpoint) if reinitialised and match_class_names else []
+    rows = classifier_rows(model, checkpoint) if match_class_names else None
+    kept, moved, new_rows, renamed = [], [], [], []
+    if rows is not None:
+        names, checkpoint_names = model.config.class_names, checkpoint.class_names
+        if reinitialised:  # another number of classes: the rows of shared names, the rest stay fresh
+            kept = copy_classifier_rows(model, checkpoint, rows, fresh=None)
+        elif fresh:
+            if rows != list(range(len(rows))):  # the same number in another order
+                copy_classifier_rows(model, checkpoint, rows, fresh=fresh)
+            moved = [names[row] for row, source in enumerate(rows) if source is not None and source != row]
+            new_rows = [names[row] for row, source in enumerate(rows) if source is None]
+            renamed = [f"{names[row]} ({checkpoint_names[row].strip()})" for row, source in enumerate(rows)
+                       if source == row and _class_key(names[row]) != _class_key(checkpoint_names[row])]
     arch = infer_architecture(given)
     return LoadReport(checkpoint.path, loaded, new=[k for k in everything if k not in loaded],
                       reinitialised=reinitialised, checkpoint_classes=arch.get("num_classes"),
-                      model_classes=getattr(getattr(model, "config", None), "num_classes", None), kept_classes=kept)
+                      model_classes=getattr(getattr(model, "config", None), "num_classes", None), kept_classes=kept,
+                      moved_classes=moved, new_classes=new_rows, renamed_classes=renamed)
+
+
+def _classes(names: List[str]) -> str:
+    return f"{len(names)} class" if len(names) == 1 else f"{len(names)} classes"
 
 
 def _class_key(name: str) -> str:
     return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
 
 
-def copy_rows_of_shared_classes(model: nn.Module, checkpoint: Checkpoint) -> List[str]:
-    """Copy into the model's new classifier the rows (weight and bias) of the classes whose names the
-    checkpoint has too; returns the model's names of those classes (none when either side does not
-    name its classes)."""
+def classifier_rows(model: nn.Module, checkpoint: Checkpoint) -> Optional[List[Optional[int]]]:
+    """For each of the model's classes, the checkpoint's classifier row it starts from: the row of the
+    class of the same name (case and spacing aside); else, where both have as many classes, the row
+    at the same index when its class is not one of the model's (a class renamed in place); else None
+    (a new class). None when either side does not name its classes."""
     names = getattr(getattr(model, "config", None), "class_names", None)
     weight = checkpoint.state_dict.get(CLASSIFIER_PREFIX + "weight")
     if not names or not checkpoint.class_names or weight is None or len(checkpoint.class_names) != len(weight):
-        return []
-    row_of = {}
+        return None
+    if len(names) != model.state_dict()[CLASSIFIER_PREFIX + "weight"].shape[0]:
+        return None
+    row_of: Dict[str, int] = {}
     for row, name in enumerate(checkpoint.class_names):
         row_of.setdefault(_class_key(name), row)
+    model_keys = {_class_key(name) for name in names}
+    same_size = len(names) == len(checkpoint.class_names)
+    rows: List[Optional[int]] = []
+    for row, name in enumerate(names):
+        source = row_of.get(_class_key(name))
+        if source is None and same_size and _class_key(checkpoint.class_names[row]) not in model_keys:
+            source = row
+        rows.append(source)
+    return rows
+
+
+def copy_classifier_rows(model: nn.Module, checkpoint: Checkpoint, rows: List[Optional[int]],
+                         fresh: Optional[Dict[str, torch.Tensor]]) -> List[str]:
+    """Set each classifier row (weight and bias) of the model to the checkpoint's row `rows[i]`; a row
+    without one (None) to `fresh` (the model's initialisation, when given; else it is left as it is).
+    Returns the model's names of the classes whose rows came from the checkpoint."""
+    names = model.config.class_names
     state = model.state_dict()
-    kept = []
     with torch.no_grad():
-        for row, name in enumerate(names):
-            source = row_of.get(_class_key(name))
-            if source is not None:
-                for part in ("weight", "bias"):
-                    state[CLASSIFIER_PREFIX + part][row].copy_(checkpoint.state_dict[CLASSIFIER_PREFIX + part][source])
-                kept.append(name)
-    return kept
+        for part in ("weight", "bias"):
+            key = CLASSIFIER_PREFIX + part
+            source_rows = checkpoint.state_dict[key]
+            target = state[key]
+            for row, source in enumerate(rows):
+                if source is not None:
+                    target[row].copy_(source_rows[source])
+                elif fresh is not None:
+                    target[row].copy_(fresh[key][row])
+    return [name for name, source in zip(names, rows) if source is not None]
 
 
 def _mismatch_message(model, checkpoint: Checkpoint, missing, unexpected, wrong_shape) -> str:
