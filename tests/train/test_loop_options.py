@@ -9,6 +9,7 @@ import pytest
 import torch
 from train_helpers import tiny_config, write_config
 
+from segnext.models import mscan
 from segnext.train import load_config, train
 from segnext.train import state as checkpointing
 
@@ -78,6 +79,23 @@ def test_transposed_strip_gradients_train_like_pytorchs_own(tmp_path, scenes):
     # Used (not bit-identical), and close: AdamW divides each gradient by its own scale, so a rounding
     # difference in a near-zero gradient can move a weight by a fraction of one step's lr (1e-3).
     assert 0 < worst < 1e-3
+
+
+def test_grad_checkpointing_trains_bit_for_bit_like_keeping_the_activations(tmp_path, scenes, monkeypatch):
+    path = write_config(tmp_path / "c.yaml", tiny_config(scenes, model={"options": {"drop_path_rate": 0.2}}))
+    recomputed = []
+    recompute = mscan.recompute_in_backward
+    monkeypatch.setattr(mscan, "recompute_in_backward", lambda block, x: recomputed.append(1) or recompute(block, x))
+    weights, calls = {}, {}
+    for option in ("true", "false"):
+        recomputed.clear()
+        train(load_config(str(path), ["train.max_iters=2", "train.checkpoint_interval=2",
+                                      f"train.grad_checkpointing={option}"]), tmp_path / option, progress=False)
+        weights[option] = checkpointing.load(tmp_path / option / "checkpoints" / "iter_00000002.pt")["model"]
+        calls[option] = len(recomputed)
+    assert calls == {"true": 2 * 13, "false": 0}  # 2 steps of SegNeXt-T's 13 blocks; none in evaluation
+    assert weights["true"].keys() == weights["false"].keys()
+    assert all(torch.equal(weights["true"][key], weights["false"][key]) for key in weights["true"])
 
 
 def test_online_hard_example_mining_trains_and_checks_its_settings(tmp_path, scenes):

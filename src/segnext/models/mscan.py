@@ -8,15 +8,21 @@ LayerNorm, which is the same function as a LayerNorm over the channel axis.
 
 For inference, `reparameterize()` on the stem, the patch embeddings and the blocks folds their
 BatchNorms and layer scales into convolutions (`SegNeXt.reparameterize()` calls them all).
+
+For training with less memory, `grad_checkpointing = True` keeps only each block's input for the
+backward pass and computes the block again there (`recompute_in_backward`): the same gradients and
+running statistics, for about a third more compute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import List, Sequence
+from typing import Iterator, List, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .folding import affine_then_conv, batch_norm_affine, conv_then_affine
 
@@ -190,6 +196,31 @@ class Block(nn.Module):
         del self.layer_scale_1, self.layer_scale_2
 
 
+def recompute_in_backward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """block(x), keeping only x for the backward pass, which computes the block again
+    (`torch.utils.checkpoint`, with the random state of the first pass for stochastic depth). The
+    second pass leaves BatchNorm's running statistics alone: the first one updated them."""
+    return checkpoint(block, x, use_reentrant=False,
+                      context_fn=lambda: (contextlib.nullcontext(), _running_statistics_frozen(block)))
+
+
+@contextlib.contextmanager
+def _running_statistics_frozen(module: nn.Module) -> Iterator[None]:
+    """BatchNorms normalise with the batch's statistics, as in the first pass, but their running ones
+    stay as they are: a momentum of 0 keeps them (and the pass saves the same tensors for backward as
+    the first, as checkpoint requires), and the count of batches is put back."""
+    norms = [m for m in module.modules() if isinstance(m, (nn.BatchNorm2d, nn.SyncBatchNorm)) and m.track_running_stats]
+    saved = [(norm.momentum, norm.num_batches_tracked.clone()) for norm in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, (momentum, batches) in zip(norms, saved):
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(batches)
+
+
 def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     """LayerNorm over C of a (B, C, H, W) tensor, computed as the official code does (on NHWC);
     the result has the memory format of `x`."""
@@ -207,6 +238,9 @@ class MSCAN(nn.Module):
         drop_path_rate: stochastic depth of the last block, growing linearly from 0.
         kernel_size, strip_kernel_sizes: MSCA's kernels.
         in_channels: image channels.
+
+    `grad_checkpointing`: in training, recompute each block in the backward pass instead of keeping
+    its activations (`recompute_in_backward`; `SegNeXt.set_grad_checkpointing`).
     """
 
     def __init__(self, embed_dims: Sequence[int], depths: Sequence[int], mlp_ratios: Sequence[int],
@@ -227,6 +261,7 @@ class MSCAN(nn.Module):
             setattr(self, f"patch_embed{i}", patch_embed)
             setattr(self, f"block{i}", blocks)
             setattr(self, f"norm{i}", nn.LayerNorm(dim))
+        self.grad_checkpointing = False
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -250,7 +285,7 @@ class MSCAN(nn.Module):
         for patch_embed, blocks, norm in self.stages():
             x = patch_embed(x)
             for block in blocks:
-                x = block(x)
+                x = recompute_in_backward(block, x) if self.grad_checkpointing and torch.is_grad_enabled() else block(x)
             x = channel_layer_norm(x, norm)
             outs.append(x)
         return outs

@@ -67,6 +67,13 @@ class SegNeXt(nn.Module):
         logits = self.forward_logits(images, nmf_bases)
         return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=False)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> SegNeXt:
+        """Recompute each encoder block in the backward pass instead of keeping its activations
+        (timm's name): training takes less memory and about a third more compute, with the same
+        gradients and BatchNorm statistics (`segnext.models.mscan.recompute_in_backward`)."""
+        self.backbone.grad_checkpointing = enable
+        return self
+
     def reparameterize(self) -> SegNeXt:
         """Fold BatchNorms and layer scales into convolutions and split the decoder's squeeze conv
         by stage, in place, for inference: the same function up to float rounding, less work.

@@ -122,7 +122,11 @@ class Run:
             self.model, self.loading_lines = config.model.build(self.train_set, nmf_seed=config.evaluation.nmf_seed)
         self.model.config.test_settings = config.evaluation.to_dict()  # saved with every model folder of the run
         if config.model.sync_bn and env.device.type == "cuda" and env.enabled:
+            if config.train.grad_checkpointing:  # its recomputation would run SyncBatchNorm's collectives in backward
+                raise ValueError("train.grad_checkpointing and model.sync_bn cannot be used together under torchrun "
+                                 "yet; set one of them to false")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model.set_grad_checkpointing(config.train.grad_checkpointing)
         defaults = device_defaults(env.device)  # what a key left at null means on this device
         channels_last = config.train.channels_last
         if channels_last is None:
