@@ -129,6 +129,20 @@ def test_unreadable_inputs_raise_clear_errors(segmenter, tmp_path):
         segmenter.predict(np.zeros((4, 4, 2), dtype=np.uint8))
 
 
+def test_a_uint8_tensor_is_read_channels_first_as_torchvision_gives_it(segmenter):
+    import torch
+
+    rgb = _scene(45, 70)
+    expected = segmenter.predict(rgb)
+    assert np.array_equal(segmenter.predict(torch.from_numpy(rgb).permute(2, 0, 1)), expected)
+    assert np.array_equal(segmenter.predict(torch.from_numpy(rgb[:, :, 0])),
+                          segmenter.predict(rgb[:, :, 0]))  # grayscale (H, W)
+    with pytest.raises(TypeError, match=r"uint8 \(3, H, W\).*got torch.float32 \(3, 45, 70\).*call the model directly"):
+        segmenter.predict(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
+    with pytest.raises(TypeError, match=r"got torch.uint8 \(45, 70, 3\)"):  # channels last: not torchvision's
+        segmenter.predict(torch.from_numpy(rgb))
+
+
 def test_a_float_image_is_refused_the_same_way_from_a_path_and_from_pillow(segmenter, tmp_path):
     """One policy for every input route: a mode-F TIFF has no standard 8-bit meaning."""
     from segnext.data import DataError

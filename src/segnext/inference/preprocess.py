@@ -16,7 +16,7 @@ from ..data.io import pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
 from .settings import TestConfig
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
 
 def to_rgb_array(image: ImageInput) -> np.ndarray:
@@ -26,14 +26,21 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
     palette, RGBA, 16-bit, CMYK; a floating-point PIL image is refused). Arrays: (H, W) or (H, W, 1)
     grayscale, (H, W, 3) RGB, (H, W, 4) RGBA (alpha dropped); uint8; uint16 keeps its top byte;
     bool is 0/255; floats are taken as 0..1 when their maximum is at most 1, else as 0..255.
+    Tensors: uint8 (3, H, W), (4, H, W), (1, H, W) or (H, W), channels first as torchvision's
+    `read_image` and `decode_image` give them.
     """
     if isinstance(image, (str, os.PathLike)):
         return np.array(read_image(image))  # a copy: torch wants writable memory
     if isinstance(image, Image.Image):
         return np.array(pil_to_rgb(image, name=getattr(image, "filename", "") or "PIL image"))
     if isinstance(image, torch.Tensor):
-        raise TypeError("pass images as a path, a PIL image or a NumPy array (H, W, 3); for normalised "
-                        "tensors call the model directly")
+        channels_first = image.ndim == 2 or (image.ndim == 3 and image.shape[0] in (1, 3, 4))
+        if image.dtype != torch.uint8 or not channels_first:
+            raise TypeError(f"a tensor image must be uint8 (3, H, W) or (H, W), as torchvision.io.read_image gives; "
+                            f"got {image.dtype} {tuple(image.shape)}. Pass other images as a path, a PIL image or a "
+                            f"NumPy array (H, W, 3); for normalised tensors call the model directly")
+        array = image.detach().cpu().numpy()
+        image = array if array.ndim == 2 else array.transpose(1, 2, 0)  # channels first, as torchvision's
     if not isinstance(image, np.ndarray):
         raise TypeError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image or a "
                         f"NumPy array")
