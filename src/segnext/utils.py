@@ -27,6 +27,12 @@ class DiskFullError(OSError):
         self.errno = errno.ENOSPC
 
 
+def user_path(path: Union[str, os.PathLike]) -> Path:
+    """`path` with a leading "~" or "~user" expanded, as a shell would: in Python "~/models" is
+    otherwise a folder named "~" in the working directory. A "~name" that is no user stays as it is."""
+    return Path(os.path.expanduser(path))
+
+
 def format_bytes(count: float) -> str:
     """1536 -> '1.5 KB'."""
     for unit in ("bytes", "KB", "MB", "GB"):

@@ -48,6 +48,13 @@ def test_path_pil_and_array_give_the_same_labels(segmenter, tmp_path):
     assert from_array.max() < 150
 
 
+def test_a_path_under_the_home_directory_is_read(segmenter, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    rgb = _scene(45, 70)
+    Image.fromarray(rgb).save(tmp_path / "scene.png")
+    assert np.array_equal(segmenter.predict("~/scene.png"), segmenter.predict(rgb))
+
+
 def test_labels_agree_with_the_eager_model(segmenter, checkpoint_path):
     rgb = _scene(64, 80)
     eager = segnext.create_model(checkpoint=checkpoint_path).eval()

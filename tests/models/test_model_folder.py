@@ -46,6 +46,17 @@ def test_the_model_inside_a_training_wrapper_is_saved(trained, tmp_path):
         save_model(torch.nn.Conv2d(3, 3, 1), tmp_path / "conv")
 
 
+def test_a_folder_under_the_home_directory_is_written_there(trained, tmp_path, monkeypatch):
+    """"~/models/x" in Python is not expanded by the shell: a literal "~" folder in the working
+    directory is what users then delete with `rm -rf ~`."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    saved = save_model(trained, "~/models/t")
+    assert saved == tmp_path / "home" / "models" / "t" and (saved / "model.safetensors").is_file()
+    assert not (tmp_path / "~").exists()
+    assert segnext.create_model(checkpoint="~/models/t").num_classes == trained.num_classes
+
+
 def test_config_json_holds_settings_classes_and_card(folder, trained):
     meta = json.loads((folder / "config.json").read_text())
     assert meta["config"]["test_settings"] == json.loads(json.dumps(SETTINGS.to_dict()))

@@ -30,7 +30,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..utils import atomic_write
+from ..utils import atomic_write, user_path
 
 PathLike = Union[str, os.PathLike]
 
@@ -40,7 +40,7 @@ class DataError(ValueError):
 
 
 def _open(path: PathLike) -> Image.Image:
-    path = Path(path)
+    path = user_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:

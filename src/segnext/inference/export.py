@@ -29,7 +29,7 @@ import torch
 
 from ..compat import onnx_export_options
 from ..models.segnext import SegNeXt
-from ..utils import require
+from ..utils import require, user_path
 from .optimize import OptimizedSegNeXt
 from .settings import test_config_for
 
@@ -65,7 +65,7 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
     exported = model if model.reparameterized else copy.deepcopy(model).reparameterize()
     exported = exported.cpu()
     config = exported.config
-    path = Path(path)
+    path = user_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(batch_size, 3, height, width)
     dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"},

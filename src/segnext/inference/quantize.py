@@ -31,7 +31,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from ..utils import require
+from ..utils import require, user_path
 from .preprocess import ImageInput, prepare, to_tensor
 from .settings import TestConfig
 
@@ -79,7 +79,7 @@ def quantize_onnx(float_path, int8_path, calibration: Iterable[np.ndarray], *, m
     batches: List[np.ndarray] = [np.ascontiguousarray(batch, dtype=np.float32) for batch in calibration]
     if not batches:
         raise ValueError("int8 quantization needs calibration images: give at least one (a few dozen is better)")
-    float_path, int8_path = Path(float_path), Path(int8_path)
+    float_path, int8_path = user_path(float_path), user_path(int8_path)
     source = onnx.load(str(float_path))
     patterns = [re.compile(pattern) for pattern in float_convolutions]
     kept_float = [node.name for node in source.graph.node if node.op_type == "Conv" and len(node.input) > 1

@@ -20,7 +20,6 @@ their resized size with `segnext.inference.batching`; each gets the result it ge
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 from ..constants import SAVED_NMF_SEED
 from ..data.palette import colorize, default_palette, overlay
 from ..models import create_model
-from ..utils import require, resolve_device
+from ..utils import require, resolve_device, user_path
 from .backends import inference_model, resolve_backend
 from .batching import batches_by_size
 from .cuda_graph import CudaGraphSegNeXt
@@ -45,7 +44,7 @@ class OnnxModel:
 
     def __init__(self, path, threads: Optional[int] = None):
         ort = require("onnxruntime", "onnx", "Running an ONNX model")
-        path = Path(path)
+        path = user_path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} does not exist.")
         options = ort.SessionOptions()

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data.io import write_label
 from ..data.palette import overlay
-from ..utils import require
+from ..utils import require, user_path
 from .segmenter import Segmenter
 
 DEFAULT_FPS = 25.0  # when the container does not say
@@ -64,7 +64,7 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
 
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    path, out_dir = Path(path), Path(out_dir)
+    path, out_dir = user_path(path), user_path(out_dir)
     name = Path(name) if name is not None else Path(path.stem)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")

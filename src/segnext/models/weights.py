@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..utils import atomic_write, json_safe
+from ..utils import atomic_write, json_safe, user_path
 from .card import CARD_FILE, model_card
 from .configuration import VARIANTS
 from .jseg import JSegFileError, jseg_tensors, read_jseg
@@ -252,7 +252,7 @@ def _read_pickle(path: Path) -> Tuple[Dict[str, torch.Tensor], dict, Optional[di
 
 def read_checkpoint(path) -> Checkpoint:
     """Read any supported checkpoint into a state dict with the project's (= official 0.x) key names."""
-    path = Path(path)
+    path = user_path(path)
     if not path.exists():
         raise FileNotFoundError(f"Checkpoint {path} does not exist.")
     if path.is_dir():
@@ -347,7 +347,7 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
                          "follow the official layout. Save the model before optimize_for_inference/reparameterize.")
     if not (hasattr(model, "config") and hasattr(model, "nmf_seed")):
         raise TypeError(f"save_model saves a SegNeXt (segnext.create_model), got {type(model).__name__}")
-    directory = Path(directory)
+    directory = user_path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
     meta: Dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_dict(),

@@ -35,6 +35,7 @@ from ..devices import device_defaults
 from ..evaluation import evaluate, format_results, write_results
 from ..models import save_model, segmentation_loss
 from ..ops.strip_conv_grad import use_transposed_strip_grads
+from ..utils import user_path
 from . import distributed, state
 from .config import Config
 from .loggers import RunLog, open_run_log, require_trackers
@@ -75,7 +76,7 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
     env = distributed.setup(config.train.device, config.train.distributed_timeout_minutes)
     failed, run = False, None
     try:
-        run = Run(config, Path(work_dir), env, progress)
+        run = Run(config, user_path(work_dir), env, progress)
         run.start(resume)
         result = run.loop(should_stop or (lambda: None))
         distributed.barrier(env)  # no process tears its connections down while another still uses them
@@ -84,7 +85,7 @@ def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, b
         # Under torchrun: tell the other processes why this one fails, or name the one that failed.
         failed = True
         explained = distributed.explain_failure(error, env, f"Run the same command again to resume from the last "
-                                                           f"checkpoint in {Path(work_dir) / 'checkpoints'}.")
+                                                           f"checkpoint in {user_path(work_dir) / 'checkpoints'}.")
         if explained is error:
             raise
         raise explained from error
