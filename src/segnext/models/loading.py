@@ -74,14 +74,14 @@ class LoadReport:
             text += (f", except the rows of the {len(self.kept_classes)} classes the checkpoint has too, copied "
                      f"from it: {', '.join(self.kept_classes)}")
         if self.moved_classes:
-            text += (f"; classifier rows put in the model's class order by name, {_classes(self.moved_classes)} "
-                     f"from another index of the checkpoint's: {', '.join(self.moved_classes)}")
+            text += (f"; classifier rows put in the model's class order by name ({_classes(self.moved_classes)} "
+                     f"from another index of the checkpoint's: {', '.join(self.moved_classes)})")
         if self.renamed_classes:
-            text += (f"; {_classes(self.renamed_classes)} that the checkpoint does not name take its row at the "
-                     f"same index, of another name: {', '.join(self.renamed_classes)}")
+            text += (f"; classifier rows kept at their index for {_classes(self.renamed_classes)} that the "
+                     f"checkpoint names otherwise: {', '.join(self.renamed_classes)}")
         if self.new_classes:
-            text += (f"; classifier rows of {_classes(self.new_classes)} that the checkpoint does not name start "
-                     f"anew: {', '.join(self.new_classes)}")
+            text += (f"; classifier rows started anew for {_classes(self.new_classes)} that the checkpoint does "
+                     f"not name: {', '.join(self.new_classes)}")
         others = [name for name in self.new if name not in self.reinitialised]
         if others:
             groups: Dict[str, int] = {}
