@@ -10,7 +10,7 @@ import pytest
 from synthetic_data import blob_label, random_image, save_image, save_pair, write_lines
 
 from segnext.cli.main import main
-from segnext.data import DataError, build_dataset
+from segnext.data import DataError, build_dataset, read_image
 from segnext.data.datasets import get_spec, list_split
 from segnext.data.splits import group_of, groups, hold_out, random_groups, shared_group_note, write_split
 
@@ -173,3 +173,8 @@ def test_a_folder_without_split_folders_becomes_train_and_val_by_whole_groups(tm
     walks = lambda dataset: {Path(path).name.split("_")[0] for path in dataset.image_paths}  # noqa: E731
     assert not walks(train) & walks(val)  # no sequence on both sides
     assert np.array_equal(val[0]["label"], blob_label(12, 16, (0, 1), seed=stems.index(Path(val.image_paths[0]).stem)))
+    # The export is left as it was: the split's links are in the prepared dataset, not in the folder
+    # that `data prepare` linked its images/ to.
+    assert sorted(p.name for p in (source / "images").iterdir()) == sorted(f"{stem}.jpg" for stem in stems)
+    assert not (root / "images").is_symlink() and (root / "images" / "train").is_dir()
+    assert np.array_equal(train[0]["image"], read_image(source / "images" / Path(train.image_paths[0]).name))

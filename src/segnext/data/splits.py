@@ -111,12 +111,30 @@ def write_split(listing: Listing, pairs: Sequence[Pair], name: str) -> None:
     for directory in (image_dir, label_dir):
         if directory.exists() and any(directory.iterdir()):
             raise DataError(f"{directory} exists and is not empty: choose another split name, or remove it first")
+    for directory in (image_dir, label_dir):
+        _without_folder_links(root, directory)
     for image, label in pairs:
         stem = relative_stem(listing, image)
         for source, target in ((image, image_dir / (stem + image.name[len(Path(stem).name):])),
                                (label, label_dir / (stem + layout.label_suffix))):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(os.path.relpath(source, target.parent), target)
+
+
+def _without_folder_links(root: Path, directory: Path) -> None:
+    """Make the folders from `root` down to `directory` folders of the root's own where they are links
+    to folders elsewhere (`data prepare folder` links its `images/` to the source's), holding a link
+    to each entry of the folder linked to: the split's links then go there, not into the other
+    dataset's folder, and every path that worked still does."""
+    folder = root
+    for part in directory.relative_to(root).parts:
+        folder = folder / part
+        if folder.is_symlink() and folder.is_dir():
+            linked = folder.resolve()
+            folder.unlink()  # the link alone: what it points to is left as it is
+            folder.mkdir()
+            for entry in sorted(linked.iterdir()):
+                (folder / entry.name).symlink_to(os.path.relpath(entry, folder))
 
 
 def random_groups(listing: Listing, fraction: float, pattern: str = GROUP_PATTERN, seed: int = 0) -> List[str]:
