@@ -73,15 +73,15 @@ class LoadReport:
         if self.kept_classes:
             text += (f", except the rows of the {len(self.kept_classes)} classes the checkpoint has too, copied "
                      f"from it: {', '.join(self.kept_classes)}")
-        if self.moved_classes:
-            text += (f"; classifier rows put in the model's class order by name ({_classes(self.moved_classes)} "
-                     f"from another index of the checkpoint's: {', '.join(self.moved_classes)})")
-        if self.renamed_classes:
-            text += (f"; classifier rows kept at their index for {_classes(self.renamed_classes)} that the "
-                     f"checkpoint names otherwise: {', '.join(self.renamed_classes)}")
-        if self.new_classes:
-            text += (f"; classifier rows started anew for {_classes(self.new_classes)} that the checkpoint does "
-                     f"not name: {', '.join(self.new_classes)}")
+        for classes, template in (
+                (self.moved_classes, "classifier rows put in the model's class order by name ({count} from another "
+                                     "index of the checkpoint's: {names})"),
+                (self.renamed_classes, "classifier rows kept at their index for {count} that the checkpoint names "
+                                       "otherwise: {names}"),
+                (self.new_classes, "classifier rows started anew for {count} that the checkpoint does not name: "
+                                   "{names}")):
+            if classes:
+                text += "; " + template.format(count=_classes(classes), names=", ".join(classes))
         others = [name for name in self.new if name not in self.reinitialised]
         if others:
             groups: Dict[str, int] = {}
