@@ -9,7 +9,7 @@ import torch
 
 import segnext
 from segnext.data.scenes import make_scene_dataset
-from segnext.inference import Segmenter, TestConfig
+from segnext.inference import Segmenter, TestConfig, segment
 from segnext.inference.precision import AutocastModel, autocast_dtype
 from segnext.models import nmf as nmf_module
 
@@ -114,5 +114,6 @@ def test_a_model_cast_to_half_precision_takes_images_and_gives_float32_scores(dt
     expected_labels, expected_scores = Segmenter(model, config).predict_with_proba(image)
     labels, scores = Segmenter(model.to(dtype), config).predict_with_proba(image)
     assert scores.dtype == np.float32 and next(model.parameters()).dtype == dtype
+    assert np.array_equal(segment(model, image, config).numpy(), labels)  # the test procedure itself too
     assert np.abs(scores - expected_scores).max() < 0.1
     assert (labels == expected_labels).mean() > 0.99 and len(np.unique(expected_labels)) >= 3

@@ -12,7 +12,8 @@ The procedure runs on a group of images that share their resized sizes; one imag
 
 The model runs in eval mode whatever mode it is in (`evaluation_mode`): `create_model` returns a
 model in training mode, as every PyTorch module, and BatchNorm's batch statistics would give other
-labels and overwrite its running statistics.
+labels and overwrite its running statistics. A model cast to float16 or bfloat16 (`model.half()`)
+gets its images in that dtype and gives float32 logits (`precision.AutocastModel`).
 
 The model sees the group as one batch per scale (and flip). Images are grouped only with images of
 the same resized size (`PreparedImage.group_key`; `segnext.inference.batching` forms such groups
@@ -40,10 +41,12 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..devices import device_defaults
 from ..ops.banded_average import average_probabilities_in_bands
 from ..ops.label_upsample import upsampled_argmax
+from .precision import AutocastModel, weight_dtype
 from .preprocess import ImageInput, PreparedImage, prepare, to_tensor
 from .settings import TestConfig
 
@@ -68,6 +71,14 @@ def evaluation_mode(model) -> Iterator[None]:
     finally:
         for module, training in modes:
             module.training = training
+
+
+def _with_float32_logits(model):
+    """`model`, or for a SegNeXt whose weights were cast to float16 / bfloat16 the same taking its
+    images in that dtype and giving float32 logits."""
+    cast = (isinstance(model, nn.Module) and hasattr(model, "forward_logits") and not isinstance(model, AutocastModel)
+            and weight_dtype(model) != torch.float32)
+    return AutocastModel(model, next(iter(model.parameters())).device.type, None) if cast else model
 
 
 def slide_logits(model, images: torch.Tensor, crop_size: Tuple[int, int], stride: Tuple[int, int],
@@ -113,7 +124,7 @@ def segment_group_scores(model, group: Sequence[PreparedImage], config: Optional
     else the averaged softmax probabilities (as the paper). config: the test settings (default
     `TestConfig()`, ADE20K's); the group must have been prepared with them."""
     with evaluation_mode(model):
-        return _segment_group_scores(model, group, config, device, memory_efficient)
+        return _segment_group_scores(_with_float32_logits(model), group, config, device, memory_efficient)
 
 
 def _segment_group_scores(model, group, config, device, memory_efficient) -> List[torch.Tensor]:
@@ -146,7 +157,7 @@ def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestCo
     device and the size (see the module docstring).
     """
     with evaluation_mode(model):
-        return _segment_group(model, group, config, device, memory_efficient)
+        return _segment_group(_with_float32_logits(model), group, config, device, memory_efficient)
 
 
 def _segment_group(model, group, config, device, memory_efficient) -> List[torch.Tensor]:

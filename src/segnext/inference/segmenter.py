@@ -32,7 +32,7 @@ from ..utils import require, resolve_device, user_path
 from .backends import inference_model, resolve_backend
 from .batching import batches_by_size
 from .cuda_graph import CudaGraphSegNeXt
-from .precision import Amp, AutocastModel, autocast_dtype, weight_dtype
+from .precision import Amp, AutocastModel, autocast_dtype
 from .preprocess import ImageInput, PreparedImage, prepare, to_rgb_array
 from .segment import segment_group, segment_group_scores
 from .settings import TestConfig, default_test_config, test_config_for
@@ -147,11 +147,9 @@ class Segmenter:
 
     @property
     def inference_model(self):
-        """The model as it runs: under autocast when `amp` is in effect (CUDA graphs record it), with
-        images cast to its weights' dtype when it was cast (`model.half()`)."""
+        """The model as it runs: under autocast when `amp` is in effect (CUDA graphs record it)."""
         dtype = self.autocast_dtype
-        if isinstance(self.model, CudaGraphSegNeXt) or not hasattr(self.model, "forward_logits") or (
-                dtype is None and weight_dtype(self.model) == torch.float32):
+        if dtype is None or isinstance(self.model, CudaGraphSegNeXt):
             return self.model
         return AutocastModel(self.model, self.device.type, dtype)
 
