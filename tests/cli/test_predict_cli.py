@@ -58,6 +58,19 @@ def test_folder_with_a_corrupt_file(checkpoint_path, image_folder, tmp_path, cap
     assert not (out / "broken.png").exists()
 
 
+def test_names_with_dots_keep_them(checkpoint_path, tmp_path, capsys):
+    """Frames exported as scene.0001.jpg, scene.0002.jpg: each its own label map (they were all
+    written to scene.png, each over the last)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(3):
+        Image.fromarray(_scene(24, 32, index)).save(folder / f"scene.{index:04d}.jpg")
+    assert main(["predict", "-c", str(checkpoint_path), str(folder), "--out", str(tmp_path / "out"), "--overlay",
+                 *FAST]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"scene.{index:04d}{ending}" for index in range(3) for ending in (".png", "_overlay.jpg")]
+
+
 def test_glob_and_single_file_and_missing_input(checkpoint_path, image_folder, tmp_path, capsys):
     out = tmp_path / "out"
     status = main(["predict", "-c", str(checkpoint_path), str(image_folder / "*.png"), str(image_folder / "b.jpg"),

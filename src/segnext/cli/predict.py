@@ -251,7 +251,7 @@ def _save(result, target: Path, palette, args) -> None:
 
     from ..data import overlay, write_image, write_label
 
-    write_label(target.with_suffix(".png"), result.labels, palette)
+    write_label(target.parent / f"{target.name}.png", result.labels, palette)  # "scene.0001": keep the ".0001"
     if args.overlay:
         write_image(target.parent / f"{target.name}_overlay.jpg",
                     overlay(result.image, result.labels, palette, args.alpha, ignore_index=None), quality=90)
