@@ -167,8 +167,9 @@ def test_folder_dataset_with_classes_json(tmp_path):
         {"classes": ["bg", "cat", "dog"], "palette": [[0, 0, 0], [255, 0, 0], [0, 255, 0]], "ignore_index": 9}))
     save_pair(tmp_path / "images/train/a.jpg", tmp_path / "labels/train/a.png", blob_label(10, 12, (0, 2, 9)))
     save_pair(tmp_path / "images/train/b.PNG", tmp_path / "labels/train/b.png", blob_label(10, 12, (1,)))
+    save_pair(tmp_path / "images/train/c.JPG", tmp_path / "labels/train/c.PNG", blob_label(10, 12, (2,)))  # Windows
     ds = build_dataset("folder", tmp_path, "train")
-    assert len(ds) == 2 and ds.class_names == ["bg", "cat", "dog"] and ds.palette[1] == [255, 0, 0]
+    assert len(ds) == 3 and ds.class_names == ["bg", "cat", "dog"] and ds.palette[1] == [255, 0, 0]
     assert ds.ignore_index == 255
     assert _values(ds, 0) == [0, 2, 255]  # the file's ignore value 9 becomes 255
 

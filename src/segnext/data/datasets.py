@@ -483,14 +483,15 @@ def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> L
                 pairs.append((image, label))
     else:
         images = _files_by_stem(image_dir, layout.image_suffixes, layout.recursive)
+        # Endings in any case, as for the images: a labelling tool on Windows may write IMG_0001.PNG.
+        labels_by_folder = [_files_by_stem(d, (layout.label_suffix,), layout.recursive) for d in label_dirs]
         for stem in sorted(images):
-            label, looked_for = label_for(stem)
+            label = next((labels[stem] for labels in labels_by_folder if stem in labels), None)
             if label is None:
-                images_without_label.append((images[stem], looked_for))
+                images_without_label.append((images[stem], label_for(stem)[1]))
             else:
                 pairs.append((images[stem], label))
-        for label_dir in label_dirs:
-            labels = _files_by_stem(label_dir, (layout.label_suffix,), layout.recursive)
+        for labels in labels_by_folder:
             labels_without_image += [labels[stem] for stem in sorted(labels) if stem not in images]
     return Listing(spec, root, split, layout, pairs, images_without_label, labels_without_image,
                    listed_but_missing, split_file)
