@@ -71,6 +71,23 @@ def test_names_with_dots_keep_them(checkpoint_path, tmp_path, capsys):
         f"scene.{index:04d}{ending}" for index in range(3) for ending in (".png", "_overlay.jpg")]
 
 
+def test_names_that_differ_only_in_their_ending_keep_it_and_same_names_are_refused(checkpoint_path, tmp_path,
+                                                                                    capsys):
+    folder = tmp_path / "photos"
+    (folder / "other").mkdir(parents=True)
+    for name, seed in (("x.jpg", 1), ("x.png", 2), ("y.png", 3), ("other/x.jpg", 4)):
+        Image.fromarray(_scene(24, 32, seed)).save(folder / name)
+    assert main(["predict", "-c", str(checkpoint_path), str(folder / "x.jpg"), str(folder / "x.png"),
+                 str(folder / "y.png"), "--out", str(tmp_path / "out"), *FAST]) == 0
+    assert "2 image(s) share their name with another but for the ending" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.jpg.png", "x.png.png", "y.png"]
+    assert main(["predict", "-c", str(checkpoint_path), str(folder / "x.jpg"), str(folder / "other" / "x.jpg"),
+                 "--out", str(tmp_path / "out2"), *FAST]) != 0
+    assert re.search(r"x.jpg and .*x.jpg would both be written to .*out2/x; pass them in separate runs",
+                     capsys.readouterr().err)
+    assert not (tmp_path / "out2").exists()
+
+
 def test_glob_and_single_file_and_missing_input(checkpoint_path, image_folder, tmp_path, capsys):
     out = tmp_path / "out"
     status = main(["predict", "-c", str(checkpoint_path), str(image_folder / "*.png"), str(image_folder / "b.jpg"),

@@ -3,7 +3,8 @@
 Inputs are files, folders (searched recursively for images) and glob patterns. Every image gets
 OUT/<name>.png, a palettised PNG whose pixel values are the class ids (shown in the dataset's
 colours); with --overlay also OUT/<name>_overlay.jpg, and with --probs OUT/<name>_probs.npy
-(float16, num_classes x H x W). Files from a folder keep their sub-folder below OUT. A video
+(float16, num_classes x H x W). Files from a folder keep their sub-folder below OUT; names that
+differ only in their ending keep it (photo.jpg.png, photo.png.png). A video
 (.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label PNG per frame in OUT/<name>/.
 
 Images are read by DataLoader workers and saved by a background thread while the model runs;
@@ -109,6 +110,26 @@ def collect_inputs(inputs: List[str]) -> Tuple[List[Tuple[Path, Path]], List[str
     return found, missing
 
 
+def distinct_names(inputs: List[Tuple[Path, Path]], out: Path) -> Tuple[List[Tuple[Path, Path]], List[str]]:
+    """The inputs with output stems that differ: files whose names differ only in their ending
+    (photo.jpg and photo.png) keep it (photo.jpg.png, photo.png.png); and the stems so renamed.
+    Two files of the same name (from two folders given as files or globs) are an error."""
+    by_stem: dict = {}
+    for path, stem in inputs:
+        by_stem.setdefault(stem, []).append(path)
+    result, renamed = [], []
+    for path, stem in inputs:
+        paths = sorted(set(by_stem[stem]))
+        if len(paths) > 1:
+            if len({p.suffix for p in paths}) < len(paths):
+                raise ValueError(f"{paths[0]} and {paths[1]} would both be written to {out / stem}; pass them in "
+                                 f"separate runs with different --out folders")
+            stem = stem.with_name(stem.name + path.suffix)
+            renamed.append(str(stem))
+        result.append((path, stem))
+    return result, renamed
+
+
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
@@ -159,13 +180,12 @@ def run(args) -> int:
         return 1
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
-    for kind in (images, videos):  # an image's outputs and a video's never share a name
-        outputs = {}
-        for path, stem in kind:
-            if stem in outputs and outputs[stem] != path:
-                raise ValueError(f"{outputs[stem]} and {path} would both be written to {Path(args.out) / stem}; "
-                                 f"pass them in separate runs with different --out folders")
-            outputs[stem] = path
+    images, renamed = distinct_names(images, Path(args.out))
+    videos, _ = distinct_names(videos, Path(args.out))  # an image's outputs and a video's never share a name
+    if renamed:
+        print(f"segnext predict: note: {len(renamed)} image(s) share their name with another but for the ending, "
+              f"and keep it in their outputs' names: {', '.join(renamed[:3])}{', ...' if len(renamed) > 3 else ''}",
+              file=sys.stderr)
     out_dir = Path(args.out)
     check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
 
