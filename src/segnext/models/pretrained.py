@@ -94,8 +94,6 @@ PRETRAINED: Dict[str, PretrainedWeights] = {weights.name: weights for weights in
                       num_classes=11, miou=63.89, bundled=True),
 ]}
 
-TAGS = sorted({weights.tag for weights in PRETRAINED.values()})
-
 
 def list_pretrained() -> List[str]:
     """Names of the published weights, "<variant>.<tag>" (timm's convention): `segnext_t.ade20k`, ..."""

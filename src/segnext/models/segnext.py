@@ -69,7 +69,7 @@ class SegNeXt(nn.Module):
 
     def set_grad_checkpointing(self, enable: bool = True) -> SegNeXt:
         """Recompute each encoder block in the backward pass instead of keeping its activations
-        (timm's name): training takes less memory and about a third more compute, with the same
+        (timm's name): training takes less memory and about a quarter more time, with the same
         gradients and BatchNorm statistics (`segnext.models.mscan.recompute_in_backward`)."""
         self.backbone.grad_checkpointing = enable
         return self

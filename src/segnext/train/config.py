@@ -302,7 +302,7 @@ class TrainSection:
     # image (segnext.ops.strip_conv_grad), which oneDNN computes much faster; equal to float rounding.
     transposed_strip_grads: bool = True
     # Recompute each encoder block in the backward pass instead of keeping its activations: less
-    # memory (a larger micro_batch_size fits), about a third more compute, the same gradients.
+    # memory (a larger micro_batch_size fits), about a quarter more time per step, the same gradients.
     grad_checkpointing: bool = False
     seed: int = 0
     device: str = "auto"  # auto (CUDA when available), cpu, cuda, cuda:N
