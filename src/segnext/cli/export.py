@@ -14,13 +14,18 @@ def register(subparsers) -> None:
                     "(B, num_classes, H, W). The NMF bases of the fixed seed are stored as constants; class "
                     "names, palette and test settings go into the file's metadata.",
         **with_examples("segnext export -c segnext-t-ade/ -o segnext_t.onnx --verify",
-                        "segnext export -c final_model -o m.onnx --static --shape 512 512",
+                        "segnext export -c final_model -o m.onnx --static --image-size 360 480",
                         "segnext export -c final_model --int8 --calibration data/camvid/images/train -o m.int8.onnx"))
     parser.add_argument("--checkpoint", "-c", required=True, help="any checkpoint create_model reads")
     parser.add_argument("--output", "-o", help="output file (default: <checkpoint name>.onnx)")
-    parser.add_argument("--shape", type=positive_int, nargs=2, default=(512, 512), metavar=("H", "W"),
-                        help="example input size traced (default 512 512)")
-    parser.add_argument("--static", action="store_true", help="fix the input size to --shape (default: dynamic)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
+                      help="the model's input size traced (default 512 512)")
+    size.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"),
+                      help="the size of the images it will segment: the input traced is their size after the "
+                           "model's test resize (with --static, the only size it takes)")
+    parser.add_argument("--static", action="store_true",
+                        help="fix the input size to --shape or --image-size's (default: dynamic)")
     parser.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default 17; 11 or newer)")
     add_nmf_seed(parser, "stored in the file")
     parser.add_argument("--verify", action="store_true", help="compare onnxruntime's output with PyTorch's")
@@ -51,7 +56,7 @@ def run(args) -> int:
     training_data = recorded_training_data(args.checkpoint)
     suffix = ".int8.onnx" if args.int8 else ".onnx"
     output = Path(args.output) if args.output else Path(Path(args.checkpoint).name + suffix)
-    height, width = args.shape
+    height, width = _input_size(model, args)
     if args.int8:
         from ..inference.quantize import export_int8
 
@@ -79,6 +84,23 @@ def run(args) -> int:
             print("segnext export: warning: the difference is larger than expected")
             return 1
     return 0
+
+
+def _input_size(model, args):
+    """(height, width) of the input traced: --shape, or --image-size after the model's test resize."""
+    if args.image_size is None:
+        return tuple(args.shape or (512, 512))
+    from ..inference.preprocess import model_input_sizes
+    from ..inference.settings import test_config_for
+
+    test_config = test_config_for(model)
+    sizes = model_input_sizes(tuple(args.image_size), test_config)
+    if args.static and len(sizes) > 1:
+        listed = ", ".join(f"{h}x{w}" for h, w in sizes)
+        raise ValueError(f"--static: this model's test ({test_config.describe()}) gives {args.image_size[0]}x"
+                         f"{args.image_size[1]} images the input sizes {listed}; a static export takes one. "
+                         f"Leave out --static (dynamic sizes)")
+    return sizes[0]
 
 
 def _calibration_images(args) -> list:

@@ -73,7 +73,14 @@ def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], rat
     """The official test resize of a uint8 image: keep-ratio to `img_scale * ratio` (mmcv's rounding),
     then up to a multiple of `size_divisor` (SegNeXt's AlignResize). img_scale None: the image's own
     size times `ratio`."""
-    height, width = image.shape[:2]
+    height, width = test_size(image.shape[:2], img_scale, ratio, size_divisor)
+    return resize_image(image, width, height)
+
+
+def test_size(size: Tuple[int, int], img_scale: Optional[Tuple[int, int]], ratio: float = 1.0,
+              size_divisor: Optional[int] = None) -> Tuple[int, int]:
+    """(height, width) of an image of `size` (height, width) after `resize_for_test`."""
+    height, width = size
     if img_scale is not None:
         width, height = rescale_size(width, height, (int(img_scale[0] * ratio), int(img_scale[1] * ratio)))
     elif ratio != 1.0:
@@ -81,7 +88,20 @@ def resize_for_test(image: np.ndarray, img_scale: Optional[Tuple[int, int]], rat
     if size_divisor:
         height = -(-height // size_divisor) * size_divisor
         width = -(-width // size_divisor) * size_divisor
-    return resize_image(image, width, height)
+    return height, width
+
+
+def model_input_sizes(size: Tuple[int, int], config: TestConfig) -> Tuple[Tuple[int, int], ...]:
+    """The (height, width) inputs the model gets, by the test of `config`, for an image of `size`:
+    per test scale, the resized image, or in slide mode the window (the resized image where it is
+    smaller). What a fixed-size export (`segnext export --static`) must be built for."""
+    sizes = []
+    for ratio in config.scales:
+        height, width = test_size(size, config.img_scale, ratio, config.size_divisor)
+        if config.mode == "slide":
+            height, width = min(height, config.crop_size[0]), min(width, config.crop_size[1])
+        sizes.append((height, width))
+    return tuple(dict.fromkeys(sizes))  # distinct, in order of the scales
 
 
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:

@@ -83,8 +83,9 @@ class OnnxModel:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.fixed_size is not None and tuple(images.shape[2:]) != self.fixed_size:
             raise ValueError(f"this ONNX model was exported for {self.fixed_size[0]}x{self.fixed_size[1]} inputs "
-                             f"but got {images.shape[2]}x{images.shape[3]}; export with dynamic sizes "
-                             f"(the default) or use slide inference with that window")
+                             f"but got {images.shape[2]}x{images.shape[3]} (the image after the test resize); "
+                             f"export with dynamic sizes (the default), or for images of one size with "
+                             f"`segnext export --static --image-size H W`")
         if self.fixed_batch == 1 and images.shape[0] > 1:  # exported for one image at a time (--static)
             return torch.cat([self(images[index:index + 1]) for index in range(images.shape[0])])
         outputs = self.session.run(None, {self.input_name: images.detach().cpu().numpy()})
