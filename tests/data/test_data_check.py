@@ -186,3 +186,45 @@ def test_a_class_the_split_never_shows_gets_weight_one(tmp_path):
     [unlabelled] = check_dataset("folder", root, split="val", workers=1, progress=False)
     with pytest.raises(DataError, match="no labelled pixels"):
         median_frequency_weights(unlabelled)
+
+
+def test_binary_masks_of_0_and_255_are_a_problem_that_says_how_to_convert_them(tmp_path, capsys):
+    """Masks saved as 0 (background) and 255 (the object), as many tools write them: 255 is the
+    ignore value, so training would never see the object; check says so, and prepare converts them."""
+    exported = tmp_path / "exported"
+    (exported / "classes.json").parent.mkdir()
+    (exported / "classes.json").write_text(json.dumps({"classes": ["background", "crack"]}))
+    for split, stem in (("train", "a"), ("train", "b"), ("val", "c")):
+        mask = np.zeros((8, 10), np.uint8)
+        mask[2:6, 3:8] = 255
+        save_pair(exported / f"images/{split}/{stem}.jpg", exported / f"labels/{split}/{stem}.png", mask)
+    assert main(["data", "check", "folder", str(exported), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    [problem] = [line for line in out.splitlines() if line.startswith("PROBLEM")]
+    assert "folder train: no labelled pixel of 'crack' (id 1): the model cannot learn it. 25.0% of the pixels " \
+           "are stored as 255, the ignore value" in problem
+    assert "[255, 255, 255]" in problem and "segnext data prepare folder SRC DST" in problem
+
+    (exported / "classes.json").write_text(json.dumps({"classes": ["background", "crack"],
+                                                       "palette": [[0, 0, 0], [255, 255, 255]]}))
+    assert main(["data", "prepare", "folder", str(exported), str(tmp_path / "cracks"), "--workers", "1",
+                 "--no-progress"]) == 0
+    assert "3 converted" in capsys.readouterr().out
+    [train] = check_dataset("folder", tmp_path / "cracks", split="train", workers=1, progress=False)
+    assert train.problems == [] and train.notes == []
+    assert train.class_pixels.tolist() == [2 * 60, 2 * 20] and train.ignored_pixels == 0
+
+
+def test_a_class_missing_from_training_is_noted_and_only_one_class_is_a_problem(tmp_path):
+    root = _folder(tmp_path)  # classes a, b, c
+    save_pair(root / "images/train/x.png", root / "labels/train/x.png", blob_label(6, 6, (0, 2)))
+    [report] = check_dataset("folder", root, split="train", workers=1, progress=False)
+    assert report.problems == []
+    assert report.notes == ["folder train: no labelled pixel of 'b' (id 1): the model cannot learn it"]
+    save_pair(root / "images/train/x.png", root / "labels/train/x.png", np.zeros((6, 6), np.uint8))
+    [report] = check_dataset("folder", root, split="train", workers=1, progress=False)
+    assert report.problems == ["folder train: no labelled pixel of 'b' (id 1), 'c' (id 2): the model cannot "
+                               "learn them"]
+    save_pair(root / "images/val/y.png", root / "labels/val/y.png", np.zeros((6, 6), np.uint8))
+    [val] = check_dataset("folder", root, split="val", workers=1, progress=False)
+    assert val.problems == [] and val.notes == []  # a split that scores, not one that teaches

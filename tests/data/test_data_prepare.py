@@ -238,7 +238,9 @@ def test_folder_colour_masks_name_what_is_wrong(tmp_path, capsys):
     assert report.converted == 1 and len(report.failures) == 4
     failures = "\n".join(report.failures)
     assert "bad.png: colours in neither the palette" in failures and "[1, 2, 3] (2 px)" in failures
-    assert "lossy.jpg: a JPEG mask" in failures and "ids.png: a single-channel mask" in failures
+    assert "lossy.jpg: a JPEG mask" in failures
+    assert "ids.png: a single-channel mask with values 0, not all grey colours [v, v, v] of classes.json's " \
+           "palette or ignore_colors. If they are class ids, the folder dataset reads them as they are" in failures
     assert "good.png: a second mask for good (the first: " in failures
     assert read_label(destination / "labels/train/good.png").tolist() == np.ones((4, 6), int).tolist()
     assert not (destination / "labels/train/bad.png").exists()

@@ -6,7 +6,9 @@ For each split it lists the pairs like `build_dataset` does, then decodes every 
 - images without a label, labels without an image, split-list entries without an image;
 - files that cannot be read (missing, truncated, corrupt, unusable mode);
 - image and label of different sizes;
-- label values that are not classes of the dataset (nor the ignore value).
+- label values that are not classes of the dataset (nor the ignore value);
+- a training split that labels one class or none (a note for each class it lacks), with what to
+  do where the pixels are likely stored as the ignore value (binary masks of 0 and 255).
 It also counts the pairs (compared with the standard release, as a note) and the pixels of every
 class, from which `median_frequency_weights` derives class weights for the loss. `check_dataset`
 returns the reports; the CLI exits non-zero when any problem was found.
@@ -52,8 +54,8 @@ class SplitReport:
     ignored_pixels: int = 0
 
 
-def _check_pair(image_path: str, label_path: str, table: np.ndarray, known: np.ndarray):
-    """(problems, histogram of class ids with 256 bins or None when the label is unreadable)."""
+def _check_pair(image_path: str, label_path: str, known: np.ndarray):
+    """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable)."""
     problems = []
     image = label = None
     try:
@@ -74,8 +76,7 @@ def _check_pair(image_path: str, label_path: str, table: np.ndarray, known: np.n
     if unknown.size:
         shown = ", ".join(f"{v} ({raw_counts[v]} px)" for v in unknown[:10])
         problems.append(f"{label_path}: label values outside the classes: {shown}")
-    class_counts = np.bincount(table, weights=raw_counts, minlength=256).astype(np.int64)
-    return problems, class_counts
+    return problems, raw_counts
 
 
 def _check_task(task):
@@ -108,14 +109,18 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     if not listing.pairs:
         report.problems.append(empty_split_problem(listing))
         return report
-    tasks = [(str(image), str(label), layout.label_map.table, layout.label_map.known) for image, label in listing.pairs]
+    table = layout.label_map.table
+    tasks = [(str(image), str(label), layout.label_map.known) for image, label in listing.pairs]
     outcomes = run_tasks(_check_task, tasks, workers, f"check {spec.name} {listing.split}", progress)
     totals = np.zeros(256, dtype=np.int64)
     presence = np.zeros(256, dtype=np.int64)
     pixels_where_present = np.zeros(256, dtype=np.int64)
-    for problems, counts in outcomes:
+    stored_values = np.zeros(256, dtype=np.int64)
+    for problems, raw_counts in outcomes:
         report.problems += problems
-        if counts is not None:
+        if raw_counts is not None:
+            stored_values += raw_counts
+            counts = np.bincount(table, weights=raw_counts, minlength=256).astype(np.int64)
             totals += counts
             presence += counts > 0
             pixels_where_present += (counts > 0) * counts.sum()
@@ -124,7 +129,35 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     report.images_with_class = presence[:num_classes]
     report.pixels_of_images_with_class = pixels_where_present[:num_classes]
     report.ignored_pixels = int(totals[IGNORE_INDEX])
+    if listing.split == resolve_split(spec, "train") and report.class_pixels.sum() + report.ignored_pixels > 0:
+        _report_unlearnable_classes(spec, report, stored_values, table)
     return report
+
+
+def _report_unlearnable_classes(spec: DatasetSpec, report: SplitReport, stored_values: np.ndarray,
+                                table: np.ndarray) -> None:
+    """The classes the training split never labels: a note (a subset of a dataset may lack some), a
+    problem where it labels one class or none (nothing to tell apart). Where the labels store class
+    ids and many pixels hold the ignore value 255, the likely cause: binary masks of 0 and 255."""
+    absent = np.flatnonzero(report.class_pixels == 0)
+    if not absent.size:
+        return
+    names = ", ".join(f"'{spec.class_names[i]}' (id {i})" for i in absent[:10])
+    names += f" and {absent.size - 10} more classes" if absent.size > 10 else ""
+    message = f"{spec.name} {report.split}: no labelled pixel of {names}: the model cannot learn " + \
+              ("it" if absent.size == 1 else "them")
+    num_classes = len(spec.class_names)
+    stores_ids = np.array_equal(table[:num_classes], np.arange(num_classes))  # stored value k is class k
+    if stores_ids and stored_values[IGNORE_INDEX]:
+        share = 100 * stored_values[IGNORE_INDEX] / stored_values.sum()
+        message += (f". {share:.1f}% of the pixels are stored as 255, the ignore value: if 255 marks a class "
+                    f"(binary masks of 0 and 255), give that class the colour [255, 255, 255] in classes.json's "
+                    f"\"palette\" (and each other class its grey, e.g. [0, 0, 0]) and convert the labels once "
+                    f"with `segnext data prepare folder SRC DST`")
+    if num_classes - absent.size <= 1:
+        report.problems.append(message)
+    else:
+        report.notes.append(message)
 
 
 def training_splits(spec: DatasetSpec) -> List[str]:

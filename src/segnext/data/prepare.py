@@ -535,9 +535,9 @@ def _convert_colour_mask(source: str, target: str, palette: list, ignore_colours
                         f"Export the masks as PNG")
     with Image.open(source) as image:
         if image.mode in ("1", "L", "I", "F") or image.mode.startswith("I;16"):
-            raise DataError(f"{source}: a single-channel mask, i.e. class ids already, not colours: the folder "
-                            f"dataset reads such labels as they are (no conversion needed)")
-        mask = np.asarray(image.convert("RGB"))
+            mask = _grey_levels_as_colours(source, image, palette, ignore_colours)
+        else:
+            mask = np.asarray(image.convert("RGB"))
     ids, unknown = colours_to_ids(mask, palette, ignore_colours)
     if unknown:
         raise DataError(f"{source}: colours in neither the palette of classes.json nor its \"ignore_colors\": "
@@ -545,6 +545,22 @@ def _convert_colour_mask(source: str, target: str, palette: list, ignore_colours
                         f"\"ignore_colors\"")
     write_label(target, ids, palette=palette)
     return "converted", ""
+
+
+def _grey_levels_as_colours(source: str, image, palette: list, ignore_colours: list) -> np.ndarray:
+    """A single-channel mask as colours: grey level v is the colour [v, v, v] (binary masks saved as
+    0 and 255 with the palette [[0, 0, 0], [255, 255, 255]]). A mask whose levels are not all greys
+    of the palette or the ignore colours holds class ids already: an error that says so."""
+    levels = np.asarray(image.convert("L") if image.mode == "1" else image)
+    values = np.unique(levels)
+    greys = {c[0] for c in list(palette) + list(ignore_colours) if c[0] == c[1] == c[2]}
+    if not set(values.tolist()) <= greys:
+        shown = ", ".join(str(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
+        raise DataError(f"{source}: a single-channel mask with values {shown}, not all grey colours [v, v, v] of "
+                        f"classes.json's palette or ignore_colors. If they are class ids, the folder dataset reads "
+                        f"them as they are (no conversion needed); if a class is stored as a grey level (binary "
+                        f"masks of 0 and 255), give it that colour in the palette, e.g. [255, 255, 255]")
+    return np.repeat(levels.astype(np.uint8)[..., None], 3, axis=2)
 
 
 def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[int]]]:
