@@ -4,13 +4,24 @@ upsampling) against the reference."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import segnext
-from segnext.inference import TestConfig, model_logits, resize_for_test, segment, segment_logits, to_tensor
+from segnext.inference import (
+    TestConfig,
+    evaluation_mode,
+    model_logits,
+    resize_for_test,
+    segment,
+    segment_logits,
+    to_tensor,
+)
 from segnext.ops import banded_average
 
 MULTI_SCALE = TestConfig(img_scale=(160, 96), size_divisor=32, scales=(0.5, 1.0, 1.75), flip=True)
@@ -148,3 +159,46 @@ def test_a_model_in_training_mode_gives_its_eval_predictions_and_is_left_as_it_w
     assert {name: module.training for name, module in training.named_modules()} == modes
     assert not modes["backbone.norm1"] and modes["backbone.block1.0.norm1"]
     assert all(torch.equal(value, state[name]) for name, value in training.state_dict().items())
+
+
+def test_threads_keep_a_training_model_in_eval_mode_until_the_last_is_done():
+    """A web server's threads predicting with one model: the first to finish must not put the model
+    back in training mode under the others (wrong labels, running statistics overwritten)."""
+    model = segnext.create_model("segnext_t", num_classes=3)
+    model.backbone.norm1.eval()  # a module the user froze stays frozen
+    modes = {name: module.training for name, module in model.named_modules()}
+    both_inside, first_is_out = threading.Barrier(2, timeout=10), threading.Event()
+    seen = {}
+
+    def first():
+        with evaluation_mode(model):
+            both_inside.wait()
+        first_is_out.set()
+
+    def second():
+        with evaluation_mode(model):
+            both_inside.wait()
+            first_is_out.wait(timeout=10)
+            seen["training modules"] = sorted(name for name, module in model.named_modules() if module.training)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"training modules": []}
+    assert {name: module.training for name, module in model.named_modules()} == modes
+
+
+def test_many_threads_predict_with_one_training_model_as_it_would_alone(checkpoint_path):
+    model = segnext.create_model("segnext_t", 150, checkpoint=checkpoint_path)  # in training mode
+    state = {name: value.clone() for name, value in model.state_dict().items()}
+    segmenter = segnext.Segmenter(model, TestConfig(img_scale=None))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(24)]
+    expected = [segmenter.predict(one) for one in images]
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(segmenter.predict, images))
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items())
+    assert model.training

@@ -37,6 +37,8 @@ full-resolution scores would pass `FULL_SCORES_BUDGET` bytes.
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -55,22 +57,38 @@ from .settings import TestConfig
 FULL_SCORES_BUDGET = 2 << 30
 
 
+# Modules in evaluation_mode, for threads predicting with one model at once (a web server): each
+# module -> [how many callers hold it, the training flag it had before the first].
+_EVALUATING_LOCK = threading.Lock()
+_EVALUATING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 @contextlib.contextmanager
 def evaluation_mode(model) -> Iterator[None]:
     """The model in eval mode for the duration (BatchNorm's running statistics, no drop path, the
     NMF's test iterations), then every module back in the mode it was in: a model in training mode,
     as `create_model` returns it, or one in the middle of a fine-tuning loop gives its real
-    predictions and is left as it was (its running statistics untouched)."""
-    modes = [(module, module.training) for module in model.modules()] if hasattr(model, "modules") else []
-    if not any(training for _, training in modes):
-        yield
-        return
-    model.eval()
+    predictions and is left as it was (its running statistics untouched). Threads may predict with
+    one model at once: a module goes back to its mode when the last of them is done."""
+    modules = list(model.modules()) if hasattr(model, "modules") else []
+    with _EVALUATING_LOCK:
+        for module in modules:
+            held = _EVALUATING.get(module)
+            if held is None:
+                _EVALUATING[module] = [1, module.training]
+                module.training = False  # what model.eval() does, one module at a time
+            else:
+                held[0] += 1
     try:
         yield
     finally:
-        for module, training in modes:
-            module.training = training
+        with _EVALUATING_LOCK:
+            for module in modules:
+                held = _EVALUATING[module]
+                held[0] -= 1
+                if held[0] == 0:
+                    module.training = held[1]
+                    del _EVALUATING[module]
 
 
 def _with_float32_logits(model):
