@@ -95,7 +95,10 @@ def test_glob_and_single_file_and_missing_input(checkpoint_path, image_folder, t
     assert status == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     status = main(["predict", "-c", str(checkpoint_path), str(tmp_path / "nothing_here.png"), "--out", str(out)])
-    assert status == 1 and "nothing_here.png" in capsys.readouterr().err
+    assert status == 1 and "nothing_here.png (no such file or folder)" in capsys.readouterr().err
+    status = main(["predict", "-c", str(checkpoint_path), "https://example.com/street.jpg", "--out", str(out)])
+    assert status == 1 and "https://example.com/street.jpg (a URL; only local files are read: download it " \
+                           "first" in capsys.readouterr().err
 
 
 def test_slide_and_multi_scale_flags(checkpoint_path, image_folder, tmp_path):

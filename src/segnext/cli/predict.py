@@ -105,6 +105,8 @@ def collect_inputs(inputs: List[str]) -> Tuple[List[Tuple[Path, Path]], List[str
             if not files:
                 missing.append(f"{item} (the pattern matched no file)")
             found += [(p, Path(p.stem)) for p in files]
+        elif "://" in item:
+            missing.append(f"{item} (a URL; only local files are read: download it first, e.g. curl -O {item})")
         else:
             missing.append(f"{item} (no such file or folder)")
     return found, missing
