@@ -115,6 +115,25 @@ def test_the_report_png_lays_out_without_matplotlib_giving_up(finished_run, tmp_
     assert not [w for w in caught if "layout" in str(w.message)]
 
 
+def test_class_names_the_font_cannot_draw_give_one_warning_not_one_per_character(finished_run, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed: no report.png")
+    import dataclasses
+    import warnings
+
+    from segnext.train.report import draw_png, read_run
+
+    run = read_run(finished_run)
+    names = ["道路", "建筑物", "天空", "汽车"] + run.class_names[4:]  # Chinese class names, as many users have
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        draw_png(dataclasses.replace(run, class_names=names), tmp_path / "report.png")
+    messages = [str(w.message) for w in caught if "font" in str(w.message)]
+    assert not [m for m in messages if m.startswith("Glyph")]
+    assert len(messages) <= 1  # none where the font has them
+    if messages:
+        assert "of the class names (" in messages[0] and "the HTML report shows them" in messages[0]
+
+
 def test_the_report_of_a_run_that_is_still_going_shows_its_curves(finished_run, tmp_path):
     running = tmp_path / "running"
     running.mkdir()

@@ -29,7 +29,9 @@ import html
 import io
 import json
 import math
+import re
 import textwrap
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -465,7 +467,16 @@ def draw_png(run: RunFiles, path: Path, dpi: int = 80) -> Optional[Path]:
                                frameon=False, bbox_to_anchor=(0.5, heights[-1] / 2 / sum(heights)))
         legend.set_in_layout(False)
     path = Path(path)
-    atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=dpi, format="png"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=dpi, format="png"))
+    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+    for other in (w for w in caught if "missing from font" not in str(w.message)):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    if missing:  # one warning, not one per character of every class name (CJK names, DejaVu fonts)
+        characters = "".join(sorted({chr(int(code)) for m in missing for code in re.findall(r"Glyph (\d+)", m)}))
+        warnings.warn(f"{path}: matplotlib's font lacks {len(characters)} character(s) of the class names "
+                      f"({characters[:40]}), drawn as boxes there; the HTML report shows them", stacklevel=2)
     return path
 
 
