@@ -144,3 +144,19 @@ def test_bf16_autocast_runs_nmf_in_fp32(bf16_run):
     assert dtypes[0] == (torch.float32, torch.float32, torch.float32)  # the fp32 reference pass
     assert dtypes[1] == (torch.float32, torch.float32, torch.float32)  # the autocast pass
     assert torch.isfinite(ham_out).all() and ham_out.abs().max() > 0
+
+
+@pytest.mark.parametrize("images, hint", [
+    (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "pixels as integers? the model takes them normalised"),
+    (torch.zeros(3, 32, 32), "one image? images.unsqueeze(0)"),
+    (torch.zeros(32, 32, 3), "one (H, W, 3) image? images.permute(2, 0, 1).unsqueeze(0)"),
+    (torch.zeros(2, 32, 32, 3), "channels last in the shape? images.permute(0, 3, 1, 2)"),
+    (torch.zeros(2, 1, 32, 32), "grayscale? images.expand(-1, 3, -1, -1)"),
+    (torch.zeros(2, 4, 32, 32), "3 colour channels are needed"),
+], ids=["uint8", "CHW", "HWC", "BHWC", "gray", "RGBA"])
+def test_images_of_the_wrong_form_are_named_before_the_first_convolution(images, hint):
+    model = segnext.create_model("segnext_t", num_classes=3).eval()
+    with pytest.raises(ValueError, match="SegNeXt takes a batch of normalised RGB images, float \\(B, 3, H, W\\), "
+                                         "and got ") as error:
+        model(images)
+    assert hint in str(error.value) and str(tuple(images.shape)) in str(error.value)

@@ -20,6 +20,29 @@ from .nmf import NMF2D
 from .weights import read_checkpoint, save_model
 
 
+def _check_images(images: torch.Tensor) -> None:
+    """What PyTorch would only report deep inside the first convolution, said in the model's terms."""
+    if not isinstance(images, torch.Tensor):  # a torch.fx trace (optimize_for_inference) has no values to check
+        return
+    if images.dim() == 4 and images.shape[1] == 3 and images.is_floating_point():
+        return
+    got = f"{str(images.dtype).replace('torch.', '')} {tuple(images.shape)}"
+    if images.dim() == 4 and images.shape[3] == 3 and images.shape[1] != 3:
+        hint = "channels last in the shape? images.permute(0, 3, 1, 2) makes (B, 3, H, W)"
+    elif images.dim() == 3 and images.shape[0] == 3:
+        hint = "one image? images.unsqueeze(0) makes a batch of one"
+    elif images.dim() == 3 and images.shape[2] == 3:
+        hint = "one (H, W, 3) image? images.permute(2, 0, 1).unsqueeze(0) makes a batch of one"
+    elif images.dim() == 4 and images.shape[1] == 1:
+        hint = "grayscale? images.expand(-1, 3, -1, -1) repeats the channel, as the data pipeline reads them"
+    elif not images.is_floating_point():
+        hint = "pixels as integers? the model takes them normalised, as segnext.inference.to_tensor makes them"
+    else:
+        hint = "3 colour channels are needed"
+    raise ValueError(f"SegNeXt takes a batch of normalised RGB images, float (B, 3, H, W), and got {got}: {hint} "
+                     f"(segnext.Segmenter(model).predict(image) takes an image file or array as it is)")
+
+
 class SegNeXt(nn.Module):
     """Args:
         config: the architecture (`segnext.create_model` builds it from a variant name).
@@ -59,6 +82,7 @@ class SegNeXt(nn.Module):
 
     def forward_logits(self, images: torch.Tensor, nmf_bases: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits at stride 8 (the decode head's output), before the resize to the input size."""
+        _check_images(images)
         features = self.backbone(images)
         return self.decode_head([features[i] for i in self.config.head_in_stages], nmf_bases)
 
