@@ -160,3 +160,19 @@ def test_images_of_the_wrong_form_are_named_before_the_first_convolution(images,
                                          "and got ") as error:
         model(images)
     assert hint in str(error.value) and str(tuple(images.shape)) in str(error.value)
+
+
+def test_the_loss_takes_labels_as_datasets_and_transforms_give_them_and_names_bad_ones():
+    logits = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 3, (2, 32, 32), generator=torch.Generator().manual_seed(1))
+    labels[:, :2] = 255
+    expected = segnext.segmentation_loss(logits, labels)
+    for same in (labels[:, None], labels.to(torch.uint8), labels.float()):  # (B, 1, H, W), uint8, whole floats
+        assert torch.equal(segnext.segmentation_loss(logits, same), expected)
+    with pytest.raises(ValueError, match="labels hold fractions, not class ids: were they resized with bilinear"):
+        segnext.segmentation_loss(logits, labels.float() * 0.5)
+    with pytest.raises(ValueError, match=r"label value 5 is neither a class index in \[0, 3\) nor the ignore index "
+                                         r"255"):
+        segnext.segmentation_loss(logits, labels.masked_fill(labels == 1, 5))
+    with pytest.raises(ValueError, match=r"expected logits \(B, K, h, w\) and labels \(B, H, W\)"):
+        segnext.segmentation_loss(logits, labels[0])

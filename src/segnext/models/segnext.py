@@ -177,6 +177,10 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
     if logits.dim() != 4 or labels.dim() != 3 or labels.shape[0] != logits.shape[0]:
         raise ValueError(f"expected logits (B, K, h, w) and labels (B, H, W), got {tuple(logits.shape)} "
                          f"and {tuple(labels.shape)}")
+    if labels.is_floating_point() and bool((labels != labels.round()).any()):
+        raise ValueError("labels hold fractions, not class ids: were they resized with bilinear interpolation (as "
+                         "images are)? Label maps are resized with nearest-neighbour, e.g. F.interpolate(labels, "
+                         "size, mode='nearest'), and given as integers")
     labels = labels.to(device=logits.device, dtype=torch.long)
     num_classes = logits.shape[1]
     outside = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
