@@ -195,8 +195,9 @@ def resolve_device(name: Optional[str] = "auto", index: int = 0):
     if device.type == "cuda" and not torch.cuda.is_available():
         built = f"this PyTorch ({torch.__version__}) is built without CUDA" if torch.version.cuda is None else \
             f"this PyTorch ({torch.__version__}, CUDA {torch.version.cuda}) sees no CUDA device"
-        raise ValueError(f"device {name!r}: {built}; available here: {', '.join(available)}. Use --device auto, or "
-                         f"install a CUDA build of PyTorch (https://pytorch.org/get-started/locally/).")
+        raise ValueError(f"device {name!r}: {built}; available here: {', '.join(available)}. Choose one of those "
+                         f"(or auto: the best there is), or install a CUDA build of PyTorch "
+                         f"(https://pytorch.org/get-started/locally/).")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
     if device.type == "mps" and not mps_ok:
