@@ -9,8 +9,10 @@ import pytest
 import torch
 from synthetic_data import blob_label, random_image, save_image, save_label, save_pair, write_lines
 
+from segnext.cli.main import main
 from segnext.data import DATASETS, DataError, TrainTransform, build_dataset
 from segnext.data import classes as C
+from segnext.data.io import read_label
 
 
 def _values(ds, index):
@@ -174,11 +176,33 @@ def test_folder_dataset_with_classes_json(tmp_path):
     assert _values(ds, 0) == [0, 2, 255]  # the file's ignore value 9 becomes 255
 
 
+def test_folder_labels_stored_from_one_with_reduce_zero_label(tmp_path, capsys):
+    """MMSegmentation's custom datasets with reduce_zero_label=True: stored 0 is "no label", k is class k-1."""
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["wall", "floor"], "reduce_zero_label": True}))
+    save_pair(tmp_path / "images/train/a.jpg", tmp_path / "labels/train/a.png", blob_label(10, 12, (0, 1, 2)))
+    save_pair(tmp_path / "images/val/b.jpg", tmp_path / "labels/val/b.png", blob_label(10, 12, (1, 2, 255)))
+    ds = build_dataset("folder", tmp_path, "train")
+    assert _values(ds, 0) == [0, 1, 255] and ds.num_classes == 2
+    raw = read_label(tmp_path / "labels/train/a.png")
+    assert np.array_equal(ds[0]["label"], np.where(raw == 0, 255, raw - 1))
+    assert _values(build_dataset("folder", tmp_path, "val"), 0) == [0, 1, 255]
+    assert main(["data", "check", "folder", str(tmp_path), "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "reduce-zero-label: raw 0 -> 255 (ignore), raw k -> k-1 for k = 1..2" in out and "no problems found" in out
+    save_pair(tmp_path / "images/val/b.jpg", tmp_path / "labels/val/b.png", blob_label(10, 12, (1, 3)))
+    assert main(["data", "check", "folder", str(tmp_path), "--split", "val", "--workers", "1", "--no-progress"]) == 1
+    assert "label values outside the classes: 3" in capsys.readouterr().out  # class ids would stop at 2
+
+
 @pytest.mark.parametrize("content, message", [
     ({"palette": [[0, 0, 0]]}, "classes"),
     ({"classes": ["a", "b"], "palette": [[0, 0, 0]]}, "palette"),
     ({"classes": ["a", "b"], "ignore_index": 1}, "ignore_index"),
     ({"classes": ["a", "b"], "num_classes": 3}, "num_classes"),
+    ({"classes": ["a", "b"], "reduce_zero_label": "yes"}, '"reduce_zero_label" must be true or false'),
+    ({"classes": ["a", "b"], "reduce_zero_label": True, "ignore_index": 2},
+     r"ignore_index 2 must be an integer from 3 \(stores class k as k\+1 \(reduce_zero_label\) and 2 classes\)"),
+    ({"classes": [str(i) for i in range(255)], "reduce_zero_label": True}, "at most 254 fit"),
 ])
 def test_folder_classes_json_errors(tmp_path, content, message):
     (tmp_path / "classes.json").write_text(json.dumps(content))

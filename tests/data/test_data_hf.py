@@ -69,6 +69,14 @@ def test_scene_parse_150_style_rows_read_as_ade20k(tmp_path):
     assert (label[raw == 0] == 255).all() and (label[raw == 1] == 0).all() and (label[raw == 150] == 149).all()
 
 
+def test_a_classes_json_with_reduce_zero_label_reads_labels_stored_from_one(tmp_path):
+    arrays = save_dataset(tmp_path / "hf", label_values=(0, 1, 2))
+    (tmp_path / "hf" / "classes.json").write_text(json.dumps({"classes": ["a", "b"], "reduce_zero_label": True}))
+    train = build_huggingface_dataset(tmp_path / "hf", "train")
+    raw = arrays["train"][1][0]
+    assert train.num_classes == 2 and np.array_equal(train[0]["label"], np.where(raw == 0, 255, raw - 1))
+
+
 def test_id2label_of_transformers_and_array_labels(tmp_path):
     arrays = save_dataset(tmp_path / "hf", label_name="semantic_segmentation", as_arrays=True)
     (tmp_path / "hf" / "id2label.json").write_text(json.dumps({"1": "car", "0": "road", "2": "sky"}))

@@ -211,7 +211,8 @@ def test_folder_colour_masks_to_class_ids_through_the_cli(tmp_path, capsys):
     (source / "labels/val").mkdir(parents=True)
     Image.fromarray(colours).quantize(colors=8).save(source / "labels/val/b.png")  # palettised, the same colours
     (source / "classes.json").write_text(json.dumps({"classes": ["sky", "road", "car"], "palette": palette,
-                                                     "ignore_colors": [[0, 0, 0]]}))
+                                                     "ignore_colors": [[0, 0, 0]],
+                                                     "reduce_zero_label": True}))  # of ids; colours say the class
     argv = ["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]
     assert main(argv) == 0
     assert "2 converted" in capsys.readouterr().out

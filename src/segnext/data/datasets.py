@@ -62,14 +62,17 @@ def identity_labels(num_classes: int, ignore_value: int = IGNORE_INDEX) -> Label
     return LabelMap(table, known, f"ids 0..{num_classes - 1} stored as they are, 255 = ignore{note}")
 
 
-def reduce_zero_label(num_classes: int) -> LabelMap:
-    """Raw 0 is "other/unlabelled" -> ignore; raw k -> class k-1 (ADE20K, Pascal Context 59)."""
+def reduce_zero_label(num_classes: int, ignore_value: int = IGNORE_INDEX) -> LabelMap:
+    """Raw 0 is "other/unlabelled" -> ignore; raw k -> class k-1 (ADE20K, Pascal Context 59);
+    `ignore_value` (255 unless a classes.json says otherwise) is ignored too."""
     table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
     table[1:num_classes + 1] = np.arange(num_classes)
     known = np.zeros(256, dtype=bool)
     known[:num_classes + 1] = True
-    known[IGNORE_INDEX] = True
-    return LabelMap(table, known, f"reduce-zero-label: raw 0 -> 255 (ignore), raw k -> k-1 for k = 1..{num_classes}")
+    known[ignore_value] = known[IGNORE_INDEX] = True
+    note = "" if ignore_value == IGNORE_INDEX else f", {ignore_value} -> 255 (ignore)"
+    return LabelMap(table, known, f"reduce-zero-label: raw 0 -> 255 (ignore), raw k -> k-1 for k = 1..{num_classes}"
+                                  f"{note}")
 
 
 def remap_labels(mapping: Dict[int, int], known_values: Sequence[int], description: str) -> LabelMap:
@@ -282,10 +285,26 @@ DATASETS: Dict[str, DatasetSpec] = {
 # The generic folder dataset takes its classes from ROOT/classes.json
 
 
-def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
-    """Class names, palette and ignore value from a classes.json like the converted CamVid's:
-    {"classes": [...], "palette": [[r, g, b], ...], "ignore_index": 255, "num_classes": N}.
-    Only "classes" is required; other keys are ignored."""
+@dataclass(frozen=True)
+class FolderClasses:
+    """What a classes.json says: the classes, their colours, and how labels store them."""
+
+    names: List[str]
+    palette: List[List[int]]
+    ignore_index: int  # the stored value that means "no label" (read as 255)
+    reduce_zero_label: bool  # stored 0 = no label, stored k = class k-1 (MMSegmentation's name)
+
+    @property
+    def label_map(self) -> LabelMap:
+        if self.reduce_zero_label:
+            return reduce_zero_label(len(self.names), self.ignore_index)
+        return identity_labels(len(self.names), self.ignore_index)
+
+
+def read_folder_classes(path: Path) -> FolderClasses:
+    """A classes.json like the converted CamVid's: {"classes": [...], "palette": [[r, g, b], ...],
+    "ignore_index": 255, "num_classes": N, "reduce_zero_label": false}. Only "classes" is required;
+    other keys are ignored."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no classes.json; the folder layout needs one, e.g. "
@@ -298,14 +317,21 @@ def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
     names = meta.get("classes") if isinstance(meta, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise DataError(f"{path}: \"classes\" must be a non-empty list of class names")
-    if len(names) > 255:
-        raise DataError(f"{path}: {len(names)} classes; at most 255 fit in 8-bit label maps next to ignore 255")
+    reduce = meta.get("reduce_zero_label", False)
+    if not isinstance(reduce, bool):
+        raise DataError(f"{path}: \"reduce_zero_label\" must be true or false, got {reduce!r}")
+    lowest_free = len(names) + 1 if reduce else len(names)  # the lowest stored value that is no class
+    if lowest_free > 255:
+        most = "254 fit in 8-bit label maps stored from 1 (reduce_zero_label)" if reduce else "255 fit in 8-bit " \
+            "label maps"
+        raise DataError(f"{path}: {len(names)} classes; at most {most}, next to ignore 255")
     if "num_classes" in meta and meta["num_classes"] != len(names):
         raise DataError(f"{path}: num_classes is {meta['num_classes']} but \"classes\" lists {len(names)} names")
     ignore = meta.get("ignore_index", IGNORE_INDEX)
-    if not isinstance(ignore, int) or not len(names) <= ignore <= 255:
-        raise DataError(f"{path}: ignore_index {ignore!r} must be an integer from {len(names)} (the number "
-                        f"of classes) to 255")
+    if not isinstance(ignore, int) or not lowest_free <= ignore <= 255:
+        stored = f"stores class k as k+1 (reduce_zero_label) and {len(names)} classes" if reduce else \
+            "the number of classes"
+        raise DataError(f"{path}: ignore_index {ignore!r} must be an integer from {lowest_free} ({stored}) to 255")
     palette = meta.get("palette")
     if palette is None:
         palette = default_palette(len(names))
@@ -313,16 +339,22 @@ def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
           or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
                      for c in palette)):
         raise DataError(f"{path}: \"palette\" must hold one [r, g, b] (0..255) per class ({len(names)})")
-    return list(names), [list(c) for c in palette], ignore
+    return FolderClasses(list(names), [list(c) for c in palette], ignore, reduce)
+
+
+def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
+    """Class names, palette and ignore value of a classes.json (`read_folder_classes` says all)."""
+    classes = read_folder_classes(path)
+    return classes.names, classes.palette, classes.ignore_index
 
 
 def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
     """The DatasetSpec of a generic folder dataset, from ROOT/classes.json."""
-    names, palette, ignore = read_classes_json(Path(root) / "classes.json")
+    classes = read_folder_classes(Path(root) / "classes.json")
     base = DATASETS["folder"]
-    return DatasetSpec(name=name, title=base.title, class_names=tuple(names),
-                       palette=tuple(tuple(c) for c in palette),
-                       layouts=(_folder_layout(identity_labels(len(names), ignore)),),
+    return DatasetSpec(name=name, title=base.title, class_names=tuple(classes.names),
+                       palette=tuple(tuple(c) for c in classes.palette),
+                       layouts=(_folder_layout(classes.label_map),),
                        splits=base.splits, prepare=base.prepare)
 
 

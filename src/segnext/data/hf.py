@@ -33,16 +33,18 @@ from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
+from ..constants import IGNORE_INDEX
 from ..utils import did_you_mean, require
 from .datasets import (
     DATASETS,
     DatasetSpec,
+    FolderClasses,
     LabelMap,
     Layout,
     Listing,
     SegmentationDataset,
     identity_labels,
-    read_classes_json,
+    read_folder_classes,
     split_names,
 )
 from .io import DataError, pil_to_label, pil_to_rgb
@@ -180,8 +182,8 @@ def class_spec(root: Path, classes: Optional[str]) -> Tuple[DatasetSpec, LabelMa
     candidates = [Path(classes).expanduser()] if classes else [root / "classes.json", root / "id2label.json"]
     for path in candidates:
         if path.is_file():
-            names, palette, ignore = read_classes_file(path)
-            return _spec(names, palette, f"Hugging Face dataset {root}"), identity_labels(len(names), ignore)
+            classes = read_classes_file(path)
+            return _spec(classes.names, classes.palette, f"Hugging Face dataset {root}"), classes.label_map
     raise FileNotFoundError(
         f"{candidates[0] if classes else root}: no classes for this dataset. Put a classes.json "
         f'({{"classes": ["road", "car"], "palette": [[128, 64, 128], [0, 0, 142]]}}) or the id2label.json of its '
@@ -189,8 +191,8 @@ def class_spec(root: Path, classes: Optional[str]) -> Tuple[DatasetSpec, LabelMa
         f"scene_parse_150).")
 
 
-def read_classes_file(path: Path) -> Tuple[List[str], List[List[int]], int]:
-    """A segnext classes.json, or transformers' id2label ({"0": "road", ...}): names, palette, ignore value."""
+def read_classes_file(path: Path) -> FolderClasses:
+    """A segnext classes.json, or transformers' id2label ({"0": "road", ...})."""
     try:
         meta = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
@@ -205,8 +207,8 @@ def read_classes_file(path: Path) -> Tuple[List[str], List[List[int]], int]:
         if [i for i, _ in ids] != list(range(len(ids))) or not 0 < len(ids) <= 255:
             raise DataError(f"{path}: the ids of id2label must be 0..N-1 (N <= 255), got {[i for i, _ in ids][:10]}")
         names = [name for _, name in ids]
-        return names, default_palette(len(names)), 255
-    return read_classes_json(path)
+        return FolderClasses(names, default_palette(len(names)), IGNORE_INDEX, reduce_zero_label=False)
+    return read_folder_classes(path)
 
 
 def as_rgb(value: Any, where: str) -> np.ndarray:

@@ -618,7 +618,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
                                 f"and classes.json (docs/datasets.md)")
     report.add(run_tasks(_Guarded(_convert_colour_mask), tasks, workers, "colour masks", progress))
     _link_folder(destination, source, "images", report)
-    written = {key: value for key, value in meta.items() if key != "ignore_colors"}
+    # the written labels hold class ids from 0, whatever the colour masks' classes.json said of stored values
+    written = {key: value for key, value in meta.items() if key not in ("ignore_colors", "reduce_zero_label")}
     written.update(palette=palette, ignore_index=IGNORE_INDEX)
     atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
     return report
