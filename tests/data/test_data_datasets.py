@@ -325,3 +325,14 @@ def test_set_epoch_inside_workers_is_local_to_the_worker(tmp_path):
     for position, item in enumerate([0, 4, 1, 5, 2, 6, 3, 7]):
         ds.set_epoch(item // 4 * 5)
         assert torch.equal(got[position], ds[item % 4]["image"]), item
+
+
+def test_a_missing_val_split_next_to_train_says_how_to_hold_part_of_train_out(tmp_path):
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["a", "b"]}))
+    save_pair(tmp_path / "images/train/walk1_0.png", tmp_path / "labels/train/walk1_0.png", blob_label(6, 6, (0, 1)))
+    with pytest.raises(DataError, match=r"Only train is there: `segnext data split folder .* --hold-out-fraction "
+                                        r"0.2` .* data.train_split=train_fit data.val_split=train_heldout"):
+        build_dataset("folder", tmp_path, "val")
+    with pytest.raises(DataError) as error:  # the hint is for a missing val split only
+        build_dataset("folder", tmp_path, "test")
+    assert "Only train is there" not in str(error.value)

@@ -471,7 +471,19 @@ def list_split(spec: DatasetSpec, root, split: str) -> Listing:
     known = ", ".join(spec.splits)
     raise SplitNotFound(f"{root}: no {spec.title} split {split!r} found (standard splits: {known}). Expected\n  "
                     f"{tried}\n(also tried below {', '.join(spec.root_subdirs) or 'nothing else'}). "
-                    f"To make this layout: {spec.prepare}. See docs/datasets.md.{flat_images_hint(spec, root)}")
+                    f"To make this layout: {spec.prepare}. See docs/datasets.md.{flat_images_hint(spec, root)}"
+                    f"{_held_out_hint(spec, root, split, candidates)}")
+
+
+def _held_out_hint(spec: DatasetSpec, root: Path, split: str, candidates) -> str:
+    """A line for errors when the val split is absent but train is there: how to hold part of it out."""
+    train = resolve_split(spec, "train")
+    if split != resolve_split(spec, "val") or not any(_layout_present(base, layout, train) for base, layout in
+                                                      candidates if layout.splits is None or train in layout.splits):
+        return ""
+    return (f"\nOnly {train} is there: `segnext data split {spec.name} {root} --hold-out-fraction 0.2` holds whole "
+            f"groups of it out (splits {train}_fit and {train}_heldout); then train with "
+            f"data.train_split={train}_fit data.val_split={train}_heldout.")
 
 
 def flat_images_hint(spec: DatasetSpec, root) -> str:
