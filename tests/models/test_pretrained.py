@@ -301,7 +301,8 @@ def test_bundled_weights_load_offline_by_every_name(bundled, tmp_path):
     model, folder = bundled
     expected = {k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     for loaded in (segnext.create_model("segnext_t", pretrained="camvid"),
-                   segnext.create_model(checkpoint="camvid"), segnext.create_model(checkpoint="segnext_t.camvid")):
+                   segnext.create_model(checkpoint="camvid"), segnext.create_model(checkpoint="segnext_t.camvid"),
+                   segnext.SegNeXt.from_pretrained("camvid")):  # Hugging Face's name for it
         assert all(torch.equal(loaded.state_dict()[k], v) for k, v in expected.items())
         assert loaded.config.class_names[0] == "c0" and loaded.state_dict()["decode_head.conv_seg.weight"].dtype \
             == torch.float32

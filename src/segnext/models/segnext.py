@@ -3,6 +3,7 @@ training loss."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
@@ -12,11 +13,13 @@ from torch import nn
 from ..constants import IGNORE_INDEX, SAVED_NMF_SEED
 from ..ops.banded_loss import banded_cross_entropy
 from .configuration import SegNeXtConfig
+from .download import fetch
 from .ham_head import LightHamHead
 from .hub import push_model_folder, resolve_model_folder
 from .loading import build_from_checkpoint
 from .mscan import MSCAN
 from .nmf import NMF2D
+from .pretrained import published_model
 from .weights import read_checkpoint, save_model
 
 
@@ -137,8 +140,12 @@ class SegNeXt(nn.Module):
         """A model folder (or any checkpoint file `segnext.create_model` reads), or the Hugging Face Hub
         repository `owner/name` holding one (`pip install 'segnext[hub]'`; `revision`: a branch, tag or
         commit). num_classes / ignore_mismatched_sizes: as in `create_model`, for fine-tuning; nmf_seed:
-        as in `create_model` (by default the seed the model was saved with)."""
-        checkpoint = read_checkpoint(resolve_model_folder(folder_or_hub_id, revision))
+        as in `create_model` (by default the seed the model was saved with). The name of published
+        weights ("camvid", "segnext_t.ade20k") loads those, as `create_model(checkpoint=...)` does."""
+        text = str(folder_or_hub_id)
+        published = None if Path(text).expanduser().exists() else published_model(text)
+        path = fetch(published) if published is not None else resolve_model_folder(folder_or_hub_id, revision)
+        checkpoint = read_checkpoint(path)
         model, report = build_from_checkpoint(cls, checkpoint, num_classes=num_classes, nmf_seed=nmf_seed,
                                               ignore_mismatched_sizes=ignore_mismatched_sizes, **overrides)
         report.warn()
