@@ -470,8 +470,11 @@ def draw_png(run: RunFiles, path: Path, dpi: int = 80) -> Optional[Path]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=dpi, format="png"))
-    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
-    for other in (w for w in caught if "missing from font" not in str(w.message)):
+    def glyph(message) -> bool:  # "Glyph 22825 (...) missing from font(s) DejaVu Sans." ("current font" before 3.7)
+        return str(message).startswith("Glyph ") and "missing from" in str(message)
+
+    missing = sorted({str(w.message) for w in caught if glyph(w.message)})
+    for other in (w for w in caught if not glyph(w.message)):
         warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
     if missing:  # one warning, not one per character of every class name (CJK names, DejaVu fonts)
         characters = "".join(sorted({chr(int(code)) for m in missing for code in re.findall(r"Glyph (\d+)", m)}))
