@@ -49,6 +49,8 @@ class CudaGraphSegNeXt(nn.Module):
             logits come back as float32.
     """
 
+    inference_only = True  # train(True) is refused: nothing for `evaluation_mode` to switch
+
     def __init__(self, model: nn.Module, max_graphs: int = 8, autocast_dtype: Optional[torch.dtype] = None):
         super().__init__()
         if getattr(model, "nmf_seed", None) is None:

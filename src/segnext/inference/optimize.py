@@ -66,6 +66,8 @@ class OptimizedSegNeXt(nn.Module):
     (None where oneDNN fusion is unavailable), which shares its weights.
     """
 
+    inference_only = True  # train(True) is refused: nothing for `evaluation_mode` to switch
+
     def __init__(self, model: SegNeXt, fused: Optional[fx.GraphModule], channels_last: bool):
         super().__init__()
         self.model = model

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import weakref
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -57,10 +56,10 @@ from .settings import TestConfig
 FULL_SCORES_BUDGET = 2 << 30
 
 
-# Modules in evaluation_mode, for threads predicting with one model at once (a web server): each
-# module -> [how many callers hold it, the training flag it had before the first].
+# The modules that evaluation_mode switched to eval mode, with how many callers hold each: threads
+# predicting with one model at once (a web server) share the switch, and the last one out undoes it.
 _EVALUATING_LOCK = threading.Lock()
-_EVALUATING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_EVALUATING: dict = {}  # module -> callers holding it
 
 
 @contextlib.contextmanager
@@ -69,26 +68,29 @@ def evaluation_mode(model) -> Iterator[None]:
     NMF's test iterations), then every module back in the mode it was in: a model in training mode,
     as `create_model` returns it, or one in the middle of a fine-tuning loop gives its real
     predictions and is left as it was (its running statistics untouched). Threads may predict with
-    one model at once: a module goes back to its mode when the last of them is done."""
-    modules = list(model.modules()) if hasattr(model, "modules") else []
+    one model at once: a module goes back to training mode when the last of them is done."""
+    if getattr(model, "inference_only", False) or not hasattr(model, "modules"):
+        yield  # an optimized or CUDA-graph model refuses training mode altogether
+        return
+    held = []
     with _EVALUATING_LOCK:
-        for module in modules:
-            held = _EVALUATING.get(module)
-            if held is None:
-                _EVALUATING[module] = [1, module.training]
-                module.training = False  # what model.eval() does, one module at a time
-            else:
-                held[0] += 1
+        for module in model.modules():
+            if module in _EVALUATING:
+                _EVALUATING[module] += 1
+                held.append(module)
+            elif module.training:
+                _EVALUATING[module] = 1
+                module.training = False  # what model.eval() does, for the modules that need it
+                held.append(module)
     try:
         yield
     finally:
         with _EVALUATING_LOCK:
-            for module in modules:
-                held = _EVALUATING[module]
-                held[0] -= 1
-                if held[0] == 0:
-                    module.training = held[1]
+            for module in held:
+                _EVALUATING[module] -= 1
+                if _EVALUATING[module] == 0:
                     del _EVALUATING[module]
+                    module.training = True
 
 
 def _with_float32_logits(model):
