@@ -228,3 +228,18 @@ def test_a_class_missing_from_training_is_noted_and_only_one_class_is_a_problem(
     save_pair(root / "images/val/y.png", root / "labels/val/y.png", np.zeros((6, 6), np.uint8))
     [val] = check_dataset("folder", root, split="val", workers=1, progress=False)
     assert val.problems == [] and val.notes == []  # a split that scores, not one that teaches
+
+
+def test_labels_saved_as_jpeg_or_bmp_are_named_as_such(tmp_path, capsys):
+    root = _folder(tmp_path)
+    save_image(root / "images/train/a.jpg", random_image(8, 8))
+    save_image(root / "labels/train/a.jpg", random_image(8, 8))  # masks exported as JPEG
+    save_image(root / "images/train/b.jpg", random_image(8, 8))
+    save_image(root / "labels/train/b.bmp", random_image(8, 8))
+    assert main(["data", "check", "folder", str(root), "--split", "train", "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "a.png; a.jpg is there, but labels are read from .png files: JPEG blurs the class ids at every edge, " \
+           "export the masks as PNG)" in out
+    assert "b.png; b.bmp is there, but labels are read from .png files: convert it" in out
+    with pytest.raises(DataError, match="a.jpg is there, but labels are read from .png files"):
+        build_dataset("folder", root, "train")  # what segnext train says

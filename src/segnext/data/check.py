@@ -29,6 +29,7 @@ from .datasets import (
     empty_split_problem,
     flat_images_hint,
     get_spec,
+    labels_of_another_type,
     list_split,
     resolve_split,
     split_names,
@@ -84,7 +85,9 @@ def _check_task(task):
 
 
 def _listing_problems(listing: Listing) -> List[str]:
-    problems = [f"{image}: image without label (looked for {label})" for image, label in listing.images_without_label]
+    other_type = labels_of_another_type([label for _, label in listing.images_without_label])
+    problems = [f"{image}: image without label (looked for {label}{other_type.get(label, '')})"
+                for image, label in listing.images_without_label]
     problems += [f"{label}: label without image" for label in listing.labels_without_image]
     problems += [f"{listing.split_file}: lists {stem} but {image} does not exist"
                  for stem, image in listing.listed_but_missing]

@@ -541,14 +541,33 @@ def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> L
                    listed_but_missing, split_file)
 
 
+def labels_of_another_type(looked_for: Sequence[Path]) -> Dict[Path, str]:
+    """For label files looked for and not found: what to say where a file of the same name with
+    another ending is there instead (a.jpg for a.png). Each folder is listed once."""
+    folders: Dict[Path, Dict[str, Path]] = {}
+    found = {}
+    for path in looked_for:
+        if path.parent not in folders:
+            entries = path.parent.iterdir() if path.parent.is_dir() else ()
+            folders[path.parent] = {entry.name.rsplit(".", 1)[0].lower(): entry for entry in sorted(entries)}
+        other = folders[path.parent].get(path.name.rsplit(".", 1)[0].lower())
+        if other is not None and other.name != path.name:
+            lossy = other.suffix.lower() in (".jpg", ".jpeg")
+            found[path] = (f"; {other.name} is there, but labels are read from {path.suffix} files"
+                           + (": JPEG blurs the class ids at every edge, export the masks as PNG" if lossy else
+                              ": convert it, e.g. with Pillow's Image.open(f).save(g)"))
+    return found
+
+
 def empty_split_problem(listing: Listing) -> str:
     """What is wrong with a split that has no image/label pairs, and what to do."""
     where = f"{listing.spec.title} split {listing.split!r} below {listing.root}"
     layout = listing.layout.describe(listing.root, listing.split)
     if listing.images_without_label:
         image, looked_for = listing.images_without_label[0]
+        hint = labels_of_another_type([looked_for]).get(looked_for, "")
         return (f"{where} has no labels: none of its {len(listing.images_without_label)} image(s) has one (for "
-                f"{image} looked for {looked_for}). Copy the split's labels there; expected {layout}.")
+                f"{image} looked for {looked_for}{hint}). Copy the split's labels there; expected {layout}.")
     if listing.listed_but_missing:
         stem, image = listing.listed_but_missing[0]
         return (f"{where}: {listing.split_file} lists {len(listing.listed_but_missing)} image(s) but none exists "
