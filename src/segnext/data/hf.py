@@ -182,8 +182,8 @@ def class_spec(root: Path, classes: Optional[str]) -> Tuple[DatasetSpec, LabelMa
     candidates = [Path(classes).expanduser()] if classes else [root / "classes.json", root / "id2label.json"]
     for path in candidates:
         if path.is_file():
-            classes = read_classes_file(path)
-            return _spec(classes.names, classes.palette, f"Hugging Face dataset {root}"), classes.label_map
+            found = read_classes_file(path)
+            return _spec(found.names, found.palette, f"Hugging Face dataset {root}"), found.label_map
     raise FileNotFoundError(
         f"{candidates[0] if classes else root}: no classes for this dataset. Put a classes.json "
         f'({{"classes": ["road", "car"], "palette": [[128, 64, 128], [0, 0, 142]]}}) or the id2label.json of its '
