@@ -59,6 +59,19 @@ def test_overrides_are_yaml_values_and_checked(tmp_path, scenes):
     with pytest.raises(ConfigError, match=r"data.num_workers must be 0 or more .* or null .* got -1"):
         load_config(str(path), ["data.num_workers=-1"])
     assert load_config(str(path), ["data.num_workers=null"]).data.num_workers is None
+    with pytest.raises(ConfigError, match=r"loss.class_weight must hold weights of 0 or more, not all 0, got "
+                                          r"\[1.0, -2.0\]"):
+        load_config(str(path), ["loss.class_weight=[1,-2]"])
+
+
+def test_class_weights_of_another_number_of_classes_stop_the_run_before_it_starts(tmp_path, scenes):
+    from segnext.train import train
+
+    path = write_config(tmp_path / "c.yaml", tiny_config(scenes, loss={"class_weight": [1.0, 2.0, 3.0]}))
+    with pytest.raises(ConfigError, match=r"loss.class_weight has 3 values but the folder dataset has 8 classes "
+                                          r"\(sky, building, .*\): give one per class, in that order"):
+        train(load_config(str(path)), tmp_path / "run", progress=False)
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.pt"))
 
 
 def test_base_files_merge_key_by_key(tmp_path, scenes):

@@ -286,6 +286,14 @@ class LossSection:
     ohem_threshold: Optional[float] = None
     ohem_min_kept: int = 100000
 
+    def check_class_weight(self, dataset) -> None:
+        """class_weight, when given, holds a weight for each class of the dataset."""
+        if self.class_weight is not None and len(self.class_weight) != dataset.num_classes:
+            raise ConfigError(f"loss.class_weight has {len(self.class_weight)} values but the {dataset.name} dataset "
+                              f"has {dataset.num_classes} classes ({', '.join(dataset.class_names[:12])}"
+                              f"{', ...' if dataset.num_classes > 12 else ''}): give one per class, in that order. "
+                              f"`segnext data check` prints the weights of a training split, ready to use.")
+
 
 @dataclass
 class TrainSection:
@@ -652,6 +660,9 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
     if isinstance(section, LossSection) and section.reduction not in ("all_pixels", "valid_pixels"):
         fail("reduction", f"must be 'all_pixels' (official) or 'valid_pixels', got {section.reduction!r}."
              f"{did_you_mean(section.reduction, ['all_pixels', 'valid_pixels'])}")
+    if isinstance(section, LossSection) and section.class_weight is not None and (
+            any(weight < 0 for weight in section.class_weight) or not any(section.class_weight)):
+        fail("class_weight", f"must hold weights of 0 or more, not all 0, got {section.class_weight}.")
     if isinstance(section, LossSection) and section.ohem_threshold is not None:
         if not 0 < section.ohem_threshold <= 1:
             fail("ohem_threshold", f"must be a probability in (0, 1] or null, got {section.ohem_threshold}.")

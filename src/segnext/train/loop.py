@@ -115,6 +115,7 @@ class Run:
         self.train_set = config.data.build(config.data.train_split, config.data.train_transform(), config.train.seed)
         self.val_set = config.data.build(config.data.val_split)
         self.num_classes = config.model.checked_num_classes(self.train_set)
+        config.loss.check_class_weight(self.train_set)
         self.paste = config.data.class_paste(self.train_set.class_names)
         self.num_workers = config.data.num_workers if config.data.num_workers is not None \
             else default_num_workers(env.local_world_size)
