@@ -194,6 +194,31 @@ def test_folder_labels_stored_from_one_with_reduce_zero_label(tmp_path, capsys):
     assert "label values outside the classes: 3" in capsys.readouterr().out  # class ids would stop at 2
 
 
+def test_folder_dataset_split_first_and_masks_folders(tmp_path, capsys):
+    """train/images + train/masks (how many exported and downloaded datasets come) is read as it is,
+    as is masks/<split> beside images/<split>; `data split` writes its splits in the same layout."""
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["bg", "crack"]}))
+    for i, group in enumerate(["wall1_0", "wall1_1", "wall2_0", "wall3_0"]):
+        save_pair(tmp_path / f"train/images/{group}.jpg", tmp_path / f"train/masks/{group}.png",
+                  blob_label(10, 12, (0, 1), seed=i), seed=i)
+    save_pair(tmp_path / "val/images/v.png", tmp_path / "val/labels/v.png", blob_label(10, 12, (1, 255)))
+    train, val = build_dataset("folder", tmp_path, "train"), build_dataset("folder", tmp_path, "val")
+    assert len(train) == 4 and train[0]["label_path"] == str(tmp_path / "train/masks/wall1_0.png")
+    assert len(val) == 1 and _values(val, 0) == [1, 255]
+    assert main(["data", "split", "folder", str(tmp_path), "--hold-out", "wall2"]) == 0
+    assert (tmp_path / "train_heldout/images/wall2_0.jpg").is_symlink()
+    assert [s["path"] for s in build_dataset("folder", tmp_path, "train_heldout")] == \
+        [str(tmp_path / "train_heldout/images/wall2_0.jpg")]
+    assert len(build_dataset("folder", tmp_path, "train_fit")) == 3
+    other = tmp_path / "other"
+    (other / "classes.json").parent.mkdir()
+    (other / "classes.json").write_text(json.dumps({"classes": ["bg", "crack"]}))
+    save_pair(other / "images/train/a.jpg", other / "masks/train/a.png", blob_label(10, 12, (0, 1)))
+    assert len(build_dataset("folder", other, "train")) == 1
+    with pytest.raises(DataError, match=r"ROOT/<split>/images"):  # the error names both layouts
+        build_dataset("folder", other, "val")
+
+
 @pytest.mark.parametrize("content, message", [
     ({"palette": [[0, 0, 0]]}, "classes"),
     ({"classes": ["a", "b"], "palette": [[0, 0, 0]]}, "palette"),

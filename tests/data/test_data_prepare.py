@@ -224,6 +224,24 @@ def test_folder_colour_masks_to_class_ids_through_the_cli(tmp_path, capsys):
     assert main(argv) == 0 and "2 already done" in capsys.readouterr().out
 
 
+def test_folder_colour_masks_in_split_first_folders(tmp_path):
+    """train/images + train/masks (colour masks), as many tools export: converted into the folder
+    dataset's order, each split's images linked."""
+    palette = [[0, 0, 0], [255, 255, 255]]
+    source, destination = tmp_path / "exported", tmp_path / "my_dataset"
+    ids = blob_label(12, 16, (0, 1))
+    for split in ("train", "valid"):
+        save_image(source / f"{split}/images/{split}_a.jpg", random_image(12, 16))
+        save_label(source / f"{split}/masks/{split}_a.png", ids * 255)  # a binary mask of 0 and 255
+    (source / "classes.json").write_text(json.dumps({"classes": ["background", "crack"], "palette": palette}))
+    report = prepare("folder", source, destination, workers=1, progress=False)
+    assert report.converted == 2 and not report.failures
+    assert (destination / "images/valid").resolve() == (source / "valid/images").resolve()
+    valid = build_dataset("folder", destination, "valid")
+    assert len(valid) == 1 and np.array_equal(valid[0]["label"], ids)
+    assert valid[0]["path"] == str(destination / "images/valid/valid_a.jpg")
+
+
 def test_folder_colour_masks_name_what_is_wrong(tmp_path, capsys):
     palette = [[70, 130, 180], [128, 64, 128]]
     source, destination = tmp_path / "exported", tmp_path / "out"
@@ -256,5 +274,5 @@ def test_folder_colour_masks_name_what_is_wrong(tmp_path, capsys):
         prepare("folder", source, destination, progress=False)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty/classes.json").write_text(json.dumps({"classes": ["sky"], "palette": [palette[0]]}))
-    with pytest.raises(FileNotFoundError, match="no colour masks in labels/<split>/"):
+    with pytest.raises(FileNotFoundError, match="no colour masks in labels/<split>/, <split>/labels/"):
         prepare("folder", tmp_path / "empty", tmp_path / "elsewhere", progress=False)

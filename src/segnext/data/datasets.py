@@ -259,16 +259,20 @@ def _camvid() -> DatasetSpec:
     )
 
 
-def _folder_layout(label_map: LabelMap) -> Layout:
-    return Layout("images/{split}", ("labels/{split}",), IMAGE_SUFFIXES, ".png", label_map)
+def _folder_layouts(label_map: LabelMap) -> Tuple[Layout, ...]:
+    # MMSegmentation's order (images/<split>/) first; the split first (train/images/, train/masks/) is
+    # how many exported and downloaded datasets come, so it is read as it is too.
+    return (Layout("images/{split}", ("labels/{split}", "masks/{split}"), IMAGE_SUFFIXES, ".png", label_map),
+            Layout("{split}/images", ("{split}/labels", "{split}/masks"), IMAGE_SUFFIXES, ".png", label_map))
 
 
 def _folder_placeholder() -> DatasetSpec:
     return DatasetSpec(
         name="folder", title="generic folder (root/images/<split>, root/labels/<split>, root/classes.json)",
-        class_names=(), palette=(), layouts=(_folder_layout(identity_labels(0)),), splits=("train", "val"),
-        prepare="put images in ROOT/images/<split>/, label PNGs with the same stem in ROOT/labels/<split>/, "
-                "and the classes in ROOT/classes.json (colour masks: segnext data prepare folder SRC DST)",
+        class_names=(), palette=(), layouts=_folder_layouts(identity_labels(0)), splits=("train", "val"),
+        prepare="put images in ROOT/images/<split>/ (or ROOT/<split>/images/), label PNGs with the same stem in "
+                "ROOT/labels/<split>/ (or ROOT/<split>/labels/; masks/ for labels/ works too), and the classes in "
+                "ROOT/classes.json (colour masks: segnext data prepare folder SRC DST)",
     )
 
 
@@ -354,7 +358,7 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
     base = DATASETS["folder"]
     return DatasetSpec(name=name, title=base.title, class_names=tuple(classes.names),
                        palette=tuple(tuple(c) for c in classes.palette),
-                       layouts=(_folder_layout(classes.label_map),),
+                       layouts=_folder_layouts(classes.label_map),
                        splits=base.splits, prepare=base.prepare)
 
 
@@ -507,7 +511,9 @@ def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> L
         for candidate in candidates:
             if candidate.is_file():
                 return candidate, candidate
-        return None, candidates[-1]
+        # the label looked for: in the last label folder there is (VOC's SegmentationClassAug, the one
+        # folder of a dataset's labels/ or masks/), else the first named (labels/ rather than masks/)
+        return None, next((c for c in reversed(candidates) if c.parent.is_dir()), candidates[0])
 
     pairs, images_without_label, labels_without_image, listed_but_missing = [], [], [], []
     split_file = None

