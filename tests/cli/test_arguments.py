@@ -1,17 +1,21 @@
-"""Numeric options are checked when the command line is read, before any work, by argparse."""
+"""Numeric options are checked when the command line is read, before any work, by argparse; shared
+options mean the same in every command."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import pytest
 
 from segnext.cli.arguments import (
+    add_training_progress,
     non_negative_float,
     non_negative_int,
     port_number,
     positive_float,
     positive_int,
+    training_progress_bar,
     unit_fraction,
 )
 from segnext.cli.main import main
@@ -62,3 +66,13 @@ def test_a_bad_number_stops_the_command_as_it_is_read(capsys, argv, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("terminal, no_progress, bar",
+                         [(True, False, True), (True, True, False), (False, False, False)])
+def test_training_draws_the_bar_on_a_terminal_only(monkeypatch, terminal, no_progress, bar):
+    """Redrawn into a log file, the bar is one endless line: there, the train records are printed as lines."""
+    parser = argparse.ArgumentParser()
+    add_training_progress(parser)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert training_progress_bar(parser.parse_args(["--no-progress"] if no_progress else [])) is bar

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Callable, Union
 
 
@@ -11,6 +12,18 @@ def with_examples(*lines: str) -> dict:
     """add_parser() keywords that end a command's --help with examples, kept as written."""
     return dict(epilog="examples:\n" + "\n".join(f"  {line}" for line in lines),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_training_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: a line of loss, speed and time left every train.log_interval "
+                             "iterations instead (also when stderr is not a terminal: a log file, a batch job)")
+
+
+def training_progress_bar(args) -> bool:
+    """Whether a training command draws the bar: on a terminal only, as a bar redrawn into a log file
+    is one endless line there, and the lines of log records read better."""
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def add_nmf_seed(parser: argparse.ArgumentParser, what: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .arguments import positive_int, with_examples
+from .arguments import add_training_progress, positive_int, training_progress_bar, with_examples
 
 DEMO_CONFIG = "demo/segnext_t_scenes"
 QUICK_OVERRIDES = [  # the reduced form the tests run: seconds, not minutes
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--work-dir", default="segnext-demo", help="output directory (default ./segnext-demo)")
     parser.add_argument("--iters", type=positive_int, help="training iterations (default 500)")
     parser.add_argument("--quick", action="store_true", help="a reduced run of a few seconds (for tests)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_training_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -53,7 +53,7 @@ def run(args) -> int:
     config = load_config(DEMO_CONFIG, overrides)
     print(f"segnext demo: synthetic scenes in {data_dir} ({time.perf_counter() - start:.0f} s)")
     with StopRequests() as stop:
-        result = train(config, work_dir, resume=True, progress=not args.no_progress, should_stop=stop.requested)
+        result = train(config, work_dir, resume=True, progress=training_progress_bar(args), should_stop=stop.requested)
     if result.results is None:  # stopped by a signal; a checkpoint was saved
         return result.exit_code
     metrics = result.results

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .arguments import with_examples
+from .arguments import add_training_progress, training_progress_bar, with_examples
 
 
 def register(subparsers) -> None:
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", metavar="CHECKPOINT", help="resume from this training checkpoint")
     parser.add_argument("--no-resume", action="store_true",
                         help="start from scratch even if the work dir holds checkpoints")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
+    add_training_progress(parser)
     parser.add_argument("--list-configs", action="store_true", help="list the shipped configs and exit")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.set_defaults(func=run)
@@ -65,7 +65,8 @@ def run(args) -> int:
     use_device(config.train.device)
     try:
         with StopRequests() as stop:
-            result = train(config, work_dir, resume=resume, progress=not args.no_progress, should_stop=stop.requested)
+            result = train(config, work_dir, resume=resume, progress=training_progress_bar(args),
+                           should_stop=stop.requested)
     except (TrainingDiverged, PeerFailed) as error:
         print(f"segnext train: error: {error}", file=sys.stderr)
         return 1

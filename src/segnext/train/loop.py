@@ -40,7 +40,7 @@ from . import distributed, state
 from .config import Config
 from .loggers import RunLog, open_run_log, require_trackers
 from .optim import build_optimizer, peak_lr_factor, scheduled_lr, set_learning_rates
-from .progress import LogWindow, ProgressBar
+from .progress import LogWindow, ProgressBar, log_line
 from .report import save_report_data, write_report
 from .sampler import default_num_workers, step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
@@ -195,8 +195,8 @@ class Run:
                      f"({config.schedule.warmup_iters}) is long for train.max_iters ({train_cfg.max_iters}), and the "
                      f"warm-up multiplies the decay. A shorter warm-up, e.g. schedule.warmup_iters="
                      f"{max(1, train_cfg.max_iters // 10)}, lets it reach it.")
+        budget = train_cfg.max_time_minutes * 60 if train_cfg.max_time_minutes else None
         if env.is_main and self.progress:
-            budget = train_cfg.max_time_minutes * 60 if train_cfg.max_time_minutes else None
             self.bar = ProgressBar(train_cfg.max_iters, self.iteration, budget, self.elapsed())
         loader = training_loader(self.train_set, train_cfg.seed, train_cfg.batch_size, train_cfg.micro_batch_size,
                                  self.num_workers, env.rank, env.world_size, self.iteration,
@@ -230,8 +230,11 @@ class Run:
                 if self.bar is not None:
                     self.bar.update(self.iteration, self.elapsed(), loss=f"{loss:.4f}", lr=f"{lr:.2e}")
                 if self.iteration % train_cfg.log_interval == 0 or self.iteration == train_cfg.max_iters:
-                    self.write_log({"type": "train", "iter": self.iteration, "lr": lr, **window.summary(),
-                                    "elapsed_s": round(self.elapsed(), 1)})
+                    record = {"type": "train", "iter": self.iteration, "lr": lr, **window.summary(),
+                              "elapsed_s": round(self.elapsed(), 1)}
+                    self.write_log(record)
+                    if self.bar is None:
+                        self.say(log_line(record, train_cfg.max_iters, budget))
                     window = LogWindow()
                 if train_cfg.eval_interval and self.iteration % train_cfg.eval_interval == 0 \
                         and self.iteration < train_cfg.max_iters:

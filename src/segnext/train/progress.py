@@ -1,4 +1,5 @@
-"""What a user watches while a run goes: the progress bar and the numbers of each `train` log record."""
+"""What a user watches while a run goes: the progress bar and the numbers of each `train` log record,
+or, without the bar (a log file, a batch job), one line per record."""
 
 from __future__ import annotations
 
@@ -63,3 +64,26 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def log_line(record: Dict[str, float], max_iters: int, time_budget_s: Optional[float] = None) -> str:
+    """One `train` log record as a line of text, for a run without a progress bar: the iteration, loss,
+    learning rate, speed and what is left (by the iterations or the time budget, whichever ends first)."""
+    iteration, speed = int(record["iter"]), record["it_per_s"]
+    left_s = (max_iters - iteration) / speed if speed > 0 else math.inf
+    if time_budget_s is not None:
+        left_s = min(left_s, max(0.0, time_budget_s - record["elapsed_s"]))
+    parts = [f"[iter {iteration}/{max_iters}]", f"loss {record['loss']:.4f}", f"lr {record['lr']:.2e}"]
+    if "grad_norm" in record:
+        parts.append(f"grad norm {record['grad_norm']:.3g} (max {record['grad_norm_max']:.3g})")
+    parts += [f"{speed:.2f} it/s", f"data {record['data_seconds_per_it']:.3f} s/it",
+              f"elapsed {_duration(record['elapsed_s'])}", f"left {_duration(left_s)}"]
+    return "  ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
