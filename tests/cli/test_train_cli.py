@@ -64,6 +64,8 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     records = [json.loads(line) for line in (work_dir / "log.jsonl").read_text().splitlines()]
     assert [r["type"] for r in records] == ["train", "train", "eval"]
     assert {"iter", "loss", "lr", "it_per_s"} <= set(records[0]) and records[-1]["final"] is True
+    # without the bar, each train record is a line on the console too
+    assert f"[iter 1/2]  loss {records[0]['loss']:.4f}" in out and "[iter 2/2]" in out
     # A training checkpoint, the exported model directory and best.pt all evaluate.
     checkpoint = work_dir / "checkpoints" / "iter_00000002.pt"
     out_json = tmp_path / "eval.json"
@@ -78,6 +80,11 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",
                  str(tmp_path / "e2.json"), "--no-progress", "--max-images", "2"]) == 0
     assert json.loads((tmp_path / "e2.json").read_text())["num_images"] == 2
+    # the model given where the config goes: the error shows the command meant
+    assert main(["eval", str(work_dir / "final_model")]) == 1
+    assert f"segnext eval {work_dir / 'config.yaml'} --checkpoint {work_dir / 'final_model'}" in capsys.readouterr().err
+    assert main(["eval", str(config_file)]) == 1
+    assert "no weights to evaluate: give --checkpoint" in capsys.readouterr().err
 
 
 def test_eval_refuses_a_model_for_another_dataset(capsys, config_file, tmp_path):

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
                         "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms --flip"))
     parser.add_argument("config", help="YAML config file or shipped config name")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()  # one of them is required: `run` says which and how
     source.add_argument("--checkpoint", "-c", help="weights to evaluate")
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8), run on the CPU "
                                        "by onnxruntime")
@@ -114,6 +114,8 @@ def run(args) -> int:
 
     if args.config_settings and args.model_settings:
         raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
+    if not (args.checkpoint or args.onnx):
+        raise ValueError(missing_weights_message(args.config))
     config = load_config(args.config, args.overrides)
     source = args.checkpoint or args.onnx
     if args.onnx:
@@ -168,6 +170,22 @@ def run(args) -> int:
     finally:
         distributed.cleanup(env)
     return 0
+
+
+def missing_weights_message(config: str) -> str:
+    """What to say when no weights are given; the usual slip being a model given where the config goes."""
+    path = Path(config)
+    is_model = (path.is_dir() and (path / "config.json").is_file()) or \
+        (path.is_file() and path.suffix in (".pt", ".pth", ".safetensors", ".onnx"))
+    if not is_model:
+        return ("no weights to evaluate: give --checkpoint (a run's final_model folder, a checkpoint or an official "
+                "MMSegmentation file) or --onnx")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    run_config = run_dir / "config.yaml"
+    config_arg = str(run_config) if run_config.is_file() else "CONFIG"
+    flag = "--onnx" if path.suffix == ".onnx" else "--checkpoint"
+    return (f"{config} is a model, not a config: give it as {flag}, after the config of the data to evaluate on, "
+            f"e.g. segnext eval {config_arg} {flag} {config}")
 
 
 def choose_test_settings(args, config, model, saved_settings, source) -> None:
