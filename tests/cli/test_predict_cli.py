@@ -88,6 +88,23 @@ def test_names_that_differ_only_in_their_ending_keep_it_and_same_names_are_refus
     assert not (tmp_path / "out2").exists()
 
 
+def test_no_input_is_written_over_and_the_output_folder_is_not_searched(checkpoint_path, tmp_path, capsys):
+    """photo.png segmented into its own folder would have become its label map; and a second run in
+    the folder of the images would have segmented the first run's label maps."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, seed in (("a.png", 1), ("b.jpg", 2)):
+        Image.fromarray(_scene(24, 32, seed)).save(folder / name)
+    before = (folder / "a.png").read_bytes()
+    assert main(["predict", "-c", str(checkpoint_path), str(folder), "--out", str(folder), *FAST]) == 1
+    assert f"the prediction of {folder / 'a.png'} would be written over the input image" in capsys.readouterr().err
+    assert (folder / "a.png").read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["a.png", "b.jpg"]
+    for _ in range(2):  # the second run finds the same two images, not the first run's outputs too
+        assert main(["predict", "-c", str(checkpoint_path), str(folder), "--out", str(folder / "labels"), *FAST]) == 0
+        assert "2 image(s) -> " in capsys.readouterr().err
+    assert sorted(p.name for p in (folder / "labels").iterdir()) == ["a.png", "b.png"]
+
+
 def test_glob_and_single_file_and_missing_input(checkpoint_path, image_folder, tmp_path, capsys):
     out = tmp_path / "out"
     status = main(["predict", "-c", str(checkpoint_path), str(image_folder / "*.png"), str(image_folder / "b.jpg"),

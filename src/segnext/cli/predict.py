@@ -20,7 +20,7 @@ import glob
 import os
 import sys
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from ..constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .arguments import (
@@ -86,15 +86,20 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def collect_inputs(inputs: List[str]) -> Tuple[List[Tuple[Path, Path]], List[str]]:
+def collect_inputs(inputs: List[str], out: Optional[Path] = None) -> Tuple[List[Tuple[Path, Path]], List[str]]:
     """[(image or video path, output stem relative to --out)] and the inputs that matched nothing.
-    Folders are searched for images only; videos are named as files or by glob patterns."""
+    Folders are searched for images only, never inside `out` (a run in the folder of the images
+    would otherwise take the last run's predictions for images); videos are named as files or by
+    glob patterns."""
     found: List[Tuple[Path, Path]] = []
     missing: List[str] = []
+    out = out.resolve() if out is not None and out.is_dir() else None
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            skipped = out if out is not None and path.resolve() in out.parents else None  # out below path
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and (skipped is None or skipped not in p.resolve().parents))
             if not files:
                 missing.append(f"{item} (a folder with no images)")
             found += [(p, p.relative_to(path).with_suffix("")) for p in files]
@@ -130,6 +135,25 @@ def distinct_names(inputs: List[Tuple[Path, Path]], out: Path) -> Tuple[List[Tup
             renamed.append(str(stem))
         result.append((path, stem))
     return result, renamed
+
+
+def check_inputs_kept(images: List[Tuple[Path, Path]], out: Path, args) -> None:
+    """Refuse, before any work, outputs that would be written over an input image (photo.png
+    segmented into its own folder): the image would be lost."""
+    inputs = {path.resolve(): path for path, _ in images}
+    for path, stem in images:
+        for output in _output_paths(out / stem, args):
+            overwritten = inputs.get(output.resolve())
+            if overwritten is not None:
+                raise ValueError(f"--out {out}: the prediction of {path} would be written over the input image "
+                                 f"{overwritten}; write the predictions to another folder (e.g. --out predictions)")
+
+
+def _output_paths(target: Path, args) -> List[Path]:
+    """What `_save` writes for an image with output stem `target`."""
+    return [target.parent / f"{target.name}.png"] + \
+        ([target.parent / f"{target.name}_overlay.jpg"] if args.overlay else []) + \
+        ([target.parent / f"{target.name}_probs.npy"] if args.probs else [])
 
 
 def is_video(path: Path) -> bool:
@@ -172,7 +196,7 @@ def run(args) -> int:
     use_device(device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    inputs, missing = collect_inputs(args.inputs)
+    inputs, missing = collect_inputs(args.inputs, Path(args.out))
     for item in missing:
         print(f"segnext predict: error: {item}", file=sys.stderr)
     images = [(path, stem) for path, stem in inputs if not is_video(path)]
@@ -190,6 +214,7 @@ def run(args) -> int:
               file=sys.stderr)
     out_dir = Path(args.out)
     check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
+    check_inputs_kept(images, out_dir, args)
 
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
@@ -273,12 +298,13 @@ def _save(result, target: Path, palette, args) -> None:
 
     from ..data import overlay, write_image, write_label
 
-    write_label(target.parent / f"{target.name}.png", result.labels, palette)  # "scene.0001": keep the ".0001"
+    labels_path, *others = _output_paths(target, args)  # "scene.0001": the names keep the ".0001"
+    write_label(labels_path, result.labels, palette)
     if args.overlay:
-        write_image(target.parent / f"{target.name}_overlay.jpg",
-                    overlay(result.image, result.labels, palette, args.alpha, ignore_index=None), quality=90)
+        write_image(others.pop(0), overlay(result.image, result.labels, palette, args.alpha, ignore_index=None),
+                    quality=90)
     if args.probs:
-        write_array(target.parent / f"{target.name}_probs.npy", result.probabilities.astype(np.float16))
+        write_array(others.pop(0), result.probabilities.astype(np.float16))
 
 
 def write_array(path: Path, array) -> None:
