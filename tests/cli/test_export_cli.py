@@ -68,3 +68,12 @@ def test_a_static_export_of_a_multi_scale_test_is_refused(tmp_path, capsys):
     assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(SystemExit):  # one way to give the size
         main(["export", "-c", str(folder), "--shape", "64", "64", "--image-size", "40", "56"])
+
+
+def test_an_export_never_replaces_a_file_that_is_not_onnx(model_folder, capsys):
+    """`--out model/model.safetensors` (argparse reads --out as --output) replaced the weights by the ONNX file."""
+    weights = model_folder / "model.safetensors"
+    before = weights.read_bytes()
+    assert main(["export", "-c", str(model_folder), "--out", str(weights)]) == 1
+    assert "the file exists and is not an ONNX file (.onnx); the export would replace it" in capsys.readouterr().err
+    assert weights.read_bytes() == before

@@ -46,6 +46,11 @@ def run(args) -> int:
     require("onnx", "onnx", "ONNX export")  # before any work
     if args.verify or args.int8:
         require("onnxruntime", "onnx", "--verify" if args.verify else "--int8")
+    suffix = ".int8.onnx" if args.int8 else ".onnx"
+    output = Path(args.output) if args.output else Path(Path(args.checkpoint).name + suffix)
+    if output.is_file() and output.suffix.lower() != ".onnx":  # model.safetensors, a checkpoint: not replaced
+        raise ValueError(f"--output {output}: the file exists and is not an ONNX file (.onnx); the export would "
+                         f"replace it. Give a path ending in .onnx")
     calibration = _calibration_images(args) if args.int8 else []
     import torch
 
@@ -54,8 +59,6 @@ def run(args) -> int:
 
     model = create_model(checkpoint=args.checkpoint, nmf_seed=args.nmf_seed).eval()
     training_data = recorded_training_data(args.checkpoint)
-    suffix = ".int8.onnx" if args.int8 else ".onnx"
-    output = Path(args.output) if args.output else Path(Path(args.checkpoint).name + suffix)
     height, width = _input_size(model, args)
     if args.int8:
         from ..inference.quantize import export_int8
