@@ -2,6 +2,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from segnext.data.scenes import CLASSES, make_scene_dataset
 
@@ -26,3 +27,21 @@ def test_scene_dataset_is_reproducible(tmp_path):
     b = make_scene_dataset(tmp_path / "b", 2, 1, size=(48, 48), seed=7)
     for path in (a / "images" / "train").glob("*.png"):
         assert (path.read_bytes() == (b / "images" / "train" / path.name).read_bytes())
+
+
+def test_scenes_are_never_written_over_or_among_a_users_dataset(tmp_path):
+    """`segnext demo --work-dir my_project` writes its scenes to my_project/data: where a dataset of the
+    user's is, its classes.json was replaced and the scenes mixed into its images."""
+    theirs = tmp_path / "data"
+    (theirs / "images/train").mkdir(parents=True)
+    (theirs / "classes.json").write_text(json.dumps({"classes": ["bg", "crack"]}))
+    with pytest.raises(FileExistsError, match=r"holds another dataset \(.*classes.json\).*--work-dir"):
+        make_scene_dataset(theirs, num_train=2, num_val=1, size=(32, 40))
+    assert json.loads((theirs / "classes.json").read_text()) == {"classes": ["bg", "crack"]}
+    assert not any((theirs / "images/train").iterdir())
+    (theirs / "classes.json").unlink()
+    cv2.imwrite(str(theirs / "images/train/IMG_0001.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(FileExistsError, match="IMG_0001.png"):
+        make_scene_dataset(theirs, num_train=2, num_val=1, size=(32, 40))
+    ours = make_scene_dataset(tmp_path / "demo", num_train=2, num_val=1, size=(32, 40))
+    assert make_scene_dataset(ours, num_train=2, num_val=1, size=(32, 40)) == ours  # its own scenes: resumed

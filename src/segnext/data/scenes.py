@@ -9,6 +9,7 @@ lighting so that colour alone does not solve the task). Written in the generic `
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Tuple
 
@@ -96,6 +97,9 @@ def make_scene_dataset(root, num_train: int = 160, num_val: int = 40, size: Tupl
     """Write the dataset under `root` (skipped when already complete) and return `root`."""
     cv2 = opencv()
     root = Path(root)
+    meta = {"dataset": "segnext built-in demo scenes (synthetic)", "num_classes": len(CLASSES),
+            "ignore_index": 255, "classes": CLASSES, "palette": PALETTE}
+    _refuse_another_dataset(root, meta)
     rng = np.random.default_rng(seed)
     for split, count in (("train", num_train), ("val", num_val)):
         image_dir, label_dir = root / "images" / split, root / "labels" / split
@@ -108,7 +112,21 @@ def make_scene_dataset(root, num_train: int = 160, num_val: int = 40, size: Tupl
                 continue
             cv2.imwrite(str(image_dir / f"{stem}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
             cv2.imwrite(str(label_dir / f"{stem}.png"), label)
-    meta = {"dataset": "segnext built-in demo scenes (synthetic)", "num_classes": len(CLASSES),
-            "ignore_index": 255, "classes": CLASSES, "palette": PALETTE}
     (root / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
     return root
+
+
+def _refuse_another_dataset(root: Path, meta: dict) -> None:
+    """The scenes are written into `root` only where it holds nothing or scenes already: never over,
+    nor among, the files of a user's dataset (a demo given the folder of a project with its data/)."""
+    classes = root / "classes.json"
+    try:
+        ours = not classes.exists() or json.loads(classes.read_text()) == meta
+    except ValueError:
+        ours = False
+    others = [path for split in ("train", "val") for folder in (root / "images" / split, root / "labels" / split)
+              if folder.is_dir() for path in folder.iterdir() if not re.fullmatch(r"scene_\d{4}\.png", path.name)]
+    if not ours or others:
+        found = classes if not ours else others[0]
+        raise FileExistsError(f"{root} holds another dataset ({found}): the synthetic scenes are not written there. "
+                              f"Give the demo a folder of its own (--work-dir)")
