@@ -106,12 +106,16 @@ def check_can_make_folder(path: Union[str, os.PathLike]) -> None:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
-def check_can_write_file(path: Union[str, os.PathLike]) -> None:
+def check_can_write_file(path: Union[str, os.PathLike], replaces: str = "") -> None:
     """`check_can_make_folder` for the folder of a file that will be written, and IsADirectoryError
-    when `path` is a folder."""
+    when `path` is a folder. replaces: the ending of the files it may replace (".json"); an existing
+    file with another (the weights, an image) is a ValueError, as writing would destroy it."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if replaces and path.is_file() and path.suffix.lower() != replaces:
+        raise ValueError(f"{path}: the file exists and is not a {replaces} file; writing there would replace it. "
+                         f"Give a path ending in {replaces}")
     check_can_make_folder(path.parent)
 
 

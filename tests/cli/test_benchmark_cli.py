@@ -45,6 +45,11 @@ def test_benchmark_on_the_cpu_records_the_device(tmp_path, capsys, monkeypatch):
     result = json.loads(output.read_text())
     assert result["device"] == "cpu" and result["autocast"] is None
     assert [row["backend"] for row in result["results"]] == ["eager"]
+    weights = tmp_path / "model.safetensors"  # -o naming another file: refused before the runs, the file kept
+    weights.write_bytes(b"weights")
+    assert main(["benchmark", "--device", "cpu", "--shape", "32", "32", "-o", str(weights)]) == 1
+    assert "not a .json file; writing there would replace it" in capsys.readouterr().err
+    assert weights.read_bytes() == b"weights"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a PyTorch without CUDA")

@@ -75,5 +75,5 @@ def test_an_export_never_replaces_a_file_that_is_not_onnx(model_folder, capsys):
     weights = model_folder / "model.safetensors"
     before = weights.read_bytes()
     assert main(["export", "-c", str(model_folder), "--out", str(weights)]) == 1
-    assert "the file exists and is not an ONNX file (.onnx); the export would replace it" in capsys.readouterr().err
+    assert "the file exists and is not a .onnx file; writing there would replace it" in capsys.readouterr().err
     assert weights.read_bytes() == before

@@ -85,6 +85,12 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     assert f"segnext eval {work_dir / 'config.yaml'} --checkpoint {work_dir / 'final_model'}" in capsys.readouterr().err
     assert main(["eval", str(config_file)]) == 1
     assert "no weights to evaluate: give --checkpoint" in capsys.readouterr().err
+    # --out naming the weights: they are not replaced by the results
+    weights = work_dir / "final_model" / "model.safetensors"
+    before = weights.read_bytes()
+    assert main(["eval", str(config_file), "-c", str(work_dir / "final_model"), "--out", str(weights)]) == 1
+    assert "the file exists and is not a .json file; writing there would replace it" in capsys.readouterr().err
+    assert weights.read_bytes() == before
 
 
 def test_eval_refuses_a_model_for_another_dataset(capsys, config_file, tmp_path):

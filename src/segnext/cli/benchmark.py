@@ -116,9 +116,11 @@ def run(args) -> int:
     from ..inference.precision import autocast_dtype
     from ..models import create_model
     from ..runtime import use_device
-    from ..utils import resolve_device
+    from ..utils import atomic_write, check_can_write_file, resolve_device
 
     device = resolve_device(args.device)  # before any work
+    if args.output:
+        check_can_write_file(args.output, replaces=".json")
     use_device(device)
     dtype = autocast_dtype(device, amp_setting(args))
     if args.threads:
@@ -176,7 +178,7 @@ def run(args) -> int:
     if args.output:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write(output, lambda temporary: temporary.write_text(json.dumps(result, indent=2) + "\n"))
         print(f"wrote {output}")
     return 0
 

@@ -143,7 +143,7 @@ def run(args) -> int:
         test_config = config.evaluation
         split = args.split or config.data.val_split
         out = Path(args.out) if args.out else results_path(source, split)
-        check_can_write_file(out)  # on every process: a refused path stops them all before the work
+        check_can_write_file(out, replaces=".json")  # on every process: a refused path stops them all first
         note = training_note(source, config, split, onnx_metadata=model.metadata if args.onnx else None) \
             if env.is_main else None
         if env.is_main:

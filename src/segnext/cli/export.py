@@ -41,16 +41,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..utils import require
+    from ..utils import check_can_write_file, require
 
     require("onnx", "onnx", "ONNX export")  # before any work
     if args.verify or args.int8:
         require("onnxruntime", "onnx", "--verify" if args.verify else "--int8")
     suffix = ".int8.onnx" if args.int8 else ".onnx"
     output = Path(args.output) if args.output else Path(Path(args.checkpoint).name + suffix)
-    if output.is_file() and output.suffix.lower() != ".onnx":  # model.safetensors, a checkpoint: not replaced
-        raise ValueError(f"--output {output}: the file exists and is not an ONNX file (.onnx); the export would "
-                         f"replace it. Give a path ending in .onnx")
+    check_can_write_file(output, replaces=".onnx")  # never over model.safetensors or a checkpoint
     calibration = _calibration_images(args) if args.int8 else []
     import torch
 
