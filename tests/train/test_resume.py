@@ -131,3 +131,25 @@ def test_a_resume_with_other_settings_names_each_change(tmp_path, scenes, capsys
     assert result.iteration == 4 and "Resumed from" in out
     assert "settings changed since that checkpoint: optimizer.lr: 0.001 -> 0.0005; train.max_iters: 2 -> 4" in out
     assert checkpointing.changed_settings({"a": {"b": 1}}, {"a": {"b": 1, "c": [2]}}) == ["a.c: '(unset)' -> [2]"]
+
+
+def test_another_run_in_the_same_work_dir_is_refused_before_anything_is_touched(tmp_path, scenes):
+    """A config for other classes or another model given the work dir of an earlier run: it stopped with
+    PyTorch's size-mismatch traceback, after replacing the run's config.yaml with its own."""
+    import shutil
+
+    from segnext.train import load_config, train
+
+    path = str(write_config(tmp_path / "c.yaml", tiny_config(scenes)))
+    train(load_config(path, ["train.max_iters=2"]), tmp_path / "run", progress=False)
+    config_yaml = (tmp_path / "run" / "config.yaml").read_text()
+    more_classes = shutil.copytree(scenes, tmp_path / "nine")
+    classes = json.loads((more_classes / "classes.json").read_text())
+    classes.update(classes=classes["classes"] + ["extra"], palette=classes["palette"] + [[1, 2, 3]], num_classes=9)
+    (more_classes / "classes.json").write_text(json.dumps(classes))
+    for overrides, message in ((["model.name=segnext_s"], "it trained segnext_t but this run trains segnext_s"),
+                               ([f"data.root={more_classes}"], "it trained 8 classes but this run has 9"),
+                               (["model.options={ham_channels: 128}"], "its model differs from this config's in")):
+        with pytest.raises(checkpointing.TrainingCheckpointError, match=message):
+            train(load_config(path, ["train.max_iters=4", *overrides]), tmp_path / "run", progress=False)
+        assert (tmp_path / "run" / "config.yaml").read_text() == config_yaml

@@ -145,15 +145,17 @@ class Run:
                              f"{torch.__version__}); use train.amp_dtype=bf16, or a newer PyTorch")
         self.scaler = grad_scaler(env.device.type, enabled=self.amp_dtype == torch.float16)
         path = state.resume_path(self.checkpoints, resume, env)
-        if path is not None and path.parent.resolve() != self.checkpoints.resolve():
-            state.load(path)  # a wrong --resume fails here, before the work dir exists
+        checkpoint = state.load(path) if path is not None else None
+        if checkpoint is not None:  # a wrong --resume, or another run's work dir, fails here: nothing is touched
+            state.check_resumable(checkpoint, path, self.model, config, self.num_classes)
         # Everything above can fail on a bad config or a missing file; only now touch the work dir.
         if env.is_main:
             state.prepare_work_dir(self.work_dir, config.to_yaml(), keep_previous=resume is not False)
         distributed.barrier(env)
         saved = {}
-        if path is not None:
-            saved = state.restore(path, self.model, self.optimizer, self.scaler, config, self.num_classes)
+        if checkpoint is not None:
+            saved = state.restore(checkpoint, self.model, self.optimizer, self.scaler, config)
+            del checkpoint
             self.iteration, self.elapsed_before, self.best = saved["iteration"], saved["elapsed_seconds"], saved["best"]
             if path.parent.resolve() == self.checkpoints.resolve():
                 self.last_saved = self.iteration

@@ -192,17 +192,34 @@ def resume_path(checkpoints: Path, resume, env) -> Optional[Path]:
     return Path(resume)
 
 
-def restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config, num_classes: int) -> dict:
-    """Load the training checkpoint at `path` into model, optimizer and grad scaler; returns
-    {iteration, elapsed_seconds, best, unreadable_files, changed_settings}. The checkpoint must be of
-    the same model and classes; other settings may change (say, a longer train.max_iters)."""
-    saved = load(path)
+def check_resumable(saved: Dict[str, Any], path: Path, model: nn.Module, config, num_classes: int) -> None:
+    """A TrainingCheckpointError unless the training checkpoint `saved` (read from `path`) is of the
+    same model and classes as this run: another run's work dir given to another config, say."""
     saved_model = saved.get("config", {}).get("model", {})
-    for key, now in (("name", config.model.name), ("num_classes", num_classes)):
-        if saved_model.get(key) not in (None, now):
+    classifier = saved.get("model", {}).get("decode_head.conv_seg.bias")
+    saved_classes = saved_model.get("num_classes") or (len(classifier) if classifier is not None else None)
+    for before, now, what in ((saved_model.get("name"), config.model.name, "{} but this run trains {}"),
+                              (saved_classes, num_classes, "{} classes but this run has {}")):
+        if before not in (None, now):
             raise TrainingCheckpointError(
-                f"Cannot resume from {path}: it trained model.{key}={saved_model.get(key)!r} but this config has "
-                f"{now!r}. Use a new --work-dir to start a different run.")
+                f"Cannot resume from {path}: it trained {what.format(before, now)}. Use a new --work-dir for a "
+                f"different run (or --no-resume to start over there: the earlier run's checkpoints and log are "
+                f"moved aside).")
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in saved.get("model", {}).items()}
+    differ = sorted(key for key in set(expected) | set(found) if expected.get(key) != found.get(key))
+    if differ:
+        shown = ", ".join(f"{key} {found.get(key, 'absent')} here {expected.get(key, 'absent')}" for key in differ[:3])
+        raise TrainingCheckpointError(
+            f"Cannot resume from {path}: its model differs from this config's in {len(differ)} tensor(s) ({shown}"
+            f"{', ...' if len(differ) > 3 else ''}). Use a new --work-dir for a different run (or --no-resume to "
+            f"start over there: the earlier run's checkpoints and log are moved aside).")
+
+
+def restore(saved: Dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config) -> dict:
+    """Load a training checkpoint (as `load` read it, `check_resumable` passed it) into model, optimizer
+    and grad scaler; returns {iteration, elapsed_seconds, best, unreadable_files, changed_settings}.
+    Settings other than the model and classes may change (say, a longer train.max_iters)."""
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if saved.get("grad_scaler"):
