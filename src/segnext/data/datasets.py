@@ -112,7 +112,9 @@ class Layout:
     def describe(self, root: Path, split: str) -> str:
         star = "*/*" if self.recursive else "*"
         images = f"{root / self.images.format(split=split)}/{star}{'|'.join(self.image_suffixes)}"
-        labels = " or ".join(f"{root / d.format(split=split)}/{star}{self.label_suffix}" for d in self.labels)
+        folders = [root / d.format(split=split) for d in self.labels]
+        there = [folder for folder in folders if folder.is_dir()] or folders  # those on disk, else every one
+        labels = " or ".join(f"{folder}/{star}{self.label_suffix}" for folder in there)
         listed = f" listed in {root / self.split_files[0].format(split=split)}" if self.split_files else ""
         return f"images {images}{listed}, labels {labels} ({self.label_map.description})"
 
