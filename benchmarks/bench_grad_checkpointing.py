@@ -27,7 +27,7 @@ import resource, statistics, time, torch, torch.nn.functional as F, segnext
 from segnext.ops.strip_conv_grad import use_transposed_strip_grads
 device = torch.device({device!r})
 torch.manual_seed(0)
-model = segnext.create_model({variant!r}, 150).set_grad_checkpointing({checkpointing})
+model = segnext.create_model({variant!r}, 150).set_grad_checkpointing({checkpointing}).freeze_encoder({frozen})
 layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
 model.to(device, memory_format=layout).train()
 if device.type == "cpu":
@@ -68,6 +68,17 @@ print(sum(saved), peak, statistics.median(times))
 """
 
 
+def measure_step(variant: str, args, checkpointing: bool = False, frozen_stages: int = 0) -> dict:
+    """{saved_mib, peak_mib, step_s} of one case, in a fresh process (args: device, batch, size, warmup, steps)."""
+    script = SCRIPT.format(device=args.device, variant=variant, checkpointing=checkpointing, frozen=frozen_stages,
+                           batch=args.batch, size=args.size, warmup=max(1, args.warmup), steps=args.steps)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise SystemExit(result.stderr)
+    saved, peak, seconds = result.stdout.split()
+    return {"saved_mib": int(saved) / 2**20, "peak_mib": int(peak) / 2**20, "step_s": float(seconds)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["segnext_t", "segnext_b"])
@@ -78,18 +89,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "grad_checkpointing.json"))
     args = parser.parse_args()
-    rows = []
-    for variant in args.variants:
-        for checkpointing in (False, True):
-            script = SCRIPT.format(device=args.device, variant=variant, checkpointing=checkpointing, batch=args.batch,
-                                   size=args.size, warmup=max(1, args.warmup), steps=args.steps)
-            result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-            if result.returncode:
-                print(result.stderr, file=sys.stderr)
-                return 1
-            saved, peak, seconds = result.stdout.split()
-            rows.append({"variant": variant, "grad_checkpointing": checkpointing, "saved_mib": int(saved) / 2**20,
-                         "peak_mib": int(peak) / 2**20, "step_s": float(seconds)})
+    rows = [{"variant": variant, "grad_checkpointing": checkpointing, **measure_step(variant, args, checkpointing)}
+            for variant in args.variants for checkpointing in (False, True)]
     print(f"{args.batch} x {args.size}x{args.size} crops, {args.device}, median of {args.steps} steps")
     print(f"{'variant':<11}{'checkpointing':>14}{'kept for backward':>19}{'peak memory':>13}{'step':>9}"
           f"{'memory':>8}{'time':>7}")

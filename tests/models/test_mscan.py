@@ -144,3 +144,38 @@ def test_grad_checkpointing_gives_the_same_step_for_less_memory():
     assert saved["recomputing"] < 0.4 * saved["plain"]
     with torch.no_grad():  # inference is untouched
         assert torch.equal(recomputing.eval()(x), plain.eval()(x))
+
+
+def test_frozen_stages_take_no_gradient_and_keep_their_statistics():
+    """freeze_encoder(2): a training step leaves stages 1-2 (weights and BatchNorm running statistics)
+    bit for bit as they were and trains the rest; the gradients of the rest are those of the model
+    with those stages in eval mode; freeze_encoder(0) trains everything again."""
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", 5, drop_path_rate=0.3).freeze_encoder(2).train()
+    reference = segnext.create_model("segnext_t", 5, drop_path_rate=0.3)
+    reference.load_state_dict(model.state_dict())
+    reference.train()
+    for stage in list(reference.backbone.stages())[:2]:
+        for module in stage:
+            module.eval()
+    frozen = ("backbone.patch_embed1.", "backbone.block1.", "backbone.norm1.",
+              "backbone.patch_embed2.", "backbone.block2.", "backbone.norm2.")
+    assert model.backbone.block2[0].training is False and model.backbone.block3[0].training is True
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    x, y = torch.randn(2, 3, 64, 96), torch.randint(0, 5, (2, 64, 96))
+    for net in (model, reference):
+        torch.manual_seed(1)
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    for name, parameter in model.named_parameters():
+        assert (parameter.grad is None) == name.startswith(frozen), name
+        if parameter.grad is not None:
+            assert torch.equal(parameter.grad, dict(reference.named_parameters())[name].grad), name
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    after = model.state_dict()
+    assert all(torch.equal(after[key], before[key]) for key in after if key.startswith(frozen))
+    for key in ("backbone.block3.0.norm1.running_mean", "backbone.block3.0.mlp.fc1.weight"):
+        assert not torch.equal(after[key], before[key]), key
+    model.freeze_encoder(0)
+    assert all(parameter.requires_grad for parameter in model.parameters()) and model.backbone.block1[0].training
+    with pytest.raises(ValueError, match=r"frozen stages must be from 0 \(none\) to 4"):
+        model.freeze_encoder(5)

@@ -169,3 +169,23 @@ def test_float16_on_a_cpu_whose_pytorch_cannot_is_refused_before_the_work_dir(tm
     with pytest.raises(ValueError, match=r"train.amp_dtype=fp16: .*PyTorch 2.4 or newer.*train.amp_dtype=bf16"):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_frozen_encoder_trains_the_decoder_alone_and_a_resume_may_unfreeze_it(tmp_path, scenes, capsys):
+    """model.frozen_stages=4: fine-tuning a model on few images, its encoder stays as loaded (weights
+    and BatchNorm statistics); the same run resumed with model.frozen_stages=0 trains it too."""
+    import segnext
+
+    start = segnext.save_model(segnext.create_model("segnext_t", num_classes=8), tmp_path / "start")
+    initial = segnext.create_model(checkpoint=start).state_dict()
+    path = str(write_config(tmp_path / "c.yaml", tiny_config(scenes, model={"checkpoint": str(start)})))
+    train(load_config(path, ["train.max_iters=2", "model.frozen_stages=4"]), tmp_path / "run", progress=False)
+    assert "model.frozen_stages 4: encoder stages 1-4 as loaded, the decoder alone trained" in capsys.readouterr().out
+    frozen = checkpointing.load(tmp_path / "run" / "checkpoints" / "iter_00000002.pt")["model"]
+    encoder = [key for key in frozen if key.startswith("backbone.")]
+    assert all(torch.equal(frozen[key], initial[key]) for key in encoder)
+    assert not torch.equal(frozen["decode_head.conv_seg.weight"], initial["decode_head.conv_seg.weight"])
+    train(load_config(path, ["train.max_iters=4", "model.frozen_stages=0"]), tmp_path / "run", progress=False)
+    assert "model.frozen_stages: 4 -> 0" in capsys.readouterr().out
+    trained = checkpointing.load(tmp_path / "run" / "checkpoints" / "iter_00000004.pt")["model"]
+    assert not torch.equal(trained["backbone.block1.0.mlp.fc1.weight"], initial["backbone.block1.0.mlp.fc1.weight"])

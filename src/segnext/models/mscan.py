@@ -12,6 +12,10 @@ BatchNorms and layer scales into convolutions (`SegNeXt.reparameterize()` calls 
 For training with less memory, `grad_checkpointing = True` keeps only each block's input for the
 backward pass and computes the block again there (`recompute_in_backward`): the same gradients and
 running statistics, for about a quarter more time per step.
+
+For fine-tuning on few images, `freeze_stages(n)` stops training the first n stages: their weights
+take no gradient (the backward pass stops above them) and their BatchNorms keep the running
+statistics they were trained with (MMSegmentation's `frozen_stages` with `norm_eval`).
 """
 
 from __future__ import annotations
@@ -241,6 +245,7 @@ class MSCAN(nn.Module):
 
     `grad_checkpointing`: in training, recompute each block in the backward pass instead of keeping
     its activations (`recompute_in_backward`; `SegNeXt.set_grad_checkpointing`).
+    `frozen_stages`: how many stages, from the first, are not trained (`freeze_stages`).
     """
 
     def __init__(self, embed_dims: Sequence[int], depths: Sequence[int], mlp_ratios: Sequence[int],
@@ -262,6 +267,7 @@ class MSCAN(nn.Module):
             setattr(self, f"block{i}", blocks)
             setattr(self, f"norm{i}", nn.LayerNorm(dim))
         self.grad_checkpointing = False
+        self.frozen_stages = 0
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -280,12 +286,33 @@ class MSCAN(nn.Module):
         for i in range(1, self.num_stages + 1):
             yield getattr(self, f"patch_embed{i}"), getattr(self, f"block{i}"), getattr(self, f"norm{i}")
 
+    def freeze_stages(self, count: int) -> None:
+        """Train only the stages after the first `count` (0: all of them again): the frozen ones take
+        no gradient and stay in eval mode when the model trains (running statistics as trained,
+        no stochastic depth), so that they compute what they computed for the weights' own task."""
+        if not 0 <= count <= self.num_stages:
+            raise ValueError(f"frozen stages must be from 0 (none) to {self.num_stages} (the whole encoder), "
+                             f"got {count}")
+        self.frozen_stages = count
+        for index, stage in enumerate(self.stages(), start=1):
+            for module in stage:
+                module.requires_grad_(index > count)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> MSCAN:
+        super().train(mode)
+        for stage in list(self.stages())[:self.frozen_stages]:
+            for module in stage:
+                module.eval()
+        return self
+
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         outs = []
-        for patch_embed, blocks, norm in self.stages():
+        for index, (patch_embed, blocks, norm) in enumerate(self.stages(), start=1):
+            recompute = self.grad_checkpointing and torch.is_grad_enabled() and index > self.frozen_stages
             x = patch_embed(x)
             for block in blocks:
-                x = recompute_in_backward(block, x) if self.grad_checkpointing and torch.is_grad_enabled() else block(x)
+                x = recompute_in_backward(block, x) if recompute else block(x)
             x = channel_layer_norm(x, norm)
             outs.append(x)
         return outs

@@ -101,6 +101,14 @@ class SegNeXt(nn.Module):
         self.backbone.grad_checkpointing = enable
         return self
 
+    def freeze_encoder(self, stages: int = 4) -> SegNeXt:
+        """Train only the decoder and the encoder stages after the first `stages` (4: the decoder
+        alone; 0: everything again), for fine-tuning on few images: the frozen stages take no
+        gradient, so the backward pass stops above them, and keep their BatchNorm statistics
+        (`segnext.models.mscan.MSCAN.freeze_stages`)."""
+        self.backbone.freeze_stages(stages)
+        return self
+
     def reparameterize(self) -> SegNeXt:
         """Fold BatchNorms and layer scales into convolutions and split the decoder's squeeze conv
         by stage, in place, for inference: the same function up to float rounding, less work.

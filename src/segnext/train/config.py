@@ -44,6 +44,9 @@ class ModelSection:
     match_class_names: bool = True
     options: Dict[str, Any] = field(default_factory=dict)  # SegNeXtConfig fields, e.g. drop_path_rate
     sync_bn: bool = False  # SyncBatchNorm across GPUs (CUDA + DDP only)
+    # Encoder stages not trained, from the first (MMSegmentation's frozen_stages, with norm_eval):
+    # 0 trains everything (the official recipes), 4 the decoder alone (fine-tuning on few images).
+    frozen_stages: int = 0
 
     def checked_num_classes(self, dataset) -> int:
         """num_classes, which must be the dataset's when given."""
@@ -736,6 +739,10 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                 pretrained_weights(section.name, str(section.pretrained))
             except ValueError as error:
                 fail("pretrained", f"is {section.pretrained!r}. {error} Or null for none.")
+        stages = len(section.options.get("depths", VARIANTS[section.name]["depths"]))
+        if not 0 <= section.frozen_stages <= stages:
+            fail("frozen_stages", f"must be from 0 (train the whole encoder) to {stages} (train the decoder alone), "
+                                  f"got {section.frozen_stages}.")
         valid = [f.name for f in dataclasses.fields(SegNeXtConfig)
                  if f.name not in ("variant", "num_classes", "test_settings")]
         for key in section.options:

@@ -129,6 +129,7 @@ class Run:
                                  "yet; set one of them to false")
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model.set_grad_checkpointing(config.train.grad_checkpointing)
+        self.model.freeze_encoder(config.model.frozen_stages)
         defaults = device_defaults(env.device)  # what a key left at null means on this device
         channels_last = config.train.channels_last
         if channels_last is None:
@@ -189,6 +190,13 @@ class Run:
         if self.iteration == 0:  # a resumed run continues from its checkpoint, not from these
             for line in self.loading_lines:
                 self.say(f"  {line}")
+        frozen = config.model.frozen_stages
+        if frozen:
+            trained = "the decoder alone" if frozen == self.model.backbone.num_stages else \
+                f"encoder stages {frozen + 1}-{self.model.backbone.num_stages} and the decoder"
+            trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            self.say(f"  model.frozen_stages {frozen}: encoder stages 1-{frozen} as loaded, {trained} trained "
+                     f"({trainable:,} parameters)")
         if self.validation_note:
             self.say(f"  note: {self.validation_note}")
         peak = peak_lr_factor(train_cfg.max_iters, config.schedule)

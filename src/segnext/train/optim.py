@@ -39,8 +39,9 @@ def parameter_groups(model: nn.Module, config: OptimizerSection) -> List[dict]:
     """
     groups: Dict[Tuple[float, float], dict] = {}
     for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
+        # Frozen parameters (model.frozen_stages) stay in their group, as in mmcv: they take no
+        # gradient, so AdamW leaves them as they are, and a run resumed with other frozen stages
+        # finds the optimizer state it saved.
         lr, weight_decay, key = parameter_settings(name, config.lr, config.weight_decay, config.custom_keys)
         group = groups.setdefault((lr, weight_decay), {
             "params": [], "lr": lr, "initial_lr": lr, "weight_decay": weight_decay, "names": [],
