@@ -219,6 +219,21 @@ def test_folder_dataset_split_first_and_masks_folders(tmp_path, capsys):
         build_dataset("folder", other, "val")
 
 
+def test_folder_splits_of_other_names_are_named_and_checked(tmp_path, capsys):
+    """`valid` (as many exports name it) instead of `val`: the error names the splits there, instead of
+    suggesting to hold part of train out, and `data check` checks every split on disk."""
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["bg", "crack"]}))
+    for split in ("train", "valid", "test"):
+        save_pair(tmp_path / f"{split}/images/{split}_a.jpg", tmp_path / f"{split}/labels/{split}_a.png",
+                  blob_label(10, 12, (0, 1)))
+    with pytest.raises(DataError, match=r"Splits there: test, train, valid; name the one meant") as error:
+        build_dataset("folder", tmp_path, "val")
+    assert "Only train is there" not in str(error.value)
+    assert main(["data", "check", "folder", str(tmp_path), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "folder valid: 1 pairs" in out and "folder test: 1 pairs" in out and "folder val: absent" in out
+
+
 @pytest.mark.parametrize("content, message", [
     ({"palette": [[0, 0, 0]]}, "classes"),
     ({"classes": ["a", "b"], "palette": [[0, 0, 0]]}, "palette"),

@@ -33,6 +33,7 @@ from .datasets import (
     list_split,
     resolve_split,
     split_names,
+    splits_on_disk,
 )
 from .io import DataError, read_image, read_label
 from .prepare import run_tasks
@@ -191,7 +192,10 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
             if standard_split in needed:
                 report.problems.append(f"{spec.name} {standard_split}: absent, and training reads it. {error}")
             reports.append(report)
-    if all(report.layout == ABSENT for report in reports):
+    # a folder dataset's splits are whatever its folders are called (valid, test): each is checked
+    others = [found for found in splits_on_disk(spec, root) if found not in spec.splits] if name == "folder" else []
+    reports += [check_split(spec, root, found, workers, progress) for found in others]
+    if not others and all(report.layout == ABSENT for report in reports):
         raise DataError(f"{root}: none of the {spec.title} splits {', '.join(spec.splits)} found "
                         f"(pass --split for another). To make the layout: {spec.prepare}; see docs/datasets.md"
                         f"{flat_images_hint(spec, root)}")

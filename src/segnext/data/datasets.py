@@ -475,17 +475,37 @@ def list_split(spec: DatasetSpec, root, split: str) -> Listing:
     tried = "\n  ".join(layout.describe(root, split) for layout in spec.layouts
                         if layout.splits is None or split in layout.splits)
     known = ", ".join(spec.splits)
+    found = splits_on_disk(spec, root)
+    there = f"\nSplits there: {', '.join(found)}; name the one meant (data.train_split=, data.val_split= or " \
+            f"--split)." if found and set(found) != {resolve_split(spec, "train")} else ""
     raise SplitNotFound(f"{root}: no {spec.title} split {split!r} found (standard splits: {known}). Expected\n  "
                     f"{tried}\n(also tried below {', '.join(spec.root_subdirs) or 'nothing else'}). "
-                    f"To make this layout: {spec.prepare}. See docs/datasets.md.{flat_images_hint(spec, root)}"
-                    f"{_held_out_hint(spec, root, split, candidates)}")
+                    f"To make this layout: {spec.prepare}. See docs/datasets.md.{there}{flat_images_hint(spec, root)}"
+                    f"{_held_out_hint(spec, root, split, candidates, found)}")
 
 
-def _held_out_hint(spec: DatasetSpec, root: Path, split: str, candidates) -> str:
-    """A line for errors when the val split is absent but train is there: how to hold part of it out."""
+def splits_on_disk(spec: DatasetSpec, root) -> List[str]:
+    """The names of the splits with labelled images below `root` in a layout of folders per split
+    (any sub-folder name is a split of the folder dataset: `valid`, `test`, ...), sorted."""
+    found = set()
+    for base in [Path(root)] + [Path(root) / sub for sub in spec.root_subdirs]:
+        for layout in spec.layouts:
+            if layout.split_files or layout.splits is not None or "{split}" not in layout.images:
+                continue
+            before, _, after = layout.images.partition("{split}")
+            parent = base / before
+            names = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+            found.update(name for name in names if not name.startswith(".") and _layout_present(base, layout, name))
+    return sorted(found)
+
+
+def _held_out_hint(spec: DatasetSpec, root: Path, split: str, candidates, found: Sequence[str]) -> str:
+    """A line for errors when the val split is absent but train is there (and no other split found
+    on disk): how to hold part of it out."""
     train = resolve_split(spec, "train")
-    if split != resolve_split(spec, "val") or not any(_layout_present(base, layout, train) for base, layout in
-                                                      candidates if layout.splits is None or train in layout.splits):
+    if split != resolve_split(spec, "val") or set(found) - {train} or not any(
+            _layout_present(base, layout, train) for base, layout in candidates
+            if layout.splits is None or train in layout.splits):
         return ""
     return (f"\nOnly {train} is there: `segnext data split {spec.name} {root} --hold-out-fraction 0.2` holds whole "
             f"groups of it out (splits {train}_fit and {train}_heldout); then train with "
