@@ -1,4 +1,5 @@
-"""read_image / read_label: every common image mode becomes RGB uint8 the same way; labels are indices."""
+"""read_image / read_label: every common image mode becomes RGB uint8 the same way (from a file or
+its bytes); labels are indices."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from segnext.data import DataError, read_image, read_label
+from segnext.data.io import decode_image
 
 
 def _pattern(height=6, width=8):
@@ -103,7 +105,25 @@ def test_truncated_and_garbage_files_raise_naming_the_file(tmp_path):
         read_label(tmp_path / "junk.png")
     with pytest.raises(FileNotFoundError, match="absent.png"):
         read_image(tmp_path / "absent.png")
+    with pytest.raises(IsADirectoryError, match="a folder, not an image file; pass its files one by one"):
+        read_image(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no such file \(a wildcard pattern: pass the files it matches"):
+        read_image(tmp_path / "*.png")
+    with pytest.raises(DataError, match="upload.jpg: cannot read this file"):
+        decode_image(b"not an image at all", name="upload.jpg")
     gc.collect()  # where a file the failed reads left open would warn
+
+
+def test_the_bytes_of_an_image_file_read_as_the_file(tmp_path):
+    """What a web service receives: the file's bytes, or a file object."""
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(_pattern(12, 16)).save(path, quality=95)
+    expected = read_image(path)
+    data = path.read_bytes()
+    for source in (data, bytearray(data), memoryview(data), io.BytesIO(data)):
+        assert np.array_equal(decode_image(source), expected)
+    with open(path, "rb") as file:
+        assert np.array_equal(decode_image(file), expected)
 
 
 def test_palettised_label_reads_indices_not_colours(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -46,6 +48,9 @@ def test_path_pil_and_array_give_the_same_labels(segmenter, tmp_path):
     assert from_path.shape == (45, 70) and from_path.dtype == np.uint8
     assert np.array_equal(from_path, from_pil) and np.array_equal(from_path, from_array)
     assert from_array.max() < 150
+    data = (tmp_path / "scene.png").read_bytes()  # an upload: the file's bytes, or a file object
+    assert np.array_equal(segmenter.predict(data), from_path)
+    assert np.array_equal(segmenter.predict(io.BytesIO(data)), from_path)
 
 
 def test_a_path_under_the_home_directory_is_read(segmenter, tmp_path, monkeypatch):

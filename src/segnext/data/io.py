@@ -12,8 +12,9 @@
 `segnext data prepare isaid`).
 
 Both raise `DataError` (a ValueError) naming the file when it cannot be decoded, is truncated or
-has an unusable mode, and FileNotFoundError when it does not exist. `pil_to_rgb` applies the same
-rules to an image already opened with Pillow.
+has an unusable mode, FileNotFoundError when it does not exist and IsADirectoryError for a folder.
+`pil_to_rgb` applies the same rules to an image already opened with Pillow, `decode_image` to the
+bytes of an image file (an upload to a web service) or a file object.
 
 Pillow refuses images above its decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`, about
 179 million pixels with the default); the `segnext` commands raise it to 400 million for large
@@ -25,7 +26,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -41,19 +42,36 @@ class DataError(ValueError):
 
 def _open(path: PathLike) -> Image.Image:
     path = user_path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a folder, not an image file; pass its files one by one (a list, e.g. "
+                                f"sorted(Path('{path}').glob('*.jpg'))), or give the folder to `segnext predict`")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        wildcard = " (a wildcard pattern: pass the files it matches, e.g. sorted(glob.glob(...)))" \
+            if any(c in str(path) for c in "*?[") else ""
+        raise FileNotFoundError(f"{path}: no such file{wildcard}")
+    return _decode(path, str(path))
+
+
+def _decode(source, name: str) -> Image.Image:
+    """Open and decode `source` (a path or a binary file object) with Pillow, errors naming `name`."""
     try:
-        with Image.open(path) as image:  # closes the file, also when decoding fails
+        with Image.open(source) as image:  # closes the file, also when decoding fails
             image.load()  # decode now: a truncated or corrupt file fails here, not later
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{path}: cannot read this file ({error}); re-download or re-convert it") from None
+        raise DataError(f"{name}: cannot read this file ({error}); re-download or re-convert it") from None
     return image
 
 
 def read_image(path: PathLike) -> np.ndarray:
     """The image at `path` as an RGB uint8 array of shape (H, W, 3)."""
     return pil_to_rgb(_open(path), name=str(path))
+
+
+def decode_image(data: Union[bytes, bytearray, memoryview, BinaryIO], name: str = "image bytes") -> np.ndarray:
+    """The image file held in `data` (its bytes, or a binary file object read from where it is) as an
+    RGB uint8 array (H, W, 3), by `read_image`'s rules; `name` goes into errors."""
+    source = io.BytesIO(bytes(data)) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    return pil_to_rgb(_decode(source, name), name=name)
 
 
 def pil_to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:

@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import BinaryIO, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..data.io import pil_to_rgb, read_image
+from ..data.io import decode_image, pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
 from .settings import TestConfig
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, bytes, BinaryIO]
 
 
 def to_rgb_array(image: ImageInput) -> np.ndarray:
     """Any supported image (path, PIL image, NumPy array) as a writable uint8 RGB (H, W, 3) array.
 
-    Paths and PIL images follow `segnext.data.read_image`'s rules (EXIF orientation, grayscale,
-    palette, RGBA, 16-bit, CMYK; a floating-point PIL image is refused). Arrays: (H, W) or (H, W, 1)
+    Paths, PIL images and the bytes of an image file (or a binary file object: an upload) follow
+    `segnext.data.read_image`'s rules (EXIF orientation, grayscale, palette, RGBA, 16-bit, CMYK; a
+    floating-point PIL image is refused). Arrays: (H, W) or (H, W, 1)
     grayscale, (H, W, 3) RGB, (H, W, 4) RGBA (alpha dropped); uint8; uint16 keeps its top byte;
     bool is 0/255; floats are taken as 0..1 when their maximum is at most 1, else as 0..255.
     Tensors: uint8 (3, H, W), (4, H, W), (1, H, W) or (H, W), channels first as torchvision's
@@ -33,6 +34,8 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
         return np.array(read_image(image))  # a copy: torch wants writable memory
     if isinstance(image, Image.Image):
         return np.array(pil_to_rgb(image, name=getattr(image, "filename", "") or "PIL image"))
+    if isinstance(image, (bytes, bytearray, memoryview)) or hasattr(image, "read"):
+        return np.array(decode_image(image))
     if isinstance(image, torch.Tensor):
         channels_first = image.ndim == 2 or (image.ndim == 3 and image.shape[0] in (1, 3, 4))
         if image.dtype != torch.uint8 or not channels_first:
@@ -42,8 +45,8 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
         array = image.detach().cpu().numpy()
         image = array if array.ndim == 2 else array.transpose(1, 2, 0)  # channels first, as torchvision's
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image or a "
-                        f"NumPy array")
+        raise TypeError(f"cannot read an image from a {type(image).__name__}; pass a path, a PIL image, a NumPy "
+                        f"array or the bytes of an image file")
     array = image
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
