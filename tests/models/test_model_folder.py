@@ -46,6 +46,18 @@ def test_the_model_inside_a_training_wrapper_is_saved(trained, tmp_path):
         save_model(torch.nn.Conv2d(3, 3, 1), tmp_path / "conv")
 
 
+def test_saving_never_replaces_files_of_a_folder_that_is_not_a_model(trained, tmp_path):
+    """`segnext convert weights.pth .` in a project folder replaced the project's README.md by the card."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("my project")
+    with pytest.raises(ValueError, match="holds README.md but is not a segnext model folder"):
+        save_model(trained, project)
+    assert (project / "README.md").read_text() == "my project" and sorted(os.listdir(project)) == ["README.md"]
+    folder = save_model(trained, tmp_path / "model")
+    assert save_model(trained, folder) == folder  # a model folder is saved over, as a run's final model
+
+
 def test_a_folder_under_the_home_directory_is_written_there(trained, tmp_path, monkeypatch):
     """"~/models/x" in Python is not expanded by the shell: a literal "~" folder in the working
     directory is what users then delete with `rm -rf ~`."""

@@ -319,6 +319,21 @@ def _unwrapped(model: nn.Module) -> nn.Module:
             return model
 
 
+def _check_model_folder_to_write(directory: Path) -> None:
+    """A ValueError where saving would replace files that are not a model's: a README.md, config.json
+    or model.safetensors in a folder that is not a segnext model folder (a project's own README)."""
+    if (directory / CONFIG_FILE).is_file():
+        try:
+            if json.loads((directory / CONFIG_FILE).read_text()).get("format") == FORMAT_NAME:
+                return  # a model folder: saved over, as a run saves its final model again
+        except (ValueError, AttributeError, OSError):
+            pass
+    clashing = [name for name in (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE) if (directory / name).exists()]
+    if clashing:
+        raise ValueError(f"{directory} holds {', '.join(clashing)} but is not a segnext model folder: saving the model "
+                         f"there would replace {'them' if len(clashing) > 1 else 'it'}. Save it to a new folder")
+
+
 def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
                metrics: Optional[Dict[str, Any]] = None, training_data: Optional[Dict[str, Any]] = None,
                half: bool = False) -> Path:
@@ -348,6 +363,7 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     if not (hasattr(model, "config") and hasattr(model, "nmf_seed")):
         raise TypeError(f"save_model saves a SegNeXt (segnext.create_model), got {type(model).__name__}")
     directory = user_path(directory)
+    _check_model_folder_to_write(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
     meta: Dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_dict(),
