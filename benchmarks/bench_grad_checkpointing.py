@@ -79,24 +79,25 @@ def measure_step(variant: str, args, checkpointing: bool = False, frozen_stages:
     return {"saved_mib": int(saved) / 2**20, "peak_mib": int(peak) / 2**20, "step_s": float(seconds)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_step_arguments(parser: argparse.ArgumentParser, results_name: str) -> None:
+    """The options of a training-step benchmark; --out defaults to benchmarks/results/RESULTS_NAME."""
     parser.add_argument("--variants", nargs="+", default=["segnext_t", "segnext_b"])
     parser.add_argument("--size", type=int, default=512, help="square crop (default 512, ADE20K's)")
     parser.add_argument("--batch", type=int, default=2, help="images per step (default 2, the official per GPU)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "grad_checkpointing.json"))
-    args = parser.parse_args()
-    rows = [{"variant": variant, "grad_checkpointing": checkpointing, **measure_step(variant, args, checkpointing)}
-            for variant in args.variants for checkpointing in (False, True)]
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / results_name))
+
+
+def report(rows: list, args, option: str) -> None:
+    """Print the table of `rows` (one per variant and value of `option`, the first of each variant the
+    base of its ratios) and write them as JSON to args.out."""
     print(f"{args.batch} x {args.size}x{args.size} crops, {args.device}, median of {args.steps} steps")
-    print(f"{'variant':<11}{'checkpointing':>14}{'kept for backward':>19}{'peak memory':>13}{'step':>9}"
-          f"{'memory':>8}{'time':>7}")
+    print(f"{'variant':<11}{option:>19}{'kept for backward':>19}{'peak memory':>13}{'step':>9}{'memory':>8}{'time':>7}")
     for row in rows:
-        base = next(r for r in rows if r["variant"] == row["variant"] and not r["grad_checkpointing"])
-        print(f"{row['variant']:<11}{str(row['grad_checkpointing']):>14}{row['saved_mib']:>15.0f} MiB"
+        base = next(r for r in rows if r["variant"] == row["variant"])
+        print(f"{row['variant']:<11}{str(row[option]):>19}{row['saved_mib']:>15.0f} MiB"
               f"{row['peak_mib']:>9.0f} MiB{row['step_s']:>8.2f}s{row['peak_mib'] / base['peak_mib']:>7.2f}x"
               f"{row['step_s'] / base['step_s']:>6.2f}x")
     out = Path(args.out)
@@ -105,6 +106,15 @@ def main() -> int:
                                "batch": args.batch, "size": args.size, "steps": args.steps, "rows": rows},
                               indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_step_arguments(parser, "grad_checkpointing.json")
+    args = parser.parse_args()
+    rows = [{"variant": variant, "grad_checkpointing": checkpointing, **measure_step(variant, args, checkpointing)}
+            for variant in args.variants for checkpointing in (False, True)]
+    report(rows, args, "grad_checkpointing")
     return 0
 
 
