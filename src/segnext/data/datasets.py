@@ -492,8 +492,7 @@ def splits_on_disk(spec: DatasetSpec, root) -> List[str]:
         for layout in spec.layouts:
             if layout.split_files or layout.splits is not None or "{split}" not in layout.images:
                 continue
-            before, _, after = layout.images.partition("{split}")
-            parent = base / before
+            parent = base / layout.images.partition("{split}")[0]  # the folder holding the split folders
             names = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
             found.update(name for name in names if not name.startswith(".") and _layout_present(base, layout, name))
     return sorted(found)
