@@ -219,6 +219,30 @@ def test_folder_dataset_split_first_and_masks_folders(tmp_path, capsys):
         build_dataset("folder", other, "val")
 
 
+def test_folder_images_in_sequence_sub_folders(tmp_path, capsys):
+    """images/<split>/<sequence>/ (video frames kept by sequence) as MMSegmentation lists them,
+    recursively, labels at the same relative path; the sub-folder is the group that `data split`
+    holds out. Hidden folders (a notebook's .ipynb_checkpoints) are not read."""
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["bg", "lane"]}))
+    for i, frame in enumerate(["road1/0001", "road1/0002", "road2/0001", "road3/night/0001"]):
+        save_pair(tmp_path / f"images/train/{frame}.jpg", tmp_path / f"labels/train/{frame}.png",
+                  blob_label(10, 12, (0, 1), seed=i), seed=i)
+    save_pair(tmp_path / "images/train/.ipynb_checkpoints/0001-checkpoint.jpg",
+              tmp_path / "labels/train/.ipynb_checkpoints/0001-checkpoint.png", blob_label(10, 12, (0,)))
+    train = build_dataset("folder", tmp_path, "train")
+    assert [s["path"] for s in train] == [str(tmp_path / f"images/train/{frame}.jpg") for frame in
+                                          ["road1/0001", "road1/0002", "road2/0001", "road3/night/0001"]]
+    assert train[3]["label_path"] == str(tmp_path / "labels/train/road3/night/0001.png")
+    assert main(["data", "split", "folder", str(tmp_path), "--hold-out", "road2"]) == 0
+    capsys.readouterr()
+    assert [s["path"] for s in build_dataset("folder", tmp_path, "train_heldout")] == \
+        [str(tmp_path / "images/train_heldout/road2/0001.jpg")]
+    assert len(build_dataset("folder", tmp_path, "train_fit")) == 3
+    assert main(["data", "check", "folder", str(tmp_path), "--split", "train", "--workers", "1",
+                 "--no-progress"]) == 0
+    assert "images " + str(tmp_path / "images/train") + "/**/*.jpg" in capsys.readouterr().out
+
+
 def test_folder_splits_of_other_names_are_named_and_checked(tmp_path, capsys):
     """`valid` (as many exports name it) instead of `val`: the error names the splits there, instead of
     suggesting to hold part of train out, and `data check` checks every split on disk."""

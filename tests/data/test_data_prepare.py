@@ -242,6 +242,23 @@ def test_folder_colour_masks_in_split_first_folders(tmp_path):
     assert valid[0]["path"] == str(destination / "images/valid/valid_a.jpg")
 
 
+def test_folder_colour_masks_in_sequence_sub_folders(tmp_path):
+    """Colour masks kept by sequence (labels/<split>/<sequence>/, <split>/masks/<sequence>/) are
+    converted to the same relative paths, so that each still pairs with its image."""
+    palette = [[0, 0, 0], [255, 255, 255]]
+    source, destination = tmp_path / "exported", tmp_path / "my_dataset"
+    ids = blob_label(12, 16, (0, 1))
+    for frame in ("drive1/0001", "drive2/0001"):  # the same file name in two sequences
+        save_image(source / f"train/images/{frame}.jpg", random_image(12, 16))
+        save_label(source / f"train/masks/{frame}.png", ids * 255)
+    (source / "classes.json").write_text(json.dumps({"classes": ["background", "lane"], "palette": palette}))
+    report = prepare("folder", source, destination, workers=1, progress=False)
+    assert report.converted == 2 and not report.failures
+    train = build_dataset("folder", destination, "train")
+    assert [s["path"] for s in train] == [str(destination / f"images/train/drive{i}/0001.jpg") for i in (1, 2)]
+    assert all(np.array_equal(sample["label"], ids) for sample in train)
+
+
 def test_folder_colour_masks_name_what_is_wrong(tmp_path, capsys):
     palette = [[70, 130, 180], [128, 64, 128]]
     source, destination = tmp_path / "exported", tmp_path / "out"

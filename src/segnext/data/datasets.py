@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch.utils.data
@@ -110,7 +110,7 @@ class Layout:
     splits: Optional[Tuple[str, ...]] = None  # the splits this layout serves (None: any)
 
     def describe(self, root: Path, split: str) -> str:
-        star = "*/*" if self.recursive else "*"
+        star = "**/*" if self.recursive else "*"
         images = f"{root / self.images.format(split=split)}/{star}{'|'.join(self.image_suffixes)}"
         folders = [root / d.format(split=split) for d in self.labels]
         there = [folder for folder in folders if folder.is_dir()] or folders  # those on disk, else every one
@@ -264,17 +264,21 @@ def _camvid() -> DatasetSpec:
 def _folder_layouts(label_map: LabelMap) -> Tuple[Layout, ...]:
     # MMSegmentation's order (images/<split>/) first; the split first (train/images/, train/masks/) is
     # how many exported and downloaded datasets come, so it is read as it is too.
-    return (Layout("images/{split}", ("labels/{split}", "masks/{split}"), IMAGE_SUFFIXES, ".png", label_map),
-            Layout("{split}/images", ("{split}/labels", "{split}/masks"), IMAGE_SUFFIXES, ".png", label_map))
+    # Sub-folders are read (frames kept by sequence: images/train/drive1/0001.jpg), as MMSegmentation
+    # lists a custom dataset's folders recursively.
+    return (Layout("images/{split}", ("labels/{split}", "masks/{split}"), IMAGE_SUFFIXES, ".png", label_map,
+                   recursive=True),
+            Layout("{split}/images", ("{split}/labels", "{split}/masks"), IMAGE_SUFFIXES, ".png", label_map,
+                   recursive=True))
 
 
 def _folder_placeholder() -> DatasetSpec:
     return DatasetSpec(
         name="folder", title="generic folder (root/images/<split>, root/labels/<split>, root/classes.json)",
         class_names=(), palette=(), layouts=_folder_layouts(identity_labels(0)), splits=("train", "val"),
-        prepare="put images in ROOT/images/<split>/ (or ROOT/<split>/images/), label PNGs with the same stem in "
-                "ROOT/labels/<split>/ (or ROOT/<split>/labels/; masks/ for labels/ works too), and the classes in "
-                "ROOT/classes.json (colour masks: segnext data prepare folder SRC DST)",
+        prepare="put images in ROOT/images/<split>/ (or ROOT/<split>/images/), label PNGs with the same stem "
+                "(and sub-folder) in ROOT/labels/<split>/ (or ROOT/<split>/labels/; masks/ for labels/ works too), "
+                "and the classes in ROOT/classes.json (colour masks: segnext data prepare folder SRC DST)",
     )
 
 
@@ -387,12 +391,20 @@ class Listing:
     split_file: Optional[Path] = None
 
 
+def _entries(folder: Path, recursive: bool) -> Iterator[Path]:
+    """The entries of `folder` (and of its sub-folders if `recursive`), leaving out hidden ones and
+    whatever is in hidden folders: a notebook's .ipynb_checkpoints, the temporary files of an
+    interrupted conversion."""
+    for path in folder.rglob("*") if recursive else folder.iterdir():
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            yield path
+
+
 def _has_file_ending(folder: Path, suffix: str, recursive: bool) -> bool:
     if not folder.is_dir():
         return False
-    files = folder.rglob("*") if recursive else folder.iterdir()
     suffix = suffix.lower()
-    return any(p.name.lower().endswith(suffix) for p in files)
+    return any(p.name.lower().endswith(suffix) for p in _entries(folder, recursive))
 
 
 def _first_existing(root: Path, templates: Sequence[str], split: str) -> Optional[Path]:
@@ -426,10 +438,7 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str], recursive: bool) -> Di
     found: Dict[str, Path] = {}
     if not folder.is_dir():
         return found
-    files = folder.rglob("*") if recursive else folder.iterdir()
-    for path in files:
-        if path.name.startswith("."):
-            continue  # hidden files, and the temporary files of an interrupted conversion
+    for path in _entries(folder, recursive):
         stem = _strip_suffix(path.name, suffixes)
         if stem is None or not path.is_file():
             continue

@@ -587,6 +587,11 @@ def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[in
     return meta, palette, ignore_colours
 
 
+def _hidden(path: Path, folder: Path) -> bool:
+    """Whether `path` is hidden or in a hidden folder below `folder` (.ipynb_checkpoints)."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
 def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
     """(folder of masks, its split) below SRC, in the layouts the folder dataset reads: labels/<split>/
     (and labels/ itself, for a dataset not split yet: split "."), or <split>/labels/; masks/ for labels/."""
@@ -615,10 +620,12 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     tasks, first_mask = [], {}
     mask_folders = _colour_mask_folders(source)
     for folder, split in mask_folders:
-        for mask in sorted(p for p in folder.iterdir() if p.is_file()):
+        # a split's sub-folders (sequences) are kept; the sub-folders of an unsplit labels/ are its splits
+        masks = folder.iterdir() if split == "." else folder.rglob("*")
+        for mask in sorted(p for p in masks if p.is_file() and not _hidden(p, folder)):
             if mask.suffix.lower() not in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg"):
                 continue
-            target = destination / "labels" / split / (mask.stem + ".png")
+            target = destination / "labels" / split / mask.relative_to(folder).with_suffix(".png")
             if str(target) in first_mask:
                 report.failures.append(f"{mask}: a second mask for {mask.stem} (the first: {first_mask[str(target)]}); "
                                        f"keep one")
