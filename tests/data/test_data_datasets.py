@@ -243,6 +243,22 @@ def test_folder_images_in_sequence_sub_folders(tmp_path, capsys):
     assert "images " + str(tmp_path / "images/train") + "/**/*.jpg" in capsys.readouterr().out
 
 
+def test_sequence_folders_without_split_folders_are_named_with_how_to_split_them(tmp_path, capsys):
+    """images/drive1/, images/drive2/ and no train folder: they may be splits or groups of one set;
+    the error says how to make train and val of them if they are groups, and that works."""
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["bg", "lane"]}))
+    for i, drive in enumerate(["drive1", "drive2", "drive3"]):
+        save_pair(tmp_path / f"images/{drive}/0001.jpg", tmp_path / f"labels/{drive}/0001.png",
+                  blob_label(10, 12, (0, 1), seed=i), seed=i)
+    with pytest.raises(DataError, match=r"holds the folders drive1, drive2, drive3 and no train folder\. If they "
+                                        r"are groups .* `segnext data split folder .* --split \. --hold-out-fraction"):
+        build_dataset("folder", tmp_path, "train")
+    assert main(["data", "split", "folder", str(tmp_path), "--split", ".", "--hold-out", "drive2"]) == 0
+    val = build_dataset("folder", tmp_path, "val")
+    assert [s["path"] for s in val] == [str(tmp_path / "images/val/drive2/0001.jpg")]
+    assert len(build_dataset("folder", tmp_path, "train")) == 2
+
+
 def test_folder_splits_of_other_names_are_named_and_checked(tmp_path, capsys):
     """`valid` (as many exports name it) instead of `val`: the error names the splits there, instead of
     suggesting to hold part of train out, and `data check` checks every split on disk."""

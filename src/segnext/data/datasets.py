@@ -521,14 +521,26 @@ def _held_out_hint(spec: DatasetSpec, root: Path, split: str, candidates, found:
 
 
 def flat_images_hint(spec: DatasetSpec, root) -> str:
-    """A line for errors when the images sit directly where split folders were expected; else ''."""
+    """A line for errors when the images sit directly where split folders were expected, or (in a
+    layout read with its sub-folders) in folders that look like groups rather than splits; else ''."""
     folders = [(base, layout) for base in [Path(root)] + [Path(root) / sub for sub in spec.root_subdirs]
                for layout in spec.layouts if not layout.split_files and layout.images.endswith("{split}")]
+    make_splits = (f"`segnext data split {spec.name} {root} --split . --hold-out-fraction 0.2` makes splits train "
+                   f"and val of them")
     for base, layout in folders:
         flat = base / layout.images.format(split=".")
         if flat.is_dir() and any(_strip_suffix(path.name, layout.image_suffixes) for path in flat.iterdir()):
-            return (f"\n{flat} holds images but no split folders: `segnext data split {spec.name} {root} "
-                    f"--split . --hold-out-fraction 0.2` makes splits train and val of them (whole groups).")
+            return f"\n{flat} holds images but no split folders: {make_splits} (whole groups)."
+    for base, layout in folders:
+        flat = base / layout.images.format(split=".")
+        train = base / layout.images.format(split=resolve_split(spec, "train"))
+        if not layout.recursive or not flat.is_dir() or train.is_dir():
+            continue
+        groups = sorted(path.name for path in flat.iterdir() if path.is_dir() and not path.name.startswith("."))
+        if len(groups) > 1:
+            shown = ", ".join(groups[:5]) + (", ..." if len(groups) > 5 else "")
+            return (f"\n{flat} holds the folders {shown} and no train folder. If they are groups of one set "
+                    f"(sequences, sessions, sites) rather than splits: {make_splits}, each folder held out whole.")
     return ""
 
 
