@@ -125,6 +125,13 @@ def test_a_bad_override_is_named_as_the_override(capsys, override, expected):
     assert expected in err
 
 
+def test_eval_without_arguments_asks_for_the_config_only(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval"])
+    err = capsys.readouterr().err
+    assert "the following arguments are required: config\n" in err  # overrides are optional
+
+
 def test_data_check_suggests_the_dataset_name(capsys, tmp_path):
     err = _error(capsys, ["data", "check", "camvd", str(tmp_path)])
     assert "unknown dataset 'camvd'. Did you mean 'camvid'?" in err

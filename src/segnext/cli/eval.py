@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                         "--checkpoint segnext-t-ade/",
                         "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms --flip"))
     parser.add_argument("config", help="YAML config file or shipped config name")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
+    parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                        help="config overrides (values are YAML)")
     source = parser.add_mutually_exclusive_group()  # one of them is required: `run` says which and how
     source.add_argument("--checkpoint", "-c", help="weights to evaluate")
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8), run on the CPU "

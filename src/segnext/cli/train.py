@@ -24,7 +24,8 @@ def register(subparsers) -> None:
                         "data.root=...",
                         "segnext train my_config.yaml --print-config"))
     parser.add_argument("config", nargs="?", help="YAML config file or shipped config name")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (values are YAML)")
+    parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                        help="config overrides (values are YAML)")
     parser.add_argument("--work-dir", help="where checkpoints, logs and the report go (default work_dirs/CONFIG_NAME)")
     parser.add_argument("--resume", metavar="CHECKPOINT", help="resume from this training checkpoint")
     parser.add_argument("--no-resume", action="store_true",
