@@ -118,6 +118,24 @@ def test_glob_and_single_file_and_missing_input(checkpoint_path, image_folder, t
                            "first" in capsys.readouterr().err
 
 
+def test_out_naming_a_png_file_for_one_image(checkpoint_path, image_folder, tmp_path, capsys):
+    """`--out result.png` for one image writes its label map there (not a folder called result.png);
+    for several images, or as a JPEG, it is refused before the model loads."""
+    result = tmp_path / "results" / "street.png"
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), "--out", str(result),
+                 "--overlay", *FAST]) == 0
+    assert f"wrote 1 prediction(s) to {result}" in capsys.readouterr().err
+    assert sorted(p.name for p in result.parent.iterdir()) == ["street.png", "street_overlay.jpg"]
+    assert result.is_file() and image_size(result) == image_size(image_folder / "a.png")
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "r.png")]) == 1
+    assert "names one file, but 4 inputs are to be segmented; give a folder" in capsys.readouterr().err
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), "--out",
+                 str(tmp_path / "r.jpg")]) == 1
+    assert f"label maps are written as PNG (.jpg would change the class ids at edges, or cannot hold them); give " \
+           f"--out {tmp_path / 'r.png'}" in capsys.readouterr().err
+    assert not (tmp_path / "r.png").exists() and not (tmp_path / "r.jpg").exists()
+
+
 def test_slide_and_multi_scale_flags(checkpoint_path, image_folder, tmp_path):
     out = tmp_path / "out"
     image = str(image_folder / "a.png")

@@ -3,9 +3,10 @@
 Inputs are files, folders (searched recursively for images) and glob patterns. Every image gets
 OUT/<name>.png, a palettised PNG whose pixel values are the class ids (shown in the dataset's
 colours); with --overlay also OUT/<name>_overlay.jpg, and with --probs OUT/<name>_probs.npy
-(float16, num_classes x H x W). Files from a folder keep their sub-folder below OUT; names that
-differ only in their ending keep it (photo.jpg.png, photo.png.png). A video
-(.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label PNG per frame in OUT/<name>/.
+(float16, num_classes x H x W); for a single image, `--out result.png` names the label map itself.
+Files from a folder keep their sub-folder below OUT; names that differ only in their ending keep it
+(photo.jpg.png, photo.png.png). A video (.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label
+PNG per frame in OUT/<name>/.
 
 Images are read by DataLoader workers and saved by a background thread while the model runs;
 --batch-size groups images of one resized size into a forward pass (`segnext.inference.streaming`).
@@ -53,7 +54,9 @@ def register(subparsers) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", "-c", help="any checkpoint create_model reads (official .pth, segnext dir)")
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (runs with onnxruntime)")
-    parser.add_argument("--out", "-o", default="predictions", help="output folder (default: predictions)")
+    parser.add_argument("--out", "-o", default="predictions",
+                        help="output folder (default: predictions); for one image also a file NAME.png (its label "
+                             "map; NAME_overlay.jpg, NAME_probs.npy beside it)")
     parser.add_argument("--overlay", action="store_true", help="also write the colours blended on the image")
     parser.add_argument("--alpha", type=unit_fraction, default=0.5, help="overlay colour weight (default 0.5)")
     parser.add_argument("--probs", action="store_true", help="also write per-class probabilities (.npy, float16)")
@@ -137,6 +140,22 @@ def distinct_names(inputs: List[Tuple[Path, Path]], out: Path) -> Tuple[List[Tup
     return result, renamed
 
 
+def single_file_output(out: Path, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]]
+                       ) -> Tuple[Path, List[Tuple[Path, Path]]]:
+    """The output folder and the images with their output stems: `--out NAME.png` (not a folder
+    there) with one image writes its label map to NAME.png, and NAME_overlay.jpg, NAME_probs.npy
+    beside it; any other --out is the folder."""
+    if out.is_dir() or out.suffix.lower() not in IMAGE_SUFFIXES:
+        return out, images
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {out}: label maps are written as PNG ({out.suffix} would change the class ids at "
+                         f"edges, or cannot hold them); give --out {out.with_suffix('.png')}, or a folder")
+    if len(images) != 1 or videos:
+        raise ValueError(f"--out {out} names one file, but {len(images) + len(videos)} inputs are to be segmented; "
+                         f"give a folder for several (e.g. --out predictions)")
+    return out.parent, [(images[0][0], Path(out.stem))]
+
+
 def check_inputs_kept(images: List[Tuple[Path, Path]], out: Path, args) -> None:
     """Refuse, before any work, outputs that would be written over an input image (photo.png
     segmented into its own folder): the image would be lost."""
@@ -212,7 +231,7 @@ def run(args) -> int:
         print(f"segnext predict: note: {len(renamed)} image(s) share their name with another but for the ending, "
               f"and keep it in their outputs' names: {', '.join(renamed[:3])}{', ...' if len(renamed) > 3 else ''}",
               file=sys.stderr)
-    out_dir = Path(args.out)
+    out_dir, images = single_file_output(Path(args.out), images, videos)
     check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
     check_inputs_kept(images, out_dir, args)
 
@@ -225,7 +244,8 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
-    print(f"{counts} -> {out_dir}/  ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
+    destination = args.out if out_dir != Path(args.out) else f"{out_dir}/"
+    print(f"{counts} -> {destination}  ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
           f"{segmenter.device}{precision})", file=sys.stderr)
     if amp_setting(args) and segmenter.autocast_dtype is None:
         print("segnext predict: note: --amp has no effect on the CPU (float32 is the fast path there)",
@@ -235,7 +255,7 @@ def run(args) -> int:
     for path, stem in videos:
         failures += _predict_video(args, segmenter, path, stem, out_dir)
     done = len(inputs) - len(failures)
-    print(f"wrote {done} prediction(s) to {out_dir}/", file=sys.stderr)
+    print(f"wrote {done} prediction(s) to {destination}", file=sys.stderr)
     if failures or missing:
         print(f"segnext predict: {len(failures) + len(missing)} input(s) failed", file=sys.stderr)
         return 1
