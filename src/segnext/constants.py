@@ -22,3 +22,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 
 # File endings read as videos by `segnext predict` (OpenCV decodes them).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+# The per-class metrics `SegmentationMetric.compute()` gives (each with its mean, "m" + name), in the
+# order tables show them, and the columns shown unless asked for others.
+PER_CLASS_METRICS = ("IoU", "Acc", "Dice", "Precision", "Recall")
+DEFAULT_METRIC_COLUMNS = ("IoU", "Acc")

@@ -78,8 +78,12 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     model = segnext.create_model(checkpoint=work_dir / "final_model")
     assert model.num_classes == 8 and model.config.class_names[0] == "sky"
     assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",
-                 str(tmp_path / "e2.json"), "--no-progress", "--max-images", "2"]) == 0
-    assert json.loads((tmp_path / "e2.json").read_text())["num_images"] == 2
+                 str(tmp_path / "e2.json"), "--no-progress", "--max-images", "2", "--metrics", "IoU", "Dice"]) == 0
+    second = json.loads((tmp_path / "e2.json").read_text())
+    assert second["num_images"] == 2 and {"mDice", "mPrecision", "mRecall"} <= set(second)
+    assert set(second["per_class"][0]) == {"class", "IoU", "Acc", "Dice", "Precision", "Recall"}
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split() == ["class", "IoU", "Dice"] and "  mDice " in printed
     # the model given where the config goes: the error shows the command meant
     assert main(["eval", str(work_dir / "final_model")]) == 1
     assert f"segnext eval {work_dir / 'config.yaml'} --checkpoint {work_dir / 'final_model'}" in capsys.readouterr().err

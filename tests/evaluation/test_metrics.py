@@ -68,3 +68,31 @@ def test_table_lists_every_class():
     metric.update(torch.tensor([0, 1]), torch.tensor([0, 0]))
     table = metric.table()
     assert "road" in table and "sky" in table and "mIoU" in table
+
+
+def test_dice_precision_recall_match_a_direct_count():
+    """Dice 2|P∩T|/(|P|+|T|), precision |P∩T|/|P|, recall |P∩T|/|T| per class, NaN where 0/0 and left
+    out of the means (MMSegmentation's mDice and the precision/recall of its mFscore)."""
+    rng = np.random.default_rng(1)
+    pred, target = rng.integers(0, 4, (3, 19, 21)), rng.integers(0, 4, (3, 19, 21))
+    pred[pred == 3] = 2  # class 3 never predicted: its precision is 0/0
+    target[rng.random(target.shape) < 0.1] = 255
+    metric = SegmentationMetric(5)  # class 4 in neither: every value 0/0
+    metric.update(torch.from_numpy(pred), torch.from_numpy(target))
+    result = metric.compute()
+    valid = target != 255
+    p, t = pred[valid], target[valid]
+    for c in range(4):
+        inter, in_pred, in_target = np.sum((p == c) & (t == c)), np.sum(p == c), np.sum(t == c)
+        assert result["Dice"][c] == pytest.approx(100 * 2 * inter / (in_pred + in_target))
+        assert result["Recall"][c] == pytest.approx(100 * inter / in_target) == result["Acc"][c]
+        if c < 3:
+            assert result["Precision"][c] == pytest.approx(100 * inter / in_pred)
+    assert math.isnan(result["Precision"][3]) and all(math.isnan(result[m][4]) for m in ("Dice", "Precision", "Recall"))
+    assert result["mDice"] == pytest.approx(np.mean(result["Dice"][:4]))
+    assert result["mPrecision"] == pytest.approx(np.mean(result["Precision"][:3]))
+    assert result["mRecall"] == pytest.approx(result["mAcc"])
+    table = metric.table(columns=("IoU", "Dice"))
+    assert table.splitlines()[0].split() == ["class", "IoU", "Dice"] and "mDice" in table and "mAcc" not in table
+    with pytest.raises(ValueError, match="choose from IoU, Acc, Dice, Precision, Recall"):
+        metric.table(columns=("F1",))

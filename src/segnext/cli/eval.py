@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..constants import DEFAULT_METRIC_COLUMNS, PER_CLASS_METRICS
 from .arguments import add_backend, backend_setting, positive_int, with_examples
 
 
@@ -40,6 +41,10 @@ def register(subparsers) -> None:
     parser.add_argument("--model-settings", action="store_true",
                         help="test with the settings saved with the checkpoint (the default; an error when there are "
                              "none)")
+    parser.add_argument("--metrics", nargs="+", choices=PER_CLASS_METRICS, default=list(DEFAULT_METRIC_COLUMNS),
+                        metavar="METRIC", help=f"the per-class columns printed, with their means: any of "
+                                               f"{', '.join(PER_CLASS_METRICS)} (default: IoU Acc); the results JSON "
+                                               f"holds them all")
     parser.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
@@ -165,7 +170,7 @@ def run(args) -> int:
                                     flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed),
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
                           validation_note=note)
-            print(format_results(results))
+            print(format_results(results, args.metrics))
             print(f"Results written to {out}")
         distributed.barrier(env)
     finally:

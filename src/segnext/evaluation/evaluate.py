@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..constants import PER_CLASS_METRICS
 from ..inference.segment import evaluation_mode, segment
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe
@@ -89,8 +90,10 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
 def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
     """A JSON-safe copy (NaN -> null) with a per-class table, without the kept predictions."""
     names = results.get("class_names") or [str(i) for i in range(len(results["IoU"]))]
-    out = {key: results[key] for key in ("aAcc", "mIoU", "mAcc") if key in results}
-    out["per_class"] = [{"class": n, "IoU": i, "Acc": a} for n, i, a in zip(names, results["IoU"], results["Acc"])]
+    metrics = [name for name in PER_CLASS_METRICS if name in results]
+    out = {key: results[key] for key in ["aAcc"] + [f"m{name}" for name in metrics] if key in results}
+    out["per_class"] = [{"class": name, **{metric: results[metric][index] for metric in metrics}}
+                        for index, name in enumerate(names)]
     out.update({key: results[key] for key in ("num_images", "seconds", "majority_class_mIoU") if key in results})
     out.update(extra)
     return json_safe(out)

@@ -1,4 +1,5 @@
-"""Segmentation metrics with MMSegmentation's conventions (aAcc, mIoU, mAcc, per-class IoU/Acc)."""
+"""Segmentation metrics with MMSegmentation's conventions (aAcc, mIoU, mAcc, per-class IoU/Acc;
+also Dice, precision and recall)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
-from ..constants import IGNORE_INDEX
+from ..constants import DEFAULT_METRIC_COLUMNS, IGNORE_INDEX, PER_CLASS_METRICS
 
 
 class SegmentationMetric:
     """Accumulates a confusion matrix over (prediction, target) label maps.
 
     `update(pred, target)` takes integer tensors (or arrays) of shape (B, H, W) or (H, W).
-    `compute()` returns percentages: aAcc, mIoU, mAcc and per-class IoU/Acc lists. A class whose IoU
-    or Acc is 0/0 (absent from the target, and for IoU from the prediction too) is NaN and is left out
-    of the means, as MMSegmentation does.
+    `compute()` returns percentages: aAcc, mIoU, mAcc and per-class IoU/Acc lists, and per-class
+    Dice, Precision and Recall lists with their means (mDice, mPrecision, mRecall). A value that is
+    0/0 is NaN and is left out of the means, as MMSegmentation does: IoU and Dice of a class absent
+    from target and prediction, Acc and Recall of a class absent from the target, Precision of a
+    class never predicted.
+
+    A class's F1 score is its Dice. (MMSegmentation's `mFscore` computes it from precision and
+    recall, which gives 0/0 = NaN for a class that is predicted only where it is not, and leaves that
+    class out of the mean: its mFscore can read higher than its mDice for that reason alone.)
     """
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, class_names: Optional[Sequence[str]] = None):
@@ -58,31 +65,42 @@ class SegmentationMetric:
         area_target = confusion.sum(1)
         area_pred = confusion.sum(0)
         union = area_target + area_pred - intersect
-        iou = intersect / union  # 0/0 -> NaN
-        acc = intersect / area_target
-        total = area_target.sum()
-        return {
-            "aAcc": 100.0 * (intersect.sum() / total).item() if total > 0 else math.nan,
-            "mIoU": 100.0 * _nanmean(iou),
-            "mAcc": 100.0 * _nanmean(acc),
-            "IoU": [100.0 * v for v in iou.tolist()],
-            "Acc": [100.0 * v for v in acc.tolist()],
-            "class_names": list(self.class_names),
+        per_class = {
+            "IoU": intersect / union,  # 0/0 -> NaN
+            "Acc": intersect / area_target,
+            "Dice": 2 * intersect / (area_target + area_pred),
+            "Precision": intersect / area_pred,
+            "Recall": intersect / area_target,  # the Acc, under the name that goes with precision
         }
+        total = area_target.sum()
+        results: Dict[str, object] = {"aAcc": 100.0 * (intersect.sum() / total).item() if total > 0 else math.nan}
+        results.update({f"m{name}": 100.0 * _nanmean(values) for name, values in per_class.items()})
+        results.update({name: [100.0 * v for v in values.tolist()] for name, values in per_class.items()})
+        results["class_names"] = list(self.class_names)
+        return results
 
-    def table(self, results: Optional[Dict[str, object]] = None) -> str:
-        """A per-class text table followed by the summary line."""
-        return format_results(results or self.compute())
+    def table(self, results: Optional[Dict[str, object]] = None,
+              columns: Sequence[str] = DEFAULT_METRIC_COLUMNS) -> str:
+        """A per-class text table of `columns` followed by the summary line."""
+        return format_results(results or self.compute(), columns)
 
 
-def format_results(results: Dict[str, Any]) -> str:
-    """The per-class IoU/Acc table and the summary line of `SegmentationMetric.compute()`'s results."""
+def format_results(results: Dict[str, Any], columns: Sequence[str] = DEFAULT_METRIC_COLUMNS) -> str:
+    """The per-class table of `columns` (of PER_CLASS_METRICS) and the summary line (aAcc and the
+    means of those columns) of `SegmentationMetric.compute()`'s results."""
+    unknown = [column for column in columns if column not in PER_CLASS_METRICS]
+    if unknown or not columns:
+        raise ValueError(f"metrics {unknown or list(columns)}: choose from {', '.join(PER_CLASS_METRICS)}")
     names = results.get("class_names") or [str(i) for i in range(len(results["IoU"]))]
     width = max(8, *(len(n) for n in names))
-    lines = [f"{'class':<{width}}  {'IoU':>6}  {'Acc':>6}"]
-    lines += [f"{n:<{width}}  {_fmt(i)}  {_fmt(a)}" for n, i, a in zip(names, results["IoU"], results["Acc"])]
+    widths = [max(6, len(column)) for column in columns]
+    lines = [f"{'class':<{width}}" + "".join(f"  {column:>{w}}" for column, w in zip(columns, widths))]
+    for index, name in enumerate(names):
+        lines.append(f"{name:<{width}}" + "".join(f"  {_fmt(results[column][index]):>{w}}"
+                                                  for column, w in zip(columns, widths)))
     count = f"  ({results['num_images']} images)" if "num_images" in results else ""
-    lines.append(f"aAcc {_fmt(results['aAcc'])}  mIoU {_fmt(results['mIoU'])}  mAcc {_fmt(results['mAcc'])}{count}")
+    means = "".join(f"  m{column} {_fmt(results[f'm{column}'])}" for column in columns)
+    lines.append(f"aAcc {_fmt(results['aAcc'])}{means}{count}")
     return "\n".join(lines)
 
 
