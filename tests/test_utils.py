@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from segnext.utils import DiskFullError, atomic_write, check_can_make_folder, check_can_write_file, format_bytes
+from segnext.utils import (
+    DiskFullError,
+    atomic_write,
+    check_can_make_folder,
+    check_can_write_file,
+    count,
+    format_bytes,
+)
 
 
 def test_a_full_disk_leaves_the_previous_file_and_names_the_space_needed(tmp_path, full_disk):
@@ -104,3 +111,7 @@ def test_output_checks_raise_what_making_the_path_would_raise_and_make_nothing(t
     with pytest.raises(PermissionError) as checked:
         check_can_make_folder(tmp_path / "new")
     assert checked.value.filename == str(tmp_path)
+
+
+def test_count_says_one_in_the_singular():
+    assert [count(n, "pair") for n in (0, 1, 2, 1500)] == ["0 pairs", "1 pair", "2 pairs", "1,500 pairs"]

@@ -64,6 +64,11 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" Did you mean {match[0]!r}?" if match else ""
 
 
+def count(number: int, noun: str) -> str:
+    """"1 pair", "2 pairs": `number` with `noun`, plural ("s") unless it is one."""
+    return f"{number:,} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
 def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], size: Optional[int] = None) -> Path:
     """Call `write(temporary_path)` and rename the result to `path`.
 

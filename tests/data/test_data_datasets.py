@@ -271,7 +271,7 @@ def test_folder_splits_of_other_names_are_named_and_checked(tmp_path, capsys):
     assert "Only train is there" not in str(error.value)
     assert main(["data", "check", "folder", str(tmp_path), "--workers", "1", "--no-progress"]) == 1
     out = capsys.readouterr().out
-    assert "folder valid: 1 pairs" in out and "folder test: 1 pairs" in out and "folder val: absent" in out
+    assert "folder valid: 1 pair in" in out and "folder test: 1 pair in" in out and "folder val: absent" in out
 
 
 @pytest.mark.parametrize("content, message", [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..utils import count
 from .arguments import add_parallel_options, with_examples
 
 # Lines printed at most for one kind of problem list before "... and N more".
@@ -138,7 +139,7 @@ def run_check(args) -> int:
             print(f"{report.dataset} {report.split}: absent, no folder for it below {report.root}{needed}")
             total_problems += len(report.problems)
             continue
-        print(f"{report.dataset} {report.split}: {report.pairs} pairs in {report.root}")
+        print(f"{report.dataset} {report.split}: {count(report.pairs, 'pair')} in {report.root}")
         print(f"  layout: {report.layout}")
         for note in report.notes:
             print(f"  note: {note}")
@@ -182,7 +183,8 @@ def run_split(args) -> int:
                          f"pass --groups REGEX, a regular expression that finds one in every file name")
     listing = list_split(spec, args.root, args.split)
     by_group = groups(listing, pattern)
-    print(f"{spec.name} {listing.split}: {len(listing.pairs)} pairs in {len(by_group)} groups (pattern {pattern!r})")
+    print(f"{spec.name} {listing.split}: {count(len(listing.pairs), 'pair')} in {count(len(by_group), 'group')} "
+          f"(pattern {pattern!r})")
     for group, pairs in by_group.items():
         print(f"  {group:<20} {len(pairs):>6}")
     if args.hold_out_fraction is not None:
@@ -197,7 +199,7 @@ def run_split(args) -> int:
     write_split(listing, fit, fit_name)
     write_split(listing, held, held_name)
     shown = ", ".join(held_groups[:10]) + (f", ... ({len(held_groups) - 10} more)" if len(held_groups) > 10 else "")
-    print(f"wrote split {fit_name} ({len(fit)} pairs) and {held_name} ({len(held)} pairs, "
+    print(f"wrote split {fit_name} ({count(len(fit), 'pair')}) and {held_name} ({count(len(held), 'pair')}, "
           f"{len(held) / len(listing.pairs):.0%}: {shown}) below {listing.root}; train with "
           f"data.train_split={fit_name} data.val_split={held_name}")
     return 0

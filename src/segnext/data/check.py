@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..constants import IGNORE_INDEX
+from ..utils import count
 from .datasets import (
     DatasetSpec,
     Listing,
@@ -109,7 +110,8 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
                          len(listing.pairs), problems=_listing_problems(listing))
     expected = spec.expected_counts.get(listing.split)
     if expected is not None and expected != len(listing.pairs):
-        report.notes.append(f"{len(listing.pairs)} pairs in {listing.split}; the standard release has {expected:,}")
+        report.notes.append(f"{count(len(listing.pairs), 'pair')} in {listing.split}; the standard release has "
+                            f"{expected:,}")
     if not listing.pairs:
         report.problems.append(empty_split_problem(listing))
         return report
@@ -224,7 +226,7 @@ def format_frequencies(spec_names: Sequence[str], report: SplitReport) -> List[s
     total = labelled + report.ignored_pixels
     width = max(12, max(len(n) for n in spec_names))
     weights = median_frequency_weights(report) if labelled else [1.0] * len(spec_names)
-    lines = [f"class pixel frequencies, {report.split} ({report.pairs} pairs, {total:,} pixels, "
+    lines = [f"class pixel frequencies, {report.split} ({count(report.pairs, 'pair')}, {total:,} pixels, "
              f"ignored {report.ignored_pixels:,} = {100 * report.ignored_pixels / max(total, 1):.2f}%)",
              f"  {'id':>3}  {'class':<{width}} {'pixels':>15} {'% labelled':>10} {'images':>8} {'weight':>7}"]
     for class_id, name in enumerate(spec_names):
