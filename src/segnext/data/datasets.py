@@ -391,7 +391,7 @@ class Listing:
     split_file: Optional[Path] = None
 
 
-def _entries(folder: Path, recursive: bool) -> Iterator[Path]:
+def visible_entries(folder: Path, recursive: bool) -> Iterator[Path]:
     """The entries of `folder` (and of its sub-folders if `recursive`), leaving out hidden ones and
     whatever is in hidden folders: a notebook's .ipynb_checkpoints, the temporary files of an
     interrupted conversion."""
@@ -404,7 +404,7 @@ def _has_file_ending(folder: Path, suffix: str, recursive: bool) -> bool:
     if not folder.is_dir():
         return False
     suffix = suffix.lower()
-    return any(p.name.lower().endswith(suffix) for p in _entries(folder, recursive))
+    return any(p.name.lower().endswith(suffix) for p in visible_entries(folder, recursive))
 
 
 def _first_existing(root: Path, templates: Sequence[str], split: str) -> Optional[Path]:
@@ -438,7 +438,7 @@ def _files_by_stem(folder: Path, suffixes: Sequence[str], recursive: bool) -> Di
     found: Dict[str, Path] = {}
     if not folder.is_dir():
         return found
-    for path in _entries(folder, recursive):
+    for path in visible_entries(folder, recursive):
         stem = _strip_suffix(path.name, suffixes)
         if stem is None or not path.is_file():
             continue

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..constants import IGNORE_INDEX
 from ..utils import atomic_write
 from . import classes as C
-from .datasets import DATASETS
+from .datasets import DATASETS, visible_entries
 from .io import DataError, read_image, read_label, write_label
 from .resize import opencv, opencv_if_installed
 
@@ -587,11 +587,6 @@ def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[in
     return meta, palette, ignore_colours
 
 
-def _hidden(path: Path, folder: Path) -> bool:
-    """Whether `path` is hidden or in a hidden folder below `folder` (.ipynb_checkpoints)."""
-    return any(part.startswith(".") for part in path.relative_to(folder).parts)
-
-
 def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
     """(folder of masks, its split) below SRC, in the layouts the folder dataset reads: labels/<split>/
     (and labels/ itself, for a dataset not split yet: split "."), or <split>/labels/; masks/ for labels/."""
@@ -621,8 +616,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     mask_folders = _colour_mask_folders(source)
     for folder, split in mask_folders:
         # a split's sub-folders (sequences) are kept; the sub-folders of an unsplit labels/ are its splits
-        masks = folder.iterdir() if split == "." else folder.rglob("*")
-        for mask in sorted(p for p in masks if p.is_file() and not _hidden(p, folder)):
+        masks = visible_entries(folder, recursive=split != ".")
+        for mask in sorted(p for p in masks if p.is_file()):
             if mask.suffix.lower() not in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg"):
                 continue
             target = destination / "labels" / split / mask.relative_to(folder).with_suffix(".png")
