@@ -10,7 +10,7 @@ import torch
 from synthetic_data import blob_label, random_image, save_image, save_label, save_pair, write_lines
 
 from segnext.cli.main import main
-from segnext.data import DATASETS, DataError, TrainTransform, build_dataset
+from segnext.data import DATASETS, DataError, TrainTransform, build_dataset, default_palette
 from segnext.data import classes as C
 from segnext.data.io import read_label
 
@@ -274,8 +274,23 @@ def test_folder_splits_of_other_names_are_named_and_checked(tmp_path, capsys):
     assert "folder valid: 1 pair in" in out and "folder test: 1 pair in" in out and "folder val: absent" in out
 
 
+@pytest.mark.parametrize("content", [
+    ["bg", "cat", "dog"],                                              # a bare list of the names
+    {"1": "cat", "0": "bg", "2": "dog"},                               # transformers' id2label
+    {"id2label": {"0": "bg", "1": "cat", "2": "dog"}, "num_labels": 3},  # ... inside a model's config.json
+])
+def test_folder_classes_json_as_a_list_or_id2label(tmp_path, content):
+    (tmp_path / "classes.json").write_text(json.dumps(content))
+    save_pair(tmp_path / "images/train/a.jpg", tmp_path / "labels/train/a.png", blob_label(10, 12, (0, 2)))
+    ds = build_dataset("folder", tmp_path, "train")
+    assert ds.class_names == ["bg", "cat", "dog"] and ds.palette == default_palette(3) and ds.ignore_index == 255
+
+
 @pytest.mark.parametrize("content, message", [
-    ({"palette": [[0, 0, 0]]}, "classes"),
+    ({"palette": [[0, 0, 0]]}, r'expected the class names: \{"classes": \["sky", "road"\], \.\.\.\}, a list'),
+    ([], '"classes" must be a non-empty list of strings'),
+    (["a", 1], '"classes" must be a non-empty list of strings'),
+    ({"0": "a", "2": "b"}, "the ids of id2label must be 0..N-1, got 0, 2"),
     ({"classes": ["a", "b"], "palette": [[0, 0, 0]]}, "palette"),
     ({"classes": ["a", "b"], "ignore_index": 1}, "ignore_index"),
     ({"classes": ["a", "b"], "num_classes": 3}, "num_classes"),

@@ -167,7 +167,7 @@ def test_a_folder_without_split_folders_becomes_train_and_val_by_whole_groups(tm
 
     assert main(["data", "split", "folder", str(root), "--split", ".", "--hold-out-fraction", "0.25"]) == 0
     out = capsys.readouterr().out
-    assert "10 pairs in 3 groups" in out and "wrote split train (" in out and "train with data.train_split=train" in out
+    assert "10 pairs in 3 groups" in out and "wrote split train (" in out and "training reads them by default" in out
     train, val = build_dataset("folder", root, "train"), build_dataset("folder", root, "val")
     assert len(train) + len(val) == 10 and len(val) >= 3
     walks = lambda dataset: {Path(path).name.split("_")[0] for path in dataset.image_paths}  # noqa: E731

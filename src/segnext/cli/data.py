@@ -199,7 +199,8 @@ def run_split(args) -> int:
     write_split(listing, fit, fit_name)
     write_split(listing, held, held_name)
     shown = ", ".join(held_groups[:10]) + (f", ... ({len(held_groups) - 10} more)" if len(held_groups) > 10 else "")
+    how = "training reads them by default" if (fit_name, held_name) == ("train", "val") else \
+        f"train with data.train_split={fit_name} data.val_split={held_name}"
     print(f"wrote split {fit_name} ({count(len(fit), 'pair')}) and {held_name} ({count(len(held), 'pair')}, "
-          f"{len(held) / len(listing.pairs):.0%}: {shown}) below {listing.root}; train with "
-          f"data.train_split={fit_name} data.val_split={held_name}")
+          f"{len(held) / len(listing.pairs):.0%}: {shown}) below {listing.root}; {how}")
     return 0

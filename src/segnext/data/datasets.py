@@ -314,7 +314,9 @@ class FolderClasses:
 def read_folder_classes(path: Path) -> FolderClasses:
     """A classes.json like the converted CamVid's: {"classes": [...], "palette": [[r, g, b], ...],
     "ignore_index": 255, "num_classes": N, "reduce_zero_label": false}. Only "classes" is required;
-    other keys are ignored."""
+    other keys are ignored. Two shorter forms are read too: a bare list of the names
+    (["sky", "road"]), and transformers' id2label ({"0": "sky", "1": "road"}, alone or inside a
+    model's config.json), whose palette is the default one."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no classes.json; the folder layout needs one, e.g. "
@@ -324,9 +326,15 @@ def read_folder_classes(path: Path) -> FolderClasses:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not valid JSON ({error})") from None
+    if isinstance(meta, list):
+        meta = {"classes": meta}
+    elif isinstance(meta, dict) and "classes" not in meta:
+        meta = {"classes": _id2label_names(meta.get("id2label", meta), path)}
     names = meta.get("classes") if isinstance(meta, dict) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise DataError(f"{path}: \"classes\" must be a non-empty list of class names")
+        raise DataError(f'{path}: expected the class names: {{"classes": ["sky", "road"], ...}}, a list '
+                        f'["sky", "road"] or an id2label mapping {{"0": "sky", "1": "road"}}; "classes" must be '
+                        f"a non-empty list of strings")
     reduce = meta.get("reduce_zero_label", False)
     if not isinstance(reduce, bool):
         raise DataError(f"{path}: \"reduce_zero_label\" must be true or false, got {reduce!r}")
@@ -350,6 +358,19 @@ def read_folder_classes(path: Path) -> FolderClasses:
                      for c in palette)):
         raise DataError(f"{path}: \"palette\" must hold one [r, g, b] (0..255) per class ({len(names)})")
     return FolderClasses(list(names), [list(c) for c in palette], ignore, reduce)
+
+
+def _id2label_names(id2label: dict, path: Path) -> Optional[List[str]]:
+    """The names of an id2label mapping in id order; None when it is not one (ids 0..N-1)."""
+    if not isinstance(id2label, dict) or not id2label:
+        return None
+    try:
+        ids = sorted((int(key), name) for key, name in id2label.items())
+    except (TypeError, ValueError):
+        return None
+    if [i for i, _ in ids] != list(range(len(ids))):
+        raise DataError(f"{path}: the ids of id2label must be 0..N-1, got {', '.join(str(i) for i, _ in ids[:10])}")
+    return [name for _, name in ids]
 
 
 def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
@@ -487,8 +508,9 @@ def list_split(spec: DatasetSpec, root, split: str) -> Listing:
     found = splits_on_disk(spec, root)
     there = f"\nSplits there: {', '.join(found)}; name the one meant (data.train_split=, data.val_split= or " \
             f"--split)." if found and set(found) != {resolve_split(spec, "train")} else ""
+    also_tried = f"(also tried below {', '.join(spec.root_subdirs)}). " if spec.root_subdirs else ""
     raise SplitNotFound(f"{root}: no {spec.title} split {split!r} found (standard splits: {known}). Expected\n  "
-                    f"{tried}\n(also tried below {', '.join(spec.root_subdirs) or 'nothing else'}). "
+                    f"{tried}\n{also_tried}"
                     f"To make this layout: {spec.prepare}. See docs/datasets.md.{there}{flat_images_hint(spec, root)}"
                     f"{_held_out_hint(spec, root, split, candidates, found)}")
 

@@ -26,19 +26,16 @@ the training transform gets the same per-sample random stream (seed, epoch, inde
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
-from ..constants import IGNORE_INDEX
 from ..utils import did_you_mean, require
 from .datasets import (
     DATASETS,
     DatasetSpec,
-    FolderClasses,
     LabelMap,
     Layout,
     Listing,
@@ -48,7 +45,6 @@ from .datasets import (
     split_names,
 )
 from .io import DataError, pil_to_label, pil_to_rgb
-from .palette import default_palette
 from .prepare import colours_to_ids, describe_colours, read_colour_classes
 
 DATASET_NAME = "huggingface"  # data.dataset of a dataset saved with `datasets`
@@ -182,33 +178,13 @@ def class_spec(root: Path, classes: Optional[str]) -> Tuple[DatasetSpec, LabelMa
     candidates = [Path(classes).expanduser()] if classes else [root / "classes.json", root / "id2label.json"]
     for path in candidates:
         if path.is_file():
-            found = read_classes_file(path)
+            found = read_folder_classes(path)  # classes.json or id2label.json
             return _spec(found.names, found.palette, f"Hugging Face dataset {root}"), found.label_map
     raise FileNotFoundError(
         f"{candidates[0] if classes else root}: no classes for this dataset. Put a classes.json "
         f'({{"classes": ["road", "car"], "palette": [[128, 64, 128], [0, 0, 142]]}}) or the id2label.json of its '
         f"transformers config in {root}, or set data.huggingface.classes to a segnext dataset (e.g. ade20k for "
         f"scene_parse_150).")
-
-
-def read_classes_file(path: Path) -> FolderClasses:
-    """A segnext classes.json, or transformers' id2label ({"0": "road", ...})."""
-    try:
-        meta = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: not valid JSON ({error})") from None
-    if isinstance(meta, dict) and "classes" not in meta:
-        meta = meta.get("id2label", meta)
-        try:
-            ids = sorted((int(key), str(name)) for key, name in meta.items())
-        except (TypeError, ValueError):
-            raise DataError(f"{path}: expected {{\"classes\": [...]}} or an id2label mapping "
-                            f"{{\"0\": \"road\", ...}}") from None
-        if [i for i, _ in ids] != list(range(len(ids))) or not 0 < len(ids) <= 255:
-            raise DataError(f"{path}: the ids of id2label must be 0..N-1 (N <= 255), got {[i for i, _ in ids][:10]}")
-        names = [name for _, name in ids]
-        return FolderClasses(names, default_palette(len(names)), IGNORE_INDEX, reduce_zero_label=False)
-    return read_folder_classes(path)
 
 
 def as_rgb(value: Any, where: str) -> np.ndarray:
