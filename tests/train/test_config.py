@@ -35,6 +35,21 @@ def test_unknown_section_and_nested_keys(tmp_path, scenes):
         load_config(str(write_config(tmp_path / "c.yaml", raw)))
 
 
+@pytest.mark.parametrize("override, meant", [
+    ("data.batch_size=4", "train.batch_size"),          # the same name in another section
+    ("train.lr=0.1", "optimizer.lr"),
+    ("evaluation.interval=100", "train.eval_interval"),  # MMSegmentation 0.x's name
+    ("train.epochs=3", "train.max_iters"),               # other trainers' names
+    ("model.classes=3", "model.num_classes"),
+    ("train.max_iter=5", "train.max_iters"),             # a close name in its own section
+    ("loss.weight=[1]", "loss.class_weight"),            # a name holding it as a word
+])
+def test_a_mistyped_key_is_suggested_the_key_meant_from_any_section(override, meant):
+    with pytest.raises(ConfigError, match=f"Did you mean '{meant}'") as error:
+        load_config("camvid/segnext_t_camvid_cpu_60min", [override])
+    assert "Valid keys here" in str(error.value)
+
+
 def test_overrides_are_yaml_values_and_checked(tmp_path, scenes):
     path = write_config(tmp_path / "c.yaml", tiny_config(scenes))
     config = load_config(str(path), ["train.max_iters=7", "data.crop_size=[32, 48]", "optimizer.lr=1e-4",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -563,9 +564,51 @@ def _check_override_path(parts: List[str], item: str) -> None:
             prefix = ".".join(parts[:depth])
             full_names = [f"{prefix}.{n}" if prefix else n for n in names]
             raise ConfigError(f"Override {item!r}: unknown key {'.'.join(parts[:depth + 1])!r}."
-                              f"{did_you_mean('.'.join(parts[:depth + 1]), full_names)} "
+                              f"{_suggest_key('.'.join(parts[:depth + 1]), full_names)} "
                               f"Valid keys here: {', '.join(full_names)}.")
         cls = typing.get_type_hints(cls)[part]
+
+
+def _config_keys(cls: Any = None, prefix: str = "") -> List[str]:
+    """Every dotted key of the config (`train.eval_interval`, `data.huggingface.classes`, ...)."""
+    keys = []
+    hints = typing.get_type_hints(cls or Config)
+    for f in dataclasses.fields(cls or Config):
+        kind = hints[f.name]
+        nested = isinstance(kind, type) and dataclasses.is_dataclass(kind)
+        keys += _config_keys(kind, f"{prefix}{f.name}.") if nested else [prefix + f.name]
+    return keys
+
+
+# Names other trainers (MMSegmentation's configs among them) give to keys that exist here under another
+_KEY_ALIASES = {"epochs": "train.max_iters", "max_epochs": "train.max_iters", "iters": "train.max_iters",
+                "samples_per_gpu": "train.micro_batch_size", "workers_per_gpu": "data.num_workers",
+                "workers": "data.num_workers", "variant": "model.name", "arch": "model.name",
+                "backbone": "model.name", "model.classes": "model.num_classes", "crop": "data.crop_size",
+                "ms": "evaluation.scales", "tta": "evaluation.scales", "evaluation.interval": "train.eval_interval"}
+
+
+def _suggest_key(key: str, siblings: List[str]) -> str:
+    """" Did you mean ...?" for a mistyped key: the same name in another section (`data.batch_size`
+    -> `train.batch_size`), else the key other trainers' name means (`train.epochs` ->
+    `train.max_iters`), else a close name in its own section (`train.max_iter`), else a name that
+    holds it as a word (`loss.weight` -> `loss.class_weight`)."""
+    leaf = key.rsplit(".", 1)[-1]
+    everywhere = _config_keys()
+    same_name = [k for k in everywhere if k.rsplit(".", 1)[-1] == leaf]
+    alias = _KEY_ALIASES.get(key) or (None if same_name else _KEY_ALIASES.get(leaf))
+    if alias:
+        return f" Did you mean {alias!r}?"
+    if same_name:
+        return did_you_mean(key, same_name) or f" Did you mean {same_name[0]!r}?"
+    leaves = {k.rsplit(".", 1)[-1]: k for k in siblings}
+    close = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
+    if close:
+        return f" Did you mean {leaves[close[0]]!r}?"
+    holding = [k for k in everywhere if leaf in k.rsplit(".", 1)[-1].split("_")]
+    if holding:
+        return did_you_mean(key, holding) or f" Did you mean {holding[0]!r}?"
+    return ""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -585,7 +628,7 @@ def _build(cls, raw: Any, prefix: str, source: str):
             full = [prefix + n for n in names]
             raise ConfigError(
                 f"{source.of(prefix + str(key))}: unknown key {prefix + str(key)!r}."
-                f"{did_you_mean(prefix + str(key), full)} "
+                f"{_suggest_key(prefix + str(key), full)} "
                 f"Valid keys in {where}: {', '.join(names)}."
             )
     values = {}
