@@ -97,9 +97,10 @@ def test_a_model_folder_outside_its_run_says_what_it_trained_on(demo, tmp_path, 
     assert main(["eval", str(demo / "config.yaml"), "--checkpoint", str(model), "--split", "train", "--max-images",
                  "2", "--out", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["validation_note"].startswith("train is (part of) the training data (train)")
-    assert main(["eval", str(demo / "config.yaml"), "--checkpoint", str(model), "--max-images", "2", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert main(["eval", str(demo / "config.yaml"), "evaluation.max_images=2", "--checkpoint", str(model),
+                 "--out", str(out), "--no-progress"]) == 0  # training's key for --max-images, as an override
     assert json.loads(out.read_text())["validation_note"] is None  # the demo's val is its own scenes
+    assert json.loads(out.read_text())["num_images"] == 2
 
 
 def test_an_onnx_export_says_what_its_model_trained_on(demo, tmp_path, capsys):

@@ -45,7 +45,8 @@ def register(subparsers) -> None:
                         metavar="METRIC", help=f"the per-class columns printed, with their means: any of "
                                                f"{', '.join(PER_CLASS_METRICS)} (default: IoU Acc); the results JSON "
                                                f"holds them all")
-    parser.add_argument("--max-images", type=positive_int, help="evaluate only the first N images")
+    parser.add_argument("--max-images", type=positive_int,
+                        help="evaluate only the first N images (the override evaluation.max_images=N does the same)")
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
@@ -124,6 +125,8 @@ def run(args) -> int:
         raise ValueError(missing_weights_message(args.config))
     config = load_config(args.config, args.overrides)
     source = args.checkpoint or args.onnx
+    if args.max_images is None and any(o.split("=", 1)[0].strip() == "evaluation.max_images" for o in args.overrides):
+        args.max_images = config.evaluation.max_images  # the key training's periodic evaluations read
     if args.onnx:
         model = OnnxModel(args.onnx, threads=config.train.threads)
         saved_settings = json.loads(model.metadata["test_config"]) if model.metadata.get("test_config") else None
