@@ -293,3 +293,68 @@ def test_folder_colour_masks_name_what_is_wrong(tmp_path, capsys):
     (tmp_path / "empty/classes.json").write_text(json.dumps({"classes": ["sky"], "palette": [palette[0]]}))
     with pytest.raises(FileNotFoundError, match="no colour masks in labels/<split>/, <split>/labels/"):
         prepare("folder", tmp_path / "empty", tmp_path / "elsewhere", progress=False)
+
+
+def _colour_mask(ids: np.ndarray, palette, ignore_colour=(0, 0, 0)) -> np.ndarray:
+    colours = np.zeros(ids.shape + (3,), dtype=np.uint8)
+    colours[ids == 255] = ignore_colour
+    for class_id, colour in enumerate(palette):
+        colours[ids == class_id] = colour
+    return colours
+
+
+def test_cvat_segmentation_mask_export_to_the_folder_layout(tmp_path, capsys):
+    """CVAT's "Segmentation mask 1.1" export (Datumaro's too): the Pascal VOC layout with the task's
+    classes in labelmap.txt and its subsets in ImageSets/Segmentation; read by `prepare folder` as it is."""
+    palette = [[0, 0, 0], [250, 50, 83], [61, 61, 245]]
+    source, destination = tmp_path / "task_export", tmp_path / "my_dataset"
+    (source / "labelmap.txt").parent.mkdir(parents=True)
+    (source / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\n"
+                                         "car:250,50,83::\nperson:61,61,245::\n")
+    labels = {}
+    for i, stem in enumerate(["frame 001", "frame_002", "cam2/frame_003"]):  # a space, a sub-folder
+        labels[stem] = blob_label(12, 16, (0, 1, 2), seed=i)
+        save_image(source / f"JPEGImages/{stem}.jpg", random_image(12, 16, seed=i))
+        save_image(source / f"SegmentationClass/{stem}.png", _colour_mask(labels[stem], palette))
+        save_label(source / f"SegmentationObject/{stem}.png", labels[stem])  # instances: not read
+    write_lines(source / "ImageSets/Segmentation/train.txt", ["frame 001", "cam2/frame_003"])
+    write_lines(source / "ImageSets/Segmentation/val.txt", ["frame_002"])
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
+    assert "3 converted" in capsys.readouterr().out
+    meta = json.loads((destination / "classes.json").read_text())
+    assert meta == {"classes": ["background", "car", "person"], "palette": palette, "ignore_index": 255}
+    train, val = build_dataset("folder", destination, "train"), build_dataset("folder", destination, "val")
+    assert [s["path"] for s in train] == [str(destination / "images/train/cam2/frame_003.jpg"),
+                                          str(destination / "images/train/frame 001.jpg")]
+    assert np.array_equal(train[0]["label"], labels["cam2/frame_003"]) and len(val) == 1
+    assert np.array_equal(val[0]["label"], labels["frame_002"])
+    assert (destination / "images/val/frame_002.jpg").resolve() == (source / "JPEGImages/frame_002.jpg").resolve()
+
+
+def test_cvat_export_without_subsets_labelmap_or_images(tmp_path):
+    """One subset (`default`): images/ and labels/ not split yet, with the command that splits them;
+    no labelmap.txt: Pascal VOC's classes, its outline colour ignored; no JPEGImages: the masks are
+    converted and the report says where the images go; a listed image without a mask is named."""
+    source, destination = tmp_path / "export", tmp_path / "voc"
+    ids = blob_label(12, 16, (0, 15, 255))  # background, person, outline
+    save_image(source / "SegmentationClass/a.png", _colour_mask(ids, C.VOC_PALETTE, ignore_colour=(224, 224, 192)))
+    save_image(source / "JPEGImages/a.jpg", random_image(12, 16))
+    write_lines(source / "ImageSets/Segmentation/default.txt", ["a", "missing"])
+    report = prepare("folder", source, destination, workers=1, progress=False)
+    assert report.converted == 1 and report.failures == [
+        f"{source / 'ImageSets/Segmentation/default.txt'}: missing has no mask in {source / 'SegmentationClass'}"]
+    notes = "\n".join(report.notes)
+    assert "read as Pascal VOC's 21 classes" in notes and "--split . --hold-out-fraction 0.2" in notes
+    assert read_label(destination / "labels/a.png").tolist() == ids.tolist()
+    assert (destination / "images/a.jpg").is_symlink()
+    assert json.loads((destination / "classes.json").read_text())["classes"] == list(C.VOC_CLASSES)
+
+    (source / "JPEGImages/a.jpg").unlink()
+    (source / "JPEGImages").rmdir()
+    (source / "labelmap.txt").write_text("background:0,0,0::\nperson\n")
+    with pytest.raises(ValueError, match=r"labelmap.txt, line 2: 'person' is not `name:r,g,b::`"):
+        prepare("folder", source, tmp_path / "other", progress=False)
+    (source / "labelmap.txt").write_text("background:0,0,0::\nperson:192,128,128::\n")
+    report = prepare("folder", source, tmp_path / "other", workers=1, progress=False)
+    assert "export again with \"Save images\"" in "\n".join(report.notes) and report.converted == 0
+    assert "[224, 224, 192] (" in report.failures[-1]  # the outline is no class of this labelmap

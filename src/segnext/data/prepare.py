@@ -11,7 +11,9 @@
                     -> DST/images/<split>/*.png, DST/labels/<split>/*.png (void 11 -> 255), classes.json
     folder          your own SRC/images/<split>/ (or SRC/<split>/images/), SRC/labels/<split>/ (or
                     SRC/<split>/labels/, masks/ for labels/) colour masks, SRC/classes.json (palette)
-                    -> DST/labels/<split>/*.png (colour -> class id), DST/images linked, DST/classes.json
+                    -> DST/labels/<split>/*.png (colour -> class id), DST/images linked, DST/classes.json;
+                    or CVAT's "Segmentation mask" export (SRC/SegmentationClass, JPEGImages, labelmap.txt,
+                    ImageSets/Segmentation/<subset>.txt) -> the same, a split per subset
 
 Every converter works file by file in a process pool with a progress bar, writes each output
 atomically and skips outputs that already exist, so an interrupted run resumes where it stopped
@@ -32,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..constants import IGNORE_INDEX
+from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
 from . import classes as C
 from .datasets import DATASETS, visible_entries
@@ -600,6 +602,107 @@ def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
     return found
 
 
+# The "Segmentation mask" export of CVAT and Datumaro: the Pascal VOC layout with the classes of the task
+VOC_EXPORT_MASKS, VOC_EXPORT_IMAGES, VOC_EXPORT_LISTS = "SegmentationClass", "JPEGImages", "ImageSets/Segmentation"
+VOC_BOUNDARY_COLOUR = [224, 224, 192]  # Pascal VOC's "void" outline around objects
+
+
+def read_labelmap(path: Path) -> Tuple[List[str], List[List[int]]]:
+    """The classes and colours of a labelmap.txt (`name:r,g,b:parts:actions` a line, # comments)."""
+    names, palette = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split(":")
+        try:
+            colour = [int(v) for v in fields[1].split(",")]
+        except (IndexError, ValueError):
+            colour = []
+        if not fields[0].strip() or len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
+            raise DataError(f"{path}, line {number}: {line.strip()!r} is not `name:r,g,b::` (a class and its "
+                            f"colour, e.g. `car:0,0,142::`)")
+        names.append(fields[0].strip())
+        palette.append(colour)
+    if not names:
+        raise DataError(f"{path}: no classes in it; each line is `name:r,g,b::`, e.g. `background:0,0,0::`")
+    return names, palette
+
+
+def _voc_export_classes(source: Path, report: PrepareReport) -> Tuple[dict, List[List[int]], List[List[int]]]:
+    """(classes.json contents, palette, ignore colours) of a VOC-layout export: its classes.json if it
+    has one, else its labelmap.txt, else Pascal VOC's 21 classes (CVAT writes no labelmap for them)."""
+    if (source / "classes.json").is_file():
+        return read_colour_classes(source / "classes.json")
+    if (source / "labelmap.txt").is_file():
+        names, palette = read_labelmap(source / "labelmap.txt")
+        report.notes.append(f"classes from {source / 'labelmap.txt'}: {', '.join(names)}")
+        return {"classes": names}, palette, []
+    report.notes.append(f"{source} has no labelmap.txt nor classes.json: read as Pascal VOC's 21 classes, "
+                        f"its outline colour {VOC_BOUNDARY_COLOUR} ignored")
+    return {"classes": list(C.VOC_CLASSES)}, [list(c) for c in C.VOC_PALETTE], [VOC_BOUNDARY_COLOUR]
+
+
+def _voc_export_pair(mask: str, target: str, image: Optional[str], image_target: str, palette: list,
+                     ignore_colours: list, overwrite: bool):
+    if image is not None and not os.path.lexists(image_target):
+        os.makedirs(os.path.dirname(image_target), exist_ok=True)
+        try:
+            os.symlink(os.path.relpath(image, os.path.dirname(image_target)), image_target)
+        except OSError:  # a file system without links
+            shutil.copyfile(image, image_target)
+    return _convert_colour_mask(mask, target, palette, ignore_colours, overwrite)
+
+
+def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=False,
+                       progress=True) -> PrepareReport:
+    """CVAT's (and Datumaro's) "Segmentation mask" export -> the folder layout: SRC/SegmentationClass/
+    colour masks, SRC/JPEGImages/ images, SRC/labelmap.txt classes (`name:r,g,b::`),
+    SRC/ImageSets/Segmentation/<subset>.txt the subsets. Each subset becomes a split (`default`, the
+    one subset of a task that defines none, becomes images/ and labels/ not split yet); images are
+    linked file by file."""
+    report = PrepareReport("folder", destination)
+    meta, palette, ignore_colours = _voc_export_classes(source, report)
+    masks = {str(p.relative_to(source / VOC_EXPORT_MASKS).with_suffix("").as_posix()): p
+             for p in visible_entries(source / VOC_EXPORT_MASKS, recursive=True)
+             if p.suffix.lower() in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg")}
+    image_dir = source / VOC_EXPORT_IMAGES
+    images = {} if not image_dir.is_dir() else {
+        str(p.relative_to(image_dir).with_suffix("").as_posix()): p for p in visible_entries(image_dir, recursive=True)
+        if p.suffix.lower() in IMAGE_SUFFIXES}
+    lists = sorted((source / VOC_EXPORT_LISTS).glob("*.txt")) if (source / VOC_EXPORT_LISTS).is_dir() else []
+    subsets = {path.stem: [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+               for path in lists} or {"default": sorted(masks)}
+    if not image_dir.is_dir():
+        report.notes.append(f"{image_dir} not found: the export holds no images (export again with \"Save images\", "
+                            f"or put them there and run the same command again); the masks are converted anyway")
+    tasks = []
+    for subset, stems in subsets.items():
+        split = "." if subset == "default" and len(subsets) == 1 else subset
+        for stem in stems:
+            if stem not in masks:
+                report.failures.append(f"{source / VOC_EXPORT_LISTS / (subset + '.txt')}: {stem} has no mask in "
+                                       f"{source / VOC_EXPORT_MASKS}")
+                continue
+            image = images.get(stem)
+            if image is None and image_dir.is_dir():
+                report.failures.append(f"{masks[stem]}: no image {stem}.* in {image_dir}")
+                continue
+            image_target = destination / "images" / split / (stem + (image.suffix if image else ""))
+            tasks.append((str(masks[stem]), str(destination / "labels" / split / (stem + ".png")),
+                          None if image is None else str(image), str(image_target), palette, ignore_colours,
+                          overwrite))
+    if not tasks and not report.failures:
+        raise FileNotFoundError(f"{source / VOC_EXPORT_MASKS}: no masks ({', '.join(COLOUR_MASK_SUFFIXES)})")
+    report.add(run_tasks(_Guarded(_voc_export_pair), tasks, workers, "colour masks", progress))
+    if set(subsets) == {"default"}:
+        report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
+                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    written = {key: value for key, value in meta.items() if key not in ("ignore_colors", "reduce_zero_label")}
+    written.update(classes=list(meta["classes"]), palette=palette, ignore_index=IGNORE_INDEX)
+    atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
+    return report
+
+
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
     classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
@@ -610,6 +713,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     if destination.resolve() == source.resolve():
         raise ValueError(f"{destination}: DST must be another folder than SRC (the colour masks stay as they are; "
                          f"the class-id labels go to DST/labels, the images are linked)")
+    if (source / VOC_EXPORT_MASKS).is_dir():
+        return prepare_voc_export(source, destination, workers, overwrite, progress)
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
