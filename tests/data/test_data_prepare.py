@@ -358,3 +358,37 @@ def test_cvat_export_without_subsets_labelmap_or_images(tmp_path):
     report = prepare("folder", source, tmp_path / "other", workers=1, progress=False)
     assert "export again with \"Save images\"" in "\n".join(report.notes) and report.converted == 0
     assert "[224, 224, 192] (" in report.failures[-1]  # the outline is no class of this labelmap
+
+
+def test_roboflow_semantic_segmentation_masks_export(tmp_path, capsys):
+    """Roboflow's "Semantic Segmentation Masks": <split>/NAME.jpg beside NAME_mask.png (pixel values)
+    and <split>/_classes.csv; the classes are taken in the order of their values."""
+    source, destination = tmp_path / "roboflow", tmp_path / "my_dataset"
+    labels = {}
+    for i, (split, name) in enumerate([("train", "a_jpg.rf.1f2e"), ("train", "b_jpg.rf.9c0d"), ("valid", "c.rf.77")]):
+        labels[name] = blob_label(12, 16, (0, 2, 5), seed=i)  # values 0, 2, 5: background, crack, rust
+        save_image(source / f"{split}/{name}.jpg", random_image(12, 16, seed=i))
+        save_label(source / f"{split}/{name}_mask.png", labels[name])
+        (source / f"{split}/_classes.csv").write_text("Pixel Value, Class\n0, background\n2, crack\n5, rust\n")
+    save_image(source / "train/orphan_mask.png", np.zeros((4, 4, 3), dtype=np.uint8))
+    save_label(source / "valid/d_mask.png", np.full((12, 16), 3, dtype=np.uint8))
+    save_image(source / "valid/d.jpg", random_image(12, 16))
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "3 converted" in out and "orphan_mask.png: no image orphan.* beside it" in out
+    assert "d_mask.png: pixel values 3 are no class of _classes.csv" in out
+    assert "classes by pixel value: 0 background, 2 crack, 5 rust" in out and "data.val_split=valid" in out
+    assert json.loads((destination / "classes.json").read_text())["classes"] == ["background", "crack", "rust"]
+    train = build_dataset("folder", destination, "train")
+    assert [s["path"] for s in train] == [str(destination / f"images/train/{n}_jpg.rf.{h}.jpg")
+                                          for n, h in (("a", "1f2e"), ("b", "9c0d"))]
+    ids = {0: 0, 2: 1, 5: 2}
+    assert np.array_equal(train[1]["label"], np.vectorize(ids.get)(labels["b_jpg.rf.9c0d"]))
+    assert len(build_dataset("folder", destination, "valid")) == 1
+
+    (source / "valid/_classes.csv").write_text("Pixel Value, Class\n0, background\n1, crack\n")
+    with pytest.raises(ValueError, match="lists other classes than"):
+        prepare("folder", source, tmp_path / "other", progress=False)
+    (source / "valid/_classes.csv").write_text("Pixel Value, Class\nzero, background\n")
+    with pytest.raises(ValueError, match=r"_classes.csv, line 2: 'zero, background' is not `pixel value, class`"):
+        prepare("folder", source, tmp_path / "other", progress=False)

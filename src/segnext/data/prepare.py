@@ -13,7 +13,8 @@
                     SRC/<split>/labels/, masks/ for labels/) colour masks, SRC/classes.json (palette)
                     -> DST/labels/<split>/*.png (colour -> class id), DST/images linked, DST/classes.json;
                     or CVAT's "Segmentation mask" export (SRC/SegmentationClass, JPEGImages, labelmap.txt,
-                    ImageSets/Segmentation/<subset>.txt) -> the same, a split per subset
+                    ImageSets/Segmentation/<subset>.txt) -> the same, a split per subset; or Roboflow's
+                    "Semantic Segmentation Masks" (SRC/<split>/NAME.jpg, NAME_mask.png, _classes.csv)
 
 Every converter works file by file in a process pool with a progress bar, writes each output
 atomically and skips outputs that already exist, so an interrupted run resumes where it stopped
@@ -39,6 +40,7 @@ from ..utils import atomic_write
 from . import classes as C
 from .datasets import DATASETS, visible_entries
 from .io import DataError, read_image, read_label, write_label
+from .palette import default_palette
 from .resize import opencv, opencv_if_installed
 
 # --------------------------------------------------------------------------------------------
@@ -642,15 +644,21 @@ def _voc_export_classes(source: Path, report: PrepareReport) -> Tuple[dict, List
     return {"classes": list(C.VOC_CLASSES)}, [list(c) for c in C.VOC_PALETTE], [VOC_BOUNDARY_COLOUR]
 
 
-def _voc_export_pair(mask: str, target: str, image: Optional[str], image_target: str, palette: list,
-                     ignore_colours: list, overwrite: bool):
+def _link_image(image: Optional[str], image_target: str) -> None:
+    """DST's image as a link to the export's (a copy where the file system has no links)."""
     if image is not None and not os.path.lexists(image_target):
         os.makedirs(os.path.dirname(image_target), exist_ok=True)
         try:
             os.symlink(os.path.relpath(image, os.path.dirname(image_target)), image_target)
-        except OSError:  # a file system without links
+        except OSError:
             shutil.copyfile(image, image_target)
-    return _convert_colour_mask(mask, target, palette, ignore_colours, overwrite)
+
+
+def _voc_export_pair(mask: str, target: str, image: Optional[str], image_target: str, palette: list,
+                     ignore_colours: list, overwrite: bool):
+    outcome = _convert_colour_mask(mask, target, palette, ignore_colours, overwrite)
+    _link_image(image, image_target)  # after its label: an image is never left without one
+    return outcome
 
 
 def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=False,
@@ -703,6 +711,83 @@ def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=
     return report
 
 
+# Roboflow's "Semantic Segmentation Masks" export: <split>/NAME.jpg beside <split>/NAME_mask.png (pixel
+# values), and the classes of those values in <split>/_classes.csv
+ROBOFLOW_CLASSES, ROBOFLOW_MASK_ENDING = "_classes.csv", "_mask.png"
+
+
+def read_pixel_value_classes(path: Path) -> Dict[int, str]:
+    """{pixel value: class name} of a `_classes.csv` (`Pixel Value, Class` a row, after a header)."""
+    import csv
+
+    classes = {}
+    rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    for number, row in enumerate(rows, 1):
+        if not row or not "".join(row).strip() or (number == 1 and not row[0].strip().isdigit()):
+            continue  # the header
+        if len(row) < 2 or not row[0].strip().isdigit() or not 0 <= int(row[0]) <= 254 or not row[1].strip():
+            raise DataError(f"{path}, line {number}: {','.join(row)!r} is not `pixel value, class` (0..254)")
+        classes[int(row[0])] = row[1].strip()
+    if not classes:
+        raise DataError(f"{path}: no classes in it; each row is `pixel value, class`, e.g. `0, background`")
+    return dict(sorted(classes.items()))
+
+
+def _pixel_value_pair(mask: str, target: str, image: Optional[str], image_target: str, table: np.ndarray,
+                      palette: list, overwrite: bool):
+    if _up_to_date([target], overwrite):
+        _link_image(image, image_target)
+        return "skipped", ""
+    values = read_label(mask)
+    unknown = sorted(set(np.unique(values).tolist()) - set(np.flatnonzero(table != IGNORE_INDEX).tolist()))
+    if unknown:
+        raise DataError(f"{mask}: pixel values {', '.join(map(str, unknown[:10]))} are no class of "
+                        f"{ROBOFLOW_CLASSES}; add them there")
+    write_label(target, table[values], palette=palette)
+    _link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", ""
+
+
+def prepare_roboflow_masks(source: Path, destination: Path, workers=None, overwrite=False,
+                           progress=True) -> PrepareReport:
+    """Roboflow's "Semantic Segmentation Masks" export -> the folder layout: each SRC/<split>/ with a
+    _classes.csv becomes a split; NAME_mask.png (pixel values) -> DST/labels/<split>/NAME.png (the
+    classes in the order of their values), NAME.jpg linked as DST/images/<split>/NAME.jpg."""
+    report = PrepareReport("folder", destination)
+    splits = sorted(p.parent for p in source.glob(f"*/{ROBOFLOW_CLASSES}"))
+    classes = [read_pixel_value_classes(split / ROBOFLOW_CLASSES) for split in splits]
+    for split, other in zip(splits[1:], classes[1:]):
+        if other != classes[0]:
+            raise DataError(f"{split / ROBOFLOW_CLASSES} lists other classes than {splits[0] / ROBOFLOW_CLASSES}; "
+                            f"export the splits of one dataset version")
+    values = list(classes[0])
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    table[values] = np.arange(len(values))
+    palette = default_palette(len(values))
+    tasks = []
+    for split in splits:
+        files = sorted(p for p in visible_entries(split, recursive=False) if p.is_file())
+        masks = [p for p in files if p.name.lower().endswith(ROBOFLOW_MASK_ENDING)]
+        images = {p.stem: p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and p not in masks}
+        for mask in masks:
+            stem = mask.name[: -len(ROBOFLOW_MASK_ENDING)]
+            if stem not in images:
+                report.failures.append(f"{mask}: no image {stem}.* beside it")
+                continue
+            tasks.append((str(mask), str(destination / "labels" / split.name / (stem + ".png")), str(images[stem]),
+                          str(destination / "images" / split.name / images[stem].name), table, palette, overwrite))
+    if not tasks and not report.failures:
+        raise FileNotFoundError(f"{source}: no *{ROBOFLOW_MASK_ENDING} beside the {ROBOFLOW_CLASSES} of "
+                                f"{', '.join(str(s) for s in splits)}")
+    report.add(run_tasks(_Guarded(_pixel_value_pair), tasks, workers, "masks", progress))
+    report.notes.append(f"classes by pixel value: {', '.join(f'{v} {n}' for v, n in classes[0].items())}")
+    if "val" not in [split.name for split in splits] and "valid" in [split.name for split in splits]:
+        report.notes.append("the validation split is called valid: train with data.val_split=valid")
+    written = {"classes": list(classes[0].values()), "palette": palette, "ignore_index": IGNORE_INDEX}
+    atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
+    return report
+
+
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
     classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
@@ -715,6 +800,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
                          f"the class-id labels go to DST/labels, the images are linked)")
     if (source / VOC_EXPORT_MASKS).is_dir():
         return prepare_voc_export(source, destination, workers, overwrite, progress)
+    if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
+        return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
