@@ -319,6 +319,9 @@ def test_cvat_segmentation_mask_export_to_the_folder_layout(tmp_path, capsys):
         save_label(source / f"SegmentationObject/{stem}.png", labels[stem])  # instances: not read
     write_lines(source / "ImageSets/Segmentation/train.txt", ["frame 001", "cam2/frame_003"])
     write_lines(source / "ImageSets/Segmentation/val.txt", ["frame_002"])
+    with pytest.raises(ValueError, match=r"holds CVAT's \"Segmentation mask\" export, which the folder dataset "
+                                         r"reads once converted: `segnext data prepare folder .* DST`"):
+        build_dataset("folder", source, "train")
     assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
     assert "3 converted" in capsys.readouterr().out
     meta = json.loads((destination / "classes.json").read_text())
@@ -373,6 +376,8 @@ def test_roboflow_semantic_segmentation_masks_export(tmp_path, capsys):
     save_image(source / "train/orphan_mask.png", np.zeros((4, 4, 3), dtype=np.uint8))
     save_label(source / "valid/d_mask.png", np.full((12, 16), 3, dtype=np.uint8))
     save_image(source / "valid/d.jpg", random_image(12, 16))
+    with pytest.raises(ValueError, match=r"holds Roboflow's \"Semantic Segmentation Masks\" export"):
+        build_dataset("folder", source, "train")
     assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 1
     out = capsys.readouterr().out
     assert "3 converted" in out and "orphan_mask.png: no image orphan.* beside it" in out
