@@ -24,6 +24,7 @@ others are still converted.
 
 from __future__ import annotations
 
+import csv
 import json
 import multiprocessing
 import os
@@ -583,12 +584,24 @@ def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[in
             isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
             for c in ignore_colours):
         raise DataError(f"{path}: \"ignore_colors\" must be a list of [r, g, b] (0..255), e.g. [[0, 0, 0]]")
+    _check_distinct_colours(path, palette, ignore_colours)
+    return meta, palette, ignore_colours
+
+
+def _check_distinct_colours(path: Path, palette: List[List[int]], ignore_colours: List[List[int]]) -> None:
     colours = [tuple(c) for c in palette + ignore_colours]
     repeated = sorted({c for c in colours if colours.count(c) > 1})
     if repeated:
         raise DataError(f"{path}: the colours {[list(c) for c in repeated]} stand for more than one class (or "
                         f"for a class and ignore); each colour must mean one thing")
-    return meta, palette, ignore_colours
+
+
+def _write_classes_json(destination: Path, meta: dict, palette: List[List[int]]) -> None:
+    """DST/classes.json of converted labels: they hold class ids from 0 with 255 for no label, whatever
+    the source's classes.json said of its stored values; its other keys are kept."""
+    written = {key: value for key, value in meta.items() if key not in ("ignore_colors", "reduce_zero_label")}
+    written.update(palette=palette, ignore_index=IGNORE_INDEX)
+    atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
 
 
 def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
@@ -637,6 +650,7 @@ def _voc_export_classes(source: Path, report: PrepareReport) -> Tuple[dict, List
         return read_colour_classes(source / "classes.json")
     if (source / "labelmap.txt").is_file():
         names, palette = read_labelmap(source / "labelmap.txt")
+        _check_distinct_colours(source / "labelmap.txt", palette, [])
         report.notes.append(f"classes from {source / 'labelmap.txt'}: {', '.join(names)}")
         return {"classes": names}, palette, []
     report.notes.append(f"{source} has no labelmap.txt nor classes.json: read as Pascal VOC's 21 classes, "
@@ -705,9 +719,7 @@ def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=
     if set(subsets) == {"default"}:
         report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
                             f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    written = {key: value for key, value in meta.items() if key not in ("ignore_colors", "reduce_zero_label")}
-    written.update(classes=list(meta["classes"]), palette=palette, ignore_index=IGNORE_INDEX)
-    atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
+    _write_classes_json(destination, meta, palette)
     return report
 
 
@@ -718,8 +730,6 @@ ROBOFLOW_CLASSES, ROBOFLOW_MASK_ENDING = "_classes.csv", "_mask.png"
 
 def read_pixel_value_classes(path: Path) -> Dict[int, str]:
     """{pixel value: class name} of a `_classes.csv` (`Pixel Value, Class` a row, after a header)."""
-    import csv
-
     classes = {}
     rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
     for number, row in enumerate(rows, 1):
@@ -783,8 +793,7 @@ def prepare_roboflow_masks(source: Path, destination: Path, workers=None, overwr
     report.notes.append(f"classes by pixel value: {', '.join(f'{v} {n}' for v, n in classes[0].items())}")
     if "val" not in [split.name for split in splits] and "valid" in [split.name for split in splits]:
         report.notes.append("the validation split is called valid: train with data.val_split=valid")
-    written = {"classes": list(classes[0].values()), "palette": palette, "ignore_index": IGNORE_INDEX}
-    atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
+    _write_classes_json(destination, {"classes": list(classes[0].values())}, palette)
     return report
 
 
@@ -830,10 +839,7 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
             _link_folder(destination, source, f"images/{split}", report, source_name=f"{split}/images")
     else:
         _link_folder(destination, source, "images", report)
-    # the written labels hold class ids from 0, whatever the colour masks' classes.json said of stored values
-    written = {key: value for key, value in meta.items() if key not in ("ignore_colors", "reduce_zero_label")}
-    written.update(palette=palette, ignore_index=IGNORE_INDEX)
-    atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))
+    _write_classes_json(destination, meta, palette)
     return report
 
 
