@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -121,11 +122,14 @@ def test_sixteen_bit_keeps_the_top_byte():
     (np.array([[0.0, 0.5, 1.0]], dtype=np.float32), [0, 128, 255]),      # 0..1, as scikit-image's floats
     (np.array([[0.0, 127.6, 300.0]], dtype=np.float64), [0, 128, 255]),  # 0..255, clipped
     (np.array([[np.nan, 1.0, 0.25]], dtype=np.float32), [0, 255, 64]),    # NaN as 0
+    (np.full((1, 3), np.nan, dtype=np.float32), [0, 0, 0]),                # all NaN (no data), without a warning
     (np.array([[False, True, True]]), [0, 255, 255]),
     (np.array([[-5, 7, 1000]], dtype=np.int32), [0, 7, 255]),
 ])
 def test_arrays_of_other_types_become_uint8_as_documented(array, expected):
-    rgb = to_rgb_array(array)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rgb = to_rgb_array(array)
     assert rgb.dtype == np.uint8 and rgb.shape == (1, 3, 3)
     assert rgb[0, :, 0].tolist() == expected and (rgb == rgb[:, :, :1]).all()
 

@@ -64,8 +64,9 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
     if np.issubdtype(array.dtype, np.floating):
-        scale = 255.0 if float(np.nanmax(array)) <= 1.0 else 1.0
-        return np.clip(np.nan_to_num(array) * scale + 0.5, 0, 255).astype(np.uint8)
+        finite = np.nan_to_num(array, nan=0.0)  # NaN (no data) reads as black
+        scale = 255.0 if float(finite.max()) <= 1.0 else 1.0
+        return np.clip(finite * scale + 0.5, 0, 255).astype(np.uint8)
     if np.issubdtype(array.dtype, np.integer):
         return np.clip(array, 0, 255).astype(np.uint8)
     raise ValueError(f"unsupported image dtype {array.dtype}")
