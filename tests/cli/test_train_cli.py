@@ -78,9 +78,11 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     model = segnext.create_model(checkpoint=work_dir / "final_model")
     assert model.num_classes == 8 and model.config.class_names[0] == "sky"
     assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",
-                 str(tmp_path / "e2.json"), "--no-progress", "--max-images", "2", "--metrics", "IoU", "Dice"]) == 0
+                 str(tmp_path / "e2.json"), "--no-progress", "--max-images", "2", "--metrics", "IoU", "Dice",
+                 "--ms"]) == 0
     second = json.loads((tmp_path / "e2.json").read_text())
     assert second["num_images"] == 2 and {"mDice", "mPrecision", "mRecall"} <= set(second)
+    assert second["test"]["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75] and second["test"]["flip"] is True  # paper's
     assert set(second["per_class"][0]) == {"class", "IoU", "Acc", "Dice", "Precision", "Recall"}
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split() == ["class", "IoU", "Dice"] and "  mDice " in printed

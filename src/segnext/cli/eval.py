@@ -24,7 +24,7 @@ def register(subparsers) -> None:
                     "torchrun the images are split over the processes.",
         **with_examples("segnext eval segnext_t_ade20k_512x512_160k data.root=data/ade/ADEChallengeData2016 "
                         "--checkpoint segnext-t-ade/",
-                        "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms --flip"))
+                        "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms"))
     parser.add_argument("config", help="YAML config file or shipped config name")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                         help="config overrides (values are YAML)")
@@ -33,7 +33,9 @@ def register(subparsers) -> None:
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8), run on the CPU "
                                        "by onnxruntime")
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
-    parser.add_argument("--ms", action="store_true", help="multi-scale test: ratios 0.5, 0.75, ..., 1.75")
+    parser.add_argument("--ms", action="store_true",
+                        help="the paper's multi-scale test: ratios 0.5, 0.75, ..., 1.75 with flip, as `segnext "
+                             "predict --ms` (ratios alone: evaluation.scales=[...])")
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
     parser.add_argument("--config-settings", action="store_true",
                         help="test with CONFIG's evaluation section (and its nmf_seed) even when the checkpoint was "
@@ -134,9 +136,9 @@ def run(args) -> int:
         model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
         saved_settings = model.config.test_settings
     choose_test_settings(args, config, model, saved_settings, source)
-    if args.ms:
+    if args.ms:  # the paper's multi-scale numbers are with flip
         config.evaluation.scales = MS_RATIOS
-    if args.flip:
+    if args.ms or args.flip:
         config.evaluation.flip = True
     env = distributed.setup("cpu" if args.onnx else args.device or config.train.device)
     use_device(env.device)
