@@ -195,3 +195,19 @@ def test_the_page_loads_and_names_the_endpoints(client):
 def test_json_errors_for_unknown_routes_keep_the_server_up(client):
     assert client.get("/nothing-here").status_code == 404
     assert json.loads(client.get("/health").content)["status"] == "ok"
+
+
+def test_the_command_serves_with_the_test_settings_given(model_folder, monkeypatch, capsys):
+    """`segnext serve --img-scale ... --flip` replaces the saved settings, as `segnext predict` does."""
+    import uvicorn
+
+    from segnext.cli.main import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app, **options))
+    assert main(["serve", "-c", str(model_folder), "--device", "cpu", "--img-scale", "64", "48", "--flip",
+                 "--port", "8123"]) == 0
+    assert served["port"] == 8123 and "http://127.0.0.1:8123/" in capsys.readouterr().err
+    with TestClient(served["app"]) as client:
+        test_config = client.get("/health").json()["test_config"]
+    assert test_config["img_scale"] == [64, 48] and test_config["flip"] is True

@@ -84,6 +84,33 @@ def amp_setting(args):
     return args.amp_dtype or args.amp
 
 
+def add_test_settings(parser) -> None:
+    """The test-time settings that replace a model's saved ones (`test_settings` applies them)."""
+    settings = parser.add_argument_group("test-time settings (default: from the checkpoint)")
+    settings.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference")
+    settings.add_argument("--img-scale", type=positive_int, nargs=2, metavar=("LONG", "SHORT"),
+                          help="keep-ratio resize bound, e.g. 2048 512")
+    settings.add_argument("--keep-size", action="store_true", help="no resize: run at the image's own size")
+    settings.add_argument("--size-divisor", type=positive_int, help="round the resized size up to a multiple of this")
+    settings.add_argument("--crop-size", type=positive_int, nargs=2, metavar=("H", "W"), help="slide window size")
+    settings.add_argument("--stride", type=positive_int, nargs=2, metavar=("H", "W"), help="slide window stride")
+    settings.add_argument("--ms", action="store_true", help="multi-scale (0.5-1.75) + flip test, as the paper")
+    settings.add_argument("--scales", type=positive_float, nargs="+", help="scale ratios, e.g. 0.75 1.0 1.25")
+    settings.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+
+
+def test_settings(args, base):
+    """`base` (a TestConfig) with the settings `add_test_settings` read replaced."""
+    from ..inference import override_test_config
+
+    img_scale = None if args.keep_size else (tuple(args.img_scale) if args.img_scale else Ellipsis)
+    return override_test_config(
+        base, mode=args.mode, img_scale=img_scale,
+        size_divisor=args.size_divisor if args.size_divisor is not None else Ellipsis,
+        crop_size=args.crop_size, stride=args.stride, scales=args.scales, flip=True if args.flip else None,
+        multi_scale=args.ms)
+
+
 def _checked(kind: type, accepts: Callable[[float], bool], requirement: str) -> Callable[[str], Union[int, float]]:
     """An argparse type: `kind` (int or float) parsed from the text, refused unless `accepts` it;
     argparse reports the refusal as `argument --name: must be <requirement>, got <text>`."""

@@ -28,11 +28,12 @@ from .arguments import (
     add_amp,
     add_backend,
     add_nmf_seed,
+    add_test_settings,
     amp_setting,
     backend_setting,
     non_negative_int,
-    positive_float,
     positive_int,
+    test_settings,
     unit_fraction,
     with_examples,
 )
@@ -60,17 +61,7 @@ def register(subparsers) -> None:
     parser.add_argument("--overlay", action="store_true", help="also write the colours blended on the image")
     parser.add_argument("--alpha", type=unit_fraction, default=0.5, help="overlay colour weight (default 0.5)")
     parser.add_argument("--probs", action="store_true", help="also write per-class probabilities (.npy, float16)")
-    settings = parser.add_argument_group("test-time settings (default: from the checkpoint)")
-    settings.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference")
-    settings.add_argument("--img-scale", type=positive_int, nargs=2, metavar=("LONG", "SHORT"),
-                          help="keep-ratio resize bound, e.g. 2048 512")
-    settings.add_argument("--keep-size", action="store_true", help="no resize: run at the image's own size")
-    settings.add_argument("--size-divisor", type=positive_int, help="round the resized size up to a multiple of this")
-    settings.add_argument("--crop-size", type=positive_int, nargs=2, metavar=("H", "W"), help="slide window size")
-    settings.add_argument("--stride", type=positive_int, nargs=2, metavar=("H", "W"), help="slide window stride")
-    settings.add_argument("--ms", action="store_true", help="multi-scale (0.5-1.75) + flip test, as the paper")
-    settings.add_argument("--scales", type=positive_float, nargs="+", help="scale ratios, e.g. 0.75 1.0 1.25")
-    settings.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+    add_test_settings(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
                            help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
@@ -189,17 +180,6 @@ def default_workers(images: int, device_type: str) -> int:
     return max(0, min(2, (os.cpu_count() or 1) - 1, images - 1))
 
 
-def _test_config(args, base):
-    from ..inference import override_test_config
-
-    img_scale = None if args.keep_size else (tuple(args.img_scale) if args.img_scale else Ellipsis)
-    return override_test_config(
-        base, mode=args.mode, img_scale=img_scale,
-        size_divisor=args.size_divisor if args.size_divisor is not None else Ellipsis,
-        crop_size=args.crop_size, stride=args.stride, scales=args.scales, flip=True if args.flip else None,
-        multi_scale=args.ms)
-
-
 def run(args) -> int:
     import torch
 
@@ -240,7 +220,7 @@ def run(args) -> int:
     else:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
-    segmenter.test_config = _test_config(args, segmenter.test_config)
+    segmenter.test_config = test_settings(args, segmenter.test_config)
     out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""

@@ -8,12 +8,14 @@ from .arguments import (
     add_amp,
     add_backend,
     add_nmf_seed,
+    add_test_settings,
     amp_setting,
     backend_setting,
     non_negative_float,
     port_number,
     positive_float,
     positive_int,
+    test_settings,
     with_examples,
 )
 
@@ -22,9 +24,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve a model over HTTP: POST an image, get labels, an overlay or the classes",
         description="Serve a SegNeXt checkpoint (or an ONNX model) over HTTP, loaded once, tested with its saved "
-                    "settings: GET / (a page to try it), GET /health, POST /predict with the multipart field "
-                    "'image' -> the label map PNG (as `segnext predict` writes it), ?output=overlay -> the colour "
-                    "overlay PNG, ?output=json -> the classes and their pixel fractions. Needs "
+                    "settings (or those given here): GET / (a page to try it), GET /health, POST /predict with the "
+                    "multipart field 'image' -> the label map PNG (as `segnext predict` writes it), ?output=overlay "
+                    "-> the colour overlay PNG, ?output=json -> the classes and their pixel fractions. Needs "
                     "pip install 'segnext[serve]'.",
         **with_examples("segnext serve -c segnext-t-ade/",
                         "segnext serve --onnx segnext_t.int8.onnx --port 8080",
@@ -53,6 +55,7 @@ def register(subparsers) -> None:
     add_backend(parser)
     add_amp(parser, "run the model")
     add_nmf_seed(parser, "of the model")
+    add_test_settings(parser)
     parser.set_defaults(func=run)
 
 
@@ -78,9 +81,11 @@ def run(args) -> int:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
         name = args.checkpoint
+    segmenter.test_config = test_settings(args, segmenter.test_config)
     app = create_app(segmenter, name=str(name), batch_size=args.batch_size, max_upload_mb=args.max_upload_mb,
                      max_pixels=int(args.max_pixels), max_inflight=args.max_inflight, cache_mb=args.cache_mb)
-    print(f"segnext serve: {name} ({segmenter.num_classes} classes, {segmenter.device}) on "
+    print(f"segnext serve: {name} ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
+          f"{segmenter.device}) on "
           f"http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, limit_concurrency=args.max_connections, log_level="warning")
     return 0
