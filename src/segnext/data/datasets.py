@@ -382,11 +382,12 @@ def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
 def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
     """The DatasetSpec of a generic folder dataset, from ROOT/classes.json."""
     root = Path(root)
-    export = "CVAT's \"Segmentation mask\"" if (root / "SegmentationClass").is_dir() else \
-        "Roboflow's \"Semantic Segmentation Masks\"" if any(root.glob("*/_classes.csv")) else None
-    if export and not (root / "classes.json").is_file():
-        raise DataError(f"{root} holds {export} export, which the folder dataset reads once converted: "
-                        f"`segnext data prepare folder {root} DST`, then use DST")
+    if not (root / "classes.json").is_file():  # a labelling tool's export, not yet converted?
+        export = "CVAT's \"Segmentation mask\"" if (root / "SegmentationClass").is_dir() else \
+            "Roboflow's \"Semantic Segmentation Masks\"" if any(root.glob("*/_classes.csv")) else None
+        if export:
+            raise DataError(f"{root} holds {export} export, which the folder dataset reads once converted: "
+                            f"`segnext data prepare folder {root} DST`, then use DST")
     classes = read_folder_classes(root / "classes.json")
     base = DATASETS["folder"]
     return DatasetSpec(name=name, title=base.title, class_names=tuple(classes.names),

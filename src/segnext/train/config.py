@@ -580,7 +580,7 @@ def _config_keys(cls: Any = None, prefix: str = "") -> List[str]:
     return keys
 
 
-# Names other trainers (MMSegmentation's configs among them) give to keys that exist here under another
+# Keys of this config by the names other trainers (MMSegmentation's configs among them) give them
 _KEY_ALIASES = {"epochs": "train.max_iters", "max_epochs": "train.max_iters", "iters": "train.max_iters",
                 "samples_per_gpu": "train.micro_batch_size", "workers_per_gpu": "data.num_workers",
                 "workers": "data.num_workers", "variant": "model.name", "arch": "model.name",
