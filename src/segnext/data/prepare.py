@@ -14,7 +14,9 @@
                     -> DST/labels/<split>/*.png (colour -> class id), DST/images linked, DST/classes.json;
                     or CVAT's "Segmentation mask" export (SRC/SegmentationClass, JPEGImages, labelmap.txt,
                     ImageSets/Segmentation/<subset>.txt) -> the same, a split per subset; or Roboflow's
-                    "Semantic Segmentation Masks" (SRC/<split>/NAME.jpg, NAME_mask.png, _classes.csv)
+                    "Semantic Segmentation Masks" (SRC/<split>/NAME.jpg, NAME_mask.png, _classes.csv); or
+                    COCO-format annotation files (SRC/annotations/instances_<subset>.json,
+                    SRC/<split>/_annotations.coco.json, SRC/result.json) -> the objects drawn, a split per file
 
 Every converter works file by file in a process pool with a progress bar, writes each output
 atomically and skips outputs that already exist, so an interrupted run resumes where it stopped
@@ -39,6 +41,7 @@ from tqdm import tqdm
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
 from . import classes as C
+from . import coco_json
 from .datasets import DATASETS, visible_entries
 from .io import DataError, read_image, read_label, write_label
 from .palette import default_palette
@@ -797,6 +800,118 @@ def prepare_roboflow_masks(source: Path, destination: Path, workers=None, overwr
     return report
 
 
+# COCO-format annotation files: CVAT's "COCO 1.0" (annotations/instances_<subset>.json, images/<subset>/),
+# Roboflow's "COCO Segmentation" (<split>/_annotations.coco.json beside the images), Label Studio's
+# "COCO" (result.json, images/), COCO itself (annotations/instances_train2017.json, train2017/)
+def _coco_subset(path: Path, source: Path) -> str:
+    """The subset an annotation file holds: Roboflow's folder, the X of instances_X.json, else the
+    file's name."""
+    if path.name == coco_json.SPLIT_FILE and path.parent != source:
+        return path.parent.name
+    return path.stem[len("instances_"):] if path.stem.startswith("instances_") else path.stem
+
+
+def _coco_split(subset: str, path: Path, files: Sequence[Path]) -> str:
+    """The split in DST of an annotation file's subset: `.` (not split yet) for an export of one file
+    that names no subset (CVAT's `default`, Label Studio's result.json)."""
+    unnamed = subset == "default" or (path.stem == subset and path.name != coco_json.SPLIT_FILE)
+    return "." if len(files) == 1 and unnamed else subset
+
+
+def _find_coco_image(file_name: str, roots: Sequence[Path]) -> Optional[Tuple[Path, str]]:
+    """(the image, its name in DST without the suffix) for an image's file_name: looked up as it is
+    and by its base name under each root (exports keep images beside the annotations, in images/,
+    in images/<subset>/ or in <subset>/, and some tools write their own upload path)."""
+    relative = Path(file_name.replace("\\", "/"))
+    for root in roots:
+        for name in (relative, Path(relative.name)):
+            if not name.is_absolute() and ".." not in name.parts and (root / name).is_file():
+                return root / name, name.with_suffix("").as_posix()
+    return None
+
+
+def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], classes: coco_json.SemanticClasses,
+               image: Optional[str], target: str, image_target: str, palette: list, where: str, overwrite: bool):
+    if _up_to_date([target], overwrite):
+        _link_image(image, image_target)
+        return "skipped", ""
+    if image is not None:
+        found_height, found_width = read_image(image).shape[:2]
+        if (width or found_width, height or found_height) != (found_width, found_height):
+            raise DataError(f"{image}: {found_width}x{found_height} pixels (EXIF orientation applied), but {where} "
+                            f"gives {width}x{height}: its annotations would not fit this image; export the images "
+                            f"together with the annotations")
+        width, height = found_width, found_height
+    if not width or not height:
+        raise DataError(f"{where}: no width and height for this image, and the image was not found")
+    write_label(target, coco_json.draw_label(annotations, height, width, classes.class_of_category,
+                                             classes.background, where), palette=palette)
+    _link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", ""
+
+
+def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=False,
+                      progress=True) -> PrepareReport:
+    """COCO-format annotation files (polygons or run-length masks) -> the folder layout: one split per
+    file (see `_coco_subset`), each object drawn in its class over a background class
+    (`coco_json.draw_label`), images linked. Images without any region are left out: a tool exports
+    the images nobody labelled yet too, and they are not all background."""
+    coco_json.pycocotools_mask()  # before any work: it draws every region
+    report = PrepareReport("folder", destination)
+    paths = coco_json.find_annotation_files(source)
+    files = [coco_json.read_coco_file(path) for path in paths]
+    classes = coco_json.semantic_classes(files)
+    palette = default_palette(len(classes.names))
+    wanted = []  # (annotation file, split, image, (image file, name in DST) or None where not found)
+    for path, annotation_file in zip(paths, files):
+        subset = _coco_subset(path, source)
+        split = _coco_split(subset, path, paths)
+        roots = list(dict.fromkeys([source / "images" / subset, source / "images", path.parent, source / subset,
+                                    source]))
+        wanted += [(path, split, image, _find_coco_image(image.file_name, roots))
+                   for image in annotation_file.images if image.annotations]
+    if not wanted:
+        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no image has a polygon or mask to draw "
+                                f"({sum(f.boxes_only for f in files)} annotations are boxes only); export a "
+                                f"project labelled with polygons, masks or brushes")
+    with_images = any(found for *_, found in wanted)
+    if not with_images:
+        report.notes.append(f"no image of {', '.join(map(str, paths))} was found beside it, in images/ or in "
+                            f"images/<split>/: the labels are drawn anyway; put the images in "
+                            f"{destination / 'images'} under the same names")
+    tasks = []
+    for path, split, image, found in wanted:
+        where = f"{path} ({image.file_name})"
+        if found is None and with_images:
+            report.failures.append(f"{where}: image not found beside the annotations, in images/ or images/<split>/")
+            continue
+        name = found[1] if found else Path(image.file_name.replace("\\", "/")).with_suffix("").name
+        tasks.append((image.annotations, image.width, image.height, classes,
+                      None if found is None else str(found[0]), str(destination / "labels" / split / (name + ".png")),
+                      str(destination / "images" / split / (name + (found[0].suffix if found else ""))),
+                      palette, where, overwrite))
+    report.add(run_tasks(_Guarded(_coco_pair), tasks, workers, "annotations", progress))
+    report.notes.append(f"classes: {', '.join(classes.names)} (pixels no object covers: "
+                        f"{classes.names[classes.background]})")
+    if classes.left_out:
+        report.notes.append(f"left out the category {', '.join(classes.left_out)}: it only groups the others")
+    unlabelled = sum(len(f.images) for f in files) - len(wanted)
+    if unlabelled:
+        report.notes.append(f"left out {unlabelled} images without any polygon or mask (not labelled yet, or "
+                            f"only boxes)")
+    boxes_only = sum(f.boxes_only for f in files)
+    if boxes_only:
+        report.notes.append(f"{boxes_only} annotations are boxes without a region: not drawn")
+    splits = [_coco_split(_coco_subset(path, source), path, paths) for path in paths]
+    if splits == ["."]:
+        report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
+                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    elif "val" not in splits and "valid" in splits:
+        report.notes.append("the validation split is called valid: train with data.val_split=valid")
+    _write_classes_json(destination, {"classes": classes.names}, palette)
+    return report
+
+
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
     classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
@@ -811,6 +926,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
         return prepare_voc_export(source, destination, workers, overwrite, progress)
     if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
+    if not (source / "classes.json").is_file() and coco_json.find_annotation_files(source):
+        return prepare_coco_json(source, destination, workers, overwrite, progress)
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}

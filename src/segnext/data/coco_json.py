@@ -1,0 +1,180 @@
+"""COCO-format annotation files (what CVAT's "COCO 1.0", Roboflow's "COCO Segmentation", Label
+Studio's "COCO" and most other labelling tools export) read as semantic labels.
+
+An annotation file holds `images` (file name and size), `categories` (id and name) and `annotations`:
+per object its category and its region: polygons (`[[x1, y1, x2, y2, ...], ...]`), run-length
+encoding (`{"size": [h, w], "counts": [...]}`) or compressed run-length encoding (`counts` a
+string), each drawn by pycocotools as COCO's own tools draw it. A semantic label is drawn from
+them: objects from the largest to the smallest, so that a small object on a larger one stays
+visible, over a background class for the pixels no object covers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .io import DataError
+
+BACKGROUND_NAMES = ("background", "_background_", "__background__", "bg")
+SPLIT_FILE = "_annotations.coco.json"  # Roboflow's: one in each split folder, beside the images
+
+
+@dataclass
+class CocoImage:
+    file_name: str
+    width: Optional[int]
+    height: Optional[int]
+    annotations: List[dict] = field(default_factory=list)
+
+
+@dataclass
+class CocoFile:
+    path: Path
+    categories: Dict[int, str]  # id -> name, as the file lists them
+    supercategories: Dict[int, str]  # id -> the name of the group it is in ("" for none)
+    images: List[CocoImage]
+    boxes_only: int  # annotations with a box and no region: nothing to draw for segmentation
+
+
+def looks_like_coco(path: Path) -> bool:
+    """Whether the JSON file at `path` is a COCO-format annotation file (images, annotations and
+    categories); any other JSON (classes.json, a per-image file) is not."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(content, dict) and all(isinstance(content.get(key), list)
+                                             for key in ("images", "annotations", "categories"))
+
+
+def find_annotation_files(source: Path) -> List[Path]:
+    """The COCO-format annotation files of an export: SRC/*.json, SRC/annotations/*.json and
+    SRC/<split>/_annotations.coco.json (classes.json and other JSON files are not)."""
+    candidates = set(source.glob("*.json")) | set(source.glob("annotations/*.json")) | set(
+        source.glob(f"*/{SPLIT_FILE}"))
+    return sorted(p for p in candidates if not p.name.startswith(".") and p.name != "classes.json"
+                  and looks_like_coco(p))
+
+
+def read_coco_file(path: Path) -> CocoFile:
+    """The images, categories and annotations of a COCO-format annotation file, checked."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as error:
+        raise DataError(f"{path}: not valid JSON ({error}); export the annotations again") from None
+    try:
+        categories = {int(c["id"]): str(c["name"]).strip() for c in content["categories"]}
+        supercategories = {int(c["id"]): str(c.get("supercategory") or "").strip() for c in content["categories"]}
+        images = {int(i["id"]): CocoImage(str(i["file_name"]), i.get("width"), i.get("height"))
+                  for i in content["images"]}
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: each image needs an id and a file_name, each category an id and a name "
+                        f"(missing or wrong: {error})") from None
+    if not categories:
+        raise DataError(f"{path}: no categories, so no classes; export it from a project with labels")
+    boxes_only = 0
+    for number, annotation in enumerate(content["annotations"]):
+        image, category = annotation.get("image_id"), annotation.get("category_id")
+        if image not in images or category not in categories:
+            raise DataError(f"{path}: annotation {annotation.get('id', number)} refers to image {image} or "
+                            f"category {category}, which the file does not list")
+        if annotation.get("segmentation"):
+            images[image].annotations.append(annotation)
+        else:
+            boxes_only += 1
+    return CocoFile(path, categories, supercategories, list(images.values()), boxes_only)
+
+
+@dataclass
+class SemanticClasses:
+    names: List[str]
+    class_of_category: Dict[int, int]
+    background: int  # the class of the pixels no object covers
+    left_out: List[str]  # categories that are no class
+
+
+def semantic_classes(files: Sequence[CocoFile]) -> SemanticClasses:
+    """The classes of the labels drawn from `files`, which must list the same categories. The
+    background is the category called background if there is one, else a class "background" put
+    first. A category that only groups the others (Roboflow's first category: no annotation, the
+    supercategory of all others) is no class. Categories of the same name are one class."""
+    first = files[0]
+    for other in files[1:]:
+        if other.categories != first.categories:
+            raise DataError(f"{other.path} lists other categories than {first.path}; export the subsets of one "
+                            f"project (or dataset version) together")
+    used = {a["category_id"] for f in files for i in f.images for a in i.annotations}
+    supercategories = first.supercategories
+    left_out = [name for cid, name in first.categories.items()
+                if cid not in used and len(first.categories) > 1
+                and all(supercategories.get(other) == name for other in first.categories if other != cid)]
+    names: List[str] = []
+    background = next((name for name in first.categories.values() if name.lower() in BACKGROUND_NAMES), None)
+    if background is None:
+        names.append("background")
+    class_of_category = {}
+    for cid, name in sorted(first.categories.items()):
+        if name in left_out:
+            continue
+        if name not in names:
+            names.append(name)
+        class_of_category[cid] = names.index(name)
+    return SemanticClasses(names, class_of_category, names.index(background or "background"), left_out)
+
+
+def pycocotools_mask():
+    """pycocotools' mask module, which draws COCO's regions as COCO's own tools do."""
+    try:
+        from pycocotools import mask
+    except ImportError:
+        raise DataError("COCO-format annotations are drawn with pycocotools, which is not installed: "
+                        "pip install pycocotools (or pip install 'segnext[data]')") from None
+    return mask
+
+
+def region_mask(segmentation, height: int, width: int, where: str) -> np.ndarray:
+    """The boolean mask (H, W) of one object's `segmentation`: polygons, or run-length encoding
+    (a list of counts, or compressed to a string)."""
+    coco_mask = pycocotools_mask()
+    if isinstance(segmentation, dict):
+        if list(segmentation.get("size") or []) != [height, width]:
+            raise DataError(f"{where}: its mask is {segmentation.get('size')} (height, width), the image "
+                            f"{height}x{width}")
+        counts = segmentation.get("counts")
+        if isinstance(counts, list):
+            if sum(counts) != height * width:
+                raise DataError(f"{where}: its run lengths add up to {sum(counts)}, not the {height * width} pixels")
+            encoded = coco_mask.frPyObjects(segmentation, height, width)
+        elif isinstance(counts, (str, bytes)):
+            encoded = {"size": [height, width], "counts": counts}
+        else:
+            raise DataError(f"{where}: \"counts\" must be a list of run lengths or a compressed string")
+        return coco_mask.decode(encoded).astype(bool)
+    if not isinstance(segmentation, list) or not all(
+            isinstance(polygon, list) and len(polygon) % 2 == 0 and all(isinstance(v, (int, float)) for v in polygon)
+            for polygon in segmentation):
+        raise DataError(f"{where}: \"segmentation\" must be polygons [[x1, y1, x2, y2, ...], ...] or run-length "
+                        f"encoding {{\"size\": [h, w], \"counts\": ...}}, got {str(segmentation)[:80]}")
+    polygons = [[float(v) for v in polygon] for polygon in segmentation if len(polygon) >= 6]  # 3 points or more
+    if not polygons:
+        return np.zeros((height, width), dtype=bool)
+    return coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects(polygons, height, width))).astype(bool)
+
+
+def draw_label(annotations: Sequence[dict], height: int, width: int, class_of_category: Dict[int, int],
+               background: int, where: str) -> np.ndarray:
+    """The semantic label (H, W) uint8 of one image's annotations: each object's class over
+    `background`, the largest objects drawn first."""
+    label = np.full((height, width), background, dtype=np.uint8)
+    for annotation in sorted(annotations, key=lambda a: a.get("area") or 0, reverse=True):
+        class_id = class_of_category.get(annotation["category_id"])
+        if class_id is not None:
+            region = region_mask(annotation["segmentation"], height, width,
+                                 f"{where}, annotation {annotation.get('id', '?')}")
+            label[region] = class_id
+    return label
