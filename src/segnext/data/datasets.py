@@ -28,6 +28,7 @@ from ..utils import did_you_mean
 from . import classes as C
 from .coco_json import find_annotation_files
 from .io import DataError, read_image, read_label
+from .labelme import find_labelme_files
 from .palette import default_palette
 
 # --------------------------------------------------------------------------------------------
@@ -386,7 +387,8 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
     if not (root / "classes.json").is_file():  # a labelling tool's export, not yet converted?
         export = "CVAT's \"Segmentation mask\"" if (root / "SegmentationClass").is_dir() else \
             "Roboflow's \"Semantic Segmentation Masks\"" if any(root.glob("*/_classes.csv")) else \
-            "a COCO-format" if find_annotation_files(root) else None
+            "a COCO-format" if find_annotation_files(root) else \
+            "labelme's" if find_labelme_files(root) else None
         if export:
             raise DataError(f"{root} holds {export} export, which the folder dataset reads once converted: "
                             f"`segnext data prepare folder {root} DST`, then use DST")

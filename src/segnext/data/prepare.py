@@ -16,7 +16,8 @@
                     ImageSets/Segmentation/<subset>.txt) -> the same, a split per subset; or Roboflow's
                     "Semantic Segmentation Masks" (SRC/<split>/NAME.jpg, NAME_mask.png, _classes.csv); or
                     COCO-format annotation files (SRC/annotations/instances_<subset>.json,
-                    SRC/<split>/_annotations.coco.json, SRC/result.json) -> the objects drawn, a split per file
+                    SRC/<split>/_annotations.coco.json, SRC/result.json) -> the objects drawn, a split per file;
+                    or labelme's SRC/**/NAME.json (+ SRC/labels.txt) -> the shapes drawn, the images linked
 
 Every converter works file by file in a process pool with a progress bar, writes each output
 atomically and skips outputs that already exist, so an interrupted run resumes where it stopped
@@ -41,9 +42,9 @@ from tqdm import tqdm
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
 from . import classes as C
-from . import coco_json
+from . import coco_json, labelme
 from .datasets import DATASETS, visible_entries
-from .io import DataError, read_image, read_label, write_label
+from .io import DataError, decode_image, read_image, read_label, write_label
 from .palette import default_palette
 from .resize import opencv, opencv_if_installed
 
@@ -912,6 +913,81 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     return report
 
 
+# Labelme: SRC/**/NAME.json beside (or pointing to) each image; the classes in SRC/labels.txt
+LABELME_SPLITS = ("train", "val", "valid", "validation", "test")
+
+
+def _labelme_image(file: labelme.LabelmeFile) -> Optional[Path]:
+    """The image a labelme file annotates: at its imagePath (relative to the file, Windows separators
+    too), else beside the file with the same name."""
+    relative = file.image_path.replace("\\", "/")
+    candidates = [file.path.parent / relative] if relative else []
+    candidates += [file.path.with_suffix(suffix) for suffix in IMAGE_SUFFIXES]
+    candidates += [file.path.with_suffix(suffix.upper()) for suffix in IMAGE_SUFFIXES]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _labelme_pair(json_path: str, classes: labelme.LabelmeClasses, palette: list, target: str,
+                  image_target: str, overwrite: bool):
+    file = labelme.read_labelme_file(Path(json_path))
+    image = _labelme_image(file)
+    embedded = None if image is not None else labelme.image_bytes(file)
+    if image is None and embedded is None:
+        raise DataError(f"{json_path}: its image {file.image_path!r} is neither there nor beside the file, and the "
+                        f"file holds no imageData; put the image back (or save the file again in labelme)")
+    if not _up_to_date([target], overwrite):
+        pixels = read_image(image) if image is not None else decode_image(embedded, name=f"{json_path} imageData")
+        height, width = pixels.shape[:2]
+        if (file.width or width, file.height or height) != (width, height):
+            raise DataError(f"{image or json_path}: {width}x{height} pixels (EXIF orientation applied), but "
+                            f"{json_path} gives {file.width}x{file.height}: its shapes would not fit this image")
+        write_label(target, labelme.draw_label(file, height, width, classes), palette=palette)
+        outcome = "converted"
+    else:
+        outcome = "skipped"
+    if image is not None:
+        _link_image(str(image), image_target)  # after its label: an image is never left without one
+    elif not os.path.exists(image_target):
+        os.makedirs(os.path.dirname(image_target), exist_ok=True)
+        atomic_write(Path(image_target), lambda tmp: tmp.write_bytes(embedded))
+    return outcome, ""
+
+
+def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=False,
+                    progress=True) -> PrepareReport:
+    """Labelme's JSON files (polygons, rectangles, circles, lines, points, masks) -> the folder layout:
+    each file's shapes drawn as labelme2voc draws them (`labelme.draw_label`), its image linked (or
+    written from the imageData it holds). Files under SRC/train/, SRC/val/ ... make those splits; the
+    others give images/ and labels/ not split yet, their sub-folders kept."""
+    report = PrepareReport("folder", destination)
+    paths = labelme.find_labelme_files(source)
+    files = [labelme.read_labelme_file(path) for path in paths]
+    labels_file = source / labelme.LABELS_FILE
+    classes = labelme.labelme_classes(files, labels_file if labels_file.is_file() else None)
+    palette = default_palette(len(classes.names))
+    tasks, splits = [], set()
+    for path, file in zip(paths, files):
+        relative = path.relative_to(source)
+        split, name = (relative.parts[0], Path(*relative.parts[1:])) if len(relative.parts) > 1 and \
+            relative.parts[0] in LABELME_SPLITS else (".", relative)
+        splits.add(split)
+        suffix = Path(file.image_path.replace("\\", "/")).suffix or ".png"
+        image = _labelme_image(file)
+        tasks.append((str(path), classes, palette, str(destination / "labels" / split / name.with_suffix(".png")),
+                      str(destination / "images" / split / name.with_suffix(image.suffix if image else suffix)),
+                      overwrite))
+    del files  # their imageData: the workers read each file again
+    report.add(run_tasks(_Guarded(_labelme_pair), tasks, workers, "labelme files", progress))
+    origin = labels_file if labels_file.is_file() else f"the labels in the files, sorted (to choose the order, list " \
+        f"them in {labels_file}, `_background_` first)"
+    report.notes.append(f"classes from {origin}: {', '.join(classes.names)}")
+    if splits == {"."}:
+        report.notes.append(f"the files are not in train/ and val/ folders: hold out whole sequences or sessions "
+                            f"with `segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    _write_classes_json(destination, {"classes": classes.names}, palette)
+    return report
+
+
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
     classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
@@ -928,6 +1004,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
     if not (source / "classes.json").is_file() and coco_json.find_annotation_files(source):
         return prepare_coco_json(source, destination, workers, overwrite, progress)
+    if not (source / "classes.json").is_file() and labelme.find_labelme_files(source):
+        return prepare_labelme(source, destination, workers, overwrite, progress)
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
