@@ -67,7 +67,7 @@ def documented_commands() -> List[Tuple[str, str]]:
         for language, lines in code_blocks((ROOT / name).read_text(encoding="utf-8")):
             if language in ("", "bash", "sh"):
                 found += [(name, command) for command in shell_commands(lines) if not is_placeholder(command)]
-    for command, parser in build_parser().command_parsers.items():
+    for command, parser in build_parser().commands.choices.items():
         examples = (parser.epilog or "").splitlines()[1:]
         found += [(f"segnext {command} --help", command_line)
                   for command_line in shell_commands(examples) if not is_placeholder(command_line)]

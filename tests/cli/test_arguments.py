@@ -76,3 +76,17 @@ def test_training_draws_the_bar_on_a_terminal_only(monkeypatch, terminal, no_pro
     add_training_progress(parser)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
     assert training_progress_bar(parser.parse_args(["--no-progress"] if no_progress else [])) is bar
+
+
+@pytest.mark.parametrize("argv, meant", [
+    (["eval", "camvid/segnext_t_camvid_cpu_60min", "-c", "camvid", "--mod", "slide"], "--model-settings or --mode"),
+    (["predict", "-c", "camvid", "--overlya", "a.jpg"], "--overlay"),
+    (["data", "split", "folder", "root", "--hold-out-frac", "0.2"], "--hold-out-fraction"),
+])
+def test_an_unknown_option_is_refused_with_the_options_meant(capsys, argv, meant):
+    """No abbreviations: `--mod` is not taken for --model-settings (which quietly dropped the slide
+    inference asked for); argparse's error names the options that were probably meant."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert f"(did you mean {meant}?)" in capsys.readouterr().err

@@ -86,6 +86,12 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     assert set(second["per_class"][0]) == {"class", "IoU", "Acc", "Dice", "Precision", "Recall"}
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split() == ["class", "IoU", "Dice"] and "  mDice " in printed
+    # predict's test-time options: sliding windows asked for on the command line
+    assert main(["eval", str(config_file), "-c", str(checkpoint), "--out", str(tmp_path / "e3.json"), "--no-progress",
+                 "--max-images", "1", "--mode", "slide", "--crop-size", "32", "32", "--stride", "24", "24"]) == 0
+    test = json.loads((tmp_path / "e3.json").read_text())["test"]
+    assert (test["mode"], test["crop_size"], test["stride"], test["flip"]) == ("slide", [32, 32], [24, 24], False)
+    capsys.readouterr()
     # the model given where the config goes: the error shows the command meant
     assert main(["eval", str(work_dir / "final_model")]) == 1
     assert f"segnext eval {work_dir / 'config.yaml'} --checkpoint {work_dir / 'final_model'}" in capsys.readouterr().err

@@ -3,9 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import sys
 from typing import Callable, Union
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser without abbreviated options (its commands' parsers too): an unknown option
+    such as `--mode` must be refused, not taken for the one it begins (`--model-settings`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.commands = None  # its sub-commands' action, if it has any
+
+    def add_subparsers(self, **kwargs):
+        self.commands = super().add_subparsers(**kwargs)
+        return self.commands
+
+    def parser_of(self, args: argparse.Namespace) -> CommandParser:
+        """The parser of the (sub-)command `args` chose (`segnext data split`'s), which knows its options."""
+        parser = self
+        while parser.commands is not None and getattr(args, parser.commands.dest, None) in parser.commands.choices:
+            parser = parser.commands.choices[getattr(args, parser.commands.dest)]
+        return parser
+
+    def error(self, message: str):
+        """argparse's error, with the options meant by unknown ones (`--mod`: --mode, --model-settings)."""
+        if message.startswith("unrecognized arguments: "):
+            known = [option for action in self._actions for option in action.option_strings if option.startswith("--")]
+            meant = []
+            for word in message[len("unrecognized arguments: "):].split():
+                if word.startswith("--"):
+                    given = word.split("=", 1)[0]
+                    meant += [o for o in known if o.startswith(given)] or difflib.get_close_matches(given, known, n=1)
+            if meant:
+                message += f" (did you mean {' or '.join(dict.fromkeys(meant))}?)"
+        super().error(message)
 
 
 def with_examples(*lines: str) -> dict:
@@ -84,9 +119,9 @@ def amp_setting(args):
     return args.amp_dtype or args.amp
 
 
-def add_test_settings(parser) -> None:
+def add_test_settings(parser, default: str = "the checkpoint's") -> None:
     """The test-time settings that replace a model's saved ones (`test_settings` applies them)."""
-    settings = parser.add_argument_group("test-time settings (default: from the checkpoint)")
+    settings = parser.add_argument_group(f"test-time settings (default: {default})")
     settings.add_argument("--mode", choices=("whole", "slide"), help="whole-image or sliding-window inference")
     settings.add_argument("--img-scale", type=positive_int, nargs=2, metavar=("LONG", "SHORT"),
                           help="keep-ratio resize bound, e.g. 2048 512")

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
                         help="classes without a checkpoint (default 150)")
     parser.add_argument("--shape", type=positive_int, nargs=2, default=(512, 512), metavar=("H", "W"),
                         help="input height and width (default 512 512)")
-    parser.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
+    parser.add_argument("--batch", "--batch-size", type=positive_int, default=1, help="images per call (default 1)")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS,
                         help="what to time (default: those that run on the device: eager, optimized, and cuda_graph "
                              "on a GPU, or onnxruntime float32 and int8 on the CPU when installed; int8 is calibrated "
@@ -52,7 +52,7 @@ def register(subparsers) -> None:
                                                           "mps; onnxruntime is timed on the CPU only")
     add_amp(parser, "time eager and optimized")
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
-    parser.add_argument("--output", "-o", help="also write the results as JSON to this file")
+    parser.add_argument("--output", "--out", "-o", help="also write the results as JSON to this file")
     parser.set_defaults(func=run)
 
 

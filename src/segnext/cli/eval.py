@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..constants import DEFAULT_METRIC_COLUMNS, PER_CLASS_METRICS
-from .arguments import add_backend, backend_setting, positive_int, with_examples
+from .arguments import add_backend, add_test_settings, backend_setting, positive_int, test_settings, with_examples
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,8 @@ def register(subparsers) -> None:
                     "MMSegmentation file) on the validation split of CONFIG's dataset. The test settings are "
                     "those the model was saved with, as `segnext predict` uses them (a model folder's or a "
                     "training checkpoint's evaluation section, and its nmf_seed), else CONFIG's evaluation "
-                    "section; evaluation.* overrides on the command line and --ms/--flip apply on top. "
+                    "section; evaluation.* overrides on the command line and the test-time options below (as `segnext "
+                    "predict` takes them: --mode slide, --ms, --flip ...) apply on top. "
                     "--config-settings tests with CONFIG's section instead. Writes the metrics as JSON. Under "
                     "torchrun the images are split over the processes.",
         **with_examples("segnext eval segnext_t_ade20k_512x512_160k data.root=data/ade/ADEChallengeData2016 "
@@ -33,10 +34,6 @@ def register(subparsers) -> None:
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8), run on the CPU "
                                        "by onnxruntime")
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
-    parser.add_argument("--ms", action="store_true",
-                        help="the paper's multi-scale test: ratios 0.5, 0.75, ..., 1.75 with flip, as `segnext "
-                             "predict --ms` (ratios alone: evaluation.scales=[...])")
-    parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
     parser.add_argument("--config-settings", action="store_true",
                         help="test with CONFIG's evaluation section (and its nmf_seed) even when the checkpoint was "
                              "saved with settings of its own")
@@ -54,6 +51,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
     add_backend(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_test_settings(parser, default="the checkpoint's, else CONFIG's evaluation section")
     parser.set_defaults(func=run)
 
 
@@ -114,7 +112,7 @@ def run(args) -> int:
     import torch
 
     from ..evaluation import evaluate, format_results, write_results
-    from ..inference import MS_RATIOS, OnnxModel
+    from ..inference import OnnxModel
     from ..inference.backends import inference_model
     from ..models import create_model
     from ..runtime import use_device
@@ -136,10 +134,7 @@ def run(args) -> int:
         model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
         saved_settings = model.config.test_settings
     choose_test_settings(args, config, model, saved_settings, source)
-    if args.ms:  # the paper's multi-scale numbers are with flip
-        config.evaluation.scales = MS_RATIOS
-    if args.ms or args.flip:
-        config.evaluation.flip = True
+    config.evaluation = test_settings(args, config.evaluation)  # --mode, --ms, --flip ... on top
     env = distributed.setup("cpu" if args.onnx else args.device or config.train.device)
     use_device(env.device)
     try:

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
                         "segnext export -c final_model -o m.onnx --static --image-size 360 480",
                         "segnext export -c final_model --int8 --calibration data/camvid/images/train -o m.int8.onnx"))
     parser.add_argument("--checkpoint", "-c", required=True, help="any checkpoint create_model reads")
-    parser.add_argument("--output", "-o", help="output file (default: <checkpoint name>.onnx)")
+    parser.add_argument("--output", "--out", "-o", help="output file (default: <checkpoint name>.onnx)")
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
                       help="the model's input size traced (default 512 512)")

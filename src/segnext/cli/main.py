@@ -12,6 +12,7 @@ import sys
 from typing import List, Optional
 
 from ..utils import DiskFullError
+from .arguments import CommandParser
 
 # Module names under segnext.cli, in the order `segnext --help` lists them.
 COMMANDS = [
@@ -30,19 +31,18 @@ COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="segnext", description="SegNeXt semantic segmentation.")
+    parser = CommandParser(prog="segnext", description="SegNeXt semantic segmentation.")
     parser.add_argument("--version", action="version", version=f"segnext {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"{__package__}.{name}").register(subparsers)
-    parser.command_parsers = subparsers.choices  # {command: its parser}, for parse_arguments
     return parser
 
 
-def parse_arguments(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Namespace:
+def parse_arguments(parser: CommandParser, argv: Optional[List[str]]) -> argparse.Namespace:
     """The command line, with a command's positional arguments allowed after its options too:
     `segnext train CONFIG --work-dir W key=value`. Plain argparse takes a command's positionals in one
     run and rejects those that follow an option; such a line is parsed again, intermixed."""
@@ -51,11 +51,13 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Optional[List[str]]) 
     command = getattr(args, "command", None)
     if extras and command in argv:
         try:
-            return parser.command_parsers[command].parse_intermixed_args(argv[argv.index(command) + 1:],
+            return parser.commands.choices[command].parse_intermixed_args(argv[argv.index(command) + 1:],
                                                                          namespace=argparse.Namespace(command=command))
         except TypeError:  # a command with sub-commands of its own (`segnext data`): no intermixing there
             pass
-    return parser.parse_args(argv)  # argparse's own error for what is left
+    if extras:  # reported by the command's own parser, which can say which of its options was meant
+        parser.parser_of(args).error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:

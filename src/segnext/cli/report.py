@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         **with_examples("segnext report segnext-demo",
                         "segnext report work_dirs/segnext_t_ade --out-dir /tmp/to-share"))
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the folder of a training run (its --work-dir)")
-    parser.add_argument("--out-dir", help="where report.png and report.html go (default RUN_DIR)")
+    parser.add_argument("--out-dir", "--out", help="where report.png and report.html go (default RUN_DIR)")
     parser.set_defaults(func=run)
 
 
