@@ -257,6 +257,12 @@ def test_sequence_folders_without_split_folders_are_named_with_how_to_split_them
     val = build_dataset("folder", tmp_path, "val")
     assert [s["path"] for s in val] == [str(tmp_path / "images/val/drive2/0001.jpg")]
     assert len(build_dataset("folder", tmp_path, "train")) == 2
+    # `data check` checks train and val, not again the drive folders their links lead to
+    capsys.readouterr()
+    assert main(["data", "check", "folder", str(tmp_path), "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "folder train: 2 pairs" in out and "folder val: 1 pair" in out and "folder drive1" not in out
+    assert "drive1, drive2, drive3 hold the frames that train and val link to" in out
 
 
 def test_folder_splits_of_other_names_are_named_and_checked(tmp_path, capsys):

@@ -196,12 +196,34 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
             reports.append(report)
     # a folder dataset's splits are whatever its folders are called (valid, test): each is checked
     others = [found for found in splits_on_disk(spec, root) if found not in spec.splits] if name == "folder" else []
+    sources = _linked_from_standard_splits(spec, root, others, reports)
+    others = [found for found in others if found not in sources]
+    if sources:
+        next(report for report in reports if report.pairs).notes.append(
+            f"{', '.join(sources)} hold the frames that {' and '.join(r.split for r in reports if r.pairs)} link to "
+            f"(as `segnext data split` writes them): checked there, not again (--split {sources[0]} checks one)")
     reports += [check_split(spec, root, found, workers, progress) for found in others]
     if not others and all(report.layout == ABSENT for report in reports):
         raise DataError(f"{root}: none of the {spec.title} splits {', '.join(spec.splits)} found "
                         f"(pass --split for another). To make the layout: {spec.prepare}; see docs/datasets.md"
                         f"{flat_images_hint(spec, root)}")
     return reports
+
+
+def _linked_from_standard_splits(spec: DatasetSpec, root, others: Sequence[str],
+                                 reports: Sequence[SplitReport]) -> List[str]:
+    """The folders of `others` whose every image the standard splits hold too, through links: the
+    sequence folders a `data split --split .` divided into train and val."""
+    standard = [report.split for report in reports if report.pairs]
+    if not others or not standard:
+        return []
+    linked = {image.resolve() for split in standard for image, _ in list_split(spec, root, split).pairs}
+    sources = []
+    for other in others:
+        images = [image.resolve() for image, _ in list_split(spec, root, other).pairs]
+        if images and all(image in linked for image in images):
+            sources.append(other)
+    return sources
 
 
 def median_frequency_weights(report: SplitReport, power: float = 0.5) -> List[float]:
