@@ -607,3 +607,60 @@ def test_labelme_splits_sorted_classes_and_problems(tmp_path, capsys):
     assert len(build_dataset("folder", destination, "train")) == 2
     label = build_dataset("folder", destination, "val")[0]["label"]
     assert (label[:6, :6] == 2).all() and (label[6:16, 10:13] == 1).all()  # the line is 10 pixels wide
+
+
+def test_yolo_segmentation_dataset_roboflow_layout(tmp_path, capsys):
+    """Roboflow's "YOLOv8": data.yaml, <split>/images/ and <split>/labels/ (`class x1 y1 ...` polygons
+    as fractions of the size); boxes cannot be drawn; an empty label file is a background image."""
+    source, destination = tmp_path / "yolo", tmp_path / "my_dataset"
+    source.mkdir()
+    (source / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 2\nnames: ['crack', 'rust']\n")
+    polygons = ("0 0.25 0.25 0.75 0.25 0.75 0.75 0.25 0.75\n1 0.5 0.5 0.625 0.5 0.625 0.625 0.5 0.625\n"
+                "0 0.5 0.5 0.2 0.2\n")
+    for split in ("train", "valid"):
+        for name, lines in (("a_jpg.rf.1", polygons), ("b_jpg.rf.2", "")):
+            save_image(source / split / "images" / f"{name}.jpg", random_image(16, 32))
+            (source / split / "labels").mkdir(parents=True, exist_ok=True)
+            (source / split / "labels" / f"{name}.txt").write_text(lines)
+    with pytest.raises(ValueError, match="holds a YOLO segmentation export"):
+        build_dataset("folder", source, "train")
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "4 converted" in out and "background, crack, rust (pixels no polygon covers: background)" in out
+    assert "2 lines are boxes (class cx cy w h), not polygons: not drawn" in out and "data.val_split=valid" in out
+    train = build_dataset("folder", destination, "train")
+    assert [s["path"] for s in train] == [str(destination / f"images/train/{n}.jpg")
+                                          for n in ("a_jpg.rf.1", "b_jpg.rf.2")]
+    expected = np.zeros((16, 32), dtype=np.uint8)
+    expected[4:13, 8:25] = 1  # corners (8, 4) .. (24, 12) in pixels, edges included as Pillow draws
+    expected[8:11, 16:21] = 2  # the smaller polygon, drawn last
+    assert np.array_equal(train[0]["label"], expected)
+    assert (train[1]["label"] == 0).all()
+
+
+def test_yolo_segmentation_dataset_ultralytics_layout_and_problems(tmp_path, capsys):
+    """Ultralytics' layout (images/<split>/, labels/<split>/, names as {id: name}): an image without
+    a label file is a background image; a label file without an image, or naming a class data.yaml
+    does not have, is named."""
+    source, destination = tmp_path / "yolo", tmp_path / "my_dataset"
+    source.mkdir()
+    (source / "data.yaml").write_text("path: ../datasets/x\ntrain: images/train\nval: images/val\n"
+                                      "names:\n  0: person\n  1: background\n")
+    for split in ("train", "val"):
+        save_image(source / f"images/{split}/0.png", random_image(8, 8))
+        save_image(source / f"images/{split}/1.png", random_image(8, 8))
+        (source / f"labels/{split}").mkdir(parents=True)
+        (source / f"labels/{split}/1.txt").write_text("0 0 0 1 0 1 1 0 1\n")
+    (source / "labels/train/orphan.txt").write_text("0 0 0 1 0 1 1\n")
+    (source / "labels/train.cache").write_bytes(b"\x00")  # what Ultralytics leaves there
+    save_image(source / "images/val/2.png", random_image(8, 8))
+    (source / "labels/val/2.txt").write_text("5 0 0 1 0 1 1\n")
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "4 converted" in out and "classes from" in out and "person, background (pixels no polygon covers: " \
+        "background)" in out and "2 images have no label file: background images" in out
+    assert "orphan.txt: no image orphan.* in" in out
+    assert "2.txt, line 1: class 5 is not one of the 2 names of data.yaml (0..1)" in out
+    val = build_dataset("folder", destination, "val")
+    assert [s["path"] for s in val] == [str(destination / f"images/val/{n}.png") for n in (0, 1)]
+    assert (val[0]["label"] == 1).all() and (val[1]["label"] == 0).all()

