@@ -23,6 +23,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import count
+from .conversion import run_tasks
 from .datasets import (
     DatasetSpec,
     Listing,
@@ -37,7 +38,6 @@ from .datasets import (
     splits_on_disk,
 )
 from .io import DataError, read_image, read_label
-from .prepare import run_tasks
 
 ABSENT = "absent"  # SplitReport.layout of a standard split with no folder below the root
 

@@ -33,6 +33,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from ..utils import did_you_mean, require
+from .conversion import colours_to_ids, describe_colours
 from .datasets import (
     DATASETS,
     DatasetSpec,
@@ -44,8 +45,8 @@ from .datasets import (
     read_folder_classes,
     split_names,
 )
+from .exports import read_colour_classes
 from .io import DataError, pil_to_label, pil_to_rgb
-from .prepare import colours_to_ids, describe_colours, read_colour_classes
 
 DATASET_NAME = "huggingface"  # data.dataset of a dataset saved with `datasets`
 LABEL_COLUMNS = ("annotation", "label", "semantic_segmentation", "segmentation", "mask")

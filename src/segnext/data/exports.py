@@ -1,0 +1,619 @@
+"""Your own data into the folder layout (`segnext data prepare folder SRC DST`): colour masks with the
+palette of a classes.json, and what labelling tools export, read as they come:
+
+    colour masks        SRC/images/<split>/ (or SRC/<split>/images/), SRC/labels/<split>/ (or
+                        SRC/<split>/labels/, masks/ for labels/) colour masks, SRC/classes.json (palette)
+    CVAT, Datumaro      "Segmentation mask": SRC/SegmentationClass/, JPEGImages/, labelmap.txt,
+                        ImageSets/Segmentation/<subset>.txt
+    Roboflow            "Semantic Segmentation Masks": SRC/<split>/NAME.jpg, NAME_mask.png, _classes.csv
+    COCO format         CVAT's "COCO 1.0", Roboflow's "COCO Segmentation", Label Studio's "COCO":
+                        SRC/annotations/instances_<subset>.json, SRC/<split>/_annotations.coco.json,
+                        SRC/result.json (polygons and masks of objects)
+    labelme             SRC/**/NAME.json beside each image, SRC/labels.txt
+    YOLO segmentation   SRC/data.yaml, SRC/labels/<split>/*.txt polygons (Roboflow's "YOLOv8", CVAT's
+                        "Ultralytics YOLO Segmentation", Label Studio's "YOLO")
+
+Each gives DST/labels/<split>/*.png of class ids (255: no label), DST/images/ linked to the source's
+images, and DST/classes.json; a split per subset or split folder of the source.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
+from ..utils import atomic_write
+from . import classes as C
+from . import coco_json, labelme, yolo
+from .conversion import (
+    Guarded,
+    PrepareReport,
+    check_distinct_colours,
+    colours_to_ids,
+    describe_colours,
+    link_folder,
+    link_image,
+    run_tasks,
+    up_to_date,
+    write_classes_json,
+)
+from .datasets import read_classes_json, visible_entries
+from .io import DataError, decode_image, read_image, read_label, write_label
+from .palette import default_palette
+
+# --------------------------------------------------------------------------------------------
+# Colour masks, each colour the class of the palette in SRC/classes.json (or a grey level)
+
+COLOUR_MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def _convert_colour_mask(source: str, target: str, palette: list, ignore_colours: list, overwrite: bool):
+    if up_to_date([target], overwrite):
+        return "skipped", ""
+    if source.lower().endswith((".jpg", ".jpeg")):
+        raise DataError(f"{source}: a JPEG mask; JPEG blurs the colours at every edge into colours of no class. "
+                        f"Export the masks as PNG")
+    with Image.open(source) as image:
+        if image.mode in ("1", "L", "I", "F") or image.mode.startswith("I;16"):
+            mask = _grey_levels_as_colours(source, image, palette, ignore_colours)
+        else:
+            mask = np.asarray(image.convert("RGB"))
+    ids, unknown = colours_to_ids(mask, palette, ignore_colours)
+    if unknown:
+        raise DataError(f"{source}: colours in neither the palette of classes.json nor its \"ignore_colors\": "
+                        f"{describe_colours(unknown)}. Add each to \"palette\" (with its class) or to "
+                        f"\"ignore_colors\"")
+    write_label(target, ids, palette=palette)
+    return "converted", ""
+
+
+def _grey_levels_as_colours(source: str, image, palette: list, ignore_colours: list) -> np.ndarray:
+    """A single-channel mask as colours: grey level v is the colour [v, v, v] (binary masks saved as
+    0 and 255 with the palette [[0, 0, 0], [255, 255, 255]]). A mask whose levels are not all greys
+    of the palette or the ignore colours holds class ids already: an error that says so."""
+    levels = np.asarray(image.convert("L") if image.mode == "1" else image)
+    values = np.unique(levels)
+    greys = {c[0] for c in list(palette) + list(ignore_colours) if c[0] == c[1] == c[2]}
+    if not set(values.tolist()) <= greys:
+        shown = ", ".join(str(v) for v in values[:10]) + (" ..." if len(values) > 10 else "")
+        raise DataError(f"{source}: a single-channel mask with values {shown}, not all grey colours [v, v, v] of "
+                        f"classes.json's palette or ignore_colors. If they are class ids, the folder dataset reads "
+                        f"them as they are (no conversion needed); if a class is stored as a grey level (binary "
+                        f"masks of 0 and 255), give it that colour in the palette, e.g. [255, 255, 255]")
+    return np.repeat(levels.astype(np.uint8)[..., None], 3, axis=2)
+
+
+def read_colour_classes(path: Path) -> Tuple[dict, List[List[int]], List[List[int]]]:
+    """classes.json of a dataset with colour masks: (its contents, the palette, the ignore colours).
+    The palette is required here: it is what says which colour is which class."""
+    names, palette, _ = read_classes_json(path)
+    meta = json.loads(path.read_text())
+    if "palette" not in meta:
+        raise DataError(f"{path}: no \"palette\"; colour masks need the colour of each class, e.g. "
+                        f'"palette": [[70, 130, 180], [128, 64, 128]] for "classes": ["sky", "road"]')
+    ignore_colours = meta.get("ignore_colors", [])
+    if not isinstance(ignore_colours, list) or not all(
+            isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in ignore_colours):
+        raise DataError(f"{path}: \"ignore_colors\" must be a list of [r, g, b] (0..255), e.g. [[0, 0, 0]]")
+    check_distinct_colours(path, palette, ignore_colours)
+    return meta, palette, ignore_colours
+
+
+def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
+    """(folder of masks, its split) below SRC, in the layouts the folder dataset reads: labels/<split>/
+    (and labels/ itself, for a dataset not split yet: split "."), or <split>/labels/; masks/ for labels/."""
+    found = []
+    for name in ("labels", "masks"):
+        top = source / name
+        if top.is_dir():
+            found += [(top, ".")] + [(p, p.name) for p in sorted(top.iterdir()) if p.is_dir()]
+    for split in sorted(p for p in source.iterdir() if p.is_dir() and p.name not in ("images", "labels", "masks")):
+        found += [(split / name, split.name) for name in ("labels", "masks") if (split / name).is_dir()]
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# The "Segmentation mask" export of CVAT and Datumaro: the Pascal VOC layout with the classes of the task
+VOC_EXPORT_MASKS, VOC_EXPORT_IMAGES, VOC_EXPORT_LISTS = "SegmentationClass", "JPEGImages", "ImageSets/Segmentation"
+VOC_BOUNDARY_COLOUR = [224, 224, 192]  # Pascal VOC's "void" outline around objects
+
+
+def read_labelmap(path: Path) -> Tuple[List[str], List[List[int]]]:
+    """The classes and colours of a labelmap.txt (`name:r,g,b:parts:actions` a line, # comments)."""
+    names, palette = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split(":")
+        try:
+            colour = [int(v) for v in fields[1].split(",")]
+        except (IndexError, ValueError):
+            colour = []
+        if not fields[0].strip() or len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
+            raise DataError(f"{path}, line {number}: {line.strip()!r} is not `name:r,g,b::` (a class and its "
+                            f"colour, e.g. `car:0,0,142::`)")
+        names.append(fields[0].strip())
+        palette.append(colour)
+    if not names:
+        raise DataError(f"{path}: no classes in it; each line is `name:r,g,b::`, e.g. `background:0,0,0::`")
+    return names, palette
+
+
+def _voc_export_classes(source: Path, report: PrepareReport) -> Tuple[dict, List[List[int]], List[List[int]]]:
+    """(classes.json contents, palette, ignore colours) of a VOC-layout export: its classes.json if it
+    has one, else its labelmap.txt, else Pascal VOC's 21 classes (CVAT writes no labelmap for them)."""
+    if (source / "classes.json").is_file():
+        return read_colour_classes(source / "classes.json")
+    if (source / "labelmap.txt").is_file():
+        names, palette = read_labelmap(source / "labelmap.txt")
+        check_distinct_colours(source / "labelmap.txt", palette, [])
+        report.notes.append(f"classes from {source / 'labelmap.txt'}: {', '.join(names)}")
+        return {"classes": names}, palette, []
+    report.notes.append(f"{source} has no labelmap.txt nor classes.json: read as Pascal VOC's 21 classes, "
+                        f"its outline colour {VOC_BOUNDARY_COLOUR} ignored")
+    return {"classes": list(C.VOC_CLASSES)}, [list(c) for c in C.VOC_PALETTE], [VOC_BOUNDARY_COLOUR]
+
+
+def _voc_export_pair(mask: str, target: str, image: Optional[str], image_target: str, palette: list,
+                     ignore_colours: list, overwrite: bool):
+    outcome = _convert_colour_mask(mask, target, palette, ignore_colours, overwrite)
+    link_image(image, image_target)  # after its label: an image is never left without one
+    return outcome
+
+
+def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=False,
+                       progress=True) -> PrepareReport:
+    """CVAT's (and Datumaro's) "Segmentation mask" export -> the folder layout: SRC/SegmentationClass/
+    colour masks, SRC/JPEGImages/ images, SRC/labelmap.txt classes (`name:r,g,b::`),
+    SRC/ImageSets/Segmentation/<subset>.txt the subsets. Each subset becomes a split (`default`, the
+    one subset of a task that defines none, becomes images/ and labels/ not split yet); images are
+    linked file by file."""
+    report = PrepareReport("folder", destination)
+    meta, palette, ignore_colours = _voc_export_classes(source, report)
+    masks = {str(p.relative_to(source / VOC_EXPORT_MASKS).with_suffix("").as_posix()): p
+             for p in visible_entries(source / VOC_EXPORT_MASKS, recursive=True)
+             if p.suffix.lower() in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg")}
+    image_dir = source / VOC_EXPORT_IMAGES
+    images = {} if not image_dir.is_dir() else {
+        str(p.relative_to(image_dir).with_suffix("").as_posix()): p for p in visible_entries(image_dir, recursive=True)
+        if p.suffix.lower() in IMAGE_SUFFIXES}
+    lists = sorted((source / VOC_EXPORT_LISTS).glob("*.txt")) if (source / VOC_EXPORT_LISTS).is_dir() else []
+    subsets = {path.stem: [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+               for path in lists} or {"default": sorted(masks)}
+    if not image_dir.is_dir():
+        report.notes.append(f"{image_dir} not found: the export holds no images (export again with \"Save images\", "
+                            f"or put them there and run the same command again); the masks are converted anyway")
+    tasks = []
+    for subset, stems in subsets.items():
+        split = "." if subset == "default" and len(subsets) == 1 else subset
+        for stem in stems:
+            if stem not in masks:
+                report.failures.append(f"{source / VOC_EXPORT_LISTS / (subset + '.txt')}: {stem} has no mask in "
+                                       f"{source / VOC_EXPORT_MASKS}")
+                continue
+            image = images.get(stem)
+            if image is None and image_dir.is_dir():
+                report.failures.append(f"{masks[stem]}: no image {stem}.* in {image_dir}")
+                continue
+            image_target = destination / "images" / split / (stem + (image.suffix if image else ""))
+            tasks.append((str(masks[stem]), str(destination / "labels" / split / (stem + ".png")),
+                          None if image is None else str(image), str(image_target), palette, ignore_colours,
+                          overwrite))
+    if not tasks and not report.failures:
+        raise FileNotFoundError(f"{source / VOC_EXPORT_MASKS}: no masks ({', '.join(COLOUR_MASK_SUFFIXES)})")
+    report.add(run_tasks(Guarded(_voc_export_pair), tasks, workers, "colour masks", progress))
+    if set(subsets) == {"default"}:
+        report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
+                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    write_classes_json(destination, meta, palette)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Roboflow's "Semantic Segmentation Masks" export: <split>/NAME.jpg beside <split>/NAME_mask.png (pixel
+# values), and the classes of those values in <split>/_classes.csv
+ROBOFLOW_CLASSES, ROBOFLOW_MASK_ENDING = "_classes.csv", "_mask.png"
+
+
+def read_pixel_value_classes(path: Path) -> Dict[int, str]:
+    """{pixel value: class name} of a `_classes.csv` (`Pixel Value, Class` a row, after a header)."""
+    classes = {}
+    rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    for number, row in enumerate(rows, 1):
+        if not row or not "".join(row).strip() or (number == 1 and not row[0].strip().isdigit()):
+            continue  # the header
+        if len(row) < 2 or not row[0].strip().isdigit() or not 0 <= int(row[0]) <= 254 or not row[1].strip():
+            raise DataError(f"{path}, line {number}: {','.join(row)!r} is not `pixel value, class` (0..254)")
+        classes[int(row[0])] = row[1].strip()
+    if not classes:
+        raise DataError(f"{path}: no classes in it; each row is `pixel value, class`, e.g. `0, background`")
+    return dict(sorted(classes.items()))
+
+
+def _pixel_value_pair(mask: str, target: str, image: Optional[str], image_target: str, table: np.ndarray,
+                      palette: list, overwrite: bool):
+    if up_to_date([target], overwrite):
+        link_image(image, image_target)
+        return "skipped", ""
+    values = read_label(mask)
+    unknown = sorted(set(np.unique(values).tolist()) - set(np.flatnonzero(table != IGNORE_INDEX).tolist()))
+    if unknown:
+        raise DataError(f"{mask}: pixel values {', '.join(map(str, unknown[:10]))} are no class of "
+                        f"{ROBOFLOW_CLASSES}; add them there")
+    write_label(target, table[values], palette=palette)
+    link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", ""
+
+
+def prepare_roboflow_masks(source: Path, destination: Path, workers=None, overwrite=False,
+                           progress=True) -> PrepareReport:
+    """Roboflow's "Semantic Segmentation Masks" export -> the folder layout: each SRC/<split>/ with a
+    _classes.csv becomes a split; NAME_mask.png (pixel values) -> DST/labels/<split>/NAME.png (the
+    classes in the order of their values), NAME.jpg linked as DST/images/<split>/NAME.jpg."""
+    report = PrepareReport("folder", destination)
+    splits = sorted(p.parent for p in source.glob(f"*/{ROBOFLOW_CLASSES}"))
+    classes = [read_pixel_value_classes(split / ROBOFLOW_CLASSES) for split in splits]
+    for split, other in zip(splits[1:], classes[1:]):
+        if other != classes[0]:
+            raise DataError(f"{split / ROBOFLOW_CLASSES} lists other classes than {splits[0] / ROBOFLOW_CLASSES}; "
+                            f"export the splits of one dataset version")
+    values = list(classes[0])
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    table[values] = np.arange(len(values))
+    palette = default_palette(len(values))
+    tasks = []
+    for split in splits:
+        files = sorted(p for p in visible_entries(split, recursive=False) if p.is_file())
+        masks = [p for p in files if p.name.lower().endswith(ROBOFLOW_MASK_ENDING)]
+        images = {p.stem: p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and p not in masks}
+        for mask in masks:
+            stem = mask.name[: -len(ROBOFLOW_MASK_ENDING)]
+            if stem not in images:
+                report.failures.append(f"{mask}: no image {stem}.* beside it")
+                continue
+            tasks.append((str(mask), str(destination / "labels" / split.name / (stem + ".png")), str(images[stem]),
+                          str(destination / "images" / split.name / images[stem].name), table, palette, overwrite))
+    if not tasks and not report.failures:
+        raise FileNotFoundError(f"{source}: no *{ROBOFLOW_MASK_ENDING} beside the {ROBOFLOW_CLASSES} of "
+                                f"{', '.join(str(s) for s in splits)}")
+    report.add(run_tasks(Guarded(_pixel_value_pair), tasks, workers, "masks", progress))
+    report.notes.append(f"classes by pixel value: {', '.join(f'{v} {n}' for v, n in classes[0].items())}")
+    if "val" not in [split.name for split in splits] and "valid" in [split.name for split in splits]:
+        report.notes.append("the validation split is called valid: train with data.val_split=valid")
+    write_classes_json(destination, {"classes": list(classes[0].values())}, palette)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# COCO-format annotation files: CVAT's "COCO 1.0" (annotations/instances_<subset>.json, images/<subset>/),
+# Roboflow's "COCO Segmentation" (<split>/_annotations.coco.json beside the images), Label Studio's
+# "COCO" (result.json, images/), COCO itself (annotations/instances_train2017.json, train2017/)
+
+
+def _coco_subset(path: Path, source: Path) -> str:
+    """The subset an annotation file holds: Roboflow's folder, the X of instances_X.json, else the
+    file's name."""
+    if path.name == coco_json.SPLIT_FILE and path.parent != source:
+        return path.parent.name
+    return path.stem[len("instances_"):] if path.stem.startswith("instances_") else path.stem
+
+
+def _coco_split(subset: str, path: Path, files: Sequence[Path]) -> str:
+    """The split in DST of an annotation file's subset: `.` (not split yet) for an export of one file
+    that names no subset (CVAT's `default`, Label Studio's result.json)."""
+    unnamed = subset == "default" or (path.stem == subset and path.name != coco_json.SPLIT_FILE)
+    return "." if len(files) == 1 and unnamed else subset
+
+
+def _find_coco_image(file_name: str, roots: Sequence[Path]) -> Optional[Tuple[Path, str]]:
+    """(the image, its name in DST without the suffix) for an image's file_name: looked up as it is
+    and by its base name under each root (exports keep images beside the annotations, in images/,
+    in images/<subset>/ or in <subset>/, and some tools write their own upload path)."""
+    relative = Path(file_name.replace("\\", "/"))
+    for root in roots:
+        for name in (relative, Path(relative.name)):
+            if not name.is_absolute() and ".." not in name.parts and (root / name).is_file():
+                return root / name, name.with_suffix("").as_posix()
+    return None
+
+
+def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], classes: coco_json.SemanticClasses,
+               image: Optional[str], target: str, image_target: str, palette: list, where: str, overwrite: bool):
+    if up_to_date([target], overwrite):
+        link_image(image, image_target)
+        return "skipped", ""
+    if image is not None:
+        found_height, found_width = read_image(image).shape[:2]
+        if (width or found_width, height or found_height) != (found_width, found_height):
+            raise DataError(f"{image}: {found_width}x{found_height} pixels (EXIF orientation applied), but {where} "
+                            f"gives {width}x{height}: its annotations would not fit this image; export the images "
+                            f"together with the annotations")
+        width, height = found_width, found_height
+    if not width or not height:
+        raise DataError(f"{where}: no width and height for this image, and the image was not found")
+    write_label(target, coco_json.draw_label(annotations, height, width, classes.class_of_category,
+                                             classes.background, where), palette=palette)
+    link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", ""
+
+
+def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=False,
+                      progress=True) -> PrepareReport:
+    """COCO-format annotation files (polygons or run-length masks) -> the folder layout: one split per
+    file (see `_coco_subset`), each object drawn in its class over a background class
+    (`coco_json.draw_label`), images linked. Images without any region are left out: a tool exports
+    the images nobody labelled yet too, and they are not all background."""
+    coco_json.pycocotools_mask()  # before any work: it draws every region
+    report = PrepareReport("folder", destination)
+    paths = coco_json.find_annotation_files(source)
+    files = [coco_json.read_coco_file(path) for path in paths]
+    classes = coco_json.semantic_classes(files)
+    palette = default_palette(len(classes.names))
+    wanted = []  # (annotation file, split, image, (image file, name in DST) or None where not found)
+    for path, annotation_file in zip(paths, files):
+        subset = _coco_subset(path, source)
+        split = _coco_split(subset, path, paths)
+        roots = list(dict.fromkeys([source / "images" / subset, source / "images", path.parent, source / subset,
+                                    source]))
+        wanted += [(path, split, image, _find_coco_image(image.file_name, roots))
+                   for image in annotation_file.images if image.annotations]
+    if not wanted:
+        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no image has a polygon or mask to draw "
+                                f"({sum(f.boxes_only for f in files)} annotations are boxes only); export a "
+                                f"project labelled with polygons, masks or brushes")
+    with_images = any(found for *_, found in wanted)
+    if not with_images:
+        report.notes.append(f"no image of {', '.join(map(str, paths))} was found beside it, in images/ or in "
+                            f"images/<split>/: the labels are drawn anyway; put the images in "
+                            f"{destination / 'images'} under the same names")
+    tasks = []
+    for path, split, image, found in wanted:
+        where = f"{path} ({image.file_name})"
+        if found is None and with_images:
+            report.failures.append(f"{where}: image not found beside the annotations, in images/ or images/<split>/")
+            continue
+        name = found[1] if found else Path(image.file_name.replace("\\", "/")).with_suffix("").name
+        tasks.append((image.annotations, image.width, image.height, classes,
+                      None if found is None else str(found[0]), str(destination / "labels" / split / (name + ".png")),
+                      str(destination / "images" / split / (name + (found[0].suffix if found else ""))),
+                      palette, where, overwrite))
+    report.add(run_tasks(Guarded(_coco_pair), tasks, workers, "annotations", progress))
+    report.notes.append(f"classes: {', '.join(classes.names)} (pixels no object covers: "
+                        f"{classes.names[classes.background]})")
+    if classes.left_out:
+        report.notes.append(f"left out the category {', '.join(classes.left_out)}: it only groups the others")
+    unlabelled = sum(len(f.images) for f in files) - len(wanted)
+    if unlabelled:
+        report.notes.append(f"left out {unlabelled} images without any polygon or mask (not labelled yet, or "
+                            f"only boxes)")
+    boxes_only = sum(f.boxes_only for f in files)
+    if boxes_only:
+        report.notes.append(f"{boxes_only} annotations are boxes without a region: not drawn")
+    splits = [_coco_split(_coco_subset(path, source), path, paths) for path in paths]
+    if splits == ["."]:
+        report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
+                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    elif "val" not in splits and "valid" in splits:
+        report.notes.append("the validation split is called valid: train with data.val_split=valid")
+    write_classes_json(destination, {"classes": classes.names}, palette)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Labelme: SRC/**/NAME.json beside (or pointing to) each image; the classes in SRC/labels.txt
+
+LABELME_SPLITS = ("train", "val", "valid", "validation", "test")
+
+
+def _labelme_image(file: labelme.LabelmeFile) -> Optional[Path]:
+    """The image a labelme file annotates: at its imagePath (relative to the file, Windows separators
+    too), else beside the file with the same name."""
+    relative = file.image_path.replace("\\", "/")
+    candidates = [file.path.parent / relative] if relative else []
+    candidates += [file.path.with_suffix(suffix) for suffix in IMAGE_SUFFIXES]
+    candidates += [file.path.with_suffix(suffix.upper()) for suffix in IMAGE_SUFFIXES]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _labelme_pair(json_path: str, classes: labelme.LabelmeClasses, palette: list, target: str,
+                  image_target: str, overwrite: bool):
+    file = labelme.read_labelme_file(Path(json_path))
+    image = _labelme_image(file)
+    embedded = None if image is not None else labelme.image_bytes(file)
+    if image is None and embedded is None:
+        raise DataError(f"{json_path}: its image {file.image_path!r} is neither there nor beside the file, and the "
+                        f"file holds no imageData; put the image back (or save the file again in labelme)")
+    if not up_to_date([target], overwrite):
+        pixels = read_image(image) if image is not None else decode_image(embedded, name=f"{json_path} imageData")
+        height, width = pixels.shape[:2]
+        if (file.width or width, file.height or height) != (width, height):
+            raise DataError(f"{image or json_path}: {width}x{height} pixels (EXIF orientation applied), but "
+                            f"{json_path} gives {file.width}x{file.height}: its shapes would not fit this image")
+        write_label(target, labelme.draw_label(file, height, width, classes), palette=palette)
+        outcome = "converted"
+    else:
+        outcome = "skipped"
+    if image is not None:
+        link_image(str(image), image_target)  # after its label: an image is never left without one
+    elif not os.path.exists(image_target):
+        os.makedirs(os.path.dirname(image_target), exist_ok=True)
+        atomic_write(Path(image_target), lambda tmp: tmp.write_bytes(embedded))
+    return outcome, ""
+
+
+def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=False,
+                    progress=True) -> PrepareReport:
+    """Labelme's JSON files (polygons, rectangles, circles, lines, points, masks) -> the folder layout:
+    each file's shapes drawn as labelme2voc draws them (`labelme.draw_label`), its image linked (or
+    written from the imageData it holds). Files under SRC/train/, SRC/val/ ... make those splits; the
+    others give images/ and labels/ not split yet, their sub-folders kept."""
+    report = PrepareReport("folder", destination)
+    paths = labelme.find_labelme_files(source)
+    files = [labelme.read_labelme_file(path) for path in paths]
+    labels_file = source / labelme.LABELS_FILE
+    classes = labelme.labelme_classes(files, labels_file if labels_file.is_file() else None)
+    palette = default_palette(len(classes.names))
+    tasks, splits = [], set()
+    for path, file in zip(paths, files):
+        relative = path.relative_to(source)
+        split, name = (relative.parts[0], Path(*relative.parts[1:])) if len(relative.parts) > 1 and \
+            relative.parts[0] in LABELME_SPLITS else (".", relative)
+        splits.add(split)
+        suffix = Path(file.image_path.replace("\\", "/")).suffix or ".png"
+        image = _labelme_image(file)
+        tasks.append((str(path), classes, palette, str(destination / "labels" / split / name.with_suffix(".png")),
+                      str(destination / "images" / split / name.with_suffix(image.suffix if image else suffix)),
+                      overwrite))
+    del files  # their imageData: the workers read each file again
+    report.add(run_tasks(Guarded(_labelme_pair), tasks, workers, "labelme files", progress))
+    origin = labels_file if labels_file.is_file() else f"the labels in the files, sorted (to choose the order, list " \
+        f"them in {labels_file}, `_background_` first)"
+    report.notes.append(f"classes from {origin}: {', '.join(classes.names)}")
+    if splits == {"."}:
+        report.notes.append(f"the files are not in train/ and val/ folders: hold out whole sequences or sessions "
+                            f"with `segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    write_classes_json(destination, {"classes": classes.names}, palette)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# YOLO segmentation: SRC/data.yaml names the classes; SRC/labels/<split>/NAME.txt the polygons of
+# SRC/images/<split>/NAME.jpg (or SRC/<split>/labels/ and SRC/<split>/images/)
+
+
+def yolo_label_folders(source: Path) -> List[Tuple[Path, Path, str]]:
+    """(labels folder, its images folder, the split) of a YOLO dataset: labels/<split>/ beside
+    images/<split>/ (Ultralytics', CVAT's), <split>/labels/ beside <split>/images/ (Roboflow's), or
+    labels/ beside images/ not split yet."""
+    found = []
+    if (source / "labels").is_dir():
+        if any(p.suffix == ".txt" for p in (source / "labels").iterdir()):
+            found.append((source / "labels", source / "images", "."))
+        found += [(p, source / "images" / p.name, p.name) for p in sorted((source / "labels").iterdir())
+                  if p.is_dir() and not p.name.startswith(".")]
+    found += [(p / "labels", p / "images", p.name) for p in sorted(source.iterdir())
+              if p.is_dir() and p.name not in ("images", "labels") and (p / "labels").is_dir()]
+    return found
+
+
+def _yolo_pair(label_file: Optional[str], image: str, target: str, image_target: str, num_names: int,
+               class_ids: list, background: int, palette: list, overwrite: bool):
+    if up_to_date([target], overwrite):
+        link_image(image, image_target)
+        return "skipped", ""
+    objects, _ = yolo.read_objects(Path(label_file), num_names) if label_file else ([], 0)
+    height, width = read_image(image).shape[:2]
+    write_label(target, yolo.draw_label(objects, height, width, class_ids, background), palette=palette)
+    link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", ""
+
+
+def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
+    """A YOLO segmentation dataset (data.yaml, labels/<split>/*.txt polygons) -> the folder layout:
+    the polygons drawn over a background class (`yolo.draw_label`), a split per folder, images
+    linked. An image without a label file is a background image, as YOLO reads it."""
+    report = PrepareReport("folder", destination)
+    yaml_path = yolo.find_data_yaml(source)
+    names = yolo.read_names(yaml_path)
+    classes, class_ids, background = yolo.semantic_classes(names)
+    palette = default_palette(len(classes))
+    tasks, without_label, splits = [], 0, []
+    for label_dir, image_dir, split in yolo_label_folders(source):
+        splits.append(split)
+        labels = {p.relative_to(label_dir).with_suffix("").as_posix(): p
+                  for p in visible_entries(label_dir, recursive=split != ".") if p.suffix == ".txt"}
+        images = {} if not image_dir.is_dir() else {
+            p.relative_to(image_dir).with_suffix("").as_posix(): p
+            for p in visible_entries(image_dir, recursive=split != ".") if p.suffix.lower() in IMAGE_SUFFIXES}
+        for stem in sorted(set(labels) - set(images)):
+            report.failures.append(f"{labels[stem]}: no image {stem}.* in {image_dir}")
+        for stem, image in sorted(images.items()):
+            label_file = labels.get(stem)
+            without_label += label_file is None
+            tasks.append((None if label_file is None else str(label_file), str(image),
+                          str(destination / "labels" / split / (stem + ".png")),
+                          str(destination / "images" / split / (stem + image.suffix)), len(names), class_ids,
+                          background, palette, overwrite))
+    if not tasks and not report.failures:
+        raise FileNotFoundError(f"{source}: no images beside YOLO's labels/<split>/ or <split>/labels/ folders "
+                                f"({yaml_path} names the classes)")
+    boxes = sum(yolo.count_boxes(Path(task[0])) for task in tasks if task[0])
+    report.add(run_tasks(Guarded(_yolo_pair), tasks, workers, "YOLO labels", progress))
+    report.notes.append(f"classes from {yaml_path}: {', '.join(classes)} (pixels no polygon covers: "
+                        f"{classes[background]})")
+    if without_label:
+        report.notes.append(f"{without_label} images have no label file: background images, as YOLO reads them")
+    if boxes:
+        report.notes.append(f"{boxes} lines are boxes (class cx cy w h), not polygons: not drawn")
+    if splits == ["."]:
+        report.notes.append(f"the dataset has no splits (train, val): hold out whole sequences or sessions with "
+                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    elif "val" not in splits and "valid" in splits:
+        report.notes.append("the validation split is called valid: train with data.val_split=valid")
+    write_classes_json(destination, {"classes": classes}, palette)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# The entry: what SRC holds decides the reading
+
+
+def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
+    """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
+    classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
+    masks/ for labels/) with labels that are colour images:
+    each pixel's colour is its class's in the palette of classes.json, or one of its "ignore_colors"
+    (-> 255). DST gets the label PNGs of class ids (palettised, so they still look the same), images/
+    linked to SRC's, and classes.json."""
+    if destination.resolve() == source.resolve():
+        raise ValueError(f"{destination}: DST must be another folder than SRC (the colour masks stay as they are; "
+                         f"the class-id labels go to DST/labels, the images are linked)")
+    if (source / VOC_EXPORT_MASKS).is_dir():
+        return prepare_voc_export(source, destination, workers, overwrite, progress)
+    if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
+        return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
+    if not (source / "classes.json").is_file() and coco_json.find_annotation_files(source):
+        return prepare_coco_json(source, destination, workers, overwrite, progress)
+    if not (source / "classes.json").is_file() and labelme.find_labelme_files(source):
+        return prepare_labelme(source, destination, workers, overwrite, progress)
+    if not (source / "classes.json").is_file() and yolo.find_data_yaml(source) and yolo_label_folders(source):
+        return prepare_yolo(source, destination, workers, overwrite, progress)
+    meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
+    report = PrepareReport("folder", destination)
+    tasks, first_mask = [], {}
+    mask_folders = _colour_mask_folders(source)
+    for folder, split in mask_folders:
+        # a split's sub-folders (sequences) are kept; the sub-folders of an unsplit labels/ are its splits
+        masks = visible_entries(folder, recursive=split != ".")
+        for mask in sorted(p for p in masks if p.is_file()):
+            if mask.suffix.lower() not in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg"):
+                continue
+            target = destination / "labels" / split / mask.relative_to(folder).with_suffix(".png")
+            if str(target) in first_mask:
+                report.failures.append(f"{mask}: a second mask for {mask.stem} (the first: {first_mask[str(target)]}); "
+                                       f"keep one")
+                continue
+            first_mask[str(target)] = mask
+            tasks.append((str(mask), str(target), palette, ignore_colours, overwrite))
+    if not tasks:
+        raise FileNotFoundError(f"{source}: no colour masks in labels/<split>/, <split>/labels/ or labels/ (or masks/ "
+                                f"for labels/; {', '.join(COLOUR_MASK_SUFFIXES)}); the layout is images/<split>/, "
+                                f"labels/<split>/ and classes.json (docs/datasets.md)")
+    report.add(run_tasks(Guarded(_convert_colour_mask), tasks, workers, "colour masks", progress))
+    split_first = sorted({split for folder, split in mask_folders if folder.parent.name == split != "."})
+    if split_first:  # SRC/<split>/images -> DST/images/<split>: the folder dataset's order
+        for split in split_first:
+            link_folder(destination, source, f"images/{split}", report, source_name=f"{split}/images")
+    else:
+        link_folder(destination, source, "images", report)
+    write_classes_json(destination, meta, palette)
+    return report
+
