@@ -54,3 +54,10 @@ def test_one_nccl_process_trains_and_predict_and_eval_run_on_the_gpu(tmp_path):
                  str(tmp_path / "eval.json"), "--no-progress"]) == 0
     results = json.loads((tmp_path / "eval.json").read_text())
     assert results["num_images"] == 4 and results["mIoU"] is not None
+    # in mixed precision, as `predict --amp` runs it (eager and CUDA graphs): the same labels nearly everywhere
+    for backend in ("eager", "cuda_graph"):
+        assert main(["eval", str(config), "--checkpoint", str(model), "--device", "cuda", "--amp", "--backend",
+                     backend, "--out", str(tmp_path / f"eval_amp_{backend}.json"), "--no-progress"]) == 0
+        amp = json.loads((tmp_path / f"eval_amp_{backend}.json").read_text())
+        assert amp["test"]["precision"] in ("bfloat16", "float16") and results["test"]["precision"] == "float32"
+        assert abs(amp["aAcc"] - results["aAcc"]) < 1.0

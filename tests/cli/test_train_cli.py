@@ -91,7 +91,13 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
                  "--max-images", "1", "--mode", "slide", "--crop-size", "32", "32", "--stride", "24", "24"]) == 0
     test = json.loads((tmp_path / "e3.json").read_text())["test"]
     assert (test["mode"], test["crop_size"], test["stride"], test["flip"]) == ("slide", [32, 32], [24, 24], False)
+    assert test["precision"] == "float32"
     capsys.readouterr()
+    # --amp is a GPU setting: on the CPU it says so and runs in float32
+    assert main(["eval", str(config_file), "-c", str(checkpoint), "--out", str(tmp_path / "e4.json"), "--no-progress",
+                 "--max-images", "1", "--amp", "--threads", "1"]) == 0
+    assert "--amp has no effect on the CPU" in capsys.readouterr().err
+    assert json.loads((tmp_path / "e4.json").read_text())["test"]["precision"] == "float32"
     # the model given where the config goes: the error shows the command meant
     assert main(["eval", str(work_dir / "final_model")]) == 1
     assert f"segnext eval {work_dir / 'config.yaml'} --checkpoint {work_dir / 'final_model'}" in capsys.readouterr().err

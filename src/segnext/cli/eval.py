@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Optional
 
 from ..constants import DEFAULT_METRIC_COLUMNS, PER_CLASS_METRICS
-from .arguments import add_backend, add_test_settings, backend_setting, positive_int, test_settings, with_examples
+from .arguments import (
+    add_amp,
+    add_backend,
+    add_test_settings,
+    amp_setting,
+    backend_setting,
+    positive_int,
+    test_settings,
+    with_examples,
+)
 
 
 def register(subparsers) -> None:
@@ -49,7 +58,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (default: the config's train.threads)")
     add_backend(parser)
+    add_amp(parser, "run the model (to see what it costs in mIoU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_test_settings(parser, default="the checkpoint's, else CONFIG's evaluation section")
     parser.set_defaults(func=run)
@@ -114,6 +125,8 @@ def run(args) -> int:
     from ..evaluation import evaluate, format_results, write_results
     from ..inference import OnnxModel
     from ..inference.backends import inference_model
+    from ..inference.cuda_graph import CudaGraphSegNeXt
+    from ..inference.precision import AutocastModel, autocast_dtype
     from ..models import create_model
     from ..runtime import use_device
     from ..train import distributed, load_config
@@ -123,7 +136,11 @@ def run(args) -> int:
         raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
     if not (args.checkpoint or args.onnx):
         raise ValueError(missing_weights_message(args.config))
+    if args.onnx and amp_setting(args):
+        raise ValueError("--amp applies to PyTorch checkpoints (--checkpoint), not to --onnx models")
     config = load_config(args.config, args.overrides)
+    if args.threads:
+        config.train.threads = args.threads
     source = args.checkpoint or args.onnx
     if args.max_images is None and any(o.split("=", 1)[0].strip() == "evaluation.max_images" for o in args.overrides):
         args.max_images = config.evaluation.max_images  # the key training's periodic evaluations read
@@ -141,8 +158,11 @@ def run(args) -> int:
         if env.device.type == "cpu" and config.train.threads:
             torch.set_num_threads(config.train.threads)
         dataset = config.data.build(args.split or config.data.val_split)
-        if not args.onnx:
-            model = inference_model(model.eval().to(env.device), backend_setting(args))
+        precision = None if args.onnx else autocast_dtype(env.device, amp_setting(args))
+        if not args.onnx:  # as `segnext predict` runs it (`Segmenter.inference_model`)
+            model = inference_model(model.eval().to(env.device), backend_setting(args), autocast_dtype=precision)
+            if precision is not None and not isinstance(model, CudaGraphSegNeXt):
+                model = AutocastModel(model, env.device.type, precision)
         if model.num_classes != dataset.num_classes:
             raise ValueError(f"{source} predicts {model.num_classes} classes but the {config.data.dataset} "
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")
@@ -154,8 +174,12 @@ def run(args) -> int:
             if env.is_main else None
         if env.is_main:
             count = min(len(dataset), args.max_images or len(dataset))
+            autocast = f", {str(precision).replace('torch.', '')} autocast" if precision else ""
             print(f"{source} on {config.data.dataset} {split} ({count} images): "
-                  f"{test_config.describe()}", file=sys.stderr)
+                  f"{test_config.describe()}{autocast}", file=sys.stderr)
+            if amp_setting(args) and precision is None:
+                print("segnext eval: note: --amp has no effect on the CPU (float32 is the fast path there)",
+                      file=sys.stderr)
             if note:
                 print(f"segnext eval: note: {note}", file=sys.stderr)
         start = time.perf_counter()
@@ -167,7 +191,8 @@ def run(args) -> int:
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
                                     mode=test_config.mode, crop_size=test_config.crop_size,
                                     stride=test_config.stride, scales=list(test_config.scales),
-                                    flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed),
+                                    flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed,
+                                    precision=None if args.onnx else str(precision or torch.float32)[len("torch."):]),
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
                           validation_note=note)
             print(format_results(results, args.metrics))
