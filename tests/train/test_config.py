@@ -249,3 +249,30 @@ def test_copy_paste_classes_are_named_as_the_datasets_and_checked():
         load_config("camvid/segnext_t_camvid_cpu_60min", ["data.copy_paste_classes=[Bicycle]"]).data.class_paste(names)
     with pytest.raises(ConfigError, match="data.copy_paste_prob must be a probability from 0 to 1, got 2.0"):
         load_config("camvid/segnext_t_camvid_cpu_60min", ["data.copy_paste_prob=2"])
+
+
+def test_class_selection_carries_the_shipped_configs_class_settings_along(tmp_path):
+    """data.classes on a config written for all of CamVid's classes: the number of classes, the
+    class weights and the pasted classes follow the selection, each change said; merged classes
+    have no weight to take."""
+    from types import SimpleNamespace
+
+    from segnext.data import classes as C
+    from segnext.data.selection import SelectedLabels, selection_table
+
+    def selected(selection):
+        names, new_id, members = selection_table(C.CAMVID_CLASSES, selection)
+        label_map = SelectedLabels(lambda raw: raw, new_id, tuple(C.CAMVID_CLASSES), tuple(map(tuple, members)))
+        return SimpleNamespace(label_map=label_map, class_names=names, num_classes=len(names), name="camvid")
+
+    config = load_config("camvid/segnext_t_camvid_cpu_60min")
+    weights = list(config.loss.class_weight)
+    notes = config.follow_class_selection(selected(["Car", "Road", "Pedestrian"]))
+    assert config.model.num_classes == 3 and config.loss.class_weight == [weights[8], weights[3], weights[9]]
+    assert config.data.copy_paste_classes == ["Pedestrian"] and len(notes) == 3
+    assert "model.num_classes 11 -> 3: data.classes selects Car, Road, Pedestrian" in notes[0]
+    merged = load_config("camvid/segnext_t_camvid_cpu_60min")
+    with pytest.raises(ConfigError, match="class_weight weighs the dataset's 11 classes, but data.classes makes 2"):
+        merged.follow_class_selection(selected({"vehicle": ["Car", "Bicyclist"], "other": "*"}))
+    assert load_config("camvid/segnext_t_camvid_cpu_60min").follow_class_selection(
+        SimpleNamespace(label_map=None)) == []

@@ -138,3 +138,24 @@ def test_fine_tuning_starts_from_the_camvid_model_in_the_package(tmp_path, scene
     before, after = (_encoder({k: v for k, v in model.state_dict().items() if "running_" not in k
                                and "num_batches" not in k}) for model in (published, tuned))
     assert tuned.num_classes == 8 and (after - before).norm() < 1e-3 * before.norm()
+
+
+def test_some_of_camvids_classes_fine_tuned_from_the_camvid_model(tmp_path, camvid, monkeypatch, capsys):
+    """data.classes=[Road, Car, Pedestrian] from the CamVid model: its classifier rows of those classes
+    are copied, so the run starts where that model is (scored after a step at learning rate 0); the
+    shipped config's class settings follow the selection."""
+    if not any(weights.bundled and weights.tag == "camvid" for weights in PRETRAINED.values()):
+        pytest.skip("no CamVid model ships in segnext/weights")
+    monkeypatch.setenv("SEGNEXT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEGNEXT_WEIGHTS_URL", "http://127.0.0.1:9")
+    config = load_config("camvid/segnext_t_camvid_cpu_60min", [
+        f"data.root={camvid}", "data.classes=[road, car, Pedestrian]", "model.pretrained=camvid", "optimizer.lr=0",
+        "data.crop_size=[64,64]", "data.num_workers=0", "train.max_iters=1", "train.batch_size=2",
+        "train.micro_batch_size=2", "evaluation.num_overlays=0", "train.threads=1"])
+    results = train(config, tmp_path / "run", progress=False).results
+    out = capsys.readouterr().out
+    assert "except the rows of the 3 classes the checkpoint has too, copied from it: Road, Car, Pedestrian" in out
+    assert "note: model.num_classes 11 -> 3" in out and "note: loss.class_weight: the weights" in out
+    assert segnext.create_model(checkpoint=tmp_path / "run" / "final_model").config.class_names == \
+        ["Road", "Car", "Pedestrian"]
+    assert results["IoU"][0] > 90 and results["IoU"][1] > 50  # road, car: as the CamVid model segments them

@@ -51,9 +51,13 @@ class ModelSection:
 
     def checked_num_classes(self, dataset) -> int:
         """num_classes, which must be the dataset's when given."""
+        from ..data.selection import SelectedLabels
+
         if self.num_classes not in (None, dataset.num_classes):
+            selected = " (data.classes)" if isinstance(dataset.label_map, SelectedLabels) else ""
             raise ConfigError(f"model.num_classes is {self.num_classes} but the {dataset.name} dataset has "
-                              f"{dataset.num_classes} classes; remove model.num_classes or fix it.")
+                              f"{dataset.num_classes} classes{selected}; set model.num_classes={dataset.num_classes} "
+                              f"or null (the dataset's number).")
         return dataset.num_classes
 
     def starting_point(self) -> str:
@@ -157,12 +161,16 @@ class DataSection:
     # second, independently augmented training sample are pasted onto each sample. Empty: off.
     copy_paste_classes: List[str] = field(default_factory=list)
     copy_paste_prob: float = 0.5
+    # Some of the dataset's classes, or classes merged from several (`segnext.data.selection`):
+    # [road, car] (the others ignored), {vehicle: [car, bus], road: road}, {road: road, other: "*"}.
+    classes: Any = None
     huggingface: HuggingFaceSection = field(default_factory=HuggingFaceSection)
 
     def build(self, split: str, transform=None, seed: int = 0):
         """The dataset's `split` (`segnext.data.build_dataset`), after checking the root."""
         from ..data import build_dataset
         from ..data.hf import DATASET_NAME, build_huggingface_dataset
+        from ..data.selection import select_classes
 
         if not self.root:
             raise ConfigError(f"data.root is empty: set it to the {self.dataset} dataset directory, "
@@ -183,6 +191,8 @@ class DataSection:
                                                 transform=transform, seed=seed)
         else:
             dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
+        if self.classes is not None:
+            dataset = select_classes(dataset, self.classes)
         if self.transform is not None and transform is not None:
             dataset[0]  # try a pipeline of one's own on a sample now: a mistake shows before any training
         return dataset
@@ -364,6 +374,36 @@ class Config:
     def to_dict(self) -> dict:
         """Plain lists/dicts/scalars (YAML- and JSON-safe)."""
         return json_safe(dataclasses.asdict(self))
+
+    def follow_class_selection(self, dataset) -> List[str]:
+        """With data.classes, a model.num_classes, loss.class_weight and data.copy_paste_classes written
+        for all the dataset's classes (a shipped config's) follow the selection: the number of classes
+        selected, the weights of the classes kept (merged classes have no weight to take: that is an
+        error), the pasted classes kept as they are. Lines saying what changed."""
+        from ..data.selection import SelectedLabels
+
+        selected = getattr(dataset, "label_map", None)
+        if not isinstance(selected, SelectedLabels):
+            return []
+        full, names = len(selected.source_names), ", ".join(dataset.class_names)
+        notes = []
+        if self.model.num_classes == full != dataset.num_classes:
+            self.model.num_classes = dataset.num_classes
+            notes.append(f"model.num_classes {full} -> {dataset.num_classes}: data.classes selects {names}")
+        weights = self.loss.class_weight
+        if weights is not None and len(weights) == full:
+            if not all(len(members) == 1 for members in selected.members):
+                raise ConfigError(f"loss.class_weight weighs the dataset's {full} classes, but data.classes makes "
+                                  f"{dataset.num_classes} of them ({names}), some merged: give one weight per new "
+                                  f"class, in that order, or loss.class_weight=null.")
+            self.loss.class_weight = [weights[members[0]] for members in selected.members]
+            notes.append(f"loss.class_weight: the weights of the classes selected, {self.loss.class_weight}")
+        pasted = self.data.copy_paste_classes
+        if pasted and not set(pasted) <= set(dataset.class_names) and set(pasted) <= set(selected.source_names):
+            self.data.copy_paste_classes = [name for name in pasted if name in dataset.class_names]
+            notes.append(f"data.copy_paste_classes: {', '.join(self.data.copy_paste_classes) or 'none'} (the "
+                         f"classes of {', '.join(pasted)} that data.classes keeps as they are)")
+        return notes
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)

@@ -114,6 +114,7 @@ class Run:
         self.accumulation = config.train.accumulation(env.world_size)
         self.train_set = config.data.build(config.data.train_split, config.data.train_transform(), config.train.seed)
         self.val_set = config.data.build(config.data.val_split)
+        self.selection_notes = config.follow_class_selection(self.train_set)
         self.num_classes = config.model.checked_num_classes(self.train_set)
         config.loss.check_class_weight(self.train_set)
         self.paste = config.data.class_paste(self.train_set.class_names)
@@ -199,6 +200,8 @@ class Run:
                      f"({trainable:,} parameters)")
         if self.validation_note:
             self.say(f"  note: {self.validation_note}")
+        for note in self.selection_notes:
+            self.say(f"  note: {note}")
         peak = peak_lr_factor(train_cfg.max_iters, config.schedule)
         if not config.schedule.by_time and peak < 0.5:
             self.say(f"  note: the learning rate peaks at {peak:.0%} of optimizer.lr: schedule.warmup_iters "
