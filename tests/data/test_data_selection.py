@@ -59,3 +59,18 @@ def test_letter_case_must_match_where_it_tells_classes_apart():
     with pytest.raises(DataError, match="'CAR' is not a class"):
         selection_table(["car", "Car"], ["CAR"])
     assert selection_table(["car", "Car"], ["Car"])[0] == ["Car"]
+
+
+def test_data_check_counts_the_classes_a_selection_makes(street, capsys):
+    from segnext.cli.main import main
+
+    assert main(["data", "check", "folder", str(street), "--split", "train", "--classes",
+                 "{vehicle: [car, bus], other: '*'}", "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "classes as training with 'data.classes={\"vehicle\": [\"car\", \"bus\"], \"other\": \"*\"}' reads them: " \
+        "vehicle, other (the others ignored)" in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("0  vehicle", "1  other"))]
+    assert [row[2] for row in rows] == ["8", "12"]  # pixels: car + bus; sky, road and person
+    assert "loss.class_weight=[" in out and "ignored 4 = 16.67%" in out
+    assert main(["data", "check", "folder", str(street), "--classes", "[road, cars]"]) == 1
+    assert "--classes: 'cars' is not a class of the dataset" in capsys.readouterr().err

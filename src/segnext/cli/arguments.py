@@ -160,6 +160,16 @@ def _checked(kind: type, accepts: Callable[[float], bool], requirement: str) -> 
     return parse
 
 
+def yaml_value(text: str):
+    """An argparse type: the value YAML reads in `text` (as config overrides are read)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"not a YAML value ({str(error).splitlines()[0]}): {text!r}") from None
+
+
 positive_int = _checked(int, lambda value: value >= 1, "a whole number of at least 1")
 non_negative_int = _checked(int, lambda value: value >= 0, "a whole number of at least 0")
 positive_float = _checked(float, lambda value: value > 0, "a number above 0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..utils import count
-from .arguments import add_parallel_options, with_examples
+from .arguments import add_parallel_options, with_examples, yaml_value
 
 # Lines printed at most for one kind of problem list before "... and N more".
 MAX_LINES = 200
@@ -59,6 +59,9 @@ def register(subparsers) -> None:
     check.add_argument("--split", default=None, help="one split (default: every standard split found)")
     add_parallel_options(check)
     check.add_argument("--no-frequencies", action="store_true", help="skip the class pixel table")
+    check.add_argument("--classes", metavar="SELECTION", type=yaml_value,
+                       help="the class table and weights of the classes data.classes selects, given as it: "
+                            "'[Road, Car]' or '{vehicle: [Car, Bicyclist], other: \"*\"}'")
     check.set_defaults(func=run_check)
 
     split = commands.add_parser(
@@ -134,10 +137,18 @@ def run_prepare(args) -> int:
 def run_check(args) -> int:
     from ..data.check import ABSENT, check_dataset, format_frequencies
     from ..data.datasets import get_spec
+    from ..data.selection import select_spec_classes
 
     spec = get_spec(args.name, args.root)
+    if args.classes is not None:
+        spec = select_spec_classes(spec, args.classes)
     reports = check_dataset(args.name, args.root, split=args.split, workers=args.workers,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, classes=args.classes)
+    if args.classes is not None:
+        import json
+
+        print(f"classes as training with 'data.classes={json.dumps(args.classes)}' reads them: "
+              f"{', '.join(spec.class_names)} (the others ignored)")
     total_problems = 0
     for report in reports:
         if report.layout == ABSENT:

@@ -17,7 +17,7 @@ returns the reports; the CLI exits non-zero when any problem was found.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from .datasets import (
     splits_on_disk,
 )
 from .io import DataError, read_image, read_label
+from .selection import select_spec_classes
 
 ABSENT = "absent"  # SplitReport.layout of a standard split with no folder below the root
 
@@ -173,15 +174,18 @@ def training_splits(spec: DatasetSpec) -> List[str]:
 
 
 def check_dataset(name: str, root, split: Optional[str] = None, workers: Optional[int] = None,
-                  progress: bool = True) -> List[SplitReport]:
+                  progress: bool = True, classes: Any = None) -> List[SplitReport]:
     """Check `split` (or every standard split; "train+val": each) of dataset `name` below `root`.
 
     A split that exists but is empty or unlabelled is a problem. Without `split`, a standard split
     that is absent is reported with layout ABSENT: a problem when training reads it (the train and
     val splits), a note otherwise (e.g. a test split). A `split` asked for that is absent raises
-    DataError, as does a root where no standard split is found.
+    DataError, as does a root where no standard split is found. classes: a selection as
+    `data.classes` takes it: the frequencies and weights are those of the classes selected.
     """
     spec = get_spec(name, root)
+    if classes is not None:
+        spec = select_spec_classes(spec, classes)
     if split is not None:  # "train+val": each of them
         return [check_split(spec, root, part, workers, progress) for part in split_names(split)]
     reports = []

@@ -12,13 +12,14 @@ each new class keeps the colour of its first class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import did_you_mean
+from .datasets import DatasetSpec, LabelMap
 from .io import DataError
 
 EVERY_OTHER_CLASS = "*"
@@ -70,16 +71,17 @@ def selection_table(class_names: Sequence[str], selection: Any, where: str = "da
     if len(rest) > 1:
         raise DataError(f"{where}: \"*\" (every other class) may stand for one new class only, not {rest}")
     for name, sources in groups.items():
+        entry = where if isinstance(selection, (list, tuple)) else f"{where}.{name}"
         if sources == EVERY_OTHER_CLASS:
             members.append([])
             continue
         sources = [sources] if isinstance(sources, str) else sources
         if not isinstance(sources, (list, tuple)) or not sources or not all(isinstance(s, str) for s in sources):
-            raise DataError(f"{where}.{name}: a class name of the dataset, a list of them, or \"*\"; got {sources!r}")
+            raise DataError(f"{entry}: a class name of the dataset, a list of them, or \"*\"; got {sources!r}")
         ids = []
         for source in sources:
             if find(source) is None:
-                raise DataError(f"{where}.{name}: {source!r} is not a class of the dataset "
+                raise DataError(f"{entry}: {source!r} is not a class of the dataset "
                                 f"({', '.join(class_names[:12])}{', ...' if len(class_names) > 12 else ''})."
                                 f"{did_you_mean(source, list(class_names))}")
             if find(source) in taken:
@@ -108,3 +110,15 @@ def select_classes(dataset, selection: Any, where: str = "data.classes"):
                                        tuple(tuple(ids) for ids in members))
     dataset.class_names, dataset.palette, dataset.num_classes = names, palette, len(names)
     return dataset
+
+
+def select_spec_classes(spec: DatasetSpec, selection: Any, where: str = "--classes") -> DatasetSpec:
+    """`spec` read with the selection (for `segnext data check --classes`): its class names, palette
+    and every layout's label map (stored value -> selected class id) replaced."""
+    names, new_id, members = selection_table(spec.class_names, selection, where)
+    palette = tuple(tuple(spec.palette[ids[0]]) if ids and ids[0] < len(spec.palette) else (0, 0, 0)
+                    for ids in members)
+    layouts = tuple(replace(layout, label_map=LabelMap(new_id[layout.label_map.table], layout.label_map.known,
+                                                       f"{layout.label_map.description}; classes selected"))
+                    for layout in spec.layouts)
+    return replace(spec, class_names=tuple(names), palette=palette, layouts=layouts)

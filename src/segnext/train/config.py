@@ -395,7 +395,8 @@ class Config:
             if not all(len(members) == 1 for members in selected.members):
                 raise ConfigError(f"loss.class_weight weighs the dataset's {full} classes, but data.classes makes "
                                   f"{dataset.num_classes} of them ({names}), some merged: give one weight per new "
-                                  f"class, in that order, or loss.class_weight=null.")
+                                  f"class, in that order (`segnext data check {dataset.name} ROOT --split train "
+                                  f"--classes SELECTION` prints them), or loss.class_weight=null.")
             self.loss.class_weight = [weights[members[0]] for members in selected.members]
             notes.append(f"loss.class_weight: the weights of the classes selected, {self.loss.class_weight}")
         pasted = self.data.copy_paste_classes
