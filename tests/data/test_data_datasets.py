@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from synthetic_data import blob_label, random_image, save_image, save_label, save_pair, write_lines
 
 from segnext.cli.main import main
@@ -437,3 +438,40 @@ def test_a_missing_val_split_next_to_train_says_how_to_hold_part_of_train_out(tm
     with pytest.raises(DataError) as error:  # the hint is for a missing val split only
         build_dataset("folder", tmp_path, "test")
     assert "Only train is there" not in str(error.value)
+
+
+def _mask_folder(root, mask: np.ndarray, palette=None):
+    save_image(root / "images/train/a.jpg", np.zeros((*mask.shape[:2], 3), dtype=np.uint8))
+    (root / "labels/train").mkdir(parents=True)
+    image = Image.fromarray(mask, "P" if palette else None)
+    if palette:
+        image.putpalette(palette + [0] * (768 - len(palette)))
+    image.save(root / "labels/train/a.png")
+
+
+def test_a_folder_without_classes_json_is_told_the_classes_json_its_masks_need(tmp_path):
+    """The error names what the first masks hold and a classes.json that reads them."""
+    binary = np.zeros((8, 8), dtype=np.uint8)
+    binary[2:5, 2:5] = 255
+    _mask_folder(tmp_path / "binary", binary)
+    with pytest.raises(FileNotFoundError, match=r"hold 0 and 255 \(binary masks; 255 would be read as \"no label\"\): "
+                                                r"write .*classes.json as \{\"classes\": \[\"background\", "
+                                                r"\"object\"\], \"palette\": \[\[0, 0, 0\], \[255, 255, 255\]\]\}.* "
+                                                r"`segnext data prepare folder"):
+        build_dataset("folder", tmp_path / "binary", "train")
+    ids = np.array([[0, 2, 255, 0]] * 4, dtype=np.uint8)
+    _mask_folder(tmp_path / "ids", ids, palette=[0, 0, 0, 10, 20, 30, 40, 50, 60])
+    with pytest.raises(FileNotFoundError, match=r"hold the values 0, 2 and 255 \(no label\): class ids, read as they "
+                                                r"are with .* as \{\"classes\": \[\"class_0\", \"class_1\", "
+                                                r"\"class_2\"\], \"palette\": \[\[0, 0, 0\], \[10, 20, 30\], "
+                                                r"\[40, 50, 60\]\]\}"):
+        build_dataset("folder", tmp_path / "ids", "train")
+    colours = np.zeros((4, 4, 3), dtype=np.uint8)
+    colours[:2] = [128, 64, 128]
+    _mask_folder(tmp_path / "colours", colours)
+    with pytest.raises(FileNotFoundError, match=r"hold 2 colours: name the class of each in .*\"palette\": "
+                                                r"\[\[0, 0, 0\], \[128, 64, 128\]\]\}"):
+        build_dataset("folder", tmp_path / "colours", "train")
+    _mask_folder(tmp_path / "photo", random_image(16, 16))
+    with pytest.raises(FileNotFoundError, match="hold more than 32 colours, as photos or smoothed"):
+        build_dataset("folder", tmp_path / "photo", "train")

@@ -322,9 +322,10 @@ def read_folder_classes(path: Path) -> FolderClasses:
     model's config.json), whose palette is the default one."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no classes.json; the folder layout needs one, e.g. "
-                                f'{{"classes": ["sky", "road"], "palette": [[70, 130, 180], [128, 64, 128]], '
-                                f'"ignore_index": 255}}')
+        raise FileNotFoundError(f"{path}: no classes.json; the folder layout needs one"
+                                + (_classes_json_hint(path.parent) or
+                                   ', e.g. {"classes": ["sky", "road"], "palette": [[70, 130, 180], [128, 64, 128]], '
+                                   '"ignore_index": 255}'))
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -374,6 +375,55 @@ def _id2label_names(id2label: dict, path: Path) -> Optional[List[str]]:
     if [i for i, _ in ids] != list(range(len(ids))):
         raise DataError(f"{path}: the ids of id2label must be 0..N-1, got {', '.join(str(i) for i, _ in ids[:10])}")
     return [name for _, name in ids]
+
+
+def _classes_json_hint(root: Path, sample: int = 20, most_colours: int = 32) -> str:
+    """For the error of a folder without classes.json: what its first masks hold (binary masks, class
+    ids, a few colours), and the classes.json that reads them. Empty when there are no masks."""
+    from PIL import Image
+
+    masks = sorted(p for folder in ("labels", "masks") for top in [root] + sorted(root.glob("*/"))
+                   if (top / folder).is_dir() for p in visible_entries(top / folder, recursive=True)
+                   if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".gif"))[:sample]
+    values, colours, palette = set(), set(), None
+    for path in masks:
+        try:
+            with Image.open(path) as image:
+                if image.mode == "P":
+                    palette = palette or image.getpalette()
+                pixels = np.asarray(image if image.mode in ("P", "L", "I", "I;16") else image.convert(
+                    "L" if image.mode == "1" else "RGB"))
+        except OSError:
+            continue
+        if pixels.ndim == 2:
+            values.update(np.unique(pixels).tolist())
+        else:
+            colours.update(map(tuple, np.unique(pixels.reshape(-1, 3), axis=0)[: most_colours + 1].tolist()))
+        if len(colours) > most_colours:
+            return (f". The masks in {path.parent} hold more than {most_colours} colours, as photos or "
+                    f"smoothed (anti-aliased) masks do: export them without smoothing, one colour per class")
+    if colours and all(r == g == b for r, g, b in colours):
+        values, colours = {c[0] for c in colours}, set()
+    where = f"The masks of {masks[0].parent}" if masks else ""
+    convert = f"then convert them once: `segnext data prepare folder {root} DST` and train on DST"
+    if colours:
+        ordered = sorted(colours)
+        suggested = {"classes": [f"class_{i}" for i in range(len(ordered))], "palette": [list(c) for c in ordered]}
+        return (f". {where} hold {len(ordered)} colours: name the class of each in {root / 'classes.json'}, e.g. "
+                f"{json.dumps(suggested)} (a colour that means \"no label\" goes to \"ignore_colors\"), {convert}")
+    if values == {0, 255} or values == {255}:
+        suggested = {"classes": ["background", "object"], "palette": [[0, 0, 0], [255, 255, 255]]}
+        return (f". {where} hold 0 and 255 (binary masks; 255 would be read as \"no label\"): write "
+                f"{root / 'classes.json'} as {json.dumps(suggested)} (your names), {convert}")
+    ids = sorted(v for v in values if v != IGNORE_INDEX)
+    if ids and ids[-1] < 255:
+        suggested = {"classes": [f"class_{i}" for i in range(ids[-1] + 1)]}
+        if palette:
+            suggested["palette"] = [palette[3 * i: 3 * i + 3] for i in range(ids[-1] + 1)]
+        return (f". {where} hold the values {', '.join(map(str, ids[:12]))}{' ...' if len(ids) > 12 else ''}"
+                f"{' and 255 (no label)' if IGNORE_INDEX in values else ''}: class ids, read as they are with "
+                f"{root / 'classes.json'} as {json.dumps(suggested)} (your names)")
+    return ""
 
 
 def read_classes_json(path: Path) -> Tuple[List[str], List[List[int]], int]:
