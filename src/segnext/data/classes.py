@@ -195,3 +195,7 @@ CAMVID_PALETTE = (
     (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
 )
 CAMVID_SEGNET_VOID = 11
+
+# What labelling tools call the class of the pixels no object covers (COCO-format and YOLO exports
+# have no such class of their own; a category of one of these names is taken for it)
+BACKGROUND_NAMES = ("background", "_background_", "__background__", "bg")

@@ -18,9 +18,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from . import classes as C
 from .io import DataError
 
-BACKGROUND_NAMES = ("background", "_background_", "__background__", "bg")
 SPLIT_FILE = "_annotations.coco.json"  # Roboflow's: one in each split folder, beside the images
 
 
@@ -42,14 +42,13 @@ class CocoFile:
 
 
 def looks_like_coco(path: Path) -> bool:
-    """Whether the JSON file at `path` is a COCO-format annotation file (images, annotations and
-    categories); any other JSON (classes.json, a per-image file) is not."""
+    """Whether the JSON file at `path` names COCO's three lists (images, annotations, categories):
+    a look for the keys, not a parse, as such files run to hundreds of MB (`read_coco_file` checks)."""
     try:
-        content = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        text = path.read_bytes()
+    except OSError:
         return False
-    return isinstance(content, dict) and all(isinstance(content.get(key), list)
-                                             for key in ("images", "annotations", "categories"))
+    return all(b'"' + key + b'"' in text for key in (b"images", b"annotations", b"categories"))
 
 
 def find_annotation_files(source: Path) -> List[Path]:
@@ -67,6 +66,9 @@ def read_coco_file(path: Path) -> CocoFile:
         content = json.loads(path.read_text(encoding="utf-8-sig"))
     except ValueError as error:
         raise DataError(f"{path}: not valid JSON ({error}); export the annotations again") from None
+    if not isinstance(content, dict) or not all(isinstance(content.get(key), list)
+                                                for key in ("images", "annotations", "categories")):
+        raise DataError(f"{path}: not a COCO-format annotation file (lists of images, annotations and categories)")
     try:
         categories = {int(c["id"]): str(c["name"]).strip() for c in content["categories"]}
         supercategories = {int(c["id"]): str(c.get("supercategory") or "").strip() for c in content["categories"]}
@@ -114,7 +116,7 @@ def semantic_classes(files: Sequence[CocoFile]) -> SemanticClasses:
                 if cid not in used and len(first.categories) > 1
                 and all(supercategories.get(other) == name for other in first.categories if other != cid)]
     names: List[str] = []
-    background = next((name for name in first.categories.values() if name.lower() in BACKGROUND_NAMES), None)
+    background = next((name for name in first.categories.values() if name.lower() in C.BACKGROUND_NAMES), None)
     if background is None:
         names.append("background")
     class_of_category = {}

@@ -345,15 +345,15 @@ def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], c
     return "converted", ""
 
 
-def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=False,
-                      progress=True) -> PrepareReport:
+def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
+                      paths: Optional[List[Path]] = None) -> PrepareReport:
     """COCO-format annotation files (polygons or run-length masks) -> the folder layout: one split per
     file (see `_coco_subset`), each object drawn in its class over a background class
     (`coco_json.draw_label`), images linked. Images without any region are left out: a tool exports
     the images nobody labelled yet too, and they are not all background."""
     coco_json.pycocotools_mask()  # before any work: it draws every region
     report = PrepareReport("folder", destination)
-    paths = coco_json.find_annotation_files(source)
+    paths = coco_json.find_annotation_files(source) if paths is None else paths
     files = [coco_json.read_coco_file(path) for path in paths]
     classes = coco_json.semantic_classes(files)
     palette = default_palette(len(classes.names))
@@ -449,21 +449,29 @@ def _labelme_pair(json_path: str, classes: labelme.LabelmeClasses, palette: list
     return outcome, ""
 
 
-def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=False,
-                    progress=True) -> PrepareReport:
+def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
+                    paths: Optional[List[Path]] = None) -> PrepareReport:
     """Labelme's JSON files (polygons, rectangles, circles, lines, points, masks) -> the folder layout:
     each file's shapes drawn as labelme2voc draws them (`labelme.draw_label`), its image linked (or
     written from the imageData it holds). Files under SRC/train/, SRC/val/ ... make those splits; the
     others give images/ and labels/ not split yet, their sub-folders kept."""
     report = PrepareReport("folder", destination)
-    paths = labelme.find_labelme_files(source)
-    files = [labelme.read_labelme_file(path) for path in paths]
+    paths = labelme.find_labelme_files(source) if paths is None else paths
+    files = []
+    for path in paths:
+        try:
+            file = labelme.read_labelme_file(path)
+        except DataError as error:
+            report.failures.append(str(error))
+            continue
+        file.image_data = None  # the images of all files at once could fill the memory: the workers read each
+        files.append(file)
     labels_file = source / labelme.LABELS_FILE
     classes = labelme.labelme_classes(files, labels_file if labels_file.is_file() else None)
     palette = default_palette(len(classes.names))
     tasks, splits = [], set()
-    for path, file in zip(paths, files):
-        relative = path.relative_to(source)
+    for file in files:
+        path, relative = file.path, file.path.relative_to(source)
         split, name = (relative.parts[0], Path(*relative.parts[1:])) if len(relative.parts) > 1 and \
             relative.parts[0] in LABELME_SPLITS else (".", relative)
         splits.add(split)
@@ -472,7 +480,6 @@ def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=Fal
         tasks.append((str(path), classes, palette, str(destination / "labels" / split / name.with_suffix(".png")),
                       str(destination / "images" / split / name.with_suffix(image.suffix if image else suffix)),
                       overwrite))
-    del files  # their imageData: the workers read each file again
     report.add(run_tasks(Guarded(_labelme_pair), tasks, workers, "labelme files", progress))
     origin = labels_file if labels_file.is_file() else f"the labels in the files, sorted (to choose the order, list " \
         f"them in {labels_file}, `_background_` first)"
@@ -567,12 +574,13 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
 
 
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
-    """Colour masks -> class ids. SRC has the folder layout (images/<split>/, labels/<split>/,
+    """SRC into the folder layout at DST. An export of a labelling tool is read as the sections above
+    say (CVAT's masks, Roboflow's masks; without a classes.json, COCO-format files, labelme's files,
+    a YOLO dataset); otherwise SRC has the folder layout (images/<split>/, labels/<split>/,
     classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
-    masks/ for labels/) with labels that are colour images:
-    each pixel's colour is its class's in the palette of classes.json, or one of its "ignore_colors"
-    (-> 255). DST gets the label PNGs of class ids (palettised, so they still look the same), images/
-    linked to SRC's, and classes.json."""
+    masks/ for labels/) with labels that are colour images: each pixel's colour is its class's in
+    the palette of classes.json, or one of its "ignore_colors" (-> 255). DST gets the label PNGs of
+    class ids (palettised, so they still look the same), images/ linked to SRC's, and classes.json."""
     if destination.resolve() == source.resolve():
         raise ValueError(f"{destination}: DST must be another folder than SRC (the colour masks stay as they are; "
                          f"the class-id labels go to DST/labels, the images are linked)")
@@ -580,12 +588,15 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
         return prepare_voc_export(source, destination, workers, overwrite, progress)
     if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
-    if not (source / "classes.json").is_file() and coco_json.find_annotation_files(source):
-        return prepare_coco_json(source, destination, workers, overwrite, progress)
-    if not (source / "classes.json").is_file() and labelme.find_labelme_files(source):
-        return prepare_labelme(source, destination, workers, overwrite, progress)
-    if not (source / "classes.json").is_file() and yolo.find_data_yaml(source) and yolo_label_folders(source):
-        return prepare_yolo(source, destination, workers, overwrite, progress)
+    if not (source / "classes.json").is_file():  # no palette: an export whose files name the classes?
+        annotation_files = coco_json.find_annotation_files(source)
+        if annotation_files:
+            return prepare_coco_json(source, destination, workers, overwrite, progress, annotation_files)
+        labelme_files = labelme.find_labelme_files(source)
+        if labelme_files:
+            return prepare_labelme(source, destination, workers, overwrite, progress, labelme_files)
+        if yolo.find_data_yaml(source) and yolo_label_folders(source):
+            return prepare_yolo(source, destination, workers, overwrite, progress)
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}

@@ -43,13 +43,13 @@ class LabelmeFile:
 
 
 def looks_like_labelme(path: Path) -> bool:
-    """Whether the JSON file at `path` is labelme's (an object with a list of "shapes" and an
-    "imagePath")."""
+    """Whether the JSON file at `path` names labelme's "shapes" and "imagePath": a look for the keys,
+    not a parse (the files may hold their image); `read_labelme_file` checks."""
     try:
-        content = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        text = path.read_bytes()
+    except OSError:
         return False
-    return isinstance(content, dict) and isinstance(content.get("shapes"), list) and "imagePath" in content
+    return b'"shapes"' in text and b'"imagePath"' in text
 
 
 def find_labelme_files(source: Path) -> List[Path]:
@@ -63,6 +63,8 @@ def read_labelme_file(path: Path) -> LabelmeFile:
         content = json.loads(path.read_text(encoding="utf-8-sig"))
     except ValueError as error:
         raise DataError(f"{path}: not valid JSON ({error}); save it again in labelme") from None
+    if not isinstance(content, dict) or not isinstance(content.get("shapes"), list):
+        raise DataError(f"{path}: not a labelme file (a list of \"shapes\" and an \"imagePath\")")
     for number, shape in enumerate(content["shapes"]):
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not isinstance(
                 shape.get("points"), list):

@@ -20,10 +20,10 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
+from . import classes as C
 from .io import DataError
 
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml")
-BACKGROUND_NAMES = ("background", "_background_", "__background__", "bg")
 
 
 def find_data_yaml(source: Path) -> Optional[Path]:
@@ -117,7 +117,7 @@ def draw_label(objects: Sequence[YoloObject], height: int, width: int, class_ids
 def semantic_classes(names: Sequence[str]) -> Tuple[List[str], List[int], int]:
     """(the classes, the class of each YOLO class id, the background class): a name such as
     "background" is the background; without one, a class "background" is put first."""
-    background = next((i for i, name in enumerate(names) if name.lower() in BACKGROUND_NAMES), None)
+    background = next((i for i, name in enumerate(names) if name.lower() in C.BACKGROUND_NAMES), None)
     if background is not None:
         return list(names), list(range(len(names))), background
     return ["background"] + list(names), list(range(1, len(names) + 1)), 0
