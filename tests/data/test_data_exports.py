@@ -483,3 +483,64 @@ def test_yolo_segmentation_dataset_ultralytics_layout_and_problems(tmp_path, cap
     val = build_dataset("folder", destination, "val")
     assert [s["path"] for s in val] == [str(destination / f"images/val/{n}.png") for n in (0, 1)]
     assert (val[0]["label"] == 1).all() and (val[1]["label"] == 0).all()
+
+
+def _supervisely_bitmap(mask: np.ndarray, origin) -> dict:
+    """A bitmap as Supervisely writes it: a 1-bit palette PNG, zlib-compressed, in base64."""
+    import base64
+    import io
+    import zlib
+
+    image = Image.fromarray(mask.astype(np.uint8), "P")
+    image.putpalette([0, 0, 0, 255, 255, 255])
+    packed = io.BytesIO()
+    image.save(packed, format="PNG", transparency=0)
+    return {"data": base64.b64encode(zlib.compress(packed.getvalue())).decode(), "origin": list(origin)}
+
+
+def test_supervisely_project_to_the_folder_layout(tmp_path, capsys):
+    """Supervisely: meta.json (classes, colours), <dataset>/img/ and <dataset>/ann/NAME.jpg.json;
+    bitmaps, polygons with holes and rectangles drawn in order, points counted, not drawn."""
+    source, destination = tmp_path / "project", tmp_path / "my_dataset"
+    source.mkdir()
+    (source / "meta.json").write_text(json.dumps({"classes": [
+        {"title": "road", "shape": "polygon", "color": "#804080"},
+        {"title": "car", "shape": "bitmap", "color": "#00008E"},
+        {"title": "sign", "shape": "rectangle", "color": "#DCDC00"},
+        {"title": "lamp", "shape": "point", "color": "#FFFFFF"}], "tags": []}))
+    car = np.zeros((3, 4), dtype=bool)
+    car[1:, 1:] = True
+    objects = [
+        {"classTitle": "road", "geometryType": "polygon",
+         "points": {"exterior": [[0, 6], [15, 6], [15, 11], [0, 11]],
+                    "interior": [[[2, 8], [4, 8], [4, 10], [2, 10]]]}},
+        {"classTitle": "car", "geometryType": "bitmap", "bitmap": _supervisely_bitmap(car, (10, 5))},
+        {"classTitle": "sign", "geometryType": "rectangle", "points": {"exterior": [[1, 1], [3, 2]], "interior": []}},
+        {"classTitle": "lamp", "geometryType": "point", "points": {"exterior": [[7, 7]], "interior": []}}]
+    for split, name in (("train", "a.jpg"), ("train", "b.jpg"), ("val", "c.jpg")):
+        save_image(source / split / "img" / name, random_image(12, 16))
+        (source / split / "ann").mkdir(parents=True, exist_ok=True)
+        (source / split / "ann" / f"{name}.json").write_text(json.dumps(
+            {"description": "", "tags": [], "size": {"height": 12, "width": 16}, "objects": objects}))
+    (source / "val/ann/d.jpg.json").write_text(json.dumps({"size": {"height": 12, "width": 16}, "objects": []}))
+    save_image(source / "val/img/e.jpg", random_image(12, 16))
+    (source / "val/ann/e.jpg.json").write_text(json.dumps(
+        {"size": {"height": 12, "width": 16}, "objects": [{"classTitle": "truck", "geometryType": "rectangle"}]}))
+    with pytest.raises(ValueError, match="holds a Supervisely project's export, which the folder dataset reads once"):
+        build_dataset("folder", source, "train")
+    assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "3 converted" in out and "3 objects without area (points, lines) not drawn" in out
+    assert "classes from" in out and "background, road, car, sign, lamp (pixels no object covers: background)" in out
+    assert "d.jpg.json: no image" in out and "e.jpg.json: object 0 is of class 'truck', which meta.json does not" in out
+    classes = json.loads((destination / "classes.json").read_text())
+    assert classes["palette"][:3] == [[0, 0, 0], [128, 64, 128], [0, 0, 142]]
+    train = build_dataset("folder", destination, "train")
+    assert [s["path"] for s in train] == [str(destination / f"images/train/{n}.jpg") for n in "ab"]
+    expected = np.zeros((12, 16), dtype=np.uint8)
+    expected[6:12, :] = 1  # the polygon, its edges included
+    expected[8:11, 2:5] = 0  # its hole
+    expected[6:8, 11:14] = 2  # the bitmap's set pixels, from its origin (10, 5)
+    expected[1:3, 1:4] = 3  # the rectangle, corners included
+    assert np.array_equal(train[0]["label"], expected)
+    assert len(build_dataset("folder", destination, "val")) == 1

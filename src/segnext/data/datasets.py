@@ -30,6 +30,7 @@ from .coco_json import find_annotation_files
 from .io import DataError, read_image, read_label
 from .labelme import find_labelme_files
 from .palette import default_palette
+from .supervisely import is_project as is_supervisely_project
 from .yolo import find_data_yaml
 
 # --------------------------------------------------------------------------------------------
@@ -440,7 +441,8 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
             "Roboflow's \"Semantic Segmentation Masks\"" if any(root.glob("*/_classes.csv")) else \
             "a COCO-format" if find_annotation_files(root) else \
             "labelme's" if find_labelme_files(root) else \
-            "a YOLO segmentation" if find_data_yaml(root) else None
+            "a YOLO segmentation" if find_data_yaml(root) else \
+            "a Supervisely project's" if is_supervisely_project(root) else None
         if export:
             raise DataError(f"{root} holds {export} export, which the folder dataset reads once converted: "
                             f"`segnext data prepare folder {root} DST`, then use DST")

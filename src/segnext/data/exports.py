@@ -12,6 +12,7 @@ palette of a classes.json, and what labelling tools export, read as they come:
     labelme             SRC/**/NAME.json beside each image, SRC/labels.txt
     YOLO segmentation   SRC/data.yaml, SRC/labels/<split>/*.txt polygons (Roboflow's "YOLOv8", CVAT's
                         "Ultralytics YOLO Segmentation", Label Studio's "YOLO")
+    Supervisely         SRC/meta.json, SRC/<dataset>/img/NAME.jpg, SRC/<dataset>/ann/NAME.jpg.json
 
 Each gives DST/labels/<split>/*.png of class ids (255: no label), DST/images/ linked to the source's
 images, and DST/classes.json; a split per subset or split folder of the source.
@@ -31,7 +32,7 @@ from PIL import Image
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
 from . import classes as C
-from . import coco_json, labelme, yolo
+from . import coco_json, labelme, supervisely, yolo
 from .conversion import (
     Guarded,
     PrepareReport,
@@ -570,6 +571,67 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
 
 
 # --------------------------------------------------------------------------------------------
+# Supervisely: SRC/meta.json (classes, colours); SRC/<dataset>/img/NAME.jpg, SRC/<dataset>/ann/NAME.jpg.json
+
+SUPERVISELY_SPLITS = ("train", "val", "valid", "validation", "test")
+
+
+def _supervisely_pair(annotation: str, image: Optional[str], target: str, image_target: str,
+                      classes: supervisely.ProjectClasses, overwrite: bool):
+    if up_to_date([target], overwrite):
+        link_image(image, image_target)
+        return "skipped", ""
+    height, width, objects = supervisely.read_annotation(Path(annotation))
+    if image is not None:
+        found_height, found_width = read_image(image).shape[:2]
+        if (found_height, found_width) != (height, width):
+            raise DataError(f"{image}: {found_width}x{found_height} pixels (EXIF orientation applied), but "
+                            f"{annotation} gives {width}x{height}: its objects would not fit this image")
+    label, without_area = supervisely.draw_label(objects, height, width, classes, annotation)
+    write_label(target, label, palette=classes.palette)
+    link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", str(without_area)  # counted for the report
+
+
+def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite=False,
+                        progress=True) -> PrepareReport:
+    """A Supervisely project -> the folder layout: each dataset folder a split (one dataset not named
+    train, val ...: images/ and labels/ not split yet), the objects drawn (`supervisely.draw_label`),
+    the images linked."""
+    report = PrepareReport("folder", destination)
+    classes = supervisely.read_meta(source / supervisely.META_FILE)
+    datasets = sorted(p.parent for p in source.glob("*/ann") if p.is_dir() and not p.parent.name.startswith("."))
+    unsplit = len(datasets) == 1 and datasets[0].name.lower() not in SUPERVISELY_SPLITS
+    tasks = []
+    for dataset in datasets:
+        split = "." if unsplit else dataset.name
+        for annotation in sorted(p for p in visible_entries(dataset / "ann", recursive=True)
+                                 if p.name.lower().endswith(".json")):
+            relative = annotation.relative_to(dataset / "ann").with_suffix("")  # NAME.jpg.json -> NAME.jpg
+            image = dataset / "img" / relative
+            if not image.is_file():
+                report.failures.append(f"{annotation}: no image {dataset / 'img' / relative}")
+                continue
+            label = destination / "labels" / split / relative.with_suffix(".png")
+            tasks.append((str(annotation), str(image), str(label), str(destination / "images" / split / relative),
+                          classes, overwrite))
+    if not tasks and not report.failures:
+        raise FileNotFoundError(f"{source}: no annotation files in <dataset>/ann/ beside {supervisely.META_FILE}")
+    outcomes = run_tasks(Guarded(_supervisely_pair), tasks, workers, "Supervisely annotations", progress)
+    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
+    without_area = sum(int(message) for status, message in outcomes if status == "converted")
+    if without_area:
+        report.notes.append(f"{without_area} objects without area (points, lines) not drawn")
+    report.notes.append(f"classes from {source / supervisely.META_FILE}: {', '.join(classes.names)} (pixels no object "
+                        f"covers: {classes.names[classes.background]})")
+    if unsplit:
+        report.notes.append(f"the project has one dataset, {datasets[0].name}: hold out whole sequences or sessions "
+                            f"with `segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+    write_classes_json(destination, {"classes": classes.names}, classes.palette)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
 # The entry: what SRC holds decides the reading
 
 
@@ -586,6 +648,8 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
                          f"the class-id labels go to DST/labels, the images are linked)")
     if (source / VOC_EXPORT_MASKS).is_dir():
         return prepare_voc_export(source, destination, workers, overwrite, progress)
+    if supervisely.is_project(source):
+        return prepare_supervisely(source, destination, workers, overwrite, progress)
     if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
     if not (source / "classes.json").is_file():  # no palette: an export whose files name the classes?
