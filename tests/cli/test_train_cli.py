@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -74,6 +75,10 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     printed = capsys.readouterr().out
     results = json.loads(out_json.read_text())
     assert "mIoU" in printed and results["num_images"] == 4 and results["test"]["flip"] is True
+    confusion = np.array(results["confusion"])  # [ground truth][prediction] pixels of the 4 images
+    assert confusion.shape == (8, 8) and confusion.sum() > 0 and "with the confusion matrix" in printed
+    assert ("most confused (share of a class's pixels predicted as another): " in printed) == \
+        bool((confusion - np.diag(np.diag(confusion))).sum())
     assert len(results["per_class"]) == 8 and results["checkpoint"] == str(checkpoint)
     model = segnext.create_model(checkpoint=work_dir / "final_model")
     assert model.num_classes == 8 and model.config.class_names[0] == "sky"

@@ -96,3 +96,14 @@ def test_dice_precision_recall_match_a_direct_count():
     assert table.splitlines()[0].split() == ["class", "IoU", "Dice"] and "mDice" in table and "mAcc" not in table
     with pytest.raises(ValueError, match="choose from IoU, Acc, Dice, Precision, Recall"):
         metric.table(columns=("F1",))
+
+
+def test_most_confused_ranks_the_shares_of_each_class_predicted_as_another():
+    from segnext.evaluation import most_confused
+
+    confusion = torch.tensor([[90, 10, 0],    # sky: 10% as road
+                              [0, 50, 50],    # road: 50% as car
+                              [0, 0, 0]])     # car: never labelled
+    assert most_confused(confusion, ["sky", "road", "car"]) == [("road", "car", 50.0), ("sky", "road", 10.0)]
+    assert most_confused(torch.eye(3, dtype=torch.int64), ["a", "b", "c"]) == []
+    assert most_confused(confusion, ["sky", "road", "car"], top=1) == [("road", "car", 50.0)]

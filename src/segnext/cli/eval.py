@@ -122,7 +122,7 @@ def training_note(source: str, config, split: str, *, onnx_metadata: Optional[di
 def run(args) -> int:
     import torch
 
-    from ..evaluation import evaluate, format_results, write_results
+    from ..evaluation import evaluate, format_results, most_confused, write_results
     from ..inference import OnnxModel
     from ..inference.backends import inference_model
     from ..inference.cuda_graph import CudaGraphSegNeXt
@@ -194,9 +194,13 @@ def run(args) -> int:
                                     flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed,
                                     precision=None if args.onnx else str(precision or torch.float32)[len("torch."):]),
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
-                          validation_note=note)
+                          validation_note=note, confusion=results["confusion"].tolist())
             print(format_results(results, args.metrics))
-            print(f"Results written to {out}")
+            confused = most_confused(results["confusion"], dataset.class_names)
+            if confused:
+                print("most confused (share of a class's pixels predicted as another): " + ", ".join(
+                    f"{truth} as {predicted} {share:.1f}%" for truth, predicted, share in confused))
+            print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
         distributed.barrier(env)
     finally:
         distributed.cleanup(env)

@@ -4,7 +4,7 @@ also Dice, precision and recall)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -102,6 +102,18 @@ def format_results(results: Dict[str, Any], columns: Sequence[str] = DEFAULT_MET
     means = "".join(f"  m{column} {_fmt(results[f'm{column}'])}" for column in columns)
     lines.append(f"aAcc {_fmt(results['aAcc'])}{means}{count}")
     return "\n".join(lines)
+
+
+def most_confused(confusion, class_names: Sequence[str], top: int = 5) -> List[Tuple[str, str, float]]:
+    """The `top` confusions, largest first: (class, the class predicted instead, the share of the
+    class's labelled pixels predicted as it, in %), from a [target, prediction] confusion matrix."""
+    confusion = torch.as_tensor(confusion, dtype=torch.float64)
+    shares = 100.0 * confusion / confusion.sum(1, keepdim=True).clamp(min=1)
+    shares.fill_diagonal_(0)
+    order = torch.argsort(shares.flatten(), descending=True)[:top]
+    k = len(confusion)
+    return [(class_names[i // k], class_names[i % k], shares.flatten()[i].item())
+            for i in order.tolist() if shares.flatten()[i] > 0]
 
 
 def majority_class_miou(confusion: torch.Tensor) -> float:
