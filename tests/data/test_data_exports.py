@@ -55,10 +55,10 @@ def test_folder_colour_masks_in_split_first_folders(tmp_path):
     (source / "classes.json").write_text(json.dumps({"classes": ["background", "crack"], "palette": palette}))
     report = prepare("folder", source, destination, workers=1, progress=False)
     assert report.converted == 2 and not report.failures
-    assert (destination / "images/valid").resolve() == (source / "valid/images").resolve()
-    valid = build_dataset("folder", destination, "valid")
+    assert (destination / "images/val").resolve() == (source / "valid/images").resolve()  # valid: the val split
+    valid = build_dataset("folder", destination, "val")
     assert len(valid) == 1 and np.array_equal(valid[0]["label"], ids)
-    assert valid[0]["path"] == str(destination / "images/valid/valid_a.jpg")
+    assert valid[0]["path"] == str(destination / "images/val/valid_a.jpg")
 
 
 def test_folder_colour_masks_in_sequence_sub_folders(tmp_path):
@@ -201,14 +201,15 @@ def test_roboflow_semantic_segmentation_masks_export(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3 converted" in out and "orphan_mask.png: no image orphan.* beside it" in out
     assert "d_mask.png: pixel values 3 are no class of _classes.csv" in out
-    assert "classes by pixel value: 0 background, 2 crack, 5 rust" in out and "data.val_split=valid" in out
+    assert "classes by pixel value: 0 background, 2 crack, 5 rust" in out
+    assert "the split valid is written as val, the split training validates on" in out
     assert json.loads((destination / "classes.json").read_text())["classes"] == ["background", "crack", "rust"]
     train = build_dataset("folder", destination, "train")
     assert [s["path"] for s in train] == [str(destination / f"images/train/{n}_jpg.rf.{h}.jpg")
                                           for n, h in (("a", "1f2e"), ("b", "9c0d"))]
     ids = {0: 0, 2: 1, 5: 2}
     assert np.array_equal(train[1]["label"], np.vectorize(ids.get)(labels["b_jpg.rf.9c0d"]))
-    assert len(build_dataset("folder", destination, "valid")) == 1
+    assert len(build_dataset("folder", destination, "val")) == 1  # Roboflow's valid: read by default
 
     (source / "valid/_classes.csv").write_text("Pixel Value, Class\n0, background\n1, crack\n")
     with pytest.raises(ValueError, match="lists other classes than"):
@@ -256,7 +257,7 @@ def test_roboflow_coco_segmentation_export(tmp_path, coco_mask, capsys):
     assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "4 converted" in out and "left out the category defects: it only groups the others" in out
-    assert "data.val_split=valid" in out
+    assert "the split valid is written as val" in out
     assert json.loads((destination / "classes.json").read_text())["classes"] == ["background", "crack", "rust"]
     train = build_dataset("folder", destination, "train")
     assert [s["path"] for s in train] == [str(destination / f"images/train/IMG_{i}_jpg.rf.train{i}.jpg")
@@ -267,7 +268,7 @@ def test_roboflow_coco_segmentation_export(tmp_path, coco_mask, capsys):
     assert np.array_equal(train[0]["label"], expected)
     reference = coco_mask.decode(coco_mask.frPyObjects(_box_polygon(2, 3, 20, 15), 24, 32))[..., 0]
     assert np.array_equal(reference.astype(bool), expected > 0)
-    assert len(build_dataset("folder", destination, "valid")) == 2
+    assert len(build_dataset("folder", destination, "val")) == 2
 
 
 def test_cvat_coco_export_with_masks_and_unlabelled_frames(tmp_path, coco_mask, capsys):
@@ -446,7 +447,8 @@ def test_yolo_segmentation_dataset_roboflow_layout(tmp_path, capsys):
     assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "4 converted" in out and "background, crack, rust (pixels no polygon covers: background)" in out
-    assert "2 lines are boxes (class cx cy w h), not polygons: not drawn" in out and "data.val_split=valid" in out
+    assert "2 lines are boxes (class cx cy w h), not polygons: not drawn" in out
+    assert "the split valid is written as val" in out and len(build_dataset("folder", destination, "val")) == 2
     train = build_dataset("folder", destination, "train")
     assert [s["path"] for s in train] == [str(destination / f"images/train/{n}.jpg")
                                           for n in ("a_jpg.rf.1", "b_jpg.rf.2")]
@@ -544,3 +546,27 @@ def test_supervisely_project_to_the_folder_layout(tmp_path, capsys):
     expected[1:3, 1:4] = 3  # the rectangle, corners included
     assert np.array_equal(train[0]["label"], expected)
     assert len(build_dataset("folder", destination, "val")) == 1
+
+
+def test_an_exports_valid_split_becomes_val_unless_it_has_a_val_too(tmp_path, capsys):
+    """images/valid + labels/valid (Roboflow's name): written as val, the split training validates on,
+    the images linked split by split; an export with val and valid keeps both names."""
+    palette = [[0, 0, 0], [255, 255, 255]]
+    ids = blob_label(12, 16, (0, 1))
+    for splits in (("train", "valid"), ("train", "val", "valid")):
+        source, destination = tmp_path / "-".join(splits), tmp_path / ("out-" + "-".join(splits))
+        for split in splits:
+            save_image(source / f"images/{split}/{split}_a.jpg", random_image(12, 16))
+            save_label(source / f"labels/{split}/{split}_a.png", ids * 255)
+        (source / "classes.json").write_text(json.dumps({"classes": ["background", "crack"], "palette": palette}))
+        report = prepare("folder", source, destination, workers=1, progress=False)
+        assert report.converted == len(splits) and not report.failures
+        renamed = "the split valid is written as val, the split training validates on" in report.notes
+        assert renamed == ("val" not in splits)
+        if renamed:
+            assert (destination / "images/val").resolve() == (source / "images/valid").resolve()
+            assert [s["path"] for s in build_dataset("folder", destination, "val")] == \
+                [str(destination / "images/val/valid_a.jpg")]
+            assert len(build_dataset("folder", destination, "train")) == 1
+        else:
+            assert len(build_dataset("folder", destination, "valid")) == 1

@@ -121,6 +121,22 @@ def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
     return found
 
 
+VALIDATION_NAMES = ("valid", "validation")  # Roboflow's and others' names of the validation split
+
+
+def dst_split(name: str, names: Sequence[str], report: Optional[PrepareReport] = None) -> str:
+    """The split in DST of an export's split `name` (of all its split `names`): `valid` (Roboflow's)
+    or `validation` becomes `val`, the split training validates on, unless the export has a `val` or
+    both; the others keep their names. With `report`, a renaming is noted there (once)."""
+    candidates = [n for n in names if n.lower() in VALIDATION_NAMES]
+    if name not in candidates or "val" in names or len(candidates) > 1:
+        return name
+    note = f"the split {name} is written as val, the split training validates on"
+    if report is not None and note not in report.notes:
+        report.notes.append(note)
+    return "val"
+
+
 # --------------------------------------------------------------------------------------------
 # The "Segmentation mask" export of CVAT and Datumaro: the Pascal VOC layout with the classes of the task
 VOC_EXPORT_MASKS, VOC_EXPORT_IMAGES, VOC_EXPORT_LISTS = "SegmentationClass", "JPEGImages", "ImageSets/Segmentation"
@@ -194,7 +210,7 @@ def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=
                             f"or put them there and run the same command again); the masks are converted anyway")
     tasks = []
     for subset, stems in subsets.items():
-        split = "." if subset == "default" and len(subsets) == 1 else subset
+        split = "." if subset == "default" and len(subsets) == 1 else dst_split(subset, list(subsets), report)
         for stem in stems:
             if stem not in masks:
                 report.failures.append(f"{source / VOC_EXPORT_LISTS / (subset + '.txt')}: {stem} has no mask in "
@@ -280,15 +296,14 @@ def prepare_roboflow_masks(source: Path, destination: Path, workers=None, overwr
             if stem not in images:
                 report.failures.append(f"{mask}: no image {stem}.* beside it")
                 continue
-            tasks.append((str(mask), str(destination / "labels" / split.name / (stem + ".png")), str(images[stem]),
-                          str(destination / "images" / split.name / images[stem].name), table, palette, overwrite))
+            name = dst_split(split.name, [s.name for s in splits], report)
+            tasks.append((str(mask), str(destination / "labels" / name / (stem + ".png")), str(images[stem]),
+                          str(destination / "images" / name / images[stem].name), table, palette, overwrite))
     if not tasks and not report.failures:
         raise FileNotFoundError(f"{source}: no *{ROBOFLOW_MASK_ENDING} beside the {ROBOFLOW_CLASSES} of "
                                 f"{', '.join(str(s) for s in splits)}")
     report.add(run_tasks(Guarded(_pixel_value_pair), tasks, workers, "masks", progress))
     report.notes.append(f"classes by pixel value: {', '.join(f'{v} {n}' for v, n in classes[0].items())}")
-    if "val" not in [split.name for split in splits] and "valid" in [split.name for split in splits]:
-        report.notes.append("the validation split is called valid: train with data.val_split=valid")
     write_classes_json(destination, {"classes": list(classes[0].values())}, palette)
     return report
 
@@ -359,12 +374,12 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     classes = coco_json.semantic_classes(files)
     palette = default_palette(len(classes.names))
     wanted = []  # (annotation file, split, image, (image file, name in DST) or None where not found)
-    for path, annotation_file in zip(paths, files):
+    splits = [_coco_split(_coco_subset(path, source), path, paths) for path in paths]
+    for path, annotation_file, split in zip(paths, files, splits):
         subset = _coco_subset(path, source)
-        split = _coco_split(subset, path, paths)
         roots = list(dict.fromkeys([source / "images" / subset, source / "images", path.parent, source / subset,
                                     source]))
-        wanted += [(path, split, image, _find_coco_image(image.file_name, roots))
+        wanted += [(path, dst_split(split, splits, report), image, _find_coco_image(image.file_name, roots))
                    for image in annotation_file.images if image.annotations]
     if not wanted:
         raise FileNotFoundError(f"{', '.join(map(str, paths))}: no image has a polygon or mask to draw "
@@ -398,12 +413,9 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     boxes_only = sum(f.boxes_only for f in files)
     if boxes_only:
         report.notes.append(f"{boxes_only} annotations are boxes without a region: not drawn")
-    splits = [_coco_split(_coco_subset(path, source), path, paths) for path in paths]
     if splits == ["."]:
         report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
                             f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    elif "val" not in splits and "valid" in splits:
-        report.notes.append("the validation split is called valid: train with data.val_split=valid")
     write_classes_json(destination, {"classes": classes.names}, palette)
     return report
 
@@ -471,10 +483,12 @@ def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=Fal
     classes = labelme.labelme_classes(files, labels_file if labels_file.is_file() else None)
     palette = default_palette(len(classes.names))
     tasks, splits = [], set()
+    tops = sorted({f.path.relative_to(source).parts[0] for f in files if len(f.path.relative_to(source).parts) > 1
+                   and f.path.relative_to(source).parts[0] in LABELME_SPLITS})
     for file in files:
         path, relative = file.path, file.path.relative_to(source)
-        split, name = (relative.parts[0], Path(*relative.parts[1:])) if len(relative.parts) > 1 and \
-            relative.parts[0] in LABELME_SPLITS else (".", relative)
+        split, name = (dst_split(relative.parts[0], tops, report), Path(*relative.parts[1:])) \
+            if relative.parts[0] in tops else (".", relative)
         splits.add(split)
         suffix = Path(file.image_path.replace("\\", "/")).suffix or ".png"
         image = _labelme_image(file)
@@ -533,9 +547,10 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
     names = yolo.read_names(yaml_path)
     classes, class_ids, background = yolo.semantic_classes(names)
     palette = default_palette(len(classes))
-    tasks, without_label, splits = [], 0, []
-    for label_dir, image_dir, split in yolo_label_folders(source):
-        splits.append(split)
+    tasks, without_label = [], 0
+    folders = yolo_label_folders(source)
+    splits = [split for *_, split in folders]
+    for label_dir, image_dir, split in folders:
         labels = {p.relative_to(label_dir).with_suffix("").as_posix(): p
                   for p in visible_entries(label_dir, recursive=split != ".") if p.suffix == ".txt"}
         images = {} if not image_dir.is_dir() else {
@@ -546,9 +561,10 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
         for stem, image in sorted(images.items()):
             label_file = labels.get(stem)
             without_label += label_file is None
+            name = dst_split(split, splits, report)
             tasks.append((None if label_file is None else str(label_file), str(image),
-                          str(destination / "labels" / split / (stem + ".png")),
-                          str(destination / "images" / split / (stem + image.suffix)), len(names), class_ids,
+                          str(destination / "labels" / name / (stem + ".png")),
+                          str(destination / "images" / name / (stem + image.suffix)), len(names), class_ids,
                           background, palette, overwrite))
     if not tasks and not report.failures:
         raise FileNotFoundError(f"{source}: no images beside YOLO's labels/<split>/ or <split>/labels/ folders "
@@ -564,8 +580,6 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
     if splits == ["."]:
         report.notes.append(f"the dataset has no splits (train, val): hold out whole sequences or sessions with "
                             f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    elif "val" not in splits and "valid" in splits:
-        report.notes.append("the validation split is called valid: train with data.val_split=valid")
     write_classes_json(destination, {"classes": classes}, palette)
     return report
 
@@ -604,7 +618,7 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
     unsplit = len(datasets) == 1 and datasets[0].name.lower() not in SUPERVISELY_SPLITS
     tasks = []
     for dataset in datasets:
-        split = "." if unsplit else dataset.name
+        split = "." if unsplit else dst_split(dataset.name, [d.name for d in datasets], report)
         for annotation in sorted(p for p in visible_entries(dataset / "ann", recursive=True)
                                  if p.name.lower().endswith(".json")):
             relative = annotation.relative_to(dataset / "ann").with_suffix("")  # NAME.jpg.json -> NAME.jpg
@@ -665,13 +679,15 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
     mask_folders = _colour_mask_folders(source)
+    names = sorted({split for _, split in mask_folders})
     for folder, split in mask_folders:
         # a split's sub-folders (sequences) are kept; the sub-folders of an unsplit labels/ are its splits
         masks = visible_entries(folder, recursive=split != ".")
         for mask in sorted(p for p in masks if p.is_file()):
             if mask.suffix.lower() not in COLOUR_MASK_SUFFIXES + (".jpg", ".jpeg"):
                 continue
-            target = destination / "labels" / split / mask.relative_to(folder).with_suffix(".png")
+            target = destination / "labels" / dst_split(split, names, report) / \
+                mask.relative_to(folder).with_suffix(".png")
             if str(target) in first_mask:
                 report.failures.append(f"{mask}: a second mask for {mask.stem} (the first: {first_mask[str(target)]}); "
                                        f"keep one")
@@ -684,9 +700,15 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
                                 f"labels/<split>/ and classes.json (docs/datasets.md)")
     report.add(run_tasks(Guarded(_convert_colour_mask), tasks, workers, "colour masks", progress))
     split_first = sorted({split for folder, split in mask_folders if folder.parent.name == split != "."})
+    renamed = [split for split in names if dst_split(split, names) != split]
     if split_first:  # SRC/<split>/images -> DST/images/<split>: the folder dataset's order
         for split in split_first:
-            link_folder(destination, source, f"images/{split}", report, source_name=f"{split}/images")
+            link_folder(destination, source, f"images/{dst_split(split, names)}", report, source_name=f"{split}/images")
+    elif renamed:  # SRC/images/valid -> DST/images/val: a link for each split
+        for split in names:
+            if split != ".":
+                link_folder(destination, source, f"images/{dst_split(split, names)}", report,
+                            source_name=f"images/{split}")
     else:
         link_folder(destination, source, "images", report)
     write_classes_json(destination, meta, palette)
