@@ -548,12 +548,14 @@ def test_supervisely_project_to_the_folder_layout(tmp_path, capsys):
     assert len(build_dataset("folder", destination, "val")) == 1
 
 
-def test_an_exports_valid_split_becomes_val_unless_it_has_a_val_too(tmp_path, capsys):
-    """images/valid + labels/valid (Roboflow's name): written as val, the split training validates on,
-    the images linked split by split; an export with val and valid keeps both names."""
+def test_an_exports_split_names_become_the_ones_training_reads(tmp_path):
+    """images/valid + labels/valid (Roboflow's name) is written as val, the split training validates
+    on, the images linked split by split; CVAT's subsets Train and Validation as train and val; an
+    export with val and valid keeps both names."""
     palette = [[0, 0, 0], [255, 255, 255]]
     ids = blob_label(12, 16, (0, 1))
-    for splits in (("train", "valid"), ("train", "val", "valid")):
+    for splits, written in ((("train", "valid"), ("train", "val")), (("Train", "Validation"), ("train", "val")),
+                            (("train", "val", "valid"), ("train", "val", "valid"))):
         source, destination = tmp_path / "-".join(splits), tmp_path / ("out-" + "-".join(splits))
         for split in splits:
             save_image(source / f"images/{split}/{split}_a.jpg", random_image(12, 16))
@@ -561,12 +563,9 @@ def test_an_exports_valid_split_becomes_val_unless_it_has_a_val_too(tmp_path, ca
         (source / "classes.json").write_text(json.dumps({"classes": ["background", "crack"], "palette": palette}))
         report = prepare("folder", source, destination, workers=1, progress=False)
         assert report.converted == len(splits) and not report.failures
-        renamed = "the split valid is written as val, the split training validates on" in report.notes
-        assert renamed == ("val" not in splits)
-        if renamed:
-            assert (destination / "images/val").resolve() == (source / "images/valid").resolve()
-            assert [s["path"] for s in build_dataset("folder", destination, "val")] == \
-                [str(destination / "images/val/valid_a.jpg")]
-            assert len(build_dataset("folder", destination, "train")) == 1
-        else:
-            assert len(build_dataset("folder", destination, "valid")) == 1
+        for split, name in zip(splits, written):
+            assert (destination / "images" / name).resolve() == (source / "images" / split).resolve()
+            assert [s["path"] for s in build_dataset("folder", destination, name)] == \
+                [str(destination / f"images/{name}/{split}_a.jpg")]
+        assert ("the split Validation is written as val, the split training validates on" in report.notes) == \
+            (splits[1] == "Validation")

@@ -121,20 +121,23 @@ def _colour_mask_folders(source: Path) -> List[Tuple[Path, str]]:
     return found
 
 
-VALIDATION_NAMES = ("valid", "validation")  # Roboflow's and others' names of the validation split
+# The names exports give the standard splits (Roboflow's valid; CVAT's Train, Validation, Test)
+STANDARD_SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def dst_split(name: str, names: Sequence[str], report: Optional[PrepareReport] = None) -> str:
-    """The split in DST of an export's split `name` (of all its split `names`): `valid` (Roboflow's)
-    or `validation` becomes `val`, the split training validates on, unless the export has a `val` or
-    both; the others keep their names. With `report`, a renaming is noted there (once)."""
-    candidates = [n for n in names if n.lower() in VALIDATION_NAMES]
-    if name not in candidates or "val" in names or len(candidates) > 1:
+    """The split in DST of an export's split `name` (of all its split `names`): the names training
+    reads by default, train and val (and test), for the names exports give them (`valid`,
+    `Validation`, `Train`), unless another split of the export takes that name; the others keep
+    theirs. With `report`, a renaming is noted there (once)."""
+    target = STANDARD_SPLITS.get(name.lower())
+    if target is None or target == name or any(
+            other != name and STANDARD_SPLITS.get(other.lower(), other) == target for other in names):
         return name
-    note = f"the split {name} is written as val, the split training validates on"
+    note = f"the split {name} is written as {target}" + (", the split training validates on" if target == "val" else "")
     if report is not None and note not in report.notes:
         report.notes.append(note)
-    return "val"
+    return target
 
 
 # --------------------------------------------------------------------------------------------
