@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..utils import count
-from .arguments import add_parallel_options, with_examples, yaml_value
+from .arguments import add_parallel_options, positive_int, unit_fraction, with_examples, yaml_value
 
 # Lines printed at most for one kind of problem list before "... and N more".
 MAX_LINES = 200
@@ -13,9 +13,10 @@ MAX_LINES = 200
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "data", help="list, prepare (convert) and check datasets",
+        "data", help="list, prepare (convert), check, preview and split datasets",
         description="Datasets: `list` the supported ones, `prepare` converts what you downloaded into the "
-                    "layout segnext reads, `check` verifies a dataset on disk. See docs/datasets.md.",
+                    "layout segnext reads, `check` verifies a dataset on disk, `preview` draws some images with "
+                    "their labels, `split` holds out whole sequences. See docs/datasets.md.",
         **with_examples("segnext data list", "segnext data prepare cityscapes data/cityscapes data/cityscapes",
                         "segnext data check ade20k data/ade/ADEChallengeData2016 --split validation"))
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -63,6 +64,23 @@ def register(subparsers) -> None:
                        help="the class table and weights of the classes data.classes selects, given as it: "
                             "'[Road, Car]' or '{vehicle: [Car, Bicyclist], other: \"*\"}'")
     check.set_defaults(func=run_check)
+
+    preview = commands.add_parser(
+        "preview", help="a contact sheet of a split's images with their labels over them",
+        description="Draw N images of a split (spread over it) with their labels' colours blended in, and a "
+                    "legend of the classes they show, into one image: a look at whether a conversion went right "
+                    "before training on it.",
+        **with_examples("segnext data preview folder data/my_dataset --split train",
+                        "segnext data preview camvid data/camvid --split val --num 12 --out camvid_val.jpg"))
+    preview.add_argument("name", metavar="NAME")
+    preview.add_argument("root", metavar="ROOT")
+    preview.add_argument("--split", default="train", help="the split (default train)")
+    preview.add_argument("--num", type=positive_int, default=8, metavar="N", help="images shown (default 8)")
+    preview.add_argument("--out", help="the image written (default: preview_<NAME>_<split>.jpg here)")
+    preview.add_argument("--alpha", type=unit_fraction, default=0.5, help="weight of the label colours (default 0.5)")
+    preview.add_argument("--classes", metavar="SELECTION", type=yaml_value,
+                         help="the classes a data.classes selection makes, given as it")
+    preview.set_defaults(func=run_preview)
 
     split = commands.add_parser(
         "split", help="hold out whole video sequences (or cities) as a new split",
@@ -172,6 +190,29 @@ def run_check(args) -> int:
         print(f"{total_problems} problem(s) found", file=sys.stderr)
         return 1
     print("no problems found")
+    return 0
+
+
+def run_preview(args) -> int:
+    from pathlib import Path
+
+    from ..data import build_dataset, write_image
+    from ..data.preview import preview_sheet, spread_indices
+    from ..data.selection import select_classes
+
+    dataset = build_dataset(args.name, args.root, args.split)
+    if args.classes is not None:
+        dataset = select_classes(dataset, args.classes, where="--classes")
+    indices = spread_indices(len(dataset), args.num)
+    samples = []
+    for index in indices:
+        sample = dataset[index]
+        caption = str(Path(sample["path"]).relative_to(dataset.root)) if Path(sample["path"]).is_relative_to(
+            dataset.root) else Path(sample["path"]).name
+        samples.append((sample["image"], sample["label"], caption))
+    out = Path(args.out or f"preview_{args.name}_{args.split.replace('/', '_')}.jpg")
+    write_image(out, preview_sheet(samples, dataset.class_names, dataset.palette, args.alpha))
+    print(f"wrote {out}: {len(samples)} of the {len(dataset)} images of {args.name} {args.split}, labels over them")
     return 0
 
 
