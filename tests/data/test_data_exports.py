@@ -569,3 +569,21 @@ def test_an_exports_split_names_become_the_ones_training_reads(tmp_path):
                 [str(destination / f"images/{name}/{split}_a.jpg")]
         assert ("the split Validation is written as val, the split training validates on" in report.notes) == \
             (splits[1] == "Validation")
+
+
+def test_a_conversion_resumed_with_other_classes_is_refused_unless_overwritten(tmp_path):
+    """The labels of DST hold the ids of the classes they were made with: converting again after the
+    classes changed would skip them and mix both, so it stops, saying so; --overwrite redoes them."""
+    source, destination = tmp_path / "labelme", tmp_path / "my_dataset"
+    save_image(source / "a.jpg", random_image(16, 24))
+    _labelme_file(source / "a.json", [_shape("car", [[0, 0], [4, 4]], "rectangle")], "a.jpg")
+    (source / "labels.txt").write_text("_background_\ncar\n")
+    assert prepare("folder", source, destination, workers=1, progress=False).converted == 1
+    assert prepare("folder", source, destination, workers=1, progress=False).skipped == 1  # the same classes: resumed
+    (source / "labels.txt").write_text("_background_\nroad\ncar\n")
+    with pytest.raises(ValueError, match=r"classes.json names other classes or colours \(\['background', 'car'\]\) "
+                                         r"than this conversion's \(\['background', 'road', 'car'\]\).*--overwrite"):
+        prepare("folder", source, destination, workers=1, progress=False)
+    assert read_label(destination / "labels/a.png")[0, 0] == 1  # untouched
+    assert prepare("folder", source, destination, workers=1, overwrite=True, progress=False).converted == 1
+    assert read_label(destination / "labels/a.png")[0, 0] == 2

@@ -165,9 +165,24 @@ def check_distinct_colours(path: Path, palette: List[List[int]], ignore_colours:
                         f"for a class and ignore); each colour must mean one thing")
 
 
-def write_classes_json(destination: Path, meta: dict, palette: List[List[int]]) -> None:
+def write_classes_json(destination: Path, meta: dict, palette: List[List[int]], overwrite: bool = False) -> None:
     """DST/classes.json of converted labels: they hold class ids from 0 with 255 for no label, whatever
-    the source's classes.json said of its stored values; its other keys are kept."""
+    the source's classes.json said of its stored values; its other keys are kept. Written before the
+    labels: a DST whose classes.json names other classes holds labels of those (a conversion resumed
+    after the classes changed would mix both), so it is refused unless `overwrite` redoes them all."""
     written = {key: value for key, value in meta.items() if key not in ("ignore_colors", "reduce_zero_label")}
     written.update(palette=palette, ignore_index=IGNORE_INDEX)
+    path = destination / "classes.json"
+    if path.is_file() and not overwrite:
+        try:
+            before = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            before = None
+        if not isinstance(before, dict) or (before.get("classes"), before.get("palette")) != (written["classes"],
+                                                                                                  palette):
+            shown = before.get("classes") if isinstance(before, dict) else None
+            raise DataError(f"{path} names other classes or colours ({shown}) than this conversion's "
+                            f"({written['classes']}): the labels there hold those. Run again with --overwrite to redo "
+                            f"every label, or convert into another DST")
+    destination.mkdir(parents=True, exist_ok=True)
     atomic_write(destination / "classes.json", lambda tmp: tmp.write_text(json.dumps(written, indent=2) + "\n"))

@@ -229,11 +229,11 @@ def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=
                           overwrite))
     if not tasks and not report.failures:
         raise FileNotFoundError(f"{source / VOC_EXPORT_MASKS}: no masks ({', '.join(COLOUR_MASK_SUFFIXES)})")
+    write_classes_json(destination, meta, palette, overwrite)
     report.add(run_tasks(Guarded(_voc_export_pair), tasks, workers, "colour masks", progress))
     if set(subsets) == {"default"}:
         report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
                             f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    write_classes_json(destination, meta, palette)
     return report
 
 
@@ -305,9 +305,9 @@ def prepare_roboflow_masks(source: Path, destination: Path, workers=None, overwr
     if not tasks and not report.failures:
         raise FileNotFoundError(f"{source}: no *{ROBOFLOW_MASK_ENDING} beside the {ROBOFLOW_CLASSES} of "
                                 f"{', '.join(str(s) for s in splits)}")
+    write_classes_json(destination, {"classes": list(classes[0].values())}, palette, overwrite)
     report.add(run_tasks(Guarded(_pixel_value_pair), tasks, workers, "masks", progress))
     report.notes.append(f"classes by pixel value: {', '.join(f'{v} {n}' for v, n in classes[0].items())}")
-    write_classes_json(destination, {"classes": list(classes[0].values())}, palette)
     return report
 
 
@@ -404,6 +404,7 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
                       None if found is None else str(found[0]), str(destination / "labels" / split / (name + ".png")),
                       str(destination / "images" / split / (name + (found[0].suffix if found else ""))),
                       palette, where, overwrite))
+    write_classes_json(destination, {"classes": classes.names}, palette, overwrite)
     report.add(run_tasks(Guarded(_coco_pair), tasks, workers, "annotations", progress))
     report.notes.append(f"classes: {', '.join(classes.names)} (pixels no object covers: "
                         f"{classes.names[classes.background]})")
@@ -419,7 +420,6 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     if splits == ["."]:
         report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
                             f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    write_classes_json(destination, {"classes": classes.names}, palette)
     return report
 
 
@@ -498,6 +498,7 @@ def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=Fal
         tasks.append((str(path), classes, palette, str(destination / "labels" / split / name.with_suffix(".png")),
                       str(destination / "images" / split / name.with_suffix(image.suffix if image else suffix)),
                       overwrite))
+    write_classes_json(destination, {"classes": classes.names}, palette, overwrite)
     report.add(run_tasks(Guarded(_labelme_pair), tasks, workers, "labelme files", progress))
     origin = labels_file if labels_file.is_file() else f"the labels in the files, sorted (to choose the order, list " \
         f"them in {labels_file}, `_background_` first)"
@@ -505,7 +506,6 @@ def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=Fal
     if splits == {"."}:
         report.notes.append(f"the files are not in train/ and val/ folders: hold out whole sequences or sessions "
                             f"with `segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    write_classes_json(destination, {"classes": classes.names}, palette)
     return report
 
 
@@ -573,6 +573,7 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
         raise FileNotFoundError(f"{source}: no images beside YOLO's labels/<split>/ or <split>/labels/ folders "
                                 f"({yaml_path} names the classes)")
     boxes = sum(yolo.count_boxes(Path(task[0])) for task in tasks if task[0])
+    write_classes_json(destination, {"classes": classes}, palette, overwrite)
     report.add(run_tasks(Guarded(_yolo_pair), tasks, workers, "YOLO labels", progress))
     report.notes.append(f"classes from {yaml_path}: {', '.join(classes)} (pixels no polygon covers: "
                         f"{classes[background]})")
@@ -583,7 +584,6 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
     if splits == ["."]:
         report.notes.append(f"the dataset has no splits (train, val): hold out whole sequences or sessions with "
                             f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    write_classes_json(destination, {"classes": classes}, palette)
     return report
 
 
@@ -634,6 +634,7 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
                           classes, overwrite))
     if not tasks and not report.failures:
         raise FileNotFoundError(f"{source}: no annotation files in <dataset>/ann/ beside {supervisely.META_FILE}")
+    write_classes_json(destination, {"classes": classes.names}, classes.palette, overwrite)
     outcomes = run_tasks(Guarded(_supervisely_pair), tasks, workers, "Supervisely annotations", progress)
     report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
     without_area = sum(int(message) for status, message in outcomes if status == "converted")
@@ -644,7 +645,6 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
     if unsplit:
         report.notes.append(f"the project has one dataset, {datasets[0].name}: hold out whole sequences or sessions "
                             f"with `segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
-    write_classes_json(destination, {"classes": classes.names}, classes.palette)
     return report
 
 
@@ -701,6 +701,7 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
         raise FileNotFoundError(f"{source}: no colour masks in labels/<split>/, <split>/labels/ or labels/ (or masks/ "
                                 f"for labels/; {', '.join(COLOUR_MASK_SUFFIXES)}); the layout is images/<split>/, "
                                 f"labels/<split>/ and classes.json (docs/datasets.md)")
+    write_classes_json(destination, meta, palette, overwrite)
     report.add(run_tasks(Guarded(_convert_colour_mask), tasks, workers, "colour masks", progress))
     split_first = sorted({split for folder, split in mask_folders if folder.parent.name == split != "."})
     renamed = [split for split in names if dst_split(split, names) != split]
@@ -714,6 +715,5 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
                             source_name=f"images/{split}")
     else:
         link_folder(destination, source, "images", report)
-    write_classes_json(destination, meta, palette)
     return report
 
