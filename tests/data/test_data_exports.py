@@ -587,3 +587,11 @@ def test_a_conversion_resumed_with_other_classes_is_refused_unless_overwritten(t
     assert read_label(destination / "labels/a.png")[0, 0] == 1  # untouched
     assert prepare("folder", source, destination, workers=1, overwrite=True, progress=False).converted == 1
     assert read_label(destination / "labels/a.png")[0, 0] == 2
+
+
+def test_a_folder_of_no_known_export_is_told_which_exports_are_read(tmp_path):
+    save_image(tmp_path / "photos/images/a.jpg", random_image(8, 8))
+    (tmp_path / "photos/export.json").write_text('{"tasks": []}')
+    with pytest.raises(FileNotFoundError, match=r"none of the exports segnext reads \(CVAT's or Datumaro's "
+                                                r"\"Segmentation mask\", .* a Supervisely project; docs/datasets.md\)"):
+        prepare("folder", tmp_path / "photos", tmp_path / "out", progress=False)

@@ -678,6 +678,12 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
             return prepare_labelme(source, destination, workers, overwrite, progress, labelme_files)
         if yolo.find_data_yaml(source) and yolo_label_folders(source):
             return prepare_yolo(source, destination, workers, overwrite, progress)
+        if not _colour_mask_folders(source):
+            raise FileNotFoundError(
+                f"{source}: none of the exports segnext reads (CVAT's or Datumaro's \"Segmentation mask\", Roboflow's "
+                f"\"Semantic Segmentation Masks\", COCO-format polygons or masks, labelme's files, a YOLO segmentation "
+                f"dataset, a Supervisely project; docs/datasets.md), nor colour masks in labels/ or masks/ with a "
+                f"classes.json. Export the labels in one of those formats, or point SRC at the folder that holds them")
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}
