@@ -257,6 +257,8 @@ def test_roboflow_coco_segmentation_export(tmp_path, coco_mask, capsys):
     assert main(["data", "prepare", "folder", str(source), str(destination), "--workers", "1", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "4 converted" in out and "left out the category defects: it only groups the others" in out
+    assert f"next: look at it with `segnext data preview folder {destination} --split train`; train on it with " \
+        f"`segnext train folder/segnext_t_folder_512x512_8k data.root={destination}`" in out
     assert "the split valid is written as val" in out
     assert json.loads((destination / "classes.json").read_text())["classes"] == ["background", "crack", "rust"]
     train = build_dataset("folder", destination, "train")

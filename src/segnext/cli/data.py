@@ -149,6 +149,13 @@ def run_prepare(args) -> int:
         print("fix or remove the files above and run the same command again (finished files are skipped)",
               file=sys.stderr)
         return 1
+    if report.name == "folder":
+        from pathlib import Path
+
+        split = "train" if (Path(args.dst) / "labels" / "train").is_dir() else "."
+        print(f"next: look at it with `segnext data preview folder {args.dst} --split {split}`" +
+              (f"; train on it with `segnext train folder/segnext_t_folder_512x512_8k data.root={args.dst}`"
+               if split == "train" else ""))
     return 0
 
 
