@@ -41,3 +41,14 @@ def test_data_preview_writes_the_sheet(tmp_path, capsys):
     assert main(["data", "preview", "folder", str(tmp_path), "--num", "3", "--out", str(out),
                  "--classes", "[lane]"]) == 0
     assert "wrote" in capsys.readouterr().out and read_image(out).shape[1] == 3 * TILE_WIDTH
+
+
+def test_the_default_name_says_the_split(tmp_path, monkeypatch, capsys):
+    (tmp_path / "data/classes.json").parent.mkdir()
+    (tmp_path / "data/classes.json").write_text(json.dumps({"classes": ["bg", "lane"]}))
+    save_pair(tmp_path / "data/images/a.jpg", tmp_path / "data/labels/a.png", np.zeros((8, 8), dtype=np.uint8))
+    save_pair(tmp_path / "data/images/train/a.jpg", tmp_path / "data/labels/train/a.png", np.zeros((8, 8), np.uint8))
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "preview", "folder", "data", "--split", "."]) == 0
+    assert main(["data", "preview", "folder", "data"]) == 0
+    assert (tmp_path / "preview_folder.jpg").is_file() and (tmp_path / "preview_folder_train.jpg").is_file()

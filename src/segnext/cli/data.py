@@ -76,7 +76,8 @@ def register(subparsers) -> None:
     preview.add_argument("root", metavar="ROOT")
     preview.add_argument("--split", default="train", help="the split (default train)")
     preview.add_argument("--num", type=positive_int, default=8, metavar="N", help="images shown (default 8)")
-    preview.add_argument("--out", help="the image written (default: preview_<NAME>_<split>.jpg here)")
+    preview.add_argument("--out", help="the image written (default: preview_<NAME>_<split>.jpg here; "
+                                       "preview_<NAME>.jpg for --split .)")
     preview.add_argument("--alpha", type=unit_fraction, default=0.5, help="weight of the label colours (default 0.5)")
     preview.add_argument("--classes", metavar="SELECTION", type=yaml_value,
                          help="the classes a data.classes selection makes, given as it")
@@ -217,7 +218,8 @@ def run_preview(args) -> int:
         caption = str(Path(sample["path"]).relative_to(dataset.root)) if Path(sample["path"]).is_relative_to(
             dataset.root) else Path(sample["path"]).name
         samples.append((sample["image"], sample["label"], caption))
-    out = Path(args.out or f"preview_{args.name}_{args.split.replace('/', '_')}.jpg")
+    split_name = "" if args.split == "." else "_" + args.split.replace("/", "_")  # "." : the whole unsplit folder
+    out = Path(args.out or f"preview_{args.name}{split_name}.jpg")
     write_image(out, preview_sheet(samples, dataset.class_names, dataset.palette, args.alpha))
     print(f"wrote {out}: {len(samples)} of the {len(dataset)} images of {args.name} {args.split}, labels over them")
     return 0
