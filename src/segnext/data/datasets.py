@@ -26,12 +26,9 @@ import torch.utils.data
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import did_you_mean
 from . import classes as C
-from .coco_json import find_annotation_files
+from .formats import coco, labelme, supervisely, yolo
 from .io import DataError, read_image, read_label
-from .labelme import find_labelme_files
 from .palette import default_palette
-from .supervisely import is_project as is_supervisely_project
-from .yolo import find_data_yaml
 
 # --------------------------------------------------------------------------------------------
 # Label maps: raw value on disk -> class id (255 = ignore), as a 256-entry lookup table
@@ -439,10 +436,10 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
     if not (root / "classes.json").is_file():  # a labelling tool's export, not yet converted?
         export = "CVAT's \"Segmentation mask\"" if (root / "SegmentationClass").is_dir() else \
             "Roboflow's \"Semantic Segmentation Masks\"" if any(root.glob("*/_classes.csv")) else \
-            "a COCO-format" if find_annotation_files(root) else \
-            "labelme's" if find_labelme_files(root) else \
-            "a YOLO segmentation" if find_data_yaml(root) else \
-            "a Supervisely project's" if is_supervisely_project(root) else None
+            "a COCO-format" if coco.find_annotation_files(root) else \
+            "labelme's" if labelme.find_labelme_files(root) else \
+            "a YOLO segmentation" if yolo.find_data_yaml(root) else \
+            "a Supervisely project's" if supervisely.is_project(root) else None
         if export:
             raise DataError(f"{root} holds {export} export, which the folder dataset reads once converted: "
                             f"`segnext data prepare folder {root} DST`, then use DST")

@@ -32,7 +32,6 @@ from PIL import Image
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
 from . import classes as C
-from . import coco_json, labelme, supervisely, yolo
 from .conversion import (
     Guarded,
     PrepareReport,
@@ -46,6 +45,7 @@ from .conversion import (
     write_classes_json,
 )
 from .datasets import read_classes_json, visible_entries
+from .formats import coco, labelme, supervisely, yolo
 from .io import DataError, decode_image, read_image, read_label, write_label
 from .palette import default_palette
 
@@ -320,7 +320,7 @@ def prepare_roboflow_masks(source: Path, destination: Path, workers=None, overwr
 def _coco_subset(path: Path, source: Path) -> str:
     """The subset an annotation file holds: Roboflow's folder, the X of instances_X.json, else the
     file's name."""
-    if path.name == coco_json.SPLIT_FILE and path.parent != source:
+    if path.name == coco.SPLIT_FILE and path.parent != source:
         return path.parent.name
     return path.stem[len("instances_"):] if path.stem.startswith("instances_") else path.stem
 
@@ -328,7 +328,7 @@ def _coco_subset(path: Path, source: Path) -> str:
 def _coco_split(subset: str, path: Path, files: Sequence[Path]) -> str:
     """The split in DST of an annotation file's subset: `.` (not split yet) for an export of one file
     that names no subset (CVAT's `default`, Label Studio's result.json)."""
-    unnamed = subset == "default" or (path.stem == subset and path.name != coco_json.SPLIT_FILE)
+    unnamed = subset == "default" or (path.stem == subset and path.name != coco.SPLIT_FILE)
     return "." if len(files) == 1 and unnamed else subset
 
 
@@ -344,7 +344,7 @@ def _find_coco_image(file_name: str, roots: Sequence[Path]) -> Optional[Tuple[Pa
     return None
 
 
-def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], classes: coco_json.SemanticClasses,
+def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], classes: coco.SemanticClasses,
                image: Optional[str], target: str, image_target: str, palette: list, where: str, overwrite: bool):
     if up_to_date([target], overwrite):
         link_image(image, image_target)
@@ -358,7 +358,7 @@ def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], c
         width, height = found_width, found_height
     if not width or not height:
         raise DataError(f"{where}: no width and height for this image, and the image was not found")
-    write_label(target, coco_json.draw_label(annotations, height, width, classes.class_of_category,
+    write_label(target, coco.draw_label(annotations, height, width, classes.class_of_category,
                                              classes.background, where), palette=palette)
     link_image(image, image_target)  # after its label: an image is never left without one
     return "converted", ""
@@ -368,13 +368,13 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
                       paths: Optional[List[Path]] = None) -> PrepareReport:
     """COCO-format annotation files (polygons or run-length masks) -> the folder layout: one split per
     file (see `_coco_subset`), each object drawn in its class over a background class
-    (`coco_json.draw_label`), images linked. Images without any region are left out: a tool exports
+    (`coco.draw_label`), images linked. Images without any region are left out: a tool exports
     the images nobody labelled yet too, and they are not all background."""
-    coco_json.pycocotools_mask()  # before any work: it draws every region
+    coco.pycocotools_mask()  # before any work: it draws every region
     report = PrepareReport("folder", destination)
-    paths = coco_json.find_annotation_files(source) if paths is None else paths
-    files = [coco_json.read_coco_file(path) for path in paths]
-    classes = coco_json.semantic_classes(files)
+    paths = coco.find_annotation_files(source) if paths is None else paths
+    files = [coco.read_coco_file(path) for path in paths]
+    classes = coco.semantic_classes(files)
     palette = default_palette(len(classes.names))
     wanted = []  # (annotation file, split, image, (image file, name in DST) or None where not found)
     splits = [_coco_split(_coco_subset(path, source), path, paths) for path in paths]
@@ -670,7 +670,7 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
     if not (source / "classes.json").is_file():  # no palette: an export whose files name the classes?
-        annotation_files = coco_json.find_annotation_files(source)
+        annotation_files = coco.find_annotation_files(source)
         if annotation_files:
             return prepare_coco_json(source, destination, workers, overwrite, progress, annotation_files)
         labelme_files = labelme.find_labelme_files(source)

@@ -20,8 +20,8 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
-from . import classes as C
-from .io import DataError
+from .. import classes as C
+from ..io import DataError
 
 YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml")
 

@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..constants import IGNORE_INDEX
-from .io import DataError
+from ...constants import IGNORE_INDEX
+from ..io import DataError
 
 IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
 LINE_WIDTH, POINT_RADIUS = 10, 5  # labelme's

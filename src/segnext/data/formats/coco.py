@@ -18,8 +18,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import classes as C
-from .io import DataError
+from .. import classes as C
+from ..io import DataError
 
 SPLIT_FILE = "_annotations.coco.json"  # Roboflow's: one in each split folder, beside the images
 

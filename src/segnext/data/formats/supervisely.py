@@ -23,8 +23,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import classes as C
-from .io import DataError
+from .. import classes as C
+from ..io import DataError
 
 META_FILE = "meta.json"
 AREA_GEOMETRIES = ("bitmap", "polygon", "rectangle")
