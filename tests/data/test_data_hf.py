@@ -152,3 +152,16 @@ def test_colour_masks_read_with_the_palette_of_classes_json(tmp_path):
     (tmp_path / "hf" / "id2label.json").write_text(json.dumps({"0": "sky", "1": "road", "2": "car"}))  # no colours
     with pytest.raises(FileNotFoundError, match="label_colors needs the colour of each class"):
         build_huggingface_dataset(tmp_path / "hf", "train", label_colors=True, classes=None)
+
+
+def test_a_class_selection_reads_a_saved_dataset_too(tmp_path):
+    """data.classes on a Hugging Face dataset: the same selection as on files."""
+    from segnext.data.selection import select_classes
+
+    arrays = save_dataset(tmp_path / "hf")
+    (tmp_path / "hf" / "classes.json").write_text(json.dumps({"classes": ["a", "b", "c"]}))
+    train = select_classes(build_huggingface_dataset(tmp_path / "hf", "train"), {"bc": ["b", "c"]})
+    assert train.class_names == ["bc"] and train.num_classes == 1
+    raw = arrays["train"][1][0]
+    label = train[0]["label"]
+    assert (label[raw == 0] == 255).all() and (label[raw > 0] == 0).all()
