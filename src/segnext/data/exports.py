@@ -358,8 +358,8 @@ def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], c
         width, height = found_width, found_height
     if not width or not height:
         raise DataError(f"{where}: no width and height for this image, and the image was not found")
-    write_label(target, coco.draw_label(annotations, height, width, classes.class_of_category,
-                                             classes.background, where), palette=palette)
+    label = coco.draw_label(annotations, height, width, classes.class_of_category, classes.background, where)
+    write_label(target, label, palette=palette)
     link_image(image, image_target)  # after its label: an image is never left without one
     return "converted", ""
 
@@ -377,9 +377,9 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     classes = coco.semantic_classes(files)
     palette = default_palette(len(classes.names))
     wanted = []  # (annotation file, split, image, (image file, name in DST) or None where not found)
-    splits = [_coco_split(_coco_subset(path, source), path, paths) for path in paths]
-    for path, annotation_file, split in zip(paths, files, splits):
-        subset = _coco_subset(path, source)
+    subsets = [_coco_subset(path, source) for path in paths]
+    splits = [_coco_split(subset, path, paths) for subset, path in zip(subsets, paths)]
+    for path, annotation_file, subset, split in zip(paths, files, subsets, splits):
         roots = list(dict.fromkeys([source / "images" / subset, source / "images", path.parent, source / subset,
                                     source]))
         wanted += [(path, dst_split(split, splits, report), image, _find_coco_image(image.file_name, roots))
