@@ -475,3 +475,21 @@ def test_a_folder_without_classes_json_is_told_the_classes_json_its_masks_need(t
     _mask_folder(tmp_path / "photo", random_image(16, 16))
     with pytest.raises(FileNotFoundError, match="hold more than 32 colours, as photos or smoothed"):
         build_dataset("folder", tmp_path / "photo", "train")
+
+
+def test_mmsegmentations_img_dir_and_ann_dir_are_read_as_they_are(tmp_path, capsys):
+    """A custom dataset laid out for MMSegmentation (img_dir/<split>/, ann_dir/<split>/) needs only its
+    classes.json; `data split` writes its new splits in the same folders."""
+    for split, stems in (("train", ("seqA_0001", "seqB_0001")), ("val", ("seqC_0001",))):
+        for i, stem in enumerate(stems):
+            save_pair(tmp_path / f"img_dir/{split}/{stem}.jpg", tmp_path / f"ann_dir/{split}/{stem}.png",
+                      blob_label(10, 12, (0, 1), seed=i), seed=i)
+    with pytest.raises(FileNotFoundError, match=r"The masks of .*ann_dir/train hold the values 0, 1: class ids"):
+        build_dataset("folder", tmp_path, "train")
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["bg", "lane"]}))
+    train = build_dataset("folder", tmp_path, "train")
+    assert [s["path"] for s in train] == [str(tmp_path / f"img_dir/train/{s}.jpg") for s in ("seqA_0001", "seqB_0001")]
+    assert np.array_equal(train[1]["label"], blob_label(10, 12, (0, 1), seed=1))
+    assert main(["data", "split", "folder", str(tmp_path), "--hold-out", "seqB"]) == 0
+    assert [s["path"] for s in build_dataset("folder", tmp_path, "train_heldout")] == \
+        [str(tmp_path / "img_dir/train_heldout/seqB_0001.jpg")]

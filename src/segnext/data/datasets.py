@@ -264,13 +264,16 @@ def _camvid() -> DatasetSpec:
 
 def _folder_layouts(label_map: LabelMap) -> Tuple[Layout, ...]:
     # MMSegmentation's order (images/<split>/) first; the split first (train/images/, train/masks/) is
-    # how many exported and downloaded datasets come, so it is read as it is too.
+    # how many exported and downloaded datasets come, so it is read as it is too; and the folder names
+    # of MMSegmentation's own custom-dataset docs (img_dir/<split>/, ann_dir/<split>/), so that a
+    # dataset made for it is read without moving a file.
     # Sub-folders are read (frames kept by sequence: images/train/drive1/0001.jpg), as MMSegmentation
     # lists a custom dataset's folders recursively.
     return (Layout("images/{split}", ("labels/{split}", "masks/{split}"), IMAGE_SUFFIXES, ".png", label_map,
                    recursive=True),
             Layout("{split}/images", ("{split}/labels", "{split}/masks"), IMAGE_SUFFIXES, ".png", label_map,
-                   recursive=True))
+                   recursive=True),
+            Layout("img_dir/{split}", ("ann_dir/{split}",), IMAGE_SUFFIXES, ".png", label_map, recursive=True))
 
 
 def _folder_placeholder() -> DatasetSpec:
@@ -278,7 +281,8 @@ def _folder_placeholder() -> DatasetSpec:
         name="folder", title="generic folder (root/images/<split>, root/labels/<split>, root/classes.json)",
         class_names=(), palette=(), layouts=_folder_layouts(identity_labels(0)), splits=("train", "val"),
         prepare="put images in ROOT/images/<split>/ (or ROOT/<split>/images/), label PNGs with the same stem "
-                "(and sub-folder) in ROOT/labels/<split>/ (or ROOT/<split>/labels/; masks/ for labels/ works too), "
+                "(and sub-folder) in ROOT/labels/<split>/ (or ROOT/<split>/labels/; masks/ for labels/ works too; "
+                "MMSegmentation's img_dir/<split>/ and ann_dir/<split>/ as well), "
                 "and the classes in ROOT/classes.json (colour masks: segnext data prepare folder SRC DST)",
     )
 
@@ -380,7 +384,7 @@ def _classes_json_hint(root: Path, sample: int = 20, most_colours: int = 32) -> 
     ids, a few colours), and the classes.json that reads them. Empty when there are no masks."""
     from PIL import Image
 
-    masks = sorted(p for folder in ("labels", "masks") for top in [root] + sorted(root.glob("*/"))
+    masks = sorted(p for folder in ("labels", "masks", "ann_dir") for top in [root] + sorted(root.glob("*/"))
                    if (top / folder).is_dir() for p in visible_entries(top / folder, recursive=True)
                    if p.suffix.lower() in (".png", ".bmp", ".tif", ".tiff", ".gif"))[:sample]
     values, colours, palette = set(), set(), None
