@@ -13,10 +13,11 @@ See docs/datasets.md for the layouts and the `segnext data prepare` / `segnext d
 from .datasets import DATASETS, DatasetSpec, LabelMap, Layout, SegmentationDataset, build_dataset, read_classes_json
 from .io import DataError, pil_to_rgb, read_image, read_label, write_image, write_label
 from .palette import colorize, default_palette, overlay
+from .selection import select_classes
 from .transforms import ClassPaste, TrainTransform, seed_worker
 
 __all__ = [
     "DATASETS", "ClassPaste", "DataError", "DatasetSpec", "LabelMap", "Layout", "SegmentationDataset", "TrainTransform",
     "build_dataset", "colorize", "default_palette", "overlay", "pil_to_rgb", "read_classes_json", "read_image",
-    "read_label", "seed_worker", "write_image", "write_label",
+    "read_label", "seed_worker", "select_classes", "write_image", "write_label",
 ]
