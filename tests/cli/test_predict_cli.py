@@ -264,3 +264,41 @@ def test_a_full_disk_stops_prediction_naming_the_file_and_its_size(checkpoint_pa
     message = rf"{re.escape(str(out / 'a.png'))}: no space left on the device: writing it needs [\d.]+ (bytes|KB)"
     assert re.search(message, err), err
     assert "b.jpg" not in err and list(out.iterdir()) == []  # stopped at once; no partial file left
+
+
+def test_coco_predictions_read_back_as_the_labels_predicted(checkpoint_path, image_folder, tmp_path, capsys):
+    """--coco: one COCO-format file of every image's labels (an RLE mask per class), as labelling tools
+    import pre-annotations; `data prepare folder` reads it back to the same labels (the classes after
+    the background class it puts first: the ADE20K model has none)."""
+    pytest.importorskip("pycocotools", reason="pycocotools writes the masks (pip install pycocotools)")
+    import json
+    import shutil
+
+    from segnext.data import build_dataset, read_label
+    from segnext.data import classes as C
+
+    export = tmp_path / "export"
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "out"),
+                 "--coco", str(export / "result.json"), *FAST]) == 1  # broken.jpg fails, the others are written
+    assert "wrote " + str(export / "result.json") + ": " in capsys.readouterr().err
+    document = json.loads((export / "result.json").read_text())
+    assert [image["file_name"] for image in document["images"]] == ["a.png", "b.jpg", "sub/c.png"]
+    assert len(document["categories"]) == 150 and document["categories"][0] == {"id": 1, "name": "wall",
+                                                                               "supercategory": ""}
+    shutil.copytree(image_folder, export / "images", ignore=shutil.ignore_patterns("broken.jpg", "notes.txt"))
+    assert main(["data", "prepare", "folder", str(export), str(tmp_path / "again"), "--workers", "1",
+                 "--no-progress"]) == 0
+    again = build_dataset("folder", tmp_path / "again", ".")
+    assert again.class_names == ["background"] + [name.strip() for name in C.ADE20K_CLASSES]  # ADE's "bed "
+    for sample in again:
+        stem = sample["label_path"].split("labels/")[-1][: -len(".png")]
+        assert np.array_equal(sample["label"], read_label(tmp_path / "out" / f"{stem}.png") + 1)
+
+
+def test_coco_output_without_pycocotools_is_named_before_any_work(checkpoint_path, image_folder, tmp_path, capsys,
+                                                                     monkeypatch):
+    monkeypatch.setitem(sys.modules, "pycocotools", None)
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "out"),
+                 "--coco", str(tmp_path / "p.json"), *FAST]) == 1
+    assert "drawn with pycocotools, which is not installed: pip install pycocotools" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -61,6 +61,10 @@ def register(subparsers) -> None:
     parser.add_argument("--overlay", action="store_true", help="also write the colours blended on the image")
     parser.add_argument("--alpha", type=unit_fraction, default=0.5, help="overlay colour weight (default 0.5)")
     parser.add_argument("--probs", action="store_true", help="also write per-class probabilities (.npy, float16)")
+    parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
+                                                       "file (a mask per class and image; a background class left "
+                                                       "out): pre-annotations to correct in CVAT, Label Studio or "
+                                                       "Roboflow, read back by `segnext data prepare folder`")
     add_test_settings(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
@@ -185,7 +189,7 @@ def run(args) -> int:
 
     from ..inference import Segmenter
     from ..runtime import use_device
-    from ..utils import check_can_make_folder, require, resolve_device
+    from ..utils import check_can_make_folder, check_can_write_file, require, resolve_device
 
     if args.onnx:
         require("onnxruntime", "onnx", "--onnx")
@@ -213,6 +217,11 @@ def run(args) -> int:
               file=sys.stderr)
     out_dir, images = single_file_output(Path(args.out), images, videos)
     check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
+    if args.coco:
+        from ..data.formats.coco import pycocotools_mask
+
+        pycocotools_mask()  # writes the masks: missing, it is named before any work
+        check_can_write_file(args.coco, replaces=".json")
     check_inputs_kept(images, out_dir, args)
 
     if args.onnx:
@@ -231,7 +240,12 @@ def run(args) -> int:
         print("segnext predict: note: --amp has no effect on the CPU (float32 is the fast path there)",
               file=sys.stderr)
 
-    failures = _predict_images(args, segmenter, images, out_dir) if images else []
+    coco = CocoPredictions(segmenter.class_names) if args.coco else None
+    failures = _predict_images(args, segmenter, images, out_dir, coco) if images else []
+    if coco is not None:
+        coco.write(Path(args.coco))
+        print(f"wrote {args.coco}: {len(coco.annotations)} masks of {len(coco.images)} image(s) in COCO format"
+              + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
     for path, stem in videos:
         failures += _predict_video(args, segmenter, path, stem, out_dir)
     done = len(inputs) - len(failures)
@@ -249,8 +263,9 @@ def _report(failures: List[str], message: str) -> None:
     tqdm.write(f"segnext predict: error: {message}", file=sys.stderr)
 
 
-def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: Path) -> List[str]:
-    """Predict and save the images; the messages of those that failed."""
+def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: Path,
+                    coco: Optional[CocoPredictions] = None) -> List[str]:
+    """Predict and save the images (their labels into `coco` too); the messages of those that failed."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
@@ -285,15 +300,17 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
             if result.error:
                 _report(failures, result.error)
                 continue
-            pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args)))
+            pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args, coco,
+                                               (stem.parent / path.name).as_posix())))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
         collect(limit=0)
     progress.close()
     return failures
 
 
-def _save(result, target: Path, palette, args) -> None:
-    """OUT/<stem>.png, and the overlay and probabilities when asked for; each written atomically."""
+def _save(result, target: Path, palette, args, coco: Optional[CocoPredictions] = None, file_name: str = "") -> None:
+    """OUT/<stem>.png, and the overlay and probabilities when asked for; each written atomically;
+    the labels added to `coco` (one thread saves, in order)."""
     import numpy as np
 
     from ..data import overlay, write_image, write_label
@@ -305,6 +322,36 @@ def _save(result, target: Path, palette, args) -> None:
                     quality=90)
     if args.probs:
         write_array(others.pop(0), result.probabilities.astype(np.float16))
+    if coco is not None:
+        coco.add(file_name, result.labels)
+
+
+class CocoPredictions:
+    """The label maps of a run as one COCO-format file (`--coco`): per image, an RLE mask per class."""
+
+    def __init__(self, class_names):
+        from ..data.formats import coco
+
+        self.format, self.class_names = coco, list(class_names)
+        self.skipped = coco.background_classes(self.class_names)
+        self.images: List[dict] = []
+        self.annotations: List[dict] = []
+
+    def add(self, file_name: str, labels) -> None:
+        height, width = labels.shape
+        image_id = len(self.images) + 1
+        self.images.append({"id": image_id, "file_name": file_name, "width": int(width), "height": int(height)})
+        self.annotations += self.format.label_annotations(labels, image_id, len(self.annotations) + 1, self.skipped)
+
+    def write(self, path: Path) -> None:
+        import json
+
+        from ..utils import atomic_write
+
+        document = {"info": {"description": "segnext predictions"}, "images": self.images,
+                    "annotations": self.annotations, "categories": self.format.categories(self.class_names,
+                                                                                          self.skipped)}
+        atomic_write(path, lambda temporary: temporary.write_text(json.dumps(document) + "\n"))
 
 
 def write_array(path: Path, array) -> None:

@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ...constants import IGNORE_INDEX
 from .. import classes as C
 from ..io import DataError
 
@@ -180,3 +181,30 @@ def draw_label(annotations: Sequence[dict], height: int, width: int, class_of_ca
                                  f"{where}, annotation {annotation.get('id', '?')}")
             label[region] = class_id
     return label
+
+
+def label_annotations(label: np.ndarray, image_id: int, first_id: int, skipped: Sequence[int] = ()) -> List[dict]:
+    """COCO annotations of a semantic label (H, W): one per class it shows, its pixels as compressed
+    run-length encoding (iscrowd 1, as COCO marks such masks), category id = class id + 1; the
+    classes in `skipped` (a background) and 255 (no label) left out."""
+    coco_mask = pycocotools_mask()
+    annotations = []
+    for class_id in np.unique(label).tolist():
+        if class_id == IGNORE_INDEX or class_id in skipped:
+            continue
+        encoded = coco_mask.encode(np.asfortranarray(label == class_id, dtype=np.uint8))
+        segmentation = {"size": list(encoded["size"]), "counts": encoded["counts"].decode("ascii")}
+        annotations.append({"id": first_id + len(annotations), "image_id": image_id, "category_id": class_id + 1,
+                            "segmentation": segmentation, "area": int(coco_mask.area(encoded)),
+                            "bbox": [float(v) for v in coco_mask.toBbox(encoded)], "iscrowd": 1})
+    return annotations
+
+
+def background_classes(class_names: Sequence[str]) -> List[int]:
+    """The classes named as labelling tools name the background (no annotation is written for them)."""
+    return [k for k, name in enumerate(class_names) if name.lower() in C.BACKGROUND_NAMES]
+
+
+def categories(class_names: Sequence[str], skipped: Sequence[int] = ()) -> List[dict]:
+    """COCO categories of the classes (id = class id + 1), the `skipped` left out."""
+    return [{"id": k + 1, "name": name, "supercategory": ""} for k, name in enumerate(class_names) if k not in skipped]
