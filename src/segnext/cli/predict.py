@@ -63,8 +63,8 @@ def register(subparsers) -> None:
     parser.add_argument("--probs", action="store_true", help="also write per-class probabilities (.npy, float16)")
     parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
                                                        "file (a mask per class and image; a background class left "
-                                                       "out): pre-annotations to correct in CVAT, Label Studio or "
-                                                       "Roboflow, read back by `segnext data prepare folder`")
+                                                       "out): pre-annotations to correct in a labelling tool "
+                                                       "(CVAT: COCO 1.0), read back by `segnext data prepare folder`")
     add_test_settings(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
