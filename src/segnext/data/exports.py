@@ -140,6 +140,12 @@ def dst_split(name: str, names: Sequence[str], report: Optional[PrepareReport] =
     return target
 
 
+def note_unsplit(report: PrepareReport, destination: Path, what: str) -> None:
+    """The report's note for an export of no train/val split: how to hold out whole sequences."""
+    report.notes.append(f"{what} has no train and val splits: hold out whole sequences or sessions with "
+                        f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+
+
 # --------------------------------------------------------------------------------------------
 # The "Segmentation mask" export of CVAT and Datumaro: the Pascal VOC layout with the classes of the task
 VOC_EXPORT_MASKS, VOC_EXPORT_IMAGES, VOC_EXPORT_LISTS = "SegmentationClass", "JPEGImages", "ImageSets/Segmentation"
@@ -232,8 +238,7 @@ def prepare_voc_export(source: Path, destination: Path, workers=None, overwrite=
     write_classes_json(destination, meta, palette, overwrite)
     report.add(run_tasks(Guarded(_voc_export_pair), tasks, workers, "colour masks", progress))
     if set(subsets) == {"default"}:
-        report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
-                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+        note_unsplit(report, destination, "the export")
     return report
 
 
@@ -418,15 +423,12 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     if boxes_only:
         report.notes.append(f"{boxes_only} annotations are boxes without a region: not drawn")
     if splits == ["."]:
-        report.notes.append(f"the export has no subsets (train, val): hold out whole sequences or sessions with "
-                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+        note_unsplit(report, destination, "the export")
     return report
 
 
 # --------------------------------------------------------------------------------------------
 # Labelme: SRC/**/NAME.json beside (or pointing to) each image; the classes in SRC/labels.txt
-
-LABELME_SPLITS = ("train", "val", "valid", "validation", "test")
 
 
 def _labelme_image(file: labelme.LabelmeFile) -> Optional[Path]:
@@ -487,7 +489,7 @@ def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=Fal
     palette = default_palette(len(classes.names))
     tasks, splits = [], set()
     tops = sorted({f.path.relative_to(source).parts[0] for f in files if len(f.path.relative_to(source).parts) > 1
-                   and f.path.relative_to(source).parts[0] in LABELME_SPLITS})
+                   and f.path.relative_to(source).parts[0].lower() in STANDARD_SPLITS})
     for file in files:
         path, relative = file.path, file.path.relative_to(source)
         split, name = (dst_split(relative.parts[0], tops, report), Path(*relative.parts[1:])) \
@@ -504,8 +506,7 @@ def prepare_labelme(source: Path, destination: Path, workers=None, overwrite=Fal
         f"them in {labels_file}, `_background_` first)"
     report.notes.append(f"classes from {origin}: {', '.join(classes.names)}")
     if splits == {"."}:
-        report.notes.append(f"the files are not in train/ and val/ folders: hold out whole sequences or sessions "
-                            f"with `segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+        note_unsplit(report, destination, "the export (no train/ and val/ folders)")
     return report
 
 
@@ -582,15 +583,12 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
     if boxes:
         report.notes.append(f"{boxes} lines are boxes (class cx cy w h), not polygons: not drawn")
     if splits == ["."]:
-        report.notes.append(f"the dataset has no splits (train, val): hold out whole sequences or sessions with "
-                            f"`segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+        note_unsplit(report, destination, "the dataset")
     return report
 
 
 # --------------------------------------------------------------------------------------------
 # Supervisely: SRC/meta.json (classes, colours); SRC/<dataset>/img/NAME.jpg, SRC/<dataset>/ann/NAME.jpg.json
-
-SUPERVISELY_SPLITS = ("train", "val", "valid", "validation", "test")
 
 
 def _supervisely_pair(annotation: str, image: Optional[str], target: str, image_target: str,
@@ -618,7 +616,7 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
     report = PrepareReport("folder", destination)
     classes = supervisely.read_meta(source / supervisely.META_FILE)
     datasets = sorted(p.parent for p in source.glob("*/ann") if p.is_dir() and not p.parent.name.startswith("."))
-    unsplit = len(datasets) == 1 and datasets[0].name.lower() not in SUPERVISELY_SPLITS
+    unsplit = len(datasets) == 1 and datasets[0].name.lower() not in STANDARD_SPLITS
     tasks = []
     for dataset in datasets:
         split = "." if unsplit else dst_split(dataset.name, [d.name for d in datasets], report)
@@ -643,8 +641,7 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
     report.notes.append(f"classes from {source / supervisely.META_FILE}: {', '.join(classes.names)} (pixels no object "
                         f"covers: {classes.names[classes.background]})")
     if unsplit:
-        report.notes.append(f"the project has one dataset, {datasets[0].name}: hold out whole sequences or sessions "
-                            f"with `segnext data split folder {destination} --split . --hold-out-fraction 0.2`")
+        note_unsplit(report, destination, f"the project (one dataset, {datasets[0].name})")
     return report
 
 
