@@ -317,6 +317,7 @@ def test_label_studio_coco_export(tmp_path, coco_mask):
               {"id": 1, "file_name": "images\\3c4d-leaf2.jpg", "width": 16, "height": 16}]
     annotations = [{"id": i, "image_id": i, "category_id": 1, "segmentation": _box_polygon(0, 0, 8, 16), "area": 128}
                    for i in (0, 1)]
+    annotations[1]["segmentation"] = annotations[1]["segmentation"][0]  # one polygon written flat, as some tools do
     categories = [{"id": 0, "name": "Background"}, {"id": 1, "name": "Leaf"}]
     (source / "result.json").write_text(json.dumps(_coco(images, annotations, categories)))
     report = prepare("folder", source, destination, workers=1, progress=False)

@@ -158,6 +158,8 @@ def region_mask(segmentation, height: int, width: int, where: str) -> np.ndarray
         else:
             raise DataError(f"{where}: \"counts\" must be a list of run lengths or a compressed string")
         return coco_mask.decode(encoded).astype(bool)
+    if isinstance(segmentation, list) and segmentation and all(isinstance(v, (int, float)) for v in segmentation):
+        segmentation = [segmentation]  # one polygon written flat, as some tools write it
     if not isinstance(segmentation, list) or not all(
             isinstance(polygon, list) and len(polygon) % 2 == 0 and all(isinstance(v, (int, float)) for v in polygon)
             for polygon in segmentation):
