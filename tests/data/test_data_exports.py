@@ -474,7 +474,7 @@ def test_yolo_segmentation_dataset_ultralytics_layout_and_problems(tmp_path, cap
         save_image(source / f"images/{split}/0.png", random_image(8, 8))
         save_image(source / f"images/{split}/1.png", random_image(8, 8))
         (source / f"labels/{split}").mkdir(parents=True)
-        (source / f"labels/{split}/1.txt").write_text("0 0 0 1 0 1 1 0 1\n")
+        (source / f"labels/{split}/1.txt").write_text("0.0 0 0 1 0 1 1 0 1\r\n")  # a class as a float, CRLF
     (source / "labels/train/orphan.txt").write_text("0 0 0 1 0 1 1\n")
     (source / "labels/train.cache").write_bytes(b"\x00")  # what Ultralytics leaves there
     save_image(source / "images/val/2.png", random_image(8, 8))

@@ -76,10 +76,13 @@ def read_objects(path: Path, num_classes: int) -> Tuple[List[YoloObject], int]:
         if not fields:
             continue
         try:
-            class_id, values = int(fields[0]), [float(v) for v in fields[1:]]
+            values = [float(v) for v in fields]  # the class too: some exporters write "0.0" for 0
+            if not values[0].is_integer():
+                raise ValueError
         except ValueError:
             raise DataError(f"{path}, line {number}: {line.strip()[:60]!r} is not `class x1 y1 x2 y2 ...` "
-                            f"(numbers)") from None
+                            f"(numbers, the class a whole number)") from None
+        class_id, values = int(values[0]), values[1:]
         if not 0 <= class_id < num_classes:
             raise DataError(f"{path}, line {number}: class {class_id} is not one of the {num_classes} names of "
                             f"data.yaml (0..{num_classes - 1})")
