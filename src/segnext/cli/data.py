@@ -107,8 +107,8 @@ def register(subparsers) -> None:
     held = split.add_mutually_exclusive_group()
     held.add_argument("--hold-out", nargs="+", metavar="GROUP", help="the groups to hold out")
     held.add_argument("--hold-out-fraction", type=float, metavar="F",
-                      help="hold out whole groups drawn at random until at least this fraction of the pairs "
-                           "(e.g. 0.2)")
+                      help="hold out whole groups drawn at random, each where it brings the pairs held out "
+                           "nearer this fraction (e.g. 0.2)")
     split.add_argument("--seed", type=int, default=0, help="the draw of --hold-out-fraction (default 0)")
     split.add_argument("--names", nargs=2, metavar=("FIT", "HELD_OUT"),
                        help="names of the two new splits (default SPLIT_fit and SPLIT_heldout)")

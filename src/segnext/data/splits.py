@@ -138,8 +138,9 @@ def _without_folder_links(root: Path, directory: Path) -> None:
 
 
 def random_groups(listing: Listing, fraction: float, pattern: str = GROUP_PATTERN, seed: int = 0) -> List[str]:
-    """Whole groups drawn at random (the same for the same `seed`) until at least `fraction` of the
-    split's pairs are in them, for `hold_out`; at least one group is drawn and at least one left."""
+    """Whole groups drawn at random (the same for the same `seed`), each only where it brings the
+    pairs held out nearer `fraction` of the split's, for `hold_out`; at least one group is drawn and
+    at least one left."""
     if not 0 < fraction < 1:
         raise ValueError(f"the fraction to hold out must be between 0 and 1, got {fraction}")
     by_group = groups(listing, pattern)
@@ -151,12 +152,12 @@ def random_groups(listing: Listing, fraction: float, pattern: str = GROUP_PATTER
                         f"photos (each its own group)")
     names = sorted(by_group)
     random.Random(seed).shuffle(names)
-    drawn, count = [], 0
-    for name in names:
-        if count >= fraction * len(listing.pairs):
-            break
-        drawn.append(name)
-        count += len(by_group[name])
+    target, drawn, count = fraction * len(listing.pairs), [], 0
+    for name in names:  # a group is drawn where it brings the count nearer the target: few large groups
+        if abs(count + len(by_group[name]) - target) < abs(count - target):  # would overshoot it by far
+            drawn.append(name)
+            count += len(by_group[name])
+    drawn = drawn or names[:1]
     if len(drawn) == len(names):
         raise DataError(f"{listing.split}: holding out {fraction:.0%} of {len(listing.pairs)} pairs takes every one of "
                         f"its {len(names)} groups; hold out a smaller fraction")
