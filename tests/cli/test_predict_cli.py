@@ -295,6 +295,50 @@ def test_coco_predictions_read_back_as_the_labels_predicted(checkpoint_path, ima
         assert np.array_equal(sample["label"], read_label(tmp_path / "out" / f"{stem}.png") + 1)
 
 
+def test_label_studio_predictions_read_back_as_the_labels_predicted(checkpoint_path, image_folder, tmp_path, capsys,
+                                                                     monkeypatch):
+    """--label-studio: every image a Label Studio task (a local file below the current folder) with a
+    brush per class as its predictions, and the labelling interface of the classes; accepted as they
+    are and exported, `data prepare folder` reads them back to the same labels."""
+    import json
+    import shutil
+
+    from segnext.data import build_dataset, read_label
+    from segnext.data import classes as C
+
+    monkeypatch.chdir(tmp_path)  # Label Studio's document root for local files
+    assert main(["predict", "-c", str(checkpoint_path), "images", "--out", "out", "--label-studio", "tasks.json",
+                 *FAST]) == 1  # broken.jpg fails, the others are written
+    err = capsys.readouterr().err
+    assert "wrote tasks.json: 3 Label Studio task(s) with predictions, and tasks.xml" in err
+    assert f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={tmp_path}" in err
+    tasks = json.loads((tmp_path / "tasks.json").read_text())
+    assert [t["data"]["image"] for t in tasks] == [f"/data/local-files/?d=images/{name}"
+                                                   for name in ("a.png", "b.jpg", "sub/c.png")]
+    result = tasks[0]["predictions"][0]["result"][0]
+    assert (result["type"], result["from_name"], result["to_name"]) == ("brushlabels", "tag", "image")
+    config = (tmp_path / "tasks.xml").read_text()
+    assert config.count("<Label value=") == 150 and '<Label value="wall" background="#787878"/>' in config
+    assert '<BrushLabels name="tag" toName="image">' in config and '<Image name="image" value="$image"' in config
+
+    export = tmp_path / "export"  # the predictions accepted as they are, exported with the images
+    export.mkdir()
+    for task in tasks:
+        task["annotations"] = [{"id": 1, "result": task["predictions"][0]["result"], "was_cancelled": False}]
+    (export / "project-1-at-2026-12-06.json").write_text(json.dumps(tasks))
+    shutil.copytree(image_folder, export / "images", ignore=shutil.ignore_patterns("broken.jpg", "notes.txt"))
+    assert main(["data", "prepare", "folder", str(export), str(tmp_path / "again"), "--workers", "1",
+                 "--no-progress"]) == 0
+    again = build_dataset("folder", tmp_path / "again", ".")
+    assert again.class_names[0] == "background" and len(again) == 3
+    assert sorted(again.class_names[1:], key=str.lower) == again.class_names[1:]
+    ade = [name.strip() for name in C.ADE20K_CLASSES]
+    for sample in again:
+        stem = sample["label_path"].split("labels/images/")[-1][: -len(".png")]
+        predicted = read_label(tmp_path / "out" / f"{stem}.png")
+        assert np.array_equal(np.array(again.class_names)[sample["label"]], np.array(ade)[predicted])
+
+
 def test_coco_output_without_pycocotools_is_named_before_any_work(checkpoint_path, image_folder, tmp_path, capsys,
                                                                      monkeypatch):
     monkeypatch.setitem(sys.modules, "pycocotools", None)

@@ -14,44 +14,11 @@ from synthetic_data import random_image, save_image
 
 from segnext.cli.main import main
 from segnext.data import build_dataset, read_label
-from segnext.data.formats.label_studio import decode_rle, image_names
+from segnext.data.formats.label_studio import decode_rle, encode_rle, image_names
 from segnext.data.io import DataError
 from segnext.data.prepare import prepare
 
 HEIGHT, WIDTH = 20, 25  # 1 % of the width is 0.25 pixels, of the height 0.2: the test's corners are exact
-
-
-def encode_rle(values: np.ndarray) -> list:
-    """Label Studio's run-length code of uint8 `values`, as its editor writes it (thi.ng's rle-pack:
-    runs of a repeated value, and groups of values written one after the other)."""
-    run_sizes = [3, 4, 8, 16]
-    bits = [f"{values.size:032b}", f"{8 - 1:05b}"] + [f"{size - 1:04b}" for size in run_sizes]
-
-    def run_header(repeated: bool, length: int) -> str:
-        index = next(i for i, size in enumerate(run_sizes) if length - 1 < 2 ** size)
-        return f"{int(repeated)}{index:02b}{length - 1:0{run_sizes[index]}b}"
-
-    literal: list = []
-
-    def flush():
-        if literal:
-            bits.append(run_header(False, len(literal)) + "".join(f"{v:08b}" for v in literal))
-            literal.clear()
-
-    changes = np.flatnonzero(np.diff(values.astype(int))) + 1
-    for start, end in zip(np.r_[0, changes], np.r_[changes, values.size]):
-        if end - start == 1:
-            literal.append(int(values[start]))
-            continue
-        flush()
-        while start < end:
-            length = min(end - start, 2 ** 16)
-            bits.append(run_header(True, length) + f"{int(values[start]):08b}")
-            start += length
-    flush()
-    text = "".join(bits)
-    text += "0" * (-len(text) % 8)
-    return [int(text[i:i + 8], 2) for i in range(0, len(text), 8)]
 
 
 def brush(alpha: np.ndarray) -> dict:
@@ -100,6 +67,8 @@ def test_the_brush_code_decodes_as_label_studio_encodes_it():
     values = np.random.default_rng(0).integers(0, 3, size=70_000).astype(np.uint8)
     values[100:69_000] = 7  # a run longer than the longest run-length field
     assert np.array_equal(decode_rle(encode_rle(values), "long"), values)
+    values = np.random.default_rng(0).integers(0, 256, size=140_000).astype(np.uint8)  # a group longer than one
+    assert np.array_equal(decode_rle(encode_rle(values), "singles"), values)
     with pytest.raises(DataError, match=r"task 3: a brush's \"rle\" ends before its last run"):
         decode_rle(official[:40], "task 3")
     with pytest.raises(DataError, match=r"a brush's \"rle\" must be a list of bytes \(0..255\)"):

@@ -21,7 +21,7 @@ import glob
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .arguments import (
@@ -65,6 +65,11 @@ def register(subparsers) -> None:
                                                        "file (a mask per class and image; a background class left "
                                                        "out): pre-annotations to correct in a labelling tool "
                                                        "(CVAT: COCO 1.0), read back by `segnext data prepare folder`")
+    parser.add_argument("--label-studio", metavar="FILE",
+                        help="also write every image as a Label Studio task with the labels as its predictions (a "
+                             "brush per class; a background class left out), and FILE's .xml beside it: the "
+                             "labelling interface of the classes. Images are named as local files below the "
+                             "current folder (Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
     add_test_settings(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
@@ -222,6 +227,8 @@ def run(args) -> int:
 
         pycocotools_mask()  # writes the masks: missing, it is named before any work
         check_can_write_file(args.coco, replaces=".json")
+    if args.label_studio:
+        check_can_write_file(args.label_studio, replaces=".json")
     check_inputs_kept(images, out_dir, args)
 
     if args.onnx:
@@ -240,12 +247,12 @@ def run(args) -> int:
         print("segnext predict: note: --amp has no effect on the CPU (float32 is the fast path there)",
               file=sys.stderr)
 
-    coco = CocoPredictions(segmenter.class_names) if args.coco else None
-    failures = _predict_images(args, segmenter, images, out_dir, coco) if images else []
-    if coco is not None:
-        coco.write(Path(args.coco))
-        print(f"wrote {args.coco}: {len(coco.annotations)} masks of {len(coco.images)} image(s) in COCO format"
-              + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
+    collectors = ([CocoPredictions(segmenter.class_names, Path(args.coco))] if args.coco else []) + (
+        [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
+                                Path(args.checkpoint or args.onnx).name)] if args.label_studio else [])
+    failures = _predict_images(args, segmenter, images, out_dir, collectors) if images else []
+    for collector in collectors:
+        print(collector.write() + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
     for path, stem in videos:
         failures += _predict_video(args, segmenter, path, stem, out_dir)
     done = len(inputs) - len(failures)
@@ -264,8 +271,9 @@ def _report(failures: List[str], message: str) -> None:
 
 
 def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: Path,
-                    coco: Optional[CocoPredictions] = None) -> List[str]:
-    """Predict and save the images (their labels into `coco` too); the messages of those that failed."""
+                    collectors: Sequence = ()) -> List[str]:
+    """Predict and save the images (their labels into the `collectors` too: `--coco`, `--label-studio`);
+    the messages of those that failed."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
@@ -300,17 +308,18 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
             if result.error:
                 _report(failures, result.error)
                 continue
-            pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args, coco,
-                                               (stem.parent / path.name).as_posix())))
+            pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args, collectors,
+                                               path, (stem.parent / path.name).as_posix())))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
         collect(limit=0)
     progress.close()
     return failures
 
 
-def _save(result, target: Path, palette, args, coco: Optional[CocoPredictions] = None, file_name: str = "") -> None:
+def _save(result, target: Path, palette, args, collectors: Sequence = (), path: Optional[Path] = None,
+          file_name: str = "") -> None:
     """OUT/<stem>.png, and the overlay and probabilities when asked for; each written atomically;
-    the labels added to `coco` (one thread saves, in order)."""
+    the labels added to the `collectors` (one thread saves, in order)."""
     import numpy as np
 
     from ..data import overlay, write_image, write_label
@@ -322,28 +331,28 @@ def _save(result, target: Path, palette, args, coco: Optional[CocoPredictions] =
                     quality=90)
     if args.probs:
         write_array(others.pop(0), result.probabilities.astype(np.float16))
-    if coco is not None:
-        coco.add(file_name, result.labels)
+    for collector in collectors:
+        collector.add(path, file_name, result.labels)
 
 
 class CocoPredictions:
     """The label maps of a run as one COCO-format file (`--coco`): per image, an RLE mask per class."""
 
-    def __init__(self, class_names):
+    def __init__(self, class_names, path: Path):
         from ..data.formats import coco
 
-        self.format, self.class_names = coco, list(class_names)
+        self.format, self.class_names, self.path = coco, list(class_names), path
         self.skipped = coco.background_classes(self.class_names)
         self.images: List[dict] = []
         self.annotations: List[dict] = []
 
-    def add(self, file_name: str, labels) -> None:
+    def add(self, image: Path, file_name: str, labels) -> None:
         height, width = labels.shape
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "file_name": file_name, "width": int(width), "height": int(height)})
         self.annotations += self.format.label_annotations(labels, image_id, len(self.annotations) + 1, self.skipped)
 
-    def write(self, path: Path) -> None:
+    def write(self) -> str:
         import json
 
         from ..utils import atomic_write
@@ -351,7 +360,47 @@ class CocoPredictions:
         document = {"info": {"description": "segnext predictions"}, "images": self.images,
                     "annotations": self.annotations, "categories": self.format.categories(self.class_names,
                                                                                           self.skipped)}
-        atomic_write(path, lambda temporary: temporary.write_text(json.dumps(document) + "\n"))
+        atomic_write(self.path, lambda temporary: temporary.write_text(json.dumps(document) + "\n"))
+        return f"wrote {self.path}: {len(self.annotations)} masks of {len(self.images)} image(s) in COCO format"
+
+
+class LabelStudioPredictions:
+    """The label maps of a run as Label Studio tasks with predictions (`--label-studio`): per image a
+    brush per class, the image named as a local file below the current folder; and the labelling
+    interface of the classes beside them."""
+
+    def __init__(self, class_names, palette, path: Path, model_version: str):
+        from ..data.formats import coco, label_studio
+
+        self.format, self.class_names, self.palette, self.path = label_studio, list(class_names), palette, path
+        self.skipped = coco.background_classes(self.class_names)
+        self.model_version = model_version
+        self.tasks: List[dict] = []
+
+    def add(self, image: Path, file_name: str, labels) -> None:
+        from urllib.parse import quote
+
+        absolute = image.resolve()
+        try:
+            local = absolute.relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:  # outside the current folder: its path from the root
+            local = absolute.as_posix().lstrip("/")
+        self.tasks.append({"data": {"image": self.format.LOCAL_FILES_URL + quote(local, safe="/")}, "predictions": [
+            {"model_version": self.model_version,
+             "result": self.format.label_results(labels, self.class_names, self.skipped)}]})
+
+    def write(self) -> str:
+        import json
+
+        from ..utils import atomic_write
+
+        config = self.path.with_suffix(".xml")
+        atomic_write(self.path, lambda temporary: temporary.write_text(json.dumps(self.tasks) + "\n"))
+        atomic_write(config, lambda temporary: temporary.write_text(
+            self.format.label_config(self.class_names, self.palette, self.skipped)))
+        return (f"wrote {self.path}: {len(self.tasks)} Label Studio task(s) with predictions, and {config}: their "
+                f"labelling interface (Settings > Labeling Interface > Code); serve the images with "
+                f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={Path.cwd()}")
 
 
 def write_array(path: Path, array) -> None:

@@ -346,3 +346,70 @@ def draw_label(regions: Sequence[Region], height: int, width: int, classes: Sema
             continue
         label[mask] = classes.class_of_label[region.label]
     return label, not_drawn
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: a model's labels as Label Studio's pre-annotations (predictions)
+
+LOCAL_FILES_URL = "/data/local-files/?d="  # how Label Studio serves files below its local-files document root
+FROM_NAME, TO_NAME = "tag", "image"  # the names of its "Semantic Segmentation with Masks" template
+RUN_SIZES = (3, 4, 8, 16)  # the run-length fields Label Studio's editor writes
+
+
+def encode_rle(values: np.ndarray) -> List[int]:
+    """Label Studio's run-length code of uint8 `values` (what `decode_rle` reads): runs of a repeated
+    value, and groups of single values written one after the other."""
+    values = np.asarray(values, dtype=np.uint8).ravel()
+    fields = [f"{values.size:032b}", f"{8 - 1:05b}"] + [f"{size - 1:04b}" for size in RUN_SIZES]
+
+    def header(repeated: bool, length: int) -> str:
+        index = next(i for i, size in enumerate(RUN_SIZES) if length - 1 < 2 ** size)
+        return f"{int(repeated)}{index:02b}{length - 1:0{RUN_SIZES[index]}b}"
+
+    singles: List[int] = []
+
+    def write_singles() -> None:
+        for start in range(0, len(singles), 2 ** 16):
+            group = singles[start:start + 2 ** 16]
+            fields.append(header(False, len(group)) + "".join(f"{v:08b}" for v in group))
+        singles.clear()
+
+    changes = np.flatnonzero(values[1:] != values[:-1]) + 1
+    for start, end in zip(np.r_[0, changes].tolist(), np.r_[changes, values.size].tolist()):
+        if end - start == 1:
+            singles.append(int(values[start]))
+            continue
+        write_singles()
+        for run_start in range(start, end, 2 ** 16):
+            fields.append(header(True, min(end - run_start, 2 ** 16)) + f"{int(values[start]):08b}")
+    write_singles()
+    bits = np.frombuffer("".join(fields).encode("ascii"), dtype=np.uint8) - ord("0")
+    return np.packbits(bits).tolist()
+
+
+def label_results(label: np.ndarray, class_names: Sequence[str], skipped: Sequence[int] = ()) -> List[dict]:
+    """The regions of a semantic label (H, W) as Label Studio's results: a brush per class it shows
+    (as its editor writes a brush: each RGBA channel the mask), the classes in `skipped` (a
+    background) and 255 (no label) left out."""
+    height, width = label.shape
+    results = []
+    for class_id in np.unique(label).tolist():
+        if class_id >= len(class_names) or class_id in skipped:
+            continue
+        alpha = np.where(label == class_id, 255, 0).astype(np.uint8)
+        results.append({"id": f"class{class_id}", "type": "brushlabels", "from_name": FROM_NAME, "to_name": TO_NAME,
+                        "original_width": int(width), "original_height": int(height), "image_rotation": 0,
+                        "value": {"format": "rle", "rle": encode_rle(np.repeat(alpha.ravel(), 4)),
+                                  "brushlabels": [class_names[class_id]]}})
+    return results
+
+
+def label_config(class_names: Sequence[str], palette: Sequence[Sequence[int]], skipped: Sequence[int] = ()) -> str:
+    """The labelling interface (Label Studio's XML) that reads `label_results`: a brush per class in
+    its colour."""
+    from xml.sax.saxutils import quoteattr
+
+    labels = "".join(f"    <Label value={quoteattr(name)} background=\"#{r:02x}{g:02x}{b:02x}\"/>\n"
+                     for k, (name, (r, g, b)) in enumerate(zip(class_names, palette)) if k not in skipped)
+    return (f"<View>\n  <Image name=\"{TO_NAME}\" value=\"$image\" zoom=\"true\"/>\n"
+            f"  <BrushLabels name=\"{FROM_NAME}\" toName=\"{TO_NAME}\">\n{labels}  </BrushLabels>\n</View>\n")
