@@ -212,9 +212,22 @@ def test_an_export_without_images_or_submitted_annotations(tmp_path):
     (source / "export.json").write_text(json.dumps([task(1, "/data/upload/1/0a1b2c3d-x.jpg", [])]))
     with pytest.raises(FileNotFoundError, match="no task has a submitted annotation; label some images"):
         prepare("folder", source, tmp_path / "out", progress=False)
+    predicted = {**task(1, "/data/upload/1/0a1b2c3d-x.jpg", []), "predictions": [{"result": []}]}
+    (source / "export.json").write_text(json.dumps([predicted]))
+    with pytest.raises(FileNotFoundError, match=r"no task has a submitted annotation \(1 tasks hold predictions only: "
+                                                r"open each in Label Studio, correct it and submit it\)"):
+        prepare("folder", source, tmp_path / "out", progress=False)
     box = [result({"points": percent_polygon(0, 0, 4, 4), "polygonlabels": ["car"]}, "polygonlabels", "a")]
     (source / "export.json").write_text(json.dumps([task(1, "/data/upload/1/0a1b2c3d-x.jpg", [annotation(box)])]))
     report = prepare("folder", source, tmp_path / "out", workers=1, progress=False)
     assert report.converted == 1 and any("no image of" in note and "the labels are drawn anyway" in note
                                          for note in report.notes)
     assert read_label(tmp_path / "out/labels/x.png").shape == (HEIGHT, WIDTH)
+
+
+def test_the_brush_png_export_is_told_to_be_exported_as_json(tmp_path):
+    source = tmp_path / "export"
+    save_image(source / "task-3-annotation-5-by-1-tag-Car-0.png", np.zeros((4, 4, 3), dtype=np.uint8))
+    with pytest.raises(FileNotFoundError, match="Label Studio's \"Brush labels to PNG\" export, a mask per region that "
+                                                "does not say which image it belongs to; export the project as JSON"):
+        prepare("folder", source, tmp_path / "out", progress=False)

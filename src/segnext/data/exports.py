@@ -693,8 +693,11 @@ def prepare_label_studio(source: Path, destination: Path, workers=None, overwrit
                 continue
             targets[f"{split}/{name}"] = tasks_of_image[split, shown] = task.where
             wanted.append((task, dst_split(split, splits, report), image, name))
+    predicted_only = sum(task.regions is None and task.predicted for task in tasks_of_all)
+    accept = f" ({predicted_only} tasks hold predictions only: open each in Label Studio, correct it and submit it)" \
+        if predicted_only else ""
     if not wanted and not report.failures:
-        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no task has a submitted annotation; label some "
+        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no task has a submitted annotation{accept}; label some "
                                 f"images in Label Studio, submit them and export again")
     with_images = any(image for _, _, image, _ in wanted)
     if not with_images:
@@ -720,7 +723,7 @@ def prepare_label_studio(source: Path, destination: Path, workers=None, overwrit
     unlabelled = sum(task.regions is None for task in tasks_of_all)
     if unlabelled:
         report.notes.append(f"left out {unlabelled} tasks without a submitted annotation (not labelled yet, or "
-                            f"skipped)")
+                            f"skipped){accept}")
     report.notes.append(f"classes: {', '.join(classes.names)} (pixels no region covers: "
                         f"{classes.names[classes.background]})")
     if splits == ["."]:
@@ -819,6 +822,10 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
             return prepare_labelme(source, destination, workers, overwrite, progress, labelme_files)
         if yolo.find_data_yaml(source) and yolo_label_folders(source):
             return prepare_yolo(source, destination, workers, overwrite, progress)
+        if not _colour_mask_folders(source) and label_studio.is_brush_png_export(source):
+            raise FileNotFoundError(f"{source}: Label Studio's \"Brush labels to PNG\" export, a mask per region that "
+                                    f"does not say which image it belongs to; export the project as JSON instead (it "
+                                    f"holds the brushes and the images' names) and put the images beside it")
         if not _colour_mask_folders(source):
             raise FileNotFoundError(
                 f"{source}: none of the exports segnext reads (CVAT's or Datumaro's \"Segmentation mask\", "

@@ -65,6 +65,7 @@ class Task:
     where: str  # the file and task, for messages
     image: Optional[str]  # the image as Label Studio names it (a URL or a path)
     regions: Optional[List[Region]]  # None: no submitted annotation (not labelled yet)
+    predicted: bool = False  # holds a model's predictions (pre-annotations)
 
 
 def looks_like_export(path: Path) -> bool:
@@ -82,6 +83,12 @@ def find_export_files(source: Path) -> List[Path]:
     """The Label Studio exports in SRC (SRC/*.json; classes.json is not one)."""
     return sorted(p for p in source.glob("*.json")
                   if not p.name.startswith(".") and p.name != "classes.json" and looks_like_export(p))
+
+
+def is_brush_png_export(source: Path) -> bool:
+    """Whether `source` holds Label Studio's "Brush labels to PNG" export: a mask per region, named
+    by task, annotation, labeller and label, and nothing of the images they belong to."""
+    return any(source.rglob("task-*-annotation-*-tag-*.png"))
 
 
 def read_export(path: Path) -> List[Task]:
@@ -103,7 +110,7 @@ def read_export(path: Path) -> List[Task]:
         else:  # JSON-MIN: the data and the regions of each tag side by side
             regions = _min_regions(task, where) if "annotation_id" in task or "annotator" in task else None
             data = task
-        tasks.append(Task(task_id, where, image_reference(data), regions))
+        tasks.append(Task(task_id, where, image_reference(data), regions, bool(task.get("predictions"))))
     return tasks
 
 
