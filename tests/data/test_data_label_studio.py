@@ -192,6 +192,7 @@ def test_label_studio_exports_as_splits_and_their_problems(tmp_path):
     (source / "valid.json").write_text(json.dumps([
         task(5, "d.jpg", [annotation([result({**box[0]["value"]}, "polygonlabels", "a", size=(50, 40))])]),
         task(6, "c.jpg", [annotation([{**box[0], "image_rotation": 90}])]),
+        {"id": 7, "data": {"text": "a text-labelling task"}, "annotations": [annotation([])]},
     ]))
     report = prepare("folder", source, destination, workers=1, progress=False)
     failures = "\n".join(report.failures)
@@ -200,6 +201,7 @@ def test_label_studio_exports_as_splits_and_their_problems(tmp_path):
     assert f"train.json, task 4: a second task for {source / 'c.jpg'} (the first:" in failures
     assert f"{source / 'd.jpg'}: 25x20 pixels (EXIF orientation applied), but" in failures and "gives 50x40" in failures
     assert "task 6: the image was turned by 90 degrees in the editor" in failures
+    assert "task 7: its \"data\" names no image" in failures
     assert "the split valid is written as val, the split training validates on" in report.notes
     assert (read_label(destination / "labels/train/a/same.png")[:5, :5] == 1).all()
     pole = read_label(destination / "labels/train/c.png")

@@ -677,7 +677,11 @@ def prepare_label_studio(source: Path, destination: Path, workers=None, overwrit
         for task in tasks:
             if task.regions is None:
                 continue
-            names = label_studio.image_names(task.image or "")
+            if task.image is None:
+                report.failures.append(f"{task.where}: its \"data\" names no image (an \"image\", or a path or URL of "
+                                       f"an image file); export an image-labelling project")
+                continue
+            names = label_studio.image_names(task.image)
             try:
                 found = images.find(names, task.where)
             except DataError as error:
