@@ -33,6 +33,7 @@ def register(subparsers) -> None:
                     "NAME: cityscapes, coco_stuff, voc_aug, pascal_context, isaid, camvid, and folder (your own "
                     "images with colour masks: each colour the class of the palette in SRC/classes.json; or "
                     "the mask export of CVAT (labelmap.txt, SegmentationClass/) or Roboflow (_classes.csv); or "
+                    "CVAT's XML (annotations.xml: polygons, boxes, ellipses, masks); or "
                     "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json); or "
                     "Label Studio's JSON or JSON-MIN export (brushes, polygons; the images below SRC); or "
                     "labelme's JSON files (labels.txt for the classes); or a YOLO segmentation dataset (data.yaml, "

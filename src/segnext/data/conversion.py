@@ -15,8 +15,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from ..constants import IGNORE_INDEX
+from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
+from .datasets import visible_entries
 from .io import DataError
 from .resize import opencv_if_installed
 
@@ -113,6 +114,34 @@ def link_folder(destination: Path, source: Path, name: str, report: PrepareRepor
         report.notes.append(f"linked {link} -> {target.resolve()}")
     except OSError as error:
         report.notes.append(f"could not link {link} -> {target} ({error}); copy or move the images there")
+
+
+class ImageIndex:
+    """The images under a folder, found by a relative path or any ending of one (`photo.jpg`,
+    `seq1/photo.jpg`), as exports name them by a path of the machine that labelled them."""
+
+    def __init__(self, root: Path, left_out: Sequence[Path] = ()):
+        self.root = root
+        self.by_ending: Dict[str, List[Path]] = {}
+        left_out = [p.resolve() for p in left_out]
+        for path in visible_entries(root, recursive=True):
+            if path.suffix.lower() in IMAGE_SUFFIXES and not any(p == path.resolve() or p in path.resolve().parents
+                                                                 for p in left_out):
+                parts = path.relative_to(root).parts
+                for start in range(len(parts)):
+                    self.by_ending.setdefault("/".join(parts[start:]), []).append(path)
+
+    def find(self, names: Sequence[str], where: str) -> Optional[Tuple[Path, str]]:
+        """(the one image whose path ends with the first of `names` (most specific first) that any
+        image's does, that name)."""
+        for name in names:
+            found = self.by_ending.get(name, [])
+            if len(found) > 1:
+                raise DataError(f"{where}: {len(found)} images under {self.root} end with {name} "
+                                f"({', '.join(str(p) for p in found[:3])}); keep one")
+            if found:
+                return found[0], name
+        return None
 
 
 def link_image(image: Optional[str], image_target: str) -> None:

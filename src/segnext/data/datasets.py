@@ -26,7 +26,7 @@ import torch.utils.data
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import did_you_mean
 from . import classes as C
-from .formats import coco, label_studio, labelme, supervisely, yolo
+from .formats import coco, cvat, label_studio, labelme, supervisely, yolo
 from .io import DataError, read_image, read_label
 from .palette import default_palette
 
@@ -440,6 +440,7 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
     if not (root / "classes.json").is_file():  # a labelling tool's export, not yet converted?
         export = "CVAT's \"Segmentation mask\"" if (root / "SegmentationClass").is_dir() else \
             "Roboflow's \"Semantic Segmentation Masks\"" if any(root.glob("*/_classes.csv")) else \
+            "CVAT's XML" if cvat.find_export_files(root) else \
             "Label Studio's JSON" if label_studio.find_export_files(root) else \
             "a COCO-format" if coco.find_annotation_files(root) else \
             "labelme's" if labelme.find_labelme_files(root) else \

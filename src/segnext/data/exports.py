@@ -5,6 +5,8 @@ palette of a classes.json, and what labelling tools export, read as they come:
                         SRC/<split>/labels/, masks/ for labels/) colour masks, SRC/classes.json (palette)
     CVAT, Datumaro      "Segmentation mask": SRC/SegmentationClass/, JPEGImages/, labelmap.txt,
                         ImageSets/Segmentation/<subset>.txt
+    CVAT's XML          "CVAT for images 1.1": SRC/annotations.xml (polygons, boxes, ellipses, masks),
+                        SRC/images/
     Roboflow            "Semantic Segmentation Masks": SRC/<split>/NAME.jpg, NAME_mask.png, _classes.csv
     COCO format         CVAT's "COCO 1.0", Roboflow's "COCO Segmentation", Label Studio's "COCO":
                         SRC/annotations/instances_<subset>.json, SRC/<split>/_annotations.coco.json,
@@ -36,6 +38,7 @@ from ..utils import atomic_write
 from . import classes as C
 from .conversion import (
     Guarded,
+    ImageIndex,
     PrepareReport,
     check_distinct_colours,
     colours_to_ids,
@@ -47,7 +50,7 @@ from .conversion import (
     write_classes_json,
 )
 from .datasets import read_classes_json, visible_entries
-from .formats import coco, label_studio, labelme, supervisely, yolo
+from .formats import coco, cvat, label_studio, labelme, supervisely, yolo
 from .io import DataError, decode_image, read_image, read_label, write_label
 from .palette import default_palette
 
@@ -430,6 +433,83 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
 
 
 # --------------------------------------------------------------------------------------------
+# CVAT's XML ("CVAT for images 1.1"): SRC/annotations.xml; the images in SRC/images/ (or below SRC)
+
+
+def _cvat_pair(image: cvat.CvatImage, classes: cvat.SemanticClasses, image_file: Optional[str], target: str,
+               image_target: str, where: str, overwrite: bool):
+    if up_to_date([target], overwrite):
+        link_image(image_file, image_target)
+        return "skipped", ""
+    if image_file is not None:
+        found_height, found_width = read_image(image_file).shape[:2]
+        if (found_width, found_height) != (image.width, image.height):
+            raise DataError(f"{image_file}: {found_width}x{found_height} pixels (EXIF orientation applied), but "
+                            f"{where} gives {image.width}x{image.height}: its shapes would not fit this image")
+    label, not_drawn = cvat.draw_label(image, classes, where)
+    write_label(target, label, palette=classes.palette)
+    link_image(image_file, image_target)  # after its label: an image is never left without one
+    return "converted", str(not_drawn)  # counted for the report
+
+
+def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
+                     paths: Optional[List[Path]] = None) -> PrepareReport:
+    """CVAT's XML ("CVAT for images 1.1") -> the folder layout: each image's shapes drawn
+    (`cvat.draw_label`) in the labels' colours, its image found in SRC/images/<subset>/, SRC/images/
+    or anywhere below SRC, and linked. A split per subset (a task's `default` alone: images/ and
+    labels/ not split yet)."""
+    coco.pycocotools_mask()  # before any work: it draws the polygons
+    report = PrepareReport("folder", destination)
+    paths = cvat.find_export_files(source) if paths is None else paths
+    exports = [cvat.read_export(path) for path in paths]
+    classes = cvat.semantic_classes(exports, default_palette(256))
+    images = ImageIndex(source, left_out=[destination])
+    wanted = [(export, image) for export in exports for image in export.images]
+    subsets = sorted({image.subset for _, image in wanted})
+    tasks, targets = [], {}
+    for export, image in wanted:
+        split = "." if subsets == ["default"] else dst_split(image.subset, subsets, report)
+        where = f"{export.path} ({image.name})"
+        name = image.name.replace("\\", "/").lstrip("/")
+        try:
+            found = images.find([f"images/{image.subset}/{name}", f"images/{name}", name], where)
+        except DataError as error:
+            report.failures.append(str(error))
+            continue
+        stem = Path(name).with_suffix("").as_posix()
+        if f"{split}/{stem}" in targets:
+            report.failures.append(f"{where}: a second image named {stem} in the split (the first: "
+                                   f"{targets[f'{split}/{stem}']}); keep one")
+            continue
+        targets[f"{split}/{stem}"] = where
+        if found is None and images.by_ending:
+            report.failures.append(f"{where}: image not found in images/{image.subset}/, images/ or below {source}")
+            continue
+        suffix = found[0].suffix if found else Path(name).suffix
+        tasks.append((image, classes, None if found is None else str(found[0]),
+                      str(destination / "labels" / split / (stem + ".png")),
+                      str(destination / "images" / split / (stem + suffix)), where, overwrite))
+    if not wanted:
+        raise FileNotFoundError(f"{', '.join(map(str, paths))}: no <image> in it" + (
+            " but tracks: export the task as \"CVAT for images 1.1\" (it writes each frame's shapes, the tracks' "
+            "too), not \"CVAT for video\"" if any(e.tracks for e in exports) else ""))
+    if not images.by_ending:
+        report.notes.append(f"no images below {source}: the labels are drawn anyway; export the dataset with its "
+                            f"images, or put them in {destination / 'images'} under the same names")
+    write_classes_json(destination, {"classes": classes.names}, classes.palette, overwrite)
+    outcomes = run_tasks(Guarded(_cvat_pair), tasks, workers, "CVAT images", progress)
+    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
+    not_drawn = sum(int(message) for status, message in outcomes if status == "converted")
+    if not_drawn:
+        report.notes.append(f"{not_drawn} shapes without area (polylines, points, skeletons, cuboids) not drawn")
+    report.notes.append(f"classes from {', '.join(map(str, paths))}: {', '.join(classes.names)} (pixels no shape "
+                        f"covers: {classes.names[classes.background]})")
+    if subsets == ["default"]:
+        note_unsplit(report, destination, "the export")
+    return report
+
+
+# --------------------------------------------------------------------------------------------
 # Labelme: SRC/**/NAME.json beside (or pointing to) each image; the classes in SRC/labels.txt
 
 
@@ -591,34 +671,6 @@ def prepare_yolo(source: Path, destination: Path, workers=None, overwrite=False,
 
 # --------------------------------------------------------------------------------------------
 # Label Studio's "JSON" and "JSON-MIN" exports: SRC/<export>.json; the images anywhere under SRC
-
-
-class ImageIndex:
-    """The images under a folder, found by a relative path or any ending of one (`photo.jpg`,
-    `seq1/photo.jpg`), as exports name them by a path of the machine that labelled them."""
-
-    def __init__(self, root: Path, left_out: Sequence[Path] = ()):
-        self.root = root
-        self.by_ending: Dict[str, List[Path]] = {}
-        left_out = [p.resolve() for p in left_out]
-        for path in visible_entries(root, recursive=True):
-            if path.suffix.lower() in IMAGE_SUFFIXES and not any(p == path.resolve() or p in path.resolve().parents
-                                                                 for p in left_out):
-                parts = path.relative_to(root).parts
-                for start in range(len(parts)):
-                    self.by_ending.setdefault("/".join(parts[start:]), []).append(path)
-
-    def find(self, names: Sequence[str], where: str) -> Optional[Tuple[Path, str]]:
-        """(the one image whose path ends with the first of `names` (most specific first) that any
-        image's does, that name)."""
-        for name in names:
-            found = self.by_ending.get(name, [])
-            if len(found) > 1:
-                raise DataError(f"{where}: {len(found)} images under {self.root} end with {name} "
-                                f"({', '.join(str(p) for p in found[:3])}); keep one")
-            if found:
-                return found[0], name
-        return None
 
 
 def _label_studio_pair(regions: list, image: Optional[str], target: str, image_target: str,
@@ -799,12 +851,13 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
 
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """SRC into the folder layout at DST. An export of a labelling tool is read as the sections above
-    say (CVAT's masks, Roboflow's masks; without a classes.json, Label Studio's JSON, COCO-format
-    files, labelme's files, a YOLO dataset); otherwise SRC has the folder layout (images/<split>/, labels/<split>/,
-    classes.json; or <split>/images/, <split>/labels/; or images/ and labels/ without split folders;
-    masks/ for labels/) with labels that are colour images: each pixel's colour is its class's in
-    the palette of classes.json, or one of its "ignore_colors" (-> 255). DST gets the label PNGs of
-    class ids (palettised, so they still look the same), images/ linked to SRC's, and classes.json."""
+    say (CVAT's masks, Roboflow's masks; without a classes.json, CVAT's XML, Label Studio's JSON,
+    COCO-format files, labelme's files, a YOLO dataset); otherwise SRC has the folder layout
+    (images/<split>/, labels/<split>/, classes.json; or <split>/images/, <split>/labels/; or images/
+    and labels/ without split folders; masks/ for labels/) with labels that are colour images: each
+    pixel's colour is its class's in the palette of classes.json, or one of its "ignore_colors"
+    (-> 255). DST gets the label PNGs of class ids (palettised, so they still look the same), images/
+    linked to SRC's, and classes.json."""
     if destination.resolve() == source.resolve():
         raise ValueError(f"{destination}: DST must be another folder than SRC (the colour masks stay as they are; "
                          f"the class-id labels go to DST/labels, the images are linked)")
@@ -815,6 +868,9 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
     if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
     if not (source / "classes.json").is_file():  # no palette: an export whose files name the classes?
+        cvat_files = cvat.find_export_files(source)
+        if cvat_files:
+            return prepare_cvat_xml(source, destination, workers, overwrite, progress, cvat_files)
         label_studio_files = label_studio.find_export_files(source)
         if label_studio_files:
             return prepare_label_studio(source, destination, workers, overwrite, progress, label_studio_files)
@@ -832,7 +888,7 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
                                     f"holds the brushes and the images' names) and put the images beside it")
         if not _colour_mask_folders(source):
             raise FileNotFoundError(
-                f"{source}: none of the exports segnext reads (CVAT's or Datumaro's \"Segmentation mask\", "
+                f"{source}: none of the exports segnext reads (CVAT's or Datumaro's \"Segmentation mask\", CVAT's XML, "
                 f"Roboflow's \"Semantic Segmentation Masks\", COCO-format polygons or masks, Label Studio's JSON, "
                 f"labelme's files, a YOLO segmentation dataset, a Supervisely project; docs/datasets.md), nor colour "
                 f"masks in labels/ or masks/ with a classes.json. Export the labels in one of those formats, or "

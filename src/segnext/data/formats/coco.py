@@ -135,7 +135,8 @@ def pycocotools_mask():
     try:
         from pycocotools import mask
     except ImportError:
-        raise DataError("COCO-format annotations are drawn with pycocotools, which is not installed: "
+        raise DataError("The polygons and masks of COCO-format files and CVAT's XML are drawn with pycocotools, "
+                        "which is not installed: "
                         "pip install pycocotools (or pip install 'segnext[data]')") from None
     return mask
 
