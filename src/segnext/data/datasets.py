@@ -26,7 +26,7 @@ import torch.utils.data
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import did_you_mean
 from . import classes as C
-from .formats import coco, cvat, label_studio, labelme, supervisely, yolo
+from .formats import coco, cvat, label_studio, labelme, supervisely, via, yolo
 from .io import DataError, read_image, read_label
 from .palette import default_palette
 
@@ -443,6 +443,7 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
             "CVAT's XML" if cvat.find_export_files(root) else \
             "Label Studio's JSON" if label_studio.find_export_files(root) else \
             "a COCO-format" if coco.find_annotation_files(root) else \
+            "the VGG Image Annotator's" if via.find_via_files(root) else \
             "labelme's" if labelme.find_labelme_files(root) else \
             "a YOLO segmentation" if yolo.find_data_yaml(root) else \
             "a Supervisely project's" if supervisely.is_project(root) else None

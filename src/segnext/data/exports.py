@@ -13,6 +13,8 @@ palette of a classes.json, and what labelling tools export, read as they come:
                         SRC/result.json (polygons and masks of objects)
     Label Studio        "JSON" or "JSON-MIN": SRC/<export>.json (brushes, polygons, rectangles,
                         ellipses, bitmasks), the images anywhere under SRC
+    VIA                 the VGG Image Annotator's JSON: SRC/via_region_data.json (or SRC/<split>/*.json)
+                        beside the images, or a saved project
     labelme             SRC/**/NAME.json beside each image, SRC/labels.txt
     YOLO segmentation   SRC/data.yaml, SRC/labels/<split>/*.txt polygons (Roboflow's "YOLOv8", CVAT's
                         "Ultralytics YOLO Segmentation", Label Studio's "YOLO")
@@ -50,7 +52,7 @@ from .conversion import (
     write_classes_json,
 )
 from .datasets import read_classes_json, visible_entries
-from .formats import coco, cvat, label_studio, labelme, supervisely, yolo
+from .formats import coco, cvat, label_studio, labelme, supervisely, via, yolo
 from .io import DataError, decode_image, read_image, read_label, write_label
 from .palette import default_palette
 
@@ -510,6 +512,74 @@ def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=Fa
 
 
 # --------------------------------------------------------------------------------------------
+# The VGG Image Annotator (VIA): SRC/via_region_data.json (or SRC/<split>/...json) beside the images
+
+
+def _via_pair(image: via.ViaImage, image_file: str, classes: via.SemanticClasses, target: str, image_target: str,
+              where: str, overwrite: bool):
+    if up_to_date([target], overwrite):
+        link_image(image_file, image_target)
+        return "skipped", ""
+    height, width = read_image(image_file).shape[:2]
+    label, not_drawn = via.draw_label(image, height, width, classes, where)
+    write_label(target, label, palette=default_palette(len(classes.names)))
+    link_image(image_file, image_target)  # after its label: an image is never left without one
+    return "converted", str(not_drawn)  # counted for the report
+
+
+def prepare_via(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
+                paths: Optional[List[Path]] = None) -> PrepareReport:
+    """VIA's JSON (exported annotations or a saved project) -> the folder layout: each image's
+    regions drawn (`via.draw_label`), the image found beside the file (or anywhere below SRC) and
+    linked. A file in a folder makes that folder's split (train/, val/); one file at the top gives
+    images/ and labels/ not split yet, several there a split each."""
+    report = PrepareReport("folder", destination)
+    paths = via.find_via_files(source) if paths is None else paths
+    files = [via.read_via_file(path) for path in paths]
+    classes = via.semantic_classes(files)
+    images = ImageIndex(source, left_out=[destination])
+    names = [path.parent.name if path.parent != source else path.stem for path in paths]
+    splits = ["."] if len(paths) == 1 and paths[0].parent == source else names
+    tasks, targets = [], {}
+    for file, split in zip(files, splits):
+        split = dst_split(split, splits, report)
+        for image in file.images:
+            where = f"{file.path} ({image.filename})"
+            name = image.filename.replace("\\", "/").rsplit("/", 1)[-1]
+            beside = file.path.parent / name
+            try:
+                found = (beside, name) if beside.is_file() else images.find([name], where)
+            except DataError as error:
+                report.failures.append(str(error))
+                continue
+            if found is None:
+                report.failures.append(f"{where}: image not found beside {file.path.name} nor below {source} (VIA's "
+                                       f"JSON does not hold the image's size: the image is needed)")
+                continue
+            stem = Path(name).stem
+            if f"{split}/{stem}" in targets:
+                first = targets[f"{split}/{stem}"]
+                report.failures.append(f"{where}: a second image named {stem} (the first: {first}); keep one")
+                continue
+            targets[f"{split}/{stem}"] = where
+            tasks.append((image, str(found[0]), classes, str(destination / "labels" / split / (stem + ".png")),
+                          str(destination / "images" / split / name), where, overwrite))
+    write_classes_json(destination, {"classes": classes.names}, default_palette(len(classes.names)), overwrite)
+    outcomes = run_tasks(Guarded(_via_pair), tasks, workers, "VIA images", progress)
+    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
+    not_drawn = sum(int(message) for status, message in outcomes if status == "converted")
+    if not_drawn:
+        report.notes.append(f"{not_drawn} regions without area (polylines, points) or without a class not drawn")
+    origin = f"region attribute {classes.attribute!r}" if classes.attribute else \
+        f"the regions carry no attribute: all one class, {via.ONE_CLASS!r}"
+    report.notes.append(f"classes ({origin}): {', '.join(classes.names)} (pixels no region covers: "
+                        f"{classes.names[classes.background]})")
+    if splits == ["."]:
+        note_unsplit(report, destination, "the export")
+    return report
+
+
+# --------------------------------------------------------------------------------------------
 # Labelme: SRC/**/NAME.json beside (or pointing to) each image; the classes in SRC/labels.txt
 
 
@@ -852,7 +922,7 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
 def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
     """SRC into the folder layout at DST. An export of a labelling tool is read as the sections above
     say (CVAT's masks, Roboflow's masks; without a classes.json, CVAT's XML, Label Studio's JSON,
-    COCO-format files, labelme's files, a YOLO dataset); otherwise SRC has the folder layout
+    COCO-format files, VIA's JSON, labelme's files, a YOLO dataset); otherwise SRC has the folder layout
     (images/<split>/, labels/<split>/, classes.json; or <split>/images/, <split>/labels/; or images/
     and labels/ without split folders; masks/ for labels/) with labels that are colour images: each
     pixel's colour is its class's in the palette of classes.json, or one of its "ignore_colors"
@@ -877,6 +947,9 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
         annotation_files = coco.find_annotation_files(source)
         if annotation_files:
             return prepare_coco_json(source, destination, workers, overwrite, progress, annotation_files)
+        via_files = via.find_via_files(source)
+        if via_files:
+            return prepare_via(source, destination, workers, overwrite, progress, via_files)
         labelme_files = labelme.find_labelme_files(source)
         if labelme_files:
             return prepare_labelme(source, destination, workers, overwrite, progress, labelme_files)
@@ -890,9 +963,9 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
             raise FileNotFoundError(
                 f"{source}: none of the exports segnext reads (CVAT's or Datumaro's \"Segmentation mask\", CVAT's XML, "
                 f"Roboflow's \"Semantic Segmentation Masks\", COCO-format polygons or masks, Label Studio's JSON, "
-                f"labelme's files, a YOLO segmentation dataset, a Supervisely project; docs/datasets.md), nor colour "
-                f"masks in labels/ or masks/ with a classes.json. Export the labels in one of those formats, or "
-                f"point SRC at the folder that holds them")
+                f"the VGG Image Annotator's JSON, labelme's files, a YOLO segmentation dataset, a Supervisely project; "
+                f"docs/datasets.md), nor colour masks in labels/ or masks/ with a classes.json. Export the labels in "
+                f"one of those formats, or point SRC at the folder that holds them")
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}

