@@ -54,6 +54,11 @@ def test_one_nccl_process_trains_and_predict_and_eval_run_on_the_gpu(tmp_path):
                  str(tmp_path / "eval.json"), "--no-progress"]) == 0
     results = json.loads((tmp_path / "eval.json").read_text())
     assert results["num_images"] == 4 and results["mIoU"] is not None
+    # batched, with reading workers (eval's default on a GPU): the same pixels nearly everywhere
+    assert main(["eval", str(config), "--checkpoint", str(model), "--device", "cuda", "--batch-size", "4",
+                 "--workers", "2", "--out", str(tmp_path / "eval_batched.json"), "--no-progress"]) == 0
+    batched = np.array(json.loads((tmp_path / "eval_batched.json").read_text())["confusion"])
+    assert np.trace(batched) == pytest.approx(np.trace(np.array(results["confusion"])), rel=1e-3)
     # in mixed precision, as `predict --amp` runs it (eager and CUDA graphs): the same labels nearly everywhere
     for backend in ("eager", "cuda_graph"):
         assert main(["eval", str(config), "--checkpoint", str(model), "--device", "cuda", "--amp", "--backend",

@@ -80,6 +80,11 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     assert ("most confused (share of a class's pixels predicted as another): " in printed) == \
         bool((confusion - np.diag(np.diag(confusion))).sum())
     assert len(results["per_class"]) == 8 and results["checkpoint"] == str(checkpoint)
+    # images two to a forward pass, read by a worker process: the same scores
+    assert main(["eval", str(config_file), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "batched.json"),
+                 "--no-progress", "--flip", "--batch-size", "2", "--workers", "1"]) == 0
+    assert json.loads((tmp_path / "batched.json").read_text())["confusion"] == results["confusion"]
+    capsys.readouterr()
     model = segnext.create_model(checkpoint=work_dir / "final_model")
     assert model.num_classes == 8 and model.config.class_names[0] == "sky"
     assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",

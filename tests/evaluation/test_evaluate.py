@@ -77,13 +77,14 @@ class _Images:
 
     num_classes, ignore_index, class_names = 5, 255, ["a", "b", "c", "d", "e"]
 
-    def __init__(self, count=5):
+    def __init__(self, count=5, sizes=((24, 32),)):
         rng = np.random.default_rng(1)
         self.items = []
-        for _ in range(count):
-            label = rng.integers(0, 5, (24, 32)).astype(np.uint8)
+        for number in range(count):
+            size = sizes[number % len(sizes)]
+            label = rng.integers(0, 5, size).astype(np.uint8)
             label[:3] = 255
-            self.items.append({"image": rng.integers(0, 256, (24, 32, 3), dtype=np.uint8), "label": label})
+            self.items.append({"image": rng.integers(0, 256, (*size, 3), dtype=np.uint8), "label": label})
 
     def __len__(self):
         return len(self.items)
@@ -122,6 +123,19 @@ def test_evaluate_scores_every_prediction_and_shards_add_up(model):
     both = evaluate(model, dataset, config, also_first=2)
     assert both["mIoU"] == pytest.approx(results["mIoU"])
     assert both["first_images"]["mIoU"] == pytest.approx(first_two["mIoU"]) and both["first_images"]["num_images"] == 2
+
+
+def test_evaluate_in_batches_with_reading_workers_scores_the_same(model):
+    """Images of two sizes (so that groups of one size finish out of order), three to a forward pass,
+    read by two worker processes: the same confusion matrix and overlays as one image at a time."""
+    dataset = _Images(count=7, sizes=((24, 32), (40, 28)))
+    config = TestConfig(img_scale=(32, 24))
+    one_by_one = evaluate(model, dataset, config, keep_predictions=3)
+    batched = evaluate(model, dataset, config, keep_predictions=3, batch_size=3, workers=2)
+    assert torch.equal(batched["confusion"], one_by_one["confusion"]) and batched["num_images"] == 7
+    for kept, expected in zip(batched["predictions"], one_by_one["predictions"]):
+        assert all(np.array_equal(a, b) for a, b in zip(kept, expected))
+    assert [kept[0].shape for kept in batched["predictions"]] == [(24, 32, 3), (40, 28, 3), (24, 32, 3)]
 
 
 def test_results_json_and_the_trivial_baseline(tmp_path):

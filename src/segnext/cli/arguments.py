@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import os
 import sys
 from typing import Callable, Union
 
@@ -176,3 +177,24 @@ positive_float = _checked(float, lambda value: value > 0, "a number above 0")
 non_negative_float = _checked(float, lambda value: value >= 0, "a number of at least 0")
 unit_fraction = _checked(float, lambda value: 0 <= value <= 1, "a number from 0 to 1")
 port_number = _checked(int, lambda value: 1 <= value <= 65535, "a port number from 1 to 65535")
+
+
+def add_reading(parser) -> None:
+    """--batch-size and --workers: how `segnext predict` and `segnext eval` feed the model."""
+    parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N",
+                        help="images per forward pass (default 1); images are grouped by their size after the "
+                             "test resize, never padded, and each gets its single-image result")
+    parser.add_argument("--workers", type=non_negative_int, metavar="N",
+                        help="processes that read and resize images while the model runs; 0 reads in the main "
+                             "process (default: 0 on the CPU, where the model takes nearly all the time; 2 on a "
+                             "GPU, at most the CPU cores less one)")
+
+
+def default_workers(images: int, device_type: str) -> int:
+    """Reader processes: on a GPU two (decoding rarely takes longer than the model), never more
+    than the cores left beside the main process, none for a single image (starting one costs
+    more). On the CPU none: the model takes nearly all of an image's time there, and a reader takes
+    cores from it (measured in BENCHMARKS.md)."""
+    if device_type == "cpu":
+        return 0
+    return max(0, min(2, (os.cpu_count() or 1) - 1, images - 1))

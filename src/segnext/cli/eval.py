@@ -12,9 +12,11 @@ from ..constants import DEFAULT_METRIC_COLUMNS, PER_CLASS_METRICS
 from .arguments import (
     add_amp,
     add_backend,
+    add_reading,
     add_test_settings,
     amp_setting,
     backend_setting,
+    default_workers,
     positive_int,
     test_settings,
     with_examples,
@@ -61,6 +63,7 @@ def register(subparsers) -> None:
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: the config's train.threads)")
     add_backend(parser)
     add_amp(parser, "run the model (to see what it costs in mIoU)")
+    add_reading(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_test_settings(parser, default="the checkpoint's, else CONFIG's evaluation section")
     parser.set_defaults(func=run)
@@ -183,9 +186,11 @@ def run(args) -> int:
             if note:
                 print(f"segnext eval: note: {note}", file=sys.stderr)
         start = time.perf_counter()
+        count = min(len(dataset), args.max_images or len(dataset)) // env.world_size
+        workers = default_workers(count, env.device.type) if args.workers is None else args.workers
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, batch_size=args.batch_size, workers=workers)
         if env.is_main:
             write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split,
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,

@@ -18,7 +18,6 @@ processed, and the exit status is 1 at the end.
 from __future__ import annotations
 
 import glob
-import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -28,10 +27,11 @@ from .arguments import (
     add_amp,
     add_backend,
     add_nmf_seed,
+    add_reading,
     add_test_settings,
     amp_setting,
     backend_setting,
-    non_negative_int,
+    default_workers,
     positive_int,
     test_settings,
     unit_fraction,
@@ -74,13 +74,7 @@ def register(subparsers) -> None:
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
                            help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    run_group.add_argument("--batch-size", type=positive_int, default=1, metavar="N",
-                           help="images per forward pass (default 1); images are grouped by their size after the "
-                                "test resize, never padded, and each gets its single-image result")
-    run_group.add_argument("--workers", type=non_negative_int, metavar="N",
-                           help="processes that read and resize images while the model runs; 0 reads in the main "
-                                "process (default: 0 on the CPU, where the model takes nearly all the time; 2 on a "
-                                "GPU, at most the CPU cores less one)")
+    add_reading(run_group)
     add_amp(run_group, "run the model")
     run_group.add_argument("--threads", type=positive_int, help="torch / onnxruntime CPU threads")
     add_backend(run_group)
@@ -177,16 +171,6 @@ def _output_paths(target: Path, args) -> List[Path]:
 
 def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def default_workers(images: int, device_type: str) -> int:
-    """Reader processes: on a GPU two (decoding rarely takes longer than the model), never more
-    than the cores left beside the main process, none for a single image (starting one costs
-    more). On the CPU none: the model takes nearly all of an image's time there, and a reader takes
-    cores from it (measured in BENCHMARKS.md)."""
-    if device_type == "cpu":
-        return 0
-    return max(0, min(2, (os.cpu_count() or 1) - 1, images - 1))
 
 
 def run(args) -> int:

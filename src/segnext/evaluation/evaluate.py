@@ -1,6 +1,9 @@
-"""Evaluation as the official test loop: one image at a time through `segnext.inference.segment`,
+"""Evaluation as the official test loop: each image through `segnext.inference.segment_group`,
 predictions at the original label size, scored by `SegmentationMetric` (aAcc, mIoU, mAcc,
-per-class IoU/Acc).
+per-class IoU/Acc). One image at a time by default, as the official loop; `batch_size` groups
+images of one resized size into shared forward passes (each still gets its single-image labels),
+and `workers` read and resize the next images in other processes while the model runs, as
+`segnext predict` does.
 
 Several processes can share the work: each scores the images `rank, rank + world, ...` of the
 dataset, and `reduce` sums the confusion matrices over processes (for DistributedDataParallel:
@@ -16,9 +19,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from ..constants import PER_CLASS_METRICS
-from ..inference.segment import evaluation_mode, segment
+from ..inference.batching import batches_by_size
+from ..inference.preprocess import prepare
+from ..inference.segment import evaluation_mode, segment_group
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe
 from .metrics import SegmentationMetric, majority_class_miou
@@ -30,7 +36,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
              max_images: Optional[int] = None, device=None, shard: Tuple[int, int] = (0, 1),
              reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, progress: bool = False,
              keep_predictions: int = 0, also_first: Optional[int] = None,
-             memory_efficient: Optional[bool] = None) -> Dict[str, Any]:
+             memory_efficient: Optional[bool] = None, batch_size: int = 1, workers: int = 0) -> Dict[str, Any]:
     """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
@@ -42,6 +48,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     also_first: N -> also `first_images`, the metrics of the first N images alone (from the same
         pass), to compare with evaluations that used only those.
     memory_efficient: see `segnext.inference.segment` (the same labels; None: the device's choice).
+    batch_size: images of one resized size per forward pass (the same labels as one at a time).
+    workers: DataLoader processes that read and resize the next images (0: in this process).
     """
     num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
@@ -56,21 +64,32 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                if keep_predictions and len(indices) else [])
     kept: List[tuple] = []
     start = time.perf_counter()
-    iterator = indices
+    bar = None
     if progress and rank == 0:
         from tqdm import tqdm
 
-        iterator = tqdm(indices, desc="eval", unit="img", dynamic_ncols=True, leave=False)
+        bar = tqdm(total=len(indices), desc="eval", unit="img", dynamic_ncols=True, leave=False)
+    samples = DataLoader(_PreparedSamples(dataset, indices, config, keep_images=bool(keep)), batch_size=None,
+                         num_workers=workers, collate_fn=_as_is,
+                         generator=torch.Generator())  # its seed draw must not advance the global RNG
     with evaluation_mode(model):
-        for position, index in enumerate(iterator):
-            sample = dataset[index]
-            prediction = segment(model, sample["image"], config, device, memory_efficient=memory_efficient).cpu()
-            label = torch.from_numpy(np.asarray(sample["label"]).astype(np.int64))
-            metric.update(prediction, label)
-            if first is not None and index < also_first:
-                first.update(prediction, label)
-            if position in keep:
-                kept.append((sample["image"], np.asarray(sample["label"]), prediction.numpy().astype(np.uint8)))
+        for group in batches_by_size(((tag, image) for *tag, image in samples), batch_size):
+            predictions = segment_group(model, [image for _, image in group], config, device,
+                                        memory_efficient=memory_efficient)
+            for ((position, index, label), image), prediction in zip(group, predictions):
+                prediction = prediction.cpu()
+                label = torch.from_numpy(label.astype(np.int64))
+                metric.update(prediction, label)
+                if first is not None and index < also_first:
+                    first.update(prediction, label)
+                if position in keep:
+                    kept.append((position, image.rgb, label.numpy().astype(np.uint8),
+                                 prediction.numpy().astype(np.uint8)))
+            if bar is not None:
+                bar.update(len(group))
+    if bar is not None:
+        bar.close()
+    kept = [item[1:] for item in sorted(kept, key=lambda item: item[0])]  # groups may finish out of order
     if reduce is not None:
         for summed in (metric, first):
             if summed is not None:
@@ -85,6 +104,27 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     if keep_predictions:
         results["predictions"] = kept
     return results
+
+
+class _PreparedSamples(Dataset):
+    """The (position, index, label, prepared image) of each image to score (read and resized in a
+    worker process when there are workers)."""
+
+    def __init__(self, dataset, indices: Sequence[int], config: TestConfig, keep_images: bool):
+        self.dataset, self.indices, self.config, self.keep_images = dataset, list(indices), config, keep_images
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int):
+        sample = self.dataset[self.indices[position]]
+        image = prepare(sample["image"], self.config, keep_image=self.keep_images)
+        return position, self.indices[position], np.asarray(sample["label"]), image
+
+
+def _as_is(item):
+    """The DataLoader's collate function: images are grouped by size later, not by position."""
+    return item
 
 
 def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
