@@ -12,7 +12,9 @@ Where the numbers come from:
   inference latency; bfloat16 autocast is slower than float32 there (no AMX), so `train.amp` is off
   by default and bf16 only when asked for; the banded loss (resize + cross-entropy in bands of label
   rows that stay in the cache) is what makes the CPU step fast; test-time labels by the exact
-  label-only upsampling (`benchmarks/vs_mmseg.py`: faster than resize + argmax, and small).
+  label-only upsampling (`benchmarks/vs_mmseg.py`: faster than resize + argmax, and small). No
+  reading processes at test time: the model takes nearly all of an image's time, and a reader takes
+  cores from it (`benchmarks/bench_predict.py`).
 - cuda: one H200 (PyTorch 2.11, CUDA 13), recorded in BENCHMARKS.md: the training step in NCHW
   0.80x (T) / 0.82x (B) MMSegmentation's with fp16 autocast, in channels-last 0.91x / 0.98x, so NCHW;
   the optimized backend (the CPU one) was slower than eager (49 vs 43 ms, B at 1024x2048), so eager
@@ -22,12 +24,14 @@ Where the numbers come from:
   launch some fifteen small kernels per band (at 150 classes and 16 crops of 512x512, one label row
   a band: thousands a step). Test-time labels: the plain resize + argmax on the GPU, not the CPU's
   memory-efficient path (which copies the logits to the CPU and upsamples labels there), up to a
-  budget of full-resolution scores (`segnext.inference.segment.FULL_SCORES_BUDGET`).
+  budget of full-resolution scores (`segnext.inference.segment.FULL_SCORES_BUDGET`). Two reading
+  processes at test time (decoding rarely takes longer than the model; not yet measured there).
 - mps: not measured; PyTorch's defaults.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Dict
 
@@ -48,6 +52,8 @@ class DeviceDefaults:
     train_banded_loss: the training loss in bands of label rows (`loss.banded: null` follows it).
     memory_efficient_labels: test-time labels without full-resolution class scores
         (`segnext.inference.segment`; what `Segmenter` and `evaluate` do by default).
+    reading_workers: processes that read and resize the next images while the model runs
+        (`segnext predict`, `eval`, the evaluations during training); see `reading_workers`.
     """
 
     train_channels_last: bool
@@ -56,16 +62,25 @@ class DeviceDefaults:
     cudnn_benchmark: bool
     train_banded_loss: bool = False
     memory_efficient_labels: bool = False
+    reading_workers: int = 2
 
 
 DEVICE_DEFAULTS: Dict[str, DeviceDefaults] = {
     "cpu": DeviceDefaults(train_channels_last=True, train_amp_dtype="bf16", inference_backend="optimized",
-                          cudnn_benchmark=False, train_banded_loss=True, memory_efficient_labels=True),
+                          cudnn_benchmark=False, train_banded_loss=True, memory_efficient_labels=True,
+                          reading_workers=0),
     "cuda": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",
                            cudnn_benchmark=False),
     "mps": DeviceDefaults(train_channels_last=False, train_amp_dtype="fp16", inference_backend="eager",
                           cudnn_benchmark=False),
 }
+
+
+def reading_workers(images: int, device) -> int:
+    """The reading processes for `images` images on `device`: its table's number, never more than
+    the cores left beside the main process, none for a single image (starting one costs more)."""
+    wanted = device_defaults(device).reading_workers
+    return max(0, min(wanted, (os.cpu_count() or 1) - 1, images - 1))
 
 
 def device_defaults(device) -> DeviceDefaults:

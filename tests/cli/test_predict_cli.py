@@ -243,13 +243,13 @@ def test_amp_is_a_noted_no_op_on_the_cpu_and_refused_for_onnx(checkpoint_path, i
 
 
 def test_reader_processes_by_default_only_where_the_model_is_fast(monkeypatch):
-    from segnext.cli.predict import default_workers
+    from segnext.devices import reading_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert default_workers(100, "cpu") == 0  # the model takes nearly all the time on the CPU
-    assert default_workers(100, "cuda") == 2 and default_workers(1, "cuda") == 0 and default_workers(2, "mps") == 1
+    assert reading_workers(100, "cpu") == 0  # the model takes nearly all the time on the CPU
+    assert reading_workers(100, "cuda:1") == 2 and reading_workers(1, "cuda") == 0 and reading_workers(2, "mps") == 1
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert default_workers(100, "cuda") == 1  # a core stays with the main process
+    assert reading_workers(100, "cuda") == 1  # a core stays with the main process
 
 
 def test_a_full_disk_stops_prediction_naming_the_file_and_its_size(checkpoint_path, image_folder, tmp_path, capsys,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
-import os
 import sys
 from typing import Callable, Union
 
@@ -188,13 +187,3 @@ def add_reading(parser) -> None:
                         help="processes that read and resize images while the model runs; 0 reads in the main "
                              "process (default: 0 on the CPU, where the model takes nearly all the time; 2 on a "
                              "GPU, at most the CPU cores less one)")
-
-
-def default_workers(images: int, device_type: str) -> int:
-    """Reader processes: on a GPU two (decoding rarely takes longer than the model), never more
-    than the cores left beside the main process, none for a single image (starting one costs
-    more). On the CPU none: the model takes nearly all of an image's time there, and a reader takes
-    cores from it (measured in BENCHMARKS.md)."""
-    if device_type == "cpu":
-        return 0
-    return max(0, min(2, (os.cpu_count() or 1) - 1, images - 1))

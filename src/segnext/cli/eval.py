@@ -16,7 +16,6 @@ from .arguments import (
     add_test_settings,
     amp_setting,
     backend_setting,
-    default_workers,
     positive_int,
     test_settings,
     with_examples,
@@ -125,6 +124,7 @@ def training_note(source: str, config, split: str, *, onnx_metadata: Optional[di
 def run(args) -> int:
     import torch
 
+    from ..devices import reading_workers
     from ..evaluation import evaluate, format_results, most_confused, write_results
     from ..inference import OnnxModel
     from ..inference.backends import inference_model
@@ -187,7 +187,7 @@ def run(args) -> int:
                 print(f"segnext eval: note: {note}", file=sys.stderr)
         start = time.perf_counter()
         count = min(len(dataset), args.max_images or len(dataset)) // env.world_size
-        workers = default_workers(count, env.device.type) if args.workers is None else args.workers
+        workers = reading_workers(count, env.device) if args.workers is None else args.workers
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=not args.no_progress, batch_size=args.batch_size, workers=workers)

@@ -31,7 +31,6 @@ from .arguments import (
     add_test_settings,
     amp_setting,
     backend_setting,
-    default_workers,
     positive_int,
     test_settings,
     unit_fraction,
@@ -263,10 +262,11 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
 
     from tqdm import tqdm
 
+    from ..devices import reading_workers
     from ..inference.streaming import predict_files
     from ..utils import DiskFullError
 
-    workers = default_workers(len(images), segmenter.device.type) if args.workers is None else args.workers
+    workers = reading_workers(len(images), segmenter.device) if args.workers is None else args.workers
     failures: List[str] = []
     progress = tqdm(total=len(images), unit="img", disable=args.no_progress or len(images) < 2, file=sys.stderr)
     results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..compat import cpu_float16_autocast, grad_scaler
-from ..devices import device_defaults
+from ..devices import device_defaults, reading_workers
 from ..evaluation import evaluate, format_results, write_results
 from ..models import save_model, segmentation_loss
 from ..ops.strip_conv_grad import use_transposed_strip_grads
@@ -276,11 +276,14 @@ class Run:
     def evaluate(self, final: bool) -> Dict[str, Any]:
         env, evaluation = self.env, self.config.evaluation
         distributed.broadcast_buffers(self.model, env)  # everyone evaluates rank 0's BN statistics
+        max_images = None if final else evaluation.max_images
+        images = min(len(self.val_set), max_images or len(self.val_set)) // env.world_size
         results = evaluate(self.model, self.val_set, evaluation, num_classes=self.num_classes,
-                           max_images=None if final else evaluation.max_images, device=env.device,
+                           max_images=max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=self.progress, keep_predictions=evaluation.num_overlays if final else 0,
-                           also_first=evaluation.max_images if final else None)
+                           also_first=evaluation.max_images if final else None,
+                           workers=reading_workers(images, env.device))
         # "Best" compares like with like: when periodic evaluations score only the first max_images
         # images, the final one is ranked by its score on those same images.
         ranked = results.get("first_images", results)
