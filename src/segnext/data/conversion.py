@@ -78,6 +78,15 @@ def run_tasks(function: Callable, tasks: Sequence, workers: Optional[int], descr
     return results
 
 
+def run_counted_tasks(report: PrepareReport, convert: Callable, tasks: Sequence, workers: Optional[int],
+                      description: str, progress: bool = True) -> int:
+    """`run_tasks` of a converter whose note is a count (of the shapes it could not draw): the
+    outcomes added to `report`, the counts summed."""
+    outcomes = run_tasks(Guarded(convert), tasks, workers, description, progress)
+    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
+    return sum(int(message) for status, message in outcomes if status == "converted")
+
+
 class Guarded:
     """Run convert(*task) -> ("converted" | "skipped", note), turning the expected errors of one
     file into ("failed", message naming it). A class, not a closure, so the pool can pickle it."""

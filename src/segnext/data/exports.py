@@ -47,6 +47,7 @@ from .conversion import (
     describe_colours,
     link_folder,
     link_image,
+    run_counted_tasks,
     run_tasks,
     up_to_date,
     write_classes_json,
@@ -499,9 +500,7 @@ def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=Fa
         report.notes.append(f"no images below {source}: the labels are drawn anyway; export the dataset with its "
                             f"images, or put them in {destination / 'images'} under the same names")
     write_classes_json(destination, {"classes": classes.names}, classes.palette, overwrite)
-    outcomes = run_tasks(Guarded(_cvat_pair), tasks, workers, "CVAT images", progress)
-    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
-    not_drawn = sum(int(message) for status, message in outcomes if status == "converted")
+    not_drawn = run_counted_tasks(report, _cvat_pair, tasks, workers, "CVAT images", progress)
     if not_drawn:
         report.notes.append(f"{not_drawn} shapes without area (polylines, points, skeletons, cuboids) not drawn")
     report.notes.append(f"classes from {', '.join(map(str, paths))}: {', '.join(classes.names)} (pixels no shape "
@@ -565,9 +564,7 @@ def prepare_via(source: Path, destination: Path, workers=None, overwrite=False, 
             tasks.append((image, str(found[0]), classes, str(destination / "labels" / split / (stem + ".png")),
                           str(destination / "images" / split / name), where, overwrite))
     write_classes_json(destination, {"classes": classes.names}, default_palette(len(classes.names)), overwrite)
-    outcomes = run_tasks(Guarded(_via_pair), tasks, workers, "VIA images", progress)
-    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
-    not_drawn = sum(int(message) for status, message in outcomes if status == "converted")
+    not_drawn = run_counted_tasks(report, _via_pair, tasks, workers, "VIA images", progress)
     if not_drawn:
         report.notes.append(f"{not_drawn} regions without area (polylines, points) or without a class not drawn")
     origin = f"region attribute {classes.attribute!r}" if classes.attribute else \
@@ -840,9 +837,7 @@ def prepare_label_studio(source: Path, destination: Path, workers=None, overwrit
                       str(destination / "images" / split / (name + (image.suffix if image else ""))),
                       classes, palette, task.where, overwrite))
     write_classes_json(destination, {"classes": classes.names}, palette, overwrite)
-    outcomes = run_tasks(Guarded(_label_studio_pair), tasks, workers, "Label Studio tasks", progress)
-    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
-    not_drawn = sum(int(message) for status, message in outcomes if status == "converted")
+    not_drawn = run_counted_tasks(report, _label_studio_pair, tasks, workers, "Label Studio tasks", progress)
     if not_drawn:
         report.notes.append(f"{not_drawn} regions without area or without a label (keypoints, unlabelled shapes) "
                             f"not drawn")
@@ -903,9 +898,7 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
     if not tasks and not report.failures:
         raise FileNotFoundError(f"{source}: no annotation files in <dataset>/ann/ beside {supervisely.META_FILE}")
     write_classes_json(destination, {"classes": classes.names}, classes.palette, overwrite)
-    outcomes = run_tasks(Guarded(_supervisely_pair), tasks, workers, "Supervisely annotations", progress)
-    report.add([(status, "" if status == "converted" else message) for status, message in outcomes])
-    without_area = sum(int(message) for status, message in outcomes if status == "converted")
+    without_area = run_counted_tasks(report, _supervisely_pair, tasks, workers, "Supervisely annotations", progress)
     if without_area:
         report.notes.append(f"{without_area} objects without area (points, lines) not drawn")
     report.notes.append(f"classes from {source / supervisely.META_FILE}: {', '.join(classes.names)} (pixels no object "
