@@ -108,7 +108,7 @@ def read_export(path: Path) -> List[Task]:
             regions = None if annotation is None else _regions(annotation.get("result") or [], where)
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
         else:  # JSON-MIN: the data and the regions of each tag side by side
-            regions = _min_regions(task, where) if "annotation_id" in task or "annotator" in task else None
+            regions = _min_regions(task) if "annotation_id" in task or "annotator" in task else None
             data = task
         tasks.append(Task(task_id, where, image_reference(data), regions, bool(task.get("predictions"))))
     return tasks
@@ -143,7 +143,7 @@ def _regions(results: list, where: str) -> List[Region]:
     return [region for region in (_region(entry["value"], entry) for entry in merged.values()) if region]
 
 
-def _min_regions(task: dict, where: str) -> List[Region]:
+def _min_regions(task: dict) -> List[Region]:
     """The regions of a JSON-MIN task: the lists of values under each tag's name."""
     values = [v for key, items in task.items() if isinstance(items, list)
               for v in items if isinstance(v, dict) and _label_keys(v)]
