@@ -598,3 +598,38 @@ def test_a_folder_of_no_known_export_is_told_which_exports_are_read(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"none of the exports segnext reads \(CVAT's or Datumaro's "
                                                 r"\"Segmentation mask\", .* a Supervisely project; docs/datasets.md\)"):
         prepare("folder", tmp_path / "photos", tmp_path / "out", progress=False)
+
+
+def test_an_export_zip_as_downloaded_is_extracted_beside_it_and_read(tmp_path, capsys):
+    """Tools hand exports out as .zip files, often with one folder inside: `data prepare` takes the
+    .zip, extracts it beside itself (the converted dataset links to its images), and reads the
+    extraction again the next time; a member named with ".." stays inside."""
+    import zipfile
+
+    from segnext.data.conversion import extract_download
+
+    archive = tmp_path / "downloads/labelme_export.zip"
+    archive.parent.mkdir()
+    image = tmp_path / "a.png"
+    save_image(image, random_image(16, 24))
+    shapes = [_shape("car", [[0, 0], [4, 4]], "rectangle")]
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(image, "project-1/a.png")
+        zipped.writestr("project-1/a.json", json.dumps({"version": "5.5.0", "flags": {}, "shapes": shapes,
+                                                         "imagePath": "a.png", "imageData": None,
+                                                         "imageHeight": 16, "imageWidth": 24}))
+    destination = tmp_path / "my_dataset"
+    assert main(["data", "prepare", "folder", str(archive), str(destination), "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"extracted {archive} to {tmp_path / 'downloads/labelme_export'}" in out and "1 converted" in out
+    assert (destination / "images/a.png").resolve() == tmp_path / "downloads/labelme_export/project-1/a.png"
+    assert (read_label(destination / "labels/a.png")[:5, :5] == 1).all()
+    assert main(["data", "prepare", "folder", str(archive), str(destination), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"read {tmp_path / 'downloads/labelme_export'}, extracted from {archive} before" in out
+    assert "1 already done" in out
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zipped:
+        zipped.writestr("../../escaped.txt", "a member that would land outside")
+    folder, _ = extract_download(tmp_path / "evil.zip")
+    assert folder == tmp_path / "evil" and (folder / "escaped.txt").is_file()
+    assert not (tmp_path.parent / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()

@@ -45,7 +45,8 @@ def register(subparsers) -> None:
                         "segnext data prepare folder cvat_task_export data/my_dataset",
                         "segnext data prepare folder coco_polygons_export data/my_dataset"))
     prepare.add_argument("name", metavar="NAME")
-    prepare.add_argument("src", metavar="SRC", help="the downloaded dataset (see docs/datasets.md per NAME)")
+    prepare.add_argument("src", metavar="SRC", help="the downloaded dataset: a folder, or an export's .zip as "
+                                                    "downloaded (extracted beside it; see docs/datasets.md per NAME)")
     prepare.add_argument("dst", metavar="DST", help="the dataset root to write (may be SRC for cityscapes, "
                                                     "coco_stuff; the VOC folder for voc_aug / pascal_context)")
     prepare.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")

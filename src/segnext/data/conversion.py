@@ -153,6 +153,34 @@ class ImageIndex:
         return None
 
 
+def extract_download(archive: Path) -> Tuple[Path, str]:
+    """(the folder of a downloaded .zip, a note saying so): extracted beside it (EXPORT.zip ->
+    EXPORT/) the first time and read from there after, as the converted dataset links to its
+    images; the one folder it holds if it holds nothing else (exports often wrap theirs)."""
+    import zipfile
+
+    target = archive.with_suffix("")
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target}: a file where {archive} would be extracted; move it, or extract the "
+                              f"archive yourself and give the folder")
+    if target.is_dir():
+        note = f"read {target}, extracted from {archive} before"
+    else:
+        with zipfile.ZipFile(archive) as zipped:
+            needed = sum(member.file_size for member in zipped.infolist())
+            free = shutil.disk_usage(target.parent).free
+            if needed > free:
+                raise OSError(f"{archive}: extracting it needs {needed / 2 ** 30:.1f} GiB, {free / 2 ** 30:.1f} GiB "
+                              f"are free in {target.parent}")
+            partial = target.with_name(f".{target.name}.extracting")  # never taken for a whole extraction
+            shutil.rmtree(partial, ignore_errors=True)
+            zipped.extractall(partial)  # member names with "..", or absolute, stay inside (zipfile strips them)
+        partial.rename(target)
+        note = f"extracted {archive} to {target}"
+    entries = [p for p in target.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+    return (entries[0] if len(entries) == 1 and entries[0].is_dir() else target), note
+
+
 def link_image(image: Optional[str], image_target: str) -> None:
     """DST's image as a link to the export's (a copy where the file system has no links)."""
     if image is not None and not os.path.lexists(image_target):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -32,7 +33,15 @@ import numpy as np
 from ..constants import IGNORE_INDEX
 from ..utils import atomic_write
 from . import classes as C
-from .conversion import Guarded, PrepareReport, colours_to_ids, link_folder, run_tasks, up_to_date
+from .conversion import (
+    Guarded,
+    PrepareReport,
+    colours_to_ids,
+    extract_download,
+    link_folder,
+    run_tasks,
+    up_to_date,
+)
 from .datasets import DATASETS
 from .exports import prepare_folder
 from .io import DataError, read_image, read_label, write_label
@@ -422,6 +431,13 @@ def prepare(name: str, source, destination, workers: Optional[int] = None, overw
         raise ValueError(f"no converter for {name!r}; converters: {', '.join(PREPARERS)}. "
                          f"{', '.join(no_conversion)} are read as downloaded (see docs/datasets.md)")
     source, destination = Path(source).expanduser(), Path(destination).expanduser()
+    note = None
+    if source.is_file() and zipfile.is_zipfile(source):  # an export as downloaded
+        source, note = extract_download(source)
     if not source.is_dir():
-        raise FileNotFoundError(f"{source}: source folder not found")
-    return PREPARERS[name](source, destination, workers=workers, overwrite=overwrite, progress=progress)
+        raise FileNotFoundError(f"{source}: source folder not found" + (
+            " (a file, not a folder or a .zip: give the folder it belongs to)" if source.is_file() else ""))
+    report = PREPARERS[name](source, destination, workers=workers, overwrite=overwrite, progress=progress)
+    if note:
+        report.notes.insert(0, note)
+    return report
