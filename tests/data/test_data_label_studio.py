@@ -233,3 +233,29 @@ def test_the_brush_png_export_is_told_to_be_exported_as_json(tmp_path):
     with pytest.raises(FileNotFoundError, match="Label Studio's \"Brush labels to PNG\" export, a mask per region that "
                                                 "does not say which image it belongs to; export the project as JSON"):
         prepare("folder", source, tmp_path / "out", progress=False)
+
+
+def test_the_images_may_stay_in_label_studios_media_folder(tmp_path, capsys):
+    """`--images DIR`: an export downloaded alone finds its images in another folder (here Label
+    Studio's media/upload/), and DST's images link there; refused for exports that keep their images
+    in their own layout."""
+    source, media = tmp_path / "export", tmp_path / "label-studio/media"
+    save_image(media / "upload/3/0a1b2c3d-street.png", random_image(HEIGHT, WIDTH))
+    box = [result({"points": percent_polygon(0, 0, 4, 4), "polygonlabels": ["car"]}, "polygonlabels", "a")]
+    source.mkdir()
+    (source / "project-3.json").write_text(json.dumps([task(1, "/data/upload/3/0a1b2c3d-street.png",
+                                                             [annotation(box)])]))
+    assert main(["data", "prepare", "folder", str(source), str(tmp_path / "out"), "--images", str(media),
+                 "--workers", "1", "--no-progress"]) == 0
+    assert (tmp_path / "out/images/street.png").resolve() == media / "upload/3/0a1b2c3d-street.png"
+    assert (read_label(tmp_path / "out/labels/street.png")[:5, :5] == 1).all()
+    labelme_export = tmp_path / "labelme"
+    save_image(labelme_export / "a.png", random_image(HEIGHT, WIDTH))
+    (labelme_export / "a.json").write_text(json.dumps({"shapes": [], "imagePath": "a.png"}))
+    assert main(["data", "prepare", "folder", str(labelme_export), str(tmp_path / "out2"), "--images", str(media),
+                 "--no-progress"]) == 1
+    assert "only exports that name their images look for them elsewhere" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="--images nowhere: no such folder"):
+        prepare("folder", source, tmp_path / "out3", images="nowhere")
+    with pytest.raises(ValueError, match="--images is for `segnext data prepare folder`"):
+        prepare("camvid", source, tmp_path / "out3", images=media)

@@ -50,6 +50,10 @@ def register(subparsers) -> None:
     prepare.add_argument("dst", metavar="DST", help="the dataset root to write (may be SRC for cityscapes, "
                                                     "coco_stuff; the VOC folder for voc_aug / pascal_context)")
     prepare.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    prepare.add_argument("--images", metavar="DIR",
+                         help="folder: where the images are, for an export that names them without holding them "
+                              "(COCO-format files, CVAT's XML, Label Studio's JSON, VIA's JSON); e.g. Label Studio's "
+                              "media/upload folder. DST's images link to them")
     add_parallel_options(prepare)
     prepare.set_defaults(func=run_prepare)
 
@@ -144,7 +148,7 @@ def run_prepare(args) -> int:
     from ..data.prepare import prepare
 
     report = prepare(args.name, args.src, args.dst, workers=args.workers, overwrite=args.overwrite,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, images=args.images)
     _print_capped(report.notes, "note: ")
     print(f"{report.name}: {report.converted} converted, {report.skipped} already done, "
           f"{len(report.failures)} failed -> {report.destination}")

@@ -126,19 +126,25 @@ def link_folder(destination: Path, source: Path, name: str, report: PrepareRepor
 
 
 class ImageIndex:
-    """The images under a folder, found by a relative path or any ending of one (`photo.jpg`,
+    """The images under some folders, found by a relative path or any ending of one (`photo.jpg`,
     `seq1/photo.jpg`), as exports name them by a path of the machine that labelled them."""
 
-    def __init__(self, root: Path, left_out: Sequence[Path] = ()):
-        self.root = root
+    def __init__(self, roots: Sequence[Path], left_out: Sequence[Path] = ()):
+        self.roots = list(dict.fromkeys(roots))
         self.by_ending: Dict[str, List[Path]] = {}
         left_out = [p.resolve() for p in left_out]
-        for path in visible_entries(root, recursive=True):
-            if path.suffix.lower() in IMAGE_SUFFIXES and not any(p == path.resolve() or p in path.resolve().parents
-                                                                 for p in left_out):
-                parts = path.relative_to(root).parts
-                for start in range(len(parts)):
-                    self.by_ending.setdefault("/".join(parts[start:]), []).append(path)
+        for root in self.roots:
+            for path in visible_entries(root, recursive=True) if root.is_dir() else []:
+                if path.suffix.lower() in IMAGE_SUFFIXES and not any(p == path.resolve() or p in path.resolve().parents
+                                                                     for p in left_out):
+                    parts = path.relative_to(root).parts
+                    for start in range(len(parts)):
+                        found = self.by_ending.setdefault("/".join(parts[start:]), [])
+                        if path not in found:  # one folder inside another: the same image once
+                            found.append(path)
+
+    def describe(self) -> str:
+        return " or ".join(str(root) for root in self.roots)
 
     def find(self, names: Sequence[str], where: str) -> Optional[Tuple[Path, str]]:
         """(the one image whose path ends with the first of `names` (most specific first) that any
@@ -146,7 +152,7 @@ class ImageIndex:
         for name in names:
             found = self.by_ending.get(name, [])
             if len(found) > 1:
-                raise DataError(f"{where}: {len(found)} images under {self.root} end with {name} "
+                raise DataError(f"{where}: {len(found)} images under {self.describe()} end with {name} "
                                 f"({', '.join(str(p) for p in found[:3])}); keep one")
             if found:
                 return found[0], name

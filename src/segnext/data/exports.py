@@ -378,7 +378,7 @@ def _coco_pair(annotations: list, width: Optional[int], height: Optional[int], c
 
 
 def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
-                      paths: Optional[List[Path]] = None) -> PrepareReport:
+                      paths: Optional[List[Path]] = None, image_folder: Optional[Path] = None) -> PrepareReport:
     """COCO-format annotation files (polygons or run-length masks) -> the folder layout: one split per
     file (see `_coco_subset`), each object drawn in its class over a background class
     (`coco.draw_label`), images linked. Images without any region are left out: a tool exports
@@ -393,8 +393,9 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     subsets = [_coco_subset(path, source) for path in paths]
     splits = [_coco_split(subset, path, paths) for subset, path in zip(subsets, paths)]
     for path, annotation_file, subset, split in zip(paths, files, subsets, splits):
+        elsewhere = [image_folder / subset, image_folder] if image_folder else []
         roots = list(dict.fromkeys([source / "images" / subset, source / "images", path.parent, source / subset,
-                                    source]))
+                                    source] + elsewhere))
         wanted += [(path, dst_split(split, splits, report), image, _find_coco_image(image.file_name, roots))
                    for image in annotation_file.images if image.annotations]
     if not wanted:
@@ -410,7 +411,8 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
     for path, split, image, found in wanted:
         where = f"{path} ({image.file_name})"
         if found is None and with_images:
-            report.failures.append(f"{where}: image not found beside the annotations, in images/ or images/<split>/")
+            report.failures.append(f"{where}: image not found beside the annotations, in images/ or images/<split>/"
+                                   + (f", nor in {image_folder}" if image_folder else ""))
             continue
         name = found[1] if found else Path(image.file_name.replace("\\", "/")).with_suffix("").name
         tasks.append((image.annotations, image.width, image.height, classes,
@@ -456,7 +458,7 @@ def _cvat_pair(image: cvat.CvatImage, classes: cvat.SemanticClasses, image_file:
 
 
 def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
-                     paths: Optional[List[Path]] = None) -> PrepareReport:
+                     paths: Optional[List[Path]] = None, image_folder: Optional[Path] = None) -> PrepareReport:
     """CVAT's XML ("CVAT for images 1.1") -> the folder layout: each image's shapes drawn
     (`cvat.draw_label`) in the labels' colours, its image found in SRC/images/<subset>/, SRC/images/
     or anywhere below SRC, and linked. A split per subset (a task's `default` alone: images/ and
@@ -466,7 +468,7 @@ def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=Fa
     paths = cvat.find_export_files(source) if paths is None else paths
     exports = [cvat.read_export(path) for path in paths]
     classes = cvat.semantic_classes(exports, default_palette(256))
-    images = ImageIndex(source, left_out=[destination])
+    images = ImageIndex([source] + ([image_folder] if image_folder else []), left_out=[destination])
     wanted = [(export, image) for export in exports for image in export.images]
     subsets = sorted({image.subset for _, image in wanted})
     tasks, targets = [], {}
@@ -486,7 +488,8 @@ def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=Fa
             continue
         targets[f"{split}/{stem}"] = where
         if found is None and images.by_ending:
-            report.failures.append(f"{where}: image not found in images/{image.subset}/, images/ or below {source}")
+            report.failures.append(f"{where}: image not found in images/{image.subset}/, images/ or below "
+                                   f"{images.describe()}")
             continue
         suffix = found[0].suffix if found else Path(name).suffix
         tasks.append((image, classes, None if found is None else str(found[0]),
@@ -497,8 +500,9 @@ def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=Fa
             " but tracks: export the task as \"CVAT for images 1.1\" (it writes each frame's shapes, the tracks' "
             "too), not \"CVAT for video\"" if any(e.tracks for e in exports) else ""))
     if not images.by_ending:
-        report.notes.append(f"no images below {source}: the labels are drawn anyway; export the dataset with its "
-                            f"images, or put them in {destination / 'images'} under the same names")
+        report.notes.append(f"no images below {images.describe()}: the labels are drawn anyway; export the dataset "
+                            f"with its images, give their folder with --images, or put them in "
+                            f"{destination / 'images'} under the same names")
     write_classes_json(destination, {"classes": classes.names}, classes.palette, overwrite)
     not_drawn = run_counted_tasks(report, _cvat_pair, tasks, workers, "CVAT images", progress)
     if not_drawn:
@@ -527,7 +531,7 @@ def _via_pair(image: via.ViaImage, image_file: str, classes: via.SemanticClasses
 
 
 def prepare_via(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
-                paths: Optional[List[Path]] = None) -> PrepareReport:
+                paths: Optional[List[Path]] = None, image_folder: Optional[Path] = None) -> PrepareReport:
     """VIA's JSON (exported annotations or a saved project) -> the folder layout: each image's
     regions drawn (`via.draw_label`), the image found beside the file (or anywhere below SRC) and
     linked. A file in a folder makes that folder's split (train/, val/); one file at the top gives
@@ -536,7 +540,7 @@ def prepare_via(source: Path, destination: Path, workers=None, overwrite=False, 
     paths = via.find_via_files(source) if paths is None else paths
     files = [via.read_via_file(path) for path in paths]
     classes = via.semantic_classes(files)
-    images = ImageIndex(source, left_out=[destination])
+    images = ImageIndex([source] + ([image_folder] if image_folder else []), left_out=[destination])
     names = [path.parent.name if path.parent != source else path.stem for path in paths]
     splits = ["."] if len(paths) == 1 and paths[0].parent == source else names
     tasks, targets = [], {}
@@ -552,8 +556,9 @@ def prepare_via(source: Path, destination: Path, workers=None, overwrite=False, 
                 report.failures.append(str(error))
                 continue
             if found is None:
-                report.failures.append(f"{where}: image not found beside {file.path.name} nor below {source} (VIA's "
-                                       f"JSON does not hold the image's size: the image is needed)")
+                report.failures.append(f"{where}: image not found beside {file.path.name} nor below "
+                                       f"{images.describe()} (VIA's JSON does not hold the image's size: the image "
+                                       f"is needed)")
                 continue
             stem = Path(name).stem
             if f"{split}/{stem}" in targets:
@@ -776,7 +781,7 @@ def _label_studio_names(task: label_studio.Task, names: List[str], found: Option
 
 
 def prepare_label_studio(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
-                         paths: Optional[List[Path]] = None) -> PrepareReport:
+                         paths: Optional[List[Path]] = None, image_folder: Optional[Path] = None) -> PrepareReport:
     """Label Studio's JSON or JSON-MIN exports -> the folder layout: each task's regions drawn
     (`label_studio.draw_label`), its image found anywhere under SRC (by the path Label Studio
     keeps, or its upload name with or without Label Studio's prefix) and linked. One export gives
@@ -788,7 +793,7 @@ def prepare_label_studio(source: Path, destination: Path, workers=None, overwrit
     tasks_of_all = [task for _, tasks in exports for task in tasks]
     classes = label_studio.semantic_classes(tasks_of_all)
     palette = default_palette(len(classes.names))
-    images = ImageIndex(source, left_out=[destination])
+    images = ImageIndex([source] + ([image_folder] if image_folder else []), left_out=[destination])
     splits = ["."] if len(paths) == 1 else [path.stem for path in paths]
     wanted = []  # (task, split, its image or None, its name in DST)
     targets, tasks_of_image = {}, {}  # the task of each name in DST, of each image
@@ -824,12 +829,14 @@ def prepare_label_studio(source: Path, destination: Path, workers=None, overwrit
                                 f"images in Label Studio, submit them and export again")
     with_images = any(image for _, _, image, _ in wanted)
     if not with_images:
-        report.notes.append(f"no image of {', '.join(map(str, paths))} was found under {source}: the labels are "
-                            f"drawn anyway; put the images in {destination / 'images'} under the same names")
+        report.notes.append(f"no image of {', '.join(map(str, paths))} was found under {images.describe()}: the "
+                            f"labels are drawn anyway; give the images' folder with --images, or put them in "
+                            f"{destination / 'images'} under the same names")
     tasks = []
     for task, split, image, name in wanted:
         if image is None and with_images:
-            report.failures.append(f"{task.where}: its image {task.image} is not under {source} (by its path, its "
+            report.failures.append(f"{task.where}: its image {task.image} is not under {images.describe()} (by its "
+                                   f"path, its "
                                    f"name, or its name without Label Studio's upload prefix)")
             continue
         tasks.append((task.regions, None if image is None else str(image),
@@ -912,7 +919,16 @@ def prepare_supervisely(source: Path, destination: Path, workers=None, overwrite
 # The entry: what SRC holds decides the reading
 
 
-def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True) -> PrepareReport:
+def _images_beside(source: Path, image_folder: Optional[Path]) -> None:
+    """Refuse an image folder given for an export that keeps its images in its own layout."""
+    if image_folder is not None:
+        raise ValueError(f"--images {image_folder}: only exports that name their images look for them elsewhere "
+                         f"(COCO-format files, CVAT's XML, Label Studio's JSON, VIA's JSON); {source} is none of "
+                         f"those: put the images where its format has them (docs/datasets.md)")
+
+
+def prepare_folder(source: Path, destination: Path, workers=None, overwrite=False, progress=True,
+                   image_folder: Optional[Path] = None) -> PrepareReport:
     """SRC into the folder layout at DST. An export of a labelling tool is read as the sections above
     say (CVAT's masks, Roboflow's masks; without a classes.json, CVAT's XML, Label Studio's JSON,
     COCO-format files, VIA's JSON, labelme's files, a YOLO dataset); otherwise SRC has the folder layout
@@ -925,24 +941,29 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
         raise ValueError(f"{destination}: DST must be another folder than SRC (the colour masks stay as they are; "
                          f"the class-id labels go to DST/labels, the images are linked)")
     if (source / VOC_EXPORT_MASKS).is_dir():
+        _images_beside(source, image_folder)
         return prepare_voc_export(source, destination, workers, overwrite, progress)
     if supervisely.is_project(source):
+        _images_beside(source, image_folder)
         return prepare_supervisely(source, destination, workers, overwrite, progress)
     if any(source.glob(f"*/{ROBOFLOW_CLASSES}")):
+        _images_beside(source, image_folder)
         return prepare_roboflow_masks(source, destination, workers, overwrite, progress)
     if not (source / "classes.json").is_file():  # no palette: an export whose files name the classes?
         cvat_files = cvat.find_export_files(source)
         if cvat_files:
-            return prepare_cvat_xml(source, destination, workers, overwrite, progress, cvat_files)
+            return prepare_cvat_xml(source, destination, workers, overwrite, progress, cvat_files, image_folder)
         label_studio_files = label_studio.find_export_files(source)
         if label_studio_files:
-            return prepare_label_studio(source, destination, workers, overwrite, progress, label_studio_files)
+            return prepare_label_studio(source, destination, workers, overwrite, progress, label_studio_files,
+                                        image_folder)
         annotation_files = coco.find_annotation_files(source)
         if annotation_files:
-            return prepare_coco_json(source, destination, workers, overwrite, progress, annotation_files)
+            return prepare_coco_json(source, destination, workers, overwrite, progress, annotation_files, image_folder)
         via_files = via.find_via_files(source)
         if via_files:
-            return prepare_via(source, destination, workers, overwrite, progress, via_files)
+            return prepare_via(source, destination, workers, overwrite, progress, via_files, image_folder)
+        _images_beside(source, image_folder)
         labelme_files = labelme.find_labelme_files(source)
         if labelme_files:
             return prepare_labelme(source, destination, workers, overwrite, progress, labelme_files)
@@ -959,6 +980,7 @@ def prepare_folder(source: Path, destination: Path, workers=None, overwrite=Fals
                 f"the VGG Image Annotator's JSON, labelme's files, a YOLO segmentation dataset, a Supervisely project; "
                 f"docs/datasets.md), nor colour masks in labels/ or masks/ with a classes.json. Export the labels in "
                 f"one of those formats, or point SRC at the folder that holds them")
+    _images_beside(source, image_folder)
     meta, palette, ignore_colours = read_colour_classes(source / "classes.json")
     report = PrepareReport("folder", destination)
     tasks, first_mask = [], {}

@@ -424,8 +424,9 @@ PREPARERS = {
 
 
 def prepare(name: str, source, destination, workers: Optional[int] = None, overwrite: bool = False,
-            progress: bool = True) -> PrepareReport:
-    """Convert dataset `name` from `source` (what users download) into `destination`."""
+            progress: bool = True, images=None) -> PrepareReport:
+    """Convert dataset `name` from `source` (what users download) into `destination`. `images`: for
+    `folder`, another folder where an export's images are (an export that names them without them)."""
     if name not in PREPARERS:
         no_conversion = [n for n in DATASETS if n not in PREPARERS]
         raise ValueError(f"no converter for {name!r}; converters: {', '.join(PREPARERS)}. "
@@ -437,7 +438,15 @@ def prepare(name: str, source, destination, workers: Optional[int] = None, overw
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: source folder not found" + (
             " (a file, not a folder or a .zip: give the folder it belongs to)" if source.is_file() else ""))
-    report = PREPARERS[name](source, destination, workers=workers, overwrite=overwrite, progress=progress)
+    extra = {}
+    if images is not None:
+        if name != "folder":
+            raise ValueError(f"--images is for `segnext data prepare folder` (exports that name their images); "
+                             f"{name} has its images in its own layout")
+        extra["image_folder"] = Path(images).expanduser()
+        if not extra["image_folder"].is_dir():
+            raise FileNotFoundError(f"--images {images}: no such folder")
+    report = PREPARERS[name](source, destination, workers=workers, overwrite=overwrite, progress=progress, **extra)
     if note:
         report.notes.insert(0, note)
     return report
