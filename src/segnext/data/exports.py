@@ -148,6 +148,12 @@ def dst_split(name: str, names: Sequence[str], report: Optional[PrepareReport] =
     return target
 
 
+def note_without_images(report: PrepareReport, export: str, searched: str, destination: Path) -> None:
+    """The report's note for an export none of whose images was found: its labels are drawn anyway."""
+    report.notes.append(f"no image of {export} was found {searched}: the labels are drawn anyway; give the images' "
+                        f"folder with --images, or put them in {destination / 'images'} under the same names")
+
+
 def note_unsplit(report: PrepareReport, destination: Path, what: str) -> None:
     """The report's note for an export of no train/val split: how to hold out whole sequences."""
     report.notes.append(f"{what} has no train and val splits: hold out whole sequences or sessions with "
@@ -404,9 +410,8 @@ def prepare_coco_json(source: Path, destination: Path, workers=None, overwrite=F
                                 f"project labelled with polygons, masks or brushes")
     with_images = any(found for *_, found in wanted)
     if not with_images:
-        report.notes.append(f"no image of {', '.join(map(str, paths))} was found beside it, in images/ or in "
-                            f"images/<split>/: the labels are drawn anyway; put the images in "
-                            f"{destination / 'images'} under the same names")
+        note_without_images(report, ", ".join(map(str, paths)), "beside it, in images/ or in images/<split>/",
+                            destination)
     tasks = []
     for path, split, image, found in wanted:
         where = f"{path} ({image.file_name})"
@@ -500,9 +505,8 @@ def prepare_cvat_xml(source: Path, destination: Path, workers=None, overwrite=Fa
             " but tracks: export the task as \"CVAT for images 1.1\" (it writes each frame's shapes, the tracks' "
             "too), not \"CVAT for video\"" if any(e.tracks for e in exports) else ""))
     if not images.by_ending:
-        report.notes.append(f"no images below {images.describe()}: the labels are drawn anyway; export the dataset "
-                            f"with its images, give their folder with --images, or put them in "
-                            f"{destination / 'images'} under the same names")
+        note_without_images(report, ", ".join(map(str, paths)), f"under {images.describe()} (export the dataset "
+                            f"with its images)", destination)
     write_classes_json(destination, {"classes": classes.names}, classes.palette, overwrite)
     not_drawn = run_counted_tasks(report, _cvat_pair, tasks, workers, "CVAT images", progress)
     if not_drawn:
@@ -829,15 +833,12 @@ def prepare_label_studio(source: Path, destination: Path, workers=None, overwrit
                                 f"images in Label Studio, submit them and export again")
     with_images = any(image for _, _, image, _ in wanted)
     if not with_images:
-        report.notes.append(f"no image of {', '.join(map(str, paths))} was found under {images.describe()}: the "
-                            f"labels are drawn anyway; give the images' folder with --images, or put them in "
-                            f"{destination / 'images'} under the same names")
+        note_without_images(report, ", ".join(map(str, paths)), f"under {images.describe()}", destination)
     tasks = []
     for task, split, image, name in wanted:
         if image is None and with_images:
             report.failures.append(f"{task.where}: its image {task.image} is not under {images.describe()} (by its "
-                                   f"path, its "
-                                   f"name, or its name without Label Studio's upload prefix)")
+                                   f"path, its name, or its name without Label Studio's upload prefix)")
             continue
         tasks.append((task.regions, None if image is None else str(image),
                       str(destination / "labels" / split / (name + ".png")),
