@@ -10,7 +10,7 @@ import pytest
 from synthetic_data import random_image, save_image
 
 from segnext.cli.main import main
-from segnext.data import build_dataset
+from segnext.data import build_dataset, read_label
 from segnext.data.prepare import prepare
 
 pytest.importorskip("pycocotools", reason="CVAT's polygons are drawn with pycocotools (pip install pycocotools)")
@@ -120,3 +120,15 @@ def test_cvat_problems_are_named(tmp_path):
                                                                "labels (background, road, car, sign)" in failures
     assert "a mask's run lengths add up to 3, not its 4x4 box" in failures
     assert f"{source / 'c.png'}: 25x40 pixels (EXIF orientation applied), but" in failures
+
+
+def test_an_annotations_xml_without_its_images_is_drawn_anyway(tmp_path):
+    source = tmp_path / "annotations_only"
+    source.mkdir()
+    box = '<box label="car" source="manual" occluded="0" xtl="0" ytl="0" xbr="4" ybr="4" z_order="0"/>'
+    (source / "annotations.xml").write_text(annotations_xml(
+        f'<image id="0" name="frames/a.png" width="{WIDTH}" height="{HEIGHT}">{box}</image>'))
+    report = prepare("folder", source, tmp_path / "out", workers=1, progress=False)
+    assert report.converted == 1 and any("the labels are drawn anyway; give the images' folder with --images" in note
+                                         for note in report.notes)
+    assert (read_label(tmp_path / "out/labels/frames/a.png")[1:4, 1:4] == 2).all()
