@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..constants import PER_CLASS_METRICS
-from ..inference.batching import batches_by_size
+from ..inference.batching import as_is, batches_by_size
 from ..inference.preprocess import prepare
 from ..inference.segment import evaluation_mode, segment_group
 from ..inference.settings import TestConfig
@@ -69,8 +69,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
         from tqdm import tqdm
 
         bar = tqdm(total=len(indices), desc="eval", unit="img", dynamic_ncols=True, leave=False)
-    samples = DataLoader(_PreparedSamples(dataset, indices, config, keep_images=bool(keep)), batch_size=None,
-                         num_workers=workers, collate_fn=_as_is,
+    samples = DataLoader(_PreparedSamples(dataset, indices, config, keep), batch_size=None,
+                         num_workers=workers, collate_fn=as_is,
                          generator=torch.Generator())  # its seed draw must not advance the global RNG
     with evaluation_mode(model):
         for group in batches_by_size(((tag, image) for *tag, image in samples), batch_size):
@@ -108,23 +108,18 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
 
 class _PreparedSamples(Dataset):
     """The (position, index, label, prepared image) of each image to score (read and resized in a
-    worker process when there are workers)."""
+    worker process when there are workers); the images at the positions `kept` keep their pixels."""
 
-    def __init__(self, dataset, indices: Sequence[int], config: TestConfig, keep_images: bool):
-        self.dataset, self.indices, self.config, self.keep_images = dataset, list(indices), config, keep_images
+    def __init__(self, dataset, indices: Sequence[int], config: TestConfig, kept: Set[int]):
+        self.dataset, self.indices, self.config, self.kept = dataset, list(indices), config, kept
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, position: int):
         sample = self.dataset[self.indices[position]]
-        image = prepare(sample["image"], self.config, keep_image=self.keep_images)
+        image = prepare(sample["image"], self.config, keep_image=position in self.kept)
         return position, self.indices[position], np.asarray(sample["label"]), image
-
-
-def _as_is(item):
-    """The DataLoader's collate function: images are grouped by size later, not by position."""
-    return item
 
 
 def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:

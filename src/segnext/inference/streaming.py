@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .batching import batches_by_size
+from .batching import as_is, batches_by_size
 from .preprocess import prepare
 from .segmenter import Segmenter
 from .settings import TestConfig
@@ -61,11 +61,6 @@ class _PreparedFiles(Dataset):
             return index, _ReadError(_one_line(error, self.paths[index]))
 
 
-def _as_is(item):
-    """The DataLoader's collate function: items are batched by size later, not by position."""
-    return item
-
-
 def _one_line(error: BaseException, path: Path) -> str:
     text = str(error).strip()
     message = text.splitlines()[0] if text else type(error).__name__
@@ -89,7 +84,7 @@ def predict_files(segmenter: Segmenter, paths: Sequence[Union[str, Path]], *, ba
         raise ValueError(f"workers must be 0 or more, got {workers}")
     paths = [Path(path) for path in paths]
     loader = DataLoader(_PreparedFiles(paths, segmenter.test_config, keep_images), batch_size=None, shuffle=False,
-                        num_workers=workers, collate_fn=_as_is,
+                        num_workers=workers, collate_fn=as_is,
                         generator=torch.Generator())  # its seed draw must not advance the global RNG
     unreadable: List[FilePrediction] = []
 
