@@ -317,6 +317,14 @@ def test_label_studio_predictions_read_back_as_the_labels_predicted(checkpoint_p
                                                    for name in ("a.png", "b.jpg", "sub/c.png")]
     result = tasks[0]["predictions"][0]["result"][0]
     assert (result["type"], result["from_name"], result["to_name"]) == ("brushlabels", "tag", "image")
+    # images in cloud storage: their URL is the storage's and their path below the folder given
+    assert main(["predict", "-c", str(checkpoint_path), "images", "--out", "out", "--label-studio", "cloud.json",
+                 "--label-studio-url", "s3://bucket/photos/", *FAST]) == 1
+    assert "the images at s3://bucket/photos/" in capsys.readouterr().err
+    assert [t["data"]["image"] for t in json.loads((tmp_path / "cloud.json").read_text())] == [
+        "s3://bucket/photos/a.png", "s3://bucket/photos/b.jpg", "s3://bucket/photos/sub/c.png"]
+    assert main(["predict", "-c", str(checkpoint_path), "images", "--label-studio-url", "s3://bucket", *FAST]) == 1
+    assert "--label-studio-url names the images of --label-studio FILE" in capsys.readouterr().err
     config = (tmp_path / "tasks.xml").read_text()
     assert config.count("<Label value=") == 150 and '<Label value="wall" background="#787878"/>' in config
     assert '<BrushLabels name="tag" toName="image">' in config and '<Image name="image" value="$image"' in config

@@ -68,7 +68,11 @@ def register(subparsers) -> None:
                         help="also write every image as a Label Studio task with the labels as its predictions (a "
                              "brush per class; a background class left out), and FILE's .xml beside it: the "
                              "labelling interface of the classes. Images are named as local files below the "
-                             "current folder (Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
+                             "current folder (Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT), or with "
+                             "--label-studio-url")
+    parser.add_argument("--label-studio-url", metavar="URL",
+                        help="--label-studio names each image URL + its path below the folder given (cloud storage "
+                             "Label Studio reads: s3://bucket/photos, gs://..., https://host/photos)")
     add_test_settings(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
@@ -212,6 +216,8 @@ def run(args) -> int:
         check_can_write_file(args.coco, replaces=".json")
     if args.label_studio:
         check_can_write_file(args.label_studio, replaces=".json")
+    elif args.label_studio_url:
+        raise ValueError("--label-studio-url names the images of --label-studio FILE; add --label-studio tasks.json")
     check_inputs_kept(images, out_dir, args)
 
     if args.onnx:
@@ -232,7 +238,8 @@ def run(args) -> int:
 
     collectors = ([CocoPredictions(segmenter.class_names, Path(args.coco))] if args.coco else []) + (
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
-                                Path(args.checkpoint or args.onnx).name)] if args.label_studio else [])
+                                Path(args.checkpoint or args.onnx).name, args.label_studio_url)]
+        if args.label_studio else [])
     failures = _predict_images(args, segmenter, images, out_dir, collectors) if images else []
     for collector in collectors:
         print(collector.write() + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
@@ -350,26 +357,30 @@ class CocoPredictions:
 
 class LabelStudioPredictions:
     """The label maps of a run as Label Studio tasks with predictions (`--label-studio`): per image a
-    brush per class, the image named as a local file below the current folder; and the labelling
-    interface of the classes beside them."""
+    brush per class, the image named as a local file below the current folder (or `url` + its path
+    below the folder given); and the labelling interface of the classes beside them."""
 
-    def __init__(self, class_names, palette, path: Path, model_version: str):
+    def __init__(self, class_names, palette, path: Path, model_version: str, url: Optional[str] = None):
         from ..data.formats import coco, label_studio
 
         self.format, self.class_names, self.palette, self.path = label_studio, list(class_names), palette, path
         self.skipped = coco.background_classes(self.class_names)
-        self.model_version = model_version
+        self.model_version, self.url = model_version, url
         self.tasks: List[dict] = []
 
     def add(self, image: Path, file_name: str, labels) -> None:
         from urllib.parse import quote
 
-        absolute = image.resolve()
-        try:
-            local = absolute.relative_to(Path.cwd().resolve()).as_posix()
-        except ValueError:  # outside the current folder: its path from the root
-            local = absolute.as_posix().lstrip("/")
-        self.tasks.append({"data": {"image": self.format.LOCAL_FILES_URL + quote(local, safe="/")}, "predictions": [
+        if self.url:
+            reference = self.url.rstrip("/") + "/" + quote(file_name, safe="/")
+        else:
+            absolute = image.resolve()
+            try:
+                local = absolute.relative_to(Path.cwd().resolve()).as_posix()
+            except ValueError:  # outside the current folder: its path from the root
+                local = absolute.as_posix().lstrip("/")
+            reference = self.format.LOCAL_FILES_URL + quote(local, safe="/")
+        self.tasks.append({"data": {"image": reference}, "predictions": [
             {"model_version": self.model_version,
              "result": self.format.label_results(labels, self.class_names, self.skipped)}]})
 
@@ -382,9 +393,11 @@ class LabelStudioPredictions:
         atomic_write(self.path, lambda temporary: temporary.write_text(json.dumps(self.tasks) + "\n"))
         atomic_write(config, lambda temporary: temporary.write_text(
             self.format.label_config(self.class_names, self.palette, self.skipped)))
+        serve = f"the images at {self.url}" if self.url else (
+            f"serve the images with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
+            f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={Path.cwd()}")
         return (f"wrote {self.path}: {len(self.tasks)} Label Studio task(s) with predictions, and {config}: their "
-                f"labelling interface (Settings > Labeling Interface > Code); serve the images with "
-                f"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={Path.cwd()}")
+                f"labelling interface (Settings > Labeling Interface > Code); {serve}")
 
 
 def write_array(path: Path, array) -> None:
