@@ -90,3 +90,7 @@ def test_which_attribute_is_the_class_must_be_clear(tmp_path):
     with pytest.raises(DataError, match="which region attribute is the class\\? Its regions have colour, "
                                         "shape_kind; name the class's attribute \"class\" in VIA"):
         prepare("folder", source, tmp_path / "out", progress=False)
+    (source / "via_export_json.json").write_text(json.dumps(entry("a.png", [
+        region({"name": "polygon", "all_points_x": [0, 4, 4], "all_points_y": [0, 0]}, label="car")])))
+    report = prepare("folder", source, tmp_path / "out", workers=1, progress=False)
+    assert "region 0: a polygon of 3 x and 2 y coordinates; draw it again in VIA" in "\n".join(report.failures)

@@ -149,7 +149,9 @@ def _corners(shape: dict, where: str) -> Optional[List[Tuple[float, float]]]:
     kind = shape.get("name")
     try:
         if kind == "polygon":
-            return [(float(x), float(y)) for x, y in zip(shape["all_points_x"], shape["all_points_y"])]
+            xs, ys = list(shape["all_points_x"]), list(shape["all_points_y"])
+            if len(xs) == len(ys):
+                return [(float(x), float(y)) for x, y in zip(xs, ys)]
         if kind == "rect":
             x, y, w, h = (float(shape[key]) for key in ("x", "y", "width", "height"))
             return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
@@ -163,6 +165,8 @@ def _corners(shape: dict, where: str) -> Optional[List[Tuple[float, float]]]:
                      cy + rx * math.cos(t) * sin + ry * math.sin(t) * cos) for t in steps]
     except (KeyError, TypeError, ValueError):
         raise DataError(f"{where}: a {kind} without its numbers: {str(shape)[:120]}") from None
+    if kind == "polygon":
+        raise DataError(f"{where}: a polygon of {len(xs)} x and {len(ys)} y coordinates; draw it again in VIA")
     if kind in ("polyline", "point"):
         return None
     raise DataError(f"{where}: shape {kind!r} is not one of VIA's (polygon, rect, circle, ellipse, polyline, point)")
