@@ -127,6 +127,36 @@ def test_eval_refuses_a_model_for_another_dataset(capsys, config_file, tmp_path)
     assert "19 classes" in capsys.readouterr().err
 
 
+def test_eval_scores_each_image_and_draws_the_hardest(capsys, config_file, scenes, tmp_path):
+    from PIL import Image
+
+    names = json.loads((scenes / "classes.json").read_text())["classes"]
+    segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / "model")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "model"), "--out", str(out), "--no-progress",
+                 "--hardest", "2"]) == 0
+    printed = capsys.readouterr().out
+    lines = (tmp_path / "eval_per_image.csv").read_text().splitlines()
+    assert lines[0].split(",")[:5] == ["image", "label", "pixels", "aAcc", "mIoU"] and len(lines) == 1 + 4
+    rows = [line.split(",") for line in lines[1:]]
+    assert all(Path(row[0]).is_file() and Path(row[1]).is_file() for row in rows)
+    assert [float(row[4]) for row in rows] == sorted(float(row[4]) for row in rows)  # hardest first
+    assert f"hardest images (mIoU over the classes in the label or the prediction; all in " \
+           f"{tmp_path / 'eval_per_image.csv'}):" in printed
+    assert f"mIoU {float(rows[0][4]):5.1f}  aAcc {float(rows[0][3]):5.1f}  {rows[0][0]}  (weakest: " in printed
+    pictures = sorted((tmp_path / "eval_hardest").iterdir())
+    assert [picture.name for picture in pictures] == [f"{rank:02d}_{Path(row[0]).stem}.jpg"
+                                                       for rank, row in enumerate(rows[:2], start=1)]
+    assert Image.open(pictures[0]).size == (2 * 64, 2 * (48 + 14))  # four captioned panels of the 64x48 image
+    # Asked again for fewer: the pictures of the earlier evaluation go.
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "model"), "--out", str(out), "--no-progress",
+                 "--hardest", "1"]) == 0
+    assert len(list((tmp_path / "eval_hardest").iterdir())) == 1
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "model"), "--out", str(tmp_path / "plain.json"),
+                 "--no-progress", "--per-image"]) == 0
+    assert (tmp_path / "plain_per_image.csv").is_file() and not (tmp_path / "plain_hardest").exists()
+
+
 def test_overrides_are_accepted_anywhere_on_the_line(capsys, config_file, tmp_path):
     assert main(["train", str(config_file), "--work-dir", str(tmp_path / "w"), "train.max_iters=7", "--print-config",
                  "data.crop_size=[32,32]"]) == 0

@@ -147,3 +147,46 @@ def test_results_json_and_the_trivial_baseline(tmp_path):
     data = json.loads(path.read_text())
     assert data["per_class"][2] == {"class": "z", "IoU": None, "Acc": None}
     assert data["split"] == "val" and "confusion" not in results_for_json(results)
+
+
+def test_each_image_scored_on_its_own_in_one_or_several_processes(model, tmp_path):
+    from segnext.evaluation import hardest_first, write_per_image
+
+    dataset = _Images(count=5, sizes=((24, 32), (40, 28)))
+    dataset.items[3]["label"][:] = 255  # an image without a labelled pixel
+    dataset.image_paths = [f"img/{number}.jpg" for number in range(5)]
+    dataset.label_paths = [f"lab/{number}.png" for number in range(5)]
+    config = TestConfig(img_scale=(32, 24))
+    results = evaluate(model, dataset, config, per_image=True, batch_size=2)
+    assert [scores["index"] for scores in results["per_image"]] == list(range(5))
+    for item, scores in zip(dataset.items, results["per_image"]):  # each as if it were the whole split
+        alone = segnext.SegmentationMetric(5)
+        alone.update(segment(model, item["image"], config), torch.from_numpy(item["label"].astype(np.int64)))
+        expected = alone.compute()
+        assert scores["pixels"] == int((item["label"] != 255).sum())
+        if scores["pixels"]:
+            assert scores["mIoU"] == pytest.approx(expected["mIoU"])
+            assert scores["aAcc"] == pytest.approx(expected["aAcc"])
+            assert scores["IoU"] == pytest.approx(expected["IoU"], nan_ok=True)
+    assert results["per_image"][2]["image"] == "img/2.jpg" and results["per_image"][2]["label"] == "lab/2.png"
+    # Processes each score their share; `reduce` brings every process the rows of all images.
+    shards = [evaluate(model, dataset, config, shard=(rank, 2), per_image=True) for rank in range(2)]
+    assert shards[0]["per_image"][1]["pixels"] == 0 < results["per_image"][1]["pixels"]  # not this process's image
+    other_process = []  # what process 1 hands to the all-reduce, in order: its confusion, then its rows
+    evaluate(model, dataset, config, shard=(1, 2), per_image=True, reduce=lambda t: other_process.append(t) or t)
+    added = iter(other_process)
+    reduced = evaluate(model, dataset, config, shard=(0, 2), per_image=True, reduce=lambda t: t + next(added))
+    assert [s["mIoU"] for s in reduced["per_image"]] == pytest.approx([s["mIoU"] for s in results["per_image"]],
+                                                                     nan_ok=True)
+    # The table: hardest first, the image without a label last, empty cells where a class is absent.
+    order = [scores["index"] for scores in hardest_first(results["per_image"])]
+    assert order[-1] == 3 and [results["per_image"][i]["mIoU"] for i in order[:4]] == \
+        sorted(results["per_image"][i]["mIoU"] for i in order[:4])
+    path = write_per_image(tmp_path / "per_image.csv", results)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "image,label,pixels,aAcc,mIoU,IoU a,IoU b,IoU c,IoU d,IoU e"
+    assert [line.split(",")[0] for line in lines[1:]] == [f"img/{index}.jpg" for index in order]
+    assert lines[-1] == "img/3.jpg,lab/3.png,0,,,,,,,"
+    hardest = results["per_image"][order[0]]
+    assert lines[1].split(",")[4] == f"{hardest['mIoU']:.2f}"
+

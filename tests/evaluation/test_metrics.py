@@ -107,3 +107,25 @@ def test_most_confused_ranks_the_shares_of_each_class_predicted_as_another():
     assert most_confused(confusion, ["sky", "road", "car"]) == [("road", "car", 50.0), ("sky", "road", 10.0)]
     assert most_confused(torch.eye(3, dtype=torch.int64), ["a", "b", "c"]) == []
     assert most_confused(confusion, ["sky", "road", "car"], top=1) == [("road", "car", 50.0)]
+
+
+def test_one_image_scored_on_its_own():
+    from segnext.evaluation import class_areas, image_scores
+
+    metric = SegmentationMetric(4)
+    metric.update(np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2), dtype=np.int64))  # an earlier image
+    target = np.array([[0, 0, 1], [1, 255, 2]])
+    pred = np.array([[0, 3, 1], [1, 2, 1]])  # 3 where there is none; 2 only where nothing is labelled (not scored)
+    confusion = metric.update(pred, target)
+    assert confusion.sum() == 5 and torch.equal(metric.confusion.sum(), torch.tensor(9))  # its pixels alone
+    areas = class_areas(confusion)
+    assert areas.tolist() == [[1, 2, 0, 0], [2, 2, 1, 0], [1, 3, 0, 1]]  # intersection, labelled, predicted
+    scores = image_scores(areas)
+    _, expected_miou, _, expected_iou = reference_metrics(pred, target, 4)
+    assert scores["pixels"] == 5 and scores["aAcc"] == pytest.approx(60.0)
+    assert scores["IoU"] == pytest.approx([50.0, 200 / 3, 0.0, 0.0])  # the class predicted where there is none: 0
+    assert scores["mIoU"] == pytest.approx(expected_miou) == pytest.approx((50 + 200 / 3) / 4)
+    assert [100 * v for v in expected_iou] == pytest.approx(scores["IoU"])
+    nothing = image_scores(torch.zeros(3, 4, dtype=torch.int64))  # an image without a labelled pixel
+    assert nothing["pixels"] == 0 and math.isnan(nothing["aAcc"]) and math.isnan(nothing["mIoU"])
+    assert all(math.isnan(v) for v in nothing["IoU"])

@@ -75,6 +75,18 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tmp_path, scenes
     assert logged(tmp_path / "ddp", "grad_norm") == pytest.approx(logged(tmp_path / "single", "grad_norm"), rel=1e-4)
     # The final evaluation was sharded over both processes and covers the whole val set.
     assert json.loads((tmp_path / "ddp" / "results.json").read_text())["num_images"] == 8
+    # `segnext eval --per-image` under torchrun: each process scores its share, the table holds all.
+    model = str(tmp_path / "ddp" / "final_model")
+    ddp_eval = subprocess.run(command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main", "eval",
+                                         str(config), "-c", model, "--out", str(tmp_path / "ddp.json"), "--per-image",
+                                         "--no-progress"],
+                              env=SUBPROCESS_ENV, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert ddp_eval.returncode == 0, ddp_eval.stdout + ddp_eval.stderr
+    single_eval = run_cli("eval", str(config), "-c", model, "--out", str(tmp_path / "one.json"), "--per-image",
+                          "--no-progress")
+    assert single_eval.returncode == 0, single_eval.stdout + single_eval.stderr
+    table = (tmp_path / "ddp_per_image.csv").read_text()
+    assert table == (tmp_path / "one_per_image.csv").read_text() and len(table.splitlines()) == 1 + 8
 
 
 def _worker_pid(launcher: subprocess.Popen, rank: int) -> int:

@@ -20,6 +20,7 @@ from segnext.train.report import (
     IGNORE_SHADES,
     RunFiles,
     colour_mask,
+    comparison_picture,
     error_map,
     evaluations_text,
     facts,
@@ -206,6 +207,29 @@ def test_error_map_marks_disagreement_on_labelled_pixels_only():
     red = [tuple(picture[y, x]) for y in range(2) for x in range(3)].count((230, 25, 25))
     assert red == 2 and share == pytest.approx(100 * 2 / 5)
     assert picture[0, 2].tolist()[0] in IGNORE_SHADES  # unlabelled: not an error
+
+
+def test_a_comparison_picture_holds_the_image_its_labels_the_prediction_and_the_errors():
+    rng = np.random.default_rng(0)
+    palette = [[10, 20, 30], [200, 100, 0], [0, 250, 0]]
+    image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, (40, 60)).astype(np.uint8)
+    prediction = labels.copy()
+    prediction[:10] = (prediction[:10] + 1) % 3  # a quarter wrong
+    picture = comparison_picture(image, labels, prediction, palette, 255)
+    caption = 14
+    assert picture.shape == (2 * (40 + caption), 120, 3)
+    assert np.array_equal(picture[caption:caption + 40, :60], image)
+    assert np.array_equal(picture[caption:caption + 40, 60:], colour_mask(labels, palette, 255))
+    assert np.array_equal(picture[2 * caption + 40:, :60], colour_mask(prediction, palette, 255))
+    assert np.array_equal(picture[2 * caption + 40:, 60:], error_map(image, labels, prediction, 255)[0])
+    assert (picture[:caption, :60] < 128).any()  # the caption's letters
+    # A large image is drawn smaller, its labels still in the palette's colours alone.
+    labels = rng.integers(0, 3, (1000, 2000)).astype(np.uint8)
+    picture = comparison_picture(np.zeros((1000, 2000, 3), np.uint8), labels, labels, palette, 255)
+    assert picture.shape == (2 * (512 + caption), 2048, 3)
+    assert {tuple(colour) for colour in picture[caption:caption + 512, 1024:].reshape(-1, 3)} <= \
+        {tuple(colour) for colour in palette}
 
 
 def test_confusion_rows_are_normalised_and_large_class_sets_show_the_weakest():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,8 @@ def register(subparsers) -> None:
                     "torchrun the images are split over the processes.",
         **with_examples("segnext eval segnext_t_ade20k_512x512_160k data.root=data/ade/ADEChallengeData2016 "
                         "--checkpoint segnext-t-ade/",
-                        "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms"))
+                        "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms",
+                        "segnext eval runs/demo/config.yaml -c runs/demo/final_model --hardest 8"))
     parser.add_argument("config", help="YAML config file or shipped config name")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                         help="config overrides (values are YAML)")
@@ -58,6 +60,15 @@ def register(subparsers) -> None:
                         help="evaluate only the first N images (the override evaluation.max_images=N does the same)")
     parser.add_argument("--out", help="results JSON (default: eval_<checkpoint>_<split>.json in the checkpoint's run "
                                       "folder, or beside the checkpoint)")
+    one_by_one = parser.add_argument_group("images one by one (what the model fails on, or labels that are wrong)")
+    one_by_one.add_argument("--per-image", action="store_true",
+                            help="also score each image on its own (aAcc, mIoU over the classes in its label or its "
+                                 "prediction, IoU per class): a CSV beside the results JSON (its name + "
+                                 "_per_image.csv), hardest first; the hardest are printed")
+    one_by_one.add_argument("--hardest", type=positive_int, metavar="N",
+                            help="also draw the N hardest images (image, ground truth, prediction, errors in red) as "
+                                 "JPEGs in a folder beside the results JSON (its name + _hardest); implies "
+                                 "--per-image")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: the config's train.threads)")
     add_backend(parser)
@@ -125,7 +136,7 @@ def run(args) -> int:
     import torch
 
     from ..devices import reading_workers
-    from ..evaluation import evaluate, format_results, most_confused, write_results
+    from ..evaluation import evaluate, format_results, most_confused, write_per_image, write_results
     from ..inference import OnnxModel
     from ..inference.backends import inference_model
     from ..inference.cuda_graph import CudaGraphSegNeXt
@@ -173,6 +184,12 @@ def run(args) -> int:
         split = args.split or config.data.val_split
         out = Path(args.out) if args.out else results_path(source, split)
         check_can_write_file(out, replaces=".json")  # on every process: a refused path stops them all first
+        per_image = args.per_image or args.hardest is not None
+        per_image_csv, hardest_folder = out.with_name(f"{out.stem}_per_image.csv"), out.with_name(f"{out.stem}_hardest")
+        if per_image:
+            check_can_write_file(per_image_csv, replaces=".csv")
+        if args.hardest and hardest_folder.exists() and not hardest_folder.is_dir():
+            raise ValueError(f"--hardest: {hardest_folder} exists and is not a folder; move it or give another --out")
         note = training_note(source, config, split, onnx_metadata=model.metadata if args.onnx else None) \
             if env.is_main else None
         if env.is_main:
@@ -190,7 +207,8 @@ def run(args) -> int:
         workers = reading_workers(count, env.device) if args.workers is None else args.workers
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
-                           progress=not args.no_progress, batch_size=args.batch_size, workers=workers)
+                           progress=not args.no_progress, batch_size=args.batch_size, workers=workers,
+                           per_image=per_image)
         if env.is_main:
             write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split,
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
@@ -206,10 +224,52 @@ def run(args) -> int:
                 print("most confused (share of a class's pixels predicted as another): " + ", ".join(
                     f"{truth} as {predicted} {share:.1f}%" for truth, predicted, share in confused))
             print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
+            if per_image:
+                write_per_image(per_image_csv, results)
+                print_hardest(results, per_image_csv)
+            if args.hardest:
+                draw_hardest(model, dataset, results, test_config, env.device, args.hardest, hardest_folder)
         distributed.barrier(env)
     finally:
         distributed.cleanup(env)
     return 0
+
+
+def print_hardest(results, per_image_csv: Path, shown: int = 5) -> None:
+    """The `shown` images of lowest mIoU, each with its weakest classes."""
+    from ..evaluation import hardest_first
+
+    names = results["class_names"]
+    hardest = [scores for scores in hardest_first(results["per_image"]) if scores["pixels"]][:shown]
+    print(f"hardest images (mIoU over the classes in the label or the prediction; all in {per_image_csv}):")
+    for scores in hardest:
+        present = sorted((iou, k) for k, iou in enumerate(scores["IoU"]) if not math.isnan(iou))  # NaN: in neither
+        weakest = ", ".join(f"{names[k]} {iou:.1f}" for iou, k in present[:3])
+        print(f"  mIoU {scores['mIoU']:5.1f}  aAcc {scores['aAcc']:5.1f}  {scores.get('image', scores['index'])}"
+              f"  (weakest: {weakest})")
+
+
+def draw_hardest(model, dataset, results, test_config, device, count: int, folder: Path) -> None:
+    """The `count` hardest images segmented again and drawn as NN_<image name>.jpg in `folder` (the
+    pictures of an earlier evaluation there are replaced)."""
+    import torch
+
+    from ..evaluation import evaluate, hardest_first
+    from ..train.report import comparison_picture, save_jpeg
+
+    chosen = [scores for scores in hardest_first(results["per_image"]) if scores["pixels"]][:count]
+    again = evaluate(model, torch.utils.data.Subset(dataset, [scores["index"] for scores in chosen]), test_config,
+                     num_classes=dataset.num_classes, ignore_index=dataset.ignore_index,
+                     class_names=dataset.class_names, device=device, keep_predictions=len(chosen))
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("[0-9][0-9]*_*.jpg"):
+        old.unlink()
+    width = max(2, len(str(len(chosen))))
+    for rank, (scores, (image, label, prediction)) in enumerate(zip(chosen, again["predictions"]), start=1):
+        name = Path(str(scores.get("image", scores["index"]))).stem
+        save_jpeg(folder / f"{rank:0{width}d}_{name}.jpg",
+                  comparison_picture(image, label, prediction, dataset.palette, dataset.ignore_index))
+    print(f"the {len(chosen)} hardest drawn in {folder} (image, ground truth / prediction, errors in red)")
 
 
 def missing_weights_message(config: str) -> str:

@@ -8,11 +8,16 @@ and `workers` read and resize the next images in other processes while the model
 Several processes can share the work: each scores the images `rank, rank + world, ...` of the
 dataset, and `reduce` sums the confusion matrices over processes (for DistributedDataParallel:
 an all-reduce), so the numbers equal a single-process evaluation.
+
+`per_image=True` also scores each image on its own (aAcc, mIoU, IoU per class), to find the images
+a model fails on, or whose labels are wrong; `write_per_image` writes them as a table, hardest first.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -27,7 +32,7 @@ from ..inference.preprocess import prepare
 from ..inference.segment import evaluation_mode, segment_group
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe
-from .metrics import SegmentationMetric, majority_class_miou
+from .metrics import SegmentationMetric, class_areas, image_scores, majority_class_miou
 
 
 @torch.no_grad()
@@ -36,7 +41,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
              max_images: Optional[int] = None, device=None, shard: Tuple[int, int] = (0, 1),
              reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, progress: bool = False,
              keep_predictions: int = 0, also_first: Optional[int] = None,
-             memory_efficient: Optional[bool] = None, batch_size: int = 1, workers: int = 0) -> Dict[str, Any]:
+             memory_efficient: Optional[bool] = None, batch_size: int = 1, workers: int = 0,
+             per_image: bool = False) -> Dict[str, Any]:
     """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
@@ -50,6 +56,9 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     memory_efficient: see `segnext.inference.segment` (the same labels; None: the device's choice).
     batch_size: images of one resized size per forward pass (the same labels as one at a time).
     workers: DataLoader processes that read and resize the next images (0: in this process).
+    per_image: also `per_image`, a list in dataset order of each image's `image_scores` (pixels,
+        aAcc, mIoU, IoU per class) with its `index` and, where the dataset lists them, `image` and
+        `label` paths; every process gets those of all images (through `reduce`).
     """
     num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
@@ -63,6 +72,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     keep = set(np.linspace(0, len(indices) - 1, keep_predictions).round().astype(int).tolist()
                if keep_predictions and len(indices) else [])
     kept: List[tuple] = []
+    # Each image's class areas in its row; rows of other processes' images stay zero until `reduce`.
+    areas = torch.zeros(total, 3, num_classes, dtype=torch.int64) if per_image else None
     start = time.perf_counter()
     bar = None
     if progress and rank == 0:
@@ -79,7 +90,9 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
             for ((position, index, label), image), prediction in zip(group, predictions):
                 prediction = prediction.cpu()
                 label = torch.from_numpy(label.astype(np.int64))
-                metric.update(prediction, label)
+                confusion = metric.update(prediction, label)
+                if areas is not None:
+                    areas[index] = class_areas(confusion)
                 if first is not None and index < also_first:
                     first.update(prediction, label)
                 if position in keep:
@@ -94,6 +107,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
         for summed in (metric, first):
             if summed is not None:
                 summed.confusion = reduce(summed.confusion)
+        if areas is not None:
+            areas = reduce(areas)
     results = metric.compute()
     if first is not None:
         results["first_images"] = {**first.compute(), "num_images": min(also_first, total)}
@@ -103,6 +118,12 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     results["confusion"] = metric.confusion  # [target, prediction] pixel counts, summed over processes
     if keep_predictions:
         results["predictions"] = kept
+    if areas is not None:
+        image_paths = getattr(dataset, "image_paths", None)
+        label_paths = getattr(dataset, "label_paths", None)
+        results["per_image"] = [{"index": index, **({"image": image_paths[index]} if image_paths else {}),
+                                 **({"label": label_paths[index]} if label_paths else {}), **image_scores(row)}
+                                for index, row in enumerate(areas)]
     return results
 
 
@@ -140,4 +161,34 @@ def write_results(path, results: Dict[str, Any], **extra: Any) -> Path:
     return atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
-__all__ = ["evaluate", "results_for_json", "write_results"]
+def hardest_first(per_image: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """`evaluate(..., per_image=True)`'s images, the lowest mIoU first (then the lowest aAcc); images
+    without a labelled pixel last."""
+
+    def key(scores):
+        unscored = math.isnan(scores["mIoU"])
+        return (unscored, 0.0 if unscored else scores["mIoU"], 0.0 if unscored else scores["aAcc"], scores["index"])
+    return sorted(per_image, key=key)
+
+
+def write_per_image(path, results: Dict[str, Any]) -> Path:
+    """The per-image scores of `results` (from `evaluate(..., per_image=True)`) as CSV, hardest first:
+    image, label, labelled pixels, aAcc, mIoU, then the IoU of each class (empty where the class is in
+    neither the image's label nor its prediction). Written atomically."""
+    names = results.get("class_names") or [str(k) for k in range(len(results["IoU"]))]
+    rows = hardest_first(results["per_image"])
+
+    def number(value: float) -> str:
+        return "" if math.isnan(value) else f"{value:.2f}"
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as file:
+            table = csv.writer(file)
+            table.writerow(["image", "label", "pixels", "aAcc", "mIoU"] + [f"IoU {name}" for name in names])
+            for scores in rows:
+                table.writerow([scores.get("image", scores["index"]), scores.get("label", ""), scores["pixels"],
+                                number(scores["aAcc"]), number(scores["mIoU"])] + [number(v) for v in scores["IoU"]])
+    return atomic_write(path, write)
+
+
+__all__ = ["evaluate", "hardest_first", "results_for_json", "write_per_image", "write_results"]

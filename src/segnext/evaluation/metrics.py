@@ -37,7 +37,8 @@ class SegmentationMetric:
     def reset(self) -> None:
         self.confusion.zero_()
 
-    def update(self, pred, target) -> None:
+    def update(self, pred, target) -> torch.Tensor:
+        """Add the pixels of `pred` against `target`; returns their own confusion matrix [target, pred]."""
         pred, target = torch.as_tensor(pred), torch.as_tensor(target)
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
@@ -54,7 +55,9 @@ class SegmentationMetric:
                              f"that are not the ignore index {self.ignore_index}")
         if pred.numel() and (pred.min() < 0 or pred.max() >= k):
             raise ValueError(f"prediction holds label values outside 0..{k - 1}")
-        self.confusion += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
+        confusion = torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
+        self.confusion += confusion
+        return confusion
 
     def merge(self, other: SegmentationMetric) -> None:
         self.confusion += other.confusion
@@ -114,6 +117,25 @@ def most_confused(confusion, class_names: Sequence[str], top: int = 5) -> List[T
     k = len(confusion)
     return [(class_names[i // k], class_names[i % k], shares.flatten()[i].item())
             for i in order.tolist() if shares.flatten()[i] > 0]
+
+
+def class_areas(confusion: torch.Tensor) -> torch.Tensor:
+    """(3, K) pixel counts of each class from a [target, prediction] confusion matrix: labelled and
+    predicted as it (the intersection), labelled as it, predicted as it. Enough for every per-class
+    metric; the rows of several images are kept where their whole matrices would be K times larger."""
+    return torch.stack([confusion.diag(), confusion.sum(1), confusion.sum(0)])
+
+
+def image_scores(areas: torch.Tensor) -> Dict[str, Any]:
+    """The scores of one image from its `class_areas`, in percent: `pixels` (labelled), `aAcc`, `IoU`
+    per class (NaN for a class in neither its label nor its prediction) and `mIoU`, their mean over
+    the classes in its label or its prediction, so that a class predicted where there is none
+    counts (with IoU 0). NaN where the image has no labelled pixel."""
+    intersect, area_target, area_pred = torch.as_tensor(areas).double()
+    iou = 100.0 * intersect / (area_target + area_pred - intersect)
+    labelled = area_target.sum()
+    return {"pixels": int(labelled), "aAcc": 100.0 * (intersect.sum() / labelled).item() if labelled > 0 else math.nan,
+            "mIoU": _nanmean(iou), "IoU": iou.tolist()}
 
 
 def majority_class_miou(confusion: torch.Tensor) -> float:

@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import yaml
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from ..data.io import read_image, read_label, write_label
 from ..data.palette import colorize, default_palette
@@ -314,6 +314,29 @@ def sample_pictures(run: RunFiles, image, labels, prediction) -> List[Tuple[np.n
     return [(image, "image"), (colour_mask(labels, run.palette, run.ignore_index), "ground truth"),
             (colour_mask(prediction, run.palette, run.ignore_index), "prediction"),
             (errors, f"errors (red): {share:.1f}% of labelled pixels")]
+
+
+def comparison_picture(image: np.ndarray, labels: np.ndarray, prediction: np.ndarray,
+                       palette: Sequence[Sequence[int]], ignore_index: int, longest_side: int = 1024) -> np.ndarray:
+    """One picture of a sample: the image and its ground truth above, the prediction and the errors
+    below, each captioned and scaled down to at most `longest_side` pixels (labels by their nearest
+    pixel, so the class colours stay exact)."""
+    errors, share = error_map(image, labels, prediction, ignore_index)
+    panels = [(image, "image", Image.BILINEAR),
+              (colour_mask(labels, palette, ignore_index), "ground truth", Image.NEAREST),
+              (colour_mask(prediction, palette, ignore_index), "prediction", Image.NEAREST),
+              (errors, f"errors (red): {share:.1f}% of labelled pixels", Image.NEAREST)]
+    height, width = np.asarray(labels).shape
+    scale = min(1.0, longest_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    caption = 14
+    grid = Image.new("RGB", (2 * size[0], 2 * (size[1] + caption)), "white")
+    draw = ImageDraw.Draw(grid)
+    for position, (picture, text, resample) in enumerate(panels):
+        left, top = (position % 2) * size[0], (position // 2) * (size[1] + caption)
+        grid.paste(Image.fromarray(np.ascontiguousarray(picture)).resize(size, resample), (left, top + caption))
+        draw.text((left + 3, top + 1), text, fill="black")
+    return np.asarray(grid)
 
 
 def classes_in_samples(run: RunFiles) -> List[int]:
