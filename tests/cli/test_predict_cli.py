@@ -200,12 +200,14 @@ def test_video_gets_an_overlay_video_and_label_maps(checkpoint_path, image_folde
     writer.release()
     out = tmp_path / "out"
     status = main(["predict", "-c", str(checkpoint_path), str(clip), str(image_folder / "a.png"), "--out", str(out),
-                   "--batch-size", "4", "--img-scale", "96", "64"])
+                   "--batch-size", "4", "--img-scale", "96", "64", "--confidence"])
     err = capsys.readouterr().err
     assert status == 0, err
+    assert "--confidence applies to images; videos' frames get their labels and overlay" in err
     assert "1 image(s), 1 video(s)" in err and "10 frames" in err
     assert "clip.mp4:   0%|" in err and "0/10 [" in err and "frame/s" in err  # a progress bar over the frames
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "clip", "clip_overlay.mp4"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_confidence.png", "clip", "clip_overlay.mp4",
+                                                     "confidence.csv"]
     assert sorted(p.name for p in (out / "clip").iterdir()) == [f"{i:06d}.png" for i in range(10)]
     capture = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10 and int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 56
@@ -345,6 +347,45 @@ def test_label_studio_predictions_read_back_as_the_labels_predicted(checkpoint_p
         stem = sample["label_path"].split("labels/images/")[-1][: -len(".png")]
         predicted = read_label(tmp_path / "out" / f"{stem}.png")
         assert np.array_equal(np.array(again.class_names)[sample["label"]], np.array(ade)[predicted])
+
+
+def test_confidence_maps_and_the_images_least_confident_first(checkpoint_path, image_folder, tmp_path, capsys,
+                                                             monkeypatch):
+    """--confidence: a greyscale PNG of each pixel's confidence, the table of the images' mean
+    confidence (least confident first), and that mean as the score of Label Studio's predictions."""
+    import csv
+    import json
+
+    from segnext.inference import Segmenter
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "-c", str(checkpoint_path), "images", "--out", "out", "--confidence",
+                 "--label-studio", "tasks.json", *FAST]) == 1  # broken.jpg fails, the others are written
+    err = capsys.readouterr().err
+    segmenter = Segmenter.from_checkpoint(checkpoint_path, device="cpu",
+                                          test_config=TestConfig(img_scale=(96, 64), size_divisor=32))
+    means = {}
+    for name in ("a.png", "b.jpg", "sub/c.png"):
+        labels, confidence = segmenter.predict_with_confidence(image_folder / name)
+        stem = name.rsplit(".", 1)[0]
+        with Image.open(tmp_path / "out" / f"{stem}_confidence.png") as written:
+            assert written.mode == "L" and np.array_equal(np.asarray(written), np.round(confidence * 255))
+        means[f"images/{name}"] = confidence
+    with open(tmp_path / "out" / "confidence.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["image"] for row in rows] == sorted(means, key=lambda name: means[name].mean())
+    for row in rows:
+        assert float(row["confidence"]) == pytest.approx(100 * means[row["image"]].mean(), abs=0.006)
+        assert float(row["unsure_pixels"]) == pytest.approx(100 * (means[row["image"]] < 0.5).mean(), abs=0.006)
+    assert "wrote out/confidence.csv: the mean confidence of 3 image(s)" in err and "least confident first" in err
+    assert f"  {rows[0]['image']}\n" in err
+    tasks = json.loads((tmp_path / "tasks.json").read_text())
+    assert [task["predictions"][0]["score"] for task in tasks] == pytest.approx(
+        [means[f"images/{name}"].mean() for name in ("a.png", "b.jpg", "sub/c.png")], abs=1e-4)
+    # one image written to a file of its own name: its confidence map beside it, no table
+    assert main(["predict", "-c", str(checkpoint_path), "images/a.png", "--out", "one/street.png", "--confidence",
+                 *FAST]) == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["street.png", "street_confidence.png"]
 
 
 def test_coco_output_without_pycocotools_is_named_before_any_work(checkpoint_path, image_folder, tmp_path, capsys,

@@ -195,6 +195,28 @@ def test_probabilities_and_outputs(segmenter, tmp_path):
         segmenter.overlay(rgb, labels, alpha=1.5)
 
 
+def test_confidence_is_the_probability_of_each_label(segmenter):
+    images = [_scene(30, 41), _scene(20, 28)]
+    original = segmenter.test_config
+    try:
+        for config in (original, override_test_config(SMALL, scales=(0.75, 1.0), flip=True)):
+            segmenter.test_config = config
+            for image in images:
+                labels, confidence = segmenter.predict_with_confidence(image)
+                expected_labels, probabilities = segmenter.predict_with_proba(image)
+                assert confidence.dtype == np.float32 and confidence.shape == labels.shape
+                assert np.array_equal(labels, expected_labels)
+                assert np.array_equal(confidence, probabilities.max(0))
+                assert np.array_equal(np.take_along_axis(probabilities, labels[None].astype(np.int64), 0)[0],
+                                      confidence)
+                assert confidence.min() >= 1 / 150 and confidence.max() <= 1
+            pairs = segmenter.predict_with_confidence(images, batch_size=2)  # a list: a list of pairs
+            assert all(np.array_equal(confidence, segmenter.predict_with_confidence(image)[1])
+                       for (_, confidence), image in zip(pairs, images))
+    finally:
+        segmenter.test_config = original
+
+
 def test_default_palette_is_distinct():
     palette = default_palette(256)
     assert len({tuple(c) for c in palette}) == 256 and palette[0] == [0, 0, 0]

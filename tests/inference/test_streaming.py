@@ -38,7 +38,7 @@ def files(tmp_path_factory):
 def test_every_file_gets_its_single_image_result(segmenter, files, workers, batch_size):
     rng_state = torch.get_rng_state()
     results = list(predict_files(segmenter, files, batch_size=batch_size, workers=workers, with_probabilities=True,
-                                 keep_images=True))
+                                 with_confidence=batch_size > 1, keep_images=True))
     assert torch.equal(torch.get_rng_state(), rng_state)  # the DataLoader drew its seeds from its own generator
     assert sorted(result.index for result in results) == list(range(len(files)))
     for result in results:
@@ -49,6 +49,10 @@ def test_every_file_gets_its_single_image_result(segmenter, files, workers, batc
         assert result.error is None
         labels, probabilities = segmenter.predict_with_proba(result.path)
         assert np.array_equal(result.labels, labels) and np.array_equal(result.probabilities, probabilities)
+        if batch_size > 1:  # asked for with the probabilities: the largest of them
+            assert np.array_equal(result.confidence, probabilities.max(0))
+        else:
+            assert result.confidence is None
         assert np.array_equal(result.image, np.asarray(Image.open(result.path)))
 
 
@@ -66,6 +70,10 @@ def test_a_group_that_fails_is_retried_image_by_image(segmenter, files, monkeypa
     results = {result.path.name: result for result in predict_files(segmenter, files, batch_size=3)}
     assert results["3.png"].error == f"{files[4]}: CUDA out of memory (simulated)"
     assert all(results[name].labels is not None for name in ("0.png", "1.png", "2.png", "4.png"))
+    # the confidence alone, without the probabilities
+    alone = {result.path.name: result for result in predict_files(segmenter, files, batch_size=3, with_confidence=True)}
+    assert alone["0.png"].probabilities is None
+    assert np.array_equal(alone["0.png"].confidence, segmenter.predict_with_confidence(files[0])[1])
 
 
 def test_arguments_are_checked(segmenter, files):

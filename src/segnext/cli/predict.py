@@ -2,8 +2,10 @@
 
 Inputs are files, folders (searched recursively for images) and glob patterns. Every image gets
 OUT/<name>.png, a palettised PNG whose pixel values are the class ids (shown in the dataset's
-colours); with --overlay also OUT/<name>_overlay.jpg, and with --probs OUT/<name>_probs.npy
-(float16, num_classes x H x W); for a single image, `--out result.png` names the label map itself.
+colours); with --overlay also OUT/<name>_overlay.jpg, with --probs OUT/<name>_probs.npy
+(float16, num_classes x H x W), and with --confidence OUT/<name>_confidence.png (each pixel's
+confidence) and OUT/confidence.csv (the images least confident first: what to label next); for a
+single image, `--out result.png` names the label map itself.
 Files from a folder keep their sub-folder below OUT; names that differ only in their ending keep it
 (photo.jpg.png, photo.png.png). A video (.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label
 PNG per frame in OUT/<name>/.
@@ -60,6 +62,11 @@ def register(subparsers) -> None:
     parser.add_argument("--overlay", action="store_true", help="also write the colours blended on the image")
     parser.add_argument("--alpha", type=unit_fraction, default=0.5, help="overlay colour weight (default 0.5)")
     parser.add_argument("--probs", action="store_true", help="also write per-class probabilities (.npy, float16)")
+    parser.add_argument("--confidence", action="store_true",
+                        help="also write each pixel's confidence (the probability of its label) as a greyscale PNG "
+                             "(255: sure; dark where the model is unsure, which is where most of its errors are), "
+                             "and OUT/confidence.csv: each image's mean confidence, least confident first (the "
+                             "images to label next); with --label-studio, the mean is each prediction's score")
     parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
                                                        "file (a mask per class and image; a background class left "
                                                        "out): pre-annotations to correct in a labelling tool "
@@ -169,7 +176,8 @@ def _output_paths(target: Path, args) -> List[Path]:
     """What `_save` writes for an image with output stem `target`."""
     return [target.parent / f"{target.name}.png"] + \
         ([target.parent / f"{target.name}_overlay.jpg"] if args.overlay else []) + \
-        ([target.parent / f"{target.name}_probs.npy"] if args.probs else [])
+        ([target.parent / f"{target.name}_probs.npy"] if args.probs else []) + \
+        ([target.parent / f"{target.name}_confidence.png"] if args.confidence else [])
 
 
 def is_video(path: Path) -> bool:
@@ -239,10 +247,14 @@ def run(args) -> int:
     collectors = ([CocoPredictions(segmenter.class_names, Path(args.coco))] if args.coco else []) + (
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
                                 Path(args.checkpoint or args.onnx).name, args.label_studio_url)]
-        if args.label_studio else [])
+        if args.label_studio else []) + (
+        [ConfidenceTable(out_dir / CONFIDENCE_TABLE)] if args.confidence and out_dir == Path(args.out) else [])
     failures = _predict_images(args, segmenter, images, out_dir, collectors) if images else []
     for collector in collectors:
         print(collector.write() + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
+    if videos and args.confidence:
+        print("segnext predict: note: --confidence applies to images; videos' frames get their labels and overlay",
+              file=sys.stderr)
     for path, stem in videos:
         failures += _predict_video(args, segmenter, path, stem, out_dir)
     done = len(inputs) - len(failures)
@@ -277,7 +289,8 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     failures: List[str] = []
     progress = tqdm(total=len(images), unit="img", disable=args.no_progress or len(images) < 2, file=sys.stderr)
     results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,
-                            with_probabilities=args.probs, keep_images=args.overlay)
+                            with_probabilities=args.probs, with_confidence=args.confidence,
+                            keep_images=args.overlay)
     with ThreadPoolExecutor(max_workers=1) as saver:  # saving overlaps the model's next batch
         pending: deque = deque()
 
@@ -322,8 +335,10 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
                     quality=90)
     if args.probs:
         write_array(others.pop(0), result.probabilities.astype(np.float16))
+    if args.confidence:
+        write_image(others.pop(0), np.round(result.confidence * 255).astype(np.uint8))
     for collector in collectors:
-        collector.add(path, file_name, result.labels)
+        collector.add(path, file_name, result)
 
 
 class CocoPredictions:
@@ -337,7 +352,8 @@ class CocoPredictions:
         self.images: List[dict] = []
         self.annotations: List[dict] = []
 
-    def add(self, image: Path, file_name: str, labels) -> None:
+    def add(self, image: Path, file_name: str, result) -> None:
+        labels = result.labels
         height, width = labels.shape
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "file_name": file_name, "width": int(width), "height": int(height)})
@@ -368,7 +384,7 @@ class LabelStudioPredictions:
         self.model_version, self.url = model_version, url
         self.tasks: List[dict] = []
 
-    def add(self, image: Path, file_name: str, labels) -> None:
+    def add(self, image: Path, file_name: str, result) -> None:
         from urllib.parse import quote
 
         if self.url:
@@ -380,9 +396,11 @@ class LabelStudioPredictions:
             except ValueError:  # outside the current folder: its path from the root
                 local = absolute.as_posix().lstrip("/")
             reference = self.format.LOCAL_FILES_URL + quote(local, safe="/")
-        self.tasks.append({"data": {"image": reference}, "predictions": [
-            {"model_version": self.model_version,
-             "result": self.format.label_results(labels, self.class_names, self.skipped)}]})
+        prediction = {"model_version": self.model_version,
+                      "result": self.format.label_results(result.labels, self.class_names, self.skipped)}
+        if result.confidence is not None:  # Label Studio's Data Manager sorts tasks by it
+            prediction["score"] = round(float(result.confidence.mean()), 4)
+        self.tasks.append({"data": {"image": reference}, "predictions": [prediction]})
 
     def write(self) -> str:
         import json
@@ -398,6 +416,42 @@ class LabelStudioPredictions:
             f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={Path.cwd()}")
         return (f"wrote {self.path}: {len(self.tasks)} Label Studio task(s) with predictions, and {config}: their "
                 f"labelling interface (Settings > Labeling Interface > Code); {serve}")
+
+
+CONFIDENCE_TABLE = "confidence.csv"
+UNSURE_BELOW = 0.5  # a pixel whose label has less than this probability counts as unsure
+
+
+class ConfidenceTable:
+    """Each image's mean confidence (`--confidence`), least confident first: the images to label next."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: List[tuple] = []
+
+    def add(self, image: Path, file_name: str, result) -> None:
+        confidence = result.confidence
+        self.rows.append((100.0 * float(confidence.mean()), 100.0 * float((confidence < UNSURE_BELOW).mean()),
+                          str(image)))
+
+    def write(self, shown: int = 5) -> str:
+        import csv
+
+        from ..utils import atomic_write
+
+        self.rows.sort()
+
+        def write(temporary: Path) -> None:
+            with open(temporary, "w", newline="", encoding="utf-8") as file:
+                table = csv.writer(file)
+                table.writerow(["image", "confidence", "unsure_pixels"])
+                table.writerows([image, f"{mean:.2f}", f"{unsure:.2f}"] for mean, unsure, image in self.rows)
+
+        atomic_write(self.path, write)
+        least = "\n".join(f"  confidence {mean:5.1f}%  unsure pixels {unsure:5.1f}%  {image}"
+                           for mean, unsure, image in self.rows[:shown])
+        return (f"wrote {self.path}: the mean confidence of {len(self.rows)} image(s) and their share of pixels "
+                f"under {UNSURE_BELOW:.0%}, least confident first (label those first):\n{least}")
 
 
 def write_array(path: Path, array) -> None:

@@ -157,7 +157,8 @@ def encode_label_png(label: np.ndarray, palette=None) -> bytes:
 
 
 def write_image(path: PathLike, rgb: np.ndarray, quality: int = 90) -> None:
-    """Write an RGB uint8 image atomically, in the format of the path's suffix (JPEG at `quality`)."""
+    """Write an RGB (or greyscale (H, W)) uint8 image atomically, in the format of the path's suffix
+    (JPEG at `quality`)."""
     image_format = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
     encoded = encode_image(rgb, image_format, quality)
     atomic_write(path, lambda temporary: temporary.write_bytes(encoded), size=len(encoded))

@@ -20,7 +20,7 @@ their resized size with `segnext.inference.batching`; each gets the result it ge
 from __future__ import annotations
 
 import json
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -189,7 +189,7 @@ class Segmenter:
         A list (or tuple) of images gives the list of their label maps, computed up to
         `batch_size` images of one resized size per forward pass (each the same as alone)."""
         if _is_many(image):
-            return [labels for labels, _ in self._predict_many(image, batch_size, with_probabilities=False)]
+            return self._predict_many(image, batch_size)
         return self.predict_group([self.prepare(image)])[0]
 
     def predict_proba(self, image: Union[ImageInput, Sequence[ImageInput]], *,
@@ -206,40 +206,50 @@ class Segmenter:
         an optimized model, `predict`'s label-only path can differ from them at float-rounding ties).
         A list of images gives a list of pairs."""
         if _is_many(image):
-            return list(self._predict_many(image, batch_size, with_probabilities=True))
+            return self._predict_many(image, batch_size, with_probabilities=True)
         return self.predict_group([self.prepare(image)], with_probabilities=True)[0]
+
+    def predict_with_confidence(self, image: Union[ImageInput, Sequence[ImageInput]], *, batch_size: int = 8):
+        """(labels, confidence) from one pass: the confidence of each pixel is the probability of its
+        label (float32 (H, W) in (0, 1]; low where the model is unsure, which is where most of its
+        errors are). A list of images gives a list of pairs."""
+        if _is_many(image):
+            return self._predict_many(image, batch_size, with_confidence=True)
+        return self.predict_group([self.prepare(image)], with_confidence=True)[0]
 
     def prepare(self, image: ImageInput, *, keep_image: bool = False) -> PreparedImage:
         """The model-free part of a prediction (read, resize for the test scales), for `predict_group`."""
         return prepare(image, self.test_config, keep_image=keep_image)
 
-    def predict_group(self, group: Sequence[PreparedImage], *, with_probabilities: bool = False) -> list:
+    def predict_group(self, group: Sequence[PreparedImage], *, with_probabilities: bool = False,
+                      with_confidence: bool = False) -> list:
         """Predict prepared images of one resized size (one `group_key`; see
-        `segnext.inference.batching.batches_by_size`) in shared forward passes: a list of label
-        maps, or of (labels, probabilities) pairs with `with_probabilities`, each as `predict` /
-        `predict_with_proba` give for that image alone. Every prediction comes through here."""
+        `segnext.inference.batching.batches_by_size`) in shared forward passes, each as `predict`,
+        `predict_with_proba` or `predict_with_confidence` give it for that image alone: a list of
+        label maps; with `with_probabilities` and/or `with_confidence`, of tuples (labels, then the
+        probabilities and the confidence asked for, in that order). Every prediction comes through here."""
         model = self.inference_model
-        if with_probabilities:
+        if with_probabilities or with_confidence:
             scores = segment_group_scores(model, group, self.test_config, self.device,
                                           memory_efficient=self.memory_efficient)
-            return [self._labels_and_probabilities(one) for one in scores]
+            return [self._labels_and_scores(one, with_probabilities, with_confidence) for one in scores]
         labels = segment_group(model, group, self.test_config, self.device, memory_efficient=self.memory_efficient)
         return [one.cpu().numpy().astype(self._label_dtype) for one in labels]
 
-    def _predict_many(self, images: Sequence[ImageInput], batch_size: int, with_probabilities: bool):
-        """[(labels, probabilities or None)] in the order of `images`."""
+    def _predict_many(self, images: Sequence[ImageInput], batch_size: int, **outputs: bool) -> list:
+        """`predict_group`'s outputs in the order of `images`."""
         results: list = [None] * len(images)
         prepared = ((index, self.prepare(image)) for index, image in enumerate(images))
         for batch in batches_by_size(prepared, batch_size):
-            outputs = self.predict_group([image for _, image in batch], with_probabilities=with_probabilities)
-            for (index, _), output in zip(batch, outputs):
-                results[index] = output if with_probabilities else (output, None)
+            for (index, _), output in zip(batch, self.predict_group([image for _, image in batch], **outputs)):
+                results[index] = output
         return results
 
-    def _labels_and_probabilities(self, scores: torch.Tensor) -> Tuple[np.ndarray, np.ndarray]:
+    def _labels_and_scores(self, scores: torch.Tensor, with_probabilities: bool, with_confidence: bool) -> tuple:
         labels = scores.argmax(0).cpu().numpy().astype(self._label_dtype)
-        probabilities = scores.softmax(0) if self.test_config.single_scale else scores
-        return labels, probabilities.float().cpu().numpy()
+        probabilities = (scores.softmax(0) if self.test_config.single_scale else scores).float()
+        return (labels, *([probabilities.cpu().numpy()] if with_probabilities else []),
+                *([probabilities.amax(0).cpu().numpy()] if with_confidence else []))
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """Label map -> RGB colours of the palette."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -28,12 +28,14 @@ from .settings import TestConfig
 
 @dataclass
 class FilePrediction:
-    """The outcome for one file: `labels` (and `probabilities`, `image` when asked for), or `error`."""
+    """The outcome for one file: `labels` (and `probabilities`, `confidence`, `image` when asked
+    for), or `error`."""
 
     index: int  # position in the list of paths
     path: Path
     labels: Optional[np.ndarray] = None
     probabilities: Optional[np.ndarray] = None
+    confidence: Optional[np.ndarray] = None  # the probability of each pixel's label, float32 (H, W)
     image: Optional[np.ndarray] = None  # uint8 RGB, with keep_images
     error: Optional[str] = None
 
@@ -68,12 +70,14 @@ def _one_line(error: BaseException, path: Path) -> str:
 
 
 def predict_files(segmenter: Segmenter, paths: Sequence[Union[str, Path]], *, batch_size: int = 1, workers: int = 0,
-                  with_probabilities: bool = False, keep_images: bool = False) -> Iterator[FilePrediction]:
+                  with_probabilities: bool = False, with_confidence: bool = False,
+                  keep_images: bool = False) -> Iterator[FilePrediction]:
     """Predict image files, yielding a `FilePrediction` for each as it is done.
 
     batch_size: images of one resized size per forward pass (each gets its single-image result).
     workers: DataLoader worker processes that read and resize images (0: in this process).
     with_probabilities: also the class probabilities, as `Segmenter.predict_with_proba`.
+    with_confidence: also the confidence of each pixel, as `Segmenter.predict_with_confidence`.
     keep_images: also the RGB image (for overlays).
 
     A file that cannot be read comes out with the next group predicted (or at the end).
@@ -83,6 +87,7 @@ def predict_files(segmenter: Segmenter, paths: Sequence[Union[str, Path]], *, ba
     if workers < 0:
         raise ValueError(f"workers must be 0 or more, got {workers}")
     paths = [Path(path) for path in paths]
+    outputs = dict(with_probabilities=with_probabilities, with_confidence=with_confidence)
     loader = DataLoader(_PreparedFiles(paths, segmenter.test_config, keep_images), batch_size=None, shuffle=False,
                         num_workers=workers, collate_fn=as_is,
                         generator=torch.Generator())  # its seed draw must not advance the global RNG
@@ -97,7 +102,7 @@ def predict_files(segmenter: Segmenter, paths: Sequence[Union[str, Path]], *, ba
 
     for batch in batches_by_size(readable(), batch_size):
         yield from _drain(unreadable)
-        yield from _predict_batch(segmenter, paths, batch, with_probabilities)
+        yield from _predict_batch(segmenter, paths, batch, outputs)
     yield from _drain(unreadable)
 
 
@@ -107,18 +112,23 @@ def _drain(items: list) -> Iterator:
 
 
 def _predict_batch(segmenter: Segmenter, paths: List[Path], batch: List[tuple],
-                   with_probabilities: bool) -> Iterator[FilePrediction]:
-    """Predict one group of (index, PreparedImage)."""
+                   outputs: Dict[str, bool]) -> Iterator[FilePrediction]:
+    """Predict one group of (index, PreparedImage); `outputs`: `predict_group`'s options."""
     try:
-        outputs = segmenter.predict_group([image for _, image in batch], with_probabilities=with_probabilities)
+        predictions = segmenter.predict_group([image for _, image in batch], **outputs)
     except (RuntimeError, ValueError) as error:
         if len(batch) > 1:  # e.g. out of GPU memory: each image alone, so that only one at fault is named
             for one in batch:
-                yield from _predict_batch(segmenter, paths, [one], with_probabilities)
+                yield from _predict_batch(segmenter, paths, [one], outputs)
             return
         index, _ = batch[0]
         yield FilePrediction(index, paths[index], error=_one_line(error, paths[index]))
         return
-    for (index, image), output in zip(batch, outputs):
-        labels, probabilities = output if with_probabilities else (output, None)
-        yield FilePrediction(index, paths[index], labels=labels, probabilities=probabilities, image=image.rgb)
+    for (index, image), prediction in zip(batch, predictions):
+        if not any(outputs.values()):
+            prediction = (prediction,)
+        labels, *scores = prediction
+        probabilities = scores.pop(0) if outputs["with_probabilities"] else None
+        confidence = scores.pop(0) if outputs["with_confidence"] else None
+        yield FilePrediction(index, paths[index], labels=labels, probabilities=probabilities, confidence=confidence,
+                             image=image.rgb)
