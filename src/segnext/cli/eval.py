@@ -258,6 +258,9 @@ def draw_hardest(model, dataset, results, test_config, device, count: int, folde
     from ..train.report import comparison_picture, save_jpeg
 
     chosen = [scores for scores in hardest_first(results["per_image"]) if scores["pixels"]][:count]
+    if not chosen:
+        print("--hardest: no image has a labelled pixel; nothing to draw")
+        return
     again = evaluate(model, torch.utils.data.Subset(dataset, [scores["index"] for scores in chosen]), test_config,
                      num_classes=dataset.num_classes, ignore_index=dataset.ignore_index,
                      class_names=dataset.class_names, device=device, keep_predictions=len(chosen))
