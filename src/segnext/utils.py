@@ -1,9 +1,10 @@
 """Small helpers every layer uses: a "did you mean" for error messages, an atomic file writer (and
-the error it raises on a full disk), a JSON cleaner, optional dependencies with an install hint,
+the error it raises on a full disk) and a CSV writer on it, a JSON cleaner, optional dependencies with an install hint,
 output-folder checks and device names. Nothing here imports torch at module level."""
 
 from __future__ import annotations
 
+import csv
 import difflib
 import errno
 import importlib
@@ -12,7 +13,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 # errno values of a write that ran out of room: the disk is full, or the user's quota is used up.
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -92,6 +93,18 @@ def atomic_write(path: Union[str, os.PathLike], write: Callable[[Path], Any], si
             raise disk_full_error(path, size, written) from error
         raise
     return path
+
+
+def write_csv(path: Union[str, os.PathLike], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """A table as CSV (UTF-8, the header first), written atomically."""
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as file:
+            table = csv.writer(file)
+            table.writerow(header)
+            table.writerows(rows)
+
+    return atomic_write(path, write)
 
 
 def check_can_make_folder(path: Union[str, os.PathLike]) -> None:

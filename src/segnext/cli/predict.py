@@ -435,19 +435,11 @@ class ConfidenceTable:
                           str(image)))
 
     def write(self, shown: int = 5) -> str:
-        import csv
-
-        from ..utils import atomic_write
+        from ..utils import write_csv
 
         self.rows.sort()
-
-        def write(temporary: Path) -> None:
-            with open(temporary, "w", newline="", encoding="utf-8") as file:
-                table = csv.writer(file)
-                table.writerow(["image", "confidence", "unsure_pixels"])
-                table.writerows([image, f"{mean:.2f}", f"{unsure:.2f}"] for mean, unsure, image in self.rows)
-
-        atomic_write(self.path, write)
+        write_csv(self.path, ["image", "confidence", "unsure_pixels"],
+                  ([image, f"{mean:.2f}", f"{unsure:.2f}"] for mean, unsure, image in self.rows))
         least = "\n".join(f"  confidence {mean:5.1f}%  unsure pixels {unsure:5.1f}%  {image}"
                            for mean, unsure, image in self.rows[:shown])
         return (f"wrote {self.path}: the mean confidence of {len(self.rows)} image(s) and their share of pixels "

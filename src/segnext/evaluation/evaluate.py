@@ -15,7 +15,6 @@ a model fails on, or whose labels are wrong; `write_per_image` writes them as a 
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -31,7 +30,7 @@ from ..inference.batching import as_is, batches_by_size
 from ..inference.preprocess import prepare
 from ..inference.segment import evaluation_mode, segment_group
 from ..inference.settings import TestConfig
-from ..utils import atomic_write, json_safe
+from ..utils import atomic_write, json_safe, write_csv
 from .metrics import SegmentationMetric, class_areas, image_scores, majority_class_miou
 
 
@@ -181,14 +180,10 @@ def write_per_image(path, results: Dict[str, Any]) -> Path:
     def number(value: float) -> str:
         return "" if math.isnan(value) else f"{value:.2f}"
 
-    def write(temporary: Path) -> None:
-        with open(temporary, "w", newline="", encoding="utf-8") as file:
-            table = csv.writer(file)
-            table.writerow(["image", "label", "pixels", "aAcc", "mIoU"] + [f"IoU {name}" for name in names])
-            for scores in rows:
-                table.writerow([scores.get("image", scores["index"]), scores.get("label", ""), scores["pixels"],
-                                number(scores["aAcc"]), number(scores["mIoU"])] + [number(v) for v in scores["IoU"]])
-    return atomic_write(path, write)
+    return write_csv(path, ["image", "label", "pixels", "aAcc", "mIoU"] + [f"IoU {name}" for name in names],
+                     ([scores.get("image", scores["index"]), scores.get("label", ""), scores["pixels"],
+                       number(scores["aAcc"]), number(scores["mIoU"])] + [number(v) for v in scores["IoU"]]
+                      for scores in rows))
 
 
 __all__ = ["evaluate", "hardest_first", "results_for_json", "write_per_image", "write_results"]
