@@ -59,6 +59,19 @@ def test_the_run_leaves_what_the_report_is_drawn_from(finished_run, scenes):
         assert all((finished_run / "report_data" / name).is_file() for name in sample.values())
     results = json.loads((finished_run / "results.json").read_text())
     assert results["stop_reason"] == "finished" and results["iteration"] == 6
+    # each val image's scores in the final evaluation, the hardest first
+    rows = (finished_run / "per_image.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8 and rows[0].startswith("image,label,pixels,aAcc,mIoU,IoU sky,")
+    scored = [float(row.split(",")[4]) for row in rows[1:]]
+    assert scored == sorted(scored)
+
+
+def test_report_lists_the_hardest_val_images_and_how_to_draw_them(finished_run):
+    text = _html_text(finished_run / "report.html")
+    first = (finished_run / "per_image.csv").read_text().splitlines()[1].split(",")
+    assert "The hardest val images (lowest mIoU; all in per_image.csv)" in text
+    assert f"{Path(first[0]).name} {first[4]} {first[3]}" in " ".join(text.split())
+    assert f"segnext eval {finished_run / 'config.yaml'} -c {finished_run / 'final_model'} --hardest 8" in text
 
 
 def test_report_says_why_it_stopped_how_it_compares_with_the_baseline_and_which_images_were_scored(finished_run):

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..compat import cpu_float16_autocast, grad_scaler
 from ..devices import device_defaults, reading_workers
-from ..evaluation import evaluate, format_results, write_results
+from ..evaluation import evaluate, format_results, write_per_image, write_results
 from ..models import save_model, segmentation_loss
 from ..ops.strip_conv_grad import use_transposed_strip_grads
 from ..utils import user_path
@@ -41,7 +41,7 @@ from .config import Config
 from .loggers import RunLog, open_run_log, require_trackers
 from .optim import build_optimizer, peak_lr_factor, scheduled_lr, set_learning_rates
 from .progress import LogWindow, ProgressBar, log_line
-from .report import save_report_data, write_report
+from .report import PER_IMAGE, save_report_data, write_report
 from .sampler import default_num_workers, step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
 from .unreadable import UnreadableFiles
@@ -283,7 +283,7 @@ class Run:
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=self.progress, keep_predictions=evaluation.num_overlays if final else 0,
                            also_first=evaluation.max_images if final else None,
-                           workers=reading_workers(images, env.device))
+                           workers=reading_workers(images, env.device), per_image=final)
         # "Best" compares like with like: when periodic evaluations score only the first max_images
         # images, the final one is ranked by its score on those same images.
         ranked = results.get("first_images", results)
@@ -314,6 +314,7 @@ class Run:
             self.say(format_results(results))
             if self.validation_note:
                 self.say(f"note: {self.validation_note}")
+            write_per_image(self.work_dir / PER_IMAGE, results)
             save_report_data(self.work_dir, results, self.model.config.palette, self.model.config.class_names,
                              self.train_set.ignore_index)
             written = write_report(self.work_dir)

@@ -7,6 +7,7 @@ it at any time, also while the run is going (curves only until the run ends):
     config.yaml        the run's name, dataset and bounds (max_iters, max_time_minutes)
     log.jsonl          training loss and learning rate, every evaluation (iteration, mIoU, images used)
     results.json       the final evaluation, the majority-class baseline, why the run stopped, best.pt
+    per_image.csv      each val image's scores in the final evaluation, the hardest (lowest mIoU) first
     report_data/       written at the end of a run by `save_report_data`:
       final_eval.json  the final confusion matrix, class names, palette, ignore index
       samples/         a few val images with their label and prediction (NN_image.jpg, NN_label.png,
@@ -16,7 +17,8 @@ What it shows: the stop reason ("time budget reached at 432/500 iterations"), th
 to the majority-class baseline, which evaluations used how many images, the loss, learning-rate and
 mIoU curves, per-class IoU as bars (weakest first, in the class colours), the normalised confusion
 matrix, and for each sample the image, the ground truth and the prediction as plain colour masks
-(exactly the legend's colours) and an error map (red where prediction and label disagree).
+(exactly the legend's colours) and an error map (red where prediction and label disagree); the HTML
+also lists the hardest val images (where to look for wrong labels).
 
 matplotlib draws the PNG and the charts of the HTML, on its own `Figure` objects (no pyplot, no
 backend change); without it the HTML is still written, with its tables and images.
@@ -25,8 +27,10 @@ backend change); without it the HTML is still written, with its tables and image
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
+import itertools
 import json
 import math
 import re
@@ -47,6 +51,8 @@ from .loggers import read_log
 
 REPORT_DATA = "report_data"
 FINAL_EVAL = "final_eval.json"
+PER_IMAGE = "per_image.csv"  # `segnext.evaluation.write_per_image`'s table of the final evaluation
+HARDEST_SHOWN = 5
 HEADER_WIDTH = 180  # characters of a line under the PNG's title (16 inches at 10.5 pt)
 MAX_BARS = 40  # more classes than this: the bar chart shows the weakest WEAKEST_SHOWN
 MAX_MATRIX = 30  # more classes than this: the confusion matrix shows the weakest WEAKEST_SHOWN
@@ -107,6 +113,7 @@ class RunFiles:
     confusion: Optional[np.ndarray] = None  # [ground truth, prediction] pixel counts of the final evaluation
     samples: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     diverged: Optional[Dict[str, Any]] = None
+    hardest: List[Dict[str, str]] = field(default_factory=list)  # the first rows of per_image.csv
 
 
 def read_run(work_dir: Path) -> RunFiles:
@@ -134,7 +141,16 @@ def read_run(work_dir: Path) -> RunFiles:
     diverged = next((r for r in records if r.get("type") == "diverged"), None)
     return RunFiles(work_dir, config, [r for r in records if r.get("type") == "train" and r.get("loss") is not None],
                     evals, results, list(names), [list(c) for c in palette], int(final.get("ignore_index", 255)),
-                    confusion, samples, diverged)
+                    confusion, samples, diverged, _read_hardest(work_dir / PER_IMAGE))
+
+
+def _read_hardest(path: Path) -> List[Dict[str, str]]:
+    """The first HARDEST_SHOWN scored rows of a per-image table (it is written hardest first)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            return list(itertools.islice((row for row in csv.DictReader(file) if row.get("mIoU")), HARDEST_SHOWN))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
 
 
 def _read_json(path: Path) -> Optional[dict]:
@@ -531,6 +547,8 @@ def write_html(run: RunFiles, path: Path) -> Path:
         parts += ["<h2>Per-class IoU, weakest first</h2>", _class_table(run, iou, acc)]
     if run.confusion is not None and iou:
         parts += ["<h2>Confusion matrix</h2>", _confusion_table(run, iou)]
+    if run.hardest:
+        parts += [f"<h2>The hardest val images (lowest mIoU; all in {PER_IMAGE})</h2>", _hardest_table(run)]
     if run.samples:
         parts.append("<h2>Predictions on val images</h2>")
         for image, labels, prediction in run.samples:
@@ -601,6 +619,22 @@ def _class_table(run: RunFiles, iou: List[float], acc: List[float]) -> str:
                     f"<td class='num'>{_number(accuracy, '')}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
+
+
+def _hardest_table(run: RunFiles) -> str:
+    """The hardest val images with their scores and weakest classes, and how to see them."""
+    rows = ["<table class='classes'><tr><th>image</th><th>mIoU</th><th>aAcc</th><th>weakest classes</th></tr>"]
+    for row in run.hardest:
+        scores = sorted(((float(value), key[len("IoU "):]) for key, value in row.items()
+                         if key.startswith("IoU ") and value), key=lambda score: score[0])  # ties: class order
+        weakest = ", ".join(f"{name} {value:.1f}" for value, name in scores[:3])
+        rows.append(f"<tr><td title='{_e(row.get('image', ''))}'>{_e(Path(row.get('image', '')).name)}</td>"
+                    f"<td class='num'>{_e(row['mIoU'])}</td><td class='num'>{_e(row.get('aAcc', ''))}</td>"
+                    f"<td>{_e(weakest)}</td></tr>")
+    rows.append("</table>")
+    command = f"segnext eval {run.work_dir / 'config.yaml'} -c {run.work_dir / 'final_model'} --hardest 8"
+    return "".join(rows) + (f"<p class='note'>On images like the training images, these are where wrong labels "
+                            f"show up. Draw them with their labels and errors: <code>{_e(command)}</code></p>")
 
 
 def _confusion_table(run: RunFiles, iou: List[float]) -> str:
