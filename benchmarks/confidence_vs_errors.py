@@ -4,7 +4,7 @@ wrong pixels (AUROC), what share of the errors lies under a few confidence level
 image's mean confidence (what `segnext predict --confidence` ranks images by) ranks the images by
 their share of wrong pixels and by their mIoU (Spearman correlation).
 
-    python benchmarks/confidence_vs_errors.py camvid ../shared/datasets/camvid --split val -c camvid
+    python benchmarks/confidence_vs_errors.py camvid data/camvid --split val -c camvid
     # writes benchmarks/results/confidence_vs_errors.json
 
 Pixels are sampled evenly (--pixels per image) for the AUROC and the levels; every labelled pixel

@@ -6,7 +6,7 @@ pixels the model contradicts with confidence (its label has at least 90% or 70% 
 table gives how many of the spoiled images each ranking puts among its first ones (as many as
 were spoiled), over a few random draws.
 
-    python benchmarks/find_wrong_labels.py camvid ../shared/datasets/camvid --split val -c camvid
+    python benchmarks/find_wrong_labels.py camvid data/camvid --split val -c camvid
     # writes benchmarks/results/find_wrong_labels.json
 """
 
