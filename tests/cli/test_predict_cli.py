@@ -203,12 +203,17 @@ def test_video_gets_an_overlay_video_and_label_maps(checkpoint_path, image_folde
                    "--batch-size", "4", "--img-scale", "96", "64", "--confidence"])
     err = capsys.readouterr().err
     assert status == 0, err
-    assert "--confidence applies to images; videos' frames get their labels and overlay" in err
+    assert f"wrote {out / 'clip' / 'confidence.csv'}: each frame's mean confidence, least confident first" in err
+    assert re.search(r"\n  confidence +[0-9.]+%  unsure pixels +[0-9.]+%  frame 0000[0-9][0-9] \([0-9.]+ s\)\n", err)
     assert "1 image(s), 1 video(s)" in err and "10 frames" in err
     assert "clip.mp4:   0%|" in err and "0/10 [" in err and "frame/s" in err  # a progress bar over the frames
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_confidence.png", "clip", "clip_overlay.mp4",
                                                      "confidence.csv"]
-    assert sorted(p.name for p in (out / "clip").iterdir()) == [f"{i:06d}.png" for i in range(10)]
+    assert sorted(p.name for p in (out / "clip").iterdir()) == sorted(
+        ["confidence.csv"] + [f"{i:06d}{kind}.png" for i in range(10) for kind in ("", "_confidence")])
+    assert main(["predict", "-c", str(checkpoint_path), str(clip), "--out", str(tmp_path / "alone"), "--img-scale",
+                 "96", "64", "--confidence", "--no-progress"]) == 0  # a video alone: no table of images
+    assert sorted(p.name for p in (tmp_path / "alone").iterdir()) == ["clip", "clip_overlay.mp4"]
     capture = cv2.VideoCapture(str(out / "clip_overlay.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 10 and int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 56
     capture.release()

@@ -79,6 +79,28 @@ def test_probabilities_per_frame_and_a_name(segmenter, tmp_path):
     assert probabilities.shape == (150, HEIGHT, WIDTH) and probabilities.dtype == np.float16
 
 
+def test_confidence_per_frame_and_the_frames_least_confident_first(segmenter, tmp_path):
+    import csv
+
+    clip = write_test_video(tmp_path / "clip.mp4", frames=4)  # 10 frames per second
+    outputs = predict_video(segmenter, clip, tmp_path / "out", batch_size=3, confidence=True)
+    means = {}
+    for index, frame in enumerate(read_frames(clip)):
+        _, confidence = segmenter.predict_with_confidence(frame)
+        with Image.open(outputs.labels / f"{index:06d}_confidence.png") as written:
+            assert written.mode == "L" and np.array_equal(np.asarray(written), np.round(confidence * 255))
+        means[index] = 100 * confidence.mean()
+    order = sorted(means, key=means.get)
+    assert [row[0] for row in outputs.least_confident] == order
+    assert [row[1] for row in outputs.least_confident] == pytest.approx([frame / 10 for frame in order])
+    assert [row[2] for row in outputs.least_confident] == pytest.approx([means[frame] for frame in order])
+    assert outputs.confidence_table == outputs.labels / "confidence.csv"
+    with open(outputs.confidence_table, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["frame"] for row in rows] == [f"{frame:06d}" for frame in order]
+    assert [float(row["confidence"]) for row in rows] == pytest.approx([means[f] for f in order], abs=0.006)
+
+
 def test_motion_jpeg_where_opencv_has_no_mpeg4_encoder(segmenter, tmp_path, monkeypatch):
     clip = write_test_video(tmp_path / "clip.avi", frames=3, fourcc="MJPG")
     real_writer, mp4v = cv2.VideoWriter, cv2.VideoWriter_fourcc(*"mp4v")

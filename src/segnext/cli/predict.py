@@ -8,7 +8,8 @@ confidence) and OUT/confidence.csv (the images least confident first: what to la
 single image, `--out result.png` names the label map itself.
 Files from a folder keep their sub-folder below OUT; names that differ only in their ending keep it
 (photo.jpg.png, photo.png.png). A video (.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label
-PNG per frame in OUT/<name>/.
+PNG per frame in OUT/<name>/ (with --confidence, each frame's confidence PNG there too, and
+OUT/<name>/confidence.csv, its frames least confident first).
 
 Images are read by DataLoader workers and saved by a background thread while the model runs;
 --batch-size groups images of one resized size into a forward pass (`segnext.inference.streaming`).
@@ -66,7 +67,8 @@ def register(subparsers) -> None:
                         help="also write each pixel's confidence (the probability of its label) as a greyscale PNG "
                              "(255: sure; dark where the model is unsure, which is where most of its errors are), "
                              "and OUT/confidence.csv: each image's mean confidence, least confident first (the "
-                             "images to label next); with --label-studio, the mean is each prediction's score")
+                             "images to label next); with --label-studio, the mean is each prediction's score; a "
+                             "video's frames: OUT/NAME/confidence.csv")
     parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
                                                        "file (a mask per class and image; a background class left "
                                                        "out): pre-annotations to correct in a labelling tool "
@@ -248,13 +250,11 @@ def run(args) -> int:
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
                                 Path(args.checkpoint or args.onnx).name, args.label_studio_url)]
         if args.label_studio else []) + (
-        [ConfidenceTable(out_dir / CONFIDENCE_TABLE)] if args.confidence and out_dir == Path(args.out) else [])
+        [ConfidenceTable(out_dir / CONFIDENCE_TABLE)] if args.confidence and images and out_dir == Path(args.out)
+        else [])  # a video's frames have a table of their own
     failures = _predict_images(args, segmenter, images, out_dir, collectors) if images else []
     for collector in collectors:
         print(collector.write() + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
-    if videos and args.confidence:
-        print("segnext predict: note: --confidence applies to images; videos' frames get their labels and overlay",
-              file=sys.stderr)
     for path, stem in videos:
         failures += _predict_video(args, segmenter, path, stem, out_dir)
     done = len(inputs) - len(failures)
@@ -419,7 +419,6 @@ class LabelStudioPredictions:
 
 
 CONFIDENCE_TABLE = "confidence.csv"
-UNSURE_BELOW = 0.5  # a pixel whose label has less than this probability counts as unsure
 
 
 class ConfidenceTable:
@@ -430,9 +429,9 @@ class ConfidenceTable:
         self.rows: List[tuple] = []
 
     def add(self, image: Path, file_name: str, result) -> None:
-        confidence = result.confidence
-        self.rows.append((100.0 * float(confidence.mean()), 100.0 * float((confidence < UNSURE_BELOW).mean()),
-                          str(image)))
+        from ..inference.segmenter import confidence_summary
+
+        self.rows.append((*confidence_summary(result.confidence), str(image)))
 
     def write(self, shown: int = 5) -> str:
         from ..utils import write_csv
@@ -443,7 +442,7 @@ class ConfidenceTable:
         least = "\n".join(f"  confidence {mean:5.1f}%  unsure pixels {unsure:5.1f}%  {image}"
                            for mean, unsure, image in self.rows[:shown])
         return (f"wrote {self.path}: the mean confidence of {len(self.rows)} image(s) and their share of pixels "
-                f"under {UNSURE_BELOW:.0%}, least confident first (label those first):\n{least}")
+                f"under 50%, least confident first (label those first):\n{least}")
 
 
 def write_array(path: Path, array) -> None:
@@ -467,11 +466,16 @@ def _predict_video(args, segmenter, path: Path, stem: Path, out_dir: Path) -> Li
 
     try:
         outputs = predict_video(segmenter, path, out_dir, name=stem, batch_size=args.batch_size, alpha=args.alpha,
-                                probabilities=args.probs, progress=not args.no_progress)
+                                probabilities=args.probs, confidence=args.confidence, progress=not args.no_progress)
     except (OSError, ValueError, RuntimeError) as error:
         failures: List[str] = []
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         _report(failures, message if str(path) in message else f"{path}: {message}")
         return failures
     tqdm.write(f"{path}: {outputs.frames} frames -> {outputs.overlay}, {outputs.labels}/", file=sys.stderr)
+    if outputs.confidence_table:
+        least = "\n".join(f"  confidence {mean:5.1f}%  unsure pixels {unsure:5.1f}%  frame {frame:06d} "
+                           f"({seconds:.2f} s)" for frame, seconds, mean, unsure in outputs.least_confident[:5])
+        tqdm.write(f"wrote {outputs.confidence_table}: each frame's mean confidence, least confident first (the frames "
+                   f"to label first):\n{least}", file=sys.stderr)
     return []

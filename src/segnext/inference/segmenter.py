@@ -20,7 +20,7 @@ their resized size with `segnext.inference.batching`; each gets the result it ge
 from __future__ import annotations
 
 import json
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -271,6 +271,15 @@ class Segmenter:
         amp = f", amp={self.amp!r}" if self.amp else ""
         return (f"Segmenter({type(self.model).__name__}, {self.num_classes} classes, mode={c.mode}, "
                 f"img_scale={c.img_scale}, scales={c.scales}, flip={c.flip}, device={self.device}{amp})")
+
+
+UNSURE_BELOW = 0.5  # a pixel whose label has less than this probability counts as unsure
+
+
+def confidence_summary(confidence: np.ndarray) -> Tuple[float, float]:
+    """(mean confidence, share of unsure pixels), in percent, of a `predict_with_confidence` map:
+    how an image (or a video frame) ranks among those to label next."""
+    return 100.0 * float(confidence.mean()), 100.0 * float((confidence < UNSURE_BELOW).mean())
 
 
 def _is_many(images) -> bool:

@@ -20,16 +20,16 @@ import queue
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..data.io import write_label
+from ..data.io import write_image, write_label
 from ..data.palette import overlay
-from ..utils import require, user_path
-from .segmenter import Segmenter
+from ..utils import require, user_path, write_csv
+from .segmenter import Segmenter, confidence_summary
 
 DEFAULT_FPS = 25.0  # when the container does not say
 OVERLAY_FORMATS = ((".mp4", "mp4v"), (".avi", "MJPG"))  # (suffix, fourcc), the first one that opens
@@ -41,6 +41,9 @@ class VideoOutputs:
     frames: int
     overlay: Path  # the overlay video
     labels: Path  # the folder of per-frame label PNGs
+    confidence_table: Optional[Path] = None  # with confidence: each frame's mean confidence, least confident first
+    least_confident: List[Tuple[int, float, float, float]] = field(default_factory=list)  # its rows: frame,
+    # seconds into the video, mean confidence and share of unsure pixels (percent)
 
 
 def opencv():
@@ -50,14 +53,17 @@ def opencv():
 
 def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[str, Path], *,
                   name: Optional[Union[str, Path]] = None, batch_size: int = 8, alpha: float = 0.5,
-                  probabilities: bool = False, progress: bool = False) -> VideoOutputs:
+                  probabilities: bool = False, confidence: bool = False, progress: bool = False) -> VideoOutputs:
     """Segment every frame of the video at `path`.
 
     Writes OUT/<name>_overlay.mp4 (the frames with the label colours blended in, weight `alpha`;
     .avi where OpenCV has no MPEG-4 encoder)
     and OUT/<name>/<frame>.png (palettised label maps, frames numbered from 000000); with
-    `probabilities` also OUT/<name>/<frame>_probs.npy (float16, num_classes x H x W). name: the
-    video's file name without its suffix unless given. progress: a progress bar over frames.
+    `probabilities` also OUT/<name>/<frame>_probs.npy (float16, num_classes x H x W); with
+    `confidence` OUT/<name>/<frame>_confidence.png (each pixel's confidence, as
+    `Segmenter.predict_with_confidence`, 255 = certain) and OUT/<name>/confidence.csv (each frame's
+    mean confidence, least confident first: the frames to label next). name: the video's file name
+    without its suffix unless given. progress: a progress bar over frames.
     """
     cv2 = opencv()
     from tqdm import tqdm
@@ -84,6 +90,8 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
     bar = tqdm(total=frame_count if frame_count > 0 else None, unit="frame", desc=path.name[-30:],
                disable=not progress, leave=False)
     written = 0
+    summaries: list = []  # (frame, mean confidence, unsure share), filled by the saving thread
+    outputs_asked = dict(with_probabilities=probabilities, with_confidence=confidence)
     try:
         reader.start()
         with ThreadPoolExecutor(max_workers=1) as saver:  # one thread: frames are written in order
@@ -96,9 +104,9 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
                 if item is not _END:
                     batch.append(item)
                 if batch and (len(batch) == batch_size or item is _END):
-                    outputs = segmenter.predict_group([image for _, image in batch], with_probabilities=probabilities)
+                    outputs = segmenter.predict_group([image for _, image in batch], **outputs_asked)
                     pending.append(saver.submit(_write_frames, batch, outputs, segmenter.palette, alpha, labels_dir,
-                                                writer, probabilities))
+                                                writer, outputs_asked, summaries))
                     bar.update(len(batch))
                     written += len(batch)
                     batch = []
@@ -111,6 +119,13 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
         if written == 0:
             raise ValueError(f"{path}: no frame could be decoded; the file may be corrupt or empty")
         overlay_path = writer.finish()
+        table, least_confident = None, []
+        if confidence:
+            least_confident = sorted(((frame, frame / fps, mean, unsure) for frame, mean, unsure in summaries),
+                                     key=lambda row: (row[2], row[0]))
+            table = write_csv(labels_dir / "confidence.csv", ["frame", "seconds", "confidence", "unsure_pixels"],
+                              ([f"{frame:06d}", f"{seconds:.3f}", f"{mean:.2f}", f"{unsure:.2f}"]
+                               for frame, seconds, mean, unsure in least_confident))
     finally:
         stop.set()
         if reader.ident is not None:
@@ -118,7 +133,8 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
         capture.release()
         writer.discard()
         bar.close()
-    return VideoOutputs(frames=written, overlay=overlay_path, labels=labels_dir)
+    return VideoOutputs(frames=written, overlay=overlay_path, labels=labels_dir, confidence_table=table,
+                        least_confident=least_confident)
 
 
 def _read_frames(cv2, capture, segmenter: Segmenter, frames: queue.Queue, stop: threading.Event) -> None:
@@ -204,10 +220,16 @@ class _OverlayWriter:
 
 
 def _write_frames(batch, outputs, palette, alpha: float, labels_dir: Path, writer: _OverlayWriter,
-                  probabilities: bool) -> None:
+                  asked: dict, summaries: list) -> None:
+    """Write a batch's frames: label PNGs, overlay frames, and the probabilities and confidence
+    `asked` for (`predict_group`'s options); each frame's confidence summary into `summaries`."""
     for (index, image), output in zip(batch, outputs):
-        labels, scores = output if probabilities else (output, None)
+        labels, *scores = output if any(asked.values()) else (output,)
         write_label(labels_dir / f"{index:06d}.png", labels, palette)
         writer.write(overlay(image.rgb, labels, palette, alpha, ignore_index=None))
-        if scores is not None:
-            np.save(labels_dir / f"{index:06d}_probs.npy", scores.astype(np.float16))
+        if asked["with_probabilities"]:
+            np.save(labels_dir / f"{index:06d}_probs.npy", scores.pop(0).astype(np.float16))
+        if asked["with_confidence"]:
+            confidence = scores.pop(0)
+            write_image(labels_dir / f"{index:06d}_confidence.png", np.round(confidence * 255).astype(np.uint8))
+            summaries.append((index, *confidence_summary(confidence)))
