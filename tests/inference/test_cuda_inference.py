@@ -78,3 +78,22 @@ def test_segmenter_with_cuda_graphs_predicts_the_eager_labels(tmp_path):
     assert isinstance(graphed.model, CudaGraphSegNeXt)
     for got, want in zip(graphed.predict(photos, batch_size=2), folded.predict(photos, batch_size=2)):
         assert np.array_equal(got, want)
+
+
+def test_confidence_on_the_gpu_is_the_cpus_to_float_rounding(no_tf32):
+    """`predict_with_confidence` takes the maximum on the device; with bfloat16 autocast the scores
+    are still float32 when it is taken."""
+    model, _, _ = reference_case("t")
+    config = segnext.TestConfig(img_scale=(160, 96))
+    photo = np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    labels, confidence = segnext.Segmenter(model, config, device="cpu").predict_with_confidence(photo)
+    for amp in (False, True):
+        gpu = segnext.Segmenter(model.cuda(), config, device="cuda", amp=amp)
+        got_labels, got = gpu.predict_with_confidence(photo)
+        assert got.dtype == np.float32 and got.shape == confidence.shape
+        assert (got_labels == labels).mean() >= (0.99 if amp else 0.999)
+        if amp:  # bfloat16 (else float16) logits: close on the whole, not at every pixel
+            assert np.abs(got - confidence).mean() < 0.01
+        else:
+            np.testing.assert_allclose(got, confidence, atol=1e-3)
+        model.cpu()
