@@ -434,6 +434,7 @@ class ConfidenceTable:
         self.rows.append((*confidence_summary(result.confidence), str(image)))
 
     def write(self, shown: int = 5) -> str:
+        from ..inference.segmenter import UNSURE_BELOW
         from ..utils import write_csv
 
         self.rows.sort()
@@ -442,7 +443,7 @@ class ConfidenceTable:
         least = "\n".join(f"  confidence {mean:5.1f}%  unsure pixels {unsure:5.1f}%  {image}"
                            for mean, unsure, image in self.rows[:shown])
         return (f"wrote {self.path}: the mean confidence of {len(self.rows)} image(s) and their share of pixels "
-                f"under 50%, least confident first (label those first):\n{least}")
+                f"under {UNSURE_BELOW:.0%}, least confident first (label those first):\n{least}")
 
 
 def write_array(path: Path, array) -> None:
