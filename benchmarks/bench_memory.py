@@ -6,7 +6,10 @@ Cases (SegNeXt-T, 150 classes, the official fixture checkpoint's weights):
 - `slide_8000x6000`: an 8000 x 6000 photo, slide inference (img_scale 1024 x 768, 512 x 512 windows,
   stride 384), labels at the photo's size;
 - `ms_flip_2000x1500`: a 2000 x 1500 photo, whole-image multi-scale (0.5 ... 1.75) + flip test, labels;
-- `ms_flip_2000x1500_proba`: the same, with the averaged class probabilities returned as well.
+- `ms_flip_2000x1500_proba`: the same, with the averaged class probabilities returned as well;
+- `slide_4000x3000`: a 4000 x 3000 photo, the slide test of the first case, labels;
+- `*_confidence`: labels and each pixel's confidence (`predict_with_confidence`, what
+  `segnext predict --confidence` writes).
 
 Peak memory is the process's maxrss (Linux), so it includes the interpreter, torch and the model
 (about 500 MB). Prints a table and writes JSON.
@@ -30,6 +33,14 @@ SETTINGS = {
                                         "stride=(384, 384))", "predict"),
     "ms_flip_2000x1500": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
                                           "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)", "predict"),
+    "slide_4000x3000": ("(3000, 4000)", "TestConfig(img_scale=(1024, 768), mode='slide', crop_size=(512, 512), "
+                                        "stride=(384, 384))", "predict"),
+    "slide_4000x3000_confidence": ("(3000, 4000)", "TestConfig(img_scale=(1024, 768), mode='slide', "
+                                                   "crop_size=(512, 512), stride=(384, 384))",
+                                   "predict_with_confidence"),
+    "ms_flip_2000x1500_confidence": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
+                                                     "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)",
+                                     "predict_with_confidence"),
     "ms_flip_2000x1500_proba": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
                                                 "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)",
                                 "predict_with_proba"),
@@ -66,7 +77,7 @@ def main() -> int:
             return 1
         seconds, peak_mb = result.stdout.split()[-2:]
         rows.append(dict(case=name, seconds=round(float(seconds), 1), peak_mb=int(peak_mb)))
-        print(f"{name:<26} {float(seconds):8.1f} s {int(peak_mb):8d} MB peak", flush=True)
+        print(f"{name:<30} {float(seconds):8.1f} s {int(peak_mb):8d} MB peak", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(date=time.strftime("%Y-%m-%d %H:%M"), python=platform.python_version(),

@@ -4,6 +4,7 @@ upsampling) against the reference."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,13 +18,16 @@ from segnext.inference import (
     TestConfig,
     evaluation_mode,
     model_logits,
+    prepare,
     resize_for_test,
     segment,
+    segment_group_confidence,
     segment_logits,
     to_tensor,
 )
 from segnext.ops import banded_average
 
+segment_module = importlib.import_module("segnext.inference.segment")  # the name `segment` is its function
 MULTI_SCALE = TestConfig(img_scale=(160, 96), size_divisor=32, scales=(0.5, 1.0, 1.75), flip=True)
 
 
@@ -85,6 +89,51 @@ def test_memory_efficient_labels_equal_the_reference(eager, image, config):
     assert labels.shape == image.shape[:2] and labels.dtype == torch.int64
     assert torch.equal(labels, segment(eager, image, config))
     assert torch.equal(segment(eager, image, config), segment_logits(eager, image, config).argmax(0))
+
+
+CONFIGS = [TestConfig(img_scale=(160, 96), size_divisor=32), TestConfig(img_scale=None),
+           TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48)), MULTI_SCALE,
+           TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48), scales=(0.75, 1.0))]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["whole-divisor", "whole-native", "slide", "multi-scale",
+                                                 "slide-multi-scale"])
+def test_confidence_is_the_probability_of_the_label_with_or_without_full_size_scores(eager, image, config,
+                                                                                     monkeypatch):
+    """The labels are `segment`'s exactly; the confidence is the probability of each label: from the
+    full-size scores exactly, from bands of rows (no full-size scores) to float rounding."""
+    monkeypatch.setattr(banded_average, "BAND_BYTES", 150 * 109 * 4 * 10)  # bands of 10 rows
+    scores = segment_logits(eager, image, config)
+    probabilities = scores.softmax(0) if config.single_scale else scores
+    group = [prepare(image, config)]
+    for memory_efficient in (False, True):
+        (labels, confidence), = segment_group_confidence(eager, group, config, memory_efficient=memory_efficient)
+        assert labels.dtype == torch.int64 and confidence.dtype == torch.float32
+        assert torch.equal(labels, segment(eager, image, config, memory_efficient=memory_efficient))
+        expected = probabilities.gather(0, labels[None])[0]
+        if memory_efficient:
+            assert (confidence - expected).abs().max() <= 1e-6
+        else:
+            assert torch.equal(confidence, expected)
+
+
+def test_confidence_in_bands_holds_no_full_size_scores(eager, image, monkeypatch):
+    """The banded confidence never makes a (classes, H, W) tensor: the largest it makes is a band."""
+    calls = []
+    original = banded_average.average_probabilities_in_bands
+
+    def bands(sources, height, width, band_bytes=None):
+        for rows, band in original(sources, height, width, band_bytes):
+            calls.append(band.shape)
+            yield rows, band
+
+    monkeypatch.setattr(banded_average, "BAND_BYTES", 150 * 109 * 4 * 10)
+    monkeypatch.setattr(segment_module, "average_probabilities_in_bands", bands)
+    monkeypatch.setattr(segment_module, "_segment_group_scores", None)  # the full-size path would fail
+    for config in CONFIGS[:2] + [MULTI_SCALE]:
+        calls.clear()
+        segment_group_confidence(eager, [prepare(image, config)], config, memory_efficient=True)
+        assert calls and all(shape == (150, 10, 109) for shape in calls[:-1])
 
 
 def test_optimized_model_gives_the_reference_labels(eager, image):

@@ -74,6 +74,7 @@ def test_a_group_that_fails_is_retried_image_by_image(segmenter, files, monkeypa
     alone = {result.path.name: result for result in predict_files(segmenter, files, batch_size=3, with_confidence=True)}
     assert alone["0.png"].probabilities is None
     assert np.array_equal(alone["0.png"].confidence, segmenter.predict_with_confidence(files[0])[1])
+    np.testing.assert_allclose(alone["0.png"].confidence, segmenter.predict_proba(files[0]).max(0), rtol=0, atol=1e-6)
 
 
 def test_arguments_are_checked(segmenter, files):

@@ -327,6 +327,7 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
     import numpy as np
 
     from ..data import overlay, write_image, write_label
+    from ..inference.segmenter import confidence_greyscale
 
     labels_path, *others = _output_paths(target, args)  # "scene.0001": the names keep the ".0001"
     write_label(labels_path, result.labels, palette)
@@ -336,7 +337,7 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
     if args.probs:
         write_array(others.pop(0), result.probabilities.astype(np.float16))
     if args.confidence:
-        write_image(others.pop(0), np.round(result.confidence * 255).astype(np.uint8))
+        write_image(others.pop(0), confidence_greyscale(result.confidence))
     for collector in collectors:
         collector.add(path, file_name, result)
 

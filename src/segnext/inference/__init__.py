@@ -9,6 +9,7 @@ from .segment import (
     model_logits,
     segment,
     segment_group,
+    segment_group_confidence,
     segment_group_scores,
     segment_logits,
     slide_logits,
@@ -19,6 +20,6 @@ from .settings import MS_RATIOS, TestConfig, default_test_config, override_test_
 __all__ = [
     "MS_RATIOS", "OnnxModel", "OptimizedSegNeXt", "PreparedImage", "Segmenter", "TestConfig", "default_test_config",
     "evaluation_mode", "export_onnx", "model_logits", "optimize_for_inference", "override_test_config", "prepare",
-    "resize_for_test", "segment", "segment_group", "segment_group_scores", "segment_logits", "slide_logits",
-    "test_config_for", "to_rgb_array", "to_tensor",
+    "resize_for_test", "segment", "segment_group", "segment_group_confidence", "segment_group_scores",
+    "segment_logits", "slide_logits", "test_config_for", "to_rgb_array", "to_tensor",
 ]

@@ -23,10 +23,11 @@ prediction, not just the border's. Each image gets the result it gets alone: bit
 optimized CPU model (it runs a batch one image at a time), to float rounding elsewhere (a GPU may pick
 other convolution algorithms for a batch, so labels can differ only where two classes tie).
 
-That is `segment_group_scores` and `segment_group`. With `memory_efficient=True` they compute the
-same result without full-resolution score maps for every class (an 8000 x 6000 photo with 150
-classes would need 29 GB): single-scale labels come from `segnext.ops.label_upsample` (exact) and
-the whole-image multi-scale average from `segnext.ops.banded_average` (equal to float rounding).
+That is `segment_group_scores` and `segment_group` (and `segment_group_confidence`: the labels with
+the probability of each). With `memory_efficient=True` they compute the same result without
+full-resolution score maps for every class (an 8000 x 6000 photo with 150 classes would need 29 GB):
+single-scale labels come from `segnext.ops.label_upsample` (exact), the whole-image multi-scale
+average and the confidence from `segnext.ops.banded_average` (equal to float rounding).
 That path needs a model with `forward_logits` (stride-8 logits), as SegNeXt and its optimized form
 have. `memory_efficient=None` chooses (`Segmenter` and `evaluate` pass it): the device's default
 (`segnext.devices`: on the CPU the memory-efficient path, which is also faster there; on a GPU the
@@ -188,13 +189,40 @@ def _segment_group(model, group, config, device, memory_efficient) -> List[torch
     if not config.single_scale:
         return [_banded_labels(sources, size).to(device) for sources, size in
                 _stride8_sources(model, group, config, device)]
-    x, _ = next(_views(group, config, device))
-    if _banded(model, config):
-        # stride-8 logits -> resized-image size (the model's own resize) -> each image's size
-        low, resized = model.forward_logits(x), [tuple(x.shape[2:])]
-    else:
-        low, resized = model_logits(model, x, config), []
-    return [upsampled_argmax(low[index], [*resized, image.size]).to(device) for index, image in enumerate(group)]
+    return [upsampled_argmax(low, chain).to(device)
+            for low, chain in _single_scale_sources(model, group, config, device)]
+
+
+@torch.no_grad()
+def segment_group_confidence(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None, device=None,
+                             *, memory_efficient: Optional[bool] = False) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Per image: (int64 labels (H, W), float32 confidence (H, W)): the labels of `segment_group`
+    and the probability of each (the softmax of the logits for a single scale without flip, else
+    the averaged probability).
+
+    memory_efficient: both without full-resolution class scores: the same labels, the confidence
+    one band of rows at a time (`segnext.ops.banded_average`, equal to float rounding); None:
+    chosen by the device and the size (see the module docstring).
+    """
+    with evaluation_mode(model):
+        model = _with_float32_logits(model)
+        config, device = _defaults(model, group, config, device)
+        if not _memory_efficient(memory_efficient, model, group, device) or (
+                not config.single_scale and not _banded(model, config)):
+            results = []
+            for scores in _segment_group_scores(model, group, config, device, False):
+                probabilities = scores.softmax(0) if config.single_scale else scores
+                results.append((scores.argmax(0), probabilities.amax(0)))
+            return results
+        if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
+            single = _single_scale_sources(model, group, config, device)
+            sources = [([(low, chain)], chain[-1]) for low, chain in single]
+            labels = [upsampled_argmax(low, chain) for low, chain in single]
+        else:
+            sources = _stride8_sources(model, group, config, device)
+            labels = [None] * len(sources)
+        return [_banded_confidence(image_sources, size, image_labels)
+                for (image_sources, size), image_labels in zip(sources, labels)]
 
 
 def segment_logits(model, image: ImageInput, config: Optional[TestConfig] = None, device=None, *,
@@ -249,6 +277,29 @@ def _stride8_sources(model, group: Sequence[PreparedImage], config: TestConfig, 
             one = low[index].float().contiguous()
             sources[index].append((one.flip(-1) if flipped else one, [tuple(x.shape[2:]), image.size]))
     return [(image_sources, image.size) for image_sources, image in zip(sources, group)]
+
+
+def _single_scale_sources(model, group: Sequence[PreparedImage], config: TestConfig, device):
+    """Per image: (its low-resolution logits (K, h, w), the sizes they are resized through)."""
+    x, _ = next(_views(group, config, device))
+    if _banded(model, config):
+        # stride-8 logits -> resized-image size (the model's own resize) -> each image's size
+        low, resized = model.forward_logits(x), [tuple(x.shape[2:])]
+    else:
+        low, resized = model_logits(model, x, config), []
+    return [(low[index], [*resized, image.size]) for index, image in enumerate(group)]
+
+
+def _banded_confidence(sources, size: Tuple[int, int], labels: Optional[torch.Tensor]):
+    """(labels, the probability of each): the argmax of the bands unless `labels` are given."""
+    confidence = torch.empty(size, device=sources[0][0].device)
+    band_labels = torch.empty(size, dtype=torch.int64, device=confidence.device) if labels is None else None
+    for rows, band in average_probabilities_in_bands(sources, *size):
+        if labels is None:
+            confidence[rows], band_labels[rows] = band.max(0)
+        else:
+            confidence[rows] = band.gather(0, labels[rows][None].to(band.device))[0]
+    return (band_labels if labels is None else labels), confidence
 
 
 def _banded_average(sources, size: Tuple[int, int]) -> torch.Tensor:

@@ -34,7 +34,7 @@ from .batching import batches_by_size
 from .cuda_graph import CudaGraphSegNeXt
 from .precision import Amp, AutocastModel, autocast_dtype
 from .preprocess import ImageInput, PreparedImage, prepare, to_rgb_array
-from .segment import segment_group, segment_group_scores
+from .segment import segment_group, segment_group_confidence, segment_group_scores
 from .settings import TestConfig, default_test_config, test_config_for
 
 
@@ -229,7 +229,12 @@ class Segmenter:
         label maps; with `with_probabilities` and/or `with_confidence`, of tuples (labels, then the
         probabilities and the confidence asked for, in that order). Every prediction comes through here."""
         model = self.inference_model
-        if with_probabilities or with_confidence:
+        if with_confidence and not with_probabilities:  # (H, W) each, without the classes' full-size scores
+            pairs = segment_group_confidence(model, group, self.test_config, self.device,
+                                             memory_efficient=self.memory_efficient)
+            return [(labels.cpu().numpy().astype(self._label_dtype), confidence.cpu().numpy())
+                    for labels, confidence in pairs]
+        if with_probabilities:
             scores = segment_group_scores(model, group, self.test_config, self.device,
                                           memory_efficient=self.memory_efficient)
             return [self._labels_and_scores(one, with_probabilities, with_confidence) for one in scores]
@@ -280,6 +285,12 @@ def confidence_summary(confidence: np.ndarray) -> Tuple[float, float]:
     """(mean confidence, share of unsure pixels), in percent, of a `predict_with_confidence` map:
     how an image (or a video frame) ranks among those to label next."""
     return 100.0 * float(confidence.mean()), 100.0 * float((confidence < UNSURE_BELOW).mean())
+
+
+def confidence_greyscale(confidence: np.ndarray) -> np.ndarray:
+    """A `predict_with_confidence` map as a greyscale uint8 image (255 = certain), as
+    `segnext predict --confidence` writes it."""
+    return np.round(confidence * 255).astype(np.uint8)
 
 
 def _is_many(images) -> bool:

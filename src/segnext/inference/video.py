@@ -29,7 +29,7 @@ import numpy as np
 from ..data.io import write_image, write_label
 from ..data.palette import overlay
 from ..utils import require, user_path, write_csv
-from .segmenter import Segmenter, confidence_summary
+from .segmenter import Segmenter, confidence_greyscale, confidence_summary
 
 DEFAULT_FPS = 25.0  # when the container does not say
 OVERLAY_FORMATS = ((".mp4", "mp4v"), (".avi", "MJPG"))  # (suffix, fourcc), the first one that opens
@@ -231,5 +231,5 @@ def _write_frames(batch, outputs, palette, alpha: float, labels_dir: Path, write
             np.save(labels_dir / f"{index:06d}_probs.npy", scores.pop(0).astype(np.float16))
         if asked["with_confidence"]:
             confidence = scores.pop(0)
-            write_image(labels_dir / f"{index:06d}_confidence.png", np.round(confidence * 255).astype(np.uint8))
+            write_image(labels_dir / f"{index:06d}_confidence.png", confidence_greyscale(confidence))
             summaries.append((index, *confidence_summary(confidence)))
