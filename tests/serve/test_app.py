@@ -52,8 +52,10 @@ def photo(seed=0, height=60, width=80) -> np.ndarray:
     return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def post(client, data: bytes, output=None, filename="photo.png"):
+def post(client, data: bytes, output=None, filename="photo.png", confidence=None):
     params = {"output": output} if output else {}
+    if confidence is not None:
+        params["confidence"] = confidence
     return client.post("/predict", params=params, files={"image": (filename, data, "application/octet-stream")})
 
 
@@ -95,6 +97,70 @@ def test_overlay_and_json(client, segmenter):
     assert [c["pixels"] for c in summary["classes"]] == sorted((c["pixels"] for c in summary["classes"]), reverse=True)
 
 
+def test_confidence_image_is_what_segnext_predict_writes(client, model_folder, tmp_path):
+    from segnext.cli.main import main
+
+    image = photo(6)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    assert main(["predict", "-c", str(model_folder), str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"),
+                 "--confidence", "--no-progress"]) == 0
+    response = post(client, png_bytes(image), "confidence")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.content == (tmp_path / "out" / "photo_confidence.png").read_bytes()
+
+
+def test_json_with_confidence_says_how_sure_the_model_is(client, segmenter):
+    image = photo(7)
+    labels, confidence = segmenter.predict_with_confidence(image)
+    plain = post(client, png_bytes(image), "json").json()
+    assert "confidence" not in plain and all("confidence" not in c for c in plain["classes"])
+    summary = post(client, png_bytes(image), "json", confidence="true").json()
+    assert summary["classes"] == [{**c, "confidence": summary["classes"][i]["confidence"]}
+                                  for i, c in enumerate(plain["classes"])]  # the same classes, with more
+    assert summary["confidence"] == pytest.approx(confidence.mean(), abs=1e-6)
+    assert summary["unsure_fraction"] == pytest.approx((confidence < summary["unsure_below"]).mean())
+    assert summary["unsure_below"] == 0.5
+    for entry in summary["classes"]:
+        assert entry["confidence"] == pytest.approx(confidence[labels == entry["id"]].mean(), abs=1e-6)
+
+
+def test_the_page_s_two_requests_run_the_model_once(segmenter):
+    """The page asks for the JSON with the confidence, then the overlay: the second comes from the
+    cache. Labels first and the confidence afterwards run the model again, once."""
+    app = create_app(segmenter, name="cached")
+    with TestClient(app) as client:
+        worker = app.service.worker
+        first, second = png_bytes(photo(8)), png_bytes(photo(9))
+        assert post(client, first, "json", confidence="true").status_code == 200
+        for output in ("overlay", "labels", "confidence", "json"):
+            assert post(client, first, output).status_code == 200
+        assert worker.images == 1
+        assert post(client, second, "overlay").status_code == 200
+        assert post(client, second, "labels").status_code == 200
+        assert worker.images == 2
+        assert post(client, second, "confidence").status_code == 200  # not kept yet: computed now
+        assert post(client, second, "json", confidence="true").status_code == 200
+        assert worker.images == 3
+
+
+def test_the_cache_keeps_the_confidence_once_it_is_computed_and_counts_its_bytes():
+    from segnext.serve.app import ResultCache
+
+    labels, confidence = np.zeros((10, 10), np.uint8), np.ones((10, 10), np.float32)
+    cache = ResultCache(max_bytes=1000)
+    cache.put("a", (labels, None))
+    assert cache.get("a")[1] is None and cache.get("a", with_confidence=True) is None
+    cache.put("a", (labels, confidence))
+    assert cache.get("a", with_confidence=True)[1] is confidence and cache._bytes == 500
+    cache.put("a", (labels, None))  # an answer without it does not replace one with it
+    assert cache.get("a")[1] is confidence
+    cache.put("b", (labels, confidence))
+    cache.put("c", (labels, None))  # 1100 bytes: the oldest goes
+    assert cache.get("a") is None and cache._bytes == 600
+    cache.put("d", (np.zeros((40, 40), np.uint8), np.ones((40, 40), np.float32)))  # larger than all: not kept
+    assert cache.get("d") is None and cache._bytes == 600
+
+
 def test_a_jpeg_with_exif_orientation_is_read_as_predict_reads_it(client, segmenter):
     image = photo(3, 40, 70)
     buffer = io.BytesIO()
@@ -111,7 +177,9 @@ def test_a_jpeg_with_exif_orientation_is_read_as_predict_reads_it(client, segmen
     ("empty", 400, "is empty"),
     ("too many pixels", 413, "over this server's limit"),
     ("too large", 413, "over this server's limit of 0.5 MB"),
-    ("bad output", 400, "is not one of labels, overlay, json"),
+    ("bad output", 400, "is not one of labels, overlay, json, confidence"),
+    ("confidence with labels", 400, "confidence=true adds the confidence to output=json, not to output=labels"),
+    ("confidence not a yes or no", 400, "confidence"),
 ])
 def test_bad_input_is_a_4xx_with_a_message_and_the_server_goes_on(client, case, status, words):
     good = png_bytes(photo(4))
@@ -122,8 +190,11 @@ def test_bad_input_is_a_4xx_with_a_message_and_the_server_goes_on(client, case, 
         "too many pixels": (png_bytes(np.zeros((400, 301, 3), np.uint8)), None),  # small file, 120,400 pixels
         "too large": (np.random.default_rng(0).bytes(600_000), None),
         "bad output": (good, "mask"),
+        "confidence with labels": (good, "labels"),
+        "confidence not a yes or no": (good, "json"),
     }[case]
-    response = post(client, data, output)
+    confidence = {"confidence with labels": "true", "confidence not a yes or no": "maybe"}.get(case)
+    response = post(client, data, output, confidence=confidence)
     assert response.status_code == status, response.text
     assert words in response.json()["error"]
     assert post(client, good).status_code == 200  # still serving
@@ -161,16 +232,20 @@ def test_a_chunked_upload_over_the_limit_is_refused_while_it_streams(client):
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(segmenter):
+    """Every third request asks for the confidence: a batch computes it for them only."""
     app = create_app(segmenter, name="batched", batch_size=4, max_inflight=8)
     images = [photo(10 + i) for i in range(8)]  # one size: they can share forward passes
     expected = [segmenter.predict(image) for image in images]
     results = [None] * len(images)
+    confidence = [None] * len(images)
     with TestClient(app) as client:
         service = app.service
         barrier = threading.Barrier(len(images))
 
         def ask(index):
             barrier.wait()
+            if index % 3 == 0:
+                confidence[index] = post(client, png_bytes(images[index]), "json", confidence="true")
             results[index] = post(client, png_bytes(images[index]))
 
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(images))]
@@ -181,14 +256,17 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(segmenter)
         assert all(r.status_code == 200 for r in results)
         for response, labels in zip(results, expected):
             assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), labels)
-        assert service.worker.images == len(images)
+        for index in range(0, len(images), 3):
+            expected_confidence = segmenter.predict_with_confidence(images[index])[1].mean()
+            assert confidence[index].json()["confidence"] == pytest.approx(expected_confidence, abs=1e-6)
+        assert service.worker.images == len(images)  # the labels after the confidence came from the cache
         assert service.worker.batches < len(images)  # some shared a forward pass
 
 
 def test_the_page_loads_and_names_the_endpoints(client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    for text in ('type="file"', "predict?output=", "health"):
+    for text in ('type="file"', "output=json&confidence=true", "output=overlay", "health"):
         assert text in response.text
 
 

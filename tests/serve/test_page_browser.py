@@ -44,7 +44,8 @@ def server(tmp_path_factory):
     folder = segnext.save_model(model, tmp_path_factory.mktemp("page") / "model")
     segmenter = segnext.Segmenter.from_checkpoint(folder, device="cpu")
     port = free_port()
-    config = uvicorn.Config(create_app(segmenter, name="page-model"), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(segmenter, name="page-model")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -52,19 +53,20 @@ def server(tmp_path_factory):
     while not instance.started and time.time() < deadline:
         time.sleep(0.05)
     assert instance.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}/", segmenter
+    yield f"http://127.0.0.1:{port}/", segmenter, app.service.worker
     instance.should_exit = True
     thread.join(10)
 
 
 def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
-    url, segmenter = server
+    url, segmenter, worker = server
     image = np.zeros((120, 160, 3), np.uint8)
     image[:, :80] = (200, 200, 200)
     image[:, 80:] = (30, 30, 30)
     path = tmp_path / "scene.png"
     Image.fromarray(image).save(path)
-    labels = segmenter.predict(image)
+    labels, confidence = segmenter.predict_with_confidence(image)
+    images_before = worker.images
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -83,9 +85,14 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
         finally:
             browser.close()
     assert "160 x 120 pixels" in status and natural == [160, 120]
-    present = [name for index, name in enumerate(["red thing", "blue thing"]) if (labels == index).any()]
-    for name in present:
-        assert name in rows
+    assert f"mean confidence {100 * confidence.mean():.0f} %" in status
+    assert f"on {100 * (confidence < 0.5).mean():.1f} % of the pixels" in status
+    present = [index for index in range(2) if (labels == index).any()]
+    for index in present:
+        name = ["red thing", "blue thing"][index]
+        share, sure = 100 * (labels == index).mean(), 100 * confidence[labels == index].mean()
+        assert f"{name}\t{share:.1f} %\t{sure:.0f} %" in rows, rows
+    assert worker.images == images_before + 1  # the overlay came from the cache
     # The screenshot shows the overlay where the page put it: the image blended with the class colours.
     x0, y0 = int(box["x"]) + 2, int(box["y"]) + 2
     shown = shot[y0:y0 + int(box["height"]) - 4, x0:x0 + int(box["width"]) - 4].astype(int)
@@ -97,7 +104,7 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
 
 
 def test_an_error_is_shown_on_the_page(server, tmp_path):
-    url, _ = server
+    url, _, _ = server
     path = tmp_path / "notes.png"
     path.write_bytes(b"not an image at all")
     with playwright.sync_playwright() as p:

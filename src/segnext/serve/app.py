@@ -4,15 +4,18 @@
     GET  /health    200 JSON: model, classes, device, test settings, limits
     POST /predict   multipart form field `image` -> 200 image/png, the single-channel label map
                     (exactly the file `segnext predict` writes); ?output=overlay: the colour overlay
-                    (PNG); ?output=json: the classes present with their pixel fractions
+                    (PNG); ?output=json: the classes present with their pixel fractions, and with
+                    &confidence=true how sure the model is of them; ?output=confidence: each
+                    pixel's confidence as a greyscale PNG (`segnext predict --confidence`'s file)
 
 Each request decodes and resizes its image itself (Pillow and NumPy, in the server's thread pool),
 hands it to the one model thread (`ModelWorker`, which batches images of one size) and encodes the
 answer. Memory stays bounded: an upload over `max_upload_mb` is refused before it is read in full, an
 image of more than `max_pixels` before it is decoded, and at most `max_inflight` requests hold an image
 at a time (the others wait for a slot, up to `queue_timeout` seconds, then get 503). The last results
-are kept by the upload's SHA-256 (`cache_mb`), so the page's two requests (overlay, then the class
-list) run the model once.
+are kept by the upload's SHA-256 (`cache_mb`), so the page's two requests (the class list, then the
+overlay) run the model once. The confidence costs up to twice the model's time on the CPU with many
+classes, so it is computed only for the requests that ask for it.
 
 Bad input is a 4xx with a JSON body `{"error": "..."}` that says what was wrong; the server goes on.
 """
@@ -30,11 +33,11 @@ import numpy as np
 
 from ..data.io import DataError, encode_image, encode_label_png, pil_to_rgb
 from ..data.palette import overlay
-from ..inference.segmenter import Segmenter
+from ..inference.segmenter import UNSURE_BELOW, Segmenter, confidence_greyscale
 from ..utils import require
 from .worker import ModelWorker
 
-OUTPUTS = ("labels", "overlay", "json")
+OUTPUTS = ("labels", "overlay", "json", "confidence")
 
 
 class RequestError(Exception):
@@ -46,33 +49,46 @@ class RequestError(Exception):
         self.message = message
 
 
+Prediction = Tuple[np.ndarray, Optional[np.ndarray]]  # labels, confidence (None: not computed)
+
+
 class ResultCache:
-    """The label maps of the last uploads, by SHA-256, within `max_bytes`."""
+    """The predictions of the last uploads, by SHA-256, within `max_bytes`."""
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[str, Prediction] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Optional[np.ndarray]:
+    def get(self, key: str, with_confidence: bool = False) -> Optional[Prediction]:
+        """The prediction kept for `key`, if there is one with the confidence when that is asked for."""
         with self._lock:
-            labels = self._items.get(key)
-            if labels is not None:
-                self._items.move_to_end(key)
-            return labels
+            prediction = self._items.get(key)
+            if prediction is None or (with_confidence and prediction[1] is None):
+                return None
+            self._items.move_to_end(key)
+            return prediction
 
-    def put(self, key: str, labels: np.ndarray) -> None:
-        if labels.nbytes > self.max_bytes:
+    def put(self, key: str, prediction: Prediction) -> None:
+        size = _nbytes(prediction)
+        if size > self.max_bytes:
             return
         with self._lock:
-            if key in self._items:
+            kept = self._items.get(key)
+            if kept is not None and (kept[1] is not None or prediction[1] is None):
                 return
-            self._items[key] = labels
-            self._bytes += labels.nbytes
+            if kept is not None:  # the same labels, now with their confidence
+                self._bytes -= _nbytes(self._items.pop(key))
+            self._items[key] = prediction
+            self._bytes += size
             while self._bytes > self.max_bytes:
                 _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
+                self._bytes -= _nbytes(dropped)
+
+
+def _nbytes(prediction: Prediction) -> int:
+    return sum(array.nbytes for array in prediction if array is not None)
 
 
 def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
@@ -100,15 +116,24 @@ def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         raise RequestError(400, f"{name} cannot be decoded ({error}): the file is truncated or corrupt") from None
 
 
-def class_summary(labels: np.ndarray, class_names, palette) -> dict:
-    """The classes present in `labels`, most pixels first."""
+def class_summary(labels: np.ndarray, class_names, palette, confidence: Optional[np.ndarray] = None) -> dict:
+    """The classes present in `labels`, most pixels first; with `confidence`, the mean confidence of
+    the image and of each class's pixels, and the share of pixels the model is unsure of."""
     counts = np.bincount(labels.ravel(), minlength=len(class_names))
     total = int(labels.size)
     present = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
-    return {"height": int(labels.shape[0]), "width": int(labels.shape[1]),
-            "classes": [{"id": i, "name": class_names[i] if i < len(class_names) else f"class_{i}",
-                         "color": list(palette[i]) if i < len(palette) else [0, 0, 0],
-                         "pixels": int(counts[i]), "fraction": float(counts[i]) / total} for i in present]}
+    classes = [{"id": i, "name": class_names[i] if i < len(class_names) else f"class_{i}",
+                "color": list(palette[i]) if i < len(palette) else [0, 0, 0],
+                "pixels": int(counts[i]), "fraction": float(counts[i]) / total} for i in present]
+    summary = {"height": int(labels.shape[0]), "width": int(labels.shape[1]), "classes": classes}
+    if confidence is not None:
+        sums = np.bincount(labels.ravel(), weights=confidence.ravel().astype(np.float64), minlength=len(counts))
+        for entry in classes:
+            entry["confidence"] = float(sums[entry["id"]] / counts[entry["id"]])
+        summary["confidence"] = float(confidence.mean(dtype=np.float64))
+        summary["unsure_fraction"] = float((confidence < UNSURE_BELOW).mean())
+        summary["unsure_below"] = UNSURE_BELOW
+    return summary
 
 
 class SegmentationService:
@@ -138,10 +163,14 @@ class SegmentationService:
                 "batch_size": self.worker.batch_size, "max_upload_mb": self.max_upload_bytes / 2**20,
                 "max_pixels": self.max_pixels, "max_inflight": self.max_inflight}
 
-    def predict(self, data: bytes, filename: str, output: str) -> Tuple[bytes, str]:
-        """(body, media type) for an uploaded file."""
+    def predict(self, data: bytes, filename: str, output: str, confidence: bool = False) -> Tuple[bytes, str]:
+        """(body, media type) for an uploaded file; `confidence`: add it to the JSON summary."""
         if output not in OUTPUTS:
             raise RequestError(400, f"output={output!r} is not one of {', '.join(OUTPUTS)}")
+        if confidence and output != "json":
+            raise RequestError(400, f"confidence=true adds the confidence to output=json, not to output={output}; "
+                                    f"output=confidence is each pixel's confidence as an image")
+        with_confidence = confidence or output == "confidence"
         name = f"the uploaded file {filename!r}" if filename else "the uploaded file"
         if not self._slots.acquire(timeout=self.queue_timeout):
             raise RequestError(503, f"the server is busy ({self.max_inflight} images in work for "
@@ -149,19 +178,24 @@ class SegmentationService:
         try:
             rgb = decode_upload(data, name, self.max_pixels)
             key = hashlib.sha256(data).hexdigest()
-            labels = self.cache.get(key)
-            if labels is None:
+            prediction = self.cache.get(key, with_confidence)
+            if prediction is None:
                 try:
-                    labels = self.worker.submit(self.segmenter.prepare(rgb)).result()
+                    result = self.worker.submit(self.segmenter.prepare(rgb), with_confidence=with_confidence).result()
                 except (RuntimeError, ValueError) as error:
                     raise RequestError(500, f"the model failed on {name}: {error}") from None
-                self.cache.put(key, labels)
+                prediction = result if with_confidence else (result, None)
+                self.cache.put(key, prediction)
+            labels, pixel_confidence = prediction
             palette = self.segmenter.palette
             if output == "labels":
                 return encode_label_png(labels, palette), "image/png"
             if output == "overlay":
                 return encode_image(overlay(rgb, labels, palette, self.alpha, ignore_index=None)), "image/png"
-            summary = class_summary(labels, self.segmenter.class_names, palette)
+            if output == "confidence":
+                return encode_image(confidence_greyscale(pixel_confidence)), "image/png"
+            summary = class_summary(labels, self.segmenter.class_names, palette,
+                                    pixel_confidence if confidence else None)
             return json.dumps(summary).encode(), "application/json"
         finally:
             self._slots.release()
@@ -263,12 +297,13 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", **options):
         return service.health()
 
     @app.post("/predict")
-    async def predict(output: str = "labels", image: Annotated[Optional[UploadFile], File()] = None):
+    async def predict(output: str = "labels", confidence: bool = False,
+                      image: Annotated[Optional[UploadFile], File()] = None):
         if image is None or not hasattr(image, "read"):
             raise RequestError(400, "no image: send the file as the multipart/form-data field 'image' "
                                     "(curl -F image=@photo.jpg URL/predict)")
         data = await image.read()
-        body, media_type = await run_in_threadpool(service.predict, data, image.filename or "", output)
+        body, media_type = await run_in_threadpool(service.predict, data, image.filename or "", output, confidence)
         return Response(body, media_type=media_type)
 
     limited = UploadLimit(app, service.max_upload_bytes)
