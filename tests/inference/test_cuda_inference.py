@@ -87,8 +87,8 @@ def test_confidence_on_the_gpu_is_the_cpus_to_float_rounding(no_tf32):
     config = segnext.TestConfig(img_scale=(160, 96))
     photo = np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8)
     labels, confidence = segnext.Segmenter(model, config, device="cpu").predict_with_confidence(photo)
-    for amp in (False, True):
-        gpu = segnext.Segmenter(model.cuda(), config, device="cuda", amp=amp)
+    for amp, memory_efficient in ((False, None), (True, None), (False, True)):  # True: in bands on the GPU
+        gpu = segnext.Segmenter(model.cuda(), config, device="cuda", amp=amp, memory_efficient=memory_efficient)
         got_labels, got = gpu.predict_with_confidence(photo)
         assert got.dtype == np.float32 and got.shape == confidence.shape
         assert (got_labels == labels).mean() >= (0.99 if amp else 0.999)
