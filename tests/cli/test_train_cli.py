@@ -128,6 +128,24 @@ def test_eval_refuses_a_model_for_another_dataset(capsys, config_file, tmp_path)
     assert "19 classes" in capsys.readouterr().err
 
 
+def test_eval_calibration_prints_how_far_the_confidence_holds(capsys, config_file, scenes, tmp_path):
+    names = json.loads((scenes / "classes.json").read_text())["classes"]
+    segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / "model")
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "model"), "--out", str(out), "--no-progress",
+                 "--calibration"]) == 0
+    printed = capsys.readouterr().out
+    calibration = json.loads(out.read_text())["calibration"]
+    assert f"calibration: over {calibration['pixels']:,} labelled pixels the mean confidence is " \
+           f"{calibration['mean_confidence']:.1f}% for an accuracy of {calibration['accuracy']:.1f}%; " \
+           f"ECE {calibration['ECE']:.2f}%" in printed
+    for row in calibration["under"]:
+        assert f"under {100 * row['below']:.0f}% confidence: {row['pixels']:.1f}% of the pixels" in printed
+    shown = [row for row in calibration["bins"] if row["pixels"]]
+    assert shown and all(f"{100 * row['from']:3.0f}-{100 * row['to']:3.0f}%" in printed for row in shown)
+    assert sum(row["pixels"] for row in calibration["bins"]) == calibration["pixels"] > 0
+
+
 def test_eval_scores_each_image_and_draws_the_hardest(capsys, config_file, scenes, tmp_path):
     from PIL import Image
 

@@ -190,3 +190,33 @@ def test_each_image_scored_on_its_own_in_one_or_several_processes(model, tmp_pat
     hardest = results["per_image"][order[0]]
     assert lines[1].split(",")[4] == f"{hardest['mIoU']:.2f}"
 
+
+
+def test_calibration_counts_each_labelled_pixel_by_the_probability_of_its_label(model):
+    from segnext.evaluation import ConfidenceCalibration
+
+    dataset = _Images(count=4, sizes=((24, 32), (40, 28)))
+    config = TestConfig(img_scale=(32, 24), scales=(0.75, 1.0), flip=True)
+    plain = evaluate(model, dataset, config, batch_size=2)
+    results = evaluate(model, dataset, config, batch_size=2, calibration=True)
+    assert torch.equal(results["confusion"], plain["confusion"])  # the same labels
+    expected = ConfidenceCalibration(255)
+    for item in dataset.items:  # the reference: the full-size averaged probabilities, their largest
+        probabilities = segment_logits(model, item["image"], config)
+        label = torch.from_numpy(item["label"].astype(np.int64))
+        expected.update(probabilities.argmax(0), probabilities.amax(0), label)
+    calibration = results["calibration"]
+    assert calibration["pixels"] == int(sum((item["label"] != 255).sum() for item in dataset.items))
+    assert calibration["accuracy"] == pytest.approx(plain["aAcc"])
+    assert calibration["ECE"] == pytest.approx(expected.compute()["ECE"], abs=1e-4)
+    reference = expected.compute()["bins"]
+    moved = sum(abs(got["pixels"] - want["pixels"]) for got, want in zip(calibration["bins"], reference))
+    assert moved <= 2  # the probabilities in bands equal the full-size ones to float rounding: a pixel on a bin edge
+    assert json.loads(json.dumps(results_for_json(results)))["calibration"]["ECE"] == pytest.approx(calibration["ECE"])
+    # over processes: the counts are summed by `reduce`
+    other_process = []
+    evaluate(model, dataset, config, shard=(1, 2), calibration=True, reduce=lambda t: other_process.append(t) or t)
+    added = iter(other_process)
+    reduced = evaluate(model, dataset, config, shard=(0, 2), calibration=True, reduce=lambda t: t + next(added))
+    assert reduced["calibration"]["pixels"] == calibration["pixels"]
+    assert reduced["calibration"]["ECE"] == pytest.approx(calibration["ECE"])

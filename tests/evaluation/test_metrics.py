@@ -129,3 +129,41 @@ def test_one_image_scored_on_its_own():
     nothing = image_scores(torch.zeros(3, 4, dtype=torch.int64))  # an image without a labelled pixel
     assert nothing["pixels"] == 0 and math.isnan(nothing["aAcc"]) and math.isnan(nothing["mIoU"])
     assert all(math.isnan(v) for v in nothing["IoU"])
+
+
+def test_calibration_counts_pixels_by_their_confidence():
+    from segnext.evaluation import ConfidenceCalibration
+
+    calibration = ConfidenceCalibration(ignore_index=255, bins=10, thresholds=(0.5, 0.7))
+    pred = torch.tensor([[1, 1, 2, 0], [3, 0, 0, 1]])
+    target = torch.tensor([[1, 2, 2, 1], [3, 0, 255, 1]])
+    confidence = torch.tensor([[0.95, 0.92, 0.62, 0.31], [1.0, 0.45, 0.99, 0.68]])
+    calibration.update(pred, confidence, target)
+    result = calibration.compute()
+    # labelled: 0.95 right, 0.92 wrong, 0.62 right, 0.31 wrong, 1.0 right, 0.45 right, 0.68 right
+    assert result["pixels"] == 7 and result["accuracy"] == pytest.approx(100 * 5 / 7)
+    filled = {round(10 * row["from"]): (row["pixels"], row["accuracy"]) for row in result["bins"] if row["pixels"]}
+    assert filled == {3: (1, 0.0), 4: (1, 100.0), 6: (2, 100.0), 9: (3, pytest.approx(200 / 3))}
+    mean_confidence = {3: 0.31, 4: 0.45, 6: 0.65, 9: (0.95 + 0.92 + 1.0) / 3}
+    accuracy = {3: 0.0, 4: 1.0, 6: 1.0, 9: 2 / 3}
+    weights = {3: 1, 4: 1, 6: 2, 9: 3}
+    ece = sum(weights[b] * abs(accuracy[b] - mean_confidence[b]) for b in weights) / 7
+    assert result["ECE"] == pytest.approx(100 * ece)
+    under_half, under_seventy = result["under"]
+    assert under_half == pytest.approx({"below": 0.5, "pixels": 100 * 2 / 7, "error_rate": 50.0,
+                                        "others_error_rate": 100 * 1 / 5, "share_of_errors": 50.0})
+    assert under_seventy == pytest.approx({"below": 0.7, "pixels": 100 * 4 / 7, "error_rate": 25.0,
+                                           "others_error_rate": 100 * 1 / 3, "share_of_errors": 50.0})
+    # processes sum `counts`: two halves give the whole
+    first, second = ConfidenceCalibration(255, 10, (0.5, 0.7)), ConfidenceCalibration(255, 10, (0.5, 0.7))
+    first.update(pred[:1], confidence[:1], target[:1])
+    second.update(pred[1:], confidence[1:], target[1:])
+    first.counts += second.counts
+    merged = first.compute()
+    assert merged["ECE"] == pytest.approx(result["ECE"])
+    assert all(got == pytest.approx(want) for got, want in zip(merged["under"], result["under"]))
+    assert [row["pixels"] for row in merged["bins"]] == [row["pixels"] for row in result["bins"]]
+    with pytest.raises(ValueError, match="multiples of 1 / bins"):
+        ConfidenceCalibration(thresholds=(0.33,))
+    with pytest.raises(ValueError, match="one shape"):
+        calibration.update(pred, confidence[:1], target)

@@ -79,14 +79,19 @@ def test_two_gloo_processes_match_one_process_with_accumulation(tmp_path, scenes
     model = str(tmp_path / "ddp" / "final_model")
     ddp_eval = subprocess.run(command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main", "eval",
                                          str(config), "-c", model, "--out", str(tmp_path / "ddp.json"), "--per-image",
-                                         "--no-progress"],
+                                         "--calibration", "--no-progress"],
                               env=SUBPROCESS_ENV, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert ddp_eval.returncode == 0, ddp_eval.stdout + ddp_eval.stderr
     single_eval = run_cli("eval", str(config), "-c", model, "--out", str(tmp_path / "one.json"), "--per-image",
-                          "--no-progress")
+                          "--calibration", "--no-progress")
     assert single_eval.returncode == 0, single_eval.stdout + single_eval.stderr
     table = (tmp_path / "ddp_per_image.csv").read_text()
     assert table == (tmp_path / "one_per_image.csv").read_text() and len(table.splitlines()) == 1 + 8
+    # and --calibration: the pixels counted by confidence, summed over the processes
+    ddp_calibration, one_calibration = (json.loads((tmp_path / f"{name}.json").read_text())["calibration"]
+                                        for name in ("ddp", "one"))
+    assert [row["pixels"] for row in ddp_calibration["bins"]] == [row["pixels"] for row in one_calibration["bins"]]
+    assert ddp_calibration["ECE"] == pytest.approx(one_calibration["ECE"], abs=1e-9)
 
 
 def _worker_pid(launcher: subprocess.Popen, rank: int) -> int:

@@ -69,6 +69,10 @@ def register(subparsers) -> None:
                             help="also draw the N hardest images (image, ground truth, prediction, errors in red) as "
                                  "JPEGs in a folder beside the results JSON (its name + _hardest); implies "
                                  "--per-image")
+    parser.add_argument("--calibration", action="store_true",
+                        help="also count the labelled pixels by the model's confidence in their label: how often it "
+                             "is right when it says 90%%, the expected calibration error (ECE), and what share of its "
+                             "errors lies under 50/70/90%% confidence (printed, and in the results JSON)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: the config's train.threads)")
     add_backend(parser)
@@ -208,7 +212,7 @@ def run(args) -> int:
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=not args.no_progress, batch_size=args.batch_size, workers=workers,
-                           per_image=per_image)
+                           per_image=per_image, calibration=args.calibration)
         if env.is_main:
             write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split,
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
@@ -223,6 +227,8 @@ def run(args) -> int:
             if confused:
                 print("most confused (share of a class's pixels predicted as another): " + ", ".join(
                     f"{truth} as {predicted} {share:.1f}%" for truth, predicted, share in confused))
+            if args.calibration:
+                print(calibration_table(results["calibration"]))
             print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
             if per_image:
                 write_per_image(per_image_csv, results)
@@ -233,6 +239,24 @@ def run(args) -> int:
     finally:
         distributed.cleanup(env)
     return 0
+
+
+def calibration_table(calibration: dict) -> str:
+    """`ConfidenceCalibration.compute()` as text: each confidence bin's accuracy, then the pixels
+    under each threshold and the errors they hold."""
+    lines = [f"calibration: over {calibration['pixels']:,} labelled pixels the mean confidence is "
+             f"{calibration['mean_confidence']:.1f}% for an accuracy of {calibration['accuracy']:.1f}%; "
+             f"ECE {calibration['ECE']:.2f}% (0: the confidence is the accuracy)",
+             "  confidence   pixels   right"]
+    for row in calibration["bins"]:
+        if row["pixels"]:
+            share = 100.0 * row["pixels"] / calibration["pixels"]
+            lines.append(f"  {100 * row['from']:3.0f}-{100 * row['to']:3.0f}%   {share:6.1f}%  {row['accuracy']:5.1f}%")
+    for row in calibration["under"]:
+        lines.append(f"  under {100 * row['below']:.0f}% confidence: {row['pixels']:.1f}% of the pixels, "
+                     f"{row['error_rate']:.1f}% of them wrong (the others {row['others_error_rate']:.1f}%): "
+                     f"{row['share_of_errors']:.1f}% of all errors")
+    return "\n".join(lines)
 
 
 def print_hardest(results, per_image_csv: Path, shown: int = 5) -> None:

@@ -11,6 +11,9 @@ an all-reduce), so the numbers equal a single-process evaluation.
 
 `per_image=True` also scores each image on its own (aAcc, mIoU, IoU per class), to find the images
 a model fails on, or whose labels are wrong; `write_per_image` writes them as a table, hardest first.
+`calibration=True` also counts the labelled pixels by their confidence (`ConfidenceCalibration`:
+how often the model is right when it says 90%, and what share of its errors lies under 70%), from
+`segnext.inference.segment_group_confidence`, whose labels are `segment_group`'s.
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 from ..constants import PER_CLASS_METRICS
 from ..inference.batching import as_is, batches_by_size
 from ..inference.preprocess import prepare
-from ..inference.segment import evaluation_mode, segment_group
+from ..inference.segment import evaluation_mode, segment_group, segment_group_confidence
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe, write_csv
-from .metrics import SegmentationMetric, class_areas, image_scores, majority_class_miou
+from .metrics import ConfidenceCalibration, SegmentationMetric, class_areas, image_scores, majority_class_miou
 
 
 @torch.no_grad()
@@ -41,7 +44,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
              reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, progress: bool = False,
              keep_predictions: int = 0, also_first: Optional[int] = None,
              memory_efficient: Optional[bool] = None, batch_size: int = 1, workers: int = 0,
-             per_image: bool = False) -> Dict[str, Any]:
+             per_image: bool = False, calibration: bool = False) -> Dict[str, Any]:
     """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
@@ -58,6 +61,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     per_image: also `per_image`, a list in dataset order of each image's `image_scores` (pixels,
         aAcc, mIoU, IoU per class) with its `index` and, where the dataset lists them, `image` and
         `label` paths; every process gets those of all images (through `reduce`).
+    calibration: also `calibration`, `ConfidenceCalibration.compute()` over all the images (the
+        same labels, each pixel's confidence computed with them).
     """
     num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
@@ -73,6 +78,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     kept: List[tuple] = []
     # Each image's class areas in its row; rows of other processes' images stay zero until `reduce`.
     areas = torch.zeros(total, 3, num_classes, dtype=torch.int64) if per_image else None
+    calibrated = ConfidenceCalibration(ignore_index) if calibration else None
     start = time.perf_counter()
     bar = None
     if progress and rank == 0:
@@ -84,12 +90,19 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                          generator=torch.Generator())  # its seed draw must not advance the global RNG
     with evaluation_mode(model):
         for group in batches_by_size(((tag, image) for *tag, image in samples), batch_size):
-            predictions = segment_group(model, [image for _, image in group], config, device,
-                                        memory_efficient=memory_efficient)
-            for ((position, index, label), image), prediction in zip(group, predictions):
+            images = [image for _, image in group]
+            if calibrated is None:
+                predictions = segment_group(model, images, config, device, memory_efficient=memory_efficient)
+                confidences = [None] * len(group)
+            else:
+                predictions, confidences = zip(*segment_group_confidence(model, images, config, device,
+                                                                         memory_efficient=memory_efficient))
+            for ((position, index, label), image), prediction, confidence in zip(group, predictions, confidences):
                 prediction = prediction.cpu()
                 label = torch.from_numpy(label.astype(np.int64))
                 confusion = metric.update(prediction, label)
+                if calibrated is not None:
+                    calibrated.update(prediction, confidence, label)
                 if areas is not None:
                     areas[index] = class_areas(confusion)
                 if first is not None and index < also_first:
@@ -108,6 +121,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                 summed.confusion = reduce(summed.confusion)
         if areas is not None:
             areas = reduce(areas)
+        if calibrated is not None:
+            calibrated.counts = reduce(calibrated.counts)
     results = metric.compute()
     if first is not None:
         results["first_images"] = {**first.compute(), "num_images": min(also_first, total)}
@@ -115,6 +130,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     results["seconds"] = time.perf_counter() - start
     results["majority_class_mIoU"] = majority_class_miou(metric.confusion)
     results["confusion"] = metric.confusion  # [target, prediction] pixel counts, summed over processes
+    if calibrated is not None:
+        results["calibration"] = calibrated.compute()
     if keep_predictions:
         results["predictions"] = kept
     if areas is not None:
@@ -149,7 +166,8 @@ def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
     out = {key: results[key] for key in ["aAcc"] + [f"m{name}" for name in metrics] if key in results}
     out["per_class"] = [{"class": name, **{metric: results[metric][index] for metric in metrics}}
                         for index, name in enumerate(names)]
-    out.update({key: results[key] for key in ("num_images", "seconds", "majority_class_mIoU") if key in results})
+    out.update({key: results[key] for key in ("num_images", "seconds", "majority_class_mIoU", "calibration")
+                if key in results})
     out.update(extra)
     return json_safe(out)
 

@@ -88,6 +88,64 @@ class SegmentationMetric:
         return format_results(results or self.compute(), columns)
 
 
+class ConfidenceCalibration:
+    """How far the model's confidence can be trusted: the labelled pixels counted by their confidence
+    (the probability of their predicted label) in `bins` equal bins of [0, 1].
+
+    `update(pred, confidence, target)` takes a label map, its confidence map and the target, of one
+    shape. `compute()` returns, for each bin, its pixels, their accuracy and their mean confidence (a
+    reliability diagram); the expected calibration error `ECE` (Naeini et al., AAAI 2015: the mean of
+    |accuracy - mean confidence| over the bins, weighted by their pixels; 0 where the confidence is
+    the accuracy); and under each of `thresholds` (multiples of 1 / bins), the share of pixels, their
+    error rate, the error rate of the others and the share of all errors they hold: what a person who
+    checks the unsure pixels would find. All in percent. `counts` (pixels, correct pixels, summed
+    confidence per bin; float64) is all there is to sum over processes."""
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, bins: int = 20, thresholds: Sequence[float] = (0.5, 0.7, 0.9)):
+        edges = [threshold * bins for threshold in thresholds]
+        if bins < 1 or any(abs(edge - round(edge)) > 1e-9 or not 0 < edge < bins for edge in edges):
+            raise ValueError(f"thresholds {tuple(thresholds)} must be multiples of 1 / bins (bins={bins}) "
+                             f"inside (0, 1)")
+        self.ignore_index = ignore_index
+        self.bins = bins
+        self.thresholds = tuple(thresholds)
+        self.counts = torch.zeros(3, bins, dtype=torch.float64)
+
+    def update(self, pred, confidence, target) -> None:
+        pred, confidence, target = (torch.as_tensor(x).reshape(-1).cpu() for x in (pred, confidence, target))
+        if not pred.shape == confidence.shape == target.shape:
+            raise ValueError(f"prediction, confidence and target must have one shape, got {pred.numel()}, "
+                             f"{confidence.numel()} and {target.numel()} values")
+        valid = target != self.ignore_index
+        confidence = confidence[valid].double()
+        correct = (pred[valid].long() == target[valid].long()).double()
+        bins = (confidence * self.bins).long().clamp_(0, self.bins - 1)
+        self.counts[0] += torch.bincount(bins, minlength=self.bins).double()
+        self.counts[1] += torch.bincount(bins, weights=correct, minlength=self.bins)
+        self.counts[2] += torch.bincount(bins, weights=confidence, minlength=self.bins)
+
+    def compute(self) -> Dict[str, Any]:
+        pixels, correct, summed = self.counts.tolist()
+        total, right = sum(pixels), sum(correct)
+
+        def percent(part: float, whole: float) -> float:
+            return 100.0 * part / whole if whole else math.nan
+
+        under = []
+        for threshold in self.thresholds:
+            edge = round(threshold * self.bins)
+            count, wrong = sum(pixels[:edge]), sum(pixels[:edge]) - sum(correct[:edge])
+            under.append({"below": threshold, "pixels": percent(count, total), "error_rate": percent(wrong, count),
+                          "others_error_rate": percent(total - right - wrong, total - count),
+                          "share_of_errors": percent(wrong, total - right)})
+        return {"pixels": int(total), "accuracy": percent(right, total), "mean_confidence": percent(sum(summed), total),
+                "ECE": percent(sum(abs(c - s) for c, s in zip(correct, summed)), total),
+                "bins": [{"from": b / self.bins, "to": (b + 1) / self.bins, "pixels": int(pixels[b]),
+                          "accuracy": percent(correct[b], pixels[b]),
+                          "mean_confidence": percent(summed[b], pixels[b])} for b in range(self.bins)],
+                "under": under}
+
+
 def format_results(results: Dict[str, Any], columns: Sequence[str] = DEFAULT_METRIC_COLUMNS) -> str:
     """The per-class table of `columns` (of PER_CLASS_METRICS) and the summary line (aAcc and the
     means of those columns) of `SegmentationMetric.compute()`'s results."""
