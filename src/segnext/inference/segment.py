@@ -216,7 +216,7 @@ def segment_group_confidence(model, group: Sequence[PreparedImage], config: Opti
             return results
         if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
             single = _single_scale_sources(model, group, config, device)
-            sources = [([(low, chain)], chain[-1]) for low, chain in single]
+            sources = [([(low.float(), chain)], chain[-1]) for low, chain in single]
             labels = [upsampled_argmax(low, chain) for low, chain in single]
         else:
             sources = _stride8_sources(model, group, config, device)
