@@ -112,10 +112,11 @@ class ConfidenceCalibration:
         self.counts = torch.zeros(3, bins, dtype=torch.float64)
 
     def update(self, pred, confidence, target) -> None:
-        pred, confidence, target = (torch.as_tensor(x).reshape(-1).cpu() for x in (pred, confidence, target))
+        pred, confidence, target = (torch.as_tensor(x) for x in (pred, confidence, target))
         if not pred.shape == confidence.shape == target.shape:
-            raise ValueError(f"prediction, confidence and target must have one shape, got {pred.numel()}, "
-                             f"{confidence.numel()} and {target.numel()} values")
+            raise ValueError(f"prediction, confidence and target must have one shape, got {tuple(pred.shape)}, "
+                             f"{tuple(confidence.shape)} and {tuple(target.shape)}")
+        pred, confidence, target = (x.reshape(-1).cpu() for x in (pred, confidence, target))
         valid = target != self.ignore_index
         confidence = confidence[valid].double()
         correct = (pred[valid].long() == target[valid].long()).double()
