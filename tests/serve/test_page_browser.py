@@ -82,6 +82,10 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
                                     "document.getElementById('result').naturalHeight]")
             box = page.locator("#result").bounding_box()
             shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
+            page.check("input[value=confidence]")  # the other view: each pixel's confidence, in grey
+            page.wait_for_function("document.body.dataset.shown === 'confidence'", timeout=60_000)
+            page.wait_for_function("document.getElementById('result').complete")
+            grey = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
         finally:
             browser.close()
     assert "160 x 120 pixels" in status and natural == [160, 120]
@@ -92,7 +96,7 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
         name = ["red thing", "blue thing"][index]
         share, sure = 100 * (labels == index).mean(), 100 * confidence[labels == index].mean()
         assert f"{name}\t{share:.1f} %\t{sure:.0f} %" in rows, rows
-    assert worker.images == images_before + 1  # the overlay came from the cache
+    assert worker.images == images_before + 1  # the overlay and the confidence came from the cache
     # The screenshot shows the overlay where the page put it: the image blended with the class colours.
     x0, y0 = int(box["x"]) + 2, int(box["y"]) + 2
     shown = shot[y0:y0 + int(box["height"]) - 4, x0:x0 + int(box["width"]) - 4].astype(int)
@@ -101,6 +105,9 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
     half = shown.shape[1] // 2
     assert np.abs(shown[:, : half - 4].reshape(-1, 3).mean(0) - left).max() < 25
     assert np.abs(shown[:, half + 4:].reshape(-1, 3).mean(0) - right).max() < 25
+    shown_grey = grey[y0:y0 + int(box["height"]) - 4, x0:x0 + int(box["width"]) - 4].astype(int)
+    assert np.abs(shown_grey[..., 0] - shown_grey[..., 2]).max() <= 2  # grey
+    assert abs(shown_grey.mean() - 255 * confidence.mean()) < 10
 
 
 def test_an_error_is_shown_on_the_page(server, tmp_path):

@@ -1,6 +1,6 @@
 """A segmentation model over HTTP: `create_app(segmenter)` is a FastAPI application.
 
-    GET  /          a page to choose an image and see its overlay and classes
+    GET  /          a page to choose an image and see its overlay, classes and confidence
     GET  /health    200 JSON: model, classes, device, test settings, limits
     POST /predict   multipart form field `image` -> 200 image/png, the single-channel label map
                     (exactly the file `segnext predict` writes); ?output=overlay: the colour overlay
