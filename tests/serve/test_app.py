@@ -266,7 +266,8 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(segmenter)
 def test_the_page_loads_and_names_the_endpoints(client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    for text in ('type="file"', "output=json&confidence=true", "output=overlay", "health"):
+    for text in ('type="file"', "output=json&confidence=true", '"output=" + output', 'value="overlay"',
+                 'value="confidence"', "health"):
         assert text in response.text
 
 
