@@ -48,6 +48,12 @@ def test_static_export_for_an_image_size_predicts_those_images(model_folder, tmp
     through_torch = segnext.Segmenter.from_checkpoint(model_folder, device="cpu", backend="eager").predict(image)
     assert through_onnx.shape == (40, 56)
     assert (through_onnx == through_torch).mean() >= 0.99
+    # each pixel's confidence through ONNX (logits at the input size, then the bands), as `serve --onnx` gives it
+    onnx_labels, onnx_confidence = segnext.Segmenter.from_onnx(path).predict_with_confidence(image)
+    assert np.array_equal(onnx_labels, through_onnx)
+    _, torch_confidence = segnext.Segmenter.from_checkpoint(model_folder, device="cpu",
+                                                            backend="eager").predict_with_confidence(image)
+    assert np.abs(onnx_confidence - torch_confidence).mean() < 1e-3
 
     # the size the export was given as --shape (the image's own) is not what the model gets: named
     assert main(["export", "-c", str(model_folder), "-o", str(tmp_path / "wrong.onnx"), "--static",
