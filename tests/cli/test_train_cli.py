@@ -180,15 +180,6 @@ def test_eval_scores_each_image_and_draws_the_hardest(capsys, config_file, scene
     assert (tmp_path / "plain_per_image.csv").is_file() and not (tmp_path / "plain_hardest").exists()
 
 
-def test_no_hardest_images_to_draw_where_nothing_is_labelled(capsys, tmp_path):
-    from segnext.cli.eval import draw_hardest
-
-    unlabelled = {"index": 0, "pixels": 0, "aAcc": float("nan"), "mIoU": float("nan"), "IoU": [float("nan")] * 8}
-    draw_hardest(None, None, {"per_image": [unlabelled]}, None, "cpu", 3, tmp_path / "hardest")
-    assert "--hardest: no image has a labelled pixel; nothing to draw" in capsys.readouterr().out
-    assert not (tmp_path / "hardest").exists()
-
-
 def test_overrides_are_accepted_anywhere_on_the_line(capsys, config_file, tmp_path):
     assert main(["train", str(config_file), "--work-dir", str(tmp_path / "w"), "train.max_iters=7", "--print-config",
                  "data.crop_size=[32,32]"]) == 0

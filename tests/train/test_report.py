@@ -12,15 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from train_helpers import tiny_config, write_config
 
 from segnext.cli.main import main
 from segnext.train import load_config, train
 from segnext.train.report import (
+    HARDEST_SHOWN,
     IGNORE_SHADES,
     RunFiles,
     colour_mask,
     comparison_picture,
+    draw_hardest,
     error_map,
     evaluations_text,
     facts,
@@ -72,6 +75,21 @@ def test_report_lists_the_hardest_val_images_and_how_to_draw_them(finished_run):
     assert "The hardest val images (lowest mIoU; all in per_image.csv)" in text
     assert f"{Path(first[0]).name} {first[4]} {first[3]}" in " ".join(text.split())
     assert f"segnext eval {finished_run / 'config.yaml'} -c {finished_run / 'final_model'} --hardest 8" in text
+    # the run drew them: image and ground truth above, prediction and errors below, hardest first
+    rows = [line.split(",") for line in (finished_run / "per_image.csv").read_text().splitlines()[1:]]
+    pictures = sorted((finished_run / "report_data" / "hardest").iterdir())
+    assert [p.name for p in pictures] == [f"{rank:02d}_{Path(row[0]).stem}.jpg"
+                                          for rank, row in enumerate(rows[:HARDEST_SHOWN], start=1)]
+    page = (finished_run / "report.html").read_text()
+    assert all(f"<figcaption>{picture.stem}</figcaption>" in page for picture in pictures)
+    width, height = Image.open(rows[0][0]).size
+    assert Image.open(pictures[0]).size == (2 * width, 2 * (height + 14))  # four captioned panels
+
+
+def test_no_hardest_images_to_draw_where_nothing_is_labelled(tmp_path):
+    unlabelled = {"index": 0, "pixels": 0, "aAcc": float("nan"), "mIoU": float("nan"), "IoU": [float("nan")] * 8}
+    assert draw_hardest(None, None, [unlabelled], None, "cpu", 3, tmp_path / "hardest") == []
+    assert not (tmp_path / "hardest").exists()
 
 
 def test_report_says_why_it_stopped_how_it_compares_with_the_baseline_and_which_images_were_scored(finished_run):
@@ -88,7 +106,7 @@ def test_report_html_is_one_file_with_its_images_embedded(finished_run):
     page = (finished_run / "report.html").read_text()
     sources = re.findall(r"src='([^']*)'", page)
     pytest.importorskip("matplotlib", reason="matplotlib is not installed: the HTML has no charts to count")
-    assert len(sources) == 1 + 2 * 4  # the loss, lr and mIoU charts + 4 pictures per sample
+    assert len(sources) == 1 + 2 * 4 + HARDEST_SHOWN  # the charts, 4 pictures per sample, the hardest
     assert all(source.startswith("data:image/") for source in sources)
     assert "http" not in page.replace("http-equiv", "")  # nothing fetched from elsewhere
 
@@ -167,7 +185,7 @@ def test_without_matplotlib_the_html_is_still_written(finished_run, tmp_path, mo
     assert written.png is None and not (tmp_path / "report.png").exists()
     assert "pip install 'segnext[plot]'" in capsys.readouterr().out
     page = written.html.read_text()
-    assert "The charts need matplotlib" in page and page.count("<figure>") == 2 * 4
+    assert "The charts need matplotlib" in page and page.count("<figure>") == 2 * 4 + HARDEST_SHOWN
 
 
 def _run(**results) -> RunFiles:

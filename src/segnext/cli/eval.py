@@ -148,6 +148,7 @@ def run(args) -> int:
     from ..models import create_model
     from ..runtime import use_device
     from ..train import distributed, load_config
+    from ..train.report import draw_hardest
     from ..utils import check_can_write_file
 
     if args.config_settings and args.model_settings:
@@ -234,7 +235,10 @@ def run(args) -> int:
                 write_per_image(per_image_csv, results)
                 print_hardest(results, per_image_csv)
             if args.hardest:
-                draw_hardest(model, dataset, results, test_config, env.device, args.hardest, hardest_folder)
+                drawn = draw_hardest(model, dataset, results["per_image"], test_config, env.device, args.hardest,
+                                     hardest_folder)
+                print(f"the {len(drawn)} hardest drawn in {hardest_folder} (image, ground truth / prediction, "
+                      f"errors in red)" if drawn else "--hardest: no image has a labelled pixel; nothing to draw")
         distributed.barrier(env)
     finally:
         distributed.cleanup(env)
@@ -271,32 +275,6 @@ def print_hardest(results, per_image_csv: Path, shown: int = 5) -> None:
         weakest = ", ".join(f"{names[k]} {iou:.1f}" for iou, k in present[:3])
         print(f"  mIoU {scores['mIoU']:5.1f}  aAcc {scores['aAcc']:5.1f}  {scores.get('image', scores['index'])}"
               f"  (weakest: {weakest})")
-
-
-def draw_hardest(model, dataset, results, test_config, device, count: int, folder: Path) -> None:
-    """The `count` hardest images segmented again and drawn as NN_<image name>.jpg in `folder` (the
-    pictures of an earlier evaluation there are replaced)."""
-    import torch
-
-    from ..evaluation import evaluate, hardest_first
-    from ..train.report import comparison_picture, save_jpeg
-
-    chosen = [scores for scores in hardest_first(results["per_image"]) if scores["pixels"]][:count]
-    if not chosen:
-        print("--hardest: no image has a labelled pixel; nothing to draw")
-        return
-    again = evaluate(model, torch.utils.data.Subset(dataset, [scores["index"] for scores in chosen]), test_config,
-                     num_classes=dataset.num_classes, ignore_index=dataset.ignore_index,
-                     class_names=dataset.class_names, device=device, keep_predictions=len(chosen))
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("[0-9][0-9]*_*.jpg"):
-        old.unlink()
-    width = max(2, len(str(len(chosen))))
-    for rank, (scores, (image, label, prediction)) in enumerate(zip(chosen, again["predictions"]), start=1):
-        name = Path(str(scores.get("image", scores["index"]))).stem
-        save_jpeg(folder / f"{rank:0{width}d}_{name}.jpg",
-                  comparison_picture(image, label, prediction, dataset.palette, dataset.ignore_index))
-    print(f"the {len(chosen)} hardest drawn in {folder} (image, ground truth / prediction, errors in red)")
 
 
 def missing_weights_message(config: str) -> str:

@@ -41,7 +41,7 @@ from .config import Config
 from .loggers import RunLog, open_run_log, require_trackers
 from .optim import build_optimizer, peak_lr_factor, scheduled_lr, set_learning_rates
 from .progress import LogWindow, ProgressBar, log_line
-from .report import PER_IMAGE, save_report_data, write_report
+from .report import HARDEST, HARDEST_SHOWN, PER_IMAGE, REPORT_DATA, draw_hardest, save_report_data, write_report
 from .sampler import default_num_workers, step_seeds, training_loader
 from .step import StrideEightLogits, TrainingDiverged, next_micro_batches, train_step
 from .unreadable import UnreadableFiles
@@ -317,6 +317,8 @@ class Run:
             write_per_image(self.work_dir / PER_IMAGE, results)
             save_report_data(self.work_dir, results, self.model.config.palette, self.model.config.class_names,
                              self.train_set.ignore_index)
+            draw_hardest(self.model, self.val_set, results["per_image"], self.config.evaluation, self.env.device,
+                         HARDEST_SHOWN, self.work_dir / REPORT_DATA / HARDEST)
             written = write_report(self.work_dir)
             report = written.png or written.html
             self.log.add_files([written.html, written.png, self.work_dir / "results.json"])

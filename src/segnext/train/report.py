@@ -12,13 +12,15 @@ it at any time, also while the run is going (curves only until the run ends):
       final_eval.json  the final confusion matrix, class names, palette, ignore index
       samples/         a few val images with their label and prediction (NN_image.jpg, NN_label.png,
                        NN_prediction.png; the PNGs hold class ids, palettised)
+      hardest/         the hardest val images drawn by `draw_hardest` (NN_<image>.jpg: image and
+                       ground truth, prediction and errors)
 
 What it shows: the stop reason ("time budget reached at 432/500 iterations"), the final metrics next
 to the majority-class baseline, which evaluations used how many images, the loss, learning-rate and
 mIoU curves, per-class IoU as bars (weakest first, in the class colours), the normalised confusion
 matrix, and for each sample the image, the ground truth and the prediction as plain colour masks
 (exactly the legend's colours) and an error map (red where prediction and label disagree); the HTML
-also lists the hardest val images (where to look for wrong labels).
+also lists the hardest val images and shows them (where to look for wrong labels).
 
 matplotlib draws the PNG and the charts of the HTML, on its own `Figure` objects (no pyplot, no
 backend change); without it the HTML is still written, with its tables and images.
@@ -53,6 +55,7 @@ REPORT_DATA = "report_data"
 FINAL_EVAL = "final_eval.json"
 PER_IMAGE = "per_image.csv"  # `segnext.evaluation.write_per_image`'s table of the final evaluation
 HARDEST_SHOWN = 5
+HARDEST = "hardest"  # report_data/hardest/: the HARDEST_SHOWN hardest val images, drawn
 HEADER_WIDTH = 180  # characters of a line under the PNG's title (16 inches at 10.5 pt)
 MAX_BARS = 40  # more classes than this: the bar chart shows the weakest WEAKEST_SHOWN
 MAX_MATRIX = 30  # more classes than this: the confusion matrix shows the weakest WEAKEST_SHOWN
@@ -93,6 +96,33 @@ def save_report_data(work_dir: Path, results: Dict[str, Any], palette: Optional[
     return folder
 
 
+def draw_hardest(model, dataset, per_image: Sequence[Dict[str, Any]], test_config, device, count: int,
+                 folder: Path) -> List[Path]:
+    """The `count` hardest images of `per_image` (`evaluate(..., per_image=True)`'s) segmented again
+    and drawn (`comparison_picture`) as NN_<image name>.jpg in `folder`, replacing the pictures of an
+    earlier evaluation there; returns the files written (none when no image has a labelled pixel)."""
+    from torch.utils.data import Subset
+
+    from ..evaluation import evaluate, hardest_first
+
+    chosen = [scores for scores in hardest_first(per_image) if scores["pixels"]][:count]
+    folder = Path(folder)
+    for old in folder.glob("[0-9][0-9]*_*.jpg"):
+        old.unlink()
+    if not chosen:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    again = evaluate(model, Subset(dataset, [scores["index"] for scores in chosen]), test_config,
+                     num_classes=dataset.num_classes, ignore_index=dataset.ignore_index,
+                     class_names=dataset.class_names, device=device, keep_predictions=len(chosen))
+    width = max(2, len(str(len(chosen))))
+    written = []
+    for rank, (scores, (image, label, prediction)) in enumerate(zip(chosen, again["predictions"]), start=1):
+        written.append(folder / f"{rank:0{width}d}_{Path(str(scores.get('image', scores['index']))).stem}.jpg")
+        save_jpeg(written[-1], comparison_picture(image, label, prediction, dataset.palette, dataset.ignore_index))
+    return written
+
+
 def save_jpeg(path: Path, image: np.ndarray) -> None:
     picture = Image.fromarray(np.ascontiguousarray(image))
     atomic_write(path, lambda temporary: picture.save(temporary, format="JPEG", quality=90))
@@ -114,6 +144,7 @@ class RunFiles:
     samples: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     diverged: Optional[Dict[str, Any]] = None
     hardest: List[Dict[str, str]] = field(default_factory=list)  # the first rows of per_image.csv
+    hardest_pictures: List[Path] = field(default_factory=list)  # report_data/hardest/*.jpg, hardest first
 
 
 def read_run(work_dir: Path) -> RunFiles:
@@ -141,7 +172,8 @@ def read_run(work_dir: Path) -> RunFiles:
     diverged = next((r for r in records if r.get("type") == "diverged"), None)
     return RunFiles(work_dir, config, [r for r in records if r.get("type") == "train" and r.get("loss") is not None],
                     evals, results, list(names), [list(c) for c in palette], int(final.get("ignore_index", 255)),
-                    confusion, samples, diverged, _read_hardest(work_dir / PER_IMAGE))
+                    confusion, samples, diverged, _read_hardest(work_dir / PER_IMAGE),
+                    sorted((work_dir / REPORT_DATA / HARDEST).glob("[0-9][0-9]*_*.jpg")))
 
 
 def _read_hardest(path: Path) -> List[Dict[str, str]]:
@@ -549,6 +581,7 @@ def write_html(run: RunFiles, path: Path) -> Path:
         parts += ["<h2>Confusion matrix</h2>", _confusion_table(run, iou)]
     if run.hardest:
         parts += [f"<h2>The hardest val images (lowest mIoU; all in {PER_IMAGE})</h2>", _hardest_table(run)]
+        parts += _hardest_pictures(run)
     if run.samples:
         parts.append("<h2>Predictions on val images</h2>")
         for image, labels, prediction in run.samples:
@@ -575,6 +608,7 @@ ul.facts li { margin: 0.3em 0; } .note { color: #666; font-size: 0.9em; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
 img.chart { width: 100%; }
 .samples { display: grid; grid-template-columns: repeat(4, 1fr); gap: 10px; margin-bottom: 10px; }
+.hardest { display: grid; grid-template-columns: repeat(2, 1fr); gap: 10px; margin-top: 10px; }
 figure { margin: 0; } figure img { width: 100%; image-rendering: pixelated; }
 figcaption { font-size: 0.85em; color: #444; }
 table { border-collapse: collapse; font-size: 0.85em; } td, th { padding: 2px 6px; }
@@ -634,7 +668,23 @@ def _hardest_table(run: RunFiles) -> str:
     rows.append("</table>")
     command = f"segnext eval {run.work_dir / 'config.yaml'} -c {run.work_dir / 'final_model'} --hardest 8"
     return "".join(rows) + (f"<p class='note'>On images like the training images, these are where wrong labels "
-                            f"show up. Draw them with their labels and errors: <code>{_e(command)}</code></p>")
+                            f"show up. Drawn below with their labels and errors; more of them: "
+                            f"<code>{_e(command)}</code></p>")
+
+
+def _hardest_pictures(run: RunFiles) -> List[str]:
+    """The hardest val images as the run drew them (image and ground truth above, prediction and
+    errors below), two a row."""
+    cells = []
+    for path in run.hardest_pictures:
+        try:
+            with Image.open(path) as picture:
+                uri = _data_uri(np.asarray(picture.convert("RGB")), smooth=True, photo=True, width=2 * HTML_IMAGE_WIDTH)
+        except (OSError, ValueError):  # a picture removed or spoiled by hand: show the others
+            continue
+        caption = _e(path.stem)
+        cells.append(f"<figure><img src='{uri}' alt='{caption}'><figcaption>{caption}</figcaption></figure>")
+    return ["<div class='hardest'>" + "".join(cells) + "</div>"] if cells else []
 
 
 def _confusion_table(run: RunFiles, iou: List[float]) -> str:
@@ -668,12 +718,12 @@ def _legend_html(run: RunFiles) -> str:
     return "<p class='legend'>" + "".join(spans) + "</p>"
 
 
-def _data_uri(picture: np.ndarray, smooth: bool, photo: bool) -> str:
-    """A picture as an embedded image no wider than HTML_IMAGE_WIDTH (masks keep hard edges)."""
+def _data_uri(picture: np.ndarray, smooth: bool, photo: bool, width: int = HTML_IMAGE_WIDTH) -> str:
+    """A picture as an embedded image no wider than `width` (masks keep hard edges)."""
     image = Image.fromarray(np.ascontiguousarray(picture))
-    if image.width > HTML_IMAGE_WIDTH:
-        height = max(1, round(image.height * HTML_IMAGE_WIDTH / image.width))
-        image = image.resize((HTML_IMAGE_WIDTH, height), Image.BILINEAR if smooth else Image.NEAREST)
+    if image.width > width:
+        height = max(1, round(image.height * width / image.width))
+        image = image.resize((width, height), Image.BILINEAR if smooth else Image.NEAREST)
     buffer = io.BytesIO()
     kind = "jpeg" if photo else "png"
     image.save(buffer, format=kind.upper(), **({"quality": 88} if photo else {}))
