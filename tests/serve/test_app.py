@@ -65,6 +65,7 @@ def test_health_describes_the_model(client):
     body = response.json()
     assert body["status"] == "ok" and body["model"] == "test-model" and body["classes"] == NAMES
     assert body["device"] == "cpu" and body["test_config"]["img_scale"] == [96, 64]
+    assert body["outputs"] == ["labels", "overlay", "json", "confidence"] and body["unsure_below"] == 0.5
 
 
 def test_labels_are_exactly_what_segnext_predict_writes(client, model_folder, tmp_path):

@@ -1,7 +1,7 @@
 """A segmentation model over HTTP: `create_app(segmenter)` is a FastAPI application.
 
     GET  /          a page to choose an image and see its overlay, classes and confidence
-    GET  /health    200 JSON: model, classes, device, test settings, limits
+    GET  /health    200 JSON: model, classes, device, test settings, limits, the outputs it gives
     POST /predict   multipart form field `image` -> 200 image/png, the single-channel label map
                     (exactly the file `segnext predict` writes); ?output=overlay: the colour overlay
                     (PNG); ?output=json: the classes present with their pixel fractions, and with
@@ -161,7 +161,8 @@ class SegmentationService:
                 "classes": segmenter.class_names, "palette": segmenter.palette, "device": str(segmenter.device),
                 "backend": type(segmenter.model).__name__, "test_config": segmenter.test_config.to_dict(),
                 "batch_size": self.worker.batch_size, "max_upload_mb": self.max_upload_bytes / 2**20,
-                "max_pixels": self.max_pixels, "max_inflight": self.max_inflight}
+                "max_pixels": self.max_pixels, "max_inflight": self.max_inflight, "outputs": list(OUTPUTS),
+                "unsure_below": UNSURE_BELOW}
 
     def predict(self, data: bytes, filename: str, output: str, confidence: bool = False) -> Tuple[bytes, str]:
         """(body, media type) for an uploaded file; `confidence`: add it to the JSON summary."""
