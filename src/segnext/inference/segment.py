@@ -217,7 +217,7 @@ def segment_group_confidence(model, group: Sequence[PreparedImage], config: Opti
         if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
             single = _single_scale_sources(model, group, config, device)
             sources = [([(low.float(), chain)], chain[-1]) for low, chain in single]
-            labels = [upsampled_argmax(low, chain) for low, chain in single]
+            labels = [upsampled_argmax(low, chain).to(device) for low, chain in single]
         else:
             sources = _stride8_sources(model, group, config, device)
             labels = [None] * len(sources)
