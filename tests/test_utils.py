@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from pathlib import Path
@@ -16,6 +17,7 @@ from segnext.utils import (
     check_can_write_file,
     count,
     format_bytes,
+    json_text,
 )
 
 
@@ -115,3 +117,12 @@ def test_output_checks_raise_what_making_the_path_would_raise_and_make_nothing(t
 
 def test_count_says_one_in_the_singular():
     assert [count(n, "pair") for n in (0, 1, 2, 1500)] == ["0 pairs", "1 pair", "2 pairs", "1,500 pairs"]
+
+
+def test_json_text_keeps_each_list_of_numbers_on_one_line():
+    value = {"confusion": [[1, 2], [3, 4]], "IoU": [12.5, None], "flags": [True], "empty": {}, "name": 'a "b"',
+             "rows": [{"class": "sky", "IoU": [1.0, 2.0]}]}
+    text = json_text(value)
+    assert json.loads(text) == value
+    assert '"confusion": [\n    [1, 2],\n    [3, 4]\n  ]' in text and '"IoU": [12.5, null]' in text
+    assert text == json_text(value) and json.dumps(value, indent=2).count("\n") > text.count("\n")

@@ -8,6 +8,7 @@ import csv
 import difflib
 import errno
 import importlib
+import json
 import math
 import os
 import secrets
@@ -180,6 +181,27 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value
+
+
+def json_text(value: Any, indent: int = 2) -> str:
+    """`json.dumps(value, indent=indent)`, but with each list of numbers (or nulls) on one line: a
+    confusion matrix reads as a row per class, not a number per line."""
+
+    def flat(item: Any) -> bool:
+        return isinstance(item, (list, tuple)) and all(
+            element is None or (isinstance(element, (int, float)) and not isinstance(element, bool))
+            for element in item)
+
+    def write(item: Any, depth: int) -> str:
+        inner, outer = " " * (indent * (depth + 1)), " " * (indent * depth)
+        if isinstance(item, dict) and item:
+            return "{\n" + ",\n".join(f"{inner}{json.dumps(str(key))}: {write(element, depth + 1)}"
+                                       for key, element in item.items()) + f"\n{outer}}}"
+        if isinstance(item, (list, tuple)) and item and not flat(item):
+            return "[\n" + ",\n".join(f"{inner}{write(element, depth + 1)}" for element in item) + f"\n{outer}]"
+        return json.dumps(item)
+
+    return write(value, 0)
 
 
 class MissingDependency(ValueError):

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 import segnext
 from segnext.cli.main import main
+from segnext.evaluation import areas_from_json
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,10 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     assert main(["train", str(config_file), "--work-dir", str(work_dir), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "mIoU" in out and (work_dir / "results.json").is_file() and (work_dir / "config.yaml").is_file()
+    run_results = json.loads((work_dir / "results.json").read_text())
+    low, high = run_results["interval"]["mIoU"]
+    assert f"95% interval over 1,000 resamples of the 4 images: mIoU {low:.2f}-{high:.2f}" in out
+    assert run_results["dataset"] == "folder" and run_results["checkpoint"] == str(work_dir / "final_model")
     records = [json.loads(line) for line in (work_dir / "log.jsonl").read_text().splitlines()]
     assert [r["type"] for r in records] == ["train", "train", "eval"]
     assert {"iter", "loss", "lr", "it_per_s"} <= set(records[0]) and records[-1]["final"] is True
@@ -86,6 +92,11 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
                  "--no-progress", "--flip", "--batch-size", "2", "--workers", "1"]) == 0
     assert json.loads((tmp_path / "batched.json").read_text())["confusion"] == results["confusion"]
     capsys.readouterr()
+    assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",
+                 str(tmp_path / "again.json"), "--no-progress", "--compare", str(work_dir / "results.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["compared_with"]["mIoU"] == pytest.approx(again["mIoU"] - run_results["mIoU"])
+    assert f"against {work_dir / 'final_model'} ({work_dir / 'results.json'})" in capsys.readouterr().out
     model = segnext.create_model(checkpoint=work_dir / "final_model")
     assert model.num_classes == 8 and model.config.class_names[0] == "sky"
     assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",
@@ -144,6 +155,78 @@ def test_eval_calibration_prints_how_far_the_confidence_holds(capsys, config_fil
     shown = [row for row in calibration["bins"] if row["pixels"]]
     assert shown and all(f"{100 * row['from']:3.0f}-{100 * row['to']:3.0f}%" in printed for row in shown)
     assert sum(row["pixels"] for row in calibration["bins"]) == calibration["pixels"] > 0
+
+
+def test_eval_interval_and_compare_two_models_on_the_same_images(capsys, config_file, scenes, tmp_path):
+    names = json.loads((scenes / "classes.json").read_text())["classes"]
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / f"m{seed}")
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m0"), "--out", str(first), "--no-progress",
+                 "--interval"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(first.read_text())
+    interval = results["interval"]
+    assert (interval["unit"], interval["units"], interval["samples"], interval["images"]) == ("image", 4, 1000, 4)
+    low, high = interval["mIoU"]
+    assert low <= results["mIoU"] <= high and len(interval["IoU"]) == 8
+    assert f"95% interval over 1,000 resamples of the 4 images: mIoU {low:.2f}-{high:.2f}, aAcc " in printed
+    # the four val images are scene_*: one group of alike frames, so the note says what the interval covers
+    assert "note: the 4 images come from 1 group of alike frames (scene;" in printed
+    stored = results["image_areas"]
+    assert stored["images"] == [f"images/val/scene_{i:04d}.png" for i in range(4)] and stored["groups"] == ["scene"] * 4
+    confusion = np.array(results["confusion"])
+    summed = areas_from_json(stored["areas"], 8).sum(0).numpy()
+    assert (summed[0] == np.diag(confusion)).all() and (summed[1] == confusion.sum(1)).all()
+    assert '  "confusion": [\n    [' in first.read_text()  # a row of the matrix per line
+    assert "hardest images" not in printed and not (tmp_path / "first_per_image.csv").exists()  # --per-image's
+
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m1"), "--out", str(second), "--no-progress",
+                 "--compare", str(first)]) == 0
+    printed = capsys.readouterr().out
+    compared = json.loads(second.read_text())["compared_with"]
+    assert compared["mIoU"] == pytest.approx(json.loads(second.read_text())["mIoU"] - results["mIoU"])
+    assert compared["results"] == str(first) and compared["checkpoint"] == str(tmp_path / "m0")
+    assert compared["mIoU_interval"][0] <= compared["mIoU"] <= compared["mIoU_interval"][1]
+    assert f"against {tmp_path / 'm0'} ({first}), 95% intervals over 1,000 resamples of the 4 images shared by " \
+           f"both: mIoU {compared['mIoU']:+.2f} ({compared['mIoU_interval'][0]:+.2f} to " in printed
+    assert f"the mIoU is higher in {100 * compared['higher_share']:.1f}% of them" in printed
+    # compared with itself: no difference at all
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m0"), "--out", str(tmp_path / "same.json"),
+                 "--no-progress", "--compare", str(first)]) == 0
+    assert "mIoU +0.00 (+0.00 to +0.00)" in capsys.readouterr().out
+    # what cannot be compared says so before anything runs, or names the images that differ
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m1"), "--no-progress", "--compare",
+                 str(tmp_path / "absent.json")]) == 1
+    assert "absent.json: no such file" in capsys.readouterr().err
+    plain = tmp_path / "plain.json"
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m1"), "--out", str(plain), "--no-progress"]) == 0
+    assert "interval" not in json.loads(plain.read_text()) and "image_areas" not in json.loads(plain.read_text())
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m1"), "--no-progress", "--compare", str(plain)]) == 1
+    assert "holds no per-image class areas; evaluate that model again with `segnext eval --interval`" in \
+        capsys.readouterr().err
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m1"), "--out", str(tmp_path / "two.json"),
+                 "--no-progress", "--max-images", "2", "--compare", str(first)]) == 1
+    assert "scored on other images (4 against 2 here" in capsys.readouterr().err
+    renamed = json.loads(first.read_text())
+    renamed["image_areas"]["images"][1] = "images/val/elsewhere.png"
+    (tmp_path / "renamed.json").write_text(json.dumps(renamed))
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m1"), "--no-progress", "--compare",
+                 str(tmp_path / "renamed.json")]) == 1
+    assert "(as many, 4, but not the same; first differing: images/val/scene_0001.png against " \
+           "images/val/elsewhere.png)" in capsys.readouterr().err
+    # two finished evaluations compared without a model: what eval --compare printed, and as JSON
+    assert main(["compare", str(second), str(first), "--out", str(tmp_path / "cmp.json")]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{tmp_path / 'm1'} ({second}) on folder val: mIoU ")
+    assert f"mIoU {compared['mIoU']:+.2f} ({compared['mIoU_interval'][0]:+.2f} to " in printed
+    assert json.loads((tmp_path / "cmp.json").read_text())["compared_with"] == json.loads(second.read_text())[
+        "compared_with"]
+    assert main(["compare", str(second), str(plain)]) == 1
+    assert "BASELINE " + str(plain) + ": it holds no per-image class areas" in capsys.readouterr().err
+    assert main(["compare", str(second), str(tmp_path / "renamed.json")]) == 1
+    assert "first differing: images/val/scene_0001.png against images/val/elsewhere.png" in capsys.readouterr().err
 
 
 def test_eval_scores_each_image_and_draws_the_hardest(capsys, config_file, scenes, tmp_path):

@@ -12,7 +12,15 @@ from synthetic_data import blob_label, random_image, save_image, save_pair, writ
 from segnext.cli.main import main
 from segnext.data import DataError, build_dataset, read_image
 from segnext.data.datasets import get_spec, list_split
-from segnext.data.splits import group_of, groups, hold_out, random_groups, shared_group_note, write_split
+from segnext.data.splits import (
+    group_of,
+    groups,
+    hold_out,
+    image_groups,
+    random_groups,
+    shared_group_note,
+    write_split,
+)
 
 SEQUENCES = {"0001TP": 3, "0006R0": 2, "0016E5": 4}
 
@@ -53,6 +61,19 @@ def test_hold_out_writes_two_splits_that_the_dataset_reads(camvid):
         write_split(listing, held, "train_heldout")
     with pytest.raises(DataError, match="no group '0009XX'; the groups are 0001TP, 0006R0, 0016E5"):
         hold_out(listing, ["0009XX"])
+
+
+def test_image_groups_name_the_sequence_of_each_image_of_a_dataset(camvid, tmp_path):
+    joined = build_dataset("camvid", camvid, "train+val")
+    assert image_groups(get_spec("camvid"), camvid, "train+val", joined.image_paths) == \
+        ["0001TP"] * 3 + ["0006R0"] * 2 + ["0016E5"] * 6
+    # a path the split does not list, a camera's file name: in no group; a dataset without groups: None
+    assert image_groups(get_spec("camvid"), camvid, "val", [str(tmp_path / "x.png")]) == [None]
+    photo = camvid / "images" / "test" / "IMG_0001.png"
+    save_pair(photo, camvid / "labels" / "test" / "IMG_0001.png", blob_label(12, 16, (0, 3)), seed=0)
+    assert image_groups(get_spec("camvid"), camvid, "test", [str(photo)]) == [None]
+    assert image_groups(get_spec("ade20k"), camvid, "train", joined.image_paths) is None
+    assert image_groups(get_spec("camvid"), camvid, "no_such_split", joined.image_paths) is None
 
 
 def test_layouts_read_from_a_list_get_a_new_list(tmp_path):

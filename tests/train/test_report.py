@@ -222,6 +222,16 @@ def test_what_val_scores_are_worth_is_said_under_them():
     assert len(facts(_run(stop_reason="finished", iteration=500, mIoU=60.0, validation_note=None))) == 3
 
 
+def test_the_final_mious_interval_and_what_it_covers_are_said_with_it():
+    interval = {"level": 0.95, "unit": "image", "mIoU": [58.123, 61.5], "note": "the 101 images come from 1 group"}
+    lines = facts(_run(stop_reason="finished", iteration=500, mIoU=60.0, interval=interval))
+    assert "mIoU 60.00 (95% interval 58.12-61.50 over resampled val images), aAcc" in lines[1]
+    assert lines[2] == "Note: the 101 images come from 1 group" and len(lines) == 4
+    interval.update(unit="group", note=None)
+    lines = facts(_run(stop_reason="finished", iteration=500, mIoU=60.0, interval=interval))
+    assert "over resampled groups of val images)" in lines[1] and len(lines) == 3
+
+
 def test_colour_masks_use_exactly_the_palette_and_mark_unlabelled_pixels():
     palette = [[10, 20, 30], [200, 100, 0]]
     labels = np.array([[0, 1, 255], [1, 0, 255]], dtype=np.uint8)

@@ -73,6 +73,16 @@ def register(subparsers) -> None:
                         help="also count the labelled pixels by the model's confidence in their label: how often it "
                              "is right when it says 90%%, the expected calibration error (ECE), and what share of its "
                              "errors lies under 50/70/90%% confidence (printed, and in the results JSON)")
+    drawn = parser.add_argument_group("how much the scores owe to the images drawn (bootstrap)")
+    drawn.add_argument("--interval", action="store_true",
+                       help="also the 95%% interval of aAcc, mIoU, mAcc and each class's IoU over 1,000 resamples "
+                            "of the images (whole video sequences or cities where the file names carry ten or more): "
+                            "how far the scores would move on another draw of such images. The results JSON keeps each "
+                            "image's class areas, for a later --compare")
+    drawn.add_argument("--compare", metavar="RESULTS",
+                       help="the results JSON of another model evaluated on the same images with --interval (or "
+                            "--compare): the differences in aAcc, mIoU, mAcc and per class, each with its 95%% "
+                            "interval over resamples shared by the two models")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: the config's train.threads)")
     add_backend(parser)
@@ -140,7 +150,19 @@ def run(args) -> int:
     import torch
 
     from ..devices import reading_workers
-    from ..evaluation import evaluate, format_results, most_confused, write_per_image, write_results
+    from ..evaluation import (
+        check_same_images,
+        evaluate,
+        format_comparison,
+        format_interval,
+        format_results,
+        image_names,
+        most_confused,
+        read_results,
+        resampled_scores,
+        write_per_image,
+        write_results,
+    )
     from ..inference import OnnxModel
     from ..inference.backends import inference_model
     from ..inference.cuda_graph import CudaGraphSegNeXt
@@ -189,6 +211,12 @@ def run(args) -> int:
         split = args.split or config.data.val_split
         out = Path(args.out) if args.out else results_path(source, split)
         check_can_write_file(out, replaces=".json")  # on every process: a refused path stops them all first
+        compared = None
+        if args.compare:
+            compared = read_results(args.compare)
+            count = min(len(dataset), args.max_images or len(dataset))
+            check_same_images(compared, config.data.dataset, image_names(dataset, count), count)
+        resampled = args.interval or compared is not None
         per_image = args.per_image or args.hardest is not None
         per_image_csv, hardest_folder = out.with_name(f"{out.stem}_per_image.csv"), out.with_name(f"{out.stem}_hardest")
         if per_image:
@@ -213,8 +241,9 @@ def run(args) -> int:
         results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=not args.no_progress, batch_size=args.batch_size, workers=workers,
-                           per_image=per_image, calibration=args.calibration)
+                           per_image=per_image or resampled, calibration=args.calibration)
         if env.is_main:
+            drawn = resampled_scores(results, dataset, interval=args.interval, baseline=compared) if resampled else {}
             write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split,
                           test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
                                     mode=test_config.mode, crop_size=test_config.crop_size,
@@ -222,7 +251,7 @@ def run(args) -> int:
                                     flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed,
                                     precision=None if args.onnx else str(precision or torch.float32)[len("torch."):]),
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
-                          validation_note=note, confusion=results["confusion"].tolist())
+                          validation_note=note, confusion=results["confusion"].tolist(), **drawn)
             print(format_results(results, args.metrics))
             confused = most_confused(results["confusion"], dataset.class_names)
             if confused:
@@ -230,6 +259,10 @@ def run(args) -> int:
                     f"{truth} as {predicted} {share:.1f}%" for truth, predicted, share in confused))
             if args.calibration:
                 print(calibration_table(results["calibration"]))
+            if "interval" in drawn:
+                print(format_interval(drawn["interval"]))
+            if "compared_with" in drawn:
+                print(format_comparison(drawn["compared_with"], dataset.class_names))
             print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
             if per_image:
                 write_per_image(per_image_csv, results)

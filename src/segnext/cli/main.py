@@ -21,6 +21,7 @@ COMMANDS = [
     "data",
     "train",
     "eval",
+    "compare",
     "report",
     "demo",
     "predict",

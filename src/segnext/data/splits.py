@@ -71,6 +71,25 @@ def split_groups(spec: DatasetSpec, root, split: str) -> Optional[Dict[str, int]
     return counts
 
 
+def image_groups(spec: DatasetSpec, root, split: str, image_paths: Sequence[str]) -> Optional[List[Optional[str]]]:
+    """The group (video sequence, city) of each of `image_paths` (images of `split` below `root`; "+"
+    joins splits): None for an image whose name is one a camera gives its files (`CAMERA_PREFIXES`)
+    or that the split does not list. None when the dataset's names carry no groups
+    (spec.group_pattern None) or the split cannot be listed."""
+    if spec.group_pattern is None:
+        return None
+    found: Dict[str, str] = {}
+    try:
+        for part in split_names(split):
+            listing = list_split(spec, root, part)
+            for image, _ in listing.pairs:
+                found[str(image)] = group_of(relative_stem(listing, image), spec.group_pattern)
+    except DataError:  # a split absent, or names the pattern does not match
+        return None
+    named = [found.get(str(path)) for path in image_paths]
+    return [group if group is not None and group.lower() not in CAMERA_PREFIXES else None for group in named]
+
+
 def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: str,
                       trained_groups: Optional[Dict[str, int]] = None) -> Optional[str]:
     """What `other_split`'s scores are worth when it shares data with `train_split` (either may join

@@ -1,6 +1,21 @@
 """Metrics with MMSegmentation's conventions and the evaluation loop."""
 
-from .evaluate import evaluate, hardest_first, results_for_json, write_per_image, write_results
+from .bootstrap import bootstrap_interval, format_comparison, format_interval, paired_difference, sampling_units
+from .evaluate import (
+    areas_for_json,
+    areas_from_json,
+    check_same_images,
+    compare_results,
+    dataset_image_groups,
+    evaluate,
+    hardest_first,
+    image_names,
+    read_results,
+    resampled_scores,
+    results_for_json,
+    write_per_image,
+    write_results,
+)
 from .metrics import (
     ConfidenceCalibration,
     SegmentationMetric,
@@ -11,6 +26,8 @@ from .metrics import (
     most_confused,
 )
 
-__all__ = ["ConfidenceCalibration", "SegmentationMetric", "class_areas", "evaluate", "format_results", "hardest_first",
-           "image_scores", "majority_class_miou", "most_confused", "results_for_json", "write_per_image",
-           "write_results"]
+__all__ = ["ConfidenceCalibration", "SegmentationMetric", "areas_for_json", "areas_from_json", "bootstrap_interval",
+           "check_same_images", "class_areas", "compare_results", "dataset_image_groups", "evaluate",
+           "format_comparison", "format_interval", "format_results", "hardest_first", "image_names", "image_scores",
+           "majority_class_miou", "most_confused", "paired_difference", "read_results", "resampled_scores",
+           "results_for_json", "sampling_units", "write_per_image", "write_results"]

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..compat import cpu_float16_autocast, grad_scaler
 from ..devices import device_defaults, reading_workers
-from ..evaluation import evaluate, format_results, write_per_image, write_results
+from ..evaluation import evaluate, format_interval, format_results, resampled_scores, write_per_image, write_results
 from ..models import save_model, segmentation_loss
 from ..ops.strip_conv_grad import use_transposed_strip_grads
 from ..utils import user_path
@@ -303,15 +303,20 @@ class Run:
         results = self.evaluate(final=True)  # the full val set, with overlays for the report
         report = None
         if self.env.is_main:
+            # each val image's class areas and the interval they give: `segnext eval --compare` takes this file
+            resampled = resampled_scores(results, self.val_set)
             write_results(self.work_dir / "results.json", results, iteration=self.iteration, best=self.best,
                           config=self.config.description or None, train_seconds=round(self.elapsed(), 1),
                           stop_reason=stop_reason, validation_note=self.validation_note,
-                          unreadable_training_files=[message for _, message in self.unreadable.as_list()])
+                          unreadable_training_files=[message for _, message in self.unreadable.as_list()],
+                          checkpoint=str(self.work_dir / "final_model"), dataset=self.config.data.dataset,
+                          split=self.config.data.val_split, **resampled)
             source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
                       f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
             save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results),
                        training_data=self.training_data)
             self.say(format_results(results))
+            self.say(format_interval(resampled["interval"]))
             if self.validation_note:
                 self.say(f"note: {self.validation_note}")
             write_per_image(self.work_dir / PER_IMAGE, results)

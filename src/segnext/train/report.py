@@ -270,7 +270,13 @@ def metrics_text(run: RunFiles) -> str:
     results = run.results
     if results is None:
         return "No final evaluation yet (results.json)."
-    scores = ", ".join(f"{key} {_number(results.get(key))}" for key in ("mIoU", "aAcc", "mAcc"))
+    scores = [f"{key} {_number(results.get(key))}" for key in ("mIoU", "aAcc", "mAcc")]
+    interval = results.get("interval") or {}
+    if interval.get("mIoU") and None not in interval["mIoU"]:
+        units = "groups of val images" if interval.get("unit") == "group" else "val images"
+        scores[0] += (f" ({100 * interval.get('level', 0.95):.0f}% interval {_number(interval['mIoU'][0])}-"
+                      f"{_number(interval['mIoU'][1])} over resampled {units})")
+    scores = ", ".join(scores)
     return (f"Final evaluation on all {results.get('num_images', '?')} val images: {scores}; always predicting the "
             f"most frequent class (baseline): mIoU {_number(results.get('majority_class_mIoU'))}")
 
@@ -278,8 +284,8 @@ def metrics_text(run: RunFiles) -> str:
 def facts(run: RunFiles) -> List[str]:
     """The lines under the title: how the run stopped, its scores (and what they are worth, when val
     is training data or shares its sequences), its evaluations."""
-    note = (run.results or {}).get("validation_note")
-    return [stop_text(run), metrics_text(run)] + ([f"Note: {note}"] if note else []) + [evaluations_text(run)]
+    notes = [(run.results or {}).get("validation_note"), ((run.results or {}).get("interval") or {}).get("note")]
+    return [stop_text(run), metrics_text(run)] + [f"Note: {note}" for note in notes if note] + [evaluations_text(run)]
 
 
 def evaluations_text(run: RunFiles) -> str:

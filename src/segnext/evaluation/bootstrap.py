@@ -1,0 +1,204 @@
+"""How much a score owes to the images it was measured on: bootstrap intervals.
+
+An mIoU over 101 validation images is one draw of 101 images; another 101 of the same kind would
+give another number. The percentile bootstrap (Efron) estimates that spread from the images at
+hand: draw as many images as there are, with replacement, score the draw, repeat, and take the
+2.5th and 97.5th percentiles of the scores as the 95% interval. Each draw is scored as the whole
+split is (`SegmentationMetric`: the IoU of a class is the intersection over the union of the pixels
+summed over the images, not a mean of per-image scores), from each image's `class_areas`.
+
+Frames of one video sequence (or patches of one aerial image) look alike: resampling them as if
+each were new would give too narrow an interval. Where the images come in groups, the whole groups
+are resampled instead (a cluster bootstrap); with fewer than `MIN_GROUPS` groups that is too coarse
+to estimate anything, and `sampling_units` falls back to the images with a note saying what the
+interval then covers.
+
+`paired_difference` compares two models scored on the same images: the same draws for both, so
+that what the images have in common (hard images are hard for both) cancels, and the interval is
+that of the difference itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+LEVEL = 0.95
+SAMPLES = 1000
+# A cluster bootstrap over fewer groups than this says little about the spread over new groups.
+MIN_GROUPS = 10
+
+
+def sampling_units(groups: Optional[Sequence[Optional[str]]], count: int,
+                   min_groups: int = MIN_GROUPS) -> Tuple[Optional[List[Optional[str]]], Optional[str]]:
+    """(the groups to resample, or None to resample the images; a note on what the interval covers,
+    or None). `groups`: each image's group (a video sequence, a city), None for an image in no
+    group; None when the file names carry no groups."""
+    if groups is None:
+        return None, None
+    named = [group for group in groups if group is not None]
+    distinct = sorted(set(named))
+    if not distinct or len(distinct) == len(named):  # no group holds more than one image
+        return None, None
+    if len(distinct) >= min_groups:
+        return list(groups), None
+    shown = ", ".join(distinct[:5]) + (", ..." if len(distinct) > 5 else "")
+    return None, (f"the {count} images come from {len(distinct)} group{'s' if len(distinct) > 1 else ''} of alike "
+                  f"frames ({shown}; read from the file names): the interval says how the score varies over "
+                  f"other frames of these, and is narrower than its spread over new sequences")
+
+
+def _unit_areas(areas, groups: Optional[Sequence[Optional[str]]]) -> np.ndarray:
+    """(units, 3, K) float64: each image's areas, or each group's summed (an image in no group alone)."""
+    areas = np.asarray(areas, dtype=np.float64)
+    if groups is None:
+        return areas
+    if len(groups) != len(areas):
+        raise ValueError(f"groups: {len(groups)} names for {len(areas)} images")
+    index: Dict[Any, int] = {}
+    keys = [group if group is not None else ("image", position) for position, group in enumerate(groups)]
+    rows = np.array([index.setdefault(key, len(index)) for key in keys])
+    units = np.zeros((len(index),) + areas.shape[1:])
+    np.add.at(units, rows, areas)
+    return units
+
+
+def _draws(units: int, samples: int, seed: int) -> np.ndarray:
+    """(samples, units): how many times each unit is drawn in each resample."""
+    if units == 0:
+        raise ValueError("no images to resample")
+    generator = np.random.default_rng(seed)  # its own generator: the global RNG is the caller's
+    return generator.multinomial(units, np.full(units, 1.0 / units), size=samples).astype(np.float64)
+
+
+def _scores(summed: np.ndarray) -> Dict[str, np.ndarray]:
+    """aAcc, mIoU, mAcc (samples,) and IoU, Acc (samples, K) in percent from summed areas
+    (samples, 3, K), as `SegmentationMetric.compute` does: NaN for 0/0, left out of the means."""
+    intersect, labelled, predicted = summed[:, 0], summed[:, 1], summed[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = 100.0 * intersect / (labelled + predicted - intersect)
+        acc = 100.0 * intersect / labelled
+        all_acc = 100.0 * intersect.sum(1) / labelled.sum(1)
+    return {"aAcc": all_acc, "mIoU": _nanmean_rows(iou), "mAcc": _nanmean_rows(acc), "IoU": iou, "Acc": acc}
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    present = ~np.isnan(values)
+    counts = present.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, np.where(present, values, 0.0).sum(1) / counts, np.nan)
+
+
+def _bounds(values: np.ndarray, level: float) -> np.ndarray:
+    """The percentile interval of each column of `values` (samples, ...) -> (..., 2); NaN where a
+    column has no value (a class in none of the draws)."""
+    tail = 100.0 * (1.0 - level) / 2
+    values = values.reshape(len(values), -1)
+    bounds = np.full((values.shape[1], 2), np.nan)
+    for column in range(values.shape[1]):
+        kept = values[:, column][~np.isnan(values[:, column])]
+        if kept.size:
+            bounds[column] = np.percentile(kept, [tail, 100.0 - tail])
+    return bounds
+
+
+def bootstrap_interval(areas, groups: Optional[Sequence[Optional[str]]] = None, *, samples: int = SAMPLES,
+                       level: float = LEVEL, seed: int = 0) -> Dict[str, Any]:
+    """The `level` percentile intervals of aAcc, mIoU, mAcc and each class's IoU over `samples`
+    resamples of the images (`areas`: (images, 3, K), each image's `class_areas`), or of whole groups
+    where `groups` names each image's (None: an image of its own).
+
+    Returns {"level", "samples", "unit" ("image" or "group"), "units" (how many were resampled),
+    "aAcc", "mIoU", "mAcc": [low, high], "IoU": [[low, high] per class]} in percent (NaN bounds for a
+    class no image has)."""
+    _check(samples, level)
+    units = _unit_areas(areas, groups)
+    scores = _scores(np.einsum("su,uak->sak", _draws(len(units), samples, seed), units))
+    means = {name: _bounds(scores[name], level)[0].tolist() for name in ("aAcc", "mIoU", "mAcc")}
+    return {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
+            "units": len(units), **means, "IoU": _bounds(scores["IoU"], level).tolist()}
+
+
+def paired_difference(areas, baseline_areas, groups: Optional[Sequence[Optional[str]]] = None, *,
+                      samples: int = SAMPLES, level: float = LEVEL, seed: int = 0) -> Dict[str, Any]:
+    """How much a model scores above a baseline on the same images (`areas` and `baseline_areas`:
+    (images, 3, K) each, the images in the same order), with the `level` interval of the difference
+    over `samples` resamples shared by the two (images, or whole groups as in `bootstrap_interval`).
+
+    Returns {"level", "samples", "unit", "units", "mIoU", "aAcc", "mAcc": the difference,
+    "<name>_interval": [low, high], "higher_share": the share of resamples in which the model's mIoU
+    is above the baseline's, "IoU": each class's difference, "IoU_interval"} (points of percent)."""
+    _check(samples, level)
+    areas, baseline_areas = np.asarray(areas), np.asarray(baseline_areas)
+    if areas.shape != baseline_areas.shape:
+        raise ValueError(f"the two evaluations differ in shape ({areas.shape} and {baseline_areas.shape}): "
+                         f"compare models scored on the same images with the same classes")
+    units, baseline_units = _unit_areas(areas, groups), _unit_areas(baseline_areas, groups)
+    draws = _draws(len(units), samples, seed)
+    drawn = _scores(np.einsum("su,uak->sak", draws, units))
+    baseline_drawn = _scores(np.einsum("su,uak->sak", draws, baseline_units))
+    whole, baseline_whole = _scores(units.sum(0)[None]), _scores(baseline_units.sum(0)[None])
+    result: Dict[str, Any] = {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
+                              "units": len(units)}
+    for name in ("mIoU", "aAcc", "mAcc"):
+        result[name] = float(whole[name][0] - baseline_whole[name][0])
+        result[f"{name}_interval"] = _bounds(drawn[name] - baseline_drawn[name], level)[0].tolist()
+    differences = drawn["mIoU"] - baseline_drawn["mIoU"]
+    result["higher_share"] = float(np.mean(differences[~np.isnan(differences)] > 0)) if differences.size else np.nan
+    result["IoU"] = (whole["IoU"][0] - baseline_whole["IoU"][0]).tolist()
+    result["IoU_interval"] = _bounds(drawn["IoU"] - baseline_drawn["IoU"], level).tolist()
+    return result
+
+
+def format_interval(interval: dict) -> str:
+    """`bootstrap_interval`'s result as text: the means' intervals and what they cover (its `note`)."""
+    units = (f"the {interval['units']:,} groups of images (sequences, cities: read from the file names)"
+             if interval["unit"] == "group" else f"the {interval['units']:,} images")
+    means = ", ".join(f"{name} {low:.2f}-{high:.2f}" for name in ("mIoU", "aAcc", "mAcc")
+                      for low, high in [interval[name]])
+    lines = [f"{100 * interval['level']:.0f}% interval over {interval['samples']:,} resamples of {units}: {means}"]
+    if interval.get("note"):
+        lines.append(f"  note: {interval['note']}")
+    return "\n".join(lines)
+
+
+def format_comparison(compared: dict, class_names) -> str:
+    """`paired_difference`'s result as text (with `results` and `checkpoint`, naming the baseline): the
+    means, then the classes whose interval leaves out 0."""
+    level = f"{100 * compared['level']:.0f}%"
+    means = ", ".join(f"{name} {compared[name]:+.2f} ({compared[name + '_interval'][0]:+.2f} to "
+                      f"{compared[name + '_interval'][1]:+.2f})" for name in ("mIoU", "aAcc", "mAcc"))
+    units = f"{compared['units']:,} {'groups' if compared['unit'] == 'group' else 'images'}"
+    low, high = compared["mIoU_interval"]
+    verdict = ("these images do not tell the two apart: the interval holds 0" if low <= 0 <= high else
+               f"{'higher' if low > 0 else 'lower'} beyond the spread of these images")
+    lines = [f"against {compared.get('checkpoint') or compared['results']} ({compared['results']}), {level} intervals "
+             f"over {compared['samples']:,} resamples of the {units} shared by both: {means}; the mIoU is higher "
+             f"in {100 * compared['higher_share']:.1f}% of them ({verdict})"]
+    apart = [(difference, name, bounds) for name, difference, bounds in
+             zip(class_names, compared["IoU"], compared["IoU_interval"])
+             if not math.isnan(difference) and not (bounds[0] <= 0 <= bounds[1])]
+    for label, chosen in (("higher", [row for row in apart if row[0] > 0]),
+                          ("lower", [row for row in apart if row[0] < 0])):
+        if chosen:
+            lines.append(f"  classes {label} (IoU, interval without 0): " + ", ".join(
+                f"{name} {difference:+.2f} ({bounds[0]:+.2f} to {bounds[1]:+.2f})"
+                for difference, name, bounds in sorted(chosen, key=lambda row: -abs(row[0]))))
+    if not apart:
+        lines.append("  no class's IoU interval leaves out 0")
+    if compared.get("note"):
+        lines.append(f"  note: {compared['note']}")
+    return "\n".join(lines)
+
+
+def _check(samples: int, level: float) -> None:
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive int, got {samples!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1 (0.95 for a 95% interval), got {level!r}")
+
+
+__all__ = ["LEVEL", "MIN_GROUPS", "SAMPLES", "bootstrap_interval", "format_comparison", "format_interval",
+           "paired_difference", "sampling_units"]

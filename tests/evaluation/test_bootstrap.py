@@ -1,0 +1,124 @@
+"""Bootstrap intervals of the scores: what they cover, groups of alike frames, paired comparisons."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from segnext.evaluation import (
+    SegmentationMetric,
+    areas_for_json,
+    areas_from_json,
+    bootstrap_interval,
+    class_areas,
+    paired_difference,
+    sampling_units,
+)
+
+
+def _simulation():
+    """benchmarks/bootstrap_coverage.py: synthetic populations of per-image class areas, and how often
+    an interval from a split drawn from one holds the population's mIoU."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bootstrap_coverage.py"
+    spec = importlib.util.spec_from_file_location("bootstrap_coverage", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SIMULATION = _simulation()
+
+
+def test_the_95_percent_interval_holds_the_score_of_all_such_images_about_95_times_in_100():
+    # 40 independent images drawn from 300: the interval from each draw against the population's mIoU
+    held = SIMULATION.coverage(200, 1, 0.0, 0.8, drawn=40, by_group=False, samples=400)["coverage"]
+    assert 0.88 <= held <= 0.99
+
+
+def test_alike_frames_need_their_groups_resampled_not_the_frames():
+    # 12 sequences of 8 frames, the frames of a sequence alike: resampling frames gives an interval far
+    # too narrow (it holds the truth about half the time); resampling whole sequences gives back ~95%
+    frames = SIMULATION.coverage(200, 8, 0.8, 0.1, drawn=12, by_group=False, samples=400)["coverage"]
+    sequences = SIMULATION.coverage(200, 8, 0.8, 0.1, drawn=12, by_group=True, samples=400)["coverage"]
+    assert frames < 0.7 and sequences >= 0.85, (frames, sequences)
+
+
+def test_each_resample_is_scored_as_the_whole_split_is():
+    # identical images: every resample is the same split, so the interval is the split's score exactly,
+    # as SegmentationMetric computes it from the summed pixels
+    rng = np.random.default_rng(1)
+    pred, target = torch.from_numpy(rng.integers(0, 3, (20, 30))), torch.from_numpy(rng.integers(0, 3, (20, 30)))
+    target[0, :5] = 255
+    metric = SegmentationMetric(3)
+    areas = torch.stack([class_areas(metric.update(pred, target)) for _ in range(6)])
+    scores = metric.compute()
+    interval = bootstrap_interval(areas.numpy(), samples=50)
+    for name in ("mIoU", "aAcc", "mAcc"):
+        assert interval[name] == pytest.approx([scores[name], scores[name]])
+    np.testing.assert_allclose(interval["IoU"], [[iou, iou] for iou in scores["IoU"]])
+    assert (interval["unit"], interval["units"], interval["samples"], interval["level"]) == ("image", 6, 50, 0.95)
+
+
+def test_groups_of_one_image_are_the_images_and_a_group_is_one_unit():
+    areas = SIMULATION.population(np.random.default_rng(2), 30, 1, 0.0, 0.8)
+    by_image = bootstrap_interval(areas, samples=200, seed=3)
+    alone = bootstrap_interval(areas, [str(i) for i in range(30)], samples=200, seed=3)
+    assert alone["mIoU"] == by_image["mIoU"] and alone["IoU"] == by_image["IoU"] and alone["unit"] == "group"
+    assert bootstrap_interval(areas, ["a"] * 10 + ["b"] * 10 + [None] * 10, samples=20)["units"] == 12
+    # a class in no image: NaN bounds, left out of the means
+    areas[:, :, 3] = 0
+    interval = bootstrap_interval(areas, samples=50)
+    assert np.isnan(interval["IoU"][3]).all() and not np.isnan(interval["mIoU"]).any()
+    with pytest.raises(ValueError, match="3 names for 30 images"):
+        bootstrap_interval(areas, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="level must be between 0 and 1"):
+        bootstrap_interval(areas, level=95)
+
+
+def test_sampling_units_resample_groups_only_where_there_are_enough():
+    assert sampling_units(None, 5) == (None, None)  # the names carry no groups
+    assert sampling_units(["a", "b", "c"], 3) == (None, None)  # each image its own group: the images
+    assert sampling_units([None, None], 2) == (None, None)  # camera names: no groups
+    many = [f"seq{i // 3}" for i in range(36)]
+    assert sampling_units(many, 36) == (many, None)
+    groups, note = sampling_units(["0006R0"] * 101, 101)
+    assert groups is None and "the 101 images come from 1 group of alike frames (0006R0;" in note
+    assert "narrower than its spread over new sequences" in note
+
+
+def test_a_paired_difference_uses_the_same_draws_for_both_models():
+    rng = np.random.default_rng(4)
+    baseline = SIMULATION.population(rng, 40, 1, 0.0, 0.8)
+    same = paired_difference(baseline, baseline, samples=100)
+    assert same["mIoU"] == 0 and same["mIoU_interval"] == [0, 0] and same["higher_share"] == 0
+    better = baseline.copy()
+    better[:, 0, 1] = better[:, 1, 1]  # class 1 now right on every pixel of every image
+    better[:, 2, 1] = better[:, 1, 1]
+    difference = paired_difference(better, baseline, samples=200)
+    assert difference["mIoU"] == pytest.approx(SIMULATION.miou(better) - SIMULATION.miou(baseline))
+    assert 0 < difference["mIoU_interval"][0] <= difference["mIoU"] <= difference["mIoU_interval"][1]
+    assert difference["higher_share"] == 1.0 and difference["IoU_interval"][1][0] > 0
+    assert difference["IoU"][0] == 0 and difference["IoU_interval"][0] == [0, 0]
+    worse = paired_difference(baseline, better, samples=200)
+    assert worse["mIoU"] == -difference["mIoU"] and worse["mIoU_interval"] == \
+        pytest.approx([-difference["mIoU_interval"][1], -difference["mIoU_interval"][0]])
+    with pytest.raises(ValueError, match="compare models scored on the same images"):
+        paired_difference(baseline, baseline[:10])
+
+
+def test_the_areas_survive_json():
+    areas = torch.zeros(3, 3, 5, dtype=torch.int64)
+    areas[0, :, 1] = torch.tensor([4, 6, 5])
+    areas[0, :, 4] = torch.tensor([0, 0, 7])  # predicted where it is not
+    areas[2, :, 0] = torch.tensor([0, 9, 0])  # labelled, never predicted
+    rows = areas_for_json(areas)
+    assert rows == [[1, 4, 6, 5, 4, 0, 0, 7], [], [0, 0, 9, 0]]
+    assert torch.equal(areas_from_json(rows, 5), areas)
+    with pytest.raises(ValueError, match="results.json: image 0's areas are not"):
+        areas_from_json([[7, 1, 1, 1]], 5, where="results.json")
+    with pytest.raises(ValueError, match="image 1's areas"):
+        areas_from_json([[], [1, 2, 3]], 5)
