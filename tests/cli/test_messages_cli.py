@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import segnext
-from segnext.cli.main import main
+from segnext.cli.main import COMMANDS, main
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +158,7 @@ def test_benchmark_writes_no_file_unasked(capsys, tmp_path, monkeypatch):
     assert "eager" in capsys.readouterr().out and list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", ["models", "convert", "data", "train", "eval", "demo", "predict", "export",
-                                     "flops", "benchmark"])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_explains_itself_with_examples(capsys, command):
     with pytest.raises(SystemExit):
         main([command, "--help"])
