@@ -8,7 +8,9 @@ The server is started as its own process (`segnext serve`, 127.0.0.1, a free por
 machine as a user would; each client posts images from --images in turn (or generated 480x360
 scenes) to /predict and waits for the label PNG. Reported: requests per second, p50 / p95 / max
 latency, every answer that was not 200 (there must be none), and the server's resident memory
-(VmRSS) after start-up and warm-up, and at the end (it must stay flat).
+(VmRSS) after start-up and warm-up, and at the end (it must stay flat). Then what the server counted
+itself (GET /metrics): its requests (warm-up included: they must add up to the clients' count), the
+images per forward pass (how full the batches were) and the seconds of a forward pass.
 """
 
 from __future__ import annotations
@@ -59,6 +61,21 @@ def images_to_send(folder, count: int = 16):
         Image.fromarray(image).save(buffer, format="JPEG", quality=90)
         out.append((f"scene_{index}.jpg", buffer.getvalue()))
     return out
+
+
+def server_counts(text: str) -> dict:
+    """The totals of the server's /metrics page: requests answered, forward passes, their mean images
+    and seconds."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    passes = totals.get("segnext_batch_images_count", 0.0)
+    return {"requests": totals.get("segnext_requests_total", 0.0), "forward_passes": passes,
+            "mean_batch_images": totals.get("segnext_batch_images_sum", 0.0) / passes if passes else float("nan"),
+            "mean_model_seconds": totals.get("segnext_model_seconds_sum", 0.0) / passes if passes else float("nan")}
 
 
 def main() -> None:
@@ -136,6 +153,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         rss_end = rss_mb(server.pid)
         health = httpx.get(f"{url}/health", timeout=10).json()
+        counted = server_counts(httpx.get(f"{url}/metrics", timeout=10).text)
     finally:
         server.terminate()
         server.wait(30)
@@ -148,13 +166,17 @@ def main() -> None:
                   latency_max_s=ordered[-1], rss_mb_after_warmup=rss_start, rss_mb_end=rss_end,
                   rss_mb_during=rss_series,
                   batch_size=args.batch_size, model=health["model"], backend=health["backend"],
-                  device=health["device"], image=payloads[0][0], cpu_count=os.cpu_count(), command=" ".join(sys.argv))
+                  device=health["device"], image=payloads[0][0], cpu_count=os.cpu_count(), command=" ".join(sys.argv),
+                  server_counted=counted, warmup_requests=len(payloads))
     print(f"{args.clients} clients for {elapsed:.0f} s against {health['model']} ({health['backend']}, "
           f"{health['device']}): {len(statuses)} requests, {result['requests_per_s']:.2f}/s, "
           f"p50 {1e3 * result['latency_p50_s']:.0f} ms, p95 {1e3 * result['latency_p95_s']:.0f} ms, "
           f"max {1e3 * result['latency_max_s']:.0f} ms, errors {len(errors)}; server RSS {rss_start:.0f} MB after "
           f"warm-up, {rss_end:.0f} MB at the end; during the run: "
           + ", ".join(f"{mb:.0f}" for _, mb in rss_series))
+    print(f"the server's /metrics: {counted['requests']:.0f} requests ({len(payloads)} of them the warm-up), "
+          f"{counted['forward_passes']:.0f} forward passes of {counted['mean_batch_images']:.2f} images on average, "
+          f"{1e3 * counted['mean_model_seconds']:.0f} ms each")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.out}")

@@ -264,6 +264,41 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(segmenter)
         assert service.worker.batches < len(images)  # some shared a forward pass
 
 
+def _metrics(client) -> dict:
+    """/metrics parsed: {(name, labels as sorted tuples): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def test_metrics_count_what_the_server_did(segmenter):
+    app = create_app(segmenter, name="counted", max_upload_mb=0.01)
+    with TestClient(app) as client:
+        first = png_bytes(photo(20, 30, 40))
+        assert post(client, first).status_code == 200
+        assert post(client, first, "overlay").status_code == 200  # from the cache
+        assert post(client, first, "nonsense").status_code == 400
+        assert post(client, b"not an image").status_code == 400
+        assert post(client, png_bytes(photo(21, 200, 200))).status_code == 413  # over 0.01 MB: refused unread
+        counted = _metrics(client)
+        other = create_app(segmenter, name="other")
+        with TestClient(other) as fresh:  # a second server in the process counts on its own
+            assert ("segnext_requests_total", (("output", "labels"), ("status", "200"))) not in _metrics(fresh)
+    requests = {labels: value for (name, labels), value in counted.items() if name == "segnext_requests_total"}
+    assert requests == {(("output", "labels"), ("status", "200")): 1, (("output", "overlay"), ("status", "200")): 1,
+                        (("output", "invalid"), ("status", "400")): 1, (("output", "labels"), ("status", "400")): 1}
+    assert counted[("segnext_refused_uploads_total", ())] == 1
+    assert counted[("segnext_cache_lookups_total", (("result", "hit"),))] == 1
+    assert counted[("segnext_cache_lookups_total", (("result", "miss"),))] == 1
+    assert counted[("segnext_batch_images_count", ())] == 1 and counted[("segnext_batch_images_sum", ())] == 1
+    assert counted[("segnext_model_seconds_count", ())] == 1 and counted[("segnext_model_seconds_sum", ())] > 0
+    assert counted[("segnext_request_seconds_count", (("output", "labels"),))] == 2
+    assert counted[("segnext_images_in_work", ())] == 0
+
+
 def test_the_page_loads_and_names_the_endpoints(client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")

@@ -2,6 +2,7 @@
 
     GET  /          a page to choose an image and see its overlay, classes and confidence
     GET  /health    200 JSON: model, classes, device, test settings, limits, the outputs it gives
+    GET  /metrics   what it has done, in Prometheus's text format (`segnext.serve.metrics`)
     POST /predict   multipart form field `image` -> 200 image/png, the single-channel label map
                     (exactly the file `segnext predict` writes); ?output=overlay: the colour overlay
                     (PNG); ?output=json: the classes present with their pixel fractions, and with
@@ -25,6 +26,7 @@ import hashlib
 import io
 import json
 import threading
+import time
 from collections import OrderedDict
 from importlib import resources
 from typing import Annotated, Optional, Tuple
@@ -35,6 +37,7 @@ from ..data.io import DataError, encode_image, encode_label_png, pil_to_rgb
 from ..data.palette import overlay
 from ..inference.segmenter import UNSURE_BELOW, Segmenter, confidence_greyscale
 from ..utils import require
+from .metrics import CONTENT_TYPE, ServiceMetrics
 from .worker import ModelWorker
 
 OUTPUTS = ("labels", "overlay", "json", "confidence")
@@ -146,7 +149,8 @@ class SegmentationService:
             raise ValueError("max_upload_mb and max_pixels must be positive")
         self.segmenter = segmenter
         self.name = name
-        self.worker = ModelWorker(segmenter, batch_size)
+        self.metrics = ServiceMetrics()
+        self.worker = ModelWorker(segmenter, batch_size, on_batch=self.metrics.batch)
         self.max_upload_bytes = int(max_upload_mb * 2**20)
         self.max_pixels = int(max_pixels)
         self.max_inflight = max_inflight or 2 * batch_size
@@ -165,7 +169,20 @@ class SegmentationService:
                 "unsure_below": UNSURE_BELOW}
 
     def predict(self, data: bytes, filename: str, output: str, confidence: bool = False) -> Tuple[bytes, str]:
-        """(body, media type) for an uploaded file; `confidence`: add it to the JSON summary."""
+        """(body, media type) for an uploaded file; `confidence`: add it to the JSON summary. Counted in
+        `metrics`: its output and status, and its time."""
+        start, status = time.perf_counter(), 200
+        try:
+            return self._answer(data, filename, output, confidence)
+        except RequestError as error:
+            status = error.status
+            raise
+        finally:
+            counted = output if output in OUTPUTS else "invalid"
+            self.metrics.requests.labels(counted, str(status)).inc()
+            self.metrics.request_seconds.labels(counted).observe(time.perf_counter() - start)
+
+    def _answer(self, data: bytes, filename: str, output: str, confidence: bool) -> Tuple[bytes, str]:
         if output not in OUTPUTS:
             raise RequestError(400, f"output={output!r} is not one of {', '.join(OUTPUTS)}")
         if confidence and output != "json":
@@ -176,10 +193,12 @@ class SegmentationService:
         if not self._slots.acquire(timeout=self.queue_timeout):
             raise RequestError(503, f"the server is busy ({self.max_inflight} images in work for "
                                     f"{self.queue_timeout:.0f} s); try again later")
+        self.metrics.images_in_work.inc()
         try:
             rgb = decode_upload(data, name, self.max_pixels)
             key = hashlib.sha256(data).hexdigest()
             prediction = self.cache.get(key, with_confidence)
+            self.metrics.cache_lookups.labels("miss" if prediction is None else "hit").inc()
             if prediction is None:
                 try:
                     result = self.worker.submit(self.segmenter.prepare(rgb), with_confidence=with_confidence).result()
@@ -199,6 +218,7 @@ class SegmentationService:
                                     pixel_confidence if confidence else None)
             return json.dumps(summary).encode(), "application/json"
         finally:
+            self.metrics.images_in_work.dec()
             self._slots.release()
 
     def close(self) -> None:
@@ -247,6 +267,9 @@ class UploadLimit:
         return await self.app(scope, replay, send)
 
     async def _refuse(self, send) -> None:
+        service = getattr(self, "service", None)
+        if service is not None:
+            service.metrics.refused_uploads.inc()
         message = json.dumps({"error": f"the upload is over this server's limit of "
                                        f"{self.max_bytes / 2**20:g} MB; send a smaller file"}).encode()
         await send({"type": "http.response.start", "status": 413,
@@ -261,6 +284,7 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", **options):
     the `SegmentationService`)."""
     require("fastapi", "serve", "segnext serve")
     require("python_multipart", "serve", "segnext serve (multipart uploads)", package="python-multipart")
+    require("prometheus_client", "serve", "segnext serve (its /metrics)", package="prometheus-client")
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, File, Request, UploadFile
@@ -296,6 +320,10 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", **options):
     @app.get("/health")
     async def health():
         return service.health()
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/predict")
     async def predict(output: str = "labels", confidence: bool = False,

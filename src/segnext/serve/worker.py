@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
-from typing import List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 from ..inference.batching import batches_by_size
 from ..inference.preprocess import PreparedImage
@@ -35,13 +36,17 @@ class ModelWorker:
     Args:
         segmenter: the model and its test settings.
         batch_size: the most images of one resized size per forward pass.
+        on_batch: called after each forward pass with its number of images and its seconds (in the
+            model thread: keep it short), e.g. `ServiceMetrics.batch`.
     """
 
-    def __init__(self, segmenter: Segmenter, batch_size: int = 4):
+    def __init__(self, segmenter: Segmenter, batch_size: int = 4,
+                 on_batch: Optional[Callable[[int, float], None]] = None):
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
         self.segmenter = segmenter
         self.batch_size = batch_size
+        self.on_batch = on_batch
         self._queue: queue.Queue[Optional[_Request]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="segnext-model", daemon=True)
         self.batches = 0  # forward passes so far (a group is one pass per test view)
@@ -108,10 +113,13 @@ class ModelWorker:
     def _predict_group(self, requests: List[_Request]) -> list:
         """What each request asked for: its labels, or (labels, confidence)."""
         with_confidence = any(request.with_confidence for request in requests)
+        start = time.perf_counter()
         results = self.segmenter.predict_group([request.image for request in requests],
                                                with_confidence=with_confidence)
         self.batches += 1
         self.images += len(requests)
+        if self.on_batch is not None:
+            self.on_batch(len(requests), time.perf_counter() - start)
         if not with_confidence:
             return results
         return [result if request.with_confidence else result[0] for request, result in zip(requests, results)]
