@@ -172,6 +172,10 @@ def test_eval_interval_and_compare_two_models_on_the_same_images(capsys, config_
     low, high = interval["mIoU"]
     assert low <= results["mIoU"] <= high and len(interval["IoU"]) == 8
     assert f"95% interval over 1,000 resamples of the 4 images: mIoU {low:.2f}-{high:.2f}, aAcc " in printed
+    header, first_class = printed.splitlines()[:2]  # each class's IoU interval in a column of its own
+    assert header.endswith("  IoU 95% interval") and first_class.startswith(names[0])
+    class_low, class_high = interval["IoU"][0]
+    assert first_class.endswith(f"  {class_low:6.2f} - {class_high:.2f}")  # sky: in every scene
     # the four val images are scene_*: one group of alike frames, so the note says what the interval covers
     assert "note: the 4 images come from 1 group of alike frames (scene;" in printed
     stored = results["image_areas"]

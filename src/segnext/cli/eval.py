@@ -252,7 +252,7 @@ def run(args) -> int:
                                     precision=None if args.onnx else str(precision or torch.float32)[len("torch."):]),
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
                           validation_note=note, confusion=results["confusion"].tolist(), **drawn)
-            print(format_results(results, args.metrics))
+            print(format_results(results, args.metrics, (drawn.get("interval") or {}).get("IoU")))
             confused = most_confused(results["confusion"], dataset.class_names)
             if confused:
                 print("most confused (share of a class's pixels predicted as another): " + ", ".join(

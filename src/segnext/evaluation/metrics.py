@@ -147,19 +147,26 @@ class ConfidenceCalibration:
                 "under": under}
 
 
-def format_results(results: Dict[str, Any], columns: Sequence[str] = DEFAULT_METRIC_COLUMNS) -> str:
+def format_results(results: Dict[str, Any], columns: Sequence[str] = DEFAULT_METRIC_COLUMNS,
+                   iou_interval: Optional[Sequence[Sequence[float]]] = None) -> str:
     """The per-class table of `columns` (of PER_CLASS_METRICS) and the summary line (aAcc and the
-    means of those columns) of `SegmentationMetric.compute()`'s results."""
+    means of those columns) of `SegmentationMetric.compute()`'s results; `iou_interval`: each
+    class's [low, high] (`bootstrap_interval`'s `IoU`), a column after the others."""
     unknown = [column for column in columns if column not in PER_CLASS_METRICS]
     if unknown or not columns:
         raise ValueError(f"metrics {unknown or list(columns)}: choose from {', '.join(PER_CLASS_METRICS)}")
     names = results.get("class_names") or [str(i) for i in range(len(results["IoU"]))]
     width = max(8, *(len(n) for n in names))
     widths = [max(6, len(column)) for column in columns]
-    lines = [f"{'class':<{width}}" + "".join(f"  {column:>{w}}" for column, w in zip(columns, widths))]
+    lines = [f"{'class':<{width}}" + "".join(f"  {column:>{w}}" for column, w in zip(columns, widths))
+             + ("  IoU 95% interval" if iou_interval is not None else "")]
     for index, name in enumerate(names):
+        interval = ""
+        if iou_interval is not None:
+            low, high = iou_interval[index]
+            interval = f"  {_fmt(low)} - {_fmt(high).strip()}" if not math.isnan(low) else "     nan"
         lines.append(f"{name:<{width}}" + "".join(f"  {_fmt(results[column][index]):>{w}}"
-                                                  for column, w in zip(columns, widths)))
+                                                  for column, w in zip(columns, widths)) + interval)
     count = f"  ({results['num_images']} images)" if "num_images" in results else ""
     means = "".join(f"  m{column} {_fmt(results[f'm{column}'])}" for column in columns)
     lines.append(f"aAcc {_fmt(results['aAcc'])}{means}{count}")
