@@ -20,6 +20,7 @@ from segnext.train import load_config, train
 from segnext.train.report import (
     HARDEST_SHOWN,
     IGNORE_SHADES,
+    MIN_PANEL_WIDTH,
     RunFiles,
     colour_mask,
     comparison_picture,
@@ -83,7 +84,8 @@ def test_report_lists_the_hardest_val_images_and_how_to_draw_them(finished_run):
     page = (finished_run / "report.html").read_text()
     assert all(f"<figcaption>{picture.stem}</figcaption>" in page for picture in pictures)
     width, height = Image.open(rows[0][0]).size
-    assert Image.open(pictures[0]).size == (2 * width, 2 * (height + 14))  # four captioned panels
+    blocks = -(-MIN_PANEL_WIDTH // width)  # a small image is enlarged for its captions to fit
+    assert Image.open(pictures[0]).size == (2 * width * blocks, 2 * (height * blocks + 14))  # 4 captioned panels
 
 
 def test_no_hardest_images_to_draw_where_nothing_is_labelled(tmp_path):
@@ -259,12 +261,22 @@ def test_a_comparison_picture_holds_the_image_its_labels_the_prediction_and_the_
     prediction[:10] = (prediction[:10] + 1) % 3  # a quarter wrong
     picture = comparison_picture(image, labels, prediction, palette, 255)
     caption = 14
-    assert picture.shape == (2 * (40 + caption), 120, 3)
-    assert np.array_equal(picture[caption:caption + 40, :60], image)
-    assert np.array_equal(picture[caption:caption + 40, 60:], colour_mask(labels, palette, 255))
-    assert np.array_equal(picture[2 * caption + 40:, :60], colour_mask(prediction, palette, 255))
-    assert np.array_equal(picture[2 * caption + 40:, 60:], error_map(image, labels, prediction, 255)[0])
-    assert (picture[:caption, :60] < 128).any()  # the caption's letters
+
+    def blocks(panel):  # 60 pixels wide is narrower than the captions: each pixel drawn as a 4x4 block
+        return np.asarray(panel).repeat(4, 0).repeat(4, 1)
+
+    assert picture.shape == (2 * (160 + caption), 480, 3)
+    assert np.array_equal(picture[caption:caption + 160, :240], blocks(image))
+    assert np.array_equal(picture[caption:caption + 160, 240:], blocks(colour_mask(labels, palette, 255)))
+    assert np.array_equal(picture[2 * caption + 160:, :240], blocks(colour_mask(prediction, palette, 255)))
+    assert np.array_equal(picture[2 * caption + 160:, 240:], blocks(error_map(image, labels, prediction, 255)[0]))
+    assert (picture[:caption, :240] < 128).any()  # the caption's letters
+    errors_caption = picture[caption + 160:2 * caption + 160, 240:]
+    assert (errors_caption[:, 100:] < 128).any() and (errors_caption[:, -3:] == 255).all()  # whole, not cut
+    # An image as wide as the captions is drawn as it is.
+    image, labels = rng.integers(0, 256, (30, 240, 3), dtype=np.uint8), rng.integers(0, 3, (30, 240)).astype(np.uint8)
+    picture = comparison_picture(image, labels, labels, palette, 255)
+    assert picture.shape == (2 * (30 + caption), 480, 3) and np.array_equal(picture[caption:caption + 30, :240], image)
     # A large image is drawn smaller, its labels still in the palette's colours alone.
     labels = rng.integers(0, 3, (1000, 2000)).astype(np.uint8)
     picture = comparison_picture(np.zeros((1000, 2000, 3), np.uint8), labels, labels, palette, 255)

@@ -370,18 +370,25 @@ def sample_pictures(run: RunFiles, image, labels, prediction) -> List[Tuple[np.n
             (errors, f"errors (red): {share:.1f}% of labelled pixels")]
 
 
+MIN_PANEL_WIDTH = 240  # the widest caption, "errors (red): 100.0% of labelled pixels", fits
+
+
 def comparison_picture(image: np.ndarray, labels: np.ndarray, prediction: np.ndarray,
                        palette: Sequence[Sequence[int]], ignore_index: int, longest_side: int = 1024) -> np.ndarray:
     """One picture of a sample: the image and its ground truth above, the prediction and the errors
     below, each captioned and scaled down to at most `longest_side` pixels (labels by their nearest
-    pixel, so the class colours stay exact)."""
+    pixel, so the class colours stay exact); an image narrower than its captions is enlarged by a whole
+    factor, each pixel a block."""
     errors, share = error_map(image, labels, prediction, ignore_index)
-    panels = [(image, "image", Image.BILINEAR),
+    height, width = np.asarray(labels).shape
+    scale = min(1.0, longest_side / max(height, width))
+    if width < MIN_PANEL_WIDTH:
+        scale = max(1, min(math.ceil(MIN_PANEL_WIDTH / width), longest_side // max(height, width)))
+    enlarge_image = Image.NEAREST if scale > 1 else Image.BILINEAR
+    panels = [(image, "image", enlarge_image),
               (colour_mask(labels, palette, ignore_index), "ground truth", Image.NEAREST),
               (colour_mask(prediction, palette, ignore_index), "prediction", Image.NEAREST),
               (errors, f"errors (red): {share:.1f}% of labelled pixels", Image.NEAREST)]
-    height, width = np.asarray(labels).shape
-    scale = min(1.0, longest_side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     caption = 14
     grid = Image.new("RGB", (2 * size[0], 2 * (size[1] + caption)), "white")
