@@ -257,7 +257,8 @@ def test_eval_scores_each_image_and_draws_the_hardest(capsys, config_file, scene
     pictures = sorted((tmp_path / "eval_hardest").iterdir())
     assert [picture.name for picture in pictures] == [f"{rank:02d}_{Path(row[0]).stem}.jpg"
                                                        for rank, row in enumerate(rows[:2], start=1)]
-    assert Image.open(pictures[0]).size == (2 * 64, 2 * (48 + 14))  # four captioned panels of the 64x48 image
+    # four captioned panels of the 64x48 image, each pixel a 4x4 block for the captions to fit
+    assert Image.open(pictures[0]).size == (2 * 4 * 64, 2 * (4 * 48 + 14))
     # Asked again for fewer: the pictures of the earlier evaluation go.
     assert main(["eval", str(config_file), "-c", str(tmp_path / "model"), "--out", str(out), "--no-progress",
                  "--hardest", "1"]) == 0
