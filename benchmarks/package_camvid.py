@@ -95,6 +95,9 @@ def main() -> None:
     metrics.update(dataset="camvid", split=val_split, num_images=results.get("num_images"))
     if trained_on_val:
         metrics["seen_in_training"] = True
+    elif results.get("interval"):  # the run's final evaluation: how far the val score owes to its frames
+        metrics["interval"] = {key: results["interval"][key] for key in ("level", "samples", "unit", "units", "mIoU",
+                                                                         "aAcc", "mAcc", "note")}
     folder = segnext.save_model(model, args.out, source=source, metrics=metrics, half=True,
                                 training_data=final_meta.get("training_data"))  # what eval checks val against
     digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()

@@ -69,6 +69,8 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     low, high = run_results["interval"]["mIoU"]
     assert f"95% interval over 1,000 resamples of the 4 images: mIoU {low:.2f}-{high:.2f}" in out
     assert run_results["dataset"] == "folder" and run_results["checkpoint"] == str(work_dir / "final_model")
+    card = (work_dir / "final_model" / "README.md").read_text()
+    assert f"| mIoU | {run_results['mIoU']:.2f} | {low:.2f} - {high:.2f} |" in card  # the interval on the model card
     records = [json.loads(line) for line in (work_dir / "log.jsonl").read_text().splitlines()]
     assert [r["type"] for r in records] == ["train", "train", "eval"]
     assert {"iter", "loss", "lr", "it_per_s"} <= set(records[0]) and records[-1]["final"] is True

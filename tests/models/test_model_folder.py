@@ -93,6 +93,19 @@ def test_a_card_says_when_it_was_scored_on_images_it_trained_on(trained):
     assert "On camvid val split (101 images), which it was trained on: a check that it learned them" in card
 
 
+def test_a_card_gives_the_interval_of_its_scores_and_what_it_covers(trained):
+    from segnext.models.card import model_card
+
+    interval = {"level": 0.95, "samples": 1000, "unit": "image", "units": 101, "mIoU": [63.18, 64.56],
+                "aAcc": [89.6, 90.19], "mAcc": [None, None], "note": "the 101 images come from 1 group of alike frames"}
+    card = model_card(trained.config, 1, metrics={"mIoU": 63.89, "aAcc": 89.89, "mAcc": 81.21, "interval": interval})
+    assert "| metric | value | 95% interval |" in card and "| mIoU | 63.89 | 63.18 - 64.56 |" in card
+    assert "| mAcc | 81.21 | n/a |" in card
+    assert ("The interval: over 1,000 resamples of the 101 images scored (the percentile bootstrap), how far the "
+            "score would move on another draw of such images; the 101 images come from 1 group of alike "
+            "frames.") in card
+
+
 def test_every_reader_uses_the_saved_settings(folder, trained):
     model = segnext.create_model(checkpoint=folder)
     assert TestConfig.from_dict(model.config.test_settings) == SETTINGS

@@ -55,9 +55,21 @@ def model_card(config, parameters: int, source: Optional[str] = None,
                       f"it does on images it has not seen:", ""]
         elif where:
             lines += [f"On {where}:", ""]
-        lines += ["| metric | value |", "|---|---:|"]
-        lines += [f"| {key} | {metrics[key]:.2f} |" for key in ("mIoU", "aAcc", "mAcc")
-                  if isinstance(metrics.get(key), (int, float))]
+        interval = metrics.get("interval") or {}
+        if interval:
+            level = f"{100 * interval.get('level', 0.95):.0f}%"
+            lines += [f"| metric | value | {level} interval |", "|---|---:|---:|"]
+            lines += [f"| {key} | {metrics[key]:.2f} | {_bounds(interval.get(key))} |"
+                      for key in ("mIoU", "aAcc", "mAcc") if isinstance(metrics.get(key), (int, float))]
+            units = "groups of images (video sequences, cities)" if interval.get("unit") == "group" else "images"
+            lines += ["", f"The interval: over {interval.get('samples', 1000):,} resamples of the "
+                          f"{interval.get('units', '?')} {units} scored (the percentile bootstrap), how far the "
+                          f"score would move on another draw of such images"
+                          + (f"; {interval['note']}." if interval.get("note") else ".")]
+        else:
+            lines += ["| metric | value |", "|---|---:|"]
+            lines += [f"| {key} | {metrics[key]:.2f} |" for key in ("mIoU", "aAcc", "mAcc")
+                      if isinstance(metrics.get(key), (int, float))]
         lines.append("")
     lines += ["## Test-time settings", ""]
     settings = config.test_settings
@@ -86,3 +98,9 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         "",
     ]
     return "\n".join(lines)
+
+
+def _bounds(bounds) -> str:
+    if not bounds or None in bounds:
+        return "n/a"
+    return f"{bounds[0]:.2f} - {bounds[1]:.2f}"

@@ -313,7 +313,8 @@ class Run:
                           split=self.config.data.val_split, **resampled)
             source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
                       f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
-            save_model(self.model, self.work_dir / "final_model", source=source, metrics=self.final_metrics(results),
+            save_model(self.model, self.work_dir / "final_model", source=source,
+                       metrics=self.final_metrics(results, resampled["interval"]),
                        training_data=self.training_data)
             self.say(format_results(results))
             self.say(format_interval(resampled["interval"]))
@@ -337,11 +338,16 @@ class Run:
         return TrainResult(self.work_dir, self.iteration, stop_reason, results, dict(self.best), report, self.elapsed(),
                            len(self.unreadable))
 
-    def final_metrics(self, results: Dict[str, Any]) -> Dict[str, Any]:
-        """What the model card says of the final evaluation (results.json has the rest)."""
-        return {"mIoU": results["mIoU"], "aAcc": results["aAcc"], "mAcc": results["mAcc"],
-                "dataset": self.config.data.title(), "split": self.config.data.val_split,
-                "num_images": results["num_images"]}
+    def final_metrics(self, results: Dict[str, Any], interval: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """What the model card says of the final evaluation, with the `interval` of its scores
+        (`resampled_scores`'s; results.json has the rest)."""
+        metrics = {"mIoU": results["mIoU"], "aAcc": results["aAcc"], "mAcc": results["mAcc"],
+                   "dataset": self.config.data.title(), "split": self.config.data.val_split,
+                   "num_images": results["num_images"]}
+        if interval is not None:
+            metrics["interval"] = {key: interval[key] for key in ("level", "samples", "unit", "units", "mIoU", "aAcc",
+                                                                  "mAcc", "note")}
+        return metrics
 
     def save_checkpoint(self, name: Optional[str] = None) -> None:
         """iter_XXXXXXXX.pt (the last `keep_checkpoints` are kept), or `name` (best.pt)."""
