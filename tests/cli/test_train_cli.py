@@ -198,6 +198,11 @@ def test_eval_interval_and_compare_two_models_on_the_same_images(capsys, config_
     assert f"against {tmp_path / 'm0'} ({first}), 95% intervals over 1,000 resamples of the 4 images shared by " \
            f"both: mIoU {compared['mIoU']:+.2f} ({compared['mIoU_interval'][0]:+.2f} to " in printed
     assert f"the mIoU is higher in {100 * compared['higher_share']:.1f}% of them" in printed
+    assert "tested otherwise" not in printed
+    # the same model tested with its flip: the comparison says how the two were tested
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m0"), "--out", str(tmp_path / "flip.json"),
+                 "--no-progress", "--flip", "--compare", str(first)]) == 0
+    assert "  tested otherwise: flip True against False\n" in capsys.readouterr().out
     # compared with itself: no difference at all
     assert main(["eval", str(config_file), "-c", str(tmp_path / "m0"), "--out", str(tmp_path / "same.json"),
                  "--no-progress", "--compare", str(first)]) == 0

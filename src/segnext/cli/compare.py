@@ -38,7 +38,7 @@ def run(args) -> int:
     class_names = [row.get("class", str(index)) for index, row in enumerate(results.get("per_class", []))]
     print(f"{results.get('checkpoint') or results['path']} ({results['path']}) on {results.get('dataset')} "
           f"{results.get('split') or ''}: mIoU {results.get('mIoU', float('nan')):.2f}".replace(" :", ":"))
-    print(format_comparison(compared, class_names))
+    print(format_comparison(compared, class_names, results.get("test")))
     if args.out:
         comparison = {"results": results["path"], "checkpoint": results.get("checkpoint"), "test": results.get("test"),
                       "dataset": results.get("dataset"), "split": results.get("split"), "compared_with": compared}

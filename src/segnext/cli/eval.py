@@ -244,12 +244,12 @@ def run(args) -> int:
                            per_image=per_image or resampled, calibration=args.calibration)
         if env.is_main:
             drawn = resampled_scores(results, dataset, interval=args.interval, baseline=compared) if resampled else {}
-            write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split,
-                          test=dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
-                                    mode=test_config.mode, crop_size=test_config.crop_size,
-                                    stride=test_config.stride, scales=list(test_config.scales),
-                                    flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed,
-                                    precision=None if args.onnx else str(precision or torch.float32)[len("torch."):]),
+            tested = dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
+                          mode=test_config.mode, crop_size=test_config.crop_size, stride=test_config.stride,
+                          scales=list(test_config.scales), flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed,
+                          precision=None if args.onnx else str(precision or torch.float32)[len("torch."):])
+            tested = json.loads(json.dumps(tested))  # as the JSON records them (tuples as lists), to compare
+            write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split, test=tested,
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
                           validation_note=note, confusion=results["confusion"].tolist(), **drawn)
             print(format_results(results, args.metrics, (drawn.get("interval") or {}).get("IoU")))
@@ -262,7 +262,7 @@ def run(args) -> int:
             if "interval" in drawn:
                 print(format_interval(drawn["interval"]))
             if "compared_with" in drawn:
-                print(format_comparison(drawn["compared_with"], dataset.class_names))
+                print(format_comparison(drawn["compared_with"], dataset.class_names, tested))
             print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
             if per_image:
                 write_per_image(per_image_csv, results)

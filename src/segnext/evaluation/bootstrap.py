@@ -164,9 +164,10 @@ def format_interval(interval: dict) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(compared: dict, class_names) -> str:
+def format_comparison(compared: dict, class_names, test: Optional[dict] = None) -> str:
     """`paired_difference`'s result as text (with `results` and `checkpoint`, naming the baseline): the
-    means, then the classes whose interval leaves out 0."""
+    means, then the classes whose interval leaves out 0, and where the two were tested otherwise (this
+    one's `test` settings against the baseline's, as the results JSON records them) how."""
     level = f"{100 * compared['level']:.0f}%"
     means = ", ".join(f"{name} {compared[name]:+.2f} ({compared[name + '_interval'][0]:+.2f} to "
                       f"{compared[name + '_interval'][1]:+.2f})" for name in ("mIoU", "aAcc", "mAcc"))
@@ -188,6 +189,11 @@ def format_comparison(compared: dict, class_names) -> str:
                 for difference, name, bounds in sorted(chosen, key=lambda row: -abs(row[0]))))
     if not apart:
         lines.append("  no class's IoU interval leaves out 0")
+    theirs = compared.get("test") or {}
+    differing = [f"{key} {test[key]} against {theirs[key]}" for key in test or {}
+                 if key in theirs and test[key] != theirs[key]]
+    if differing:
+        lines.append(f"  tested otherwise: {', '.join(differing)}")
     if compared.get("note"):
         lines.append(f"  note: {compared['note']}")
     return "\n".join(lines)
