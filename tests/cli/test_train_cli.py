@@ -98,7 +98,9 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
                  str(tmp_path / "again.json"), "--no-progress", "--compare", str(work_dir / "results.json")]) == 0
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["compared_with"]["mIoU"] == pytest.approx(again["mIoU"] - run_results["mIoU"])
-    assert f"against {work_dir / 'final_model'} ({work_dir / 'results.json'})" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"against {work_dir / 'final_model'} ({work_dir / 'results.json'})" in printed
+    assert run_results["test"] == again["test"] and "tested otherwise" not in printed  # as the run tested it
     model = segnext.create_model(checkpoint=work_dir / "final_model")
     assert model.num_classes == 8 and model.config.class_names[0] == "sky"
     assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",

@@ -160,6 +160,7 @@ def run(args) -> int:
         most_confused,
         read_results,
         resampled_scores,
+        test_record,
         write_per_image,
         write_results,
     )
@@ -244,11 +245,8 @@ def run(args) -> int:
                            per_image=per_image or resampled, calibration=args.calibration)
         if env.is_main:
             drawn = resampled_scores(results, dataset, interval=args.interval, baseline=compared) if resampled else {}
-            tested = dict(img_scale=test_config.img_scale, size_divisor=test_config.size_divisor,
-                          mode=test_config.mode, crop_size=test_config.crop_size, stride=test_config.stride,
-                          scales=list(test_config.scales), flip=test_config.flip, nmf_seed=config.evaluation.nmf_seed,
-                          precision=None if args.onnx else str(precision or torch.float32)[len("torch."):])
-            tested = json.loads(json.dumps(tested))  # as the JSON records them (tuples as lists), to compare
+            tested = test_record(test_config, config.evaluation.nmf_seed,
+                                 None if args.onnx else str(precision or torch.float32)[len("torch."):])
             write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split, test=tested,
                           processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
                           validation_note=note, confusion=results["confusion"].tolist(), **drawn)

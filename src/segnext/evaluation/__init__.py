@@ -13,6 +13,7 @@ from .evaluate import (
     read_results,
     resampled_scores,
     results_for_json,
+    test_record,
     write_per_image,
     write_results,
 )
@@ -30,4 +31,4 @@ __all__ = ["ConfidenceCalibration", "SegmentationMetric", "areas_for_json", "are
            "check_same_images", "class_areas", "compare_results", "dataset_image_groups", "evaluate",
            "format_comparison", "format_interval", "format_results", "hardest_first", "image_names", "image_scores",
            "majority_class_miou", "most_confused", "paired_difference", "read_results", "resampled_scores",
-           "results_for_json", "sampling_units", "write_per_image", "write_results"]
+           "results_for_json", "sampling_units", "test_record", "write_per_image", "write_results"]

@@ -163,6 +163,18 @@ class _PreparedSamples(Dataset):
         return position, self.indices[position], np.asarray(sample["label"]), image
 
 
+def test_record(config: TestConfig, nmf_seed: Optional[int], precision: Optional[str]) -> Dict[str, Any]:
+    """How a results JSON records its test (its `test`): the settings that decide the labels, as JSON
+    has them (lists, not tuples), so that two evaluations' records compare as they are."""
+    return {"img_scale": _listed(config.img_scale), "size_divisor": config.size_divisor, "mode": config.mode,
+            "crop_size": _listed(config.crop_size), "stride": _listed(config.stride), "scales": list(config.scales),
+            "flip": config.flip, "nmf_seed": nmf_seed, "precision": precision}
+
+
+def _listed(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
     """A JSON-safe copy (NaN -> null) with a per-class table, without the kept predictions."""
     names = results.get("class_names") or [str(i) for i in range(len(results["IoU"]))]
@@ -338,4 +350,4 @@ def write_per_image(path, results: Dict[str, Any]) -> Path:
 
 __all__ = ["areas_for_json", "areas_from_json", "check_same_images", "compare_results", "dataset_image_groups",
            "evaluate", "hardest_first", "image_names", "read_results", "resampled_scores", "results_for_json",
-           "write_per_image", "write_results"]
+           "test_record", "write_per_image", "write_results"]

@@ -32,7 +32,15 @@ from torch import nn
 
 from ..compat import cpu_float16_autocast, grad_scaler
 from ..devices import device_defaults, reading_workers
-from ..evaluation import evaluate, format_interval, format_results, resampled_scores, write_per_image, write_results
+from ..evaluation import (
+    evaluate,
+    format_interval,
+    format_results,
+    resampled_scores,
+    test_record,
+    write_per_image,
+    write_results,
+)
 from ..models import save_model, segmentation_loss
 from ..ops.strip_conv_grad import use_transposed_strip_grads
 from ..utils import user_path
@@ -310,7 +318,9 @@ class Run:
                           stop_reason=stop_reason, validation_note=self.validation_note,
                           unreadable_training_files=[message for _, message in self.unreadable.as_list()],
                           checkpoint=str(self.work_dir / "final_model"), dataset=self.config.data.dataset,
-                          split=self.config.data.val_split, **resampled)
+                          split=self.config.data.val_split,
+                          test=test_record(self.config.evaluation, self.config.evaluation.nmf_seed, "float32"),
+                          **resampled)
             source = (f"Trained by `segnext train` for {self.iteration} iterations on {self.config.data.title()} "
                       f"({len(self.train_set)} training images), starting from {self.config.model.starting_point()}.")
             save_model(self.model, self.work_dir / "final_model", source=source,
