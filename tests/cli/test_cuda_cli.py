@@ -51,9 +51,17 @@ def test_one_nccl_process_trains_and_predict_and_eval_run_on_the_gpu(tmp_path):
     on_cpu = np.asarray(Image.open(tmp_path / "cpu" / "val.png"))
     assert (on_gpu == on_cpu).mean() > 0.999
     assert main(["eval", str(config), "--checkpoint", str(model), "--device", "cuda", "--out",
-                 str(tmp_path / "eval.json"), "--no-progress"]) == 0
+                 str(tmp_path / "eval.json"), "--no-progress", "--interval"]) == 0
     results = json.loads((tmp_path / "eval.json").read_text())
     assert results["num_images"] == 4 and results["mIoU"] is not None
+    # each image's class areas, counted on the GPU, add up to the confusion matrix
+    areas = np.zeros((3, len(results["per_class"])), dtype=np.int64)
+    for row in results["image_areas"]["areas"]:
+        for klass, intersection, labelled, predicted in np.asarray(row, dtype=np.int64).reshape(-1, 4):
+            areas[:, klass] += (intersection, labelled, predicted)
+    confusion = np.array(results["confusion"])
+    assert (areas[0] == np.diag(confusion)).all() and (areas[1] == confusion.sum(1)).all()
+    assert results["interval"]["mIoU"][0] <= results["mIoU"] <= results["interval"]["mIoU"][1]
     # batched, with reading workers (eval's default on a GPU): the same pixels nearly everywhere
     assert main(["eval", str(config), "--checkpoint", str(model), "--device", "cuda", "--batch-size", "4",
                  "--workers", "2", "--out", str(tmp_path / "eval_batched.json"), "--no-progress"]) == 0
