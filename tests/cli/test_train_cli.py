@@ -242,6 +242,31 @@ def test_eval_interval_and_compare_two_models_on_the_same_images(capsys, config_
     assert "first differing: images/val/scene_0001.png against images/val/elsewhere.png" in capsys.readouterr().err
 
 
+def test_eval_interval_scores_each_group_of_images(capsys, config_file, scenes, tmp_path):
+    """Val images named after two sequences: each sequence's scores, the lowest first."""
+    import shutil
+
+    root = tmp_path / "sequences"
+    shutil.copytree(scenes, root)
+    for kind in ("images", "labels"):
+        for index, path in enumerate(sorted((root / kind / "val").iterdir())):
+            path.rename(path.with_name(f"{'seqA' if index < 3 else 'seqB'}_{index:04d}.png"))
+    names = json.loads((scenes / "classes.json").read_text())["classes"]
+    segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / "model")
+    out = tmp_path / "groups.json"
+    assert main(["eval", str(config_file), f"data.root={root}", "-c", str(tmp_path / "model"), "--out", str(out),
+                 "--no-progress", "--interval"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert results["image_areas"]["groups"] == ["seqA"] * 3 + ["seqB"]
+    assert [(row["group"], row["images"]) for row in results["per_group"]] == [("seqA", 3), ("seqB", 1)]
+    assert "note: the 4 images come from 2 groups of alike frames (seqA, seqB;" in printed
+    shown = sorted(results["per_group"], key=lambda row: row["mIoU"])
+    assert "by group (read from the file names), the lowest mIoU first:\n" + "\n".join(
+        f"  {row['group']:<12} {row['images']:5d} images  mIoU {row['mIoU']:6.2f}  aAcc {row['aAcc']:6.2f}"
+        for row in shown) in printed
+
+
 def test_eval_scores_each_image_and_draws_the_hardest(capsys, config_file, scenes, tmp_path):
     from PIL import Image
 

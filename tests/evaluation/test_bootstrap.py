@@ -15,6 +15,8 @@ from segnext.evaluation import (
     areas_from_json,
     bootstrap_interval,
     class_areas,
+    group_scores,
+    image_scores,
     paired_difference,
     sampling_units,
 )
@@ -122,3 +124,12 @@ def test_the_areas_survive_json():
         areas_from_json([[7, 1, 1, 1]], 5, where="results.json")
     with pytest.raises(ValueError, match="image 1's areas"):
         areas_from_json([[], [1, 2, 3]], 5)
+
+
+def test_each_group_is_scored_as_a_split_of_its_own_images():
+    areas = torch.from_numpy(SIMULATION.population(np.random.default_rng(5), 4, 1, 0.0, 0.8))
+    rows = group_scores(areas, ["b", "a", "b", None])
+    assert [(row["group"], row["images"]) for row in rows] == [("b", 2), ("a", 1)]  # in order of appearance
+    assert rows[0]["mIoU"] == pytest.approx(image_scores(areas[0] + areas[2])["mIoU"])
+    assert rows[1]["IoU"] == pytest.approx(image_scores(areas[1])["IoU"])
+    assert group_scores(areas, ["a", "a", None, None]) == [] and group_scores(areas, None) == []

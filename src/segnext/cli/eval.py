@@ -154,6 +154,7 @@ def run(args) -> int:
         check_same_images,
         evaluate,
         format_comparison,
+        format_groups,
         format_interval,
         format_results,
         image_names,
@@ -259,6 +260,8 @@ def run(args) -> int:
                 print(calibration_table(results["calibration"]))
             if "interval" in drawn:
                 print(format_interval(drawn["interval"]))
+            if drawn.get("per_group"):
+                print(format_groups(drawn["per_group"]))
             if "compared_with" in drawn:
                 print(format_comparison(drawn["compared_with"], dataset.class_names, tested))
             print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")

@@ -1,6 +1,13 @@
 """Metrics with MMSegmentation's conventions and the evaluation loop."""
 
-from .bootstrap import bootstrap_interval, format_comparison, format_interval, paired_difference, sampling_units
+from .bootstrap import (
+    bootstrap_interval,
+    format_comparison,
+    format_groups,
+    format_interval,
+    paired_difference,
+    sampling_units,
+)
 from .evaluate import (
     areas_for_json,
     areas_from_json,
@@ -8,6 +15,7 @@ from .evaluate import (
     compare_results,
     dataset_image_groups,
     evaluate,
+    group_scores,
     hardest_first,
     image_names,
     read_results,
@@ -29,6 +37,6 @@ from .metrics import (
 
 __all__ = ["ConfidenceCalibration", "SegmentationMetric", "areas_for_json", "areas_from_json", "bootstrap_interval",
            "check_same_images", "class_areas", "compare_results", "dataset_image_groups", "evaluate",
-           "format_comparison", "format_interval", "format_results", "hardest_first", "image_names", "image_scores",
-           "majority_class_miou", "most_confused", "paired_difference", "read_results", "resampled_scores",
-           "results_for_json", "sampling_units", "test_record", "write_per_image", "write_results"]
+           "format_comparison", "format_groups", "format_interval", "format_results", "group_scores", "hardest_first",
+           "image_names", "image_scores", "majority_class_miou", "most_confused", "paired_difference", "read_results",
+           "resampled_scores", "results_for_json", "sampling_units", "test_record", "write_per_image", "write_results"]

@@ -164,6 +164,15 @@ def format_interval(interval: dict) -> str:
     return "\n".join(lines)
 
 
+def format_groups(per_group: Sequence[Dict[str, Any]]) -> str:
+    """`group_scores`' rows as text: each group's images and scores, the lowest mIoU first."""
+    lines = ["by group (read from the file names), the lowest mIoU first:"]
+    for row in sorted(per_group, key=lambda row: (math.isnan(row["mIoU"]), row["mIoU"])):
+        lines.append(f"  {row['group']:<12} {row['images']:5d} images  mIoU {row['mIoU']:6.2f}  "
+                     f"aAcc {row['aAcc']:6.2f}")
+    return "\n".join(lines)
+
+
 def format_comparison(compared: dict, class_names, test: Optional[dict] = None) -> str:
     """`paired_difference`'s result as text (with `results` and `checkpoint`, naming the baseline): the
     means, then the classes whose interval leaves out 0, and where the two were tested otherwise (this
@@ -206,5 +215,6 @@ def _check(samples: int, level: float) -> None:
         raise ValueError(f"level must be between 0 and 1 (0.95 for a 95% interval), got {level!r}")
 
 
-__all__ = ["LEVEL", "MIN_GROUPS", "SAMPLES", "bootstrap_interval", "format_comparison", "format_interval",
+__all__ = ["LEVEL", "MIN_GROUPS", "SAMPLES", "bootstrap_interval", "format_comparison", "format_groups",
+           "format_interval",
            "paired_difference", "sampling_units"]

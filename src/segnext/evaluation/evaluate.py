@@ -302,11 +302,28 @@ def compare_results(areas, baseline: Dict[str, Any], groups: Optional[Sequence[O
             "images": len(areas), "note": note, **difference}
 
 
+def group_scores(areas, groups: Optional[Sequence[Optional[str]]]) -> List[Dict[str, Any]]:
+    """Each group's scores (video sequence, city: `groups` names each image's), as the whole split is
+    scored but over the group's images alone: `group`, `images`, `pixels`, `aAcc`, `mIoU` (over the
+    classes in its labels or its predictions) and `IoU` per class; in order of first appearance.
+    Empty unless there are two groups or more."""
+    named = list(dict.fromkeys(group for group in groups or [] if group is not None))
+    if len(named) < 2:
+        return []
+    areas = torch.as_tensor(areas)
+    rows = []
+    for group in named:
+        members = [index for index, name in enumerate(groups) if name == group]
+        rows.append({"group": group, "images": len(members), **image_scores(areas[members].sum(0))})
+    return rows
+
+
 def resampled_scores(results: Dict[str, Any], dataset, *, interval: bool = True,
                      baseline: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What the results JSON gains from `evaluate(..., per_image=True)`'s `image_areas`:
     `image_areas` (each image's name, group and class areas, for a later comparison), `interval`
-    (`bootstrap_interval`, when `interval`) and `compared_with` (`compare_results` against
+    (`bootstrap_interval`, when `interval`, and `per_group`: `group_scores` where the images come in
+    groups) and `compared_with` (`compare_results` against
     `baseline`), each with the images or groups resampled and a note on what the interval covers
     (`sampling_units`)."""
     areas = results["image_areas"]
@@ -317,6 +334,9 @@ def resampled_scores(results: Dict[str, Any], dataset, *, interval: bool = True,
         resampled_groups, note = sampling_units(groups, len(areas))
         section["interval"] = {**bootstrap_interval(areas.numpy(), resampled_groups), "images": len(areas),
                                "note": note}
+        scored = group_scores(areas, groups)
+        if scored:
+            section["per_group"] = scored
     if baseline is not None:
         section["compared_with"] = compare_results(areas, baseline, groups)
     return section
@@ -349,5 +369,5 @@ def write_per_image(path, results: Dict[str, Any]) -> Path:
 
 
 __all__ = ["areas_for_json", "areas_from_json", "check_same_images", "compare_results", "dataset_image_groups",
-           "evaluate", "hardest_first", "image_names", "read_results", "resampled_scores", "results_for_json",
-           "test_record", "write_per_image", "write_results"]
+           "evaluate", "group_scores", "hardest_first", "image_names", "read_results", "resampled_scores",
+           "results_for_json", "test_record", "write_per_image", "write_results"]
