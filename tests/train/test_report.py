@@ -32,6 +32,7 @@ from segnext.train.report import (
     read_run,
     stop_text,
     weakest_first,
+    write_html,
     write_report,
 )
 
@@ -232,6 +233,17 @@ def test_the_final_mious_interval_and_what_it_covers_are_said_with_it():
     interval.update(unit="group", note=None)
     lines = facts(_run(stop_reason="finished", iteration=500, mIoU=60.0, interval=interval))
     assert "over resampled groups of val images)" in lines[1] and len(lines) == 3
+
+
+def test_the_page_scores_each_group_of_val_images_the_lowest_first(tmp_path):
+    per_group = [{"group": "0016E5", "images": 204, "mIoU": 57.66, "aAcc": 89.76},
+                 {"group": "0006R0", "images": 101, "mIoU": 39.51, "aAcc": 80.21}]
+    run = _run(stop_reason="finished", iteration=500, mIoU=52.35, per_group=per_group)
+    page = write_html(run, tmp_path / "report.html").read_text()
+    assert "Val images by group" in page
+    table = page[page.index("Val images by group"):]
+    assert table.index("<td>0006R0</td><td class='num'>101</td><td class='num'>39.51</td>") < table.index("0016E5")
+    assert "Val images by group" not in write_html(_run(mIoU=52.35), tmp_path / "other.html").read_text()
 
 
 def test_colour_masks_use_exactly_the_palette_and_mark_unlabelled_pixels():

@@ -34,6 +34,7 @@ from ..compat import cpu_float16_autocast, grad_scaler
 from ..devices import device_defaults, reading_workers
 from ..evaluation import (
     evaluate,
+    format_groups,
     format_interval,
     format_results,
     resampled_scores,
@@ -328,6 +329,8 @@ class Run:
                        training_data=self.training_data)
             self.say(format_results(results))
             self.say(format_interval(resampled["interval"]))
+            if resampled.get("per_group"):
+                self.say(format_groups(resampled["per_group"]))
             if self.validation_note:
                 self.say(f"note: {self.validation_note}")
             write_per_image(self.work_dir / PER_IMAGE, results)

@@ -592,6 +592,9 @@ def write_html(run: RunFiles, path: Path) -> Path:
         parts += ["<h2>Per-class IoU, weakest first</h2>", _class_table(run, iou, acc)]
     if run.confusion is not None and iou:
         parts += ["<h2>Confusion matrix</h2>", _confusion_table(run, iou)]
+    if (run.results or {}).get("per_group"):
+        parts += ["<h2>Val images by group (sequence, city: read from the file names), lowest mIoU first</h2>",
+                  _group_table(run.results["per_group"])]
     if run.hardest:
         parts += [f"<h2>The hardest val images (lowest mIoU; all in {PER_IMAGE})</h2>", _hardest_table(run)]
         parts += _hardest_pictures(run)
@@ -666,6 +669,16 @@ def _class_table(run: RunFiles, iou: List[float], acc: List[float]) -> str:
                     f"<td class='num'>{_number(accuracy, '')}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
+
+
+def _group_table(per_group: Sequence[Dict[str, Any]]) -> str:
+    """Each group's images and scores (results.json's `per_group`), the lowest mIoU first."""
+    rows = ["<table class='classes'><tr><th>group</th><th>images</th><th>mIoU</th><th>aAcc</th></tr>"]
+    for row in sorted(per_group, key=lambda row: (row.get("mIoU") is None, row.get("mIoU") or 0.0)):
+        rows.append(f"<tr><td>{_e(str(row.get('group')))}</td><td class='num'>{_e(str(row.get('images')))}</td>"
+                    f"<td class='num'>{_number(row.get('mIoU'))}</td><td class='num'>{_number(row.get('aAcc'))}</td>"
+                    f"</tr>")
+    return "".join(rows) + "</table>"
 
 
 def _hardest_table(run: RunFiles) -> str:
