@@ -81,8 +81,9 @@ def register(subparsers) -> None:
                             "image's class areas, for a later --compare")
     drawn.add_argument("--compare", metavar="RESULTS",
                        help="the results JSON of another model evaluated on the same images with --interval (or "
-                            "--compare): the differences in aAcc, mIoU, mAcc and per class, each with its 95%% "
-                            "interval over resamples shared by the two models")
+                            "--compare), or a training run's results.json (or its folder): the differences in aAcc, "
+                            "mIoU, mAcc and per class, each with its 95%% interval over resamples shared by the two "
+                            "models")
     parser.add_argument("--device", help="cpu, cuda, cuda:N (default: the config's train.device)")
     parser.add_argument("--threads", type=positive_int, help="CPU threads (default: the config's train.threads)")
     add_backend(parser)

@@ -1,4 +1,5 @@
-"""Metrics with MMSegmentation's conventions and the evaluation loop."""
+"""Metrics with MMSegmentation's conventions, the evaluation loop, its results files and the intervals
+and comparisons of their scores."""
 
 from .bootstrap import (
     bootstrap_interval,
@@ -8,13 +9,22 @@ from .bootstrap import (
     paired_difference,
     sampling_units,
 )
-from .evaluate import (
+from .evaluate import evaluate
+from .metrics import (
+    ConfidenceCalibration,
+    SegmentationMetric,
+    class_areas,
+    format_results,
+    image_scores,
+    majority_class_miou,
+    most_confused,
+)
+from .results import (
     areas_for_json,
     areas_from_json,
     check_same_images,
     compare_results,
     dataset_image_groups,
-    evaluate,
     group_scores,
     hardest_first,
     image_names,
@@ -24,15 +34,6 @@ from .evaluate import (
     test_record,
     write_per_image,
     write_results,
-)
-from .metrics import (
-    ConfidenceCalibration,
-    SegmentationMetric,
-    class_areas,
-    format_results,
-    image_scores,
-    majority_class_miou,
-    most_confused,
 )
 
 __all__ = ["ConfidenceCalibration", "SegmentationMetric", "areas_for_json", "areas_from_json", "bootstrap_interval",
