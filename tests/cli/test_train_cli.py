@@ -101,6 +101,13 @@ def test_train_then_eval_a_checkpoint(capsys, config_file, tmp_path):
     printed = capsys.readouterr().out
     assert f"against {work_dir / 'final_model'} ({work_dir / 'results.json'})" in printed
     assert run_results["test"] == again["test"] and "tested otherwise" not in printed  # as the run tested it
+    # the run's folder stands for its config and its final model
+    assert main(["eval", str(work_dir), "--out", str(tmp_path / "folder.json"), "--no-progress", "--interval"]) == 0
+    assert json.loads((tmp_path / "folder.json").read_text())["confusion"] == again["confusion"]
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "config.yaml").write_text((work_dir / "config.yaml").read_text())
+    assert main(["eval", str(tmp_path / "unfinished")]) == 1
+    assert "has no final_model yet (the run has not finished)" in capsys.readouterr().err
     model = segnext.create_model(checkpoint=work_dir / "final_model")
     assert model.num_classes == 8 and model.config.class_names[0] == "sky"
     assert main(["eval", str(config_file), "--checkpoint", str(work_dir / "final_model"), "--out",

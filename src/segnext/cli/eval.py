@@ -37,8 +37,10 @@ def register(subparsers) -> None:
         **with_examples("segnext eval segnext_t_ade20k_512x512_160k data.root=data/ade/ADEChallengeData2016 "
                         "--checkpoint segnext-t-ade/",
                         "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms",
-                        "segnext eval runs/demo/config.yaml -c runs/demo/final_model --hardest 8"))
-    parser.add_argument("config", help="YAML config file or shipped config name")
+                        "segnext eval runs/demo/config.yaml -c runs/demo/final_model --hardest 8",
+                        "segnext eval runs/demo --interval      # a run's folder: its config and final_model"))
+    parser.add_argument("config", help="YAML config file or shipped config name, or a training run's folder (its "
+                                       "config.yaml, and its final_model unless --checkpoint says otherwise)")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                         help="config overrides (values are YAML)")
     source = parser.add_mutually_exclusive_group()  # one of them is required: `run` says which and how
@@ -178,6 +180,7 @@ def run(args) -> int:
 
     if args.config_settings and args.model_settings:
         raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
+    use_run_folder(args)
     if not (args.checkpoint or args.onnx):
         raise ValueError(missing_weights_message(args.config))
     if args.onnx and amp_setting(args):
@@ -310,6 +313,22 @@ def print_hardest(results, per_image_csv: Path, shown: int = 5) -> None:
         weakest = ", ".join(f"{names[k]} {iou:.1f}" for iou, k in present[:3])
         print(f"  mIoU {scores['mIoU']:5.1f}  aAcc {scores['aAcc']:5.1f}  {scores.get('image', scores['index'])}"
               f"  (weakest: {weakest})")
+
+
+def use_run_folder(args) -> None:
+    """CONFIG given as a training run's folder: its config.yaml, and its final_model unless
+    --checkpoint or --onnx names other weights."""
+    run_dir = Path(args.config)
+    if not (run_dir.is_dir() and (run_dir / "config.yaml").is_file()):
+        return
+    args.config = str(run_dir / "config.yaml")
+    if args.checkpoint or args.onnx:
+        return
+    if not (run_dir / "final_model").is_dir():
+        saved = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
+        raise ValueError(f"{run_dir} has no final_model yet (the run has not finished)"
+                         + (f"; evaluate one of its checkpoints: --checkpoint {saved[-1]}" if saved else ""))
+    args.checkpoint = str(run_dir / "final_model")
 
 
 def missing_weights_message(config: str) -> str:
