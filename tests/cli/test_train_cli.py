@@ -187,8 +187,8 @@ def test_eval_interval_and_compare_two_models_on_the_same_images(capsys, config_
     assert header.endswith("  IoU 95% interval") and first_class.startswith(names[0])
     class_low, class_high = interval["IoU"][0]
     assert first_class.endswith(f"  {class_low:6.2f} - {class_high:.2f}")  # sky: in every scene
-    # the four val images are scene_*: one group of alike frames, so the note says what the interval covers
-    assert "note: the 4 images come from 1 group of alike frames (scene;" in printed
+    # the four val images are all scene_*: one group by their names, so the note says what the interval covers
+    assert "note: the 4 images fall into 1 group by their file names (scene): if those are " in printed
     stored = results["image_areas"]
     assert stored["images"] == [f"images/val/scene_{i:04d}.png" for i in range(4)] and stored["groups"] == ["scene"] * 4
     confusion = np.array(results["confusion"])
@@ -267,7 +267,7 @@ def test_eval_interval_scores_each_group_of_images(capsys, config_file, scenes, 
     results = json.loads(out.read_text())
     assert results["image_areas"]["groups"] == ["seqA"] * 3 + ["seqB"]
     assert [(row["group"], row["images"]) for row in results["per_group"]] == [("seqA", 3), ("seqB", 1)]
-    assert "note: the 4 images come from 2 groups of alike frames (seqA, seqB;" in printed
+    assert "note: the 4 images fall into 2 groups by their file names (seqA, seqB): if " in printed
     shown = sorted(results["per_group"], key=lambda row: row["mIoU"])
     assert "by group (read from the file names), the lowest mIoU first:\n" + "\n".join(
         f"  {row['group']:<12} {row['images']:5d} images  mIoU {row['mIoU']:6.2f}  aAcc {row['aAcc']:6.2f}"

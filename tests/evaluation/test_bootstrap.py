@@ -84,7 +84,7 @@ def test_sampling_units_resample_groups_only_where_there_are_enough():
     many = [f"seq{i // 3}" for i in range(36)]
     assert sampling_units(many, 36) == (many, None)
     groups, note = sampling_units(["0006R0"] * 101, 101)
-    assert groups is None and "the 101 images come from 1 group of alike frames (0006R0;" in note
+    assert groups is None and "the 101 images fall into 1 group by their file names (0006R0): if those" in note
     assert "narrower than its spread over new sequences" in note
 
 

@@ -45,9 +45,11 @@ def sampling_units(groups: Optional[Sequence[Optional[str]]], count: int,
     if len(distinct) >= min_groups:
         return list(groups), None
     shown = ", ".join(distinct[:5]) + (", ..." if len(distinct) > 5 else "")
-    return None, (f"the {count} images come from {len(distinct)} group{'s' if len(distinct) > 1 else ''} of alike "
-                  f"frames ({shown}; read from the file names): the interval says how the score varies over "
-                  f"other frames of these, and is narrower than its spread over new sequences")
+    # The names say which images belong together, not whether they look alike: a shared prefix may be a
+    # video sequence (CamVid's 0006R0_...) or only a naming habit (scene_0001, ...).
+    return None, (f"the {count} images fall into {len(distinct)} group{'s' if len(distinct) > 1 else ''} by their "
+                  f"file names ({shown}): if those are sequences of alike frames, the interval says how the score "
+                  f"varies over other frames of them, and is narrower than its spread over new sequences")
 
 
 def _unit_areas(areas, groups: Optional[Sequence[Optional[str]]]) -> np.ndarray:
