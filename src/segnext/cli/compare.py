@@ -36,8 +36,10 @@ def run(args) -> int:
     check_same_images(baseline, results.get("dataset"), stored.get("images"), len(results["areas"]), "BASELINE")
     compared = compare_results(results["areas"], baseline, stored.get("groups"))
     class_names = [row.get("class", str(index)) for index, row in enumerate(results.get("per_class", []))]
-    print(f"{results.get('checkpoint') or results['path']} ({results['path']}) on {results.get('dataset')} "
-          f"{results.get('split') or ''}: mIoU {results.get('mIoU', float('nan')):.2f}".replace(" :", ":"))
+    scored = " ".join(str(part) for part in (results.get("dataset"), results.get("split")) if part)
+    miou = results.get("mIoU")  # null in the JSON where no pixel was labelled
+    print(f"{results.get('checkpoint') or results['path']} ({results['path']}) on {scored}: mIoU "
+          + (f"{miou:.2f}" if isinstance(miou, (int, float)) else "n/a"))
     print(format_comparison(compared, class_names, results.get("test")))
     if args.out:
         comparison = {"results": results["path"], "checkpoint": results.get("checkpoint"), "test": results.get("test"),

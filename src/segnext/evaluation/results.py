@@ -169,15 +169,15 @@ def group_scores(areas, groups: Optional[Sequence[Optional[str]]]) -> List[Dict[
     scored but over the group's images alone: `group`, `images`, `pixels`, `aAcc`, `mIoU` (over the
     classes in its labels or its predictions) and `IoU` per class; in order of first appearance.
     Empty unless there are two groups or more."""
-    named = list(dict.fromkeys(group for group in groups or [] if group is not None))
-    if len(named) < 2:
+    members: Dict[str, List[int]] = {}  # in order of first appearance
+    for index, group in enumerate(groups or []):
+        if group is not None:
+            members.setdefault(group, []).append(index)
+    if len(members) < 2:
         return []
     areas = torch.as_tensor(areas)
-    rows = []
-    for group in named:
-        members = [index for index, name in enumerate(groups) if name == group]
-        rows.append({"group": group, "images": len(members), **image_scores(areas[members].sum(0))})
-    return rows
+    return [{"group": group, "images": len(indices), **image_scores(areas[indices].sum(0))}
+            for group, indices in members.items()]
 
 
 def resampled_scores(results: Dict[str, Any], dataset, *, interval: bool = True,
