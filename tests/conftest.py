@@ -15,6 +15,7 @@ import builtins
 import errno
 import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,16 @@ def cuda_as_it_is(request, cpu_unless_marked_cuda, monkeypatch):
             monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         else:
             monkeypatch.setenv("CUDA_VISIBLE_DEVICES", _CUDA_VISIBLE_DEVICES)
+
+
+@pytest.fixture(autouse=True)
+def reports_without_charts(request, monkeypatch):
+    """Every training run ends with its report, whose charts matplotlib draws in one to two seconds.
+    Tests not marked `charts` draw it as an install without matplotlib does (the HTML page, its
+    tables and pictures, no charts, no report.png): the same path, the suite minutes shorter. The
+    tests of the report, the demo and `segnext report` draw the charts."""
+    if request.node.get_closest_marker("charts") is None:
+        monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # its import raises ImportError
 
 
 @pytest.fixture(autouse=True)

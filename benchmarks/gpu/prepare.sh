@@ -23,3 +23,5 @@ else
   echo "no CamVid at $CAMVID: set CAMVID=DIR for the loader timing and camvid_gpu.sh"
 fi
 du -sh .whl .device-data
+# The device scripts, tried whole on the CPU first: minutes of the GPU are not spent on a renamed option.
+python3 -m pytest -q -p no:cacheprovider -m slow tests/benchmarks

@@ -2,7 +2,8 @@
 
 A session with a GPU has minutes of it: the script must not fail there on something the CPU could
 have shown (a renamed option, a missing file, a packaging step). Here it runs whole, on the CPU, in
-both modes, with overrides that make the training a few iterations long."""
+both modes, with overrides that make the training a few iterations long. Marked slow (half a minute):
+benchmarks/gpu/prepare.sh, the step before any device call, runs it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from safetensors import safe_open
 import segnext
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu" / "camvid_gpu.sh"
+PACKAGE = SCRIPT.parents[1] / "package_camvid.py"
+
+pytestmark = pytest.mark.slow
 # A few iterations on the CPU instead of 8 minutes on a GPU; everything else as the recipe has it.
 CPU_TRIAL = ["train.device=cpu", "train.amp=false", "train.max_iters=2", "train.batch_size=2",
              "train.micro_batch_size=2", "data.num_workers=0", "data.crop_size=[32,32]", "evaluation.img_scale=null"]
@@ -62,6 +66,17 @@ def test_heldout_mode_trains_without_the_drive_and_scores_it_and_val(camvid, tmp
     assert json.loads((out / "eval_heldout_model_on_val.json").read_text())["num_images"] == 2
     assert (out / "device.txt").read_text().strip()  # nvidia-smi's GPU, else the CPU
     assert "train wall seconds" in (out / "train.log").read_text()
+    # packaged, a model that did not train on the frames it is scored on carries their interval on its card
+    packaged = tmp_path / "packaged"
+    done = subprocess.run([sys.executable, str(PACKAGE), str(tmp_path / "camvid-run"), str(packaged),
+                           "--command", "camvid_gpu.sh heldout", "--device", "CPU"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    card = (packaged / "README.md").read_text()
+    assert "split 'train_fit'" in card and "frames of a drive whose other frames it trained on" in card
+    interval = json.loads((packaged / "config.json").read_text())["metrics"]["interval"]
+    assert interval["units"] == 2 and interval["mIoU"][0] <= results["mIoU"] <= interval["mIoU"][1]
+    assert "95% interval |" in card and "over 1,000 resamples of the 2 images scored" in card
 
 
 def test_final_mode_trains_on_train_and_val_and_writes_the_model_folder(camvid, tmp_path):

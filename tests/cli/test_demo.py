@@ -15,6 +15,8 @@ import segnext
 from segnext.cli.main import main
 from segnext.train import load_config
 
+pytestmark = pytest.mark.charts  # the report's charts are drawn (tests/conftest.py)
+
 
 @pytest.fixture()
 def demo(demo_run):

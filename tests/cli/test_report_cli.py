@@ -10,6 +10,8 @@ import pytest
 
 from segnext.cli.main import main
 
+pytestmark = pytest.mark.charts  # the report's charts are drawn (tests/conftest.py)
+
 
 @pytest.fixture
 def run_dir(tmp_path) -> Path:

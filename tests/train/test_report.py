@@ -36,6 +36,8 @@ from segnext.train.report import (
     write_report,
 )
 
+pytestmark = pytest.mark.charts  # the report's charts are drawn (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, scenes) -> Path:
