@@ -118,6 +118,44 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tm
     assert '"type": "diverged", "iter": 5' in log
 
 
+def test_a_stop_request_during_an_evaluation_ends_it_and_the_run_resumes(tmp_path, scenes, capsys):
+    """Ctrl-C or SIGTERM while the model is evaluated ends the evaluation at the next image, not
+    after the last (on a cluster, the grace period before SIGKILL is shorter than an evaluation): a
+    periodic one is dropped and the run stops at its checkpoint; after a final one, the training is
+    complete and the next run evaluates it."""
+    from segnext.train import load_config, train
+
+    def stop_after(calls: int):  # as StopRequests.requested: None until the signal, then its name
+        asked = []
+
+        def should_stop():
+            asked.append(1)
+            return "SIGTERM" if len(asked) > calls else None
+        return should_stop, asked
+
+    path = str(write_config(tmp_path / "c.yaml", tiny_config(scenes)))
+    # Periodic: asked after steps 1 and 2, then after the first of the 8 val images of iteration 2's evaluation.
+    should_stop, asked = stop_after(2)
+    result = train(load_config(path, ["train.eval_interval=2"]), tmp_path / "periodic", progress=False,
+                   should_stop=should_stop)
+    assert (result.stop_reason, result.iteration, result.exit_code, len(asked)) == ("SIGTERM", 2, 143, 3)
+    assert "Stopped by SIGTERM at iteration 2" in capsys.readouterr().out
+    resumed = train(load_config(path, ["train.eval_interval=2"]), tmp_path / "periodic", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "periodic" / "log.jsonl").read_text().splitlines()]
+    assert resumed.iteration == 6 and [r["iter"] for r in records if r["type"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert [r["iter"] for r in records if r["type"] == "eval"] == [4, 6]  # iteration 2's was dropped
+    # Final: asked after the 6 steps, then after the first val image.
+    should_stop, asked = stop_after(6)
+    result = train(load_config(path), tmp_path / "final", progress=False, should_stop=should_stop)
+    assert (result.stop_reason, result.iteration, result.exit_code, len(asked)) == ("SIGTERM", 6, 143, 7)
+    assert "Stopped by SIGTERM during the final evaluation; the training is complete" in capsys.readouterr().out
+    assert not (tmp_path / "final" / "results.json").exists()
+    assert checkpointing.latest_checkpoint(tmp_path / "final" / "checkpoints").name == checkpointing.checkpoint_name(6)
+    evaluated = train(load_config(path), tmp_path / "final", progress=False)
+    assert evaluated.stop_reason == "finished" and "Resumed from" in capsys.readouterr().out
+    assert json.loads((tmp_path / "final" / "results.json").read_text())["num_images"] == 8
+
+
 def test_a_resume_with_other_settings_names_each_change(tmp_path, scenes, capsys):
     """Extending a finished run (a longer train.max_iters) is allowed; a config changed by mistake in
     the same work dir would be too, so the log names every setting that differs from the checkpoint's."""

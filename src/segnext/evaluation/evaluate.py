@@ -15,6 +15,8 @@ hardest first, and keeps each image's class areas for intervals and comparisons)
 `calibration=True` also counts the labelled pixels by their confidence (`ConfidenceCalibration`:
 how often the model is right when it says 90%, and what share of its errors lies under 70%), from
 `segnext.inference.segment_group_confidence`, whose labels are `segment_group`'s.
+`should_stop` lets a training run's stop request (Ctrl-C, SIGTERM) end an evaluation of one process
+at the next forward pass (`EvaluationStopped`) instead of after the last image.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ from ..inference.settings import TestConfig
 from .metrics import ConfidenceCalibration, SegmentationMetric, class_areas, image_scores, majority_class_miou
 
 
+class EvaluationStopped(Exception):
+    """`evaluate(..., should_stop=...)` ended before the last image; `reason` is what `should_stop` said."""
+
+    def __init__(self, reason):
+        super().__init__(f"evaluation stopped by {reason}")
+        self.reason = reason
+
+
 @torch.no_grad()
 def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] = None,
              ignore_index: Optional[int] = None, class_names: Optional[Sequence[str]] = None,
@@ -40,7 +50,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
              reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, progress: bool = False,
              keep_predictions: int = 0, also_first: Optional[int] = None,
              memory_efficient: Optional[bool] = None, batch_size: int = 1, workers: int = 0,
-             per_image: bool = False, calibration: bool = False) -> Dict[str, Any]:
+             per_image: bool = False, calibration: bool = False,
+             should_stop: Optional[Callable[[], Any]] = None) -> Dict[str, Any]:
     """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
@@ -60,6 +71,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
         process gets those of all images (through `reduce`).
     calibration: also `calibration`, `ConfidenceCalibration.compute()` over all the images (the
         same labels, each pixel's confidence computed with them).
+    should_stop: called after each forward pass; an answer other than None raises EvaluationStopped
+        with it. For one process only: under `reduce` the other processes would wait for this one.
     """
     num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
@@ -109,6 +122,11 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                                  prediction.numpy().astype(np.uint8)))
             if bar is not None:
                 bar.update(len(group))
+            reason = should_stop() if should_stop is not None else None
+            if reason is not None:
+                if bar is not None:
+                    bar.close()
+                raise EvaluationStopped(reason)
     if bar is not None:
         bar.close()
     kept = [item[1:] for item in sorted(kept, key=lambda item: item[0])]  # groups may finish out of order
@@ -157,4 +175,4 @@ class _PreparedSamples(Dataset):
         return position, self.indices[position], np.asarray(sample["label"]), image
 
 
-__all__ = ["evaluate"]
+__all__ = ["EvaluationStopped", "evaluate"]

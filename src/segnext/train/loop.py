@@ -33,6 +33,7 @@ from torch import nn
 from ..compat import cpu_float16_autocast, grad_scaler
 from ..devices import device_defaults, reading_workers
 from ..evaluation import (
+    EvaluationStopped,
     evaluate,
     format_groups,
     format_interval,
@@ -114,6 +115,7 @@ class Run:
         self.checkpoints = work_dir / "checkpoints"
         self.iteration, self.elapsed_before, self.best, self.last_saved, self.bar = 0, 0.0, {}, -1, None
         self.log: Optional[RunLog] = None  # opened by start() on the process that writes files
+        self.should_stop: Callable[[], Optional[str]] = lambda: None  # `loop`'s: stop requests
         self.session_start = time.perf_counter()
 
     def start(self, resume) -> None:
@@ -195,6 +197,7 @@ class Run:
     def loop(self, should_stop: Callable[[], Optional[str]]) -> TrainResult:
         config, env, train_cfg = self.config, self.env, self.config.train
         self.session_start = time.perf_counter()
+        self.should_stop = should_stop
         self.say(config.summary(self.model, self.train_set, self.val_set, env.world_size, str(env.device),
                                 self.work_dir, self.num_workers))
         if self.iteration == 0:  # a resumed run continues from its checkpoint, not from these
@@ -260,11 +263,15 @@ class Run:
                     window = LogWindow()
                 if train_cfg.eval_interval and self.iteration % train_cfg.eval_interval == 0 \
                         and self.iteration < train_cfg.max_iters:
-                    self.evaluate(final=False)
+                    try:
+                        self.evaluate(final=False)
+                    except EvaluationStopped as stopped:  # the evaluation is dropped; the checkpoint is kept
+                        stop_reason = stopped.reason
                 if self.iteration % train_cfg.checkpoint_interval == 0:
                     self.save_checkpoint()
                 over_time = train_cfg.max_time_minutes is not None and self.elapsed() >= train_cfg.max_time_minutes * 60
-                stop_reason = distributed.first_reason(should_stop(), "time limit" if over_time else None, env)
+                limit = "time limit" if over_time else None
+                stop_reason = distributed.first_reason(stop_reason or should_stop(), limit, env)
         finally:
             del batches  # stops the loader's worker processes
             if self.bar is not None:
@@ -292,7 +299,9 @@ class Run:
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=self.progress, keep_predictions=evaluation.num_overlays if final else 0,
                            also_first=evaluation.max_images if final else None,
-                           workers=reading_workers(images, env.device), per_image=final)
+                           workers=reading_workers(images, env.device), per_image=final,
+                           # a stop request ends the evaluation at once; under torchrun the others would wait
+                           should_stop=self.should_stop if env.world_size == 1 else None)
         # "Best" compares like with like: when periodic evaluations score only the first max_images
         # images, the final one is ranked by its score on those same images.
         ranked = results.get("first_images", results)
@@ -309,7 +318,14 @@ class Run:
         return results
 
     def finish(self, stop_reason: str) -> TrainResult:
-        results = self.evaluate(final=True)  # the full val set, with overlays for the report
+        try:
+            results = self.evaluate(final=True)  # the full val set, with overlays for the report
+        except EvaluationStopped as stopped:
+            self.say(f"Stopped by {stopped.reason} during the final evaluation; the training is complete (its "
+                     f"checkpoint is in {self.checkpoints}). Run the same command again to evaluate it.")
+            if self.log is not None:
+                self.log.close("stopped")
+            return TrainResult(self.work_dir, self.iteration, stopped.reason, best=self.best, seconds=self.elapsed())
         report = None
         if self.env.is_main:
             # each val image's class areas and the interval they give: `segnext eval --compare` takes this file
