@@ -12,8 +12,13 @@ whether it holds the population's mIoU. Three cases:
   (they share most of their accuracy), resampled frame by frame, as if each frame were new;
 - `frames, resampled as sequences`: the same splits, whole sequences resampled (what the command does
   when the file names carry 10 groups or more).
+Then comparisons of two recipes whose training runs differ by their seed (each run's accuracy per
+class drawn around its recipe's): how often the interval of the difference holds the difference of
+the recipes' expected mIoU (over all such images and all seeds), from one run a side (the images
+resampled, as a single comparison) and from 3 and 5 runs a side (the runs resampled too:
+`segnext compare RESULTS... --baseline BASELINE...`).
 Then the time of one interval for ADE20K's val split (2,000 images, 150 classes).
-Prints a table and writes JSON.
+Prints tables and writes JSON.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segnext.evaluation import bootstrap_interval
+from segnext.evaluation import bootstrap_interval, paired_difference
 
 
 def population(rng, groups: int, per_group: int, group_spread: float, image_spread: float, classes: int = 4):
@@ -68,6 +73,47 @@ def coverage(trials: int, per_group: int, group_spread: float, image_spread: flo
             "median_width": float(np.median(widths)), "population_mIoU": truth}
 
 
+class Recipes:
+    """Two recipes on one population of images: a run's accuracy on an image's class is the logistic
+    of its recipe's level + the run's own offset for the class (the seed: `seed_spread`) + the image's
+    difficulty for the class (shared by every run: hard images are hard for both recipes)."""
+
+    def __init__(self, rng, images: int = 3000, classes: int = 4, levels=(1.15, 1.0), seed_spread: float = 0.15,
+                 image_spread: float = 0.8):
+        self.rng, self.levels, self.seed_spread = rng, levels, seed_spread
+        self.labelled = rng.poisson(rng.uniform(50, 2000, (images, classes)))
+        self.difficulty = rng.normal(0, image_spread, (images, classes))
+        self.overshoot = rng.uniform(0.5, 1.5, (images, classes))
+
+    def run(self, recipe: int, images) -> np.ndarray:
+        """(images, 3, K) areas of one new training run of `recipe` on `images`."""
+        offset = self.rng.normal(0, self.seed_spread, self.labelled.shape[1])
+        labelled = self.labelled[images]
+        accuracy = 1 / (1 + np.exp(-(self.levels[recipe] + offset + self.difficulty[images])))
+        intersect = self.rng.binomial(labelled, accuracy)
+        predicted = intersect + self.rng.poisson((labelled - intersect) * self.overshoot[images])
+        return np.stack([intersect, labelled, predicted], axis=1)
+
+
+def comparison_coverage(trials: int, runs: int, drawn: int = 40, truth_runs: int = 200, samples: int = 1000) -> dict:
+    """How often the interval of `paired_difference` from `runs` runs a side on `drawn` images holds
+    the difference of the two recipes' mean mIoU over all the images and `truth_runs` runs each."""
+    rng = np.random.default_rng(0)
+    recipes = Recipes(rng)
+    everything = np.arange(len(recipes.labelled))
+    means = [np.mean([miou(recipes.run(recipe, everything)) for _ in range(truth_runs)]) for recipe in (0, 1)]
+    truth = means[0] - means[1]
+    held, widths = 0, []
+    for trial in range(trials):
+        images = rng.choice(len(everything), drawn, replace=False)
+        sides = [np.stack([recipes.run(recipe, images) for _ in range(runs)]) for recipe in (0, 1)]
+        low, high = paired_difference(sides[0], sides[1], samples=samples, seed=trial)["mIoU_interval"]
+        held += low <= truth <= high
+        widths.append(high - low)
+    return {"trials": trials, "images": drawn, "runs": runs, "coverage": held / trials,
+            "median_width": float(np.median(widths)), "recipes_difference": truth}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=400)
@@ -81,6 +127,11 @@ def main() -> None:
     print(f"{'case':32s} {'images':>6s} {'holds the truth':>15s} {'median width':>12s}")
     for name, row in cases.items():
         print(f"{name:32s} {row['images']:6d} {100 * row['coverage']:14.1f}% {row['median_width']:12.2f}")
+    compared = {f"{runs} run{'s' if runs > 1 else ''} a side": comparison_coverage(args.trials, runs)
+                for runs in (1, 3, 5)}
+    print(f"\ntwo recipes, seeds spread: {'case':16s} {'holds the truth':>15s} {'median width':>12s}")
+    for name, row in compared.items():
+        print(f"{'':27s}{name:16s} {100 * row['coverage']:14.1f}% {row['median_width']:12.2f}")
     ade = np.random.default_rng(1).integers(0, 5000, (2000, 3, 150))
     bootstrap_interval(ade, samples=10)  # warm-up
     times = []
@@ -91,7 +142,7 @@ def main() -> None:
     seconds = float(np.median(times))
     print(f"one interval, 2,000 images x 150 classes, 1,000 resamples: {seconds:.2f} s (median of 5)")
     if args.out:
-        args.out.write_text(json.dumps({"cases": cases, "ade20k_val_interval_seconds": seconds,
+        args.out.write_text(json.dumps({"cases": cases, "comparisons": compared, "ade20k_val_interval_seconds": seconds,
                                         "machine": platform.processor() or platform.machine()}, indent=2) + "\n")
 
 

@@ -106,3 +106,36 @@ def test_a_paired_difference_uses_the_same_draws_for_both_models():
         pytest.approx([-difference["mIoU_interval"][1], -difference["mIoU_interval"][0]])
     with pytest.raises(ValueError, match="compare models scored on the same images"):
         paired_difference(baseline, baseline[:10])
+
+
+def test_several_runs_a_side_put_the_spread_between_seeds_into_the_interval():
+    rng = np.random.default_rng(4)
+    baseline = SIMULATION.population(rng, 40, 1, 0.0, 0.8)
+    better = baseline.copy()
+    better[:, 0, 1] = better[:, 1, 1]
+    single = paired_difference(better, baseline, samples=200)
+    # one run a side as (runs, images, 3, K), or three identical runs: the comparison of the two evaluations
+    for runs in (better[None], np.stack([better] * 3)):
+        stacked = paired_difference(runs, baseline[None], samples=200)
+        assert (stacked["runs"], stacked["baseline_runs"]) == (len(runs), 1)
+        for key in ("mIoU", "mIoU_interval", "aAcc_interval", "higher_share", "IoU_interval"):
+            np.testing.assert_allclose(stacked[key], single[key], rtol=1e-9, atol=1e-9, err_msg=key)
+    # Every image alike, the runs not: the images alone say nothing of the spread, the runs do.
+    def run(right_share: float) -> np.ndarray:  # 20 equal images; class 1 right on `right_share` of its pixels
+        image = np.array([[100, 100 * right_share], [100, 100], [100, 100]])
+        return np.repeat(image[None], 20, axis=0)
+
+    seeds, base = np.stack([run(0.4), run(0.6), run(0.8)]), run(0.6)[None]
+    compared = paired_difference(seeds, base, samples=1000)
+
+    def miou(right_share):
+        return (100 + 100 * right_share / (2 - right_share)) / 2
+
+    assert compared["run_mIoU"] == pytest.approx([miou(0.4), miou(0.6), miou(0.8)])
+    assert compared["mIoU"] == pytest.approx(np.mean([miou(0.4), miou(0.6), miou(0.8)]) - miou(0.6))
+    low, high = compared["mIoU_interval"]
+    assert low < -5 and high > 5 and 0.2 < compared["higher_share"] < 0.8  # no run's mIoU is that of the image draws
+    one_seed = paired_difference(seeds[:1], base, samples=1000)
+    assert one_seed["mIoU_interval"] == pytest.approx([miou(0.4) - miou(0.6)] * 2)
+    with pytest.raises(ValueError, match=r"expected \(images, 3, classes\), or \(runs, images, 3, classes\)"):
+        paired_difference(baseline[0], baseline[0])

@@ -15,7 +15,9 @@ interval then covers.
 
 `paired_difference` compares two models scored on the same images: the same draws for both, so
 that what the images have in common (hard images are hard for both) cancels, and the interval is
-that of the difference itself.
+that of the difference itself. Given several runs of each model's recipe (training seeds), it
+compares their means and draws the runs too, so that the interval also holds the spread between
+seeds, which no single evaluation shows.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def _draws(units: int, samples: int, seed: int) -> np.ndarray:
     return generator.multinomial(units, np.full(units, 1.0 / units), size=samples).astype(np.float64)
 
 
+def _resampled(draws: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """(samples, ...): the units' areas (units, ...) summed as each resample draws them (one matrix product)."""
+    return (draws @ units.reshape(len(units), -1)).reshape((len(draws),) + units.shape[1:])
+
+
 def _scores(summed: np.ndarray) -> Dict[str, np.ndarray]:
     """aAcc, mIoU, mAcc (samples,) and IoU, Acc (samples, K) in percent from summed areas
     (samples, 3, K), as `SegmentationMetric.compute` does: NaN for 0/0, left out of the means."""
@@ -83,14 +90,15 @@ def _scores(summed: np.ndarray) -> Dict[str, np.ndarray]:
         iou = 100.0 * intersect / (labelled + predicted - intersect)
         acc = 100.0 * intersect / labelled
         all_acc = 100.0 * intersect.sum(1) / labelled.sum(1)
-    return {"aAcc": all_acc, "mIoU": _nanmean_rows(iou), "mAcc": _nanmean_rows(acc), "IoU": iou, "Acc": acc}
+    return {"aAcc": all_acc, "mIoU": _nanmean(iou, 1), "mAcc": _nanmean(acc, 1), "IoU": iou, "Acc": acc}
 
 
-def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """The mean over `axis` of the values that are not NaN; NaN where there are none (no warning)."""
     present = ~np.isnan(values)
-    counts = present.sum(1)
+    counts = present.sum(axis)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, np.where(present, values, 0.0).sum(1) / counts, np.nan)
+        return np.where(counts > 0, np.where(present, values, 0.0).sum(axis) / counts, np.nan)
 
 
 def _bounds(values: np.ndarray, level: float) -> np.ndarray:
@@ -117,7 +125,7 @@ def bootstrap_interval(areas, groups: Optional[Sequence[Optional[str]]] = None, 
     class no image has)."""
     _check(samples, level)
     units = _unit_areas(areas, groups)
-    scores = _scores(np.einsum("su,uak->sak", _draws(len(units), samples, seed), units))
+    scores = _scores(_resampled(_draws(len(units), samples, seed), units))
     means = {name: _bounds(scores[name], level)[0].tolist() for name in ("aAcc", "mIoU", "mAcc")}
     return {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
             "units": len(units), **means, "IoU": _bounds(scores["IoU"], level).tolist()}
@@ -129,29 +137,70 @@ def paired_difference(areas, baseline_areas, groups: Optional[Sequence[Optional[
     (images, 3, K) each, the images in the same order), with the `level` interval of the difference
     over `samples` resamples shared by the two (images, or whole groups as in `bootstrap_interval`).
 
-    Returns {"level", "samples", "unit", "units", "mIoU", "aAcc", "mAcc": the difference,
-    "<name>_interval": [low, high], "higher_share": the share of resamples in which the model's mIoU
-    is above the baseline's, "IoU": each class's difference, "IoU_interval"} (points of percent)."""
+    Several runs of each (training seeds of one recipe): (runs, images, 3, K). Each side then scores
+    the mean of its runs, and every resample also draws the runs of each side with replacement, so that
+    the interval holds the spread between seeds as well as that between images (a two-level
+    bootstrap; with few runs a side, that part is rough, and narrower than the truth).
+
+    Returns {"level", "samples", "unit", "units", "runs", "baseline_runs", "mIoU", "aAcc", "mAcc": the
+    difference, "<name>_interval": [low, high], "higher_share": the share of resamples in which the
+    model's mIoU is above the baseline's, "IoU": each class's difference, "IoU_interval", and with
+    several runs "run_mIoU", "baseline_run_mIoU": each run's own mIoU} (points of percent)."""
     _check(samples, level)
-    areas, baseline_areas = np.asarray(areas), np.asarray(baseline_areas)
-    if areas.shape != baseline_areas.shape:
-        raise ValueError(f"the two evaluations differ in shape ({areas.shape} and {baseline_areas.shape}): "
+    runs, baseline_runs = _runs(areas), _runs(baseline_areas)
+    if runs.shape[1:] != baseline_runs.shape[1:]:
+        raise ValueError(f"the two evaluations differ in shape ({runs.shape[1:]} and {baseline_runs.shape[1:]}): "
                          f"compare models scored on the same images with the same classes")
-    units, baseline_units = _unit_areas(areas, groups), _unit_areas(baseline_areas, groups)
-    draws = _draws(len(units), samples, seed)
-    drawn = _scores(np.einsum("su,uak->sak", draws, units))
-    baseline_drawn = _scores(np.einsum("su,uak->sak", draws, baseline_units))
-    whole, baseline_whole = _scores(units.sum(0)[None]), _scores(baseline_units.sum(0)[None])
+    units = np.stack([_unit_areas(run, groups) for run in runs])  # (runs, units, 3, K)
+    baseline_units = np.stack([_unit_areas(run, groups) for run in baseline_runs])
+    draws = _draws(units.shape[1], samples, seed)
+    # The runs of each side drawn from a generator of their own: with one run a side, the images are
+    # drawn exactly as they are for a single comparison.
+    run_generator = np.random.default_rng([seed, 1])
+    drawn = _mean_of_drawn_runs(_run_scores(draws, units), run_generator)
+    baseline_drawn = _mean_of_drawn_runs(_run_scores(draws, baseline_units), run_generator)
+    whole, baseline_whole = _scores(units.sum(1)), _scores(baseline_units.sum(1))  # (runs, ...) each
     result: Dict[str, Any] = {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
-                              "units": len(units)}
+                              "units": units.shape[1], "runs": len(runs), "baseline_runs": len(baseline_runs)}
     for name in ("mIoU", "aAcc", "mAcc"):
-        result[name] = float(whole[name][0] - baseline_whole[name][0])
+        result[name] = float(_nanmean(whole[name], 0) - _nanmean(baseline_whole[name], 0))
         result[f"{name}_interval"] = _bounds(drawn[name] - baseline_drawn[name], level)[0].tolist()
     differences = drawn["mIoU"] - baseline_drawn["mIoU"]
     result["higher_share"] = float(np.mean(differences[~np.isnan(differences)] > 0)) if differences.size else np.nan
-    result["IoU"] = (whole["IoU"][0] - baseline_whole["IoU"][0]).tolist()
+    result["IoU"] = (_nanmean(whole["IoU"], 0) - _nanmean(baseline_whole["IoU"], 0)).tolist()
     result["IoU_interval"] = _bounds(drawn["IoU"] - baseline_drawn["IoU"], level).tolist()
+    if len(runs) > 1 or len(baseline_runs) > 1:
+        result["run_mIoU"], result["baseline_run_mIoU"] = whole["mIoU"].tolist(), baseline_whole["mIoU"].tolist()
     return result
+
+
+def _runs(areas) -> np.ndarray:
+    """(runs, images, 3, K) float64 from one evaluation's (images, 3, K) or several runs' areas."""
+    areas = np.asarray(areas, dtype=np.float64)
+    if areas.ndim == 3:
+        return areas[None]
+    if areas.ndim != 4 or len(areas) == 0:
+        raise ValueError(f"areas of shape {areas.shape}: expected (images, 3, classes), or (runs, images, 3, "
+                         f"classes) for several runs")
+    return areas
+
+
+def _run_scores(draws: np.ndarray, units: np.ndarray) -> Dict[str, np.ndarray]:
+    """Each run's scores on each resample of the units: (samples, runs) and (samples, runs, K)."""
+    samples, runs = len(draws), len(units)
+    summed = _resampled(draws, units.transpose(1, 0, 2, 3)).reshape((samples * runs,) + units.shape[2:])
+    return {name: value.reshape((samples, runs) + value.shape[1:]) for name, value in _scores(summed).items()}
+
+
+def _mean_of_drawn_runs(scores: Dict[str, np.ndarray], generator: np.random.Generator) -> Dict[str, np.ndarray]:
+    """The mean over as many runs as there are, drawn with replacement anew for each resample."""
+    samples, runs = scores["mIoU"].shape
+    chosen = generator.integers(0, runs, size=(samples, runs))
+    means = {}
+    for name, value in scores.items():
+        picked = np.take_along_axis(value, chosen.reshape(chosen.shape + (1,) * (value.ndim - 2)), axis=1)
+        means[name] = _nanmean(picked, 1)
+    return means
 
 
 def format_interval(interval: dict) -> str:
@@ -184,11 +233,22 @@ def format_comparison(compared: dict, class_names, test: Optional[dict] = None) 
                       f"{compared[name + '_interval'][1]:+.2f})" for name in ("mIoU", "aAcc", "mAcc"))
     units = f"{compared['units']:,} {'groups' if compared['unit'] == 'group' else 'images'}"
     low, high = compared["mIoU_interval"]
-    verdict = ("these images do not tell the two apart: the interval holds 0" if low <= 0 <= high else
-               f"{'higher' if low > 0 else 'lower'} beyond the spread of these images")
-    lines = [f"against {compared.get('checkpoint') or compared['results']} ({compared['results']}), {level} intervals "
-             f"over {compared['samples']:,} resamples of the {units} shared by both: {means}; the mIoU is higher "
-             f"in {100 * compared['higher_share']:.1f}% of them ({verdict})"]
+    runs, baseline_runs = compared.get("runs", 1), compared.get("baseline_runs", 1)
+    spread = "these images and runs" if runs > 1 or baseline_runs > 1 else "these images"
+    verdict = (f"{spread} do not tell the two apart: the interval holds 0" if low <= 0 <= high else
+               f"{'higher' if low > 0 else 'lower'} beyond the spread of {spread}")
+    if isinstance(compared["results"], list):  # several runs of the baseline's recipe
+        against = f"{len(compared['results'])} runs ({', '.join(compared['results'])})"
+    else:
+        against = f"{compared.get('checkpoint') or compared['results']} ({compared['results']})"
+    if runs > 1 or baseline_runs > 1:
+        units += f" and the runs ({runs} against {baseline_runs})"
+    lines = [f"against {against}, {level} intervals over {compared['samples']:,} resamples of the {units} shared by "
+             f"both: {means}; the mIoU is higher in {100 * compared['higher_share']:.1f}% of them ({verdict})"]
+    if runs > 1 or baseline_runs > 1:
+        sides = (("these runs'", compared["run_mIoU"]), ("the baseline's", compared["baseline_run_mIoU"]))
+        lines.append("  " + "; ".join(f"{side} mIoU {_runs_text(values)}" for side, values in sides)
+                     + ": the interval holds the spread between runs (seeds) too, roughly with few runs a side")
     apart = [(difference, name, bounds) for name, difference, bounds in
              zip(class_names, compared["IoU"], compared["IoU_interval"])
              if not math.isnan(difference) and not (bounds[0] <= 0 <= bounds[1])]
@@ -208,6 +268,14 @@ def format_comparison(compared: dict, class_names, test: Optional[dict] = None) 
     if compared.get("note"):
         lines.append(f"  note: {compared['note']}")
     return "\n".join(lines)
+
+
+def _runs_text(values: Sequence[float]) -> str:
+    """Each run's mIoU, and with several their mean and range."""
+    shown = ", ".join(f"{value:.2f}" for value in values)
+    if len(values) < 2:
+        return shown
+    return f"{shown} (mean {np.nanmean(values):.2f}, range {np.nanmax(values) - np.nanmin(values):.2f})"
 
 
 def _check(samples: int, level: float) -> None:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 
 from ..constants import PER_CLASS_METRICS
@@ -153,15 +154,21 @@ def check_same_images(baseline: Dict[str, Any], dataset_name: Optional[str], nam
                          "of images")
 
 
-def compare_results(areas, baseline: Dict[str, Any], groups: Optional[Sequence[Optional[str]]]) -> Dict[str, Any]:
+def compare_results(areas, baseline, groups: Optional[Sequence[Optional[str]]]) -> Dict[str, Any]:
     """`paired_difference` of the images' `areas` against `baseline` (`read_results`, checked by
     `check_same_images`), resampling the images or their `groups` as `sampling_units` says, with what
-    names the baseline (`results`, `checkpoint`, `test`) and the `note` on what the interval covers."""
-    areas = torch.as_tensor(areas)
-    resampled_groups, note = sampling_units(groups, len(areas))
-    difference = paired_difference(areas.numpy(), baseline["areas"].numpy(), resampled_groups)
-    return {"results": baseline["path"], "checkpoint": baseline.get("checkpoint"), "test": baseline.get("test"),
-            "images": len(areas), "note": note, **difference}
+    names the baseline (`results`, `checkpoint`, `test`) and the `note` on what the interval covers.
+    Several runs of a recipe (training seeds) on either side: `areas` a list of the runs' areas,
+    `baseline` a list of `read_results`' (`results` and `checkpoint` are then lists too)."""
+    runs = [torch.as_tensor(run) for run in (areas if isinstance(areas, (list, tuple)) else [areas])]
+    baselines = list(baseline) if isinstance(baseline, (list, tuple)) else [baseline]
+    resampled_groups, note = sampling_units(groups, len(runs[0]))
+    difference = paired_difference(np.stack([run.numpy() for run in runs]),
+                                   np.stack([other["areas"].numpy() for other in baselines]), resampled_groups)
+    named = {key: [other.get(key) for other in baselines] if len(baselines) > 1 else baselines[0].get(key)
+             for key in ("path", "checkpoint")}
+    return {"results": named["path"], "checkpoint": named["checkpoint"], "test": baselines[0].get("test"),
+            "images": len(runs[0]), "note": note, **difference}
 
 
 def group_scores(areas, groups: Optional[Sequence[Optional[str]]]) -> List[Dict[str, Any]]:
