@@ -154,6 +154,14 @@ def test_a_stop_request_during_an_evaluation_ends_it_and_the_run_resumes(tmp_pat
     evaluated = train(load_config(path), tmp_path / "final", progress=False)
     assert evaluated.stop_reason == "finished" and "Resumed from" in capsys.readouterr().out
     assert json.loads((tmp_path / "final" / "results.json").read_text())["num_images"] == 8
+    # A time budget spent: the run that evaluates trains no step more.
+    budget = ["train.max_time_minutes=0.0001"]
+    should_stop, asked = stop_after(1)
+    result = train(load_config(path, budget), tmp_path / "timed", progress=False, should_stop=should_stop)
+    assert (result.stop_reason, result.iteration) == ("SIGTERM", 1)
+    evaluated = train(load_config(path, budget), tmp_path / "timed", progress=False)
+    assert (evaluated.stop_reason, evaluated.iteration) == ("time limit", 1)
+    assert (tmp_path / "timed" / "results.json").exists()
 
 
 def test_a_resume_with_other_settings_names_each_change(tmp_path, scenes, capsys):

@@ -228,7 +228,10 @@ class Run:
                                  pin_memory=env.device.type == "cuda", paste=self.paste)
         batches = self.unreadable.watch(iter(loader), self.report_unreadable) \
             if self.iteration < train_cfg.max_iters else None
-        stop_reason, window = None, LogWindow()
+        window = LogWindow()
+        # A resumed run whose time budget is spent (stopped during its final evaluation) only evaluates.
+        spent = train_cfg.max_time_minutes is not None and self.elapsed() >= train_cfg.max_time_minutes * 60
+        stop_reason = distributed.first_reason(None, "time limit" if spent else None, env)
         try:
             while self.iteration < train_cfg.max_iters and stop_reason is None:
                 # schedule.by_time: the lr decays over the time budget (rank 0's clock for everyone)
