@@ -15,8 +15,8 @@ whether it holds the population's mIoU. Three cases:
 Then comparisons of two recipes whose training runs differ by their seed (each run's accuracy per
 class drawn around its recipe's): how often the interval of the difference holds the difference of
 the recipes' expected mIoU (over all such images and all seeds), from one run a side (the images
-resampled, as a single comparison) and from 3 and 5 runs a side (the runs resampled too:
-`segnext compare RESULTS... --baseline BASELINE...`).
+resampled, as a single comparison) and from 2, 3 and 5 runs a side (the seeds' spread estimated from
+the runs: `segnext compare RESULTS... --baseline BASELINE...`).
 Then the time of one interval for ADE20K's val split (2,000 images, 150 classes).
 Prints tables and writes JSON.
 """
@@ -95,9 +95,11 @@ class Recipes:
         return np.stack([intersect, labelled, predicted], axis=1)
 
 
-def comparison_coverage(trials: int, runs: int, drawn: int = 40, truth_runs: int = 200, samples: int = 1000) -> dict:
-    """How often the interval of `paired_difference` from `runs` runs a side on `drawn` images holds
-    the difference of the two recipes' mean mIoU over all the images and `truth_runs` runs each."""
+def comparison_coverage(trials: int, runs: int, baseline_runs: int = 0, drawn: int = 40, truth_runs: int = 200,
+                        samples: int = 1000) -> dict:
+    """How often the interval of `paired_difference` from `runs` runs of the first recipe and
+    `baseline_runs` (default: as many) of the second, on `drawn` images, holds the difference of the
+    two recipes' mean mIoU over all the images and `truth_runs` runs each."""
     rng = np.random.default_rng(0)
     recipes = Recipes(rng)
     everything = np.arange(len(recipes.labelled))
@@ -106,12 +108,13 @@ def comparison_coverage(trials: int, runs: int, drawn: int = 40, truth_runs: int
     held, widths = 0, []
     for trial in range(trials):
         images = rng.choice(len(everything), drawn, replace=False)
-        sides = [np.stack([recipes.run(recipe, images) for _ in range(runs)]) for recipe in (0, 1)]
+        sides = [np.stack([recipes.run(recipe, images) for _ in range(count)])
+                 for recipe, count in ((0, runs), (1, baseline_runs or runs))]
         low, high = paired_difference(sides[0], sides[1], samples=samples, seed=trial)["mIoU_interval"]
         held += low <= truth <= high
         widths.append(high - low)
-    return {"trials": trials, "images": drawn, "runs": runs, "coverage": held / trials,
-            "median_width": float(np.median(widths)), "recipes_difference": truth}
+    return {"trials": trials, "images": drawn, "runs": runs, "baseline_runs": baseline_runs or runs,
+            "coverage": held / trials, "median_width": float(np.median(widths)), "recipes_difference": truth}
 
 
 def main() -> None:
@@ -128,7 +131,8 @@ def main() -> None:
     for name, row in cases.items():
         print(f"{name:32s} {row['images']:6d} {100 * row['coverage']:14.1f}% {row['median_width']:12.2f}")
     compared = {f"{runs} run{'s' if runs > 1 else ''} a side": comparison_coverage(args.trials, runs)
-                for runs in (1, 3, 5)}
+                for runs in (1, 2, 3, 5)}
+    compared["3 runs against 1"] = comparison_coverage(args.trials, 3, baseline_runs=1)
     print(f"\ntwo recipes, seeds spread: {'case':16s} {'holds the truth':>15s} {'median width':>12s}")
     for name, row in compared.items():
         print(f"{'':27s}{name:16s} {100 * row['coverage']:14.1f}% {row['median_width']:12.2f}")

@@ -58,10 +58,14 @@ def test_the_runs_of_two_recipes_compare_by_their_means_with_the_seeds_in_the_in
     assert comparison["results"] == new and compared["mIoU_interval"][0] <= compared["mIoU"]
     assert printed.startswith(f"3 runs ({', '.join(new)}) on folder val: mIoU "
                               + ", ".join(f"{value:.2f}" for value in new_miou))
-    assert f"against 2 runs ({', '.join(base)}), 95% intervals over 1,000 resamples of the 12 images and the runs " \
-           f"(3 against 2) shared by both: mIoU {compared['mIoU']:+.2f} (" in printed
+    assert f"against 2 runs ({', '.join(base)}), 95% intervals over 1,000 resamples of the 12 images shared by " \
+           f"both, with the spread between the runs (3 against 2): mIoU {compared['mIoU']:+.2f} (" in printed
     assert f"these runs' mIoU {new_miou[0]:.2f}, " in printed
-    assert "the interval holds the spread between runs" in printed
+    spread = compared["seed_spread"]
+    assert 1 <= spread["degrees_of_freedom"] <= 3  # Welch's, between min(3, 2) - 1 and 3 + 2 - 2
+    assert (f"the interval holds the spread between runs (seeds) too, a standard error of "
+            f"{spread['standard_error']:.2f} points estimated from the runs (Student's t, "
+            f"{spread['degrees_of_freedom']:.1f} degrees of freedom") in printed
 
     # one run a side, given either way: the comparison of two evaluations
     assert main(["compare", new[0], base[0]]) == 0

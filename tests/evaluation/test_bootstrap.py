@@ -139,3 +139,60 @@ def test_several_runs_a_side_put_the_spread_between_seeds_into_the_interval():
     assert one_seed["mIoU_interval"] == pytest.approx([miou(0.4) - miou(0.6)] * 2)
     with pytest.raises(ValueError, match=r"expected \(images, 3, classes\), or \(runs, images, 3, classes\)"):
         paired_difference(baseline[0], baseline[0])
+
+
+def alike_images(right_share: float, images: int = 20) -> np.ndarray:
+    """A run scored on `images` equal images (2 classes, 100 pixels each): class 1 right on
+    `right_share` of its pixels; resampling such images never moves the score."""
+    image = np.array([[100, 100 * right_share], [100, 100], [100, 100]])
+    return np.repeat(image[None], images, axis=0)
+
+
+def alike_miou(right_share: float) -> float:
+    return (100 + 100 * right_share / (2 - right_share)) / 2
+
+
+def test_the_seeds_part_is_students_t_with_welchs_degrees_of_freedom():
+    # Images that cannot move the score: the whole interval is the seeds' part, the t interval of the runs.
+    shares, baseline_shares = (0.5, 0.6, 0.7), (0.3, 0.4, 0.5)
+    runs = np.stack([alike_images(share) for share in shares])
+    baseline = np.stack([alike_images(share) for share in baseline_shares])
+    compared = paired_difference(runs, baseline, samples=40000)
+    scores = [alike_miou(share) for share in shares]
+    baseline_scores = [alike_miou(share) for share in baseline_shares]
+    difference = np.mean(scores) - np.mean(baseline_scores)
+    error = np.sqrt(np.var(scores, ddof=1) / 3 + np.var(baseline_scores, ddof=1) / 3)
+    welch = error ** 4 / ((np.var(scores, ddof=1) / 3) ** 2 / 2 + (np.var(baseline_scores, ddof=1) / 3) ** 2 / 2)
+    assert compared["seed_spread"] == pytest.approx({"standard_error": error, "degrees_of_freedom": welch})
+    assert 3 < welch < 4  # about n_a + n_b - 2 = 4 with alike spreads; fewer as they differ
+    low, high = compared["mIoU_interval"]
+    assert difference - low == pytest.approx(high - difference, rel=0.03)
+    # Student's t's 97.5th percentile: 3.18 with 3 degrees of freedom, 2.78 with 4
+    assert 2.78 * 0.98 < (high - difference) / error < 3.18 * 1.02
+    # Far wider than the spread of the runs' means would say at 1.96 (the percentile bootstrap of 3 runs).
+    assert high - low > 1.35 * (2 * 1.96 * error)
+    assert 0.9 < compared["higher_share"] < 1.0
+
+
+def test_a_single_run_on_one_side_is_taken_to_spread_as_the_other_sides_runs():
+    shares = (0.4, 0.6, 0.8)
+    runs, baseline = np.stack([alike_images(share) for share in shares]), alike_images(0.6)[None]
+    compared = paired_difference(runs, baseline, samples=40000)
+    scores = [alike_miou(share) for share in shares]
+    error = np.std(scores, ddof=1) * np.sqrt(1 / 3 + 1)
+    assert compared["seed_spread"] == pytest.approx({"standard_error": error, "degrees_of_freedom": 2})
+    low, high = compared["mIoU_interval"]
+    assert high - low == pytest.approx(2 * 4.303 * error, rel=0.03)  # t, 2 degrees of freedom
+    swapped = paired_difference(baseline, runs, samples=40000)
+    assert swapped["seed_spread"] == compared["seed_spread"]
+    assert swapped["mIoU_interval"] == pytest.approx([-high, -low], rel=0.03)
+
+
+def test_per_class_intervals_take_each_classs_own_seed_spread():
+    runs = np.stack([alike_images(share) for share in (0.5, 0.6, 0.7)])
+    baseline = np.stack([alike_images(share) for share in (0.6, 0.6, 0.6)])
+    compared = paired_difference(runs, baseline, samples=4000)
+    # class 0 is always right in every run: no spread, no interval; class 1 spreads
+    assert compared["IoU_interval"][0] == [0.0, 0.0]
+    low, high = compared["IoU_interval"][1]
+    assert low < -5 and high > 5

@@ -19,9 +19,9 @@ def register(subparsers) -> None:
                     "which RESULTS scores higher, and the classes whose IoU interval leaves out 0. Runs no "
                     "model: the per-image class areas of both files are what the resamples draw. Two recipes "
                     "trained several times each (other seeds): give the runs of one as RESULTS and those of "
-                    "the other after --baseline; each side scores the mean of its runs, and the resamples draw "
-                    "the runs too, so that the interval holds the spread between seeds as well as that between "
-                    "images.",
+                    "the other after --baseline; each side scores the mean of its runs, and each resample adds "
+                    "a draw of Student's t scaled by the standard error that the runs' scores give (Welch's), so "
+                    "that the interval holds the spread between seeds as well as that between images.",
         **with_examples("segnext compare work_dirs/new work_dirs/base",
                         "segnext compare eval_new_heldout.json eval_base_heldout.json --out new_vs_base.json",
                         "segnext compare work_dirs/new_seed0 work_dirs/new_seed1 work_dirs/new_seed2 "

@@ -16,8 +16,10 @@ interval then covers.
 `paired_difference` compares two models scored on the same images: the same draws for both, so
 that what the images have in common (hard images are hard for both) cancels, and the interval is
 that of the difference itself. Given several runs of each model's recipe (training seeds), it
-compares their means and draws the runs too, so that the interval also holds the spread between
-seeds, which no single evaluation shows.
+compares their means, and adds to each resample a draw of how far the seeds may move that
+difference: Student's t scaled by the standard error the runs' own scores give (Welch's, with its
+degrees of freedom), so that the interval also holds the spread between seeds, which no single
+evaluation shows, and widens as it should when only two or three runs estimate it.
 """
 
 from __future__ import annotations
@@ -138,14 +140,18 @@ def paired_difference(areas, baseline_areas, groups: Optional[Sequence[Optional[
     over `samples` resamples shared by the two (images, or whole groups as in `bootstrap_interval`).
 
     Several runs of each (training seeds of one recipe): (runs, images, 3, K). Each side then scores
-    the mean of its runs, and every resample also draws the runs of each side with replacement, so that
-    the interval holds the spread between seeds as well as that between images (a two-level
-    bootstrap; with few runs a side, that part is rough, and narrower than the truth).
+    the mean of its runs on each resample of the images, and each resample adds the seeds' part: the
+    standard error of the difference of the means that the runs' scores on all the images give
+    (`s_a^2/n_a + s_b^2/n_b`), times a draw of Student's t with Welch's degrees of freedom. So the
+    interval holds the spread between seeds as well as that between images, and is as wide as the t
+    interval of a few runs must be (resampling three runs, as a bootstrap would, is far too narrow).
+    A side with a single run is taken to spread as much as the other side's runs do.
 
     Returns {"level", "samples", "unit", "units", "runs", "baseline_runs", "mIoU", "aAcc", "mAcc": the
     difference, "<name>_interval": [low, high], "higher_share": the share of resamples in which the
     model's mIoU is above the baseline's, "IoU": each class's difference, "IoU_interval", and with
-    several runs "run_mIoU", "baseline_run_mIoU": each run's own mIoU} (points of percent)."""
+    several runs "run_mIoU", "baseline_run_mIoU": each run's own mIoU, "seed_spread":
+    {"standard_error", "degrees_of_freedom"} of the mIoU's seeds' part} (points of percent)."""
     _check(samples, level)
     runs, baseline_runs = _runs(areas), _runs(baseline_areas)
     if runs.shape[1:] != baseline_runs.shape[1:]:
@@ -154,24 +160,65 @@ def paired_difference(areas, baseline_areas, groups: Optional[Sequence[Optional[
     units = np.stack([_unit_areas(run, groups) for run in runs])  # (runs, units, 3, K)
     baseline_units = np.stack([_unit_areas(run, groups) for run in baseline_runs])
     draws = _draws(units.shape[1], samples, seed)
-    # The runs of each side drawn from a generator of their own: with one run a side, the images are
-    # drawn exactly as they are for a single comparison.
-    run_generator = np.random.default_rng([seed, 1])
-    drawn = _mean_of_drawn_runs(_run_scores(draws, units), run_generator)
-    baseline_drawn = _mean_of_drawn_runs(_run_scores(draws, baseline_units), run_generator)
+    drawn = {name: _nanmean(value, 1) for name, value in _run_scores(draws, units).items()}
+    baseline_drawn = {name: _nanmean(value, 1) for name, value in _run_scores(draws, baseline_units).items()}
     whole, baseline_whole = _scores(units.sum(1)), _scores(baseline_units.sum(1))  # (runs, ...) each
+    # The seeds' part drawn from a generator of its own, so that the images are drawn exactly as they
+    # are for a single comparison.
+    seed_generator = np.random.default_rng([seed, 1])
     result: Dict[str, Any] = {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
                               "units": units.shape[1], "runs": len(runs), "baseline_runs": len(baseline_runs)}
+    differences = {}
+    for name in ("mIoU", "aAcc", "mAcc", "IoU"):
+        spread, degrees = _seed_spread(whole[name], baseline_whole[name])
+        seeds = np.where(spread > 0, spread * seed_generator.standard_t(degrees, size=(samples,) + spread.shape), 0.0)
+        differences[name] = drawn[name] - baseline_drawn[name] + seeds
+        if name == "mIoU" and (len(runs) > 1 or len(baseline_runs) > 1):
+            result["seed_spread"] = {"standard_error": float(spread), "degrees_of_freedom": float(degrees)}
     for name in ("mIoU", "aAcc", "mAcc"):
         result[name] = float(_nanmean(whole[name], 0) - _nanmean(baseline_whole[name], 0))
-        result[f"{name}_interval"] = _bounds(drawn[name] - baseline_drawn[name], level)[0].tolist()
-    differences = drawn["mIoU"] - baseline_drawn["mIoU"]
-    result["higher_share"] = float(np.mean(differences[~np.isnan(differences)] > 0)) if differences.size else np.nan
+        result[f"{name}_interval"] = _bounds(differences[name], level)[0].tolist()
+    kept = differences["mIoU"][~np.isnan(differences["mIoU"])]
+    result["higher_share"] = float(np.mean(kept > 0)) if kept.size else np.nan
     result["IoU"] = (_nanmean(whole["IoU"], 0) - _nanmean(baseline_whole["IoU"], 0)).tolist()
-    result["IoU_interval"] = _bounds(drawn["IoU"] - baseline_drawn["IoU"], level).tolist()
+    result["IoU_interval"] = _bounds(differences["IoU"], level).tolist()
     if len(runs) > 1 or len(baseline_runs) > 1:
         result["run_mIoU"], result["baseline_run_mIoU"] = whole["mIoU"].tolist(), baseline_whole["mIoU"].tolist()
     return result
+
+
+def _seed_spread(values: np.ndarray, baseline_values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The standard error of the difference of the two sides' mean run scores that comes from the seeds,
+    and its degrees of freedom (Welch-Satterthwaite), from each side's runs scored on all the images
+    (`values`: (runs,) or (runs, K)). A side with a single run is taken to spread as much as the other
+    (whose runs alone then estimate it); with one run a side nothing estimates it: 0, the comparison
+    of two trained models."""
+    count, variance = _count_and_variance(values)
+    baseline_count, baseline_variance = _count_and_variance(baseline_values)
+    both = (count >= 2) & (baseline_count >= 2)
+    only = (count >= 2) & (baseline_count < 2)
+    only_baseline = (count < 2) & (baseline_count >= 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share, baseline_share = variance / count, baseline_variance / baseline_count
+        welch = share + baseline_share
+        welch_degrees = welch ** 2 / (share ** 2 / (count - 1) + baseline_share ** 2 / (baseline_count - 1))
+        squared = np.select([both, only, only_baseline],
+                            [welch, variance * (1 / count + 1 / np.maximum(baseline_count, 1)),
+                             baseline_variance * (1 / np.maximum(count, 1) + 1 / baseline_count)], 0.0)
+        degrees = np.select([both, only, only_baseline], [welch_degrees, count - 1.0, baseline_count - 1.0], 1.0)
+    # Runs that all score alike leave no spread to draw (and Welch's ratio undefined).
+    degrees = np.where((squared > 0) & np.isfinite(degrees), degrees, 1.0)
+    return np.sqrt(np.where(np.isfinite(squared), squared, 0.0)), degrees
+
+
+def _count_and_variance(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """How many runs have a score (not NaN) and their sample variance (ddof 1; NaN below two), over axis 0."""
+    present = ~np.isnan(values)
+    count = present.sum(0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(present, values, 0.0).sum(0) / count
+        variance = np.where(present, (values - mean) ** 2, 0.0).sum(0) / (count - 1)
+    return count, np.where(count >= 2, variance, np.nan)
 
 
 def _runs(areas) -> np.ndarray:
@@ -190,17 +237,6 @@ def _run_scores(draws: np.ndarray, units: np.ndarray) -> Dict[str, np.ndarray]:
     samples, runs = len(draws), len(units)
     summed = _resampled(draws, units.transpose(1, 0, 2, 3)).reshape((samples * runs,) + units.shape[2:])
     return {name: value.reshape((samples, runs) + value.shape[1:]) for name, value in _scores(summed).items()}
-
-
-def _mean_of_drawn_runs(scores: Dict[str, np.ndarray], generator: np.random.Generator) -> Dict[str, np.ndarray]:
-    """The mean over as many runs as there are, drawn with replacement anew for each resample."""
-    samples, runs = scores["mIoU"].shape
-    chosen = generator.integers(0, runs, size=(samples, runs))
-    means = {}
-    for name, value in scores.items():
-        picked = np.take_along_axis(value, chosen.reshape(chosen.shape + (1,) * (value.ndim - 2)), axis=1)
-        means[name] = _nanmean(picked, 1)
-    return means
 
 
 def format_interval(interval: dict) -> str:
@@ -241,14 +277,15 @@ def format_comparison(compared: dict, class_names, test: Optional[dict] = None) 
         against = f"{len(compared['results'])} runs ({', '.join(compared['results'])})"
     else:
         against = f"{compared.get('checkpoint') or compared['results']} ({compared['results']})"
+    shared = f"the {units} shared by both"
     if runs > 1 or baseline_runs > 1:
-        units += f" and the runs ({runs} against {baseline_runs})"
-    lines = [f"against {against}, {level} intervals over {compared['samples']:,} resamples of the {units} shared by "
-             f"both: {means}; the mIoU is higher in {100 * compared['higher_share']:.1f}% of them ({verdict})"]
+        shared += f", with the spread between the runs ({runs} against {baseline_runs})"
+    lines = [f"against {against}, {level} intervals over {compared['samples']:,} resamples of {shared}: {means}; "
+             f"the mIoU is higher in {100 * compared['higher_share']:.1f}% of them ({verdict})"]
     if runs > 1 or baseline_runs > 1:
         sides = (("these runs'", compared["run_mIoU"]), ("the baseline's", compared["baseline_run_mIoU"]))
         lines.append("  " + "; ".join(f"{side} mIoU {_runs_text(values)}" for side, values in sides)
-                     + ": the interval holds the spread between runs (seeds) too, roughly with few runs a side")
+                     + f": the interval holds the spread between runs (seeds) too, {_seeds_text(compared)}")
     apart = [(difference, name, bounds) for name, difference, bounds in
              zip(class_names, compared["IoU"], compared["IoU_interval"])
              if not math.isnan(difference) and not (bounds[0] <= 0 <= bounds[1])]
@@ -268,6 +305,18 @@ def format_comparison(compared: dict, class_names, test: Optional[dict] = None) 
     if compared.get("note"):
         lines.append(f"  note: {compared['note']}")
     return "\n".join(lines)
+
+
+def _seeds_text(compared: dict) -> str:
+    """How the seeds' part of a comparison of several runs was estimated."""
+    spread = compared.get("seed_spread") or {}
+    if not spread.get("standard_error"):
+        return "but these runs all score alike: nothing estimates it"
+    single = ("the baseline's single run" if compared.get("baseline_runs", 1) == 1 else
+              "the single run" if compared.get("runs", 1) == 1 else None)
+    text = (f"a standard error of {spread['standard_error']:.2f} points estimated from the runs (Student's t, "
+            f"{spread['degrees_of_freedom']:.1f} degrees of freedom: few runs, a wide interval)")
+    return text + (f"; {single} taken to spread as much as the other side's runs" if single else "")
 
 
 def _runs_text(values: Sequence[float]) -> str:
