@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import cv2
 import numpy as np
@@ -14,7 +15,8 @@ import torch.nn.functional as F
 
 import segnext
 from segnext.constants import IMAGENET_MEAN, IMAGENET_STD
-from segnext.evaluation import evaluate, majority_class_miou, results_for_json, write_results
+from segnext.evaluation import EvaluationStopped, evaluate, majority_class_miou, results_for_json, write_results
+from segnext.evaluation.evaluate import STOPPED_ELSEWHERE
 from segnext.inference import TestConfig, segment, segment_logits
 
 
@@ -123,6 +125,64 @@ def test_evaluate_scores_every_prediction_and_shards_add_up(model):
     both = evaluate(model, dataset, config, also_first=2)
     assert both["mIoU"] == pytest.approx(results["mIoU"])
     assert both["first_images"]["mIoU"] == pytest.approx(first_two["mIoU"]) and both["first_images"]["num_images"] == 2
+
+
+class _ThreadedSum:
+    """`reduce` for processes played by threads: every call waits for the others' and returns the sum,
+    as an all-reduce does; a call that the others never make times out (a hang under torchrun)."""
+
+    def __init__(self, world: int):
+        self.barrier, self.parts = threading.Barrier(world, timeout=60), [None] * world
+
+    def reducer(self, rank: int):
+        def reduce(tensor: torch.Tensor) -> torch.Tensor:
+            self.parts[rank] = tensor.clone()
+            self.barrier.wait()
+            total = sum(self.parts)
+            self.barrier.wait()  # everyone has read the parts before the next call overwrites them
+            return total
+        return reduce
+
+
+def _in_two_processes(model, dataset, config, asked_at):
+    """Each rank's evaluation (or its EvaluationStopped) and how many forward passes it made, the rank
+    `r` asked to stop after its `asked_at[r]`-th forward pass (None: never)."""
+    summed, outcomes, passes = _ThreadedSum(2), [None, None], [0, 0]
+
+    def run(rank):
+        def should_stop():
+            passes[rank] += 1
+            return "SIGTERM" if passes[rank] == asked_at[rank] else None
+        try:
+            outcomes[rank] = evaluate(model, dataset, config, shard=(rank, 2), reduce=summed.reducer(rank),
+                                      should_stop=should_stop)
+        except (EvaluationStopped, threading.BrokenBarrierError) as error:
+            outcomes[rank] = error
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes, passes
+
+
+def test_a_stop_request_to_one_process_stops_every_process_s_evaluation_without_a_hang(model):
+    dataset, config = _Images(count=9), TestConfig(img_scale=(32, 24))
+    (first, second), passes = _in_two_processes(model, dataset, config, asked_at=(1, None))
+    # Rank 0 leaves at once; rank 1, not asked, scores its share, and both stop (no sum left waiting).
+    assert passes == [1, 4]
+    assert isinstance(first, EvaluationStopped) and first.reason == "SIGTERM"
+    assert isinstance(second, EvaluationStopped) and second.reason == STOPPED_ELSEWHERE
+    # Both asked (a scheduler's SIGTERM reaches every process): each leaves at its next image.
+    (first, second), passes = _in_two_processes(model, dataset, config, asked_at=(2, 1))
+    assert passes == [2, 1] and first.reason == second.reason == "SIGTERM"
+    # Asked by nobody: one more sum, and the whole split scored as by one process.
+    outcomes, passes = _in_two_processes(model, dataset, config, asked_at=(None, None))
+    whole = evaluate(model, dataset, config)
+    assert passes == [5, 4]
+    for outcome in outcomes:
+        assert torch.equal(outcome["confusion"], whole["confusion"]) and outcome["mIoU"] == whole["mIoU"]
 
 
 def test_evaluate_in_batches_with_reading_workers_scores_the_same(model):

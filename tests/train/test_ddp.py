@@ -151,6 +151,45 @@ def test_a_killed_or_failing_process_stops_the_others_naming_it_and_a_restart_re
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_sigterm_to_torchrun_during_an_evaluation_stops_every_process_at_its_checkpoint(tmp_path):
+    """torchrun passes a SIGTERM on to every process (and kills them 30 s later): the processes leave the
+    periodic evaluation at their next image, agree, save the checkpoint and exit, the evaluation dropped."""
+    from segnext.data.scenes import make_scene_dataset
+
+    torchrun = shutil.which("torchrun")
+    command = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
+    root = make_scene_dataset(tmp_path / "data", num_train=4, num_val=24, size=(128, 160), seed=0)
+    raw = tiny_config(root, train={"max_iters": 50, "batch_size": 2, "micro_batch_size": 1, "eval_interval": 2,
+                                   "device": "cpu"},
+                      evaluation={"img_scale": [160, 128], "scales": [0.75, 1.0, 1.25], "flip": True})
+    config, work_dir = write_config(tmp_path / "tiny.yaml", raw), tmp_path / "run"
+    launcher = subprocess.Popen(command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main", "train",
+                                           str(config), "--work-dir", str(work_dir), "--no-progress"],
+                                env=SUBPROCESS_ENV, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    log = work_dir / "log.jsonl"
+
+    def records():
+        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    try:
+        deadline = time.time() + 240
+        while not any(record["type"] == "train" and record["iter"] == 2 for record in records()):
+            assert launcher.poll() is None and time.time() < deadline, launcher.stdout.read() if launcher.poll() else ""
+            time.sleep(0.05)
+        time.sleep(0.5)  # the evaluation at iteration 2 has begun: 12 images x 6 passes a process
+        launcher.send_signal(signal.SIGTERM)
+        sent = time.time()
+        output, _ = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    print(f"torchrun exited {time.time() - sent:.1f} s after SIGTERM")
+    assert "Stopped by SIGTERM at iteration 2; checkpoint saved" in output, output
+    assert (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists()
+    assert not [record for record in records() if record["type"] == "eval"], "the evaluation should be dropped"
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_the_survivor_names_the_rank_that_raised_or_went_silent(monkeypatch):
     """PeerWatch over a real TCPStore, two ranks in this process: an error recorded by rank 1 is named
     by rank 0; a rank whose heartbeat stops is named as silent; this process's own error passes."""

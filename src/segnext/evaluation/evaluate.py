@@ -15,8 +15,11 @@ hardest first, and keeps each image's class areas for intervals and comparisons)
 `calibration=True` also counts the labelled pixels by their confidence (`ConfidenceCalibration`:
 how often the model is right when it says 90%, and what share of its errors lies under 70%), from
 `segnext.inference.segment_group_confidence`, whose labels are `segment_group`'s.
-`should_stop` lets a training run's stop request (Ctrl-C, SIGTERM) end an evaluation of one process
-at the next forward pass (`EvaluationStopped`) instead of after the last image.
+`should_stop` lets a training run's stop request (Ctrl-C, SIGTERM) end an evaluation at the next
+forward pass (`EvaluationStopped`) instead of after the last image. Several processes then agree
+once, after their loops (one more sum through `reduce`): a process asked to stop leaves its loop at
+once, the others at theirs (they are usually asked too: torchrun and cluster schedulers signal every
+process), and all raise, so that none is left waiting in a sum the others never reach.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from ..inference.preprocess import prepare
 from ..inference.segment import evaluation_mode, segment_group, segment_group_confidence
 from ..inference.settings import TestConfig
 from .metrics import ConfidenceCalibration, SegmentationMetric, class_areas, image_scores, majority_class_miou
+
+# The reason a process gives when another process was asked to stop the evaluation.
+STOPPED_ELSEWHERE = "a stop request to another process"
 
 
 class EvaluationStopped(Exception):
@@ -72,7 +78,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     calibration: also `calibration`, `ConfidenceCalibration.compute()` over all the images (the
         same labels, each pixel's confidence computed with them).
     should_stop: called after each forward pass; an answer other than None raises EvaluationStopped
-        with it. For one process only: under `reduce` the other processes would wait for this one.
+        with it. Under `reduce`, every process passes one (or none): the stop is agreed after the loop,
+        and a process not asked itself raises with the reason `STOPPED_ELSEWHERE`.
     """
     num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
@@ -89,6 +96,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     # Each image's class areas in its row; rows of other processes' images stay zero until `reduce`.
     areas = torch.zeros(total, 3, num_classes, dtype=torch.int64) if per_image else None
     calibrated = ConfidenceCalibration(ignore_index) if calibration else None
+    reason = None
     start = time.perf_counter()
     bar = None
     if progress and rank == 0:
@@ -124,11 +132,11 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                 bar.update(len(group))
             reason = should_stop() if should_stop is not None else None
             if reason is not None:
-                if bar is not None:
-                    bar.close()
-                raise EvaluationStopped(reason)
+                break
     if bar is not None:
         bar.close()
+    if should_stop is not None:
+        _agree_to_stop(reason, reduce)
     kept = [item[1:] for item in sorted(kept, key=lambda item: item[0])]  # groups may finish out of order
     if reduce is not None:
         for summed in (metric, first):
@@ -157,6 +165,16 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                                 for index, row in enumerate(areas)]
         results["image_areas"] = areas  # what `bootstrap_interval` and `paired_difference` resample
     return results
+
+
+def _agree_to_stop(reason: Any, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]]) -> None:
+    """Raise EvaluationStopped if this process (`reason`) or, under `reduce`, any other was asked to stop."""
+    if reduce is not None:
+        asked = reduce(torch.tensor([int(reason is not None)], dtype=torch.int64))
+        if reason is None and asked.item() > 0:
+            reason = STOPPED_ELSEWHERE
+    if reason is not None:
+        raise EvaluationStopped(reason)
 
 
 class _PreparedSamples(Dataset):

@@ -303,8 +303,7 @@ class Run:
                            progress=self.progress, keep_predictions=evaluation.num_overlays if final else 0,
                            also_first=evaluation.max_images if final else None,
                            workers=reading_workers(images, env.device), per_image=final,
-                           # a stop request ends the evaluation at once; under torchrun the others would wait
-                           should_stop=self.should_stop if env.world_size == 1 else None)
+                           should_stop=self.should_stop)  # a stop request ends the evaluation at once
         # "Best" compares like with like: when periodic evaluations score only the first max_images
         # images, the final one is ranked by its score on those same images.
         ranked = results.get("first_images", results)
