@@ -104,6 +104,15 @@ def _worker_pid(launcher: subprocess.Popen, rank: int) -> int:
     raise AssertionError(f"no worker of rank {rank} under torchrun ({launcher.pid})")
 
 
+def _wait_until(launcher: subprocess.Popen, ready, seconds: float = 240) -> None:
+    """Poll `ready()` while torchrun runs; fail with its output if it ends first, or after `seconds`."""
+    deadline = time.time() + seconds
+    while not ready():
+        assert launcher.poll() is None, launcher.stdout.read()
+        assert time.time() < deadline, f"not ready after {seconds} s"
+        time.sleep(0.05)
+
+
 @pytest.mark.skipif(not torch.distributed.is_available() or not Path("/proc/self/task").is_dir(),
                     reason="needs torch.distributed and Linux /proc (to find torchrun's workers)")
 def test_a_killed_or_failing_process_stops_the_others_naming_it_and_a_restart_resumes(tmp_path, scenes):
@@ -122,10 +131,7 @@ def test_a_killed_or_failing_process_stops_the_others_naming_it_and_a_restart_re
     first = subprocess.Popen(launch, env=SUBPROCESS_ENV, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 240
-        while not (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists():
-            assert first.poll() is None and time.time() < deadline, first.stdout.read() if first.poll() else "slow"
-            time.sleep(0.05)
+        _wait_until(first, lambda: (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists())
         os.kill(_worker_pid(first, rank=1), signal.SIGKILL)
         killed = time.time()
         output, _ = first.communicate(timeout=120)
@@ -172,10 +178,7 @@ def test_sigterm_to_torchrun_during_an_evaluation_stops_every_process_at_its_che
     def records():
         return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     try:
-        deadline = time.time() + 240
-        while not any(record["type"] == "train" and record["iter"] == 2 for record in records()):
-            assert launcher.poll() is None and time.time() < deadline, launcher.stdout.read() if launcher.poll() else ""
-            time.sleep(0.05)
+        _wait_until(launcher, lambda: any(record["type"] == "train" and record["iter"] == 2 for record in records()))
         time.sleep(0.5)  # the evaluation at iteration 2 has begun: 12 images x 6 passes a process
         launcher.send_signal(signal.SIGTERM)
         sent = time.time()
