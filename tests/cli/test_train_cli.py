@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -262,10 +263,16 @@ def test_eval_interval_scores_each_group_of_images(capsys, config_file, scenes, 
     segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / "model")
     out = tmp_path / "groups.json"
     assert main(["eval", str(config_file), f"data.root={root}", "-c", str(tmp_path / "model"), "--out", str(out),
-                 "--no-progress", "--interval"]) == 0
+                 "--no-progress", "--interval", "--per-image"]) == 0
     printed = capsys.readouterr().out
     results = json.loads(out.read_text())
     assert results["image_areas"]["groups"] == ["seqA"] * 3 + ["seqB"]
+    # the per-image table names each image's group, to sort or filter by it
+    with open(tmp_path / "groups_per_image.csv", newline="") as table:
+        rows = list(csv.DictReader(table))
+    assert list(rows[0])[:6] == ["image", "label", "group", "pixels", "aAcc", "mIoU"]
+    assert sorted((Path(row["image"]).name[:4], row["group"]) for row in rows) == \
+        [("seqA", "seqA")] * 3 + [("seqB", "seqB")]
     assert [(row["group"], row["images"]) for row in results["per_group"]] == [("seqA", 3), ("seqB", 1)]
     assert "note: the 4 images fall into 2 groups by their file names (seqA, seqB): if " in printed
     shown = sorted(results["per_group"], key=lambda row: row["mIoU"])

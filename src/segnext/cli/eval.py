@@ -155,6 +155,7 @@ def run(args) -> int:
     from ..devices import reading_workers
     from ..evaluation import (
         check_same_images,
+        dataset_image_groups,
         evaluate,
         format_comparison,
         format_groups,
@@ -270,7 +271,7 @@ def run(args) -> int:
                 print(format_comparison(drawn["compared_with"], dataset.class_names, tested))
             print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
             if per_image:
-                write_per_image(per_image_csv, results)
+                write_per_image(per_image_csv, results, dataset_image_groups(dataset, len(results["per_image"])))
                 print_hardest(results, per_image_csv)
             if args.hardest:
                 drawn = draw_hardest(model, dataset, results["per_image"], test_config, env.device, args.hardest,

@@ -221,20 +221,27 @@ def hardest_first(per_image: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return sorted(per_image, key=key)
 
 
-def write_per_image(path, results: Dict[str, Any]) -> Path:
+def write_per_image(path, results: Dict[str, Any], groups: Optional[Sequence[Optional[str]]] = None) -> Path:
     """The per-image scores of `results` (from `evaluate(..., per_image=True)`) as CSV, hardest first:
     image, label, labelled pixels, aAcc, mIoU, then the IoU of each class (empty where the class is in
-    neither the image's label nor its prediction). Written atomically."""
+    neither the image's label nor its prediction). With `groups` (each image's video sequence or city,
+    `dataset_image_groups`) naming two or more, a `group` column after the label, to sort or filter
+    the images by it. Written atomically."""
     names = results.get("class_names") or [str(k) for k in range(len(results["IoU"]))]
     rows = hardest_first(results["per_image"])
+    grouped = len({group for group in groups or [] if group is not None}) >= 2
 
     def number(value: float) -> str:
         return "" if math.isnan(value) else f"{value:.2f}"
 
-    return write_csv(path, ["image", "label", "pixels", "aAcc", "mIoU"] + [f"IoU {name}" for name in names],
-                     ([scores.get("image", scores["index"]), scores.get("label", ""), scores["pixels"],
-                       number(scores["aAcc"]), number(scores["mIoU"])] + [number(v) for v in scores["IoU"]]
-                      for scores in rows))
+    def row(scores: Dict[str, Any]) -> list:
+        group = [groups[scores["index"]] or ""] if grouped else []
+        return ([scores.get("image", scores["index"]), scores.get("label", "")] + group
+                + [scores["pixels"], number(scores["aAcc"]), number(scores["mIoU"])]
+                + [number(v) for v in scores["IoU"]])
+
+    header = ["image", "label"] + (["group"] if grouped else []) + ["pixels", "aAcc", "mIoU"]
+    return write_csv(path, header + [f"IoU {name}" for name in names], (row(scores) for scores in rows))
 
 
 __all__ = ["areas_for_json", "areas_from_json", "check_same_images", "compare_results", "dataset_image_groups",

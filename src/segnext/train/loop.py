@@ -351,7 +351,7 @@ class Run:
                 self.say(format_groups(resampled["per_group"]))
             if self.validation_note:
                 self.say(f"note: {self.validation_note}")
-            write_per_image(self.work_dir / PER_IMAGE, results)
+            write_per_image(self.work_dir / PER_IMAGE, results, resampled["image_areas"]["groups"])
             save_report_data(self.work_dir, results, self.model.config.palette, self.model.config.class_names,
                              self.train_set.ignore_index)
             draw_hardest(self.model, self.val_set, results["per_image"], self.config.evaluation, self.env.device,
