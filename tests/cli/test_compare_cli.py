@@ -90,3 +90,9 @@ def test_runs_that_cannot_be_compared_are_named(tmp_path, capsys):
     assert main(["compare", first, "--baseline", base, elsewhere]) == 1
     assert f"BASELINE {elsewhere}: scored on other images (as many, 6, but not the same; first differing: " \
            f"images/val/0000.png against images/val/other_0.png)" in capsys.readouterr().err
+    # the same run twice (overlapping globs), on one side or on both: it would pass for seeds that do not spread
+    assert main(["compare", first, second, first, "--baseline", base]) == 1
+    assert f"RESULTS {first}: scores every image exactly as RESULTS {first} (the same run given twice, or trained " \
+           f"with the same seed); give each run once, each side its own runs" in capsys.readouterr().err
+    assert main(["compare", first, second, "--baseline", base, second]) == 1
+    assert f"BASELINE {second}: scores every image exactly as RESULTS {second}" in capsys.readouterr().err

@@ -57,6 +57,9 @@ def run(args) -> int:
             check_same_images(evaluation, first.get("dataset"), stored.get("images"), len(first["areas"]), option)
     for option, evaluations in (("RESULTS", runs), ("BASELINE", baseline_runs)):
         check_tested_alike(evaluations, option)
+    if len(runs) > 1 or len(baseline_runs) > 1:
+        check_runs_distinct([("RESULTS", evaluation) for evaluation in runs]
+                            + [("BASELINE", evaluation) for evaluation in baseline_runs])
     compared = compare_results([evaluation["areas"] for evaluation in runs], baseline_runs, stored.get("groups"))
     class_names = [row.get("class", str(index)) for index, row in enumerate(first.get("per_class", []))]
     scored = " ".join(str(part) for part in (first.get("dataset"), first.get("split")) if part)
@@ -90,3 +93,18 @@ def check_tested_alike(evaluations, option: str) -> None:
         if differing:
             raise ValueError(f"{option} {evaluation['path']}: tested otherwise than {evaluations[0]['path']} "
                              f"({', '.join(differing)}); evaluate the runs of one recipe alike")
+
+
+def check_runs_distinct(evaluations) -> None:
+    """Raise if two of the runs (`(option, evaluation)` pairs) score every image alike: the same file
+    given twice (overlapping globs) or two runs with the same seed would pass for a recipe whose seeds
+    do not spread, or put one run on both sides."""
+    import torch
+
+    for position, (option, evaluation) in enumerate(evaluations):
+        for earlier_option, earlier in evaluations[:position]:
+            if torch.equal(evaluation["areas"], earlier["areas"]):
+                raise ValueError(f"{option} {evaluation['path']}: scores every image exactly as {earlier_option} "
+                                 f"{earlier['path']} (the same run given twice, or trained with the same seed); "
+                                 f"give each run once, each side its own runs")
+
