@@ -283,7 +283,8 @@ def format_comparison(compared: dict, class_names, test: Optional[dict] = None) 
     lines = [f"against {against}, {level} intervals over {compared['samples']:,} resamples of {shared}: {means}; "
              f"the mIoU is higher in {100 * compared['higher_share']:.1f}% of them ({verdict})"]
     if runs > 1 or baseline_runs > 1:
-        sides = (("these runs'", compared["run_mIoU"]), ("the baseline's", compared["baseline_run_mIoU"]))
+        sides = (("these runs'" if runs > 1 else "this run's", compared["run_mIoU"]),
+                 ("the baseline's", compared["baseline_run_mIoU"]))
         lines.append("  " + "; ".join(f"{side} mIoU {_runs_text(values)}" for side, values in sides)
                      + f": the interval holds the spread between runs (seeds) too, {_seeds_text(compared)}")
     apart = [(difference, name, bounds) for name, difference, bounds in
