@@ -15,8 +15,14 @@ import torch.nn.functional as F
 
 import segnext
 from segnext.constants import IMAGENET_MEAN, IMAGENET_STD
-from segnext.evaluation import EvaluationStopped, evaluate, majority_class_miou, results_for_json, write_results
-from segnext.evaluation.evaluate import STOPPED_ELSEWHERE
+from segnext.evaluation import (
+    STOPPED_ELSEWHERE,
+    EvaluationStopped,
+    evaluate,
+    majority_class_miou,
+    results_for_json,
+    write_results,
+)
 from segnext.inference import TestConfig, segment, segment_logits
 
 

@@ -156,10 +156,12 @@ def test_a_killed_or_failing_process_stops_the_others_naming_it_and_a_restart_re
     assert f"error: rank 1 failed with DataError: folder train dataset index {index}: {broken}" in output, output
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
-def test_sigterm_to_torchrun_during_an_evaluation_stops_every_process_at_its_checkpoint(tmp_path):
-    """torchrun passes a SIGTERM on to every process (and kills them 30 s later): the processes leave the
-    periodic evaluation at their next image, agree, save the checkpoint and exit, the evaluation dropped."""
+@pytest.mark.skipif(not torch.distributed.is_available() or not Path("/proc/self/task").is_dir(),
+                    reason="needs torch.distributed and Linux /proc (to find torchrun's workers)")
+def test_sigterm_during_an_evaluation_stops_every_process_at_its_checkpoint(tmp_path):
+    """SIGTERM to one process during a periodic evaluation: it leaves at its next image, the other at the
+    end of its share; they agree, save the checkpoint and exit as stopped by SIGTERM, the evaluation
+    dropped. Then SIGTERM to torchrun, which passes it on to every process (and kills them 30 s later)."""
     from segnext.data.scenes import make_scene_dataset
 
     torchrun = shutil.which("torchrun")
@@ -168,28 +170,34 @@ def test_sigterm_to_torchrun_during_an_evaluation_stops_every_process_at_its_che
     raw = tiny_config(root, train={"max_iters": 50, "batch_size": 2, "micro_batch_size": 1, "eval_interval": 2,
                                    "device": "cpu"},
                       evaluation={"img_scale": [160, 128], "scales": [0.75, 1.0, 1.25], "flip": True})
-    config, work_dir = write_config(tmp_path / "tiny.yaml", raw), tmp_path / "run"
-    launcher = subprocess.Popen(command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main", "train",
-                                           str(config), "--work-dir", str(work_dir), "--no-progress"],
-                                env=SUBPROCESS_ENV, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-    log = work_dir / "log.jsonl"
+    config = write_config(tmp_path / "tiny.yaml", raw)
+    for signalled in ("rank 1", "torchrun"):
+        work_dir = tmp_path / signalled.replace(" ", "")
+        launcher = subprocess.Popen(command + ["--standalone", "--nproc_per_node", "2", "-m", "segnext.cli.main",
+                                               "train", str(config), "--work-dir", str(work_dir), "--no-progress"],
+                                    env=SUBPROCESS_ENV, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        log = work_dir / "log.jsonl"
 
-    def records():
-        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    try:
-        _wait_until(launcher, lambda: any(record["type"] == "train" and record["iter"] == 2 for record in records()))
-        time.sleep(0.5)  # the evaluation at iteration 2 has begun: 12 images x 6 passes a process
-        launcher.send_signal(signal.SIGTERM)
-        sent = time.time()
-        output, _ = launcher.communicate(timeout=120)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    print(f"torchrun exited {time.time() - sent:.1f} s after SIGTERM")
-    assert "Stopped by SIGTERM at iteration 2; checkpoint saved" in output, output
-    assert (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists()
-    assert not [record for record in records() if record["type"] == "eval"], "the evaluation should be dropped"
+        def records():
+            return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
+        def at_the_evaluation():
+            return any(record["type"] == "train" and record["iter"] == 2 for record in records())
+        try:
+            _wait_until(launcher, at_the_evaluation)
+            time.sleep(0.5)  # the evaluation at iteration 2 has begun: 12 images x 6 passes a process
+            os.kill(launcher.pid if signalled == "torchrun" else _worker_pid(launcher, rank=1), signal.SIGTERM)
+            sent = time.time()
+            output, _ = launcher.communicate(timeout=120)
+        finally:
+            if launcher.poll() is None:
+                launcher.kill()
+        print(f"SIGTERM to {signalled}: torchrun exited {time.time() - sent:.1f} s later")
+        assert launcher.returncode != 0, output
+        assert "Stopped by SIGTERM at iteration 2; checkpoint saved" in output, output
+        assert (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists()
+        assert not [record for record in records() if record["type"] == "eval"], "the evaluation should be dropped"
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")

@@ -9,7 +9,7 @@ from .bootstrap import (
     paired_difference,
     sampling_units,
 )
-from .evaluate import EvaluationStopped, evaluate
+from .evaluate import STOPPED_ELSEWHERE, EvaluationStopped, evaluate
 from .metrics import (
     ConfidenceCalibration,
     SegmentationMetric,
@@ -36,7 +36,8 @@ from .results import (
     write_results,
 )
 
-__all__ = ["ConfidenceCalibration", "EvaluationStopped", "SegmentationMetric", "areas_for_json", "areas_from_json",
+__all__ = ["STOPPED_ELSEWHERE", "ConfidenceCalibration", "EvaluationStopped", "SegmentationMetric", "areas_for_json",
+           "areas_from_json",
            "bootstrap_interval", "check_same_images", "class_areas", "compare_results", "dataset_image_groups",
            "evaluate", "format_comparison", "format_groups", "format_interval", "format_results", "group_scores",
            "hardest_first", "image_names", "image_scores", "majority_class_miou", "most_confused",

@@ -193,4 +193,4 @@ class _PreparedSamples(Dataset):
         return position, self.indices[position], np.asarray(sample["label"]), image
 
 
-__all__ = ["EvaluationStopped", "evaluate"]
+__all__ = ["STOPPED_ELSEWHERE", "EvaluationStopped", "evaluate"]

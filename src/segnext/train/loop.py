@@ -33,6 +33,7 @@ from torch import nn
 from ..compat import cpu_float16_autocast, grad_scaler
 from ..devices import device_defaults, reading_workers
 from ..evaluation import (
+    STOPPED_ELSEWHERE,
     EvaluationStopped,
     evaluate,
     format_groups,
@@ -71,6 +72,12 @@ class TrainResult:
     @property
     def exit_code(self) -> int:
         return {"SIGINT": 130, "SIGTERM": 143}.get(self.stop_reason, 0)
+
+
+def requested_stop(stopped: EvaluationStopped) -> str:
+    """Why an evaluation stopped, as `distributed.first_reason` says it: a request to another process
+    counts as SIGTERM, so that every process stops alike (and exits with 143)."""
+    return "SIGTERM" if stopped.reason == STOPPED_ELSEWHERE else stopped.reason
 
 
 def train(config: Config, work_dir: Union[str, Path], resume: Union[str, Path, bool, None] = True,
@@ -269,7 +276,7 @@ class Run:
                     try:
                         self.evaluate(final=False)
                     except EvaluationStopped as stopped:  # the evaluation is dropped; the checkpoint is kept
-                        stop_reason = stopped.reason
+                        stop_reason = requested_stop(stopped)
                 if self.iteration % train_cfg.checkpoint_interval == 0:
                     self.save_checkpoint()
                 over_time = train_cfg.max_time_minutes is not None and self.elapsed() >= train_cfg.max_time_minutes * 60
@@ -323,11 +330,12 @@ class Run:
         try:
             results = self.evaluate(final=True)  # the full val set, with overlays for the report
         except EvaluationStopped as stopped:
-            self.say(f"Stopped by {stopped.reason} during the final evaluation; the training is complete (its "
+            reason = requested_stop(stopped)
+            self.say(f"Stopped by {reason} during the final evaluation; the training is complete (its "
                      f"checkpoint is in {self.checkpoints}). Run the same command again to evaluate it.")
             if self.log is not None:
                 self.log.close("stopped")
-            return TrainResult(self.work_dir, self.iteration, stopped.reason, best=self.best, seconds=self.elapsed())
+            return TrainResult(self.work_dir, self.iteration, reason, best=self.best, seconds=self.elapsed())
         report = None
         if self.env.is_main:
             # each val image's class areas and the interval they give: `segnext eval --compare` takes this file
