@@ -240,9 +240,8 @@ from segnext.data import build_dataset
 from segnext.data.augment import load_transform
 from segnext.train.sampler import training_loader
 
-if __name__ == "__main__":
-    root, reference, start_method, workers = sys.argv[1:]
-    multiprocessing.set_start_method(start_method)
+
+def batches_digest(root, reference, workers):
     data = types.SimpleNamespace(crop_size=(16, 16))
     transform = load_transform(reference, data, (16, 16), (120.0, 110.0, 100.0), (60.0, 55.0, 50.0))
     dataset = build_dataset("folder", root, "train", transform=transform, seed=3)
@@ -252,7 +251,13 @@ if __name__ == "__main__":
     for _ in range(3):
         batch = next(loader)
         digest.update(batch["image"].numpy().tobytes() + batch["label"].numpy().tobytes())
-    print(digest.hexdigest())
+    return digest.hexdigest()
+
+
+if __name__ == "__main__":
+    root, reference, start_method, workers = sys.argv[1:]
+    multiprocessing.set_start_method(start_method)
+    print(batches_digest(root, reference, workers))
 """
 
 
@@ -266,14 +271,13 @@ def test_training_batches_are_the_same_from_spawned_workers(tmp_path, start_meth
     root = _folder_with_augment_module(tmp_path)
     (tmp_path / "spawned_loader.py").write_text(SPAWNED_LOADER)
 
-    def batches_digest(method, workers):
-        result = subprocess.run([sys.executable, str(tmp_path / "spawned_loader.py"), str(root),
-                                 f"{tmp_path / 'my_augment.py'}:build", method, str(workers)],
-                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout.split()[-1]
-
-    assert batches_digest(start_method, 2) == batches_digest(start_method, 0)
+    reference = f"{tmp_path / 'my_augment.py'}:build"
+    result = subprocess.run([sys.executable, str(tmp_path / "spawned_loader.py"), str(root), reference, start_method,
+                             "2"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    alone = {}  # the same code in this process, without workers (and without paying another start-up)
+    exec(compile(SPAWNED_LOADER, "spawned_loader.py", "exec"), alone)
+    assert result.stdout.split()[-1] == alone["batches_digest"](str(root), reference, 0)
 
 
 def test_a_transform_file_does_not_shadow_an_installed_module(tmp_path):
