@@ -37,6 +37,29 @@ def test_the_95_percent_interval_holds_the_score_of_all_such_images_about_95_tim
     assert 0.88 <= held <= 0.99
 
 
+def test_small_samples_widen_the_percentile_interval_by_students_t():
+    from statistics import NormalDist
+
+    from segnext.evaluation.bootstrap import expanded_tail
+
+    # Student's t's 97.5th percentile from its table, for n - 1 degrees of freedom
+    table = {2: 12.7062, 3: 4.3027, 5: 2.7764, 12: 2.2010, 101: 1.9840, 2001: 1.9612}
+    for units, t in table.items():
+        expected = NormalDist().cdf(-np.sqrt(units / (units - 1)) * t)
+        assert expanded_tail(0.95, units) == pytest.approx(expected, rel=2e-3, abs=1e-12), units
+    assert expanded_tail(0.95, 12) == pytest.approx(0.01076, abs=1e-5)  # 1.1% a side, not 2.5%
+    assert expanded_tail(0.95, 1) == pytest.approx(0.025)  # nothing to widen by
+    assert expanded_tail(0.9, 100000) == pytest.approx(0.05, abs=1e-5)  # thousands: the plain percentiles
+    # the interval of 12 images: the 1.08th and 98.92nd percentiles of the resampled scores (each resample
+    # drawn as the module draws them: a multinomial from its own generator, seeded by `seed`)
+    areas = SIMULATION.population(np.random.default_rng(3), 12, 1, 0.0, 0.8).astype(np.float64)
+    counts = np.random.default_rng(0).multinomial(12, np.full(12, 1 / 12), size=2000)
+    scores = [SIMULATION.miou(np.tensordot(count, areas, axes=1)[None]) for count in counts]
+    tail = 100 * expanded_tail(0.95, 12)
+    assert bootstrap_interval(areas, samples=2000, seed=0)["mIoU"] == pytest.approx(
+        np.percentile(scores, [tail, 100 - tail]).tolist())
+
+
 def test_alike_frames_need_their_groups_resampled_not_the_frames():
     # 12 sequences of 8 frames, the frames of a sequence alike: resampling frames gives an interval far
     # too narrow (it holds the truth about half the time); resampling whole sequences gives back ~95%

@@ -3,7 +3,8 @@
 An mIoU over 101 validation images is one draw of 101 images; another 101 of the same kind would
 give another number. The percentile bootstrap (Efron) estimates that spread from the images at
 hand: draw as many images as there are, with replacement, score the draw, repeat, and take the
-2.5th and 97.5th percentiles of the scores as the 95% interval. Each draw is scored as the whole
+2.5th and 97.5th percentiles of the scores as the 95% interval, here expanded for small samples
+(`expanded_tail`: the 1.1th and 98.9th for 12 images or groups). Each draw is scored as the whole
 split is (`SegmentationMetric`: the IoU of a class is the intersection over the union of the pixels
 summed over the images, not a mean of per-image scores), from each image's `class_areas`.
 
@@ -25,6 +26,7 @@ evaluation shows, and widens as it should when only two or three runs estimate i
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -103,22 +105,75 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
         return np.where(counts > 0, np.where(present, values, 0.0).sum(axis) / counts, np.nan)
 
 
-def _bounds(values: np.ndarray, level: float) -> np.ndarray:
-    """The percentile interval of each column of `values` (samples, ...) -> (..., 2); NaN where a
+def _bounds(values: np.ndarray, tail) -> np.ndarray:
+    """The percentile interval of each column of `values` (samples, ...) -> (..., 2), leaving out the
+    share `tail` of the values on each side (one for all columns, or one per column); NaN where a
     column has no value (a class in none of the draws)."""
-    tail = 100.0 * (1.0 - level) / 2
     values = values.reshape(len(values), -1)
+    tails = np.broadcast_to(100.0 * np.asarray(tail, dtype=np.float64).reshape(-1), (values.shape[1],))
     bounds = np.full((values.shape[1], 2), np.nan)
     for column in range(values.shape[1]):
         kept = values[:, column][~np.isnan(values[:, column])]
         if kept.size:
-            bounds[column] = np.percentile(kept, [tail, 100.0 - tail])
+            bounds[column] = np.percentile(kept, [tails[column], 100.0 - tails[column]])
     return bounds
+
+
+def expanded_tail(level: float, units: int) -> float:
+    """The share of resamples to leave out on each side for a `level` interval from `units` units.
+
+    The plain percentile interval (leave out (1 - level) / 2) is too narrow on small samples: a
+    resample spreads as the units' standard deviation with the divisor n, and the tails call for
+    Student's t with n - 1 degrees of freedom rather than the normal. The expanded percentile
+    interval (Hesterberg, "What Teachers Should Know About the Bootstrap", 2015) leaves out
+    Phi(-sqrt(n / (n - 1)) t_{n-1}) instead: about 1.1% a side for 12 groups, 2.3% for 101 images,
+    2.5% for thousands."""
+    plain = (1.0 - level) / 2
+    if units < 2:
+        return plain
+    widened = math.sqrt(units / (units - 1)) * _t_quantile(1.0 - plain, units - 1)
+    return NormalDist().cdf(-widened)
+
+
+def _t_quantile(probability: float, degrees: int) -> float:
+    """Student's t's `probability` quantile (above 0.5) for whole `degrees` of freedom: exact up to 200
+    (bisection on the closed form of its distribution), then the Cornish-Fisher expansion (Abramowitz
+    and Stegun 26.7.5; off by less than 1e-9 there)."""
+    z = NormalDist().inv_cdf(probability)
+    if degrees > 200:
+        return (z + (z ** 3 + z) / 4 / degrees + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96 / degrees ** 2
+                + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384 / degrees ** 3)
+    central = 2.0 * probability - 1.0  # P(|T| <= t)
+    low, high = 0.0, max(1.0, 2 * z)
+    while _t_central_mass(high, degrees) < central:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _t_central_mass(middle, degrees) < central else (low, middle)
+    return (low + high) / 2
+
+
+def _t_central_mass(t: float, degrees: int) -> float:
+    """P(|T| <= t) for Student's t with whole `degrees` of freedom (Abramowitz and Stegun 26.7.3-4)."""
+    angle = math.atan(t / math.sqrt(degrees))
+    cosine_squared = math.cos(angle) ** 2
+    if degrees % 2 == 0:  # sin(a) (1 + 1/2 cos^2 a + 1*3/(2*4) cos^4 a + ...), up to cos^(degrees-2) a
+        term = total = 1.0
+        for j in range(1, degrees // 2):
+            term *= cosine_squared * (2 * j - 1) / (2 * j)
+            total += term
+        return math.sin(angle) * total
+    # (2/pi) (a + sin(a) (cos a + 2/3 cos^3 a + ...)), up to cos^(degrees-2) a; for 1 degree 2a/pi
+    term = total = math.cos(angle) if degrees > 1 else 0.0
+    for j in range(1, (degrees - 1) // 2):
+        term *= cosine_squared * (2 * j) / (2 * j + 1)
+        total += term
+    return 2.0 / math.pi * (angle + math.sin(angle) * total)
 
 
 def bootstrap_interval(areas, groups: Optional[Sequence[Optional[str]]] = None, *, samples: int = SAMPLES,
                        level: float = LEVEL, seed: int = 0) -> Dict[str, Any]:
-    """The `level` percentile intervals of aAcc, mIoU, mAcc and each class's IoU over `samples`
+    """The `level` (expanded) percentile intervals of aAcc, mIoU, mAcc and each class's IoU over `samples`
     resamples of the images (`areas`: (images, 3, K), each image's `class_areas`), or of whole groups
     where `groups` names each image's (None: an image of its own).
 
@@ -128,9 +183,10 @@ def bootstrap_interval(areas, groups: Optional[Sequence[Optional[str]]] = None, 
     _check(samples, level)
     units = _unit_areas(areas, groups)
     scores = _scores(_resampled(_draws(len(units), samples, seed), units))
-    means = {name: _bounds(scores[name], level)[0].tolist() for name in ("aAcc", "mIoU", "mAcc")}
+    tail = expanded_tail(level, len(units))
+    means = {name: _bounds(scores[name], tail)[0].tolist() for name in ("aAcc", "mIoU", "mAcc")}
     return {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
-            "units": len(units), **means, "IoU": _bounds(scores["IoU"], level).tolist()}
+            "units": len(units), **means, "IoU": _bounds(scores["IoU"], tail).tolist()}
 
 
 def paired_difference(areas, baseline_areas, groups: Optional[Sequence[Optional[str]]] = None, *,
@@ -168,20 +224,23 @@ def paired_difference(areas, baseline_areas, groups: Optional[Sequence[Optional[
     seed_generator = np.random.default_rng([seed, 1])
     result: Dict[str, Any] = {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
                               "units": units.shape[1], "runs": len(runs), "baseline_runs": len(baseline_runs)}
-    differences = {}
+    differences, tails = {}, {}
     for name in ("mIoU", "aAcc", "mAcc", "IoU"):
         spread, degrees = _seed_spread(whole[name], baseline_whole[name])
         seeds = np.where(spread > 0, spread * seed_generator.standard_t(degrees, size=(samples,) + spread.shape), 0.0)
         differences[name] = drawn[name] - baseline_drawn[name] + seeds
+        # The images' small-sample expansion where they are all the interval holds; where the seeds
+        # spread, their part (Student's t already) is what widens it, and would be widened twice.
+        tails[name] = np.where(spread > 0, (1.0 - level) / 2, expanded_tail(level, units.shape[1]))
         if name == "mIoU" and (len(runs) > 1 or len(baseline_runs) > 1):
             result["seed_spread"] = {"standard_error": float(spread), "degrees_of_freedom": float(degrees)}
     for name in ("mIoU", "aAcc", "mAcc"):
         result[name] = float(_nanmean(whole[name], 0) - _nanmean(baseline_whole[name], 0))
-        result[f"{name}_interval"] = _bounds(differences[name], level)[0].tolist()
+        result[f"{name}_interval"] = _bounds(differences[name], tails[name])[0].tolist()
     kept = differences["mIoU"][~np.isnan(differences["mIoU"])]
     result["higher_share"] = float(np.mean(kept > 0)) if kept.size else np.nan
     result["IoU"] = (_nanmean(whole["IoU"], 0) - _nanmean(baseline_whole["IoU"], 0)).tolist()
-    result["IoU_interval"] = _bounds(differences["IoU"], level).tolist()
+    result["IoU_interval"] = _bounds(differences["IoU"], tails["IoU"]).tolist()
     if len(runs) > 1 or len(baseline_runs) > 1:
         result["run_mIoU"], result["baseline_run_mIoU"] = whole["mIoU"].tolist(), baseline_whole["mIoU"].tolist()
     return result
@@ -218,7 +277,9 @@ def _count_and_variance(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(present, values, 0.0).sum(0) / count
         variance = np.where(present, (values - mean) ** 2, 0.0).sum(0) / (count - 1)
-    return count, np.where(count >= 2, variance, np.nan)
+    # Runs that score exactly alike spread by 0, not by the rounding of their mean.
+    alike = np.where(present, values, np.inf).min(0) == np.where(present, values, -np.inf).max(0)
+    return count, np.where(count >= 2, np.where(alike, 0.0, variance), np.nan)
 
 
 def _runs(areas) -> np.ndarray:
