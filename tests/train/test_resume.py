@@ -121,8 +121,8 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tm
 def test_a_stop_request_during_an_evaluation_ends_it_and_the_run_resumes(tmp_path, scenes, capsys):
     """Ctrl-C or SIGTERM while the model is evaluated ends the evaluation at the next image, not
     after the last (on a cluster, the grace period before SIGKILL is shorter than an evaluation): a
-    periodic one is dropped and the run stops at its checkpoint; after a final one, the training is
-    complete and the next run evaluates it."""
+    periodic one is dropped and the run stops at its checkpoint, and the resumed run does it first;
+    after a final one, the training is complete and the next run evaluates it."""
     from segnext.train import load_config, train
 
     def stop_after(calls: int):  # as StopRequests.requested: None until the signal, then its name
@@ -140,10 +140,16 @@ def test_a_stop_request_during_an_evaluation_ends_it_and_the_run_resumes(tmp_pat
                    should_stop=should_stop)
     assert (result.stop_reason, result.iteration, result.exit_code, len(asked)) == ("SIGTERM", 2, 143, 3)
     assert "Stopped by SIGTERM at iteration 2" in capsys.readouterr().out
+    assert checkpointing.load(tmp_path / "periodic" / "checkpoints" / checkpointing.checkpoint_name(2))[
+        "evaluation_due"]
+    # The resumed run first does the evaluation that was dropped, then trains on.
     resumed = train(load_config(path, ["train.eval_interval=2"]), tmp_path / "periodic", progress=False)
+    assert "The evaluation of iteration 2 was stopped before its end: evaluating now." in capsys.readouterr().out
     records = [json.loads(line) for line in (tmp_path / "periodic" / "log.jsonl").read_text().splitlines()]
     assert resumed.iteration == 6 and [r["iter"] for r in records if r["type"] == "train"] == [1, 2, 3, 4, 5, 6]
-    assert [r["iter"] for r in records if r["type"] == "eval"] == [4, 6]  # iteration 2's was dropped
+    assert [r["iter"] for r in records if r["type"] == "eval"] == [2, 4, 6]
+    assert not checkpointing.load(tmp_path / "periodic" / "checkpoints" / checkpointing.checkpoint_name(4))[
+        "evaluation_due"]
     # Final: asked after the 6 steps, then after the first val image.
     should_stop, asked = stop_after(6)
     result = train(load_config(path), tmp_path / "final", progress=False, should_stop=should_stop)

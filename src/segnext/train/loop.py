@@ -121,6 +121,7 @@ class Run:
         self.config, self.work_dir, self.env, self.progress = config, work_dir, env, progress
         self.checkpoints = work_dir / "checkpoints"
         self.iteration, self.elapsed_before, self.best, self.last_saved, self.bar = 0, 0.0, {}, -1, None
+        self.evaluation_due = False  # this iteration's periodic evaluation was stopped before its end
         self.log: Optional[RunLog] = None  # opened by start() on the process that writes files
         self.should_stop: Callable[[], Optional[str]] = lambda: None  # `loop`'s: stop requests
         self.session_start = time.perf_counter()
@@ -177,6 +178,7 @@ class Run:
             saved = state.restore(checkpoint, self.model, self.optimizer, self.scaler, config)
             del checkpoint
             self.iteration, self.elapsed_before, self.best = saved["iteration"], saved["elapsed_seconds"], saved["best"]
+            self.evaluation_due = saved["evaluation_due"]
             if path.parent.resolve() == self.checkpoints.resolve():
                 self.last_saved = self.iteration
             self.say(f"Resumed from {path} at iteration {self.iteration}.")
@@ -240,6 +242,9 @@ class Run:
         spent = train_cfg.max_time_minutes is not None and self.elapsed() >= train_cfg.max_time_minutes * 60
         stop_reason = distributed.first_reason(None, "time limit" if spent else None, env)
         try:
+            if self.evaluation_due and stop_reason is None and self.iteration < train_cfg.max_iters:
+                self.say(f"The evaluation of iteration {self.iteration} was stopped before its end: evaluating now.")
+                stop_reason = self.periodic_evaluation()
             while self.iteration < train_cfg.max_iters and stop_reason is None:
                 # schedule.by_time: the lr decays over the time budget (rank 0's clock for everyone)
                 progress = distributed.broadcast_float(self.elapsed() / (train_cfg.max_time_minutes * 60), env) \
@@ -273,10 +278,7 @@ class Run:
                     window = LogWindow()
                 if train_cfg.eval_interval and self.iteration % train_cfg.eval_interval == 0 \
                         and self.iteration < train_cfg.max_iters:
-                    try:
-                        self.evaluate(final=False)
-                    except EvaluationStopped as stopped:  # the evaluation is dropped; the checkpoint is kept
-                        stop_reason = requested_stop(stopped)
+                    stop_reason = self.periodic_evaluation()
                 if self.iteration % train_cfg.checkpoint_interval == 0:
                     self.save_checkpoint()
                 over_time = train_cfg.max_time_minutes is not None and self.elapsed() >= train_cfg.max_time_minutes * 60
@@ -298,6 +300,17 @@ class Run:
         if stop_reason == "time limit":
             self.say(f"Time limit of {train_cfg.max_time_minutes} min reached at iteration {self.iteration}.")
         return self.finish(stop_reason or "finished")
+
+    def periodic_evaluation(self) -> Optional[str]:
+        """Evaluate on the way; a stop request during it drops it and is returned (the checkpoint
+        then records the evaluation as due, for the resumed run)."""
+        try:
+            self.evaluate(final=False)
+        except EvaluationStopped as stopped:
+            self.evaluation_due = True
+            return requested_stop(stopped)
+        self.evaluation_due = False
+        return None
 
     def evaluate(self, final: bool) -> Dict[str, Any]:
         env, evaluation = self.env, self.config.evaluation
@@ -395,7 +408,7 @@ class Run:
         if self.env.is_main:
             saved = state.training_state(self.model, self.optimizer, self.scaler, self.iteration, self.elapsed(),
                                          self.best, self.env.world_size, self.config.to_dict(),
-                                         self.unreadable.as_list())
+                                         self.unreadable.as_list(), self.evaluation_due)
             state.save(saved, self.checkpoints / (name or state.checkpoint_name(self.iteration)))
             if name is None:
                 state.prune(self.checkpoints, self.config.train.keep_checkpoints)

@@ -6,7 +6,9 @@ with `torch.load(weights_only=True)` (nothing in it can run code):
     format, format_version, iteration, elapsed_seconds, best (mIoU, iteration),
     model (state dict), optimizer (state dict), grad_scaler (state dict or None), world_size,
     config (the run's config as plain dicts), meta (CLASSES, PALETTE: class names for create_model),
-    unreadable_files ([dataset index, error] of the training files skipped so far, data.on_unreadable)
+    unreadable_files ([dataset index, error] of the training files skipped so far, data.on_unreadable),
+    evaluation_due (the periodic evaluation of this iteration was stopped before its end: the resumed
+    run does it first)
 
 No random-number state is needed: every random draw of a step (samples, augmentation, drop path,
 NMF bases, dropout) is seeded from the run's seed and the step's position in the sample stream.
@@ -50,7 +52,7 @@ def checkpoint_name(iteration: int) -> str:
 
 def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, iteration: int, elapsed: float,
                    best: Dict[str, Any], world_size: int, config: dict,
-                   unreadable_files: Sequence[Tuple[int, str]] = ()) -> Dict[str, Any]:
+                   unreadable_files: Sequence[Tuple[int, str]] = (), evaluation_due: bool = False) -> Dict[str, Any]:
     """The dict a training checkpoint holds (see the module docstring)."""
     names, palette = model.config.class_names, model.config.palette
     return {
@@ -60,6 +62,7 @@ def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scaler, i
         "world_size": world_size, "config": config,
         "meta": {"CLASSES": list(names or []), "PALETTE": list(palette or [])},
         "unreadable_files": [[int(index), str(message)] for index, message in unreadable_files],
+        "evaluation_due": bool(evaluation_due),
     }
 
 
@@ -218,7 +221,8 @@ def check_resumable(saved: Dict[str, Any], path: Path, model: nn.Module, config,
 
 def restore(saved: Dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scaler, config) -> dict:
     """Load a training checkpoint (as `load` read it, `check_resumable` passed it) into model, optimizer
-    and grad scaler; returns {iteration, elapsed_seconds, best, unreadable_files, changed_settings}.
+    and grad scaler; returns {iteration, elapsed_seconds, best, unreadable_files, evaluation_due,
+    changed_settings}.
     Settings other than the model and classes may change (say, a longer train.max_iters)."""
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
@@ -226,6 +230,7 @@ def restore(saved: Dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
         scaler.load_state_dict(saved["grad_scaler"])
     return {"iteration": int(saved["iteration"]), "elapsed_seconds": float(saved.get("elapsed_seconds", 0.0)),
             "best": dict(saved.get("best") or {}), "unreadable_files": list(saved.get("unreadable_files") or []),
+            "evaluation_due": bool(saved.get("evaluation_due", False)),
             "changed_settings": changed_settings(saved["config"], config.to_dict()) if saved.get("config") else []}
 
 
