@@ -66,6 +66,14 @@ def test_the_run_leaves_what_the_report_is_drawn_from(finished_run, scenes):
         assert all((finished_run / "report_data" / name).is_file() for name in sample.values())
     results = json.loads((finished_run / "results.json").read_text())
     assert results["stop_reason"] == "finished" and results["iteration"] == 6
+    # how far its confidence holds, over every labelled val pixel, in results.json and on the model card
+    calibration = results["calibration"]
+    assert calibration["pixels"] == labelled and sum(row["pixels"] for row in calibration["bins"]) == labelled
+    assert calibration["accuracy"] == pytest.approx(results["aAcc"])
+    card = (finished_run / "final_model" / "README.md").read_text()
+    assert (f"Confidence (the probability it gives its label): {calibration['mean_confidence']:.1f}% on average over "
+            f"the {labelled:,} labelled pixels, for an accuracy of {calibration['accuracy']:.1f}% (expected "
+            f"calibration error {calibration['ECE']:.2f}%") in card
     # each val image's scores in the final evaluation, the hardest first
     rows = (finished_run / "per_image.csv").read_text().splitlines()
     assert len(rows) == 1 + 8 and rows[0].startswith("image,label,pixels,aAcc,mIoU,IoU sky,")

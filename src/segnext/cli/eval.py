@@ -157,6 +157,7 @@ def run(args) -> int:
         check_same_images,
         dataset_image_groups,
         evaluate,
+        format_calibration,
         format_comparison,
         format_groups,
         format_interval,
@@ -262,7 +263,7 @@ def run(args) -> int:
                 print("most confused (share of a class's pixels predicted as another): " + ", ".join(
                     f"{truth} as {predicted} {share:.1f}%" for truth, predicted, share in confused))
             if args.calibration:
-                print(calibration_table(results["calibration"]))
+                print(format_calibration(results["calibration"]))
             if "interval" in drawn:
                 print(format_interval(drawn["interval"]))
             if drawn.get("per_group"):
@@ -282,24 +283,6 @@ def run(args) -> int:
     finally:
         distributed.cleanup(env)
     return 0
-
-
-def calibration_table(calibration: dict) -> str:
-    """`ConfidenceCalibration.compute()` as text: each confidence bin's accuracy, then the pixels
-    under each threshold and the errors they hold."""
-    lines = [f"calibration: over {calibration['pixels']:,} labelled pixels the mean confidence is "
-             f"{calibration['mean_confidence']:.1f}% for an accuracy of {calibration['accuracy']:.1f}%; "
-             f"ECE {calibration['ECE']:.2f}% (0: the confidence is the accuracy)",
-             "  confidence   pixels   right"]
-    for row in calibration["bins"]:
-        if row["pixels"]:
-            share = 100.0 * row["pixels"] / calibration["pixels"]
-            lines.append(f"  {100 * row['from']:3.0f}-{100 * row['to']:3.0f}%   {share:6.1f}%  {row['accuracy']:5.1f}%")
-    for row in calibration["under"]:
-        lines.append(f"  under {100 * row['below']:.0f}% confidence: {row['pixels']:.1f}% of the pixels, "
-                     f"{row['error_rate']:.1f}% of them wrong (the others {row['others_error_rate']:.1f}%): "
-                     f"{row['share_of_errors']:.1f}% of all errors")
-    return "\n".join(lines)
 
 
 def print_hardest(results, per_image_csv: Path, shown: int = 5) -> None:

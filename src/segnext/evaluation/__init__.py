@@ -14,6 +14,7 @@ from .metrics import (
     ConfidenceCalibration,
     SegmentationMetric,
     class_areas,
+    format_calibration,
     format_results,
     image_scores,
     majority_class_miou,
@@ -39,7 +40,8 @@ from .results import (
 __all__ = ["STOPPED_ELSEWHERE", "ConfidenceCalibration", "EvaluationStopped", "SegmentationMetric", "areas_for_json",
            "areas_from_json",
            "bootstrap_interval", "check_same_images", "class_areas", "compare_results", "dataset_image_groups",
-           "evaluate", "format_comparison", "format_groups", "format_interval", "format_results", "group_scores",
+           "evaluate", "format_calibration", "format_comparison", "format_groups", "format_interval", "format_results",
+           "group_scores",
            "hardest_first", "image_names", "image_scores", "majority_class_miou", "most_confused",
            "paired_difference", "read_results", "resampled_scores", "results_for_json", "sampling_units",
            "test_record", "write_per_image", "write_results"]

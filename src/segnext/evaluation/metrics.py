@@ -147,6 +147,27 @@ class ConfidenceCalibration:
                 "under": under}
 
 
+def format_calibration(calibration: dict, table: bool = True) -> str:
+    """`ConfidenceCalibration.compute()` as text: the mean confidence against the accuracy, then
+    (with `table`) each confidence bin's accuracy, and the pixels under each threshold and the errors
+    they hold."""
+    lines = [f"calibration: over {calibration['pixels']:,} labelled pixels the mean confidence is "
+             f"{calibration['mean_confidence']:.1f}% for an accuracy of {calibration['accuracy']:.1f}%; "
+             f"ECE {calibration['ECE']:.2f}% (0: the confidence is the accuracy)",
+             "  confidence   pixels   right"]
+    if not table:
+        return lines[0]
+    for row in calibration["bins"]:
+        if row["pixels"]:
+            share = 100.0 * row["pixels"] / calibration["pixels"]
+            lines.append(f"  {100 * row['from']:3.0f}-{100 * row['to']:3.0f}%   {share:6.1f}%  {row['accuracy']:5.1f}%")
+    for row in calibration["under"]:
+        lines.append(f"  under {100 * row['below']:.0f}% confidence: {row['pixels']:.1f}% of the pixels, "
+                     f"{row['error_rate']:.1f}% of them wrong (the others {row['others_error_rate']:.1f}%): "
+                     f"{row['share_of_errors']:.1f}% of all errors")
+    return "\n".join(lines)
+
+
 def format_results(results: Dict[str, Any], columns: Sequence[str] = DEFAULT_METRIC_COLUMNS,
                    iou_interval: Optional[Sequence[Sequence[float]]] = None) -> str:
     """The per-class table of `columns` (of PER_CLASS_METRICS) and the summary line (aAcc and the

@@ -70,6 +70,12 @@ def model_card(config, parameters: int, source: Optional[str] = None,
             lines += ["| metric | value |", "|---|---:|"]
             lines += [f"| {key} | {metrics[key]:.2f} |" for key in ("mIoU", "aAcc", "mAcc")
                       if isinstance(metrics.get(key), (int, float))]
+        calibration = metrics.get("calibration") or {}
+        if calibration:
+            lines += ["", f"Confidence (the probability it gives its label): {calibration['mean_confidence']:.1f}% "
+                          f"on average over the {calibration['pixels']:,} labelled pixels, for an accuracy of "
+                          f"{calibration['accuracy']:.1f}% (expected calibration error {calibration['ECE']:.2f}%: 0 "
+                          f"when the confidence is the accuracy)."]
         lines.append("")
     lines += ["## Test-time settings", ""]
     settings = config.test_settings

@@ -36,6 +36,7 @@ from ..evaluation import (
     STOPPED_ELSEWHERE,
     EvaluationStopped,
     evaluate,
+    format_calibration,
     format_groups,
     format_interval,
     format_results,
@@ -322,7 +323,7 @@ class Run:
                            shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
                            progress=self.progress, keep_predictions=evaluation.num_overlays if final else 0,
                            also_first=evaluation.max_images if final else None,
-                           workers=reading_workers(images, env.device), per_image=final,
+                           workers=reading_workers(images, env.device), per_image=final, calibration=final,
                            should_stop=self.should_stop)  # a stop request ends the evaluation at once
         # "Best" compares like with like: when periodic evaluations score only the first max_images
         # images, the final one is ranked by its score on those same images.
@@ -368,6 +369,7 @@ class Run:
                        training_data=self.training_data)
             self.say(format_results(results))
             self.say(format_interval(resampled["interval"]))
+            self.say(format_calibration(results["calibration"], table=False))
             if resampled.get("per_group"):
                 self.say(format_groups(resampled["per_group"]))
             if self.validation_note:
@@ -399,6 +401,9 @@ class Run:
         if interval is not None:
             metrics["interval"] = {key: interval[key] for key in ("level", "samples", "unit", "units", "mIoU", "aAcc",
                                                                   "mAcc", "note")}
+        if "calibration" in results:
+            metrics["calibration"] = {key: results["calibration"][key]
+                                      for key in ("pixels", "mean_confidence", "accuracy", "ECE")}
         return metrics
 
     def save_checkpoint(self, name: Optional[str] = None) -> None:
