@@ -107,4 +107,3 @@ def check_runs_distinct(evaluations) -> None:
                 raise ValueError(f"{option} {evaluation['path']}: scores every image exactly as {earlier_option} "
                                  f"{earlier['path']} (the same run given twice, or trained with the same seed); "
                                  f"give each run once, each side its own runs")
-
