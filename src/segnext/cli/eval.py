@@ -269,7 +269,7 @@ def run(args) -> int:
             if drawn.get("per_group"):
                 print(format_groups(drawn["per_group"]))
             if "compared_with" in drawn:
-                print(format_comparison(drawn["compared_with"], dataset.class_names, tested))
+                print(format_comparison(drawn["compared_with"], dataset.class_names, tested, str(source)))
             print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
             if per_image:
                 write_per_image(per_image_csv, results, dataset_image_groups(dataset, len(results["per_image"])))

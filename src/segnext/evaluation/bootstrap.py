@@ -26,6 +26,7 @@ evaluation shows, and widens as it should when only two or three runs estimate i
 from __future__ import annotations
 
 import math
+import os
 from statistics import NormalDist
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -321,10 +322,13 @@ def format_groups(per_group: Sequence[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def format_comparison(compared: dict, class_names, test: Optional[dict] = None) -> str:
+def format_comparison(compared: dict, class_names, test: Optional[dict] = None,
+                      checkpoint: Optional[str] = None) -> str:
     """`paired_difference`'s result as text (with `results` and `checkpoint`, naming the baseline): the
     means, then the classes whose interval leaves out 0, and where the two were tested otherwise (this
-    one's `test` settings against the baseline's, as the results JSON records them) how."""
+    one's `test` settings against the baseline's, as the results JSON records them) how. With this
+    one's `checkpoint` other than the baseline's, one run a side and a difference beyond the images'
+    spread, a note says that it ranks the two trained models, not their recipes."""
     level = f"{100 * compared['level']:.0f}%"
     means = ", ".join(f"{name} {compared[name]:+.2f} ({compared[name + '_interval'][0]:+.2f} to "
                       f"{compared[name + '_interval'][1]:+.2f})" for name in ("mIoU", "aAcc", "mAcc"))
@@ -366,6 +370,12 @@ def format_comparison(compared: dict, class_names, test: Optional[dict] = None) 
         lines.append(f"  tested otherwise: {', '.join(differing)}")
     if compared.get("note"):
         lines.append(f"  note: {compared['note']}")
+    other_weights = checkpoint is not None and compared.get("checkpoint") is not None and \
+        os.path.realpath(str(compared["checkpoint"])) != os.path.realpath(str(checkpoint))
+    if other_weights and runs == baseline_runs == 1 and not low <= 0 <= high:
+        lines.append("  note: this ranks these two trained models; two trainings of one recipe (another train.seed) "
+                     "often differ beyond the spread of the images too: to compare recipes, train each a few times "
+                     "and give the runs as RESULTS... --baseline BASELINE...")
     return "\n".join(lines)
 
 
