@@ -104,6 +104,21 @@ def _worker_pid(launcher: subprocess.Popen, rank: int) -> int:
     raise AssertionError(f"no worker of rank {rank} under torchrun ({launcher.pid})")
 
 
+def _signal_when(launcher: subprocess.Popen, ready, target, signal_number: int, after: float = 0.0):
+    """Once `ready()`, and `after` seconds more, send `signal_number` to the process `target()` names;
+    return torchrun's output and how many seconds it ran on after the signal (killed if it hangs)."""
+    try:
+        _wait_until(launcher, ready)
+        time.sleep(after)
+        os.kill(target(), signal_number)
+        sent = time.time()
+        output, _ = launcher.communicate(timeout=120)
+        return output, time.time() - sent
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+
 def _wait_until(launcher: subprocess.Popen, ready, seconds: float = 240) -> None:
     """Poll `ready()` while torchrun runs; fail with its output if it ends first, or after `seconds`."""
     deadline = time.time() + seconds
@@ -130,16 +145,10 @@ def test_a_killed_or_failing_process_stops_the_others_naming_it_and_a_restart_re
 
     first = subprocess.Popen(launch, env=SUBPROCESS_ENV, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
-    try:
-        _wait_until(first, lambda: (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists())
-        os.kill(_worker_pid(first, rank=1), signal.SIGKILL)
-        killed = time.time()
-        output, _ = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    print(f"torchrun exited {time.time() - killed:.1f} s after rank 1 was killed")
-    assert first.returncode != 0 and time.time() - killed < 60, output
+    second_checkpoint = work_dir / "checkpoints" / checkpointing.checkpoint_name(2)
+    output, seconds = _signal_when(first, second_checkpoint.exists, lambda: _worker_pid(first, rank=1), signal.SIGKILL)
+    print(f"torchrun exited {seconds:.1f} s after rank 1 was killed")
+    assert first.returncode != 0 and seconds < 60, output
     assert "error: rank 1 stopped responding" in output and "This process (rank 0 of 2) stops too" in output, output
     resume_from = checkpointing.latest_checkpoint(work_dir / "checkpoints")
     resumed_at = checkpointing.load(resume_from)["iteration"]
@@ -185,16 +194,10 @@ def test_sigterm_during_an_evaluation_stops_every_process_at_its_checkpoint(tmp_
 
     def at_the_evaluation():
         return any(record["type"] == "train" and record["iter"] == 2 for record in records())
-    try:
-        _wait_until(launcher, at_the_evaluation)
-        time.sleep(0.5)  # the evaluation at iteration 2 has begun: 12 images x 6 passes a process
-        os.kill(launcher.pid if signalled == "torchrun" else _worker_pid(launcher, rank=1), signal.SIGTERM)
-        sent = time.time()
-        output, _ = launcher.communicate(timeout=120)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    print(f"SIGTERM to {signalled}: torchrun exited {time.time() - sent:.1f} s later")
+    # 0.5 s after: the evaluation at iteration 2 has begun (12 images x 6 passes a process)
+    output, seconds = _signal_when(launcher, at_the_evaluation, lambda: launcher.pid if signalled == "torchrun"
+                                   else _worker_pid(launcher, rank=1), signal.SIGTERM, after=0.5)
+    print(f"SIGTERM to {signalled}: torchrun exited {seconds:.1f} s later")
     assert launcher.returncode != 0, output
     assert "Stopped by SIGTERM at iteration 2; checkpoint saved" in output, output
     assert (work_dir / "checkpoints" / checkpointing.checkpoint_name(2)).exists()
