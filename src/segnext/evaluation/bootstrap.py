@@ -225,14 +225,14 @@ def paired_difference(areas, baseline_areas, groups: Optional[Sequence[Optional[
     seed_generator = np.random.default_rng([seed, 1])
     result: Dict[str, Any] = {"level": level, "samples": samples, "unit": "group" if groups is not None else "image",
                               "units": units.shape[1], "runs": len(runs), "baseline_runs": len(baseline_runs)}
-    differences, tails = {}, {}
+    differences, tails, expanded = {}, {}, expanded_tail(level, units.shape[1])
     for name in ("mIoU", "aAcc", "mAcc", "IoU"):
         spread, degrees = _seed_spread(whole[name], baseline_whole[name])
         seeds = np.where(spread > 0, spread * seed_generator.standard_t(degrees, size=(samples,) + spread.shape), 0.0)
         differences[name] = drawn[name] - baseline_drawn[name] + seeds
         # The images' small-sample expansion where they are all the interval holds; where the seeds
         # spread, their part (Student's t already) is what widens it, and would be widened twice.
-        tails[name] = np.where(spread > 0, (1.0 - level) / 2, expanded_tail(level, units.shape[1]))
+        tails[name] = np.where(spread > 0, (1.0 - level) / 2, expanded)
         if name == "mIoU" and (len(runs) > 1 or len(baseline_runs) > 1):
             result["seed_spread"] = {"standard_error": float(spread), "degrees_of_freedom": float(degrees)}
     for name in ("mIoU", "aAcc", "mAcc"):
