@@ -70,8 +70,8 @@ def run(args) -> int:
     else:
         print(f"{len(runs)} runs ({', '.join(evaluation['path'] for evaluation in runs)}) on {scored}: mIoU "
               + ", ".join(f"{value:.2f}" for value in compared["run_mIoU"]))
-    print(format_comparison(compared, class_names, first.get("test"),
-                            first.get("checkpoint") or str(first["path"]) if len(runs) == 1 else None))
+    checkpoint = (first.get("checkpoint") or str(first["path"])) if len(runs) == 1 else None
+    print(format_comparison(compared, class_names, first.get("test"), checkpoint))
     if args.out:
         paths = [evaluation["path"] for evaluation in runs]
         checkpoints = [evaluation.get("checkpoint") for evaluation in runs]

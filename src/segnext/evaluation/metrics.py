@@ -151,12 +151,12 @@ def format_calibration(calibration: dict, table: bool = True) -> str:
     """`ConfidenceCalibration.compute()` as text: the mean confidence against the accuracy, then
     (with `table`) each confidence bin's accuracy, and the pixels under each threshold and the errors
     they hold."""
-    lines = [f"calibration: over {calibration['pixels']:,} labelled pixels the mean confidence is "
-             f"{calibration['mean_confidence']:.1f}% for an accuracy of {calibration['accuracy']:.1f}%; "
-             f"ECE {calibration['ECE']:.2f}% (0: the confidence is the accuracy)",
-             "  confidence   pixels   right"]
+    summary = (f"calibration: over {calibration['pixels']:,} labelled pixels the mean confidence is "
+               f"{calibration['mean_confidence']:.1f}% for an accuracy of {calibration['accuracy']:.1f}%; "
+               f"ECE {calibration['ECE']:.2f}% (0: the confidence is the accuracy)")
     if not table:
-        return lines[0]
+        return summary
+    lines = [summary, "  confidence   pixels   right"]
     for row in calibration["bins"]:
         if row["pixels"]:
             share = 100.0 * row["pixels"] / calibration["pixels"]

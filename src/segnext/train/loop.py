@@ -305,12 +305,12 @@ class Run:
     def periodic_evaluation(self) -> Optional[str]:
         """Evaluate on the way; a stop request during it drops it and is returned (the checkpoint
         then records the evaluation as due, for the resumed run)."""
+        self.evaluation_due = False  # as best.pt, saved during the evaluation, records it
         try:
             self.evaluate(final=False)
         except EvaluationStopped as stopped:
             self.evaluation_due = True
             return requested_stop(stopped)
-        self.evaluation_due = False
         return None
 
     def evaluate(self, final: bool) -> Dict[str, Any]:

@@ -285,10 +285,13 @@ def facts(run: RunFiles) -> List[str]:
     """The lines under the title: how the run stopped, its scores (and what they are worth, when val
     is training data or shares its sequences), its evaluations."""
     notes = [(run.results or {}).get("validation_note"), ((run.results or {}).get("interval") or {}).get("note")]
-    calibration = (run.results or {}).get("calibration") or {}
-    confidence = [f"Confidence: {_number(calibration.get('mean_confidence'))}% on average for an accuracy of "
-                  f"{_number(calibration.get('accuracy'))}% (expected calibration error "
-                  f"{_number(calibration.get('ECE'))}%)"] if calibration else []
+    calibration = (run.results or {}).get("calibration")
+    confidence = []
+    if calibration:
+        from ..evaluation import format_calibration
+
+        summary = format_calibration(calibration, table=False)
+        confidence = [summary[0].upper() + summary[1:]]
     return ([stop_text(run), metrics_text(run)] + confidence + [f"Note: {note}" for note in notes if note]
             + [evaluations_text(run)])
 
