@@ -188,10 +188,10 @@ def test_eval_interval_and_compare_two_models_on_the_same_images(capsys, config_
     assert header.endswith("  IoU 95% interval") and first_class.startswith(names[0])
     class_low, class_high = interval["IoU"][0]
     assert first_class.endswith(f"  {class_low:6.2f} - {class_high:.2f}")  # sky: in every scene
-    # the four val images are all scene_*: one group by their names, so the note says what the interval covers
-    assert "note: the 4 images fall into 1 group by their file names (scene): if those are " in printed
+    # the scenes are drawn apart (their classes.json: "groups": ".+"): no groups, no note on them
+    assert "note:" not in printed and "by group" not in printed and "per_group" not in results
     stored = results["image_areas"]
-    assert stored["images"] == [f"images/val/scene_{i:04d}.png" for i in range(4)] and stored["groups"] == ["scene"] * 4
+    assert stored["images"] == [f"images/val/scene_{i:04d}.png" for i in range(4)] and stored["groups"] is None
     confusion = np.array(results["confusion"])
     summed = areas_from_json(stored["areas"], 8).sum(0).numpy()
     assert (summed[0] == np.diag(confusion)).all() and (summed[1] == confusion.sum(1)).all()
@@ -260,6 +260,7 @@ def test_eval_interval_scores_each_group_of_images(capsys, config_file, scenes, 
         for index, path in enumerate(sorted((root / kind / "val").iterdir())):
             path.rename(path.with_name(f"{'seqA' if index < 3 else 'seqB'}_{index:04d}.png"))
     names = json.loads((scenes / "classes.json").read_text())["classes"]
+    (root / "classes.json").write_text(json.dumps({"classes": names}))  # groups read the default way
     segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / "model")
     out = tmp_path / "groups.json"
     assert main(["eval", str(config_file), f"data.root={root}", "-c", str(tmp_path / "model"), "--out", str(out),

@@ -305,6 +305,9 @@ def test_folder_classes_json_as_a_list_or_id2label(tmp_path, content):
     ({"classes": ["a", "b"], "reduce_zero_label": True, "ignore_index": 2},
      r"ignore_index 2 must be an integer from 3 \(stores class k as k\+1 \(reduce_zero_label\) and 2 classes\)"),
     ({"classes": [str(i) for i in range(255)], "reduce_zero_label": True}, "at most 254 fit"),
+    ({"classes": ["a", "b"], "groups": "(["}, r'"groups" must be a regular expression .* or "\.\+" for images '
+                                            r"independent of one another; '\(\[' is not one \("),
+    ({"classes": ["a", "b"], "groups": None}, '"groups" must be a regular expression .*; got null'),
 ])
 def test_folder_classes_json_errors(tmp_path, content, message):
     (tmp_path / "classes.json").write_text(json.dumps(content))

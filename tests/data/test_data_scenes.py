@@ -45,3 +45,9 @@ def test_scenes_are_never_written_over_or_among_a_users_dataset(tmp_path):
         make_scene_dataset(theirs, num_train=2, num_val=1, size=(32, 40))
     ours = make_scene_dataset(tmp_path / "demo", num_train=2, num_val=1, size=(32, 40))
     assert make_scene_dataset(ours, num_train=2, num_val=1, size=(32, 40)) == ours  # its own scenes: resumed
+    # scenes written before classes.json said that they are independent ("groups") are resumed too
+    meta = json.loads((ours / "classes.json").read_text())
+    assert meta.pop("groups") == ".+"
+    (ours / "classes.json").write_text(json.dumps(meta))
+    assert make_scene_dataset(ours, num_train=2, num_val=1, size=(32, 40)) == ours
+    assert json.loads((ours / "classes.json").read_text())["groups"] == ".+"

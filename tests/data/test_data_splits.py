@@ -19,6 +19,7 @@ from segnext.data.splits import (
     image_groups,
     random_groups,
     shared_group_note,
+    split_groups,
     write_split,
 )
 
@@ -68,11 +69,16 @@ def test_image_groups_name_the_sequence_of_each_image_of_a_dataset(camvid, tmp_p
     assert image_groups(get_spec("camvid"), camvid, "train+val", joined.image_paths) == \
         ["0001TP"] * 3 + ["0006R0"] * 2 + ["0016E5"] * 6
     # a path the split does not list, a camera's file name: in no group; a dataset without groups: None
-    assert image_groups(get_spec("camvid"), camvid, "val", [str(tmp_path / "x.png")]) == [None]
-    photo = camvid / "images" / "test" / "IMG_0001.png"
-    save_pair(photo, camvid / "labels" / "test" / "IMG_0001.png", blob_label(12, 16, (0, 3)), seed=0)
-    assert image_groups(get_spec("camvid"), camvid, "test", [str(photo)]) == [None]
+    val = build_dataset("camvid", camvid, "val").image_paths
+    assert image_groups(get_spec("camvid"), camvid, "val", [str(tmp_path / "x.png")] + val) == \
+        [None] + ["0016E5"] * len(val)
+    photo = camvid / "images" / "val" / "IMG_0001.png"
+    save_pair(photo, camvid / "labels" / "val" / "IMG_0001.png", blob_label(12, 16, (0, 3)), seed=0)
+    assert image_groups(get_spec("camvid"), camvid, "val", [str(photo)] + val) == [None] + ["0016E5"] * len(val)
     assert image_groups(get_spec("ade20k"), camvid, "train", joined.image_paths) is None
+    # no two images in one group (independent images): no groups to resample or to score apart
+    assert image_groups(get_spec("camvid"), camvid, "val", [str(photo), val[0]]) is None
+    assert image_groups(get_spec("camvid"), camvid, "train", joined.image_paths[2:4]) is None
     assert image_groups(get_spec("camvid"), camvid, "no_such_split", joined.image_paths) is None
 
 
@@ -199,3 +205,58 @@ def test_a_folder_without_split_folders_becomes_train_and_val_by_whole_groups(tm
     assert sorted(p.name for p in (source / "images").iterdir()) == sorted(f"{stem}.jpg" for stem in stems)
     assert not (root / "images").is_symlink() and (root / "images" / "train").is_dir()
     assert np.array_equal(train[0]["image"], read_image(source / "images" / Path(train.image_paths[0]).name))
+
+
+def test_a_classes_json_says_how_the_file_names_carry_groups(tmp_path, capsys):
+    """Sites named before a "-" (north-cam0-0001): the folder's classes.json says so once ("groups"),
+    and splitting, the notes on shared groups, the intervals' resampling and `data check` read it."""
+    root = tmp_path / "sites"
+    stems = [f"{site}-cam{frame % 2}-{frame:04d}" for site in ("north", "south", "east", "west") for frame in range(3)]
+    _pairs(root, [("images", "labels")], {"images": stems})
+    (root / "classes.json").write_text(json.dumps({"classes": ["a", "b", "c"], "groups": "^([^-]+)-"}))
+    assert main(["data", "split", "folder", str(root), "--split", ".", "--hold-out", "south"]) == 0
+    assert "12 pairs in 4 groups (pattern '^([^-]+)-')\n  east " in capsys.readouterr().out
+    val = build_dataset("folder", root, "val")
+    assert image_groups(get_spec("folder", root), root, "val", val.image_paths) == ["south"] * 3
+    main(["data", "check", "folder", str(root), "--no-progress", "--no-frequencies"])
+    assert "shares groups" not in capsys.readouterr().out
+
+    # a name the pattern misses is a problem of `data check`, named
+    _pairs(root, [("images/val", "labels/val")], {"images/val": ["north_0009"]})
+    assert main(["data", "check", "folder", str(root), "--split", "val", "--no-progress", "--no-frequencies"]) == 1
+    assert (f"{root / 'images/val/north_0009.jpg'}: the group pattern '^([^-]+)-' (\"groups\" in classes.json) finds "
+            f"nothing in this name (1 of the 4 names)") in capsys.readouterr().out
+
+    # ".+": each image its own group (independent photos); no table of groups of one
+    (root / "classes.json").write_text(json.dumps({"classes": ["a", "b", "c"], "groups": ".+"}))
+    assert main(["data", "split", "folder", str(root), "--split", "val"]) == 0
+    assert capsys.readouterr().out == "folder val: 4 pairs in 4 groups of one image each (pattern '.+')\n"
+    val = build_dataset("folder", root, "val")
+    assert image_groups(get_spec("folder", root), root, "val", val.image_paths) is None
+
+
+def test_the_groups_listed_are_bounded(tmp_path, capsys):
+    root = tmp_path / "many"
+    _pairs(root, [("images/train", "labels/train")], {"images/train": [f"seq{i:02d}_{f}" for i in range(45)
+                                                                         for f in range(2)]})
+    (root / "classes.json").write_text(json.dumps({"classes": ["a", "b", "c"]}))
+    assert main(["data", "split", "folder", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "folder train: 90 pairs in 45 groups (pattern '^[^_/]+')" and lines[1].split() == ["seq00", "2"]
+    assert len(lines) == 42 and lines[-1] == "  ... and 5 more groups"
+
+
+@pytest.mark.parametrize("classes_json", [{"classes": ["a", "b", "c"]}, {"classes": ["a", "b", "c"], "groups": ".+"}])
+def test_images_of_their_own_share_no_group_with_the_same_names_in_train(tmp_path, capsys, classes_json):
+    """Splits numbered alike (train/0001.png, val/0001.png) or read as independent (".+"): a name
+    that is its own group names one image, not a sequence that val shares with train."""
+    names = ["0001", "0002", "0003"] if len(classes_json) == 1 else ["scene_0001", "scene_0002", "scene_0003"]
+    _pairs(tmp_path, [("images/train", "labels/train"), ("images/val", "labels/val")],
+           {"images/train": names, "images/val": names[:2]})
+    (tmp_path / "classes.json").write_text(json.dumps(classes_json))
+    main(["data", "check", "folder", str(tmp_path), "--no-progress", "--no-frequencies"])
+    assert "shares groups" not in capsys.readouterr().out
+    spec = get_spec("folder", tmp_path)
+    assert shared_group_note(spec, tmp_path, "train", "val") is None and split_groups(spec, tmp_path, "train") == {}
+    val = build_dataset("folder", tmp_path, "val")
+    assert image_groups(spec, tmp_path, "val", val.image_paths) is None

@@ -247,6 +247,9 @@ def _note_shared_groups(name: str, root: str, reports) -> None:
             print(f"note: {note}")
 
 
+SHOWN_GROUPS = 40  # the groups `data split` lists with their sizes; the rest are counted
+
+
 def run_split(args) -> int:
     from ..data.datasets import get_spec, list_split
     from ..data.splits import groups, hold_out, random_groups, write_split
@@ -258,10 +261,14 @@ def run_split(args) -> int:
                          f"pass --groups REGEX, a regular expression that finds one in every file name")
     listing = list_split(spec, args.root, args.split)
     by_group = groups(listing, pattern)
-    print(f"{spec.name} {listing.split}: {count(len(listing.pairs), 'pair')} in {count(len(by_group), 'group')} "
-          f"(pattern {pattern!r})")
-    for group, pairs in by_group.items():
+    alone = len(by_group) == len(listing.pairs)  # independent images (pattern '.+'): no table of ones
+    print(f"{spec.name} {listing.split}: {count(len(listing.pairs), 'pair')} in {count(len(by_group), 'group')}"
+          f"{' of one image each' if alone else ''} (pattern {pattern!r})")
+    shown_groups = [] if alone else list(by_group.items())
+    for group, pairs in shown_groups[:SHOWN_GROUPS]:
         print(f"  {group:<20} {len(pairs):>6}")
+    if len(shown_groups) > SHOWN_GROUPS:
+        print(f"  ... and {len(shown_groups) - SHOWN_GROUPS} more groups")
     if args.hold_out_fraction is not None:
         held_groups = random_groups(listing, args.hold_out_fraction, pattern, args.seed)
     elif args.hold_out:

@@ -7,6 +7,7 @@ For each split it lists the pairs like `build_dataset` does, then decodes every 
 - files that cannot be read (missing, truncated, corrupt, unusable mode);
 - image and label of different sizes;
 - label values that are not classes of the dataset (nor the ignore value);
+- file names in which the dataset's own group pattern (a classes.json's "groups") finds nothing;
 - a training split that labels one class or none (a note for each class it lacks), with what to
   do where the pixels are likely stored as the ignore value (binary masks of 0 and 255).
 It also counts the pairs (compared with the standard release, as a note) and the pixels of every
@@ -16,6 +17,7 @@ returns the reports; the CLI exits non-zero when any problem was found.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence
 
@@ -25,6 +27,7 @@ from ..constants import IGNORE_INDEX
 from ..utils import count
 from .conversion import run_tasks
 from .datasets import (
+    GROUP_PATTERN,
     DatasetSpec,
     Listing,
     SplitNotFound,
@@ -39,6 +42,7 @@ from .datasets import (
 )
 from .io import DataError, read_image, read_label
 from .selection import select_spec_classes
+from .splits import relative_stem
 
 ABSENT = "absent"  # SplitReport.layout of a standard split with no folder below the root
 
@@ -97,6 +101,20 @@ def _listing_problems(listing: Listing) -> List[str]:
     return problems
 
 
+def _group_problems(spec: DatasetSpec, listing: Listing) -> List[str]:
+    """A group pattern of the dataset's own that finds nothing in some file names: every tool that
+    reads groups (data split, the intervals, the notes on shared sequences) would stop at them."""
+    if spec.group_pattern in (None, GROUP_PATTERN):
+        return []
+    missed = [image for image, _ in listing.pairs
+              if re.search(spec.group_pattern, relative_stem(listing, image)) is None]
+    if not missed:
+        return []
+    return [f"{missed[0]}: the group pattern {spec.group_pattern!r} (\"groups\" in classes.json) finds nothing in "
+            f"this name ({len(missed)} of the {count(len(listing.pairs), 'name')}); correct the pattern so that it "
+            f"finds the video sequence (or site) in every file name, or write \".+\" if the images are independent"]
+
+
 def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
                 progress: bool = True) -> SplitReport:
     try:
@@ -108,7 +126,7 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
                            problems=[str(error)])
     layout = listing.layout
     report = SplitReport(spec.name, listing.split, str(listing.root), layout.describe(listing.root, listing.split),
-                         len(listing.pairs), problems=_listing_problems(listing))
+                         len(listing.pairs), problems=_listing_problems(listing) + _group_problems(spec, listing))
     expected = spec.expected_counts.get(listing.split)
     if expected is not None and expected != len(listing.pairs):
         report.notes.append(f"{count(len(listing.pairs), 'pair')} in {listing.split}; the standard release has "

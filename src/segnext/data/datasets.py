@@ -16,6 +16,7 @@ the number of DataLoader workers or the order in which they ask.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -308,6 +309,7 @@ class FolderClasses:
     palette: List[List[int]]
     ignore_index: int  # the stored value that means "no label" (read as 255)
     reduce_zero_label: bool  # stored 0 = no label, stored k = class k-1 (MMSegmentation's name)
+    group_pattern: str = GROUP_PATTERN  # how a file name carries its group (video sequence, site)
 
     @property
     def label_map(self) -> LabelMap:
@@ -318,10 +320,12 @@ class FolderClasses:
 
 def read_folder_classes(path: Path) -> FolderClasses:
     """A classes.json like the converted CamVid's: {"classes": [...], "palette": [[r, g, b], ...],
-    "ignore_index": 255, "num_classes": N, "reduce_zero_label": false}. Only "classes" is required;
-    other keys are ignored. Two shorter forms are read too: a bare list of the names
-    (["sky", "road"]), and transformers' id2label ({"0": "sky", "1": "road"}, alone or inside a
-    model's config.json), whose palette is the default one."""
+    "ignore_index": 255, "num_classes": N, "reduce_zero_label": false, "groups": "^[^_/]+"}. Only
+    "classes" is required; other keys are ignored. "groups" is the regular expression that finds each
+    file's group (video sequence, site) in its name, as `segnext data split --groups` takes it (".+":
+    the images are independent of one another, each its own group). Two shorter forms are read too:
+    a bare list of the names (["sky", "road"]), and transformers' id2label ({"0": "sky", "1":
+    "road"}, alone or inside a model's config.json), whose palette is the default one."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no classes.json; the folder layout needs one"
@@ -363,7 +367,22 @@ def read_folder_classes(path: Path) -> FolderClasses:
           or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
                      for c in palette)):
         raise DataError(f"{path}: \"palette\" must hold one [r, g, b] (0..255) per class ({len(names)})")
-    return FolderClasses(list(names), [list(c) for c in palette], ignore, reduce)
+    return FolderClasses(list(names), [list(c) for c in palette], ignore, reduce,
+                         _group_pattern(meta.get("groups", GROUP_PATTERN), path))
+
+
+def _group_pattern(pattern, path: Path) -> str:
+    """The "groups" of a classes.json, checked to be a regular expression."""
+    usage = (f'{path}: "groups" must be a regular expression that finds the group (video sequence, site) in each '
+             f'file name, e.g. "^[^_/]+" (the default: the name up to the first "_" or "/"), or ".+" for images '
+             f'independent of one another')
+    if not isinstance(pattern, str) or not pattern:
+        raise DataError(f"{usage}; got {json.dumps(pattern)}")
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise DataError(f"{usage}; {pattern!r} is not one ({error})") from None
+    return pattern
 
 
 def _id2label_names(id2label: dict, path: Path) -> Optional[List[str]]:
@@ -455,7 +474,7 @@ def folder_spec(root: Path, name: str = "folder") -> DatasetSpec:
     return DatasetSpec(name=name, title=base.title, class_names=tuple(classes.names),
                        palette=tuple(tuple(c) for c in classes.palette),
                        layouts=_folder_layouts(classes.label_map),
-                       splits=base.splits, prepare=base.prepare)
+                       splits=base.splits, prepare=base.prepare, group_pattern=classes.group_pattern)
 
 
 # --------------------------------------------------------------------------------------------

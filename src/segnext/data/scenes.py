@@ -98,7 +98,8 @@ def make_scene_dataset(root, num_train: int = 160, num_val: int = 40, size: Tupl
     cv2 = opencv()
     root = Path(root)
     meta = {"dataset": "segnext built-in demo scenes (synthetic)", "num_classes": len(CLASSES),
-            "ignore_index": 255, "classes": CLASSES, "palette": PALETTE}
+            "ignore_index": 255, "classes": CLASSES, "palette": PALETTE,
+            "groups": ".+"}  # each scene is drawn on its own: no two are frames of one sequence
     _refuse_another_dataset(root, meta)
     rng = np.random.default_rng(seed)
     for split, count in (("train", num_train), ("val", num_val)):
@@ -121,7 +122,9 @@ def _refuse_another_dataset(root: Path, meta: dict) -> None:
     nor among, the files of a user's dataset (a demo given the folder of a project with its data/)."""
     classes = root / "classes.json"
     try:
-        ours = not classes.exists() or json.loads(classes.read_text()) == meta
+        written = json.loads(classes.read_text()) if classes.exists() else meta
+        # scenes written before classes.json named their groups are ours too (it is written anew)
+        ours = written == meta or written == {key: value for key, value in meta.items() if key != "groups"}
     except ValueError:
         ours = False
     others = [path for split in ("train", "val") for folder in (root / "images" / split, root / "labels" / split)

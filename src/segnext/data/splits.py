@@ -56,16 +56,28 @@ def groups(listing: Listing, pattern: str = GROUP_PATTERN) -> Dict[str, List[Pai
     return found
 
 
+def shared_group(listing: Listing, image: Path, pattern: str) -> Optional[str]:
+    """The image's group, or None where the group is its whole name: an image of its own (named
+    0001.png, or read with the pattern ".+"), whose name in another split is another image."""
+    stem = relative_stem(listing, image)
+    group = group_of(stem, pattern)
+    return None if group == stem else group
+
+
 def split_groups(spec: DatasetSpec, root, split: str) -> Optional[Dict[str, int]]:
-    """Frames per group (video sequence, city) of `split` ("+" joins splits), or None when the
-    dataset's names carry no groups (spec.group_pattern None) or the split cannot be listed."""
+    """Frames per group (video sequence, city) of `split` ("+" joins splits; images of their own,
+    `shared_group`, left out), or None when the dataset's names carry no groups (spec.group_pattern
+    None) or the split cannot be listed."""
     if spec.group_pattern is None:
         return None
     counts: Dict[str, int] = {}
     try:
         for part in split_names(split):
-            for group, pairs in groups(list_split(spec, root, part), spec.group_pattern).items():
-                counts[group] = counts.get(group, 0) + len(pairs)
+            listing = list_split(spec, root, part)
+            for image, _ in listing.pairs:
+                group = shared_group(listing, image, spec.group_pattern)
+                if group is not None:
+                    counts[group] = counts.get(group, 0) + 1
     except DataError:  # a split absent, or names the pattern does not match
         return None
     return counts
@@ -73,9 +85,10 @@ def split_groups(spec: DatasetSpec, root, split: str) -> Optional[Dict[str, int]
 
 def image_groups(spec: DatasetSpec, root, split: str, image_paths: Sequence[str]) -> Optional[List[Optional[str]]]:
     """The group (video sequence, city) of each of `image_paths` (images of `split` below `root`; "+"
-    joins splits): None for an image whose name is one a camera gives its files (`CAMERA_PREFIXES`)
-    or that the split does not list. None when the dataset's names carry no groups
-    (spec.group_pattern None) or the split cannot be listed."""
+    joins splits): None for an image of its own (`shared_group`), whose name is one a camera gives
+    its files (`CAMERA_PREFIXES`) or that the split does not list. None when the dataset's names
+    carry no groups (spec.group_pattern None), when no two of the images share one, or when the split
+    cannot be listed."""
     if spec.group_pattern is None:
         return None
     found: Dict[str, str] = {}
@@ -83,11 +96,13 @@ def image_groups(spec: DatasetSpec, root, split: str, image_paths: Sequence[str]
         for part in split_names(split):
             listing = list_split(spec, root, part)
             for image, _ in listing.pairs:
-                found[str(image)] = group_of(relative_stem(listing, image), spec.group_pattern)
+                found[str(image)] = shared_group(listing, image, spec.group_pattern)
     except DataError:  # a split absent, or names the pattern does not match
         return None
     named = [found.get(str(path)) for path in image_paths]
-    return [group if group is not None and group.lower() not in CAMERA_PREFIXES else None for group in named]
+    named = [group if group is not None and group.lower() not in CAMERA_PREFIXES else None for group in named]
+    grouped = [group for group in named if group is not None]
+    return named if len(set(grouped)) < len(grouped) else None
 
 
 def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: str,

@@ -199,7 +199,8 @@ class DataSection:
 
     def training_data(self) -> Optional[dict]:
         """What a model trained on this section's data records of it (`segnext.save_model`): the
-        dataset, the training split and its frames per group; None for a Hugging Face dataset."""
+        dataset, the training split and its frames per group (None where the names carry no groups);
+        None for a Hugging Face dataset."""
         from ..data import DATASETS
         from ..data.datasets import get_spec
         from ..data.splits import split_groups
@@ -208,7 +209,7 @@ class DataSection:
             return None
         root = Path(self.root).expanduser()
         return {"dataset": self.dataset, "split": self.train_split,
-                "groups": split_groups(get_spec(self.dataset, root), root, self.train_split)}
+                "groups": split_groups(get_spec(self.dataset, root), root, self.train_split) or None}
 
     def validation_note(self, training_data: Optional[dict] = None) -> Optional[str]:
         """What the val scores are worth when val is training data or shares its sequences (a note for
