@@ -206,6 +206,17 @@ def test_a_folder_without_split_folders_becomes_train_and_val_by_whole_groups(tm
     assert not (root / "images").is_symlink() and (root / "images" / "train").is_dir()
     assert np.array_equal(train[0]["image"], read_image(source / "images" / Path(train.image_paths[0]).name))
 
+    # Split again under other names: the splits written inside the folder are links to its images, not
+    # more images (they would be listed twice, and could land on both sides)
+    assert main(["data", "split", "folder", str(root), "--split", ".", "--hold-out-fraction", "0.25", "--seed", "1",
+                 "--names", "train2", "val2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("(the splits written in it before, train, val, are left out: their images are links to ")
+    assert "10 pairs in 3 groups" in out
+    train2, val2 = build_dataset("folder", root, "train2"), build_dataset("folder", root, "val2")
+    files = lambda dataset: {Path(path).resolve() for path in dataset.image_paths}  # noqa: E731
+    assert len(train2) + len(val2) == 10 and not files(train2) & files(val2) and not walks(train2) & walks(val2)
+
 
 def test_a_classes_json_says_how_the_file_names_carry_groups(tmp_path, capsys):
     """Sites named before a "-" (north-cam0-0001): the folder's classes.json says so once ("groups"),
