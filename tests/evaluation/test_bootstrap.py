@@ -60,6 +60,24 @@ def test_small_samples_widen_the_percentile_interval_by_students_t():
         np.percentile(scores, [tail, 100 - tail]).tolist())
 
 
+def test_an_interval_from_too_few_images_says_that_it_is_the_range_of_the_resamples():
+    from segnext.evaluation.bootstrap import few_units_note
+
+    areas = SIMULATION.population(np.random.default_rng(3), 6, 1, 0.0, 0.8).astype(np.float64)
+    two = bootstrap_interval(areas[:2])
+    alone = [SIMULATION.miou(areas[index][None]) for index in (0, 1)]  # a resample of one image twice
+    assert two["mIoU"] == pytest.approx(sorted(alone))
+    assert few_units_note(two) == ("with 2 images the interval is the whole range of the resamples: too few images "
+                                   "to tell how far the score would move on others")
+    assert few_units_note(bootstrap_interval(areas[:5])).startswith("with 5 images")
+    assert few_units_note(bootstrap_interval(areas[:5], samples=2000)) is None  # 1.9 resamples a tail
+    assert few_units_note(bootstrap_interval(areas)) is None
+    assert few_units_note(bootstrap_interval(areas[:4], ["a", "a", "b", "c"])).startswith("with 3 groups")
+    assert few_units_note(paired_difference(areas[:3], areas[3:])).startswith("with 3 images")
+    # with several runs a side the seeds' part widens the interval, its tails are the plain ones
+    assert few_units_note(paired_difference(np.stack([areas[:3]] * 2), np.stack([areas[3:]] * 2))) is None
+
+
 def test_alike_frames_need_their_groups_resampled_not_the_frames():
     # 12 sequences of 8 frames, the frames of a sequence alike: resampling frames gives an interval far
     # too narrow (it holds the truth about half the time); resampling whole sequences gives back ~95%

@@ -301,6 +301,21 @@ def _run_scores(draws: np.ndarray, units: np.ndarray) -> Dict[str, np.ndarray]:
     return {name: value.reshape((samples, runs) + value.shape[1:]) for name, value in _scores(summed).items()}
 
 
+def few_units_note(interval: Dict[str, Any]) -> Optional[str]:
+    """A note for an interval (`bootstrap_interval`'s, or `paired_difference`'s of one run a side) from
+    so few images or groups that its expanded tails hold less than one resample each: it is then the
+    whole range of the resamples (two images: from the score of the one alone to that of the other),
+    honest but not an estimate of the spread. None otherwise."""
+    if interval.get("runs", 1) > 1 or interval.get("baseline_runs", 1) > 1:  # the seeds' t part sets the tails
+        return None
+    units = interval["units"]
+    if expanded_tail(interval["level"], units) * interval["samples"] >= 1:
+        return None
+    kind = "groups" if interval["unit"] == "group" else "images"
+    return (f"with {units} {kind} the interval is the whole range of the resamples: too few {kind} to tell how far "
+            f"the score would move on others")
+
+
 def format_interval(interval: dict) -> str:
     """`bootstrap_interval`'s result as text: the means' intervals and what they cover (its `note`)."""
     units = (f"the {interval['units']:,} groups of images (sequences, cities: read from the file names)"

@@ -22,7 +22,7 @@ import torch
 from ..constants import PER_CLASS_METRICS
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe, json_text, write_csv
-from .bootstrap import bootstrap_interval, paired_difference, sampling_units
+from .bootstrap import bootstrap_interval, few_units_note, paired_difference, sampling_units
 from .metrics import image_scores
 
 
@@ -168,7 +168,12 @@ def compare_results(areas, baseline, groups: Optional[Sequence[Optional[str]]]) 
     named = {key: [other.get(key) for other in baselines] if len(baselines) > 1 else baselines[0].get(key)
              for key in ("path", "checkpoint")}
     return {"results": named["path"], "checkpoint": named["checkpoint"], "test": baselines[0].get("test"),
-            "images": len(runs[0]), "note": note, **difference}
+            "images": len(runs[0]), "note": _with_few_units_note(note, difference), **difference}
+
+
+def _with_few_units_note(note: Optional[str], interval: Dict[str, Any]) -> Optional[str]:
+    """`sampling_units`' note on what the interval covers, and `few_units_note`'s, joined."""
+    return "; ".join(part for part in (note, few_units_note(interval)) if part) or None
 
 
 def group_scores(areas, groups: Optional[Sequence[Optional[str]]]) -> List[Dict[str, Any]]:
@@ -201,8 +206,8 @@ def resampled_scores(results: Dict[str, Any], dataset, *, interval: bool = True,
                                                "areas": areas_for_json(areas)}}
     if interval:
         resampled_groups, note = sampling_units(groups, len(areas))
-        section["interval"] = {**bootstrap_interval(areas.numpy(), resampled_groups), "images": len(areas),
-                               "note": note}
+        interval = bootstrap_interval(areas.numpy(), resampled_groups)
+        section["interval"] = {**interval, "images": len(areas), "note": _with_few_units_note(note, interval)}
         scored = group_scores(areas, groups)
         if scored:
             section["per_group"] = scored
