@@ -230,7 +230,9 @@ def test_a_classes_json_says_how_the_file_names_carry_groups(tmp_path, capsys):
     val = build_dataset("folder", root, "val")
     assert image_groups(get_spec("folder", root), root, "val", val.image_paths) == ["south"] * 3
     main(["data", "check", "folder", str(root), "--no-progress", "--no-frequencies"])
-    assert "shares groups" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "shares groups" not in out
+    assert "  groups read from the file names (sequences, sites): 3 (east 3, north 3, west 3)\n" in out
 
     # a name the pattern misses is a problem of `data check`, named
     _pairs(root, [("images/val", "labels/val")], {"images/val": ["north_0009"]})

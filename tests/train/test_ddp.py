@@ -167,12 +167,13 @@ def test_a_killed_or_failing_process_stops_the_others_naming_it_and_a_restart_re
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not Path("/proc/self/task").is_dir(),
                     reason="needs torch.distributed and Linux /proc (to find torchrun's workers)")
-@pytest.mark.parametrize("signalled", ["rank 1", pytest.param("torchrun", marks=pytest.mark.slow)])
+@pytest.mark.slow  # 15 s a variant; the agreement is tests/evaluation's (processes as threads), the stop test_resume's
+@pytest.mark.parametrize("signalled", ["rank 1", "torchrun"])
 def test_sigterm_during_an_evaluation_stops_every_process_at_its_checkpoint(tmp_path, signalled):
     """SIGTERM to one process during a periodic evaluation: it leaves at its next image, the other at the
     end of its share; they agree, save the checkpoint and exit as stopped by SIGTERM, the evaluation
     dropped. Or to torchrun, which passes it on to every process (and kills them 30 s later): each
-    leaves at its next image (slow: the same code as each process asked alone)."""
+    leaves at its next image."""
     from segnext.data.scenes import make_scene_dataset
 
     torchrun = shutil.which("torchrun")

@@ -192,6 +192,10 @@ def run_check(args) -> int:
             continue
         print(f"{report.dataset} {report.split}: {count(report.pairs, 'pair')} in {report.root}")
         print(f"  layout: {report.layout}")
+        if report.groups:
+            shown = ", ".join(f"{group} {pairs:,}" for group, pairs in list(report.groups.items())[:SHOWN_GROUPS])
+            more = f", ... {len(report.groups) - SHOWN_GROUPS} more" if len(report.groups) > SHOWN_GROUPS else ""
+            print(f"  groups read from the file names (sequences, sites): {len(report.groups):,} ({shown}{more})")
         for note in report.notes:
             print(f"  note: {note}")
         if report.class_pixels is not None and not args.no_frequencies:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from .datasets import (
 )
 from .io import DataError, read_image, read_label
 from .selection import select_spec_classes
-from .splits import relative_stem
+from .splits import CAMERA_PREFIXES, relative_stem, shared_group
 
 ABSENT = "absent"  # SplitReport.layout of a standard split with no folder below the root
 
@@ -56,6 +56,7 @@ class SplitReport:
     pairs: int
     problems: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    groups: Optional[Dict[str, int]] = None  # pairs per group read from the file names (None: the names carry none)
     class_pixels: Optional[np.ndarray] = None  # pixels per class id (after the label map)
     images_with_class: Optional[np.ndarray] = None  # pairs in which each class occurs
     pixels_of_images_with_class: Optional[np.ndarray] = None  # all pixels of those pairs (ignored ones too)
@@ -115,6 +116,23 @@ def _group_problems(spec: DatasetSpec, listing: Listing) -> List[str]:
             f"finds the video sequence (or site) in every file name, or write \".+\" if the images are independent"]
 
 
+def _groups(spec: DatasetSpec, listing: Listing) -> Optional[Dict[str, int]]:
+    """Pairs per group (video sequence, city, site) as the file names carry them, in order of first
+    appearance; None where they carry none (each name its own group, or no pattern). The prefixes
+    cameras give their files (IMG_0001) are no groups."""
+    if spec.group_pattern is None:
+        return None
+    found: Dict[str, int] = {}
+    for image, _ in listing.pairs:
+        try:
+            group = shared_group(listing, image, spec.group_pattern)
+        except DataError:  # a name the pattern misses: `_group_problems` names it
+            continue
+        if group is not None and group.lower() not in CAMERA_PREFIXES:
+            found[group] = found.get(group, 0) + 1
+    return found or None
+
+
 def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
                 progress: bool = True) -> SplitReport:
     try:
@@ -127,6 +145,7 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     layout = listing.layout
     report = SplitReport(spec.name, listing.split, str(listing.root), layout.describe(listing.root, listing.split),
                          len(listing.pairs), problems=_listing_problems(listing) + _group_problems(spec, listing))
+    report.groups = _groups(spec, listing)
     expected = spec.expected_counts.get(listing.split)
     if expected is not None and expected != len(listing.pairs):
         report.notes.append(f"{count(len(listing.pairs), 'pair')} in {listing.split}; the standard release has "
