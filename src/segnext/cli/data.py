@@ -110,8 +110,9 @@ def register(subparsers) -> None:
                             "(images directly in ROOT/images/, labels in ROOT/labels/)")
     split.add_argument("--groups", default=None, metavar="REGEX",
                        help="regular expression that finds the group in a file name (default: the dataset's; the "
-                            "name up to the first '_' or '/' for CamVid, Cityscapes, iSAID and folders); its first "
-                            "group, if it has one, is the group")
+                            "name up to the first '_' or '/' for CamVid, Cityscapes, iSAID and folders, or a folder's "
+                            "classes.json \"groups\"); its first group, if it has one, is the group; '.+': each "
+                            "file its own")
     held = split.add_mutually_exclusive_group()
     held.add_argument("--hold-out", nargs="+", metavar="GROUP", help="the groups to hold out")
     held.add_argument("--hold-out-fraction", type=float, metavar="F",
