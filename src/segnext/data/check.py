@@ -17,9 +17,8 @@ returns the reports; the CLI exits non-zero when any problem was found.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -42,7 +41,7 @@ from .datasets import (
 )
 from .io import DataError, read_image, read_label
 from .selection import select_spec_classes
-from .splits import CAMERA_PREFIXES, relative_stem, shared_group
+from .splits import CAMERA_PREFIXES, shared_group
 
 ABSENT = "absent"  # SplitReport.layout of a standard split with no folder below the root
 
@@ -102,35 +101,30 @@ def _listing_problems(listing: Listing) -> List[str]:
     return problems
 
 
-def _group_problems(spec: DatasetSpec, listing: Listing) -> List[str]:
-    """A group pattern of the dataset's own that finds nothing in some file names: every tool that
-    reads groups (data split, the intervals, the notes on shared sequences) would stop at them."""
-    if spec.group_pattern in (None, GROUP_PATTERN):
-        return []
-    missed = [image for image, _ in listing.pairs
-              if re.search(spec.group_pattern, relative_stem(listing, image)) is None]
-    if not missed:
-        return []
-    return [f"{missed[0]}: the group pattern {spec.group_pattern!r} (\"groups\" in classes.json) finds nothing in "
-            f"this name ({len(missed)} of the {count(len(listing.pairs), 'name')}); correct the pattern so that it "
-            f"finds the video sequence (or site) in every file name, or write \".+\" if the images are independent"]
-
-
-def _groups(spec: DatasetSpec, listing: Listing) -> Optional[Dict[str, int]]:
-    """Pairs per group (video sequence, city, site) as the file names carry them, in order of first
-    appearance; None where they carry none (each name its own group, or no pattern). The prefixes
-    cameras give their files (IMG_0001) are no groups."""
+def _groups(spec: DatasetSpec, listing: Listing) -> Tuple[Optional[Dict[str, int]], List[str]]:
+    """(pairs per group (video sequence, city, site) as the file names carry them, in order of first
+    appearance, None where they carry none: each name its own group, or no pattern; the prefixes
+    cameras give their files (IMG_0001) are no groups. The problem of a group pattern of the
+    dataset's own, a classes.json's, that finds nothing in some names: every tool that reads groups
+    (data split, the intervals, the notes on shared sequences) would stop at them.)"""
     if spec.group_pattern is None:
-        return None
+        return None, []
     found: Dict[str, int] = {}
+    missed = []
     for image, _ in listing.pairs:
         try:
             group = shared_group(listing, image, spec.group_pattern)
-        except DataError:  # a name the pattern misses: `_group_problems` names it
+        except DataError:
+            missed.append(image)
             continue
         if group is not None and group.lower() not in CAMERA_PREFIXES:
             found[group] = found.get(group, 0) + 1
-    return found or None
+    if not missed or spec.group_pattern == GROUP_PATTERN:  # the default finds a group in all but "_..." names
+        return found or None, []
+    return found or None, [
+        f"{missed[0]}: the group pattern {spec.group_pattern!r} (\"groups\" in classes.json) finds nothing in this "
+        f"name ({len(missed)} of the {count(len(listing.pairs), 'name')}); correct the pattern so that it finds the "
+        f"video sequence (or site) in every file name, or write \".+\" if the images are independent"]
 
 
 def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
@@ -144,8 +138,9 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
                            problems=[str(error)])
     layout = listing.layout
     report = SplitReport(spec.name, listing.split, str(listing.root), layout.describe(listing.root, listing.split),
-                         len(listing.pairs), problems=_listing_problems(listing) + _group_problems(spec, listing))
-    report.groups = _groups(spec, listing)
+                         len(listing.pairs), problems=_listing_problems(listing))
+    report.groups, group_problems = _groups(spec, listing)
+    report.problems += group_problems
     expected = spec.expected_counts.get(listing.split)
     if expected is not None and expected != len(listing.pairs):
         report.notes.append(f"{count(len(listing.pairs), 'pair')} in {listing.split}; the standard release has "
