@@ -13,6 +13,7 @@ from segnext.cli.main import main
 from segnext.data import DataError, build_dataset, read_image
 from segnext.data.datasets import get_spec, list_split
 from segnext.data.splits import (
+    group_folds,
     group_of,
     groups,
     hold_out,
@@ -273,3 +274,30 @@ def test_images_of_their_own_share_no_group_with_the_same_names_in_train(tmp_pat
     assert shared_group_note(spec, tmp_path, "train", "val") is None and split_groups(spec, tmp_path, "train") == {}
     val = build_dataset("folder", tmp_path, "val")
     assert image_groups(spec, tmp_path, "val", val.image_paths) is None
+
+
+def test_folds_hold_out_each_group_once_in_folds_of_near_equal_size(tmp_path, capsys):
+    sizes = {"walkA": 5, "walkB": 3, "walkC": 3, "walkD": 2, "walkE": 1}
+    _pairs(tmp_path, [("images/train", "labels/train")],
+           {"images/train": [f"{walk}_{frame:04d}" for walk, frames in sizes.items() for frame in range(frames)]})
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["a", "b", "c"]}))
+    listing = list_split(get_spec("folder", tmp_path), tmp_path, "train")
+    folds = group_folds(listing, 2)
+    assert sorted(group for fold in folds for group in fold) == sorted(sizes)  # each group in one fold
+    assert sorted(sum(sizes[group] for group in fold) for fold in folds) == [7, 7]  # largest first, to the smallest
+    assert group_folds(listing, 2, seed=0) == folds and len(group_folds(listing, 5)) == 5
+    with pytest.raises(DataError, match=r"train: 5 groups \(pattern '\^\[\^_/\]\+'\) cannot make 6 folds.*ask for 2 to "
+                                        r"5 folds, or pass --groups"):
+        group_folds(listing, 6)
+
+    assert main(["data", "split", "folder", str(tmp_path), "--folds", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "fold 3: wrote train_fit_fold3 (" in out and "data.train_split=train_fit_fold1 " in out
+    seen = []
+    for number in (1, 2, 3):
+        fit = build_dataset("folder", tmp_path, f"train_fit_fold{number}").image_paths
+        held = build_dataset("folder", tmp_path, f"train_heldout_fold{number}").image_paths
+        walks = [{Path(path).name.split("_")[0] for path in paths} for paths in (fit, held)]
+        assert len(fit) + len(held) == 14 and not walks[0] & walks[1]  # no sequence on both sides
+        seen += sorted(walks[1])
+    assert sorted(seen) == sorted(sizes)  # every sequence scored once

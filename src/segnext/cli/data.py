@@ -98,11 +98,13 @@ def register(subparsers) -> None:
                     "pattern) and, with --hold-out (or --hold-out-fraction), writes two new splits of the same "
                     "dataset: FIT (the other groups) and HELD_OUT (the groups held out), as links (or list files) "
                     "next to the existing splits. Train with data.train_split=FIT data.val_split=HELD_OUT. A folder "
-                    "dataset without split folders (--split .) becomes train and val.",
+                    "dataset without split folders (--split .) becomes train and val. --folds K writes K such pairs, "
+                    "each group held out by one (cross-validation by group).",
         **with_examples("segnext data split camvid data/camvid", "segnext data split camvid data/camvid "
                         "--hold-out 0006R0", "segnext data split cityscapes data/cityscapes --hold-out frankfurt "
                         "--names train_fit val_frankfurt",
-                        "segnext data split folder data/my_dataset --split . --hold-out-fraction 0.2"))
+                        "segnext data split folder data/my_dataset --split . --hold-out-fraction 0.2",
+                        "segnext data split cityscapes data/cityscapes --folds 3"))
     split.add_argument("name", metavar="NAME")
     split.add_argument("root", metavar="ROOT")
     split.add_argument("--split", default="train",
@@ -118,9 +120,15 @@ def register(subparsers) -> None:
     held.add_argument("--hold-out-fraction", type=float, metavar="F",
                       help="hold out whole groups drawn at random, each where it brings the pairs held out "
                            "nearer this fraction (e.g. 0.2)")
-    split.add_argument("--seed", type=int, default=0, help="the draw of --hold-out-fraction (default 0)")
+    held.add_argument("--folds", type=int, metavar="K",
+                      help="group k-fold cross-validation: deal the groups into K folds of near-equal pairs and "
+                           "write, for each fold I, SPLIT_fit_foldI (the other folds' groups) and SPLIT_heldout_foldI "
+                           "(its own; train_foldI and val_foldI for --split .), so that each group is held out once")
+    split.add_argument("--seed", type=int, default=0,
+                       help="the draw of --hold-out-fraction, or of --folds among groups of one size (default 0)")
     split.add_argument("--names", nargs=2, metavar=("FIT", "HELD_OUT"),
-                       help="names of the two new splits (default SPLIT_fit and SPLIT_heldout)")
+                       help="names of the two new splits (default SPLIT_fit and SPLIT_heldout; with --folds, the "
+                            "fold number is put after each)")
     split.set_defaults(func=run_split)
 
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -255,9 +263,30 @@ def _note_shared_groups(name: str, root: str, reports) -> None:
 SHOWN_GROUPS = 40  # the groups `data split` lists with their sizes; the rest are counted
 
 
+def _write_folds(listing, folds, pattern: str, names) -> int:
+    """Write each fold's pair of splits (`group_folds`' groups held out, the others to train on)."""
+    from ..data.splits import hold_out, write_split
+
+    written = []
+    for number, held_groups in enumerate(folds, start=1):
+        fit_name, held_name = f"{names[0]}_fold{number}", f"{names[1]}_fold{number}"
+        fit, held = hold_out(listing, held_groups, pattern)
+        write_split(listing, fit, fit_name)
+        write_split(listing, held, held_name)
+        written.append((fit_name, held_name))
+        shown = ", ".join(held_groups[:10]) + (f", ... ({len(held_groups) - 10} more)" if len(held_groups) > 10 else "")
+        print(f"fold {number}: wrote {fit_name} ({count(len(fit), 'pair')}) and {held_name} "
+              f"({count(len(held), 'pair')}, {len(held) / len(listing.pairs):.0%}: {shown})")
+    first_fit, first_held = written[0]
+    print(f"below {listing.root}; train one model a fold, e.g. data.train_split={first_fit} "
+          f"data.val_split={first_held} --work-dir runs/fold1, and so on: each group is scored once, by a model that "
+          f"did not train on it")
+    return 0
+
+
 def run_split(args) -> int:
     from ..data.datasets import get_spec, list_split
-    from ..data.splits import groups, hold_out, random_groups, without_written_splits, write_split
+    from ..data.splits import group_folds, groups, hold_out, random_groups, without_written_splits, write_split
 
     spec = get_spec(args.name, args.root)
     pattern = args.groups or spec.group_pattern
@@ -277,13 +306,16 @@ def run_split(args) -> int:
         print(f"  {group:<20} {len(pairs):>6}")
     if len(shown_groups) > SHOWN_GROUPS:
         print(f"  ... and {len(shown_groups) - SHOWN_GROUPS} more groups")
+    default_names = ("train", "val") if listing.split == "." else (f"{listing.split}_fit", f"{listing.split}_heldout")
+    if args.folds is not None:
+        return _write_folds(listing, group_folds(listing, args.folds, pattern, args.seed), pattern,
+                            args.names or default_names)
     if args.hold_out_fraction is not None:
         held_groups = random_groups(listing, args.hold_out_fraction, pattern, args.seed)
     elif args.hold_out:
         held_groups = args.hold_out
     else:
         return 0
-    default_names = ("train", "val") if listing.split == "." else (f"{listing.split}_fit", f"{listing.split}_heldout")
     fit_name, held_name = args.names or default_names
     fit, held = hold_out(listing, held_groups, pattern)
     write_split(listing, fit, fit_name)

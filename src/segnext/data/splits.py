@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..utils import count
 from .datasets import GROUP_PATTERN, DataError, DatasetSpec, Listing, list_split, split_names
 
 Pair = Tuple[Path, Path]
@@ -217,6 +218,29 @@ def random_groups(listing: Listing, fraction: float, pattern: str = GROUP_PATTER
         raise DataError(f"{listing.split}: holding out {fraction:.0%} of {len(listing.pairs)} pairs takes every one of "
                         f"its {len(names)} groups; hold out a smaller fraction")
     return drawn
+
+
+def group_folds(listing: Listing, folds: int, pattern: str = GROUP_PATTERN, seed: int = 0) -> List[List[str]]:
+    """The groups dealt into `folds` folds of near-equal pairs (group k-fold cross-validation: each
+    group held out by one fold's split and trained on by the others'): the largest group first, each
+    to the fold that has the fewest pairs so far; groups of one size in an order drawn from `seed`."""
+    by_group = groups(listing, pattern)
+    if folds < 2 or folds > len(by_group):
+        fewer = f"ask for 2 to {len(by_group)} folds, or " if len(by_group) >= 2 else ""
+        raise DataError(f"{listing.split}: {count(len(by_group), 'group')} (pattern {pattern!r}) cannot make {folds} "
+                        f"folds, each holding out a group of its own and training on the others; {fewer}pass --groups "
+                        f"with a regular expression that finds the sequence in each name ('.+' if the files are "
+                        f"independent photos, each its own group)")
+    names = sorted(by_group)
+    random.Random(seed).shuffle(names)
+    names.sort(key=lambda name: -len(by_group[name]))  # stable: the drawn order among groups of one size
+    dealt: List[List[str]] = [[] for _ in range(folds)]
+    sizes = [0] * folds
+    for name in names:
+        smallest = sizes.index(min(sizes))
+        dealt[smallest].append(name)
+        sizes[smallest] += len(by_group[name])
+    return dealt
 
 
 def hold_out(listing: Listing, held_out: Sequence[str], pattern: str = GROUP_PATTERN) -> Tuple[List[Pair], List[Pair]]:
