@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation import check_same_images, compare_results, format_comparison, read_results
+    from ..evaluation import check_same_images, check_tested_alike, compare_results, format_comparison, read_results
     from ..utils import atomic_write, check_can_write_file, json_safe, json_text
 
     if args.baseline:
@@ -81,19 +81,6 @@ def run(args) -> int:
         atomic_write(args.out, lambda temporary: temporary.write_text(json_text(json_safe(comparison)) + "\n"))
         print(f"Comparison written to {args.out}", file=sys.stderr)
     return 0
-
-
-def check_tested_alike(evaluations, option: str) -> None:
-    """Raise unless the runs of one side were evaluated with the same test settings: a difference
-    between them would pass for the spread between seeds."""
-    first = evaluations[0].get("test") or {}
-    for evaluation in evaluations[1:]:
-        theirs = evaluation.get("test") or {}
-        differing = [f"{key} {theirs.get(key)} against {first.get(key)}" for key in sorted(set(first) | set(theirs))
-                     if theirs.get(key) != first.get(key)]
-        if differing:
-            raise ValueError(f"{option} {evaluation['path']}: tested otherwise than {evaluations[0]['path']} "
-                             f"({', '.join(differing)}); evaluate the runs of one recipe alike")
 
 
 def check_runs_distinct(evaluations) -> None:

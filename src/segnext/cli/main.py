@@ -22,6 +22,7 @@ COMMANDS = [
     "train",
     "eval",
     "compare",
+    "pool",
     "report",
     "demo",
     "predict",

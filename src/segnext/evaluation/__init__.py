@@ -13,6 +13,7 @@ from .evaluate import STOPPED_ELSEWHERE, EvaluationStopped, evaluate
 from .metrics import (
     ConfidenceCalibration,
     SegmentationMetric,
+    area_scores,
     class_areas,
     format_calibration,
     format_results,
@@ -24,11 +25,13 @@ from .results import (
     areas_for_json,
     areas_from_json,
     check_same_images,
+    check_tested_alike,
     compare_results,
     dataset_image_groups,
     group_scores,
     hardest_first,
     image_names,
+    pool_results,
     read_results,
     resampled_scores,
     results_for_json,
@@ -37,11 +40,10 @@ from .results import (
     write_results,
 )
 
-__all__ = ["STOPPED_ELSEWHERE", "ConfidenceCalibration", "EvaluationStopped", "SegmentationMetric", "areas_for_json",
-           "areas_from_json",
-           "bootstrap_interval", "check_same_images", "class_areas", "compare_results", "dataset_image_groups",
-           "evaluate", "format_calibration", "format_comparison", "format_groups", "format_interval", "format_results",
-           "group_scores",
+__all__ = ["ConfidenceCalibration", "EvaluationStopped", "STOPPED_ELSEWHERE", "SegmentationMetric", "area_scores",
+           "areas_for_json", "areas_from_json", "bootstrap_interval", "check_same_images", "check_tested_alike",
+           "class_areas", "compare_results", "dataset_image_groups", "evaluate", "format_calibration",
+           "format_comparison", "format_groups", "format_interval", "format_results", "group_scores",
            "hardest_first", "image_names", "image_scores", "majority_class_miou", "most_confused",
-           "paired_difference", "read_results", "resampled_scores", "results_for_json", "sampling_units",
-           "test_record", "write_per_image", "write_results"]
+           "paired_difference", "pool_results", "read_results", "resampled_scores", "results_for_json",
+           "sampling_units", "test_record", "write_per_image", "write_results"]

@@ -63,24 +63,7 @@ class SegmentationMetric:
         self.confusion += other.confusion
 
     def compute(self) -> Dict[str, object]:
-        confusion = self.confusion.double()
-        intersect = confusion.diag()
-        area_target = confusion.sum(1)
-        area_pred = confusion.sum(0)
-        union = area_target + area_pred - intersect
-        per_class = {
-            "IoU": intersect / union,  # 0/0 -> NaN
-            "Acc": intersect / area_target,
-            "Dice": 2 * intersect / (area_target + area_pred),
-            "Precision": intersect / area_pred,
-            "Recall": intersect / area_target,  # the Acc, under the name that goes with precision
-        }
-        total = area_target.sum()
-        results: Dict[str, object] = {"aAcc": 100.0 * (intersect.sum() / total).item() if total > 0 else math.nan}
-        results.update({f"m{name}": 100.0 * _nanmean(values) for name, values in per_class.items()})
-        results.update({name: [100.0 * v for v in values.tolist()] for name, values in per_class.items()})
-        results["class_names"] = list(self.class_names)
-        return results
+        return area_scores(class_areas(self.confusion), self.class_names)
 
     def table(self, results: Optional[Dict[str, object]] = None,
               columns: Sequence[str] = DEFAULT_METRIC_COLUMNS) -> str:
@@ -211,6 +194,26 @@ def class_areas(confusion: torch.Tensor) -> torch.Tensor:
     predicted as it (the intersection), labelled as it, predicted as it. Enough for every per-class
     metric; the rows of several images are kept where their whole matrices would be K times larger."""
     return torch.stack([confusion.diag(), confusion.sum(1), confusion.sum(0)])
+
+
+def area_scores(areas: torch.Tensor, class_names: Sequence[str]) -> Dict[str, Any]:
+    """`SegmentationMetric.compute()`'s results from the `class_areas` of the images scored (summed):
+    aAcc, per class IoU, Acc, Dice, Precision, Recall (0/0: NaN) and their means over the classes
+    that are not NaN, in percent; `class_names`."""
+    intersect, area_target, area_pred = torch.as_tensor(areas).double()
+    per_class = {
+        "IoU": intersect / (area_target + area_pred - intersect),  # 0/0 -> NaN
+        "Acc": intersect / area_target,
+        "Dice": 2 * intersect / (area_target + area_pred),
+        "Precision": intersect / area_pred,
+        "Recall": intersect / area_target,  # the Acc, under the name that goes with precision
+    }
+    total = area_target.sum()
+    results: Dict[str, Any] = {"aAcc": 100.0 * (intersect.sum() / total).item() if total > 0 else math.nan}
+    results.update({f"m{name}": 100.0 * _nanmean(values) for name, values in per_class.items()})
+    results.update({name: [100.0 * v for v in values.tolist()] for name, values in per_class.items()})
+    results["class_names"] = list(class_names)
+    return results
 
 
 def image_scores(areas: torch.Tensor) -> Dict[str, Any]:

@@ -23,7 +23,7 @@ from ..constants import PER_CLASS_METRICS
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe, json_text, write_csv
 from .bootstrap import bootstrap_interval, few_units_note, paired_difference, sampling_units
-from .metrics import image_scores
+from .metrics import area_scores, image_scores
 
 
 def test_record(config: TestConfig, nmf_seed: Optional[int], precision: Optional[str]) -> Dict[str, Any]:
@@ -154,6 +154,19 @@ def check_same_images(baseline: Dict[str, Any], dataset_name: Optional[str], nam
                          "of images")
 
 
+def check_tested_alike(evaluations, option: str) -> None:
+    """Raise unless the runs of one side were evaluated with the same test settings: a difference
+    between them would pass for the spread between seeds."""
+    first = evaluations[0].get("test") or {}
+    for evaluation in evaluations[1:]:
+        theirs = evaluation.get("test") or {}
+        differing = [f"{key} {theirs.get(key)} against {first.get(key)}" for key in sorted(set(first) | set(theirs))
+                     if theirs.get(key) != first.get(key)]
+        if differing:
+            raise ValueError(f"{option} {evaluation['path']}: tested otherwise than {evaluations[0]['path']} "
+                             f"({', '.join(differing)}); evaluate the runs of one recipe alike")
+
+
 def compare_results(areas, baseline, groups: Optional[Sequence[Optional[str]]]) -> Dict[str, Any]:
     """`paired_difference` of the images' `areas` against `baseline` (`read_results`, checked by
     `check_same_images`), resampling the images or their `groups` as `sampling_units` says, with what
@@ -201,19 +214,68 @@ def resampled_scores(results: Dict[str, Any], dataset, *, interval: bool = True,
     `baseline`), each with the images or groups resampled and a note on what the interval covers
     (`sampling_units`)."""
     areas = results["image_areas"]
-    groups = dataset_image_groups(dataset, len(areas))
-    section: Dict[str, Any] = {"image_areas": {"images": image_names(dataset, len(areas)), "groups": groups,
-                                               "areas": areas_for_json(areas)}}
+    return _resampled_section(areas, image_names(dataset, len(areas)), dataset_image_groups(dataset, len(areas)),
+                              interval=interval, baseline=baseline)
+
+
+def _resampled_section(areas: torch.Tensor, names: Optional[List[str]], groups: Optional[Sequence[Optional[str]]], *,
+                       interval: bool = True, baseline: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """`resampled_scores`' section from the images' areas, names and groups."""
+    section: Dict[str, Any] = {"image_areas": {"images": names, "groups": groups, "areas": areas_for_json(areas)}}
     if interval:
         resampled_groups, note = sampling_units(groups, len(areas))
-        interval = bootstrap_interval(areas.numpy(), resampled_groups)
-        section["interval"] = {**interval, "images": len(areas), "note": _with_few_units_note(note, interval)}
+        resampled = bootstrap_interval(areas.numpy(), resampled_groups)
+        section["interval"] = {**resampled, "images": len(areas), "note": _with_few_units_note(note, resampled)}
         scored = group_scores(areas, groups)
         if scored:
             section["per_group"] = scored
     if baseline is not None:
         section["compared_with"] = compare_results(areas, baseline, groups)
     return section
+
+
+def pool_results(evaluations: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Several evaluations, each of other images (the folds of a cross-validation: each fold's model
+    on the groups it did not train on; `read_results`' dicts), scored as one split: the results as
+    `SegmentationMetric.compute()` gives them from all the images' class areas, `num_images`, and the
+    section of `resampled_scores` (the images by name below their split folders, their groups and
+    areas, the interval, `per_group`). Raises, naming the file, where evaluations cannot be pooled:
+    another dataset or other classes, other test settings, images without names, an image twice."""
+    first = evaluations[0]
+    classes = [row.get("class") for row in first.get("per_class", [])]
+    check_tested_alike(evaluations, "RUN")
+    owner: Dict[str, str] = {}
+    names: List[str] = []
+    groups: List[Optional[str]] = []
+    for evaluation in evaluations:
+        where = f"RUN {evaluation['path']}"
+        if evaluation.get("dataset") != first.get("dataset"):
+            raise ValueError(f"{where}: scored on {evaluation.get('dataset')}, not {first.get('dataset')} like "
+                             f"{first['path']}; pool the folds of one dataset")
+        theirs = [row.get("class") for row in evaluation.get("per_class", [])]
+        if theirs != classes:
+            raise ValueError(f"{where}: its classes ({', '.join(map(str, theirs))}) are not those of {first['path']} "
+                             f"({', '.join(map(str, classes))}); pool the folds of one recipe")
+        images = evaluation["image_areas"].get("images")
+        if not images:
+            raise ValueError(f"{where}: its images are not named; evaluate that model again (`segnext eval "
+                             f"--interval`), which names them")
+        for name in images:
+            # the split folder left out: the same image held out by two folds' splits is one image
+            name = "/".join(part for part in name.split("/") if part != evaluation.get("split"))
+            if name in owner:
+                raise ValueError(f"{where}: scores {name}, which {owner[name]} scores too; give each fold's run once, "
+                                 f"the folds holding out other images (`segnext data split --folds`)")
+            owner[name] = evaluation["path"]
+            names.append(name)
+        groups += evaluation["image_areas"].get("groups") or [None] * len(images)
+    order = sorted(range(len(names)), key=names.__getitem__)
+    areas = torch.cat([evaluation["areas"] for evaluation in evaluations])[order]
+    names, groups = [names[index] for index in order], [groups[index] for index in order]
+    grouped = groups if len({group for group in groups if group is not None}) < sum(group is not None
+                                                                                      for group in groups) else None
+    return {**area_scores(areas.sum(0), classes), "num_images": len(names),
+            **_resampled_section(areas, names, grouped)}
 
 
 def hardest_first(per_image: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
