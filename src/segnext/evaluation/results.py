@@ -155,8 +155,9 @@ def check_same_images(baseline: Dict[str, Any], dataset_name: Optional[str], nam
 
 
 def check_tested_alike(evaluations, option: str) -> None:
-    """Raise unless the runs of one side were evaluated with the same test settings: a difference
-    between them would pass for the spread between seeds."""
+    """Raise unless the `evaluations` (`read_results`' dicts: the runs of one side of a comparison, or
+    the folds to pool; `option` names them in the error) were tested with the same settings: a
+    difference between those would pass for one between seeds, or folds."""
     first = evaluations[0].get("test") or {}
     for evaluation in evaluations[1:]:
         theirs = evaluation.get("test") or {}
