@@ -15,7 +15,6 @@ import onnx  # noqa: E402
 
 import segnext  # noqa: E402
 from segnext.cli.main import main  # noqa: E402
-from segnext.inference.quantize import export_int8  # noqa: E402
 
 
 def scene(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
@@ -29,10 +28,17 @@ def scene(seed: int, height: int = 48, width: int = 64) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def int8_model(tmp_path_factory):
+    """A model folder quantized once by the command (`export --int8 --verify`, calibrated on four
+    images), for the tests of the graph, of its metadata and of the readers that run it."""
     folder = tmp_path_factory.mktemp("int8")
     model = segnext.create_model("segnext_t", 4, class_names=["a", "b", "c", "d"])
     model.config.test_settings = segnext.TestConfig(img_scale=None).to_dict()
-    path = export_int8(model.eval(), folder / "m.int8.onnx", [scene(i) for i in range(4)])
+    (folder / "calibration").mkdir()
+    for index in range(4):
+        Image.fromarray(scene(index)).save(folder / "calibration" / f"{index}.png")
+    path = folder / "m.int8.onnx"
+    assert main(["export", "-c", str(segnext.save_model(model, folder / "model")), "--int8", "--calibration",
+                 str(folder / "calibration"), "--calibration-images", "4", "-o", str(path), "--verify"]) == 0
     return model, path
 
 
@@ -69,21 +75,16 @@ def test_metadata_and_readers(int8_model, tmp_path):
     assert (labels == reference).mean() > 0.5  # random weights have near ties; trained models agree far better
 
 
-def test_the_command_quantizes_and_predict_and_eval_run_it(tmp_path):
-    model = segnext.create_model("segnext_t", 3, class_names=["x", "y", "z"])
-    model.config.test_settings = segnext.TestConfig(img_scale=None).to_dict()
-    folder = segnext.save_model(model, tmp_path / "model")
+def test_predict_and_eval_run_what_the_command_quantized(int8_model, tmp_path):
+    _, out = int8_model
     for split in ("train", "val"):
         (tmp_path / "data" / "images" / split).mkdir(parents=True)
         (tmp_path / "data" / "labels" / split).mkdir(parents=True)
         for index in range(3):
             Image.fromarray(scene(index)).save(tmp_path / "data" / "images" / split / f"{index}.png")
-            Image.fromarray((np.arange(48 * 64).reshape(48, 64) % 3).astype(np.uint8)).save(
+            Image.fromarray((np.arange(48 * 64).reshape(48, 64) % 4).astype(np.uint8)).save(
                 tmp_path / "data" / "labels" / split / f"{index}.png")
-    (tmp_path / "data" / "classes.json").write_text(json.dumps({"classes": ["x", "y", "z"]}))
-    out = tmp_path / "m.int8.onnx"
-    assert main(["export", "-c", str(folder), "--int8", "--calibration", str(tmp_path / "data" / "images" / "train"),
-                 "--calibration-images", "2", "-o", str(out), "--verify"]) == 0
+    (tmp_path / "data" / "classes.json").write_text(json.dumps({"classes": ["a", "b", "c", "d"]}))
     assert main(["predict", "--onnx", str(out), str(tmp_path / "data" / "images" / "val"), "--out",
                  str(tmp_path / "pred"), "--no-progress"]) == 0
     assert len(list((tmp_path / "pred").glob("*.png"))) == 3

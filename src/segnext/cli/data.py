@@ -9,6 +9,7 @@ from .arguments import add_parallel_options, positive_int, unit_fraction, with_e
 
 # Lines printed at most for one kind of problem list before "... and N more".
 MAX_LINES = 200
+SHOWN_GROUPS = 40  # the groups `data split` and `data check` list with their sizes; the rest are counted
 
 
 def register(subparsers) -> None:
@@ -258,9 +259,6 @@ def _note_shared_groups(name: str, root: str, reports) -> None:
         note = shared_group_note(spec, root, train, other) if train and other != train else None
         if note:
             print(f"note: {note}")
-
-
-SHOWN_GROUPS = 40  # the groups `data split` lists with their sizes; the rest are counted
 
 
 def _write_folds(listing, folds, pattern: str, names) -> int:
