@@ -67,11 +67,10 @@ def run(args) -> int:
         print(format_groups(pooled["per_group"]))
     if args.out:
         section = {key: pooled[key] for key in ("image_areas", "interval", "per_group") if key in pooled}
+        models = ", ".join(str(fold.get("checkpoint") or fold["path"]) for fold in folds)  # as compare names them
         text = json_text(results_for_json(pooled, dataset=first.get("dataset"),
                                           split="+".join(str(fold.get("split")) for fold in folds),
-                                          test=first.get("test"),  # the models, as `segnext compare` names them
-                                          checkpoint=", ".join(str(fold.get("checkpoint") or fold["path"])
-                                                               for fold in folds),
+                                          test=first.get("test"), checkpoint=models,
                                           folds=[{"results": fold["path"], "split": fold.get("split"),
                                                   "images": len(fold["areas"]), "mIoU": fold.get("mIoU")}
                                                  for fold in folds], **section))
