@@ -24,7 +24,16 @@ def test_bf16_autocast_on_cpu_trains(tmp_path, scenes):
     assert state["grad_scaler"] is None  # no scaler needed for bf16
 
 
-def test_time_budget_stops_evaluates_and_reports(tmp_path, scenes):
+def test_time_budget_stops_evaluates_and_reports(tmp_path, scenes, monkeypatch):
+    import time
+
+    import segnext.train.loop as loop
+
+    def slow_loader(*args, **kwargs):  # a set-up longer than the budget (a busy machine) still trains a step
+        time.sleep(0.05)
+        return real_loader(*args, **kwargs)
+    real_loader = loop.training_loader
+    monkeypatch.setattr(loop, "training_loader", slow_loader)
     config = load_config(str(write_config(tmp_path / "c.yaml", tiny_config(scenes))),
                          ["train.max_iters=1000", "train.max_time_minutes=0.0001", "schedule.by_time=true"])
     result = train(config, tmp_path / "timed", progress=False)

@@ -239,8 +239,10 @@ class Run:
         batches = self.unreadable.watch(iter(loader), self.report_unreadable) \
             if self.iteration < train_cfg.max_iters else None
         window = LogWindow()
-        # A resumed run whose time budget is spent (stopped during its final evaluation) only evaluates.
-        spent = train_cfg.max_time_minutes is not None and self.elapsed() >= train_cfg.max_time_minutes * 60
+        # A resumed run whose time budget was spent before it (stopped during its final evaluation) only
+        # evaluates; this session's set-up is not counted here, or a short budget could end a run before its
+        # first step.
+        spent = train_cfg.max_time_minutes is not None and self.elapsed_before >= train_cfg.max_time_minutes * 60
         stop_reason = distributed.first_reason(None, "time limit" if spent else None, env)
         try:
             if self.evaluation_due and stop_reason is None and self.iteration < train_cfg.max_iters:
