@@ -26,6 +26,10 @@ from .datasets import GROUP_PATTERN, DataError, DatasetSpec, Listing, list_split
 
 Pair = Tuple[Path, Path]
 
+# What to do where the file names give too few groups.
+MORE_GROUPS = ("pass --groups with a regular expression that finds the sequence in each name, or --groups '.+' if "
+               "the files are independent photos (each its own group)")
+
 # The names cameras, phones and drones give their files (IMG_0001.jpg, DSC_0042.JPG, DJI_0007.JPG,
 # PXL_20240101_...): photos named so share the prefix, not a video sequence.
 CAMERA_PREFIXES = frozenset({"img", "dsc", "dscn", "dscf", "dji", "pxl", "gopr", "mvi", "vid", "pano", "photo",
@@ -203,16 +207,14 @@ def random_groups(listing: Listing, fraction: float, pattern: str = GROUP_PATTER
     if len(by_group) < 2:
         only = next(iter(by_group), None)
         raise DataError(f"{listing.split}: all {len(listing.pairs)} pairs are in one group ({only!r}, pattern "
-                        f"{pattern!r}), so none can be held out whole. Pass --groups with a regular expression "
-                        f"that finds the sequence in each name, or --groups '.+' if the files are independent "
-                        f"photos (each its own group)")
+                        f"{pattern!r}), so none can be held out whole; {MORE_GROUPS}")
     names = sorted(by_group)
     random.Random(seed).shuffle(names)
-    target, drawn, count = fraction * len(listing.pairs), [], 0
-    for name in names:  # a group is drawn where it brings the count nearer the target: few large groups
-        if abs(count + len(by_group[name]) - target) < abs(count - target):  # would overshoot it by far
+    target, drawn, held = fraction * len(listing.pairs), [], 0
+    for name in names:  # a group is drawn where it brings the pairs held nearer the target: few large groups
+        if abs(held + len(by_group[name]) - target) < abs(held - target):  # would overshoot it by far
             drawn.append(name)
-            count += len(by_group[name])
+            held += len(by_group[name])
     drawn = drawn or names[:1]
     if len(drawn) == len(names):
         raise DataError(f"{listing.split}: holding out {fraction:.0%} of {len(listing.pairs)} pairs takes every one of "
@@ -228,9 +230,7 @@ def group_folds(listing: Listing, folds: int, pattern: str = GROUP_PATTERN, seed
     if folds < 2 or folds > len(by_group):
         fewer = f"ask for 2 to {len(by_group)} folds, or " if len(by_group) >= 2 else ""
         raise DataError(f"{listing.split}: {count(len(by_group), 'group')} (pattern {pattern!r}) cannot make {folds} "
-                        f"folds, each holding out a group of its own and training on the others; {fewer}pass --groups "
-                        f"with a regular expression that finds the sequence in each name ('.+' if the files are "
-                        f"independent photos, each its own group)")
+                        f"folds, each holding out a group of its own and training on the others; {fewer}{MORE_GROUPS}")
     names = sorted(by_group)
     random.Random(seed).shuffle(names)
     names.sort(key=lambda name: -len(by_group[name]))  # stable: the drawn order among groups of one size
