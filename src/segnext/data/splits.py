@@ -106,9 +106,15 @@ def image_groups(spec: DatasetSpec, root, split: str, image_paths: Sequence[str]
     except DataError:  # a split absent, or names the pattern does not match
         return None
     named = [found.get(str(path)) for path in image_paths]
-    named = [group if group is not None and group.lower() not in CAMERA_PREFIXES else None for group in named]
-    grouped = [group for group in named if group is not None]
-    return named if len(set(grouped)) < len(grouped) else None
+    return shared_groups([group if group is not None and group.lower() not in CAMERA_PREFIXES else None
+                          for group in named])
+
+
+def shared_groups(groups: Sequence[Optional[str]]) -> Optional[List[Optional[str]]]:
+    """Each image's group (None: in none) as given, or None where no two images share one: then there
+    is nothing to resample or score by group."""
+    named = [group for group in groups if group is not None]
+    return list(groups) if len(set(named)) < len(named) else None
 
 
 def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: str,

@@ -242,6 +242,8 @@ def pool_results(evaluations: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     section of `resampled_scores` (the images by name below their split folders, their groups and
     areas, the interval, `per_group`). Raises, naming the file, where evaluations cannot be pooled:
     another dataset or other classes, other test settings, images without names, an image twice."""
+    from ..data.splits import shared_groups
+
     first = evaluations[0]
     classes = [row.get("class") for row in first.get("per_class", [])]
     check_tested_alike(evaluations, "RUN")
@@ -273,10 +275,8 @@ def pool_results(evaluations: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     order = sorted(range(len(names)), key=names.__getitem__)
     areas = torch.cat([evaluation["areas"] for evaluation in evaluations])[order]
     names, groups = [names[index] for index in order], [groups[index] for index in order]
-    grouped = groups if len({group for group in groups if group is not None}) < sum(group is not None
-                                                                                      for group in groups) else None
     return {**area_scores(areas.sum(0), classes), "num_images": len(names),
-            **_resampled_section(areas, names, grouped)}
+            **_resampled_section(areas, names, shared_groups(groups))}
 
 
 def hardest_first(per_image: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
