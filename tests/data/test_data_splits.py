@@ -217,6 +217,11 @@ def test_a_folder_without_split_folders_becomes_train_and_val_by_whole_groups(tm
     train2, val2 = build_dataset("folder", root, "train2"), build_dataset("folder", root, "val2")
     files = lambda dataset: {Path(path).resolve() for path in dataset.image_paths}  # noqa: E731
     assert len(train2) + len(val2) == 10 and not files(train2) & files(val2) and not walks(train2) & walks(val2)
+    # ... and for every other reader of the whole folder
+    assert len(build_dataset("folder", root, ".")) == 10
+    assert main(["data", "check", "folder", str(root), "--split", ".", "--no-progress", "--no-frequencies"]) == 0
+    out = capsys.readouterr().out
+    assert "10 pairs" in out and "train, train2, val, val2: left out, their images are links to images listed here" in out
 
 
 def test_a_classes_json_says_how_the_file_names_carry_groups(tmp_path, capsys):

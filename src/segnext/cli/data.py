@@ -284,17 +284,17 @@ def _write_folds(listing, folds, pattern: str, names) -> int:
 
 def run_split(args) -> int:
     from ..data.datasets import get_spec, list_split
-    from ..data.splits import group_folds, groups, hold_out, random_groups, without_written_splits, write_split
+    from ..data.splits import group_folds, groups, hold_out, random_groups, write_split
 
     spec = get_spec(args.name, args.root)
     pattern = args.groups or spec.group_pattern
     if pattern is None:
         raise ValueError(f"{spec.title}: its file names carry no group (video sequence, city, site) to hold out; "
                          f"pass --groups REGEX, a regular expression that finds one in every file name")
-    listing, written = without_written_splits(list_split(spec, args.root, args.split))
-    if written:
-        print(f"(the splits written in it before, {', '.join(written)}, are left out: their images are links to "
-              f"images listed here)")
+    listing = list_split(spec, args.root, args.split)
+    if listing.linked_folders:
+        print(f"(the splits written in it before, {', '.join(listing.linked_folders)}, are left out: their images "
+              f"are links to images listed here)")
     by_group = groups(listing, pattern)
     alone = len(by_group) == len(listing.pairs)  # independent images (pattern '.+'): no table of ones
     print(f"{spec.name} {listing.split}: {count(len(listing.pairs), 'pair')} in {count(len(by_group), 'group')}"

@@ -139,6 +139,9 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     layout = listing.layout
     report = SplitReport(spec.name, listing.split, str(listing.root), layout.describe(listing.root, listing.split),
                          len(listing.pairs), problems=_listing_problems(listing))
+    if listing.linked_folders:
+        report.notes.append(f"{', '.join(listing.linked_folders)}: left out, their images are links to images listed "
+                            f"here (splits written by `segnext data split`)")
     report.groups, group_problems = _groups(spec, listing)
     report.problems += group_problems
     expected = spec.expected_counts.get(listing.split)

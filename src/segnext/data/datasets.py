@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -498,6 +498,9 @@ class Listing:
     labels_without_image: List[Path]
     listed_but_missing: List[Tuple[str, Path]]  # (split-file entry, image path looked for)
     split_file: Optional[Path] = None
+    # split ".": the sub-folders left out because their images are links to images listed here (the
+    # splits `segnext data split` wrote inside the folder)
+    linked_folders: List[str] = field(default_factory=list)
 
 
 def visible_entries(folder: Path, recursive: bool) -> Iterator[Path]:
@@ -586,7 +589,7 @@ def list_split(spec: DatasetSpec, root, split: str) -> Listing:
                   for layout in spec.layouts if layout.splits is None or split in layout.splits]
     for base, layout in candidates:
         if _layout_present(base, layout, split):
-            return _list_layout(spec, base, layout, split)
+            return _without_linked_folders(_list_layout(spec, base, layout, split))
     for base, layout in candidates:
         if _split_folders_exist(base, layout, split):
             return _list_layout(spec, base, layout, split)
@@ -601,6 +604,27 @@ def list_split(spec: DatasetSpec, root, split: str) -> Listing:
                     f"{tried}\n{also_tried}"
                     f"To make this layout: {spec.prepare}. See docs/datasets.md.{there}{flat_images_hint(spec, root)}"
                     f"{_held_out_hint(spec, root, split, candidates, found)}")
+
+
+def _without_linked_folders(listing: Listing) -> Listing:
+    """The whole unsplit folder (split ".") less the splits written inside it (`data split`'s folders
+    of links, images/train/...): their images are links to images the folder holds itself, which
+    would be listed twice and could fall on both sides of a new split. Of the paths to one file, the
+    one nearest the top is kept."""
+    if listing.split != ".":
+        return listing
+    by_file: Dict[Path, Tuple[Path, Path]] = {}
+    for image, label in listing.pairs:
+        kept = by_file.setdefault(image.resolve(), (image, label))
+        if len(image.parts) < len(kept[0].parts):
+            by_file[image.resolve()] = (image, label)
+    kept_pairs = set(by_file.values())
+    if len(kept_pairs) == len(listing.pairs):
+        return listing
+    image_dir = listing.root / listing.layout.images.format(split=listing.split)
+    folders = sorted({image.relative_to(image_dir).parts[0] for image, label in listing.pairs
+                      if (image, label) not in kept_pairs})
+    return replace(listing, pairs=[pair for pair in listing.pairs if pair in kept_pairs], linked_folders=folders)
 
 
 def splits_on_disk(spec: DatasetSpec, root) -> List[str]:

@@ -17,7 +17,6 @@ import os
 import random
 import re
 from collections import OrderedDict
-from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -141,26 +140,6 @@ def shared_group_note(spec: DatasetSpec, root, train_split: str, other_split: st
                        for group, (trained_frames, frames) in shared.items())
     return (f"{other_split} shares groups with {train_split}: {counts}. Scores on {other_split} are optimistic for "
             f"new sequences; hold whole groups out with `segnext data split {spec.name} {root} --hold-out GROUP`.")
-
-
-def without_written_splits(listing: Listing) -> Tuple[Listing, List[str]]:
-    """The whole unsplit folder (split ".") less the splits written inside it (`write_split`'s
-    folders of links, images/train/...): their images are links to images the folder holds itself,
-    which would be listed twice and could fall on both sides of a new split. (the listing, the
-    sub-folders left out.)"""
-    if listing.split != ".":
-        return listing, []
-    by_file: Dict[Path, Pair] = {}
-    for image, label in listing.pairs:  # of the paths to one file, the one nearest the top is kept
-        kept = by_file.setdefault(image.resolve(), (image, label))
-        if len(image.parts) < len(kept[0].parts):
-            by_file[image.resolve()] = (image, label)
-    kept_pairs = set(by_file.values())
-    left_out = [image for image, label in listing.pairs if (image, label) not in kept_pairs]
-    if not left_out:
-        return listing, []
-    folders = sorted({relative_stem(listing, image).split("/")[0] for image in left_out})
-    return replace(listing, pairs=[pair for pair in listing.pairs if pair in kept_pairs]), folders
 
 
 def write_split(listing: Listing, pairs: Sequence[Pair], name: str) -> None:
