@@ -104,3 +104,40 @@ def test_runs_that_cannot_be_pooled_are_named(tmp_path, capsys):
     (tmp_path / "unnamed" / "results.json").write_text(json.dumps(stored))
     assert main(["pool", runs[0], unnamed]) == 1
     assert "its images are not named" in capsys.readouterr().err
+
+
+def test_the_folds_confidence_calibration_pooled(tmp_path, capsys):
+    """Each fold's results count its pixels by their confidence (a training run's final evaluation,
+    `eval --calibration`): pooled, they are the counts of all the images, as one evaluation of them
+    all would count them."""
+    from segnext.evaluation import ConfidenceCalibration
+    from segnext.utils import json_safe
+
+    generator = torch.Generator().manual_seed(0)
+    whole, folds = ConfidenceCalibration(), []
+    for _ in range(2):
+        pred, target = (torch.randint(0, 3, (2, 16, 16), generator=generator) for _ in range(2))
+        confidence = torch.rand(2, 16, 16, generator=generator) * 0.7 + 0.3
+        fold = ConfidenceCalibration()
+        fold.update(pred, confidence, target)
+        whole.update(pred, confidence, target)
+        folds.append(json_safe(fold.compute()))
+    rng = np.random.default_rng(2)
+    runs = [write_fold(tmp_path / "run1" / "results.json", "val_fold1", ["a_0001"], fold_areas(rng, 1),
+                       calibration=folds[0]),
+            write_fold(tmp_path / "run2" / "results.json", "val_fold2", ["b_0001"], fold_areas(rng, 1),
+                       calibration=folds[1])]
+    out = tmp_path / "pooled.json"
+    assert main(["pool", *runs, "--out", str(out)]) == 0
+    expected = whole.compute()
+    pooled = json.loads(out.read_text())["calibration"]
+    assert pooled["pixels"] == expected["pixels"] == 1024
+    assert pooled["ECE"] == pytest.approx(expected["ECE"]) and pooled["accuracy"] == pytest.approx(expected["accuracy"])
+    assert [row["pixels"] for row in pooled["bins"]] == [row["pixels"] for row in expected["bins"]]
+    assert f"calibration: over 1,024 labelled pixels the mean confidence is {expected['mean_confidence']:.1f}%" \
+        in capsys.readouterr().out
+
+    # a fold whose results did not count them: said, not pooled from the others
+    without = write_fold(tmp_path / "run3" / "results.json", "val_fold3", ["c_0001"], fold_areas(rng, 1))
+    assert main(["pool", *runs, without]) == 0
+    assert "calibration: not pooled, 1 of the 3 folds' results lack it" in capsys.readouterr().out

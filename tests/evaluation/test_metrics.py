@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from segnext import SegmentationMetric
+from segnext.utils import json_safe
 
 
 def reference_metrics(pred, target, num_classes, ignore_index=255):
@@ -163,6 +165,11 @@ def test_calibration_counts_pixels_by_their_confidence():
     assert merged["ECE"] == pytest.approx(result["ECE"])
     assert all(got == pytest.approx(want) for got, want in zip(merged["under"], result["under"]))
     assert [row["pixels"] for row in merged["bins"]] == [row["pixels"] for row in result["bins"]]
+    # the counts read back from the computed results as a results JSON keeps them (empty bins null):
+    # what pooling the folds of a cross-validation sums
+    read_back = ConfidenceCalibration.from_computed(json.loads(json.dumps(json_safe(result))))
+    assert read_back.bins == 10 and read_back.thresholds == (0.5, 0.7)
+    assert torch.allclose(read_back.counts, calibration.counts)
     with pytest.raises(ValueError, match="multiples of 1 / bins"):
         ConfidenceCalibration(thresholds=(0.33,))
     with pytest.raises(ValueError, match="one shape"):

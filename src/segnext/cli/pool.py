@@ -34,6 +34,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..constants import DEFAULT_METRIC_COLUMNS
     from ..evaluation import (
+        format_calibration,
         format_groups,
         format_interval,
         format_results,
@@ -65,6 +66,12 @@ def run(args) -> int:
     print(format_interval(pooled["interval"]))
     if pooled.get("per_group"):
         print(format_groups(pooled["per_group"]))
+    if "calibration" in pooled:
+        print(format_calibration(pooled["calibration"]))
+    elif any(fold.get("calibration") for fold in folds):
+        lacking = sum(not fold.get("calibration") for fold in folds)
+        print("calibration: not pooled, " + (f"{lacking} of the {len(folds)} folds' results lack it" if lacking else
+                                             "the folds count it in other confidence bins"))
     if args.out:
         section = {key: pooled[key] for key in ("image_areas", "interval", "per_group") if key in pooled}
         models = ", ".join(str(fold.get("checkpoint") or fold["path"]) for fold in folds)  # as compare names them

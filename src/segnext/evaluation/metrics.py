@@ -94,6 +94,19 @@ class ConfidenceCalibration:
         self.thresholds = tuple(thresholds)
         self.counts = torch.zeros(3, bins, dtype=torch.float64)
 
+    @classmethod
+    def from_computed(cls, computed: Dict[str, Any], ignore_index: int = IGNORE_INDEX) -> ConfidenceCalibration:
+        """The counts behind `computed` (a `compute()`, as results JSONs keep it), read back from its
+        bins: to sum the calibrations of evaluations of other images (the folds of a cross-validation)."""
+        rows = computed["bins"]
+        calibration = cls(ignore_index, len(rows), [row["below"] for row in computed["under"]])
+        for index, row in enumerate(rows):
+            pixels = row["pixels"]
+            if pixels:  # an empty bin's accuracy and confidence are NaN (null in JSON)
+                calibration.counts[:, index] = torch.tensor([pixels, round(row["accuracy"] * pixels / 100.0),
+                                                             row["mean_confidence"] * pixels / 100.0])
+        return calibration
+
     def update(self, pred, confidence, target) -> None:
         pred, confidence, target = (torch.as_tensor(x) for x in (pred, confidence, target))
         if not pred.shape == confidence.shape == target.shape:

@@ -23,7 +23,7 @@ from ..constants import PER_CLASS_METRICS
 from ..inference.settings import TestConfig
 from ..utils import atomic_write, json_safe, json_text, write_csv
 from .bootstrap import bootstrap_interval, few_units_note, paired_difference, sampling_units
-from .metrics import area_scores, image_scores
+from .metrics import ConfidenceCalibration, area_scores, image_scores
 
 
 def test_record(config: TestConfig, nmf_seed: Optional[int], precision: Optional[str]) -> Dict[str, Any]:
@@ -240,7 +240,8 @@ def pool_results(evaluations: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     on the groups it did not train on; `read_results`' dicts), scored as one split: the results as
     `SegmentationMetric.compute()` gives them from all the images' class areas, `num_images`, and the
     section of `resampled_scores` (the images by name below their split folders, their groups and
-    areas, the interval, `per_group`). Raises, naming the file, where evaluations cannot be pooled:
+    areas, the interval, `per_group`), and `calibration` where every evaluation counted it alike.
+    Raises, naming the file, where evaluations cannot be pooled:
     another dataset or other classes, other test settings, images without names, an image twice."""
     from ..data.splits import shared_groups
 
@@ -275,8 +276,16 @@ def pool_results(evaluations: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     order = sorted(range(len(names)), key=names.__getitem__)
     areas = torch.cat([evaluation["areas"] for evaluation in evaluations])[order]
     names, groups = [names[index] for index in order], [groups[index] for index in order]
-    return {**area_scores(areas.sum(0), classes), "num_images": len(names),
-            **_resampled_section(areas, names, shared_groups(groups))}
+    pooled = {**area_scores(areas.sum(0), classes), "num_images": len(names),
+              **_resampled_section(areas, names, shared_groups(groups))}
+    calibrations = [evaluation.get("calibration") for evaluation in evaluations]
+    if all(calibrations):  # a training run's final evaluation counts them; `eval` with --calibration
+        summed = [ConfidenceCalibration.from_computed(calibration) for calibration in calibrations]
+        if len({(each.bins, each.thresholds) for each in summed}) == 1:
+            for each in summed[1:]:
+                summed[0].counts += each.counts
+            pooled["calibration"] = summed[0].compute()
+    return pooled
 
 
 def hardest_first(per_image: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
