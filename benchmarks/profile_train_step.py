@@ -13,6 +13,8 @@ step) with random images and labels, median of --steps after --warmup, and repor
   flops (the backward computes two products per forward product: input and weight gradients),
   against this machine's float32 matrix-multiply rate with the same threads;
 - the operators that take the time (torch.profiler, self CPU time over --profile-steps steps);
+- with --compare-amp: the step with the forward in bfloat16 (`train.amp: true` on a CPU) against
+  float32, alternated;
 - with --compare-optimizers: the AdamW step of `segnext train` (fused where PyTorch has it) against
   PyTorch's per-parameter loop, alternated;
 - with --compile: `torch.compile` of the forward (inductor: fused elementwise chains), the seconds it
@@ -40,11 +42,13 @@ from segnext.train.optim import build_optimizer, parameter_groups
 from segnext.train.step import StrideEightLogits
 
 
-def timed_step(model, images, labels, optimizer, banded: bool):
-    """One step; returns the seconds of each phase."""
+def timed_step(model, images, labels, optimizer, banded: bool, amp_dtype=None):
+    """One step (the forward under autocast to `amp_dtype`, as `train.amp` runs it); returns the
+    seconds of each phase."""
     times = {}
     start = time.perf_counter()
-    logits = model.forward_logits(images)
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        logits = model.forward_logits(images)
     times["forward"] = time.perf_counter() - start
     start = time.perf_counter()
     loss = segnext.segmentation_loss(logits, labels, banded=banded)
@@ -95,6 +99,24 @@ def compare_compiled(model, images, labels, optimizer, banded: bool, steps: int,
                 runs=seconds)
 
 
+def compare_amp(model, images, labels, optimizer, banded: bool, steps: int, warmup: int) -> dict:
+    """Step seconds in float32 and with the forward in bfloat16 (`train.amp: true` on a CPU),
+    alternated step by step, medians and their ratio; and whether this CPU has bfloat16 instructions
+    (AVX512-BF16 or AMX), without which oneDNN emulates them."""
+    native = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    seconds = {"float32": [], "bfloat16": []}
+    for index in range(warmup + steps):
+        for name, dtype in (("float32", None), ("bfloat16", torch.bfloat16)):
+            step = timed_step(model, images, labels, optimizer, banded, dtype)["step"]
+            if index >= warmup:
+                seconds[name].append(step)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    ratio = median["bfloat16"] / median["float32"]
+    print(f"bfloat16 autocast (train.amp: true; this CPU {'has' if native else 'lacks'} bfloat16 instructions): "
+          f"step {median['bfloat16'] * 1e3:.0f} ms against float32 {median['float32'] * 1e3:.0f} ms (x{ratio:.2f})")
+    return dict(native_bf16=native, median_seconds=median, ratio_bf16_to_fp32=ratio, runs=seconds)
+
+
 def compare_optimizers(model, steps: int, warmup: int) -> dict:
     """Seconds of one AdamW step over the model's gradients: `build_optimizer`'s (fused where PyTorch
     has it) against PyTorch's per-parameter loop, alternated step by step on copies of the model."""
@@ -138,6 +160,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12, help="operators listed")
     parser.add_argument("--compare-optimizers", action="store_true",
                         help="also time the AdamW step: build_optimizer's (fused) against the per-parameter loop")
+    parser.add_argument("--compare-amp", action="store_true",
+                        help="also time the step with the forward in bfloat16 (train.amp: true), alternated")
     parser.add_argument("--compile", action="store_true",
                         help="also time the step with torch.compile of the forward, alternated with the eager one")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: print only)")
@@ -207,6 +231,8 @@ def main() -> None:
               f"{row['calls_per_step']:>6.0f}")
     if args.compare_optimizers:
         result["optimizers"] = compare_optimizers(model, args.steps, args.warmup)
+    if args.compare_amp:
+        result["amp"] = compare_amp(model, images, labels, optimizer, banded, args.steps, args.warmup)
     if args.compile:
         result["compile"] = compare_compiled(model, images, labels, optimizer, banded, args.steps, args.warmup)
     if args.out:

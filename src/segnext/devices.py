@@ -9,12 +9,13 @@ key or a command-line option given by the user always wins over the table.
 Where the numbers come from:
 - cpu: `benchmarks/vs_mmseg.py`, `benchmarks/profile_train_step.py` on 2 cores: channels-last
   training steps 0.45-0.48x MMSegmentation's; the oneDNN-fused optimized backend 0.23-0.34x its
-  inference latency; bfloat16 autocast is slower than float32 there (no AMX), so `train.amp` is off
-  by default and bf16 only when asked for; the banded loss (resize + cross-entropy in bands of label
-  rows that stay in the cache) is what makes the CPU step fast; test-time labels by the exact
-  label-only upsampling (`benchmarks/vs_mmseg.py`: faster than resize + argmax, and small). No
-  reading processes at test time: the model takes nearly all of an image's time, and a reader takes
-  cores from it (`benchmarks/bench_predict.py`).
+  inference latency; bfloat16 autocast is slower than float32 on CPUs without bfloat16 instructions
+  and 0.85-0.91x a training step's time on one with them (AMD Zen 5): `train.amp` stays off by
+  default (the official recipe is float32) and gives bf16 when asked for; the banded loss (resize +
+  cross-entropy in bands of label rows that stay in the cache) is what makes the CPU step fast;
+  test-time labels by the exact label-only upsampling (`benchmarks/vs_mmseg.py`: faster than resize
+  + argmax, and small). No reading processes at test time: the model takes nearly all of an image's
+  time, and a reader takes cores from it (`benchmarks/bench_predict.py`).
 - cuda: one H200 (PyTorch 2.11, CUDA 13), recorded in BENCHMARKS.md: the training step in NCHW
   0.80x (T) / 0.82x (B) MMSegmentation's with fp16 autocast, in channels-last 0.91x / 0.98x, so NCHW;
   the optimized backend (the CPU one) was slower than eager (49 vs 43 ms, B at 1024x2048), so eager

@@ -10,8 +10,9 @@ through `AutocastModel`. Two things stay in float32:
   exactly.
 
 On the CPU, amp is a no-op (float32): the fast CPU path is oneDNN's fused float32 convolutions
-(`optimize_for_inference`), which autocast would not change, and bfloat16 is slower than float32
-on CPUs without bfloat16 instructions. `autocast_dtype` says what a device gets.
+(`optimize_for_inference`), which autocast would not change; bfloat16 is slower than float32 on
+CPUs without bfloat16 instructions, and on one with them gained nothing reliable (BENCHMARKS.md).
+`autocast_dtype` says what a device gets.
 
 A model whose weights were cast (`model.half()`, `model.to(torch.bfloat16)`) runs in its own dtype
 the same way: `AutocastModel` with `dtype=None` casts the images to it and returns float32 logits.
