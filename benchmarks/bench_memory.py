@@ -9,7 +9,11 @@ Cases (SegNeXt-T, 150 classes, the official fixture checkpoint's weights):
 - `ms_flip_2000x1500_proba`: the same, with the averaged class probabilities returned as well;
 - `slide_4000x3000`: a 4000 x 3000 photo, the slide test of the first case, labels;
 - `*_confidence`: labels and each pixel's confidence (`predict_with_confidence`, what
-  `segnext predict --confidence` writes).
+  `segnext predict --confidence` writes);
+- `*_probs_file_*`: labels and the class probabilities written to a float16 .npy file, as
+  `segnext predict --probs` does: `_whole` all of them made first (`predict_with_proba`, then
+  `np.save`), `_bands` a band of rows at a time (`ClassProbabilities.save`); the file is removed
+  after.
 
 Peak memory is the process's maxrss (Linux), so it includes the interpreter, torch and the model
 (about 500 MB). Prints a table and writes JSON.
@@ -44,20 +48,36 @@ SETTINGS = {
     "ms_flip_2000x1500_proba": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
                                                 "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)",
                                 "predict_with_proba"),
+    "whole_2000x1500_probs_file_whole": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512))", "probs_file_whole"),
+    "whole_2000x1500_probs_file_bands": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512))", "probs_file_bands"),
+    "ms_flip_2000x1500_probs_file_bands": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
+                                                           "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)",
+                                           "probs_file_bands"),
+}
+
+# What `segnext predict --probs` does with an image's probabilities: all of them as an array, then
+# a float16 .npy (before), or a band of rows at a time into the file (`ClassProbabilities.save`).
+CALLS = {
+    "probs_file_whole": "labels, probabilities = segmenter.predict_with_proba(image)\n"
+                        "np.save(os.path.join(folder, 'probs.npy'), probabilities.astype(np.float16))",
+    "probs_file_bands": "(labels, probabilities), = segmenter.predict_group([segmenter.prepare(image)], "
+                        "with_probabilities=True, probabilities_in_bands=True)\n"
+                        "probabilities.save(os.path.join(folder, 'probs.npy'))",
 }
 
 SCRIPT = """
-import resource, time, numpy as np, segnext
+import os, resource, shutil, tempfile, time, numpy as np, segnext
 from segnext.inference import TestConfig
 height, width = {shape}
 segmenter = segnext.Segmenter.from_checkpoint({checkpoint!r}, test_config={settings})
 blocks = np.random.default_rng(0).integers(0, 255, (height // 100, width // 100, 3))
 image = np.kron(blocks, np.ones((100, 100, 1))).astype(np.uint8)
+folder = tempfile.mkdtemp()
 start = time.perf_counter()
-result = segmenter.{method}(image)
-labels = result[0] if isinstance(result, tuple) else result
+{call}
 assert labels.shape == (height, width), labels.shape
 print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+shutil.rmtree(folder)
 """
 
 
@@ -70,7 +90,9 @@ def main() -> int:
     rows = []
     for name in args.cases:
         shape, settings, method = SETTINGS[name]
-        script = SCRIPT.format(shape=shape, checkpoint=args.checkpoint, settings=settings, method=method)
+        call = CALLS.get(method, f"result = segmenter.{method}(image)\n"
+                                 f"labels = result[0] if isinstance(result, tuple) else result")
+        script = SCRIPT.format(shape=shape, checkpoint=args.checkpoint, settings=settings, call=call)
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
         if result.returncode:
             print(f"{name}: failed\n{result.stderr}", file=sys.stderr)

@@ -97,3 +97,19 @@ def test_confidence_on_the_gpu_is_the_cpus_to_float_rounding(no_tf32):
         else:
             np.testing.assert_allclose(got, confidence, atol=1e-3)
         model.cpu()
+
+
+def test_probabilities_in_bands_on_the_gpu_are_the_cpus_to_float_rounding(no_tf32, tmp_path):
+    """`segnext predict --probs` on a GPU: the bands are made on the device and written to the file."""
+    model, _, _ = reference_case("t")
+    photo = np.random.default_rng(1).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    for config in (segnext.TestConfig(img_scale=(160, 96)),
+                   segnext.TestConfig(img_scale=(160, 96), scales=(0.75, 1.0), flip=True)):
+        labels, probabilities = segnext.Segmenter(model.cpu(), config, device="cpu").predict_with_proba(photo)
+        gpu = segnext.Segmenter(model.cuda(), config, device="cuda")
+        (got_labels, got), = gpu.predict_group([gpu.prepare(photo)], with_probabilities=True,
+                                               probabilities_in_bands=True)
+        assert (got_labels == labels).mean() >= 0.999
+        saved = np.load(got.save(tmp_path / "probs.npy"))
+        np.testing.assert_allclose(saved.astype(np.float32), probabilities, atol=2e-3)
+        model.cpu()

@@ -22,6 +22,7 @@ from segnext.inference import (
     resize_for_test,
     segment,
     segment_group_confidence,
+    segment_group_with_probabilities,
     segment_logits,
     to_tensor,
 )
@@ -134,6 +135,39 @@ def test_confidence_in_bands_holds_no_full_size_scores(eager, image, monkeypatch
         calls.clear()
         segment_group_confidence(eager, [prepare(image, config)], config, memory_efficient=True)
         assert calls and all(shape == (150, 10, 109) for shape in calls[:-1])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["whole-divisor", "whole-native", "slide", "multi-scale",
+                                                 "slide-multi-scale"])
+def test_probabilities_in_bands_equal_the_full_size_ones(eager, image, config, monkeypatch, tmp_path):
+    """`segment_group_with_probabilities`: the labels and the confidence of `segment_group_confidence`,
+    and probabilities equal to the full-size ones: made a band of rows at a time (never all of them
+    at once), or for several scales averaged once where they fit the budget; `save` writes them to
+    a .npy file band by band."""
+    monkeypatch.setattr(banded_average, "BAND_BYTES", 150 * 109 * 4 * 10)  # bands of 10 rows
+    scores = segment_logits(eager, image, config)
+    expected = scores.softmax(0) if config.single_scale else scores
+    group = [prepare(image, config)]
+    (reference_labels, reference_confidence), = segment_group_confidence(eager, group, config, memory_efficient=True)
+    for budget in (0, segment_module.FULL_SCORES_BUDGET):
+        monkeypatch.setattr(segment_module, "FULL_SCORES_BUDGET", budget)
+        (labels, probabilities, confidence), = segment_group_with_probabilities(eager, group, config,
+                                                                                with_confidence=True)
+        assert torch.equal(labels, reference_labels) and (confidence - reference_confidence).abs().max() <= 1e-6
+        assert torch.equal(labels, segment(eager, image, config))
+        (alone, _), = segment_group_with_probabilities(eager, group, config)
+        assert torch.equal(alone, labels)
+
+        assert probabilities.shape == (150, *image.shape[:2])
+        band_shapes = [band.shape for _, band in probabilities.bands()]
+        assert len(band_shapes) == 8 and all(shape == (150, 10, 109) for shape in band_shapes[:-1])
+        # several scales: averaged once where they fit the budget, labels and confidence read from it
+        assert (probabilities.computed is not None) == bool(budget and not config.single_scale)
+        assert np.abs(probabilities.numpy() - expected.numpy()).max() <= 1e-6
+        saved = np.load(probabilities.save(tmp_path / "probs.npy"))
+        assert saved.dtype == np.float16 and saved.shape == (150, *image.shape[:2])
+        assert np.array_equal(saved, probabilities.numpy().astype(np.float16))
+        assert [path.name for path in tmp_path.iterdir()] == ["probs.npy"]  # no temporary file left
 
 
 def test_optimized_model_gives_the_reference_labels(eager, image):

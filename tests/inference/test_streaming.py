@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import segnext
-from segnext.inference import Segmenter, TestConfig
+from segnext.inference import ClassProbabilities, Segmenter, TestConfig
 from segnext.inference.streaming import predict_files
 
 CONFIG = TestConfig(img_scale=(64, 48), size_divisor=16)
@@ -75,6 +75,22 @@ def test_a_group_that_fails_is_retried_image_by_image(segmenter, files, monkeypa
     assert alone["0.png"].probabilities is None
     assert np.array_equal(alone["0.png"].confidence, segmenter.predict_with_confidence(files[0])[1])
     np.testing.assert_allclose(alone["0.png"].confidence, segmenter.predict_proba(files[0]).max(0), rtol=0, atol=1e-6)
+
+
+def test_probabilities_in_bands_for_images_too_large_for_all_of_them(segmenter, files):
+    """`segnext predict --probs` takes the probabilities as a `ClassProbabilities`, made a band of rows
+    at a time when saved; its labels and confidence are `predict`'s and `predict_with_confidence`'s."""
+    results = {result.path.name: result for result in predict_files(
+        segmenter, files, batch_size=3, with_probabilities=True, with_confidence=True, probabilities_in_bands=True)}
+    for name in ("0.png", "3.png"):
+        result = results[name]
+        assert isinstance(result.probabilities, ClassProbabilities)
+        np.testing.assert_allclose(result.probabilities.numpy(), segmenter.predict_proba(result.path), rtol=0,
+                                   atol=1e-6)
+        assert np.array_equal(result.labels, segmenter.predict(result.path))
+        np.testing.assert_allclose(result.confidence, segmenter.predict_with_confidence(result.path)[1], rtol=0,
+                                   atol=1e-6)
+    assert "broken.jpg" in results["broken.jpg"].error
 
 
 def test_arguments_are_checked(segmenter, files):

@@ -290,7 +290,7 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     progress = tqdm(total=len(images), unit="img", disable=args.no_progress or len(images) < 2, file=sys.stderr)
     results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,
                             with_probabilities=args.probs, with_confidence=args.confidence,
-                            keep_images=args.overlay)
+                            probabilities_in_bands=True, keep_images=args.overlay)
     with ThreadPoolExecutor(max_workers=1) as saver:  # saving overlaps the model's next batch
         pending: deque = deque()
 
@@ -334,8 +334,8 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
     if args.overlay:
         write_image(others.pop(0), overlay(result.image, result.labels, palette, args.alpha, ignore_index=None),
                     quality=90)
-    if args.probs:
-        write_array(others.pop(0), result.probabilities.astype(np.float16))
+    if args.probs:  # a band of rows at a time: a 150-class photo's would not fit in memory at once
+        result.probabilities.save(others.pop(0), np.float16)
     if args.confidence:
         write_image(others.pop(0), confidence_greyscale(result.confidence))
     for collector in collectors:
@@ -445,19 +445,6 @@ class ConfidenceTable:
                            for mean, unsure, image in self.rows[:shown])
         return (f"wrote {self.path}: the mean confidence of {len(self.rows)} image(s) and their share of pixels "
                 f"under {UNSURE_BELOW:.0%}, least confident first (label those first):\n{least}")
-
-
-def write_array(path: Path, array) -> None:
-    """np.save, atomically (a file object: np.save given a path would add .npy to the temporary name)."""
-    import numpy as np
-
-    from ..utils import atomic_write
-
-    def write(temporary: Path) -> None:
-        with open(temporary, "wb") as file:
-            np.save(file, array)
-
-    atomic_write(path, write, size=array.nbytes + 128)  # + the .npy header
 
 
 def _predict_video(args, segmenter, path: Path, stem: Path, out_dir: Path) -> List[str]:

@@ -39,15 +39,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..devices import device_defaults
-from ..ops.banded_average import average_probabilities_in_bands
+from ..ops import banded_average
+from ..ops.banded_average import Source, average_probabilities_in_bands
 from ..ops.label_upsample import upsampled_argmax
+from ..utils import atomic_write
 from .precision import AutocastModel, weight_dtype
 from .preprocess import ImageInput, PreparedImage, prepare, to_tensor
 from .settings import TestConfig
@@ -223,6 +227,92 @@ def segment_group_confidence(model, group: Sequence[PreparedImage], config: Opti
             labels = [None] * len(sources)
         return [_banded_confidence(image_sources, size, image_labels)
                 for (image_sources, size), image_labels in zip(sources, labels)]
+
+
+class ClassProbabilities:
+    """An image's class probabilities (num_classes, H, W) at its size, made one band of rows at a
+    time (`bands()`) from the low-resolution logits of every scale and flip
+    (`segnext.ops.banded_average`): a band's memory instead of K x H x W floats (a 150-class
+    12-megapixel photo: 7.2 GB of float32). The values of `segment_group_scores`' probabilities, to
+    float rounding."""
+
+    def __init__(self, sources: List[Source], size: Tuple[int, int], computed: Optional[torch.Tensor] = None):
+        self.sources = sources
+        self.size = size
+        self.computed = computed  # all of them, where they were computed already (then one band)
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        return (self.sources[0][0].shape[0], *self.size)
+
+    def bands(self, band_bytes: Optional[int] = None) -> Iterator[Tuple[slice, torch.Tensor]]:
+        """(rows, their probabilities (num_classes, rows, W), float32), top to bottom."""
+        if self.computed is not None:  # views of it, in bands as small (a band at a time is converted)
+            height, width = self.size
+            band_rows = max(1, (band_bytes or banded_average.BAND_BYTES) // (4 * self.shape[0] * width))
+            return ((slice(top, min(top + band_rows, height)), self.computed[:, top:top + band_rows])
+                    for top in range(0, height, band_rows))
+        return average_probabilities_in_bands(self.sources, *self.size, band_bytes)
+
+    def numpy(self) -> np.ndarray:
+        """All of them, (num_classes, H, W) float32."""
+        array = np.empty(self.shape, dtype=np.float32)
+        for rows, band in self.bands():
+            array[:, rows] = band.cpu().numpy()
+        return array
+
+    def save(self, path, dtype=np.float16) -> Path:
+        """Write them to `path` as a .npy file of `dtype` (float16: what `segnext predict --probs`
+        writes), one band at a time and atomically."""
+
+        def write(temporary: Path) -> None:
+            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=self.shape)
+            for rows, band in self.bands():
+                array[:, rows] = band.cpu().numpy()
+            array.flush()
+            del array  # closes the file before the rename
+
+        return atomic_write(path, write, size=int(np.prod(self.shape)) * np.dtype(dtype).itemsize + 128)
+
+
+@torch.no_grad()
+def segment_group_with_probabilities(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None,
+                                     device=None, *, with_confidence: bool = False) -> List[tuple]:
+    """Per image: (int64 labels (H, W), its `ClassProbabilities`), and with `with_confidence` the
+    probability of each label (float32 (H, W)), from one forward pass: the labels and the confidence
+    as `segment_group_confidence` gives them with `memory_efficient=True`, the probabilities made
+    later, a band at a time. Several scales or flips, whose labels take a pass over the bands of
+    their own, are averaged once into a whole array where that fits `FULL_SCORES_BUDGET` (the
+    labels and the confidence read from it), so that the bands are not computed twice."""
+    with evaluation_mode(model):
+        model = _with_float32_logits(model)
+        config, device = _defaults(model, group, config, device)
+        if _banded(model, config):
+            image_sources = _stride8_sources(model, group, config, device)
+        else:  # sliding windows (or a model without stride-8 logits): the logits at each resized size
+            per_image: List[list] = [[] for _ in group]
+            for x, flipped in _views(group, config, device):
+                logits = model_logits(model, x.flip(3) if flipped else x, config)
+                for index, image in enumerate(group):
+                    one = logits[index].float()
+                    per_image[index].append((one.flip(-1) if flipped else one, [image.size]))
+            image_sources = [(sources, image.size) for sources, image in zip(per_image, group)]
+        results = []
+        for sources, size in image_sources:
+            probabilities = ClassProbabilities(sources, size)
+            if len(sources) == 1:  # a single scale: the exact labels, as `segment_group`
+                low, chain = sources[0]
+                labels = upsampled_argmax(low, chain).to(device)
+                confidence = _banded_confidence(sources, size, labels)[1] if with_confidence else None
+            elif 4 * probabilities.shape[0] * size[0] * size[1] <= FULL_SCORES_BUDGET:
+                probabilities.computed = _banded_average(sources, size)
+                confidence, labels = probabilities.computed.max(0)
+            elif with_confidence:
+                labels, confidence = _banded_confidence(sources, size, None)
+            else:
+                labels, confidence = _banded_labels(sources, size).to(device), None
+            results.append((labels, probabilities, *([confidence] if with_confidence else [])))
+        return results
 
 
 def segment_logits(model, image: ImageInput, config: Optional[TestConfig] = None, device=None, *,

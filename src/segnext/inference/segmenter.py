@@ -34,7 +34,12 @@ from .batching import batches_by_size
 from .cuda_graph import CudaGraphSegNeXt
 from .precision import Amp, AutocastModel, autocast_dtype
 from .preprocess import ImageInput, PreparedImage, prepare, to_rgb_array
-from .segment import segment_group, segment_group_confidence, segment_group_scores
+from .segment import (
+    segment_group,
+    segment_group_confidence,
+    segment_group_scores,
+    segment_group_with_probabilities,
+)
 from .settings import TestConfig, default_test_config, test_config_for
 
 
@@ -222,13 +227,22 @@ class Segmenter:
         return prepare(image, self.test_config, keep_image=keep_image)
 
     def predict_group(self, group: Sequence[PreparedImage], *, with_probabilities: bool = False,
-                      with_confidence: bool = False) -> list:
+                      with_confidence: bool = False, probabilities_in_bands: bool = False) -> list:
         """Predict prepared images of one resized size (one `group_key`; see
         `segnext.inference.batching.batches_by_size`) in shared forward passes, each as `predict`,
         `predict_with_proba` or `predict_with_confidence` give it for that image alone: a list of
         label maps; with `with_probabilities` and/or `with_confidence`, of tuples (labels, then the
-        probabilities and the confidence asked for, in that order). Every prediction comes through here."""
+        probabilities and the confidence asked for, in that order). Every prediction comes through here.
+
+        probabilities_in_bands: the probabilities as a `ClassProbabilities`, computed one band of rows
+        at a time when read (`.bands()`, `.save(path)`), instead of an array of all of them; the
+        labels then are `predict`'s (not the argmax of the probabilities, which can differ at ties)."""
         model = self.inference_model
+        if with_probabilities and probabilities_in_bands:
+            return [(labels.cpu().numpy().astype(self._label_dtype), probabilities,
+                     *[confidence.cpu().numpy() for confidence in rest])
+                    for labels, probabilities, *rest in segment_group_with_probabilities(
+                        model, group, self.test_config, self.device, with_confidence=with_confidence)]
         if with_confidence and not with_probabilities:  # (H, W) each, without the classes' full-size scores
             pairs = segment_group_confidence(model, group, self.test_config, self.device,
                                              memory_efficient=self.memory_efficient)

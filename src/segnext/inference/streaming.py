@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .batching import as_is, batches_by_size
 from .preprocess import prepare
+from .segment import ClassProbabilities
 from .segmenter import Segmenter
 from .settings import TestConfig
 
@@ -34,7 +35,7 @@ class FilePrediction:
     index: int  # position in the list of paths
     path: Path
     labels: Optional[np.ndarray] = None
-    probabilities: Optional[np.ndarray] = None
+    probabilities: Union[np.ndarray, ClassProbabilities, None] = None  # (see probabilities_in_bands)
     confidence: Optional[np.ndarray] = None  # the probability of each pixel's label, float32 (H, W)
     image: Optional[np.ndarray] = None  # uint8 RGB, with keep_images
     error: Optional[str] = None
@@ -71,12 +72,14 @@ def _one_line(error: BaseException, path: Path) -> str:
 
 def predict_files(segmenter: Segmenter, paths: Sequence[Union[str, Path]], *, batch_size: int = 1, workers: int = 0,
                   with_probabilities: bool = False, with_confidence: bool = False,
-                  keep_images: bool = False) -> Iterator[FilePrediction]:
+                  probabilities_in_bands: bool = False, keep_images: bool = False) -> Iterator[FilePrediction]:
     """Predict image files, yielding a `FilePrediction` for each as it is done.
 
     batch_size: images of one resized size per forward pass (each gets its single-image result).
     workers: DataLoader worker processes that read and resize images (0: in this process).
     with_probabilities: also the class probabilities, as `Segmenter.predict_with_proba`.
+    probabilities_in_bands: the probabilities as a `ClassProbabilities` to compute one band of rows
+        at a time (`.save(path)`), not an array of all of them (`Segmenter.predict_group`).
     with_confidence: also the confidence of each pixel, as `Segmenter.predict_with_confidence`.
     keep_images: also the RGB image (for overlays).
 
@@ -87,7 +90,8 @@ def predict_files(segmenter: Segmenter, paths: Sequence[Union[str, Path]], *, ba
     if workers < 0:
         raise ValueError(f"workers must be 0 or more, got {workers}")
     paths = [Path(path) for path in paths]
-    outputs = dict(with_probabilities=with_probabilities, with_confidence=with_confidence)
+    outputs = dict(with_probabilities=with_probabilities, with_confidence=with_confidence,
+                   probabilities_in_bands=probabilities_in_bands)
     loader = DataLoader(_PreparedFiles(paths, segmenter.test_config, keep_images), batch_size=None, shuffle=False,
                         num_workers=workers, collate_fn=as_is,
                         generator=torch.Generator())  # its seed draw must not advance the global RNG
@@ -125,7 +129,7 @@ def _predict_batch(segmenter: Segmenter, paths: List[Path], batch: List[tuple],
         yield FilePrediction(index, paths[index], error=_one_line(error, paths[index]))
         return
     for (index, image), prediction in zip(batch, predictions):
-        if not any(outputs.values()):
+        if not (outputs["with_probabilities"] or outputs["with_confidence"]):
             prediction = (prediction,)
         labels, *scores = prediction
         probabilities = scores.pop(0) if outputs["with_probabilities"] else None

@@ -91,7 +91,8 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
                disable=not progress, leave=False)
     written = 0
     summaries: list = []  # (frame, mean confidence, unsure share), filled by the saving thread
-    outputs_asked = dict(with_probabilities=probabilities, with_confidence=confidence)
+    outputs_asked = dict(with_probabilities=probabilities, with_confidence=confidence,
+                         probabilities_in_bands=probabilities)
     try:
         reader.start()
         with ThreadPoolExecutor(max_workers=1) as saver:  # one thread: frames are written in order
@@ -224,11 +225,11 @@ def _write_frames(batch, outputs, palette, alpha: float, labels_dir: Path, write
     """Write a batch's frames: label PNGs, overlay frames, and the probabilities and confidence
     `asked` for (`predict_group`'s options); each frame's confidence summary into `summaries`."""
     for (index, image), output in zip(batch, outputs):
-        labels, *scores = output if any(asked.values()) else (output,)
+        labels, *scores = output if asked["with_probabilities"] or asked["with_confidence"] else (output,)
         write_label(labels_dir / f"{index:06d}.png", labels, palette)
         writer.write(overlay(image.rgb, labels, palette, alpha, ignore_index=None))
         if asked["with_probabilities"]:
-            np.save(labels_dir / f"{index:06d}_probs.npy", scores.pop(0).astype(np.float16))
+            scores.pop(0).save(labels_dir / f"{index:06d}_probs.npy", np.float16)  # a band of rows at a time
         if asked["with_confidence"]:
             confidence = scores.pop(0)
             write_image(labels_dir / f"{index:06d}_confidence.png", confidence_greyscale(confidence))
