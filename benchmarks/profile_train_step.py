@@ -79,19 +79,26 @@ class CompiledForward(torch.nn.Module):
         return self.compiled_forward(images)
 
 
+def alternated(steps_by_name: dict, steps: int, warmup: int):
+    """Each of `steps_by_name` (name -> a call returning `timed_step`'s seconds) once a round, for
+    `warmup` rounds and then `steps` timed ones: (the step seconds of each, their medians)."""
+    seconds = {name: [] for name in steps_by_name}
+    for index in range(warmup + steps):
+        for name, step in steps_by_name.items():
+            took = step()["step"]
+            if index >= warmup:
+                seconds[name].append(took)
+    return seconds, {name: statistics.median(values) for name, values in seconds.items()}
+
+
 def compare_compiled(model, images, labels, optimizer, banded: bool, steps: int, warmup: int) -> dict:
     """Step seconds of the eager and the compiled forward, alternated, medians and their ratio."""
     compiled = CompiledForward(model)
     start = time.perf_counter()
     timed_step(compiled, images, labels, optimizer, banded)
     compile_seconds = time.perf_counter() - start
-    seconds = {"eager": [], "compiled": []}
-    for index in range(warmup + steps):
-        for name, runner in (("eager", model), ("compiled", compiled)):
-            step = timed_step(runner, images, labels, optimizer, banded)["step"]
-            if index >= warmup:
-                seconds[name].append(step)
-    median = {name: statistics.median(values) for name, values in seconds.items()}
+    seconds, median = alternated({name: lambda runner=runner: timed_step(runner, images, labels, optimizer, banded)
+                                  for name, runner in (("eager", model), ("compiled", compiled))}, steps, warmup)
     ratio = median["compiled"] / median["eager"]
     print(f"torch.compile of the forward: {compile_seconds:.0f} s to compile; step {median['compiled'] * 1e3:.0f} ms "
           f"against eager {median['eager'] * 1e3:.0f} ms (x{ratio:.2f})")
@@ -104,13 +111,8 @@ def compare_amp(model, images, labels, optimizer, banded: bool, steps: int, warm
     alternated step by step, medians and their ratio; and whether this CPU has bfloat16 instructions
     (AVX512-BF16 or AMX), without which oneDNN emulates them."""
     native = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    seconds = {"float32": [], "bfloat16": []}
-    for index in range(warmup + steps):
-        for name, dtype in (("float32", None), ("bfloat16", torch.bfloat16)):
-            step = timed_step(model, images, labels, optimizer, banded, dtype)["step"]
-            if index >= warmup:
-                seconds[name].append(step)
-    median = {name: statistics.median(values) for name, values in seconds.items()}
+    seconds, median = alternated({name: lambda dtype=dtype: timed_step(model, images, labels, optimizer, banded, dtype)
+                                  for name, dtype in (("float32", None), ("bfloat16", torch.bfloat16))}, steps, warmup)
     ratio = median["bfloat16"] / median["float32"]
     print(f"bfloat16 autocast (train.amp: true; this CPU {'has' if native else 'lacks'} bfloat16 instructions): "
           f"step {median['bfloat16'] * 1e3:.0f} ms against float32 {median['float32'] * 1e3:.0f} ms (x{ratio:.2f})")

@@ -239,7 +239,7 @@ class ClassProbabilities:
     def __init__(self, sources: List[Source], size: Tuple[int, int], computed: Optional[torch.Tensor] = None):
         self.sources = sources
         self.size = size
-        self.computed = computed  # all of them, where they were computed already (then one band)
+        self.computed = computed  # all of them, where they were made at once (the bands are views of it)
 
     @property
     def shape(self) -> Tuple[int, int, int]:
@@ -247,7 +247,7 @@ class ClassProbabilities:
 
     def bands(self, band_bytes: Optional[int] = None) -> Iterator[Tuple[slice, torch.Tensor]]:
         """(rows, their probabilities (num_classes, rows, W), float32), top to bottom."""
-        if self.computed is not None:  # views of it, in bands as small (a band at a time is converted)
+        if self.computed is not None:  # bands as small: a writer converts one at a time
             height, width = self.size
             band_rows = max(1, (band_bytes or banded_average.BAND_BYTES) // (4 * self.shape[0] * width))
             return ((slice(top, min(top + band_rows, height)), self.computed[:, top:top + band_rows])
