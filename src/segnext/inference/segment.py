@@ -263,16 +263,24 @@ class ClassProbabilities:
 
     def save(self, path, dtype=np.float16) -> Path:
         """Write them to `path` as a .npy file of `dtype` (float16: what `segnext predict --probs`
-        writes), one band at a time and atomically."""
+        writes), one band at a time and atomically. Each class's rows of a band go to their place in
+        the file by plain writes, not through a memory map: a full disk is then an error that names
+        the file (`atomic_write`), not a crash."""
+        classes, height, width = self.shape
+        row_bytes = width * np.dtype(dtype).itemsize
 
         def write(temporary: Path) -> None:
-            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=self.shape)
-            for rows, band in self.bands():
-                array[:, rows] = band.cpu().numpy()
-            array.flush()
-            del array  # closes the file before the rename
+            with open(temporary, "wb") as file:
+                np.lib.format.write_array_header_1_0(file, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                            "fortran_order": False, "shape": self.shape})
+                start = file.tell()
+                for rows, band in self.bands():
+                    values = band.cpu().numpy().astype(dtype)
+                    for index in range(classes):  # class `index`'s plane holds these rows at this offset
+                        file.seek(start + (index * height + rows.start) * row_bytes)
+                        file.write(values[index].tobytes())
 
-        return atomic_write(path, write, size=int(np.prod(self.shape)) * np.dtype(dtype).itemsize + 128)
+        return atomic_write(path, write, size=classes * height * row_bytes + 128)
 
 
 @torch.no_grad()
