@@ -236,7 +236,7 @@ class Segmenter:
 
         probabilities_in_bands: the probabilities as a `ClassProbabilities`, computed one band of rows
         at a time when read (`.bands()`, `.save(path)`), instead of an array of all of them; the
-        labels then are `predict`'s (not the argmax of the probabilities, which can differ at ties)."""
+        labels and confidence then are those of the memory-efficient path (`predict` on a CPU)."""
         model = self.inference_model
         if with_probabilities and probabilities_in_bands:
             return [(labels.cpu().numpy().astype(self._label_dtype), probabilities,
