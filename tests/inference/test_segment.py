@@ -170,36 +170,14 @@ def test_probabilities_in_bands_equal_the_full_size_ones(eager, image, config, m
         assert [path.name for path in tmp_path.iterdir()] == ["probs.npy"]  # no temporary file left
 
 
-def test_probabilities_on_a_full_disk_are_an_error_naming_the_file(eager, image, monkeypatch, tmp_path):
+def test_probabilities_on_a_full_disk_are_an_error_naming_the_file(eager, image, full_disk, tmp_path):
     """The file is written by plain writes (no memory map, where a full disk kills the process):
     the disk filling up midway is a DiskFullError naming the file, and no partial file is left."""
-    import errno
-
     from segnext.utils import DiskFullError
 
     config = TestConfig(img_scale=(160, 96))
     (_, probabilities), = segment_group_with_probabilities(eager, [prepare(image, config)], config)
-
-    class FillingUp:  # a file on a disk with room for 40 writes
-        def __init__(self, path, mode):
-            self.file, self.writes = open(path, mode), 0  # noqa: SIM115 (closed by __exit__)
-
-        def write(self, data):
-            self.writes += 1
-            if self.writes > 40:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return self.file.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.file, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.file.close()
-
-    monkeypatch.setattr(segment_module, "open", FillingUp, raising=False)
+    full_disk(tmp_path, free=150 * 77 * 109)  # room for about half of the float16 file
     with pytest.raises(DiskFullError, match=r"probs\.npy: no space left on the device"):
         probabilities.save(tmp_path / "probs.npy")
     assert list(tmp_path.iterdir()) == []
