@@ -295,18 +295,8 @@ def segment_group_with_probabilities(model, group: Sequence[PreparedImage], conf
     with evaluation_mode(model):
         model = _with_float32_logits(model)
         config, device = _defaults(model, group, config, device)
-        if _banded(model, config):
-            image_sources = _stride8_sources(model, group, config, device)
-        else:  # sliding windows (or a model without stride-8 logits): the logits at each resized size
-            per_image: List[list] = [[] for _ in group]
-            for x, flipped in _views(group, config, device):
-                logits = model_logits(model, x.flip(3) if flipped else x, config)
-                for index, image in enumerate(group):
-                    one = logits[index].float()
-                    per_image[index].append((one.flip(-1) if flipped else one, [image.size]))
-            image_sources = [(sources, image.size) for sources, image in zip(per_image, group)]
         results = []
-        for sources, size in image_sources:
+        for sources, size in _stride8_sources(model, group, config, device):
             probabilities = ClassProbabilities(sources, size)
             if len(sources) == 1:  # a single scale: the exact labels, as `segment_group`
                 low, chain = sources[0]
@@ -367,13 +357,17 @@ def _banded(model, config: TestConfig) -> bool:
 def _stride8_sources(model, group: Sequence[PreparedImage], config: TestConfig, device):
     """Per image: ([(stride-8 logits (K, h, w) in the image's orientation, the sizes they are resized
     through)] for every scale and flip, the image's size). A bilinear resize commutes with a
-    horizontal flip, so flipped logits are flipped back before the resize."""
+    horizontal flip, so flipped logits are flipped back before the resize. Where the test is not
+    banded (sliding windows, a model without stride-8 logits): the logits at each resized size."""
+    banded = _banded(model, config)
     sources: List[list] = [[] for _ in group]
     for x, flipped in _views(group, config, device):
-        low = model.forward_logits(x.flip(3) if flipped else x)
+        view = x.flip(3) if flipped else x
+        low = model.forward_logits(view) if banded else model_logits(model, view, config)
         for index, image in enumerate(group):
             one = low[index].float().contiguous()
-            sources[index].append((one.flip(-1) if flipped else one, [tuple(x.shape[2:]), image.size]))
+            chain = [tuple(x.shape[2:]), image.size] if banded else [image.size]
+            sources[index].append((one.flip(-1) if flipped else one, chain))
     return [(image_sources, image.size) for image_sources, image in zip(sources, group)]
 
 
