@@ -129,3 +129,36 @@ def test_without_opencv_the_error_says_how_to_get_it(segmenter, tmp_path, monkey
     monkeypatch.setitem(sys.modules, "cv2", None)
     with pytest.raises(ValueError, match=r"needs the opencv-python-headless package: pip install 'segnext\[opencv\]'"):
         predict_video(segmenter, tmp_path / "clip.mp4", tmp_path / "out")
+
+
+def test_a_stream_whose_resolution_changes_midway(segmenter, tmp_path, monkeypatch):
+    """Frames of the new size start a batch of their own; each gets its own labels at its size, and
+    the overlay video keeps the first size (a video has one)."""
+    clip = write_test_video(tmp_path / "clip.avi", frames=7, fourcc="MJPG")
+    real_capture = cv2.VideoCapture
+
+    class ResolutionChange:  # frames 3-5 come at 80x60, as from a stream that switched resolution
+        def __init__(self, path):
+            self.capture, self.index = real_capture(path), 0
+
+        def read(self):
+            ok, bgr = self.capture.read()
+            if ok and 3 <= self.index <= 5:
+                bgr = cv2.resize(bgr, (80, 60))
+            self.index += 1
+            return ok, bgr
+
+        def __getattr__(self, name):
+            return getattr(self.capture, name)
+
+    frames = [cv2.resize(f, (80, 60)) if 3 <= i <= 5 else f for i, f in enumerate(read_frames(clip))]
+    monkeypatch.setattr(cv2, "VideoCapture", ResolutionChange)
+    outputs = predict_video(segmenter, clip, tmp_path / "out", batch_size=4)
+    monkeypatch.undo()
+    assert outputs.frames == 7
+    for index, frame in enumerate(frames):
+        with Image.open(outputs.labels / f"{index:06d}.png") as written:
+            assert written.size == (frame.shape[1], frame.shape[0])
+            assert np.array_equal(np.asarray(written), segmenter.predict(frame)), f"frame {index}"
+    overlay_frames = read_frames(outputs.overlay)
+    assert len(overlay_frames) == 7 and {f.shape for f in overlay_frames} == {(HEIGHT, WIDTH, 3)}

@@ -63,7 +63,9 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
     `confidence` OUT/<name>/<frame>_confidence.png (each pixel's confidence, as
     `Segmenter.predict_with_confidence`, 255 = certain) and OUT/<name>/confidence.csv (each frame's
     mean confidence, least confident first: the frames to label next). name: the video's file name
-    without its suffix unless given. progress: a progress bar over frames.
+    without its suffix unless given. progress: a progress bar over frames. A stream whose resolution
+    changes midway is followed: each frame's label map has its own size, and the overlay video the
+    first frame's (later frames are resized to it).
     """
     cv2 = opencv()
     from tqdm import tqdm
@@ -97,24 +99,32 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
         reader.start()
         with ThreadPoolExecutor(max_workers=1) as saver:  # one thread: frames are written in order
             pending: deque = deque()
+
+            def predict(batch: list) -> None:
+                nonlocal written
+                outputs = segmenter.predict_group([image for _, image in batch], **outputs_asked)
+                pending.append(saver.submit(_write_frames, batch, outputs, segmenter.palette, alpha, labels_dir,
+                                            writer, outputs_asked, summaries))
+                bar.update(len(batch))
+                written += len(batch)
+                while len(pending) > 2:  # bound the frames held in memory
+                    pending.popleft().result()
+
             batch: list = []
             while True:
                 item = _get(frames, reader)
                 if isinstance(item, BaseException):
                     raise item
-                if item is not _END:
-                    batch.append(item)
-                if batch and (len(batch) == batch_size or item is _END):
-                    outputs = segmenter.predict_group([image for _, image in batch], **outputs_asked)
-                    pending.append(saver.submit(_write_frames, batch, outputs, segmenter.palette, alpha, labels_dir,
-                                                writer, outputs_asked, summaries))
-                    bar.update(len(batch))
-                    written += len(batch)
+                # a batch holds frames of one size: where a stream's resolution changes, a new one starts
+                if batch and (item is _END or item[1].group_key != batch[0][1].group_key):
+                    predict(batch)
                     batch = []
-                    while len(pending) > 2:  # bound the frames held in memory
-                        pending.popleft().result()
                 if item is _END:
                     break
+                batch.append(item)
+                if len(batch) == batch_size:
+                    predict(batch)
+                    batch = []
             while pending:
                 pending.popleft().result()
         if written == 0:
@@ -183,11 +193,17 @@ class _OverlayWriter:
     def __init__(self, cv2, stem: Path, fps: float):
         self.cv2, self.stem, self.fps = cv2, stem, fps
         self.video = self.partial = self.final = None
+        self.size: Optional[Tuple[int, int]] = None  # (width, height) of the video, set by the first frame
 
     def write(self, rgb: np.ndarray) -> None:
         cv2 = self.cv2
         if self.video is None:
             self._open(width=rgb.shape[1], height=rgb.shape[0])
+            self.size = (rgb.shape[1], rgb.shape[0])
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            # a video has one frame size (a writer drops frames of another without a word): a stream
+            # whose resolution changes midway keeps its first size, the later frames resized to it
+            rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_LINEAR)
         self.video.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def _open(self, width: int, height: int) -> None:
