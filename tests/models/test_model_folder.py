@@ -3,6 +3,7 @@ README.md describes it, and every reader (create_model, Segmenter, export, the H
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -104,6 +105,18 @@ def test_a_card_gives_the_interval_of_its_scores_and_what_it_covers(trained):
     assert ("The interval: over 1,000 resamples of the 101 images scored (the percentile bootstrap), how far the "
             "score would move on another draw of such images; the 101 images come from 1 group of alike "
             "frames.") in card
+
+
+def test_a_card_names_what_its_architecture_changes_from_the_variant(trained):
+    """An ablated model (or one with other NMF steps) is not the published variant: its card says how."""
+    from segnext.models.card import model_card
+
+    assert "architecture" not in model_card(trained.config, 1)
+    changed = dataclasses.replace(trained.config, strip_kernel_sizes=(7, 11), attention_gating=False,
+                                  nmf_eval_steps=10, drop_path_rate=0.0)  # the dropout of training is not named
+    assert ("Its architecture is not the published SegNeXt-T's: `strip_kernel_sizes` [7,11] (the variant's: "
+            "[7,11,21]), `attention_gating` false (the variant's: true), `nmf_eval_steps` 10 (the variant's: 7).") \
+        in model_card(changed, 1)
 
 
 def test_every_reader_uses_the_saved_settings(folder, trained):

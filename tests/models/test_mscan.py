@@ -108,6 +108,48 @@ def test_block_layout_and_layer_scale_init():
     assert model.backbone.norm1.eps == 1e-5
 
 
+def test_msca_ablations_leave_out_what_they_name():
+    """The paper's ablation of MSCA's components: each option changes the attention as it says and
+    nothing else (the other modules keep their weights from the same seed)."""
+    u = torch.randn(2, 8, 12, 16)
+    torch.manual_seed(0)
+    full = mscan.AttentionModule(8)
+    attention_map = full.conv0(u) + sum(v(h(full.conv0(u))) for h, v in full.strip_branches())
+    torch.manual_seed(0)
+    without_mixing = mscan.AttentionModule(8, channel_mixing=False)
+    torch.manual_seed(0)
+    without_gating = mscan.AttentionModule(8, gating=False)
+    without_branches = mscan.AttentionModule(8, strip_kernel_sizes=())
+    without_branches.conv0, without_branches.conv3 = full.conv0, full.conv3
+    with torch.no_grad():
+        assert torch.allclose(full(u), full.conv3(attention_map) * u, atol=1e-6)
+        assert torch.allclose(without_mixing(u), attention_map * u, atol=1e-6)
+        assert torch.allclose(without_gating(u), full.conv3(attention_map), atol=1e-6)
+        assert torch.allclose(without_branches(u), full.conv3(full.conv0(u)) * u, atol=1e-6)
+    assert "conv3.weight" not in without_mixing.state_dict() and not list(without_branches.strip_branches())
+
+
+@pytest.mark.parametrize("options", [dict(strip_kernel_sizes=()), dict(attention_channel_mixing=False),
+                                     dict(attention_gating=False), dict(head_in_stages=(0, 1, 2, 3)),
+                                     dict(head_in_stages=(3,))], ids=str)
+def test_ablated_models_train_save_load_and_optimize(options, tmp_path):
+    """Every ablation of the paper that is a model option trains, saves and loads with its
+    architecture, and runs through the optimized inference path with the same outputs."""
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", 4, **options)
+    x = torch.randn(2, 3, 64, 96)
+    loss = torch.nn.functional.cross_entropy(model(x), torch.randint(0, 4, (2, 64, 96)))
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    segnext.save_model(model.eval(), tmp_path / "ablated")
+    loaded = segnext.create_model(checkpoint=tmp_path / "ablated").eval()
+    assert {key: getattr(loaded.config, key) for key in options} == options
+    with torch.no_grad():
+        expected = model(x)
+        assert torch.equal(loaded(x), expected)
+        assert torch.allclose(segnext.optimize_for_inference(loaded)(x), expected, atol=1e-4)
+
+
 def _saved_bytes(model, x, y):
     """The bytes autograd keeps for the backward pass of one training step."""
     saved = []

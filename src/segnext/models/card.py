@@ -4,13 +4,20 @@ a folder pushed there is described and tagged."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import dataclasses
+import json
+from typing import Any, Dict, List, Optional
+
+from .configuration import VARIANTS, variant_config
 
 CARD_FILE = "README.md"
 
 _VARIANT_TITLES = {"segnext_t": "SegNeXt-T", "segnext_s": "SegNeXt-S", "segnext_b": "SegNeXt-B",
                    "segnext_l": "SegNeXt-L"}
 _MAX_CLASSES_LISTED = 40
+# Fields that are not the architecture the weights run through (training-only, or the classes')
+_NOT_ARCHITECTURE = {"variant", "num_classes", "class_names", "palette", "test_settings", "drop_path_rate",
+                     "dropout_ratio", "nmf_train_steps"}
 # The card claims no licence of its own: the code is Apache-2.0, but trained weights are bound by
 # their data and starting weights, which only their trainer knows (the Hub's `license:` is theirs to add).
 TERMS = ("The segnext code that made and reads these weights is under the Apache License 2.0. The weights keep the "
@@ -35,9 +42,11 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         f"Segmentation*): the {title} variant (`{config.variant}`, {parameters / 1e6:.1f} M parameters), an MSCAN "
         f"encoder with the LightHamHead (NMF) decoder, for {config.num_classes} classes.",
         "",
-        "## Classes",
-        "",
     ]
+    changed = _architecture_changes(config)
+    if changed:
+        lines += [f"Its architecture is not the published {title}'s: " + ", ".join(changed) + ".", ""]
+    lines += ["## Classes", ""]
     if config.class_names:
         shown = ", ".join(f"{i} {name}" for i, name in enumerate(config.class_names[:_MAX_CLASSES_LISTED]))
         more = len(config.class_names) - _MAX_CLASSES_LISTED
@@ -104,6 +113,21 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         "",
     ]
     return "\n".join(lines)
+
+
+def _architecture_changes(config) -> List[str]:
+    """'field value (the variant's: value)' for each architecture field that differs from the variant's."""
+    if config.variant not in VARIANTS:
+        return []
+    published = variant_config(config.variant, config.num_classes)
+    return [f"`{field.name}` {_plain(getattr(config, field.name))} (the variant's: "
+            f"{_plain(getattr(published, field.name))})" for field in dataclasses.fields(config)
+            if field.name not in _NOT_ARCHITECTURE and getattr(config, field.name) != getattr(published, field.name)]
+
+
+def _plain(value) -> str:
+    """The value as config.json holds it: [7,11,21], false."""
+    return json.dumps(list(value) if isinstance(value, tuple) else value, separators=(",", ":"))
 
 
 def _bounds(bounds) -> str:

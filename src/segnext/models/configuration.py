@@ -27,8 +27,14 @@ class SegNeXtConfig:
         mlp_ratios: hidden width of each stage's MLP, as a multiple of the stage width.
         drop_path_rate: stochastic depth at the last block; it grows linearly from 0 over all blocks.
         attention_kernel_size: the square depthwise conv every MSCA branch starts from (5).
-        strip_kernel_sizes: the 1xk + kx1 strip-conv branches of MSCA (7, 11, 21).
-        head_in_stages: the stages the decoder reads (indices into the four; 1, 2, 3 = strides 8, 16, 32).
+        strip_kernel_sizes: the 1xk + kx1 strip-conv branches of MSCA (7, 11, 21); () keeps the
+            square conv alone (the paper's ablation without the multi-scale branches).
+        attention_channel_mixing: MSCA's 1x1 conv over the summed branches (False: the paper's
+            ablation without it).
+        attention_gating: MSCA's product of the attention map with its input (False: the paper's
+            ablation without it; the map is then the output).
+        head_in_stages: the stages the decoder reads (indices into the four; 1, 2, 3 = strides 8, 16, 32;
+            the paper's ablations: 0, 1, 2, 3 with the first stage, 3 for the last stage alone).
         head_channels: width after the decoder's align conv (the official head's `channels`).
         ham_channels: width of the Hamburger (squeeze output, NMF input).
         nmf_rank: rank R of the matrix decomposition (the official `MD_R`).
@@ -52,6 +58,8 @@ class SegNeXtConfig:
     drop_path_rate: float = 0.1
     attention_kernel_size: int = 5
     strip_kernel_sizes: Tuple[int, ...] = (7, 11, 21)
+    attention_channel_mixing: bool = True
+    attention_gating: bool = True
     head_in_stages: Tuple[int, ...] = (1, 2, 3)
     head_channels: int = 256
     ham_channels: int = 256

@@ -83,9 +83,15 @@ class OverlapPatchEmbed(nn.Module):
 
 class AttentionModule(nn.Module):
     """MSCA: a 5x5 depthwise conv, then strip-conv branches (1xk then kx1) summed with it,
-    mixed by a 1x1 conv and used as attention weights on the input."""
+    mixed by a 1x1 conv and used as attention weights on the input.
 
-    def __init__(self, dim: int, kernel_size: int = 5, strip_kernel_sizes: Sequence[int] = (7, 11, 21)):
+    The paper's ablation of these components: `strip_kernel_sizes=()` keeps the 5x5 conv alone,
+    `channel_mixing=False` leaves out the 1x1 conv, `gating=False` the product with the input (the
+    attention map is then the output).
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 5, strip_kernel_sizes: Sequence[int] = (7, 11, 21),
+                 channel_mixing: bool = True, gating: bool = True):
         super().__init__()
         self.conv0 = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         # Official names: conv{i}_1 is the horizontal 1xk strip, conv{i}_2 the vertical kx1 strip.
@@ -93,7 +99,8 @@ class AttentionModule(nn.Module):
         for i, k in enumerate(self.strip_kernel_sizes):
             setattr(self, f"conv{i}_1", nn.Conv2d(dim, dim, (1, k), padding=(0, k // 2), groups=dim))
             setattr(self, f"conv{i}_2", nn.Conv2d(dim, dim, (k, 1), padding=(k // 2, 0), groups=dim))
-        self.conv3 = nn.Conv2d(dim, dim, 1)
+        self.conv3 = nn.Conv2d(dim, dim, 1) if channel_mixing else nn.Identity()
+        self.gating = gating
 
     def strip_branches(self):
         return [(getattr(self, f"conv{i}_1"), getattr(self, f"conv{i}_2")) for i in range(len(self.strip_kernel_sizes))]
@@ -103,17 +110,19 @@ class AttentionModule(nn.Module):
         summed = attn
         for horizontal, vertical in self.strip_branches():  # ((attn + b7) + b11) + b21, as the official sum
             summed = summed + vertical(horizontal(attn))
-        return self.conv3(summed) * u
+        mixed = self.conv3(summed)
+        return mixed * u if self.gating else mixed
 
 
 class SpatialAttention(nn.Module):
     """1x1 -> GELU -> MSCA -> 1x1 with an inner shortcut."""
 
-    def __init__(self, dim: int, kernel_size: int, strip_kernel_sizes: Sequence[int]):
+    def __init__(self, dim: int, kernel_size: int, strip_kernel_sizes: Sequence[int], channel_mixing: bool = True,
+                 gating: bool = True):
         super().__init__()
         self.proj_1 = nn.Conv2d(dim, dim, 1)
         self.activation = nn.GELU()
-        self.spatial_gating_unit = AttentionModule(dim, kernel_size, strip_kernel_sizes)
+        self.spatial_gating_unit = AttentionModule(dim, kernel_size, strip_kernel_sizes, channel_mixing, gating)
         self.proj_2 = nn.Conv2d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,13 +163,16 @@ class Block(nn.Module):
         drop_path_rate: stochastic-depth probability of both branches.
         kernel_size: the square depthwise conv of MSCA (5).
         strip_kernel_sizes: MSCA's strip-conv branches (7, 11, 21).
+        attention_channel_mixing, attention_gating: MSCA's 1x1 conv and its product with the input
+            (`AttentionModule`; off only in the paper's ablations).
     """
 
     def __init__(self, dim: int, mlp_ratio: int, drop_path_rate: float, kernel_size: int,
-                 strip_kernel_sizes: Sequence[int]):
+                 strip_kernel_sizes: Sequence[int], attention_channel_mixing: bool = True,
+                 attention_gating: bool = True):
         super().__init__()
         self.norm1 = nn.BatchNorm2d(dim)
-        self.attn = SpatialAttention(dim, kernel_size, strip_kernel_sizes)
+        self.attn = SpatialAttention(dim, kernel_size, strip_kernel_sizes, attention_channel_mixing, attention_gating)
         self.norm2 = nn.BatchNorm2d(dim)
         self.mlp = Mlp(dim, dim * mlp_ratio)
         self.drop_path_rate = drop_path_rate
@@ -241,6 +253,7 @@ class MSCAN(nn.Module):
         embed_dims, depths, mlp_ratios: per stage (see `SegNeXtConfig`).
         drop_path_rate: stochastic depth of the last block, growing linearly from 0.
         kernel_size, strip_kernel_sizes: MSCA's kernels.
+        attention_channel_mixing, attention_gating: MSCA's 1x1 conv and attention product (`Block`).
         in_channels: image channels.
 
     `grad_checkpointing`: in training, recompute each block in the backward pass instead of keeping
@@ -250,7 +263,8 @@ class MSCAN(nn.Module):
 
     def __init__(self, embed_dims: Sequence[int], depths: Sequence[int], mlp_ratios: Sequence[int],
                  drop_path_rate: float = 0.1, kernel_size: int = 5,
-                 strip_kernel_sizes: Sequence[int] = (7, 11, 21), in_channels: int = 3):
+                 strip_kernel_sizes: Sequence[int] = (7, 11, 21), in_channels: int = 3,
+                 attention_channel_mixing: bool = True, attention_gating: bool = True):
         super().__init__()
         self.embed_dims = tuple(embed_dims)
         self.num_stages = len(depths)
@@ -260,7 +274,8 @@ class MSCAN(nn.Module):
         for i, (dim, depth, ratio) in enumerate(zip(embed_dims, depths, mlp_ratios), start=1):
             patch_embed = StemConv(in_channels, dim) if i == 1 else OverlapPatchEmbed(embed_dims[i - 2], dim)
             blocks = nn.ModuleList(
-                Block(dim, ratio, rates[first + j], kernel_size, strip_kernel_sizes) for j in range(depth)
+                Block(dim, ratio, rates[first + j], kernel_size, strip_kernel_sizes, attention_channel_mixing,
+                      attention_gating) for j in range(depth)
             )
             first += depth
             setattr(self, f"patch_embed{i}", patch_embed)
