@@ -61,3 +61,24 @@ def test_count_leaves_the_model_usable(checkpoint_path):
     count_macs(model, 64, 64)
     with torch.no_grad():
         assert torch.isfinite(model(torch.randn(1, 3, 64, 64))).all()
+
+
+def test_the_papers_ablations_are_counted_as_the_command_gives_them(capsys):
+    """`segnext flops --option`: the fields of SegNeXtConfig, as in a config's model.options. Without
+    its strip branches, each block loses two depthwise strip convs (k + 1 weights and bias per channel)
+    for k = 7, 11 and 21; the attention product has no parameters, only its multiplications."""
+    import json
+
+    from segnext.cli.main import main
+
+    assert main(["flops", "segnext_t", "--shape", "64", "64", "--option", "strip_kernel_sizes=[]", "--json"]) == 0
+    ablated = json.loads(capsys.readouterr().out)[0]
+    full = model_complexity("segnext_t", 64, 64)
+    blocks = 3 * 32 + 3 * 64 + 5 * 160 + 2 * 256  # depth x width, summed over the stages
+    assert ablated["options"] == {"strip_kernel_sizes": []}
+    assert full.params - ablated["params"] == blocks * 2 * (8 + 12 + 22)
+    assert ablated["macs"] < full.macs
+    ungated = model_complexity("segnext_t", 64, 64, attention_gating=False)
+    assert ungated.params == full.params and ungated.macs_by_kind["mul"] < full.macs_by_kind["mul"]
+    assert main(["flops", "segnext_t", "--option", "atention_gating=false"]) == 1
+    assert "Did you mean 'attention_gating'?" in capsys.readouterr().err

@@ -56,6 +56,7 @@ def test_refused_values_say_what_is_wanted(parse, text, requirement):
     (["serve", "-c", "m", "--cache-mb", "-1"], "argument --cache-mb: must be a number of at least 0"),
     (["export", "-c", "m", "--opset", "0"], "argument --opset: must be a whole number of at least 1"),
     (["flops", "--num-classes", "0"], "argument --num-classes: must be a whole number of at least 1"),
+    (["flops", "--option", "attention_gating"], "argument --option: must be KEY=VALUE (e.g. attention_gating=false)"),
     (["demo", "--iters", "0"], "argument --iters: must be a whole number of at least 1, got '0'"),
     (["eval", "c.yaml", "-c", "m", "--max-images", "0"], "argument --max-images: must be a whole number of at least 1"),
     (["data", "check", "camvid", "root", "--workers", "-1"], "argument --workers: must be a whole number of at least"),
