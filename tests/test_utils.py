@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,29 @@ def test_json_text_keeps_each_list_of_numbers_on_one_line():
     assert json.loads(text) == value
     assert '"confusion": [\n    [1, 2],\n    [3, 4]\n  ]' in text and '"IoU": [12.5, null]' in text
     assert text == json_text(value) and json.dumps(value, indent=2).count("\n") > text.count("\n")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_in_a_log_file_is_a_line_per_report_not_a_redrawn_bar(monkeypatch, capsys, terminal):
+    """On a terminal the bar is redrawn in place; in a log file (a batch job) a redrawn bar would be
+    one endless line of carriage returns: there each report is a plain line, and erasures vanish."""
+    from segnext import utils
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    monkeypatch.setattr(utils, "LOG_PROGRESS_SECONDS", 0.0)  # every update reported
+    bar = utils.progress_bar(3, desc="eval", unit="img", leave=False)
+    for _ in range(3):
+        bar.update(1)
+        bar.clear()  # what tqdm.write does around a message
+    bar.close()
+    err = capsys.readouterr().err
+    if terminal:
+        assert "\r" in err
+    else:
+        lines = err.splitlines()
+        assert "\r" not in err and all(line.startswith("eval: ") for line in lines)
+        assert lines[0].startswith("eval:   0%") and "3/3" in lines[-1] and len(lines) >= 4  # the last one is kept
+    quiet = utils.progress_bar(3, enabled=False, desc="eval")
+    quiet.update(3)
+    quiet.close()
+    assert capsys.readouterr().err == ""

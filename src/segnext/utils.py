@@ -13,6 +13,7 @@ import math
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
@@ -202,6 +203,39 @@ def json_text(value: Any, indent: int = 2) -> str:
         return json.dumps(item)
 
     return write(value, 0)
+
+
+LOG_PROGRESS_SECONDS = 60.0  # where stderr is not a terminal: one progress line a minute at most
+
+
+def progress_bar(total: Optional[int] = None, *, enabled: bool = True, **options):
+    """A tqdm progress bar on stderr (`options` are tqdm's): redrawn in place on a terminal; where
+    stderr is not one (a log file, a batch job's output), a plain line at most every
+    LOG_PROGRESS_SECONDS and at the end, instead of a bar redrawn with carriage returns on one
+    endless line; none when not `enabled`."""
+    from tqdm import tqdm
+
+    if not enabled:
+        return tqdm(total=total, disable=True)
+    if sys.stderr.isatty():
+        return tqdm(total=total, file=sys.stderr, **options)
+    options.update(file=_ProgressLines(sys.stderr), mininterval=LOG_PROGRESS_SECONDS, dynamic_ncols=False, leave=True)
+    return tqdm(total=total, **options)
+
+
+class _ProgressLines:
+    """A file for tqdm that turns each redraw into a line of its own and drops the erasures."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class MissingDependency(ValueError):

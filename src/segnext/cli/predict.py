@@ -279,15 +279,13 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm import tqdm
-
     from ..devices import reading_workers
     from ..inference.streaming import predict_files
-    from ..utils import DiskFullError
+    from ..utils import DiskFullError, progress_bar
 
     workers = reading_workers(len(images), segmenter.device) if args.workers is None else args.workers
     failures: List[str] = []
-    progress = tqdm(total=len(images), unit="img", disable=args.no_progress or len(images) < 2, file=sys.stderr)
+    progress = progress_bar(len(images), unit="img", enabled=not args.no_progress and len(images) >= 2)
     results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,
                             with_probabilities=args.probs, with_confidence=args.confidence,
                             probabilities_in_bands=True, keep_images=args.overlay)

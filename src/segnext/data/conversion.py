@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
-from ..utils import atomic_write
+from ..utils import atomic_write, progress_bar
 from .datasets import visible_entries
 from .io import DataError
 from .resize import opencv_if_installed
@@ -60,7 +59,7 @@ def run_tasks(function: Callable, tasks: Sequence, workers: Optional[int], descr
     bad input file, so that one broken file does not stop the others. Results keep the task order.
     """
     workers = (os.cpu_count() or 1) if workers is None else max(1, workers)
-    bar = tqdm(total=len(tasks), desc=description, unit="file", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(len(tasks), enabled=progress, desc=description, unit="file", dynamic_ncols=True)
     results = []
     try:
         if workers == 1 or len(tasks) <= 1:

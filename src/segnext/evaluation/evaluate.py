@@ -35,6 +35,7 @@ from ..inference.batching import as_is, batches_by_size
 from ..inference.preprocess import prepare
 from ..inference.segment import evaluation_mode, segment_group, segment_group_confidence
 from ..inference.settings import TestConfig
+from ..utils import progress_bar
 from .metrics import ConfidenceCalibration, SegmentationMetric, class_areas, image_scores, majority_class_miou
 
 # The reason a process gives when another process was asked to stop the evaluation.
@@ -100,9 +101,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     start = time.perf_counter()
     bar = None
     if progress and rank == 0:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(indices), desc="eval", unit="img", dynamic_ncols=True, leave=False)
+        bar = progress_bar(len(indices), desc="eval", unit="img", dynamic_ncols=True, leave=False)
     samples = DataLoader(_PreparedSamples(dataset, indices, config, keep), batch_size=None,
                          num_workers=workers, collate_fn=as_is,
                          generator=torch.Generator())  # its seed draw must not advance the global RNG

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data.io import write_image, write_label
 from ..data.palette import overlay
-from ..utils import require, user_path, write_csv
+from ..utils import progress_bar, require, user_path, write_csv
 from .segmenter import Segmenter, confidence_greyscale, confidence_summary
 
 DEFAULT_FPS = 25.0  # when the container does not say
@@ -68,8 +68,6 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
     first frame's (later frames are resized to it).
     """
     cv2 = opencv()
-    from tqdm import tqdm
-
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     path, out_dir = user_path(path), user_path(out_dir)
@@ -89,8 +87,8 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
     stop = threading.Event()
     reader = threading.Thread(target=_read_frames, args=(cv2, capture, segmenter, frames, stop), daemon=True)
     writer = _OverlayWriter(cv2, out_dir / name.parent / f"{name.name}_overlay", fps)
-    bar = tqdm(total=frame_count if frame_count > 0 else None, unit="frame", desc=path.name[-30:],
-               disable=not progress, leave=False)
+    bar = progress_bar(frame_count if frame_count > 0 else None, enabled=progress, unit="frame", desc=path.name[-30:],
+                       leave=False)
     written = 0
     summaries: list = []  # (frame, mean confidence, unsure share), filled by the saving thread
     outputs_asked = dict(with_probabilities=probabilities, with_confidence=confidence,

@@ -23,13 +23,12 @@ import hashlib
 import http.client
 import os
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..utils import atomic_write
+from ..utils import atomic_write, progress_bar
 from .pretrained import DEFAULT_BASE_URL, PretrainedWeights
 from .weights import CheckpointError
 
@@ -111,8 +110,6 @@ def remove_stale_temporaries(target: Path) -> None:
 
 
 def _download(url: str, path: Path, sha256_prefix: str, progress: bool, by_hand: str) -> None:
-    from tqdm import tqdm
-
     request = urllib.request.Request(url, headers={"User-Agent": "segnext"})
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
@@ -126,9 +123,8 @@ def _download(url: str, path: Path, sha256_prefix: str, progress: bool, by_hand:
     with response:
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
-        with open(path, "wb") as out, tqdm(total=expected, unit="B", unit_scale=True, unit_divisor=1024,
-                                           desc=url.rsplit("/", 1)[-1], disable=not progress, file=sys.stderr,
-                                           leave=False) as bar:
+        with open(path, "wb") as out, progress_bar(expected, enabled=progress, unit="B", unit_scale=True,
+                                                   unit_divisor=1024, desc=url.rsplit("/", 1)[-1], leave=False) as bar:
             while True:
                 try:
                     chunk = response.read(_CHUNK)
