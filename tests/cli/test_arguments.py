@@ -57,6 +57,7 @@ def test_refused_values_say_what_is_wanted(parse, text, requirement):
     (["export", "-c", "m", "--opset", "0"], "argument --opset: must be a whole number of at least 1"),
     (["flops", "--num-classes", "0"], "argument --num-classes: must be a whole number of at least 1"),
     (["flops", "--option", "attention_gating"], "argument --option: must be KEY=VALUE (e.g. attention_gating=false)"),
+    (["flops", "--option", "num_classes=3"], "argument --option: num_classes is not an option here"),
     (["demo", "--iters", "0"], "argument --iters: must be a whole number of at least 1, got '0'"),
     (["eval", "c.yaml", "-c", "m", "--max-images", "0"], "argument --max-images: must be a whole number of at least 1"),
     (["data", "check", "camvid", "root", "--workers", "-1"], "argument --workers: must be a whole number of at least"),

@@ -84,6 +84,25 @@ def test_num_classes_must_be_a_whole_number_of_at_least_one(num_classes):
         segnext.create_model("segnext_t", num_classes)
 
 
+@pytest.mark.parametrize("option, message", [
+    (dict(depths=(1, 1, 1)), r"depths must be one number per stage, as many as embed_dims has \(4\), got \[1, 1, 1\]"),
+    (dict(embed_dims=(32, 0, 160, 256)), "embed_dims must be a list of whole numbers of at least 1"),
+    (dict(strip_kernel_sizes=(7, 10)), r"strip_kernel_sizes must be a list of odd whole numbers .*, got \[7, 10\]"),
+    (dict(attention_kernel_size=4), "attention_kernel_size must be an odd whole number"),
+    (dict(attention_gating="no"), "attention_gating must be true or false, got 'no'"),
+    (dict(head_in_stages=(1, 4)), r"head_in_stages must be a list of distinct stage indices from 0 to 3"),
+    (dict(head_in_stages=()), "head_in_stages must be a list of distinct stage indices from 0 to 3, at least one"),
+    (dict(group_norm_groups=7), r"head_channels must be a multiple of group_norm_groups \(7\)"),
+    (dict(nmf_rank=0), "nmf_rank must be a whole number of at least 1, got 0"),
+    (dict(nmf_eval_steps=-1), "nmf_eval_steps must be a whole number of at least 0"),
+    (dict(drop_path_rate=1.5), "drop_path_rate must be a number from 0 to below 1, got 1.5"),
+])
+def test_options_that_cannot_make_a_network_are_named_before_one_is_built(option, message):
+    """Not an IndexError or a shape mismatch deep in the model's forward: the option and what it needs."""
+    with pytest.raises(ValueError, match="SegNeXt option " + message):
+        segnext.create_model("segnext_t", 19, **option)
+
+
 def test_num_classes_from_numpy_or_a_tensor_is_saved_as_an_int():
     import numpy as np
 

@@ -13,6 +13,9 @@ def model_option(text: str):
     key, equals, value = text.partition("=")
     if not equals or not key:
         raise argparse.ArgumentTypeError(f"must be KEY=VALUE (e.g. attention_gating=false), got {text!r}")
+    if key.strip() in ("variant", "num_classes"):
+        raise argparse.ArgumentTypeError(f"{key.strip()} is not an option here: give the variant as NAME and the "
+                                         f"classes with --num-classes")
     return key.strip(), yaml_value(value)
 
 

@@ -81,6 +81,50 @@ class SegNeXtConfig:
             raise ValueError(f"num_classes must be a whole number of at least 1 (the classifier's outputs), got "
                              f"{self.num_classes!r}")
         self.num_classes = int(count)  # also from NumPy or tensor integers: the config is saved as JSON
+        self._check_architecture()
+
+    def _check_architecture(self) -> None:
+        """A ValueError naming the field, where the numbers cannot make a network (before any is built)."""
+        def whole(value, least: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+        def fail(field: str, needed: str) -> None:
+            value = getattr(self, field)
+            raise ValueError(f"SegNeXt option {field} must be {needed}, got "
+                             f"{list(value) if isinstance(value, tuple) else value!r}")
+
+        stages = len(self.embed_dims) if isinstance(self.embed_dims, (tuple, list)) else 0
+        for field in ("embed_dims", "depths", "mlp_ratios"):
+            values = getattr(self, field)
+            if not isinstance(values, (tuple, list)) or not values or not all(whole(v, 1) for v in values):
+                fail(field, "a list of whole numbers of at least 1, one per stage")
+            if len(values) != stages:
+                fail(field, f"one number per stage, as many as embed_dims has ({stages})")
+        if not whole(self.attention_kernel_size, 1) or self.attention_kernel_size % 2 == 0:
+            fail("attention_kernel_size", "an odd whole number (its 'same' padding needs one)")
+        if not isinstance(self.strip_kernel_sizes, (tuple, list)) or \
+                not all(whole(k, 1) and k % 2 for k in self.strip_kernel_sizes):
+            fail("strip_kernel_sizes", "a list of odd whole numbers (their 'same' padding needs them), [] for none")
+        for field in ("attention_channel_mixing", "attention_gating"):
+            if not isinstance(getattr(self, field), bool):
+                fail(field, "true or false")
+        in_stages = self.head_in_stages
+        if not isinstance(in_stages, (tuple, list)) or not in_stages or \
+                not all(whole(i, 0) and i < stages for i in in_stages) or len(set(in_stages)) != len(in_stages):
+            fail("head_in_stages", f"a list of distinct stage indices from 0 to {stages - 1}, at least one")
+        for field in ("head_channels", "ham_channels", "nmf_rank", "group_norm_groups"):
+            if not whole(getattr(self, field), 1):
+                fail(field, "a whole number of at least 1")
+        for field in ("head_channels", "ham_channels"):
+            if getattr(self, field) % self.group_norm_groups:
+                fail(field, f"a multiple of group_norm_groups ({self.group_norm_groups}), the GroupNorms' groups")
+        for field in ("nmf_train_steps", "nmf_eval_steps"):
+            if not whole(getattr(self, field), 0):
+                fail(field, "a whole number of at least 0")
+        for field in ("drop_path_rate", "dropout_ratio"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                fail(field, "a number from 0 to below 1")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
