@@ -33,6 +33,8 @@ class SegNeXtConfig:
             ablation without it).
         attention_gating: MSCA's product of the attention map with its input (False: the paper's
             ablation without it; the map is then the output).
+        attention: "msca", or "lka": VAN's large kernel attention instead of MSCA (the paper's
+            comparison of the two; the four options above are MSCA's and stay at their defaults).
         head_in_stages: the stages the decoder reads (indices into the four; 1, 2, 3 = strides 8, 16, 32;
             the paper's ablations: 0, 1, 2, 3 with the first stage, 3 for the last stage alone).
         head_channels: width after the decoder's align conv (the official head's `channels`).
@@ -60,6 +62,7 @@ class SegNeXtConfig:
     strip_kernel_sizes: Tuple[int, ...] = (7, 11, 21)
     attention_channel_mixing: bool = True
     attention_gating: bool = True
+    attention: str = "msca"
     head_in_stages: Tuple[int, ...] = (1, 2, 3)
     head_channels: int = 256
     ham_channels: int = 256
@@ -108,6 +111,14 @@ class SegNeXtConfig:
         for field in ("attention_channel_mixing", "attention_gating"):
             if not isinstance(getattr(self, field), bool):
                 fail(field, "true or false")
+        if self.attention not in ATTENTIONS:
+            fail("attention", f"one of {', '.join(ATTENTIONS)}")
+        if self.attention != "msca":
+            msca = {name: getattr(self, name) for name in _MSCA_FIELDS
+                    if getattr(self, name) != getattr(SegNeXtConfig, name)}
+            if msca:
+                raise ValueError(f"SegNeXt option attention {self.attention!r} has no MSCA, so its options "
+                                 f"{', '.join(msca)} do not apply: leave them out")
         in_stages = self.head_in_stages
         if not isinstance(in_stages, (tuple, list)) or not in_stages or \
                 not all(whole(i, 0) and i < stages for i in in_stages) or len(set(in_stages)) != len(in_stages):
@@ -147,6 +158,8 @@ VARIANTS = {
 }
 
 FIELDS = [f.name for f in dataclasses.fields(SegNeXtConfig)]
+ATTENTIONS = ("msca", "lka")  # SegNeXt's multi-scale convolutional attention; VAN's large kernel attention
+_MSCA_FIELDS = ("attention_kernel_size", "strip_kernel_sizes", "attention_channel_mixing", "attention_gating")
 _TUPLE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "strip_kernel_sizes", "head_in_stages")
 
 

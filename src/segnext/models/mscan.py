@@ -114,15 +114,32 @@ class AttentionModule(nn.Module):
         return mixed * u if self.gating else mixed
 
 
+class LargeKernelAttention(nn.Module):
+    """VAN's large kernel attention (LKA; Guo et al., "Visual Attention Network", 2022), what the
+    paper compares MSCA with: a 5x5 depthwise conv and a 7x7 depthwise conv dilated by 3 (VAN's
+    decomposition of a 21x21 convolution), a 1x1 conv, and the product with the input. Module names
+    as VAN's."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv0 = nn.Conv2d(dim, dim, 5, padding=2, groups=dim)
+        self.conv_spatial = nn.Conv2d(dim, dim, 7, padding=9, groups=dim, dilation=3)
+        self.conv1 = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.conv1(self.conv_spatial(self.conv0(u))) * u
+
+
 class SpatialAttention(nn.Module):
-    """1x1 -> GELU -> MSCA -> 1x1 with an inner shortcut."""
+    """1x1 -> GELU -> MSCA (or VAN's LKA, `attention="lka"`) -> 1x1 with an inner shortcut."""
 
     def __init__(self, dim: int, kernel_size: int, strip_kernel_sizes: Sequence[int], channel_mixing: bool = True,
-                 gating: bool = True):
+                 gating: bool = True, attention: str = "msca"):
         super().__init__()
         self.proj_1 = nn.Conv2d(dim, dim, 1)
         self.activation = nn.GELU()
-        self.spatial_gating_unit = AttentionModule(dim, kernel_size, strip_kernel_sizes, channel_mixing, gating)
+        self.spatial_gating_unit = LargeKernelAttention(dim) if attention == "lka" else \
+            AttentionModule(dim, kernel_size, strip_kernel_sizes, channel_mixing, gating)
         self.proj_2 = nn.Conv2d(dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,14 +182,16 @@ class Block(nn.Module):
         strip_kernel_sizes: MSCA's strip-conv branches (7, 11, 21).
         attention_channel_mixing, attention_gating: MSCA's 1x1 conv and its product with the input
             (`AttentionModule`; off only in the paper's ablations).
+        attention: "msca", or "lka" for VAN's large kernel attention (the paper's comparison).
     """
 
     def __init__(self, dim: int, mlp_ratio: int, drop_path_rate: float, kernel_size: int,
                  strip_kernel_sizes: Sequence[int], attention_channel_mixing: bool = True,
-                 attention_gating: bool = True):
+                 attention_gating: bool = True, attention: str = "msca"):
         super().__init__()
         self.norm1 = nn.BatchNorm2d(dim)
-        self.attn = SpatialAttention(dim, kernel_size, strip_kernel_sizes, attention_channel_mixing, attention_gating)
+        self.attn = SpatialAttention(dim, kernel_size, strip_kernel_sizes, attention_channel_mixing, attention_gating,
+                                     attention)
         self.norm2 = nn.BatchNorm2d(dim)
         self.mlp = Mlp(dim, dim * mlp_ratio)
         self.drop_path_rate = drop_path_rate
@@ -253,7 +272,8 @@ class MSCAN(nn.Module):
         embed_dims, depths, mlp_ratios: per stage (see `SegNeXtConfig`).
         drop_path_rate: stochastic depth of the last block, growing linearly from 0.
         kernel_size, strip_kernel_sizes: MSCA's kernels.
-        attention_channel_mixing, attention_gating: MSCA's 1x1 conv and attention product (`Block`).
+        attention_channel_mixing, attention_gating, attention: MSCA's 1x1 conv and attention product,
+            or VAN's LKA instead of MSCA (`Block`).
         in_channels: image channels.
 
     `grad_checkpointing`: in training, recompute each block in the backward pass instead of keeping
@@ -264,7 +284,7 @@ class MSCAN(nn.Module):
     def __init__(self, embed_dims: Sequence[int], depths: Sequence[int], mlp_ratios: Sequence[int],
                  drop_path_rate: float = 0.1, kernel_size: int = 5,
                  strip_kernel_sizes: Sequence[int] = (7, 11, 21), in_channels: int = 3,
-                 attention_channel_mixing: bool = True, attention_gating: bool = True):
+                 attention_channel_mixing: bool = True, attention_gating: bool = True, attention: str = "msca"):
         super().__init__()
         self.embed_dims = tuple(embed_dims)
         self.num_stages = len(depths)
@@ -275,7 +295,7 @@ class MSCAN(nn.Module):
             patch_embed = StemConv(in_channels, dim) if i == 1 else OverlapPatchEmbed(embed_dims[i - 2], dim)
             blocks = nn.ModuleList(
                 Block(dim, ratio, rates[first + j], kernel_size, strip_kernel_sizes, attention_channel_mixing,
-                      attention_gating) for j in range(depth)
+                      attention_gating, attention) for j in range(depth)
             )
             first += depth
             setattr(self, f"patch_embed{i}", patch_embed)

@@ -59,7 +59,7 @@ class SegNeXt(nn.Module):
         self.backbone = MSCAN(config.embed_dims, config.depths, config.mlp_ratios, config.drop_path_rate,
                               config.attention_kernel_size, config.strip_kernel_sizes,
                               attention_channel_mixing=config.attention_channel_mixing,
-                              attention_gating=config.attention_gating)
+                              attention_gating=config.attention_gating, attention=config.attention)
         nmf = NMF2D(config.nmf_rank, config.nmf_train_steps, config.nmf_eval_steps, seed=nmf_seed)
         self.decode_head = LightHamHead(
             in_channels=[config.embed_dims[i] for i in config.head_in_stages],
