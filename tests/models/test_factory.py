@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -111,6 +113,12 @@ def test_num_classes_from_numpy_or_a_tensor_is_saved_as_an_int():
     for count in (np.int64(4), torch.tensor(4)):
         model = segnext.create_model("segnext_t", count)
         assert type(model.config.num_classes) is int and model.num_classes == 4
+    # and the architecture's whole numbers: config.json holds Python ints
+    config = segnext.create_model("segnext_t", 4, embed_dims=np.array([32, 64, 160, 256]), nmf_rank=torch.tensor(16),
+                                  head_channels=np.int64(256)).config
+    assert config.embed_dims == (32, 64, 160, 256) and all(type(v) is int for v in config.embed_dims)
+    assert type(config.nmf_rank) is int and type(config.head_channels) is int
+    json.dumps(config.to_dict())
 
 
 def test_name_and_classes_needed_without_checkpoint():

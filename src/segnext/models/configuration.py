@@ -84,6 +84,10 @@ class SegNeXtConfig:
             raise ValueError(f"num_classes must be a whole number of at least 1 (the classifier's outputs), got "
                              f"{self.num_classes!r}")
         self.num_classes = int(count)  # also from NumPy or tensor integers: the config is saved as JSON
+        for field in _INT_FIELDS:  # the same for the architecture's whole numbers
+            value = getattr(self, field)
+            is_list = isinstance(value, (tuple, list))
+            setattr(self, field, tuple(_as_int(v) for v in value) if is_list else _as_int(value))
         self._check_architecture()
 
     def _check_architecture(self) -> None:
@@ -161,6 +165,18 @@ FIELDS = [f.name for f in dataclasses.fields(SegNeXtConfig)]
 ATTENTIONS = ("msca", "lka")  # SegNeXt's multi-scale convolutional attention; VAN's large kernel attention
 _MSCA_FIELDS = ("attention_kernel_size", "strip_kernel_sizes", "attention_channel_mixing", "attention_gating")
 _TUPLE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "strip_kernel_sizes", "head_in_stages")
+_INT_FIELDS = _TUPLE_FIELDS + ("attention_kernel_size", "head_channels", "ham_channels", "nmf_rank", "nmf_train_steps",
+                               "nmf_eval_steps", "group_norm_groups")
+
+
+def _as_int(value):
+    """A NumPy or tensor integer as a Python int (what config.json can hold); anything else as it is."""
+    if isinstance(value, int) or not hasattr(value, "__index__"):  # bool is an int: kept, refused later
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:  # a tensor of floats, of several elements
+        return value
 
 
 def list_models() -> List[str]:
