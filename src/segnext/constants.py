@@ -27,3 +27,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 # order tables show them, and the columns shown unless asked for others.
 PER_CLASS_METRICS = ("IoU", "Acc", "Dice", "Precision", "Recall")
 DEFAULT_METRIC_COLUMNS = ("IoU", "Acc")
+
+# The benchmarks whose evaluation servers `segnext predict --submission` writes for (their test labels
+# are not public), as named by `segnext.data.submission.SUBMISSION_FORMATS`.
+SUBMISSION_BENCHMARKS = ("cityscapes", "ade20k", "voc")

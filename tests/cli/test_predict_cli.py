@@ -400,3 +400,77 @@ def test_coco_output_without_pycocotools_is_named_before_any_work(checkpoint_pat
                  "--coco", str(tmp_path / "p.json"), *FAST]) == 1
     assert "drawn with pycocotools, which is not installed: pip install pycocotools" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_ade20k_submission_is_the_labels_one_based_packed_with_this_runs_files(checkpoint_path, image_folder,
+                                                                               tmp_path, capsys):
+    import zipfile
+
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "plain"),
+                 *FAST]) == 1  # broken.jpg
+    out = tmp_path / "ade_test"
+    out.mkdir()
+    (out / "earlier.png").write_bytes(b"an earlier run's file, not to be uploaded")
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(out), "--submission",
+                 "ade20k", *FAST]) == 1
+    err = capsys.readouterr().err
+    assert f"wrote {tmp_path / 'ade_test.zip'}: 3 label map(s) as the ade20k evaluation server takes them; upload " \
+           f"this file (1 image(s) failed and are not in it)" in err
+    with zipfile.ZipFile(tmp_path / "ade_test.zip") as packed:
+        assert sorted(packed.namelist()) == ["a.png", "b.png", "sub/c.png"]
+    for name in ("a.png", "b.png", "sub/c.png"):
+        with Image.open(out / name) as submitted:
+            assert submitted.mode == "L"
+            np.testing.assert_array_equal(np.asarray(submitted), np.asarray(Image.open(tmp_path / "plain" / name)) + 1)
+
+
+@pytest.mark.parametrize("benchmark", ["cityscapes", "voc"])
+def test_cityscapes_and_voc_submissions_read_back_as_the_labels_predicted(benchmark, image_folder, tmp_path, capsys):
+    import tarfile
+    import zipfile
+
+    import segnext
+    from segnext.data.classes import CITYSCAPES_CLASSES, CITYSCAPES_ID_TO_TRAIN_ID, VOC_CLASSES, VOC_PALETTE
+
+    classes = CITYSCAPES_CLASSES if benchmark == "cityscapes" else VOC_CLASSES
+    segnext.save_model(segnext.create_model("segnext_t", len(classes), class_names=list(classes)), tmp_path / "model")
+    image = str(image_folder / "a.png")
+    assert main(["predict", "-c", str(tmp_path / "model"), image, "--out", str(tmp_path / "plain"), *FAST]) == 0
+    assert main(["predict", "-c", str(tmp_path / "model"), image, "--out", str(tmp_path / "test"),
+                 "--submission", benchmark, *FAST]) == 0, capsys.readouterr().err
+    predicted = np.asarray(Image.open(tmp_path / "plain" / "a.png"))
+    if benchmark == "cityscapes":
+        with zipfile.ZipFile(tmp_path / "test.zip") as packed:
+            assert packed.namelist() == ["a.png"]
+        label_ids = np.asarray(Image.open(tmp_path / "test" / "a.png"))
+        np.testing.assert_array_equal(np.vectorize(CITYSCAPES_ID_TO_TRAIN_ID.get)(label_ids), predicted)
+    else:
+        folder = "results/VOC2012/Segmentation/comp6_test_cls"
+        with tarfile.open(tmp_path / "test.tar.gz") as packed:
+            assert packed.getnames() == [f"{folder}/a.png"]
+        with Image.open(tmp_path / "test" / folder / "a.png") as submitted:
+            assert submitted.mode == "P" and submitted.getpalette()[:63] == [c for rgb in VOC_PALETTE for c in rgb]
+            np.testing.assert_array_equal(np.asarray(submitted), predicted)
+
+
+def test_submission_refuses_other_outputs_videos_a_file_and_a_model_of_other_classes(checkpoint_path, image_folder,
+                                                                                   tmp_path, capsys):
+    image = str(image_folder / "a.png")
+    out = str(tmp_path / "out")
+    for extra, message in [
+            (["--overlay", "--probs"], "--submission writes only the label maps to upload; run --overlay, --probs "
+                                       "separately, with another --out"),
+            (["--out", str(tmp_path / "a.png")], f"--out {tmp_path / 'a.png'}: --submission writes a folder and its "
+                                                 f"archive; give a folder (e.g. --out cityscapes_test)")]:
+        assert main(["predict", "-c", str(checkpoint_path), image, "--out", out, "--submission", "cityscapes",
+                     *extra, *FAST]) == 1
+        assert message in capsys.readouterr().err
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert main(["predict", "-c", str(checkpoint_path), str(tmp_path / "clip.mp4"), "--out", out, "--submission",
+                 "ade20k", *FAST]) == 1
+    assert f"--submission is for a benchmark's test images, not videos ({tmp_path / 'clip.mp4'})" in \
+        capsys.readouterr().err
+    assert main(["predict", "-c", str(checkpoint_path), image, "--out", out, "--submission", "cityscapes",
+                 *FAST]) == 1
+    assert "the model predicts 150 classes, but cityscapes has 19" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.zip").exists()

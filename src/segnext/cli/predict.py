@@ -5,7 +5,9 @@ OUT/<name>.png, a palettised PNG whose pixel values are the class ids (shown in 
 colours); with --overlay also OUT/<name>_overlay.jpg, with --probs OUT/<name>_probs.npy
 (float16, num_classes x H x W), and with --confidence OUT/<name>_confidence.png (each pixel's
 confidence) and OUT/confidence.csv (the images least confident first: what to label next); for a
-single image, `--out result.png` names the label map itself.
+single image, `--out result.png` names the label map itself. With --submission BENCHMARK, the label
+maps are written in the ids and layout that benchmark's evaluation server takes, and packed into the
+file to upload (`segnext.data.submission`).
 Files from a folder keep their sub-folder below OUT; names that differ only in their ending keep it
 (photo.jpg.png, photo.png.png). A video (.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label
 PNG per frame in OUT/<name>/ (with --confidence, each frame's confidence PNG there too, and
@@ -25,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ..constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..constants import IMAGE_SUFFIXES, SUBMISSION_BENCHMARKS, VIDEO_SUFFIXES
 from .arguments import (
     add_amp,
     add_backend,
@@ -82,6 +84,12 @@ def register(subparsers) -> None:
     parser.add_argument("--label-studio-url", metavar="URL",
                         help="--label-studio names each image URL + its path below the folder given (cloud storage "
                              "Label Studio reads: s3://bucket/photos, gs://..., https://host/photos)")
+    parser.add_argument("--submission", choices=SUBMISSION_BENCHMARKS, metavar="BENCHMARK",
+                        help="write the label maps as BENCHMARK's evaluation server takes them, for a test split "
+                             "whose labels are not public, and pack them into OUT.zip (OUT.tar.gz for voc) to "
+                             "upload: cityscapes (label ids, not train ids), ade20k (ids 1..150), voc (the VOC "
+                             "colour map, in results/VOC2012/Segmentation/comp6_test_cls/). The model must "
+                             "predict that benchmark's classes")
     add_test_settings(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
@@ -209,6 +217,8 @@ def run(args) -> int:
     if not inputs:
         print("segnext predict: error: no images to segment", file=sys.stderr)
         return 1
+    if args.submission:
+        check_submission_request(args, videos)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -218,6 +228,10 @@ def run(args) -> int:
               f"and keep it in their outputs' names: {', '.join(renamed[:3])}{', ...' if len(renamed) > 3 else ''}",
               file=sys.stderr)
     out_dir, images = single_file_output(Path(args.out), images, videos)
+    if args.submission:
+        from ..data.submission import submission_format
+
+        out_dir = out_dir / submission_format(args.submission).folder
     check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
     if args.coco:
         from ..data.formats.coco import pycocotools_mask
@@ -236,6 +250,10 @@ def run(args) -> int:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = test_settings(args, segmenter.test_config)
+    if args.submission:
+        from ..data.submission import check_submission_classes, submission_format
+
+        check_submission_classes(submission_format(args.submission), segmenter.class_names, segmenter.num_classes)
     out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
@@ -250,6 +268,8 @@ def run(args) -> int:
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
                                 Path(args.checkpoint or args.onnx).name, args.label_studio_url)]
         if args.label_studio else []) + (
+        [SubmissionArchive(args.submission, Path(args.out), out_dir, images, args)]
+        if args.submission else []) + (
         [ConfidenceTable(out_dir / CONFIDENCE_TABLE)] if args.confidence and images and out_dir == Path(args.out)
         else [])  # a video's frames have a table of their own
     failures = _predict_images(args, segmenter, images, out_dir, collectors) if images else []
@@ -328,7 +348,13 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
     from ..inference.segmenter import confidence_greyscale
 
     labels_path, *others = _output_paths(target, args)  # "scene.0001": the names keep the ".0001"
-    write_label(labels_path, result.labels, palette)
+    if args.submission:
+        from ..data.submission import submission_format, submission_label
+
+        benchmark = submission_format(args.submission)
+        write_label(labels_path, submission_label(result.labels, benchmark), benchmark.palette)
+    else:
+        write_label(labels_path, result.labels, palette)
     if args.overlay:
         write_image(others.pop(0), overlay(result.image, result.labels, palette, args.alpha, ignore_index=None),
                     quality=90)
@@ -418,6 +444,48 @@ class LabelStudioPredictions:
 
 
 CONFIDENCE_TABLE = "confidence.csv"
+
+
+def check_submission_request(args, videos: List[Tuple[Path, Path]]) -> None:
+    """--submission writes only what is uploaded, into a folder: the other outputs would be packed or
+    mistaken for predictions."""
+    others = [flag for flag, given in (("--overlay", args.overlay), ("--probs", args.probs),
+                                       ("--confidence", args.confidence)) if given]
+    if others:
+        raise ValueError(f"--submission writes only the label maps to upload; run {', '.join(others)} "
+                         f"separately, with another --out")
+    if videos:
+        raise ValueError(f"--submission is for a benchmark's test images, not videos ({videos[0][0]})")
+    if Path(args.out).suffix.lower() in IMAGE_SUFFIXES and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out}: --submission writes a folder and its archive; give a folder "
+                         f"(e.g. --out {args.submission}_test)")
+
+
+class SubmissionArchive:
+    """The label maps of a run packed into the file a benchmark's server takes (`--submission`):
+    OUT.zip or OUT.tar.gz beside OUT, holding the files of this run only."""
+
+    def __init__(self, benchmark: str, out: Path, out_dir: Path, images: List[Tuple[Path, Path]], args):
+        from ..data.submission import submission_format
+
+        self.benchmark = submission_format(benchmark)
+        self.out = out
+        self.label_paths = {path: _output_paths(out_dir / stem, args)[0] for path, stem in images}
+        self.written: List[Path] = []
+        resolved = out.resolve()
+        self.archive = resolved.with_name(f"{resolved.name}.{self.benchmark.archive}")
+
+    def add(self, image: Path, file_name: str, result) -> None:
+        self.written.append(self.label_paths[image])
+
+    def write(self) -> str:
+        from ..data.submission import write_submission_archive
+
+        write_submission_archive(self.archive, self.out, self.written)
+        missing = len(self.label_paths) - len(self.written)
+        return (f"wrote {self.archive}: {len(self.written)} label map(s) as the {self.benchmark.name} evaluation "
+                f"server takes them; upload this file" + (f" ({missing} image(s) failed and are not in it)"
+                                                          if missing else ""))
 
 
 class ConfidenceTable:
