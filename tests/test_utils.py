@@ -149,6 +149,8 @@ def test_progress_in_a_log_file_is_a_line_per_report_not_a_redrawn_bar(monkeypat
         lines = err.splitlines()
         assert "\r" not in err and all(line.startswith("eval: ") for line in lines)
         assert lines[0].startswith("eval:   0%") and "3/3" in lines[-1] and len(lines) >= 4  # the last one is kept
+        counts = [line.split("[")[0] for line in lines]
+        assert len(set(counts)) == len(counts), lines  # the close does not repeat the last count
     quiet = utils.progress_bar(3, enabled=False, desc="eval")
     quiet.update(3)
     quiet.close()

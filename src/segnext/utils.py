@@ -224,15 +224,20 @@ def progress_bar(total: Optional[int] = None, *, enabled: bool = True, **options
 
 
 class _ProgressLines:
-    """A file for tqdm that turns each redraw into a line of its own and drops the erasures."""
+    """A file for tqdm that turns each redraw into a line of its own and drops the erasures, and a
+    line that reports the same count as the one before it (the last update and the close, a moment
+    apart, differ only in the rate)."""
 
     def __init__(self, stream):
         self.stream = stream
+        self.last_count = None
 
     def write(self, text: str) -> None:
         line = text.replace("\r", "").strip()
-        if line:
+        count = line.split("[", 1)[0]  # "eval: 100%|##########| 3/3 ": up to the times and the rate
+        if line and count != self.last_count:
             self.stream.write(line + "\n")
+            self.last_count = count
 
     def flush(self) -> None:
         self.stream.flush()
