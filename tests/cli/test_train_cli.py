@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -251,6 +252,47 @@ def test_eval_interval_and_compare_two_models_on_the_same_images(capsys, config_
     assert "BASELINE " + str(plain) + ": it holds no per-image class areas" in capsys.readouterr().err
     assert main(["compare", str(second), str(tmp_path / "renamed.json")]) == 1
     assert "first differing: images/val/scene_0001.png against images/val/elsewhere.png" in capsys.readouterr().err
+
+
+def test_eval_predictions_scores_the_files_predict_wrote_as_eval_scores_the_model(capsys, config_file, scenes,
+                                                                                  tmp_path):
+    """Label maps written by `segnext predict` (or anything else in that form) scored without a model:
+    the same confusion matrix and per-image areas as evaluating the model itself; what needs a model,
+    and files that cannot be the predictions, are refused with what to do."""
+    names = json.loads((scenes / "classes.json").read_text())["classes"]
+    torch.manual_seed(0)
+    segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / "m0")
+    settings = ["--img-scale", "64", "48", "--no-progress"]
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m0"), "--out", str(tmp_path / "model.json"),
+                 "--interval", *settings]) == 0
+    predictions = tmp_path / "served"
+    assert main(["predict", "-c", str(tmp_path / "m0"), str(scenes / "images" / "val"), "--out", str(predictions),
+                 *settings]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(config_file), "--predictions", str(predictions), "--interval", "--per-image",
+                 "--no-progress", "--compare", str(tmp_path / "model.json")]) == 0
+    captured = capsys.readouterr()
+    assert f"{predictions} on folder val (4 images): the label maps as they are" in captured.err
+    assert "mIoU +0.00 (+0.00 to +0.00)" in captured.out
+    written, model = (json.loads((tmp_path / name).read_text()) for name in ("eval_served_val.json", "model.json"))
+    assert written["confusion"] == model["confusion"] and written["mIoU"] == model["mIoU"]
+    assert written["image_areas"] == model["image_areas"] and written["checkpoint"] == str(predictions)
+    assert (tmp_path / "eval_served_val_per_image.csv").is_file()
+
+    for options, message in [
+            (["--ms", "--device", "cpu"], f"--device, --ms: options of running a model; --predictions scores the "
+                                          f"files in {predictions} as they are (give --checkpoint instead to run one)"),
+            (["--hardest", "2"], "--hardest: an option of running a model"),
+            (["-c", str(tmp_path / "m0")], "argument --checkpoint/-c: not allowed with argument --predictions")]:
+        with pytest.raises(SystemExit) if options[0] == "-c" else contextlib.nullcontext():
+            assert main(["eval", str(config_file), "--predictions", str(predictions), *options]) == 1
+        assert message in capsys.readouterr().err
+    (predictions / "scene_0002.png").unlink()
+    assert main(["eval", str(config_file), "--predictions", str(predictions), "--no-progress"]) == 1
+    assert f"{predictions}: no prediction for 1 of the 4 images, e.g. scene_0002.png for " \
+           f"{scenes / 'images' / 'val' / 'scene_0002.png'}; predict them all" in capsys.readouterr().err
+    assert main(["eval", str(config_file), "--predictions", str(predictions), "--no-progress", "--max-images",
+                 "2"]) == 0  # the first two are there
 
 
 def test_eval_interval_scores_each_group_of_images(capsys, config_file, scenes, tmp_path):

@@ -286,3 +286,70 @@ def test_calibration_counts_each_labelled_pixel_by_the_probability_of_its_label(
     reduced = evaluate(model, dataset, config, shard=(0, 2), calibration=True, reduce=lambda t: t + next(added))
     assert reduced["calibration"]["pixels"] == calibration["pixels"]
     assert reduced["calibration"]["ECE"] == pytest.approx(calibration["ECE"])
+
+
+class _FileDataset:
+    """Three labelled images named as files in city folders, as a dataset of `segnext.data` lists them."""
+
+    num_classes, ignore_index, class_names = 3, 255, ["a", "b", "c"]
+
+    def __init__(self, root):
+        self.image_paths = [str(root / "images" / city / f"{city}_{i}.jpg") for city, i in
+                            (("aachen", 0), ("bonn", 0), ("bonn", 1))]
+        self.label_paths = [path.replace(".jpg", "_label.png") for path in self.image_paths]
+        self.labels = [np.full((4, 6), index % 3, np.uint8) for index in range(3)]
+        self.labels[2][0, :] = 255  # ignored pixels
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, index):
+        return {"image": np.zeros((4, 6, 3), np.uint8), "label": self.labels[index]}
+
+
+def test_evaluate_predictions_scores_files_found_by_the_images_names(tmp_path):
+    from segnext.data import write_label
+    from segnext.evaluation import SegmentationMetric, evaluate_predictions
+
+    dataset = _FileDataset(tmp_path)
+    predicted = [np.full((4, 6), value, np.uint8) for value in (0, 2, 2)]
+    predicted[0][:, :2] = 1
+    folder = tmp_path / "predictions"
+    write_label(folder / "aachen" / "aachen_0.png", predicted[0], palette=[[0, 0, 0], [9, 9, 9], [7, 7, 7]])
+    write_label(folder / "bonn_0.jpg.png", predicted[1])  # `segnext predict`'s name beside a bonn_0.png
+    write_label(folder / "bonn" / "bonn_1.png", predicted[2])
+    write_label(folder / "elsewhere" / "bonn_1.png", np.zeros((4, 6), np.uint8))  # its folders fit less
+    results = evaluate_predictions(dataset, folder, per_image=True)
+    expected = SegmentationMetric(3, 255)
+    for prediction, label in zip(predicted, dataset.labels):
+        expected.update(torch.from_numpy(prediction.astype(np.int64)), torch.from_numpy(label.astype(np.int64)))
+    assert torch.equal(results["confusion"], expected.confusion) and results["num_images"] == 3
+    assert results["mIoU"] == pytest.approx(expected.compute()["mIoU"])
+    assert [row["image"] for row in results["per_image"]] == dataset.image_paths
+    assert results["image_areas"].shape == (3, 3, 3)
+
+
+def test_evaluate_predictions_names_the_file_that_cannot_be_a_prediction(tmp_path):
+    from segnext.data import write_label
+    from segnext.evaluation import evaluate_predictions
+
+    dataset = _FileDataset(tmp_path)
+    folder = tmp_path / "predictions"
+    for city, index in (("aachen", 0), ("bonn", 0), ("bonn", 1)):
+        write_label(folder / city / f"{city}_{index}.png", np.zeros((4, 6), np.uint8))
+    write_label(folder / "bonn" / "bonn_1.png", np.zeros((3, 6), np.uint8))
+    with pytest.raises(ValueError, match=f"{folder / 'bonn' / 'bonn_1.png'}: the prediction is 6x3 but the label of "
+                                         f".*bonn_1.jpg is 6x4; predictions are scored at the image's own size"):
+        evaluate_predictions(dataset, folder)
+    write_label(folder / "bonn" / "bonn_1.png", np.full((4, 6), 26, np.uint8))  # a Cityscapes label id
+    with pytest.raises(ValueError, match="bonn_1.png: the prediction holds class id 26, but the dataset has 3 classes "
+                                         "\\(0..2\\); was it written for another dataset"):
+        evaluate_predictions(dataset, folder)
+    write_label(folder / "more" / "bonn" / "bonn_1.png", np.zeros((4, 6), np.uint8))
+    write_label(folder / "other" / "bonn" / "bonn_1.png", np.zeros((4, 6), np.uint8))
+    (folder / "bonn" / "bonn_1.png").unlink()
+    with pytest.raises(ValueError, match="could both be the prediction of .*bonn_1.jpg; keep the predictions of one "
+                                         "run in the folder"):
+        evaluate_predictions(dataset, folder)
+    with pytest.raises(ValueError, match="absent: no such folder of predictions"):
+        evaluate_predictions(dataset, tmp_path / "absent")

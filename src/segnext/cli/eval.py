@@ -38,7 +38,8 @@ def register(subparsers) -> None:
                         "--checkpoint segnext-t-ade/",
                         "segnext eval runs/demo/config.yaml --checkpoint runs/demo/final_model --ms",
                         "segnext eval runs/demo/config.yaml -c runs/demo/final_model --hardest 8",
-                        "segnext eval runs/demo --interval      # a run's folder: its config and final_model"))
+                        "segnext eval runs/demo --interval      # a run's folder: its config and final_model",
+                        "segnext eval camvid/segnext_t_camvid_cpu_60min data.root=data/camvid --predictions served/"))
     parser.add_argument("config", help="YAML config file or shipped config name, or a training run's folder (its "
                                        "config.yaml, and its final_model unless --checkpoint says otherwise)")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
@@ -47,6 +48,10 @@ def register(subparsers) -> None:
     source.add_argument("--checkpoint", "-c", help="weights to evaluate")
     source.add_argument("--onnx", help="an ONNX model written by `segnext export` (float32 or --int8), run on the CPU "
                                        "by onnxruntime")
+    source.add_argument("--predictions", metavar="DIR",
+                        help="score the label maps in DIR instead of running a model: PNGs of class ids at each "
+                             "image's size, named after the images (what `segnext predict IMAGE_FOLDER --out DIR` "
+                             "writes; another implementation's or a deployed service's in that form)")
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
     parser.add_argument("--config-settings", action="store_true",
                         help="test with CONFIG's evaluation section (and its nmf_seed) even when the checkpoint was "
@@ -93,7 +98,7 @@ def register(subparsers) -> None:
     add_reading(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_test_settings(parser, default="the checkpoint's, else CONFIG's evaluation section")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, model_option_defaults={name: parser.get_default(name) for name in MODEL_OPTIONS})
 
 
 def results_path(checkpoint: str, split: str) -> Path:
@@ -153,23 +158,7 @@ def run(args) -> int:
     import torch
 
     from ..devices import reading_workers
-    from ..evaluation import (
-        check_same_images,
-        dataset_image_groups,
-        evaluate,
-        format_calibration,
-        format_comparison,
-        format_groups,
-        format_interval,
-        format_results,
-        image_names,
-        most_confused,
-        read_results,
-        resampled_scores,
-        test_record,
-        write_per_image,
-        write_results,
-    )
+    from ..evaluation import evaluate, test_record
     from ..inference import OnnxModel
     from ..inference.backends import inference_model
     from ..inference.cuda_graph import CudaGraphSegNeXt
@@ -178,10 +167,11 @@ def run(args) -> int:
     from ..runtime import use_device
     from ..train import distributed, load_config
     from ..train.report import draw_hardest
-    from ..utils import check_can_write_file
 
     if args.config_settings and args.model_settings:
         raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
+    if args.predictions:
+        return score_predictions(args)
     use_run_folder(args)
     if not (args.checkpoint or args.onnx):
         raise ValueError(missing_weights_message(args.config))
@@ -217,18 +207,8 @@ def run(args) -> int:
                              f"dataset has {dataset.num_classes}; evaluate it with a config for its dataset.")
         test_config = config.evaluation
         split = args.split or config.data.val_split
-        out = Path(args.out) if args.out else results_path(source, split)
-        check_can_write_file(out, replaces=".json")  # on every process: a refused path stops them all first
-        compared = None
-        if args.compare:
-            compared = read_results(args.compare)
-            count = min(len(dataset), args.max_images or len(dataset))
-            check_same_images(compared, config.data.dataset, image_names(dataset, count), count)
-        resampled = args.interval or compared is not None
-        per_image = args.per_image or args.hardest is not None
-        per_image_csv, hardest_folder = out.with_name(f"{out.stem}_per_image.csv"), out.with_name(f"{out.stem}_hardest")
-        if per_image:
-            check_can_write_file(per_image_csv, replaces=".csv")
+        outputs = Outputs(args, config, dataset, source, split)
+        per_image, resampled, hardest_folder = outputs.per_image, outputs.resampled, outputs.hardest_folder
         if args.hardest and hardest_folder.exists() and not hardest_folder.is_dir():
             raise ValueError(f"--hardest: {hardest_folder} exists and is not a folder; move it or give another --out")
         note = training_note(source, config, split, onnx_metadata=model.metadata if args.onnx else None) \
@@ -251,29 +231,10 @@ def run(args) -> int:
                            progress=not args.no_progress, batch_size=args.batch_size, workers=workers,
                            per_image=per_image or resampled, calibration=args.calibration)
         if env.is_main:
-            drawn = resampled_scores(results, dataset, interval=args.interval, baseline=compared) if resampled else {}
             tested = test_record(test_config, config.evaluation.nmf_seed,
                                  None if args.onnx else str(precision or torch.float32)[len("torch."):])
-            write_results(out, results, checkpoint=str(source), dataset=config.data.dataset, split=split, test=tested,
-                          processes=env.world_size, wall_seconds=round(time.perf_counter() - start, 2),
-                          validation_note=note, confusion=results["confusion"].tolist(), **drawn)
-            print(format_results(results, args.metrics, (drawn.get("interval") or {}).get("IoU")))
-            confused = most_confused(results["confusion"], dataset.class_names)
-            if confused:
-                print("most confused (share of a class's pixels predicted as another): " + ", ".join(
-                    f"{truth} as {predicted} {share:.1f}%" for truth, predicted, share in confused))
-            if args.calibration:
-                print(format_calibration(results["calibration"]))
-            if "interval" in drawn:
-                print(format_interval(drawn["interval"]))
-            if drawn.get("per_group"):
-                print(format_groups(drawn["per_group"]))
-            if "compared_with" in drawn:
-                print(format_comparison(drawn["compared_with"], dataset.class_names, tested, str(source)))
-            print(f"Results written to {out} (with the confusion matrix: [ground truth][prediction] pixels)")
-            if per_image:
-                write_per_image(per_image_csv, results, dataset_image_groups(dataset, len(results["per_image"])))
-                print_hardest(results, per_image_csv)
+            outputs.write(results, tested=tested, processes=env.world_size, validation_note=note,
+                          wall_seconds=round(time.perf_counter() - start, 2))
             if args.hardest:
                 drawn = draw_hardest(model, dataset, results["per_image"], test_config, env.device, args.hardest,
                                      hardest_folder)
@@ -282,6 +243,103 @@ def run(args) -> int:
         distributed.barrier(env)
     finally:
         distributed.cleanup(env)
+    return 0
+
+
+class Outputs:
+    """Where an evaluation's results go and what is printed of them, checked before any work: the
+    results JSON (`--out`), the per-image CSV, the --compare baseline's images."""
+
+    def __init__(self, args, config, dataset, source: str, split: str):
+        from ..evaluation import check_same_images, image_names, read_results
+        from ..utils import check_can_write_file
+
+        self.args, self.config, self.dataset, self.source, self.split = args, config, dataset, source, split
+        self.out = Path(args.out) if args.out else results_path(source, split)
+        check_can_write_file(self.out, replaces=".json")  # on every process: a refused path stops them all first
+        self.compared = None
+        if args.compare:
+            self.compared = read_results(args.compare)
+            count = min(len(dataset), args.max_images or len(dataset))
+            check_same_images(self.compared, config.data.dataset, image_names(dataset, count), count)
+        self.resampled = args.interval or self.compared is not None
+        self.per_image = args.per_image or args.hardest is not None
+        self.per_image_csv = self.out.with_name(f"{self.out.stem}_per_image.csv")
+        self.hardest_folder = self.out.with_name(f"{self.out.stem}_hardest")
+        if self.per_image:
+            check_can_write_file(self.per_image_csv, replaces=".csv")
+
+    def write(self, results, *, tested, **record) -> None:
+        """Write the results JSON (and the per-image CSV) and print the scores."""
+        from ..evaluation import (
+            dataset_image_groups,
+            format_calibration,
+            format_comparison,
+            format_groups,
+            format_interval,
+            format_results,
+            most_confused,
+            resampled_scores,
+            write_per_image,
+            write_results,
+        )
+
+        args, dataset = self.args, self.dataset
+        drawn = resampled_scores(results, dataset, interval=args.interval, baseline=self.compared) \
+            if self.resampled else {}
+        write_results(self.out, results, checkpoint=str(self.source), dataset=self.config.data.dataset,
+                      split=self.split, test=tested, **record, confusion=results["confusion"].tolist(), **drawn)
+        print(format_results(results, args.metrics, (drawn.get("interval") or {}).get("IoU")))
+        confused = most_confused(results["confusion"], dataset.class_names)
+        if confused:
+            print("most confused (share of a class's pixels predicted as another): " + ", ".join(
+                f"{truth} as {predicted} {share:.1f}%" for truth, predicted, share in confused))
+        if args.calibration:
+            print(format_calibration(results["calibration"]))
+        if "interval" in drawn:
+            print(format_interval(drawn["interval"]))
+        if drawn.get("per_group"):
+            print(format_groups(drawn["per_group"]))
+        if "compared_with" in drawn:
+            print(format_comparison(drawn["compared_with"], dataset.class_names, tested, str(self.source)))
+        print(f"Results written to {self.out} (with the confusion matrix: [ground truth][prediction] pixels)")
+        if self.per_image:
+            write_per_image(self.per_image_csv, results, dataset_image_groups(dataset, len(results["per_image"])))
+            print_hardest(results, self.per_image_csv)
+
+
+# What needs a model to run: refused with --predictions, which scores files as they are.
+MODEL_OPTIONS = ("config_settings", "model_settings", "hardest", "calibration", "device", "threads", "backend",
+                 "no_optimize", "amp", "amp_dtype", "batch_size", "workers", "mode", "img_scale", "keep_size",
+                 "size_divisor", "crop_size", "stride", "ms", "scales", "flip")
+
+
+def score_predictions(args) -> int:
+    """`segnext eval CONFIG --predictions DIR`: the label maps in DIR scored against CONFIG's split."""
+    from ..evaluation import evaluate_predictions
+    from ..train import load_config
+
+    given = [name for name, default in args.model_option_defaults.items() if getattr(args, name) != default]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(f"{flags}: {'options' if len(given) > 1 else 'an option'} of running a model; --predictions "
+                         f"scores the files in {args.predictions} as they are (give --checkpoint instead to run one)")
+    config = load_config(args.config, args.overrides)
+    if args.max_images is None and any(o.split("=", 1)[0].strip() == "evaluation.max_images" for o in args.overrides):
+        args.max_images = config.evaluation.max_images
+    dataset = config.data.build(args.split or config.data.val_split)
+    split = args.split or config.data.val_split
+    source = args.predictions.rstrip("/\\") or args.predictions
+    if not args.out:
+        args.out = str(Path(source).resolve().with_name(f"eval_{Path(source).resolve().name}_{split}.json"))
+    outputs = Outputs(args, config, dataset, source, split)
+    count = min(len(dataset), args.max_images or len(dataset))
+    print(f"{source} on {config.data.dataset} {split} ({count} images): the label maps as they are", file=sys.stderr)
+    start = time.perf_counter()
+    results = evaluate_predictions(dataset, args.predictions, max_images=args.max_images,
+                                   per_image=outputs.per_image or outputs.resampled, progress=not args.no_progress)
+    outputs.write(results, tested=None, processes=1, validation_note=None,
+                  wall_seconds=round(time.perf_counter() - start, 2))
     return 0
 
 

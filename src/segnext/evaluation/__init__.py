@@ -9,7 +9,7 @@ from .bootstrap import (
     paired_difference,
     sampling_units,
 )
-from .evaluate import STOPPED_ELSEWHERE, EvaluationStopped, evaluate
+from .evaluate import STOPPED_ELSEWHERE, EvaluationStopped, PredictionFolder, evaluate, evaluate_predictions
 from .metrics import (
     ConfidenceCalibration,
     SegmentationMetric,
@@ -40,9 +40,11 @@ from .results import (
     write_results,
 )
 
-__all__ = ["ConfidenceCalibration", "EvaluationStopped", "STOPPED_ELSEWHERE", "SegmentationMetric", "area_scores",
+__all__ = ["ConfidenceCalibration", "EvaluationStopped", "PredictionFolder", "STOPPED_ELSEWHERE",
+           "SegmentationMetric", "area_scores",
            "areas_for_json", "areas_from_json", "bootstrap_interval", "check_same_images", "check_tested_alike",
-           "class_areas", "compare_results", "dataset_image_groups", "evaluate", "format_calibration",
+           "class_areas", "compare_results", "dataset_image_groups", "evaluate", "evaluate_predictions",
+           "format_calibration",
            "format_comparison", "format_groups", "format_interval", "format_results", "group_scores",
            "hardest_first", "image_names", "image_scores", "majority_class_miou", "most_confused",
            "paired_difference", "pool_results", "read_results", "resampled_scores", "results_for_json",
