@@ -326,3 +326,45 @@ def test_the_command_serves_with_the_test_settings_given(model_folder, monkeypat
     with TestClient(served["app"]) as client:
         test_config = client.get("/health").json()["test_config"]
     assert test_config["img_scale"] == [64, 48] and test_config["flip"] is True
+
+
+def test_cross_origin_calls_are_answered_only_for_the_origins_given(segmenter):
+    """A web page elsewhere calls the server from its users' browsers: its preflight is answered and
+    the answers (a refused upload's 413 too) carry the header that lets the browser read them; other
+    origins get no such header, nor does a server started without --cors-origin."""
+    page = "https://app.example.com"
+    shared = create_app(segmenter, name="shared", cors_origins=[page], max_upload_mb=0.01)
+    with TestClient(shared) as client:
+        assert shared.service.name == "shared"
+        preflight = client.options("/predict", headers={"Origin": page, "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == page
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        answered = client.post("/predict", headers={"Origin": page},
+                               files={"image": ("p.png", png_bytes(photo(30, 20, 30)), "image/png")})
+        assert answered.status_code == 200 and answered.headers["access-control-allow-origin"] == page
+        refused = client.post("/predict", headers={"Origin": page},
+                              files={"image": ("p.png", png_bytes(photo(31, 200, 200)), "image/png")})
+        assert refused.status_code == 413 and refused.headers["access-control-allow-origin"] == page
+        other = client.get("/health", headers={"Origin": "https://elsewhere.example.org"})
+        assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+    with TestClient(create_app(segmenter, name="private")) as client:
+        assert "access-control-allow-origin" not in client.get("/health", headers={"Origin": page}).headers
+
+
+def test_the_command_checks_cors_origins_and_serves_them(model_folder, monkeypatch, capsys):
+    import uvicorn
+
+    from segnext.cli.main import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app))
+    assert main(["serve", "-c", str(model_folder), "--device", "cpu", "--cors-origin", "https://a.example.com",
+                 "--cors-origin", "http://localhost:3000"]) == 0
+    with TestClient(served["app"]) as client:
+        for origin in ("https://a.example.com", "http://localhost:3000"):
+            answer = client.get("/health", headers={"Origin": origin})
+            assert answer.headers["access-control-allow-origin"] == origin
+    with pytest.raises(SystemExit):
+        main(["serve", "-c", str(model_folder), "--cors-origin", "https://app.example.com/"])
+    assert "'https://app.example.com/' is not an origin: give the scheme and host (and port) a browser sends, " \
+           "without a path or a final /, e.g. https://app.example.com; or * for any" in capsys.readouterr().err

@@ -50,6 +50,9 @@ def register(subparsers) -> None:
                              "again (the page asks twice) is not segmented again (default 64; 0: none)")
     parser.add_argument("--max-connections", type=positive_int, default=64,
                         help="open connections beyond which the server answers 503 at once (default 64)")
+    parser.add_argument("--cors-origin", action="append", type=web_origin, metavar="ORIGIN",
+                        help="a web page's origin (https://app.example.com; repeatable; * for any) whose scripts may "
+                             "call the server from a browser (CORS); default none: only the server's own page")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, ...")
     parser.add_argument("--threads", type=positive_int, help="torch / onnxruntime CPU threads")
     add_backend(parser)
@@ -57,6 +60,20 @@ def register(subparsers) -> None:
     add_nmf_seed(parser, "of the model")
     add_test_settings(parser)
     parser.set_defaults(func=run)
+
+
+def web_origin(text: str) -> str:
+    """An origin as browsers send it (scheme://host[:port], nothing after), or *: "https://x.org/" would
+    never match a request's Origin, and every call from that page would fail in the browser."""
+    import argparse
+    import re
+
+    if text == "*" or re.fullmatch(r"https?://[^/\s?#]+", text):
+        return text
+    bare = re.match(r"https?://[^/\s?#]+", text)
+    hint = f"{bare.group(0)}" if bare else f"https://{text.strip('/')}"
+    raise argparse.ArgumentTypeError(f"{text!r} is not an origin: give the scheme and host (and port) a browser "
+                                     f"sends, without a path or a final /, e.g. {hint}; or * for any")
 
 
 def run(args) -> int:
@@ -82,7 +99,8 @@ def run(args) -> int:
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
         name = args.checkpoint
     segmenter.test_config = test_settings(args, segmenter.test_config)
-    app = create_app(segmenter, name=str(name), batch_size=args.batch_size, max_upload_mb=args.max_upload_mb,
+    app = create_app(segmenter, name=str(name), cors_origins=args.cors_origin or (), batch_size=args.batch_size,
+                     max_upload_mb=args.max_upload_mb,
                      max_pixels=int(args.max_pixels), max_inflight=args.max_inflight, cache_mb=args.cache_mb)
     print(f"segnext serve: {name} ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
           f"{segmenter.device}) on "

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from importlib import resources
-from typing import Annotated, Optional, Tuple
+from typing import Annotated, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -278,10 +278,13 @@ class UploadLimit:
         await send({"type": "http.response.body", "body": message})
 
 
-def create_app(segmenter: Segmenter, *, name: str = "segnext", **options):
+def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Sequence[str] = (), **options):
     """The FastAPI application serving `segmenter` (options: those of `SegmentationService`),
     wrapped in the upload limit (`UploadLimit`, whose `app` is the FastAPI application and `service`
-    the `SegmentationService`)."""
+    the `SegmentationService`). `cors_origins`: the web pages (origins, "https://app.example.com", or
+    "*" for any) whose scripts may call the server from their browsers (CORS); their answers, a 413
+    of the upload limit included, carry the headers that let the browser hand them over. None by
+    default: a browser lets only the server's own page read its answers."""
     require("fastapi", "serve", "segnext serve")
     require("python_multipart", "serve", "segnext serve (multipart uploads)", package="python-multipart")
     require("prometheus_client", "serve", "segnext serve (its /metrics)", package="prometheus-client")
@@ -337,4 +340,11 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", **options):
 
     limited = UploadLimit(app, service.max_upload_bytes)
     limited.service = service
-    return limited
+    if not cors_origins:
+        return limited
+    from starlette.middleware.cors import CORSMiddleware
+
+    shared = CORSMiddleware(limited, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                            allow_headers=["*"], max_age=600)  # outside the limit, so that its 413 is readable too
+    shared.service = service
+    return shared
