@@ -204,6 +204,80 @@ def test_from_pretrained_reads_the_hub_cache_offline(folder, tmp_path):
     assert "someone/not-cached" in second and "HF_HUB_OFFLINE" in second
 
 
+def test_hf_paths_load_a_hub_model_in_every_command_offline(folder, tmp_path):
+    """`hf://owner/name[@revision]` where a checkpoint path goes: create_model, the commands'
+    --checkpoint (predict here), a config's model.checkpoint; read from the Hub's cache offline."""
+    pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'segnext[hub]')")
+    from PIL import Image
+
+    _hub_cache(tmp_path / "hub", "someone/segnext-t-test", folder)
+    Image.new("RGB", (40, 30), (120, 80, 40)).save(tmp_path / "photo.png")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1"}
+    code = ("import sys, segnext\n"
+            "from segnext.cli.main import main\n"
+            "m = segnext.create_model(checkpoint='hf://someone/segnext-t-test@main')\n"
+            "print(m.config.variant, m.num_classes, m.decode_head.conv_seg.bias.sum().item())\n"
+            f"status = main(['predict', '-c', 'hf://someone/segnext-t-test', {str(tmp_path / 'photo.png')!r}, "
+            f"'--out', {str(tmp_path / 'out')!r}, '--no-progress'])\n"
+            "print('predict', status)\n"
+            "for bad in ('hf://someone', 'hf://someone/x@'):\n"
+            "    try:\n"
+            "        segnext.create_model(checkpoint=bad)\n"
+            "    except ValueError as error:\n"
+            "        print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded, predicted, *errors = result.stdout.strip().splitlines()
+    expected = segnext.create_model(checkpoint=folder).decode_head.conv_seg.bias.sum().item()
+    variant, classes, bias = loaded.split()
+    assert (variant, classes) == ("segnext_t", "150") and float(bias) == pytest.approx(expected)
+    assert predicted == "predict 0" and (tmp_path / "out" / "photo.png").is_file()
+    assert errors == ["'hf://someone' is not a Hugging Face Hub model: write hf://owner/name, or "
+                      "hf://owner/name@revision (a branch, tag or commit)",
+                      "'hf://someone/x@' is not a Hugging Face Hub model: write hf://owner/name, or "
+                      "hf://owner/name@revision (a branch, tag or commit)"]
+
+
+def test_push_command_uploads_a_model_folder_as_it_is_and_converts_other_checkpoints(folder, checkpoint_path,
+                                                                                     monkeypatch, capsys):
+    hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'segnext[hub]')")
+    from segnext.cli.main import main
+
+    uploads = []
+
+    class FakeApi:  # what would be sent; the real HfApi needs the network and an account
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            uploads.append(("create_repo", repo_id, private))
+
+        def upload_folder(self, repo_id, folder_path, commit_message, allow_patterns):
+            files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir() if p.name in allow_patterns}
+            uploads.append(("upload_folder", repo_id, commit_message, files))
+            return "https://huggingface.co/someone/model/commit/abc"
+
+    monkeypatch.setattr(hub, "HfApi", FakeApi)
+    (folder / "notes.txt").write_text("not part of the model")  # left behind
+    try:
+        assert main(["push", str(folder), "someone/model", "--private"]) == 0
+    finally:
+        (folder / "notes.txt").unlink()
+    assert "load it with --checkpoint hf://someone/model" in capsys.readouterr().err
+    assert uploads[0] == ("create_repo", "someone/model", True)
+    _, _, message, files = uploads[1]
+    assert message == "Upload SegNeXt model" and files == {
+        name: (folder / name).read_bytes() for name in ("README.md", "config.json", "model.safetensors")}
+    uploads.clear()
+    assert main(["push", str(checkpoint_path), "someone/official", "--message", "the official T"]) == 0
+    _, _, message, files = uploads[1]
+    assert uploads[0] == ("create_repo", "someone/official", None) and message == "the official T"
+    assert sorted(files) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads(files["config.json"])["config"]["num_classes"] == 150
+    assert main(["push", str(folder), "not-a-repo-id"]) == 1
+    assert "'not-a-repo-id' is not a Hugging Face Hub repository id: write owner/name" in capsys.readouterr().err
+
+
 def test_push_to_hub_uploads_the_model_folder(trained, monkeypatch):
     hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'segnext[hub]')")
     calls = []
@@ -215,8 +289,8 @@ def test_push_to_hub_uploads_the_model_folder(trained, monkeypatch):
         def create_repo(self, repo_id, private=None, exist_ok=False):
             calls.append(("create_repo", repo_id, private, exist_ok))
 
-        def upload_folder(self, repo_id, folder_path, commit_message):
-            files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        def upload_folder(self, repo_id, folder_path, commit_message, allow_patterns):
+            files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir() if p.name in allow_patterns}
             calls.append(("upload_folder", repo_id, commit_message, files))
             return "https://huggingface.co/someone/model/commit/abc"
 
@@ -262,3 +336,12 @@ def test_a_wrong_saved_nmf_seed_is_named(tmp_path):
         segnext.create_model(checkpoint=folder)
     with pytest.raises(TypeError, match="nmf_seed must be an int, None or 'saved'"):
         segnext.create_model("segnext_t", 4, nmf_seed="7")
+
+
+def test_a_missing_path_shaped_like_a_hub_id_says_how_to_name_the_hub_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="Checkpoint someone/model does not exist. For a model on the Hugging "
+                                                "Face Hub, write hf://someone/model."):
+        segnext.create_model(checkpoint="someone/model")
+    with pytest.raises(FileNotFoundError, match="Checkpoint missing.pth does not exist.$"):
+        segnext.create_model(checkpoint="missing.pth")

@@ -26,8 +26,9 @@ def run(args) -> int:
 
     from ..inference import TestConfig, test_config_for
     from ..models import create_model, read_checkpoint, recorded_training_data, save_model
+    from ..models.hub import resolve_checkpoint
 
-    source = read_checkpoint(args.src)
+    source = read_checkpoint(resolve_checkpoint(args.src))
     model = create_model(args.name, checkpoint=args.src)
     settings_saved = bool(model.config.test_settings)
     model.config.test_settings = test_config_for(model).to_dict()  # written out, so that the folder says it

@@ -18,6 +18,7 @@ from .arguments import CommandParser
 COMMANDS = [
     "models",
     "convert",
+    "push",
     "data",
     "train",
     "eval",

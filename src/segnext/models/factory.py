@@ -10,6 +10,7 @@ from typing import List, Optional
 from ..constants import SAVED_NMF_SEED
 from .configuration import check_fields, check_variant, variant_config
 from .download import fetch
+from .hub import resolve_checkpoint
 from .loading import LoadReport, build_from_checkpoint, load_encoder, resolve_nmf_seed
 from .pretrained import pretrained_weights, published_model
 from .segnext import SegNeXt
@@ -47,6 +48,7 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
     check_fields(overrides, where="create_model")  # a misspelt keyword (num_clases=) is named, not ignored
     if name is not None:
         check_variant(name)
+    checkpoint, backbone_checkpoint = resolve_checkpoint(checkpoint), resolve_checkpoint(backbone_checkpoint)
     if isinstance(checkpoint, str) and not os.path.exists(checkpoint):
         published = published_model(checkpoint)
         if published is not None:
@@ -99,6 +101,7 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
 def recorded_training_data(checkpoint) -> Optional[dict]:
     """What a model folder (a path, or the name of weights shipped in the package) says it was trained
     on (`save_model`'s training_data: dataset, split, frames per group); None for other checkpoints."""
+    checkpoint = resolve_checkpoint(checkpoint)
     if isinstance(checkpoint, str) and not os.path.exists(checkpoint):
         try:
             published = published_model(checkpoint)

@@ -252,9 +252,11 @@ def _read_pickle(path: Path) -> Tuple[Dict[str, torch.Tensor], dict, Optional[di
 
 def read_checkpoint(path) -> Checkpoint:
     """Read any supported checkpoint into a state dict with the project's (= official 0.x) key names."""
-    path = user_path(path)
+    given, path = str(path), user_path(path)
     if not path.exists():
-        raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+        hub = f" For a model on the Hugging Face Hub, write hf://{given}." if re.fullmatch(r"[\w.-]+/[\w.-]+", given) \
+            else ""
+        raise FileNotFoundError(f"Checkpoint {path} does not exist.{hub}")
     if path.is_dir():
         return _read_project_dir(path)
     if path.suffix == ".safetensors":

@@ -77,10 +77,11 @@ class ModelSection:
         A model.checkpoint of other classes than the dataset's is fine-tuned: every tensor is loaded
         but the classifier, which starts anew (the log names it)."""
         from ..models import create_model
+        from ..models.hub import hub_reference
 
         for key in ("backbone_checkpoint", "checkpoint"):
             path = getattr(self, key)
-            if path is not None and not Path(path).exists():
+            if path is not None and hub_reference(path) is None and not Path(path).exists():
                 raise FileNotFoundError(
                     f"model.{key} {path} does not exist. "
                     + ("Fix the path, or use the published ImageNet encoder with model.pretrained=imagenet "
