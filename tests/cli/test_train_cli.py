@@ -295,6 +295,34 @@ def test_eval_predictions_scores_the_files_predict_wrote_as_eval_scores_the_mode
                  "2"]) == 0  # the first two are there
 
 
+def test_calibrate_writes_the_model_with_the_fitted_temperature(capsys, config_file, scenes, tmp_path):
+    names = json.loads((scenes / "classes.json").read_text())["classes"]
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", num_classes=8, class_names=names, logit_temperature=2.0)
+    segnext.save_model(model, tmp_path / "m0")
+    assert main(["calibrate", str(config_file), "-c", str(tmp_path / "m0"), "--no-progress", "--pixels", "4000"]) == 0
+    captured = capsys.readouterr()
+    fitted = float(re.search(r"^temperature (\S+), fitted on 4,000 labelled pixels of 4 images: negative "
+                             r"log-likelihood (\S+) -> (\S+), ECE", captured.out, re.M).group(1))
+    before, after = (float(v) for v in re.search(r"log-likelihood (\S+) -> (\S+),", captured.out).groups())
+    assert after <= before
+    out = tmp_path / "m0_calibrated"  # beside the model
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert saved["logit_temperature"] == pytest.approx(2.0 * fitted, rel=1e-3)  # on top of the one it had
+    assert f"with the 2.000 it had: {saved['logit_temperature']:.3f}" in captured.out
+    assert "calibrated by `segnext calibrate`" in (out / "README.md").read_text()
+    reloaded = segnext.create_model(checkpoint=out)
+    assert reloaded.config.logit_temperature == pytest.approx(2.0 * fitted, rel=1e-3)
+    assert torch.equal(reloaded.decode_head.conv_seg.weight, model.decode_head.conv_seg.weight)  # unchanged
+
+    assert main(["calibrate", str(config_file), "--no-progress"]) == 1
+    assert "no model to calibrate: give --checkpoint" in capsys.readouterr().err
+    segnext.save_model(segnext.create_model("segnext_t", num_classes=3), tmp_path / "three")
+    assert main(["calibrate", str(config_file), "-c", str(tmp_path / "three"), "--no-progress"]) == 1
+    assert "predicts 3 classes but the folder dataset has 8" in capsys.readouterr().err
+    assert not (tmp_path / "three_calibrated").exists()
+
+
 def test_eval_interval_scores_each_group_of_images(capsys, config_file, scenes, tmp_path):
     """Val images named after two sequences: each sequence's scores, the lowest first."""
     import shutil

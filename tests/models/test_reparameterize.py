@@ -78,3 +78,32 @@ def test_reparameterize_draws_no_random_numbers(checkpoint_path):
     state = torch.get_rng_state()
     model.reparameterize()
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_the_logit_temperature_divides_the_logits_and_folds_into_the_classifier(tmp_path):
+    """`logit_temperature` T: the logits of the model as trained, divided by T, in every form of the
+    model: eager, reparameterized (T in the classifier's weights), optimized, and saved and loaded."""
+    torch.manual_seed(0)
+    plain = segnext.create_model("segnext_t", 5).eval()
+    warm = copy.deepcopy(plain)
+    warm.config.logit_temperature = 2.5
+    images = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = plain(images) / 2.5
+        assert (warm(images) - expected).abs().max().item() <= TOLERANCE
+        folded = copy.deepcopy(warm).reparameterize()
+        assert (folded(images) - expected).abs().max().item() <= TOLERANCE
+        assert folded.reparameterize() is folded and (folded(images) - expected).abs().max().item() <= TOLERANCE
+        optimized = segnext.optimize_for_inference(warm)
+        assert (optimized(images) - expected).abs().max().item() <= 1e-4
+    segnext.save_model(warm, tmp_path / "warm")
+    loaded = segnext.create_model(checkpoint=tmp_path / "warm").eval()
+    assert loaded.config.logit_temperature == 2.5
+    with torch.no_grad():
+        assert (loaded(images) - expected).abs().max().item() <= TOLERANCE
+    card = (tmp_path / "warm" / "README.md").read_text()
+    assert "Its logits are divided by a temperature of 2.500 (`logit_temperature`" in card
+    assert "architecture is not" not in card  # not an architecture change
+    for bad in (0, -1.0, float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="SegNeXt option logit_temperature must be a positive number"):
+            segnext.create_model("segnext_t", 5, logit_temperature=bad)

@@ -22,6 +22,7 @@ COMMANDS = [
     "data",
     "train",
     "eval",
+    "calibrate",
     "compare",
     "pool",
     "report",

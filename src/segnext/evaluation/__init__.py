@@ -39,13 +39,13 @@ from .results import (
     write_per_image,
     write_results,
 )
+from .temperature import fit_temperature, pixel_logits
 
 __all__ = ["ConfidenceCalibration", "EvaluationStopped", "PredictionFolder", "STOPPED_ELSEWHERE",
-           "SegmentationMetric", "area_scores",
-           "areas_for_json", "areas_from_json", "bootstrap_interval", "check_same_images", "check_tested_alike",
-           "class_areas", "compare_results", "dataset_image_groups", "evaluate", "evaluate_predictions",
-           "format_calibration",
-           "format_comparison", "format_groups", "format_interval", "format_results", "group_scores",
+           "SegmentationMetric", "area_scores", "areas_for_json", "areas_from_json", "bootstrap_interval",
+           "check_same_images", "check_tested_alike", "class_areas", "compare_results", "dataset_image_groups",
+           "evaluate", "evaluate_predictions", "fit_temperature", "format_calibration", "format_comparison",
+           "format_groups", "format_interval", "format_results", "group_scores",
            "hardest_first", "image_names", "image_scores", "majority_class_miou", "most_confused",
-           "paired_difference", "pool_results", "read_results", "resampled_scores", "results_for_json",
+           "paired_difference", "pixel_logits", "pool_results", "read_results", "resampled_scores", "results_for_json",
            "sampling_units", "test_record", "write_per_image", "write_results"]

@@ -17,7 +17,7 @@ _VARIANT_TITLES = {"segnext_t": "SegNeXt-T", "segnext_s": "SegNeXt-S", "segnext_
 _MAX_CLASSES_LISTED = 40
 # Fields that are not the architecture the weights run through (training-only, or the classes')
 _NOT_ARCHITECTURE = {"variant", "num_classes", "class_names", "palette", "test_settings", "drop_path_rate",
-                     "dropout_ratio", "nmf_train_steps"}
+                     "dropout_ratio", "nmf_train_steps", "logit_temperature"}
 # The card claims no licence of its own: the code is Apache-2.0, but trained weights are bound by
 # their data and starting weights, which only their trainer knows (the Hub's `license:` is theirs to add).
 TERMS = ("The segnext code that made and reads these weights is under the Apache License 2.0. The weights keep the "
@@ -46,6 +46,10 @@ def model_card(config, parameters: int, source: Optional[str] = None,
     changed = _architecture_changes(config)
     if changed:
         lines += [f"Its architecture is not the published {title}'s: " + ", ".join(changed) + ".", ""]
+    if config.logit_temperature != 1:
+        lines += [f"Its logits are divided by a temperature of {config.logit_temperature:.3f} (`logit_temperature`; "
+                  f"temperature scaling, Guo et al., ICML 2017), so that its probabilities say how often it is "
+                  f"right.", ""]
     lines += ["## Classes", ""]
     if config.class_names:
         shown = ", ".join(f"{i} {name}" for i, name in enumerate(config.class_names[:_MAX_CLASSES_LISTED]))

@@ -44,6 +44,9 @@ class SegNeXtConfig:
         nmf_eval_steps: multiplicative-update steps in evaluation (7).
         group_norm_groups: groups of the decoder's GroupNorms (32).
         dropout_ratio: Dropout2d before the classifier (0.1).
+        logit_temperature: the logits are divided by it (1.0: as trained). Temperature scaling (Guo et
+            al., ICML 2017): `segnext calibrate` fits it so that the softmax probabilities say how
+            often the model is right; the labels of a single-view test do not change.
         class_names: names of the classes, carried with the weights (None when unknown).
         palette: one [r, g, b] per class for colour maps (None when unknown).
         test_settings: how the model is tested, as plain data: the fields of
@@ -71,6 +74,7 @@ class SegNeXtConfig:
     nmf_eval_steps: int = 7
     group_norm_groups: int = 32
     dropout_ratio: float = 0.1
+    logit_temperature: float = 1.0
     class_names: Optional[List[str]] = None
     palette: Optional[List[List[int]]] = None
     test_settings: Optional[Dict[str, Any]] = None
@@ -136,6 +140,10 @@ class SegNeXtConfig:
         for field in ("nmf_train_steps", "nmf_eval_steps"):
             if not whole(getattr(self, field), 0):
                 fail(field, "a whole number of at least 0")
+        temperature = self.logit_temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or \
+                not 0 < temperature < float("inf"):
+            fail("logit_temperature", "a positive number (1.0: the logits as trained)")
         for field in ("drop_path_rate", "dropout_ratio"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:

@@ -89,7 +89,10 @@ class SegNeXt(nn.Module):
         """Logits at stride 8 (the decode head's output), before the resize to the input size."""
         _check_images(images)
         features = self.backbone(images)
-        return self.decode_head([features[i] for i in self.config.head_in_stages], nmf_bases)
+        logits = self.decode_head([features[i] for i in self.config.head_in_stages], nmf_bases)
+        if self.config.logit_temperature != 1 and not self.reparameterized:  # folded into the classifier there
+            logits = logits / self.config.logit_temperature
+        return logits
 
     def forward(self, images: torch.Tensor, nmf_bases: Optional[torch.Tensor] = None) -> torch.Tensor:
         """images (B, 3, H, W), normalised -> logits (B, num_classes, H, W)."""
@@ -112,13 +115,21 @@ class SegNeXt(nn.Module):
         return self
 
     def reparameterize(self) -> SegNeXt:
-        """Fold BatchNorms and layer scales into convolutions and split the decoder's squeeze conv
-        by stage, in place, for inference: the same function up to float rounding, less work.
-        The model is then in eval mode for good (`segnext.optimize_for_inference` does this on a copy)."""
+        """Fold BatchNorms and layer scales into convolutions (and the logit temperature into the
+        classifier) and split the decoder's squeeze conv by stage, in place, for inference: the same
+        function up to float rounding, less work. The model is then in eval mode for good
+        (`segnext.optimize_for_inference` does this on a copy); a second call changes nothing."""
+        if self.reparameterized:
+            return self
         self.eval()
         for module in list(self.modules()):
             if module is not self and hasattr(module, "reparameterize"):
                 module.reparameterize()
+        with torch.no_grad():  # the classifier is linear: dividing its output is dividing its weights
+            classifier = self.decode_head.conv_seg
+            classifier.weight.div_(self.config.logit_temperature)
+            if classifier.bias is not None:
+                classifier.bias.div_(self.config.logit_temperature)
         self.reparameterized = True
         return self
 
