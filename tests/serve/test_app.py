@@ -203,9 +203,36 @@ def test_bad_input_is_a_4xx_with_a_message_and_the_server_goes_on(client, case, 
 
 def test_a_missing_field_is_named(client):
     response = client.post("/predict", files={"picture": ("photo.png", png_bytes(photo(5)), "image/png")})
-    assert response.status_code == 400 and "multipart/form-data field 'image'" in response.json()["error"]
-    response = client.post("/predict", content=b"raw bytes", headers={"content-type": "image/png"})
-    assert response.status_code == 400 and "'image'" in response.json()["error"]
+    assert response.status_code == 400 and "no image in the form's field 'image': send it as the multipart/" \
+                                           "form-data field 'image'" in response.json()["error"]
+    response = client.post("/predict", content=b"some text", headers={"content-type": "text/plain"})
+    assert response.status_code == 400 and response.json()["error"].startswith(
+        "no image (Content-Type text/plain): send it as the multipart/form-data field 'image' (curl -F "
+        "image=@photo.jpg URL/predict), as the request body with its Content-Type (curl --data-binary @photo.jpg "
+        "-H 'Content-Type: image/jpeg' URL/predict), or as JSON")
+    for body in (b"{}", b'{"image": "not base64!"}', b"[1]", b"not json"):
+        response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and "the JSON body holds no base64 image under \"image\"" in \
+            response.json()["error"]
+    assert post(client, png_bytes(photo(5))).status_code == 200  # still serving
+
+
+def test_the_image_as_the_body_or_as_base64_json_gets_the_form_upload_s_answer(client):
+    """What clients other than a browser's form send: the bytes as the body, or JSON with base64 (a
+    data: URL too); the same answer as the multipart upload, and bad bytes the same 400."""
+    import base64
+
+    data = png_bytes(photo(6))
+    expected = post(client, data, "json").json()
+    as_body = client.post("/predict", params={"output": "json"}, content=data, headers={"content-type": "image/png"})
+    assert as_body.status_code == 200 and as_body.json() == expected
+    octets = client.post("/predict", content=data, headers={"content-type": "application/octet-stream"})
+    assert octets.status_code == 200 and octets.content == post(client, data).content
+    for encoded in (base64.b64encode(data).decode(), "data:image/png;base64," + base64.b64encode(data).decode()):
+        as_json = client.post("/predict", params={"output": "json"}, json={"image": encoded})
+        assert as_json.status_code == 200 and as_json.json() == expected
+    broken = client.post("/predict", content=b"not an image", headers={"content-type": "image/jpeg"})
+    assert broken.status_code == 400 and "the uploaded file" in broken.json()["error"]
 
 
 def test_a_decompression_bomb_is_refused_before_decoding(client):

@@ -25,9 +25,9 @@ def register(subparsers) -> None:
         "serve", help="serve a model over HTTP: POST an image, get labels, an overlay or the classes",
         description="Serve a SegNeXt checkpoint (or an ONNX model) over HTTP, loaded once, tested with its saved "
                     "settings (or those given here): GET / (a page to try it), GET /health, POST /predict with the "
-                    "multipart field 'image' -> the label map PNG (as `segnext predict` writes it), ?output=overlay "
-                    "-> the colour overlay PNG, ?output=json -> the classes and their pixel fractions. Needs "
-                    "pip install 'segnext[serve]'.",
+                    "image (multipart field 'image', the body as image/*, or JSON {\"image\": base64}) -> the label "
+                    "map PNG (as `segnext predict` writes it), ?output=overlay -> the colour overlay PNG, "
+                    "?output=json -> the classes and their pixel fractions. Needs pip install 'segnext[serve]'.",
         **with_examples("segnext serve -c segnext-t-ade/",
                         "segnext serve --onnx segnext_t.int8.onnx --port 8080",
                         "curl -F image=@photo.jpg 'http://127.0.0.1:8000/predict?output=json'"))

@@ -3,7 +3,8 @@
     GET  /          a page to choose an image and see its overlay, classes and confidence
     GET  /health    200 JSON: model, classes, device, test settings, limits, the outputs it gives
     GET  /metrics   what it has done, in Prometheus's text format (`segnext.serve.metrics`)
-    POST /predict   multipart form field `image` -> 200 image/png, the single-channel label map
+    POST /predict   the image (multipart form field `image`, or the body as image/*, or JSON
+                    {"image": base64}) -> 200 image/png, the single-channel label map
                     (exactly the file `segnext predict` writes); ?output=overlay: the colour overlay
                     (PNG); ?output=json: the classes present with their pixel fractions, and with
                     &confidence=true how sure the model is of them; ?output=confidence: each
@@ -22,6 +23,8 @@ Bad input is a 4xx with a JSON body `{"error": "..."}` that says what was wrong;
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the routes' annotations at run time.
+import base64
+import binascii
 import hashlib
 import io
 import json
@@ -29,7 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from importlib import resources
-from typing import Annotated, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -278,6 +281,37 @@ class UploadLimit:
         await send({"type": "http.response.body", "body": message})
 
 
+HOW_TO_SEND = ("send it as the multipart/form-data field 'image' (curl -F image=@photo.jpg URL/predict), as the "
+               "request body with its Content-Type (curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' "
+               "URL/predict), or as JSON {\"image\": \"<base64>\"}")
+
+
+async def uploaded_image(request) -> Tuple[bytes, str]:
+    """(the image's bytes, its file name or "") from a request that sends it as a multipart form's
+    field `image` (a browser's form, curl -F), as the whole body under an image/* (or
+    application/octet-stream) Content-Type, or as JSON {"image": base64, or a data: URL}."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        form = await request.form()
+        try:
+            image = form.get("image")
+            if image is None or not hasattr(image, "read"):
+                raise RequestError(400, f"no image in the form's field 'image': {HOW_TO_SEND}")
+            return await image.read(), image.filename or ""
+        finally:
+            await form.close()
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return await request.body(), ""
+    if kind == "application/json":
+        try:
+            encoded = json.loads(await request.body())["image"]
+            encoded = encoded.split(",", 1)[1] if encoded.startswith("data:") else encoded  # a data: URL
+            return base64.b64decode(encoded, validate=True), ""
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, binascii.Error):
+            raise RequestError(400, f"the JSON body holds no base64 image under \"image\": {HOW_TO_SEND}") from None
+    raise RequestError(400, f"no image (Content-Type {kind or 'none'}): {HOW_TO_SEND}")
+
+
 def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Sequence[str] = (), **options):
     """The FastAPI application serving `segmenter` (options: those of `SegmentationService`),
     wrapped in the upload limit (`UploadLimit`, whose `app` is the FastAPI application and `service`
@@ -290,7 +324,7 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Seq
     require("prometheus_client", "serve", "segnext serve (its /metrics)", package="prometheus-client")
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI, File, Request, UploadFile
+    from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
@@ -329,13 +363,9 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Seq
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/predict")
-    async def predict(output: str = "labels", confidence: bool = False,
-                      image: Annotated[Optional[UploadFile], File()] = None):
-        if image is None or not hasattr(image, "read"):
-            raise RequestError(400, "no image: send the file as the multipart/form-data field 'image' "
-                                    "(curl -F image=@photo.jpg URL/predict)")
-        data = await image.read()
-        body, media_type = await run_in_threadpool(service.predict, data, image.filename or "", output, confidence)
+    async def predict(request: Request, output: str = "labels", confidence: bool = False):
+        data, filename = await uploaded_image(request)
+        body, media_type = await run_in_threadpool(service.predict, data, filename, output, confidence)
         return Response(body, media_type=media_type)
 
     limited = UploadLimit(app, service.max_upload_bytes)
