@@ -174,3 +174,63 @@ def test_calibration_counts_pixels_by_their_confidence():
         ConfidenceCalibration(thresholds=(0.33,))
     with pytest.raises(ValueError, match="one shape"):
         calibration.update(pred, confidence[:1], target)
+
+
+def test_category_scores_take_the_classes_of_a_category_as_one():
+    """Cityscapes' "IoU category": road taken for sidewalk is no error at the category level."""
+    from segnext.evaluation import category_scores, format_categories
+
+    names = ["road", "sidewalk", "car", "sky"]
+    confusion = torch.tensor([[50, 10, 0, 0],     # road: 10 pixels predicted sidewalk
+                              [5, 20, 5, 0],      # sidewalk: 5 as road, 5 as car
+                              [0, 0, 30, 0],
+                              [0, 0, 0, 0]])       # no sky anywhere
+    scores = category_scores(confusion, names, {"flat": ("road", "sidewalk"), "vehicle": ("car",), "sky": ("sky",)})
+    flat = 85 / (90 + 85 - 85)  # intersection 50+10+5+20, labelled 90, predicted 85
+    vehicle = 30 / (30 + 35 - 30)
+    assert scores["category_IoU"]["flat"] == pytest.approx(100 * flat)
+    assert scores["category_IoU"]["vehicle"] == pytest.approx(100 * vehicle)
+    assert math.isnan(scores["category_IoU"]["sky"])
+    assert scores["category_mIoU"] == pytest.approx(100 * (flat + vehicle) / 2)
+    assert format_categories(scores) == f"category mIoU {100 * (flat + vehicle) / 2:.2f} (flat {100 * flat:.1f}, " \
+                                        f"vehicle {100 * vehicle:.1f}, sky nan)"
+
+
+def test_cityscapes_evaluations_score_its_seven_categories(tmp_path):
+    from segnext.data import build_dataset, write_image, write_label
+    from segnext.data.classes import CITYSCAPES_CATEGORIES, CITYSCAPES_CLASSES
+    from segnext.evaluation import evaluate_predictions, results_for_json
+
+    root = tmp_path / "cityscapes"
+    label = np.zeros((8, 16), np.uint8)  # road, with a car (13) and a bicycle (18)
+    label[2:4, 2:6], label[5:7, 8:12] = 13, 18
+    write_image(root / "leftImg8bit" / "val" / "ulm" / "ulm_000000_000019_leftImg8bit.png",
+                np.zeros((8, 16, 3), np.uint8))
+    write_label(root / "gtFine" / "val" / "ulm" / "ulm_000000_000019_gtFine_labelTrainIds.png", label)
+    predicted = label.copy()
+    predicted[5:7, 8:12] = 17  # the bicycle taken for a motorcycle: wrong class, right category
+    write_label(tmp_path / "predictions" / "ulm" / "ulm_000000_000019_leftImg8bit.png", predicted)
+    dataset = build_dataset("cityscapes", root, "val")
+    assert dataset.categories == CITYSCAPES_CATEGORIES and sum(map(len, CITYSCAPES_CATEGORIES.values())) == 19
+    assert {name for members in CITYSCAPES_CATEGORIES.values() for name in members} == set(CITYSCAPES_CLASSES)
+    results = evaluate_predictions(dataset, tmp_path / "predictions")
+    assert results["category_IoU"]["vehicle"] == 100.0 and results["category_IoU"]["flat"] == 100.0
+    assert results["category_mIoU"] == 100.0 and results["mIoU"] < 100.0  # bicycle 0, motorcycle 0
+    assert math.isnan(results["category_IoU"]["sky"])
+    saved = results_for_json(results)
+    assert saved["category_mIoU"] == 100.0 and saved["category_IoU"]["sky"] is None
+    assert "category_IoU" not in evaluate_predictions(_FolderLike(dataset), tmp_path / "predictions")
+
+
+class _FolderLike:
+    """The same images as a dataset without categories (a folder dataset)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.image_paths, self.num_classes, self.class_names = dataset.image_paths, 19, dataset.class_names
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return self.dataset[index]

@@ -274,6 +274,7 @@ class Outputs:
         from ..evaluation import (
             dataset_image_groups,
             format_calibration,
+            format_categories,
             format_comparison,
             format_groups,
             format_interval,
@@ -290,6 +291,8 @@ class Outputs:
         write_results(self.out, results, checkpoint=str(self.source), dataset=self.config.data.dataset,
                       split=self.split, test=tested, **record, confusion=results["confusion"].tolist(), **drawn)
         print(format_results(results, args.metrics, (drawn.get("interval") or {}).get("IoU")))
+        if "category_IoU" in results:
+            print(format_categories(results))
         confused = most_confused(results["confusion"], dataset.class_names)
         if confused:
             print("most confused (share of a class's pixels predicted as another): " + ", ".join(

@@ -136,6 +136,13 @@ CITYSCAPES_ID_TO_TRAIN_ID = {
     26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
 }
 CITYSCAPES_NUM_LABEL_IDS = 34  # label ids 0..33 exist in *_labelIds.png
+# The benchmark's seven categories of those classes (the `category` of labels.py), which its "IoU
+# category" scores with the classes of a category taken as one.
+CITYSCAPES_CATEGORIES = {
+    "flat": ("road", "sidewalk"), "construction": ("building", "wall", "fence"),
+    "object": ("pole", "traffic light", "traffic sign"), "nature": ("vegetation", "terrain"), "sky": ("sky",),
+    "human": ("person", "rider"), "vehicle": ("car", "truck", "bus", "train", "motorcycle", "bicycle"),
+}
 
 VOC_CLASSES = (
     'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',

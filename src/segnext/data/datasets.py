@@ -142,6 +142,8 @@ class DatasetSpec:
     # None: the names carry no group (ADE20K's ADE_train_..., VOC's year prefix), so splits cannot be
     # compared or held out by group.
     group_pattern: Optional[str] = GROUP_PATTERN
+    # Groups of classes a benchmark also scores as one (Cityscapes' categories): name -> class names.
+    categories: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
 
 def _ade20k() -> DatasetSpec:
@@ -169,6 +171,7 @@ def _cityscapes() -> DatasetSpec:
         splits=("train", "val"), root_subdirs=("cityscapes",),
         expected_counts={"train": 2975, "val": 500, "test": 1525},
         prepare="segnext data prepare cityscapes SRC DST (writes *_gtFine_labelTrainIds.png)",
+        categories=C.CITYSCAPES_CATEGORIES,
     )
 
 
@@ -786,6 +789,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.class_names: List[str] = list(spec.class_names)
         self.palette: List[List[int]] = [list(c) for c in spec.palette]
         self.num_classes = len(self.class_names)
+        self.categories: Dict[str, Tuple[str, ...]] = dict(spec.categories)
         self.ignore_index = IGNORE_INDEX
         self.label_map = listing.layout.label_map
         self.image_paths: List[str] = [str(image) for image, _ in listing.pairs]

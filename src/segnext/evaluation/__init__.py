@@ -14,8 +14,10 @@ from .metrics import (
     ConfidenceCalibration,
     SegmentationMetric,
     area_scores,
+    category_scores,
     class_areas,
     format_calibration,
+    format_categories,
     format_results,
     image_scores,
     majority_class_miou,
@@ -41,11 +43,11 @@ from .results import (
 )
 from .temperature import fit_temperature, pixel_logits
 
-__all__ = ["ConfidenceCalibration", "EvaluationStopped", "PredictionFolder", "STOPPED_ELSEWHERE",
-           "SegmentationMetric", "area_scores", "areas_for_json", "areas_from_json", "bootstrap_interval",
+__all__ = ["ConfidenceCalibration", "EvaluationStopped", "PredictionFolder", "STOPPED_ELSEWHERE", "SegmentationMetric",
+           "area_scores", "areas_for_json", "areas_from_json", "bootstrap_interval", "category_scores",
            "check_same_images", "check_tested_alike", "class_areas", "compare_results", "dataset_image_groups",
-           "evaluate", "evaluate_predictions", "fit_temperature", "format_calibration", "format_comparison",
-           "format_groups", "format_interval", "format_results", "group_scores",
-           "hardest_first", "image_names", "image_scores", "majority_class_miou", "most_confused",
-           "paired_difference", "pixel_logits", "pool_results", "read_results", "resampled_scores", "results_for_json",
-           "sampling_units", "test_record", "write_per_image", "write_results"]
+           "evaluate", "evaluate_predictions", "fit_temperature", "format_calibration", "format_categories",
+           "format_comparison", "format_groups", "format_interval", "format_results", "group_scores", "hardest_first",
+           "image_names", "image_scores", "majority_class_miou", "most_confused", "paired_difference", "pixel_logits",
+           "pool_results", "read_results", "resampled_scores", "results_for_json", "sampling_units", "test_record",
+           "write_per_image", "write_results"]

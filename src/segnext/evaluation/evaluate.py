@@ -37,7 +37,14 @@ from ..inference.preprocess import prepare
 from ..inference.segment import evaluation_mode, segment_group, segment_group_confidence
 from ..inference.settings import TestConfig
 from ..utils import progress_bar
-from .metrics import ConfidenceCalibration, SegmentationMetric, class_areas, image_scores, majority_class_miou
+from .metrics import (
+    ConfidenceCalibration,
+    SegmentationMetric,
+    category_scores,
+    class_areas,
+    image_scores,
+    majority_class_miou,
+)
 
 # The reason a process gives when another process was asked to stop the evaluation.
 STOPPED_ELSEWHERE = "a stop request to another process"
@@ -164,6 +171,9 @@ def _summary(metric: SegmentationMetric, areas: Optional[torch.Tensor], dataset,
     results["seconds"] = time.perf_counter() - start
     results["majority_class_mIoU"] = majority_class_miou(metric.confusion)
     results["confusion"] = metric.confusion  # [target, prediction] pixel counts, summed over processes
+    categories = getattr(dataset, "categories", None) or {}
+    if categories and all(name in metric.class_names for members in categories.values() for name in members):
+        results.update(category_scores(metric.confusion, metric.class_names, categories))
     if areas is not None:
         image_paths = getattr(dataset, "image_paths", None)
         label_paths = getattr(dataset, "label_paths", None)

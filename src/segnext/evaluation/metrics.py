@@ -241,6 +241,29 @@ def image_scores(areas: torch.Tensor) -> Dict[str, Any]:
             "mIoU": _nanmean(iou), "IoU": iou.tolist()}
 
 
+def category_scores(confusion: torch.Tensor, class_names: Sequence[str],
+                    categories: Dict[str, Sequence[str]]) -> Dict[str, Any]:
+    """The IoU of each category (a group of classes scored as one, as the Cityscapes benchmark's "IoU
+    category"), in percent, from a [target, prediction] confusion matrix: `category_IoU` by name (NaN
+    for a category in neither the labels nor the predictions) and `category_mIoU`, their mean. Pixels
+    of a class in no category count in none."""
+    index = {name: k for k, name in enumerate(class_names)}
+    membership = torch.zeros(len(class_names), len(categories), dtype=torch.float64)
+    for column, members in enumerate(categories.values()):
+        for name in members:
+            membership[index[name], column] = 1.0
+    merged = membership.T @ torch.as_tensor(confusion).double() @ membership
+    intersect, target, predicted = merged.diag(), merged.sum(1), merged.sum(0)
+    iou = 100.0 * intersect / (target + predicted - intersect)
+    return {"category_IoU": dict(zip(categories, iou.tolist())), "category_mIoU": _nanmean(iou)}
+
+
+def format_categories(results: Dict[str, Any]) -> str:
+    """`category_scores` as one line."""
+    shown = ", ".join(f"{name} {iou:.1f}" for name, iou in results["category_IoU"].items())
+    return f"category mIoU {results['category_mIoU']:.2f} ({shown})"
+
+
 def majority_class_miou(confusion: torch.Tensor) -> float:
     """mIoU of always predicting the most frequent class: the trivial baseline ("chance")."""
     per_class = confusion.sum(1).double()  # target pixels of each class

@@ -45,8 +45,8 @@ def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
     out = {key: results[key] for key in ["aAcc"] + [f"m{name}" for name in metrics] if key in results}
     out["per_class"] = [{"class": name, **{metric: results[metric][index] for metric in metrics}}
                         for index, name in enumerate(names)]
-    out.update({key: results[key] for key in ("num_images", "seconds", "majority_class_mIoU", "calibration")
-                if key in results})
+    out.update({key: results[key] for key in ("category_mIoU", "category_IoU", "num_images", "seconds",
+                                              "majority_class_mIoU", "calibration") if key in results})
     out.update(extra)
     return json_safe(out)
 
