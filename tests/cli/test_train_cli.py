@@ -323,6 +323,56 @@ def test_calibrate_writes_the_model_with_the_fitted_temperature(capsys, config_f
     assert not (tmp_path / "three_calibrated").exists()
 
 
+def test_an_interrupted_eval_resumes_where_it_stopped(capsys, config_file, scenes, tmp_path, monkeypatch):
+    """Ctrl-C at the third image: the partial scores stay beside the results, the same command
+    resumes from them and writes the uninterrupted run's results; another test starts over."""
+    import importlib
+
+    evaluation = importlib.import_module("segnext.evaluation.evaluate")  # the module, not the function
+    names = json.loads((scenes / "classes.json").read_text())["classes"]
+    torch.manual_seed(0)
+    segnext.save_model(segnext.create_model("segnext_t", num_classes=8, class_names=names), tmp_path / "m0")
+    line = ["eval", str(config_file), "-c", str(tmp_path / "m0"), "--no-progress", "--per-image", "--calibration"]
+    assert main([*line, "--out", str(tmp_path / "whole.json")]) == 0
+    original = evaluation.segment_group_confidence
+
+    def interrupt_at_the_third_image():
+        calls = []
+
+        def interrupted(*arguments, **options):
+            calls.append(1)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return original(*arguments, **options)
+
+        monkeypatch.setattr(evaluation, "segment_group_confidence", interrupted)
+
+    out, partial = tmp_path / "resumed.json", tmp_path / "resumed.partial.json"
+    interrupt_at_the_third_image()
+    assert main([*line, "--out", str(out)]) == 130
+    assert f"the scores so far are kept in {partial}; the same command resumes" in capsys.readouterr().err
+    assert len(json.loads(partial.read_text())["scores"]["done"]) == 2 and not out.exists()
+    monkeypatch.setattr(evaluation, "segment_group_confidence", original)
+    assert main([*line, "--out", str(out), "--flip"]) == 0  # another test: starts over
+    assert "holds the partial scores of another evaluation" in capsys.readouterr().err and not partial.exists()
+
+    interrupt_at_the_third_image()
+    assert main([*line, "--out", str(out)]) == 130
+    monkeypatch.setattr(evaluation, "segment_group_confidence", original)
+    assert main([*line, "--out", str(out)]) == 0
+    assert "resuming: 2 of 4 images were scored by an interrupted run" in capsys.readouterr().err
+    whole, resumed = (json.loads((tmp_path / name).read_text()) for name in ("whole.json", "resumed.json"))
+    for key in ("confusion", "mIoU", "calibration", "per_class"):
+        assert resumed[key] == whole[key], key
+    assert not partial.exists()
+
+    interrupt_at_the_third_image()
+    assert main([*line, "--out", str(out)]) == 130
+    monkeypatch.setattr(evaluation, "segment_group_confidence", original)
+    assert main([*line, "--out", str(out), "--restart"]) == 0
+    assert "resuming" not in capsys.readouterr().err and not partial.exists()
+
+
 def test_eval_interval_scores_each_group_of_images(capsys, config_file, scenes, tmp_path):
     """Val images named after two sequences: each sequence's scores, the lowest first."""
     import shutil

@@ -353,3 +353,47 @@ def test_evaluate_predictions_names_the_file_that_cannot_be_a_prediction(tmp_pat
         evaluate_predictions(dataset, folder)
     with pytest.raises(ValueError, match="absent: no such folder of predictions"):
         evaluate_predictions(dataset, tmp_path / "absent")
+
+
+class _FailingAt(_Images):
+    """Reading image `failing` fails (a file gone, a Ctrl-C while it is read)."""
+
+    def __init__(self, failing, error=KeyboardInterrupt, **options):
+        super().__init__(**options)
+        self.failing, self.error = failing, error
+
+    def __getitem__(self, index):
+        if index == self.failing:
+            raise self.error()
+        return self.items[index]
+
+
+def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_results(model):
+    """Interrupted at the fourth image, the partial scores are saved; a rerun from them scores only
+    the other images and ends with the whole evaluation's numbers, through JSON and back."""
+    from segnext.evaluation import PartialScores
+
+    config = TestConfig(img_scale=(32, 24))
+    whole = evaluate(model, _Images(count=6), config, per_image=True, calibration=True)
+    saved = []
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(model, _FailingAt(3, count=6), config, per_image=True, calibration=True, save_partial=saved.append,
+                 save_every=3600)
+    assert len(saved) == 1 and saved[0].done == [0, 1, 2]  # saved on the way out, not by the clock
+    partial = PartialScores.from_json(json.loads(json.dumps(saved[0].to_json())), 6)
+    scored = []
+    dataset = _Images(count=6)
+    original = dataset.__class__.__getitem__
+    dataset.__class__ = type("_Counted", (_Images,), {"__getitem__": lambda self, i: scored.append(i) or
+                                                      original(self, i)})
+    resumed = evaluate(model, dataset, config, per_image=True, calibration=True, resume_from=partial,
+                       save_partial=saved.append, save_every=0)
+    assert sorted(scored) == [3, 4, 5]
+    assert torch.equal(resumed["confusion"], whole["confusion"]) and resumed["mIoU"] == whole["mIoU"]
+    assert torch.equal(resumed["image_areas"], whole["image_areas"])
+    assert resumed["calibration"] == whole["calibration"]
+    assert saved[-1].done == list(range(6))  # saved after each group with save_every=0
+    with pytest.raises(ValueError, match="an evaluation resumes in one process"):
+        evaluate(model, dataset, config, shard=(0, 2), save_partial=saved.append)
+    with pytest.raises(ValueError, match="other per_image / calibration settings"):
+        evaluate(model, dataset, config, resume_from=partial)

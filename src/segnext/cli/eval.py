@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -97,6 +98,9 @@ def register(subparsers) -> None:
     add_amp(parser, "run the model (to see what it costs in mIoU)")
     add_reading(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--restart", action="store_true",
+                        help="score every image, even where an interrupted run of the same evaluation left its "
+                             "partial scores (NAME.partial.json beside the results), which it otherwise resumes from")
     add_test_settings(parser, default="the checkpoint's, else CONFIG's evaluation section")
     parser.set_defaults(func=run, model_option_defaults={name: parser.get_default(name) for name in MODEL_OPTIONS})
 
@@ -226,15 +230,28 @@ def run(args) -> int:
         start = time.perf_counter()
         count = min(len(dataset), args.max_images or len(dataset)) // env.world_size
         workers = reading_workers(count, env.device) if args.workers is None else args.workers
-        results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
-                           shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
-                           progress=not args.no_progress, batch_size=args.batch_size, workers=workers,
-                           per_image=per_image or resampled, calibration=args.calibration)
+        tested = test_record(test_config, config.evaluation.nmf_seed,
+                             None if args.onnx else str(precision or torch.float32)[len("torch."):])
+        progress_file = None
+        if env.world_size == 1:  # one process resumes what an interrupted run of the same evaluation scored
+            progress_file = EvaluationProgress(outputs, tested, args.calibration, restart=args.restart)
+        try:
+            results = evaluate(model, dataset, test_config, max_images=args.max_images, device=env.device,
+                               shard=(env.rank, env.world_size), reduce=lambda t: distributed.all_reduce_sum(t, env),
+                               progress=not args.no_progress, batch_size=args.batch_size, workers=workers,
+                               per_image=per_image or resampled, calibration=args.calibration,
+                               resume_from=progress_file.resume_from if progress_file else None,
+                               save_partial=progress_file.save if progress_file else None)
+        except KeyboardInterrupt:
+            if progress_file and progress_file.path.is_file():
+                print(f"segnext eval: the scores so far are kept in {progress_file.path}; the same command resumes "
+                      f"from them", file=sys.stderr)
+            raise
         if env.is_main:
-            tested = test_record(test_config, config.evaluation.nmf_seed,
-                                 None if args.onnx else str(precision or torch.float32)[len("torch."):])
             outputs.write(results, tested=tested, processes=env.world_size, validation_note=note,
                           wall_seconds=round(time.perf_counter() - start, 2))
+            if progress_file:
+                progress_file.remove()
             if args.hardest:
                 drawn = draw_hardest(model, dataset, results["per_image"], test_config, env.device, args.hardest,
                                      hardest_folder)
@@ -311,10 +328,64 @@ class Outputs:
             print_hardest(results, self.per_image_csv)
 
 
+class EvaluationProgress:
+    """What an evaluation has scored so far, kept beside its results JSON (NAME.partial.json, rewritten
+    every minute and when the run is interrupted) with what identifies the evaluation: the weights (and
+    their file's size and time), the images, the test. A rerun of the same evaluation resumes from it;
+    another evaluation writing the same results starts over. Removed once the results are written."""
+
+    def __init__(self, outputs: Outputs, tested, calibration: bool, restart: bool = False):
+        from ..evaluation import PartialScores, image_names
+
+        self.path = outputs.out.with_name(f"{outputs.out.stem}.partial.json")
+        count = min(len(outputs.dataset), outputs.args.max_images or len(outputs.dataset))
+        names = image_names(outputs.dataset, count) or []
+        self.key = {"weights": str(outputs.source), "weights_file": _file_stamp(outputs.source),
+                    "dataset": outputs.config.data.dataset, "split": outputs.split, "images": count,
+                    "image_names": hashlib.sha256("\n".join(names).encode()).hexdigest(), "test": tested,
+                    "per_image": outputs.per_image or outputs.resampled, "calibration": calibration}
+        self.resume_from = None
+        if restart or not self.path.is_file():
+            return
+        try:
+            saved = json.loads(self.path.read_text())
+            scores = PartialScores.from_json(saved["scores"], count) if saved.get("key") == self.key else None
+        except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError):
+            scores = None
+        if scores is None:
+            print(f"segnext eval: note: {self.path} holds the partial scores of another evaluation (other weights, "
+                  f"images or test); scoring every image", file=sys.stderr)
+            return
+        self.resume_from = scores
+        print(f"segnext eval: resuming: {len(scores.done)} of {count} images were scored by an interrupted run "
+              f"({self.path}); --restart scores them all again", file=sys.stderr)
+
+    def save(self, scores) -> None:
+        from ..utils import atomic_write
+
+        text = json.dumps({"key": self.key, "scores": scores.to_json()})
+        atomic_write(self.path, lambda temporary: temporary.write_text(text))
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _file_stamp(source: str):
+    """The size and modification time of the weights' file (a model folder's model.safetensors):
+    retrained weights at the same path are other weights."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 # What needs a model to run: refused with --predictions, which scores files as they are.
-MODEL_OPTIONS = ("config_settings", "model_settings", "hardest", "calibration", "device", "threads", "backend",
-                 "no_optimize", "amp", "amp_dtype", "batch_size", "workers", "mode", "img_scale", "keep_size",
-                 "size_divisor", "crop_size", "stride", "ms", "scales", "flip")
+MODEL_OPTIONS = ("config_settings", "model_settings", "hardest", "calibration", "restart", "device", "threads",
+                 "backend", "no_optimize", "amp", "amp_dtype", "batch_size", "workers", "mode", "img_scale",
+                 "keep_size", "size_divisor", "crop_size", "stride", "ms", "scales", "flip")
 
 
 def score_predictions(args) -> int:

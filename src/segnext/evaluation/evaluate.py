@@ -25,6 +25,8 @@ process), and all raise, so that none is left waiting in a sum the others never 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -66,7 +68,9 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
              keep_predictions: int = 0, also_first: Optional[int] = None,
              memory_efficient: Optional[bool] = None, batch_size: int = 1, workers: int = 0,
              per_image: bool = False, calibration: bool = False,
-             should_stop: Optional[Callable[[], Any]] = None) -> Dict[str, Any]:
+             should_stop: Optional[Callable[[], Any]] = None, resume_from: Optional[PartialScores] = None,
+             save_partial: Optional[Callable[[PartialScores], None]] = None,
+             save_every: float = 60.0) -> Dict[str, Any]:
     """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
@@ -89,6 +93,10 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     should_stop: called after each forward pass; an answer other than None raises EvaluationStopped
         with it. Under `reduce`, every process passes one (or none): the stop is agreed after the loop,
         and a process not asked itself raises with the reason `STOPPED_ELSEWHERE`.
+    resume_from: the `PartialScores` of an evaluation of the same images, model and settings that was
+        interrupted: its images are not scored again, their sums are added (one process only).
+    save_partial: called with the `PartialScores` so far every `save_every` seconds, and when the
+        loop is left by an exception (Ctrl-C, a failing image), so that a rerun can resume from them.
     """
     num_classes = num_classes or getattr(dataset, "num_classes", None) or model.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
@@ -96,8 +104,12 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     metric = SegmentationMetric(num_classes, ignore_index, class_names)
     first = SegmentationMetric(num_classes, ignore_index, class_names) if also_first else None
     rank, world = shard
+    resumable = resume_from is not None or save_partial is not None
+    if resumable and (world > 1 or keep_predictions or also_first):
+        raise ValueError("an evaluation resumes in one process, without keep_predictions or also_first")
     total = len(dataset) if max_images is None else min(max_images, len(dataset))
-    indices = range(rank, total, world)
+    done = set(resume_from.done) if resume_from is not None else set()
+    indices = [index for index in range(rank, total, world) if index not in done]
     # Overlays spread over the split: neighbouring frames of a video dataset look all alike.
     keep = set(np.linspace(0, len(indices) - 1, keep_predictions).round().astype(int).tolist()
                if keep_predictions and len(indices) else [])
@@ -105,6 +117,15 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     # Each image's class areas in its row; rows of other processes' images stay zero until `reduce`.
     areas = torch.zeros(total, 3, num_classes, dtype=torch.int64) if per_image else None
     calibrated = ConfidenceCalibration(ignore_index) if calibration else None
+    if resume_from is not None:
+        resume_from.add_to(metric, areas, calibrated)
+    scored = sorted(done)
+
+    def partial() -> PartialScores:
+        return PartialScores(list(scored), metric.confusion.clone(), None if areas is None else areas.clone(),
+                             None if calibrated is None else calibrated.counts.clone())
+
+    saved_at = time.perf_counter()
     reason = None
     start = time.perf_counter()
     bar = None
@@ -113,7 +134,7 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     samples = DataLoader(_PreparedSamples(dataset, indices, config, keep), batch_size=None,
                          num_workers=workers, collate_fn=as_is,
                          generator=torch.Generator())  # its seed draw must not advance the global RNG
-    with evaluation_mode(model):
+    with evaluation_mode(model), _saved_when_left(save_partial, partial, scored, len(done)):
         for group in batches_by_size(((tag, image) for *tag, image in samples), batch_size):
             images = [image for _, image in group]
             if calibrated is None:
@@ -135,8 +156,12 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
                 if position in keep:
                     kept.append((position, image.rgb, label.numpy().astype(np.uint8),
                                  prediction.numpy().astype(np.uint8)))
+                scored.append(index)
             if bar is not None:
                 bar.update(len(group))
+            if save_partial is not None and time.perf_counter() - saved_at >= save_every:
+                save_partial(partial())
+                saved_at = time.perf_counter()
             reason = should_stop() if should_stop is not None else None
             if reason is not None:
                 break
@@ -161,6 +186,56 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
     if keep_predictions:
         results["predictions"] = kept
     return results
+
+
+@dataclass
+class PartialScores:
+    """What an evaluation has scored so far: the dataset `done` indices and the sums over them (the
+    confusion matrix; the per-image class areas, rows of other images zero; the calibration counts),
+    as plain data (`to_json`) for a rerun to resume from."""
+    done: List[int]
+    confusion: torch.Tensor
+    areas: Optional[torch.Tensor] = None
+    calibration: Optional[torch.Tensor] = None
+
+    def add_to(self, metric: SegmentationMetric, areas: Optional[torch.Tensor],
+               calibrated: Optional[ConfidenceCalibration]) -> None:
+        if (areas is None) != (self.areas is None) or (calibrated is None) != (self.calibration is None):
+            raise ValueError("the partial scores were made with other per_image / calibration settings")
+        metric.confusion += self.confusion
+        if areas is not None:
+            areas += self.areas
+        if calibrated is not None:
+            calibrated.counts += self.calibration
+
+    def to_json(self) -> Dict[str, Any]:
+        rows = None if self.areas is None else self.areas[self.done].tolist()
+        return {"done": self.done, "confusion": self.confusion.tolist(), "areas": rows,
+                "calibration": None if self.calibration is None else self.calibration.tolist()}
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any], num_images: int) -> PartialScores:
+        confusion = torch.tensor(data["confusion"], dtype=torch.int64)
+        areas = None
+        if data.get("areas") is not None:
+            areas = torch.zeros(num_images, 3, confusion.shape[0], dtype=torch.int64)
+            if data["done"]:
+                areas[data["done"]] = torch.tensor(data["areas"], dtype=torch.int64)
+        calibration = None if data.get("calibration") is None else torch.tensor(data["calibration"],
+                                                                                 dtype=torch.float64)
+        return cls(list(data["done"]), confusion, areas, calibration)
+
+
+@contextmanager
+def _saved_when_left(save_partial, partial: Callable[[], PartialScores], scored: List[int], resumed: int):
+    """Save the partial scores when the loop is left by an exception (Ctrl-C, an unreadable image),
+    if it scored anything since it started."""
+    try:
+        yield
+    except BaseException:
+        if save_partial is not None and len(scored) > resumed:
+            save_partial(partial())
+        raise
 
 
 def _summary(metric: SegmentationMetric, areas: Optional[torch.Tensor], dataset, total: int,
@@ -293,4 +368,5 @@ class _PreparedSamples(Dataset):
         return position, self.indices[position], np.asarray(sample["label"]), image
 
 
-__all__ = ["STOPPED_ELSEWHERE", "EvaluationStopped", "PredictionFolder", "evaluate", "evaluate_predictions"]
+__all__ = ["STOPPED_ELSEWHERE", "EvaluationStopped", "PartialScores", "PredictionFolder", "evaluate",
+           "evaluate_predictions"]
