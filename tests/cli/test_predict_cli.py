@@ -474,3 +474,30 @@ def test_submission_refuses_other_outputs_videos_a_file_and_a_model_of_other_cla
                  *FAST]) == 1
     assert "the model predicts 150 classes, but cityscapes has 19" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.zip").exists()
+
+
+def test_skip_existing_goes_on_where_an_interrupted_run_stopped(checkpoint_path, image_folder, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), "--out", str(out), "--overlay",
+                 *FAST]) == 0
+    written = (out / "a.png").stat().st_mtime_ns
+    (out / "a_overlay.jpg").unlink()  # as if interrupted between a's two files
+    (image_folder / "broken.jpg").unlink()
+    capsys.readouterr()
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(out), "--skip-existing",
+                 *FAST]) == 0
+    err = capsys.readouterr().err
+    assert f"1 image(s) skipped: their outputs are in {out} already (--skip-existing)" in err  # a.png: labels only
+    assert "wrote 2 prediction(s)" in err and (out / "b.png").is_file() and (out / "sub" / "c.png").is_file()
+    assert (out / "a.png").stat().st_mtime_ns == written
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(out), "--skip-existing",
+                 "--overlay", *FAST]) == 0  # the overlays asked for now: every image again
+    err = capsys.readouterr().err
+    assert "skipped" not in err and (out / "a_overlay.jpg").is_file() and "wrote 3 prediction(s)" in err
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(out), "--skip-existing",
+                 "--overlay", *FAST]) == 0
+    assert "3 image(s) skipped" in capsys.readouterr().err
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(out), "--skip-existing",
+                 "--confidence", *FAST]) == 1
+    assert "--skip-existing would leave the skipped images out of what --confidence writes for all of them" in \
+        capsys.readouterr().err

@@ -90,6 +90,10 @@ def register(subparsers) -> None:
                              "upload: cityscapes (label ids, not train ids), ade20k (ids 1..150), voc (the VOC "
                              "colour map, in results/VOC2012/Segmentation/comp6_test_cls/). The model must "
                              "predict that benchmark's classes")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="leave out the images whose outputs (all those asked for) are in OUT already: a run "
+                             "interrupted on a large folder goes on where it stopped (outputs are written whole or "
+                             "not at all); videos are segmented again")
     add_test_settings(parser)
     run_group = parser.add_argument_group("execution")
     run_group.add_argument("--device", default="auto",
@@ -182,6 +186,21 @@ def check_inputs_kept(images: List[Tuple[Path, Path]], out: Path, args) -> None:
                                  f"{overwritten}; write the predictions to another folder (e.g. --out predictions)")
 
 
+def without_existing_outputs(images: List[Tuple[Path, Path]], out: Path, args) -> Tuple[List[Tuple[Path, Path]], int]:
+    """The images some of whose outputs are not in `out` yet, and how many were left out. The files
+    that collect every image (--coco, --label-studio, --confidence's table, --submission's archive)
+    would then miss the others: those are refused with --skip-existing."""
+    collected = [flag for flag, given in (("--coco", args.coco), ("--label-studio", args.label_studio),
+                                          ("--confidence", args.confidence), ("--submission", args.submission))
+                 if given]
+    if collected:
+        raise ValueError(f"--skip-existing would leave the skipped images out of what {', '.join(collected)} "
+                         f"writes for all of them; run without --skip-existing")
+    kept = [(path, stem) for path, stem in images
+            if not all(output.is_file() for output in _output_paths(out / stem, args))]
+    return kept, len(images) - len(kept)
+
+
 def _output_paths(target: Path, args) -> List[Path]:
     """What `_save` writes for an image with output stem `target`."""
     return [target.parent / f"{target.name}.png"] + \
@@ -243,6 +262,14 @@ def run(args) -> int:
     elif args.label_studio_url:
         raise ValueError("--label-studio-url names the images of --label-studio FILE; add --label-studio tasks.json")
     check_inputs_kept(images, out_dir, args)
+    if args.skip_existing:
+        images, skipped = without_existing_outputs(images, out_dir, args)
+        if skipped:
+            print(f"segnext predict: {skipped} image(s) skipped: their outputs are in {out_dir} already "
+                  f"(--skip-existing)", file=sys.stderr)
+        if not images and not videos:
+            print(f"wrote 0 prediction(s) to {out_dir}", file=sys.stderr)
+            return 1 if missing else 0
 
     if args.onnx:
         segmenter = Segmenter.from_onnx(args.onnx, threads=args.threads)
@@ -277,7 +304,7 @@ def run(args) -> int:
         print(collector.write() + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
     for path, stem in videos:
         failures += _predict_video(args, segmenter, path, stem, out_dir)
-    done = len(inputs) - len(failures)
+    done = len(images) + len(videos) - len(failures)
     print(f"wrote {done} prediction(s) to {destination}", file=sys.stderr)
     if failures or missing:
         print(f"segnext predict: {len(failures) + len(missing)} input(s) failed", file=sys.stderr)
