@@ -11,6 +11,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import List
 
 import pytest
 import torch
@@ -183,10 +184,18 @@ def _hub_cache(root: Path, repo_id: str, folder: Path) -> str:
     return commit
 
 
-def test_from_pretrained_reads_the_hub_cache_offline(folder, tmp_path):
+def _run_offline_with_hub_cache(folder: Path, tmp_path: Path, code: str) -> List[str]:
+    """The lines `code` prints in a fresh Python with `folder` as someone/segnext-t-test in an offline
+    Hub cache."""
     pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'segnext[hub]')")
     _hub_cache(tmp_path / "hub", "someone/segnext-t-test", folder)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()
+
+
+def test_from_pretrained_reads_the_hub_cache_offline(folder, tmp_path):
     code = ("import segnext, json\n"
             "m = segnext.SegNeXt.from_pretrained('someone/segnext-t-test')\n"
             "s = segnext.Segmenter.from_checkpoint(segnext.models.hub.resolve_model_folder('someone/segnext-t-test'))\n"
@@ -196,23 +205,18 @@ def test_from_pretrained_reads_the_hub_cache_offline(folder, tmp_path):
             "    segnext.SegNeXt.from_pretrained('someone/not-cached')\n"
             "except ValueError as error:\n"
             "    print(error)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    first, second = result.stdout.strip().splitlines()[:2]
+    first, second = _run_offline_with_hub_cache(folder, tmp_path, code)[:2]
     expected = segnext.create_model(checkpoint=folder).decode_head.conv_seg.bias.sum().item()
     assert json.loads(first) == ["segnext_t", 150, [96, 64], [96, 64], pytest.approx(expected)]
     assert "someone/not-cached" in second and "HF_HUB_OFFLINE" in second
 
 
 def test_hf_paths_load_a_hub_model_in_every_command_offline(folder, tmp_path):
-    """`hf://owner/name[@revision]` where a checkpoint path goes: create_model, the commands'
-    --checkpoint (predict here), a config's model.checkpoint; read from the Hub's cache offline."""
-    pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed (pip install 'segnext[hub]')")
+    """`hf://owner/name[@revision]` where a checkpoint path goes: create_model and the commands'
+    --checkpoint (predict here); read from the Hub's cache offline."""
     from PIL import Image
 
-    _hub_cache(tmp_path / "hub", "someone/segnext-t-test", folder)
     Image.new("RGB", (40, 30), (120, 80, 40)).save(tmp_path / "photo.png")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "OMP_NUM_THREADS": "1"}
     code = ("import sys, segnext\n"
             "from segnext.cli.main import main\n"
             "m = segnext.create_model(checkpoint='hf://someone/segnext-t-test@main')\n"
@@ -225,9 +229,7 @@ def test_hf_paths_load_a_hub_model_in_every_command_offline(folder, tmp_path):
             "        segnext.create_model(checkpoint=bad)\n"
             "    except ValueError as error:\n"
             "        print(error)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    loaded, predicted, *errors = result.stdout.strip().splitlines()
+    loaded, predicted, *errors = _run_offline_with_hub_cache(folder, tmp_path, code)
     expected = segnext.create_model(checkpoint=folder).decode_head.conv_seg.bias.sum().item()
     variant, classes, bias = loaded.split()
     assert (variant, classes) == ("segnext_t", "150") and float(bias) == pytest.approx(expected)
