@@ -9,14 +9,7 @@ from .bootstrap import (
     paired_difference,
     sampling_units,
 )
-from .evaluate import (
-    STOPPED_ELSEWHERE,
-    EvaluationStopped,
-    PartialScores,
-    PredictionFolder,
-    evaluate,
-    evaluate_predictions,
-)
+from .evaluate import STOPPED_ELSEWHERE, EvaluationStopped, PartialScores, evaluate
 from .metrics import (
     ConfidenceCalibration,
     SegmentationMetric,
@@ -30,6 +23,7 @@ from .metrics import (
     majority_class_miou,
     most_confused,
 )
+from .predictions import PredictionFolder, evaluate_predictions
 from .results import (
     areas_for_json,
     areas_from_json,

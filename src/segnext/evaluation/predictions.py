@@ -1,0 +1,102 @@
+"""Scoring label maps written elsewhere (`segnext eval --predictions DIR`): `segnext predict`'s files,
+a deployed service's, another implementation's, found by the names of the images they predict and
+scored as `evaluate` scores a model's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..utils import progress_bar
+from .evaluate import evaluation_results
+from .metrics import SegmentationMetric, class_areas
+
+
+def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, per_image: bool = False,
+                         progress: bool = False) -> Dict[str, Any]:
+    """Score label maps written elsewhere against `dataset`'s labels, with the results `evaluate` gives
+    a model (no calibration: files hold no confidence): `segnext predict`'s files, those of another
+    implementation, of a deployed service. `folder` holds a PNG of class ids at each
+    image's own size, named after the image (`PredictionFolder` says how they are found); a missing,
+    misshapen or out-of-range one is an error naming it, before or while scoring."""
+    from ..data.io import read_label
+
+    predictions = PredictionFolder(folder)
+    total = len(dataset) if max_images is None else min(max_images, len(dataset))
+    image_paths = getattr(dataset, "image_paths", None)
+    if not image_paths:
+        raise ValueError(f"{getattr(dataset, 'name', 'this dataset')}: its images have no file names to find "
+                         f"their predictions in {folder} by")
+    found = [predictions.path_for(image_paths[index]) for index in range(total)]
+    missing = [image_paths[index] for index in range(total) if found[index] is None]
+    if missing:
+        raise ValueError(f"{folder}: no prediction for {len(missing)} of the {total} images, e.g. "
+                         f"{Path(missing[0]).stem}.png for {missing[0]}; predict them all (segnext predict "
+                         f"IMAGE_FOLDER --out {folder}), or score the first N with --max-images N")
+    num_classes, ignore_index = dataset.num_classes, getattr(dataset, "ignore_index", 255)
+    metric = SegmentationMetric(num_classes, ignore_index, getattr(dataset, "class_names", None))
+    areas = torch.zeros(total, 3, num_classes, dtype=torch.int64) if per_image else None
+    start = time.perf_counter()
+    bar = progress_bar(total, desc="eval", unit="img", dynamic_ncols=True, leave=False, enabled=progress)
+    for index, path in enumerate(found):
+        label = np.asarray(dataset[index]["label"])
+        prediction = read_label(path)
+        if prediction.shape != label.shape:
+            raise ValueError(f"{path}: the prediction is {prediction.shape[1]}x{prediction.shape[0]} but the label of "
+                             f"{image_paths[index]} is {label.shape[1]}x{label.shape[0]}; predictions are scored at "
+                             f"the image's own size (as segnext predict writes them)")
+        if prediction.size and int(prediction.max()) >= num_classes:
+            raise ValueError(f"{path}: the prediction holds class id {int(prediction.max())}, but the dataset has "
+                             f"{num_classes} classes (0..{num_classes - 1}); was it written for another dataset, or "
+                             f"in a benchmark server's ids (--submission)?")
+        confusion = metric.update(torch.from_numpy(prediction.astype(np.int64)),
+                                  torch.from_numpy(label.astype(np.int64)))
+        if areas is not None:
+            areas[index] = class_areas(confusion)
+        bar.update(1)
+    bar.close()
+    return evaluation_results(metric, areas, dataset, total, start)
+
+
+class PredictionFolder:
+    """The label maps in a folder (and its sub-folders), found by the names of the images they
+    predict: `name.png` for `name.jpg` (or `name.jpg.png`, the name `segnext predict` gives when
+    name.jpg and name.png are both inputs). Where several files carry that name, the one whose
+    sub-folders end like the image's own folders is taken (Cityscapes' city folders)."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise ValueError(f"{folder}: no such folder of predictions; write them with segnext predict IMAGES "
+                             f"--out {folder}")
+        self.by_name: Dict[str, List[Path]] = {}
+        for path in sorted(self.folder.rglob("*.png")):
+            self.by_name.setdefault(path.name, []).append(path)
+
+    def path_for(self, image) -> Optional[Path]:
+        """The prediction of the image at path `image`, or None."""
+        image = Path(image)
+        candidates = self.by_name.get(f"{image.stem}.png", []) + self.by_name.get(f"{image.name}.png", [])
+        if len(candidates) <= 1:
+            return candidates[0] if candidates else None
+        folders = image.parent.parts
+
+        def shared_folders(path: Path) -> int:
+            parts = path.relative_to(self.folder).parent.parts
+            count = 0
+            while count < min(len(parts), len(folders)) and parts[-1 - count] == folders[-1 - count]:
+                count += 1
+            return count
+
+        ranked = sorted(candidates, key=shared_folders, reverse=True)
+        if shared_folders(ranked[0]) == shared_folders(ranked[1]):
+            raise ValueError(f"{self.folder}: {ranked[0]} and {ranked[1]} could both be the prediction of {image}; "
+                             f"keep the predictions of one run in the folder")
+        return ranked[0]
+
+
+__all__ = ["PredictionFolder", "evaluate_predictions"]
