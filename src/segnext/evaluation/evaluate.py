@@ -20,6 +20,8 @@ forward pass (`EvaluationStopped`) instead of after the last image. Several proc
 once, after their loops (one more sum through `reduce`): a process asked to stop leaves its loop at
 once, the others at theirs (they are usually asked too: torchrun and cluster schedulers signal every
 process), and all raise, so that none is left waiting in a sum the others never reach.
+`save_partial` and `resume_from` keep what an evaluation has scored (`PartialScores`) and let a rerun
+of it go on from there (`segnext eval` keeps them beside its results).
 """
 
 from __future__ import annotations
