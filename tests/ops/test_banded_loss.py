@@ -144,3 +144,49 @@ def test_ohem_keeps_the_hard_pixels_as_mmsegmentations_sampler_and_averages_over
     torch.testing.assert_close(weighted, (weighted_ce * kept).sum() / (pixel_weight * kept).sum())
     weighted.backward()
     assert logits.grad.abs().sum() > 0
+
+
+def one_hot_dice(scores, labels, ignore_index=255):
+    """The soft Dice loss written plainly: one-hot labels, sums over the batch's labelled pixels."""
+    valid = (labels != ignore_index)[:, None].float()
+    probabilities = scores.softmax(1) * valid
+    one_hot = F.one_hot(labels.clamp(0, scores.shape[1] - 1), scores.shape[1]).permute(0, 3, 1, 2).float() * valid
+    intersection = (probabilities * one_hot).sum((0, 2, 3))
+    labelled = one_hot.sum((0, 2, 3))
+    dice = 2 * intersection / (probabilities.sum((0, 2, 3)) + labelled + 1e-6)
+    return 1 - dice[labelled > 0].mean()
+
+
+def test_dice_loss_and_its_gradient_match_the_one_hot_sums_over_the_classes_present():
+    from segnext.models import dice_loss
+
+    torch.manual_seed(0)
+    scores = torch.randn(2, 5, 12, 10)
+    labels = torch.randint(0, 4, (2, 12, 10))  # class 4 absent: left out of the mean
+    labels[1, :4] = 255
+    ours, our_grad = loss_and_grad(dice_loss, scores, labels)
+    reference, reference_grad = loss_and_grad(one_hot_dice, scores, labels)
+    torch.testing.assert_close(ours, reference)
+    torch.testing.assert_close(our_grad, reference_grad)
+    sure = F.one_hot(labels.clamp(0, 4), 5).permute(0, 3, 1, 2).float() * 40  # certain and right
+    assert dice_loss(sure, labels).item() < 1e-5
+    empty = loss_and_grad(dice_loss, scores, torch.full((2, 12, 10), 255))
+    assert empty[0].item() == 0.0 and empty[1].abs().sum() == 0  # nothing labelled: no loss, no gradient
+
+
+@pytest.mark.parametrize("banded", [False, True])
+def test_the_dice_weight_adds_the_dice_of_the_resized_scores_whatever_the_loss_path(banded):
+    from segnext.models import dice_loss
+
+    torch.manual_seed(1)
+    logits = torch.randn(2, 4, 5, 6)
+    labels = torch.randint(0, 4, (2, 40, 48))
+    labels[0, :5] = 255
+    resized = F.interpolate(logits, size=(40, 48), mode="bilinear", align_corners=False)
+    combined, grad = loss_and_grad(segmentation_loss, logits, labels, dice_weight=0.5, banded=banded)
+    expected, expected_grad = loss_and_grad(
+        lambda x, y: reference_loss(x, y) + 0.5 * dice_loss(
+            F.interpolate(x, size=(40, 48), mode="bilinear", align_corners=False), y), logits, labels)
+    torch.testing.assert_close(combined, expected)
+    torch.testing.assert_close(grad, expected_grad)
+    assert combined > reference_loss(logits, labels) and dice_loss(resized, labels) > 0

@@ -118,6 +118,24 @@ def test_online_hard_example_mining_trains_and_checks_its_settings(tmp_path, sce
         load_config(str(path), ["loss.ohem_threshold=1.5"])
 
 
+def test_the_dice_term_trains_and_checks_its_weight(tmp_path, scenes, monkeypatch):
+    from segnext.train import loop
+    from segnext.train.config import ConfigError
+
+    weights = []
+    original = loop.segmentation_loss
+    monkeypatch.setattr(loop, "segmentation_loss",
+                        lambda *args, **options: weights.append(options["dice_weight"]) or original(*args, **options))
+    path = write_config(tmp_path / "c.yaml", tiny_config(scenes))
+    result = train(load_config(str(path), ["train.max_iters=2", "loss.dice_weight=1.0"]), tmp_path / "dice",
+                   progress=False)
+    assert result.stop_reason == "finished" and math.isfinite(result.results["mIoU"]) and set(weights) == {1.0}
+    with pytest.raises(ConfigError, match="loss.dice_weight must be a number of 0 or more \\(0: off\\), got -1"):
+        load_config(str(path), ["loss.dice_weight=-1"])
+    with pytest.raises(ConfigError, match="loss.dice_weight must be a number, got True"):
+        load_config(str(path), ["loss.dice_weight=true"])
+
+
 @pytest.mark.parametrize("setting, expected", [(None, True), ("false", False), ("true", True)])
 def test_the_loss_path_is_the_devices_unless_the_config_says(tmp_path, scenes, monkeypatch, setting, expected):
     """loss.banded: null takes the device table's choice (banded on the CPU); a value given wins."""

@@ -8,10 +8,9 @@ from .download import DownloadError
 from .factory import create_model, recorded_training_data
 from .loading import LoadReport
 from .pretrained import PRETRAINED, list_pretrained
-from .segnext import SegNeXt, segmentation_loss
+from .segnext import SegNeXt, dice_loss, segmentation_loss
 from .weights import CheckpointError, read_checkpoint, save_model
 
 __all__ = ["VARIANTS", "SegNeXtConfig", "list_models", "DownloadError", "create_model", "recorded_training_data",
-           "DEFAULT_NMF_SEED",
-           "LoadReport", "PRETRAINED", "list_pretrained", "SegNeXt", "segmentation_loss", "CheckpointError",
-           "read_checkpoint", "save_model"]
+           "DEFAULT_NMF_SEED", "LoadReport", "PRETRAINED", "list_pretrained", "SegNeXt", "segmentation_loss",
+           "dice_loss", "CheckpointError", "read_checkpoint", "save_model"]

@@ -181,7 +181,7 @@ class SegNeXt(nn.Module):
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                       reduction: str = "all_pixels", class_weight: Optional[Sequence[float]] = None,
                       banded: bool = False, ohem_threshold: Optional[float] = None,
-                      ohem_min_kept: int = 100000) -> torch.Tensor:
+                      ohem_min_kept: int = 100000, dice_weight: float = 0.0) -> torch.Tensor:
     """The official training loss (MMSegmentation 0.x `BaseDecodeHead.losses`): stride-8 `logits`
     (B, K, h, w) resized bilinearly to the size of `labels` (B, H, W), then cross-entropy.
 
@@ -196,6 +196,9 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
         `ohem_threshold` count, and at least the `ohem_min_kept` x batch size hardest ones. The loss
         is then the (class-weighted) mean over the kept pixels, whatever `reduction` says, so that it
         does not shrink as fewer pixels stay hard. Needs the full-resolution scores: `banded` is not used.
+    dice_weight: adds `dice_weight` x `dice_loss` of the same resized scores (not in the official
+        recipe: for classes of few pixels, whose share of a cross-entropy is small). Needs the
+        full-resolution scores: `banded` is not used.
     The loss is computed in float32, also under autocast.
     """
     if reduction not in ("all_pixels", "valid_pixels"):
@@ -220,20 +223,43 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
         weight = torch.as_tensor(class_weight, dtype=torch.float32, device=logits.device)
         if weight.shape != (num_classes,):
             raise ValueError(f"class_weight has {weight.numel()} values for {num_classes} classes")
+    if banded and ohem_threshold is None and not dice_weight:
+        total = banded_cross_entropy(logits, labels, ignore_index, weight)
+        return total / (labels.numel() if reduction == "all_pixels" else (labels != ignore_index).sum().clamp(min=1))
+    resized = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
     if ohem_threshold is not None:
-        resized = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
         per_pixel = F.cross_entropy(resized, labels, weight=weight, ignore_index=ignore_index, reduction="none")
         kept = hard_pixels(resized, labels, ignore_index, ohem_threshold, ohem_min_kept * labels.shape[0])
         kept_weight = kept.float() if weight is None else weight[labels.clamp(0, num_classes - 1)] * kept
-        return (per_pixel * kept).sum() / kept_weight.sum().clamp(min=1e-12)
-    if banded:
-        total = banded_cross_entropy(logits, labels, ignore_index, weight)
+        loss = (per_pixel * kept).sum() / kept_weight.sum().clamp(min=1e-12)
     else:
-        resized = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
         total = F.cross_entropy(resized, labels, weight=weight, ignore_index=ignore_index, reduction="sum")
-    if reduction == "all_pixels":
-        return total / labels.numel()
-    return total / (labels != ignore_index).sum().clamp(min=1)
+        loss = total / (labels.numel() if reduction == "all_pixels" else (labels != ignore_index).sum().clamp(min=1))
+    if dice_weight:
+        loss = loss + dice_weight * dice_loss(resized, labels, ignore_index)
+    return loss
+
+
+def dice_loss(scores: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+              eps: float = 1e-6) -> torch.Tensor:
+    """The soft Dice loss of class scores (B, K, H, W) against labels (B, H, W): 1 - the mean over the
+    classes in `labels` of 2 |P ∩ Y| / (|P| + |Y|), where P is the softmax probability of the class
+    and Y its labelled pixels, summed over the batch's labelled pixels (as smp's multiclass
+    `DiceLoss`). Each class weighs the same whatever its pixels: a thin class's errors count as much
+    as a large one's. Sums by class, without a one-hot (B, K, H, W) tensor."""
+    num_classes = scores.shape[1]
+    valid = labels != ignore_index
+    probabilities = scores.float().softmax(1)
+    classes = labels[valid]
+    true_probability = probabilities.gather(1, labels.clamp(0, num_classes - 1)[:, None])[:, 0][valid]
+    intersection = torch.zeros(num_classes, device=scores.device).index_add(0, classes, true_probability)
+    labelled = torch.bincount(classes, minlength=num_classes).float()
+    predicted = (probabilities * valid[:, None]).sum((0, 2, 3))
+    present = labelled > 0
+    if not bool(present.any()):
+        return scores.sum() * 0.0  # no labelled pixel: nothing to learn, but a graph to backward through
+    dice = 2 * intersection / (predicted + labelled + eps)
+    return 1 - dice[present].mean()
 
 
 @torch.no_grad()

@@ -301,6 +301,10 @@ class LossSection:
     # the loss is their mean. null: every pixel counts.
     ohem_threshold: Optional[float] = None
     ohem_min_kept: int = 100000
+    # Adds dice_weight x the soft Dice loss (segnext.models.dice_loss: 1 - the mean Dice of the classes
+    # in the batch) to the cross-entropy; not in the official recipe: for classes of few pixels (thin
+    # cracks, small defects), whose share of a cross-entropy is small. 0: off. Uses the plain loss path.
+    dice_weight: float = 0.0
 
     def check_class_weight(self, dataset) -> None:
         """class_weight, when given, holds a weight for each class of the dataset."""
@@ -757,6 +761,10 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
             fail("ohem_threshold", f"must be a probability in (0, 1] or null, got {section.ohem_threshold}.")
         if section.ohem_min_kept < 0:
             fail("ohem_min_kept", f"must be 0 or more, got {section.ohem_min_kept}.")
+    if isinstance(section, LossSection) and not (isinstance(section.dice_weight, (int, float)) and
+                                                 not isinstance(section.dice_weight, bool) and
+                                                 0 <= section.dice_weight < float("inf")):
+        fail("dice_weight", f"must be a number of 0 or more (0: off), got {section.dice_weight!r}.")
     if isinstance(section, DataSection):
         if section.on_unreadable not in ("error", "skip"):
             fail("on_unreadable", f"must be 'error' or 'skip', got {section.on_unreadable!r}."

@@ -197,7 +197,7 @@ class Run:
         banded = defaults.train_banded_loss if loss.banded is None else loss.banded
         self.loss_fn = lambda logits, labels: segmentation_loss(
             logits, labels, self.train_set.ignore_index, loss.reduction, loss.class_weight, banded=banded,
-            ohem_threshold=loss.ohem_threshold, ohem_min_kept=loss.ohem_min_kept)
+            ohem_threshold=loss.ohem_threshold, ohem_min_kept=loss.ohem_min_kept, dice_weight=loss.dice_weight)
         # A resumed run drops what the interrupted one logged after its last checkpoint (that work is redone).
         self.log = open_run_log(self.work_dir, self.iteration, config) if env.is_main else None
         # What the run trains on (recorded in final_model) and what that makes its val scores worth.
