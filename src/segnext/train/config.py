@@ -632,7 +632,8 @@ _KEY_ALIASES = {"epochs": "train.max_iters", "max_epochs": "train.max_iters", "i
                 "samples_per_gpu": "train.micro_batch_size", "workers_per_gpu": "data.num_workers",
                 "workers": "data.num_workers", "variant": "model.name", "arch": "model.name",
                 "backbone": "model.name", "model.classes": "model.num_classes", "crop": "data.crop_size",
-                "ms": "evaluation.scales", "tta": "evaluation.scales", "evaluation.interval": "train.eval_interval"}
+                "ms": "evaluation.scales", "tta": "evaluation.scales", "evaluation.interval": "train.eval_interval",
+                "loss.weight": "loss.class_weight"}  # PyTorch's CrossEntropyLoss(weight=...)
 
 
 def _suggest_key(key: str, siblings: List[str]) -> str:
