@@ -472,7 +472,7 @@ def test_submission_refuses_other_outputs_videos_a_file_and_a_model_of_other_cla
         capsys.readouterr().err
     assert main(["predict", "-c", str(checkpoint_path), image, "--out", out, "--submission", "cityscapes",
                  *FAST]) == 1
-    assert "the model predicts 150 classes, but cityscapes has 19" in capsys.readouterr().err
+    assert "the model has 150 classes, but cityscapes has 19" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.zip").exists()
 
 
@@ -501,3 +501,42 @@ def test_skip_existing_goes_on_where_an_interrupted_run_stopped(checkpoint_path,
                  "--confidence", *FAST]) == 1
     assert "--skip-existing would leave the skipped images out of what --confidence writes for all of them" in \
         capsys.readouterr().err
+
+
+def test_cityscapes_submission_files_score_as_the_model_through_eval_predictions(tmp_path, capsys):
+    """Predict a Cityscapes-like split with --submission cityscapes (label ids), then score those files
+    with `eval --predictions-format cityscapes`: the model's own evaluation, number for number."""
+    import json
+
+    import segnext
+    from segnext.data import write_image, write_label
+    from segnext.data.classes import CITYSCAPES_CLASSES
+
+    root = tmp_path / "cityscapes"
+    rng = np.random.default_rng(0)
+    for city, frame in (("ulm", 19), ("ulm", 20), ("bonn", 3)):
+        name = f"{city}_000000_{frame:06d}"
+        write_image(root / "leftImg8bit" / "val" / city / f"{name}_leftImg8bit.png", _scene(32, 64, frame))
+        write_label(root / "gtFine" / "val" / city / f"{name}_gtFine_labelTrainIds.png",
+                    rng.integers(0, 19, (32, 64)).astype(np.uint8))
+    model = segnext.create_model("segnext_t", 19, class_names=list(CITYSCAPES_CLASSES))
+    model.config.test_settings = TestConfig(img_scale=(64, 32)).to_dict()
+    segnext.save_model(model, tmp_path / "model")
+    config = ["cityscapes/segnext_t_cityscapes_1024x1024_160k", f"data.root={root}"]
+    assert main(["eval", *config, "-c", str(tmp_path / "model"), "--out", str(tmp_path / "model.json"),
+                 "--no-progress"]) == 0
+    assert main(["predict", "-c", str(tmp_path / "model"), str(root / "leftImg8bit" / "val"), "--submission",
+                 "cityscapes", "--out", str(tmp_path / "test"), "--no-progress"]) == 0
+    assert main(["eval", *config, "--predictions", str(tmp_path / "test"), "--predictions-format", "cityscapes",
+                 "--out", str(tmp_path / "files.json"), "--no-progress"]) == 0
+    model_results, file_results = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("model", "files"))
+    assert file_results["confusion"] == model_results["confusion"]
+    assert file_results["category_mIoU"] == model_results["category_mIoU"]
+    capsys.readouterr()
+    assert main(["eval", *config, "--predictions", str(tmp_path / "test"), "--no-progress"]) == 1  # label ids
+    assert "the prediction holds class id" in capsys.readouterr().err
+    assert main(["eval", *config, "-c", str(tmp_path / "model"), "--predictions-format", "voc"]) == 1
+    assert "--predictions-format says what the --predictions files hold" in capsys.readouterr().err
+    assert main(["eval", *config, "--predictions", str(tmp_path / "test"), "--predictions-format", "voc",
+                 "--no-progress"]) == 1
+    assert "the dataset has 19 classes, but voc has 21" in capsys.readouterr().err

@@ -52,8 +52,9 @@ def test_ids_outside_the_benchmark_are_refused():
 
 def test_a_model_of_other_classes_is_refused_and_spellings_of_the_same_pass():
     cityscapes = submission_format("cityscapes")
-    with pytest.raises(ValueError, match="the model predicts 150 classes, but cityscapes has 19 \\(road, sidewalk, "
-                                         "building, wall, ...\\); use a model trained on cityscapes"):
+    with pytest.raises(ValueError, match="the model has 150 classes, but cityscapes has 19 \\(road, sidewalk, "
+                                         "building, wall, ...\\); use a model with the classes of cityscapes, in "
+                                         "their order"):
         check_submission_classes(cityscapes, None, 150)
     swapped = list(CITYSCAPES_CLASSES)
     swapped[2], swapped[3] = swapped[3], swapped[2]
@@ -88,3 +89,16 @@ def test_an_archive_of_another_kind_is_refused_and_nothing_is_left(tmp_path):
     with pytest.raises(ValueError, match="out.rar: an archive is a .zip or a .tar.gz"):
         write_submission_archive(tmp_path / "out.rar", tmp_path, [tmp_path / "a.png"])
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("name", SUBMISSION_BENCHMARKS)
+def test_server_ids_read_back_as_the_class_ids_and_ids_of_no_class_are_named(name):
+    from segnext.data.submission import label_from_submission
+
+    benchmark = submission_format(name)
+    labels = np.arange(len(benchmark.classes), dtype=np.int64).reshape(1, -1).repeat(2, axis=0)
+    back = label_from_submission(submission_label(labels, benchmark), benchmark)
+    assert back.dtype == np.uint8 and np.array_equal(back, labels)
+    void = {"cityscapes": 3, "ade20k": 0, "voc": 255}[name]  # Cityscapes' "out of roi", ADE20K's "other"
+    with pytest.raises(ValueError, match=f"x.png: holds {name} id\\(s\\) {void} of no class it scores"):
+        label_from_submission(np.array([[void, benchmark.server_ids[0]]]), benchmark, "x.png")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..constants import DEFAULT_METRIC_COLUMNS, PER_CLASS_METRICS
+from ..constants import DEFAULT_METRIC_COLUMNS, PER_CLASS_METRICS, SUBMISSION_BENCHMARKS
 from .arguments import (
     add_amp,
     add_backend,
@@ -53,6 +53,10 @@ def register(subparsers) -> None:
                         help="score the label maps in DIR instead of running a model: PNGs of class ids at each "
                              "image's size, named after the images (what `segnext predict IMAGE_FOLDER --out DIR` "
                              "writes; another implementation's or a deployed service's in that form)")
+    parser.add_argument("--predictions-format", choices=("classes",) + SUBMISSION_BENCHMARKS, default="classes",
+                        help="what the --predictions files hold: class ids (default), or a benchmark server's ids: "
+                             "cityscapes (label ids), ade20k (1..150), voc (as `segnext predict --submission` or "
+                             "MMSegmentation's format_only write them)")
     parser.add_argument("--split", help="dataset split (default: the config's data.val_split)")
     parser.add_argument("--config-settings", action="store_true",
                         help="test with CONFIG's evaluation section (and its nmf_seed) even when the checkpoint was "
@@ -176,6 +180,8 @@ def run(args) -> int:
         raise ValueError("--config-settings and --model-settings contradict each other; give one of them")
     if args.predictions:
         return score_predictions(args)
+    if args.predictions_format != "classes":
+        raise ValueError("--predictions-format says what the --predictions files hold; give --predictions DIR")
     use_run_folder(args)
     if not (args.checkpoint or args.onnx):
         raise ValueError(missing_weights_message(args.config))
@@ -411,7 +417,9 @@ def score_predictions(args) -> int:
     print(f"{source} on {config.data.dataset} {split} ({count} images): the label maps as they are", file=sys.stderr)
     start = time.perf_counter()
     results = evaluate_predictions(dataset, args.predictions, max_images=args.max_images,
-                                   per_image=outputs.per_image or outputs.resampled, progress=not args.no_progress)
+                                   per_image=outputs.per_image or outputs.resampled, progress=not args.no_progress,
+                                   benchmark_ids=None if args.predictions_format == "classes" else
+                                   args.predictions_format)
     outputs.write(results, tested=None, processes=1, validation_note=None,
                   wall_seconds=round(time.perf_counter() - start, 2))
     return 0

@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -32,36 +32,27 @@ from .classes import (
     VOC_PALETTE,
 )
 
-
-def _cityscapes_label_ids() -> np.ndarray:
-    """train id -> label id, for every uint8 value (the ignore value 255 -> 0, "unlabeled")."""
-    table = np.zeros(256, np.uint8)
-    for label_id, train_id in CITYSCAPES_ID_TO_TRAIN_ID.items():
-        table[train_id] = label_id
-    return table
-
-
-_CITYSCAPES_LABEL_IDS = _cityscapes_label_ids()
 PathLike = Union[str, os.PathLike]
 
 
 @dataclass(frozen=True)
 class SubmissionFormat:
-    """How one benchmark's server wants a label map: `encode` maps the model's class ids to the
-    server's, `palette` (or None: greyscale) colours the PNG, `folder` is where below the output
+    """How one benchmark's server wants a label map: `server_ids` holds the server's id of each of the
+    model's classes, `palette` (or None: greyscale) colours the PNG, `folder` is where below the output
     folder the files go, and `archive` the kind of file that is uploaded ("zip" or "tar.gz")."""
     name: str
     classes: Tuple[str, ...]
-    encode: Callable[[np.ndarray], np.ndarray]
+    server_ids: Tuple[int, ...]
     palette: Optional[Tuple[Tuple[int, int, int], ...]] = None
     folder: str = ""
     archive: str = "zip"
 
 
 SUBMISSION_FORMATS = {
-    "cityscapes": SubmissionFormat("cityscapes", CITYSCAPES_CLASSES, lambda labels: _CITYSCAPES_LABEL_IDS[labels]),
-    "ade20k": SubmissionFormat("ade20k", ADE20K_CLASSES, lambda labels: labels.astype(np.uint8) + 1),
-    "voc": SubmissionFormat("voc", VOC_CLASSES, lambda labels: labels.astype(np.uint8), VOC_PALETTE,
+    "cityscapes": SubmissionFormat("cityscapes", CITYSCAPES_CLASSES, tuple(sorted(
+        CITYSCAPES_ID_TO_TRAIN_ID, key=CITYSCAPES_ID_TO_TRAIN_ID.get))),  # train id k -> its label id
+    "ade20k": SubmissionFormat("ade20k", ADE20K_CLASSES, tuple(range(1, 151))),
+    "voc": SubmissionFormat("voc", VOC_CLASSES, tuple(range(21)), VOC_PALETTE,
                             folder="results/VOC2012/Segmentation/comp6_test_cls", archive="tar.gz"),
 }
 
@@ -78,21 +69,22 @@ def _plain(name: str) -> str:
 
 
 def check_submission_classes(benchmark: SubmissionFormat, class_names: Optional[Sequence[str]],
-                             num_classes: int) -> None:
-    """Refuse a model whose classes are not the benchmark's, in number or (where the model names them)
-    by name: its ids would be uploaded as other classes. Names are compared without case, spaces
-    or punctuation ("traffic light" and "traffic_light" agree); generic names (class_0, ...) pass."""
+                             num_classes: int, owner: str = "model") -> None:
+    """Refuse a model (or, `owner` "dataset", the dataset ids are read back for) whose classes are not
+    the benchmark's, in number or (where they are named) by name: its ids would stand for other
+    classes. Names are compared without case, spaces or punctuation ("traffic light" and
+    "traffic_light" agree); generic names (class_0, ...) pass."""
     expected = benchmark.classes
+    advice = f"use a {owner} with the classes of {benchmark.name}, in their order"
     if num_classes != len(expected):
-        raise ValueError(f"the model predicts {num_classes} classes, but {benchmark.name} has {len(expected)} "
-                         f"({', '.join(expected[:4])}, ...); use a model trained on {benchmark.name}")
+        raise ValueError(f"the {owner} has {num_classes} classes, but {benchmark.name} has {len(expected)} "
+                         f"({', '.join(expected[:4])}, ...); {advice}")
     if not class_names or all(re.fullmatch(r"class_\d+", str(name)) for name in class_names):
         return
     for index, (name, wanted) in enumerate(zip(class_names, expected)):
         if _plain(str(name)) != _plain(wanted):
-            raise ValueError(f"the model's class {index} is {name!r}, where {benchmark.name} has {wanted!r}: its "
-                             f"predictions would be scored as other classes; use a model trained on "
-                             f"{benchmark.name}'s classes in their order")
+            raise ValueError(f"the {owner}'s class {index} is {name!r}, where {benchmark.name} has {wanted!r}: its "
+                             f"ids would stand for other classes; {advice}")
 
 
 def submission_label(labels: np.ndarray, benchmark: SubmissionFormat) -> np.ndarray:
@@ -101,7 +93,22 @@ def submission_label(labels: np.ndarray, benchmark: SubmissionFormat) -> np.ndar
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= len(benchmark.classes)):
         raise ValueError(f"label map holds ids {int(labels.min())}..{int(labels.max())}, outside the ids of "
                          f"{benchmark.name}, 0..{len(benchmark.classes) - 1}")
-    return benchmark.encode(labels)
+    return np.asarray(benchmark.server_ids, np.uint8)[labels]
+
+
+def label_from_submission(server_ids: np.ndarray, benchmark: SubmissionFormat, name: str = "label map") -> np.ndarray:
+    """The inverse of `submission_label`: a label map in the benchmark's ids (another implementation's
+    Cityscapes label ids, MMSegmentation's format_only files) in class ids, as uint8. An id that is
+    no class's (Cityscapes' void ids, ADE20K's 0) is an error naming it."""
+    server_ids = np.asarray(server_ids)
+    table = np.full(max(256, int(server_ids.max(initial=0)) + 1), -1, np.int64)
+    table[list(benchmark.server_ids)] = np.arange(len(benchmark.server_ids))
+    labels = table[server_ids]
+    if labels.size and int(labels.min()) < 0:
+        unknown = sorted(set(server_ids[labels < 0].tolist()))
+        raise ValueError(f"{name}: holds {benchmark.name} id(s) {', '.join(map(str, unknown[:5]))} of no class it "
+                         f"scores (its ids: {', '.join(map(str, benchmark.server_ids[:4]))}, ...)")
+    return labels.astype(np.uint8)
 
 
 def write_submission_archive(archive: PathLike, root: PathLike, files: Sequence[PathLike]) -> Path:

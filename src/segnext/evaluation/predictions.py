@@ -17,13 +17,21 @@ from .metrics import SegmentationMetric, class_areas
 
 
 def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, per_image: bool = False,
-                         progress: bool = False) -> Dict[str, Any]:
+                         progress: bool = False, benchmark_ids: Optional[str] = None) -> Dict[str, Any]:
     """Score label maps written elsewhere against `dataset`'s labels, with the results `evaluate` gives
     a model (no calibration: files hold no confidence): `segnext predict`'s files, those of another
     implementation, of a deployed service. `folder` holds a PNG of class ids at each
     image's own size, named after the image (`PredictionFolder` says how they are found); a missing,
-    misshapen or out-of-range one is an error naming it, before or while scoring."""
+    misshapen or out-of-range one is an error naming it, before or while scoring. `benchmark_ids`
+    ("cityscapes", "ade20k", "voc"): the files hold that benchmark server's ids instead of class ids
+    (`segnext predict --submission`'s files, Cityscapes label ids, MMSegmentation's format_only)."""
     from ..data.io import read_label
+    from ..data.submission import check_submission_classes, label_from_submission, submission_format
+
+    benchmark = submission_format(benchmark_ids) if benchmark_ids else None
+    if benchmark is not None:  # the ids name the benchmark's classes: the dataset must have them
+        check_submission_classes(benchmark, getattr(dataset, "class_names", None), dataset.num_classes,
+                                 owner="dataset")
 
     predictions = PredictionFolder(folder)
     total = len(dataset) if max_images is None else min(max_images, len(dataset))
@@ -45,6 +53,8 @@ def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, p
     for index, path in enumerate(found):
         label = np.asarray(dataset[index]["label"])
         prediction = read_label(path)
+        if benchmark is not None:
+            prediction = label_from_submission(prediction, benchmark, str(path))
         if prediction.shape != label.shape:
             raise ValueError(f"{path}: the prediction is {prediction.shape[1]}x{prediction.shape[0]} but the label of "
                              f"{image_paths[index]} is {label.shape[1]}x{label.shape[0]}; predictions are scored at "
