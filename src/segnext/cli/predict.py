@@ -236,8 +236,12 @@ def run(args) -> int:
     if not inputs:
         print("segnext predict: error: no images to segment", file=sys.stderr)
         return 1
+    benchmark = None  # the server --submission writes for
     if args.submission:
+        from ..data.submission import submission_format
+
         check_submission_request(args, videos)
+        benchmark = submission_format(args.submission)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -247,10 +251,8 @@ def run(args) -> int:
               f"and keep it in their outputs' names: {', '.join(renamed[:3])}{', ...' if len(renamed) > 3 else ''}",
               file=sys.stderr)
     out_dir, images = single_file_output(Path(args.out), images, videos)
-    if args.submission:
-        from ..data.submission import submission_format
-
-        out_dir = out_dir / submission_format(args.submission).folder
+    if benchmark is not None:
+        out_dir = out_dir / benchmark.folder
     check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
     if args.coco:
         from ..data.formats.coco import pycocotools_mask
@@ -277,10 +279,10 @@ def run(args) -> int:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
     segmenter.test_config = test_settings(args, segmenter.test_config)
-    if args.submission:
-        from ..data.submission import check_submission_classes, submission_format
+    if benchmark is not None:
+        from ..data.submission import check_submission_classes
 
-        check_submission_classes(submission_format(args.submission), segmenter.class_names, segmenter.num_classes)
+        check_submission_classes(benchmark, segmenter.class_names, segmenter.num_classes)
     out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
@@ -295,11 +297,11 @@ def run(args) -> int:
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
                                 Path(args.checkpoint or args.onnx).name, args.label_studio_url)]
         if args.label_studio else []) + (
-        [SubmissionArchive(args.submission, Path(args.out), out_dir, images, args)]
-        if args.submission else []) + (
+        [SubmissionArchive(benchmark, Path(args.out), out_dir, images, args)]
+        if benchmark is not None else []) + (
         [ConfidenceTable(out_dir / CONFIDENCE_TABLE)] if args.confidence and images and out_dir == Path(args.out)
         else [])  # a video's frames have a table of their own
-    failures = _predict_images(args, segmenter, images, out_dir, collectors) if images else []
+    failures = _predict_images(args, segmenter, images, out_dir, collectors, benchmark) if images else []
     for collector in collectors:
         print(collector.write() + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
     for path, stem in videos:
@@ -320,7 +322,7 @@ def _report(failures: List[str], message: str) -> None:
 
 
 def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: Path,
-                    collectors: Sequence = ()) -> List[str]:
+                    collectors: Sequence = (), benchmark=None) -> List[str]:
     """Predict and save the images (their labels into the `collectors` too: `--coco`, `--label-studio`);
     the messages of those that failed."""
     from collections import deque
@@ -358,7 +360,7 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
                 _report(failures, result.error)
                 continue
             pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args, collectors,
-                                               path, (stem.parent / path.name).as_posix())))
+                                               path, (stem.parent / path.name).as_posix(), benchmark)))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
         collect(limit=0)
     progress.close()
@@ -366,7 +368,7 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
 
 
 def _save(result, target: Path, palette, args, collectors: Sequence = (), path: Optional[Path] = None,
-          file_name: str = "") -> None:
+          file_name: str = "", benchmark=None) -> None:
     """OUT/<stem>.png, and the overlay and probabilities when asked for; each written atomically;
     the labels added to the `collectors` (one thread saves, in order)."""
     import numpy as np
@@ -375,10 +377,9 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
     from ..inference.segmenter import confidence_greyscale
 
     labels_path, *others = _output_paths(target, args)  # "scene.0001": the names keep the ".0001"
-    if args.submission:
-        from ..data.submission import submission_format, submission_label
+    if benchmark is not None:  # --submission: the server's ids and colours
+        from ..data.submission import submission_label
 
-        benchmark = submission_format(args.submission)
         write_label(labels_path, submission_label(result.labels, benchmark), benchmark.palette)
     else:
         write_label(labels_path, result.labels, palette)
@@ -492,10 +493,8 @@ class SubmissionArchive:
     """The label maps of a run packed into the file a benchmark's server takes (`--submission`):
     OUT.zip or OUT.tar.gz beside OUT, holding the files of this run only."""
 
-    def __init__(self, benchmark: str, out: Path, out_dir: Path, images: List[Tuple[Path, Path]], args):
-        from ..data.submission import submission_format
-
-        self.benchmark = submission_format(benchmark)
+    def __init__(self, benchmark, out: Path, out_dir: Path, images: List[Tuple[Path, Path]], args):
+        self.benchmark = benchmark  # a segnext.data.submission.SubmissionFormat
         self.out = out
         self.label_paths = {path: _output_paths(out_dir / stem, args)[0] for path, stem in images}
         self.written: List[Path] = []
