@@ -28,8 +28,8 @@ def hub_reference(text) -> Optional[Tuple[str, Optional[str]]]:
     (a path). A malformed one is an error that shows the form."""
     if not isinstance(text, str) or not text.startswith(HUB_PREFIX):
         return None
-    repo_id, _, revision = text[len(HUB_PREFIX):].partition("@")
-    if not _REPO_ID.match(repo_id) or (_ and not revision):
+    repo_id, at, revision = text[len(HUB_PREFIX):].partition("@")
+    if not _REPO_ID.match(repo_id) or (at and not revision):
         raise ValueError(f"{text!r} is not a Hugging Face Hub model: write hf://owner/name, or "
                          f"hf://owner/name@revision (a branch, tag or commit)")
     return repo_id, revision or None
