@@ -158,3 +158,16 @@ def test_nothing_that_matches_is_refused(tmp_path):
 def test_checkpoint_and_backbone_checkpoint_together_are_refused(checkpoint_path, backbone_path):
     with pytest.raises(ValueError, match="not both"):
         segnext.create_model(checkpoint=checkpoint_path, backbone_checkpoint=backbone_path)
+
+
+def test_a_calibrated_temperature_stays_with_its_classifier_only(reference, tmp_path):
+    """`segnext calibrate`'s logit_temperature belongs to the classifier it was fitted to: loading the
+    same classes keeps it, a new classifier (other classes, reset_classifier) starts at 1."""
+    calibrated = segnext.create_model("segnext_t", 150)
+    calibrated.load_state_dict(reference.state_dict())
+    calibrated.config.logit_temperature = 0.8
+    path = save_model(calibrated, tmp_path / "calibrated")
+    assert segnext.create_model(checkpoint=path).config.logit_temperature == 0.8
+    tuned = segnext.create_model(checkpoint=path, num_classes=5, ignore_mismatched_sizes=True)
+    assert tuned.config.logit_temperature == 1.0
+    assert segnext.create_model(checkpoint=path).reset_classifier(3).config.logit_temperature == 1.0

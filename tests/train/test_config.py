@@ -276,3 +276,24 @@ def test_class_selection_carries_the_shipped_configs_class_settings_along(tmp_pa
         merged.follow_class_selection(selected({"vehicle": ["Car", "Bicyclist"], "other": "*"}))
     assert load_config("camvid/segnext_t_camvid_cpu_60min").follow_class_selection(
         SimpleNamespace(label_map=None)) == []
+
+
+def test_training_from_a_calibrated_model_starts_from_its_raw_logits(tmp_path):
+    """A model folder written by `segnext calibrate` divides its logits by a temperature fitted to those
+    weights; training changes them (and the loss wants the logits as they are): it restarts at 1, logged."""
+    import segnext
+    from segnext.train.config import ModelSection
+
+    names = [f"class{i}" for i in range(4)]
+    model = segnext.create_model("segnext_t", 4, class_names=names, logit_temperature=0.8)
+    folder = segnext.save_model(model, tmp_path / "calibrated")
+
+    class Dataset:
+        num_classes, class_names, palette = 4, names, []
+
+    built, lines = ModelSection(name="segnext_t", checkpoint=str(folder)).build(Dataset(), nmf_seed=0)
+    assert built.config.logit_temperature == 1.0
+    assert any("logit_temperature 0.800 (segnext calibrate's) is reset to 1 for training" in line for line in lines)
+    kept, lines = ModelSection(name="segnext_t", checkpoint=str(folder),
+                               options={"logit_temperature": 0.8}).build(Dataset(), nmf_seed=0)
+    assert kept.config.logit_temperature == 0.8 and not any("reset" in line for line in lines)

@@ -289,8 +289,10 @@ def build_from_checkpoint(model_class, checkpoint: Checkpoint, *, name: Optional
                 f"asked. To fine-tune it on {num_classes} classes, pass ignore_mismatched_sizes=True: every tensor "
                 f"is loaded except the classifier ({CLASSIFIER_PREFIX}weight and bias), which starts anew. To use "
                 f"it as it was trained, leave num_classes out.")
+        # A temperature fitted to the old classifier (segnext calibrate) says nothing of the new one.
         config = dataclasses.replace(config, num_classes=num_classes, class_names=overrides.get("class_names"),
-                                     palette=overrides.get("palette"))
+                                     palette=overrides.get("palette"),
+                                     logit_temperature=overrides.get("logit_temperature", 1.0))
     with torch.random.fork_rng(devices=[]):  # the weights are overwritten: leave the caller's RNG alone
         model = model_class(config, nmf_seed=resolve_nmf_seed(nmf_seed, checkpoint))
     return model, load_into(model, checkpoint, new_classifier=ignore_mismatched_sizes,

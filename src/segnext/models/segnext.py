@@ -142,9 +142,11 @@ class SegNeXt(nn.Module):
     def reset_classifier(self, num_classes: int, class_names: Optional[Sequence[str]] = None,
                          palette: Optional[Sequence[Sequence[int]]] = None) -> SegNeXt:
         """Replace the classifier (`decode_head.conv_seg`) by a new one for `num_classes` classes,
-        initialised as the official one; everything else is kept (timm's `reset_classifier`)."""
+        initialised as the official one; everything else is kept (timm's `reset_classifier`). A
+        logit temperature fitted for the old classifier (`segnext calibrate`) is reset to 1."""
         self.decode_head.reset_classifier(num_classes)
         self.config.num_classes = num_classes
+        self.config.logit_temperature = 1.0
         self.config.class_names = list(class_names) if class_names else None
         self.config.palette = [list(c) for c in palette] if palette else None
         return self

@@ -105,6 +105,12 @@ class ModelSection:
                                           ignore_mismatched_sizes=True, match_class_names=self.match_class_names,
                                           output_loading_info=True, **self.options, **extra)
             key = "model.checkpoint"
+            temperature = model.config.logit_temperature
+            if temperature != 1 and "logit_temperature" not in self.options:
+                # Fitted to those weights' confidence, which training changes; the loss wants the raw logits.
+                model.config.logit_temperature = 1.0
+                lines.append(f"model.checkpoint's logit_temperature {temperature:.3f} (segnext calibrate's) is reset "
+                             f"to 1 for training: calibrate the trained model again.")
         else:
             model, reports = create_model(self.name, dataset.num_classes, pretrained=self.pretrained,
                                           backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed,
