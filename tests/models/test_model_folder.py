@@ -86,6 +86,23 @@ def test_config_json_holds_settings_classes_and_card(folder, trained):
     assert "license:" not in card and "## Terms" in card and "terms of the data they were trained on" in card
 
 
+# config.json's fields in the first releases: a folder of the paper's architecture names no other.
+FIRST_FIELDS = {"variant", "num_classes", "embed_dims", "depths", "mlp_ratios", "drop_path_rate",
+                "attention_kernel_size", "strip_kernel_sizes", "head_in_stages", "head_channels", "ham_channels",
+                "nmf_rank", "nmf_train_steps", "nmf_eval_steps", "group_norm_groups", "dropout_ratio", "class_names",
+                "palette", "test_settings"}
+
+
+def test_config_json_names_later_fields_only_where_they_change_the_model(folder, trained, tmp_path):
+    """Earlier releases refuse a field they do not know: a folder of the paper's model stays readable there."""
+    assert set(json.loads((folder / "config.json").read_text())["config"]) == FIRST_FIELDS
+    ablated = segnext.create_model("segnext_t", 3, attention_gating=False, logit_temperature=0.9)
+    saved = json.loads((save_model(ablated, tmp_path / "ablated") / "config.json").read_text())["config"]
+    assert set(saved) == FIRST_FIELDS | {"attention_gating", "logit_temperature"}
+    assert saved["attention_gating"] is False and saved["logit_temperature"] == 0.9
+    assert segnext.create_model(checkpoint=tmp_path / "ablated").config == ablated.config
+
+
 def test_a_card_says_when_it_was_scored_on_images_it_trained_on(trained):
     from segnext.models.card import model_card
 

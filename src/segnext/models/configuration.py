@@ -152,6 +152,12 @@ class SegNeXtConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def to_saved_dict(self) -> dict:
+        """`to_dict()` for config.json: the fields of `FIELDS_ADDED_LATER` only where they differ from
+        their default, so that a model folder of the paper's architecture reads in earlier releases too."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in FIELDS_ADDED_LATER}
+        return {k: v for k, v in self.to_dict().items() if k not in defaults or v != defaults[k]}
+
     @classmethod
     def from_dict(cls, data: dict) -> SegNeXtConfig:
         check_fields(data.keys(), where="config")
@@ -170,6 +176,10 @@ VARIANTS = {
 }
 
 FIELDS = [f.name for f in dataclasses.fields(SegNeXtConfig)]
+# Fields added after model folders were first written, each with a default that keeps the model of
+# earlier releases; an earlier release refuses a field it does not know, so config.json names them
+# only where they change the model (add every new field here).
+FIELDS_ADDED_LATER = ("attention_channel_mixing", "attention_gating", "attention", "logit_temperature")
 ATTENTIONS = ("msca", "lka")  # SegNeXt's multi-scale convolutional attention; VAN's large kernel attention
 _MSCA_FIELDS = ("attention_kernel_size", "strip_kernel_sizes", "attention_channel_mixing", "attention_gating")
 _TUPLE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "strip_kernel_sizes", "head_in_stages")

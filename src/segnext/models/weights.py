@@ -368,7 +368,7 @@ def save_model(model: nn.Module, directory, *, source: Optional[str] = None,
     _check_model_folder_to_write(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = model.config
-    meta: Dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_dict(),
+    meta: Dict[str, Any] = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_saved_dict(),
                             "nmf_seed": model.nmf_seed, "input": INPUT_DESCRIPTION}
     if config.class_names:
         meta["id2label"] = {str(i): name for i, name in enumerate(config.class_names)}
