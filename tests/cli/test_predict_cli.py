@@ -393,6 +393,37 @@ def test_confidence_maps_and_the_images_least_confident_first(checkpoint_path, i
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["street.png", "street_confidence.png"]
 
 
+def test_unsure_pixels_are_left_unlabelled(checkpoint_path, image_folder, tmp_path, capsys):
+    """--unsure-below P: the pixels whose confidence is under P get 255 (no label) in the label maps and
+    keep the image's colour in the overlays; the others keep the model's label."""
+    from segnext.data import overlay, write_image
+    from segnext.inference import Segmenter
+
+    segmenter = Segmenter.from_checkpoint(checkpoint_path, device="cpu",
+                                          test_config=TestConfig(img_scale=(96, 64), size_divisor=32))
+    labels, confidence = segmenter.predict_with_confidence(image_folder / "a.png")
+    below = float(np.median(confidence))  # about half the pixels unsure
+    out = tmp_path / "out"
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), "--out", str(out),
+                 "--unsure-below", str(below), "--overlay", *FAST]) == 0
+    unsure = confidence < below
+    assert 0.3 < unsure.mean() < 0.7
+    written = np.asarray(Image.open(out / "a.png"))
+    assert np.array_equal(written, np.where(unsure, 255, labels))
+    image = np.asarray(Image.open(image_folder / "a.png").convert("RGB"))
+    write_image(tmp_path / "expected.jpg", overlay(image, written, segmenter.palette, 0.5, ignore_index=255),
+                quality=90)
+    assert np.array_equal(np.asarray(Image.open(out / "a_overlay.jpg")),
+                          np.asarray(Image.open(tmp_path / "expected.jpg")))
+    assert not (out / "a_confidence.png").exists()  # only with --confidence
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "test"),
+                 "--unsure-below", "0.5", "--submission", "ade20k", *FAST]) == 1
+    assert "--submission's server scores every pixel" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", "-c", str(checkpoint_path), str(image_folder), "--unsure-below", "1", *FAST])
+    assert "a probability between 0 and 1 (not 0 or 1)" in capsys.readouterr().err
+
+
 def test_coco_output_without_pycocotools_is_named_before_any_work(checkpoint_path, image_folder, tmp_path, capsys,
                                                                      monkeypatch):
     monkeypatch.setitem(sys.modules, "pycocotools", None)

@@ -254,3 +254,16 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
     assert result.returncode == 0, result.stderr
     peak_mb = int(result.stdout.strip().splitlines()[-1])
     assert peak_mb < 4000, peak_mb
+
+
+def test_leave_unsure_keeps_the_labels_of_the_sure_pixels_only():
+    from segnext.inference import leave_unsure
+
+    labels = np.array([[0, 1], [2, 3]], dtype=np.uint8)
+    confidence = np.array([[0.9, 0.3], [0.69, 0.7]], dtype=np.float32)
+    left = leave_unsure(labels, confidence, 0.7)
+    assert left.dtype == np.uint8 and left.tolist() == [[0, 255], [255, 3]]
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        leave_unsure(labels, confidence, 1.0)
+    with pytest.raises(ValueError, match="must have one shape"):
+        leave_unsure(labels, confidence[:1], 0.5)

@@ -125,6 +125,29 @@ def test_json_with_confidence_says_how_sure_the_model_is(client, segmenter):
         assert entry["confidence"] == pytest.approx(confidence[labels == entry["id"]].mean(), abs=1e-6)
 
 
+def test_unsure_pixels_are_left_unlabelled_as_segnext_predict_leaves_them(client, segmenter, model_folder, tmp_path):
+    from segnext.cli.main import main
+
+    image = photo(8)
+    labels, confidence = segmenter.predict_with_confidence(image)
+    below = float(np.median(confidence))
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    assert main(["predict", "-c", str(model_folder), str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"),
+                 "--unsure-below", str(below), "--no-progress"]) == 0
+    response = client.post("/predict", params={"unsure_below": below}, files={"image": ("p.png", png_bytes(image))})
+    assert response.status_code == 200 and response.content == (tmp_path / "out" / "photo.png").read_bytes()
+    left = np.where(confidence < below, 255, labels)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), left) and (left == 255).any()
+    response = client.post("/predict", params={"output": "overlay", "unsure_below": below},
+                           files={"image": ("p.png", png_bytes(image))})
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB")),
+                          segnext.data.overlay(image, left, PALETTE, 0.5, ignore_index=255))
+    for params, words in (({"output": "json", "unsure_below": 0.5}, "not in output=json"),
+                          ({"unsure_below": 1.5}, "between 0 and 1"), ({"unsure_below": "high"}, "unsure_below")):
+        response = client.post("/predict", params=params, files={"image": ("p.png", png_bytes(image))})
+        assert response.status_code == 400 and words in response.json()["error"], response.text
+
+
 def test_the_page_s_two_requests_run_the_model_once(segmenter):
     """The page asks for the JSON with the confidence, then the overlay: the second comes from the
     cache. Labels first and the confidence afterwards run the model again, once."""

@@ -175,6 +175,7 @@ non_negative_int = _checked(int, lambda value: value >= 0, "a whole number of at
 positive_float = _checked(float, lambda value: value > 0, "a number above 0")
 non_negative_float = _checked(float, lambda value: value >= 0, "a number of at least 0")
 unit_fraction = _checked(float, lambda value: 0 <= value <= 1, "a number from 0 to 1")
+probability_between = _checked(float, lambda value: 0 < value < 1, "a probability between 0 and 1 (not 0 or 1)")
 port_number = _checked(int, lambda value: 1 <= value <= 65535, "a port number from 1 to 65535")
 
 

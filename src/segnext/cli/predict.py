@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ..constants import IMAGE_SUFFIXES, SUBMISSION_BENCHMARKS, VIDEO_SUFFIXES
+from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES, SUBMISSION_BENCHMARKS, VIDEO_SUFFIXES
 from .arguments import (
     add_amp,
     add_backend,
@@ -37,6 +37,7 @@ from .arguments import (
     amp_setting,
     backend_setting,
     positive_int,
+    probability_between,
     test_settings,
     unit_fraction,
     with_examples,
@@ -71,6 +72,11 @@ def register(subparsers) -> None:
                              "and OUT/confidence.csv: each image's mean confidence, least confident first (the "
                              "images to label next); with --label-studio, the mean is each prediction's score; a "
                              "video's frames: OUT/NAME/confidence.csv")
+    parser.add_argument("--unsure-below", type=probability_between, metavar="P",
+                        help="leave the pixels whose confidence is under P unlabelled: 255 in the label maps, "
+                             "uncoloured in the overlays, left out of --coco and --label-studio (for the annotator "
+                             "to label); calibrate the model first (`segnext calibrate`) for P to mean how often the "
+                             "labels kept are right")
     parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
                                                        "file (a mask per class and image; a background class left "
                                                        "out): pre-annotations to correct in a labelling tool "
@@ -242,6 +248,8 @@ def run(args) -> int:
 
         check_submission_request(args, videos)
         benchmark = submission_format(args.submission)
+    if args.unsure_below is not None:
+        check_unsure_request(args, videos)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -283,6 +291,9 @@ def run(args) -> int:
         from ..data.submission import check_submission_classes
 
         check_submission_classes(benchmark, segmenter.class_names, segmenter.num_classes)
+    if args.unsure_below is not None and segmenter.num_classes > IGNORE_INDEX:
+        raise ValueError(f"--unsure-below writes {IGNORE_INDEX} for no label, which is a class of this model's "
+                         f"{segmenter.num_classes}; leave --unsure-below out and use --confidence")
     out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
@@ -336,7 +347,8 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     failures: List[str] = []
     progress = progress_bar(len(images), unit="img", enabled=not args.no_progress and len(images) >= 2)
     results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,
-                            with_probabilities=args.probs, with_confidence=args.confidence,
+                            with_probabilities=args.probs,
+                            with_confidence=args.confidence or args.unsure_below is not None,
                             probabilities_in_bands=True, keep_images=args.overlay)
     with ThreadPoolExecutor(max_workers=1) as saver:  # saving overlaps the model's next batch
         pending: deque = deque()
@@ -359,6 +371,10 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
             if result.error:
                 _report(failures, result.error)
                 continue
+            if args.unsure_below is not None:
+                from ..inference.segmenter import leave_unsure
+
+                result.labels = leave_unsure(result.labels, result.confidence, args.unsure_below)
             pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args, collectors,
                                                path, (stem.parent / path.name).as_posix(), benchmark)))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
@@ -384,7 +400,8 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
     else:
         write_label(labels_path, result.labels, palette)
     if args.overlay:
-        write_image(others.pop(0), overlay(result.image, result.labels, palette, args.alpha, ignore_index=None),
+        unlabelled = IGNORE_INDEX if args.unsure_below is not None else None  # a class 255 keeps its colour
+        write_image(others.pop(0), overlay(result.image, result.labels, palette, args.alpha, ignore_index=unlabelled),
                     quality=90)
     if args.probs:  # a band of rows at a time: a 150-class photo's would not fit in memory at once
         result.probabilities.save(others.pop(0), np.float16)
@@ -487,6 +504,17 @@ def check_submission_request(args, videos: List[Tuple[Path, Path]]) -> None:
     if Path(args.out).suffix.lower() in IMAGE_SUFFIXES and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: --submission writes a folder and its archive; give a folder "
                          f"(e.g. --out {args.submission}_test)")
+
+
+def check_unsure_request(args, videos: List[Tuple[Path, Path]]) -> None:
+    """--unsure-below leaves pixels without a label: a benchmark's server scores every pixel, and a
+    video's frames are written by the video path, which does not leave any out."""
+    if args.submission:
+        raise ValueError("--unsure-below leaves pixels unlabelled, and --submission's server scores every pixel: "
+                         "leave --unsure-below out")
+    if videos:
+        raise ValueError(f"--unsure-below applies to images, not videos ({videos[0][0]}); segment the video "
+                         f"with --confidence to see where the model is unsure")
 
 
 class SubmissionArchive:

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from ..constants import SAVED_NMF_SEED
+from ..constants import IGNORE_INDEX, SAVED_NMF_SEED
 from ..data.palette import colorize, default_palette, overlay
 from ..models import create_model
 from ..utils import require, resolve_device, user_path
@@ -299,6 +299,19 @@ def confidence_summary(confidence: np.ndarray) -> Tuple[float, float]:
     """(mean confidence, share of unsure pixels), in percent, of a `predict_with_confidence` map:
     how an image (or a video frame) ranks among those to label next."""
     return 100.0 * float(confidence.mean()), 100.0 * float((confidence < UNSURE_BELOW).mean())
+
+
+def leave_unsure(labels: np.ndarray, confidence: np.ndarray, below: float, no_label: int = IGNORE_INDEX) -> np.ndarray:
+    """`labels` with the pixels whose confidence (a `predict_with_confidence` map) is under `below`
+    given `no_label` instead: pre-annotations that leave the unsure regions to the annotator, and
+    label maps that name a class only where the model is sure of it. A calibrated model (`segnext
+    calibrate`) makes `below` mean what it says: at 0.7, the labels kept are right about 70% of the
+    time at their least."""
+    if not 0 < below < 1:
+        raise ValueError(f"the confidence under which a pixel is left unlabelled must be between 0 and 1, got {below}")
+    if np.shape(labels) != np.shape(confidence):
+        raise ValueError(f"labels {np.shape(labels)} and confidence {np.shape(confidence)} must have one shape")
+    return np.where(np.asarray(confidence) < below, np.asarray(labels).dtype.type(no_label), labels)
 
 
 def confidence_greyscale(confidence: np.ndarray) -> np.ndarray:

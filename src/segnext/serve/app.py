@@ -8,7 +8,9 @@
                     (exactly the file `segnext predict` writes); ?output=overlay: the colour overlay
                     (PNG); ?output=json: the classes present with their pixel fractions, and with
                     &confidence=true how sure the model is of them; ?output=confidence: each
-                    pixel's confidence as a greyscale PNG (`segnext predict --confidence`'s file)
+                    pixel's confidence as a greyscale PNG (`segnext predict --confidence`'s file);
+                    &unsure_below=P with labels or overlay: the pixels whose confidence is under P
+                    unlabelled (255) and uncoloured (`segnext predict --unsure-below`)
 
 Each request decodes and resizes its image itself (Pillow and NumPy, in the server's thread pool),
 hands it to the one model thread (`ModelWorker`, which batches images of one size) and encodes the
@@ -36,9 +38,10 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..constants import IGNORE_INDEX
 from ..data.io import DataError, encode_image, encode_label_png, pil_to_rgb
 from ..data.palette import overlay
-from ..inference.segmenter import UNSURE_BELOW, Segmenter, confidence_greyscale
+from ..inference.segmenter import UNSURE_BELOW, Segmenter, confidence_greyscale, leave_unsure
 from ..utils import require
 from .metrics import CONTENT_TYPE, ServiceMetrics
 from .worker import ModelWorker
@@ -171,12 +174,14 @@ class SegmentationService:
                 "max_pixels": self.max_pixels, "max_inflight": self.max_inflight, "outputs": list(OUTPUTS),
                 "unsure_below": UNSURE_BELOW}
 
-    def predict(self, data: bytes, filename: str, output: str, confidence: bool = False) -> Tuple[bytes, str]:
-        """(body, media type) for an uploaded file; `confidence`: add it to the JSON summary. Counted in
-        `metrics`: its output and status, and its time."""
+    def predict(self, data: bytes, filename: str, output: str, confidence: bool = False,
+                unsure_below: Optional[float] = None) -> Tuple[bytes, str]:
+        """(body, media type) for an uploaded file; `confidence`: add it to the JSON summary;
+        `unsure_below`: leave the pixels less sure than that unlabelled. Counted in `metrics`: its
+        output and status, and its time."""
         start, status = time.perf_counter(), 200
         try:
-            return self._answer(data, filename, output, confidence)
+            return self._answer(data, filename, output, confidence, unsure_below)
         except RequestError as error:
             status = error.status
             raise
@@ -185,13 +190,23 @@ class SegmentationService:
             self.metrics.requests.labels(counted, str(status)).inc()
             self.metrics.request_seconds.labels(counted).observe(time.perf_counter() - start)
 
-    def _answer(self, data: bytes, filename: str, output: str, confidence: bool) -> Tuple[bytes, str]:
+    def _answer(self, data: bytes, filename: str, output: str, confidence: bool,
+                unsure_below: Optional[float]) -> Tuple[bytes, str]:
         if output not in OUTPUTS:
             raise RequestError(400, f"output={output!r} is not one of {', '.join(OUTPUTS)}")
         if confidence and output != "json":
             raise RequestError(400, f"confidence=true adds the confidence to output=json, not to output={output}; "
                                     f"output=confidence is each pixel's confidence as an image")
-        with_confidence = confidence or output == "confidence"
+        if unsure_below is not None:
+            if output not in ("labels", "overlay"):
+                raise RequestError(400, f"unsure_below leaves pixels unlabelled in output=labels or overlay, not in "
+                                        f"output={output}")
+            if not 0 < unsure_below < 1:
+                raise RequestError(400, f"unsure_below={unsure_below} must be a probability between 0 and 1")
+            if self.segmenter.num_classes > IGNORE_INDEX:
+                raise RequestError(400, f"unsure_below marks unlabelled pixels {IGNORE_INDEX}, which is a class of "
+                                        f"this model's {self.segmenter.num_classes}")
+        with_confidence = confidence or output == "confidence" or unsure_below is not None
         name = f"the uploaded file {filename!r}" if filename else "the uploaded file"
         if not self._slots.acquire(timeout=self.queue_timeout):
             raise RequestError(503, f"the server is busy ({self.max_inflight} images in work for "
@@ -211,10 +226,13 @@ class SegmentationService:
                 self.cache.put(key, prediction)
             labels, pixel_confidence = prediction
             palette = self.segmenter.palette
+            if unsure_below is not None:
+                labels = leave_unsure(labels, pixel_confidence, unsure_below)
             if output == "labels":
                 return encode_label_png(labels, palette), "image/png"
             if output == "overlay":
-                return encode_image(overlay(rgb, labels, palette, self.alpha, ignore_index=None)), "image/png"
+                unlabelled = IGNORE_INDEX if unsure_below is not None else None  # a class 255 keeps its colour
+                return encode_image(overlay(rgb, labels, palette, self.alpha, ignore_index=unlabelled)), "image/png"
             if output == "confidence":
                 return encode_image(confidence_greyscale(pixel_confidence)), "image/png"
             summary = class_summary(labels, self.segmenter.class_names, palette,
@@ -363,9 +381,10 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Seq
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/predict")
-    async def predict(request: Request, output: str = "labels", confidence: bool = False):
+    async def predict(request: Request, output: str = "labels", confidence: bool = False,
+                      unsure_below: Optional[float] = None):
         data, filename = await uploaded_image(request)
-        body, media_type = await run_in_threadpool(service.predict, data, filename, output, confidence)
+        body, media_type = await run_in_threadpool(service.predict, data, filename, output, confidence, unsure_below)
         return Response(body, media_type=media_type)
 
     limited = UploadLimit(app, service.max_upload_bytes)
