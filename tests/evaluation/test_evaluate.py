@@ -345,6 +345,10 @@ def test_evaluate_predictions_names_the_file_that_cannot_be_a_prediction(tmp_pat
     with pytest.raises(ValueError, match="bonn_1.png: the prediction holds class id 26, but the dataset has 3 classes "
                                          "\\(0..2\\); was it written for another dataset"):
         evaluate_predictions(dataset, folder)
+    write_label(folder / "bonn" / "bonn_1.png", np.full((4, 6), 255, np.uint8))  # predict --unsure-below's
+    with pytest.raises(ValueError, match="bonn_1.png: the prediction leaves pixels unlabelled \\(255, as segnext "
+                                         "predict --unsure-below writes them\\)"):
+        evaluate_predictions(dataset, folder)
     write_label(folder / "more" / "bonn" / "bonn_1.png", np.zeros((4, 6), np.uint8))
     write_label(folder / "other" / "bonn" / "bonn_1.png", np.zeros((4, 6), np.uint8))
     (folder / "bonn" / "bonn_1.png").unlink()

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
+from ..constants import IGNORE_INDEX
 from ..utils import progress_bar
 from .evaluate import evaluation_results
 from .metrics import SegmentationMetric, class_areas
@@ -59,6 +60,11 @@ def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, p
             raise ValueError(f"{path}: the prediction is {prediction.shape[1]}x{prediction.shape[0]} but the label of "
                              f"{image_paths[index]} is {label.shape[1]}x{label.shape[0]}; predictions are scored at "
                              f"the image's own size (as segnext predict writes them)")
+        if num_classes <= IGNORE_INDEX and (prediction == IGNORE_INDEX).any():
+            raise ValueError(f"{path}: the prediction leaves pixels unlabelled ({IGNORE_INDEX}, as segnext predict "
+                             f"--unsure-below writes them), and every labelled pixel is scored; score predictions "
+                             f"written without --unsure-below (segnext eval --calibration tells how the pixels "
+                             f"under a confidence fare)")
         if prediction.size and int(prediction.max()) >= num_classes:
             raise ValueError(f"{path}: the prediction holds class id {int(prediction.max())}, but the dataset has "
                              f"{num_classes} classes (0..{num_classes - 1}); was it written for another dataset, or "
