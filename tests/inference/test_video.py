@@ -101,6 +101,20 @@ def test_confidence_per_frame_and_the_frames_least_confident_first(segmenter, tm
     assert [float(row["confidence"]) for row in rows] == pytest.approx([means[f] for f in order], abs=0.006)
 
 
+def test_unsure_pixels_are_left_unlabelled_in_every_frame(segmenter, tmp_path):
+    clip = write_test_video(tmp_path / "clip.mp4", frames=3)
+    frames = read_frames(clip)
+    _, confidence = segmenter.predict_with_confidence(frames[0])
+    below = float(np.median(confidence))
+    outputs = predict_video(segmenter, clip, tmp_path / "out", batch_size=2, unsure_below=below)
+    for index, frame in enumerate(frames):
+        labels, confidence = segmenter.predict_with_confidence(frame)
+        with Image.open(outputs.labels / f"{index:06d}.png") as written:
+            assert np.array_equal(np.asarray(written), np.where(confidence < below, 255, labels)), f"frame {index}"
+    assert (np.asarray(Image.open(outputs.labels / "000000.png")) == 255).mean() > 0.3
+    assert not list(outputs.labels.glob("*_confidence.png")) and outputs.confidence_table is None
+
+
 def test_motion_jpeg_where_opencv_has_no_mpeg4_encoder(segmenter, tmp_path, monkeypatch):
     clip = write_test_video(tmp_path / "clip.avi", frames=3, fourcc="MJPG")
     real_writer, mp4v = cv2.VideoWriter, cv2.VideoWriter_fourcc(*"mp4v")

@@ -249,7 +249,7 @@ def run(args) -> int:
         check_submission_request(args, videos)
         benchmark = submission_format(args.submission)
     if args.unsure_below is not None:
-        check_unsure_request(args, videos)
+        check_unsure_request(args)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -506,15 +506,11 @@ def check_submission_request(args, videos: List[Tuple[Path, Path]]) -> None:
                          f"(e.g. --out {args.submission}_test)")
 
 
-def check_unsure_request(args, videos: List[Tuple[Path, Path]]) -> None:
-    """--unsure-below leaves pixels without a label: a benchmark's server scores every pixel, and a
-    video's frames are written by the video path, which does not leave any out."""
+def check_unsure_request(args) -> None:
+    """--unsure-below leaves pixels without a label, and a benchmark's server scores every pixel."""
     if args.submission:
         raise ValueError("--unsure-below leaves pixels unlabelled, and --submission's server scores every pixel: "
                          "leave --unsure-below out")
-    if videos:
-        raise ValueError(f"--unsure-below applies to images, not videos ({videos[0][0]}); segment the video "
-                         f"with --confidence to see where the model is unsure")
 
 
 class SubmissionArchive:
@@ -575,7 +571,8 @@ def _predict_video(args, segmenter, path: Path, stem: Path, out_dir: Path) -> Li
 
     try:
         outputs = predict_video(segmenter, path, out_dir, name=stem, batch_size=args.batch_size, alpha=args.alpha,
-                                probabilities=args.probs, confidence=args.confidence, progress=not args.no_progress)
+                                probabilities=args.probs, confidence=args.confidence, unsure_below=args.unsure_below,
+                                progress=not args.no_progress)
     except (OSError, ValueError, RuntimeError) as error:
         failures: List[str] = []
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

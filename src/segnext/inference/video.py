@@ -26,10 +26,11 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..constants import IGNORE_INDEX
 from ..data.io import write_image, write_label
 from ..data.palette import overlay
 from ..utils import progress_bar, require, user_path, write_csv
-from .segmenter import Segmenter, confidence_greyscale, confidence_summary
+from .segmenter import Segmenter, confidence_greyscale, confidence_summary, leave_unsure
 
 DEFAULT_FPS = 25.0  # when the container does not say
 OVERLAY_FORMATS = ((".mp4", "mp4v"), (".avi", "MJPG"))  # (suffix, fourcc), the first one that opens
@@ -53,7 +54,8 @@ def opencv():
 
 def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[str, Path], *,
                   name: Optional[Union[str, Path]] = None, batch_size: int = 8, alpha: float = 0.5,
-                  probabilities: bool = False, confidence: bool = False, progress: bool = False) -> VideoOutputs:
+                  probabilities: bool = False, confidence: bool = False, unsure_below: Optional[float] = None,
+                  progress: bool = False) -> VideoOutputs:
     """Segment every frame of the video at `path`.
 
     Writes OUT/<name>_overlay.mp4 (the frames with the label colours blended in, weight `alpha`;
@@ -62,7 +64,8 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
     `probabilities` also OUT/<name>/<frame>_probs.npy (float16, num_classes x H x W); with
     `confidence` OUT/<name>/<frame>_confidence.png (each pixel's confidence, as
     `Segmenter.predict_with_confidence`, 255 = certain) and OUT/<name>/confidence.csv (each frame's
-    mean confidence, least confident first: the frames to label next). name: the video's file name
+    mean confidence, least confident first: the frames to label next). unsure_below: the pixels
+    whose confidence is under it are left unlabelled (255, uncoloured; `leave_unsure`). name: the video's file name
     without its suffix unless given. progress: a progress bar over frames. A stream whose resolution
     changes midway is followed: each frame's label map has its own size, and the overlay video the
     first frame's (later frames are resized to it).
@@ -91,8 +94,9 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
                        leave=False)
     written = 0
     summaries: list = []  # (frame, mean confidence, unsure share), filled by the saving thread
-    outputs_asked = dict(with_probabilities=probabilities, with_confidence=confidence,
+    outputs_asked = dict(with_probabilities=probabilities, with_confidence=confidence or unsure_below is not None,
                          probabilities_in_bands=probabilities)
+    written_asked = dict(confidence=confidence, unsure_below=unsure_below)
     try:
         reader.start()
         with ThreadPoolExecutor(max_workers=1) as saver:  # one thread: frames are written in order
@@ -102,7 +106,7 @@ def predict_video(segmenter: Segmenter, path: Union[str, Path], out_dir: Union[s
                 nonlocal written
                 outputs = segmenter.predict_group([image for _, image in batch], **outputs_asked)
                 pending.append(saver.submit(_write_frames, batch, outputs, segmenter.palette, alpha, labels_dir,
-                                            writer, outputs_asked, summaries))
+                                            writer, outputs_asked, summaries, **written_asked))
                 bar.update(len(batch))
                 written += len(batch)
                 while len(pending) > 2:  # bound the frames held in memory
@@ -235,16 +239,21 @@ class _OverlayWriter:
 
 
 def _write_frames(batch, outputs, palette, alpha: float, labels_dir: Path, writer: _OverlayWriter,
-                  asked: dict, summaries: list) -> None:
-    """Write a batch's frames: label PNGs, overlay frames, and the probabilities and confidence
-    `asked` for (`predict_group`'s options); each frame's confidence summary into `summaries`."""
+                  asked: dict, summaries: list, confidence: bool, unsure_below: Optional[float]) -> None:
+    """Write a batch's frames: label PNGs, overlay frames, and the probabilities `asked` for
+    (`predict_group`'s options), the confidence maps with `confidence` (each frame's summary into
+    `summaries`); with `unsure_below`, the labels under that confidence left out."""
     for (index, image), output in zip(batch, outputs):
         labels, *scores = output if asked["with_probabilities"] or asked["with_confidence"] else (output,)
+        probabilities = scores.pop(0) if asked["with_probabilities"] else None
+        pixel_confidence = scores.pop(0) if asked["with_confidence"] else None
+        unlabelled = None  # a class 255 keeps its colour
+        if unsure_below is not None:
+            labels, unlabelled = leave_unsure(labels, pixel_confidence, unsure_below), IGNORE_INDEX
         write_label(labels_dir / f"{index:06d}.png", labels, palette)
-        writer.write(overlay(image.rgb, labels, palette, alpha, ignore_index=None))
-        if asked["with_probabilities"]:
-            scores.pop(0).save(labels_dir / f"{index:06d}_probs.npy", np.float16)  # a band of rows at a time
-        if asked["with_confidence"]:
-            confidence = scores.pop(0)
-            write_image(labels_dir / f"{index:06d}_confidence.png", confidence_greyscale(confidence))
-            summaries.append((index, *confidence_summary(confidence)))
+        writer.write(overlay(image.rgb, labels, palette, alpha, ignore_index=unlabelled))
+        if probabilities is not None:
+            probabilities.save(labels_dir / f"{index:06d}_probs.npy", np.float16)  # a band of rows at a time
+        if confidence:
+            write_image(labels_dir / f"{index:06d}_confidence.png", confidence_greyscale(pixel_confidence))
+            summaries.append((index, *confidence_summary(pixel_confidence)))
