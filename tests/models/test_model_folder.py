@@ -362,5 +362,10 @@ def test_a_missing_path_shaped_like_a_hub_id_says_how_to_name_the_hub_model(tmp_
     with pytest.raises(FileNotFoundError, match="Checkpoint someone/model does not exist. For a model on the Hugging "
                                                 "Face Hub, write hf://someone/model."):
         segnext.create_model(checkpoint="someone/model")
-    with pytest.raises(FileNotFoundError, match="Checkpoint missing.pth does not exist.$"):
+    with pytest.raises(FileNotFoundError, match="Checkpoint missing.pth does not exist. Give a model folder, a .pth "
+                                                "or .safetensors file, hf://owner/name, or the name of published"):
         segnext.create_model(checkpoint="missing.pth")
+    (tmp_path / "segnext_tiny_512x512_ade_160k.pth").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="Checkpoint segnext_tiny_512_ade_160k.pth does not exist. Did you "
+                                                "mean 'segnext_tiny_512x512_ade_160k.pth'\\?$"):
+        segnext.create_model(checkpoint="segnext_tiny_512_ade_160k.pth")

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from ..utils import atomic_write, json_safe, user_path
+from ..utils import atomic_write, did_you_mean, json_safe, user_path
 from .card import CARD_FILE, model_card
 from .configuration import VARIANTS
 from .jseg import JSegFileError, jseg_tensors, read_jseg
@@ -254,9 +254,14 @@ def read_checkpoint(path) -> Checkpoint:
     """Read any supported checkpoint into a state dict with the project's (= official 0.x) key names."""
     given, path = str(path), user_path(path)
     if not path.exists():
-        hub = f" For a model on the Hugging Face Hub, write hf://{given}." if re.fullmatch(r"[\w.-]+/[\w.-]+", given) \
-            else ""
-        raise FileNotFoundError(f"Checkpoint {path} does not exist.{hub}")
+        if re.fullmatch(r"[\w.-]+/[\w.-]+", given) and not path.parent.is_dir():
+            hint = f" For a model on the Hugging Face Hub, write hf://{given}."
+        else:  # a typo beside the file meant, or a reminder of what a checkpoint can be
+            nearby = [p.name for p in path.parent.iterdir()] if path.parent.is_dir() else []
+            hint = did_you_mean(path.name, nearby) or (
+                " Give a model folder, a .pth or .safetensors file, hf://owner/name, or the name of published "
+                "weights (segnext models --pretrained lists them).")
+        raise FileNotFoundError(f"Checkpoint {path} does not exist.{hint}")
     if path.is_dir():
         return _read_project_dir(path)
     if path.suffix == ".safetensors":
