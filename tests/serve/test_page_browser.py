@@ -82,6 +82,13 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
                                     "document.getElementById('result').naturalHeight]")
             box = page.locator("#result").bounding_box()
             shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
+            sure_label = page.inner_text("#view")
+            # Two classes' confidence is never under the server's 50%: the page asks for 90% here.
+            page.evaluate("unsureBelow = 0.9")
+            page.check("input[value=sure]")  # the classes where the model is sure: the others uncoloured
+            page.wait_for_function("document.body.dataset.shown === 'sure'", timeout=60_000)
+            page.wait_for_function("document.getElementById('result').complete")
+            sure_shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
             page.check("input[value=confidence]")  # the other view: each pixel's confidence, in grey
             page.wait_for_function("document.body.dataset.shown === 'confidence'", timeout=60_000)
             page.wait_for_function("document.getElementById('result').complete")
@@ -96,7 +103,7 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
         name = ["red thing", "blue thing"][index]
         share, sure = 100 * (labels == index).mean(), 100 * confidence[labels == index].mean()
         assert f"{name}\t{share:.1f} %\t{sure:.0f} %" in rows, rows
-    assert worker.images == images_before + 1  # the overlay and the confidence came from the cache
+    assert worker.images == images_before + 1  # the overlays and the confidence came from the cache
     # The screenshot shows the overlay where the page put it: the image blended with the class colours.
     x0, y0 = int(box["x"]) + 2, int(box["y"]) + 2
     shown = shot[y0:y0 + int(box["height"]) - 4, x0:x0 + int(box["width"]) - 4].astype(int)
@@ -105,6 +112,14 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
     half = shown.shape[1] // 2
     assert np.abs(shown[:, : half - 4].reshape(-1, 3).mean(0) - left).max() < 25
     assert np.abs(shown[:, half + 4:].reshape(-1, 3).mean(0) - right).max() < 25
+    assert "the classes where the model is sure (50 % or more)" in sure_label
+    kept = np.where(confidence < 0.9, 255, labels)
+    expected_sure = segnext.data.overlay(image, kept, [[255, 0, 0], [0, 0, 255]], 0.5, ignore_index=255)
+    assert np.abs(expected_sure.reshape(-1, 3).mean(0) - expected.reshape(-1, 3).mean(0)).max() > 25  # it tells
+    shown_sure = sure_shot[y0:y0 + int(box["height"]) - 4, x0:x0 + int(box["width"]) - 4].astype(int)
+    for shown_columns, image_columns in ((slice(0, half - 4), slice(0, 80)), (slice(half + 4, None), slice(80, None))):
+        assert np.abs(shown_sure[:, shown_columns].reshape(-1, 3).mean(0)
+                      - expected_sure[:, image_columns].reshape(-1, 3).mean(0)).max() < 25
     shown_grey = grey[y0:y0 + int(box["height"]) - 4, x0:x0 + int(box["width"]) - 4].astype(int)
     assert np.abs(shown_grey[..., 0] - shown_grey[..., 2]).max() <= 2  # grey
     assert abs(shown_grey.mean() - 255 * confidence.mean()) < 10
