@@ -424,6 +424,35 @@ def test_unsure_pixels_are_left_unlabelled(checkpoint_path, image_folder, tmp_pa
     assert "a probability between 0 and 1 (not 0 or 1)" in capsys.readouterr().err
 
 
+def test_class_areas_give_each_image_s_share_of_every_class(checkpoint_path, image_folder, tmp_path, capsys):
+    """--class-areas FILE: a CSV row per image (as the inputs came) with its size and each class's share
+    of its pixels, as the label maps written hold them; with --unsure-below, the unlabelled share too."""
+    import csv
+
+    from segnext.data import classes as C
+    from segnext.data import read_label
+
+    for extra in ([], ["--unsure-below", "0.2"]):
+        out, table = tmp_path / f"out{len(extra)}", tmp_path / f"areas{len(extra)}.csv"
+        assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(out),
+                     "--class-areas", str(table), *extra, *FAST]) == 1  # broken.jpg fails, the others are written
+        assert f"wrote {table}: the share of the pixels of 3 image(s) given each of the 150 classes" in \
+            capsys.readouterr().err
+        with open(table, newline="") as file:
+            rows = list(csv.reader(file))
+        names = C.ADE20K_CLASSES
+        assert rows[0] == ["image", "width", "height", *names] + (["unlabelled"] if extra else [])
+        assert [row[0] for row in rows[1:]] == ["a.png", "b.jpg", "sub/c.png"]
+        for row in rows[1:]:
+            labels = read_label(out / (row[0].rsplit(".", 1)[0] + ".png"))
+            assert [int(row[1]), int(row[2])] == [labels.shape[1], labels.shape[0]]
+            shares = 100 * np.bincount(labels.ravel(), minlength=256) / labels.size
+            expected = list(shares[:150]) + ([shares[255]] if extra else [])
+            assert [float(value) for value in row[3:]] == pytest.approx(expected, abs=0.006)
+            assert sum(float(value) for value in row[3:]) == pytest.approx(100, abs=0.01 * len(row))
+    assert float(rows[1][-1]) > 0  # some pixels under 20% with 150 classes of random weights
+
+
 def test_coco_output_without_pycocotools_is_named_before_any_work(checkpoint_path, image_folder, tmp_path, capsys,
                                                                      monkeypatch):
     monkeypatch.setitem(sys.modules, "pycocotools", None)

@@ -77,6 +77,10 @@ def register(subparsers) -> None:
                              "uncoloured in the overlays, left out of --coco and --label-studio (for the annotator "
                              "to label); calibrate the model first (`segnext calibrate`) for P to mean how often the "
                              "labels kept are right")
+    parser.add_argument("--class-areas", metavar="FILE",
+                        help="also write FILE (CSV): each image's size and the share of its pixels (percent) given "
+                             "each class (and left unlabelled, with --unsure-below): cover, land use, what a "
+                             "folder of images shows, without reading the label maps")
     parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
                                                        "file (a mask per class and image; a background class left "
                                                        "out): pre-annotations to correct in a labelling tool "
@@ -197,7 +201,8 @@ def without_existing_outputs(images: List[Tuple[Path, Path]], out: Path, args) -
     that collect every image (--coco, --label-studio, --confidence's table, --submission's archive)
     would then miss the others: those are refused with --skip-existing."""
     collected = [flag for flag, given in (("--coco", args.coco), ("--label-studio", args.label_studio),
-                                          ("--confidence", args.confidence), ("--submission", args.submission))
+                                          ("--class-areas", args.class_areas), ("--confidence", args.confidence),
+                                          ("--submission", args.submission))
                  if given]
     if collected:
         raise ValueError(f"--skip-existing would leave the skipped images out of what {', '.join(collected)} "
@@ -269,6 +274,8 @@ def run(args) -> int:
         check_can_write_file(args.coco, replaces=".json")
     if args.label_studio:
         check_can_write_file(args.label_studio, replaces=".json")
+    if args.class_areas:
+        check_can_write_file(args.class_areas, replaces=".csv")
     elif args.label_studio_url:
         raise ValueError("--label-studio-url names the images of --label-studio FILE; add --label-studio tasks.json")
     check_inputs_kept(images, out_dir, args)
@@ -305,6 +312,8 @@ def run(args) -> int:
               file=sys.stderr)
 
     collectors = ([CocoPredictions(segmenter.class_names, Path(args.coco))] if args.coco else []) + (
+        [ClassAreas(segmenter.class_names, Path(args.class_areas), args.unsure_below is not None)]
+        if args.class_areas else []) + (
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
                                 Path(args.checkpoint or args.onnx).name, args.label_studio_url)]
         if args.label_studio else []) + (
@@ -536,6 +545,31 @@ class SubmissionArchive:
         return (f"wrote {self.archive}: {len(self.written)} label map(s) as the {self.benchmark.name} evaluation "
                 f"server takes them; upload this file" + (f" ({missing} image(s) failed and are not in it)"
                                                           if missing else ""))
+
+
+class ClassAreas:
+    """Each image's share of pixels per class (`--class-areas`), in the order the images came."""
+
+    def __init__(self, class_names, path: Path, unlabelled: bool):
+        self.class_names, self.path, self.unlabelled = list(class_names), path, unlabelled
+        self.rows: List[list] = []
+
+    def add(self, image: Path, file_name: str, result) -> None:
+        import numpy as np
+
+        labels = np.asarray(result.labels)
+        counts = np.bincount(labels.ravel(), minlength=max(len(self.class_names), IGNORE_INDEX + 1))
+        shares = 100.0 * counts / max(labels.size, 1)
+        kept = list(shares[: len(self.class_names)]) + ([shares[IGNORE_INDEX]] if self.unlabelled else [])
+        self.rows.append([file_name, labels.shape[1], labels.shape[0], *(f"{share:.2f}" for share in kept)])
+
+    def write(self) -> str:
+        from ..utils import write_csv
+
+        header = ["image", "width", "height", *self.class_names] + (["unlabelled"] if self.unlabelled else [])
+        write_csv(self.path, header, self.rows)
+        return (f"wrote {self.path}: the share of the pixels of {len(self.rows)} image(s) given each of the "
+                f"{len(self.class_names)} classes (percent)")
 
 
 class ConfidenceTable:
