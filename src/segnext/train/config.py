@@ -105,12 +105,6 @@ class ModelSection:
                                           ignore_mismatched_sizes=True, match_class_names=self.match_class_names,
                                           output_loading_info=True, **self.options, **extra)
             key = "model.checkpoint"
-            temperature = model.config.logit_temperature
-            if temperature != 1 and "logit_temperature" not in self.options:
-                # Fitted to those weights' confidence, which training changes; the loss wants the raw logits.
-                model.config.logit_temperature = 1.0
-                lines.append(f"model.checkpoint's logit_temperature {temperature:.3f} (segnext calibrate's) is reset "
-                             f"to 1 for training: calibrate the trained model again.")
         else:
             model, reports = create_model(self.name, dataset.num_classes, pretrained=self.pretrained,
                                           backbone_checkpoint=self.backbone_checkpoint, nmf_seed=nmf_seed,
@@ -118,6 +112,12 @@ class ModelSection:
                                           **self.options, **extra)
             key = "model.pretrained" if self.pretrained is not None else "model.backbone_checkpoint"
         lines += [f"{key} {report.summary()}" for report in reports]
+        temperature = model.config.logit_temperature
+        if self.checkpoint is not None and temperature != 1 and "logit_temperature" not in self.options:
+            # Fitted to those weights' confidence, which training changes; the loss wants the raw logits.
+            model.config.logit_temperature = 1.0
+            lines.append(f"model.checkpoint's logit_temperature {temperature:.3f} (segnext calibrate's) is reset to 1 "
+                         f"for training: calibrate the trained model again.")
         if not reports:
             lines.append("model: random initialisation (no model.pretrained, model.backbone_checkpoint or "
                          "model.checkpoint)")
