@@ -141,7 +141,7 @@ class Complexity:
 
 @torch.no_grad()
 def count_macs(model: torch.nn.Module, height: int, width: int, batch_size: int = 1) -> Tuple[int, Dict[str, int]]:
-    """MACs of `model(images)` for (batch_size, 3, height, width) inputs. The forward runs on fake
+    """MACs of `model(images)` for (batch_size, in_channels, height, width) inputs. The forward runs on fake
     tensors (shapes only, no arithmetic) on a copy of the model. Returns (total, by kind)."""
     import copy
 
@@ -156,7 +156,8 @@ def count_macs(model: torch.nn.Module, height: int, width: int, batch_size: int 
         if isinstance(module, Hamburger) and module.ham.seed is not None:
             module.ham.seeded_bases(module.channels)
     with FakeTensorMode(allow_non_fake_inputs=True) as fake_mode:
-        images = fake_mode.from_tensor(torch.empty(batch_size, 3, height, width))
+        channels = getattr(getattr(model, "config", None), "in_channels", 3)
+        images = fake_mode.from_tensor(torch.empty(batch_size, channels, height, width))
         with MacCounter() as counter:
             model_copy(images)
     return counter.total, dict(counter.by_kind)

@@ -53,6 +53,18 @@ def test_graph_is_deterministic_and_self_describing(onnx_file, model):
     assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
 
 
+def test_a_model_of_other_input_channels_exports_with_them(checkpoint_path, tmp_path):
+    model = segnext.create_model(checkpoint=checkpoint_path, in_channels=4).eval()
+    path = segnext.export_onnx(model, tmp_path / "rgbn.onnx", 64, 96)
+    images = torch.randn(1, 4, 72, 80)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"images": images.numpy()})
+    with torch.no_grad():
+        assert np.abs(logits - model(images).numpy()).max() <= TOLERANCE
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["input"].startswith("images: float32 (B, 4, H, W)")
+
+
 def test_random_bases_cannot_be_exported(checkpoint_path, tmp_path):
     model = segnext.create_model(checkpoint=checkpoint_path, nmf_seed=None).eval()
     with pytest.raises(ValueError, match="nmf_seed"):

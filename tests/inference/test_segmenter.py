@@ -267,3 +267,8 @@ def test_leave_unsure_keeps_the_labels_of_the_sure_pixels_only():
         leave_unsure(labels, confidence, 1.0)
     with pytest.raises(ValueError, match="must have one shape"):
         leave_unsure(labels, confidence[:1], 0.5)
+
+
+def test_a_model_of_other_input_channels_is_refused_with_what_to_do():
+    with pytest.raises(ValueError, match="Segmenter reads images as RGB, and this model takes 4 input channels"):
+        Segmenter(segnext.create_model("segnext_t", 3, in_channels=4))

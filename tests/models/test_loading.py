@@ -23,9 +23,13 @@ def folder(reference, tmp_path_factory):
 
 
 def _same_except_classifier(model, reference):
+    _same_except(model, reference, *CLASSIFIER)
+
+
+def _same_except(model, reference, *keys):
     state = model.state_dict()
     for key, value in reference.state_dict().items():
-        if key not in CLASSIFIER:
+        if key not in keys:
             assert torch.equal(state[key], value), key
 
 
@@ -171,3 +175,45 @@ def test_a_calibrated_temperature_stays_with_its_classifier_only(reference, tmp_
     tuned = segnext.create_model(checkpoint=path, num_classes=5, ignore_mismatched_sizes=True)
     assert tuned.config.logit_temperature == 1.0
     assert segnext.create_model(checkpoint=path).reset_classifier(3).config.logit_temperature == 1.0
+
+
+@pytest.mark.parametrize("channels", [1, 4, 6])
+def test_rgb_weights_load_into_a_model_of_other_input_channels(reference, checkpoint_path, channels):
+    """in_channels: the stem's RGB weights summed (1 channel) or repeated and scaled (more), reported;
+    a grey image then gives what its RGB copy gave, and so does an RGB image repeated over 6 channels."""
+    model, reports = segnext.create_model(checkpoint=checkpoint_path, in_channels=channels, output_loading_info=True)
+    stem = "backbone.patch_embed1.proj.0.weight"
+    assert model.state_dict()[stem].shape[1] == channels and model.config.in_channels == channels
+    _same_except(model, reference, stem)
+    how = "summed" if channels == 1 else f"repeated, scaled by 3/{channels}"
+    assert f"the first convolution's weights for 3 input channels adapted to {channels} ({how})" in reports[0].summary()
+    images = torch.randn(1, 3, 32, 48)
+    model.eval()
+    with torch.no_grad():
+        if channels == 1:
+            grey = images[:, :1]
+            torch.testing.assert_close(model(grey), reference(grey.expand(-1, 3, -1, -1)), atol=1e-4, rtol=1e-4)
+        elif channels == 6:
+            torch.testing.assert_close(model(torch.cat([images, images], 1)), reference(images), atol=1e-4, rtol=1e-4)
+        with pytest.raises(ValueError, match=f"this SegNeXt takes a batch of normalised images of {channels} channels"):
+            model(torch.randn(1, channels + 1, 32, 48))
+
+
+def test_an_imagenet_encoder_loads_into_a_model_of_other_input_channels(backbone_path):
+    model, reports = segnext.create_model("segnext_t", 5, backbone_checkpoint=backbone_path, in_channels=4,
+                                          output_loading_info=True)
+    rgb = segnext.create_model("segnext_t", 5, backbone_checkpoint=backbone_path)
+    stem = "backbone.patch_embed1.proj.0.weight"
+    torch.testing.assert_close(model.state_dict()[stem], rgb.state_dict()[stem][:, [0, 1, 2, 0]] * 0.75)
+    assert "adapted to 4 (repeated, scaled by 3/4)" in reports[0].summary()
+
+
+def test_a_model_of_other_input_channels_saves_and_loads_as_it_is(tmp_path):
+    model = segnext.create_model("segnext_t", 3, in_channels=4)
+    folder = save_model(model, tmp_path / "rgbn")
+    again, reports = segnext.create_model(checkpoint=folder, output_loading_info=True)
+    assert again.config.in_channels == 4 and "adapted" not in reports[0].summary()
+    torch.save(model.state_dict(), tmp_path / "plain.pth")  # weights alone: the channels read off the stem
+    assert segnext.create_model(checkpoint=tmp_path / "plain.pth").config.in_channels == 4
+    with pytest.raises(CheckpointError, match="patch_embed1.proj.0.weight: checkpoint \\(16, 4, 3, 3\\)"):
+        segnext.create_model(checkpoint=tmp_path / "plain.pth", in_channels=3)  # never narrowed silently

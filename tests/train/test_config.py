@@ -297,3 +297,10 @@ def test_training_from_a_calibrated_model_starts_from_its_raw_logits(tmp_path):
     kept, lines = ModelSection(name="segnext_t", checkpoint=str(folder),
                                options={"logit_temperature": 0.8}).build(Dataset(), nmf_seed=0)
     assert kept.config.logit_temperature == 0.8 and not any("reset" in line for line in lines)
+
+
+def test_a_model_of_other_input_channels_is_refused_by_the_rgb_pipeline(tmp_path):
+    raw = tiny_config(tmp_path, model={"name": "segnext_t", "options": {"in_channels": 4}})
+    with pytest.raises(ConfigError, match="model.options.in_channels is 4: segnext train reads RGB images; train a "
+                                          "model of other input channels in a loop of your own"):
+        load_config(str(write_config(tmp_path / "c.yaml", raw)))

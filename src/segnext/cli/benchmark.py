@@ -136,7 +136,7 @@ def run(args) -> int:
     height, width = args.shape
     macs, _ = count_macs(model, height, width, args.batch)
     model = model.to(device)
-    images = torch.randn(args.batch, 3, height, width, device=device)
+    images = torch.randn(args.batch, model.config.in_channels, height, width, device=device)
     if amp_setting(args) and dtype is None:
         print("--amp has no effect on the CPU: timing float32")
 
@@ -218,10 +218,10 @@ def _onnxruntime_calls(model, images, backends: Sequence[str], scratch: Path) ->
     from ..inference import export_onnx
     from ..inference.quantize import quantize_onnx
 
-    batch, _, height, width = images.shape
+    batch, channels, height, width = images.shape
     paths = {"onnxruntime": export_onnx(model, scratch / "model.onnx", height, width, batch_size=batch)}
     if "onnxruntime-int8" in backends:
-        calibration = [torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(i)).numpy()
+        calibration = [torch.randn(1, channels, height, width, generator=torch.Generator().manual_seed(i)).numpy()
                        for i in range(2)]
         paths["onnxruntime-int8"] = quantize_onnx(paths["onnxruntime"], scratch / "int8.onnx", calibration)
     options = ort.SessionOptions()

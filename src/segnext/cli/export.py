@@ -56,6 +56,10 @@ def run(args) -> int:
     from ..models import create_model, recorded_training_data
 
     model = create_model(checkpoint=args.checkpoint, nmf_seed=args.nmf_seed).eval()
+    if args.int8 and model.config.in_channels != 3:
+        raise ValueError(f"--int8 calibrates on RGB image files, and {args.checkpoint} takes "
+                         f"{model.config.in_channels} input channels; export float32 (without --int8) and quantize "
+                         f"with onnxruntime's quantize_static on inputs of yours")
     training_data = recorded_training_data(args.checkpoint)
     height, width = _input_size(model, args)
     if args.int8:
@@ -73,7 +77,7 @@ def run(args) -> int:
     if args.verify:
         from ..inference import OnnxModel
 
-        images = torch.randn(1, 3, height, width)
+        images = torch.randn(1, model.config.in_channels, height, width)
         with torch.no_grad():
             expected = model(images)
         got = OnnxModel(path)(images)

@@ -58,7 +58,7 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
         raise ValueError("ONNX export needs fixed NMF bases, but this model draws random ones at every forward "
                          "(nmf_seed=None). Create it with an int nmf_seed, e.g. create_model(..., nmf_seed=0).")
     if height < 1 or width < 1 or batch_size < 1:
-        raise ValueError(f"invalid example input size {batch_size}x3x{height}x{width}")
+        raise ValueError(f"invalid example input size {batch_size}x{model.config.in_channels}x{height}x{width}")
     if opset < MIN_OPSET:
         raise ValueError(f"ONNX opset {opset} is too old for SegNeXt's resizes; use {MIN_OPSET} or newer (default "
                          f"{DEFAULT_OPSET})")
@@ -67,7 +67,8 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
     config = exported.config
     path = user_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.zeros(batch_size, 3, height, width)
+    channels = config.in_channels
+    example = torch.zeros(batch_size, channels, height, width)
     dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"},
                     "logits": {0: "batch", 2: "height", 3: "width"}} if dynamic else None
     with torch.no_grad(), warnings.catch_warnings():
@@ -90,7 +91,8 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
         "class_names": json.dumps(config.class_names) if config.class_names else "",
         "palette": json.dumps(config.palette) if config.palette else "",
         "nmf_seed": str(exported.nmf_seed),
-        "input": "images: RGB float32 (B, 3, H, W), (pixel - mean) / std",
+        "input": ("images: RGB float32 (B, 3, H, W), (pixel - mean) / std" if channels == 3 else
+                  f"images: float32 (B, {channels}, H, W), normalised as the model was trained"),
         "mean": json.dumps(list(test_config.mean)),
         "std": json.dumps(list(test_config.std)),
         "test_config": json.dumps(test_config.to_dict()),

@@ -120,6 +120,11 @@ class Segmenter:
         self.model = model
         self.num_classes = int(model.num_classes)
         config = getattr(model, "config", None)
+        channels = getattr(config, "in_channels", 3)
+        if channels != 3:  # images in are read and normalised as RGB
+            raise ValueError(f"Segmenter reads images as RGB, and this model takes {channels} input channels "
+                             f"(in_channels): call the model itself on normalised (B, {channels}, H, W) tensors "
+                             f"(model(images).argmax(1) gives the labels)")
         names = class_names or getattr(config, "class_names", None) or getattr(model, "class_names", None)
         self.class_names = list(names or [f"class_{i}" for i in range(self.num_classes)])
         colours = palette or getattr(config, "palette", None) or getattr(model, "palette", None)

@@ -22,6 +22,9 @@ class SegNeXtConfig:
     Args:
         variant: the variant it was built from ("segnext_t", "segnext_s", "segnext_b", "segnext_l").
         num_classes: outputs of the classifier.
+        in_channels: channels of the input images (3: RGB, as the paper; 4 for RGB + near infrared,
+            1 for grey, ...). Published weights load into any: the first convolution's RGB weights
+            are summed for 1 channel and repeated for more (`segnext.models.loading.adapt_input_channels`).
         embed_dims: channels of the four MSCAN stages (strides 4, 8, 16, 32).
         depths: blocks per stage.
         mlp_ratios: hidden width of each stage's MLP, as a multiple of the stage width.
@@ -57,6 +60,7 @@ class SegNeXtConfig:
 
     variant: str
     num_classes: int = 150
+    in_channels: int = 3
     embed_dims: Tuple[int, ...] = (32, 64, 160, 256)
     depths: Tuple[int, ...] = (3, 3, 5, 2)
     mlp_ratios: Tuple[int, ...] = (8, 8, 4, 4)
@@ -104,6 +108,8 @@ class SegNeXtConfig:
             raise ValueError(f"SegNeXt option {field} must be {needed}, got "
                              f"{list(value) if isinstance(value, tuple) else value!r}")
 
+        if not whole(self.in_channels, 1):
+            fail("in_channels", "a whole number of at least 1 (3 for RGB images)")
         stages = len(self.embed_dims) if isinstance(self.embed_dims, (tuple, list)) else 0
         for field in ("embed_dims", "depths", "mlp_ratios"):
             values = getattr(self, field)
@@ -179,12 +185,12 @@ FIELDS = [f.name for f in dataclasses.fields(SegNeXtConfig)]
 # Fields added after model folders were first written, each with a default that keeps the model of
 # earlier releases; an earlier release refuses a field it does not know, so config.json names them
 # only where they change the model (add every new field here).
-FIELDS_ADDED_LATER = ("attention_channel_mixing", "attention_gating", "attention", "logit_temperature")
+FIELDS_ADDED_LATER = ("in_channels", "attention_channel_mixing", "attention_gating", "attention", "logit_temperature")
 ATTENTIONS = ("msca", "lka")  # SegNeXt's multi-scale convolutional attention; VAN's large kernel attention
 _MSCA_FIELDS = ("attention_kernel_size", "strip_kernel_sizes", "attention_channel_mixing", "attention_gating")
 _TUPLE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "strip_kernel_sizes", "head_in_stages")
-_INT_FIELDS = _TUPLE_FIELDS + ("attention_kernel_size", "head_channels", "ham_channels", "nmf_rank", "nmf_train_steps",
-                               "nmf_eval_steps", "group_norm_groups")
+_INT_FIELDS = _TUPLE_FIELDS + ("in_channels", "attention_kernel_size", "head_channels", "ham_channels", "nmf_rank",
+                               "nmf_train_steps", "nmf_eval_steps", "group_norm_groups")
 
 
 def _as_int(value):

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..constants import DEFAULT_NMF_SEED, SAVED_NMF_SEED
 from .configuration import SegNeXtConfig, variant_config
-from .weights import Checkpoint, CheckpointError, infer_architecture, infer_variant
+from .weights import STEM_WEIGHT, Checkpoint, CheckpointError, infer_architecture, infer_variant
 
 logger = logging.getLogger("segnext")
 
@@ -62,6 +62,7 @@ class LoadReport:
     moved_classes: List[str] = field(default_factory=list)  # rows taken from another index of the checkpoint's
     new_classes: List[str] = field(default_factory=list)  # rows of classes the checkpoint lacks: fresh
     renamed_classes: List[str] = field(default_factory=list)  # "name (checkpoint's name)": the row at its index
+    adapted_channels: Optional[Tuple[int, int]] = None  # the first conv's (checkpoint's, model's) input channels
 
     def summary(self) -> str:
         """One line for a log: how many tensors were loaded, which are new."""
@@ -82,6 +83,10 @@ class LoadReport:
                                    "{names}")):
             if classes:
                 text += "; " + template.format(count=_classes(classes), names=", ".join(classes))
+        if self.adapted_channels:
+            given, channels = self.adapted_channels
+            how = "summed" if channels == 1 else f"repeated, scaled by {given}/{channels}"
+            text += f"; the first convolution's weights for {given} input channels adapted to {channels} ({how})"
         others = [name for name in self.new if name not in self.reinitialised]
         if others:
             groups: Dict[str, int] = {}
@@ -106,6 +111,18 @@ class LoadReport:
                            f"not name these classes. Train the model on them before using its predictions.")
 
 
+def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """The weights of a convolution over RGB images (O, 3, kh, kw) for `channels` input channels: their
+    sum over the three for one channel (a grey image then gives what its RGB copy gave), else the
+    three repeated over the channels and scaled by 3 / channels (where the channels are a multiple of
+    three, the RGB image repeated over them gives what it gave), as timm and
+    segmentation_models_pytorch adapt pretrained stems."""
+    if channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-channels // 3)
+    return weight.repeat(1, repeats, 1, 1)[:, :channels] * (3.0 / channels)
+
+
 def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[str] = None,
               new_classifier: bool = False, match_class_names: bool = True) -> LoadReport:
     """Copy `checkpoint` into `model` (only the keys under `prefix_filter` when given).
@@ -118,6 +135,11 @@ def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[
     everything = model.state_dict()
     expected = {k: v for k, v in everything.items() if not prefix_filter or k.startswith(prefix_filter)}
     given = checkpoint.state_dict
+    adapted_channels = None  # RGB weights given to a model of other input channels: (3, its channels)
+    if STEM_WEIGHT in given and STEM_WEIGHT in expected and given[STEM_WEIGHT].shape[1] == 3 != \
+            expected[STEM_WEIGHT].shape[1] and given[STEM_WEIGHT].shape[0] == expected[STEM_WEIGHT].shape[0]:
+        adapted_channels = (3, expected[STEM_WEIGHT].shape[1])
+        given = {**given, STEM_WEIGHT: adapt_input_channels(given[STEM_WEIGHT], adapted_channels[1])}
     missing = sorted(set(expected) - set(given))
     unexpected = sorted(set(given) - set(expected))
     different = sorted(k for k in set(given) & set(expected) if given[k].shape != expected[k].shape)
@@ -151,7 +173,8 @@ def load_into(model: nn.Module, checkpoint: Checkpoint, prefix_filter: Optional[
     return LoadReport(checkpoint.path, loaded, new=[k for k in everything if k not in loaded],
                       reinitialised=reinitialised, checkpoint_classes=arch.get("num_classes"),
                       model_classes=getattr(getattr(model, "config", None), "num_classes", None), kept_classes=kept,
-                      moved_classes=moved, new_classes=new_rows, renamed_classes=renamed)
+                      moved_classes=moved, new_classes=new_rows, renamed_classes=renamed,
+                      adapted_channels=adapted_channels)
 
 
 def _classes(names: List[str]) -> str:
@@ -255,6 +278,8 @@ def checkpoint_config(checkpoint: Checkpoint, name: Optional[str] = None, **over
         raise CheckpointError(f"{checkpoint.path} has no classifier (decode_head.conv_seg): it is not a whole "
                               f"segmentation model.")
     num_classes = arch["num_classes"]
+    if "in_channels" not in overrides and arch.get("in_channels", 3) != 3:  # weights of a model of other inputs
+        overrides = {**overrides, "in_channels": arch["in_channels"]}
     config = variant_config(name, num_classes, **overrides)
     if "class_names" not in overrides and checkpoint.class_names and len(checkpoint.class_names) == num_classes:
         config.class_names = list(checkpoint.class_names)

@@ -23,13 +23,16 @@ from .pretrained import published_model
 from .weights import read_checkpoint, save_model
 
 
-def _check_images(images: torch.Tensor) -> None:
+def _check_images(images: torch.Tensor, channels: int = 3) -> None:
     """What PyTorch would only report deep inside the first convolution, said in the model's terms."""
     if not isinstance(images, torch.Tensor):  # a torch.fx trace (optimize_for_inference) has no values to check
         return
-    if images.dim() == 4 and images.shape[1] == 3 and images.is_floating_point():
+    if images.dim() == 4 and images.shape[1] == channels and images.is_floating_point():
         return
     got = f"{str(images.dtype).replace('torch.', '')} {tuple(images.shape)}"
+    if channels != 3:  # a model of other inputs than RGB (in_channels)
+        raise ValueError(f"this SegNeXt takes a batch of normalised images of {channels} channels, float "
+                         f"(B, {channels}, H, W) (its in_channels), and got {got}")
     if images.dim() == 4 and images.shape[3] == 3 and images.shape[1] != 3:
         hint = "channels last in the shape? images.permute(0, 3, 1, 2) makes (B, 3, H, W)"
     elif images.dim() == 3 and images.shape[0] == 3:
@@ -59,7 +62,8 @@ class SegNeXt(nn.Module):
         self.backbone = MSCAN(config.embed_dims, config.depths, config.mlp_ratios, config.drop_path_rate,
                               config.attention_kernel_size, config.strip_kernel_sizes,
                               attention_channel_mixing=config.attention_channel_mixing,
-                              attention_gating=config.attention_gating, attention=config.attention)
+                              in_channels=config.in_channels, attention_gating=config.attention_gating,
+                              attention=config.attention)
         nmf = NMF2D(config.nmf_rank, config.nmf_train_steps, config.nmf_eval_steps, seed=nmf_seed)
         self.decode_head = LightHamHead(
             in_channels=[config.embed_dims[i] for i in config.head_in_stages],
@@ -87,7 +91,7 @@ class SegNeXt(nn.Module):
 
     def forward_logits(self, images: torch.Tensor, nmf_bases: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits at stride 8 (the decode head's output), before the resize to the input size."""
-        _check_images(images)
+        _check_images(images, self.config.in_channels)
         features = self.backbone(images)
         logits = self.decode_head([features[i] for i in self.config.head_in_stages], nmf_bases)
         if self.config.logit_temperature != 1 and not self.reparameterized:  # folded into the classifier there

@@ -34,6 +34,7 @@ from .configuration import VARIANTS
 from .jseg import JSegFileError, jseg_tensors, read_jseg
 
 CONFIG_FILE = "config.json"
+STEM_WEIGHT = "backbone.patch_embed1.proj.0.weight"  # the first convolution: the only one that sees the image
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_NAME = "segnext"
 FORMAT_VERSION = 1
@@ -297,6 +298,8 @@ def infer_architecture(state_dict: Dict[str, torch.Tensor]) -> dict:
         depths.append(len({k[len(prefix):].split(".")[0] for k in state_dict if k.startswith(prefix)}))
         stage += 1
     arch["embed_dims"], arch["depths"] = tuple(dims), tuple(depths)
+    if STEM_WEIGHT in state_dict:
+        arch["in_channels"] = state_dict[STEM_WEIGHT].shape[1]
     if "decode_head.conv_seg.weight" in state_dict:
         arch["num_classes"] = state_dict["decode_head.conv_seg.weight"].shape[0]
         arch["head_channels"] = state_dict["decode_head.conv_seg.weight"].shape[1]

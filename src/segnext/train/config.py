@@ -112,6 +112,9 @@ class ModelSection:
                                           **self.options, **extra)
             key = "model.pretrained" if self.pretrained is not None else "model.backbone_checkpoint"
         lines += [f"{key} {report.summary()}" for report in reports]
+        if model.config.in_channels != 3:
+            raise ConfigError(f"model.checkpoint {self.checkpoint} takes {model.config.in_channels} input channels: "
+                              f"{RGB_ONLY}")
         temperature = model.config.logit_temperature
         if self.checkpoint is not None and temperature != 1 and "logit_temperature" not in self.options:
             # Fitted to those weights' confidence, which training changes; the loss wants the raw logits.
@@ -122,6 +125,11 @@ class ModelSection:
             lines.append("model: random initialisation (no model.pretrained, model.backbone_checkpoint or "
                          "model.checkpoint)")
         return model, lines
+
+
+# What a model of other input channels than RGB (SegNeXtConfig.in_channels) meets in `segnext train`.
+RGB_ONLY = ("segnext train reads RGB images; train a model of other input channels in a loop of your own "
+            "(docs/training.md: in a training loop of your own)")
 
 
 @dataclass
@@ -849,3 +857,5 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         for key in section.options:
             if key not in valid:
                 fail(f"options.{key}", f"is not a model option.{did_you_mean(key, valid)} Valid: {', '.join(valid)}.")
+        if section.options.get("in_channels", 3) != 3:
+            fail("options.in_channels", f"is {section.options['in_channels']}: {RGB_ONLY}")
