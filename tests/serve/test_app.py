@@ -352,8 +352,8 @@ def test_metrics_count_what_the_server_did(segmenter):
 def test_the_page_loads_and_names_the_endpoints(client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    for text in ('type="file"', "output=json&confidence=true", '"output=" + output', 'value="overlay"',
-                 'value="confidence"', "health"):
+    for text in ('type="file"', "output=json&confidence=true", '"output=overlay"', "&unsure_below=", 'value="overlay"',
+                 'value="sure"', 'value="confidence"', "health"):
         assert text in response.text
 
 

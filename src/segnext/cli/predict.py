@@ -272,10 +272,10 @@ def run(args) -> int:
 
         pycocotools_mask()  # writes the masks: missing, it is named before any work
         check_can_write_file(args.coco, replaces=".json")
-    if args.label_studio:
-        check_can_write_file(args.label_studio, replaces=".json")
     if args.class_areas:
         check_can_write_file(args.class_areas, replaces=".csv")
+    if args.label_studio:
+        check_can_write_file(args.label_studio, replaces=".json")
     elif args.label_studio_url:
         raise ValueError("--label-studio-url names the images of --label-studio FILE; add --label-studio tasks.json")
     check_inputs_kept(images, out_dir, args)
