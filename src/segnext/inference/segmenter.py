@@ -310,8 +310,8 @@ def leave_unsure(labels: np.ndarray, confidence: np.ndarray, below: float, no_la
     """`labels` with the pixels whose confidence (a `predict_with_confidence` map) is under `below`
     given `no_label` instead: pre-annotations that leave the unsure regions to the annotator, and
     label maps that name a class only where the model is sure of it. A calibrated model (`segnext
-    calibrate`) makes `below` mean what it says: at 0.7, the labels kept are right about 70% of the
-    time at their least."""
+    calibrate`) makes `below` mean what it says: at 0.7, a label kept is right at least about 70% of
+    the time."""
     if not 0 < below < 1:
         raise ValueError(f"the confidence under which a pixel is left unlabelled must be between 0 and 1, got {below}")
     if np.shape(labels) != np.shape(confidence):
