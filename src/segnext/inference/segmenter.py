@@ -71,6 +71,7 @@ class OnnxModel:
         shape = self.session.get_inputs()[0].shape
         self.fixed_size = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.in_channels = shape[1] if isinstance(shape[1], int) else 3
 
     training = False  # inference only; eval() and train(False) are accepted, as of a module
 
@@ -120,7 +121,7 @@ class Segmenter:
         self.model = model
         self.num_classes = int(model.num_classes)
         config = getattr(model, "config", None)
-        channels = getattr(config, "in_channels", 3)
+        channels = getattr(config, "in_channels", None) or getattr(model, "in_channels", 3)  # a SegNeXt's, an ONNX's
         if channels != 3:  # images in are read and normalised as RGB
             raise ValueError(f"Segmenter reads images as RGB, and this model takes {channels} input channels "
                              f"(in_channels): call the model itself on normalised (B, {channels}, H, W) tensors "
