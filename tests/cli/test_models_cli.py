@@ -93,6 +93,41 @@ def test_convert_backbone_file_fails_clearly(tmp_path, capsys, backbone_path):
     assert not dst.exists()
 
 
+def test_info_says_what_a_checkpoint_holds_and_writes_nothing(tmp_path, capsys, checkpoint_path):
+    import json
+
+    assert main(["info", str(checkpoint_path)]) == 0
+    out = capsys.readouterr().out
+    for line in ("  variant      segnext_t (4,263,414 parameters)", "  classes      150 (wall, building, sky, floor, "
+                 "tree, ...)", "  test         whole, img_scale (2048, 512), sides rounded up to a multiple of 32 "
+                 "(the official settings of its dataset)", "  nmf seed     0", "format)"):
+        assert line in out, out
+    assert "trained on" not in out and "scores" not in out and "temperature" not in out
+    model = segnext.create_model("segnext_t", 3, class_names=["a", "b", "c"], logit_temperature=0.8, in_channels=4,
+                                 attention_gating=False)
+    folder = segnext.save_model(model, tmp_path / "model", training_data={"dataset": "folder", "split": "train",
+                                                                          "groups": {"x": 3, "y": 2}},
+                                metrics={"mIoU": 50.0, "aAcc": 80.0, "mAcc": 60.0, "dataset": "folder", "split": "val",
+                                         "num_images": 7})
+    before = sorted(p.name for p in folder.iterdir())
+    assert main(["info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    for line in ("  architecture not the published one: `in_channels` 4 (the variant's: 3), `attention_gating` false",
+                 "  classes      3 (a, b, c)", "  input        4 channels (not RGB)",
+                 "  temperature  0.800", "  trained on   folder train (5 images in 2 groups)",
+                 "  scores       mIoU 50.00, aAcc 80.00, mAcc 60.00 on folder val (7 images)"):
+        assert line in out, out
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert main(["info", str(folder), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["in_channels"] == 4 and facts["logit_temperature"] == 0.8 and facts["metrics"]["mIoU"] == 50.0
+    assert facts["training_data"]["groups"] == {"x": 3, "y": 2} and facts["format"] == "project"
+    assert main(["info", str(tmp_path / "nope.pth")]) == 1
+    assert "Checkpoint " in capsys.readouterr().err
+    assert main(["info", "camvid"]) == 0  # published weights by name: the one in the package
+    assert "  trained on   camvid train (367 images in 3 groups)" in capsys.readouterr().out
+
+
 def test_convert_missing_source(tmp_path, capsys):
     assert main(["convert", str(tmp_path / "nope.pth"), str(tmp_path / "out")]) == 1
     assert "does not exist" in capsys.readouterr().err

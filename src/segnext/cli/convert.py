@@ -24,25 +24,20 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..inference import TestConfig, test_config_for
-    from ..models import create_model, read_checkpoint, recorded_training_data, save_model
+    from ..inference import test_config_for
+    from ..models import create_model, model_record, read_checkpoint, save_model
     from ..models.hub import resolve_checkpoint
+    from .info import model_path, summary_lines
 
-    source = read_checkpoint(resolve_checkpoint(args.src))
+    source = read_checkpoint(resolve_checkpoint(model_path(args.src)))
     model = create_model(args.name, checkpoint=args.src)
     settings_saved = bool(model.config.test_settings)
-    model.config.test_settings = test_config_for(model).to_dict()  # written out, so that the folder says it
+    settings = test_config_for(model)
+    model.config.test_settings = settings.to_dict()  # written out, so that the folder says it
+    record = model_record(args.src)  # a model folder's record of its training data travels with it
     save_model(model, args.dst, source=f"Converted by `segnext convert` from {Path(args.src).name}.", half=args.half,
-               training_data=recorded_training_data(args.src))  # a model folder's record travels with it
-    c = model.config
+               training_data=record.get("training_data"))
     print(f"converted {args.src} -> {args.dst}")
-    print(f"  variant      {c.variant} ({sum(p.numel() for p in model.parameters()):,} parameters)")
-    print(f"  classes      {c.num_classes}" + (f" ({', '.join(c.class_names[:5])}, ...)" if c.class_names else
-                                                 " (no class names in the source)"))
-    print(f"  palette      {'yes' if c.palette else 'no'}")
-    print(f"  test         {TestConfig.from_dict(c.test_settings).describe()} "
-          f"({'saved with the checkpoint' if settings_saved else 'the official settings of its dataset'})")
-    print(f"  tensors      {len(source.state_dict)} ({source.kind} format)")
-    for note in source.notes:
-        print(f"  note         {note}")
+    for line in summary_lines(model, settings, settings_saved, record, source):
+        print(line)
     return 0

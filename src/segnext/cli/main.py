@@ -17,6 +17,7 @@ from .arguments import CommandParser
 # Module names under segnext.cli, in the order `segnext --help` lists them.
 COMMANDS = [
     "models",
+    "info",
     "convert",
     "push",
     "data",

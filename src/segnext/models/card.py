@@ -43,7 +43,7 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         f"encoder with the LightHamHead (NMF) decoder, for {config.num_classes} classes.",
         "",
     ]
-    changed = _architecture_changes(config)
+    changed = architecture_changes(config)
     if changed:
         lines += [f"Its architecture is not the published {title}'s: " + ", ".join(changed) + ".", ""]
     if config.logit_temperature != 1:
@@ -119,7 +119,7 @@ def model_card(config, parameters: int, source: Optional[str] = None,
     return "\n".join(lines)
 
 
-def _architecture_changes(config) -> List[str]:
+def architecture_changes(config) -> List[str]:
     """'field value (the variant's: value)' for each architecture field that differs from the variant's."""
     if config.variant not in VARIANTS:
         return []

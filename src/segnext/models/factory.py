@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from ..constants import SAVED_NMF_SEED
 from .configuration import check_fields, check_variant, variant_config
@@ -101,23 +101,32 @@ def create_model(name: Optional[str] = None, num_classes: Optional[int] = None, 
 def recorded_training_data(checkpoint) -> Optional[dict]:
     """What a model folder (a path, or the name of weights shipped in the package) says it was trained
     on (`save_model`'s training_data: dataset, split, frames per group); None for other checkpoints."""
+    return model_record(checkpoint).get("training_data")
+
+
+def model_record(checkpoint) -> Dict[str, dict]:
+    """What a model folder (a path, or the name of weights shipped in the package) records beside its
+    weights, as `save_model` wrote it: `training_data`, `metrics` (the dicts among config.json's
+    entries); {} for other checkpoints."""
     checkpoint = resolve_checkpoint(checkpoint)
     if isinstance(checkpoint, str) and not os.path.exists(checkpoint):
         try:
             published = published_model(checkpoint)
         except ValueError:
-            return None
+            return {}
         if published is None or not published.bundled:
-            return None
+            return {}
         checkpoint = fetch(published)
     config = Path(checkpoint) / CONFIG_FILE
     if not config.is_file():
-        return None
+        return {}
     try:
-        recorded = json.loads(config.read_text()).get("training_data")
-    except (ValueError, AttributeError):
-        return None
-    return recorded if isinstance(recorded, dict) else None
+        recorded = json.loads(config.read_text())
+    except ValueError:
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {key: recorded[key] for key in ("training_data", "metrics") if isinstance(recorded.get(key), dict)}
 
 
 def _read_local_checkpoint(checkpoint):
