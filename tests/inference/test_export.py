@@ -67,6 +67,20 @@ def test_a_model_of_other_input_channels_exports_with_them(checkpoint_path, tmp_
         segnext.Segmenter.from_onnx(path)
 
 
+def test_info_reads_what_export_wrote_into_the_file(onnx_file, capsys):
+    from segnext.cli.main import main
+
+    assert main(["info", str(onnx_file)]) == 0
+    out = capsys.readouterr().out
+    for line in ("  variant      segnext_t (ONNX, input tensor(float) batch x 3 x height x width)",
+                 "  classes      150 (wall, building, sky, floor, tree, ...)",
+                 "  input        images: RGB float32 (B, 3, H, W), (pixel - mean) / std",
+                 "  test         whole, img_scale (2048, 512), sides rounded up to a multiple of 32"):
+        assert line in out, out
+    assert main(["info", str(onnx_file), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["in_channels"] == 3
+
+
 def test_random_bases_cannot_be_exported(checkpoint_path, tmp_path):
     model = segnext.create_model(checkpoint=checkpoint_path, nmf_seed=None).eval()
     with pytest.raises(ValueError, match="nmf_seed"):

@@ -13,7 +13,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "info", help="what a checkpoint holds: variant, classes, test settings, training data, scores",
         description="Read CHECKPOINT (a model folder, an official MMSegmentation or JSeg file, a training "
-                    "checkpoint, hf://owner/name, or the name of published weights) and say what it holds: its "
+                    "checkpoint, hf://owner/name, the name of published weights, or an ONNX file of segnext "
+                    "export) and say what it holds: its "
                     "variant and architecture, classes, input channels, test settings, NMF seed, logit "
                     "temperature, and what a model folder records of its training data and scores. Nothing is "
                     "written.",
@@ -24,6 +25,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if str(args.checkpoint).lower().endswith(".onnx"):
+        return _onnx_info(args)
     from ..inference import TestConfig, test_config_for
     from ..models import create_model, model_record, read_checkpoint
     from ..models.card import architecture_changes
@@ -47,6 +50,39 @@ def run(args) -> int:
     print(args.checkpoint)
     for line in summary_lines(model, settings, settings_saved, record, source):
         print(line)
+    return 0
+
+
+def _onnx_info(args) -> int:
+    """What `segnext export` wrote into an ONNX file's metadata, and its input."""
+    from ..inference import OnnxModel, TestConfig
+
+    model = OnnxModel(args.checkpoint)
+    meta = model.metadata
+    settings = TestConfig.from_dict(json.loads(meta["test_config"])) if meta.get("test_config") else None
+    inputs = model.session.get_inputs()[0]
+    shape = [d if isinstance(d, int) else str(d) for d in inputs.shape]  # names of the dynamic axes
+    facts = {"checkpoint": str(args.checkpoint), "format": "onnx", "variant": meta.get("variant"),
+             "num_classes": model.num_classes, "class_names": model.class_names, "palette": bool(model.palette),
+             "in_channels": model.in_channels, "input_shape": shape,
+             "input": meta.get("input"), "test_settings": settings.to_dict() if settings else None,
+             "nmf_seed": meta.get("nmf_seed"), "training_data": json.loads(meta["training_data"])
+             if meta.get("training_data") else None}
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    names = model.class_names or []
+    print(args.checkpoint)
+    print(f"  variant      {facts['variant']} (ONNX, input {inputs.type} {' x '.join(map(str, shape))})")
+    print(f"  classes      {model.num_classes}" + (f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+                                                   if names else " (no class names)"))
+    print(f"  input        {facts['input']}")
+    if settings:
+        print(f"  test         {settings.describe()} (saved with the model)")
+    print(f"  nmf seed     {facts['nmf_seed']} (the bases are constants of the graph)")
+    trained = facts["training_data"]
+    if trained:
+        print(f"  trained on   {trained.get('dataset', '?')} {trained.get('split', '?')}")
     return 0
 
 
