@@ -396,6 +396,8 @@ def test_confidence_maps_and_the_images_least_confident_first(checkpoint_path, i
 def test_unsure_pixels_are_left_unlabelled(checkpoint_path, image_folder, tmp_path, capsys):
     """--unsure-below P: the pixels whose confidence is under P get 255 (no label) in the label maps and
     keep the image's colour in the overlays; the others keep the model's label."""
+    import csv
+
     from segnext.data import overlay, write_image
     from segnext.inference import Segmenter
 
@@ -416,6 +418,13 @@ def test_unsure_pixels_are_left_unlabelled(checkpoint_path, image_folder, tmp_pa
     assert np.array_equal(np.asarray(Image.open(out / "a_overlay.jpg")),
                           np.asarray(Image.open(tmp_path / "expected.jpg")))
     assert not (out / "a_confidence.png").exists()  # only with --confidence
+    # with --confidence, the table's unsure pixels are those left unlabelled
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder / "a.png"), str(image_folder / "b.jpg"),
+                 "--out", str(tmp_path / "both"), "--unsure-below", str(below), "--confidence", *FAST]) == 0
+    assert f"their share of pixels under {below:.0%}" in capsys.readouterr().err
+    with open(tmp_path / "both" / "confidence.csv", newline="") as file:
+        rows = {row["image"]: row for row in csv.DictReader(file)}
+    assert float(rows[str(image_folder / "a.png")]["unsure_pixels"]) == pytest.approx(100 * unsure.mean(), abs=0.006)
     assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "test"),
                  "--unsure-below", "0.5", "--submission", "ade20k", *FAST]) == 1
     assert "--submission's server scores every pixel" in capsys.readouterr().err

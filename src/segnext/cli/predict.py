@@ -228,6 +228,7 @@ def run(args) -> int:
     import torch
 
     from ..inference import Segmenter
+    from ..inference.segmenter import UNSURE_BELOW
     from ..runtime import use_device
     from ..utils import check_can_make_folder, check_can_write_file, require, resolve_device
 
@@ -319,8 +320,8 @@ def run(args) -> int:
         if args.label_studio else []) + (
         [SubmissionArchive(benchmark, Path(args.out), out_dir, images, args)]
         if benchmark is not None else []) + (
-        [ConfidenceTable(out_dir / CONFIDENCE_TABLE)] if args.confidence and images and out_dir == Path(args.out)
-        else [])  # a video's frames have a table of their own
+        [ConfidenceTable(out_dir / CONFIDENCE_TABLE, args.unsure_below or UNSURE_BELOW)]
+        if args.confidence and images and out_dir == Path(args.out) else [])  # a video's frames have their own table
     failures = _predict_images(args, segmenter, images, out_dir, collectors, benchmark) if images else []
     for collector in collectors:
         print(collector.write() + (" (videos' frames are not in it)" if videos else ""), file=sys.stderr)
@@ -575,17 +576,16 @@ class ClassAreas:
 class ConfidenceTable:
     """Each image's mean confidence (`--confidence`), least confident first: the images to label next."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, unsure_below: float):
+        self.path, self.unsure_below = path, unsure_below  # what counts as unsure: --unsure-below's, else 50%
         self.rows: List[tuple] = []
 
     def add(self, image: Path, file_name: str, result) -> None:
         from ..inference.segmenter import confidence_summary
 
-        self.rows.append((*confidence_summary(result.confidence), str(image)))
+        self.rows.append((*confidence_summary(result.confidence, self.unsure_below), str(image)))
 
     def write(self, shown: int = 5) -> str:
-        from ..inference.segmenter import UNSURE_BELOW
         from ..utils import write_csv
 
         self.rows.sort()
@@ -594,7 +594,7 @@ class ConfidenceTable:
         least = "\n".join(f"  confidence {mean:5.1f}%  unsure pixels {unsure:5.1f}%  {image}"
                            for mean, unsure, image in self.rows[:shown])
         return (f"wrote {self.path}: the mean confidence of {len(self.rows)} image(s) and their share of pixels "
-                f"under {UNSURE_BELOW:.0%}, least confident first (label those first):\n{least}")
+                f"under {self.unsure_below:.0%}, least confident first (label those first):\n{least}")
 
 
 def _predict_video(args, segmenter, path: Path, stem: Path, out_dir: Path) -> List[str]:

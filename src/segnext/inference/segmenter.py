@@ -301,10 +301,10 @@ class Segmenter:
 UNSURE_BELOW = 0.5  # a pixel whose label has less than this probability counts as unsure
 
 
-def confidence_summary(confidence: np.ndarray) -> Tuple[float, float]:
+def confidence_summary(confidence: np.ndarray, unsure_below: float = UNSURE_BELOW) -> Tuple[float, float]:
     """(mean confidence, share of unsure pixels), in percent, of a `predict_with_confidence` map:
     how an image (or a video frame) ranks among those to label next."""
-    return 100.0 * float(confidence.mean()), 100.0 * float((confidence < UNSURE_BELOW).mean())
+    return 100.0 * float(confidence.mean()), 100.0 * float((confidence < unsure_below).mean())
 
 
 def leave_unsure(labels: np.ndarray, confidence: np.ndarray, below: float, no_label: int = IGNORE_INDEX) -> np.ndarray:

@@ -30,7 +30,7 @@ from ..constants import IGNORE_INDEX
 from ..data.io import write_image, write_label
 from ..data.palette import overlay
 from ..utils import progress_bar, require, user_path, write_csv
-from .segmenter import Segmenter, confidence_greyscale, confidence_summary, leave_unsure
+from .segmenter import UNSURE_BELOW, Segmenter, confidence_greyscale, confidence_summary, leave_unsure
 
 DEFAULT_FPS = 25.0  # when the container does not say
 OVERLAY_FORMATS = ((".mp4", "mp4v"), (".avi", "MJPG"))  # (suffix, fourcc), the first one that opens
@@ -256,4 +256,4 @@ def _write_frames(batch, outputs, palette, alpha: float, labels_dir: Path, write
             probabilities.save(labels_dir / f"{index:06d}_probs.npy", np.float16)  # a band of rows at a time
         if confidence:
             write_image(labels_dir / f"{index:06d}_confidence.png", confidence_greyscale(pixel_confidence))
-            summaries.append((index, *confidence_summary(pixel_confidence)))
+            summaries.append((index, *confidence_summary(pixel_confidence, unsure_below or UNSURE_BELOW)))
