@@ -418,3 +418,64 @@ def test_the_command_checks_cors_origins_and_serves_them(model_folder, monkeypat
         main(["serve", "-c", str(model_folder), "--cors-origin", "https://app.example.com/"])
     assert "'https://app.example.com/' is not an origin: give the scheme and host (and port) a browser sends, " \
            "without a path or a final /, e.g. https://app.example.com; or * for any" in capsys.readouterr().err
+
+
+KEY = "k3y-0f-this-server-0123456789"
+
+
+def test_with_keys_predictions_and_metrics_need_one_and_the_rest_stays_open(segmenter):
+    """api_keys: /predict and /metrics only for 'Authorization: Bearer KEY' (401 otherwise, an upload
+    refused before it is read); the page, /health and a browser's preflight stay open."""
+    page = "https://app.example.com"
+    guarded = create_app(segmenter, name="guarded", api_keys=["another-key-of-this-server", KEY],
+                         cors_origins=[page], max_upload_mb=0.01)
+    image = png_bytes(photo(32, 20, 30))
+    with TestClient(guarded) as client, TestClient(create_app(segmenter, name="open")) as open_client:
+        assert guarded.service.name == "guarded"
+        assert client.get("/health").json()["key_required"] is True
+        assert open_client.get("/health").json()["key_required"] is False
+        assert client.get("/").status_code == 200
+        for headers, reason in (({}, "no key was given"), ({"Authorization": "Bearer wrong-key-0123456789"},
+                                                          "the key given is not one of this server's"),
+                                ({"Authorization": f"Basic {KEY}"}, "the key given is not one of this server's")):
+            refused = client.post("/predict", headers={"Origin": page, **headers}, files={"image": ("p.png", image)})
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+            assert f"/predict needs this server's key: {reason}" in refused.json()["error"]
+            assert refused.headers["access-control-allow-origin"] == page  # readable by the page that called
+        big = client.post("/predict", files={"image": ("p.png", png_bytes(photo(33, 200, 200)))})
+        assert big.status_code == 401  # not 413: refused before the upload is read
+        answered = client.post("/predict", headers={"Authorization": f"Bearer {KEY}"},
+                               files={"image": ("p.png", image)})
+        assert answered.status_code == 200
+        assert answered.content == open_client.post("/predict", files={"image": ("p.png", image)}).content
+        preflight = client.options("/predict", headers={"Origin": page, "Access-Control-Request-Method": "POST",
+                                                        "Access-Control-Request-Headers": "authorization"})
+        assert preflight.status_code == 200 and "authorization" in preflight.headers["access-control-allow-headers"]
+        assert client.get("/metrics").status_code == 401
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+        assert metrics.status_code == 200
+        assert 'segnext_requests_total{output="unauthorized",status="401"} 4.0' in metrics.text
+
+
+def test_the_command_reads_its_keys_from_a_file_and_refuses_weak_ones(model_folder, monkeypatch, capsys, tmp_path):
+    import uvicorn
+
+    from segnext.cli.main import main
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(app=app))
+    keys = tmp_path / "keys"
+    keys.write_text(f"\n{KEY}\n")
+    assert main(["serve", "-c", str(model_folder), "--device", "cpu", "--api-key-file", str(keys)]) == 0
+    assert f"1 key(s) from {keys}" in capsys.readouterr().err
+    with TestClient(served["app"]) as client:
+        assert client.post("/predict", files={"image": ("p.png", png_bytes(photo(34)))}).status_code == 401
+        assert client.post("/predict", headers={"Authorization": f"Bearer {KEY}"},
+                           files={"image": ("p.png", png_bytes(photo(34)))}).status_code == 200
+    for text, words in (("\n\n", "holds no key"), (f"{KEY}\nshort\n", "key 2 is shorter than 16 characters")):
+        keys.write_text(text)
+        assert main(["serve", "-c", str(model_folder), "--api-key-file", str(keys)]) == 1
+        err = capsys.readouterr().err
+        assert words in err and "short\n" not in err  # never the key itself
+    assert main(["serve", "-c", str(model_folder), "--api-key-file", str(tmp_path / "none")]) == 1
+    assert "cannot read it" in capsys.readouterr().err

@@ -36,26 +36,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+KEY = "the-page-s-key-0123456789"
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def segmenter(tmp_path_factory):
     palette = [[255, 0, 0], [0, 0, 255]]
     model = segnext.create_model("segnext_t", 2, class_names=["red thing", "blue thing"], palette=palette)
     model.config.test_settings = segnext.TestConfig(img_scale=(96, 64)).to_dict()
     folder = segnext.save_model(model, tmp_path_factory.mktemp("page") / "model")
-    segmenter = segnext.Segmenter.from_checkpoint(folder, device="cpu")
+    return segnext.Segmenter.from_checkpoint(folder, device="cpu")
+
+
+def serving(app):
+    """Run `app` on a free port in a thread; yields its URL, then stops it."""
     port = free_port()
-    app = create_app(segmenter, name="page-model")
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
     while not instance.started and time.time() < deadline:
         time.sleep(0.05)
     assert instance.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}/", segmenter, app.service.worker
+    yield f"http://127.0.0.1:{port}/"
     instance.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(segmenter):
+    app = create_app(segmenter, name="page-model")
+    for url in serving(app):
+        yield url, segmenter, app.service.worker
+
+
+@pytest.fixture(scope="module")
+def guarded_server(segmenter):
+    yield from serving(create_app(segmenter, name="guarded-model", api_keys=[KEY]))
 
 
 def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
@@ -73,6 +90,7 @@ def test_choose_an_image_and_see_overlay_and_classes(server, tmp_path):
             page = browser.new_page(viewport={"width": 900, "height": 600})
             page.goto(url)
             page.wait_for_function("document.getElementById('model').textContent.includes('page-model')")
+            assert not page.is_visible("#key")  # an open server asks for no key
             page.set_input_files("#file", str(path))
             page.wait_for_function("document.body.dataset.done !== undefined", timeout=60_000)
             assert page.evaluate("document.body.dataset.done") == "1", page.inner_text("#status")
@@ -138,5 +156,29 @@ def test_an_error_is_shown_on_the_page(server, tmp_path):
             page.wait_for_function("document.body.dataset.done !== undefined", timeout=60_000)
             assert page.evaluate("document.body.dataset.done") == "error"
             assert "is not an image" in page.inner_text("#status")
+        finally:
+            browser.close()
+
+
+def test_a_server_with_a_key_asks_for_it_on_the_page(guarded_server, tmp_path):
+    path = tmp_path / "scene.png"
+    Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(path)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(guarded_server)
+            page.wait_for_function("document.getElementById('model').textContent.includes('guarded-model')")
+            assert page.is_visible("#key")
+            page.set_input_files("#file", str(path))  # without the key
+            page.wait_for_function("document.body.dataset.done !== undefined", timeout=60_000)
+            assert page.evaluate("document.body.dataset.done") == "error"
+            assert "needs this server's key: no key was given" in page.inner_text("#status")
+            page.fill("#key", KEY)
+            page.set_input_files("#file", [])
+            page.set_input_files("#file", str(path))
+            page.wait_for_function("document.body.dataset.done !== undefined", timeout=60_000)
+            assert page.evaluate("document.body.dataset.done") == "1", page.inner_text("#status")
+            assert "80 x 60 pixels" in page.inner_text("#status")
         finally:
             browser.close()

@@ -53,6 +53,11 @@ def register(subparsers) -> None:
     parser.add_argument("--cors-origin", action="append", type=web_origin, metavar="ORIGIN",
                         help="a web page's origin (https://app.example.com; repeatable; * for any) whose scripts may "
                              "call the server from a browser (CORS); default none: only the server's own page")
+    parser.add_argument("--api-key-file", metavar="FILE",
+                        help="answer /predict and /metrics only for requests with 'Authorization: Bearer KEY', KEY "
+                             "one of FILE's lines (several for rotating keys; at least 16 characters each, e.g. "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))'); the page asks for it. "
+                             "A file, not an option's value, which other users of the machine could read")
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, ...")
     parser.add_argument("--threads", type=positive_int, help="torch / onnxruntime CPU threads")
     add_backend(parser)
@@ -76,6 +81,27 @@ def web_origin(text: str) -> str:
                                      f"sends, without a path or a final /, e.g. {hint}; or * for any")
 
 
+MIN_KEY_LENGTH = 16
+
+
+def read_api_keys(path) -> list:
+    """The keys of --api-key-file: its non-empty lines, each long enough not to be guessed."""
+    from pathlib import Path
+
+    try:
+        keys = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"--api-key-file {path}: cannot read it ({error})") from None
+    if not keys:
+        raise ValueError(f"--api-key-file {path} holds no key; write one per line, e.g. "
+                         f"python -c 'import secrets; print(secrets.token_urlsafe(32))' > {path}")
+    short = [number for number, key in enumerate(keys, start=1) if len(key) < MIN_KEY_LENGTH or " " in key]
+    if short:
+        raise ValueError(f"--api-key-file {path}: key {short[0]} is shorter than {MIN_KEY_LENGTH} characters or "
+                         f"holds a space; make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    return keys
+
+
 def run(args) -> int:
     import torch
 
@@ -86,6 +112,7 @@ def run(args) -> int:
     uvicorn = require("uvicorn", "serve", "segnext serve")
     from ..serve import create_app
 
+    api_keys = read_api_keys(args.api_key_file) if args.api_key_file else []  # before the model loads
     device = resolve_device(args.device)
     use_device(device)
     if args.threads:
@@ -99,11 +126,13 @@ def run(args) -> int:
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
         name = args.checkpoint
     segmenter.test_config = test_settings(args, segmenter.test_config)
-    app = create_app(segmenter, name=str(name), cors_origins=args.cors_origin or (), batch_size=args.batch_size,
+    app = create_app(segmenter, name=str(name), cors_origins=args.cors_origin or (), api_keys=api_keys,
+                     batch_size=args.batch_size,
                      max_upload_mb=args.max_upload_mb,
                      max_pixels=int(args.max_pixels), max_inflight=args.max_inflight, cache_mb=args.cache_mb)
+    keys = f", {len(api_keys)} key(s) from {args.api_key_file}" if api_keys else ""
     print(f"segnext serve: {name} ({segmenter.num_classes} classes, {segmenter.test_config.describe()}, "
-          f"{segmenter.device}) on "
+          f"{segmenter.device}{keys}) on "
           f"http://{args.host}:{args.port}/", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, limit_concurrency=args.max_connections, log_level="warning")
     return 0

@@ -22,12 +22,14 @@ overlay) run the model once. The confidence costs up to twice the model's time o
 classes, so it is computed only for the requests that ask for it.
 
 Bad input is a 4xx with a JSON body `{"error": "..."}` that says what was wrong; the server goes on.
+With keys (`api_keys`), /predict and /metrics answer only requests that carry one (`KeyCheck`).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the routes' annotations at run time.
 import base64
 import binascii
 import hashlib
+import hmac
 import io
 import json
 import threading
@@ -246,6 +248,38 @@ class SegmentationService:
         self.worker.close()
 
 
+class KeyCheck:
+    """ASGI middleware: `POST /predict` and `GET /metrics` answer only requests that carry one of
+    `keys` as `Authorization: Bearer KEY` (401 otherwise, before the upload is read); the page,
+    `/health` and a browser's CORS preflight stay open. Keys are compared in constant time."""
+
+    PROTECTED = ("/predict", "/metrics")
+
+    def __init__(self, app, keys: Sequence[str]):
+        self.app = app
+        self.keys = [key.encode() for key in keys]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] == "OPTIONS" or scope["path"] not in self.PROTECTED:
+            return await self.app(scope, receive, send)
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        scheme, _, key = given.partition(b" ")
+        # every key is compared, so that the time taken says nothing of which one came close
+        matches = [hmac.compare_digest(key.strip(), expected) for expected in self.keys]
+        if scheme.lower() == b"bearer" and any(matches):
+            return await self.app(scope, receive, send)
+        service = getattr(self, "service", None)
+        if service is not None and scope["path"] == "/predict":
+            service.metrics.requests.labels("unauthorized", "401").inc()
+        reason = "no key was given" if not given else "the key given is not one of this server's"
+        message = json.dumps({"error": f"{scope['path']} needs this server's key: {reason}; send it as the header "
+                                       f"'Authorization: Bearer KEY'"}).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(message)).encode()),
+                                (b"www-authenticate", b"Bearer")]})
+        await send({"type": "http.response.body", "body": message})
+
+
 class UploadLimit:
     """ASGI middleware: a POST body over `max_bytes` gets 413 before it is read in full (by its
     Content-Length, or while it streams in when it has none)."""
@@ -330,13 +364,15 @@ async def uploaded_image(request) -> Tuple[bytes, str]:
     raise RequestError(400, f"no image (Content-Type {kind or 'none'}): {HOW_TO_SEND}")
 
 
-def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Sequence[str] = (), **options):
+def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Sequence[str] = (),
+               api_keys: Sequence[str] = (), **options):
     """The FastAPI application serving `segmenter` (options: those of `SegmentationService`),
-    wrapped in the upload limit (`UploadLimit`, whose `app` is the FastAPI application and `service`
-    the `SegmentationService`). `cors_origins`: the web pages (origins, "https://app.example.com", or
-    "*" for any) whose scripts may call the server from their browsers (CORS); their answers, a 413
-    of the upload limit included, carry the headers that let the browser hand them over. None by
-    default: a browser lets only the server's own page read its answers."""
+    wrapped in the upload limit (`UploadLimit`, whose `app` is the FastAPI application; the returned
+    application's `service` is the `SegmentationService`). `cors_origins`: the web pages (origins,
+    "https://app.example.com", or "*" for any) whose scripts may call the server from their browsers
+    (CORS); their answers, a 413 of the upload limit included, carry the headers that let the browser
+    hand them over. None by default: a browser lets only the server's own page read its answers.
+    `api_keys`: predictions and metrics only for requests that carry one of them (`KeyCheck`)."""
     require("fastapi", "serve", "segnext serve")
     require("python_multipart", "serve", "segnext serve (multipart uploads)", package="python-multipart")
     require("prometheus_client", "serve", "segnext serve (its /metrics)", package="prometheus-client")
@@ -374,7 +410,7 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Seq
 
     @app.get("/health")
     async def health():
-        return service.health()
+        return {**service.health(), "key_required": bool(api_keys)}
 
     @app.get("/metrics")
     async def metrics():
@@ -387,13 +423,16 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Seq
         body, media_type = await run_in_threadpool(service.predict, data, filename, output, confidence, unsure_below)
         return Response(body, media_type=media_type)
 
-    limited = UploadLimit(app, service.max_upload_bytes)
-    limited.service = service
+    served = UploadLimit(app, service.max_upload_bytes)
+    served.service = service
+    if api_keys:  # outside the limit: an upload without the key is refused before it is read
+        served = KeyCheck(served, api_keys)
+        served.service = service
     if not cors_origins:
-        return limited
+        return served
     from starlette.middleware.cors import CORSMiddleware
 
-    shared = CORSMiddleware(limited, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+    shared = CORSMiddleware(served, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                             allow_headers=["*"], max_age=600)  # outside the limit, so that its 413 is readable too
     shared.service = service
     return shared
