@@ -113,3 +113,30 @@ def test_probabilities_in_bands_on_the_gpu_are_the_cpus_to_float_rounding(no_tf3
         saved = np.load(got.save(tmp_path / "probs.npy"))
         np.testing.assert_allclose(saved.astype(np.float32), probabilities, atol=2e-3)
         model.cpu()
+
+
+def test_a_model_of_other_input_channels_on_the_gpu_and_in_a_cuda_graph(no_tf32):
+    """in_channels=4 (RGB + near infrared): the GPU forward is the CPU's to float rounding, and its
+    CUDA-graph replay is its folded eager forward."""
+    model = segnext.create_model("segnext_t", 5, in_channels=4).eval()
+    images = torch.randn(1, 4, 64, 96)
+    with torch.no_grad():
+        expected = model(images)
+        torch.testing.assert_close(model.cuda()(images.cuda()).cpu(), expected, atol=2e-4, rtol=1e-4)
+        graphed = CudaGraphSegNeXt(model.reparameterize())
+        replayed = graphed.forward_logits(images.cuda())
+        torch.testing.assert_close(replayed, graphed._eager(images.cuda()), atol=1e-6, rtol=0)
+
+
+def test_unsure_pixels_left_unlabelled_on_the_gpu_as_on_the_cpu(tmp_path):
+    """leave_unsure on the GPU's confidence: the same pixels as on the CPU, but for the few whose
+    confidence lies within float rounding of the threshold."""
+    model, _, _ = reference_case("t")
+    config = segnext.TestConfig(img_scale=(160, 96))
+    photo = np.random.default_rng(2).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    cpu_labels, cpu_confidence = segnext.Segmenter(model, config, device="cpu").predict_with_confidence(photo)
+    gpu_labels, gpu_confidence = segnext.Segmenter(model.cuda(), config, device="cuda").predict_with_confidence(photo)
+    below = float(np.median(cpu_confidence))
+    left_cpu = segnext.inference.leave_unsure(cpu_labels, cpu_confidence, below)
+    left_gpu = segnext.inference.leave_unsure(gpu_labels, gpu_confidence, below)
+    assert (left_cpu == left_gpu).mean() >= 0.99
