@@ -105,6 +105,7 @@ def model_path(checkpoint: str) -> str:
 def summary_lines(model, settings, settings_saved: bool, record: dict, source) -> List[str]:
     """The lines `segnext info` and `segnext convert` print about a model and the checkpoint it came from."""
     from ..models.card import architecture_changes
+    from ..utils import count
 
     c = model.config
     lines = [f"  variant      {c.variant} ({sum(p.numel() for p in model.parameters()):,} parameters)"]
@@ -125,7 +126,7 @@ def summary_lines(model, settings, settings_saved: bool, record: dict, source) -
     trained = record.get("training_data")
     if trained:
         groups = trained.get("groups") or {}
-        frames = f" ({sum(groups.values())} images in {len(groups)} groups)" if groups else ""
+        frames = f" ({count(sum(groups.values()), 'image')} in {count(len(groups), 'group')})" if groups else ""
         lines.append(f"  trained on   {trained.get('dataset', '?')} {trained.get('split', '?')}{frames}")
     metrics = record.get("metrics")
     if metrics and "mIoU" in metrics:
