@@ -272,12 +272,8 @@ class KeyCheck:
         if service is not None and scope["path"] == "/predict":
             service.metrics.requests.labels("unauthorized", "401").inc()
         reason = "no key was given" if not given else "the key given is not one of this server's"
-        message = json.dumps({"error": f"{scope['path']} needs this server's key: {reason}; send it as the header "
-                                       f"'Authorization: Bearer KEY'"}).encode()
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(message)).encode()),
-                                (b"www-authenticate", b"Bearer")]})
-        await send({"type": "http.response.body", "body": message})
+        await send_error(send, 401, f"{scope['path']} needs this server's key: {reason}; send it as the header "
+                                    f"'Authorization: Bearer KEY'", (b"www-authenticate", b"Bearer"))
 
 
 class UploadLimit:
@@ -325,12 +321,18 @@ class UploadLimit:
         service = getattr(self, "service", None)
         if service is not None:
             service.metrics.refused_uploads.inc()
-        message = json.dumps({"error": f"the upload is over this server's limit of "
-                                       f"{self.max_bytes / 2**20:g} MB; send a smaller file"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(message)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": message})
+        await send_error(send, 413, f"the upload is over this server's limit of {self.max_bytes / 2**20:g} MB; send a "
+                                    f"smaller file", (b"connection", b"close"))
+
+
+async def send_error(send, status: int, error: str, *headers) -> None:
+    """An ASGI answer from a middleware, before the application runs: `status` with the JSON body
+    {"error": error} every refusal of the server has, and the `headers` given."""
+    body = json.dumps({"error": error}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 HOW_TO_SEND = ("send it as the multipart/form-data field 'image' (curl -F image=@photo.jpg URL/predict), as the "
