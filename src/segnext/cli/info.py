@@ -14,10 +14,9 @@ def register(subparsers) -> None:
         "info", help="what a checkpoint holds: variant, classes, test settings, training data, scores",
         description="Read CHECKPOINT (a model folder, an official MMSegmentation or JSeg file, a training "
                     "checkpoint, hf://owner/name, the name of published weights, or an ONNX file of segnext "
-                    "export) and say what it holds: its "
-                    "variant and architecture, classes, input channels, test settings, NMF seed, logit "
-                    "temperature, and what a model folder records of its training data and scores. Nothing is "
-                    "written.",
+                    "export) and say what it holds: its variant and architecture, classes, input channels, test "
+                    "settings, NMF seed, logit temperature, and what a model folder records of its training data "
+                    "and scores. Nothing is written.",
         **with_examples("segnext info camvid", "segnext info work_dirs/mine/final_model --json"))
     parser.add_argument("checkpoint", help="any checkpoint create_model reads")
     parser.add_argument("--json", action="store_true", help="print the same as one JSON object")
@@ -133,8 +132,8 @@ def summary_lines(model, settings, settings_saved: bool, record: dict, source) -
         scores = ", ".join(f"{name} {metrics[name]:.2f}" for name in ("mIoU", "aAcc", "mAcc")
                            if isinstance(metrics.get(name), (int, float)))
         where = " ".join(str(metrics[key]) for key in ("dataset", "split") if metrics.get(key))
-        count = f" ({metrics['num_images']} images)" if metrics.get("num_images") else ""
-        lines.append(f"  scores       {scores}" + (f" on {where}{count}" if where else ""))
+        images = f" ({metrics['num_images']} images)" if metrics.get("num_images") else ""
+        lines.append(f"  scores       {scores}" + (f" on {where}{images}" if where else ""))
     lines.append(f"  tensors      {len(source.state_dict)} ({source.kind} format)")
     lines += [f"  note         {note}" for note in source.notes]
     return lines
