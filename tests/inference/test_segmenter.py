@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import segnext
@@ -269,6 +270,29 @@ def test_leave_unsure_keeps_the_labels_of_the_sure_pixels_only():
         leave_unsure(labels, confidence[:1], 0.5)
 
 
-def test_a_model_of_other_input_channels_is_refused_with_what_to_do():
-    with pytest.raises(ValueError, match="Segmenter reads images as RGB, and this model takes 4 input channels"):
-        Segmenter(segnext.create_model("segnext_t", 3, in_channels=4))
+def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_test():
+    """in_channels=4: test settings with four means and deviations, images as arrays (H, W, 4) in
+    their own units, through the same test procedure (here slide windows, flip)."""
+    model = segnext.create_model("segnext_t", 3, in_channels=4).eval()
+    mean, std = (100.0, 110.0, 120.0, 500.0), (50.0, 55.0, 60.0, 200.0)
+    with pytest.raises(ValueError, match="this model takes 4 input channels and its test settings normalise 3: give "
+                                         "TestConfig\\(mean=..., std=...\\) with 4 values each"):
+        Segmenter(model)
+    config = TestConfig(img_scale=None, mean=mean, std=std)
+    segmenter = Segmenter(model, config)
+    image = np.random.default_rng(0).uniform(0, 1000, (40, 56, 4)).astype(np.float32)
+    with torch.no_grad():
+        normalised = (torch.from_numpy(image).permute(2, 0, 1)[None] - torch.tensor(mean).view(4, 1, 1)) \
+            / torch.tensor(std).view(4, 1, 1)
+        expected = model(normalised)[0].argmax(0).numpy()
+    assert np.array_equal(segmenter.predict(image.astype(np.float64)), expected)
+    windows = Segmenter(model, TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24), flip=True,
+                                          mean=mean, std=std))
+    labels, confidence = windows.predict_with_confidence(image)
+    assert labels.shape == confidence.shape == (40, 56) and (labels == expected).mean() > 0.5
+    with pytest.raises(TypeError, match="a model of 4 input channels takes each image as a NumPy array \\(H, W, 4\\)"):
+        segmenter.predict("photo.jpg")
+    with pytest.raises(ValueError, match="expected an image array of shape \\(H, W, 4\\)"):
+        segmenter.predict(image[:, :, :3])
+    with pytest.raises(ValueError, match="overlays are drawn on RGB images"):
+        segmenter.prepare(image, keep_image=True)

@@ -21,8 +21,9 @@ from segnext.inference.settings import MS_RATIOS, OFFICIAL_TEST_CONFIGS
     ({"scales": ()}, "scales must hold at least one ratio"),
     ({"scales": (1.0, -0.5)}, "scales must be positive ratios, e.g. (0.75, 1.0, 1.25); got (1.0, -0.5)"),
     ({"scales": (math.nan,)}, "scales must be positive ratios"),
-    ({"std": (58.4, 0.0, 57.4)}, "mean and std must be three values each (RGB), std positive"),
-    ({"mean": (123.7, 116.3)}, "mean and std must be three values each"),
+    ({"std": (58.4, 0.0, 57.4)}, "mean and std must be one value per input channel each (three for RGB), std positive"),
+    ({"mean": (123.7, 116.3)}, "mean and std must be one value per input channel each"),
+    ({"mean": (), "std": ()}, "mean and std must be one value per input channel each"),
 ])
 def test_settings_no_test_could_run_with_are_refused(settings, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):

@@ -304,3 +304,10 @@ def test_a_model_of_other_input_channels_is_refused_by_the_rgb_pipeline(tmp_path
     with pytest.raises(ConfigError, match="model.options.in_channels is 4: segnext train reads RGB images; train a "
                                           "model of other input channels in a loop of your own"):
         load_config(str(write_config(tmp_path / "c.yaml", raw)))
+
+
+def test_a_normalisation_of_other_than_three_channels_is_refused_by_the_rgb_pipeline(tmp_path):
+    raw = tiny_config(tmp_path)
+    raw["data"]["mean"], raw["data"]["std"] = [100, 110, 120, 500], [50, 55, 60, 200]
+    with pytest.raises(ConfigError, match="data.mean must be a list of 3 values, got \\[100, 110, 120, 500\\]"):
+        load_config(str(write_config(tmp_path / "c.yaml", raw)))

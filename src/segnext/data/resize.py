@@ -40,7 +40,8 @@ def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, 
 
 
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Bilinear resize of a uint8 image (H, W) or (H, W, C), as mmcv.imresize."""
+    """Bilinear resize of a uint8 image (H, W) or (H, W, C), as mmcv.imresize; a float32 one keeps its
+    values unrounded."""
     if image.shape[1] == width and image.shape[0] == height:
         return image
     cv2 = opencv_if_installed()
@@ -53,6 +54,8 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
     y = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)[0]
     y = y[0] if image.ndim == 2 else y.permute(1, 2, 0)
+    if image.dtype == np.float32:
+        return y.numpy()
     return y.round().clamp(0, 255).to(torch.uint8).numpy()
 
 

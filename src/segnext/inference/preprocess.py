@@ -110,9 +110,10 @@ def model_input_sizes(size: Tuple[int, int], config: TestConfig) -> Tuple[Tuple[
 
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W), channels-last in memory (the pixels'
-    own order, and the layout `optimize_for_inference` runs in)."""
+    own order, and the layout `optimize_for_inference` runs in); (H, W, C) with C values of mean
+    and std for a model of other input channels."""
     x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float()
-    x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    x = (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
     # The permuted view has a batch stride of 3 once unsqueezed: PyTorch calls that channels-last
     # (a stride of a size-1 dimension is free), but oneDNN's convolutions take a much slower path
     # on it (BENCHMARKS.md). Standard channels-last strides; a batch of these concatenates to the same.
@@ -138,10 +139,33 @@ class PreparedImage:
         return tuple(view.shape[:2] for view in self.views)
 
 
+def to_channels_array(image, channels: int) -> np.ndarray:
+    """An image of a model of other input channels than RGB: a NumPy array (H, W, channels), or
+    (H, W) for one channel, as float32 in its own units (the test settings' mean/std are in them)."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"a model of {channels} input channels takes each image as a NumPy array (H, W, {channels}) "
+                        f"(files and PIL images are read as RGB); got a {type(image).__name__}")
+    array = image[:, :, None] if image.ndim == 2 and channels == 1 else image
+    if array.ndim != 3 or array.shape[2] != channels or 0 in array.shape:
+        raise ValueError(f"expected an image array of shape (H, W, {channels}) (the test settings' mean and std have "
+                         f"{channels} values), got {image.shape}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise ValueError(f"unsupported image dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
 def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
     """Read `image` (path, PIL image or array, as `to_rgb_array`) and resize it for every scale of
     the test. NumPy, Pillow and OpenCV only, so it can run in DataLoader workers or threads.
-    keep_image: keep the RGB image too (for overlays)."""
+    keep_image: keep the RGB image too (for overlays). Test settings of other than three channels
+    (a model's `in_channels`) take arrays of that many (`to_channels_array`), resized as float32."""
+    if config.channels != 3:
+        if keep_image:
+            raise ValueError(f"overlays are drawn on RGB images, and these test settings are for {config.channels} "
+                             f"channels; predict the labels alone")
+        array = to_channels_array(image, config.channels)
+        views = tuple(resize_for_test(array, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
+        return PreparedImage(size=array.shape[:2], views=views)
     rgb = to_rgb_array(image)
     views = tuple(resize_for_test(rgb, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
     return PreparedImage(size=(rgb.shape[0], rgb.shape[1]), views=views, rgb=rgb if keep_image else None)

@@ -121,11 +121,6 @@ class Segmenter:
         self.model = model
         self.num_classes = int(model.num_classes)
         config = getattr(model, "config", None)
-        channels = getattr(config, "in_channels", None) or getattr(model, "in_channels", 3)  # a SegNeXt's, an ONNX's
-        if channels != 3:  # images in are read and normalised as RGB
-            raise ValueError(f"Segmenter reads images as RGB, and this model takes {channels} input channels "
-                             f"(in_channels): call the model itself on normalised (B, {channels}, H, W) tensors "
-                             f"(model(images).argmax(1) gives the labels)")
         names = class_names or getattr(config, "class_names", None) or getattr(model, "class_names", None)
         self.class_names = list(names or [f"class_{i}" for i in range(self.num_classes)])
         colours = palette or getattr(config, "palette", None) or getattr(model, "palette", None)
@@ -133,6 +128,12 @@ class Segmenter:
         if test_config is None:  # the model's saved settings, else its dataset's (the classes given here count)
             saved = getattr(config, "test_settings", None)
             test_config = test_config_for(model) if saved else default_test_config(self.num_classes, names)
+        channels = getattr(config, "in_channels", None) or getattr(model, "in_channels", 3)  # a SegNeXt's, an ONNX's
+        if channels != test_config.channels:  # the normalisation says what the images hold
+            raise ValueError(f"this model takes {channels} input channels and its test settings normalise "
+                             f"{test_config.channels}: give TestConfig(mean=..., std=...) with {channels} values each "
+                             f"(each channel's mean and standard deviation over the training images)"
+                             + ("; images are then arrays (H, W, channels)" if channels != 3 else ""))
         self.test_config = test_config
         self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
         self.memory_efficient = memory_efficient

@@ -34,7 +34,9 @@ class TestConfig:
         scales: ratios of img_scale; several (`MS_RATIOS`) for the multi-scale test, where the
             softmax probabilities of every scale (and flip) are averaged.
         flip: also segment the horizontally flipped image and average.
-        mean, std: the normalisation of RGB pixels (0..255) the model was trained with.
+        mean, std: the normalisation of RGB pixels (0..255) the model was trained with; for a model
+            of other input channels (`in_channels`), one value per channel, and images are then
+            arrays (H, W, channels) in the units of those values (`channels`).
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -46,8 +48,8 @@ class TestConfig:
     stride: Optional[Tuple[int, int]] = None
     scales: Tuple[float, ...] = (1.0,)
     flip: bool = False
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
+    mean: Tuple[float, ...] = IMAGENET_MEAN
+    std: Tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self):
         if self.mode not in ("whole", "slide"):
@@ -72,9 +74,14 @@ class TestConfig:
             raise ValueError(f"size_divisor must be a positive integer (e.g. 32) or None, got {self.size_divisor}")
         if any(not math.isfinite(s) or s <= 0 for s in self.scales):
             raise ValueError(f"scales must be positive ratios, e.g. (0.75, 1.0, 1.25); got {self.scales}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean and std must be three values each (RGB), std positive; got mean {self.mean}, "
-                             f"std {self.std}")
+        if not self.mean or len(self.mean) != len(self.std) or min(self.std) <= 0:
+            raise ValueError(f"mean and std must be one value per input channel each (three for RGB), std "
+                             f"positive; got mean {self.mean}, std {self.std}")
+
+    @property
+    def channels(self) -> int:
+        """The input channels the normalisation is for: 3 (RGB) but for models of other inputs."""
+        return len(self.mean)
 
     @property
     def single_scale(self) -> bool:
