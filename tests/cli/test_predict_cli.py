@@ -609,3 +609,15 @@ def test_cityscapes_submission_files_score_as_the_model_through_eval_predictions
     assert main(["eval", *config, "--predictions", str(tmp_path / "test"), "--predictions-format", "voc",
                  "--no-progress"]) == 1
     assert "the dataset has 19 classes, but voc has 21" in capsys.readouterr().err
+
+
+def test_a_model_of_other_input_channels_is_refused_before_any_image(image_folder, tmp_path, capsys):
+    import segnext
+
+    model = segnext.create_model("segnext_t", 3, in_channels=4)
+    model.config.test_settings = TestConfig(img_scale=None, mean=(1, 2, 3, 4), std=(1, 1, 1, 1)).to_dict()
+    folder = segnext.save_model(model, tmp_path / "rgbn")
+    assert main(["predict", "-c", str(folder), str(image_folder), "--out", str(tmp_path / "out"), *FAST]) == 1
+    assert (f"{folder} takes 4 input channels (in_channels), and segnext predict reads image files as RGB"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()

@@ -188,3 +188,13 @@ def add_reading(parser) -> None:
                         help="processes that read and resize images while the model runs; 0 reads in the main "
                              "process (default: 0 on the CPU, where the model takes nearly all the time; 2 on a "
                              "GPU, at most the CPU cores less one)")
+
+
+def check_reads_rgb(model, source, command: str) -> None:
+    """A ValueError before any work where `model` (a SegNeXt, a Segmenter's model or an ONNX model)
+    takes other input channels than the RGB image files `command` reads."""
+    channels = getattr(getattr(model, "config", None), "in_channels", None) or getattr(model, "in_channels", 3)
+    if channels != 3:
+        raise ValueError(f"{source} takes {channels} input channels (in_channels), and segnext {command} reads image "
+                         f"files as RGB; run it in Python on arrays of its channels (segnext.Segmenter with the "
+                         f"test settings' mean and std of {channels} values)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .arguments import positive_int, with_examples
+from .arguments import check_reads_rgb, positive_int, with_examples
 
 
 def register(subparsers) -> None:
@@ -57,6 +57,7 @@ def run(args) -> int:
     config = load_config(args.config, args.overrides)
     source = args.checkpoint
     model = create_model(checkpoint=source)
+    check_reads_rgb(model, source, "calibrate")
     saved = model.config.test_settings
     test_config = TestConfig.from_dict(saved) if saved else config.evaluation
     split = args.split or config.data.val_split

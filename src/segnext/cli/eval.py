@@ -18,6 +18,7 @@ from .arguments import (
     add_test_settings,
     amp_setting,
     backend_setting,
+    check_reads_rgb,
     positive_int,
     test_settings,
     with_examples,
@@ -199,6 +200,7 @@ def run(args) -> int:
     else:
         model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
         saved_settings = model.config.test_settings
+    check_reads_rgb(model, args.checkpoint or args.onnx, "eval")
     choose_test_settings(args, config, model, saved_settings, source)
     config.evaluation = test_settings(args, config.evaluation)  # --mode, --ms, --flip ... on top
     env = distributed.setup("cpu" if args.onnx else args.device or config.train.device)

@@ -36,6 +36,7 @@ from .arguments import (
     add_test_settings,
     amp_setting,
     backend_setting,
+    check_reads_rgb,
     positive_int,
     probability_between,
     test_settings,
@@ -294,6 +295,7 @@ def run(args) -> int:
     else:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
+    check_reads_rgb(segmenter.model, args.checkpoint or args.onnx, "predict")
     segmenter.test_config = test_settings(args, segmenter.test_config)
     if benchmark is not None:
         from ..data.submission import check_submission_classes
