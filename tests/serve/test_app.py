@@ -64,6 +64,7 @@ def test_health_describes_the_model(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok" and body["model"] == "test-model" and body["classes"] == NAMES
+    assert body["version"] == segnext.__version__  # which segnext a deployment runs
     assert body["device"] == "cpu" and body["test_config"]["img_scale"] == [96, 64]
     assert body["outputs"] == ["labels", "overlay", "json", "confidence"] and body["unsure_below"] == 0.5
 

@@ -168,8 +168,10 @@ class SegmentationService:
         self.alpha = alpha
 
     def health(self) -> dict:
+        from .. import __version__
+
         segmenter = self.segmenter
-        return {"status": "ok", "model": self.name, "num_classes": segmenter.num_classes,
+        return {"status": "ok", "model": self.name, "version": __version__, "num_classes": segmenter.num_classes,
                 "classes": segmenter.class_names, "palette": segmenter.palette, "device": str(segmenter.device),
                 "backend": type(segmenter.model).__name__, "test_config": segmenter.test_config.to_dict(),
                 "batch_size": self.worker.batch_size, "max_upload_mb": self.max_upload_bytes / 2**20,
