@@ -193,7 +193,9 @@ def add_reading(parser) -> None:
 def check_reads_rgb(model, source, command: str) -> None:
     """A ValueError before any work where `model` (a SegNeXt, a Segmenter's model or an ONNX model)
     takes other input channels than the RGB image files `command` reads."""
-    channels = getattr(getattr(model, "config", None), "in_channels", None) or getattr(model, "in_channels", 3)
+    from ..inference.segmenter import input_channels
+
+    channels = input_channels(model)
     if channels != 3:
         raise ValueError(f"{source} takes {channels} input channels (in_channels), and segnext {command} reads image "
                          f"files as RGB; run it in Python on arrays of its channels (segnext.Segmenter with the "

@@ -128,7 +128,7 @@ class Segmenter:
         if test_config is None:  # the model's saved settings, else its dataset's (the classes given here count)
             saved = getattr(config, "test_settings", None)
             test_config = test_config_for(model) if saved else default_test_config(self.num_classes, names)
-        channels = getattr(config, "in_channels", None) or getattr(model, "in_channels", 3)  # a SegNeXt's, an ONNX's
+        channels = input_channels(model)
         if channels != test_config.channels:  # the normalisation says what the images hold
             raise ValueError(f"this model takes {channels} input channels and its test settings normalise "
                              f"{test_config.channels}: give TestConfig(mean=..., std=...) with {channels} values each "
@@ -297,6 +297,12 @@ class Segmenter:
         amp = f", amp={self.amp!r}" if self.amp else ""
         return (f"Segmenter({type(self.model).__name__}, {self.num_classes} classes, mode={c.mode}, "
                 f"img_scale={c.img_scale}, scales={c.scales}, flip={c.flip}, device={self.device}{amp})")
+
+
+def input_channels(model) -> int:
+    """The channels of the images `model` takes: a SegNeXt's (or a wrapper's) `config.in_channels`, an
+    ONNX model's input; 3 (RGB) for anything else."""
+    return getattr(getattr(model, "config", None), "in_channels", None) or getattr(model, "in_channels", 3)
 
 
 UNSURE_BELOW = 0.5  # a pixel whose label has less than this probability counts as unsure
