@@ -20,6 +20,10 @@ SAVED_NMF_SEED = "saved"
 # File endings read as images (any letter case), for dataset folders and `segnext predict` inputs.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif")
 
+# File endings of arrays of bands (.npy), read where images may have other channels than RGB (a model's
+# in_channels: `segnext.data.read_bands`).
+ARRAY_SUFFIXES = (".npy",)
+
 # File endings read as videos by `segnext predict` (OpenCV decodes them).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from segnext.cli.main import main
-from segnext.inference import TestConfig, prepare
+from segnext.inference import Segmenter, TestConfig, prepare
 
 FAST = ["--img-scale", "96", "64", "--no-progress"]
 
@@ -611,13 +611,40 @@ def test_cityscapes_submission_files_score_as_the_model_through_eval_predictions
     assert "the dataset has 19 classes, but voc has 21" in capsys.readouterr().err
 
 
-def test_a_model_of_other_input_channels_is_refused_before_any_image(image_folder, tmp_path, capsys):
+def test_a_model_of_other_input_channels_predicts_files_of_its_bands(image_folder, checkpoint_path, tmp_path,
+                                                                      capsys):
+    """A 4-channel model reads a folder's .npy arrays (and any file) as bands, labels equal to the
+    Segmenter's and overlays drawn on a picture of the bands; RGB files and videos are named as what
+    they are. An RGB model leaves arrays out, saying so, or refuses when there is nothing else."""
     import segnext
 
     model = segnext.create_model("segnext_t", 3, in_channels=4)
-    model.config.test_settings = TestConfig(img_scale=None, mean=(1, 2, 3, 4), std=(1, 1, 1, 1)).to_dict()
+    model.config.test_settings = TestConfig(img_scale=None, mean=(100, 110, 120, 500), std=(50, 55, 60, 200)).to_dict()
     folder = segnext.save_model(model, tmp_path / "rgbn")
-    assert main(["predict", "-c", str(folder), str(image_folder), "--out", str(tmp_path / "out"), *FAST]) == 1
-    assert (f"{folder} takes 4 input channels (in_channels), and segnext predict reads image files as RGB"
-            in capsys.readouterr().err)
-    assert not (tmp_path / "out").exists()
+    bands_dir = tmp_path / "bands"
+    (bands_dir / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    arrays = {"a": rng.uniform(0, 1000, (40, 56, 4)).astype(np.float32),
+              "sub/b": rng.integers(0, 4000, (33, 21, 4)).astype(np.uint16)}
+    for name, array in arrays.items():
+        np.save(bands_dir / f"{name}.npy", array)
+    out = tmp_path / "out"
+    assert main(["predict", "-c", str(folder), str(bands_dir), "--out", str(out), "--overlay", "--no-progress"]) == 0
+    segmenter = Segmenter.from_checkpoint(folder)
+    for name, array in arrays.items():
+        labels = np.asarray(Image.open(out / f"{name}.png"))
+        assert np.array_equal(labels, segmenter.predict(array))
+        assert image_size(out / f"{name}_overlay.jpg") == (array.shape[1], array.shape[0])
+    assert main(["predict", "-c", str(folder), str(image_folder / "a.png"), "--out", str(tmp_path / "rgb"),
+                 "--no-progress"]) == 1
+    assert "a.png: holds 3 channel(s), and the model takes 4 (in_channels)" in capsys.readouterr().err
+    (tmp_path / "clip.mp4").write_bytes(b"not decoded: refused before")
+    assert main(["predict", "-c", str(folder), str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "video")]) == 1
+    assert "rgbn takes 4 input channels (in_channels), and videos are RGB" in capsys.readouterr().err
+    rgb = ["predict", "-c", str(checkpoint_path), *FAST, "--out"]
+    assert main([*rgb, str(tmp_path / "rgb_out"), str(bands_dir)]) == 1
+    assert "takes RGB images, and the inputs are NumPy arrays" in capsys.readouterr().err
+    np.save(image_folder / "extra.npy", arrays["a"])
+    main([*rgb, str(tmp_path / "mixed"), str(image_folder)])
+    assert "1 NumPy array(s) left out (extra.npy): " in capsys.readouterr().err
+    assert (tmp_path / "mixed" / "a.png").is_file() and not (tmp_path / "mixed" / "extra.png").exists()

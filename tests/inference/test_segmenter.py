@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import segnext
-from segnext.data import default_palette, write_label
+from segnext.data import DataError, default_palette, display_rgb, write_label
 from segnext.inference import Segmenter, TestConfig, default_test_config, override_test_config, segment, to_rgb_array
 
 SMALL = TestConfig(img_scale=(96, 64))  # fast: every image is resized to at most 96 x 64
@@ -270,7 +270,7 @@ def test_leave_unsure_keeps_the_labels_of_the_sure_pixels_only():
         leave_unsure(labels, confidence[:1], 0.5)
 
 
-def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_test():
+def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_test(tmp_path):
     """in_channels=4: test settings with four means and deviations, images as arrays (H, W, 4) in
     their own units, through the same test procedure (here slide windows, flip)."""
     model = segnext.create_model("segnext_t", 3, in_channels=4).eval()
@@ -291,8 +291,15 @@ def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_tes
     labels, confidence = windows.predict_with_confidence(image)
     assert labels.shape == confidence.shape == (40, 56) and (labels == expected).mean() > 0.5
     with pytest.raises(TypeError, match="a model of 4 input channels takes each image as a NumPy array \\(H, W, 4\\)"):
-        segmenter.predict("photo.jpg")
+        segmenter.predict(Image.new("RGB", (8, 8)))
     with pytest.raises(ValueError, match="expected an image array of shape \\(H, W, 4\\)"):
         segmenter.predict(image[:, :, :3])
-    with pytest.raises(ValueError, match="overlays are drawn on RGB images"):
-        segmenter.prepare(image, keep_image=True)
+    # A file of its bands is read as they are; the picture kept for overlays shows the first three.
+    np.save(tmp_path / "bands.npy", image)
+    assert np.array_equal(segmenter.predict(tmp_path / "bands.npy"), expected)
+    kept = segmenter.prepare(tmp_path / "bands.npy", keep_image=True).rgb
+    assert np.array_equal(kept, display_rgb(image)) and kept.shape == (40, 56, 3) and kept.dtype == np.uint8
+    assert segmenter.overlay(tmp_path / "bands.npy", expected).shape == (40, 56, 3)
+    Image.new("RGB", (56, 40)).save(tmp_path / "photo.png")
+    with pytest.raises(DataError, match="photo.png: holds 3 channel\\(s\\), and the model takes 4 \\(in_channels\\)"):
+        segmenter.predict(tmp_path / "photo.png")

@@ -299,15 +299,45 @@ def test_training_from_a_calibrated_model_starts_from_its_raw_logits(tmp_path):
     assert kept.config.logit_temperature == 0.8 and not any("reset" in line for line in lines)
 
 
-def test_a_model_of_other_input_channels_is_refused_by_the_rgb_pipeline(tmp_path):
-    raw = tiny_config(tmp_path, model={"name": "segnext_t", "options": {"in_channels": 4}})
-    with pytest.raises(ConfigError, match="model.options.in_channels is 4: segnext train reads RGB images; train a "
-                                          "model of other input channels in a loop of your own"):
-        load_config(str(write_config(tmp_path / "c.yaml", raw)))
+def test_the_data_and_the_model_agree_on_the_image_channels(tmp_path):
+    """data.mean/data.std say the images' channels; model.options.in_channels must take as many, and
+    images of other channels than RGB go without the RGB photometric distortion."""
+    def load(**sections):
+        raw = tiny_config(tmp_path, **{name: values for name, values in sections.items() if name != "data"})
+        raw["data"].update(sections.get("data", {}))
+        return load_config(str(write_config(tmp_path / "c.yaml", raw)))
+
+    four = {"mean": [100, 110, 120, 500], "std": [50, 55, 60, 200], "photometric": False}
+    config = load(model={"name": "segnext_t", "options": {"in_channels": 4}}, data=four)
+    assert config.data.mean == (100.0, 110.0, 120.0, 500.0) and config.evaluation.channels == 4
+    with pytest.raises(ConfigError, match="model.options.in_channels is 4 and data.mean/data.std normalise 3 channels: "
+                                          "give data.mean and data.std one value per input channel"):
+        load(model={"name": "segnext_t", "options": {"in_channels": 4}})
+    with pytest.raises(ConfigError, match="model.options.in_channels is 3 and data.mean/data.std normalise 4 channels"):
+        load(data=four)
+    with pytest.raises(ConfigError, match="data.photometric is true: the photometric distortion .* is RGB's, and the "
+                                          "images have 4 channels; set data.photometric=false"):
+        load(model={"name": "segnext_t", "options": {"in_channels": 4}}, data={**four, "photometric": True})
+    with pytest.raises(ConfigError, match="data.mean and data.std need one value per image channel each"):
+        load(data={"mean": [100, 110, 120, 500], "std": [50, 55, 60]})
+    with pytest.raises(ConfigError, match="data.dataset is huggingface, whose images are read as RGB"):
+        load(model={"name": "segnext_t", "options": {"in_channels": 4}}, data={**four, "dataset": "huggingface"})
+    with pytest.raises(ConfigError, match="model.options.in_channels must be a positive number of image channels"):
+        load(model={"name": "segnext_t", "options": {"in_channels": 0}})
 
 
-def test_a_normalisation_of_other_than_three_channels_is_refused_by_the_rgb_pipeline(tmp_path):
-    raw = tiny_config(tmp_path)
-    raw["data"]["mean"], raw["data"]["std"] = [100, 110, 120, 500], [50, 55, 60, 200]
-    with pytest.raises(ConfigError, match="data.mean must be a list of 3 values, got \\[100, 110, 120, 500\\]"):
-        load_config(str(write_config(tmp_path / "c.yaml", raw)))
+def test_a_checkpoint_of_other_input_channels_needs_data_of_as_many(tmp_path):
+    import segnext
+    from segnext.train.config import ModelSection
+
+    folder = segnext.save_model(segnext.create_model("segnext_t", 4, in_channels=4), tmp_path / "rgbn")
+
+    class Dataset:
+        num_classes, class_names, palette, channels = 4, [], [], 3
+
+    with pytest.raises(ConfigError, match="rgbn takes 4 input channels, and data.mean/data.std normalise 3: give "
+                                          "data.mean and data.std one value per input channel"):
+        ModelSection(name="segnext_t", checkpoint=str(folder)).build(Dataset(), nmf_seed=0)
+    Dataset.channels = 4
+    model, _ = ModelSection(name="segnext_t", checkpoint=str(folder)).build(Dataset(), nmf_seed=0)
+    assert model.config.in_channels == 4

@@ -190,6 +190,19 @@ def add_reading(parser) -> None:
                              "GPU, at most the CPU cores less one)")
 
 
+def check_test_channels(model, test_config, source) -> int:
+    """The input channels of `model`, after a ValueError where `test_config` (a TestConfig) normalises
+    another number (a model of other channels than RGB tested with RGB settings, or the reverse)."""
+    from ..inference.segmenter import input_channels
+
+    channels = input_channels(model)
+    if test_config.channels != channels:
+        raise ValueError(f"{source} takes {channels} input channels (in_channels), and the test settings' mean and std "
+                         f"normalise {test_config.channels}: give the config it was trained with (its data.mean and "
+                         f"data.std hold one value per channel)")
+    return channels
+
+
 def check_reads_rgb(model, source, command: str) -> None:
     """A ValueError before any work where `model` (a SegNeXt, a Segmenter's model or an ONNX model)
     takes other input channels than the RGB image files `command` reads."""

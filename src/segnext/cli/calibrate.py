@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .arguments import check_reads_rgb, positive_int, with_examples
+from .arguments import check_test_channels, positive_int, with_examples
 
 
 def register(subparsers) -> None:
@@ -57,9 +57,9 @@ def run(args) -> int:
     config = load_config(args.config, args.overrides)
     source = args.checkpoint
     model = create_model(checkpoint=source)
-    check_reads_rgb(model, source, "calibrate")
     saved = model.config.test_settings
     test_config = TestConfig.from_dict(saved) if saved else config.evaluation
+    channels = check_test_channels(model, test_config, source)
     split = args.split or config.data.val_split
     out = Path(args.out) if args.out else default_output(source)
     check_can_make_folder(out)
@@ -67,7 +67,7 @@ def run(args) -> int:
     use_device(device)
     if device.type == "cpu" and config.train.threads:
         torch.set_num_threads(config.train.threads)
-    dataset = config.data.build(split)
+    dataset = config.data.build(split, channels=channels)
     if model.num_classes != dataset.num_classes:
         raise ValueError(f"{source} predicts {model.num_classes} classes but the {config.data.dataset} dataset has "
                          f"{dataset.num_classes}; calibrate it with a config for its dataset.")

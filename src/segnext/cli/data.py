@@ -1,4 +1,4 @@
-"""`segnext data {list,prepare,check}`: the datasets, their converters and their checks."""
+"""`segnext data {list,prepare,check,preview,split,stats}`: the datasets, their converters, checks and statistics."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ SHOWN_GROUPS = 40  # the groups `data split` and `data check` list with their si
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "data", help="list, prepare (convert), check, preview and split datasets",
+        "data", help="list, prepare (convert), check, preview, split datasets and measure their channels",
         description="Datasets: `list` the supported ones, `prepare` converts what you downloaded into the "
                     "layout segnext reads, `check` verifies a dataset on disk, `preview` draws some images with "
-                    "their labels, `split` holds out whole sequences. See docs/datasets.md.",
+                    "their labels, `split` holds out whole sequences, `stats` gives each channel's mean and "
+                    "standard deviation (the normalisation). See docs/datasets.md.",
         **with_examples("segnext data list", "segnext data prepare cityscapes data/cityscapes data/cityscapes",
                         "segnext data check ade20k data/ade/ADEChallengeData2016 --split validation"))
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -90,7 +91,25 @@ def register(subparsers) -> None:
     preview.add_argument("--alpha", type=unit_fraction, default=0.5, help="weight of the label colours (default 0.5)")
     preview.add_argument("--classes", metavar="SELECTION", type=yaml_value,
                          help="the classes a data.classes selection makes, given as it")
+    add_channels(preview)
     preview.set_defaults(func=run_preview)
+
+    stats = commands.add_parser(
+        "stats", help="each image channel's mean and standard deviation over a split: data.mean, data.std",
+        description="The mean and (population) standard deviation of each channel over every pixel of a split's "
+                    "images, in the units of their files, printed as the data.mean and data.std of a config. For "
+                    "images of other channels than RGB (near infrared, elevation: --channels) and for training from "
+                    "scratch; a model started from published or ImageNet weights keeps their normalisation for "
+                    "the RGB channels (the default data.mean/data.std).",
+        **with_examples("segnext data stats folder data/fields --split train --channels 4",
+                        "segnext data stats camvid data/camvid --max-images 100"))
+    stats.add_argument("name", metavar="NAME")
+    stats.add_argument("root", metavar="ROOT")
+    stats.add_argument("--split", default="train", help="the split (default train)")
+    stats.add_argument("--max-images", type=positive_int, metavar="N",
+                       help="only the first N images (default: all)")
+    add_channels(stats)
+    stats.set_defaults(func=run_stats)
 
     split = commands.add_parser(
         "split", help="hold out whole video sequences (or cities) as a new split",
@@ -223,6 +242,35 @@ def run_check(args) -> int:
     return 0
 
 
+def add_channels(parser) -> None:
+    parser.add_argument("--channels", type=positive_int, default=3, metavar="N",
+                        help="the images' channels: 3 (default) reads them as RGB; another number reads files of "
+                             "that many bands (.npy arrays (H, W, N), TIFFs), the images of a model of N input "
+                             "channels (in_channels)")
+
+
+def run_stats(args) -> int:
+    import json
+
+    from ..data import build_dataset
+    from ..data.bands import channel_statistics
+
+    dataset = build_dataset(args.name, args.root, args.split, channels=args.channels)
+    count = min(len(dataset), args.max_images or len(dataset))
+    print(f"{args.name} {args.split}: {count} of {len(dataset)} images, {args.channels} channel(s)", file=sys.stderr)
+    stats = channel_statistics(dataset.load(index)["image"] for index in range(count))
+    print(f"{'channel':>8} {'mean':>12} {'std':>12}")
+    for channel, (mean, std) in enumerate(zip(stats["mean"], stats["std"])):
+        print(f"{channel:>8} {mean:>12.4f} {std:>12.4f}")
+    mean, std = ([round(value, 4) for value in stats[key]] for key in ("mean", "std"))
+    print(f"over {stats['pixels']:,} pixels per channel. In a config: data.mean={json.dumps(mean)} "
+          f"data.std={json.dumps(std)}" + (f" model.options.in_channels={args.channels}" if args.channels != 3 else ""))
+    if min(stats["std"]) == 0:
+        print("segnext data stats: warning: a channel holds one value everywhere; its std of 0 cannot normalise it "
+              "(leave the channel out or give it a std of 1)", file=sys.stderr)
+    return 0
+
+
 def run_preview(args) -> int:
     from pathlib import Path
 
@@ -230,7 +278,7 @@ def run_preview(args) -> int:
     from ..data.preview import preview_sheet, spread_indices
     from ..data.selection import select_classes
 
-    dataset = build_dataset(args.name, args.root, args.split)
+    dataset = build_dataset(args.name, args.root, args.split, channels=args.channels)
     if args.classes is not None:
         dataset = select_classes(dataset, args.classes, where="--classes")
     indices = spread_indices(len(dataset), args.num)

@@ -18,7 +18,7 @@ from .arguments import (
     add_test_settings,
     amp_setting,
     backend_setting,
-    check_reads_rgb,
+    check_test_channels,
     positive_int,
     test_settings,
     with_examples,
@@ -200,15 +200,15 @@ def run(args) -> int:
     else:
         model = create_model(checkpoint=args.checkpoint)  # with the NMF seed it was saved with
         saved_settings = model.config.test_settings
-    check_reads_rgb(model, args.checkpoint or args.onnx, "eval")
     choose_test_settings(args, config, model, saved_settings, source)
     config.evaluation = test_settings(args, config.evaluation)  # --mode, --ms, --flip ... on top
+    channels = check_test_channels(model, config.evaluation, source)
     env = distributed.setup("cpu" if args.onnx else args.device or config.train.device)
     use_device(env.device)
     try:
         if env.device.type == "cpu" and config.train.threads:
             torch.set_num_threads(config.train.threads)
-        dataset = config.data.build(args.split or config.data.val_split)
+        dataset = config.data.build(args.split or config.data.val_split, channels=channels)
         precision = None if args.onnx else autocast_dtype(env.device, amp_setting(args))
         if not args.onnx:  # as `segnext predict` runs it (`Segmenter.inference_model`)
             model = inference_model(model.eval().to(env.device), backend_setting(args), autocast_dtype=precision)

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES, SUBMISSION_BENCHMARKS, VIDEO_SUFFIXES
+from ..constants import ARRAY_SUFFIXES, IGNORE_INDEX, IMAGE_SUFFIXES, SUBMISSION_BENCHMARKS, VIDEO_SUFFIXES
 from .arguments import (
     add_amp,
     add_backend,
@@ -36,7 +36,6 @@ from .arguments import (
     add_test_settings,
     amp_setting,
     backend_setting,
-    check_reads_rgb,
     positive_int,
     probability_between,
     test_settings,
@@ -118,6 +117,10 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+# Files a folder is searched for: images, and arrays of bands (models of other input channels than RGB).
+FOLDER_SUFFIXES = IMAGE_SUFFIXES + ARRAY_SUFFIXES
+
+
 def collect_inputs(inputs: List[str], out: Optional[Path] = None) -> Tuple[List[Tuple[Path, Path]], List[str]]:
     """[(image or video path, output stem relative to --out)] and the inputs that matched nothing.
     Folders are searched for images only, never inside `out` (a run in the folder of the images
@@ -130,7 +133,7 @@ def collect_inputs(inputs: List[str], out: Optional[Path] = None) -> Tuple[List[
         path = Path(item)
         if path.is_dir():
             skipped = out if out is not None and path.resolve() in out.parents else None  # out below path
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
                            and (skipped is None or skipped not in p.resolve().parents))
             if not files:
                 missing.append(f"{item} (a folder with no images)")
@@ -167,6 +170,27 @@ def distinct_names(inputs: List[Tuple[Path, Path]], out: Path) -> Tuple[List[Tup
             renamed.append(str(stem))
         result.append((path, stem))
     return result, renamed
+
+
+def images_for_channels(channels: int, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]],
+                        source) -> List[Tuple[Path, Path]]:
+    """The images a model of `channels` input channels reads: an RGB model leaves arrays of bands (.npy)
+    out, saying so (an error when there is nothing else); a model of other channels reads every file as
+    bands (`segnext.data.read_bands`) and no video."""
+    if channels != 3:
+        if videos:
+            raise ValueError(f"{source} takes {channels} input channels (in_channels), and videos are RGB; give "
+                             f"its images as files of {channels} bands (.npy arrays, TIFFs)")
+        return images
+    arrays = [path for path, _ in images if path.suffix.lower() in ARRAY_SUFFIXES]
+    if arrays and len(arrays) == len(images) and not videos:
+        raise ValueError(f"{source} takes RGB images, and the inputs are NumPy arrays ({arrays[0]}"
+                         f"{', ...' if len(arrays) > 1 else ''}): arrays of bands are read by models of other input "
+                         f"channels (in_channels); give image files")
+    if arrays:
+        print(f"segnext predict: note: {len(arrays)} NumPy array(s) left out ({arrays[0].name}"
+              f"{', ...' if len(arrays) > 1 else ''}): {source} takes RGB images", file=sys.stderr)
+    return [(path, stem) for path, stem in images if path.suffix.lower() not in ARRAY_SUFFIXES]
 
 
 def single_file_output(out: Path, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]]
@@ -229,7 +253,7 @@ def run(args) -> int:
     import torch
 
     from ..inference import Segmenter
-    from ..inference.segmenter import UNSURE_BELOW
+    from ..inference.segmenter import UNSURE_BELOW, input_channels
     from ..runtime import use_device
     from ..utils import check_can_make_folder, check_can_write_file, require, resolve_device
 
@@ -295,7 +319,7 @@ def run(args) -> int:
     else:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
-    check_reads_rgb(segmenter.model, args.checkpoint or args.onnx, "predict")
+    images = images_for_channels(input_channels(segmenter.model), images, videos, args.checkpoint or args.onnx)
     segmenter.test_config = test_settings(args, segmenter.test_config)
     if benchmark is not None:
         from ..data.submission import check_submission_classes

@@ -10,6 +10,7 @@
 See docs/datasets.md for the layouts and the `segnext data prepare` / `segnext data check` commands.
 """
 
+from .bands import display_rgb, read_bands
 from .datasets import DATASETS, DatasetSpec, LabelMap, Layout, SegmentationDataset, build_dataset, read_classes_json
 from .io import DataError, pil_to_rgb, read_image, read_label, write_image, write_label
 from .palette import colorize, default_palette, overlay
@@ -18,6 +19,6 @@ from .transforms import ClassPaste, TrainTransform, seed_worker
 
 __all__ = [
     "DATASETS", "ClassPaste", "DataError", "DatasetSpec", "LabelMap", "Layout", "SegmentationDataset", "TrainTransform",
-    "build_dataset", "colorize", "default_palette", "overlay", "pil_to_rgb", "read_classes_json", "read_image",
-    "read_label", "seed_worker", "select_classes", "write_image", "write_label",
+    "build_dataset", "colorize", "default_palette", "display_rgb", "overlay", "pil_to_rgb", "read_bands",
+    "read_classes_json", "read_image", "read_label", "seed_worker", "select_classes", "write_image", "write_label",
 ]

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import count
+from .bands import read_image_or_bands
 from .conversion import run_tasks
 from .datasets import (
     GROUP_PATTERN,
@@ -39,7 +40,7 @@ from .datasets import (
     split_names,
     splits_on_disk,
 )
-from .io import DataError, read_image, read_label
+from .io import DataError, read_label
 from .selection import select_spec_classes
 from .splits import CAMERA_PREFIXES, shared_group
 
@@ -67,7 +68,7 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray):
     problems = []
     image = label = None
     try:
-        image = read_image(image_path)
+        image = read_image_or_bands(image_path)
     except (DataError, FileNotFoundError) as error:
         problems.append(str(error))
     try:

@@ -24,9 +24,10 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch.utils.data
 
-from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
+from ..constants import ARRAY_SUFFIXES, IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import did_you_mean
 from . import classes as C
+from .bands import read_bands
 from .formats import coco, cvat, label_studio, labelme, supervisely, via, yolo
 from .io import DataError, read_image, read_label
 from .palette import default_palette
@@ -266,6 +267,10 @@ def _camvid() -> DatasetSpec:
     )
 
 
+# A folder dataset's images may also be arrays of bands (models of other input channels than RGB).
+FOLDER_IMAGE_SUFFIXES = IMAGE_SUFFIXES + ARRAY_SUFFIXES
+
+
 def _folder_layouts(label_map: LabelMap) -> Tuple[Layout, ...]:
     # MMSegmentation's order (images/<split>/) first; the split first (train/images/, train/masks/) is
     # how many exported and downloaded datasets come, so it is read as it is too; and the folder names
@@ -273,11 +278,12 @@ def _folder_layouts(label_map: LabelMap) -> Tuple[Layout, ...]:
     # dataset made for it is read without moving a file.
     # Sub-folders are read (frames kept by sequence: images/train/drive1/0001.jpg), as MMSegmentation
     # lists a custom dataset's folders recursively.
-    return (Layout("images/{split}", ("labels/{split}", "masks/{split}"), IMAGE_SUFFIXES, ".png", label_map,
+    return (Layout("images/{split}", ("labels/{split}", "masks/{split}"), FOLDER_IMAGE_SUFFIXES, ".png", label_map,
                    recursive=True),
-            Layout("{split}/images", ("{split}/labels", "{split}/masks"), IMAGE_SUFFIXES, ".png", label_map,
+            Layout("{split}/images", ("{split}/labels", "{split}/masks"), FOLDER_IMAGE_SUFFIXES, ".png", label_map,
                    recursive=True),
-            Layout("img_dir/{split}", ("ann_dir/{split}",), IMAGE_SUFFIXES, ".png", label_map, recursive=True))
+            Layout("img_dir/{split}", ("ann_dir/{split}",), FOLDER_IMAGE_SUFFIXES, ".png", label_map,
+                   recursive=True))
 
 
 def _folder_placeholder() -> DatasetSpec:
@@ -778,11 +784,18 @@ def get_spec(name: str, root=None) -> DatasetSpec:
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
-    """Image/label pairs of one split of one dataset, with an optional transform."""
+    """Image/label pairs of one split of one dataset, with an optional transform.
 
-    def __init__(self, spec: DatasetSpec, listing: Listing, transform=None, seed: int = 0):
+    channels: 3 reads the images as RGB uint8 (`read_image`); another number (a model's
+    `in_channels`) reads them as float32 bands of that many (`segnext.data.read_bands`).
+    """
+
+    def __init__(self, spec: DatasetSpec, listing: Listing, transform=None, seed: int = 0, channels: int = 3):
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        self.channels = channels
         self.name = spec.name
         self.split = listing.split
         self.root = str(listing.root)
@@ -830,7 +843,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         image_path, label_path = self.image_paths[index], self.label_paths[index]
         where = f"{self.name} {self.split} dataset index {index}"
         try:
-            image = read_image(image_path)
+            image = read_image(image_path) if self.channels == 3 else read_bands(image_path, self.channels)
             raw_label = read_label(label_path)
         except (DataError, FileNotFoundError) as error:
             raise DataError(f"{where}: {error}") from None
@@ -857,7 +870,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"{self.num_classes} classes, root={self.root!r})")
 
 
-def build_dataset(name: str, root, split: str, transform=None, seed: int = 0) -> SegmentationDataset:
+def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, channels: int = 3
+                  ) -> SegmentationDataset:
     """The `split` of dataset `name` (a key of DATASETS) found below `root`.
 
     split: a split name, or several joined with "+" ("train+val": the pairs of both, in that order;
@@ -865,11 +879,13 @@ def build_dataset(name: str, root, split: str, transform=None, seed: int = 0) ->
     transform: None (samples are the raw dict) or a callable transform(sample, rng), such as
         TrainTransform.
     seed: base seed of the per-sample random streams (see SegmentationDataset.rng_for).
+    channels: the images' channels: 3 for RGB, another number for bands (a model's in_channels; a
+        folder dataset's images may then be .npy arrays or TIFFs, `segnext.data.read_bands`).
     Raises FileNotFoundError / DataError naming what is missing and how to make it.
     """
     spec = get_spec(name, root)
     listings = [_complete_listing(spec, name, root, part) for part in split_names(split)]
-    return SegmentationDataset(spec, join_listings(listings), transform=transform, seed=seed)
+    return SegmentationDataset(spec, join_listings(listings), transform=transform, seed=seed, channels=channels)
 
 
 def split_names(split: str) -> List[str]:

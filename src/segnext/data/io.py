@@ -49,6 +49,10 @@ def _open(path: PathLike) -> Image.Image:
         wildcard = " (a wildcard pattern: pass the files it matches, e.g. sorted(glob.glob(...)))" \
             if any(c in str(path) for c in "*?[") else ""
         raise FileNotFoundError(f"{path}: no such file{wildcard}")
+    if path.suffix.lower() == ".npy":
+        raise DataError(f"{path}: a NumPy array, not an image file, read here as RGB; arrays of bands are the images "
+                        f"of models of other input channels (model.options.in_channels and data.mean/data.std of as "
+                        f"many values; `segnext data` commands: --channels N; Python: segnext.data.read_bands)")
     return _decode(path, str(path))
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..constants import IGNORE_INDEX
+from .bands import display_rgb
 from .palette import overlay
 
 TILE_WIDTH = 400
@@ -24,7 +25,7 @@ def spread_indices(length: int, count: int) -> List[int]:
 
 
 def _tile(image: np.ndarray, label: np.ndarray, palette, alpha: float, caption: str) -> Image.Image:
-    blended = overlay(image, label, palette, alpha)
+    blended = overlay(display_rgb(image), label, palette, alpha)
     height = max(1, round(blended.shape[0] * TILE_WIDTH / blended.shape[1]))
     tile = Image.new("RGB", (TILE_WIDTH, height + CAPTION), "white")
     tile.paste(Image.fromarray(blended).resize((TILE_WIDTH, height), Image.BILINEAR), (0, 0))
@@ -36,7 +37,8 @@ def preview_sheet(samples: Sequence[Tuple[np.ndarray, np.ndarray, str]], class_n
                   alpha: float = 0.5, columns: int = 4) -> np.ndarray:
     """One RGB image (H, W, 3) of `samples` ((image, label, caption) each) in rows of `columns`, each
     image with its label's colours blended in (`alpha`: their weight; ignored pixels keep the
-    image's), then a legend of the classes they show, with their pixel shares."""
+    image's), then a legend of the classes they show, with their pixel shares. Images of other
+    channels than RGB are drawn as `display_rgb`'s pictures of their bands."""
     if not samples:
         raise ValueError("no samples to show")
     tiles = [_tile(image, label, palette, alpha, caption) for image, label, caption in samples]

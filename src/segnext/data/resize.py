@@ -41,12 +41,14 @@ def rescale_size(width: int, height: int, scale: Tuple[int, int]) -> Tuple[int, 
 
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bilinear resize of a uint8 image (H, W) or (H, W, C), as mmcv.imresize; a float32 one keeps its
-    values unrounded."""
+    values unrounded. The shape keeps its axes ((H, W, 1) stays three-dimensional)."""
     if image.shape[1] == width and image.shape[0] == height:
         return image
     cv2 = opencv_if_installed()
     if cv2 is not None:
-        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+        # OpenCV gives (H, W) for (H, W, 1).
+        return resized[:, :, None] if image.ndim == 3 and resized.ndim == 2 else resized
     import torch
     import torch.nn.functional as F
 

@@ -11,6 +11,9 @@ Train (`TrainTransform`), in this order:
     hue; each applied with probability 1/2.
  5. Normalise with mean/std (RGB), pad to crop_size (image 0 after normalising, label 255).
 
+Images of other channels than RGB (float32 bands, `segnext.data.read_bands`, with one mean and std
+per channel) take steps 1-3 and 5 alike; the photometric distortion is RGB's and is refused for them.
+
 The test-time preprocessing is `segnext.inference.resize_for_test` and `to_tensor`.
 
 Random numbers come from the numpy Generator the dataset passes in, so an augmentation depends
@@ -50,7 +53,7 @@ def _table(alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
 
 
 def normalize(image: np.ndarray, mean, std) -> np.ndarray:
-    """(image - mean) / std in float32, as a (3, H, W) array."""
+    """(image - mean) / std in float32, as a (C, H, W) array."""
     mean = np.asarray(mean, dtype=np.float32)
     inv_std = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
     normalized = (image.astype(np.float32) - mean) * inv_std
@@ -59,11 +62,11 @@ def normalize(image: np.ndarray, mean, std) -> np.ndarray:
 
 def normalize_and_pad(image: np.ndarray, label: np.ndarray, crop_size: Tuple[int, int], mean, std,
                       ignore_index: int = IGNORE_INDEX) -> dict:
-    """The pipeline's last step: dict(image=float32 (3, h, w) normalised, zero-padded at the bottom and
+    """The pipeline's last step: dict(image=float32 (C, h, w) normalised, zero-padded at the bottom and
     right to at least crop_size; label=int64 (h, w) padded with ignore_index)."""
     crop_h, crop_w = crop_size
     height, width = label.shape
-    padded_image = np.zeros((3, max(crop_h, height), max(crop_w, width)), dtype=np.float32)
+    padded_image = np.zeros((len(mean), max(crop_h, height), max(crop_w, width)), dtype=np.float32)
     padded_image[:, :height, :width] = normalize(image, mean, std)
     padded_label = np.full(padded_image.shape[1:], ignore_index, dtype=np.int64)
     padded_label[:height, :width] = label
@@ -76,8 +79,10 @@ class TrainTransform:
     crop_size: (height, width) of the output. img_scale: the (long, short) edge bound of the
     resize before the random ratio, e.g. (2048, 512) for ADE20K, None to skip resizing.
     ratio_range: (low, high) of the random ratio, None for a fixed scale.
-    Output: image float32 (3, crop_h, crop_w) normalised and zero-padded; label int64
+    Output: image float32 (C, crop_h, crop_w) normalised and zero-padded (C = 3 for RGB); label int64
     (crop_h, crop_w) with 255 = ignore (also in the padding).
+    mean/std: one value per channel; other than three take images of that many bands (H, W, C) and
+    need photometric=False.
     """
 
     def __init__(self, crop_size=(512, 512), img_scale: Optional[Tuple[int, int]] = (2048, 512),
@@ -98,6 +103,12 @@ class TrainTransform:
         self.photometric = bool(photometric)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise ValueError(f"mean and std need one value per image channel each, got {len(self.mean)} and "
+                             f"{len(self.std)}")
+        if self.photometric and len(self.mean) != 3:
+            raise ValueError(f"the photometric distortion (brightness, contrast, saturation, hue) is for RGB images, "
+                             f"and these have {len(self.mean)} channels (mean/std): set photometric=False")
         self.ignore_index = int(ignore_index)
 
     def __call__(self, sample: dict, rng: np.random.Generator) -> dict:

@@ -72,7 +72,8 @@ def evaluate(model, dataset, config: TestConfig, *, num_classes: Optional[int] =
              should_stop: Optional[Callable[[], Any]] = None, resume_from: Optional[PartialScores] = None,
              save_partial: Optional[Callable[[PartialScores], None]] = None,
              save_every: float = 60.0) -> Dict[str, Any]:
-    """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, label=uint8 HxW)).
+    """Score `model` on `dataset` (items: dict(image=uint8 HxWx3 RGB, or float32 HxWxC bands for test
+    settings of C channels, label=uint8 HxW)).
 
     Returns SegmentationMetric.compute() plus `num_images`, `seconds`, `confusion` (the int64 matrix
     [target, prediction]) and `majority_class_mIoU` (the trivial baseline).

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..data.bands import display_rgb, read_bands
 from ..data.io import decode_image, pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
 from .settings import TestConfig
@@ -141,10 +142,13 @@ class PreparedImage:
 
 def to_channels_array(image, channels: int) -> np.ndarray:
     """An image of a model of other input channels than RGB: a NumPy array (H, W, channels), or
-    (H, W) for one channel, as float32 in its own units (the test settings' mean/std are in them)."""
+    (H, W) for one channel, or the path of a file of its bands (`segnext.data.read_bands`: .npy,
+    TIFF, ...), as float32 in its own units (the test settings' mean/std are in them)."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_bands(image, channels)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"a model of {channels} input channels takes each image as a NumPy array (H, W, {channels}) "
-                        f"(files and PIL images are read as RGB); got a {type(image).__name__}")
+                        f"or the path of a file of its bands (.npy, TIFF); got a {type(image).__name__}")
     array = image[:, :, None] if image.ndim == 2 and channels == 1 else image
     if array.ndim != 3 or array.shape[2] != channels or 0 in array.shape:
         raise ValueError(f"expected an image array of shape (H, W, {channels}) (the test settings' mean and std have "
@@ -158,14 +162,12 @@ def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) 
     """Read `image` (path, PIL image or array, as `to_rgb_array`) and resize it for every scale of
     the test. NumPy, Pillow and OpenCV only, so it can run in DataLoader workers or threads.
     keep_image: keep the RGB image too (for overlays). Test settings of other than three channels
-    (a model's `in_channels`) take arrays of that many (`to_channels_array`), resized as float32."""
+    (a model's `in_channels`) take arrays of that many or files of bands (`to_channels_array`),
+    resized as float32; the image kept is then `segnext.data.display_rgb`'s picture of them."""
     if config.channels != 3:
-        if keep_image:
-            raise ValueError(f"overlays are drawn on RGB images, and these test settings are for {config.channels} "
-                             f"channels; predict the labels alone")
         array = to_channels_array(image, config.channels)
         views = tuple(resize_for_test(array, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
-        return PreparedImage(size=array.shape[:2], views=views)
+        return PreparedImage(size=array.shape[:2], views=views, rgb=display_rgb(array) if keep_image else None)
     rgb = to_rgb_array(image)
     views = tuple(resize_for_test(rgb, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
     return PreparedImage(size=(rgb.shape[0], rgb.shape[1]), views=views, rgb=rgb if keep_image else None)

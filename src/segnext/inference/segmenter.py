@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..constants import IGNORE_INDEX, SAVED_NMF_SEED
+from ..data.bands import display_rgb
 from ..data.palette import colorize, default_palette, overlay
 from ..models import create_model
 from ..utils import require, resolve_device, user_path
@@ -33,7 +34,7 @@ from .backends import inference_model, resolve_backend
 from .batching import batches_by_size
 from .cuda_graph import CudaGraphSegNeXt
 from .precision import Amp, AutocastModel, autocast_dtype
-from .preprocess import ImageInput, PreparedImage, prepare, to_rgb_array
+from .preprocess import ImageInput, PreparedImage, prepare, to_channels_array, to_rgb_array
 from .segment import (
     segment_group,
     segment_group_confidence,
@@ -282,7 +283,12 @@ class Segmenter:
         return colorize(labels, self.palette, ignore_index=None)
 
     def overlay(self, image: ImageInput, labels: Optional[np.ndarray] = None, alpha: float = 0.5) -> np.ndarray:
-        """The image with the label colours blended in (predicted when `labels` is None)."""
+        """The image with the label colours blended in (predicted when `labels` is None). The image of a
+        model of other input channels is drawn as `segnext.data.display_rgb`'s picture of its bands."""
+        if self.test_config.channels != 3:
+            bands = to_channels_array(image, self.test_config.channels)
+            labels = self.predict(bands) if labels is None else labels
+            return overlay(display_rgb(bands), labels, self.palette, alpha, ignore_index=None)
         rgb = to_rgb_array(image)
         if labels is None:
             labels = self.predict(rgb)

@@ -112,9 +112,10 @@ class ModelSection:
                                           **self.options, **extra)
             key = "model.pretrained" if self.pretrained is not None else "model.backbone_checkpoint"
         lines += [f"{key} {report.summary()}" for report in reports]
-        if model.config.in_channels != 3:
-            raise ConfigError(f"model.checkpoint {self.checkpoint} takes {model.config.in_channels} input channels: "
-                              f"{RGB_ONLY}")
+        channels = getattr(dataset, "channels", 3)
+        if model.config.in_channels != channels:
+            raise ConfigError(f"model.checkpoint {self.checkpoint} takes {model.config.in_channels} input channels, "
+                              f"and data.mean/data.std normalise {channels}: {CHANNELS_MATCH}")
         temperature = model.config.logit_temperature
         if self.checkpoint is not None and temperature != 1 and "logit_temperature" not in self.options:
             # Fitted to those weights' confidence, which training changes; the loss wants the raw logits.
@@ -127,9 +128,9 @@ class ModelSection:
         return model, lines
 
 
-# What a model of other input channels than RGB (SegNeXtConfig.in_channels) meets in `segnext train`.
-RGB_ONLY = ("segnext train reads RGB images; train a model of other input channels in a loop of your own "
-            "(docs/training.md: in a training loop of your own)")
+# How the data and a model of other input channels than RGB (SegNeXtConfig.in_channels) agree.
+CHANNELS_MATCH = ("give data.mean and data.std one value per input channel of the images, in the units of their "
+                  "files (`segnext data stats` computes them), and model.options.in_channels as many")
 
 
 @dataclass
@@ -157,8 +158,11 @@ class DataSection:
     cat_max_ratio: float = 0.75
     flip_prob: float = 0.5
     photometric: bool = True
-    mean: Tuple[float, float, float] = IMAGENET_MEAN  # the normalisation, for training and test alike
-    std: Tuple[float, float, float] = IMAGENET_STD
+    # The normalisation, for training and test alike: one value per image channel, in the units of the
+    # image files (0..255 for RGB). Other than three values: images of that many bands (.npy / TIFF,
+    # `segnext.data.read_bands`) for a model of as many input channels (model.options.in_channels).
+    mean: Tuple[float, ...] = IMAGENET_MEAN
+    std: Tuple[float, ...] = IMAGENET_STD
     # DataLoader worker processes per training process; null: up to 4 (the official configs'
     # workers_per_gpu), no more than this process's share of the CPUs (`sampler.default_num_workers`).
     num_workers: Optional[int] = None
@@ -181,8 +185,9 @@ class DataSection:
     classes: Any = None
     huggingface: HuggingFaceSection = field(default_factory=HuggingFaceSection)
 
-    def build(self, split: str, transform=None, seed: int = 0):
-        """The dataset's `split` (`segnext.data.build_dataset`), after checking the root."""
+    def build(self, split: str, transform=None, seed: int = 0, channels: Optional[int] = None):
+        """The dataset's `split` (`segnext.data.build_dataset`), after checking the root. channels: the
+        images' (a model's input channels); by default as many as data.mean's values."""
         from ..data import build_dataset
         from ..data.hf import DATASET_NAME, build_huggingface_dataset
         from ..data.selection import select_classes
@@ -199,13 +204,18 @@ class DataSection:
                 f"data.root {self.root} does not exist. Point it at the {self.dataset} dataset with "
                 f"`data.root=/path/to/data` on the command line"
                 + (f"; to make its layout: {prepare}" if prepare else "") + ". See docs/datasets.md for downloads.")
+        channels = len(self.mean) if channels is None else channels
         if self.dataset == DATASET_NAME:
+            if channels != 3:
+                raise ConfigError(f"data.dataset {DATASET_NAME}: its images are read as RGB, and the model takes "
+                                  f"{channels} input channels; images of other channels are read from files (a "
+                                  f"folder dataset of .npy arrays or TIFFs)")
             hf = self.huggingface
             dataset = build_huggingface_dataset(root, split, hf.image_column, hf.label_column, hf.classes,
                                                 label_colors=hf.label_colors,
                                                 transform=transform, seed=seed)
         else:
-            dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed)
+            dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed, channels=channels)
         if self.classes is not None:
             dataset = select_classes(dataset, self.classes)
         if self.transform is not None and transform is not None:
@@ -759,6 +769,25 @@ def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
     raise TypeError(f"unsupported config type {kind} for {key}")  # a bug in this file, not in the config
 
 
+def _check_channels(config: Config, fail) -> None:
+    """The data's channels (data.mean's values) are the model's input channels; images of other
+    channels than RGB come from files of bands, without the RGB photometric distortion."""
+    from ..data.hf import DATASET_NAME
+
+    channels, options = len(config.data.mean), config.model.options
+    in_channels = options.get("in_channels", 3)
+    # Without options.in_channels a model.checkpoint's own, checked when it is loaded.
+    if (config.model.checkpoint is None or "in_channels" in options) and in_channels != channels:
+        fail("model.options.in_channels", f"is {in_channels} and data.mean/data.std normalise {channels} channels: "
+                                          f"{CHANNELS_MATCH}.")
+    if channels != 3 and config.data.photometric:
+        fail("data.photometric", f"is true: the photometric distortion (brightness, contrast, saturation, hue) is "
+                                 f"RGB's, and the images have {channels} channels; set data.photometric=false.")
+    if channels != 3 and config.data.dataset == DATASET_NAME:
+        fail("data.dataset", f"is {DATASET_NAME}, whose images are read as RGB; images of {channels} channels are "
+                             f"read from files (a folder dataset of .npy arrays or TIFFs).")
+
+
 def _check_values(section: Any, prefix: str, source: str) -> None:
     """Range and choice checks that types cannot express."""
 
@@ -791,6 +820,11 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                                 f"CPUs allow), got {section.num_workers}.")
         if not 0 <= section.copy_paste_prob <= 1:
             fail("copy_paste_prob", f"must be a probability from 0 to 1, got {section.copy_paste_prob}.")
+        if not section.mean or len(section.mean) != len(section.std):
+            fail("mean", f"and data.std need one value per image channel each (three for RGB), got "
+                         f"{len(section.mean)} and {len(section.std)}.")
+        if min(section.std) <= 0:
+            fail("std", f"must hold positive values, got {list(section.std)}.")
     if isinstance(section, TrainSection):
         for key in ("max_iters", "batch_size", "micro_batch_size", "log_interval", "checkpoint_interval",
                     "keep_checkpoints"):
@@ -823,6 +857,8 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
                     fail(f"custom_keys.{key}.{name}", f"is not a valid rule.{hint} Valid: lr_mult, decay_mult.")
     if isinstance(section, Config) and section.schedule.by_time and not section.train.max_time_minutes:
         fail("schedule.by_time", "needs train.max_time_minutes (the time the lr decays over).")
+    if isinstance(section, Config):
+        _check_channels(section, fail)
     if isinstance(section, DataSection):
         from ..data import DATASETS
         from ..data.hf import DATASET_NAME
@@ -857,5 +893,6 @@ def _check_values(section: Any, prefix: str, source: str) -> None:
         for key in section.options:
             if key not in valid:
                 fail(f"options.{key}", f"is not a model option.{did_you_mean(key, valid)} Valid: {', '.join(valid)}.")
-        if section.options.get("in_channels", 3) != 3:
-            fail("options.in_channels", f"is {section.options['in_channels']}: {RGB_ONLY}")
+        channels = section.options.get("in_channels", 3)
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            fail("options.in_channels", f"must be a positive number of image channels, got {channels!r}.")

@@ -1,0 +1,186 @@
+"""Images of other channels than RGB (near infrared, elevation, multispectral bands) for models of
+other input channels (`SegNeXtConfig.in_channels`).
+
+`read_bands` reads one such image as float32 (H, W, C) in the units of its file, the units the
+normalisation's mean and std (one value per channel) are given in:
+- `.npy`: a NumPy array (H, W, C), or (H, W) for one channel, of any integer, float or bool type
+  (read without pickle);
+- `.tif` / `.tiff`: any number of bands with `tifffile` (`pip install tifffile`), bands last or,
+  as GDAL writes planar GeoTIFFs, first; without it Pillow reads those of up to four bands;
+- any other image file Pillow reads, with its own bands (L: 1, LA: 2, RGB: 3, RGBA / CMYK: 4;
+  16-bit greyscale keeps all its 16 bits), the EXIF orientation applied.
+The number of channels is checked: a file of other channels than the model's raises `DataError`
+naming it.
+
+`channel_statistics` gives the mean and standard deviation of each channel over a dataset's images:
+the normalisation (data.mean, data.std) of a model trained on them.
+
+`display_rgb` makes an 8-bit RGB picture of such an image for overlays and report pictures, as GIS
+viewers do: the first three bands (or the first alone, as grey, for one or two) each stretched from
+its 2nd to its 98th percentile.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ..constants import ARRAY_SUFFIXES
+from ..utils import user_path
+from .io import DataError, read_image
+
+PathLike = Union[str, os.PathLike]
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def read_bands(path: PathLike, channels: Optional[int] = None) -> np.ndarray:
+    """The image at `path` as float32 (H, W, channels), in the units of its file (see the module).
+    channels: the model's input channels, checked; None takes the file's own."""
+    path = user_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        array = _read_npy(path)
+    elif suffix in TIFF_SUFFIXES and _tifffile() is not None:
+        array = _read_tiff(path)
+    else:
+        array = _read_with_pillow(path, channels)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
+        raise DataError(f"{path}: values of type {array.dtype}; image bands must be integers, floats or bools")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or 0 in array.shape:
+        raise DataError(f"{path}: holds an array of shape {array.shape}; an image is (height, width, channels)")
+    if channels is not None and array.shape[2] != channels:
+        if array.shape[0] == channels and array.shape[2] != channels:
+            raise DataError(f"{path}: its {channels} channels come first ({array.shape}); store the image as "
+                            f"(height, width, channels), e.g. np.save(path, np.moveaxis(array, 0, -1))")
+        raise DataError(f"{path}: holds {array.shape[2]} channel(s), and the model takes {channels} (in_channels); "
+                        f"give every image the model's channels, in one order")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as error:
+        if "pickle" in str(error):
+            raise DataError(f"{path}: holds Python objects (a pickle), which are never loaded; save the bands as a "
+                            f"numeric array (np.save(path, array) of an int or float array)") from None
+        raise DataError(f"{path}: cannot read this array ({error}); save it again with np.save") from None
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot read this array ({error or 'truncated'}); save it again with "
+                        f"np.save") from None
+
+
+def _tifffile():
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    return tifffile
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    tifffile = _tifffile()
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            array, page = tiff.asarray(), tiff.pages[0]
+            bands_in_pages = len(tiff.pages) > 1 and page.samplesperpixel == 1
+    except Exception as error:  # tifffile raises its own errors, ValueError and OSError for damaged files
+        raise DataError(f"{path}: cannot read this TIFF file ({error}); re-export it") from None
+    if array.ndim == 3 and (page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and page.samplesperpixel > 1
+                            or bands_in_pages):
+        array = np.moveaxis(array, 0, -1)  # band-sequential storage (as GDAL writes GeoTIFFs), or a page a band
+    return array
+
+
+def _read_with_pillow(path: Path, channels: Optional[int]) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        tiff_note = ("; a TIFF of more than four bands needs tifffile (pip install tifffile)"
+                     if path.suffix.lower() in TIFF_SUFFIXES else "")
+        raise DataError(f"{path}: cannot read this file ({error}){tiff_note}") from None
+    if image.mode in ("P", "PA"):
+        raise DataError(f"{path}: a palette image holds colour indices, not bands; save its bands as an array "
+                        f"(.npy) or a TIFF")
+    return np.asarray(image)
+
+
+def display_rgb(bands: np.ndarray) -> np.ndarray:
+    """An 8-bit RGB picture (H, W, 3) of an image of any channels (H, W, C) or (H, W): the first three
+    bands, or the first as grey when there are fewer, each stretched linearly from its 2nd to its 98th
+    percentile to 0..255 (NaN as the low end). An 8-bit RGB image is returned as it is."""
+    bands = np.asarray(bands)
+    if bands.ndim == 2:
+        bands = bands[:, :, None]
+    if bands.ndim != 3 or 0 in bands.shape:
+        raise ValueError(f"expected an image (H, W, C), got shape {bands.shape}")
+    if bands.shape[2] == 3 and bands.dtype == np.uint8:
+        return bands
+    shown = bands[:, :, :3] if bands.shape[2] >= 3 else bands[:, :, :1]
+    picture = np.empty(shown.shape, dtype=np.uint8)
+    for band in range(shown.shape[2]):
+        values = shown[:, :, band].astype(np.float32)
+        finite = values[np.isfinite(values)]
+        low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 0.0)
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        picture[:, :, band] = np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255)
+    return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture
+
+
+def read_image_or_bands(path: PathLike) -> np.ndarray:
+    """An image file as `read_image` gives it (uint8 RGB), or its own bands (`read_bands`) for an
+    array (.npy) and a TIFF that Pillow cannot read (more than four bands, with tifffile): what any
+    image of a folder dataset is, for checks of sizes and readability."""
+    suffix = user_path(path).suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        return read_bands(path)
+    try:
+        return read_image(path)
+    except DataError:
+        if suffix not in TIFF_SUFFIXES or _tifffile() is None:
+            raise
+        return read_bands(path)
+
+
+def channel_statistics(images, max_images: Optional[int] = None) -> dict:
+    """{"mean": [...], "std": [...], "images": n, "pixels": n} of each channel over `images` (arrays
+    (H, W, C) of one C, e.g. a dataset's samples' "image"), in float64 sums: the population standard
+    deviation over every pixel of every image, as torchvision's and MMSegmentation's normalisation
+    constants are computed. NaN pixels are left out of their channel."""
+    total = squares = counts = None
+    seen = 0
+    for image in images:
+        if max_images is not None and seen >= max_images:
+            break
+        values = np.asarray(image, dtype=np.float64)
+        values = values[:, :, None] if values.ndim == 2 else values
+        channels = values.shape[2]
+        if total is None:
+            total, squares, counts = np.zeros(channels), np.zeros(channels), np.zeros(channels)
+        elif channels != len(total):
+            raise ValueError(f"image {seen} has {channels} channels and the ones before it {len(total)}; give "
+                             f"every image one number of channels")
+        flat = values.reshape(-1, channels)
+        valid = np.isfinite(flat)
+        flat = np.where(valid, flat, 0.0)
+        total += flat.sum(0)
+        squares += np.square(flat).sum(0)
+        counts += valid.sum(0)
+        seen += 1
+    if total is None:
+        raise ValueError("no images to compute channel statistics of")
+    mean = total / np.maximum(counts, 1)
+    variance = np.maximum(squares / np.maximum(counts, 1) - np.square(mean), 0.0)
+    return {"mean": mean.tolist(), "std": np.sqrt(variance).tolist(), "images": seen,
+            "pixels": int(counts.max())}

@@ -1,0 +1,191 @@
+"""Images of other channels than RGB: reading files of bands, their statistics, their pictures, and
+the training pipeline and datasets on them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segnext.data import DataError, TrainTransform, build_dataset, display_rgb, read_bands, read_image
+from segnext.data.bands import channel_statistics, read_image_or_bands
+from segnext.data.resize import resize_image
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_])
+def test_an_array_of_bands_is_read_as_float32_in_its_own_units(tmp_path, dtype):
+    bands = (np.random.default_rng(0).uniform(0, 3000, (7, 9, 5)) > 1500 if dtype == np.bool_ else
+             np.random.default_rng(0).uniform(0, 200, (7, 9, 5))).astype(dtype)
+    np.save(tmp_path / "b.npy", bands)
+    read = read_bands(tmp_path / "b.npy", 5)
+    assert read.dtype == np.float32 and read.shape == (7, 9, 5)
+    assert np.array_equal(read, bands.astype(np.float32))
+    assert read_bands(tmp_path / "b.npy").shape == (7, 9, 5)  # no channels given: the file's own
+
+
+def test_one_band_may_be_stored_without_its_axis(tmp_path):
+    np.save(tmp_path / "elevation.npy", np.arange(12, dtype=np.int16).reshape(3, 4) - 5)
+    read = read_bands(tmp_path / "elevation.npy", 1)
+    assert read.shape == (3, 4, 1) and read[0, 0, 0] == -5
+
+
+def test_files_of_other_bands_than_the_model_takes_are_named_with_what_to_do(tmp_path):
+    np.save(tmp_path / "three.npy", np.zeros((6, 8, 3), np.uint8))
+    with pytest.raises(DataError, match="three.npy: holds 3 channel\\(s\\), and the model takes 4 \\(in_channels\\)"):
+        read_bands(tmp_path / "three.npy", 4)
+    np.save(tmp_path / "planar.npy", np.zeros((4, 6, 8), np.uint8))
+    with pytest.raises(DataError, match="planar.npy: its 4 channels come first \\(\\(4, 6, 8\\)\\); store the image as "
+                                        "\\(height, width, channels\\)"):
+        read_bands(tmp_path / "planar.npy", 4)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="objects.npy: holds Python objects \\(a pickle\\), which are never loaded"):
+        read_bands(tmp_path / "objects.npy", 4)
+    (tmp_path / "cut.npy").write_bytes(np.lib.format.MAGIC_PREFIX + b"\x01\x00")
+    with pytest.raises(DataError, match="cut.npy: cannot read this array"):
+        read_bands(tmp_path / "cut.npy", 4)
+    with pytest.raises(FileNotFoundError, match="missing.npy: no such file"):
+        read_bands(tmp_path / "missing.npy", 4)
+    np.save(tmp_path / "text.npy", np.array([["a", "b"]]))
+    with pytest.raises(DataError, match="text.npy: values of type <U1; image bands must be integers, floats or bools"):
+        read_bands(tmp_path / "text.npy", 2)
+
+
+def test_an_array_given_to_an_rgb_reader_says_where_arrays_are_read(tmp_path):
+    np.save(tmp_path / "b.npy", np.zeros((6, 8, 4), np.uint16))
+    with pytest.raises(DataError, match="b.npy: a NumPy array, not an image file, read here as RGB; arrays of bands "
+                                        "are the images of models of other input channels"):
+        read_image(tmp_path / "b.npy")
+
+
+def test_image_files_give_their_own_bands_at_full_depth(tmp_path):
+    """RGBA (RGB + near infrared) as four bands, 16-bit grey as one band of 16 bits, the EXIF
+    orientation applied; a palette image holds no bands."""
+    rgba = np.random.default_rng(1).integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgbn.png")
+    assert np.array_equal(read_bands(tmp_path / "rgbn.png", 4), rgba.astype(np.float32))
+    grey = np.array([[0, 300], [40000, 65535]], dtype=np.uint16)
+    Image.fromarray(grey).save(tmp_path / "depth.png")
+    assert read_bands(tmp_path / "depth.png", 1)[:, :, 0].tolist() == [[0, 300], [40000, 65535]]
+    rotated = Image.fromarray(rgba, "RGBA")
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    rotated.save(tmp_path / "turned.png", exif=exif)
+    assert read_bands(tmp_path / "turned.png", 4).shape == (7, 5, 4)
+    Image.fromarray(rgba[:, :, 0]).convert("P").save(tmp_path / "palette.png")
+    with pytest.raises(DataError, match="palette.png: a palette image holds colour indices, not bands"):
+        read_bands(tmp_path / "palette.png", 1)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(DataError, match="broken.png: cannot read this file"):
+        read_bands(tmp_path / "broken.png", 4)
+
+
+def test_a_tiff_of_many_bands_is_read_interleaved_planar_or_a_page_a_band(tmp_path):
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): multi-band "
+                                                      "TIFFs untested")
+    bands = np.random.default_rng(2).integers(0, 10000, (6, 9, 7), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "contig.tif", bands, planarconfig="contig")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(bands, -1, 0), planarconfig="separate")
+    tifffile.imwrite(tmp_path / "pages.tif", np.moveaxis(bands, -1, 0))  # a page a band
+    for name in ("contig.tif", "planar.tif", "pages.tif"):
+        assert np.array_equal(read_bands(tmp_path / name, 7), bands.astype(np.float32)), name
+        assert read_image_or_bands(tmp_path / name).shape[:2] == (6, 9), name  # what `segnext data check` reads
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00 not a tiff")
+    with pytest.raises(DataError, match="broken.tif: cannot read this TIFF file"):
+        read_bands(tmp_path / "broken.tif", 7)
+
+
+def test_the_picture_of_bands_stretches_the_first_three_between_their_percentiles():
+    rng = np.random.default_rng(3)
+    bands = rng.uniform(0, 1000, (50, 60, 5)).astype(np.float32)
+    bands[:, :, 1] *= 0.01  # another scale: each band is stretched on its own
+    picture = display_rgb(bands)
+    assert picture.dtype == np.uint8 and picture.shape == (50, 60, 3)
+    for band in range(3):
+        low, high = np.percentile(bands[:, :, band], (2, 98))
+        expected = np.clip((bands[:, :, band] - low) * (255 / (high - low)) + 0.5, 0, 255).astype(np.uint8)
+        assert np.abs(picture[:, :, band].astype(int) - expected).max() <= 1
+        assert (picture[:, :, band] == 0).mean() == pytest.approx(0.02, abs=0.01)
+        assert (picture[:, :, band] == 255).mean() == pytest.approx(0.02, abs=0.01)
+    grey = display_rgb(bands[:, :, 3])  # one band: grey
+    assert np.array_equal(grey[:, :, 0], grey[:, :, 2]) and grey.max() == 255
+    flat = display_rgb(np.full((4, 4, 2), 7.0))  # one value everywhere: black, not a division by zero
+    assert flat.shape == (4, 4, 3) and not flat.any()
+    with_nan = bands[:, :, :3].copy()
+    with_nan[0, 0] = np.nan
+    assert display_rgb(with_nan)[0, 0].tolist() == [0, 0, 0]
+    rgb = rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    assert display_rgb(rgb) is rgb  # an 8-bit RGB image is its own picture
+
+
+def test_channel_statistics_are_the_mean_and_std_over_every_pixel():
+    rng = np.random.default_rng(4)
+    images = [rng.normal(loc=(10, 200, 3000), scale=(1, 20, 300), size=(h, w, 3)) for h, w in ((8, 9), (20, 5))]
+    stats = channel_statistics(iter(images))
+    pixels = np.concatenate([image.reshape(-1, 3) for image in images])
+    assert np.allclose(stats["mean"], pixels.mean(0)) and np.allclose(stats["std"], pixels.std(0))
+    assert stats["images"] == 2 and stats["pixels"] == len(pixels)
+    assert channel_statistics(images, max_images=1)["images"] == 1
+    with pytest.raises(ValueError, match="image 1 has 2 channels and the ones before it 3"):
+        channel_statistics([images[0], images[1][:, :, :2]])
+    with pytest.raises(ValueError, match="no images"):
+        channel_statistics([])
+
+
+def test_resizing_keeps_the_axis_of_one_channel():
+    image = np.random.default_rng(5).uniform(0, 1, (10, 12, 1)).astype(np.float32)
+    assert resize_image(image, 6, 5).shape == (5, 6, 1)
+
+
+def _folder_of_bands(root, channels: int, names=("a", "b", "c")):
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.json").write_text('{"classes": ["field", "forest", "water"]}')
+    rng = np.random.default_rng(6)
+    for name in names:
+        np.save(root / "images" / "train" / f"{name}.npy", rng.integers(0, 5000, (40, 48, channels), dtype=np.uint16))
+        Image.fromarray(rng.integers(0, 3, (40, 48), dtype=np.uint8)).save(root / "labels" / "train" / f"{name}.png")
+    return root
+
+
+def test_a_folder_dataset_of_arrays_reads_bands_for_a_model_of_their_channels(tmp_path):
+    root = _folder_of_bands(tmp_path / "fields", 6)
+    dataset = build_dataset("folder", root, "train", channels=6)
+    sample = dataset[0]
+    assert dataset.channels == 6 and len(dataset) == 3
+    assert sample["image"].dtype == np.float32 and sample["image"].shape == (40, 48, 6)
+    assert np.array_equal(sample["image"], np.load(root / "images" / "train" / "a.npy").astype(np.float32))
+    with pytest.raises(DataError, match="folder train dataset index 0: .*a.npy: a NumPy array, not an image file"):
+        build_dataset("folder", root, "train")[0]
+    with pytest.raises(DataError, match="a.npy: holds 6 channel\\(s\\), and the model takes 4"):
+        build_dataset("folder", root, "train", channels=4)[0]
+
+
+def test_the_training_pipeline_takes_bands_as_it_takes_rgb(tmp_path):
+    """Resize, crop, flip and normalisation as for RGB (the same random choices), one mean and std per
+    band, zero padding of every band; the RGB photometric distortion refused."""
+    root = _folder_of_bands(tmp_path / "fields", 4)
+    mean, std = (1000.0, 2000.0, 3000.0, 4000.0), (100.0, 200.0, 300.0, 400.0)
+    transform = TrainTransform(crop_size=(64, 64), img_scale=(60, 40), ratio_range=(0.5, 2.0), photometric=False,
+                               mean=mean, std=std)
+    dataset = build_dataset("folder", root, "train", transform=transform, channels=4)
+    sample = dataset[1]
+    assert sample["image"].shape == (4, 64, 64) and sample["image"].dtype == torch.float32
+    assert sample["label"].shape == (64, 64)
+    # The same random stream gives each band what it gives an RGB copy of it (float, unrounded).
+    raw = build_dataset("folder", root, "train", channels=4).load(1)
+    rng, again = dataset.rng_for(1), dataset.rng_for(1)
+    image, label = transform.random_resize(raw["image"], raw["label"], rng)
+    image, label = transform.random_crop(image, label, rng)
+    image, label = transform.random_flip(image, label, rng)
+    expected = transform.normalize_and_pad(image, label)
+    assert torch.equal(transform(dict(raw), again)["image"], expected["image"])
+    height, width = label.shape
+    assert torch.equal(sample["image"], expected["image"]) and torch.equal(sample["label"], expected["label"])
+    assert not sample["image"][:, height:, :].any() and not sample["image"][:, :, width:].any()  # padding: zeros
+    band = (image[:, :, 3] - mean[3]) / std[3]
+    assert torch.allclose(sample["image"][3, :height, :width], torch.from_numpy(band.astype(np.float32)), atol=1e-5)
+    with pytest.raises(ValueError, match="the photometric distortion .* is for RGB images, and these have 4 channels"):
+        TrainTransform(mean=mean, std=std)
+    with pytest.raises(ValueError, match="mean and std need one value per image channel each, got 4 and 3"):
+        TrainTransform(mean=mean, std=std[:3], photometric=False)
