@@ -98,6 +98,26 @@ def test_albumentations_normalisation_in_the_pipeline_is_refused(sample, albumen
         transform(sample, np.random.default_rng(0))
 
 
+def test_a_pipeline_of_ones_own_takes_bands_of_other_channels(sample, albumentations):
+    """Images of other channels than RGB reach the pipeline as float32 bands and leave it as numbers
+    in their units: the geometric steps move every band and the label alike."""
+    A = albumentations
+    rng = np.random.default_rng(7)
+    bands = {"image": rng.uniform(0, 5000, (40, 50, 5)).astype(np.float32), "label": sample["label"]}
+    mean, std = (1000.0,) * 5, (500.0,) * 5
+    flip = PluginTransform(A.Compose([A.HorizontalFlip(p=1.0), A.CenterCrop(*CROP)]), CROP, mean, std)
+    out = flip(bands, np.random.default_rng(0))
+    top, left = (40 - CROP[0]) // 2, (50 - CROP[1]) // 2
+    expected = (bands["image"][:, ::-1][top:top + CROP[0], left:left + CROP[1]] - 1000.0) / 500.0
+    assert out["image"].shape == (5, *CROP)
+    assert torch.allclose(out["image"], torch.from_numpy(expected.transpose(2, 0, 1).copy()), atol=1e-6)
+    assert np.array_equal(out["label"].numpy(), sample["label"][:, ::-1][top:top + CROP[0], left:left + CROP[1]])
+    three = PluginTransform(lambda image, label, rng: (image[:CROP[0], :CROP[1], :3], label[:CROP[0], :CROP[1]]), CROP,
+                            mean, std)
+    with pytest.raises(ValueError, match="returned an image of shape \\(24, 32, 3\\); expected \\(height, width, 5\\)"):
+        three(bands, np.random.default_rng(0))
+
+
 def test_torchvision_v2_pipeline(sample):
     try:
         from torchvision.transforms import v2

@@ -16,7 +16,8 @@ official pipeline.
 - a `segnext.data.TrainTransform` (the official pipeline with settings of your own), used as it is.
 
 The pipeline gets the RGB uint8 image (H, W, 3) and the label map of class ids (H, W; 255 = ignore)
-and returns both augmented, the image still uint8. segnext then normalises the image with
+and returns both augmented, the image still uint8 (images of other channels than RGB: float32 bands
+(H, W, C) in their units, returned as numbers in them). segnext then normalises the image with
 data.mean/data.std (the test-time normalisation too) and pads both to data.crop_size (image 0,
 label 255), as the official pipeline ends; a sample larger than the crop is an error.
 
@@ -63,7 +64,7 @@ def seeded_global_rngs(seed: int):
 
 class PluginTransform:
     """A pipeline of one's own as a segnext training transform: `transform(sample, rng)` ->
-    dict(image=float32 (3, h, w) normalised, label=int64 (h, w)), (h, w) = crop_size."""
+    dict(image=float32 (C, h, w) normalised, label=int64 (h, w)), (h, w) = crop_size, C = len(mean)."""
 
     def __init__(self, pipeline: Any, crop_size: Tuple[int, int], mean: Sequence[float], std: Sequence[float],
                  ignore_index: int = IGNORE_INDEX, name: str = "data.transform"):
@@ -108,14 +109,23 @@ class PluginTransform:
         return self.pipeline(image, label, rng)
 
     def checked(self, image, label) -> Tuple[np.ndarray, np.ndarray]:
-        """The pipeline's output as the rest of the training pipeline needs it, or an error saying why not."""
+        """The pipeline's output as the rest of the training pipeline needs it, or an error saying why not.
+        Images of other channels than RGB (as many as data.mean's values) come in as float32 bands and
+        may go out as any numbers of theirs, in their units."""
         image, label = np.asarray(image), np.asarray(label)
-        if image.dtype != np.uint8:
+        channels = len(self.mean)
+        if channels == 3 and image.dtype != np.uint8:
             raise ValueError(f"{self.name} returned a {image.dtype} image; return it as uint8 (0..255) and leave "
                              f"normalisation to segnext (data.mean/data.std, which the test uses too): remove "
                              f"Normalize/ToDtype/ToTensor steps.")
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"{self.name} returned an image of shape {image.shape}; expected (height, width, 3) RGB.")
+        if channels != 3 and not np.issubdtype(image.dtype, np.number):
+            raise ValueError(f"{self.name} returned a {image.dtype} image; return the bands as numbers in their "
+                             f"units and leave normalisation to segnext (data.mean/data.std).")
+        if channels == 1 and image.ndim == 2:
+            image = image[:, :, None]  # some steps drop the axis of one band
+        if image.ndim != 3 or image.shape[2] != channels:
+            expected = "(height, width, 3) RGB" if channels == 3 else f"(height, width, {channels}): data.mean's bands"
+            raise ValueError(f"{self.name} returned an image of shape {image.shape}; expected {expected}.")
         if label.shape != image.shape[:2] or not np.issubdtype(label.dtype, np.integer):
             raise ValueError(f"{self.name} returned a label of shape {label.shape} ({label.dtype}) for an image of "
                              f"{image.shape[:2]}; the label must stay an integer map of the image's size (pass it "
