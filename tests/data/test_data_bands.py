@@ -84,9 +84,10 @@ def test_a_tiff_of_many_bands_is_read_interleaved_planar_or_a_page_a_band(tmp_pa
     tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): multi-band "
                                                       "TIFFs untested")
     bands = np.random.default_rng(2).integers(0, 10000, (6, 9, 7), dtype=np.uint16)
-    tifffile.imwrite(tmp_path / "contig.tif", bands, planarconfig="contig")
-    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(bands, -1, 0), planarconfig="separate")
-    tifffile.imwrite(tmp_path / "pages.tif", np.moveaxis(bands, -1, 0))  # a page a band
+    tifffile.imwrite(tmp_path / "contig.tif", bands, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(bands, -1, 0), photometric="minisblack",
+                     planarconfig="separate")
+    tifffile.imwrite(tmp_path / "pages.tif", np.moveaxis(bands, -1, 0), photometric="minisblack")  # a page a band
     for name in ("contig.tif", "planar.tif", "pages.tif"):
         assert np.array_equal(read_bands(tmp_path / name, 7), bands.astype(np.float32)), name
         assert read_image_or_bands(tmp_path / name).shape[:2] == (6, 9), name  # what `segnext data check` reads
@@ -189,3 +190,25 @@ def test_the_training_pipeline_takes_bands_as_it_takes_rgb(tmp_path):
         TrainTransform(mean=mean, std=std)
     with pytest.raises(ValueError, match="mean and std need one value per image channel each, got 4 and 3"):
         TrainTransform(mean=mean, std=std[:3], photometric=False)
+
+
+def test_bytes_of_bands_are_read_by_their_kind_and_refused_over_a_pixel_limit_before_decoding():
+    import io
+
+    from segnext.data.bands import PixelLimitError, decode_bands
+
+    bands = np.random.default_rng(9).integers(0, 900, (30, 20, 4)).astype(np.uint16)
+    npy, png = io.BytesIO(), io.BytesIO()
+    np.save(npy, bands)
+    Image.fromarray(bands[:, :, :4].astype(np.uint8), "RGBA").save(png, format="PNG")
+    assert np.array_equal(decode_bands(npy.getvalue(), 4), bands.astype(np.float32))
+    assert decode_bands(png.getvalue(), 4, name="upload").shape == (30, 20, 4)
+    for data in (npy.getvalue(), png.getvalue()):
+        with pytest.raises(PixelLimitError, match="upload is 20x30 = 600 pixels, over the limit of 599"):
+            decode_bands(data, 4, name="upload", max_pixels=599)
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed: TIFF bytes untested")
+    tiff = io.BytesIO()
+    tifffile.imwrite(tiff, bands, photometric="minisblack", planarconfig="contig")
+    assert np.array_equal(decode_bands(tiff.getvalue(), 4), bands.astype(np.float32))
+    with pytest.raises(PixelLimitError, match="over the limit of 599"):
+        decode_bands(tiff.getvalue(), 4, max_pixels=599)

@@ -480,3 +480,44 @@ def test_the_command_reads_its_keys_from_a_file_and_refuses_weak_ones(model_fold
         assert words in err and "short\n" not in err  # never the key itself
     assert main(["serve", "-c", str(model_folder), "--api-key-file", str(tmp_path / "none")]) == 1
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_a_model_of_other_input_channels_serves_files_of_its_bands(tmp_path):
+    """A 4-channel model takes .npy arrays and TIFFs of its bands (labels equal to the Segmenter's,
+    overlays on a picture of the first three); an RGB photo, a wrong array and one over the pixel
+    limit are refused with what to send."""
+    from segnext.data import display_rgb
+    from segnext.data.palette import overlay
+
+    model = segnext.create_model("segnext_t", 4, class_names=NAMES, palette=PALETTE, in_channels=4)
+    model.config.test_settings = segnext.TestConfig(img_scale=None, mean=(100, 110, 120, 500),
+                                                    std=(50, 55, 60, 200)).to_dict()
+    segmenter = segnext.Segmenter.from_checkpoint(segnext.save_model(model, tmp_path / "rgbn"), device="cpu")
+    bands = np.random.default_rng(8).integers(0, 1000, (40, 52, 4)).astype(np.uint16)
+    buffer = io.BytesIO()
+    np.save(buffer, bands)
+    with TestClient(create_app(segmenter, name="rgbn", max_pixels=100 * 100)) as client:
+        assert client.get("/health").json()["input_channels"] == 4
+        expected = segmenter.predict(bands)
+        response = post(client, buffer.getvalue(), filename="tile.npy")
+        assert response.status_code == 200
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), expected)
+        drawn = np.asarray(Image.open(io.BytesIO(post(client, buffer.getvalue(), "overlay").content)))
+        assert np.array_equal(drawn, overlay(display_rgb(bands.astype(np.float32)), expected, PALETTE, 0.5,
+                                             ignore_index=None))
+        tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed: TIFF uploads untested")
+        tiff = io.BytesIO()
+        tifffile.imwrite(tiff, np.moveaxis(bands, -1, 0), photometric="minisblack", planarconfig="separate")
+        response = post(client, tiff.getvalue(), filename="tile.tif")
+        assert response.status_code == 200
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), expected)
+        refused = post(client, png_bytes(photo(2)))
+        assert refused.status_code == 400
+        assert ("holds 3 channel(s), and the model takes 4 (in_channels); give every image the model's channels, in "
+                "one order; send the 4 bands as a .npy array (height, width, 4) or a TIFF") in refused.json()["error"]
+        large = io.BytesIO()
+        np.save(large, np.zeros((120, 100, 4), np.uint8))
+        refused = post(client, large.getvalue(), filename="large.npy")
+        assert refused.status_code == 413
+        assert "large.npy' is 100x120 = 12,000 pixels, over the limit of 10,000" in refused.json()["error"]
+        assert client.get("/health").json()["status"] == "ok"

@@ -202,14 +202,3 @@ def check_test_channels(model, test_config, source) -> int:
                          f"data.std hold one value per channel)")
     return channels
 
-
-def check_reads_rgb(model, source, command: str) -> None:
-    """A ValueError before any work where `model` (a SegNeXt, a Segmenter's model or an ONNX model)
-    takes other input channels than the RGB image files `command` reads."""
-    from ..inference.segmenter import input_channels
-
-    channels = input_channels(model)
-    if channels != 3:
-        raise ValueError(f"{source} takes {channels} input channels (in_channels), and segnext {command} reads image "
-                         f"files as RGB; run it in Python on arrays of its channels (segnext.Segmenter with the "
-                         f"test settings' mean and std of {channels} values)")

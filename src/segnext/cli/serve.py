@@ -11,7 +11,6 @@ from .arguments import (
     add_test_settings,
     amp_setting,
     backend_setting,
-    check_reads_rgb,
     non_negative_float,
     port_number,
     positive_float,
@@ -126,7 +125,6 @@ def run(args) -> int:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
         name = args.checkpoint
-    check_reads_rgb(segmenter.model, name, "serve")
     segmenter.test_config = test_settings(args, segmenter.test_config)
     app = create_app(segmenter, name=str(name), cors_origins=args.cors_origin or (), api_keys=api_keys,
                      batch_size=args.batch_size,

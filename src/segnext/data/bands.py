@@ -22,9 +22,9 @@ its 2nd to its 98th percentile.
 
 from __future__ import annotations
 
+import io
 import os
-from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -38,6 +38,10 @@ PathLike = Union[str, os.PathLike]
 TIFF_SUFFIXES = (".tif", ".tiff")
 
 
+class PixelLimitError(DataError):
+    """An image of more pixels than the reader allows (`decode_bands(max_pixels=)`), found before decoding."""
+
+
 def read_bands(path: PathLike, channels: Optional[int] = None) -> np.ndarray:
     """The image at `path` as float32 (H, W, channels), in the units of its file (see the module).
     channels: the model's input channels, checked; None takes the file's own."""
@@ -45,37 +49,72 @@ def read_bands(path: PathLike, channels: Optional[int] = None) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    if suffix in ARRAY_SUFFIXES:
-        array = _read_npy(path)
-    elif suffix in TIFF_SUFFIXES and _tifffile() is not None:
-        array = _read_tiff(path)
+    kind = "npy" if suffix in ARRAY_SUFFIXES else "tiff" if suffix in TIFF_SUFFIXES else "image"
+    with open(path, "rb") as file:
+        return _decoded(file, kind, str(path), channels)
+
+
+def decode_bands(data: Union[bytes, bytearray, memoryview], channels: Optional[int] = None,
+                 name: str = "image bytes", max_pixels: Optional[int] = None) -> np.ndarray:
+    """The bands of the file held in `data` (an upload), by `read_bands`'s rules, its kind told by its
+    first bytes (.npy, TIFF, other images); `name` goes into errors. max_pixels: a larger image raises
+    `PixelLimitError` before it is decoded."""
+    data = bytes(data)
+    kind = "npy" if data.startswith(b"\x93NUMPY") else "tiff" if data[:4] in TIFF_SIGNATURES else "image"
+    return _decoded(io.BytesIO(data), kind, name, channels, max_pixels)
+
+
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, either byte order
+
+
+def _decoded(file: BinaryIO, kind: str, name: str, channels: Optional[int], max_pixels: Optional[int] = None
+             ) -> np.ndarray:
+    if kind == "npy":
+        array = _read_npy(file, name, max_pixels)
+    elif kind == "tiff" and _tifffile() is not None:
+        array = _read_tiff(file, name, max_pixels)
     else:
-        array = _read_with_pillow(path, channels)
+        array = _read_with_pillow(file, name, max_pixels, is_tiff=kind == "tiff")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
-        raise DataError(f"{path}: values of type {array.dtype}; image bands must be integers, floats or bools")
+        raise DataError(f"{name}: values of type {array.dtype}; image bands must be integers, floats or bools")
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or 0 in array.shape:
-        raise DataError(f"{path}: holds an array of shape {array.shape}; an image is (height, width, channels)")
+        raise DataError(f"{name}: holds an array of shape {array.shape}; an image is (height, width, channels)")
     if channels is not None and array.shape[2] != channels:
         if array.shape[0] == channels and array.shape[2] != channels:
-            raise DataError(f"{path}: its {channels} channels come first ({array.shape}); store the image as "
+            raise DataError(f"{name}: its {channels} channels come first ({array.shape}); store the image as "
                             f"(height, width, channels), e.g. np.save(path, np.moveaxis(array, 0, -1))")
-        raise DataError(f"{path}: holds {array.shape[2]} channel(s), and the model takes {channels} (in_channels); "
+        raise DataError(f"{name}: holds {array.shape[2]} channel(s), and the model takes {channels} (in_channels); "
                         f"give every image the model's channels, in one order")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _check_pixels(height: int, width: int, max_pixels: Optional[int], name: str) -> None:
+    if max_pixels is not None and height * width > max_pixels:
+        raise PixelLimitError(f"{name} is {width}x{height} = {height * width:,} pixels, over the limit of "
+                              f"{max_pixels:,}; send a smaller image")
+
+
+def _read_npy(file: BinaryIO, name: str, max_pixels: Optional[int]) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        if max_pixels is not None:  # the header says the shape: nothing larger is allocated
+            version = np.lib.format.read_magic(file)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape = read_header(file)[0]
+            _check_pixels(*(tuple(shape[:2]) if len(shape) >= 2 else (1, int(np.prod(shape)))), max_pixels, name)
+            file.seek(0)
+        return np.load(file, allow_pickle=False)
+    except PixelLimitError:
+        raise
     except ValueError as error:
         if "pickle" in str(error):
-            raise DataError(f"{path}: holds Python objects (a pickle), which are never loaded; save the bands as a "
+            raise DataError(f"{name}: holds Python objects (a pickle), which are never loaded; save the bands as a "
                             f"numeric array (np.save(path, array) of an int or float array)") from None
-        raise DataError(f"{path}: cannot read this array ({error}); save it again with np.save") from None
+        raise DataError(f"{name}: cannot read this array ({error}); save it again with np.save") from None
     except (OSError, EOFError) as error:
-        raise DataError(f"{path}: cannot read this array ({error or 'truncated'}); save it again with "
+        raise DataError(f"{name}: cannot read this array ({error or 'truncated'}); save it again with "
                         f"np.save") from None
 
 
@@ -87,31 +126,37 @@ def _tifffile():
     return tifffile
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(file: BinaryIO, name: str, max_pixels: Optional[int]) -> np.ndarray:
     tifffile = _tifffile()
     try:
-        with tifffile.TiffFile(path) as tiff:
-            array, page = tiff.asarray(), tiff.pages[0]
+        with tifffile.TiffFile(file) as tiff:
+            page = tiff.pages[0]
+            _check_pixels(page.imagelength, page.imagewidth, max_pixels, name)
+            array = tiff.asarray()
             bands_in_pages = len(tiff.pages) > 1 and page.samplesperpixel == 1
+    except PixelLimitError:
+        raise
     except Exception as error:  # tifffile raises its own errors, ValueError and OSError for damaged files
-        raise DataError(f"{path}: cannot read this TIFF file ({error}); re-export it") from None
+        raise DataError(f"{name}: cannot read this TIFF file ({error}); re-export it") from None
     if array.ndim == 3 and (page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and page.samplesperpixel > 1
                             or bands_in_pages):
         array = np.moveaxis(array, 0, -1)  # band-sequential storage (as GDAL writes GeoTIFFs), or a page a band
     return array
 
 
-def _read_with_pillow(path: Path, channels: Optional[int]) -> np.ndarray:
+def _read_with_pillow(file: BinaryIO, name: str, max_pixels: Optional[int], is_tiff: bool) -> np.ndarray:
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
+            _check_pixels(image.height, image.width, max_pixels, name)
             image.load()
             image = ImageOps.exif_transpose(image)
+    except PixelLimitError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        tiff_note = ("; a TIFF of more than four bands needs tifffile (pip install tifffile)"
-                     if path.suffix.lower() in TIFF_SUFFIXES else "")
-        raise DataError(f"{path}: cannot read this file ({error}){tiff_note}") from None
+        tiff_note = "; a TIFF of more than four bands needs tifffile (pip install tifffile)" if is_tiff else ""
+        raise DataError(f"{name}: cannot read this file ({error}){tiff_note}") from None
     if image.mode in ("P", "PA"):
-        raise DataError(f"{path}: a palette image holds colour indices, not bands; save its bands as an array "
+        raise DataError(f"{name}: a palette image holds colour indices, not bands; save its bands as an array "
                         f"(.npy) or a TIFF")
     return np.asarray(image)
 

@@ -12,6 +12,9 @@
                     &unsure_below=P with labels or overlay: the pixels whose confidence is under P
                     unlabelled (255) and uncoloured (`segnext predict --unsure-below`)
 
+A model of other input channels than RGB (`in_channels`, /health's `input_channels`) takes files of
+its bands (.npy arrays (H, W, C), TIFFs) and draws its overlays on a picture of the first three.
+
 Each request decodes and resizes its image itself (Pillow and NumPy, in the server's thread pool),
 hands it to the one model thread (`ModelWorker`, which batches images of one size) and encodes the
 answer. Memory stays bounded: an upload over `max_upload_mb` is refused before it is read in full, an
@@ -41,6 +44,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ..constants import IGNORE_INDEX
+from ..data.bands import PixelLimitError, decode_bands, display_rgb
 from ..data.io import DataError, encode_image, encode_label_png, pil_to_rgb
 from ..data.palette import overlay
 from ..inference.segmenter import UNSURE_BELOW, Segmenter, confidence_greyscale, leave_unsure
@@ -102,12 +106,22 @@ def _nbytes(prediction: Prediction) -> int:
     return sum(array.nbytes for array in prediction if array is not None)
 
 
-def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    """The uploaded file as RGB uint8, or a RequestError saying why not (checked before decoding)."""
+def decode_upload(data: bytes, name: str, max_pixels: int, channels: int = 3) -> np.ndarray:
+    """The uploaded file as RGB uint8, or a RequestError saying why not (checked before decoding).
+    channels: a model's of other input channels than RGB reads the file's bands instead (float32
+    (H, W, channels): a .npy array, a TIFF, an image of as many bands; `segnext.data.decode_bands`)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise RequestError(400, f"{name} is empty: send an image file (PNG, JPEG, WebP, ...)")
+    if channels != 3:
+        try:
+            return decode_bands(data, channels, name=name, max_pixels=max_pixels)
+        except PixelLimitError as error:
+            raise RequestError(413, f"{error} (this server's limit)") from None
+        except DataError as error:
+            raise RequestError(400, f"{error}; send the {channels} bands as a .npy array (height, width, "
+                                    f"{channels}) or a TIFF") from None
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -176,7 +190,7 @@ class SegmentationService:
                 "backend": type(segmenter.model).__name__, "test_config": segmenter.test_config.to_dict(),
                 "batch_size": self.worker.batch_size, "max_upload_mb": self.max_upload_bytes / 2**20,
                 "max_pixels": self.max_pixels, "max_inflight": self.max_inflight, "outputs": list(OUTPUTS),
-                "unsure_below": UNSURE_BELOW}
+                "unsure_below": UNSURE_BELOW, "input_channels": segmenter.test_config.channels}
 
     def predict(self, data: bytes, filename: str, output: str, confidence: bool = False,
                 unsure_below: Optional[float] = None) -> Tuple[bytes, str]:
@@ -217,13 +231,13 @@ class SegmentationService:
                                     f"{self.queue_timeout:.0f} s); try again later")
         self.metrics.images_in_work.inc()
         try:
-            rgb = decode_upload(data, name, self.max_pixels)
+            image = decode_upload(data, name, self.max_pixels, channels=self.segmenter.test_config.channels)
             key = hashlib.sha256(data).hexdigest()
             prediction = self.cache.get(key, with_confidence)
             self.metrics.cache_lookups.labels("miss" if prediction is None else "hit").inc()
             if prediction is None:
                 try:
-                    result = self.worker.submit(self.segmenter.prepare(rgb), with_confidence=with_confidence).result()
+                    result = self.worker.submit(self.segmenter.prepare(image), with_confidence=with_confidence).result()
                 except (RuntimeError, ValueError) as error:
                     raise RequestError(500, f"the model failed on {name}: {error}") from None
                 prediction = result if with_confidence else (result, None)
@@ -236,7 +250,8 @@ class SegmentationService:
                 return encode_label_png(labels, palette), "image/png"
             if output == "overlay":
                 unlabelled = IGNORE_INDEX if unsure_below is not None else None  # a class 255 keeps its colour
-                return encode_image(overlay(rgb, labels, palette, self.alpha, ignore_index=unlabelled)), "image/png"
+                picture = display_rgb(image)  # an RGB image itself; bands: the first three, stretched
+                return encode_image(overlay(picture, labels, palette, self.alpha, ignore_index=unlabelled)), "image/png"
             if output == "confidence":
                 return encode_image(confidence_greyscale(pixel_confidence)), "image/png"
             summary = class_summary(labels, self.segmenter.class_names, palette,
