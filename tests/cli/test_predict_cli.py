@@ -648,3 +648,58 @@ def test_a_model_of_other_input_channels_predicts_files_of_its_bands(image_folde
     main([*rgb, str(tmp_path / "mixed"), str(image_folder)])
     assert "1 NumPy array(s) left out (extra.npy): " in capsys.readouterr().err
     assert (tmp_path / "mixed" / "a.png").is_file() and not (tmp_path / "mixed" / "extra.png").exists()
+
+
+# GeoTIFF tags of a tile in UTM zone 32N (EPSG:32632), 0.5 m pixels: scale, tie point, GeoKeys, their text.
+GEO_TAGS = [(33550, "d", 3, (0.5, 0.5, 0.0), True), (33922, "d", 6, (0, 0, 0, 500000.0, 5600000.0, 0.0), True),
+            (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32632), True),
+            (34737, "s", 0, "WGS 84 / UTM zone 32N|", True)]
+
+
+def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_path, capsys):
+    """--geotiff: the label map of a GeoTIFF as a GeoTIFF with the image's georeference (read back by
+    tifffile, and by GDAL where rasterio is installed), the class colours as its palette, 255 as no
+    data with --unsure-below; the labels those of the PNG; scored back by eval --predictions."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): --geotiff "
+                                                      "untested")
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    scene = _scene(40, 56, 4)
+    tifffile.imwrite(tiles / "tile.tif", scene, photometric="rgb", extratags=GEO_TAGS)
+    Image.fromarray(_scene(30, 20, 5)).save(tiles / "plain.png")  # no georeference: named in a note
+    run = ["predict", "-c", str(checkpoint_path), *FAST, str(tiles)]
+    assert main([*run, "--out", str(tmp_path / "png")]) == 0
+    assert main([*run, "--out", str(tmp_path / "geo"), "--geotiff", "--unsure-below", "0.3"]) == 0
+    assert ("1 of the 2 image(s) carry no georeference (GeoTIFF tags), e.g. plain.png: their label maps are TIFFs "
+            "without one") in capsys.readouterr().err
+    with tifffile.TiffFile(tmp_path / "geo" / "tile.tif") as written:
+        page = written.pages[0]
+        assert written.is_geotiff and page.geotiff_tags["ProjectedCSTypeGeoKey"] == 32632
+        assert page.geotiff_tags["ModelTiepoint"] == [0, 0, 0, 500000.0, 5600000.0, 0.0]
+        assert page.tags[42113].value == "255"  # GDAL's no data: the unsure pixels
+        labels = page.asarray()
+    assert not tifffile.TiffFile(tmp_path / "geo" / "plain.tif").is_geotiff
+    png = np.asarray(Image.open(tmp_path / "png" / "tile.png"))
+    assert labels.shape == png.shape and np.array_equal(labels[labels != 255], png[labels != 255])
+    assert Image.open(tmp_path / "geo" / "tile.tif").mode == "P"  # the class colours as its palette
+    try:
+        import rasterio
+    except ImportError:
+        rasterio = None
+    if rasterio is not None:  # GDAL reads where the label map lies
+        with rasterio.open(tmp_path / "geo" / "tile.tif") as raster:
+            assert raster.crs.to_epsg() == 32632 and raster.transform.c == 500000.0 and raster.transform.a == 0.5
+            assert raster.nodata == 255
+
+    assert main([*run, "--out", str(tmp_path / "geo_all"), "--geotiff"]) == 0
+    capsys.readouterr()
+    with tifffile.TiffFile(tmp_path / "geo_all" / "tile.tif") as written:
+        assert np.array_equal(written.asarray(), png) and 42113 not in written.pages[0].tags
+    assert main(["predict", "-c", str(checkpoint_path), *FAST, str(tiles / "tile.tif"), "--geotiff", "--out",
+                 str(tmp_path / "one.png")]) == 1
+    assert "one.png: --geotiff writes the label map as a GeoTIFF; give --out " in capsys.readouterr().err
+    assert main(["predict", "-c", str(checkpoint_path), *FAST, str(tiles / "tile.tif"), "--geotiff", "--out",
+                 str(tmp_path / "one.tif")]) == 0
+    assert np.array_equal(tifffile.imread(tmp_path / "one.tif"), png)
+    assert main([*run, "--geotiff", "--submission", "cityscapes", "--out", str(tmp_path / "sub")]) == 1
+    assert "--geotiff writes GeoTIFFs, and --submission the files its server takes" in capsys.readouterr().err

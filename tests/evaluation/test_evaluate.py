@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -327,6 +328,21 @@ def test_evaluate_predictions_scores_files_found_by_the_images_names(tmp_path):
     assert results["mIoU"] == pytest.approx(expected.compute()["mIoU"])
     assert [row["image"] for row in results["per_image"]] == dataset.image_paths
     assert results["image_areas"].shape == (3, 3, 3)
+
+
+def test_evaluate_predictions_reads_geotiff_label_maps(tmp_path):
+    """`segnext predict --geotiff`'s files (NAME.tif) are found and scored as its PNGs are."""
+    pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): GeoTIFFs untested")
+    from segnext.data.geotiff import write_label_geotiff
+    from segnext.evaluation import evaluate_predictions
+
+    dataset = _FileDataset(tmp_path)
+    folder = tmp_path / "predictions"
+    for path, label in zip(dataset.image_paths, dataset.labels):
+        write_label_geotiff(folder / f"{Path(path).stem}.tif", np.where(label == 255, 0, label),
+                            palette=[[0, 0, 0], [9, 9, 9], [7, 7, 7]])
+    results = evaluate_predictions(dataset, folder)
+    assert results["num_images"] == 3 and results["aAcc"] == 100.0
 
 
 def test_evaluate_predictions_names_the_file_that_cannot_be_a_prediction(tmp_path):

@@ -100,6 +100,11 @@ def register(subparsers) -> None:
                              "upload: cityscapes (label ids, not train ids), ade20k (ids 1..150), voc (the VOC "
                              "colour map, in results/VOC2012/Segmentation/comp6_test_cls/). The model must "
                              "predict that benchmark's classes")
+    parser.add_argument("--geotiff", action="store_true",
+                        help="write the label maps as GeoTIFFs (NAME.tif, the class colours as their palette) that "
+                             "keep the georeference of each TIFF input (its GeoTIFF tags: where it lies, in which "
+                             "coordinate system), for a GIS to lay the classes over the map; 255 is their 'no data' "
+                             "with --unsure-below (needs tifffile)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave out the images whose outputs (all those asked for) are in OUT already: a run "
                              "interrupted on a large folder goes on where it stopped (outputs are written whole or "
@@ -193,14 +198,17 @@ def images_for_channels(channels: int, images: List[Tuple[Path, Path]], videos: 
     return [(path, stem) for path, stem in images if path.suffix.lower() not in ARRAY_SUFFIXES]
 
 
-def single_file_output(out: Path, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]]
-                       ) -> Tuple[Path, List[Tuple[Path, Path]]]:
+def single_file_output(out: Path, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]],
+                       label_suffix: str = ".png") -> Tuple[Path, List[Tuple[Path, Path]]]:
     """The output folder and the images with their output stems: `--out NAME.png` (not a folder
-    there) with one image writes its label map to NAME.png, and NAME_overlay.jpg, NAME_probs.npy
-    beside it; any other --out is the folder."""
+    there; NAME.tif with --geotiff) with one image writes its label map to NAME.png, and
+    NAME_overlay.jpg, NAME_probs.npy beside it; any other --out is the folder."""
     if out.is_dir() or out.suffix.lower() not in IMAGE_SUFFIXES:
         return out, images
-    if out.suffix.lower() != ".png":
+    if out.suffix.lower() != label_suffix and label_suffix == ".tif":
+        raise ValueError(f"--out {out}: --geotiff writes the label map as a GeoTIFF; give --out "
+                         f"{out.with_suffix('.tif')}, or a folder")
+    if out.suffix.lower() != label_suffix:
         raise ValueError(f"--out {out}: label maps are written as PNG ({out.suffix} would change the class ids at "
                          f"edges, or cannot hold them); give --out {out.with_suffix('.png')}, or a folder")
     if len(images) != 1 or videos:
@@ -237,9 +245,14 @@ def without_existing_outputs(images: List[Tuple[Path, Path]], out: Path, args) -
     return kept, len(images) - len(kept)
 
 
+def label_suffix(args) -> str:
+    """The file ending of the label maps: .tif with --geotiff, else .png."""
+    return ".tif" if getattr(args, "geotiff", False) else ".png"
+
+
 def _output_paths(target: Path, args) -> List[Path]:
     """What `_save` writes for an image with output stem `target`."""
-    return [target.parent / f"{target.name}.png"] + \
+    return [target.parent / f"{target.name}{label_suffix(args)}"] + \
         ([target.parent / f"{target.name}_overlay.jpg"] if args.overlay else []) + \
         ([target.parent / f"{target.name}_probs.npy"] if args.probs else []) + \
         ([target.parent / f"{target.name}_confidence.png"] if args.confidence else [])
@@ -281,6 +294,8 @@ def run(args) -> int:
         benchmark = submission_format(args.submission)
     if args.unsure_below is not None:
         check_unsure_request(args)
+    if args.geotiff:
+        check_geotiff_request(args, images, videos)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -289,7 +304,7 @@ def run(args) -> int:
         print(f"segnext predict: note: {len(renamed)} image(s) share their name with another but for the ending, "
               f"and keep it in their outputs' names: {', '.join(renamed[:3])}{', ...' if len(renamed) > 3 else ''}",
               file=sys.stderr)
-    out_dir, images = single_file_output(Path(args.out), images, videos)
+    out_dir, images = single_file_output(Path(args.out), images, videos, label_suffix=label_suffix(args))
     if benchmark is not None:
         out_dir = out_dir / benchmark.folder
     check_can_make_folder(out_dir)  # a wrong --out is one error before the model loads, not one per image
@@ -433,6 +448,11 @@ def _save(result, target: Path, palette, args, collectors: Sequence = (), path: 
         from ..data.submission import submission_label
 
         write_label(labels_path, submission_label(result.labels, benchmark), benchmark.palette)
+    elif args.geotiff:  # where the image lies, in its coordinate system: its GeoTIFF tags
+        from ..data.geotiff import georeference, write_label_geotiff
+
+        write_label_geotiff(labels_path, result.labels, palette, georeference(path),
+                            nodata=IGNORE_INDEX if args.unsure_below is not None else None)
     else:
         write_label(labels_path, result.labels, palette)
     if args.overlay:
@@ -540,6 +560,24 @@ def check_submission_request(args, videos: List[Tuple[Path, Path]]) -> None:
     if Path(args.out).suffix.lower() in IMAGE_SUFFIXES and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: --submission writes a folder and its archive; give a folder "
                          f"(e.g. --out {args.submission}_test)")
+
+
+def check_geotiff_request(args, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]]) -> None:
+    """--geotiff writes images' label maps with their georeference: tifffile is needed, videos and a
+    benchmark's PNGs have none; the images that carry no georeference are named in a note."""
+    from ..data.geotiff import georeference
+    from ..utils import require
+
+    require("tifffile", "tiff", "--geotiff")
+    if args.submission:
+        raise ValueError("--geotiff writes GeoTIFFs, and --submission the files its server takes: give one of them")
+    if videos:
+        raise ValueError(f"--geotiff writes the label maps of georeferenced images, and {videos[0][0].name} is a "
+                         f"video; segment videos without --geotiff")
+    plain = [path for path, _ in images if not georeference(path)]
+    if plain:
+        print(f"segnext predict: note: {len(plain)} of the {len(images)} image(s) carry no georeference (GeoTIFF "
+              f"tags), e.g. {plain[0].name}: their label maps are TIFFs without one", file=sys.stderr)
 
 
 def check_unsure_request(args) -> None:

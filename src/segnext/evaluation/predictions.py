@@ -78,11 +78,16 @@ def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, p
     return evaluation_results(metric, areas, dataset, total, start)
 
 
+# The endings of label maps: segnext predict's PNGs, and its GeoTIFFs (--geotiff).
+LABEL_SUFFIXES = (".png", ".tif")
+
+
 class PredictionFolder:
     """The label maps in a folder (and its sub-folders), found by the names of the images they
     predict: `name.png` for `name.jpg` (or `name.jpg.png`, the name `segnext predict` gives when
-    name.jpg and name.png are both inputs). Where several files carry that name, the one whose
-    sub-folders end like the image's own folders is taken (Cityscapes' city folders)."""
+    name.jpg and name.png are both inputs; `.tif` for `segnext predict --geotiff`'s). Where several
+    files carry that name, the one whose sub-folders end like the image's own folders is taken
+    (Cityscapes' city folders)."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -90,13 +95,15 @@ class PredictionFolder:
             raise ValueError(f"{folder}: no such folder of predictions; write them with segnext predict IMAGES "
                              f"--out {folder}")
         self.by_name: Dict[str, List[Path]] = {}
-        for path in sorted(self.folder.rglob("*.png")):
-            self.by_name.setdefault(path.name, []).append(path)
+        for path in sorted(self.folder.rglob("*")):
+            if path.suffix in LABEL_SUFFIXES and path.is_file():
+                self.by_name.setdefault(path.name, []).append(path)
 
     def path_for(self, image) -> Optional[Path]:
         """The prediction of the image at path `image`, or None."""
         image = Path(image)
-        candidates = self.by_name.get(f"{image.stem}.png", []) + self.by_name.get(f"{image.name}.png", [])
+        candidates = [path for suffix in LABEL_SUFFIXES for name in (image.stem, image.name)
+                      for path in self.by_name.get(f"{name}{suffix}", [])]
         if len(candidates) <= 1:
             return candidates[0] if candidates else None
         folders = image.parent.parts
