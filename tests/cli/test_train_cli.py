@@ -294,6 +294,23 @@ def test_eval_predictions_scores_the_files_predict_wrote_as_eval_scores_the_mode
     assert main(["eval", str(config_file), "--predictions", str(predictions), "--no-progress", "--max-images",
                  "2"]) == 0  # the first two are there
 
+    unsure = tmp_path / "unsure"  # the labels given where the model is sure, and how many pixels got one
+    segmenter = segnext.Segmenter.from_checkpoint(tmp_path / "m0")
+    segmenter.test_config.img_scale = (64, 48)
+    _, confidence = segmenter.predict_with_confidence(sorted((scenes / "images" / "val").iterdir())[0])
+    assert main(["predict", "-c", str(tmp_path / "m0"), str(scenes / "images" / "val"), "--out", str(unsure),
+                 "--unsure-below", f"{float(np.median(confidence)):.4f}", *settings]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(config_file), "--predictions", str(unsure), "--no-progress"]) == 1
+    assert "score the labels given with --skip-unlabelled" in capsys.readouterr().err
+    assert main(["eval", str(config_file), "--predictions", str(unsure), "--skip-unlabelled", "--no-progress"]) == 0
+    coverage = json.loads((tmp_path / "eval_unsure_val.json").read_text())["coverage"]
+    assert 0 < coverage["unlabelled_pixels"] < coverage["labelled_pixels"]
+    assert (f"coverage: the label maps give a label to {coverage['percent']:.2f}% of the "
+            f"{coverage['labelled_pixels']:,} labelled pixels") in capsys.readouterr().out
+    assert main(["eval", str(config_file), "-c", str(tmp_path / "m0"), "--skip-unlabelled"]) == 1
+    assert "--skip-unlabelled scores the label maps of --predictions DIR" in capsys.readouterr().err
+
 
 def test_calibrate_writes_the_model_with_the_fitted_temperature(capsys, config_file, scenes, tmp_path):
     names = json.loads((scenes / "classes.json").read_text())["classes"]

@@ -345,6 +345,36 @@ def test_evaluate_predictions_reads_geotiff_label_maps(tmp_path):
     assert results["num_images"] == 3 and results["aAcc"] == 100.0
 
 
+def test_evaluate_predictions_scores_the_labels_given_and_their_coverage_when_asked(tmp_path):
+    """Pixels left unlabelled (255, predict --unsure-below's) are an error unless skipped; skipped,
+    the scores are those of the pixels given a label, and the coverage counts the labelled ones left."""
+    from segnext.data import write_label
+    from segnext.evaluation import SegmentationMetric, evaluate_predictions, results_for_json
+
+    dataset = _FileDataset(tmp_path)
+    folder = tmp_path / "predictions"
+    predicted = [label.copy() for label in dataset.labels]
+    predicted[2][predicted[2] == 255] = 0
+    predicted[0][0, :3] = 1  # wrong
+    predicted[0][1, :] = 255  # 6 labelled pixels left unlabelled
+    predicted[2][0, :2] = 255  # 2 ignored pixels left unlabelled: not counted
+    for path, prediction in zip(dataset.image_paths, predicted):
+        write_label(folder / f"{Path(path).stem}.png", prediction)
+    with pytest.raises(ValueError, match="score the labels given with --skip-unlabelled"):
+        evaluate_predictions(dataset, folder)
+    results = evaluate_predictions(dataset, folder, skip_unlabelled=True)
+    expected = SegmentationMetric(3, 255)
+    for prediction, label in zip(predicted, dataset.labels):
+        kept = np.where(prediction == 255, 255, label)
+        expected.update(torch.from_numpy(np.where(prediction == 255, 0, prediction).astype(np.int64)),
+                        torch.from_numpy(kept.astype(np.int64)))
+    assert torch.equal(results["confusion"], expected.confusion)
+    labelled = sum(int((label != 255).sum()) for label in dataset.labels)
+    assert results["coverage"] == {"labelled_pixels": labelled, "unlabelled_pixels": 6,
+                                   "percent": pytest.approx(100 * (labelled - 6) / labelled)}
+    assert results_for_json(results)["coverage"]["unlabelled_pixels"] == 6
+
+
 def test_evaluate_predictions_names_the_file_that_cannot_be_a_prediction(tmp_path):
     from segnext.data import write_label
     from segnext.evaluation import evaluate_predictions

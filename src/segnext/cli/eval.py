@@ -54,6 +54,10 @@ def register(subparsers) -> None:
                         help="score the label maps in DIR instead of running a model: PNGs of class ids at each "
                              "image's size, named after the images (what `segnext predict IMAGE_FOLDER --out DIR` "
                              "writes; another implementation's or a deployed service's in that form)")
+    parser.add_argument("--skip-unlabelled", action="store_true",
+                        help="with --predictions: leave the pixels the files leave unlabelled (255, `segnext predict "
+                             "--unsure-below`'s) out of the scores, which are then those of the labels given, and "
+                             "say the share of the labelled pixels given one (coverage)")
     parser.add_argument("--predictions-format", choices=("classes",) + SUBMISSION_BENCHMARKS, default="classes",
                         help="what the --predictions files hold: class ids (default), or a benchmark server's ids: "
                              "cityscapes (label ids), ade20k (1..150), voc (as `segnext predict --submission` or "
@@ -183,6 +187,9 @@ def run(args) -> int:
         return score_predictions(args)
     if args.predictions_format != "classes":
         raise ValueError("--predictions-format says what the --predictions files hold; give --predictions DIR")
+    if args.skip_unlabelled:
+        raise ValueError("--skip-unlabelled scores the label maps of --predictions DIR that leave pixels unlabelled; "
+                         "a model run here labels every pixel")
     use_run_folder(args)
     if not (args.checkpoint or args.onnx):
         raise ValueError(missing_weights_message(args.config))
@@ -421,9 +428,14 @@ def score_predictions(args) -> int:
     results = evaluate_predictions(dataset, args.predictions, max_images=args.max_images,
                                    per_image=outputs.per_image or outputs.resampled, progress=not args.no_progress,
                                    benchmark_ids=None if args.predictions_format == "classes" else
-                                   args.predictions_format)
+                                   args.predictions_format, skip_unlabelled=args.skip_unlabelled)
     outputs.write(results, tested=None, processes=1, validation_note=None,
                   wall_seconds=round(time.perf_counter() - start, 2))
+    if "coverage" in results:
+        coverage = results["coverage"]
+        print(f"coverage: the label maps give a label to {coverage['percent']:.2f}% of the "
+              f"{coverage['labelled_pixels']:,} labelled pixels ({coverage['unlabelled_pixels']:,} left unlabelled); "
+              f"the scores above are those of the labels given")
     return 0
 
 

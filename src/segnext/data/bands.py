@@ -5,12 +5,13 @@ other input channels (`SegNeXtConfig.in_channels`).
 normalisation's mean and std (one value per channel) are given in:
 - `.npy`: a NumPy array (H, W, C), or (H, W) for one channel, of any integer, float or bool type
   (read without pickle);
-- `.tif` / `.tiff`: any number of bands with `tifffile` (`pip install tifffile`), bands last or,
-  as GDAL writes planar GeoTIFFs, first; without it Pillow reads those of up to four bands;
+- `.tif` / `.tiff`: any number of bands with `tifffile` (`pip install tifffile`), bands last, first
+  (as GDAL writes planar GeoTIFFs) or a page a band; without it Pillow reads those of up to four;
 - any other image file Pillow reads, with its own bands (L: 1, LA: 2, RGB: 3, RGBA / CMYK: 4;
   16-bit greyscale keeps all its 16 bits), the EXIF orientation applied.
 The number of channels is checked: a file of other channels than the model's raises `DataError`
-naming it.
+naming it. `decode_bands` reads the bytes of such a file (an upload to a web service), its kind told
+by its first bytes, refusing one of too many pixels before decoding it.
 
 `channel_statistics` gives the mean and standard deviation of each channel over a dataset's images:
 the normalisation (data.mean, data.std) of a model trained on them.
@@ -36,6 +37,7 @@ from .io import DataError, read_image
 PathLike = Union[str, os.PathLike]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, either byte order
 
 
 class PixelLimitError(DataError):
@@ -63,8 +65,6 @@ def decode_bands(data: Union[bytes, bytearray, memoryview], channels: Optional[i
     kind = "npy" if data.startswith(b"\x93NUMPY") else "tiff" if data[:4] in TIFF_SIGNATURES else "image"
     return _decoded(io.BytesIO(data), kind, name, channels, max_pixels)
 
-
-TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, either byte order
 
 
 def _decoded(file: BinaryIO, kind: str, name: str, channels: Optional[int], max_pixels: Optional[int] = None

@@ -18,14 +18,18 @@ from .metrics import SegmentationMetric, class_areas
 
 
 def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, per_image: bool = False,
-                         progress: bool = False, benchmark_ids: Optional[str] = None) -> Dict[str, Any]:
+                         progress: bool = False, benchmark_ids: Optional[str] = None,
+                         skip_unlabelled: bool = False) -> Dict[str, Any]:
     """Score label maps written elsewhere against `dataset`'s labels, with the results `evaluate` gives
     a model (no calibration: files hold no confidence): `segnext predict`'s files, those of another
     implementation, of a deployed service. `folder` holds a PNG of class ids at each
     image's own size, named after the image (`PredictionFolder` says how they are found); a missing,
     misshapen or out-of-range one is an error naming it, before or while scoring. `benchmark_ids`
     ("cityscapes", "ade20k", "voc"): the files hold that benchmark server's ids instead of class ids
-    (`segnext predict --submission`'s files, Cityscapes label ids, MMSegmentation's format_only)."""
+    (`segnext predict --submission`'s files, Cityscapes label ids, MMSegmentation's format_only).
+    skip_unlabelled: pixels the files leave unlabelled (255, `segnext predict --unsure-below`'s) are
+    left out of the scores, which are then those of the labels given, and `coverage` says how many of
+    the labelled pixels were given one (without it such a file is an error: every pixel is scored)."""
     from ..data.io import read_label
     from ..data.submission import check_submission_classes, label_from_submission, submission_format
 
@@ -49,6 +53,7 @@ def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, p
     num_classes, ignore_index = dataset.num_classes, getattr(dataset, "ignore_index", 255)
     metric = SegmentationMetric(num_classes, ignore_index, getattr(dataset, "class_names", None))
     areas = torch.zeros(total, 3, num_classes, dtype=torch.int64) if per_image else None
+    labelled = left_unlabelled = 0  # labelled pixels, and those the predictions leave without a label
     start = time.perf_counter()
     bar = progress_bar(total, desc="eval", unit="img", dynamic_ncols=True, leave=False, enabled=progress)
     for index, path in enumerate(found):
@@ -60,11 +65,17 @@ def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, p
             raise ValueError(f"{path}: the prediction is {prediction.shape[1]}x{prediction.shape[0]} but the label of "
                              f"{image_paths[index]} is {label.shape[1]}x{label.shape[0]}; predictions are scored at "
                              f"the image's own size (as segnext predict writes them)")
-        if num_classes <= IGNORE_INDEX and (prediction == IGNORE_INDEX).any():
-            raise ValueError(f"{path}: the prediction leaves pixels unlabelled ({IGNORE_INDEX}, as segnext predict "
-                             f"--unsure-below writes them), and every labelled pixel is scored; score predictions "
-                             f"written without --unsure-below (segnext eval --calibration tells how the pixels "
-                             f"under a confidence fare)")
+        unlabelled = prediction == IGNORE_INDEX if num_classes <= IGNORE_INDEX else None
+        if unlabelled is not None and unlabelled.any():
+            if not skip_unlabelled:
+                raise ValueError(f"{path}: the prediction leaves pixels unlabelled ({IGNORE_INDEX}, as segnext predict "
+                                 f"--unsure-below writes them), and every labelled pixel is scored; score the labels "
+                                 f"given with --skip-unlabelled (and how many pixels got one), or predictions written "
+                                 f"without --unsure-below")
+            left_unlabelled += int((unlabelled & (label != ignore_index)).sum())
+            label = np.where(unlabelled, ignore_index, label)
+            prediction = np.where(unlabelled, 0, prediction)
+        labelled += int((label != ignore_index).sum())  # scored: labelled, and given a label
         if prediction.size and int(prediction.max()) >= num_classes:
             raise ValueError(f"{path}: the prediction holds class id {int(prediction.max())}, but the dataset has "
                              f"{num_classes} classes (0..{num_classes - 1}); was it written for another dataset, or "
@@ -75,7 +86,12 @@ def evaluate_predictions(dataset, folder, *, max_images: Optional[int] = None, p
             areas[index] = class_areas(confusion)
         bar.update(1)
     bar.close()
-    return evaluation_results(metric, areas, dataset, total, start)
+    results = evaluation_results(metric, areas, dataset, total, start)
+    if skip_unlabelled:
+        pixels = labelled + left_unlabelled
+        results["coverage"] = {"labelled_pixels": pixels, "unlabelled_pixels": left_unlabelled,
+                               "percent": 100.0 * labelled / pixels if pixels else float("nan")}
+    return results
 
 
 # The endings of label maps: segnext predict's PNGs, and its GeoTIFFs (--geotiff).

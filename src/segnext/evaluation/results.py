@@ -46,7 +46,7 @@ def results_for_json(results: Dict[str, Any], **extra: Any) -> Dict[str, Any]:
     out["per_class"] = [{"class": name, **{metric: results[metric][index] for metric in metrics}}
                         for index, name in enumerate(names)]
     out.update({key: results[key] for key in ("category_mIoU", "category_IoU", "num_images", "seconds",
-                                              "majority_class_mIoU", "calibration") if key in results})
+                                              "majority_class_mIoU", "calibration", "coverage") if key in results})
     out.update(extra)
     return json_safe(out)
 
