@@ -220,6 +220,25 @@ def test_folder_dataset_split_first_and_masks_folders(tmp_path, capsys):
         build_dataset("folder", other, "val")
 
 
+def test_folder_masks_may_be_tiffs_as_aerial_datasets_keep_them(tmp_path, capsys):
+    """images/<split>/*.tif with masks/<split>/*.tif (or .tiff, beside PNGs): read, checked and split as
+    the PNG masks are; `data split`'s links keep each mask's own ending."""
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": ["ground", "building"]}))
+    for i, name in enumerate(["austin_1", "austin_2", "vienna_1"]):
+        save_pair(tmp_path / f"images/train/{name}.tif", tmp_path / f"masks/train/{name}.tif",
+                  blob_label(10, 12, (0, 1), seed=i), seed=i)
+    save_pair(tmp_path / "images/train/vienna_2.tif", tmp_path / "masks/train/vienna_2.png", blob_label(10, 12, (0, 1)))
+    train = build_dataset("folder", tmp_path, "train")
+    assert len(train) == 4 and train[0]["label_path"] == str(tmp_path / "masks/train/austin_1.tif")
+    assert np.array_equal(train[0]["label"], blob_label(10, 12, (0, 1), seed=0))
+    assert main(["data", "check", "folder", str(tmp_path), "--split", "train", "--no-frequencies"]) == 0
+    assert main(["data", "split", "folder", str(tmp_path), "--split", "train", "--hold-out", "vienna"]) == 0
+    assert (tmp_path / "labels/train_heldout/vienna_1.tif").is_symlink()
+    assert (tmp_path / "labels/train_heldout/vienna_2.png").is_symlink()
+    assert len(build_dataset("folder", tmp_path, "train_heldout")) == 2
+    assert len(build_dataset("folder", tmp_path, "train_fit")) == 2
+
+
 def test_folder_images_in_sequence_sub_folders(tmp_path, capsys):
     """images/<split>/<sequence>/ (video frames kept by sequence) as MMSegmentation lists them,
     recursively, labels at the same relative path; the sub-folder is the group that `data split`

@@ -98,7 +98,8 @@ class Layout:
     """Where a split's images and labels are, relative to the dataset root ("{split}" is replaced).
 
     Without `split_files` every image under `images` ending in one of `image_suffixes` is taken
-    (also in sub-folders if `recursive`); its label is `labels/<same relative stem><label_suffix>`.
+    (also in sub-folders if `recursive`); its label is `labels/<same relative stem><label_suffix>`
+    (or one of `more_label_suffixes`: the folder dataset's TIFF masks).
     With `split_files` (VOC style) the first of those text files that exists lists the stems.
     `labels` may name several folders: for each image, the first folder holding its label wins.
     """
@@ -111,13 +112,18 @@ class Layout:
     split_files: Tuple[str, ...] = ()
     recursive: bool = False
     splits: Optional[Tuple[str, ...]] = None  # the splits this layout serves (None: any)
+    more_label_suffixes: Tuple[str, ...] = ()
+
+    @property
+    def label_suffixes(self) -> Tuple[str, ...]:
+        return (self.label_suffix, *self.more_label_suffixes)
 
     def describe(self, root: Path, split: str) -> str:
         star = "**/*" if self.recursive else "*"
         images = f"{root / self.images.format(split=split)}/{star}{'|'.join(self.image_suffixes)}"
         folders = [root / d.format(split=split) for d in self.labels]
         there = [folder for folder in folders if folder.is_dir()] or folders  # those on disk, else every one
-        labels = " or ".join(f"{folder}/{star}{self.label_suffix}" for folder in there)
+        labels = " or ".join(f"{folder}/{star}{'|'.join(self.label_suffixes)}" for folder in there)
         listed = f" listed in {root / self.split_files[0].format(split=split)}" if self.split_files else ""
         return f"images {images}{listed}, labels {labels} ({self.label_map.description})"
 
@@ -269,6 +275,7 @@ def _camvid() -> DatasetSpec:
 
 # A folder dataset's images may also be arrays of bands (models of other input channels than RGB).
 FOLDER_IMAGE_SUFFIXES = IMAGE_SUFFIXES + ARRAY_SUFFIXES
+FOLDER_MASK_SUFFIXES = (".tif", ".tiff")  # beside the PNGs: label maps of class ids are lossless in both
 
 
 def _folder_layouts(label_map: LabelMap) -> Tuple[Layout, ...]:
@@ -278,12 +285,13 @@ def _folder_layouts(label_map: LabelMap) -> Tuple[Layout, ...]:
     # dataset made for it is read without moving a file.
     # Sub-folders are read (frames kept by sequence: images/train/drive1/0001.jpg), as MMSegmentation
     # lists a custom dataset's folders recursively.
+    # Masks may be TIFFs, as aerial and satellite datasets (and GIS tools) keep them.
     return (Layout("images/{split}", ("labels/{split}", "masks/{split}"), FOLDER_IMAGE_SUFFIXES, ".png", label_map,
-                   recursive=True),
+                   recursive=True, more_label_suffixes=FOLDER_MASK_SUFFIXES),
             Layout("{split}/images", ("{split}/labels", "{split}/masks"), FOLDER_IMAGE_SUFFIXES, ".png", label_map,
-                   recursive=True),
+                   recursive=True, more_label_suffixes=FOLDER_MASK_SUFFIXES),
             Layout("img_dir/{split}", ("ann_dir/{split}",), FOLDER_IMAGE_SUFFIXES, ".png", label_map,
-                   recursive=True))
+                   recursive=True, more_label_suffixes=FOLDER_MASK_SUFFIXES))
 
 
 def _folder_placeholder() -> DatasetSpec:
@@ -542,8 +550,8 @@ def _layout_present(root: Path, layout: Layout, split: str) -> bool:
             return False
     elif not (root / layout.images.format(split=split)).is_dir():
         return False
-    return any(_has_file_ending(root / d.format(split=split), layout.label_suffix, layout.recursive)
-               for d in layout.labels)
+    return any(_has_file_ending(root / d.format(split=split), suffix, layout.recursive)
+               for d in layout.labels for suffix in layout.label_suffixes)
 
 
 def _strip_suffix(name: str, suffixes: Sequence[str]) -> Optional[str]:
@@ -692,10 +700,11 @@ def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> L
     image_dir = root / layout.images.format(split=split)
 
     def label_for(stem: str) -> Tuple[Optional[Path], Path]:
+        for d in label_dirs:
+            for suffix in layout.label_suffixes:
+                if (d / f"{stem}{suffix}").is_file():
+                    return d / f"{stem}{suffix}", d / f"{stem}{suffix}"
         candidates = [d / f"{stem}{layout.label_suffix}" for d in label_dirs]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate, candidate
         # the label looked for: in the last label folder there is (VOC's SegmentationClassAug, the one
         # folder of a dataset's labels/ or masks/), else the first named (labels/ rather than masks/)
         return None, next((c for c in reversed(candidates) if c.parent.is_dir()), candidates[0])
@@ -719,7 +728,7 @@ def _list_layout(spec: DatasetSpec, root: Path, layout: Layout, split: str) -> L
     else:
         images = _files_by_stem(image_dir, layout.image_suffixes, layout.recursive)
         # Endings in any case, as for the images: a labelling tool on Windows may write IMG_0001.PNG.
-        labels_by_folder = [_files_by_stem(d, (layout.label_suffix,), layout.recursive) for d in label_dirs]
+        labels_by_folder = [_files_by_stem(d, layout.label_suffixes, layout.recursive) for d in label_dirs]
         for stem in sorted(images):
             label = next((labels[stem] for labels in labels_by_folder if stem in labels), None)
             if label is None:

@@ -161,7 +161,7 @@ def write_split(listing: Listing, pairs: Sequence[Pair], name: str) -> None:
     for image, label in pairs:
         stem = relative_stem(listing, image)
         for source, target in ((image, image_dir / (stem + image.name[len(Path(stem).name):])),
-                               (label, label_dir / (stem + layout.label_suffix))):
+                               (label, label_dir / (stem + label.name[len(Path(stem).name):]))):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(os.path.relpath(source, target.parent), target)
 
