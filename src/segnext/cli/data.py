@@ -82,9 +82,7 @@ def register(subparsers) -> None:
                     "before training on it.",
         **with_examples("segnext data preview folder data/my_dataset --split train",
                         "segnext data preview camvid data/camvid --split val --num 12 --out camvid_val.jpg"))
-    preview.add_argument("name", metavar="NAME")
-    preview.add_argument("root", metavar="ROOT")
-    preview.add_argument("--split", default="train", help="the split (default train)")
+    add_dataset_split(preview)
     preview.add_argument("--num", type=positive_int, default=8, metavar="N", help="images shown (default 8)")
     preview.add_argument("--out", help="the image written (default: preview_<NAME>_<split>.jpg here; "
                                        "preview_<NAME>.jpg for --split .)")
@@ -103,9 +101,7 @@ def register(subparsers) -> None:
                     "the RGB channels (the default data.mean/data.std).",
         **with_examples("segnext data stats folder data/fields --split train --channels 4",
                         "segnext data stats camvid data/camvid --max-images 100"))
-    stats.add_argument("name", metavar="NAME")
-    stats.add_argument("root", metavar="ROOT")
-    stats.add_argument("--split", default="train", help="the split (default train)")
+    add_dataset_split(stats)
     stats.add_argument("--max-images", type=positive_int, metavar="N",
                        help="only the first N images (default: all)")
     add_channels(stats)
@@ -240,6 +236,13 @@ def run_check(args) -> int:
         return 1
     print("no problems found")
     return 0
+
+
+def add_dataset_split(parser) -> None:
+    """NAME ROOT --split SPLIT (default train): the images a command looks at."""
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("root", metavar="ROOT")
+    parser.add_argument("--split", default="train", help="the split (default train)")
 
 
 def add_channels(parser) -> None:
