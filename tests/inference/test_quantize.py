@@ -103,3 +103,28 @@ def test_the_command_names_what_is_missing(tmp_path, capsys):
     assert main(["export", "-c", str(folder), "--int8", "--calibration", str(tmp_path / "empty"), "-o",
                  str(tmp_path / "m.onnx")]) == 1
     assert "a folder with no images" in capsys.readouterr().err
+
+
+def test_a_model_of_other_input_channels_is_calibrated_on_files_of_its_bands(tmp_path, capsys):
+    """int8 for a 4-channel model: calibrated on .npy files of its bands (prepared as its test prepares
+    them), its labels those of the float model but for a few pixels; an RGB model leaves arrays out."""
+    model = segnext.create_model("segnext_t", 4, in_channels=4)
+    model.config.test_settings = segnext.TestConfig(img_scale=None, mean=(100, 110, 120, 500),
+                                                    std=(50, 55, 60, 200)).to_dict()
+    folder = segnext.save_model(model, tmp_path / "rgbn")
+    (tmp_path / "bands").mkdir()
+    tiles = [np.concatenate([scene(index), scene(index + 9)[:, :, :1] * 4.0], axis=2) for index in range(4)]
+    for index, tile in enumerate(tiles):
+        np.save(tmp_path / "bands" / f"{index}.npy", tile.astype(np.float32))
+    path = tmp_path / "rgbn.int8.onnx"
+    assert main(["export", "-c", str(folder), "--int8", "--calibration", str(tmp_path / "bands"), "-o",
+                 str(path)]) == 0
+    quantized, float_model = segnext.Segmenter.from_onnx(path), segnext.Segmenter.from_checkpoint(folder)
+    agreement = np.mean([(quantized.predict(tile) == float_model.predict(tile)).mean() for tile in tiles])
+    assert agreement > 0.9, agreement
+    rgb = segnext.save_model(segnext.create_model("segnext_t", 3), tmp_path / "rgb")
+    Image.fromarray(scene(7)).save(tmp_path / "bands" / "photo.png")
+    capsys.readouterr()
+    assert main(["export", "-c", str(rgb), "--int8", "--calibration", str(tmp_path / "bands"), "-o",
+                 str(tmp_path / "rgb.int8.onnx")]) == 0
+    assert "segnext export: note: " in capsys.readouterr().err

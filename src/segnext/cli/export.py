@@ -56,10 +56,12 @@ def run(args) -> int:
     from ..models import create_model, recorded_training_data
 
     model = create_model(checkpoint=args.checkpoint, nmf_seed=args.nmf_seed).eval()
-    if args.int8 and model.config.in_channels != 3:
-        raise ValueError(f"--int8 calibrates on RGB image files, and {args.checkpoint} takes "
-                         f"{model.config.in_channels} input channels; export float32 (without --int8) and quantize "
-                         f"with onnxruntime's quantize_static on inputs of yours")
+    if args.int8:  # files of bands for a model of other input channels, image files for an RGB one
+        from .predict import images_for_channels
+
+        calibration = [path for path, _ in images_for_channels(model.config.in_channels,
+                                                               [(path, path) for path in calibration], [],
+                                                               args.checkpoint, command="export")]
     training_data = recorded_training_data(args.checkpoint)
     height, width = _input_size(model, args)
     if args.int8:

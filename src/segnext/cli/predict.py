@@ -178,7 +178,7 @@ def distinct_names(inputs: List[Tuple[Path, Path]], out: Path) -> Tuple[List[Tup
 
 
 def images_for_channels(channels: int, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]],
-                        source) -> List[Tuple[Path, Path]]:
+                        source, command: str = "predict") -> List[Tuple[Path, Path]]:
     """The images a model of `channels` input channels reads: an RGB model leaves arrays of bands (.npy)
     out, saying so (an error when there is nothing else); a model of other channels reads every file as
     bands (`segnext.data.read_bands`) and no video."""
@@ -193,7 +193,7 @@ def images_for_channels(channels: int, images: List[Tuple[Path, Path]], videos: 
                          f"{', ...' if len(arrays) > 1 else ''}): arrays of bands are read by models of other input "
                          f"channels (in_channels); give image files")
     if arrays:
-        print(f"segnext predict: note: {len(arrays)} NumPy array(s) left out ({arrays[0].name}"
+        print(f"segnext {command}: note: {len(arrays)} NumPy array(s) left out ({arrays[0].name}"
               f"{', ...' if len(arrays) > 1 else ''}): {source} takes RGB images", file=sys.stderr)
     return [(path, stem) for path, stem in images if path.suffix.lower() not in ARRAY_SUFFIXES]
 
