@@ -70,6 +70,7 @@ def register(subparsers) -> None:
     check.add_argument("--split", default=None, help="one split (default: every standard split found)")
     add_parallel_options(check)
     check.add_argument("--no-frequencies", action="store_true", help="skip the class pixel table")
+    add_channels(check)
     check.add_argument("--classes", metavar="SELECTION", type=yaml_value,
                        help="the class table and weights of the classes data.classes selects, given as it: "
                             "'[Road, Car]' or '{vehicle: [Car, Bicyclist], other: \"*\"}'")
@@ -202,7 +203,7 @@ def run_check(args) -> int:
     if args.classes is not None:
         spec = select_spec_classes(spec, args.classes)
     reports = check_dataset(args.name, args.root, split=args.split, workers=args.workers,
-                            progress=not args.no_progress, classes=args.classes)
+                            progress=not args.no_progress, classes=args.classes, channels=args.channels)
     if args.classes is not None:
         import json
 

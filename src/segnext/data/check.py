@@ -24,7 +24,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import count
-from .bands import read_image_or_bands
+from .bands import read_bands, read_image_or_bands
 from .conversion import run_tasks
 from .datasets import (
     GROUP_PATTERN,
@@ -63,12 +63,13 @@ class SplitReport:
     ignored_pixels: int = 0
 
 
-def _check_pair(image_path: str, label_path: str, known: np.ndarray):
-    """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable)."""
+def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: Optional[int] = None):
+    """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable).
+    channels: other than 3, the images are files of that many bands (a model's in_channels)."""
     problems = []
     image = label = None
     try:
-        image = read_image_or_bands(image_path)
+        image = read_image_or_bands(image_path) if channels in (None, 3) else read_bands(image_path, channels)
     except (DataError, FileNotFoundError) as error:
         problems.append(str(error))
     try:
@@ -129,7 +130,7 @@ def _groups(spec: DatasetSpec, listing: Listing) -> Tuple[Optional[Dict[str, int
 
 
 def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
-                progress: bool = True) -> SplitReport:
+                progress: bool = True, channels: Optional[int] = None) -> SplitReport:
     try:
         listing = list_split(spec, root, split)
     except SplitNotFound:
@@ -153,7 +154,7 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
         report.problems.append(empty_split_problem(listing))
         return report
     table = layout.label_map.table
-    tasks = [(str(image), str(label), layout.label_map.known) for image, label in listing.pairs]
+    tasks = [(str(image), str(label), layout.label_map.known, channels) for image, label in listing.pairs]
     outcomes = run_tasks(_check_task, tasks, workers, f"check {spec.name} {listing.split}", progress)
     totals = np.zeros(256, dtype=np.int64)
     presence = np.zeros(256, dtype=np.int64)
@@ -210,7 +211,7 @@ def training_splits(spec: DatasetSpec) -> List[str]:
 
 
 def check_dataset(name: str, root, split: Optional[str] = None, workers: Optional[int] = None,
-                  progress: bool = True, classes: Any = None) -> List[SplitReport]:
+                  progress: bool = True, classes: Any = None, channels: Optional[int] = None) -> List[SplitReport]:
     """Check `split` (or every standard split; "train+val": each) of dataset `name` below `root`.
 
     A split that exists but is empty or unlabelled is a problem. Without `split`, a standard split
@@ -218,17 +219,19 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
     val splits), a note otherwise (e.g. a test split). A `split` asked for that is absent raises
     DataError, as does a root where no standard split is found. classes: a selection as
     `data.classes` takes it: the frequencies and weights are those of the classes selected.
+    channels: other than 3, every image must be a file of that many bands (`read_bands`); by default
+    image files are read as RGB and arrays with the bands they hold.
     """
     spec = get_spec(name, root)
     if classes is not None:
         spec = select_spec_classes(spec, classes)
     if split is not None:  # "train+val": each of them
-        return [check_split(spec, root, part, workers, progress) for part in split_names(split)]
+        return [check_split(spec, root, part, workers, progress, channels) for part in split_names(split)]
     reports = []
     needed = training_splits(spec)
     for standard_split in spec.splits:
         try:
-            reports.append(check_split(spec, root, standard_split, workers, progress))
+            reports.append(check_split(spec, root, standard_split, workers, progress, channels))
         except SplitNotFound as error:
             report = SplitReport(spec.name, standard_split, str(root), ABSENT, 0)
             if standard_split in needed:
