@@ -1,11 +1,12 @@
-"""`segnext data {list,prepare,check,preview,split,stats}`: the datasets, their converters, checks and statistics."""
+"""`segnext data {list,prepare,check,preview,split,tile,stats}`: the datasets, their converters, checks, tiles and
+statistics."""
 
 from __future__ import annotations
 
 import sys
 
 from ..utils import count
-from .arguments import add_parallel_options, positive_int, unit_fraction, with_examples, yaml_value
+from .arguments import add_parallel_options, non_negative_int, positive_int, unit_fraction, with_examples, yaml_value
 
 # Lines printed at most for one kind of problem list before "... and N more".
 MAX_LINES = 200
@@ -14,10 +15,11 @@ SHOWN_GROUPS = 40  # the groups `data split` and `data check` list with their si
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "data", help="list, prepare (convert), check, preview, split datasets and measure their channels",
+        "data", help="list, prepare (convert), check, preview, split and tile datasets, measure their channels",
         description="Datasets: `list` the supported ones, `prepare` converts what you downloaded into the "
                     "layout segnext reads, `check` verifies a dataset on disk, `preview` draws some images with "
-                    "their labels, `split` holds out whole sequences, `stats` gives each channel's mean and "
+                    "their labels, `split` holds out whole sequences, `tile` cuts large images into tiles, "
+                    "`stats` gives each channel's mean and "
                     "standard deviation (the normalisation). See docs/datasets.md.",
         **with_examples("segnext data list", "segnext data prepare cityscapes data/cityscapes data/cityscapes",
                         "segnext data check ade20k data/ade/ADEChallengeData2016 --split validation"))
@@ -92,6 +94,30 @@ def register(subparsers) -> None:
                          help="the classes a data.classes selection makes, given as it")
     add_channels(preview)
     preview.set_defaults(func=run_preview)
+
+    tile = commands.add_parser(
+        "tile", help="cut large images (aerial and satellite scenes) and their labels into tiles",
+        description="Cut every labelled image of a dataset's splits, with its label, into SIZE x SIZE tiles "
+                    "(overlapping by --overlap, the last ones aligned to the far edges, a smaller image padded "
+                    "with 255 = no label), written as a folder dataset in DST: images/<split>/ (PNG; .npy arrays "
+                    "for --channels other than 3), labels/<split>/ (class ids), classes.json. Tiles are named after "
+                    "their scene and position (austin1_y512_x1024), so a scene's tiles are one group, held out "
+                    "whole by `data split`. A scene already tiled is skipped (--overwrite: again).",
+        **with_examples("segnext data tile folder data/inria data/inria_512 --size 512",
+                        "segnext data tile folder data/fields data/fields_256 --size 256 --overlap 32 --channels 4"))
+    tile.add_argument("name", metavar="NAME")
+    tile.add_argument("root", metavar="ROOT")
+    tile.add_argument("dst", metavar="DST")
+    tile.add_argument("--split", help="one split, or several joined with + (default: every split found)")
+    tile.add_argument("--size", type=positive_int, default=512, help="the side of a tile in pixels (default 512)")
+    tile.add_argument("--overlap", type=non_negative_int, default=0,
+                      help="pixels that neighbouring tiles share (default 0)")
+    tile.add_argument("--drop-unlabelled", action="store_true",
+                      help="leave out the tiles without a labelled pixel (all 255)")
+    tile.add_argument("--overwrite", action="store_true", help="tile the scenes already tiled again")
+    add_channels(tile)
+    add_parallel_options(tile)
+    tile.set_defaults(func=run_tile)
 
     stats = commands.add_parser(
         "stats", help="each image channel's mean and standard deviation over a split: data.mean, data.std",
@@ -251,6 +277,23 @@ def add_channels(parser) -> None:
                         help="the images' channels: 3 (default) reads them as RGB; another number reads files of "
                              "that many bands (.npy arrays (H, W, N), TIFFs), the images of a model of N input "
                              "channels (in_channels)")
+
+
+def run_tile(args) -> int:
+    from ..data.tiles import tile_dataset
+
+    report = tile_dataset(args.name, args.root, args.dst, size=args.size, overlap=args.overlap, split=args.split,
+                          channels=args.channels, drop_unlabelled=args.drop_unlabelled, workers=args.workers,
+                          overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"{report.name}: {report.converted} image(s) tiled, {report.skipped} already done, "
+          f"{len(report.failures)} failed -> {report.destination}")
+    if report.failures:
+        _print_capped(report.failures, "FAILED ")
+        return 1
+    print(f"next: look at it with `segnext data preview folder {args.dst}"
+          f"{'' if args.channels == 3 else f' --channels {args.channels}'}`; train on it with data.dataset=folder "
+          f"data.root={args.dst}")
+    return 0
 
 
 def run_stats(args) -> int:

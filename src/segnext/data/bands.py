@@ -44,16 +44,17 @@ class PixelLimitError(DataError):
     """An image of more pixels than the reader allows (`decode_bands(max_pixels=)`), found before decoding."""
 
 
-def read_bands(path: PathLike, channels: Optional[int] = None) -> np.ndarray:
+def read_bands(path: PathLike, channels: Optional[int] = None, dtype=np.float32) -> np.ndarray:
     """The image at `path` as float32 (H, W, channels), in the units of its file (see the module).
-    channels: the model's input channels, checked; None takes the file's own."""
+    channels: the model's input channels, checked; None takes the file's own. dtype: None keeps the
+    file's type (uint16 bands stay uint16)."""
     path = user_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffix = path.suffix.lower()
     kind = "npy" if suffix in ARRAY_SUFFIXES else "tiff" if suffix in TIFF_SUFFIXES else "image"
     with open(path, "rb") as file:
-        return _decoded(file, kind, str(path), channels)
+        return _decoded(file, kind, str(path), channels, dtype=dtype)
 
 
 def decode_bands(data: Union[bytes, bytearray, memoryview], channels: Optional[int] = None,
@@ -67,8 +68,8 @@ def decode_bands(data: Union[bytes, bytearray, memoryview], channels: Optional[i
 
 
 
-def _decoded(file: BinaryIO, kind: str, name: str, channels: Optional[int], max_pixels: Optional[int] = None
-             ) -> np.ndarray:
+def _decoded(file: BinaryIO, kind: str, name: str, channels: Optional[int], max_pixels: Optional[int] = None,
+             dtype=np.float32) -> np.ndarray:
     if kind == "npy":
         array = _read_npy(file, name, max_pixels)
     elif kind == "tiff" and _tifffile() is not None:
@@ -87,7 +88,7 @@ def _decoded(file: BinaryIO, kind: str, name: str, channels: Optional[int], max_
                             f"(height, width, channels), e.g. np.save(path, np.moveaxis(array, 0, -1))")
         raise DataError(f"{name}: holds {array.shape[2]} channel(s), and the model takes {channels} (in_channels); "
                         f"give every image the model's channels, in one order")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _check_pixels(height: int, width: int, max_pixels: Optional[int], name: str) -> None:

@@ -1,0 +1,117 @@
+"""Large images and their labels cut into tiles (`segnext data tile`): aerial and satellite scenes of
+thousands of pixels a side would otherwise be read whole for every training crop.
+
+`tile_dataset(name, root, destination, size=512)` writes a folder dataset: for every labelled image
+of each split, tiles of `size` x `size` at a stride of `size - overlap`, the last row and column
+aligned to the image's far edge (MMSegmentation's iSAID converter does the same), an image smaller
+than a tile padded (image 0, label 255 = ignore). Names keep the scene's: `austin1_y512_x1024.png`
+for the tile whose top left pixel is (512, 1024) of `austin1.tif`, so the scene is the tiles' group
+(`segnext data split` holds out whole scenes, the intervals resample them). Images are written
+losslessly: RGB as PNG, bands (channels other than 3) as .npy arrays of their own type. Labels are
+written as class ids (the dataset's label map applied) in palettised PNGs, with a classes.json of
+the dataset's classes and colours.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ..constants import IGNORE_INDEX
+from ..utils import atomic_write
+from .bands import read_bands
+from .conversion import Guarded, PrepareReport, run_tasks, up_to_date
+from .datasets import get_spec, list_split, split_names, splits_on_disk
+from .io import DataError, read_image, read_label, write_image, write_label
+from .prepare import patch_starts
+from .splits import relative_stem
+
+DONE_FOLDER = ".tiled"
+
+
+def tile_origins(height: int, width: int, size: int, overlap: int = 0) -> List[tuple]:
+    """(y, x) of the top left corner of every tile of an image (padded to at least one tile)."""
+    stride = size - overlap
+    return [(y, x) for y in patch_starts(max(height, size), size, stride)
+            for x in patch_starts(max(width, size), size, stride)]
+
+
+def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int = 0, split: Optional[str] = None,
+                 channels: int = 3, drop_unlabelled: bool = False, workers: Optional[int] = None,
+                 overwrite: bool = False, progress: bool = True) -> PrepareReport:
+    """Cut the labelled images of `split` (or every split on disk; "train+val": each) of dataset `name`
+    below `root` into tiles, as a folder dataset at `destination` (see the module). channels: 3 reads
+    RGB images, another number files of that many bands. drop_unlabelled: leave out the tiles whose
+    every pixel is unlabelled (255). An image already tiled is skipped unless `overwrite`."""
+    if size < 1 or not 0 <= overlap < size:
+        raise ValueError(f"tiles of {size} pixels need an overlap from 0 to {size - 1}, got {overlap}")
+    root, destination = Path(root), Path(destination)
+    if destination.resolve() == root.resolve():
+        raise ValueError(f"{destination}: the tiles are written beside their source; give another folder")
+    spec = get_spec(name, root)
+    splits = split_names(split) if split else splits_on_disk(spec, root)
+    if not splits:
+        raise DataError(f"{root}: no split of {spec.title} with labelled images; give --split")
+    report = PrepareReport(f"{name} tiles", destination)
+    palette = [list(colour) for colour in spec.palette]
+    tasks = []
+    for part in splits:
+        listing = list_split(spec, root, part)
+        report.failures += [f"{image}: no label (looked for {label})" for image, label in listing.images_without_label]
+        for image, label in listing.pairs:
+            tasks.append((str(image), str(label), relative_stem(listing, image), str(destination), part,
+                          listing.layout.label_map.table, palette, channels, size, overlap, drop_unlabelled,
+                          overwrite))
+    if not tasks:
+        raise DataError(f"{root}: no labelled images in {', '.join(splits)}")
+    destination.mkdir(parents=True, exist_ok=True)
+    classes = {"classes": list(spec.class_names), "palette": palette}
+    text = json.dumps(classes, indent=1) + "\n"
+    atomic_write(destination / "classes.json", lambda temporary: temporary.write_text(text))
+    report.add(run_tasks(Guarded(_tile_pair), tasks, workers, f"{name} tiles", progress))
+    return report
+
+
+def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, split: str, table: np.ndarray,
+               palette: Sequence, channels: int, size: int, overlap: int, drop_unlabelled: bool, overwrite: bool):
+    image_dir, label_dir = Path(destination) / "images" / split, Path(destination) / "labels" / split
+    # Written last, in a hidden folder (listings skip it): the image's tiles are all there.
+    done = Path(destination) / DONE_FOLDER / split / f"{stem}.tiled"
+    if up_to_date([done], overwrite):
+        return "skipped", ""
+    image = read_image(image_path) if channels == 3 else read_bands(image_path, channels, dtype=None)
+    label = table[read_label(label_path)]
+    if image.shape[:2] != label.shape:
+        raise DataError(f"{image_path} is {image.shape[1]}x{image.shape[0]} but its label {label_path} is "
+                        f"{label.shape[1]}x{label.shape[0]}")
+    height, width = label.shape
+    pad_h, pad_w = max(size - height, 0), max(size - width, 0)
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)))
+        label = np.pad(label, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_INDEX)
+    written = 0
+    for y, x in tile_origins(height, width, size, overlap):
+        tile_label = np.ascontiguousarray(label[y:y + size, x:x + size])
+        if drop_unlabelled and (tile_label == IGNORE_INDEX).all():
+            continue
+        name = f"{stem}_y{y}_x{x}"
+        tile = np.ascontiguousarray(image[y:y + size, x:x + size])
+        if channels == 3:
+            write_image(image_dir / f"{name}.png", tile)
+        else:
+            atomic_write(image_dir / f"{name}.npy", lambda temporary, tile=tile: _save_npy(temporary, tile))
+        write_label(label_dir / f"{name}.png", tile_label, palette or None)
+        written += 1
+    atomic_write(done, lambda temporary: temporary.write_text(f"{written}\n"))
+    return "converted", ""
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as file:  # np.save on a path would add .npy to the temporary name
+        np.save(file, array)
+
+
+__all__ = ["tile_dataset", "tile_origins"]
