@@ -119,7 +119,9 @@ def test_the_picture_of_bands_stretches_the_first_three_between_their_percentile
     assert display_rgb(rgb) is rgb  # an 8-bit RGB image is its own picture
 
 
-def test_channel_statistics_are_the_mean_and_std_over_every_pixel():
+def test_channel_statistics_are_the_mean_and_std_over_every_pixel(monkeypatch):
+    from segnext.data import bands
+
     rng = np.random.default_rng(4)
     images = [rng.normal(loc=(10, 200, 3000), scale=(1, 20, 300), size=(h, w, 3)) for h, w in ((8, 9), (20, 5))]
     stats = channel_statistics(iter(images))
@@ -127,6 +129,13 @@ def test_channel_statistics_are_the_mean_and_std_over_every_pixel():
     assert np.allclose(stats["mean"], pixels.mean(0)) and np.allclose(stats["std"], pixels.std(0))
     assert stats["images"] == 2 and stats["pixels"] == len(pixels)
     assert channel_statistics(images, max_images=1)["images"] == 1
+    monkeypatch.setattr(bands, "STATISTICS_CHUNK", 7)  # summed a few pixels at a time: the same numbers
+    chunked = channel_statistics([image.astype(np.float32) for image in images])
+    assert np.allclose(chunked["mean"], pixels.mean(0), rtol=1e-6) and np.allclose(chunked["std"], pixels.std(0),
+                                                                                   rtol=1e-5)
+    with_nan = images[0].copy()
+    with_nan[0, 0, 1] = np.nan  # no data: left out of its channel alone
+    assert channel_statistics([with_nan])["mean"][1] == pytest.approx(np.delete(images[0][:, :, 1].ravel(), 0).mean())
     with pytest.raises(ValueError, match="image 1 has 2 channels and the ones before it 3"):
         channel_statistics([images[0], images[1][:, :, :2]])
     with pytest.raises(ValueError, match="no images"):

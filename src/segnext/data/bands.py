@@ -199,6 +199,9 @@ def read_image_or_bands(path: PathLike) -> np.ndarray:
         return read_bands(path)
 
 
+STATISTICS_CHUNK = 1 << 20  # pixels summed at a time
+
+
 def channel_statistics(images, max_images: Optional[int] = None) -> dict:
     """{"mean": [...], "std": [...], "images": n, "pixels": n} of each channel over `images` (arrays
     (H, W, C) of one C, e.g. a dataset's samples' "image"), in float64 sums: the population standard
@@ -209,7 +212,7 @@ def channel_statistics(images, max_images: Optional[int] = None) -> dict:
     for image in images:
         if max_images is not None and seen >= max_images:
             break
-        values = np.asarray(image, dtype=np.float64)
+        values = np.asarray(image)  # each chunk is taken to float64 on its own
         values = values[:, :, None] if values.ndim == 2 else values
         channels = values.shape[2]
         if total is None:
@@ -218,11 +221,13 @@ def channel_statistics(images, max_images: Optional[int] = None) -> dict:
             raise ValueError(f"image {seen} has {channels} channels and the ones before it {len(total)}; give "
                              f"every image one number of channels")
         flat = values.reshape(-1, channels)
-        valid = np.isfinite(flat)
-        flat = np.where(valid, flat, 0.0)
-        total += flat.sum(0)
-        squares += np.square(flat).sum(0)
-        counts += valid.sum(0)
+        for start in range(0, len(flat), STATISTICS_CHUNK):  # bounded memory for a scene of 10,000 x 10,000
+            chunk = flat[start:start + STATISTICS_CHUNK].astype(np.float64)
+            valid = np.isfinite(chunk)
+            chunk[~valid] = 0.0
+            total += chunk.sum(0)
+            squares += np.square(chunk).sum(0)
+            counts += valid.sum(0)
         seen += 1
     if total is None:
         raise ValueError("no images to compute channel statistics of")
