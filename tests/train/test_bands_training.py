@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 from train_helpers import tiny_config, write_config
 
@@ -83,3 +85,22 @@ def test_an_rgb_model_meets_data_of_other_channels_with_what_to_do(tmp_path, cap
     assert main(["eval", str(config_path), "-c", str(rgb_model), "--no-progress"]) == 1
     assert (f"{rgb_model} takes 3 input channels (in_channels), and the test settings' mean and std normalise 4: give "
             f"the config it was trained with" in capsys.readouterr().err)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (these tests run on a GPU)")
+def test_a_model_of_four_channels_learns_from_the_fourth_on_the_gpu(tmp_path):
+    """The bands pipeline feeding a CUDA run (mixed precision, the device's defaults): the fourth band
+    learnt as on the CPU, and the GPU's labels for a tile those of its Segmenter."""
+    root = _water_dataset(tmp_path / "water")
+    raw = tiny_config(root, model={"name": "segnext_t", "options": {"in_channels": 4}},
+                      train={"max_iters": 40, "batch_size": 4, "micro_batch_size": 4, "log_interval": 10,
+                             "checkpoint_interval": 40, "eval_interval": 0, "device": "cuda", "amp": True},
+                      optimizer={"lr": 1.0e-3}, evaluation={"img_scale": None, "num_overlays": 0})
+    raw["data"].update(mean=MEAN, std=STD, photometric=False, img_scale=[64, 64], ratio_range=[0.75, 1.5])
+    result = train(load_config(str(write_config(tmp_path / "water.yaml", raw))), tmp_path / "run", progress=False)
+    assert result.results["mIoU"] > 80, result.results["mIoU"]
+    tile = np.load(root / "images" / "val" / "tile_000.npy")
+    labels = Segmenter.from_checkpoint(tmp_path / "run" / "final_model", device="cuda").predict(tile)
+    truth = np.asarray(Image.open(root / "labels" / "val" / "tile_000.png"))
+    assert (labels == truth).mean() > 0.9
