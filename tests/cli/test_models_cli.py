@@ -102,9 +102,11 @@ def test_info_says_what_a_checkpoint_holds_and_writes_nothing(tmp_path, capsys, 
                  "tree, ...)", "  test         whole, img_scale (2048, 512), sides rounded up to a multiple of 32 "
                  "(the official settings of its dataset)", "  nmf seed     0", "format)"):
         assert line in out, out
-    assert "trained on" not in out and "scores" not in out and "temperature" not in out
+    assert "trained on" not in out and "scores" not in out and "temperature" not in out and "normalised" not in out
     model = segnext.create_model("segnext_t", 3, class_names=["a", "b", "c"], logit_temperature=0.8, in_channels=4,
                                  attention_gating=False)
+    model.config.test_settings = segnext.TestConfig(img_scale=None, mean=(100, 110, 120, 1830.5),
+                                                    std=(50, 55, 60, 612.25)).to_dict()
     folder = segnext.save_model(model, tmp_path / "model", training_data={"dataset": "folder", "split": "train",
                                                                           "groups": {"x": 3, "y": 2}},
                                 metrics={"mIoU": 50.0, "aAcc": 80.0, "mAcc": 60.0, "dataset": "folder", "split": "val",
@@ -114,6 +116,7 @@ def test_info_says_what_a_checkpoint_holds_and_writes_nothing(tmp_path, capsys, 
     out = capsys.readouterr().out
     for line in ("  architecture not the published one: `in_channels` 4 (the variant's: 3), `attention_gating` false",
                  "  classes      3 (a, b, c)", "  input        4 channels (not RGB)",
+                 "  normalised   (pixel - mean) / std, mean [100, 110, 120, 1830.5], std [50, 55, 60, 612.25]",
                  "  temperature  0.800", "  trained on   folder train (5 images in 2 groups)",
                  "  scores       mIoU 50.00, aAcc 80.00, mAcc 60.00 on folder val (7 images)"):
         assert line in out, out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import List
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from .arguments import with_examples
 
 
@@ -101,6 +102,10 @@ def model_path(checkpoint: str) -> str:
     return str(fetch(published)) if published is not None else str(checkpoint)
 
 
+def _values(values) -> str:
+    return "[" + ", ".join(f"{value:g}" for value in values) + "]"
+
+
 def summary_lines(model, settings, settings_saved: bool, record: dict, source) -> List[str]:
     """The lines `segnext info` and `segnext convert` print about a model and the checkpoint it came from."""
     from ..models.card import architecture_changes
@@ -117,6 +122,8 @@ def summary_lines(model, settings, settings_saved: bool, record: dict, source) -
     lines.append(f"  palette      {'yes' if c.palette else 'no'}")
     if c.in_channels != 3:
         lines.append(f"  input        {c.in_channels} channels (not RGB)")
+    if tuple(settings.mean) != IMAGENET_MEAN or tuple(settings.std) != IMAGENET_STD:  # the units its images are in
+        lines.append(f"  normalised   (pixel - mean) / std, mean {_values(settings.mean)}, std {_values(settings.std)}")
     lines.append(f"  test         {settings.describe()} "
                  f"({'saved with the checkpoint' if settings_saved else 'the official settings of its dataset'})")
     lines.append(f"  nmf seed     {model.nmf_seed}")
