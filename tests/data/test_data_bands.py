@@ -223,14 +223,18 @@ def test_bytes_of_bands_are_read_by_their_kind_and_refused_over_a_pixel_limit_be
         decode_bands(tiff.getvalue(), 4, max_pixels=599)
 
 
-def test_data_check_with_channels_names_an_image_of_other_bands(tmp_path, capsys):
+def test_data_check_names_images_of_other_bands(tmp_path, capsys):
     from segnext.cli.main import main
 
     root = _folder_of_bands(tmp_path / "fields", 4)
     assert main(["data", "check", "folder", str(root), "--split", "train", "--channels", "4", "--no-frequencies",
                  "--workers", "0"]) == 0
     np.save(root / "images" / "train" / "b.npy", np.zeros((40, 48, 3), np.uint16))
-    assert main(["data", "check", "folder", str(root), "--split", "train", "--no-frequencies", "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main(["data", "check", "folder", str(root), "--split", "train", "--no-frequencies", "--workers", "0"]) == 1
+    assert (f"folder train: the images hold different numbers of channels: 1 image of 3 (e.g. "
+            f"{root / 'images' / 'train' / 'b.npy'}) and 2 images of 4 (e.g. {root / 'images' / 'train' / 'a.npy'}); "
+            f"a model takes one") in capsys.readouterr().out
     assert main(["data", "check", "folder", str(root), "--split", "train", "--channels", "4", "--no-frequencies",
                  "--workers", "0"]) == 1
     assert "b.npy: holds 3 channel(s), and the model takes 4 (in_channels)" in capsys.readouterr().out

@@ -64,8 +64,9 @@ class SplitReport:
 
 
 def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: Optional[int] = None):
-    """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable).
-    channels: other than 3, the images are files of that many bands (a model's in_channels)."""
+    """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable,
+    the image's channels or None when it is unreadable). channels: other than 3, the images are files
+    of that many bands (a model's in_channels)."""
     problems = []
     image = label = None
     try:
@@ -76,8 +77,9 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
         label = read_label(label_path)
     except (DataError, FileNotFoundError) as error:
         problems.append(str(error))
+    image_channels = None if image is None else image.shape[2]
     if label is None:
-        return problems, None
+        return problems, None, image_channels
     if image is not None and image.shape[:2] != label.shape:
         problems.append(f"{label_path}: label is {label.shape[1]}x{label.shape[0]} but its image {image_path} "
                         f"is {image.shape[1]}x{image.shape[0]}")
@@ -86,7 +88,7 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
     if unknown.size:
         shown = ", ".join(f"{v} ({raw_counts[v]} px)" for v in unknown[:10])
         problems.append(f"{label_path}: label values outside the classes: {shown}")
-    return problems, raw_counts
+    return problems, raw_counts, image_channels
 
 
 def _check_task(task):
@@ -160,14 +162,22 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     presence = np.zeros(256, dtype=np.int64)
     pixels_where_present = np.zeros(256, dtype=np.int64)
     stored_values = np.zeros(256, dtype=np.int64)
-    for problems, raw_counts in outcomes:
+    images_by_channels: Dict[int, List[str]] = {}
+    for (image, _), (problems, raw_counts, image_channels) in zip(listing.pairs, outcomes):
         report.problems += problems
+        if image_channels is not None:
+            images_by_channels.setdefault(image_channels, []).append(str(image))
         if raw_counts is not None:
             stored_values += raw_counts
             counts = np.bincount(table, weights=raw_counts, minlength=256).astype(np.int64)
             totals += counts
             presence += counts > 0
             pixels_where_present += (counts > 0) * counts.sum()
+    if len(images_by_channels) > 1:  # arrays and TIFFs are read with the bands they hold
+        kinds = " and ".join(f"{count(len(paths), 'image')} of {channels_held} (e.g. {paths[0]})"
+                             for channels_held, paths in sorted(images_by_channels.items()))
+        report.problems.append(f"{spec.name} {listing.split}: the images hold different numbers of channels: {kinds}; "
+                               f"a model takes one: give every image its bands, in one order")
     num_classes = len(spec.class_names)
     report.class_pixels = totals[:num_classes]
     report.images_with_class = presence[:num_classes]
