@@ -12,7 +12,8 @@ from synthetic_data import blob_label, random_image, save_image, save_label, sav
 from segnext.cli.main import main
 from segnext.data import build_dataset, read_label
 from segnext.data import classes as C
-from segnext.data.prepare import isaid_colours_to_ids, patch_starts, prepare
+from segnext.data.prepare import isaid_colours_to_ids, prepare
+from segnext.data.tiles import tile_starts
 
 
 @pytest.fixture
@@ -139,9 +140,9 @@ def test_isaid_colours_and_patches(tmp_path):
     mask = np.array([[C.ISAID_PALETTE[0], C.ISAID_PALETTE[15], C.ISAID_PALETTE[1], (1, 2, 3)]], dtype=np.uint8)
     ids, unknown = isaid_colours_to_ids(mask)
     assert ids.tolist() == [[0, 15, 1, 255]] and unknown == 1
-    assert patch_starts(896, 896, 512) == [0]
-    assert patch_starts(1000, 896, 512) == [0, 104]
-    assert patch_starts(2000, 896, 512) == [0, 512, 1024, 1104]
+    assert tile_starts(896, 896, 512) == [0]
+    assert tile_starts(1000, 896, 512) == [0, 104]
+    assert tile_starts(2000, 896, 512) == [0, 512, 1024, 1104]
 
     source, destination = tmp_path / "iSAID_raw", tmp_path / "iSAID"
     height, width = 700, 1000  # wider than a patch, lower than one: padded to 896 high

@@ -46,6 +46,7 @@ from .datasets import DATASETS
 from .exports import prepare_folder
 from .io import DataError, read_image, read_label, write_label
 from .resize import opencv
+from .tiles import tile_origins
 
 # --------------------------------------------------------------------------------------------
 # Label files through a lookup table (Cityscapes, COCO-Stuff, CamVid)
@@ -278,17 +279,9 @@ def isaid_colours_to_ids(mask: np.ndarray) -> Tuple[np.ndarray, int]:
     return ids, sum(unknown.values())
 
 
-def patch_starts(length: int, patch: int, stride: int) -> List[int]:
-    """Window starts every `stride` pixels; a window that would cross the end is moved back so it
-    ends at the border (as MMSegmentation's iSAID converter). `length` >= `patch`."""
-    return sorted({min(start, length - patch) for start in range(0, length, stride)})
-
-
 def _isaid_names(stem: str, height: int, width: int, patch: int, overlap: int):
-    height, width = max(height, patch), max(width, patch)
-    for y in patch_starts(height, patch, patch - overlap):
-        for x in patch_starts(width, patch, patch - overlap):
-            yield (y, x), f"{stem}_{y}_{y + patch}_{x}_{x + patch}"
+    for y, x in tile_origins(height, width, patch, overlap):
+        yield (y, x), f"{stem}_{y}_{y + patch}_{x}_{x + patch}"
 
 
 def _convert_isaid(image_path: str, mask_path: str, destination: str, split: str, patch: int, overlap: int,

@@ -26,17 +26,22 @@ from .bands import read_bands
 from .conversion import Guarded, PrepareReport, run_tasks, up_to_date
 from .datasets import get_spec, list_split, split_names, splits_on_disk
 from .io import DataError, read_image, read_label, write_image, write_label
-from .prepare import patch_starts
 from .splits import relative_stem
 
 DONE_FOLDER = ".tiled"
 
 
+def tile_starts(length: int, size: int, stride: int) -> List[int]:
+    """Tile starts every `stride` pixels; a tile that would cross the end is moved back so it ends at
+    the border (as MMSegmentation's iSAID converter). `length` >= `size`."""
+    return sorted({min(start, length - size) for start in range(0, length, stride)})
+
+
 def tile_origins(height: int, width: int, size: int, overlap: int = 0) -> List[tuple]:
     """(y, x) of the top left corner of every tile of an image (padded to at least one tile)."""
     stride = size - overlap
-    return [(y, x) for y in patch_starts(max(height, size), size, stride)
-            for x in patch_starts(max(width, size), size, stride)]
+    return [(y, x) for y in tile_starts(max(height, size), size, stride)
+            for x in tile_starts(max(width, size), size, stride)]
 
 
 def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int = 0, split: Optional[str] = None,
@@ -114,4 +119,4 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(file, array)
 
 
-__all__ = ["tile_dataset", "tile_origins"]
+__all__ = ["tile_dataset", "tile_origins", "tile_starts"]
