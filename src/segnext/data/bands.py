@@ -67,7 +67,6 @@ def decode_bands(data: Union[bytes, bytearray, memoryview], channels: Optional[i
     return _decoded(io.BytesIO(data), kind, name, channels, max_pixels)
 
 
-
 def _decoded(file: BinaryIO, kind: str, name: str, channels: Optional[int], max_pixels: Optional[int] = None,
              dtype=np.float32) -> np.ndarray:
     if kind == "npy":
