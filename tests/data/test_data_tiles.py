@@ -89,3 +89,78 @@ def test_bands_are_tiled_as_arrays_of_their_own_type(tmp_path):
     assert "t.npy: holds 6 channel(s), and the model takes 4" in failed.failures[0]
     with pytest.raises(ValueError, match="the tiles are written beside their source"):
         tile_dataset("folder", root, root, size=32)
+
+
+# A scene's GeoTIFF tags in UTM zone 32N (EPSG:32632), 0.5 m pixels: scale, tie point, GeoKeys, their text.
+GEO_TAGS = [(33550, 12, 3, (0.5, 0.5, 0.0)), (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0, 5600000.0, 0.0)),
+            (34735, 3, 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32632)),
+            (34737, 2, 0, "WGS 84 / UTM zone 32N|")]
+
+
+def test_a_tile_keeps_its_place_on_the_ground():
+    from segnext.data.geotiff import tile_georeference
+
+    tags = dict((code, value) for code, _, _, value in tile_georeference(GEO_TAGS, 36, 48))
+    assert tags[33922] == (0.0, 0.0, 0.0, 500024.0, 5599982.0, 0.0)  # 48 columns east, 36 rows south
+    assert tags[33550] == (0.5, 0.5, 0.0) and tags[34735] == GEO_TAGS[2][3] and tags[34737] == GEO_TAGS[3][3]
+    # A tie point away from pixel (0, 0) is moved to the tile's (0, 0).
+    away = [GEO_TAGS[0], (33922, 12, 6, (10.0, 20.0, 0.0, 500005.0, 5599990.0, 0.0))]
+    assert dict((code, value) for code, _, _, value in tile_georeference(away, 36, 48))[33922] == \
+        (0.0, 0.0, 0.0, 500024.0, 5599982.0, 0.0)
+    # Control points (several tie points, no scale) keep their ground coordinates at pixels shifted.
+    points = [(33922, 12, 12, (0, 0, 0, 1.0, 2.0, 0, 100, 50, 0, 3.0, 4.0, 0))]
+    assert tile_georeference(points, 36, 48)[0][3] == (-48, -36, 0, 1.0, 2.0, 0, 52, 14, 0, 3.0, 4.0, 0)
+    # A transformation matrix (here rotated and sheared): its translation is where pixel (y, x) was.
+    matrix = (0.5, 0.1, 0.0, 1000.0, 0.2, -0.5, 0.0, 2000.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+    moved = np.array(tile_georeference([(34264, 12, 16, matrix)], 36, 48)[0][3]).reshape(4, 4)
+    original = np.array(matrix).reshape(4, 4)
+    for column, row in [(0, 0), (7, 3)]:
+        assert np.allclose(moved @ [column, row, 0, 1], original @ [column + 48, row + 36, 0, 1])
+
+
+def test_the_tiles_of_a_geotiff_scene_are_geotiffs_that_keep_their_place(tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): "
+                                                      "georeferenced tiles untested")
+    root = tmp_path / "fields"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["field", "water"]}))
+    bands = np.random.default_rng(2).integers(0, 4000, (100, 130, 4), dtype=np.uint16)
+    extratags = [(*tag, True) for tag in GEO_TAGS]
+    tifffile.imwrite(root / "images" / "train" / "scene.tif", bands, photometric="minisblack", planarconfig="contig",
+                     extratags=extratags)
+    rgb = bands[:, :, :3].astype(np.uint8)
+    tifffile.imwrite(root / "images" / "train" / "photo.tif", rgb, photometric="rgb", extratags=extratags)
+    for name in ("scene", "photo"):
+        Image.fromarray((bands[:, :, 3] > 2000).astype(np.uint8)).save(root / "labels" / "train" / f"{name}.png")
+    (root / "images" / "train" / "photo.tif").rename(tmp_path / "photo.tif")  # tiled on its own below
+
+    assert main(["data", "tile", "folder", str(root), str(tmp_path / "out"), "--size", "64", "--overlap", "16",
+                 "--channels", "4", "--workers", "0", "--no-progress"]) == 0
+    assert "1 of them GeoTIFF scene(s): their tiles are GeoTIFFs" in capsys.readouterr().out
+    path = tmp_path / "out" / "images" / "train" / "scene_y36_x48.tif"
+    with tifffile.TiffFile(path) as written:
+        page = written.pages[0]
+        assert written.is_geotiff and page.geotiff_tags["ProjectedCSTypeGeoKey"] == 32632
+        assert page.geotiff_tags["ModelTiepoint"] == [0, 0, 0, 500024.0, 5599982.0, 0.0]
+        assert np.array_equal(page.asarray(), bands[36:100, 48:112])  # the scene's own type, every band
+    tiles = build_dataset("folder", tmp_path / "out", "train", channels=4)
+    assert len(tiles) == 6 and all(name.endswith(".tif") for name in tiles.image_paths)
+    assert np.array_equal(tiles[tiles.image_paths.index(str(path))]["image"], bands[36:100, 48:112])
+    try:
+        import rasterio
+    except ImportError:  # optional: GDAL's own reading, where it is installed
+        rasterio = None
+    if rasterio is not None:  # GDAL puts the tile 24 m east and 18 m south of the scene's corner
+        with rasterio.open(path) as raster:
+            assert raster.crs.to_epsg() == 32632 and tuple(raster.transform)[:6] == (0.5, 0, 500024.0, 0, -0.5,
+                                                                                     5599982.0)
+    # An RGB GeoTIFF: RGB GeoTIFF tiles, read as the RGB images of a folder dataset.
+    (tmp_path / "photo.tif").rename(root / "images" / "train" / "photo.tif")
+    (root / "images" / "train" / "scene.tif").unlink()
+    (root / "labels" / "train" / "scene.png").unlink()
+    tile_dataset("folder", root, tmp_path / "rgb", size=64, workers=0, progress=False)
+    rgb_tiles = build_dataset("folder", tmp_path / "rgb", "train")
+    assert len(rgb_tiles) == 6 and np.array_equal(rgb_tiles[5]["image"], rgb[36:100, 66:130])
+    with tifffile.TiffFile(tmp_path / "rgb" / "images" / "train" / "photo_y36_x66.tif") as written:
+        assert written.pages[0].geotiff_tags["ModelTiepoint"] == [0, 0, 0, 500033.0, 5599982.0, 0.0]

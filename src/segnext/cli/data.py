@@ -100,7 +100,8 @@ def register(subparsers) -> None:
         description="Cut every labelled image of a dataset's splits, with its label, into SIZE x SIZE tiles "
                     "(overlapping by --overlap, the last ones aligned to the far edges, a smaller image padded "
                     "with 255 = no label), written as a folder dataset in DST: images/<split>/ (PNG; .npy arrays "
-                    "for --channels other than 3), labels/<split>/ (class ids), classes.json. Tiles are named after "
+                    "for --channels other than 3; GeoTIFFs that keep their place on the map for a GeoTIFF scene), "
+                    "labels/<split>/ (class ids), classes.json. Tiles are named after "
                     "their scene and position (austin1_y512_x1024), so a scene's tiles are one group, held out "
                     "whole by `data split`. A scene already tiled is skipped (--overwrite: again).",
         **with_examples("segnext data tile folder data/inria data/inria_512 --size 512",
@@ -280,13 +281,16 @@ def add_channels(parser) -> None:
 
 
 def run_tile(args) -> int:
-    from ..data.tiles import tile_dataset
+    from ..data.tiles import GEOREFERENCED, tile_dataset
 
     report = tile_dataset(args.name, args.root, args.dst, size=args.size, overlap=args.overlap, split=args.split,
                           channels=args.channels, drop_unlabelled=args.drop_unlabelled, workers=args.workers,
                           overwrite=args.overwrite, progress=not args.no_progress)
     print(f"{report.name}: {report.converted} image(s) tiled, {report.skipped} already done, "
           f"{len(report.failures)} failed -> {report.destination}")
+    georeferenced = report.notes.count(GEOREFERENCED)
+    if georeferenced:
+        print(f"{georeferenced} of them GeoTIFF scene(s): their tiles are GeoTIFFs that keep their place on the map")
     if report.failures:
         _print_capped(report.failures, "FAILED ")
         return 1

@@ -1,4 +1,5 @@
-"""Label maps as GeoTIFFs that keep their image's place on the ground (`segnext predict --geotiff`).
+"""Label maps and tiles as GeoTIFFs that keep their image's place on the ground (`segnext predict
+--geotiff`, `segnext data tile`).
 
 A GeoTIFF says where its pixels lie in its TIFF tags (the GeoTIFF 1.1 standard): the model's pixel
 scale and tie point, or a transformation matrix, and the coordinate reference system in the GeoKey
@@ -6,7 +7,9 @@ directory and its parameters. A label map predicted at the image's own size lies
 lies, so those tags are copied onto it as they are, and a GIS (QGIS, GDAL, rasterio) lays the
 classes over the map. The label map is one band of class ids with the class colours as its palette
 (as segnext's PNGs are), and 255 is declared "no data" where pixels were left unlabelled
-(`--unsure-below`). Needs `tifffile`.
+(`--unsure-below`). A tile cut from a scene gets the scene's tags with its raster moved
+(`tile_georeference`), so tiles and their label maps lie where they were cut from and mosaic back
+(`gdalbuildvrt`). Needs `tifffile`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ PathLike = Union[str, os.PathLike]
 # The GeoTIFF tags: ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory,
 # GeoDoubleParams, GeoAsciiParams.
 GEOREFERENCE_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)
+MODEL_PIXEL_SCALE, MODEL_TIEPOINT, MODEL_TRANSFORMATION = 33550, 33922, 34264
 GDAL_NODATA = 42113  # GDAL's "no data" value tag (ASCII), read by every GDAL-based tool
 
 # (code, tifffile data type, count, value) of one tag, as tifffile.imwrite's extratags take them.
@@ -44,6 +48,48 @@ def georeference(path: PathLike) -> Tuple[Tag, ...]:
                          for tag in tags.values() if tag.code in GEOREFERENCE_TAGS)
     except Exception:  # an unreadable TIFF is named by the reader that segments it, not here
         return ()
+
+
+def tile_georeference(tags: Sequence[Tag], y: int, x: int) -> Tuple[Tag, ...]:
+    """The georeference of the part of an image whose top left pixel is (`y`, `x`), from the image's
+    GeoTIFF `tags`: the same place on the ground, the raster moved. A single tie point with a pixel
+    scale is moved to the part's pixel (0, 0) (as GDAL writes them); several tie points (control
+    points) keep their ground coordinates at their pixels shifted by (x, y); a transformation matrix
+    gets its translation moved. The coordinate system's tags are kept as they are."""
+    codes = {code for code, *_ in tags}
+    moved = []
+    for code, dtype, count, value in tags:
+        if code == MODEL_TIEPOINT:
+            points = [list(map(float, value[start:start + 6])) for start in range(0, len(value), 6)]
+            if len(points) == 1 and MODEL_PIXEL_SCALE in codes:
+                scale_x, scale_y = next(tag[3] for tag in tags if tag[0] == MODEL_PIXEL_SCALE)[:2]
+                column, row, _, ground_x, ground_y, _ = points[0]
+                # rows go down the image and north (+Y) up the map: GeoTIFF's pixel scale is positive
+                points = [[0.0, 0.0, points[0][2], ground_x + (x - column) * scale_x,
+                           ground_y - (y - row) * scale_y, points[0][5]]]
+            else:
+                points = [[column - x, row - y, *rest] for column, row, *rest in points]
+            value = tuple(number for point in points for number in point)
+        elif code == MODEL_TRANSFORMATION:
+            matrix = [float(number) for number in value]  # 4x4, row by row: model = M @ (column, row, 0, 1)
+            for axis in range(3):
+                matrix[4 * axis + 3] += matrix[4 * axis] * x + matrix[4 * axis + 1] * y
+            value = tuple(matrix)
+        moved.append((code, dtype, count, value))
+    return tuple(moved)
+
+
+def write_image_geotiff(path: PathLike, image: np.ndarray, tags: Sequence[Tag] = ()) -> None:
+    """Write an image (H, W, C) of any number type as a losslessly compressed TIFF with the GeoTIFF
+    `tags`, atomically: RGB for three 8-bit channels, else its bands interleaved (as `read_bands`
+    reads them back)."""
+    tifffile = require("tifffile", "tiff", "Georeferenced tiles")
+    image = np.ascontiguousarray(image)
+    rgb = image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+    options = dict(photometric="rgb") if rgb else dict(photometric="minisblack", planarconfig="contig")
+    extratags = [(code, dtype, count, value, True) for code, dtype, count, value in tags]
+    atomic_write(path, lambda temporary: tifffile.imwrite(temporary, image, compression="zlib", extratags=extratags,
+                                                          **options))
 
 
 def write_label_geotiff(path: PathLike, labels: np.ndarray, palette: Optional[Sequence[Sequence[int]]] = None,

@@ -7,14 +7,17 @@ aligned to the image's far edge (MMSegmentation's iSAID converter does the same)
 than a tile padded (image 0, label 255 = ignore). Names keep the scene's: `austin1_y512_x1024.png`
 for the tile whose top left pixel is (512, 1024) of `austin1.tif`, so the scene is the tiles' group
 (`segnext data split` holds out whole scenes, the intervals resample them). Images are written
-losslessly: RGB as PNG, bands (channels other than 3) as .npy arrays of their own type. Labels are
-written as class ids (the dataset's label map applied) in palettised PNGs, with a classes.json of
-the dataset's classes and colours.
+losslessly: RGB as PNG, bands (channels other than 3) as .npy arrays of their own type, and the tiles
+of a GeoTIFF scene as GeoTIFFs of its type that keep their place on the map (the scene's
+georeference with the raster moved to the tile: `predict --geotiff` on them gives label maps that
+mosaic back). Labels are written as class ids (the dataset's label map applied) in palettised PNGs,
+on their tile's pixel grid, with a classes.json of the dataset's classes and colours.
 """
 
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -25,10 +28,12 @@ from ..utils import atomic_write
 from .bands import read_bands
 from .conversion import Guarded, PrepareReport, run_tasks, up_to_date
 from .datasets import get_spec, list_split, split_names, splits_on_disk
+from .geotiff import georeference, tile_georeference, write_image_geotiff
 from .io import DataError, read_image, read_label, write_image, write_label
 from .splits import relative_stem
 
 DONE_FOLDER = ".tiled"
+GEOREFERENCED = "georeferenced"  # the note of a scene whose tiles are GeoTIFFs
 
 
 def tile_starts(length: int, size: int, stride: int) -> List[int]:
@@ -88,6 +93,7 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
     if up_to_date([done], overwrite):
         return "skipped", ""
     image = read_image(image_path) if channels == 3 else read_bands(image_path, channels, dtype=None)
+    place = georeference(image_path) if find_spec("tifffile") else ()  # (): not a GeoTIFF
     label = table[read_label(label_path)]
     if image.shape[:2] != label.shape:
         raise DataError(f"{image_path} is {image.shape[1]}x{image.shape[0]} but its label {label_path} is "
@@ -104,14 +110,16 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
             continue
         name = f"{stem}_y{y}_x{x}"
         tile = np.ascontiguousarray(image[y:y + size, x:x + size])
-        if channels == 3:
+        if place:
+            write_image_geotiff(image_dir / f"{name}.tif", tile, tile_georeference(place, y, x))
+        elif channels == 3:
             write_image(image_dir / f"{name}.png", tile)
         else:
             atomic_write(image_dir / f"{name}.npy", lambda temporary, tile=tile: _save_npy(temporary, tile))
         write_label(label_dir / f"{name}.png", tile_label, palette or None)
         written += 1
     atomic_write(done, lambda temporary: temporary.write_text(f"{written}\n"))
-    return "converted", ""
+    return "converted", GEOREFERENCED if place else ""
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -119,4 +127,4 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(file, array)
 
 
-__all__ = ["tile_dataset", "tile_origins", "tile_starts"]
+__all__ = ["GEOREFERENCED", "tile_dataset", "tile_origins", "tile_starts"]
