@@ -286,6 +286,11 @@ def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_tes
             / torch.tensor(std).view(4, 1, 1)
         expected = model(normalised)[0].argmax(0).numpy()
     assert np.array_equal(segmenter.predict(image.astype(np.float64)), expected)
+    # Saved with its test settings (as the error says), the commands' Segmenter reads them back.
+    model.config.test_settings = config.to_dict()
+    segnext.save_model(model, tmp_path / "fields_model")
+    saved = Segmenter.from_checkpoint(tmp_path / "fields_model", device="cpu", backend="eager")
+    assert tuple(saved.test_config.mean) == mean and np.array_equal(saved.predict(image), expected)
     windows = Segmenter(model, TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24), flip=True,
                                           mean=mean, std=std))
     labels, confidence = windows.predict_with_confidence(image)

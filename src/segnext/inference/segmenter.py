@@ -134,7 +134,9 @@ class Segmenter:
             raise ValueError(f"this model takes {channels} input channels and its test settings normalise "
                              f"{test_config.channels}: give TestConfig(mean=..., std=...) with {channels} values each "
                              f"(each channel's mean and standard deviation over the training images)"
-                             + ("; images are then arrays (H, W, channels)" if channels != 3 else ""))
+                             + ("; images are then arrays (H, W, channels)" if channels != 3 else "")
+                             + "; for the commands, save them with the model: model.config.test_settings = "
+                               "TestConfig(...).to_dict() before segnext.save_model")
         self.test_config = test_config
         self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
         self.memory_efficient = memory_efficient
