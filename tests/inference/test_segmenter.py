@@ -294,7 +294,18 @@ def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_tes
     windows = Segmenter(model, TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24), flip=True,
                                           mean=mean, std=std))
     labels, confidence = windows.predict_with_confidence(image)
-    assert labels.shape == confidence.shape == (40, 56) and (labels == expected).mean() > 0.5
+    with torch.no_grad():  # MMSegmentation's slide windows (rows 0-32, 8-40; columns 0-32, 24-56), each flipped too
+        probabilities = torch.zeros(1, 3, 40, 56)
+        for flipped in (False, True):
+            logits, count = torch.zeros(1, 3, 40, 56), torch.zeros(1, 1, 40, 56)
+            for top, left in [(0, 0), (0, 24), (8, 0), (8, 24)]:
+                window = normalised[:, :, top:top + 32, left:left + 32]
+                window_logits = model(window.flip(3)).flip(3) if flipped else model(window)
+                logits[:, :, top:top + 32, left:left + 32] += window_logits
+                count[:, :, top:top + 32, left:left + 32] += 1
+            probabilities += (logits / count).softmax(1) / 2
+    assert labels.shape == (40, 56) and (labels == probabilities[0].argmax(0).numpy()).mean() > 0.99
+    assert np.allclose(confidence, probabilities[0].max(0).values.numpy(), atol=1e-4)
     with pytest.raises(TypeError, match="a model of 4 input channels takes each image as a NumPy array \\(H, W, 4\\)"):
         segmenter.predict(Image.new("RGB", (8, 8)))
     with pytest.raises(ValueError, match="expected an image array of shape \\(H, W, 4\\)"):
