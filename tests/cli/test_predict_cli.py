@@ -650,6 +650,59 @@ def test_a_model_of_other_input_channels_predicts_files_of_its_bands(image_folde
     assert (tmp_path / "mixed" / "a.png").is_file() and not (tmp_path / "mixed" / "extra.png").exists()
 
 
+def test_label_studio_shows_arrays_of_bands_from_pictures_and_the_export_comes_back_to_them(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """--label-studio with .npy inputs, which no browser shows: each task's "picture" names a PNG of
+    the first three bands (written beside the label maps) and the labelling interface shows it, while
+    "image" names the array; the export read back by `data prepare folder` pairs the labels with the
+    arrays, as predicted."""
+    import json
+    import shutil
+
+    import segnext
+    from segnext.data import build_dataset, display_rgb
+
+    monkeypatch.chdir(tmp_path)  # Label Studio's document root for local files
+    model = segnext.create_model("segnext_t", 3, in_channels=4, class_names=["field", "water", "road"])
+    model.config.test_settings = TestConfig(img_scale=None, mean=(100, 110, 120, 500), std=(50, 55, 60, 200)).to_dict()
+    segnext.save_model(model, tmp_path / "rgbn")
+    (tmp_path / "tiles" / "sub").mkdir(parents=True)
+    arrays = {"a": np.random.default_rng(0).uniform(0, 1000, (40, 56, 4)).astype(np.float32),
+              "sub/b": np.random.default_rng(1).integers(0, 4000, (33, 21, 4)).astype(np.uint16)}
+    for name, array in arrays.items():
+        np.save(tmp_path / "tiles" / f"{name}.npy", array)
+    run = ["predict", "-c", "rgbn", "tiles", "--out", "out", "--no-progress"]
+    assert main([*run, "--label-studio", "tasks.json"]) == 0
+    assert "2 image(s) a browser cannot show (arrays, TIFFs) are shown from pictures" in capsys.readouterr().err
+    tasks = json.loads((tmp_path / "tasks.json").read_text())
+    assert [task["data"] for task in tasks] == [
+        {"image": f"/data/local-files/?d=tiles/{name}.npy", "picture": f"/data/local-files/?d=out/{name}_picture.png"}
+        for name in ("a", "sub/b")]
+    assert '<Image name="image" value="$picture"' in (tmp_path / "tasks.xml").read_text()
+    for name, array in arrays.items():
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"{name}_picture.png")), display_rgb(array))
+    assert main([*run, "--label-studio", "cloud.json", "--label-studio-url", "s3://bucket/tiles"]) == 0
+    assert "NAME_picture.png in out (copy them to s3://bucket/tiles beside the images)" in capsys.readouterr().err
+    assert json.loads((tmp_path / "cloud.json").read_text())[1]["data"] == {
+        "image": "s3://bucket/tiles/sub/b.npy", "picture": "s3://bucket/tiles/sub/b_picture.png"}
+
+    export = tmp_path / "export"  # the predictions accepted as they are, exported with the arrays
+    export.mkdir()
+    for task in tasks:
+        task["annotations"] = [{"id": 1, "result": task["predictions"][0]["result"], "was_cancelled": False}]
+    (export / "project-2-at-2026-12-07.json").write_text(json.dumps(tasks))
+    shutil.copytree(tmp_path / "tiles", export / "tiles")
+    assert main(["data", "prepare", "folder", str(export), "again", "--workers", "1", "--no-progress"]) == 0
+    again = build_dataset("folder", tmp_path / "again", ".", channels=4)
+    assert len(again) == 2
+    for path, sample in zip(again.image_paths, again):
+        name = path.split("images/tiles/")[-1][: -len(".npy")]
+        assert np.array_equal(sample["image"], arrays[name])
+        predicted = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        names = np.array(model.config.class_names)
+        assert np.array_equal(np.array(again.class_names)[sample["label"]], names[predicted])
+
+
 # GeoTIFF tags of a tile in UTM zone 32N (EPSG:32632), 0.5 m pixels: scale, tie point, GeoKeys, their text.
 GEO_TAGS = [(33550, "d", 3, (0.5, 0.5, 0.0), True), (33922, "d", 6, (0, 0, 0, 500000.0, 5600000.0, 0.0), True),
             (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32632), True),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import glob
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import List, Optional, Sequence, Tuple
 
 from ..constants import ARRAY_SUFFIXES, IGNORE_INDEX, IMAGE_SUFFIXES, SUBMISSION_BENCHMARKS, VIDEO_SUFFIXES
@@ -245,6 +245,13 @@ def without_existing_outputs(images: List[Tuple[Path, Path]], out: Path, args) -
     return kept, len(images) - len(kept)
 
 
+def needs_pictures(args, images: List[Tuple[Path, Path]]) -> bool:
+    """--label-studio with images a browser cannot show (arrays, TIFFs): pictures of them are written."""
+    from ..data.formats.label_studio import SHOWN_SUFFIXES
+
+    return bool(args.label_studio) and any(path.suffix.lower() not in SHOWN_SUFFIXES for path, _ in images)
+
+
 def label_suffix(args) -> str:
     """The file ending of the label maps: .tif with --geotiff, else .png."""
     return ".tif" if getattr(args, "geotiff", False) else ".png"
@@ -357,7 +364,8 @@ def run(args) -> int:
         [ClassAreas(segmenter.class_names, Path(args.class_areas), args.unsure_below is not None)]
         if args.class_areas else []) + (
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
-                                Path(args.checkpoint or args.onnx).name, args.label_studio_url)]
+                                Path(args.checkpoint or args.onnx).name, args.label_studio_url,
+                                out_dir if needs_pictures(args, images) else None)]
         if args.label_studio else []) + (
         [SubmissionArchive(benchmark, Path(args.out), out_dir, images, args)]
         if benchmark is not None else []) + (
@@ -400,7 +408,7 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     results = predict_files(segmenter, [path for path, _ in images], batch_size=args.batch_size, workers=workers,
                             with_probabilities=args.probs,
                             with_confidence=args.confidence or args.unsure_below is not None,
-                            probabilities_in_bands=True, keep_images=args.overlay)
+                            probabilities_in_bands=True, keep_images=args.overlay or needs_pictures(args, images))
     with ThreadPoolExecutor(max_workers=1) as saver:  # saving overlaps the model's next batch
         pending: deque = deque()
 
@@ -500,33 +508,54 @@ class CocoPredictions:
 class LabelStudioPredictions:
     """The label maps of a run as Label Studio tasks with predictions (`--label-studio`): per image a
     brush per class, the image named as a local file below the current folder (or `url` + its path
-    below the folder given); and the labelling interface of the classes beside them."""
+    below the folder given); and the labelling interface of the classes beside them.
 
-    def __init__(self, class_names, palette, path: Path, model_version: str, url: Optional[str] = None):
+    With `pictures_in` (the output folder), images a browser cannot show (arrays and TIFFs of bands)
+    are shown from a picture of their first three bands written there (NAME_picture.png), named in
+    each task's "picture", while its "image" keeps naming the file the labels belong to (what
+    `segnext data prepare folder` pairs the exported labels with)."""
+
+    def __init__(self, class_names, palette, path: Path, model_version: str, url: Optional[str] = None,
+                 pictures_in: Optional[Path] = None):
         from ..data.formats import coco, label_studio
 
         self.format, self.class_names, self.palette, self.path = label_studio, list(class_names), palette, path
         self.skipped = coco.background_classes(self.class_names)
-        self.model_version, self.url = model_version, url
+        self.model_version, self.url, self.pictures_in = model_version, url, pictures_in
         self.tasks: List[dict] = []
+        self.pictures = 0
 
-    def add(self, image: Path, file_name: str, result) -> None:
+    def reference(self, file: Path, relative: str) -> str:
+        """How a task names `file`: `url` + its `relative` path, or Label Studio's URL of a local file."""
         from urllib.parse import quote
 
         if self.url:
-            reference = self.url.rstrip("/") + "/" + quote(file_name, safe="/")
-        else:
-            absolute = image.resolve()
-            try:
-                local = absolute.relative_to(Path.cwd().resolve()).as_posix()
-            except ValueError:  # outside the current folder: its path from the root
-                local = absolute.as_posix().lstrip("/")
-            reference = self.format.LOCAL_FILES_URL + quote(local, safe="/")
+            return self.url.rstrip("/") + "/" + quote(relative, safe="/")
+        absolute = file.resolve()
+        try:
+            local = absolute.relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:  # outside the current folder: its path from the root
+            local = absolute.as_posix().lstrip("/")
+        return self.format.LOCAL_FILES_URL + quote(local, safe="/")
+
+    def add(self, image: Path, file_name: str, result) -> None:
+        from ..data import write_image
+
+        data = {"image": self.reference(image, file_name)}
+        if self.pictures_in is not None:
+            data[self.format.PICTURE_FIELD] = data["image"]
+            if image.suffix.lower() not in self.format.SHOWN_SUFFIXES:
+                relative = f"{PurePosixPath(file_name).with_suffix('')}_picture.png"
+                picture = self.pictures_in / relative
+                picture.parent.mkdir(parents=True, exist_ok=True)
+                write_image(picture, result.image)
+                data[self.format.PICTURE_FIELD] = self.reference(picture, relative)
+                self.pictures += 1
         prediction = {"model_version": self.model_version,
                       "result": self.format.label_results(result.labels, self.class_names, self.skipped)}
         if result.confidence is not None:  # Label Studio's Data Manager sorts tasks by it
             prediction["score"] = round(float(result.confidence.mean()), 4)
-        self.tasks.append({"data": {"image": reference}, "predictions": [prediction]})
+        self.tasks.append({"data": data, "predictions": [prediction]})
 
     def write(self) -> str:
         import json
@@ -535,13 +564,18 @@ class LabelStudioPredictions:
 
         config = self.path.with_suffix(".xml")
         atomic_write(self.path, lambda temporary: temporary.write_text(json.dumps(self.tasks) + "\n"))
+        shown = self.format.PICTURE_FIELD if self.pictures_in is not None else "image"
         atomic_write(config, lambda temporary: temporary.write_text(
-            self.format.label_config(self.class_names, self.palette, self.skipped)))
+            self.format.label_config(self.class_names, self.palette, self.skipped, shown)))
         serve = f"the images at {self.url}" if self.url else (
             f"serve the images with LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true "
             f"LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT={Path.cwd()}")
+        pictures = "" if not self.pictures else (
+            f"; {self.pictures} image(s) a browser cannot show (arrays, TIFFs) are shown from pictures of their first "
+            f"three bands, NAME_picture.png in {self.pictures_in}" +
+            (f" (copy them to {self.url} beside the images)" if self.url else " (a local storage of that folder too)"))
         return (f"wrote {self.path}: {len(self.tasks)} Label Studio task(s) with predictions, and {config}: their "
-                f"labelling interface (Settings > Labeling Interface > Code); {serve}")
+                f"labelling interface (Settings > Labeling Interface > Code); {serve}{pictures}")
 
 
 CONFIDENCE_TABLE = "confidence.csv"

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
+from ..constants import ARRAY_SUFFIXES, IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write, progress_bar
 from .datasets import visible_entries
 from .io import DataError
@@ -125,8 +125,9 @@ def link_folder(destination: Path, source: Path, name: str, report: PrepareRepor
 
 
 class ImageIndex:
-    """The images under some folders, found by a relative path or any ending of one (`photo.jpg`,
-    `seq1/photo.jpg`), as exports name them by a path of the machine that labelled them."""
+    """The images under some folders (arrays of bands too), found by a relative path or any ending of
+    one (`photo.jpg`, `seq1/photo.jpg`), as exports name them by a path of the machine that labelled
+    them."""
 
     def __init__(self, roots: Sequence[Path], left_out: Sequence[Path] = ()):
         self.roots = list(dict.fromkeys(roots))
@@ -134,8 +135,9 @@ class ImageIndex:
         left_out = [p.resolve() for p in left_out]
         for root in self.roots:
             for path in visible_entries(root, recursive=True) if root.is_dir() else []:
-                if path.suffix.lower() in IMAGE_SUFFIXES and not any(p == path.resolve() or p in path.resolve().parents
-                                                                     for p in left_out):
+                if path.suffix.lower() not in IMAGE_SUFFIXES + ARRAY_SUFFIXES:
+                    continue
+                if not any(p == path.resolve() or p in path.resolve().parents for p in left_out):
                     parts = path.relative_to(root).parts
                     for start in range(len(parts)):
                         found = self.by_ending.setdefault("/".join(parts[start:]), [])

@@ -38,6 +38,7 @@ from PIL import Image
 from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import atomic_write
 from . import classes as C
+from .bands import read_image_or_bands
 from .conversion import (
     Guarded,
     ImageIndex,
@@ -758,8 +759,8 @@ def _label_studio_pair(regions: list, image: Optional[str], target: str, image_t
     if len(sizes) > 1:
         raise DataError(f"{where}: its regions give the image different sizes ({sorted(sizes)})")
     width, height = sizes.pop() if sizes else (None, None)
-    if image is not None:
-        found_height, found_width = read_image(image).shape[:2]
+    if image is not None:  # an array or TIFF of bands too: `segnext predict --label-studio` shows them as pictures
+        found_height, found_width = read_image_or_bands(image).shape[:2]
         if (width or found_width, height or found_height) != (found_width, found_height):
             raise DataError(f"{image}: {found_width}x{found_height} pixels (EXIF orientation applied), but {where} "
                             f"gives {width}x{height}: its regions would not fit this image")

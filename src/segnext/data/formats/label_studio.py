@@ -360,6 +360,10 @@ def draw_label(regions: Sequence[Region], height: int, width: int, classes: Sema
 
 LOCAL_FILES_URL = "/data/local-files/?d="  # how Label Studio serves files below its local-files document root
 FROM_NAME, TO_NAME = "tag", "image"  # the names of its "Semantic Segmentation with Masks" template
+# What a browser shows; a task's image of another kind (.npy, TIFF) is shown from a picture of it, named
+# in its data's PICTURE_FIELD, while its "image" keeps naming the file the labels belong to.
+SHOWN_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
+PICTURE_FIELD = "picture"
 RUN_SIZES = (3, 4, 8, 16)  # the run-length fields Label Studio's editor writes
 
 
@@ -411,12 +415,14 @@ def label_results(label: np.ndarray, class_names: Sequence[str], skipped: Sequen
     return results
 
 
-def label_config(class_names: Sequence[str], palette: Sequence[Sequence[int]], skipped: Sequence[int] = ()) -> str:
+def label_config(class_names: Sequence[str], palette: Sequence[Sequence[int]], skipped: Sequence[int] = (),
+                 shown: str = "image") -> str:
     """The labelling interface (Label Studio's XML) that reads `label_results`: a brush per class in
-    its colour."""
+    its colour, over the picture of the tasks' data field `shown` (`PICTURE_FIELD` where the images
+    are files a browser cannot show)."""
     from xml.sax.saxutils import quoteattr
 
     labels = "".join(f"    <Label value={quoteattr(name)} background=\"#{r:02x}{g:02x}{b:02x}\"/>\n"
                      for k, (name, (r, g, b)) in enumerate(zip(class_names, palette)) if k not in skipped)
-    return (f"<View>\n  <Image name=\"{TO_NAME}\" value=\"$image\" zoom=\"true\"/>\n"
+    return (f"<View>\n  <Image name=\"{TO_NAME}\" value=\"${shown}\" zoom=\"true\"/>\n"
             f"  <BrushLabels name=\"{FROM_NAME}\" toName=\"{TO_NAME}\">\n{labels}  </BrushLabels>\n</View>\n")
