@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from segnext.cli.arguments import (
+    add_test_settings,
     add_training_progress,
     non_negative_float,
     non_negative_int,
@@ -18,6 +19,7 @@ from segnext.cli.arguments import (
     training_progress_bar,
     unit_fraction,
 )
+from segnext.cli.arguments import test_settings as settings_from_flags  # a test_ name pytest would collect
 from segnext.cli.main import main
 
 
@@ -92,3 +94,17 @@ def test_an_unknown_option_is_refused_with_the_options_meant(capsys, argv, meant
         main(argv)
     assert stopped.value.code == 2
     assert f"(did you mean {meant}?)" in capsys.readouterr().err
+
+
+def test_test_time_flags_replace_the_saved_settings_and_only_those_given():
+    """--flip and --no-flip turn the saved flip on and off (a model saved with flip, as CamVid's, can
+    then be run at one view); --scales and --keep-size replace theirs; what is not given stays."""
+    from segnext.inference import TestConfig
+
+    parser = argparse.ArgumentParser()
+    add_test_settings(parser)
+    saved = TestConfig(img_scale=(480, 360), scales=(1.5,), flip=True)
+    assert settings_from_flags(parser.parse_args([]), saved) == saved
+    one_view = settings_from_flags(parser.parse_args(["--no-flip", "--scales", "1", "--keep-size"]), saved)
+    assert (one_view.flip, one_view.scales, one_view.img_scale) == (False, (1.0,), None)
+    assert settings_from_flags(parser.parse_args(["--flip"]), TestConfig()).flip is True

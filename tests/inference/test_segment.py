@@ -92,13 +92,15 @@ def test_memory_efficient_labels_equal_the_reference(eager, image, config):
     assert torch.equal(segment(eager, image, config), segment_logits(eager, image, config).argmax(0))
 
 
+SLIDE_NATIVE = TestConfig(img_scale=None, mode="slide", crop_size=(48, 48), stride=(32, 32))  # logits in bands
 CONFIGS = [TestConfig(img_scale=(160, 96), size_divisor=32), TestConfig(img_scale=None),
            TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48)), MULTI_SCALE,
-           TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48), scales=(0.75, 1.0))]
+           TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48), scales=(0.75, 1.0)),
+           SLIDE_NATIVE]
+CONFIG_IDS = ["whole-divisor", "whole-native", "slide", "multi-scale", "slide-multi-scale", "slide-native"]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=["whole-divisor", "whole-native", "slide", "multi-scale",
-                                                 "slide-multi-scale"])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
 def test_confidence_is_the_probability_of_the_label_with_or_without_full_size_scores(eager, image, config,
                                                                                      monkeypatch):
     """The labels are `segment`'s exactly; the confidence is the probability of each label: from the
@@ -137,8 +139,45 @@ def test_confidence_in_bands_holds_no_full_size_scores(eager, image, monkeypatch
         assert calls and all(shape == (150, 10, 109) for shape in calls[:-1])
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=["whole-divisor", "whole-native", "slide", "multi-scale",
-                                                 "slide-multi-scale"])
+@pytest.mark.parametrize("height, width, crop, stride, batch", [
+    (100, 130, (64, 64), (48, 48), 1),    # the last row and column of windows aligned to the far edges
+    (40, 70, (64, 64), (48, 48), 2),      # lower than a window: one band
+    (96, 96, (32, 32), (32, 32), 1),      # windows that do not overlap
+    (90, 50, (40, 30), (13, 20), 1),      # several rows of windows over each row
+])
+def test_sliding_windows_in_bands_give_the_logits_bit_for_bit(height, width, crop, stride, batch):
+    """`slide_logits_in_bands`: bands that tile the rows top to bottom, each equal to those rows of
+    `slide_logits` to the bit, holding at most a window and a stride of rows."""
+    model = torch.nn.Conv2d(3, 5, 3, padding=1)  # zero padding at each window's border: windows disagree
+    images = torch.randn(batch, 3, height, width)
+    with torch.no_grad():
+        reference = segment_module.slide_logits(model, images, crop, stride, 5)
+        bands = list(segment_module.slide_logits_in_bands(model, images, crop, stride, 5))
+    starts, stops = [rows.start for rows, _ in bands], [rows.stop for rows, _ in bands]
+    assert starts == [0] + stops[:-1] and stops[-1] == height
+    for rows, band in bands:
+        assert band.shape[2] <= crop[0] + stride[0] and torch.equal(band, reference[:, :, rows])
+
+
+def test_sliding_windows_at_the_images_size_hold_no_full_size_scores(eager, image, monkeypatch):
+    """Labels and confidence of windows over the image at its own size come from bands of rows: the
+    full map of logits is never made (its path would fail here), and they equal the plain path's."""
+    (plain_labels, plain_confidence), = segment_group_confidence(eager, [prepare(image, SLIDE_NATIVE)], SLIDE_NATIVE,
+                                                                  memory_efficient=False)
+    other = np.ascontiguousarray(image[::-1])  # and a group of two images of one size
+    pair = [prepare(image, SLIDE_NATIVE), prepare(other, SLIDE_NATIVE)]
+    plain_pair = segment_module.segment_group(eager, pair, SLIDE_NATIVE, memory_efficient=False)
+    monkeypatch.setattr(segment_module, "slide_logits", None)
+    for memory_efficient in (True, None):
+        (labels, confidence), = segment_group_confidence(eager, [prepare(image, SLIDE_NATIVE)], SLIDE_NATIVE,
+                                                         memory_efficient=memory_efficient)
+        assert torch.equal(labels, plain_labels) and (confidence - plain_confidence).abs().max() <= 1e-6
+        assert torch.equal(segment(eager, image, SLIDE_NATIVE, memory_efficient=memory_efficient), plain_labels)
+    banded_pair = segment_module.segment_group(eager, pair, SLIDE_NATIVE, memory_efficient=True)
+    assert all(torch.equal(banded, plain) for banded, plain in zip(banded_pair, plain_pair))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
 def test_probabilities_in_bands_equal_the_full_size_ones(eager, image, config, monkeypatch, tmp_path):
     """`segment_group_with_probabilities`: the labels and the confidence of `segment_group_confidence`,
     and probabilities equal to the full-size ones: made a band of rows at a time (never all of them

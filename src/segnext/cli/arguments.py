@@ -131,7 +131,9 @@ def add_test_settings(parser, default: str = "the checkpoint's") -> None:
     settings.add_argument("--stride", type=positive_int, nargs=2, metavar=("H", "W"), help="slide window stride")
     settings.add_argument("--ms", action="store_true", help="multi-scale (0.5-1.75) + flip test, as the paper")
     settings.add_argument("--scales", type=positive_float, nargs="+", help="scale ratios, e.g. 0.75 1.0 1.25")
-    settings.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+    settings.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                          help="average with the horizontally flipped image (--no-flip: not, where the saved "
+                               "settings do)")
 
 
 def test_settings(args, base):
@@ -142,7 +144,7 @@ def test_settings(args, base):
     return override_test_config(
         base, mode=args.mode, img_scale=img_scale,
         size_divisor=args.size_divisor if args.size_divisor is not None else Ellipsis,
-        crop_size=args.crop_size, stride=args.stride, scales=args.scales, flip=True if args.flip else None,
+        crop_size=args.crop_size, stride=args.stride, scales=args.scales, flip=args.flip,
         multi_scale=args.ms)
 
 

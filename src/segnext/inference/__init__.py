@@ -15,6 +15,7 @@ from .segment import (
     segment_group_with_probabilities,
     segment_logits,
     slide_logits,
+    slide_logits_in_bands,
 )
 from .segmenter import OnnxModel, Segmenter, leave_unsure
 from .settings import MS_RATIOS, TestConfig, default_test_config, override_test_config, test_config_for
@@ -23,6 +24,7 @@ __all__ = [
     "ClassProbabilities", "MS_RATIOS", "OnnxModel", "OptimizedSegNeXt", "PreparedImage", "Segmenter", "TestConfig",
     "default_test_config", "evaluation_mode", "export_onnx", "leave_unsure", "model_logits", "optimize_for_inference",
     "override_test_config", "prepare", "resize_for_test", "segment", "segment_group", "segment_group_confidence",
-    "segment_group_scores", "segment_group_with_probabilities", "segment_logits", "slide_logits", "test_config_for",
+    "segment_group_scores", "segment_group_with_probabilities", "segment_logits", "slide_logits",
+    "slide_logits_in_bands", "test_config_for",
     "to_rgb_array", "to_tensor",
 ]

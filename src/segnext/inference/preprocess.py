@@ -114,11 +114,14 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.
     own order, and the layout `optimize_for_inference` runs in); (H, W, C) with C values of mean
     and std for a model of other input channels."""
     x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float()
-    x = (x - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)
-    # The permuted view has a batch stride of 3 once unsqueezed: PyTorch calls that channels-last
-    # (a stride of a size-1 dimension is free), but oneDNN's convolutions take a much slower path
-    # on it (BENCHMARKS.md). Standard channels-last strides; a batch of these concatenates to the same.
-    return x.unsqueeze(0).clone(memory_format=torch.channels_last)
+    # Written into a tensor of standard channels-last strides: the permuted view has a batch stride
+    # of 3 once unsqueezed, which PyTorch calls channels-last (a stride of a size-1 dimension is
+    # free) but on which oneDNN's convolutions take a much slower path (BENCHMARKS.md); a batch of
+    # these concatenates to the same. In place after the subtraction: one image-sized tensor made,
+    # a large scene's bands are not copied twice more.
+    out = torch.empty((1, *x.shape), memory_format=torch.channels_last)
+    torch.sub(x.unsqueeze(0), torch.tensor(mean).view(-1, 1, 1), out=out)
+    return out.div_(torch.tensor(std).view(-1, 1, 1))
 
 
 @dataclass

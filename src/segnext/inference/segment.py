@@ -27,7 +27,9 @@ That is `segment_group_scores` and `segment_group` (and `segment_group_confidenc
 the probability of each). With `memory_efficient=True` they compute the same result without
 full-resolution score maps for every class (an 8000 x 6000 photo with 150 classes would need 29 GB):
 single-scale labels come from `segnext.ops.label_upsample` (exact), the whole-image multi-scale
-average and the confidence from `segnext.ops.banded_average` (equal to float rounding).
+average and the confidence from `segnext.ops.banded_average` (equal to float rounding), and sliding
+windows over an image at its own size from `slide_logits_in_bands` (a band of rows of logits at a
+time, the same numbers).
 That path needs a model with `forward_logits` (stride-8 logits), as SegNeXt and its optimized form
 have. `memory_efficient=None` chooses (`Segmenter` and `evaluate` pass it): the device's default
 (`segnext.devices`: on the CPU the memory-efficient path, which is also faster there; on a GPU the
@@ -124,7 +126,39 @@ def slide_logits(model, images: torch.Tensor, crop_size: Tuple[int, int], stride
             y1, x1 = max(y2 - crop_h, 0), max(x2 - crop_w, 0)
             logits[:, :, y1:y2, x1:x2] += model(images[:, :, y1:y2, x1:x2])
             counts[:, :, y1:y2, x1:x2] += 1
-    return logits / counts
+    return logits.div_(counts)  # in place: a large scene's logits are not held twice
+
+
+def slide_logits_in_bands(model, images: torch.Tensor, crop_size: Tuple[int, int], stride: Tuple[int, int],
+                          num_classes: int) -> Iterator[Tuple[slice, torch.Tensor]]:
+    """`slide_logits`, bit for bit, a band of rows at a time: (rows, their logits (B, K, rows, W)),
+    top to bottom. The rows above the next row of windows are final once a row of windows is done
+    (the same windows added in the same order), so only about a window's height of logits is held:
+    a large scene segmented at its own size needs no class scores for every pixel at once."""
+    batch, _, height, width = images.shape
+    crop_h, crop_w = crop_size
+    stride_h, stride_w = stride
+    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+    bottoms = [min(row * stride_h + crop_h, height) for row in range(rows)]
+    tops = [max(bottom - crop_h, 0) for bottom in bottoms]
+    band_top = 0  # the first row of `logits`, the rows above it given out
+    logits = torch.zeros((batch, num_classes, 0, width), dtype=images.dtype, device=images.device)
+    counts = torch.zeros((1, 1, 0, width), dtype=images.dtype, device=images.device)
+    for row, (y1, y2) in enumerate(zip(tops, bottoms)):
+        more = y2 - band_top - logits.shape[2]
+        if more > 0:
+            logits = torch.cat([logits, logits.new_zeros((batch, num_classes, more, width))], dim=2)
+            counts = torch.cat([counts, counts.new_zeros((1, 1, more, width))], dim=2)
+        for col in range(cols):
+            x2 = min(col * stride_w + crop_w, width)
+            x1 = max(x2 - crop_w, 0)
+            logits[:, :, y1 - band_top:y2 - band_top, x1:x2] += model(images[:, :, y1:y2, x1:x2])
+            counts[:, :, y1 - band_top:y2 - band_top, x1:x2] += 1
+        final = (tops[row + 1] if row + 1 < rows else height) - band_top
+        if final > 0:
+            yield slice(band_top, band_top + final), logits[:, :, :final] / counts[:, :, :final]
+            logits, counts, band_top = logits[:, :, final:], counts[:, :, final:], band_top + final
 
 
 def model_logits(model, images: torch.Tensor, config: TestConfig) -> torch.Tensor:
@@ -193,6 +227,8 @@ def _segment_group(model, group, config, device, memory_efficient) -> List[torch
     if not config.single_scale:
         return [_banded_labels(sources, size).to(device) for sources, size in
                 _stride8_sources(model, group, config, device)]
+    if _slides_at_own_size(group, config):
+        return [labels for labels, _ in _slide_labels_in_bands(model, group, config, device, with_confidence=False)]
     return [upsampled_argmax(low, chain).to(device)
             for low, chain in _single_scale_sources(model, group, config, device)]
 
@@ -218,6 +254,8 @@ def segment_group_confidence(model, group: Sequence[PreparedImage], config: Opti
                 probabilities = scores.softmax(0) if config.single_scale else scores
                 results.append((scores.argmax(0), probabilities.amax(0)))
             return results
+        if config.single_scale and _slides_at_own_size(group, config):
+            return _slide_labels_in_bands(model, group, config, device, with_confidence=True)
         if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
             single = _single_scale_sources(model, group, config, device)
             sources = [([(low.float(), chain)], chain[-1]) for low, chain in single]
@@ -369,6 +407,43 @@ def _stride8_sources(model, group: Sequence[PreparedImage], config: TestConfig, 
             chain = [tuple(x.shape[2:]), image.size] if banded else [image.size]
             sources[index].append((one.flip(-1) if flipped else one, chain))
     return [(image_sources, image.size) for image_sources, image in zip(sources, group)]
+
+
+def _slides_at_own_size(group: Sequence[PreparedImage], config: TestConfig) -> bool:
+    """Sliding windows over the images at their own size (`img_scale` None, one scale): no resize of
+    the logits, so their labels come from bands of rows (`slide_logits_in_bands`)."""
+    return config.mode == "slide" and config.single_scale and all(
+        tuple(image.views[0].shape[:2]) == tuple(image.size) for image in group)
+
+
+def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestConfig, device, with_confidence: bool):
+    """Per image: (labels, the probability of each, or None): `slide_logits`' argmax (and softmax)
+    band by band, the same labels as from the whole map of logits."""
+    x = _WindowsNormalisedOnDemand([image.views[0] for image in group], config, device)
+    labels = torch.empty((len(group), *x.shape[2:]), dtype=torch.int64, device=device)
+    confidence = torch.empty((len(group), *x.shape[2:]), device=device) if with_confidence else None
+    for rows, band in slide_logits_in_bands(model, x, config.crop_size, config.stride, model.num_classes):
+        labels[:, rows] = band.argmax(1)
+        if confidence is not None:
+            confidence[:, rows] = band.float().softmax(1).amax(1)
+    return [(labels[index], confidence[index] if confidence is not None else None) for index in range(len(group))]
+
+
+class _WindowsNormalisedOnDemand:
+    """The normalised batch of a group's images, as `slide_logits_in_bands` reads it: each window
+    normalised when it is read, the values that slicing the whole normalised image gives, so that a
+    large scene is not held a second time as float32 (4x its uint8 pixels)."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], config: TestConfig, device):
+        self.arrays, self.mean, self.std = arrays, config.mean, config.std
+        self.device, self.dtype = torch.device(device), torch.float32
+        height, width, channels = arrays[0].shape
+        self.shape = (len(arrays), channels, height, width)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        _, _, rows, columns = index
+        windows = [to_tensor(array[rows, columns], self.mean, self.std) for array in self.arrays]
+        return torch.cat(windows).to(self.device)
 
 
 def _single_scale_sources(model, group: Sequence[PreparedImage], config: TestConfig, device):
