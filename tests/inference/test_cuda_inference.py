@@ -140,3 +140,22 @@ def test_unsure_pixels_left_unlabelled_on_the_gpu_as_on_the_cpu(tmp_path):
     left_cpu = segnext.inference.leave_unsure(cpu_labels, cpu_confidence, below)
     left_gpu = segnext.inference.leave_unsure(gpu_labels, gpu_confidence, below)
     assert (left_cpu == left_gpu).mean() >= 0.99
+
+
+def test_sliding_windows_in_bands_on_the_gpu_as_on_the_cpu(no_tf32):
+    """A scene at its own size in sliding windows, its logits a band of rows at a time on the device
+    (each window normalised on the CPU and moved there): the labels and confidence of the GPU's full
+    map of logits, and the CPU's to float rounding."""
+    model, _, _ = reference_case("t")
+    config = segnext.TestConfig(img_scale=None, mode="slide", crop_size=(64, 64), stride=(48, 48))
+    scene = np.random.default_rng(3).integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    cpu_labels, cpu_confidence = segnext.Segmenter(model, config, device="cpu").predict_with_confidence(scene)
+    gpu = segnext.Segmenter(model.cuda(), config, device="cuda")
+    results = {}
+    for memory_efficient in (False, True):
+        gpu.memory_efficient = memory_efficient
+        results[memory_efficient] = gpu.predict_with_confidence(scene)
+    (full_labels, full_confidence), (band_labels, band_confidence) = results[False], results[True]
+    assert (band_labels == full_labels).mean() >= 0.999 and (band_labels == cpu_labels).mean() >= 0.999
+    np.testing.assert_allclose(band_confidence, full_confidence, atol=1e-5)
+    np.testing.assert_allclose(band_confidence, cpu_confidence, atol=2e-3)
