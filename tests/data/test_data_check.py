@@ -243,3 +243,34 @@ def test_labels_saved_as_jpeg_or_bmp_are_named_as_such(tmp_path, capsys):
     assert "b.png; b.bmp is there, but labels are read from .png files: convert it" in out
     with pytest.raises(DataError, match="a.jpg is there, but labels are read from .png files"):
         build_dataset("folder", root, "train")  # what segnext train says
+
+
+def test_images_of_16_bit_samples_are_noted_with_the_levels_their_top_byte_reaches(tmp_path):
+    """16-bit images are read as 8-bit RGB by their top byte (as OpenCV reads them): data of 12 bits or
+    reflectances come out dark, so `data check` notes them, naming the brightest and its top level."""
+    from PIL import Image
+
+    root = _folder(tmp_path)
+    label = np.zeros((6, 8), np.uint8)
+    (root / "images" / "train").mkdir(parents=True)
+    grey = np.full((6, 8), 4000, np.uint16)  # 12 bits: 4000 >> 8 = 15
+    Image.fromarray(grey).save(root / "images" / "train" / "scan.png")  # a 16-bit greyscale PNG
+    save_label(root / "labels/train/scan.png", label)
+    save_pair(root / "images/train/photo.png", root / "labels/train/photo.png", label)  # 8-bit: not noted
+    [report] = check_dataset("folder", root, split="train", workers=1, progress=False)
+    sixteen = [note for note in report.notes if "16-bit" in note]
+    assert len(sixteen) == 1 and "1 image of 16-bit samples" in sixteen[0]
+    assert "scan.png: levels up to 15 of 255" in sixteen[0] and "gdal_translate -ot Byte -scale" in sixteen[0]
+    assert not any("scan.png" in problem for problem in report.problems)  # a note: full-range 16 bits read well
+
+
+def test_a_16_bit_rgb_tiff_is_noted_too(tmp_path):
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): 16-bit RGB "
+                                                      "TIFFs untested")
+    root = _folder(tmp_path)
+    (root / "images" / "train").mkdir(parents=True)
+    rgb = np.random.default_rng(0).integers(0, 40000, (6, 8, 3), dtype=np.uint16)
+    tifffile.imwrite(root / "images" / "train" / "ortho.tif", rgb, photometric="rgb")
+    save_label(root / "labels/train/ortho.png", np.zeros((6, 8), np.uint8))
+    [report] = check_dataset("folder", root, split="train", workers=1, progress=False)
+    assert any(f"ortho.tif: levels up to {int(rgb.max()) >> 8} of 255" in note for note in report.notes)

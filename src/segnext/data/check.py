@@ -10,8 +10,9 @@ For each split it lists the pairs like `build_dataset` does, then decodes every 
 - file names in which the dataset's own group pattern (a classes.json's "groups") finds nothing;
 - a training split that labels one class or none (a note for each class it lacks), with what to
   do where the pixels are likely stored as the ignore value (binary masks of 0 and 255).
-It also counts the pairs (compared with the standard release, as a note) and the pixels of every
-class, from which `median_frequency_weights` derives class weights for the loss. `check_dataset`
+It also counts the pairs (compared with the standard release, as a note), notes images of 16-bit
+samples read as RGB by their top byte (with the highest level it reaches), and counts the pixels of
+every class, from which `median_frequency_weights` derives class weights for the loss. `check_dataset`
 returns the reports; the CLI exits non-zero when any problem was found.
 """
 
@@ -40,7 +41,7 @@ from .datasets import (
     split_names,
     splits_on_disk,
 )
-from .io import DataError, read_label
+from .io import DataError, has_16_bit_samples, read_label
 from .selection import select_spec_classes
 from .splits import CAMERA_PREFIXES, shared_group
 
@@ -65,12 +66,15 @@ class SplitReport:
 
 def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: Optional[int] = None):
     """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable,
-    the image's channels or None when it is unreadable). channels: other than 3, the images are files
-    of that many bands (a model's in_channels)."""
+    the image's channels or None when it is unreadable, the highest level of an image of 16-bit
+    samples read as RGB or None). channels: other than 3, the images are files of that many bands (a
+    model's in_channels)."""
     problems = []
-    image = label = None
+    image = label = top_level = None
     try:
         image = read_image_or_bands(image_path) if channels in (None, 3) else read_bands(image_path, channels)
+        if image.dtype == np.uint8 and has_16_bit_samples(image_path):
+            top_level = int(image.max())
     except (DataError, FileNotFoundError) as error:
         problems.append(str(error))
     try:
@@ -79,7 +83,7 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
         problems.append(str(error))
     image_channels = None if image is None else image.shape[2]
     if label is None:
-        return problems, None, image_channels
+        return problems, None, image_channels, top_level
     if image is not None and image.shape[:2] != label.shape:
         problems.append(f"{label_path}: label is {label.shape[1]}x{label.shape[0]} but its image {image_path} "
                         f"is {image.shape[1]}x{image.shape[0]}")
@@ -88,7 +92,7 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
     if unknown.size:
         shown = ", ".join(f"{v} ({raw_counts[v]} px)" for v in unknown[:10])
         problems.append(f"{label_path}: label values outside the classes: {shown}")
-    return problems, raw_counts, image_channels
+    return problems, raw_counts, image_channels, top_level
 
 
 def _check_task(task):
@@ -163,8 +167,11 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     pixels_where_present = np.zeros(256, dtype=np.int64)
     stored_values = np.zeros(256, dtype=np.int64)
     images_by_channels: Dict[int, List[str]] = {}
-    for (image, _), (problems, raw_counts, image_channels) in zip(listing.pairs, outcomes):
+    sixteen_bit: List[Tuple[str, int]] = []
+    for (image, _), (problems, raw_counts, image_channels, top_level) in zip(listing.pairs, outcomes):
         report.problems += problems
+        if top_level is not None:
+            sixteen_bit.append((str(image), top_level))
         if image_channels is not None:
             images_by_channels.setdefault(image_channels, []).append(str(image))
         if raw_counts is not None:
@@ -178,6 +185,12 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
                              for channels_held, paths in sorted(images_by_channels.items()))
         report.problems.append(f"{spec.name} {listing.split}: the images hold different numbers of channels: {kinds}; "
                                f"a model takes one: give every image its bands, in one order")
+    if sixteen_bit:  # aerial and satellite RGB: often 12 bits or reflectances in 16-bit files
+        path, level = max(sixteen_bit, key=lambda item: item[1])
+        report.notes.append(f"{count(len(sixteen_bit), 'image')} of 16-bit samples, read as 8-bit RGB by their top "
+                            f"byte as OpenCV reads them (the brightest, {path}: levels up to {level} of 255): where "
+                            f"the data use a smaller range than 16 bits, stretch them to 8 bits over the range they "
+                            f"use first (e.g. gdal_translate -ot Byte -scale LOW HIGH 0 255)")
     num_classes = len(spec.class_names)
     report.class_pixels = totals[:num_classes]
     report.images_with_class = presence[:num_classes]

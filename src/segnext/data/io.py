@@ -103,6 +103,13 @@ def pil_to_rgb(image: Image.Image, name: str = "image") -> np.ndarray:
     return np.asarray(image)
 
 
+def has_16_bit_samples(path: PathLike) -> bool:
+    """Whether the image file at `path` stores 16 bits a sample (a 16-bit PNG or TIFF), which
+    `read_image` reads by their top byte: from the header, without decoding it."""
+    with Image.open(user_path(path)) as image:  # the tiles name the stored sample layout until decoded
+        return image.mode.startswith("I;16") or any(";16" in str(tile.args) for tile in image.tile)
+
+
 def read_label(path: PathLike) -> np.ndarray:
     """The label map at `path` as a uint8 array of shape (H, W) holding the stored indices."""
     return pil_to_label(_open(path), name=str(path))
