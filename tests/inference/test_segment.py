@@ -93,11 +93,13 @@ def test_memory_efficient_labels_equal_the_reference(eager, image, config):
 
 
 SLIDE_NATIVE = TestConfig(img_scale=None, mode="slide", crop_size=(48, 48), stride=(32, 32))  # logits in bands
+SLIDE_NATIVE_FLIP = TestConfig(img_scale=None, mode="slide", crop_size=(48, 48), stride=(32, 32), flip=True)
 CONFIGS = [TestConfig(img_scale=(160, 96), size_divisor=32), TestConfig(img_scale=None),
            TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48)), MULTI_SCALE,
            TestConfig(img_scale=(200, 120), mode="slide", crop_size=(64, 64), stride=(48, 48), scales=(0.75, 1.0)),
-           SLIDE_NATIVE]
-CONFIG_IDS = ["whole-divisor", "whole-native", "slide", "multi-scale", "slide-multi-scale", "slide-native"]
+           SLIDE_NATIVE, SLIDE_NATIVE_FLIP]
+CONFIG_IDS = ["whole-divisor", "whole-native", "slide", "multi-scale", "slide-multi-scale", "slide-native",
+              "slide-native-flip"]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
@@ -159,21 +161,23 @@ def test_sliding_windows_in_bands_give_the_logits_bit_for_bit(height, width, cro
         assert band.shape[2] <= crop[0] + stride[0] and torch.equal(band, reference[:, :, rows])
 
 
-def test_sliding_windows_at_the_images_size_hold_no_full_size_scores(eager, image, monkeypatch):
-    """Labels and confidence of windows over the image at its own size come from bands of rows: the
-    full map of logits is never made (its path would fail here), and they equal the plain path's."""
-    (plain_labels, plain_confidence), = segment_group_confidence(eager, [prepare(image, SLIDE_NATIVE)], SLIDE_NATIVE,
+@pytest.mark.parametrize("config", [SLIDE_NATIVE, SLIDE_NATIVE_FLIP], ids=["one-view", "flip"])
+def test_sliding_windows_at_the_images_size_hold_no_full_size_scores(eager, image, monkeypatch, config):
+    """Labels and confidence of windows over the image at its own size (and its mirror's, with flip)
+    come from bands of rows: the full map of logits is never made (its path would fail here), and
+    they equal the plain path's."""
+    (plain_labels, plain_confidence), = segment_group_confidence(eager, [prepare(image, config)], config,
                                                                   memory_efficient=False)
     other = np.ascontiguousarray(image[::-1])  # and a group of two images of one size
-    pair = [prepare(image, SLIDE_NATIVE), prepare(other, SLIDE_NATIVE)]
-    plain_pair = segment_module.segment_group(eager, pair, SLIDE_NATIVE, memory_efficient=False)
+    pair = [prepare(image, config), prepare(other, config)]
+    plain_pair = segment_module.segment_group(eager, pair, config, memory_efficient=False)
     monkeypatch.setattr(segment_module, "slide_logits", None)
     for memory_efficient in (True, None):
-        (labels, confidence), = segment_group_confidence(eager, [prepare(image, SLIDE_NATIVE)], SLIDE_NATIVE,
+        (labels, confidence), = segment_group_confidence(eager, [prepare(image, config)], config,
                                                          memory_efficient=memory_efficient)
         assert torch.equal(labels, plain_labels) and (confidence - plain_confidence).abs().max() <= 1e-6
-        assert torch.equal(segment(eager, image, SLIDE_NATIVE, memory_efficient=memory_efficient), plain_labels)
-    banded_pair = segment_module.segment_group(eager, pair, SLIDE_NATIVE, memory_efficient=True)
+        assert torch.equal(segment(eager, image, config, memory_efficient=memory_efficient), plain_labels)
+    banded_pair = segment_module.segment_group(eager, pair, config, memory_efficient=True)
     assert all(torch.equal(banded, plain) for banded, plain in zip(banded_pair, plain_pair))
 
 

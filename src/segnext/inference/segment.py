@@ -28,8 +28,8 @@ the probability of each). With `memory_efficient=True` they compute the same res
 full-resolution score maps for every class (an 8000 x 6000 photo with 150 classes would need 29 GB):
 single-scale labels come from `segnext.ops.label_upsample` (exact), the whole-image multi-scale
 average and the confidence from `segnext.ops.banded_average` (equal to float rounding), and sliding
-windows over an image at its own size from `slide_logits_in_bands` (a band of rows of logits at a
-time, the same numbers).
+windows over an image at its own size, with or without flip, from `slide_logits_in_bands` (a band
+of rows of logits at a time, the same numbers).
 That path needs a model with `forward_logits` (stride-8 logits), as SegNeXt and its optimized form
 have. `memory_efficient=None` chooses (`Segmenter` and `evaluate` pass it): the device's default
 (`segnext.devices`: on the CPU the memory-efficient path, which is also faster there; on a GPU the
@@ -222,13 +222,13 @@ def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestCo
 def _segment_group(model, group, config, device, memory_efficient) -> List[torch.Tensor]:
     config, device = _defaults(model, group, config, device)
     memory_efficient = _memory_efficient(memory_efficient, model, group, device)
+    if memory_efficient and _slides_at_own_size(group, config):
+        return [labels for labels, _ in _slide_labels_in_bands(model, group, config, device, with_confidence=False)]
     if not memory_efficient or (not config.single_scale and not _banded(model, config)):
         return [scores.argmax(0) for scores in segment_group_scores(model, group, config, device)]
     if not config.single_scale:
         return [_banded_labels(sources, size).to(device) for sources, size in
                 _stride8_sources(model, group, config, device)]
-    if _slides_at_own_size(group, config):
-        return [labels for labels, _ in _slide_labels_in_bands(model, group, config, device, with_confidence=False)]
     return [upsampled_argmax(low, chain).to(device)
             for low, chain in _single_scale_sources(model, group, config, device)]
 
@@ -247,15 +247,15 @@ def segment_group_confidence(model, group: Sequence[PreparedImage], config: Opti
     with evaluation_mode(model):
         model = _with_float32_logits(model)
         config, device = _defaults(model, group, config, device)
-        if not _memory_efficient(memory_efficient, model, group, device) or (
-                not config.single_scale and not _banded(model, config)):
+        memory_efficient = _memory_efficient(memory_efficient, model, group, device)
+        if memory_efficient and _slides_at_own_size(group, config):
+            return _slide_labels_in_bands(model, group, config, device, with_confidence=True)
+        if not memory_efficient or (not config.single_scale and not _banded(model, config)):
             results = []
             for scores in _segment_group_scores(model, group, config, device, False):
                 probabilities = scores.softmax(0) if config.single_scale else scores
                 results.append((scores.argmax(0), probabilities.amax(0)))
             return results
-        if config.single_scale and _slides_at_own_size(group, config):
-            return _slide_labels_in_bands(model, group, config, device, with_confidence=True)
         if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
             single = _single_scale_sources(model, group, config, device)
             sources = [([(low.float(), chain)], chain[-1]) for low, chain in single]
@@ -410,22 +410,33 @@ def _stride8_sources(model, group: Sequence[PreparedImage], config: TestConfig, 
 
 
 def _slides_at_own_size(group: Sequence[PreparedImage], config: TestConfig) -> bool:
-    """Sliding windows over the images at their own size (`img_scale` None, one scale): no resize of
-    the logits, so their labels come from bands of rows (`slide_logits_in_bands`)."""
-    return config.mode == "slide" and config.single_scale and all(
+    """Sliding windows over the images at their own size (`img_scale` None, one scale, with or without
+    flip): no resize of the logits, so their labels come from bands of rows (`slide_logits_in_bands`)."""
+    return config.mode == "slide" and len(config.scales) == 1 and all(
         tuple(image.views[0].shape[:2]) == tuple(image.size) for image in group)
 
 
 def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestConfig, device, with_confidence: bool):
-    """Per image: (labels, the probability of each, or None): `slide_logits`' argmax (and softmax)
-    band by band, the same labels as from the whole map of logits."""
-    x = _WindowsNormalisedOnDemand([image.views[0] for image in group], config, device)
-    labels = torch.empty((len(group), *x.shape[2:]), dtype=torch.int64, device=device)
-    confidence = torch.empty((len(group), *x.shape[2:]), device=device) if with_confidence else None
-    for rows, band in slide_logits_in_bands(model, x, config.crop_size, config.stride, model.num_classes):
-        labels[:, rows] = band.argmax(1)
+    """Per image: (labels, the probability of each, or None), band by band: `slide_logits`' argmax
+    (and softmax), or with flip the average of the image's and its mirror's probabilities, as
+    `segment_group_scores` averages them (the mirror's windows cover the same rows)."""
+    arrays = [image.views[0] for image in group]
+    views = [_WindowsNormalisedOnDemand(arrays, config, device)]
+    if config.flip:
+        views.append(_WindowsNormalisedOnDemand([np.flip(array, 1) for array in arrays], config, device))
+    height, width = views[0].shape[2:]
+    labels = torch.empty((len(group), height, width), dtype=torch.int64, device=device)
+    confidence = torch.empty((len(group), height, width), device=device) if with_confidence else None
+    bands = [slide_logits_in_bands(model, x, config.crop_size, config.stride, model.num_classes) for x in views]
+    for (rows, band), *mirror in zip(*bands):
+        if mirror:
+            (_, mirrored), = mirror
+            scores = (band.float().softmax(1) + mirrored.float().softmax(1).flip(3)) / 2
+        else:
+            scores = band
+        labels[:, rows] = scores.argmax(1)
         if confidence is not None:
-            confidence[:, rows] = band.float().softmax(1).amax(1)
+            confidence[:, rows] = (scores if mirror else scores.float().softmax(1)).amax(1)
     return [(labels[index], confidence[index] if confidence is not None else None) for index in range(len(group))]
 
 
