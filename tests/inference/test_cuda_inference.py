@@ -142,12 +142,13 @@ def test_unsure_pixels_left_unlabelled_on_the_gpu_as_on_the_cpu(tmp_path):
     assert (left_cpu == left_gpu).mean() >= 0.99
 
 
-def test_sliding_windows_in_bands_on_the_gpu_as_on_the_cpu(no_tf32):
+@pytest.mark.parametrize("flip", [False, True])
+def test_sliding_windows_in_bands_on_the_gpu_as_on_the_cpu(no_tf32, flip):
     """A scene at its own size in sliding windows, its logits a band of rows at a time on the device
     (each window normalised on the CPU and moved there): the labels and confidence of the GPU's full
     map of logits, and the CPU's to float rounding."""
     model, _, _ = reference_case("t")
-    config = segnext.TestConfig(img_scale=None, mode="slide", crop_size=(64, 64), stride=(48, 48))
+    config = segnext.TestConfig(img_scale=None, mode="slide", crop_size=(64, 64), stride=(48, 48), flip=flip)
     scene = np.random.default_rng(3).integers(0, 256, (150, 230, 3), dtype=np.uint8)
     cpu_labels, cpu_confidence = segnext.Segmenter(model, config, device="cpu").predict_with_confidence(scene)
     gpu = segnext.Segmenter(model.cuda(), config, device="cuda")
