@@ -3,13 +3,17 @@ the training pipeline and datasets on them."""
 
 from __future__ import annotations
 
+import sys
+import zlib
+
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
+import segnext.data.bands
 from segnext.data import DataError, TrainTransform, build_dataset, display_rgb, read_bands, read_image
-from segnext.data.bands import channel_statistics, read_image_or_bands
+from segnext.data.bands import channel_statistics, decode_bands, read_image_or_bands
 from segnext.data.resize import resize_image
 
 
@@ -78,6 +82,55 @@ def test_image_files_give_their_own_bands_at_full_depth(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(DataError, match="broken.png: cannot read this file"):
         read_bands(tmp_path / "broken.png", 4)
+
+
+def _png_with_orientation(png: bytes, orientation: int) -> bytes:
+    """The PNG `png` with an eXIf chunk of this EXIF orientation after its header (IHDR)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = exif.tobytes()
+    chunk = len(data).to_bytes(4, "big") + b"eXIf" + data + zlib.crc32(b"eXIf" + data).to_bytes(4, "big")
+    end_of_header = 8 + 4 + 4 + 13 + 4  # signature, IHDR's length, type, 13 bytes and CRC
+    return png[:end_of_header] + chunk + png[end_of_header:]
+
+
+def test_colour_pngs_of_16_bits_keep_all_their_bits_upright(tmp_path, monkeypatch):
+    """Pillow decodes 16-bit RGB(A) to 8 bits a sample (12-bit data would become 0..15): such a PNG
+    is read with OpenCV, in RGB order, its EXIF orientation applied as Pillow applies it; without
+    OpenCV (or a 16-bit colour TIFF without tifffile) the error says what to install."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (pip install opencv-python-headless): "
+                                            "16-bit colour PNGs untested")
+    rng = np.random.default_rng(4)
+    for channels in (3, 4):
+        bands = rng.integers(0, 4096, (5, 7, channels), dtype=np.uint16)
+        png = cv2.imencode(".png", bands[:, :, [2, 1, 0, 3][:channels]])[1].tobytes()
+        (tmp_path / "wide.png").write_bytes(png)
+        assert np.array_equal(read_bands(tmp_path / "wide.png", channels), bands.astype(np.float32))
+        assert np.array_equal(decode_bands(png, channels), bands.astype(np.float32))
+    for orientation in range(1, 9):  # each of EXIF's turns, against Pillow's on the 8-bit picture
+        (tmp_path / "turned.png").write_bytes(_png_with_orientation(png, orientation))
+        picture = Image.fromarray((bands >> 4).astype(np.uint8), "RGBA")
+        exif = picture.getexif()
+        exif[0x0112] = orientation
+        picture.save(tmp_path / "picture.png", exif=exif)
+        upright = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "picture.png")))
+        assert np.array_equal(read_bands(tmp_path / "turned.png", 4).astype(np.uint16) >> 4, upright), orientation
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as if OpenCV were not installed
+    with pytest.raises(DataError, match="wide.png: a PNG of 16-bit colour, which Pillow reads at 8 bits a sample; "
+                                        "install OpenCV"):
+        read_bands(tmp_path / "wide.png", 4)
+
+
+def test_a_colour_tiff_of_16_bits_read_without_tifffile_says_to_install_it(tmp_path, monkeypatch):
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed: no 16-bit colour TIFF to write")
+    bands = np.random.default_rng(5).integers(0, 4096, (5, 7, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "scene.tif", bands, photometric="rgb")
+    assert np.array_equal(read_bands(tmp_path / "scene.tif", 3), bands.astype(np.float32))
+    monkeypatch.setattr(segnext.data.bands, "_tifffile", lambda: None)  # Pillow reads it instead
+    with pytest.raises(DataError, match="scene.tif: a TIFF of 16-bit colour, which Pillow reads at 8 bits a sample; "
+                                        "install tifffile"):
+        read_bands(tmp_path / "scene.tif", 3)
 
 
 def test_a_tiff_of_many_bands_is_read_interleaved_planar_or_a_page_a_band(tmp_path):

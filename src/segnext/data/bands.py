@@ -8,7 +8,8 @@ normalisation's mean and std (one value per channel) are given in:
 - `.tif` / `.tiff`: any number of bands with `tifffile` (`pip install tifffile`), bands last, first
   (as GDAL writes planar GeoTIFFs) or a page a band; without it Pillow reads those of up to four;
 - any other image file Pillow reads, with its own bands (L: 1, LA: 2, RGB: 3, RGBA / CMYK: 4;
-  16-bit greyscale keeps all its 16 bits), the EXIF orientation applied.
+  16-bit greyscale keeps all its 16 bits, and so does 16-bit colour PNG, read with OpenCV), the
+  EXIF orientation applied.
 The number of channels is checked: a file of other channels than the model's raises `DataError`
 naming it. `decode_bands` reads the bytes of such a file (an upload to a web service), its kind told
 by its first bytes, refusing one of too many pixels before decoding it.
@@ -28,7 +29,7 @@ import os
 from typing import BinaryIO, Optional, Union
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from ..constants import ARRAY_SUFFIXES
 from ..utils import user_path
@@ -148,17 +149,52 @@ def _read_with_pillow(file: BinaryIO, name: str, max_pixels: Optional[int], is_t
     try:
         with Image.open(file) as image:
             _check_pixels(image.height, image.width, max_pixels, name)
-            image.load()
-            image = ImageOps.exif_transpose(image)
+            # Pillow decodes colour of 16 bits a sample to 8 (its RGB modes are 8-bit): the stored
+            # layout, named by the tiles until decoding, says so before any bit is lost.
+            wide_colour = image.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in image.tile)
+            if wide_colour:
+                orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            else:
+                image.load()
+                image = ImageOps.exif_transpose(image)
     except PixelLimitError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         tiff_note = "; a TIFF of more than four bands needs tifffile (pip install tifffile)" if is_tiff else ""
         raise DataError(f"{name}: cannot read this file ({error}){tiff_note}") from None
+    if wide_colour:
+        return _oriented(_read_16_bit_colour(file, name, is_tiff), orientation)
     if image.mode in ("P", "PA"):
         raise DataError(f"{name}: a palette image holds colour indices, not bands; save its bands as an array "
                         f"(.npy) or a TIFF")
     return np.asarray(image)
+
+
+def _read_16_bit_colour(file: BinaryIO, name: str, is_tiff: bool) -> np.ndarray:
+    """A colour PNG of 16 bits a sample, all its bits (OpenCV reads them; Pillow keeps eight)."""
+    if is_tiff:  # tifffile reads every TIFF; only without it does a TIFF come here
+        raise DataError(f"{name}: a TIFF of 16-bit colour, which Pillow reads at 8 bits a sample; install tifffile "
+                        f"(pip install tifffile) to read all 16")
+    try:
+        import cv2
+    except ImportError:
+        raise DataError(f"{name}: a PNG of 16-bit colour, which Pillow reads at 8 bits a sample; install OpenCV "
+                        f"(pip install opencv-python-headless) to read all 16, or save the image as a TIFF or a "
+                        f".npy array") from None
+    file.seek(0)
+    array = cv2.imdecode(np.frombuffer(file.read(), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.ndim != 3:
+        raise DataError(f"{name}: cannot read this 16-bit PNG; re-export it")
+    return array[:, :, [2, 1, 0, 3][:array.shape[2]]]  # OpenCV's BGR(A) in the file's RGB(A) order
+
+
+def _oriented(array: np.ndarray, orientation: int) -> np.ndarray:
+    """`array` (H, W, C) turned upright by its EXIF orientation, as `ImageOps.exif_transpose` turns a
+    Pillow image (whose modes cannot hold 16-bit colour)."""
+    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+              5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, k=-1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+              8: lambda a: np.rot90(a, k=1)}
+    return turned[orientation](array) if orientation in turned else array
 
 
 def display_rgb(bands: np.ndarray) -> np.ndarray:
