@@ -640,7 +640,7 @@ def test_a_model_of_other_input_channels_predicts_files_of_its_bands(image_folde
     assert "a.png: holds 3 channel(s), and the model takes 4 (in_channels)" in capsys.readouterr().err
     (tmp_path / "clip.mp4").write_bytes(b"not decoded: refused before")
     assert main(["predict", "-c", str(folder), str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "video")]) == 1
-    assert "rgbn takes 4 input channels (in_channels), and videos are RGB" in capsys.readouterr().err
+    assert "rgbn takes 4 input channels (in_channels), and videos are 8-bit RGB" in capsys.readouterr().err
     rgb = ["predict", "-c", str(checkpoint_path), *FAST, "--out"]
     assert main([*rgb, str(tmp_path / "rgb_out"), str(bands_dir)]) == 1
     assert "takes RGB images, and the inputs are NumPy arrays" in capsys.readouterr().err

@@ -118,6 +118,20 @@ def test_a_pipeline_of_ones_own_takes_bands_of_other_channels(sample, albumentat
         three(bands, np.random.default_rng(0))
 
 
+def test_a_pipeline_of_ones_own_takes_three_bands_as_bands_with_data_bands(sample):
+    """With data.bands, three channels come in as float32 bands and go out as numbers (an 8-bit RGB
+    pipeline's uint8 rule does not apply); load_transform reads it from the data section."""
+    colour = {"image": np.random.default_rng(8).uniform(1024, 1280, (40, 50, 3)).astype(np.float32),
+              "label": sample["label"]}
+    crop = lambda image, label, rng: (image[:CROP[0], :CROP[1]], label[:CROP[0], :CROP[1]])  # noqa: E731
+    mean, std = (1150.0,) * 3, (70.0,) * 3
+    out = PluginTransform(crop, CROP, mean, std, bands=True)(colour, np.random.default_rng(0))
+    expected = (colour["image"][:CROP[0], :CROP[1]] - 1150.0) / 70.0
+    assert torch.allclose(out["image"], torch.from_numpy(expected.transpose(2, 0, 1).copy()), atol=1e-6)
+    with pytest.raises(ValueError, match="returned a float32 image; return it as uint8"):
+        PluginTransform(crop, CROP, mean, std)(colour, np.random.default_rng(0))
+
+
 def test_torchvision_v2_pipeline(sample):
     try:
         from torchvision.transforms import v2

@@ -91,6 +91,25 @@ def test_bands_are_tiled_as_arrays_of_their_own_type(tmp_path):
         tile_dataset("folder", root, root, size=32)
 
 
+def test_16_bit_colour_read_as_bands_is_tiled_at_all_its_bits(tmp_path, capsys):
+    """`data tile --bands`: a 16-bit RGB scene's tiles keep its 16 bits (arrays of its type); read as
+    8-bit RGB they would be PNGs of the top byte."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed: no 16-bit colour PNG to read")
+    root = tmp_path / "scenes"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["land", "water"]}))
+    colour = np.random.default_rng(2).integers(1024, 1280, (40, 50, 3), dtype=np.uint16)
+    cv2.imwrite(str(root / "images" / "train" / "s.png"), colour[:, :, ::-1])
+    Image.fromarray((colour[:, :, 2] > 1150).astype(np.uint8)).save(root / "labels" / "train" / "s.png")
+    assert main(["data", "tile", "folder", str(root), str(tmp_path / "out"), "--size", "32", "--bands",
+                 "--workers", "0", "--no-progress"]) == 0
+    assert f"segnext data preview folder {tmp_path / 'out'} --bands`" in capsys.readouterr().out
+    tile = np.load(tmp_path / "out" / "images" / "train" / "s_y8_x18.npy")
+    assert tile.dtype == np.uint16 and np.array_equal(tile, colour[8:40, 18:50])
+    assert len(build_dataset("folder", tmp_path / "out", "train", bands=True)) == 4
+
+
 # A scene's GeoTIFF tags in UTM zone 32N (EPSG:32632), 0.5 m pixels: scale, tie point, GeoKeys, their text.
 GEO_TAGS = [(33550, 12, 3, (0.5, 0.5, 0.0)), (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0, 5600000.0, 0.0)),
             (34735, 3, 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32632)),

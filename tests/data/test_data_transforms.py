@@ -166,6 +166,21 @@ def _mmseg_photometric_bgr(image_bgr, params):
     return img
 
 
+def test_the_photometric_distortion_refuses_bands_of_three_channels():
+    """Three channels read as bands (16-bit colour, float32) are not 8-bit RGB: the distortion's
+    lookup tables would be wrong for them, so it says to turn it off."""
+    transform = TrainTransform(crop_size=(16, 16), img_scale=None, ratio_range=None, mean=(1150.0,) * 3,
+                               std=(70.0,) * 3)
+    colour = np.random.default_rng(0).uniform(1024, 1280, (20, 20, 3)).astype(np.float32)
+    sample = {"image": colour, "label": np.zeros((20, 20), np.int64), "path": "scene.tif"}
+    with pytest.raises(ValueError, match="is for 8-bit RGB images, and scene.tif is read as float32 bands: set "
+                                         "photometric=False"):
+        transform(sample, np.random.default_rng(0))
+    out = TrainTransform(crop_size=(16, 16), img_scale=None, ratio_range=None, photometric=False, mean=(1150.0,) * 3,
+                         std=(70.0,) * 3)(sample, np.random.default_rng(0))
+    assert out["image"].shape == (3, 16, 16) and out["image"].abs().max() < 3
+
+
 def test_photometric_distortion_matches_mmseg_math_on_bgr():
     image = random_image(32, 40, seed=3)
     changed = 0

@@ -12,6 +12,7 @@ from PIL import Image
 
 import segnext
 from segnext.data import DataError, default_palette, display_rgb, write_label
+from segnext.data.palette import overlay
 from segnext.inference import Segmenter, TestConfig, default_test_config, override_test_config, segment, to_rgb_array
 
 SMALL = TestConfig(img_scale=(96, 64))  # fast: every image is resized to at most 96 x 64
@@ -268,6 +269,26 @@ def test_leave_unsure_keeps_the_labels_of_the_sure_pixels_only():
         leave_unsure(labels, confidence, 1.0)
     with pytest.raises(ValueError, match="must have one shape"):
         leave_unsure(labels, confidence[:1], 0.5)
+
+
+def test_an_rgb_model_of_bands_segments_16_bit_colour_in_its_own_units():
+    """TestConfig(bands=True): three channels normalised in their units (uint16 arrays, files read at
+    all their bits), not 8-bit RGB; the overlay is drawn on the stretched picture."""
+    model = segnext.create_model("segnext_t", 3).eval()
+    mean, std = (1150.0, 1140.0, 1120.0), (70.0, 72.0, 80.0)
+    segmenter = Segmenter(model, TestConfig(img_scale=None, mean=mean, std=std, bands=True))
+    colour = np.random.default_rng(3).integers(1024, 1280, (40, 56, 3)).astype(np.uint16)
+    with torch.no_grad():
+        normalised = (torch.from_numpy(colour.astype(np.float32)).permute(2, 0, 1)[None]
+                      - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+        expected = model(normalised)[0].argmax(0).numpy()
+    assert np.array_equal(segmenter.predict(colour), expected)
+    picture = display_rgb(colour)  # each band stretched between its percentiles, not the top byte
+    drawn = overlay(picture, expected, segmenter.palette, 0.5, ignore_index=None)
+    assert np.array_equal(segmenter.overlay(colour), drawn)
+    with pytest.raises(TypeError, match="a model of 3 input channels takes each image as a NumPy array \\(H, W, 3\\) "
+                                        "or the path of a file of its bands"):
+        segmenter.predict(Image.new("RGB", (8, 8)))
 
 
 def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_test(tmp_path):

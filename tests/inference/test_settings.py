@@ -24,6 +24,7 @@ from segnext.inference.settings import MS_RATIOS, OFFICIAL_TEST_CONFIGS
     ({"std": (58.4, 0.0, 57.4)}, "mean and std must be one value per input channel each (three for RGB), std positive"),
     ({"mean": (123.7, 116.3)}, "mean and std must be one value per input channel each"),
     ({"mean": (), "std": ()}, "mean and std must be one value per input channel each"),
+    ({"bands": "yes"}, "bands must be true or false, got 'yes'"),
 ])
 def test_settings_no_test_could_run_with_are_refused(settings, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
@@ -34,6 +35,15 @@ def test_valid_settings_are_normalised_to_tuples():
     config = TestConfig(img_scale=[2048, 512], mode="slide", crop_size=[512, 512], stride=[341, 341], scales=[1])
     assert config.img_scale == (2048, 512) and config.crop_size == (512, 512) and config.scales == (1.0,)
     assert TestConfig.from_dict(config.to_dict()) == config
+
+
+def test_images_are_read_as_bands_for_other_channels_than_three_or_when_asked():
+    assert not TestConfig().reads_bands and TestConfig(bands=True).reads_bands
+    assert TestConfig(mean=(0.0,) * 4, std=(1.0,) * 4).reads_bands
+    saved = TestConfig(mean=(1150.0,) * 3, std=(70.0,) * 3, bands=True).to_dict()
+    assert saved["bands"] is True and TestConfig.from_dict(saved).reads_bands
+    del saved["bands"]  # settings saved before the key existed: RGB
+    assert not TestConfig.from_dict(saved).bands
 
 
 @pytest.mark.parametrize("config,line", [

@@ -521,3 +521,28 @@ def test_a_model_of_other_input_channels_serves_files_of_its_bands(tmp_path):
         assert refused.status_code == 413
         assert "large.npy' is 100x120 = 12,000 pixels, over the limit of 10,000" in refused.json()["error"]
         assert client.get("/health").json()["status"] == "ok"
+
+
+def test_a_model_of_16_bit_colour_serves_pngs_at_all_their_bits(tmp_path):
+    """An RGB model saved with bands=True (16-bit colour) reads an uploaded 16-bit PNG as its 16 bits,
+    as the Segmenter reads the array; its overlay is drawn on the stretched picture of them."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed: 16-bit colour PNGs untested")
+    from segnext.data import display_rgb
+    from segnext.data.palette import overlay
+
+    model = segnext.create_model("segnext_t", 4, class_names=NAMES, palette=PALETTE)
+    model.config.test_settings = segnext.TestConfig(img_scale=None, mean=(1150, 1150, 1120), std=(70, 70, 80),
+                                                    bands=True).to_dict()
+    segmenter = segnext.Segmenter.from_checkpoint(segnext.save_model(model, tmp_path / "wide"), device="cpu")
+    colour = np.random.default_rng(9).integers(1024, 1280, (40, 52, 3)).astype(np.uint16)
+    png = cv2.imencode(".png", colour[:, :, ::-1])[1].tobytes()
+    with TestClient(create_app(segmenter, name="wide")) as client:
+        assert client.get("/health").json()["test_config"]["bands"] is True
+        expected = segmenter.predict(colour)
+        assert not np.array_equal(expected, segmenter.predict((colour >> 8).astype(np.float32)))  # the low bits count
+        response = post(client, png, filename="scene.png")
+        assert response.status_code == 200
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), expected)
+        drawn = np.asarray(Image.open(io.BytesIO(post(client, png, "overlay").content)))
+        assert np.array_equal(drawn, overlay(display_rgb(colour.astype(np.float32)), expected, PALETTE, 0.5,
+                                             ignore_index=None))

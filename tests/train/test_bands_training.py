@@ -12,6 +12,7 @@ from PIL import Image
 from train_helpers import tiny_config, write_config
 
 from segnext.cli.main import main
+from segnext.data import read_image
 from segnext.inference import Segmenter
 from segnext.train import load_config, train
 
@@ -85,6 +86,73 @@ def test_an_rgb_model_meets_data_of_other_channels_with_what_to_do(tmp_path, cap
     assert main(["eval", str(config_path), "-c", str(rgb_model), "--no-progress"]) == 1
     assert (f"{rgb_model} takes 3 input channels (in_channels), and the test settings' mean and std normalise 4: give "
             f"the config it was trained with" in capsys.readouterr().err)
+
+
+def _wide_colour_dataset(root, tifffile, num_train: int = 12, num_val: int = 4, size=(64, 64)):
+    """16-bit RGB TIFFs of 12-bit data in which water (class 1) is a few levels darker in blue than
+    land: every sample lies in 1024..1279, whose top byte (an 8-bit read) is 4 everywhere."""
+    rng = np.random.default_rng(1)
+    (root / "classes.json").parent.mkdir(parents=True, exist_ok=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["land", "water"]}))
+    for split, count in (("train", num_train), ("val", num_val)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for index in range(count):
+            height, width = size
+            rows, cols = np.mgrid[:height, :width]
+            centre, radius = rng.uniform(16, 48, 2), rng.uniform(10, 22)
+            water = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < radius ** 2
+            colour = rng.integers(1024, 1280, (height, width, 3)).astype(np.uint16)
+            colour[:, :, 2] = np.where(water, 1040, 1200) + rng.integers(0, 40, (height, width))
+            tifffile.imwrite(root / "images" / split / f"scene_{index:03d}.tif", colour, photometric="rgb")
+            Image.fromarray(water.astype(np.uint8)).save(root / "labels" / split / f"scene_{index:03d}.png")
+    return root
+
+
+def test_16_bit_colour_read_as_bands_is_learnt_from_the_bits_an_8_bit_read_drops(tmp_path, capsys):
+    """data.bands: three channels at all their bits, found by `data check`, measured by `data stats
+    --bands`, trained on, and read alike by eval, predict (TIFF and 16-bit PNG) and info."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): no 16-bit "
+                                                      "colour TIFF to write")
+    cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (pip install opencv-python-headless)")
+    root = _wide_colour_dataset(tmp_path / "wide", tifffile)
+    scene = root / "images" / "val" / "scene_000.tif"
+    assert np.unique(read_image(scene)).tolist() == [4]  # read as 8-bit RGB, nothing is left to learn from
+    assert main(["data", "check", "folder", str(root), "--no-progress"]) == 0
+    assert "read them as bands at all their bits (--bands here, data.bands=true in training" in capsys.readouterr().out
+    assert main(["data", "check", "folder", str(root), "--no-progress", "--bands"]) == 0
+    assert "16-bit samples" not in capsys.readouterr().out
+    assert main(["data", "stats", "folder", str(root), "--bands"]) == 0
+    printed = capsys.readouterr().out
+    assert "data.bands=true data.photometric=false" in printed and "in_channels" not in printed
+    mean = json.loads(printed.split("data.mean=")[1].split(" data.std=")[0])
+    std = json.loads(printed.split("data.std=")[1].split(" data.bands")[0])
+    assert 1100 < mean[2] < 1200 and 1140 < mean[0] < 1160
+
+    raw = tiny_config(root, train={"max_iters": 40, "batch_size": 4, "micro_batch_size": 4, "log_interval": 10,
+                                   "checkpoint_interval": 40, "eval_interval": 0, "threads": 1},
+                      optimizer={"lr": 1.0e-3}, evaluation={"img_scale": None, "num_overlays": 1})
+    raw["data"].update(bands=True, mean=mean, std=std, photometric=False, img_scale=[64, 64], ratio_range=[0.75, 1.5])
+    result = train(load_config(str(write_config(tmp_path / "wide.yaml", raw))), tmp_path / "run", progress=False)
+    assert result.results["mIoU"] > 80, result.results["mIoU"]  # all land: about 35
+    model_dir = tmp_path / "run" / "final_model"
+    assert json.loads((model_dir / "config.json").read_text())["config"]["test_settings"]["bands"] is True
+
+    run_config = str(tmp_path / "run" / "config.yaml")
+    assert main(["eval", run_config, "-c", str(model_dir), "--no-progress", "--out", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["mIoU"] == result.results["mIoU"]
+    png = tmp_path / "scene_000.png"  # the same 16 bits as a PNG
+    cv2.imwrite(str(png), tifffile.imread(scene)[:, :, ::-1])
+    for image in (scene, png):
+        assert main(["predict", "-c", str(model_dir), str(image), "--out", str(tmp_path / "labels.png"),
+                     "--overlay"]) == 0
+        labels = np.asarray(Image.open(tmp_path / "labels.png"))
+        assert np.array_equal(labels, Segmenter.from_checkpoint(model_dir).predict(tifffile.imread(scene)))
+        truth = np.asarray(Image.open(root / "labels" / "val" / "scene_000.png"))
+        assert (labels == truth).mean() > 0.9, image
+    capsys.readouterr()
+    assert main(["info", str(model_dir)]) == 0
+    assert "3 channels read as bands in their own units (not 8-bit RGB)" in capsys.readouterr().out
 
 
 @pytest.mark.cuda

@@ -299,6 +299,30 @@ def test_training_from_a_calibrated_model_starts_from_its_raw_logits(tmp_path):
     assert kept.config.logit_temperature == 0.8 and not any("reset" in line for line in lines)
 
 
+def test_three_channels_read_as_bands_are_set_once_in_the_data_section(tmp_path):
+    """data.bands (16-bit colour read at all its bits) is the evaluation's too, as data.mean/std
+    are; such images go without the 8-bit photometric distortion and come from files."""
+    def load(data, evaluation=None):
+        raw = tiny_config(tmp_path)
+        raw["data"].update(data)
+        raw["evaluation"] = evaluation or {}
+        return load_config(str(write_config(tmp_path / "c.yaml", raw)))
+
+    wide = {"bands": True, "photometric": False, "mean": [1200, 1300, 1100], "std": [400, 420, 380]}
+    config = load(wide)
+    assert config.data.bands and config.evaluation.bands and config.evaluation.reads_bands
+    assert not load({}).evaluation.reads_bands
+    with pytest.raises(ConfigError, match="data.photometric is true: .* is 8-bit RGB's, and the images are read as "
+                                          "bands \\(data.bands\\); set data.photometric=false"):
+        load({**wide, "photometric": True})
+    with pytest.raises(ConfigError, match="evaluation.bands False differs from data.bands True; images are read as "
+                                          "bands or not once, in data.bands"):
+        load(wide, evaluation={"bands": False})
+    with pytest.raises(ConfigError, match="data.dataset is huggingface, whose images are read as 8-bit RGB; images "
+                                          "that are read as bands"):
+        load({**wide, "dataset": "huggingface"})
+
+
 def test_the_data_and_the_model_agree_on_the_image_channels(tmp_path):
     """data.mean/data.std say the images' channels; model.options.in_channels must take as many, and
     images of other channels than RGB go without the RGB photometric distortion."""
@@ -315,12 +339,12 @@ def test_the_data_and_the_model_agree_on_the_image_channels(tmp_path):
         load(model={"name": "segnext_t", "options": {"in_channels": 4}})
     with pytest.raises(ConfigError, match="model.options.in_channels is 3 and data.mean/data.std normalise 4 channels"):
         load(data=four)
-    with pytest.raises(ConfigError, match="data.photometric is true: the photometric distortion .* is RGB's, and the "
-                                          "images have 4 channels; set data.photometric=false"):
+    with pytest.raises(ConfigError, match="data.photometric is true: the photometric distortion .* is 8-bit RGB's, "
+                                          "and the images have 4 channels; set data.photometric=false"):
         load(model={"name": "segnext_t", "options": {"in_channels": 4}}, data={**four, "photometric": True})
     with pytest.raises(ConfigError, match="data.mean and data.std need one value per image channel each"):
         load(data={"mean": [100, 110, 120, 500], "std": [50, 55, 60]})
-    with pytest.raises(ConfigError, match="data.dataset is huggingface, whose images are read as RGB"):
+    with pytest.raises(ConfigError, match="data.dataset is huggingface, whose images are read as 8-bit RGB"):
         load(model={"name": "segnext_t", "options": {"in_channels": 4}}, data={**four, "dataset": "huggingface"})
     with pytest.raises(ConfigError, match="model.options.in_channels must be a positive number of image channels"):
         load(model={"name": "segnext_t", "options": {"in_channels": 0}})

@@ -67,7 +67,7 @@ def run(args) -> int:
     use_device(device)
     if device.type == "cpu" and config.train.threads:
         torch.set_num_threads(config.train.threads)
-    dataset = config.data.build(split, channels=channels)
+    dataset = config.data.build(split, channels=channels, bands=test_config.bands)
     if model.num_classes != dataset.num_classes:
         raise ValueError(f"{source} predicts {model.num_classes} classes but the {config.data.dataset} dataset has "
                          f"{dataset.num_classes}; calibrate it with a config for its dataset.")

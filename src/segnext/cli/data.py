@@ -100,8 +100,8 @@ def register(subparsers) -> None:
         description="Cut every labelled image of a dataset's splits, with its label, into SIZE x SIZE tiles "
                     "(overlapping by --overlap, the last ones aligned to the far edges, a smaller image padded "
                     "with 255 = no label), written as a folder dataset in DST: images/<split>/ (PNG; .npy arrays "
-                    "for --channels other than 3; GeoTIFFs that keep their place on the map for a GeoTIFF scene), "
-                    "labels/<split>/ (class ids), classes.json. Tiles are named after "
+                    "for --channels other than 3 or --bands; GeoTIFFs that keep their place on the map for a "
+                    "GeoTIFF scene), labels/<split>/ (class ids), classes.json. Tiles are named after "
                     "their scene and position (austin1_y512_x1024), so a scene's tiles are one group, held out "
                     "whole by `data split`. A scene already tiled is skipped (--overwrite: again).",
         **with_examples("segnext data tile folder data/inria data/inria_512 --size 512",
@@ -124,10 +124,12 @@ def register(subparsers) -> None:
         "stats", help="each image channel's mean and standard deviation over a split: data.mean, data.std",
         description="The mean and (population) standard deviation of each channel over every pixel of a split's "
                     "images, in the units of their files, printed as the data.mean and data.std of a config. For "
-                    "images of other channels than RGB (near infrared, elevation: --channels) and for training from "
-                    "scratch; a model started from published or ImageNet weights keeps their normalisation for "
-                    "the RGB channels (the default data.mean/data.std).",
+                    "images of other channels than RGB (near infrared, elevation: --channels), of colour of more "
+                    "than 8 bits (--bands) and for training from scratch; a model started from published or "
+                    "ImageNet weights keeps their normalisation for the RGB channels (the default "
+                    "data.mean/data.std).",
         **with_examples("segnext data stats folder data/fields --split train --channels 4",
+                        "segnext data stats folder data/scenes_16bit --split train --bands",
                         "segnext data stats camvid data/camvid --max-images 100"))
     add_dataset_split(stats)
     stats.add_argument("--max-images", type=positive_int, metavar="N",
@@ -230,7 +232,8 @@ def run_check(args) -> int:
     if args.classes is not None:
         spec = select_spec_classes(spec, args.classes)
     reports = check_dataset(args.name, args.root, split=args.split, workers=args.workers,
-                            progress=not args.no_progress, classes=args.classes, channels=args.channels)
+                            progress=not args.no_progress, classes=args.classes, channels=args.channels,
+                            bands=args.bands)
     if args.classes is not None:
         import json
 
@@ -278,13 +281,22 @@ def add_channels(parser) -> None:
                         help="the images' channels: 3 (default) reads them as RGB; another number reads files of "
                              "that many bands (.npy arrays (H, W, N), TIFFs), the images of a model of N input "
                              "channels (in_channels)")
+    parser.add_argument("--bands", action="store_true",
+                        help="read images of 3 channels as bands too, at all their bits (16-bit colour TIFFs and "
+                             "PNGs), not as 8-bit RGB: the images of a model trained with data.bands=true")
+
+
+def _channel_arguments(args) -> str:
+    """The --channels / --bands of these arguments, for a command line suggested after them."""
+    return (f" --channels {args.channels}" if args.channels != 3 else "") + (" --bands" if args.bands else "")
 
 
 def run_tile(args) -> int:
     from ..data.tiles import GEOREFERENCED, tile_dataset
 
     report = tile_dataset(args.name, args.root, args.dst, size=args.size, overlap=args.overlap, split=args.split,
-                          channels=args.channels, drop_unlabelled=args.drop_unlabelled, workers=args.workers,
+                          channels=args.channels, bands=args.bands, drop_unlabelled=args.drop_unlabelled,
+                          workers=args.workers,
                           overwrite=args.overwrite, progress=not args.no_progress)
     print(f"{report.name}: {report.converted} image(s) tiled, {report.skipped} already done, "
           f"{len(report.failures)} failed -> {report.destination}")
@@ -295,8 +307,7 @@ def run_tile(args) -> int:
         _print_capped(report.failures, "FAILED ")
         return 1
     print(f"next: look at it with `segnext data preview folder {args.dst}"
-          f"{'' if args.channels == 3 else f' --channels {args.channels}'}`; train on it with data.dataset=folder "
-          f"data.root={args.dst}")
+          f"{_channel_arguments(args)}`; train on it with data.dataset=folder data.root={args.dst}")
     return 0
 
 
@@ -306,7 +317,7 @@ def run_stats(args) -> int:
     from ..data import build_dataset
     from ..data.bands import channel_statistics
 
-    dataset = build_dataset(args.name, args.root, args.split, channels=args.channels)
+    dataset = build_dataset(args.name, args.root, args.split, channels=args.channels, bands=args.bands)
     count = min(len(dataset), args.max_images or len(dataset))
     print(f"{args.name} {args.split}: {count} of {len(dataset)} images, {args.channels} channel(s)", file=sys.stderr)
     stats = channel_statistics(dataset.load(index)["image"] for index in range(count))
@@ -315,7 +326,8 @@ def run_stats(args) -> int:
         print(f"{channel:>8} {mean:>12.4f} {std:>12.4f}")
     mean, std = ([round(value, 4) for value in stats[key]] for key in ("mean", "std"))
     print(f"over {stats['pixels']:,} pixels per channel. In a config: data.mean={json.dumps(mean)} "
-          f"data.std={json.dumps(std)}" + (f" model.options.in_channels={args.channels}" if args.channels != 3 else ""))
+          f"data.std={json.dumps(std)}" + (f" model.options.in_channels={args.channels}" if args.channels != 3 else "")
+          + (" data.bands=true data.photometric=false" if args.bands and args.channels == 3 else ""))
     if min(stats["std"]) == 0:
         print("segnext data stats: warning: a channel holds one value everywhere; its std of 0 cannot normalise it "
               "(leave the channel out or give it a std of 1)", file=sys.stderr)
@@ -329,7 +341,7 @@ def run_preview(args) -> int:
     from ..data.preview import preview_sheet, spread_indices
     from ..data.selection import select_classes
 
-    dataset = build_dataset(args.name, args.root, args.split, channels=args.channels)
+    dataset = build_dataset(args.name, args.root, args.split, channels=args.channels, bands=args.bands)
     if args.classes is not None:
         dataset = select_classes(dataset, args.classes, where="--classes")
     indices = spread_indices(len(dataset), args.num)

@@ -215,7 +215,8 @@ def run(args) -> int:
     try:
         if env.device.type == "cpu" and config.train.threads:
             torch.set_num_threads(config.train.threads)
-        dataset = config.data.build(args.split or config.data.val_split, channels=channels)
+        dataset = config.data.build(args.split or config.data.val_split, channels=channels,
+                                    bands=config.evaluation.bands)
         precision = None if args.onnx else autocast_dtype(env.device, amp_setting(args))
         if not args.onnx:  # as `segnext predict` runs it (`Segmenter.inference_model`)
             model = inference_model(model.eval().to(env.device), backend_setting(args), autocast_dtype=precision)

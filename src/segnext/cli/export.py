@@ -56,12 +56,13 @@ def run(args) -> int:
     from ..models import create_model, recorded_training_data
 
     model = create_model(checkpoint=args.checkpoint, nmf_seed=args.nmf_seed).eval()
-    if args.int8:  # files of bands for a model of other input channels, image files for an RGB one
-        from .predict import images_for_channels
+    if args.int8:  # files of bands for a model that reads bands, image files for an RGB one
+        from ..inference import test_config_for
+        from .predict import images_for_input
 
-        calibration = [path for path, _ in images_for_channels(model.config.in_channels,
-                                                               [(path, path) for path in calibration], [],
-                                                               args.checkpoint, command="export")]
+        calibration = [path for path, _ in images_for_input(test_config_for(model),
+                                                            [(path, path) for path in calibration], [],
+                                                            args.checkpoint, command="export")]
     training_data = recorded_training_data(args.checkpoint)
     height, width = _input_size(model, args)
     if args.int8:

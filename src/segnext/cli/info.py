@@ -122,6 +122,8 @@ def summary_lines(model, settings, settings_saved: bool, record: dict, source) -
     lines.append(f"  palette      {'yes' if c.palette else 'no'}")
     if c.in_channels != 3:
         lines.append(f"  input        {c.in_channels} channels (not RGB)")
+    elif settings.bands:
+        lines.append("  input        3 channels read as bands in their own units (not 8-bit RGB)")
     if tuple(settings.mean) != IMAGENET_MEAN or tuple(settings.std) != IMAGENET_STD:  # the units its images are in
         lines.append(f"  normalised   (pixel - mean) / std, mean {_values(settings.mean)}, std {_values(settings.std)}")
     lines.append(f"  test         {settings.describe()} "

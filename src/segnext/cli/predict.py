@@ -177,15 +177,18 @@ def distinct_names(inputs: List[Tuple[Path, Path]], out: Path) -> Tuple[List[Tup
     return result, renamed
 
 
-def images_for_channels(channels: int, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]],
-                        source, command: str = "predict") -> List[Tuple[Path, Path]]:
-    """The images a model of `channels` input channels reads: an RGB model leaves arrays of bands (.npy)
-    out, saying so (an error when there is nothing else); a model of other channels reads every file as
-    bands (`segnext.data.read_bands`) and no video."""
-    if channels != 3:
+def images_for_input(test_config, images: List[Tuple[Path, Path]], videos: List[Tuple[Path, Path]],
+                     source, command: str = "predict") -> List[Tuple[Path, Path]]:
+    """The images a model of these test settings reads: an RGB model leaves arrays of bands (.npy)
+    out, saying so (an error when there is nothing else); a model that reads bands (other input
+    channels, or RGB of more than 8 bits: `TestConfig.reads_bands`) reads every file as bands
+    (`segnext.data.read_bands`) and no video."""
+    channels = test_config.channels
+    if test_config.reads_bands:
         if videos:
-            raise ValueError(f"{source} takes {channels} input channels (in_channels), and videos are RGB; give "
-                             f"its images as files of {channels} bands (.npy arrays, TIFFs)")
+            kind = f"takes {channels} input channels (in_channels)" if channels != 3 else "reads its images as bands"
+            raise ValueError(f"{source} {kind}, and videos are 8-bit RGB; give its images as files of {channels} "
+                             f"bands (.npy arrays, TIFFs)")
         return images
     arrays = [path for path, _ in images if path.suffix.lower() in ARRAY_SUFFIXES]
     if arrays and len(arrays) == len(images) and not videos:
@@ -273,7 +276,7 @@ def run(args) -> int:
     import torch
 
     from ..inference import Segmenter
-    from ..inference.segmenter import UNSURE_BELOW, input_channels
+    from ..inference.segmenter import UNSURE_BELOW
     from ..runtime import use_device
     from ..utils import check_can_make_folder, check_can_write_file, require, resolve_device
 
@@ -341,7 +344,7 @@ def run(args) -> int:
     else:
         segmenter = Segmenter.from_checkpoint(args.checkpoint, device=device, backend=backend_setting(args),
                                               nmf_seed=args.nmf_seed, amp=amp_setting(args))
-    images = images_for_channels(input_channels(segmenter.model), images, videos, args.checkpoint or args.onnx)
+    images = images_for_input(segmenter.test_config, images, videos, args.checkpoint or args.onnx)
     segmenter.test_config = test_settings(args, segmenter.test_config)
     if benchmark is not None:
         from ..data.submission import check_submission_classes

@@ -16,10 +16,11 @@ official pipeline.
 - a `segnext.data.TrainTransform` (the official pipeline with settings of your own), used as it is.
 
 The pipeline gets the RGB uint8 image (H, W, 3) and the label map of class ids (H, W; 255 = ignore)
-and returns both augmented, the image still uint8 (images of other channels than RGB: float32 bands
-(H, W, C) in their units, returned as numbers in them). segnext then normalises the image with
-data.mean/data.std (the test-time normalisation too) and pads both to data.crop_size (image 0,
-label 255), as the official pipeline ends; a sample larger than the crop is an error.
+and returns both augmented, the image still uint8 (images of other channels than RGB, or read as
+bands with data.bands: float32 bands (H, W, C) in their units, returned as numbers in them).
+segnext then normalises the image with data.mean/data.std (the test-time normalisation too) and
+pads both to data.crop_size (image 0, label 255), as the official pipeline ends; a sample larger
+than the crop is an error.
 
 Reproducibility: the dataset hands every sample a numpy Generator seeded from (seed, epoch, index),
 as it does the official pipeline. `PluginTransform` draws one seed from it and, for the call, seeds
@@ -64,10 +65,11 @@ def seeded_global_rngs(seed: int):
 
 class PluginTransform:
     """A pipeline of one's own as a segnext training transform: `transform(sample, rng)` ->
-    dict(image=float32 (C, h, w) normalised, label=int64 (h, w)), (h, w) = crop_size, C = len(mean)."""
+    dict(image=float32 (C, h, w) normalised, label=int64 (h, w)), (h, w) = crop_size, C = len(mean).
+    bands: the images are bands (float32, in their units) though three, as data.bands reads them."""
 
     def __init__(self, pipeline: Any, crop_size: Tuple[int, int], mean: Sequence[float], std: Sequence[float],
-                 ignore_index: int = IGNORE_INDEX, name: str = "data.transform"):
+                 ignore_index: int = IGNORE_INDEX, name: str = "data.transform", bands: bool = False):
         self.pipeline, self.name = pipeline, name
         self.kind = pipeline_kind(pipeline)
         if self.kind is None:
@@ -76,6 +78,7 @@ class PluginTransform:
                              f"f(image, label, rng) -> (image, label).")
         self.crop_size = (int(crop_size[0]), int(crop_size[1]))
         self.mean, self.std, self.ignore_index = tuple(mean), tuple(std), int(ignore_index)
+        self.rgb = len(self.mean) == 3 and not bands  # 8-bit RGB in and out, else bands
         self.built_by: Optional[tuple] = None  # load_transform's arguments, when it made this
 
     def __reduce_ex__(self, protocol):
@@ -110,21 +113,21 @@ class PluginTransform:
 
     def checked(self, image, label) -> Tuple[np.ndarray, np.ndarray]:
         """The pipeline's output as the rest of the training pipeline needs it, or an error saying why not.
-        Images of other channels than RGB (as many as data.mean's values) come in as float32 bands and
-        may go out as any numbers of theirs, in their units."""
+        Images of other channels than RGB (as many as data.mean's values), or read as bands, come in as
+        float32 bands and may go out as any numbers of theirs, in their units."""
         image, label = np.asarray(image), np.asarray(label)
         channels = len(self.mean)
-        if channels == 3 and image.dtype != np.uint8:
+        if self.rgb and image.dtype != np.uint8:
             raise ValueError(f"{self.name} returned a {image.dtype} image; return it as uint8 (0..255) and leave "
                              f"normalisation to segnext (data.mean/data.std, which the test uses too): remove "
                              f"Normalize/ToDtype/ToTensor steps.")
-        if channels != 3 and not np.issubdtype(image.dtype, np.number):
+        if not self.rgb and not np.issubdtype(image.dtype, np.number):
             raise ValueError(f"{self.name} returned a {image.dtype} image; return the bands as numbers in their "
                              f"units and leave normalisation to segnext (data.mean/data.std).")
         if channels == 1 and image.ndim == 2:
             image = image[:, :, None]  # some steps drop the axis of one band
         if image.ndim != 3 or image.shape[2] != channels:
-            expected = "(height, width, 3) RGB" if channels == 3 else f"(height, width, {channels}): data.mean's bands"
+            expected = "(height, width, 3) RGB" if self.rgb else f"(height, width, {channels}): data.mean's bands"
             raise ValueError(f"{self.name} returned an image of shape {image.shape}; expected {expected}.")
         if label.shape != image.shape[:2] or not np.issubdtype(label.dtype, np.integer):
             raise ValueError(f"{self.name} returned a label of shape {label.shape} ({label.dtype}) for an image of "
@@ -161,7 +164,8 @@ def load_transform(reference: str, data: Any, crop_size: Tuple[int, int], mean: 
     pipeline = build(data) if takes_data else build()
     if isinstance(pipeline, TrainTransform):
         return pipeline
-    transform = PluginTransform(pipeline, crop_size, mean, std, name=f"{key} {reference!r}")
+    transform = PluginTransform(pipeline, crop_size, mean, std, name=f"{key} {reference!r}",
+                                bands=bool(getattr(data, "bands", False)))
     transform.built_by = (reference, data, crop_size, mean, std, key)
     return transform
 

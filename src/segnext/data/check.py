@@ -64,15 +64,17 @@ class SplitReport:
     ignored_pixels: int = 0
 
 
-def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: Optional[int] = None):
+def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: Optional[int] = None,
+                bands: bool = False):
     """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable,
     the image's channels or None when it is unreadable, the highest level of an image of 16-bit
     samples read as RGB or None). channels: other than 3, the images are files of that many bands (a
-    model's in_channels)."""
+    model's in_channels); bands: three are too."""
     problems = []
     image = label = top_level = None
     try:
-        image = read_image_or_bands(image_path) if channels in (None, 3) else read_bands(image_path, channels)
+        reads_bands = bands or channels not in (None, 3)
+        image = read_bands(image_path, channels) if reads_bands else read_image_or_bands(image_path)
         if image.dtype == np.uint8 and has_16_bit_samples(image_path):
             top_level = int(image.max())
     except (DataError, FileNotFoundError) as error:
@@ -136,7 +138,7 @@ def _groups(spec: DatasetSpec, listing: Listing) -> Tuple[Optional[Dict[str, int
 
 
 def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
-                progress: bool = True, channels: Optional[int] = None) -> SplitReport:
+                progress: bool = True, channels: Optional[int] = None, bands: bool = False) -> SplitReport:
     try:
         listing = list_split(spec, root, split)
     except SplitNotFound:
@@ -160,7 +162,7 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
         report.problems.append(empty_split_problem(listing))
         return report
     table = layout.label_map.table
-    tasks = [(str(image), str(label), layout.label_map.known, channels) for image, label in listing.pairs]
+    tasks = [(str(image), str(label), layout.label_map.known, channels, bands) for image, label in listing.pairs]
     outcomes = run_tasks(_check_task, tasks, workers, f"check {spec.name} {listing.split}", progress)
     totals = np.zeros(256, dtype=np.int64)
     presence = np.zeros(256, dtype=np.int64)
@@ -189,8 +191,10 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
         path, level = max(sixteen_bit, key=lambda item: item[1])
         report.notes.append(f"{count(len(sixteen_bit), 'image')} of 16-bit samples, read as 8-bit RGB by their top "
                             f"byte as OpenCV reads them (the brightest, {path}: levels up to {level} of 255): where "
-                            f"the data use a smaller range than 16 bits, stretch them to 8 bits over the range they "
-                            f"use first (e.g. gdal_translate -ot Byte -scale LOW HIGH 0 255)")
+                            f"the data use a smaller range than 16 bits, read them as bands at all their bits "
+                            f"(--bands here, data.bands=true in training, data.mean/data.std from `segnext data "
+                            f"stats --bands`) or stretch them to 8 bits over the range they use (e.g. gdal_translate "
+                            f"-ot Byte -scale LOW HIGH 0 255)")
     num_classes = len(spec.class_names)
     report.class_pixels = totals[:num_classes]
     report.images_with_class = presence[:num_classes]
@@ -234,7 +238,8 @@ def training_splits(spec: DatasetSpec) -> List[str]:
 
 
 def check_dataset(name: str, root, split: Optional[str] = None, workers: Optional[int] = None,
-                  progress: bool = True, classes: Any = None, channels: Optional[int] = None) -> List[SplitReport]:
+                  progress: bool = True, classes: Any = None, channels: Optional[int] = None,
+                  bands: bool = False) -> List[SplitReport]:
     """Check `split` (or every standard split; "train+val": each) of dataset `name` below `root`.
 
     A split that exists but is empty or unlabelled is a problem. Without `split`, a standard split
@@ -243,18 +248,19 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
     DataError, as does a root where no standard split is found. classes: a selection as
     `data.classes` takes it: the frequencies and weights are those of the classes selected.
     channels: other than 3, every image must be a file of that many bands (`read_bands`); by default
-    image files are read as RGB and arrays with the bands they hold.
+    image files are read as RGB and arrays with the bands they hold. bands: images of three channels
+    are files of bands too (colour of more than 8 bits a sample).
     """
     spec = get_spec(name, root)
     if classes is not None:
         spec = select_spec_classes(spec, classes)
     if split is not None:  # "train+val": each of them
-        return [check_split(spec, root, part, workers, progress, channels) for part in split_names(split)]
+        return [check_split(spec, root, part, workers, progress, channels, bands) for part in split_names(split)]
     reports = []
     needed = training_splits(spec)
     for standard_split in spec.splits:
         try:
-            reports.append(check_split(spec, root, standard_split, workers, progress, channels))
+            reports.append(check_split(spec, root, standard_split, workers, progress, channels, bands))
         except SplitNotFound as error:
             report = SplitReport(spec.name, standard_split, str(root), ABSENT, 0)
             if standard_split in needed:

@@ -796,15 +796,18 @@ class SegmentationDataset(torch.utils.data.Dataset):
     """Image/label pairs of one split of one dataset, with an optional transform.
 
     channels: 3 reads the images as RGB uint8 (`read_image`); another number (a model's
-    `in_channels`) reads them as float32 bands of that many (`segnext.data.read_bands`).
+    `in_channels`) reads them as float32 bands of that many (`segnext.data.read_bands`). bands: read
+    three as bands too, in their own units (colour of more than 8 bits a sample).
     """
 
-    def __init__(self, spec: DatasetSpec, listing: Listing, transform=None, seed: int = 0, channels: int = 3):
+    def __init__(self, spec: DatasetSpec, listing: Listing, transform=None, seed: int = 0, channels: int = 3,
+                 bands: bool = False):
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.channels = channels
+        self.bands = bool(bands) or channels != 3  # the images are read as bands
         self.name = spec.name
         self.split = listing.split
         self.root = str(listing.root)
@@ -852,7 +855,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         image_path, label_path = self.image_paths[index], self.label_paths[index]
         where = f"{self.name} {self.split} dataset index {index}"
         try:
-            image = read_image(image_path) if self.channels == 3 else read_bands(image_path, self.channels)
+            image = read_bands(image_path, self.channels) if self.bands else read_image(image_path)
             raw_label = read_label(label_path)
         except (DataError, FileNotFoundError) as error:
             raise DataError(f"{where}: {error}") from None
@@ -879,8 +882,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"{self.num_classes} classes, root={self.root!r})")
 
 
-def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, channels: int = 3
-                  ) -> SegmentationDataset:
+def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, channels: int = 3,
+                  bands: bool = False) -> SegmentationDataset:
     """The `split` of dataset `name` (a key of DATASETS) found below `root`.
 
     split: a split name, or several joined with "+" ("train+val": the pairs of both, in that order;
@@ -890,11 +893,13 @@ def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, ch
     seed: base seed of the per-sample random streams (see SegmentationDataset.rng_for).
     channels: the images' channels: 3 for RGB, another number for bands (a model's in_channels; a
         folder dataset's images may then be .npy arrays or TIFFs, `segnext.data.read_bands`).
+    bands: read three channels as bands too (colour of more than 8 bits a sample, in its own units).
     Raises FileNotFoundError / DataError naming what is missing and how to make it.
     """
     spec = get_spec(name, root)
     listings = [_complete_listing(spec, name, root, part) for part in split_names(split)]
-    return SegmentationDataset(spec, join_listings(listings), transform=transform, seed=seed, channels=channels)
+    return SegmentationDataset(spec, join_listings(listings), transform=transform, seed=seed, channels=channels,
+                               bands=bands)
 
 
 def split_names(split: str) -> List[str]:

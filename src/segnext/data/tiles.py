@@ -7,7 +7,8 @@ aligned to the image's far edge (MMSegmentation's iSAID converter does the same)
 than a tile padded (image 0, label 255 = ignore). Names keep the scene's: `austin1_y512_x1024.png`
 for the tile whose top left pixel is (512, 1024) of `austin1.tif`, so the scene is the tiles' group
 (`segnext data split` holds out whole scenes, the intervals resample them). Images are written
-losslessly: RGB as PNG, bands (channels other than 3) as .npy arrays of their own type, and the tiles
+losslessly: RGB as PNG, bands (channels other than 3, or 3 read as bands) as .npy arrays of their own
+type, and the tiles
 of a GeoTIFF scene as GeoTIFFs of its type that keep their place on the map (the scene's
 georeference with the raster moved to the tile: `predict --geotiff` on them gives label maps that
 mosaic back). Labels are written as class ids (the dataset's label map applied) in palettised PNGs,
@@ -50,11 +51,12 @@ def tile_origins(height: int, width: int, size: int, overlap: int = 0) -> List[t
 
 
 def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int = 0, split: Optional[str] = None,
-                 channels: int = 3, drop_unlabelled: bool = False, workers: Optional[int] = None,
-                 overwrite: bool = False, progress: bool = True) -> PrepareReport:
+                 channels: int = 3, bands: bool = False, drop_unlabelled: bool = False,
+                 workers: Optional[int] = None, overwrite: bool = False, progress: bool = True) -> PrepareReport:
     """Cut the labelled images of `split` (or every split on disk; "train+val": each) of dataset `name`
     below `root` into tiles, as a folder dataset at `destination` (see the module). channels: 3 reads
-    RGB images, another number files of that many bands. drop_unlabelled: leave out the tiles whose
+    RGB images, another number files of that many bands; bands: three too, in their own type (colour
+    of more than 8 bits a sample). drop_unlabelled: leave out the tiles whose
     every pixel is unlabelled (255). An image already tiled is skipped unless `overwrite`."""
     if size < 1 or not 0 <= overlap < size:
         raise ValueError(f"tiles of {size} pixels need an overlap from 0 to {size - 1}, got {overlap}")
@@ -73,8 +75,8 @@ def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int 
         report.failures += [f"{image}: no label (looked for {label})" for image, label in listing.images_without_label]
         for image, label in listing.pairs:
             tasks.append((str(image), str(label), relative_stem(listing, image), str(destination), part,
-                          listing.layout.label_map.table, palette, channels, size, overlap, drop_unlabelled,
-                          overwrite))
+                          listing.layout.label_map.table, palette, channels, bands or channels != 3, size, overlap,
+                          drop_unlabelled, overwrite))
     if not tasks:
         raise DataError(f"{root}: no labelled images in {', '.join(splits)}")
     destination.mkdir(parents=True, exist_ok=True)
@@ -86,13 +88,14 @@ def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int 
 
 
 def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, split: str, table: np.ndarray,
-               palette: Sequence, channels: int, size: int, overlap: int, drop_unlabelled: bool, overwrite: bool):
+               palette: Sequence, channels: int, reads_bands: bool, size: int, overlap: int, drop_unlabelled: bool,
+               overwrite: bool):
     image_dir, label_dir = Path(destination) / "images" / split, Path(destination) / "labels" / split
     # Written last, in a hidden folder (listings skip it): the image's tiles are all there.
     done = Path(destination) / DONE_FOLDER / split / f"{stem}.tiled"
     if up_to_date([done], overwrite):
         return "skipped", ""
-    image = read_image(image_path) if channels == 3 else read_bands(image_path, channels, dtype=None)
+    image = read_bands(image_path, channels, dtype=None) if reads_bands else read_image(image_path)
     place = georeference(image_path) if find_spec("tifffile") else ()  # (): not a GeoTIFF
     label = table[read_label(label_path)]
     if image.shape[:2] != label.shape:
@@ -112,7 +115,7 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
         tile = np.ascontiguousarray(image[y:y + size, x:x + size])
         if place:
             write_image_geotiff(image_dir / f"{name}.tif", tile, tile_georeference(place, y, x))
-        elif channels == 3:
+        elif not reads_bands:
             write_image(image_dir / f"{name}.png", tile)
         else:
             atomic_write(image_dir / f"{name}.npy", lambda temporary, tile=tile: _save_npy(temporary, tile))

@@ -82,7 +82,7 @@ class TrainTransform:
     Output: image float32 (C, crop_h, crop_w) normalised and zero-padded (C = 3 for RGB); label int64
     (crop_h, crop_w) with 255 = ignore (also in the padding).
     mean/std: one value per channel; other than three take images of that many bands (H, W, C) and
-    need photometric=False.
+    need photometric=False, as do three read as bands (float32, not 8-bit RGB).
     """
 
     def __init__(self, crop_size=(512, 512), img_scale: Optional[Tuple[int, int]] = (2048, 512),
@@ -117,6 +117,10 @@ class TrainTransform:
         image, label = self.random_crop(image, label, rng)
         image, label = self.random_flip(image, label, rng)
         if self.photometric:
+            if image.dtype != np.uint8:
+                raise ValueError(f"the photometric distortion (brightness, contrast, saturation, hue) is for 8-bit "
+                                 f"RGB images, and {sample.get('path', 'this image')} is read as {image.dtype} bands: "
+                                 f"set photometric=False")
             image = apply_photometric_distortion(image, draw_photometric_params(rng))
         return self.normalize_and_pad(image, label)
 

@@ -144,7 +144,8 @@ class PreparedImage:
 
 
 def to_channels_array(image, channels: int) -> np.ndarray:
-    """An image of a model of other input channels than RGB: a NumPy array (H, W, channels), or
+    """An image of a model that reads bands (other input channels than RGB, or RGB of more than 8
+    bits: `TestConfig.reads_bands`): a NumPy array (H, W, channels), or
     (H, W) for one channel, or the path of a file of its bands (`segnext.data.read_bands`: .npy,
     TIFF, ...), as float32 in its own units (the test settings' mean/std are in them)."""
     if isinstance(image, (str, os.PathLike)):
@@ -164,10 +165,11 @@ def to_channels_array(image, channels: int) -> np.ndarray:
 def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
     """Read `image` (path, PIL image or array, as `to_rgb_array`) and resize it for every scale of
     the test. NumPy, Pillow and OpenCV only, so it can run in DataLoader workers or threads.
-    keep_image: keep the RGB image too (for overlays). Test settings of other than three channels
-    (a model's `in_channels`) take arrays of that many or files of bands (`to_channels_array`),
-    resized as float32; the image kept is then `segnext.data.display_rgb`'s picture of them."""
-    if config.channels != 3:
+    keep_image: keep the RGB image too (for overlays). Test settings that read bands (of other
+    than three channels, a model's `in_channels`, or `bands`) take arrays of that many or files of
+    bands (`to_channels_array`), resized as float32; the image kept is then
+    `segnext.data.display_rgb`'s picture of them."""
+    if config.reads_bands:
         array = to_channels_array(image, config.channels)
         views = tuple(resize_for_test(array, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
         return PreparedImage(size=array.shape[:2], views=views, rgb=display_rgb(array) if keep_image else None)

@@ -286,8 +286,8 @@ class Segmenter:
 
     def overlay(self, image: ImageInput, labels: Optional[np.ndarray] = None, alpha: float = 0.5) -> np.ndarray:
         """The image with the label colours blended in (predicted when `labels` is None). The image of a
-        model of other input channels is drawn as `segnext.data.display_rgb`'s picture of its bands."""
-        if self.test_config.channels != 3:
+        model that reads bands is drawn as `segnext.data.display_rgb`'s picture of them."""
+        if self.test_config.reads_bands:
             bands = to_channels_array(image, self.test_config.channels)
             labels = self.predict(bands) if labels is None else labels
             return overlay(display_rgb(bands), labels, self.palette, alpha, ignore_index=None)

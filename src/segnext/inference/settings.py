@@ -37,6 +37,10 @@ class TestConfig:
         mean, std: the normalisation of RGB pixels (0..255) the model was trained with; for a model
             of other input channels (`in_channels`), one value per channel, and images are then
             arrays (H, W, channels) in the units of those values (`channels`).
+        bands: read images of three channels as bands too, in their own type and units
+            (`segnext.data.read_bands`) rather than as 8-bit RGB: colour of more than 8 bits a
+            sample (16-bit aerial scenes), mean and std in its units. Images of other channels
+            than three are always read as bands (`reads_bands`).
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -50,6 +54,7 @@ class TestConfig:
     flip: bool = False
     mean: Tuple[float, ...] = IMAGENET_MEAN
     std: Tuple[float, ...] = IMAGENET_STD
+    bands: bool = False
 
     def __post_init__(self):
         if self.mode not in ("whole", "slide"):
@@ -74,6 +79,8 @@ class TestConfig:
             raise ValueError(f"size_divisor must be a positive integer (e.g. 32) or None, got {self.size_divisor}")
         if any(not math.isfinite(s) or s <= 0 for s in self.scales):
             raise ValueError(f"scales must be positive ratios, e.g. (0.75, 1.0, 1.25); got {self.scales}")
+        if not isinstance(self.bands, bool):
+            raise ValueError(f"bands must be true or false, got {self.bands!r}")
         if not self.mean or len(self.mean) != len(self.std) or min(self.std) <= 0:
             raise ValueError(f"mean and std must be one value per input channel each (three for RGB), std "
                              f"positive; got mean {self.mean}, std {self.std}")
@@ -82,6 +89,12 @@ class TestConfig:
     def channels(self) -> int:
         """The input channels the normalisation is for: 3 (RGB) but for models of other inputs."""
         return len(self.mean)
+
+    @property
+    def reads_bands(self) -> bool:
+        """Images are arrays or files of bands in their own units (`segnext.data.read_bands`), not
+        8-bit RGB: for other channels than three, or three with `bands`."""
+        return self.bands or self.channels != 3
 
     @property
     def single_scale(self) -> bool:

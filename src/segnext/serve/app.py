@@ -12,8 +12,9 @@
                     &unsure_below=P with labels or overlay: the pixels whose confidence is under P
                     unlabelled (255) and uncoloured (`segnext predict --unsure-below`)
 
-A model of other input channels than RGB (`in_channels`, /health's `input_channels`) takes files of
-its bands (.npy arrays (H, W, C), TIFFs) and draws its overlays on a picture of the first three.
+A model of other input channels than RGB (`in_channels`, /health's `input_channels`), or of RGB of
+more than 8 bits (its test settings' `bands`), takes files of its bands (.npy arrays (H, W, C), TIFFs,
+16-bit PNGs) and draws its overlays on a picture of the first three.
 
 Each request decodes and resizes its image itself (Pillow and NumPy, in the server's thread pool),
 hands it to the one model thread (`ModelWorker`, which batches images of one size) and encodes the
@@ -106,15 +107,16 @@ def _nbytes(prediction: Prediction) -> int:
     return sum(array.nbytes for array in prediction if array is not None)
 
 
-def decode_upload(data: bytes, name: str, max_pixels: int, channels: int = 3) -> np.ndarray:
+def decode_upload(data: bytes, name: str, max_pixels: int, channels: int = 3, bands: bool = False) -> np.ndarray:
     """The uploaded file as RGB uint8, or a RequestError saying why not (checked before decoding).
-    channels: a model's of other input channels than RGB reads the file's bands instead (float32
-    (H, W, channels): a .npy array, a TIFF, an image of as many bands; `segnext.data.decode_bands`)."""
+    channels, bands: a model's of other input channels than RGB, or of three read as bands
+    (`TestConfig.reads_bands`), reads the file's bands instead (float32 (H, W, channels): a .npy array,
+    a TIFF, an image of as many bands; `segnext.data.decode_bands`)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise RequestError(400, f"{name} is empty: send an image file (PNG, JPEG, WebP, ...)")
-    if channels != 3:
+    if bands or channels != 3:
         try:
             return decode_bands(data, channels, name=name, max_pixels=max_pixels)
         except PixelLimitError as error:
@@ -231,7 +233,8 @@ class SegmentationService:
                                     f"{self.queue_timeout:.0f} s); try again later")
         self.metrics.images_in_work.inc()
         try:
-            image = decode_upload(data, name, self.max_pixels, channels=self.segmenter.test_config.channels)
+            settings = self.segmenter.test_config
+            image = decode_upload(data, name, self.max_pixels, channels=settings.channels, bands=settings.reads_bands)
             key = hashlib.sha256(data).hexdigest()
             prediction = self.cache.get(key, with_confidence)
             self.metrics.cache_lookups.labels("miss" if prediction is None else "hit").inc()

@@ -163,6 +163,11 @@ class DataSection:
     # `segnext.data.read_bands`) for a model of as many input channels (model.options.in_channels).
     mean: Tuple[float, ...] = IMAGENET_MEAN
     std: Tuple[float, ...] = IMAGENET_STD
+    # Read images of three channels as bands too, at all their bits and in their units, not as 8-bit
+    # RGB: colour of 16 bits a sample (aerial and satellite scenes as TIFFs or PNGs), data.mean and
+    # data.std in its units (`segnext data stats --bands`), data.photometric false. The test reads
+    # them alike (it is saved with the model).
+    bands: bool = False
     # DataLoader worker processes per training process; null: up to 4 (the official configs'
     # workers_per_gpu), no more than this process's share of the CPUs (`sampler.default_num_workers`).
     num_workers: Optional[int] = None
@@ -185,9 +190,11 @@ class DataSection:
     classes: Any = None
     huggingface: HuggingFaceSection = field(default_factory=HuggingFaceSection)
 
-    def build(self, split: str, transform=None, seed: int = 0, channels: Optional[int] = None):
+    def build(self, split: str, transform=None, seed: int = 0, channels: Optional[int] = None,
+              bands: Optional[bool] = None):
         """The dataset's `split` (`segnext.data.build_dataset`), after checking the root. channels: the
-        images' (a model's input channels); by default as many as data.mean's values."""
+        images' (a model's input channels); by default as many as data.mean's values. bands: whether
+        three are read as bands (a model's test settings' `bands`); by default data.bands."""
         from ..data import build_dataset
         from ..data.hf import DATASET_NAME, build_huggingface_dataset
         from ..data.selection import select_classes
@@ -205,17 +212,19 @@ class DataSection:
                 f"`data.root=/path/to/data` on the command line"
                 + (f"; to make its layout: {prepare}" if prepare else "") + ". See docs/datasets.md for downloads.")
         channels = len(self.mean) if channels is None else channels
+        bands = self.bands if bands is None else bands
         if self.dataset == DATASET_NAME:
-            if channels != 3:
-                raise ConfigError(f"data.dataset {DATASET_NAME}: its images are read as RGB, and the model takes "
-                                  f"{channels} input channels; images of other channels are read from files (a "
-                                  f"folder dataset of .npy arrays or TIFFs)")
+            if channels != 3 or bands:
+                raise ConfigError(f"data.dataset {DATASET_NAME}: its images are read as 8-bit RGB, and the model "
+                                  f"reads {channels} channels as bands; bands are read from files (a folder dataset "
+                                  f"of .npy arrays or TIFFs)")
             hf = self.huggingface
             dataset = build_huggingface_dataset(root, split, hf.image_column, hf.label_column, hf.classes,
                                                 label_colors=hf.label_colors,
                                                 transform=transform, seed=seed)
         else:
-            dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed, channels=channels)
+            dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed, channels=channels,
+                                    bands=bands)
         if self.classes is not None:
             dataset = select_classes(dataset, self.classes)
         if self.transform is not None and transform is not None:
@@ -522,7 +531,8 @@ def config_from_dict(raw: dict, source: Union[str, _Origin] = "<dict>") -> Confi
 
 
 def _with_evaluation_normalisation(raw: dict, source: str) -> dict:
-    """evaluation.mean/std are data.mean/std: the normalisation is set once, in the data section."""
+    """evaluation.mean/std/bands are data.mean/std/bands: the normalisation (and how images are
+    read) is set once, in the data section."""
     if not isinstance(raw.get("evaluation", {}), dict) or not isinstance(raw.get("data", {}), dict):
         return raw  # _build names the problem
     raw = copy.deepcopy(raw)
@@ -535,6 +545,11 @@ def _with_evaluation_normalisation(raw: dict, source: str) -> dict:
                               f"data.{key} {wanted}; the "
                               f"normalisation is set once, in data.{key} (the model sees it in training and test).")
         evaluation[key] = wanted
+    if "bands" in evaluation and evaluation["bands"] != data.get("bands", False):
+        raise ConfigError(f"{source.of('evaluation.bands')}: evaluation.bands {evaluation['bands']} differs from "
+                          f"data.bands {data.get('bands', False)}; images are read as bands or not once, in "
+                          f"data.bands (training and test read them alike).")
+    evaluation["bands"] = data.get("bands", False)
     return raw
 
 
@@ -771,7 +786,8 @@ def _coerce(value: Any, kind: Any, key: str, source: str) -> Any:
 
 def _check_channels(config: Config, fail) -> None:
     """The data's channels (data.mean's values) are the model's input channels; images of other
-    channels than RGB come from files of bands, without the RGB photometric distortion."""
+    channels than RGB, or of three read as bands, come from files of bands, without the RGB
+    photometric distortion."""
     from ..data.hf import DATASET_NAME
 
     channels, options = len(config.data.mean), config.model.options
@@ -780,11 +796,13 @@ def _check_channels(config: Config, fail) -> None:
     if (config.model.checkpoint is None or "in_channels" in options) and in_channels != channels:
         fail("model.options.in_channels", f"is {in_channels} and data.mean/data.std normalise {channels} channels: "
                                           f"{CHANNELS_MATCH}.")
-    if channels != 3 and config.data.photometric:
+    bands = channels != 3 or config.data.bands
+    held = "are read as bands (data.bands)" if channels == 3 else f"have {channels} channels"
+    if bands and config.data.photometric:
         fail("data.photometric", f"is true: the photometric distortion (brightness, contrast, saturation, hue) is "
-                                 f"RGB's, and the images have {channels} channels; set data.photometric=false.")
-    if channels != 3 and config.data.dataset == DATASET_NAME:
-        fail("data.dataset", f"is {DATASET_NAME}, whose images are read as RGB; images of {channels} channels are "
+                                 f"8-bit RGB's, and the images {held}; set data.photometric=false.")
+    if bands and config.data.dataset == DATASET_NAME:
+        fail("data.dataset", f"is {DATASET_NAME}, whose images are read as 8-bit RGB; images that {held} are "
                              f"read from files (a folder dataset of .npy arrays or TIFFs).")
 
 
