@@ -21,23 +21,33 @@ from segnext.train import load_config, train
 MEAN, STD = [127.5, 127.5, 127.5, 500.0], [73.6, 73.6, 73.6, 500.0]
 
 
-def _water_dataset(root, num_train: int = 12, num_val: int = 4, size=(64, 64)):
-    rng = np.random.default_rng(0)
+def _lake_dataset(root, seed: int, draw_image, write_image, num_train: int = 12, num_val: int = 4, size=(64, 64)):
+    """A folder dataset of land (class 0) around a round lake (class 1): `draw_image(water, rng)`
+    makes each image, `write_image(path without its suffix, image)` saves it."""
+    rng = np.random.default_rng(seed)
     (root / "classes.json").parent.mkdir(parents=True, exist_ok=True)
     (root / "classes.json").write_text(json.dumps({"classes": ["land", "water"]}))
     for split, count in (("train", num_train), ("val", num_val)):
         (root / "images" / split).mkdir(parents=True)
         (root / "labels" / split).mkdir(parents=True)
         for index in range(count):
-            height, width = size
-            rows, cols = np.mgrid[:height, :width]
+            rows, cols = np.mgrid[:size[0], :size[1]]
             centre, radius = rng.uniform(16, 48, 2), rng.uniform(10, 22)
             water = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < radius ** 2
-            bands = rng.integers(0, 256, (height, width, 4)).astype(np.uint16)
-            bands[:, :, 3] = np.where(water, 60, 900) + rng.integers(0, 80, (height, width))
-            np.save(root / "images" / split / f"tile_{index:03d}.npy", bands)
+            write_image(root / "images" / split / f"tile_{index:03d}", draw_image(water, rng))
             Image.fromarray(water.astype(np.uint8)).save(root / "labels" / split / f"tile_{index:03d}.png")
     return root
+
+
+def _water_dataset(root, num_train: int = 12, num_val: int = 4):
+    """.npy arrays of four bands whose fourth alone tells water from land."""
+    def draw(water, rng):
+        bands = rng.integers(0, 256, (*water.shape, 4)).astype(np.uint16)
+        bands[:, :, 3] = np.where(water, 60, 900) + rng.integers(0, 80, water.shape)
+        return bands
+
+    return _lake_dataset(root, 0, draw, lambda stem, bands: np.save(stem.with_suffix(".npy"), bands),
+                         num_train, num_val)
 
 
 def test_a_model_of_four_channels_learns_from_the_fourth_and_every_command_reads_its_bands(tmp_path, capsys):
@@ -88,25 +98,16 @@ def test_an_rgb_model_meets_data_of_other_channels_with_what_to_do(tmp_path, cap
             f"the config it was trained with" in capsys.readouterr().err)
 
 
-def _wide_colour_dataset(root, tifffile, num_train: int = 12, num_val: int = 4, size=(64, 64)):
-    """16-bit RGB TIFFs of 12-bit data in which water (class 1) is a few levels darker in blue than
-    land: every sample lies in 1024..1279, whose top byte (an 8-bit read) is 4 everywhere."""
-    rng = np.random.default_rng(1)
-    (root / "classes.json").parent.mkdir(parents=True, exist_ok=True)
-    (root / "classes.json").write_text(json.dumps({"classes": ["land", "water"]}))
-    for split, count in (("train", num_train), ("val", num_val)):
-        (root / "images" / split).mkdir(parents=True)
-        (root / "labels" / split).mkdir(parents=True)
-        for index in range(count):
-            height, width = size
-            rows, cols = np.mgrid[:height, :width]
-            centre, radius = rng.uniform(16, 48, 2), rng.uniform(10, 22)
-            water = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < radius ** 2
-            colour = rng.integers(1024, 1280, (height, width, 3)).astype(np.uint16)
-            colour[:, :, 2] = np.where(water, 1040, 1200) + rng.integers(0, 40, (height, width))
-            tifffile.imwrite(root / "images" / split / f"scene_{index:03d}.tif", colour, photometric="rgb")
-            Image.fromarray(water.astype(np.uint8)).save(root / "labels" / split / f"scene_{index:03d}.png")
-    return root
+def _wide_colour_dataset(root, tifffile):
+    """16-bit RGB TIFFs of 12-bit data in which water is a few levels darker in blue than land: every
+    sample lies in 1024..1279, whose top byte (an 8-bit read) is 4 everywhere."""
+    def draw(water, rng):
+        colour = rng.integers(1024, 1280, (*water.shape, 3)).astype(np.uint16)
+        colour[:, :, 2] = np.where(water, 1040, 1200) + rng.integers(0, 40, water.shape)
+        return colour
+
+    return _lake_dataset(root, 1, draw, lambda stem, colour: tifffile.imwrite(stem.with_suffix(".tif"), colour,
+                                                                              photometric="rgb"))
 
 
 def test_16_bit_colour_read_as_bands_is_learnt_from_the_bits_an_8_bit_read_drops(tmp_path, capsys):
@@ -116,7 +117,7 @@ def test_16_bit_colour_read_as_bands_is_learnt_from_the_bits_an_8_bit_read_drops
                                                       "colour TIFF to write")
     cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed (pip install opencv-python-headless)")
     root = _wide_colour_dataset(tmp_path / "wide", tifffile)
-    scene = root / "images" / "val" / "scene_000.tif"
+    scene = root / "images" / "val" / "tile_000.tif"
     assert np.unique(read_image(scene)).tolist() == [4]  # read as 8-bit RGB, nothing is left to learn from
     assert main(["data", "check", "folder", str(root), "--no-progress"]) == 0
     assert "read them as bands at all their bits (--bands here, data.bands=true in training" in capsys.readouterr().out
@@ -141,14 +142,14 @@ def test_16_bit_colour_read_as_bands_is_learnt_from_the_bits_an_8_bit_read_drops
     run_config = str(tmp_path / "run" / "config.yaml")
     assert main(["eval", run_config, "-c", str(model_dir), "--no-progress", "--out", str(tmp_path / "eval.json")]) == 0
     assert json.loads((tmp_path / "eval.json").read_text())["mIoU"] == result.results["mIoU"]
-    png = tmp_path / "scene_000.png"  # the same 16 bits as a PNG
+    png = tmp_path / "tile_000.png"  # the same 16 bits as a PNG
     cv2.imwrite(str(png), tifffile.imread(scene)[:, :, ::-1])
     for image in (scene, png):
         assert main(["predict", "-c", str(model_dir), str(image), "--out", str(tmp_path / "labels.png"),
                      "--overlay"]) == 0
         labels = np.asarray(Image.open(tmp_path / "labels.png"))
         assert np.array_equal(labels, Segmenter.from_checkpoint(model_dir).predict(tifffile.imread(scene)))
-        truth = np.asarray(Image.open(root / "labels" / "val" / "scene_000.png"))
+        truth = np.asarray(Image.open(root / "labels" / "val" / "tile_000.png"))
         assert (labels == truth).mean() > 0.9, image
     capsys.readouterr()
     assert main(["info", str(model_dir)]) == 0
