@@ -643,7 +643,7 @@ def test_a_model_of_other_input_channels_predicts_files_of_its_bands(image_folde
     assert "rgbn takes 4 input channels (in_channels), and videos are 8-bit RGB" in capsys.readouterr().err
     rgb = ["predict", "-c", str(checkpoint_path), *FAST, "--out"]
     assert main([*rgb, str(tmp_path / "rgb_out"), str(bands_dir)]) == 1
-    assert "takes RGB images, and the inputs are NumPy arrays" in capsys.readouterr().err
+    assert "takes 8-bit RGB images, and the inputs are NumPy arrays" in capsys.readouterr().err
     np.save(image_folder / "extra.npy", arrays["a"])
     main([*rgb, str(tmp_path / "mixed"), str(image_folder)])
     assert "1 NumPy array(s) left out (extra.npy): " in capsys.readouterr().err

@@ -67,6 +67,22 @@ def test_a_model_of_other_input_channels_exports_with_them(checkpoint_path, tmp_
         segnext.Segmenter.from_onnx(path)
 
 
+def test_an_rgb_model_of_bands_exports_its_settings_and_reads_16_bit_colour(checkpoint_path, tmp_path):
+    """An RGB model tested on bands (16-bit colour, `TestConfig.bands`): the file says so, and the
+    ONNX Segmenter reads the colour in its units as the PyTorch one does."""
+    model = segnext.create_model(checkpoint=checkpoint_path).eval()
+    settings = segnext.TestConfig(img_scale=None, mean=(1150.0, 1140.0, 1120.0), std=(70.0, 72.0, 80.0), bands=True)
+    model.config.test_settings = settings.to_dict()
+    path = segnext.export_onnx(model, tmp_path / "wide.onnx", 64, 96)
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["input"].startswith("images: float32 (B, 3, H, W), bands") and json.loads(meta["test_config"])["bands"]
+    colour = np.random.default_rng(0).integers(1024, 1280, (48, 64, 3)).astype(np.uint16)
+    from_onnx = segnext.Segmenter.from_onnx(path)
+    assert from_onnx.test_config.reads_bands
+    labels = from_onnx.predict(colour)
+    assert (labels == segnext.Segmenter(model, settings).predict(colour)).mean() > 0.999
+
+
 def test_info_reads_what_export_wrote_into_the_file(onnx_file, capsys):
     from segnext.cli.main import main
 

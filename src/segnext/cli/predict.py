@@ -192,9 +192,9 @@ def images_for_input(test_config, images: List[Tuple[Path, Path]], videos: List[
         return images
     arrays = [path for path, _ in images if path.suffix.lower() in ARRAY_SUFFIXES]
     if arrays and len(arrays) == len(images) and not videos:
-        raise ValueError(f"{source} takes RGB images, and the inputs are NumPy arrays ({arrays[0]}"
+        raise ValueError(f"{source} takes 8-bit RGB images, and the inputs are NumPy arrays ({arrays[0]}"
                          f"{', ...' if len(arrays) > 1 else ''}): arrays of bands are read by models of other input "
-                         f"channels (in_channels); give image files")
+                         f"channels (in_channels) or trained on bands (data.bands); give image files")
     if arrays:
         print(f"segnext {command}: note: {len(arrays)} NumPy array(s) left out ({arrays[0].name}"
               f"{', ...' if len(arrays) > 1 else ''}): {source} takes RGB images", file=sys.stderr)

@@ -52,7 +52,8 @@ def _open(path: PathLike) -> Image.Image:
     if path.suffix.lower() == ".npy":
         raise DataError(f"{path}: a NumPy array, not an image file, read here as RGB; arrays of bands are the images "
                         f"of models of other input channels (model.options.in_channels and data.mean/data.std of as "
-                        f"many values; `segnext data` commands: --channels N; Python: segnext.data.read_bands)")
+                        f"many values; `segnext data` commands: --channels N; Python: segnext.data.read_bands), or "
+                        f"of three read as bands (data.bands; --bands)")
     return _decode(path, str(path))
 
 

@@ -91,7 +91,8 @@ def export_onnx(model, path, height: int = 512, width: int = 512, *, batch_size:
         "class_names": json.dumps(config.class_names) if config.class_names else "",
         "palette": json.dumps(config.palette) if config.palette else "",
         "nmf_seed": str(exported.nmf_seed),
-        "input": ("images: RGB float32 (B, 3, H, W), (pixel - mean) / std" if channels == 3 and not test_config.bands else
+        "input": ("images: RGB float32 (B, 3, H, W), (pixel - mean) / std"
+                  if channels == 3 and not test_config.bands else
                   f"images: float32 (B, {channels}, H, W), bands normalised as the model was trained"),
         "mean": json.dumps(list(test_config.mean)),
         "std": json.dumps(list(test_config.std)),
