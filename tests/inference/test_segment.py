@@ -21,6 +21,7 @@ from segnext.inference import (
     prepare,
     resize_for_test,
     segment,
+    segment_group,
     segment_group_confidence,
     segment_group_with_probabilities,
     segment_logits,
@@ -120,6 +121,32 @@ def test_confidence_is_the_probability_of_the_label_with_or_without_full_size_sc
             assert (confidence - expected).abs().max() <= 1e-6
         else:
             assert torch.equal(confidence, expected)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+def test_labels_of_one_byte_are_the_int64_labels_on_every_path(eager, image, config, monkeypatch):
+    """label_dtype=torch.uint8 (what `Segmenter` asks for up to 256 classes): the same labels, made in
+    that type where they are made a band at a time; the confidence unchanged."""
+    monkeypatch.setattr(banded_average, "BAND_BYTES", 150 * 109 * 4 * 10)  # bands of 10 rows
+    group = [prepare(image, config)]
+    for memory_efficient in (False, True):
+        (wide,) = segment_group(eager, group, config, memory_efficient=memory_efficient)
+        (narrow,) = segment_group(eager, group, config, memory_efficient=memory_efficient, label_dtype=torch.uint8)
+        assert narrow.dtype == torch.uint8 and torch.equal(narrow.long(), wide)
+        (labels, confidence), = segment_group_confidence(eager, group, config, memory_efficient=memory_efficient)
+        (narrow, narrow_confidence), = segment_group_confidence(eager, group, config, memory_efficient=memory_efficient,
+                                                                label_dtype=torch.uint8)
+        assert narrow.dtype == torch.uint8 and torch.equal(narrow.long(), labels)
+        assert torch.equal(narrow_confidence, confidence)
+
+
+def test_a_label_type_too_small_for_the_classes_is_refused(image):
+    model = segnext.create_model("segnext_t", 300).eval()
+    with pytest.raises(ValueError, match="label_dtype torch.uint8 cannot hold the labels of 300 classes"):
+        segment_group(model, [prepare(image, TestConfig(img_scale=None))], TestConfig(img_scale=None),
+                      label_dtype=torch.uint8)
+    with pytest.raises(ValueError, match="label_dtype torch.float32 cannot hold the labels"):
+        segment_group_confidence(model, [prepare(image, TestConfig(img_scale=None))], label_dtype=torch.float32)
 
 
 def test_confidence_in_bands_holds_no_full_size_scores(eager, image, monkeypatch):

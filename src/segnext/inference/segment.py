@@ -209,61 +209,74 @@ def _segment_group_scores(model, group, config, device, memory_efficient) -> Lis
 
 @torch.no_grad()
 def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None, device=None, *,
-                  memory_efficient: Optional[bool] = False) -> List[torch.Tensor]:
-    """int64 label maps (H, W) at each image's size: the argmax of `segment_group_scores`.
+                  memory_efficient: Optional[bool] = False, label_dtype: torch.dtype = torch.int64
+                  ) -> List[torch.Tensor]:
+    """Label maps (H, W) at each image's size: the argmax of `segment_group_scores`.
 
     memory_efficient: the same labels without full-resolution class scores; None: chosen by the
     device and the size (see the module docstring).
+    label_dtype: the labels' type (default int64, as argmax gives them); torch.uint8 for up to 256
+    classes holds a large scene's labels in a byte a pixel where they are made a band at a time.
     """
+    _check_label_dtype(label_dtype, model.num_classes)
     with evaluation_mode(model):
-        return _segment_group(_with_float32_logits(model), group, config, device, memory_efficient)
+        return _segment_group(_with_float32_logits(model), group, config, device, memory_efficient, label_dtype)
 
 
-def _segment_group(model, group, config, device, memory_efficient) -> List[torch.Tensor]:
+def _segment_group(model, group, config, device, memory_efficient, label_dtype=torch.int64) -> List[torch.Tensor]:
     config, device = _defaults(model, group, config, device)
     memory_efficient = _memory_efficient(memory_efficient, model, group, device)
     if memory_efficient and _slides_at_own_size(group, config):
-        return [labels for labels, _ in _slide_labels_in_bands(model, group, config, device, with_confidence=False)]
+        return [labels for labels, _ in _slide_labels_in_bands(model, group, config, device, False, label_dtype)]
     if not memory_efficient or (not config.single_scale and not _banded(model, config)):
-        return [scores.argmax(0) for scores in segment_group_scores(model, group, config, device)]
+        return [scores.argmax(0).to(label_dtype) for scores in segment_group_scores(model, group, config, device)]
     if not config.single_scale:
-        return [_banded_labels(sources, size).to(device) for sources, size in
+        return [_banded_labels(sources, size, label_dtype).to(device) for sources, size in
                 _stride8_sources(model, group, config, device)]
-    return [upsampled_argmax(low, chain).to(device)
+    return [upsampled_argmax(low, chain).to(device=device, dtype=label_dtype)
             for low, chain in _single_scale_sources(model, group, config, device)]
+
+
+def _check_label_dtype(label_dtype: torch.dtype, num_classes: int) -> None:
+    if label_dtype not in (torch.uint8, torch.int16, torch.int32, torch.int64) or \
+            num_classes > {torch.uint8: 256, torch.int16: 2**15}.get(label_dtype, 2**31):
+        raise ValueError(f"label_dtype {label_dtype} cannot hold the labels of {num_classes} classes: give "
+                         f"torch.int64 (the default), torch.int32, or torch.uint8 for up to 256 classes")
 
 
 @torch.no_grad()
 def segment_group_confidence(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None, device=None,
-                             *, memory_efficient: Optional[bool] = False) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-    """Per image: (int64 labels (H, W), float32 confidence (H, W)): the labels of `segment_group`
+                             *, memory_efficient: Optional[bool] = False, label_dtype: torch.dtype = torch.int64
+                             ) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Per image: (labels (H, W), float32 confidence (H, W)): the labels of `segment_group`
     and the probability of each (the softmax of the logits for a single scale without flip, else
     the averaged probability).
 
     memory_efficient: both without full-resolution class scores: the same labels, the confidence
     one band of rows at a time (`segnext.ops.banded_average`, equal to float rounding); None:
-    chosen by the device and the size (see the module docstring).
+    chosen by the device and the size (see the module docstring). label_dtype: as `segment_group`'s.
     """
+    _check_label_dtype(label_dtype, model.num_classes)
     with evaluation_mode(model):
         model = _with_float32_logits(model)
         config, device = _defaults(model, group, config, device)
         memory_efficient = _memory_efficient(memory_efficient, model, group, device)
         if memory_efficient and _slides_at_own_size(group, config):
-            return _slide_labels_in_bands(model, group, config, device, with_confidence=True)
+            return _slide_labels_in_bands(model, group, config, device, True, label_dtype)
         if not memory_efficient or (not config.single_scale and not _banded(model, config)):
             results = []
             for scores in _segment_group_scores(model, group, config, device, False):
                 probabilities = scores.softmax(0) if config.single_scale else scores
-                results.append((scores.argmax(0), probabilities.amax(0)))
+                results.append((scores.argmax(0).to(label_dtype), probabilities.amax(0)))
             return results
         if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
             single = _single_scale_sources(model, group, config, device)
             sources = [([(low.float(), chain)], chain[-1]) for low, chain in single]
-            labels = [upsampled_argmax(low, chain).to(device) for low, chain in single]
+            labels = [upsampled_argmax(low, chain).to(device=device, dtype=label_dtype) for low, chain in single]
         else:
             sources = _stride8_sources(model, group, config, device)
             labels = [None] * len(sources)
-        return [_banded_confidence(image_sources, size, image_labels)
+        return [_banded_confidence(image_sources, size, image_labels, label_dtype)
                 for (image_sources, size), image_labels in zip(sources, labels)]
 
 
@@ -416,7 +429,8 @@ def _slides_at_own_size(group: Sequence[PreparedImage], config: TestConfig) -> b
         tuple(image.views[0].shape[:2]) == tuple(image.size) for image in group)
 
 
-def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestConfig, device, with_confidence: bool):
+def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestConfig, device, with_confidence: bool,
+                           label_dtype: torch.dtype = torch.int64):
     """Per image: (labels, the probability of each, or None), band by band: `slide_logits`' argmax
     (and softmax), or with flip the average of the image's and its mirror's probabilities, as
     `segment_group_scores` averages them (the mirror's windows cover the same rows)."""
@@ -425,7 +439,7 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
     if config.flip:
         views.append(_WindowsNormalisedOnDemand([np.flip(array, 1) for array in arrays], config, device))
     height, width = views[0].shape[2:]
-    labels = torch.empty((len(group), height, width), dtype=torch.int64, device=device)
+    labels = torch.empty((len(group), height, width), dtype=label_dtype, device=device)
     confidence = torch.empty((len(group), height, width), device=device) if with_confidence else None
     bands = [slide_logits_in_bands(model, x, config.crop_size, config.stride, model.num_classes) for x in views]
     for (rows, band), *mirror in zip(*bands):
@@ -468,15 +482,16 @@ def _single_scale_sources(model, group: Sequence[PreparedImage], config: TestCon
     return [(low[index], [*resized, image.size]) for index, image in enumerate(group)]
 
 
-def _banded_confidence(sources, size: Tuple[int, int], labels: Optional[torch.Tensor]):
+def _banded_confidence(sources, size: Tuple[int, int], labels: Optional[torch.Tensor],
+                       label_dtype: torch.dtype = torch.int64):
     """(labels, the probability of each): the argmax of the bands unless `labels` are given."""
     confidence = torch.empty(size, device=sources[0][0].device)
-    band_labels = torch.empty(size, dtype=torch.int64, device=confidence.device) if labels is None else None
+    band_labels = torch.empty(size, dtype=label_dtype, device=confidence.device) if labels is None else None
     for rows, band in average_probabilities_in_bands(sources, *size):
         if labels is None:
             confidence[rows], band_labels[rows] = band.max(0)
         else:
-            confidence[rows] = band.gather(0, labels[rows][None].to(band.device))[0]
+            confidence[rows] = band.gather(0, labels[rows][None].to(band.device, torch.int64))[0]
     return (band_labels if labels is None else labels), confidence
 
 
@@ -488,8 +503,8 @@ def _banded_average(sources, size: Tuple[int, int]) -> torch.Tensor:
     return scores
 
 
-def _banded_labels(sources, size: Tuple[int, int]) -> torch.Tensor:
-    labels = torch.empty(size, dtype=torch.int64)
+def _banded_labels(sources, size: Tuple[int, int], label_dtype: torch.dtype = torch.int64) -> torch.Tensor:
+    labels = torch.empty(size, dtype=label_dtype)
     for rows, band in average_probabilities_in_bands(sources, *size):
         labels[rows] = band.argmax(0).cpu()
     return labels

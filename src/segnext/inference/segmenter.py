@@ -255,15 +255,17 @@ class Segmenter:
                         model, group, self.test_config, self.device, with_confidence=with_confidence)]
         if with_confidence and not with_probabilities:  # (H, W) each, without the classes' full-size scores
             pairs = segment_group_confidence(model, group, self.test_config, self.device,
-                                             memory_efficient=self.memory_efficient)
-            return [(labels.cpu().numpy().astype(self._label_dtype), confidence.cpu().numpy())
+                                             memory_efficient=self.memory_efficient,
+                                             label_dtype=self._torch_label_dtype)
+            return [(labels.cpu().numpy().astype(self._label_dtype, copy=False), confidence.cpu().numpy())
                     for labels, confidence in pairs]
         if with_probabilities:
             scores = segment_group_scores(model, group, self.test_config, self.device,
                                           memory_efficient=self.memory_efficient)
             return [self._labels_and_scores(one, with_probabilities, with_confidence) for one in scores]
-        labels = segment_group(model, group, self.test_config, self.device, memory_efficient=self.memory_efficient)
-        return [one.cpu().numpy().astype(self._label_dtype) for one in labels]
+        labels = segment_group(model, group, self.test_config, self.device, memory_efficient=self.memory_efficient,
+                               label_dtype=self._torch_label_dtype)
+        return [one.cpu().numpy().astype(self._label_dtype, copy=False) for one in labels]
 
     def _predict_many(self, images: Sequence[ImageInput], batch_size: int, **outputs: bool) -> list:
         """`predict_group`'s outputs in the order of `images`."""
@@ -299,6 +301,10 @@ class Segmenter:
     @property
     def _label_dtype(self):
         return np.uint8 if self.num_classes <= 256 else np.int32
+
+    @property
+    def _torch_label_dtype(self):  # made so: a large scene's labels are a byte a pixel, not int64's eight
+        return torch.uint8 if self.num_classes <= 256 else torch.int32
 
     def __repr__(self) -> str:
         c = self.test_config
