@@ -156,8 +156,8 @@ def slide_logits_in_bands(model, images: torch.Tensor, crop_size: Tuple[int, int
             logits[:, :, y1 - band_top:y2 - band_top, x1:x2] += model(images[:, :, y1:y2, x1:x2])
             counts[:, :, y1 - band_top:y2 - band_top, x1:x2] += 1
         final = (tops[row + 1] if row + 1 < rows else height) - band_top
-        if final > 0:
-            yield slice(band_top, band_top + final), logits[:, :, :final] / counts[:, :, :final]
+        if final > 0:  # divided in place: those rows take no more windows, and no copy of them is made
+            yield slice(band_top, band_top + final), logits[:, :, :final].div_(counts[:, :, :final])
             logits, counts, band_top = logits[:, :, final:], counts[:, :, final:], band_top + final
 
 
