@@ -156,6 +156,32 @@ def test_16_bit_colour_read_as_bands_is_learnt_from_the_bits_an_8_bit_read_drops
     assert "3 channels read as bands in their own units (not 8-bit RGB)" in capsys.readouterr().out
 
 
+def test_statistics_in_other_units_than_the_images_are_a_warning_at_the_start(tmp_path, capsys):
+    """16-bit colour read as bands with the 0..255 ImageNet values normalises to means of about 17
+    standard deviations: training starts with a warning naming the command that measures them; the
+    measured statistics, and 8-bit RGB with the ImageNet values, give none."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed: no 16-bit colour TIFF to write")
+    root = _wide_colour_dataset(tmp_path / "wide", tifffile)
+    raw = tiny_config(root, train={"max_iters": 1, "checkpoint_interval": 1})
+    raw["data"].update(bands=True, photometric=False)
+    config = load_config(str(write_config(tmp_path / "wide.yaml", raw)))
+    note = config.data.normalisation_note(config.data.build("train"))
+    first = root / "images" / "train" / "tile_000.tif"
+    assert note.startswith(f"data.mean/data.std normalise the training image {first} to channel means of 17.")
+    assert f"not in the images' units; `segnext data stats folder {root} --split train --bands` measures them" in note
+    train(config, tmp_path / "run", progress=False)
+    assert f"  warning: {note}" in capsys.readouterr().out
+    config.data.mean, config.data.std = (1150.0, 1150.0, 1130.0), (74.0, 74.0, 75.0)
+    assert config.data.normalisation_note(config.data.build("train")) is None
+    water = _water_dataset(tmp_path / "water", num_train=2, num_val=1)
+    raw = tiny_config(water, model={"name": "segnext_t", "options": {"in_channels": 4}})
+    raw["data"].update(mean=MEAN, std=STD, photometric=False)
+    config = load_config(str(write_config(tmp_path / "water.yaml", raw)))
+    assert config.data.normalisation_note(config.data.build("train")) is None
+    config.data.mean, config.data.std = (127.5, 127.5, 127.5, 0.5), (73.6, 73.6, 73.6, 0.2)  # band 4: reflectance
+    assert "--channels 4` measures them" in config.data.normalisation_note(config.data.build("train"))
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (these tests run on a GPU)")
 def test_a_model_of_four_channels_learns_from_the_fourth_on_the_gpu(tmp_path):

@@ -128,6 +128,10 @@ class ModelSection:
         return model, lines
 
 
+# Normalised channel means beyond this (in standard deviations) say that data.mean/data.std are in
+# other units than the images: 8-bit RGB with the ImageNet values stays within about 2.2.
+NORMALISED_MEAN_LIMIT = 6.0
+
 # How the data and a model of other input channels than RGB (SegNeXtConfig.in_channels) agree.
 CHANNELS_MATCH = ("give data.mean and data.std one value per input channel of the images, in the units of their "
                   "files (`segnext data stats` computes them), and model.options.in_channels as many")
@@ -244,6 +248,35 @@ class DataSection:
         root = Path(self.root).expanduser()
         return {"dataset": self.dataset, "split": self.train_split,
                 "groups": split_groups(get_spec(self.dataset, root), root, self.train_split) or None}
+
+    def normalisation_note(self, dataset, images: int = 2) -> Optional[str]:
+        """A warning when the first training images, normalised with data.mean/data.std, have a
+        channel mean further than `NORMALISED_MEAN_LIMIT` from 0: the statistics are not in the
+        images' units (the 0..255 ImageNet values for colour read as 16-bit bands, say), and the
+        network would see inputs far from any it was built or trained for. None when they agree or
+        no image could be read (training reports an unreadable file itself)."""
+        import numpy as np
+
+        from ..data import DataError
+
+        mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
+        for index in range(min(images, len(dataset))):
+            try:
+                sample = dataset.load(index)
+            except (DataError, OSError):
+                return None
+            image = np.asarray(sample["image"], dtype=np.float64).reshape(-1, len(mean))
+            normalised = (image.mean(0) - mean) / std
+            if np.abs(normalised).max() > NORMALISED_MEAN_LIMIT:
+                shown = ", ".join(f"{value:.1f}" for value in normalised)
+                command = (f"segnext data stats {self.dataset} {self.root} --split {self.train_split}"
+                           + (f" --channels {len(mean)}" if len(mean) != 3 else "")
+                           + (" --bands" if self.bands else ""))
+                return (f"data.mean/data.std normalise the training image {sample.get('path', index)} to channel means "
+                        f"of {shown} (a normalisation gives about 0): they are not in the images' units; `{command}` "
+                        f"measures them" + ("" if self.bands or len(mean) != 3 else
+                                            ", and data.bands=true reads colour of more than 8 bits at all its bits"))
+        return None
 
     def validation_note(self, training_data: Optional[dict] = None) -> Optional[str]:
         """What the val scores are worth when val is training data or shares its sequences (a note for

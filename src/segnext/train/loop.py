@@ -203,6 +203,7 @@ class Run:
         # What the run trains on (recorded in final_model) and what that makes its val scores worth.
         self.training_data = config.data.training_data() if env.is_main else None
         self.validation_note = config.data.validation_note(self.training_data) if env.is_main else None
+        self.normalisation_note = config.data.normalisation_note(self.train_set) if env.is_main else None
 
     def loop(self, should_stop: Callable[[], Optional[str]]) -> TrainResult:
         config, env, train_cfg = self.config, self.env, self.config.train
@@ -222,6 +223,8 @@ class Run:
                      f"({trainable:,} parameters)")
         if self.validation_note:
             self.say(f"  note: {self.validation_note}")
+        if self.normalisation_note:
+            self.say(f"  warning: {self.normalisation_note}")
         for note in self.selection_notes:
             self.say(f"  note: {note}")
         peak = peak_lr_factor(train_cfg.max_iters, config.schedule)
