@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -142,23 +143,35 @@ def slide_logits_in_bands(model, images: torch.Tensor, crop_size: Tuple[int, int
     cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
     bottoms = [min(row * stride_h + crop_h, height) for row in range(rows)]
     tops = [max(bottom - crop_h, 0) for bottom in bottoms]
-    band_top = 0  # the first row of `logits`, the rows above it given out
-    logits = torch.zeros((batch, num_classes, 0, width), dtype=images.dtype, device=images.device)
-    counts = torch.zeros((1, 1, 0, width), dtype=images.dtype, device=images.device)
+    # The rows are held in chunks, one per row of windows: the rows its windows reach below the rows
+    # before them. A window adds into each chunk it covers, and the rows no later window reaches are
+    # divided in place and given out, so that no row is ever held twice.
+    chunks: deque = deque()  # (first row, logits (B, K, rows, W), counts (1, 1, rows, W))
+    kind = dict(dtype=images.dtype, device=images.device)
+    given_out = 0  # the rows above this one are given out
     for row, (y1, y2) in enumerate(zip(tops, bottoms)):
-        more = y2 - band_top - logits.shape[2]
-        if more > 0:
-            logits = torch.cat([logits, logits.new_zeros((batch, num_classes, more, width))], dim=2)
-            counts = torch.cat([counts, counts.new_zeros((1, 1, more, width))], dim=2)
+        held_to = chunks[-1][0] + chunks[-1][1].shape[2] if chunks else 0
+        if y2 > held_to:
+            chunks.append((held_to, torch.zeros((batch, num_classes, y2 - held_to, width), **kind),
+                           torch.zeros((1, 1, y2 - held_to, width), **kind)))
         for col in range(cols):
             x2 = min(col * stride_w + crop_w, width)
             x1 = max(x2 - crop_w, 0)
-            logits[:, :, y1 - band_top:y2 - band_top, x1:x2] += model(images[:, :, y1:y2, x1:x2])
-            counts[:, :, y1 - band_top:y2 - band_top, x1:x2] += 1
-        final = (tops[row + 1] if row + 1 < rows else height) - band_top
-        if final > 0:  # divided in place: those rows take no more windows, and no copy of them is made
-            yield slice(band_top, band_top + final), logits[:, :, :final].div_(counts[:, :, :final])
-            logits, counts, band_top = logits[:, :, final:], counts[:, :, final:], band_top + final
+            window_logits = model(images[:, :, y1:y2, x1:x2])
+            for first, logits, counts in chunks:
+                top, bottom = max(y1, first), min(y2, first + logits.shape[2])
+                if top < bottom:
+                    logits[:, :, top - first:bottom - first, x1:x2] += window_logits[:, :, top - y1:bottom - y1]
+                    counts[:, :, top - first:bottom - first, x1:x2] += 1
+        final = tops[row + 1] if row + 1 < rows else height
+        while chunks and given_out < final:
+            first, logits, counts = chunks[0]
+            end = min(first + logits.shape[2], final)
+            done = slice(given_out - first, end - first)
+            yield slice(given_out, end), logits[:, :, done].div_(counts[:, :, done])
+            given_out = end
+            if end == first + logits.shape[2]:
+                chunks.popleft()
 
 
 def model_logits(model, images: torch.Tensor, config: TestConfig) -> torch.Tensor:
