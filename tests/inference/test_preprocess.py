@@ -42,3 +42,26 @@ def test_to_tensor_has_standard_channels_last_strides():
     assert x.stride() == (6 * 9 * 3, 1, 9 * 3, 3)
     batch = torch.cat([x, to_tensor(_image(6, 9))])
     assert batch.stride() == (6 * 9 * 3, 1, 9 * 3, 3) and batch[1:2].stride() == x.stride()
+
+
+def test_bands_are_kept_in_their_own_type_until_a_window_is_normalised(tmp_path):
+    """A 16-bit scene at its own size stays uint16 (half of a float32 copy): normalised, it gives the
+    float32 copy's numbers exactly (float32 holds every 16-bit value; made float32 in NumPy, which
+    PyTorch before 2.3 needs). A resized view is resized from float32, unrounded; a type float32
+    cannot hold exactly (int32, float64) is made float32 at once."""
+    from segnext.inference import TestConfig, prepare
+
+    colour = np.random.default_rng(0).integers(0, 65536, (30, 40, 3)).astype(np.uint16)
+    mean, std = (30000.0, 31000.0, 32000.0), (15000.0, 16000.0, 17000.0)
+    assert torch.equal(to_tensor(colour, mean, std), to_tensor(colour.astype(np.float32), mean, std))
+    np.save(tmp_path / "scene.npy", colour)
+    own_size = TestConfig(img_scale=None, mean=mean, std=std, bands=True)
+    for image in (colour, tmp_path / "scene.npy"):
+        (view,) = prepare(image, own_size).views
+        assert view.dtype == np.uint16 and np.array_equal(view, colour)
+    scaled = TestConfig(img_scale=None, scales=(1.0, 0.5), mean=mean, std=std, bands=True)
+    same, half = prepare(colour, scaled).views
+    assert same.dtype == np.uint16 and half.dtype == np.float32 and half.shape == (15, 20, 3)
+    assert np.array_equal(half, resize_for_test(colour.astype(np.float32), None, 0.5))
+    (view,) = prepare(colour.astype(np.int32), own_size).views
+    assert view.dtype == np.float32

@@ -113,7 +113,10 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.
     """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W), channels-last in memory (the pixels'
     own order, and the layout `optimize_for_inference` runs in); (H, W, C) with C values of mean
     and std for a model of other input channels."""
-    x = torch.from_numpy(np.require(image, requirements=("C", "W"))).permute(2, 0, 1).float()
+    array = np.require(image, requirements=("C", "W"))
+    if array.dtype == np.uint16:  # 16-bit bands, which torch.from_numpy takes only from PyTorch 2.3 on
+        array = array.astype(np.float32)
+    x = torch.from_numpy(array).permute(2, 0, 1).float()
     # Written into a tensor of standard channels-last strides: the permuted view has a batch stride
     # of 3 once unsqueezed, which PyTorch calls channels-last (a stride of a size-1 dimension is
     # free) but on which oneDNN's convolutions take a much slower path (BENCHMARKS.md); a batch of
@@ -143,14 +146,20 @@ class PreparedImage:
         return tuple(view.shape[:2] for view in self.views)
 
 
+# Types whose every value float32 holds exactly: bands of them are kept in them until a window is
+# normalised (a 16-bit scene takes half the memory of its float32 copy, and gives the same numbers).
+EXACT_IN_FLOAT32 = (np.uint8, np.int8, np.uint16, np.int16, np.float16, np.float32)
+
+
 def to_channels_array(image, channels: int) -> np.ndarray:
     """An image of a model that reads bands (other input channels than RGB, or RGB of more than 8
-    bits: `TestConfig.reads_bands`): a NumPy array (H, W, channels), or
-    (H, W) for one channel, or the path of a file of its bands (`segnext.data.read_bands`: .npy,
-    TIFF, ...), as float32 in its own units (the test settings' mean/std are in them)."""
+    bits: `TestConfig.reads_bands`): a NumPy array (H, W, channels), or (H, W) for one channel, or
+    the path of a file of its bands (`segnext.data.read_bands`: .npy, TIFF, ...), in its own units:
+    in its own type where float32 holds every value of it (8- and 16-bit integers, float16/32),
+    else as float32."""
     if isinstance(image, (str, os.PathLike)):
-        return read_bands(image, channels)
-    if not isinstance(image, np.ndarray):
+        image = read_bands(image, channels, dtype=None)
+    elif not isinstance(image, np.ndarray):
         raise TypeError(f"a model of {channels} input channels takes each image as a NumPy array (H, W, {channels}) "
                         f"or the path of a file of its bands (.npy, TIFF); got a {type(image).__name__}")
     array = image[:, :, None] if image.ndim == 2 and channels == 1 else image
@@ -159,7 +168,8 @@ def to_channels_array(image, channels: int) -> np.ndarray:
                          f"{channels} values), got {image.shape}")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise ValueError(f"unsupported image dtype {array.dtype}")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    exact = array.dtype.type in EXACT_IN_FLOAT32
+    return np.ascontiguousarray(array, dtype=array.dtype if exact else np.float32)
 
 
 def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
@@ -171,8 +181,15 @@ def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) 
     `segnext.data.display_rgb`'s picture of them."""
     if config.reads_bands:
         array = to_channels_array(image, config.channels)
-        views = tuple(resize_for_test(array, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
-        return PreparedImage(size=array.shape[:2], views=views, rgb=display_rgb(array) if keep_image else None)
+        views, floats = [], None
+        for ratio in config.scales:
+            if test_size(array.shape[:2], config.img_scale, ratio, config.size_divisor) == array.shape[:2]:
+                views.append(array)  # in its own type: each window is made float32 when it is normalised
+            else:  # resized unrounded, from float32
+                floats = array.astype(np.float32, copy=False) if floats is None else floats
+                views.append(resize_for_test(floats, config.img_scale, ratio, config.size_divisor))
+        return PreparedImage(size=array.shape[:2], views=tuple(views),
+                             rgb=display_rgb(array) if keep_image else None)
     rgb = to_rgb_array(image)
     views = tuple(resize_for_test(rgb, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
     return PreparedImage(size=(rgb.shape[0], rgb.shape[1]), views=views, rgb=rgb if keep_image else None)
