@@ -224,7 +224,13 @@ def test_probabilities_in_bands_equal_the_full_size_ones(eager, image, config, m
         (labels, probabilities, confidence), = segment_group_with_probabilities(eager, group, config,
                                                                                 with_confidence=True)
         assert torch.equal(labels, reference_labels) and (confidence - reference_confidence).abs().max() <= 1e-6
-        assert torch.equal(labels, segment(eager, image, config))
+        full_path = segment(eager, image, config)
+        if config.single_scale:  # the exact upsampled argmax
+            assert torch.equal(labels, full_path)
+        else:  # averages equal to float rounding: a label may differ only where two classes tie to it
+            differ = labels != full_path
+            gap = expected.gather(0, labels[None])[0] - expected.gather(0, full_path[None])[0]
+            assert differ.float().mean() < 1e-3 and (gap[differ].abs().max() if differ.any() else 0) <= 1e-6
         (alone, _), = segment_group_with_probabilities(eager, group, config)
         assert torch.equal(alone, labels)
 

@@ -132,7 +132,8 @@ class PreparedImage:
     """An image made ready for the model, without the model.
 
     size: (height, width) of the image, the size of its label map.
-    views: the image resized for each test scale (`config.scales`, in order), uint8 (h, w, 3).
+    views: the image resized for each test scale (`config.scales`, in order), uint8 (h, w, 3); bands
+    (`to_channels_array`) at their own size in their own type, resized as float32.
     rgb: the image itself (uint8 RGB), when kept for overlays.
     """
 
