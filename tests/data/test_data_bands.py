@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 import segnext.data.bands
 from segnext.data import DataError, TrainTransform, build_dataset, display_rgb, read_bands, read_image
 from segnext.data.bands import channel_statistics, decode_bands, read_image_or_bands
+from segnext.data.io import decode_image
 from segnext.data.resize import resize_image
 
 
@@ -131,6 +132,27 @@ def test_a_colour_tiff_of_16_bits_read_without_tifffile_says_to_install_it(tmp_p
     with pytest.raises(DataError, match="scene.tif: a TIFF of 16-bit colour, which Pillow reads at 8 bits a sample; "
                                         "install tifffile"):
         read_bands(tmp_path / "scene.tif", 3)
+
+
+def test_a_tiff_of_bands_read_as_rgb_is_refused_saying_how_to_read_it(tmp_path):
+    """Three grey 16-bit samples a pixel, interleaved or planar (as GDAL writes bands), are no picture
+    Pillow reads: the error says to read them as bands, which reads them right; so for an upload."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed: no such TIFF to write")
+    colour = np.random.default_rng(6).integers(0, 4096, (6, 9, 3), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "contig.tif", colour, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(colour, -1, 0), photometric="minisblack",
+                     planarconfig="separate")
+    for name in ("contig.tif", "planar.tif"):
+        with pytest.raises(DataError, match=f"{name}: cannot read this file .*; re-download or re-convert it; a TIFF "
+                                            f"of bands \\(16-bit colour, other channels than RGB\\) is read as bands: "
+                                            f"--bands or --channels N"):
+            read_image(tmp_path / name)
+        with pytest.raises(DataError, match="re-convert it; a TIFF of bands"):  # an upload: told by its first bytes
+            decode_image((tmp_path / name).read_bytes())
+        assert np.array_equal(read_bands(tmp_path / name, 3), colour.astype(np.float32))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(DataError, match="re-convert it$"):  # no word of bands for what is not a TIFF
+        read_image(tmp_path / "broken.png")
 
 
 def test_a_tiff_of_many_bands_is_read_interleaved_planar_or_a_page_a_band(tmp_path):

@@ -33,12 +33,11 @@ from PIL import ExifTags, Image, ImageOps
 
 from ..constants import ARRAY_SUFFIXES
 from ..utils import user_path
-from .io import DataError, read_image
+from .io import TIFF_SIGNATURES, DataError, read_image
 
 PathLike = Union[str, os.PathLike]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, either byte order
 
 
 class PixelLimitError(DataError):

@@ -57,14 +57,36 @@ def _open(path: PathLike) -> Image.Image:
     return _decode(path, str(path))
 
 
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, either byte order
+# Where a TIFF is no picture Pillow reads: files of bands, which `segnext.data.read_bands` reads.
+TIFF_OF_BANDS = ("a TIFF of bands (16-bit colour, other channels than RGB) is read as bands: --bands or --channels N "
+                 "(data.bands, model.options.in_channels)")
+
+
 def _decode(source, name: str) -> Image.Image:
     """Open and decode `source` (a path or a binary file object) with Pillow, errors naming `name`."""
     try:
         with Image.open(source) as image:  # closes the file, also when decoding fails
             image.load()  # decode now: a truncated or corrupt file fails here, not later
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"{name}: cannot read this file ({error}); re-download or re-convert it") from None
+        # Pillow reads no TIFF of more than four bands, nor grey bands of 16 bits (as GDAL writes them).
+        bands = f"; {TIFF_OF_BANDS}" if _is_tiff(source, name) else ""
+        raise DataError(f"{name}: cannot read this file ({error}); re-download or re-convert it{bands}") from None
     return image
+
+
+def _is_tiff(source, name: str) -> bool:
+    """Whether `source` is a TIFF: by its first bytes for a file object (an upload), else by its name."""
+    if hasattr(source, "read"):
+        try:
+            position = source.tell()
+            source.seek(0)  # an image file's own start: Pillow has read on from it
+            head = source.read(4)
+            source.seek(position)
+        except (OSError, ValueError):
+            return False
+        return head in TIFF_SIGNATURES
+    return str(name).lower().endswith((".tif", ".tiff"))
 
 
 def read_image(path: PathLike) -> np.ndarray:
