@@ -17,6 +17,11 @@ DEFAULT_NMF_SEED = 0
 # training checkpoints record it), else DEFAULT_NMF_SEED.
 SAVED_NMF_SEED = "saved"
 
+# Normalised channel means beyond this many standard deviations say that an image is in other units
+# than the normalisation's mean and std (8-bit RGB with the ImageNet values stays within about 2.2;
+# 12-bit data with them lies about 17 away).
+NORMALISED_MEAN_LIMIT = 6.0
+
 # File endings read as images (any letter case), for dataset folders and `segnext predict` inputs.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".jfif")
 

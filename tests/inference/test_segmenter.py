@@ -291,6 +291,26 @@ def test_an_rgb_model_of_bands_segments_16_bit_colour_in_its_own_units():
         segmenter.predict(Image.new("RGB", (8, 8)))
 
 
+def test_images_in_other_units_than_the_normalisation_are_a_warning_once():
+    """A model of 16-bit colour given an 8-bit image normalises it to means of about -15: a warning,
+    once per Segmenter; images in its units (and RGB ones for an RGB model) give none."""
+    model = segnext.create_model("segnext_t", 3).eval()
+    segmenter = Segmenter(model, TestConfig(img_scale=None, mean=(1150.0,) * 3, std=(70.0,) * 3, bands=True))
+    colour = np.random.default_rng(3).integers(1024, 1280, (24, 32, 3)).astype(np.uint16)
+    photo = (colour >> 4).astype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        segmenter.predict(colour)
+        Segmenter(model).predict(photo)
+    with pytest.warns(UserWarning, match="the test settings normalise an image to channel means of -1[45]\\..*: it is "
+                                         "in other units than they were .*takes its images at all their bits"):
+        segmenter.predict(photo)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        segmenter.predict(photo)  # said once
+
+
+@pytest.mark.filterwarnings("ignore:the test settings normalise")  # random bands, not in the settings' units
 def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_test(tmp_path):
     """in_channels=4: test settings with four means and deviations, images as arrays (H, W, 4) in
     their own units, through the same test procedure (here slide windows, flip)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
+from pathlib import Path
 from typing import List, Optional
 
 from ..utils import DiskFullError
@@ -81,7 +83,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"segnext {args.command}: error: {problem}", file=sys.stderr)
         return 1
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # the library's warnings, said as the command's own
+            warnings.showwarning = _command_warning(args.command, warnings.showwarning)
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         sys.stderr.close()
         return 0
@@ -96,6 +100,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         # A path given on the command line (an output folder, a work dir) that the file system refuses.
         print(f"segnext {args.command}: error: {path_error(error)}", file=sys.stderr)
         return 1
+
+
+def _command_warning(command: str, show_other):
+    """`warnings.showwarning` for a command: a warning of segnext's own code (written for people, as
+    its errors are) as one line, "segnext COMMAND: warning: ..."; any other as Python shows it."""
+    package = Path(__file__).resolve().parents[1]
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(package):
+            print(f"segnext {command}: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            show_other(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def path_error(error: OSError) -> str:

@@ -109,6 +109,13 @@ def model_input_sizes(size: Tuple[int, int], config: TestConfig) -> Tuple[Tuple[
     return tuple(dict.fromkeys(sizes))  # distinct, in order of the scales
 
 
+def normalised_channel_means(image: np.ndarray, mean, std) -> np.ndarray:
+    """Each channel's mean of `image` (H, W, C) once normalised, (x - mean) / std: about 0 for an image
+    in the normalisation's units, far from it (`NORMALISED_MEAN_LIMIT`) for one in others."""
+    values = np.asarray(image).reshape(-1, len(mean))
+    return (values.mean(0, dtype=np.float64) - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
+
+
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W), channels-last in memory (the pixels'
     own order, and the layout `optimize_for_inference` runs in); (H, W, C) with C values of mean

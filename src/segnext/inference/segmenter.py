@@ -20,12 +20,13 @@ their resized size with `segnext.inference.batching`; each gets the result it ge
 from __future__ import annotations
 
 import json
+import warnings
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from ..constants import IGNORE_INDEX, SAVED_NMF_SEED
+from ..constants import IGNORE_INDEX, NORMALISED_MEAN_LIMIT, SAVED_NMF_SEED
 from ..data.bands import display_rgb
 from ..data.palette import colorize, default_palette, overlay
 from ..models import create_model
@@ -34,7 +35,14 @@ from .backends import inference_model, resolve_backend
 from .batching import batches_by_size
 from .cuda_graph import CudaGraphSegNeXt
 from .precision import Amp, AutocastModel, autocast_dtype
-from .preprocess import ImageInput, PreparedImage, prepare, to_channels_array, to_rgb_array
+from .preprocess import (
+    ImageInput,
+    PreparedImage,
+    normalised_channel_means,
+    prepare,
+    to_channels_array,
+    to_rgb_array,
+)
 from .segment import (
     segment_group,
     segment_group_confidence,
@@ -141,6 +149,7 @@ class Segmenter:
         self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
         self.memory_efficient = memory_efficient
         self.amp = amp
+        self._warned_of_units = False  # images in other units than the normalisation's: said once
 
     @property
     def amp(self) -> Amp:
@@ -247,6 +256,8 @@ class Segmenter:
         probabilities_in_bands: the probabilities as a `ClassProbabilities`, computed one band of rows
         at a time when read (`.bands()`, `.save(path)`), instead of an array of all of them; the
         labels and confidence then are those of the memory-efficient path (`predict` on a CPU)."""
+        if not self._warned_of_units:
+            self._warn_of_units(group)
         model = self.inference_model
         if with_probabilities and probabilities_in_bands:
             return [(labels.cpu().numpy().astype(self._label_dtype), probabilities,
@@ -297,6 +308,23 @@ class Segmenter:
         if labels is None:
             labels = self.predict(rgb)
         return overlay(rgb, labels, self.palette, alpha, ignore_index=None)
+
+    def _warn_of_units(self, group: Sequence[PreparedImage]) -> None:
+        """A warning (once) when an image normalises far from 0: it is in other units than the images
+        the model was trained on (8-bit files for a model of 16-bit colour, say), and its labels mean
+        little. A pass over the pixels, a small part of a prediction."""
+        config = self.test_config
+        for image in group:
+            means = normalised_channel_means(image.views[0], config.mean, config.std)
+            if np.abs(means).max() > NORMALISED_MEAN_LIMIT:
+                self._warned_of_units = True
+                hint = (" (a model trained on bands of more than 8 bits takes its images at all their bits: 16-bit "
+                        "files or arrays)" if config.reads_bands and image.views[0].dtype == np.uint8 else "")
+                warnings.warn(f"the test settings normalise an image to channel means of "
+                              f"{', '.join(f'{value:.1f}' for value in means)} (the model's training images: about "
+                              f"0): it is in other units than they were (mean {list(config.mean)}, std "
+                              f"{list(config.std)}){hint}", stacklevel=4)  # the caller of `predict`
+                return
 
     @property
     def _label_dtype(self):

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..constants import IMAGENET_MEAN, IMAGENET_STD, NORMALISED_MEAN_LIMIT
 from ..devices import device_defaults
 from ..inference.settings import TestConfig
 from ..utils import did_you_mean, json_safe
@@ -127,10 +127,6 @@ class ModelSection:
                          "model.checkpoint)")
         return model, lines
 
-
-# Normalised channel means beyond this (in standard deviations) say that data.mean/data.std are in
-# other units than the images: 8-bit RGB with the ImageNet values stays within about 2.2.
-NORMALISED_MEAN_LIMIT = 6.0
 
 # How the data and a model of other input channels than RGB (SegNeXtConfig.in_channels) agree.
 CHANNELS_MATCH = ("give data.mean and data.std one value per input channel of the images, in the units of their "
@@ -258,23 +254,23 @@ class DataSection:
         import numpy as np
 
         from ..data import DataError
+        from ..inference.preprocess import normalised_channel_means
 
-        mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
+        channels = len(self.mean)
         for index in range(min(images, len(dataset))):
             try:
                 sample = dataset.load(index)
             except (DataError, OSError):
                 return None
-            image = np.asarray(sample["image"], dtype=np.float64).reshape(-1, len(mean))
-            normalised = (image.mean(0) - mean) / std
+            normalised = normalised_channel_means(sample["image"], self.mean, self.std)
             if np.abs(normalised).max() > NORMALISED_MEAN_LIMIT:
                 shown = ", ".join(f"{value:.1f}" for value in normalised)
                 command = (f"segnext data stats {self.dataset} {self.root} --split {self.train_split}"
-                           + (f" --channels {len(mean)}" if len(mean) != 3 else "")
+                           + (f" --channels {channels}" if channels != 3 else "")
                            + (" --bands" if self.bands else ""))
                 return (f"data.mean/data.std normalise the training image {sample.get('path', index)} to channel means "
                         f"of {shown} (a normalisation gives about 0): they are not in the images' units; `{command}` "
-                        f"measures them" + ("" if self.bands or len(mean) != 3 else
+                        f"measures them" + ("" if self.bands or channels != 3 else
                                             ", and data.bands=true reads colour of more than 8 bits at all its bits"))
         return None
 
