@@ -308,6 +308,10 @@ def test_images_in_other_units_than_the_normalisation_are_a_warning_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         segmenter.predict(photo)  # said once
+        late = Segmenter(model, segmenter.test_config)
+        for _ in range(segnext.inference.segmenter.UNIT_CHECKS):
+            late.predict(colour)
+        late.predict(photo)  # only the first groups are looked at: a mistake of units is in every image
 
 
 @pytest.mark.filterwarnings("ignore:the test settings normalise")  # random bands, not in the settings' units

@@ -51,6 +51,10 @@ from .segment import (
 )
 from .settings import TestConfig, default_test_config, test_config_for
 
+# The first groups of images a Segmenter looks at for images in other units than its test settings
+# (a mistake of units is in every image): a pass over their pixels each, then none.
+UNIT_CHECKS = 8
+
 
 class OnnxModel:
     """An ONNX file written by `segnext export`, run by onnxruntime, with what `segnext.inference`
@@ -149,7 +153,7 @@ class Segmenter:
         self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
         self.memory_efficient = memory_efficient
         self.amp = amp
-        self._warned_of_units = False  # images in other units than the normalisation's: said once
+        self._unit_checks_left = UNIT_CHECKS  # images in other units than the settings': said once
 
     @property
     def amp(self) -> Amp:
@@ -256,7 +260,8 @@ class Segmenter:
         probabilities_in_bands: the probabilities as a `ClassProbabilities`, computed one band of rows
         at a time when read (`.bands()`, `.save(path)`), instead of an array of all of them; the
         labels and confidence then are those of the memory-efficient path (`predict` on a CPU)."""
-        if not self._warned_of_units:
+        if self._unit_checks_left > 0:
+            self._unit_checks_left -= 1
             self._warn_of_units(group)
         model = self.inference_model
         if with_probabilities and probabilities_in_bands:
@@ -317,7 +322,7 @@ class Segmenter:
         for image in group:
             means = normalised_channel_means(image.views[0], config.mean, config.std)
             if np.abs(means).max() > NORMALISED_MEAN_LIMIT:
-                self._warned_of_units = True
+                self._unit_checks_left = 0
                 hint = (" (a model trained on bands of more than 8 bits takes its images at all their bits: 16-bit "
                         "files or arrays)" if config.reads_bands and image.views[0].dtype == np.uint8 else "")
                 warnings.warn(f"the test settings normalise an image to channel means of "
