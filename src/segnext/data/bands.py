@@ -44,6 +44,12 @@ class PixelLimitError(DataError):
     """An image of more pixels than the reader allows (`decode_bands(max_pixels=)`), found before decoding."""
 
 
+def reads_bands(channels: Optional[int], bands: bool = False) -> bool:
+    """Whether images of `channels` (None: as each file holds them) are read as bands: for other than
+    three, or for three with `bands` (colour of more than 8 bits: data.bands, `TestConfig.bands`)."""
+    return bool(bands) or channels not in (None, 3)
+
+
 def read_bands(path: PathLike, channels: Optional[int] = None, dtype=np.float32) -> np.ndarray:
     """The image at `path` as float32 (H, W, channels), in the units of its file (see the module).
     channels: the model's input channels, checked; None takes the file's own. dtype: None keeps the

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import count
-from .bands import read_bands, read_image_or_bands
+from .bands import read_bands, read_image_or_bands, reads_bands
 from .conversion import run_tasks
 from .datasets import (
     GROUP_PATTERN,
@@ -73,8 +73,7 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
     problems = []
     image = label = top_level = None
     try:
-        reads_bands = bands or channels not in (None, 3)
-        image = read_bands(image_path, channels) if reads_bands else read_image_or_bands(image_path)
+        image = read_bands(image_path, channels) if reads_bands(channels, bands) else read_image_or_bands(image_path)
         if image.dtype == np.uint8 and has_16_bit_samples(image_path):
             top_level = int(image.max())
     except (DataError, FileNotFoundError) as error:

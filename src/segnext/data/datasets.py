@@ -27,7 +27,7 @@ import torch.utils.data
 from ..constants import ARRAY_SUFFIXES, IGNORE_INDEX, IMAGE_SUFFIXES
 from ..utils import did_you_mean
 from . import classes as C
-from .bands import read_bands
+from .bands import read_bands, reads_bands
 from .formats import coco, cvat, label_studio, labelme, supervisely, via, yolo
 from .io import DataError, read_image, read_label
 from .palette import default_palette
@@ -807,7 +807,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.channels = channels
-        self.bands = bool(bands) or channels != 3  # the images are read as bands
+        self.bands = reads_bands(channels, bands)  # the images are read as bands
         self.name = spec.name
         self.split = listing.split
         self.root = str(listing.root)

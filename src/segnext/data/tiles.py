@@ -8,10 +8,9 @@ than a tile padded (image 0, label 255 = ignore). Names keep the scene's: `austi
 for the tile whose top left pixel is (512, 1024) of `austin1.tif`, so the scene is the tiles' group
 (`segnext data split` holds out whole scenes, the intervals resample them). Images are written
 losslessly: RGB as PNG, bands (channels other than 3, or 3 read as bands) as .npy arrays of their own
-type, and the tiles
-of a GeoTIFF scene as GeoTIFFs of its type that keep their place on the map (the scene's
-georeference with the raster moved to the tile: `predict --geotiff` on them gives label maps that
-mosaic back). Labels are written as class ids (the dataset's label map applied) in palettised PNGs,
+type, and the tiles of a GeoTIFF scene as GeoTIFFs of its type that keep their place on the map (the
+scene's georeference with the raster moved to the tile: `predict --geotiff` on them gives label maps
+that mosaic back). Labels are written as class ids (the dataset's label map applied) in palettised PNGs,
 on their tile's pixel grid, with a classes.json of the dataset's classes and colours.
 """
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import atomic_write
-from .bands import read_bands
+from .bands import read_bands, reads_bands
 from .conversion import Guarded, PrepareReport, run_tasks, up_to_date
 from .datasets import get_spec, list_split, split_names, splits_on_disk
 from .geotiff import georeference, tile_georeference, write_image_geotiff
@@ -75,8 +74,8 @@ def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int 
         report.failures += [f"{image}: no label (looked for {label})" for image, label in listing.images_without_label]
         for image, label in listing.pairs:
             tasks.append((str(image), str(label), relative_stem(listing, image), str(destination), part,
-                          listing.layout.label_map.table, palette, channels, bands or channels != 3, size, overlap,
-                          drop_unlabelled, overwrite))
+                          listing.layout.label_map.table, palette, channels, reads_bands(channels, bands), size,
+                          overlap, drop_unlabelled, overwrite))
     if not tasks:
         raise DataError(f"{root}: no labelled images in {', '.join(splits)}")
     destination.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..data.bands import reads_bands
 
 MS_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale test
 
@@ -94,7 +95,7 @@ class TestConfig:
     def reads_bands(self) -> bool:
         """Images are arrays or files of bands in their own units (`segnext.data.read_bands`), not
         8-bit RGB: for other channels than three, or three with `bands`."""
-        return self.bands or self.channels != 3
+        return reads_bands(self.channels, self.bands)
 
     @property
     def single_scale(self) -> bool:

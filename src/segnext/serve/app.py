@@ -45,7 +45,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from ..constants import IGNORE_INDEX
-from ..data.bands import PixelLimitError, decode_bands, display_rgb
+from ..data.bands import PixelLimitError, decode_bands, display_rgb, reads_bands
 from ..data.io import DataError, encode_image, encode_label_png, pil_to_rgb
 from ..data.palette import overlay
 from ..inference.segmenter import UNSURE_BELOW, Segmenter, confidence_greyscale, leave_unsure
@@ -116,7 +116,7 @@ def decode_upload(data: bytes, name: str, max_pixels: int, channels: int = 3, ba
 
     if not data:
         raise RequestError(400, f"{name} is empty: send an image file (PNG, JPEG, WebP, ...)")
-    if bands or channels != 3:
+    if reads_bands(channels, bands):
         try:
             return decode_bands(data, channels, name=name, max_pixels=max_pixels)
         except PixelLimitError as error:

@@ -817,6 +817,7 @@ def _check_channels(config: Config, fail) -> None:
     """The data's channels (data.mean's values) are the model's input channels; images of other
     channels than RGB, or of three read as bands, come from files of bands, without the RGB
     photometric distortion."""
+    from ..data.bands import reads_bands
     from ..data.hf import DATASET_NAME
 
     channels, options = len(config.data.mean), config.model.options
@@ -825,7 +826,7 @@ def _check_channels(config: Config, fail) -> None:
     if (config.model.checkpoint is None or "in_channels" in options) and in_channels != channels:
         fail("model.options.in_channels", f"is {in_channels} and data.mean/data.std normalise {channels} channels: "
                                           f"{CHANNELS_MATCH}.")
-    bands = channels != 3 or config.data.bands
+    bands = reads_bands(channels, config.data.bands)
     held = "are read as bands (data.bands)" if channels == 3 else f"have {channels} channels"
     if bands and config.data.photometric:
         fail("data.photometric", f"is true: the photometric distortion (brightness, contrast, saturation, hue) is "
