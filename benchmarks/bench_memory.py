@@ -14,7 +14,8 @@ Cases (SegNeXt-T, 150 classes, the official fixture checkpoint's weights):
   no flip) in 512 x 512 windows, stride 448, as aerial and satellite scenes are (`--keep-size`); run
   it with a model of few classes (`--checkpoint camvid`): the logits of 150 classes for every pixel of
   it would be 38 GB where they are all made; `slide_native_flip_8000x8000`: the same with flip (the
-  image's and its mirror's probabilities averaged);
+  image's and its mirror's probabilities averaged); `slide_native_*_probs_file_bands`: those scenes'
+  labels and class probabilities written as `segnext predict --probs` writes them;
 - `*_probs_file_*`: labels and the class probabilities written to a float16 .npy file, as
   `segnext predict --probs` does: `_whole` all of them made first (`predict_with_proba`, then
   `np.save`), `_bands` a band of rows at a time (`ClassProbabilities.save`); the file is removed
@@ -60,6 +61,12 @@ SETTINGS = {
     "ms_flip_2000x1500_proba": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "
                                                 "scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)",
                                 "predict_with_proba"),
+    "slide_native_8000x8000_probs_file_bands": ("(8000, 8000)", "TestConfig(img_scale=None, mode='slide', "
+                                                                "crop_size=(512, 512), stride=(448, 448))",
+                                                "probs_file_bands"),
+    "slide_native_flip_8000x8000_probs_file_bands": ("(8000, 8000)", "TestConfig(img_scale=None, mode='slide', "
+                                                                     "crop_size=(512, 512), stride=(448, 448), "
+                                                                     "flip=True)", "probs_file_bands"),
     "whole_2000x1500_probs_file_whole": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512))", "probs_file_whole"),
     "whole_2000x1500_probs_file_bands": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512))", "probs_file_bands"),
     "ms_flip_2000x1500_probs_file_bands": ("(1500, 2000)", "TestConfig(img_scale=(2048, 512), size_divisor=32, "

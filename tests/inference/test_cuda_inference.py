@@ -100,11 +100,13 @@ def test_confidence_on_the_gpu_is_the_cpus_to_float_rounding(no_tf32):
 
 
 def test_probabilities_in_bands_on_the_gpu_are_the_cpus_to_float_rounding(no_tf32, tmp_path):
-    """`segnext predict --probs` on a GPU: the bands are made on the device and written to the file."""
+    """`segnext predict --probs` on a GPU: the bands are made on the device and written to the file
+    (with windows over the image at its own size, made with the labels and held as float16)."""
     model, _, _ = reference_case("t")
     photo = np.random.default_rng(1).integers(0, 256, (120, 200, 3), dtype=np.uint8)
     for config in (segnext.TestConfig(img_scale=(160, 96)),
-                   segnext.TestConfig(img_scale=(160, 96), scales=(0.75, 1.0), flip=True)):
+                   segnext.TestConfig(img_scale=(160, 96), scales=(0.75, 1.0), flip=True),
+                   segnext.TestConfig(img_scale=None, mode="slide", crop_size=(64, 64), stride=(48, 48), flip=True)):
         labels, probabilities = segnext.Segmenter(model.cpu(), config, device="cpu").predict_with_proba(photo)
         gpu = segnext.Segmenter(model.cuda(), config, device="cuda")
         (got_labels, got), = gpu.predict_group([gpu.prepare(photo)], with_probabilities=True,

@@ -237,13 +237,40 @@ def test_probabilities_in_bands_equal_the_full_size_ones(eager, image, config, m
         assert probabilities.shape == (150, *image.shape[:2])
         band_shapes = [band.shape for _, band in probabilities.bands()]
         assert len(band_shapes) == 8 and all(shape == (150, 10, 109) for shape in band_shapes[:-1])
-        # several scales: averaged once where they fit the budget, labels and confidence read from it
-        assert (probabilities.computed is not None) == bool(budget and not config.single_scale)
+        # several scales: averaged once where they fit the budget, labels and confidence read from it;
+        # windows over the image at its own size: made with the labels, a band of rows at a time
+        at_own_size = config in (SLIDE_NATIVE, SLIDE_NATIVE_FLIP)
+        assert (probabilities.computed is not None) == bool(budget and not config.single_scale or at_own_size)
         assert np.abs(probabilities.numpy() - expected.numpy()).max() <= 1e-6
         saved = np.load(probabilities.save(tmp_path / "probs.npy"))
         assert saved.dtype == np.float16 and saved.shape == (150, *image.shape[:2])
         assert np.array_equal(saved, probabilities.numpy().astype(np.float16))
         assert [path.name for path in tmp_path.iterdir()] == ["probs.npy"]  # no temporary file left
+
+
+@pytest.mark.parametrize("config", [SLIDE_NATIVE, SLIDE_NATIVE_FLIP], ids=["one-view", "flip"])
+def test_probabilities_of_windows_at_the_images_size_are_made_with_the_labels(eager, image, config, monkeypatch,
+                                                                              tmp_path):
+    """Windows over the image at its own size: one pass gives the labels, the confidence and the
+    probabilities, without the logits of the whole image (their path would fail here); held as
+    float16 they are the float32 ones rounded, and the file is the same to the byte."""
+    other = np.ascontiguousarray(image[::-1])
+    group = [prepare(image, config), prepare(other, config)]
+    reference = segment_group_with_probabilities(eager, group, config, with_confidence=True)
+    monkeypatch.setattr(segment_module, "slide_logits", None)
+    monkeypatch.setattr(segment_module, "_stride8_sources", None)
+    held = segment_group_with_probabilities(eager, group, config, with_confidence=True, label_dtype=torch.uint8,
+                                            held_dtype=torch.float16)
+    for index, ((labels, probabilities, confidence), (labels16, probabilities16, confidence16)) in \
+            enumerate(zip(reference, held)):
+        assert labels16.dtype == torch.uint8 and torch.equal(labels16.long(), labels)
+        assert torch.equal(confidence16, confidence)
+        assert probabilities16.computed.dtype == torch.float16 and probabilities16.shape == (150, 77, 109)
+        full = probabilities.numpy()
+        assert np.array_equal(probabilities16.numpy(), full.astype(np.float16).astype(np.float32))
+        assert np.array_equal(full.argmax(0), labels.numpy()) and np.allclose(full.sum(0), 1, atol=1e-5)
+        assert (np.load(probabilities.save(tmp_path / f"{index}.npy")).tobytes() ==
+                np.load(probabilities16.save(tmp_path / f"{index}_16.npy")).tobytes())
 
 
 def test_probabilities_on_a_full_disk_are_an_error_naming_the_file(eager, image, full_disk, tmp_path):

@@ -93,6 +93,19 @@ def test_probabilities_in_bands_for_images_too_large_for_all_of_them(segmenter, 
     assert "broken.jpg" in results["broken.jpg"].error
 
 
+def test_probabilities_of_windows_at_the_images_size_are_held_as_float16(segmenter, files):
+    """Sliding windows over images at their own size (`--keep-size --mode slide`): the probabilities
+    come with the labels' pass, held as float16 (the file's values), the labels of one byte."""
+    config = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24), flip=True)
+    windows = Segmenter(segmenter.model, config)
+    results = list(predict_files(windows, files[:2], with_probabilities=True, probabilities_in_bands=True))
+    for result in results:
+        assert result.probabilities.computed.dtype == torch.float16 and result.labels.dtype == np.uint8
+        expected = windows.predict_proba(result.path)
+        np.testing.assert_array_equal(result.probabilities.numpy(), expected.astype(np.float16).astype(np.float32))
+        assert np.array_equal(result.labels, windows.predict(result.path))
+
+
 def test_arguments_are_checked(segmenter, files):
     with pytest.raises(ValueError, match="batch size must be at least 1"):
         next(predict_files(segmenter, files, batch_size=0))

@@ -298,23 +298,27 @@ class ClassProbabilities:
     time (`bands()`) from the low-resolution logits of every scale and flip
     (`segnext.ops.banded_average`): a band's memory instead of K x H x W floats (a 150-class
     12-megapixel photo: 7.2 GB of float32). The values of `segment_group_scores`' probabilities, to
-    float rounding."""
+    float rounding. Where they were made all at once (several scales averaged within the budget,
+    sliding windows over the image at its own size), `computed` holds them and the bands are its rows."""
 
     def __init__(self, sources: List[Source], size: Tuple[int, int], computed: Optional[torch.Tensor] = None):
         self.sources = sources
         self.size = size
-        self.computed = computed  # all of them, where they were made at once (the bands are views of it)
+        # all of them, where they were made at once (the bands are views of it): float32, or float16
+        # where `segment_group_with_probabilities` was asked to hold them so
+        self.computed = computed
 
     @property
     def shape(self) -> Tuple[int, int, int]:
-        return (self.sources[0][0].shape[0], *self.size)
+        classes = self.computed.shape[0] if self.computed is not None else self.sources[0][0].shape[0]
+        return (classes, *self.size)
 
     def bands(self, band_bytes: Optional[int] = None) -> Iterator[Tuple[slice, torch.Tensor]]:
         """(rows, their probabilities (num_classes, rows, W), float32), top to bottom."""
         if self.computed is not None:  # bands as small: a writer converts one at a time
             height, width = self.size
             band_rows = max(1, (band_bytes or banded_average.BAND_BYTES) // (4 * self.shape[0] * width))
-            return ((slice(top, min(top + band_rows, height)), self.computed[:, top:top + band_rows])
+            return ((slice(top, min(top + band_rows, height)), self.computed[:, top:top + band_rows].float())
                     for top in range(0, height, band_rows))
         return average_probabilities_in_bands(self.sources, *self.size, band_bytes)
 
@@ -349,30 +353,44 @@ class ClassProbabilities:
 
 @torch.no_grad()
 def segment_group_with_probabilities(model, group: Sequence[PreparedImage], config: Optional[TestConfig] = None,
-                                     device=None, *, with_confidence: bool = False) -> List[tuple]:
-    """Per image: (int64 labels (H, W), its `ClassProbabilities`), and with `with_confidence` the
+                                     device=None, *, with_confidence: bool = False,
+                                     label_dtype: torch.dtype = torch.int64,
+                                     held_dtype: torch.dtype = torch.float32) -> List[tuple]:
+    """Per image: (labels (H, W), its `ClassProbabilities`), and with `with_confidence` the
     probability of each label (float32 (H, W)), from one forward pass: the labels and the confidence
     as `segment_group_confidence` gives them with `memory_efficient=True`, the probabilities made
     later, a band at a time. Several scales or flips, whose labels take a pass over the bands of
     their own, are averaged once into a whole array where that fits `FULL_SCORES_BUDGET` (the
-    labels and the confidence read from it), so that the bands are not computed twice."""
+    labels and the confidence read from it), so that the bands are not computed twice.
+
+    Sliding windows over the images at their own size make the probabilities in the labels' pass,
+    a band of rows at a time (the logits of a whole scene are never held): they are kept in
+    `held_dtype`, float32 by default; torch.float16 halves them, at the values of a float16 file
+    (what `ClassProbabilities.save` writes by default). label_dtype: as `segment_group`'s."""
+    _check_label_dtype(label_dtype, model.num_classes)
     with evaluation_mode(model):
         model = _with_float32_logits(model)
         config, device = _defaults(model, group, config, device)
+        if _slides_at_own_size(group, config):
+            outputs = _slide_labels_in_bands(model, group, config, device, with_confidence, label_dtype, held_dtype)
+            return [(labels, ClassProbabilities([], image.size, probabilities),
+                     *([confidence] if with_confidence else []))
+                    for image, (labels, confidence, probabilities) in zip(group, outputs)]
         results = []
         for sources, size in _stride8_sources(model, group, config, device):
             probabilities = ClassProbabilities(sources, size)
             if len(sources) == 1:  # a single scale: the exact labels, as `segment_group`
                 low, chain = sources[0]
-                labels = upsampled_argmax(low, chain).to(device)
+                labels = upsampled_argmax(low, chain).to(device=device, dtype=label_dtype)
                 confidence = _banded_confidence(sources, size, labels)[1] if with_confidence else None
             elif 4 * probabilities.shape[0] * size[0] * size[1] <= FULL_SCORES_BUDGET:
                 probabilities.computed = _banded_average(sources, size)
                 confidence, labels = probabilities.computed.max(0)
+                labels = labels.to(label_dtype)
             elif with_confidence:
-                labels, confidence = _banded_confidence(sources, size, None)
+                labels, confidence = _banded_confidence(sources, size, None, label_dtype)
             else:
-                labels, confidence = _banded_labels(sources, size).to(device), None
+                labels, confidence = _banded_labels(sources, size, label_dtype).to(device), None
             results.append((labels, probabilities, *([confidence] if with_confidence else [])))
         return results
 
@@ -443,10 +461,11 @@ def _slides_at_own_size(group: Sequence[PreparedImage], config: TestConfig) -> b
 
 
 def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestConfig, device, with_confidence: bool,
-                           label_dtype: torch.dtype = torch.int64):
+                           label_dtype: torch.dtype = torch.int64, probabilities_dtype: Optional[torch.dtype] = None):
     """Per image: (labels, the probability of each, or None), band by band: `slide_logits`' argmax
     (and softmax), or with flip the average of the image's and its mirror's probabilities, as
-    `segment_group_scores` averages them (the mirror's windows cover the same rows)."""
+    `segment_group_scores` averages them (the mirror's windows cover the same rows). With
+    `probabilities_dtype`, a third: the class probabilities (K, H, W), held in that type."""
     arrays = [image.views[0] for image in group]
     views = [_WindowsNormalisedOnDemand(arrays, config, device)]
     if config.flip:
@@ -454,6 +473,8 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
     height, width = views[0].shape[2:]
     labels = torch.empty((len(group), height, width), dtype=label_dtype, device=device)
     confidence = torch.empty((len(group), height, width), device=device) if with_confidence else None
+    probabilities = None if probabilities_dtype is None else \
+        torch.empty((len(group), model.num_classes, height, width), dtype=probabilities_dtype, device=device)
     bands = [slide_logits_in_bands(model, x, config.crop_size, config.stride, model.num_classes) for x in views]
     for (rows, band), *mirror in zip(*bands):
         if mirror:
@@ -462,9 +483,14 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
         else:
             scores = band
         labels[:, rows] = scores.argmax(1)
+        if confidence is not None or probabilities is not None:
+            scores = scores if mirror else scores.float().softmax(1)
         if confidence is not None:
-            confidence[:, rows] = (scores if mirror else scores.float().softmax(1)).amax(1)
-    return [(labels[index], confidence[index] if confidence is not None else None) for index in range(len(group))]
+            confidence[:, rows] = scores.amax(1)
+        if probabilities is not None:
+            probabilities[:, :, rows] = scores
+    return [(labels[index], confidence[index] if confidence is not None else None,
+             *([probabilities[index]] if probabilities is not None else [])) for index in range(len(group))]
 
 
 class _WindowsNormalisedOnDemand:

@@ -259,16 +259,19 @@ class Segmenter:
 
         probabilities_in_bands: the probabilities as a `ClassProbabilities`, computed one band of rows
         at a time when read (`.bands()`, `.save(path)`), instead of an array of all of them; the
-        labels and confidence then are those of the memory-efficient path (`predict` on a CPU)."""
+        labels and confidence then are those of the memory-efficient path (`predict` on a CPU).
+        Sliding windows over an image at its own size make them with the labels, held as float16:
+        the values `.save(path)` writes (a float16 .npy), in half the memory of float32."""
         if self._unit_checks_left > 0:
             self._unit_checks_left -= 1
             self._warn_of_units(group)
         model = self.inference_model
         if with_probabilities and probabilities_in_bands:
-            return [(labels.cpu().numpy().astype(self._label_dtype), probabilities,
+            return [(labels.cpu().numpy().astype(self._label_dtype, copy=False), probabilities,
                      *[confidence.cpu().numpy() for confidence in rest])
                     for labels, probabilities, *rest in segment_group_with_probabilities(
-                        model, group, self.test_config, self.device, with_confidence=with_confidence)]
+                        model, group, self.test_config, self.device, with_confidence=with_confidence,
+                        label_dtype=self._torch_label_dtype, held_dtype=torch.float16)]
         if with_confidence and not with_probabilities:  # (H, W) each, without the classes' full-size scores
             pairs = segment_group_confidence(model, group, self.test_config, self.device,
                                              memory_efficient=self.memory_efficient,
