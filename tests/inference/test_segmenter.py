@@ -120,6 +120,27 @@ def test_sixteen_bit_keeps_the_top_byte():
     assert np.array_equal(to_rgb_array(deep), rgb)
 
 
+def test_a_callers_rgb_array_is_read_in_place_and_never_written(segmenter):
+    """`prepare` takes a uint8 RGB array as it is (no copy of a large scene: the views at its own size
+    are the array itself, as for bands) and predicting leaves it as it was; `to_rgb_array` still gives
+    a copy unless asked not to, and copies what is not already such an array."""
+    from segnext.inference import prepare
+
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    before = image.copy()
+    image.flags.writeable = False  # any write into it would raise
+    config = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24), flip=True)
+    prepared = prepare(image, config, keep_image=True)
+    assert np.shares_memory(prepared.views[0], image) and np.shares_memory(prepared.rgb, image)
+    windows = Segmenter(segmenter.model, config)
+    labels, confidence = windows.predict_with_confidence(image)
+    assert np.array_equal(windows.predict(before), labels) and windows.overlay(image, labels).shape == image.shape
+    assert np.array_equal(image, before)
+    assert not np.shares_memory(to_rgb_array(image), image) and to_rgb_array(image).flags.writeable
+    rgba = np.dstack([before, before[:, :, :1]])
+    assert to_rgb_array(rgba, copy=False).flags.c_contiguous and np.array_equal(to_rgb_array(rgba, copy=False), before)
+
+
 @pytest.mark.parametrize("array, expected", [
     (np.array([[0.0, 0.5, 1.0]], dtype=np.float32), [0, 128, 255]),      # 0..1, as scikit-image's floats
     (np.array([[0.0, 127.6, 300.0]], dtype=np.float64), [0, 128, 255]),  # 0..255, clipped

@@ -20,8 +20,10 @@ from .settings import TestConfig
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, bytes, BinaryIO]
 
 
-def to_rgb_array(image: ImageInput) -> np.ndarray:
+def to_rgb_array(image: ImageInput, *, copy: bool = True) -> np.ndarray:
     """Any supported image (path, PIL image, NumPy array) as a writable uint8 RGB (H, W, 3) array.
+    copy=False: an array that already is one (uint8 (H, W, 3), C-contiguous) is returned as it is,
+    not copied, for readers that do not write into it (192 MB saved on an 8000 x 8000 scene).
 
     Paths, PIL images and the bytes of an image file (or a binary file object: an upload) follow
     `segnext.data.read_image`'s rules (EXIF orientation, grayscale, palette, RGBA, 16-bit, CMYK; a
@@ -59,7 +61,7 @@ def to_rgb_array(image: ImageInput) -> np.ndarray:
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"empty image of shape {array.shape}")
     if array.dtype == np.uint8:
-        return np.array(array)
+        return np.array(array, copy=True) if copy or not array.flags.c_contiguous else array
     if array.dtype == np.uint16:
         return (array >> 8).astype(np.uint8)
     if array.dtype == np.bool_:
@@ -198,6 +200,6 @@ def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) 
                 views.append(resize_for_test(floats, config.img_scale, ratio, config.size_divisor))
         return PreparedImage(size=array.shape[:2], views=tuple(views),
                              rgb=display_rgb(array) if keep_image else None)
-    rgb = to_rgb_array(image)
+    rgb = to_rgb_array(image, copy=False)  # a caller's array is read, never written
     views = tuple(resize_for_test(rgb, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
     return PreparedImage(size=(rgb.shape[0], rgb.shape[1]), views=views, rgb=rgb if keep_image else None)

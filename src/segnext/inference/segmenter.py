@@ -312,7 +312,7 @@ class Segmenter:
             bands = to_channels_array(image, self.test_config.channels)
             labels = self.predict(bands) if labels is None else labels
             return overlay(display_rgb(bands), labels, self.palette, alpha, ignore_index=None)
-        rgb = to_rgb_array(image)
+        rgb = to_rgb_array(image, copy=False)
         if labels is None:
             labels = self.predict(rgb)
         return overlay(rgb, labels, self.palette, alpha, ignore_index=None)
