@@ -751,10 +751,25 @@ def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_pat
             assert raster.crs.to_epsg() == 32632 and raster.transform.c == 500000.0 and raster.transform.a == 0.5
             assert raster.nodata == 255
 
-    assert main([*run, "--out", str(tmp_path / "geo_all"), "--geotiff"]) == 0
+    assert main([*run, "--out", str(tmp_path / "geo_all"), "--geotiff", "--probs", "--confidence"]) == 0
     capsys.readouterr()
     with tifffile.TiffFile(tmp_path / "geo_all" / "tile.tif") as written:
         assert np.array_equal(written.asarray(), png) and 42113 not in written.pages[0].tags
+    # the probabilities and the confidence in the same place: float16 bands of the .npy's values, named
+    # after the classes; the confidence the probability of each label
+    assert main([*run, "--out", str(tmp_path / "npy"), "--probs"]) == 0
+    probabilities = np.load(tmp_path / "npy" / "tile_probs.npy")
+    with tifffile.TiffFile(tmp_path / "geo_all" / "tile_probs.tif") as written:
+        assert written.is_geotiff and written.pages[0].geotiff_tags["ProjectedCSTypeGeoKey"] == 32632
+        assert np.array_equal(written.asarray(), probabilities.transpose(1, 2, 0))
+        class_names = Segmenter.from_checkpoint(checkpoint_path).class_names
+        assert f">{class_names[0]}</Item>" in written.pages[0].tags[42112].value
+    with tifffile.TiffFile(tmp_path / "geo_all" / "tile_confidence.tif") as written:
+        confidence = written.asarray()
+        assert written.is_geotiff and confidence.dtype == np.float32 and confidence.shape == png.shape
+    label_probabilities = np.take_along_axis(probabilities, png[None].astype(np.int64), 0)[0]
+    assert np.abs(confidence - label_probabilities).max() <= 1e-3  # float16's rounding of the .npy
+    assert not (tmp_path / "geo_all" / "tile_confidence.png").exists()
     assert main(["predict", "-c", str(checkpoint_path), *FAST, str(tiles / "tile.tif"), "--geotiff", "--out",
                  str(tmp_path / "one.png")]) == 1
     assert "one.png: --geotiff writes the label map as a GeoTIFF; give --out " in capsys.readouterr().err

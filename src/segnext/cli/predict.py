@@ -7,7 +7,8 @@ colours); with --overlay also OUT/<name>_overlay.jpg, with --probs OUT/<name>_pr
 confidence) and OUT/confidence.csv (the images least confident first: what to label next); for a
 single image, `--out result.png` names the label map itself. With --submission BENCHMARK, the label
 maps are written in the ids and layout that benchmark's evaluation server takes, and packed into the
-file to upload (`segnext.data.submission`).
+file to upload (`segnext.data.submission`). With --geotiff the label maps are GeoTIFFs that keep
+their image's georeference, and so are the probabilities and the confidence.
 Files from a folder keep their sub-folder below OUT; names that differ only in their ending keep it
 (photo.jpg.png, photo.png.png). A video (.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label
 PNG per frame in OUT/<name>/ (with --confidence, each frame's confidence PNG there too, and
@@ -25,7 +26,7 @@ from __future__ import annotations
 import glob
 import sys
 from pathlib import Path, PurePosixPath
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..constants import ARRAY_SUFFIXES, IGNORE_INDEX, IMAGE_SUFFIXES, SUBMISSION_BENCHMARKS, VIDEO_SUFFIXES
 from .arguments import (
@@ -65,7 +66,8 @@ def register(subparsers) -> None:
                              "map; NAME_overlay.jpg, NAME_probs.npy beside it)")
     parser.add_argument("--overlay", action="store_true", help="also write the colours blended on the image")
     parser.add_argument("--alpha", type=unit_fraction, default=0.5, help="overlay colour weight (default 0.5)")
-    parser.add_argument("--probs", action="store_true", help="also write per-class probabilities (.npy, float16)")
+    parser.add_argument("--probs", action="store_true",
+                        help="also write per-class probabilities (.npy, float16; a GeoTIFF with --geotiff)")
     parser.add_argument("--confidence", action="store_true",
                         help="also write each pixel's confidence (the probability of its label) as a greyscale PNG "
                              "(255: sure; dark where the model is unsure, which is where most of its errors are), "
@@ -104,7 +106,9 @@ def register(subparsers) -> None:
                         help="write the label maps as GeoTIFFs (NAME.tif, the class colours as their palette) that "
                              "keep the georeference of each TIFF input (its GeoTIFF tags: where it lies, in which "
                              "coordinate system), for a GIS to lay the classes over the map; 255 is their 'no data' "
-                             "with --unsure-below (needs tifffile)")
+                             "with --unsure-below; --probs and --confidence then write GeoTIFFs too: NAME_probs.tif, "
+                             "a float16 band per class named after it, and NAME_confidence.tif, float32 "
+                             "(needs tifffile)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave out the images whose outputs (all those asked for) are in OUT already: a run "
                              "interrupted on a large folder goes on where it stopped (outputs are written whole or "
@@ -225,7 +229,7 @@ def check_inputs_kept(images: List[Tuple[Path, Path]], out: Path, args) -> None:
     segmented into its own folder): the image would be lost."""
     inputs = {path.resolve(): path for path, _ in images}
     for path, stem in images:
-        for output in _output_paths(out / stem, args):
+        for output in _output_paths(out / stem, args).values():
             overwritten = inputs.get(output.resolve())
             if overwritten is not None:
                 raise ValueError(f"--out {out}: the prediction of {path} would be written over the input image "
@@ -244,7 +248,7 @@ def without_existing_outputs(images: List[Tuple[Path, Path]], out: Path, args) -
         raise ValueError(f"--skip-existing would leave the skipped images out of what {', '.join(collected)} "
                          f"writes for all of them; run without --skip-existing")
     kept = [(path, stem) for path, stem in images
-            if not all(output.is_file() for output in _output_paths(out / stem, args))]
+            if not all(output.is_file() for output in _output_paths(out / stem, args).values())]
     return kept, len(images) - len(kept)
 
 
@@ -260,12 +264,14 @@ def label_suffix(args) -> str:
     return ".tif" if getattr(args, "geotiff", False) else ".png"
 
 
-def _output_paths(target: Path, args) -> List[Path]:
-    """What `_save` writes for an image with output stem `target`."""
-    return [target.parent / f"{target.name}{label_suffix(args)}"] + \
-        ([target.parent / f"{target.name}_overlay.jpg"] if args.overlay else []) + \
-        ([target.parent / f"{target.name}_probs.npy"] if args.probs else []) + \
-        ([target.parent / f"{target.name}_confidence.png"] if args.confidence else [])
+def _output_paths(target: Path, args) -> Dict[str, Path]:
+    """What `_save` writes for an image with output stem `target`, by kind, the labels first. With
+    --geotiff the probabilities and the confidence are GeoTIFFs too."""
+    raster = ".tif" if args.geotiff else None
+    endings = dict(labels=label_suffix(args), overlay="_overlay.jpg" if args.overlay else None,
+                   probabilities=args.probs and f"_probs{raster or '.npy'}",
+                   confidence=args.confidence and f"_confidence{raster or '.png'}")
+    return {kind: target.parent / f"{target.name}{ending}" for kind, ending in endings.items() if ending}
 
 
 def is_video(path: Path) -> bool:
@@ -437,7 +443,7 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
                 from ..inference.segmenter import leave_unsure
 
                 result.labels = leave_unsure(result.labels, result.confidence, args.unsure_below)
-            pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter.palette, args, collectors,
+            pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter, args, collectors,
                                                path, (stem.parent / path.name).as_posix(), benchmark)))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
         collect(limit=0)
@@ -445,35 +451,43 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     return failures
 
 
-def _save(result, target: Path, palette, args, collectors: Sequence = (), path: Optional[Path] = None,
+def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path: Optional[Path] = None,
           file_name: str = "", benchmark=None) -> None:
-    """OUT/<stem>.png, and the overlay and probabilities when asked for; each written atomically;
-    the labels added to the `collectors` (one thread saves, in order)."""
+    """OUT/<stem>.png (.tif with --geotiff), and the overlay, probabilities and confidence when asked
+    for; each written atomically; the labels added to the `collectors` (one thread saves, in order)."""
     import numpy as np
 
     from ..data import overlay, write_image, write_label
+    from ..data.geotiff import georeference, write_bands_geotiff, write_label_geotiff
     from ..inference.segmenter import confidence_greyscale
 
-    labels_path, *others = _output_paths(target, args)  # "scene.0001": the names keep the ".0001"
+    palette, outputs = segmenter.palette, _output_paths(target, args)  # "scene.0001": names keep the ".0001"
+    unlabelled = IGNORE_INDEX if args.unsure_below is not None else None  # a class 255 keeps its colour
+    tags = georeference(path) if args.geotiff else ()  # where the image lies, in its coordinate system
     if benchmark is not None:  # --submission: the server's ids and colours
         from ..data.submission import submission_label
 
-        write_label(labels_path, submission_label(result.labels, benchmark), benchmark.palette)
-    elif args.geotiff:  # where the image lies, in its coordinate system: its GeoTIFF tags
-        from ..data.geotiff import georeference, write_label_geotiff
-
-        write_label_geotiff(labels_path, result.labels, palette, georeference(path),
-                            nodata=IGNORE_INDEX if args.unsure_below is not None else None)
+        write_label(outputs["labels"], submission_label(result.labels, benchmark), benchmark.palette)
+    elif args.geotiff:
+        write_label_geotiff(outputs["labels"], result.labels, palette, tags, nodata=unlabelled)
     else:
-        write_label(labels_path, result.labels, palette)
+        write_label(outputs["labels"], result.labels, palette)
     if args.overlay:
-        unlabelled = IGNORE_INDEX if args.unsure_below is not None else None  # a class 255 keeps its colour
-        write_image(others.pop(0), overlay(result.image, result.labels, palette, args.alpha, ignore_index=unlabelled),
-                    quality=90)
+        write_image(outputs["overlay"], overlay(result.image, result.labels, palette, args.alpha,
+                                                ignore_index=unlabelled), quality=90)
     if args.probs:  # a band of rows at a time: a 150-class photo's would not fit in memory at once
-        result.probabilities.save(others.pop(0), np.float16)
+        probabilities = result.probabilities
+        if args.geotiff:  # float16 bands named after the classes, in the image's place
+            write_bands_geotiff(outputs["probabilities"], (band.cpu().numpy() for _, band in probabilities.bands()),
+                                probabilities.shape, np.float16, tags, segmenter.class_names)
+        else:
+            probabilities.save(outputs["probabilities"], np.float16)
     if args.confidence:
-        write_image(others.pop(0), confidence_greyscale(result.confidence))
+        if args.geotiff:  # the probability of each label itself, for a GIS to threshold
+            write_bands_geotiff(outputs["confidence"], [result.confidence[None]], (1, *result.confidence.shape),
+                                np.float32, tags, ["confidence"])
+        else:
+            write_image(outputs["confidence"], confidence_greyscale(result.confidence))
     for collector in collectors:
         collector.add(path, file_name, result)
 
@@ -631,7 +645,7 @@ class SubmissionArchive:
     def __init__(self, benchmark, out: Path, out_dir: Path, images: List[Tuple[Path, Path]], args):
         self.benchmark = benchmark  # a segnext.data.submission.SubmissionFormat
         self.out = out
-        self.label_paths = {path: _output_paths(out_dir / stem, args)[0] for path, stem in images}
+        self.label_paths = {path: _output_paths(out_dir / stem, args)["labels"] for path, stem in images}
         self.written: List[Path] = []
         resolved = out.resolve()
         self.archive = resolved.with_name(f"{resolved.name}.{self.benchmark.archive}")

@@ -7,7 +7,9 @@ directory and its parameters. A label map predicted at the image's own size lies
 lies, so those tags are copied onto it as they are, and a GIS (QGIS, GDAL, rasterio) lays the
 classes over the map. The label map is one band of class ids with the class colours as its palette
 (as segnext's PNGs are), and 255 is declared "no data" where pixels were left unlabelled
-(`--unsure-below`). A tile cut from a scene gets the scene's tags with its raster moved
+(`--unsure-below`). The class probabilities and the confidence of a scene are GeoTIFFs of float
+bands in the same place, each band named (GDAL's band description: the class names), written a
+band of rows at a time. A tile cut from a scene gets the scene's tags with its raster moved
 (`tile_georeference`), so tiles and their label maps lie where they were cut from and mosaic back
 (`gdalbuildvrt`). Needs `tifffile`.
 """
@@ -15,7 +17,8 @@ classes over the map. The label map is one band of class ids with the class colo
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, Optional, Sequence, Tuple, Union
+from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -29,6 +32,8 @@ PathLike = Union[str, os.PathLike]
 GEOREFERENCE_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)
 MODEL_PIXEL_SCALE, MODEL_TIEPOINT, MODEL_TRANSFORMATION = 33550, 33922, 34264
 GDAL_NODATA = 42113  # GDAL's "no data" value tag (ASCII), read by every GDAL-based tool
+GDAL_METADATA = 42112  # GDAL's metadata tag (XML): the names of the bands
+TILE = 256  # a tile's rows and columns, GDAL's default for tiled GeoTIFFs
 
 # (code, tifffile data type, count, value) of one tag, as tifffile.imwrite's extratags take them.
 Tag = Tuple[int, int, int, object]
@@ -90,6 +95,52 @@ def write_image_geotiff(path: PathLike, image: np.ndarray, tags: Sequence[Tag] =
     extratags = [(code, dtype, count, value, True) for code, dtype, count, value in tags]
     atomic_write(path, lambda temporary: tifffile.imwrite(temporary, image, compression="zlib", extratags=extratags,
                                                           **options))
+
+
+def write_bands_geotiff(path: PathLike, bands: Iterable[np.ndarray], shape: Tuple[int, int, int], dtype,
+                        tags: Sequence[Tag] = (), band_names: Sequence[str] = ()) -> None:
+    """Write an image of float (or integer) bands given as bands of rows, (bands, rows, W) arrays top
+    to bottom (`ClassProbabilities.bands()`), as a tiled TIFF of `shape` (bands, H, W)
+    and `dtype`, with the GeoTIFF `tags` and each band named after `band_names`, atomically. Only a
+    row of tiles is held at a time: a scene's probabilities are never all in memory here."""
+    tifffile = require("tifffile", "tiff", "Georeferenced class probabilities (--geotiff)")
+    count, height, width = shape
+    if band_names and len(band_names) != count:
+        raise ValueError(f"{len(band_names)} band names for {count} bands")
+    extratags = [(code, kind, number, value, True) for code, kind, number, value in tags]
+    if band_names:  # escaped twice and UTF-8, as GDAL writes them (it unescapes the text of an item again)
+        items = "".join(f'<Item name="DESCRIPTION" sample="{index}" role="description">{escape(escape(str(name)))}'
+                        f'</Item>' for index, name in enumerate(band_names))
+        extratags.append((GDAL_METADATA, "s", 0, f"<GDALMetadata>{items}</GDALMetadata>".encode(), True))
+    layout = dict(shape=(height, width, count), planarconfig="contig") if count > 1 else dict(shape=(height, width))
+    # Uncompressed: zlib makes float probabilities a fifth smaller at 60 times the time of writing them.
+    options = dict(dtype=dtype, tile=(TILE, TILE), photometric="minisblack", extratags=extratags, **layout)
+    size = count * height * width * np.dtype(dtype).itemsize
+    atomic_write(path, lambda temporary: tifffile.imwrite(temporary, _tiles(bands, shape, dtype), **options),
+                 size=size)
+
+
+def _tiles(bands: Iterable[np.ndarray], shape: Tuple[int, int, int], dtype) -> Iterator[np.ndarray]:
+    """The tiles (rows, columns, bands) of an image given as bands of rows, row of tiles by row of
+    tiles, left to right (the order of a tiled TIFF with its samples interleaved); the edge tiles
+    as they are (tifffile pads them)."""
+    count, height, width = shape
+    held: list = []  # the rows received and not yet in tiles, (rows, W, bands) each
+    received = given = 0
+    for band in bands:
+        if band.ndim != 3 or band.shape[0] != count or band.shape[2] != width or received + band.shape[1] > height:
+            raise ValueError(f"a band of shape {tuple(band.shape)} below {received} rows of an image of shape {shape}")
+        held.append(np.asarray(band, dtype=dtype).transpose(1, 2, 0))
+        received += band.shape[1]
+        while received - given >= TILE or (received == height and received > given):
+            block = np.concatenate(held) if len(held) > 1 else held[0]
+            for left in range(0, width, TILE):
+                tile = block[:TILE, left:left + TILE]
+                yield np.ascontiguousarray(tile if count > 1 else tile[:, :, 0])  # one band: (rows, columns)
+            given += min(TILE, len(block))
+            held = [block[TILE:]] if len(block) > TILE else []
+    if received != height:
+        raise ValueError(f"bands of {received} rows for an image of shape {shape}")
 
 
 def write_label_geotiff(path: PathLike, labels: np.ndarray, palette: Optional[Sequence[Sequence[int]]] = None,

@@ -1,0 +1,77 @@
+"""segnext.data.geotiff: float bands written as a tiled GeoTIFF a band of rows at a time, each band
+named, where the image lies (the label maps' and tiles' GeoTIFFs are tested with the commands that
+write them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segnext.data.geotiff import TILE, write_bands_geotiff
+
+tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): GeoTIFFs untested")
+
+# A UTM zone 32N (EPSG:32632) georeference with 0.5 m pixels: scale, tie point, GeoKeys, their text.
+TAGS = ((33550, 12, 3, (0.5, 0.5, 0.0)), (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0, 5600000.0, 0.0)),
+        (34735, 3, 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32632)),
+        (34737, 2, 0, "WGS 84 / UTM zone 32N|"))
+
+
+def _bands(image: np.ndarray, rows):
+    top = 0
+    for count in rows:
+        yield image[:, top:top + count]
+        top += count
+
+
+def test_bands_of_any_rows_become_a_tiled_geotiff_of_named_bands(tmp_path):
+    """Bands of uneven row counts (a row, less than a tile, more than one) make tiles of 256 whose
+    image is the one given, float16 as asked, each band named (GDAL's description), in its place."""
+    height, width = 2 * TILE + 85, TILE + 274
+    image = np.random.default_rng(0).random((3, height, width), dtype=np.float32)
+    rows = [7, 300, 1, 33, 200, height - 541]
+    names = ["road", "water & <shore>", "Straßenbäume"]  # GDAL's own escaping, UTF-8 as GDAL writes it
+    write_bands_geotiff(tmp_path / "probs.tif", _bands(image, rows), image.shape, np.float16, TAGS, names)
+    with tifffile.TiffFile(tmp_path / "probs.tif") as written:
+        page = written.pages[0]
+        assert page.is_tiled and (page.tilelength, page.tilewidth) == (TILE, TILE) and page.dtype == np.float16
+        assert np.array_equal(page.asarray(), image.transpose(1, 2, 0).astype(np.float16))
+        assert written.is_geotiff and page.geotiff_tags["ProjectedCSTypeGeoKey"] == 32632
+    try:
+        import rasterio
+    except ImportError:
+        return
+    with rasterio.open(tmp_path / "probs.tif") as raster:  # GDAL: the names, the place, the values
+        assert raster.descriptions == tuple(names) and raster.crs.to_epsg() == 32632
+        assert raster.transform.c == 500000.0 and raster.transform.a == 0.5
+        assert np.array_equal(raster.read(), image.astype(np.float16).astype(np.float32))
+
+
+def test_one_band_is_a_greyscale_geotiff(tmp_path):
+    """One band (the confidence): a plain tiled greyscale TIFF of its type."""
+    image = np.random.default_rng(1).random((1, 300, 20), dtype=np.float32)
+    write_bands_geotiff(tmp_path / "confidence.tif", [image], image.shape, np.float32, TAGS, ["confidence"])
+    with tifffile.TiffFile(tmp_path / "confidence.tif") as written:
+        assert written.pages[0].is_tiled and np.array_equal(written.asarray(), image[0])
+    try:
+        import rasterio
+    except ImportError:
+        return
+    with rasterio.open(tmp_path / "confidence.tif") as raster:
+        assert raster.descriptions == ("confidence",) and np.array_equal(raster.read(), image)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([10, 5], "bands of 15 rows for an image of shape"),                  # too few rows
+    ([10, 300], r"a band of shape \(2, 300, 40\) below 10 rows"),         # too many
+])
+def test_bands_that_do_not_make_the_image_are_an_error_and_leave_no_file(tmp_path, rows, message):
+    image = np.zeros((2, 300, 40), dtype=np.float32)
+    with pytest.raises(ValueError, match=message):
+        write_bands_geotiff(tmp_path / "probs.tif", _bands(np.zeros((2, 310, 40), np.float32), rows), image.shape,
+                            np.float16)
+    with pytest.raises(ValueError, match=r"a band of shape \(2, 300, 39\)"):
+        write_bands_geotiff(tmp_path / "probs.tif", [image[:, :, 1:]], image.shape, np.float16)
+    with pytest.raises(ValueError, match="1 band names for 2 bands"):
+        write_bands_geotiff(tmp_path / "probs.tif", [image], image.shape, np.float16, band_names=["one"])
+    assert list(tmp_path.iterdir()) == []
