@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segnext.ops.label_upsample import resize_chain, upsampled_argmax
+from segnext.ops.label_upsample import class_argmax, resize_chain, upsampled_argmax
 
 
 def _smooth_logits(num_classes, height, width, rng):
@@ -56,3 +56,13 @@ def test_label_only_resize_handles_non_finite_logits():
     assert torch.equal(upsampled_argmax(logits, [(30, 31)]), _reference_labels(logits, [(30, 31)]))
 
 
+
+
+@pytest.mark.parametrize("shape, dim", [((1, 11, 40, 70), 1), ((150, 30, 40), 0), ((3, 19, 5, 13), 1), ((7, 1), 0)])
+def test_class_argmax_is_argmax_ties_and_nan_included(shape, dim):
+    """The first of equal maxima (scores of few values tie everywhere), NaN as the maximum, as argmax."""
+    generator = torch.Generator().manual_seed(0)
+    for scores in (torch.randn(shape, generator=generator), torch.randint(0, 3, shape, generator=generator).float(),
+                   torch.randint(0, 3, shape, generator=generator).half()):
+        scores.view(-1)[::37] = float("nan") if scores.numel() > 40 else scores.view(-1)[::37]
+        assert torch.equal(class_argmax(scores, dim), scores.argmax(dim))

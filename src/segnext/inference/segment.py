@@ -53,7 +53,7 @@ from torch import nn
 from ..devices import device_defaults
 from ..ops import banded_average
 from ..ops.banded_average import Source, average_probabilities_in_bands
-from ..ops.label_upsample import upsampled_argmax
+from ..ops.label_upsample import class_argmax, upsampled_argmax
 from ..utils import atomic_write
 from .precision import AutocastModel, weight_dtype
 from .preprocess import ImageInput, PreparedImage, prepare, to_tensor
@@ -482,7 +482,7 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
             scores = (band.float().softmax(1) + mirrored.float().softmax(1).flip(3)) / 2
         else:
             scores = band
-        labels[:, rows] = scores.argmax(1)
+        labels[:, rows] = class_argmax(scores, 1)
         if confidence is not None or probabilities is not None:
             scores = scores if mirror else scores.float().softmax(1)
         if confidence is not None:
@@ -545,5 +545,5 @@ def _banded_average(sources, size: Tuple[int, int]) -> torch.Tensor:
 def _banded_labels(sources, size: Tuple[int, int], label_dtype: torch.dtype = torch.int64) -> torch.Tensor:
     labels = torch.empty(size, dtype=label_dtype)
     for rows, band in average_probabilities_in_bands(sources, *size):
-        labels[rows] = band.argmax(0).cpu()
+        labels[rows] = class_argmax(band, 0).cpu()
     return labels

@@ -2,7 +2,8 @@
 against the short reference it replaces:
 
 - `label_upsample.upsampled_argmax`: labels of "bilinear resize, then argmax" without
-  full-resolution class scores (reference: `F.interpolate` + `argmax`);
+  full-resolution class scores (reference: `F.interpolate` + `argmax`); `class_argmax`: argmax over
+  the classes by `max`, several times faster on the CPU;
 - `banded_average.average_probabilities_in_bands`: the multi-scale (+ flip) average of class
   probabilities one band of output rows at a time (reference: resize every scale, softmax, average);
 - `banded_loss.banded_cross_entropy`: resize + cross-entropy and its gradient one band of label

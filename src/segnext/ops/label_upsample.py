@@ -79,6 +79,13 @@ def _uniform_blocks(labels: torch.Tensor, trusted: torch.Tensor, max_rows: int, 
     return out
 
 
+def class_argmax(scores: torch.Tensor, dim: int) -> torch.Tensor:
+    """`scores.argmax(dim)`, the same indices (the first of equal maxima; NaN counts as the maximum),
+    taken with `max`: PyTorch's argmax over a dimension other than the last is several times slower
+    on the CPU (a band of 11 classes x 448 x 2400: 88 ms against 15 ms; BENCHMARKS.md)."""
+    return scores.max(dim).indices
+
+
 def upsampled_argmax(logits: torch.Tensor, sizes: Sequence[Tuple[int, int]],
                      memory_limit: int = DEFAULT_MEMORY_LIMIT) -> torch.Tensor:
     """argmax over classes of `logits` (K, h, w) resized through `sizes`; int64 (H, W) labels."""
@@ -98,14 +105,14 @@ def upsampled_argmax(logits: torch.Tensor, sizes: Sequence[Tuple[int, int]],
     if num_classes == 1:
         return torch.zeros((out_h, out_w), dtype=torch.int64)
     if not chain:
-        return logits.argmax(0)
+        return class_argmax(logits, 0)
     largest = float(logits.abs().max())
     if largest != largest or largest == float("inf"):  # NaN/inf break the margin argument: the reference way
         return resize_chain(logits[None], chain)[0].argmax(0)
 
     # Low-resolution winner and its margin over the runner-up (reductions over the outer class
     # dimension; topk there would be slow).
-    labels_low = logits.argmax(0)
+    labels_low = class_argmax(logits, 0)
     best = logits.gather(0, labels_low[None])[0]
     runner_up = logits.scatter(0, labels_low[None], -float("inf")).amax(0)
     threshold = MARGIN_FACTOR * max(1.0, largest)
