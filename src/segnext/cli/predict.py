@@ -267,10 +267,9 @@ def label_suffix(args) -> str:
 def _output_paths(target: Path, args) -> Dict[str, Path]:
     """What `_save` writes for an image with output stem `target`, by kind, the labels first. With
     --geotiff the probabilities and the confidence are GeoTIFFs too."""
-    raster = ".tif" if args.geotiff else None
     endings = dict(labels=label_suffix(args), overlay="_overlay.jpg" if args.overlay else None,
-                   probabilities=args.probs and f"_probs{raster or '.npy'}",
-                   confidence=args.confidence and f"_confidence{raster or '.png'}")
+                   probabilities=("_probs.tif" if args.geotiff else "_probs.npy") if args.probs else None,
+                   confidence=("_confidence.tif" if args.geotiff else "_confidence.png") if args.confidence else None)
     return {kind: target.parent / f"{target.name}{ending}" for kind, ending in endings.items() if ending}
 
 

@@ -23,7 +23,7 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, byte
 def to_rgb_array(image: ImageInput, *, copy: bool = True) -> np.ndarray:
     """Any supported image (path, PIL image, NumPy array) as a writable uint8 RGB (H, W, 3) array.
     copy=False: an array that already is one (uint8 (H, W, 3), C-contiguous) is returned as it is,
-    not copied, for readers that do not write into it (192 MB saved on an 8000 x 8000 scene).
+    not copied, for readers that do not write into it (a large scene is not held twice).
 
     Paths, PIL images and the bytes of an image file (or a binary file object: an upload) follow
     `segnext.data.read_image`'s rules (EXIF orientation, grayscale, palette, RGBA, 16-bit, CMYK; a

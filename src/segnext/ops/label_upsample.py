@@ -82,7 +82,7 @@ def _uniform_blocks(labels: torch.Tensor, trusted: torch.Tensor, max_rows: int, 
 def class_argmax(scores: torch.Tensor, dim: int) -> torch.Tensor:
     """`scores.argmax(dim)`, the same indices (the first of equal maxima; NaN counts as the maximum),
     taken with `max`: PyTorch's argmax over a dimension other than the last is several times slower
-    on the CPU (a band of 11 classes x 448 x 2400: 88 ms against 15 ms; BENCHMARKS.md)."""
+    on the CPU (BENCHMARKS.md)."""
     return scores.max(dim).indices
 
 
