@@ -113,7 +113,7 @@ def write_bands_geotiff(path: PathLike, bands: Iterable[np.ndarray], shape: Tupl
                         f'</Item>' for index, name in enumerate(band_names))
         extratags.append((GDAL_METADATA, "s", 0, f"<GDALMetadata>{items}</GDALMetadata>".encode(), True))
     layout = dict(shape=(height, width, count), planarconfig="contig") if count > 1 else dict(shape=(height, width))
-    # Uncompressed: zlib makes float probabilities a fifth smaller at 60 times the time of writing them.
+    # Uncompressed: zlib makes float probabilities little smaller, at many times the time (BENCHMARKS.md).
     options = dict(dtype=dtype, tile=(TILE, TILE), photometric="minisblack", extratags=extratags, **layout)
     size = count * height * width * np.dtype(dtype).itemsize
     atomic_write(path, lambda temporary: tifffile.imwrite(temporary, _tiles(bands, shape, dtype), **options),
