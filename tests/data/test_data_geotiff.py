@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from segnext.data import geotiff
 from segnext.data.geotiff import TILE, write_bands_geotiff
 
 tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): GeoTIFFs untested")
@@ -59,6 +60,25 @@ def test_one_band_is_a_greyscale_geotiff(tmp_path):
         return
     with rasterio.open(tmp_path / "confidence.tif") as raster:
         assert raster.descriptions == ("confidence",) and np.array_equal(raster.read(), image)
+
+
+def test_bands_beyond_4_gb_are_a_bigtiff(tmp_path, monkeypatch):
+    """Tiles given one by one do not tell tifffile the image's size: above the classic TIFF's 4 GB of
+    offsets the file is a BigTIFF (here with the threshold lowered), which GDAL reads as well."""
+    monkeypatch.setattr(geotiff, "BIGTIFF_ABOVE", 1000)
+    image = np.random.default_rng(2).random((2, 40, 30), dtype=np.float32)
+    write_bands_geotiff(tmp_path / "big.tif", [image], image.shape, np.float16, TAGS, ["a", "b"])
+    with tifffile.TiffFile(tmp_path / "big.tif") as written:
+        assert written.is_bigtiff and np.array_equal(written.asarray(), image.transpose(1, 2, 0).astype(np.float16))
+    monkeypatch.setattr(geotiff, "BIGTIFF_ABOVE", 10_000)
+    write_bands_geotiff(tmp_path / "classic.tif", [image], image.shape, np.float16)
+    assert not tifffile.TiffFile(tmp_path / "classic.tif").is_bigtiff
+    try:
+        import rasterio
+    except ImportError:
+        return
+    with rasterio.open(tmp_path / "big.tif") as raster:
+        assert raster.descriptions == ("a", "b") and raster.crs.to_epsg() == 32632
 
 
 @pytest.mark.parametrize("rows, message", [

@@ -34,6 +34,9 @@ MODEL_PIXEL_SCALE, MODEL_TIEPOINT, MODEL_TRANSFORMATION = 33550, 33922, 34264
 GDAL_NODATA = 42113  # GDAL's "no data" value tag (ASCII), read by every GDAL-based tool
 GDAL_METADATA = 42112  # GDAL's metadata tag (XML): the names of the bands
 TILE = 256  # a tile's rows and columns, GDAL's default for tiled GeoTIFFs
+# Images of more bytes are written as BigTIFF (64-bit offsets; GDAL and QGIS read it), as tifffile
+# decides for an array; it cannot tell the size of tiles given by an iterator.
+BIGTIFF_ABOVE = 2**32 - 2**25
 
 # (code, tifffile data type, count, value) of one tag, as tifffile.imwrite's extratags take them.
 Tag = Tuple[int, int, int, object]
@@ -116,8 +119,8 @@ def write_bands_geotiff(path: PathLike, bands: Iterable[np.ndarray], shape: Tupl
     # Uncompressed: zlib makes float probabilities little smaller, at many times the time (BENCHMARKS.md).
     options = dict(dtype=dtype, tile=(TILE, TILE), photometric="minisblack", extratags=extratags, **layout)
     size = count * height * width * np.dtype(dtype).itemsize
-    atomic_write(path, lambda temporary: tifffile.imwrite(temporary, _tiles(bands, shape, dtype), **options),
-                 size=size)
+    atomic_write(path, lambda temporary: tifffile.imwrite(temporary, _tiles(bands, shape, dtype),
+                                                          bigtiff=size > BIGTIFF_ABOVE, **options), size=size)
 
 
 def _tiles(bands: Iterable[np.ndarray], shape: Tuple[int, int, int], dtype) -> Iterator[np.ndarray]:
