@@ -751,7 +751,7 @@ def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_pat
             assert raster.crs.to_epsg() == 32632 and raster.transform.c == 500000.0 and raster.transform.a == 0.5
             assert raster.nodata == 255
 
-    assert main([*run, "--out", str(tmp_path / "geo_all"), "--geotiff", "--probs", "--confidence"]) == 0
+    assert main([*run, "--out", str(tmp_path / "geo_all"), "--geotiff", "--probs", "--confidence", "--overlay"]) == 0
     capsys.readouterr()
     with tifffile.TiffFile(tmp_path / "geo_all" / "tile.tif") as written:
         assert np.array_equal(written.asarray(), png) and 42113 not in written.pages[0].tags
@@ -770,6 +770,12 @@ def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_pat
     label_probabilities = np.take_along_axis(probabilities, png[None].astype(np.int64), 0)[0]
     assert np.abs(confidence - label_probabilities).max() <= 1e-3  # float16's rounding of the .npy
     assert not (tmp_path / "geo_all" / "tile_confidence.png").exists()
+    with tifffile.TiffFile(tmp_path / "geo_all" / "tile_overlay.tif") as written:  # the overlay in place, RGB
+        from segnext.data import overlay
+
+        assert written.is_geotiff and written.pages[0].geotiff_tags["ProjectedCSTypeGeoKey"] == 32632
+        palette = Segmenter.from_checkpoint(checkpoint_path).palette
+        assert np.array_equal(written.asarray(), overlay(scene, png, palette, 0.5))
     assert main(["predict", "-c", str(checkpoint_path), *FAST, str(tiles / "tile.tif"), "--geotiff", "--out",
                  str(tmp_path / "one.png")]) == 1
     assert "one.png: --geotiff writes the label map as a GeoTIFF; give --out " in capsys.readouterr().err

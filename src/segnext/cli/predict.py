@@ -8,7 +8,7 @@ confidence) and OUT/confidence.csv (the images least confident first: what to la
 single image, `--out result.png` names the label map itself. With --submission BENCHMARK, the label
 maps are written in the ids and layout that benchmark's evaluation server takes, and packed into the
 file to upload (`segnext.data.submission`). With --geotiff the label maps are GeoTIFFs that keep
-their image's georeference, and so are the probabilities and the confidence.
+their image's georeference, and so are the overlays, the probabilities and the confidence.
 Files from a folder keep their sub-folder below OUT; names that differ only in their ending keep it
 (photo.jpg.png, photo.png.png). A video (.mp4, .avi, ...) gets OUT/<name>_overlay.mp4 and a label
 PNG per frame in OUT/<name>/ (with --confidence, each frame's confidence PNG there too, and
@@ -106,9 +106,9 @@ def register(subparsers) -> None:
                         help="write the label maps as GeoTIFFs (NAME.tif, the class colours as their palette) that "
                              "keep the georeference of each TIFF input (its GeoTIFF tags: where it lies, in which "
                              "coordinate system), for a GIS to lay the classes over the map; 255 is their 'no data' "
-                             "with --unsure-below; --probs and --confidence then write GeoTIFFs too: NAME_probs.tif, "
-                             "a float16 band per class named after it, and NAME_confidence.tif, float32 "
-                             "(needs tifffile)")
+                             "with --unsure-below; --overlay, --probs and --confidence then write GeoTIFFs too: "
+                             "NAME_overlay.tif (RGB), NAME_probs.tif, a float16 band per class named after it, and "
+                             "NAME_confidence.tif, float32 (needs tifffile)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave out the images whose outputs (all those asked for) are in OUT already: a run "
                              "interrupted on a large folder goes on where it stopped (outputs are written whole or "
@@ -266,8 +266,9 @@ def label_suffix(args) -> str:
 
 def _output_paths(target: Path, args) -> Dict[str, Path]:
     """What `_save` writes for an image with output stem `target`, by kind, the labels first. With
-    --geotiff the probabilities and the confidence are GeoTIFFs too."""
-    endings = dict(labels=label_suffix(args), overlay="_overlay.jpg" if args.overlay else None,
+    --geotiff every picture of the image is a GeoTIFF in its place."""
+    endings = dict(labels=label_suffix(args),
+                   overlay=("_overlay.tif" if args.geotiff else "_overlay.jpg") if args.overlay else None,
                    probabilities=("_probs.tif" if args.geotiff else "_probs.npy") if args.probs else None,
                    confidence=("_confidence.tif" if args.geotiff else "_confidence.png") if args.confidence else None)
     return {kind: target.parent / f"{target.name}{ending}" for kind, ending in endings.items() if ending}
@@ -457,7 +458,7 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     import numpy as np
 
     from ..data import overlay, write_image, write_label
-    from ..data.geotiff import georeference, write_bands_geotiff, write_label_geotiff
+    from ..data.geotiff import georeference, write_bands_geotiff, write_image_geotiff, write_label_geotiff
     from ..inference.segmenter import confidence_greyscale
 
     palette, outputs = segmenter.palette, _output_paths(target, args)  # "scene.0001": names keep the ".0001"
@@ -472,8 +473,11 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     else:
         write_label(outputs["labels"], result.labels, palette)
     if args.overlay:
-        write_image(outputs["overlay"], overlay(result.image, result.labels, palette, args.alpha,
-                                                ignore_index=unlabelled), quality=90)
+        blended = overlay(result.image, result.labels, palette, args.alpha, ignore_index=unlabelled)
+        if args.geotiff:  # RGB in the image's place, to lay over the map as it is
+            write_image_geotiff(outputs["overlay"], blended, tags)
+        else:
+            write_image(outputs["overlay"], blended, quality=90)
     if args.probs:  # a band of rows at a time: a 150-class photo's would not fit in memory at once
         probabilities = result.probabilities
         if args.geotiff:  # float16 bands named after the classes, in the image's place

@@ -40,15 +40,35 @@ def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]],
     return table[labels]
 
 
+# Pixels blended at a time by `overlay`: its float32 temporaries are a band's (a few MB), not those of
+# a whole scene (five of 768 MB for 8000 x 8000 RGB).
+BLEND_PIXELS = 1 << 18
+
+
 def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5,
             ignore_index: Optional[int] = IGNORE_INDEX) -> np.ndarray:
     """The RGB image with the label colours blended in (`alpha` = weight of the colours); pixels
-    labelled `ignore_index` keep the image's colour."""
+    labelled `ignore_index` keep the image's colour. Blended a band of rows at a time (the same
+    numbers as all at once)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"overlay alpha (the weight of the label colours) must be from 0 to 1, got {alpha}")
+    image, labels = np.asarray(image), np.asarray(labels)
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != labels.shape:
+        raise ValueError(f"overlay takes an RGB image (H, W, 3) and its labels (H, W), got {image.shape} and "
+                         f"{labels.shape}")
+    out = np.empty(image.shape, dtype=np.uint8)
+    band_rows = max(1, BLEND_PIXELS // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], band_rows):
+        rows = slice(top, top + band_rows)
+        out[rows] = _blend(image[rows], labels[rows], palette, alpha, ignore_index)
+    return out
+
+
+def _blend(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]], alpha: float,
+           ignore_index: Optional[int]) -> np.ndarray:
     colours = colorize(labels, palette, ignore_index).astype(np.float32)
     blended = image.astype(np.float32) * (1.0 - alpha) + colours * alpha
     if ignore_index is not None and ignore_index >= len(palette):
-        ignored = np.asarray(labels) == ignore_index
+        ignored = labels == ignore_index
         blended[ignored] = image[ignored]
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
