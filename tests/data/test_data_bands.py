@@ -171,6 +171,34 @@ def test_a_tiff_of_many_bands_is_read_interleaved_planar_or_a_page_a_band(tmp_pa
         read_bands(tmp_path / "broken.tif", 7)
 
 
+def picture_at_once(bands):
+    """The picture of `display_rgb` written plainly: each band's percentiles by np.percentile, the
+    whole band stretched at once."""
+    shown = bands[:, :, :3].astype(np.float32)
+    picture = np.empty(shown.shape, dtype=np.uint8)
+    for band in range(3):
+        values = shown[:, :, band]
+        low, high = np.percentile(values[np.isfinite(values)], (2, 98))
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        picture[:, :, band] = np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255)
+    return picture
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.float32])
+def test_the_picture_made_in_bands_of_rows_is_the_picture_made_at_once(monkeypatch, dtype):
+    """Integer percentiles from a histogram (ties everywhere in the second case) and the stretch in
+    bands of rows give the very pixels of the plain computation."""
+    from segnext.data import bands as bands_module
+
+    monkeypatch.setattr(bands_module, "STATISTICS_CHUNK", 7 * 61)  # bands of 7 rows
+    rng = np.random.default_rng(5)
+    low, high = (np.iinfo(dtype).min, np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else (-2.0, 3.0)
+    spread = rng.uniform(low, high, (45, 61, 4)).astype(dtype)
+    few = rng.integers(0, 4, (45, 61, 4)).astype(dtype)
+    for image in (spread, few):
+        assert np.array_equal(display_rgb(image), picture_at_once(image))
+
+
 def test_the_picture_of_bands_stretches_the_first_three_between_their_percentiles():
     rng = np.random.default_rng(3)
     bands = rng.uniform(0, 1000, (50, 60, 5)).astype(np.float32)

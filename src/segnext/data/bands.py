@@ -205,7 +205,9 @@ def _oriented(array: np.ndarray, orientation: int) -> np.ndarray:
 def display_rgb(bands: np.ndarray) -> np.ndarray:
     """An 8-bit RGB picture (H, W, 3) of an image of any channels (H, W, C) or (H, W): the first three
     bands, or the first as grey when there are fewer, each stretched linearly from its 2nd to its 98th
-    percentile to 0..255 (NaN as the low end). An 8-bit RGB image is returned as it is."""
+    percentile to 0..255 (NaN as the low end). An 8-bit RGB image is returned as it is. The
+    percentiles of 8- and 16-bit integers come from a histogram, and the stretch is made a band of
+    rows at a time: a scene's picture takes little more memory than itself."""
     bands = np.asarray(bands)
     if bands.ndim == 2:
         bands = bands[:, :, None]
@@ -215,13 +217,39 @@ def display_rgb(bands: np.ndarray) -> np.ndarray:
         return bands
     shown = bands[:, :, :3] if bands.shape[2] >= 3 else bands[:, :, :1]
     picture = np.empty(shown.shape, dtype=np.uint8)
+    band_rows = max(1, STATISTICS_CHUNK // shown.shape[1])
     for band in range(shown.shape[2]):
-        values = shown[:, :, band].astype(np.float32)
-        finite = values[np.isfinite(values)]
-        low, high = np.percentile(finite, (2, 98)) if finite.size else (0.0, 0.0)
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-        picture[:, :, band] = np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255)
+        low, high = _stretch_percentiles(shown[:, :, band], band_rows)
+        for top in range(0, shown.shape[0], band_rows):
+            values = shown[top:top + band_rows, :, band].astype(np.float32)
+            scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+            picture[top:top + band_rows, :, band] = np.clip(
+                np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255)
     return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture
+
+
+def _stretch_percentiles(values: np.ndarray, band_rows: int) -> tuple:
+    """The 2nd and 98th percentiles of the finite `values` (H, W), as `np.percentile` gives them
+    (linear interpolation between the order statistics); (0, 0) when none is finite. 8- and 16-bit
+    integers are counted in a histogram, a band of rows at a time, instead of sorting a copy."""
+    if values.dtype.kind not in "ui" or values.dtype.itemsize > 2:
+        as_float32 = values.astype(np.float32, copy=False)  # what is stretched: beyond float32 is infinite
+        finite = as_float32[np.isfinite(as_float32)]
+        return tuple(np.percentile(finite, (2, 98))) if finite.size else (0.0, 0.0)
+    lowest = int(np.iinfo(values.dtype).min)
+    counts = np.zeros(1 << (8 * values.dtype.itemsize), dtype=np.int64)
+    for top in range(0, values.shape[0], band_rows):
+        rows = values[top:top + band_rows].ravel()
+        counts += np.bincount(rows.astype(np.int32) - lowest if lowest else rows, minlength=len(counts))
+    ranks = np.cumsum(counts)
+    result = []
+    for quantile in (0.02, 0.98):
+        position = quantile * (values.size - 1)
+        below = int(np.floor(position))
+        first, second = (int(np.searchsorted(ranks, rank, side="right")) + lowest
+                         for rank in (below, min(below + 1, values.size - 1)))
+        result.append(np.float64(first + (second - first) * (position - below)))
+    return tuple(result)
 
 
 def read_image_or_bands(path: PathLike) -> np.ndarray:
