@@ -90,7 +90,7 @@ def test_bands_that_do_not_make_the_image_are_an_error_and_leave_no_file(tmp_pat
     with pytest.raises(ValueError, match=message):
         write_bands_geotiff(tmp_path / "probs.tif", _bands(np.zeros((2, 310, 40), np.float32), rows), image.shape,
                             np.float16)
-    with pytest.raises(ValueError, match=r"a band of shape \(2, 300, 39\)"):
+    with pytest.raises(ValueError, match=r"probs\.tif: a band of shape \(2, 300, 39\)"):
         write_bands_geotiff(tmp_path / "probs.tif", [image[:, :, 1:]], image.shape, np.float16)
     with pytest.raises(ValueError, match="1 band names for 2 bands"):
         write_bands_geotiff(tmp_path / "probs.tif", [image], image.shape, np.float16, band_names=["one"])

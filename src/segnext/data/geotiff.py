@@ -119,8 +119,11 @@ def write_bands_geotiff(path: PathLike, bands: Iterable[np.ndarray], shape: Tupl
     # Uncompressed: zlib makes float probabilities little smaller, at many times the time (BENCHMARKS.md).
     options = dict(dtype=dtype, tile=(TILE, TILE), photometric="minisblack", extratags=extratags, **layout)
     size = count * height * width * np.dtype(dtype).itemsize
-    atomic_write(path, lambda temporary: tifffile.imwrite(temporary, _tiles(bands, shape, dtype),
-                                                          bigtiff=size > BIGTIFF_ABOVE, **options), size=size)
+    try:
+        atomic_write(path, lambda temporary: tifffile.imwrite(temporary, _tiles(bands, shape, dtype),
+                                                              bigtiff=size > BIGTIFF_ABOVE, **options), size=size)
+    except ValueError as error:  # bands that do not make the image: named with the file they were for
+        raise ValueError(f"{path}: {error}") from error
 
 
 def _tiles(bands: Iterable[np.ndarray], shape: Tuple[int, int, int], dtype) -> Iterator[np.ndarray]:

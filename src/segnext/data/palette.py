@@ -40,8 +40,8 @@ def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]],
     return table[labels]
 
 
-# Pixels blended at a time by `overlay`: its float32 temporaries are a band's (a few MB), not those of
-# a whole scene (five of 768 MB for 8000 x 8000 RGB).
+# Pixels blended at a time by `overlay`: its float32 temporaries are a band's (a few MB), not several
+# copies of a whole scene (BENCHMARKS.md).
 BLEND_PIXELS = 1 << 18
 
 
