@@ -28,6 +28,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 # File endings of arrays of bands (.npy), read where images may have other channels than RGB (a model's
 # in_channels: `segnext.data.read_bands`).
 ARRAY_SUFFIXES = (".npy",)
+TIFF_SUFFIXES = (".tif", ".tiff")
 
 # File endings read as videos by `segnext predict` (OpenCV decodes them).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")

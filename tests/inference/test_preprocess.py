@@ -3,11 +3,16 @@ and normalisation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 import torch
 
 from segnext.constants import IMAGENET_MEAN, IMAGENET_STD
-from segnext.inference import resize_for_test, to_tensor
+from segnext.data import DataError, TiffScene, display_rgb, open_tiff_scene
+from segnext.inference import TestConfig, preprocess, resize_for_test, to_tensor
+from segnext.inference.preprocess import prepare, read_in_windows
 
 
 def _image(height, width):
@@ -65,3 +70,36 @@ def test_bands_are_kept_in_their_own_type_until_a_window_is_normalised(tmp_path)
     assert np.array_equal(half, resize_for_test(colour.astype(np.float32), None, 0.5))
     (view,) = prepare(colour.astype(np.int32), own_size).views
     assert view.dtype == np.float32
+
+
+def test_a_large_tiff_scene_tested_at_its_own_size_is_read_in_windows(tmp_path, monkeypatch):
+    """A TIFF of more than READ_IN_WINDOWS_ABOVE bytes, tested in sliding windows at its own size (one
+    scale), is prepared as a TiffScene; any other test (whole image, resized, several scales), a
+    smaller file, another kind of file or a type float32 does not hold reads it whole."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    image = np.random.default_rng(0).integers(0, 4000, (60, 80, 4)).astype(np.uint16)
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, image, photometric="minisblack", planarconfig="contig", tile=(16, 16), compression="zlib")
+    slide = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24), flip=True,
+                       mean=(500.0,) * 4, std=(200.0,) * 4)
+    assert read_in_windows(path, slide) is None  # a small file: read whole
+    monkeypatch.setattr(preprocess, "READ_IN_WINDOWS_ABOVE", 0)
+    prepared = prepare(path, slide, keep_image=True)
+    assert isinstance(prepared.views[0], TiffScene) and prepared.size == (60, 80)
+    assert np.array_equal(prepared.rgb, display_rgb(image))
+    assert np.array_equal(np.asarray(prepared.views[0]), image)
+    for other in (replace(slide, mode="whole"), replace(slide, scales=(0.5,)), replace(slide, scales=(1.0, 1.5)),
+                  replace(slide, img_scale=(40, 30))):
+        assert read_in_windows(path, other) is None
+        assert all(isinstance(view, np.ndarray) for view in prepare(path, other).views)
+    np.save(tmp_path / "scene.npy", image)
+    tifffile.imwrite(tmp_path / "wide.tif", image.astype(np.float64), photometric="minisblack", planarconfig="contig")
+    for other_file in ("scene.npy", "wide.tif"):
+        assert read_in_windows(tmp_path / other_file, slide) is None
+    # A TiffScene given is read in windows whatever its size, and whole by a test that needs all of it.
+    monkeypatch.setattr(preprocess, "READ_IN_WINDOWS_ABOVE", 1 << 62)
+    scene = open_tiff_scene(path)
+    assert prepare(scene, slide).views[0] is scene
+    assert np.array_equal(prepare(scene, replace(slide, mode="whole")).views[0], image)
+    with pytest.raises(DataError, match="scene.tif: holds 4 channel\\(s\\), and the model takes 3"):
+        prepare(scene, replace(slide, mean=(500.0,) * 3, std=(200.0,) * 3, bands=True))

@@ -307,8 +307,8 @@ def test_an_rgb_model_of_bands_segments_16_bit_colour_in_its_own_units():
     picture = display_rgb(colour)  # each band stretched between its percentiles, not the top byte
     drawn = overlay(picture, expected, segmenter.palette, 0.5, ignore_index=None)
     assert np.array_equal(segmenter.overlay(colour), drawn)
-    with pytest.raises(TypeError, match="a model of 3 input channels takes each image as a NumPy array \\(H, W, 3\\) "
-                                        "or the path of a file of its bands"):
+    with pytest.raises(TypeError, match="a model of 3 input channels takes each image as a NumPy array \\(H, W, 3\\), "
+                                        "the path of a file of its bands"):
         segmenter.predict(Image.new("RGB", (8, 8)))
 
 
@@ -385,3 +385,32 @@ def test_a_model_of_other_input_channels_segments_arrays_of_them_by_the_same_tes
     Image.new("RGB", (56, 40)).save(tmp_path / "photo.png")
     with pytest.raises(DataError, match="photo.png: holds 3 channel\\(s\\), and the model takes 4 \\(in_channels\\)"):
         segmenter.predict(tmp_path / "photo.png")
+
+
+@pytest.mark.filterwarnings("ignore:the test settings normalise")  # random bands, not in the settings' units
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_large_tiff_scene_is_segmented_from_windows_of_its_file_as_from_all_of_it(tmp_path, monkeypatch, flip):
+    """A TIFF scene over READ_IN_WINDOWS_ABOVE, segmented at its own size in sliding windows, is never
+    read whole (read_bands patched to fail): its labels, confidence, class probabilities and overlay
+    are those of its pixels given as an array, with and without flip."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    model = segnext.create_model("segnext_t", 3, in_channels=4).eval()
+    config = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24), flip=flip,
+                        mean=(500.0,) * 4, std=(200.0,) * 4)
+    segmenter = Segmenter(model, config)
+    image = np.random.default_rng(0).integers(0, 1000, (70, 90, 4)).astype(np.uint16)
+    image[20:50, 30:70] += 1500
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, np.moveaxis(image, -1, 0), photometric="minisblack", planarconfig="separate",
+                     tile=(16, 16), compression="zlib")
+
+    def results(source):
+        (labels, probabilities), = segmenter.predict_group([segmenter.prepare(source)], with_probabilities=True,
+                                                          probabilities_in_bands=True)
+        return (*segmenter.predict_with_confidence(source), labels, probabilities.numpy(), segmenter.overlay(source))
+
+    expected = results(image)
+    monkeypatch.setattr(segnext.inference.preprocess, "READ_IN_WINDOWS_ABOVE", 0)
+    monkeypatch.setattr(segnext.inference.preprocess, "read_bands", lambda *args, **kwargs: pytest.fail("read whole"))
+    for value, read_in_windows in zip(expected, results(path)):
+        assert np.array_equal(value, read_in_windows)

@@ -15,10 +15,12 @@ from .datasets import DATASETS, DatasetSpec, LabelMap, Layout, SegmentationDatas
 from .io import DataError, pil_to_rgb, read_image, read_label, write_image, write_label
 from .palette import colorize, default_palette, overlay
 from .selection import select_classes
+from .tiff_scene import TiffScene, open_tiff_scene
 from .transforms import ClassPaste, TrainTransform, seed_worker
 
 __all__ = [
-    "DATASETS", "ClassPaste", "DataError", "DatasetSpec", "LabelMap", "Layout", "SegmentationDataset", "TrainTransform",
-    "build_dataset", "colorize", "default_palette", "display_rgb", "overlay", "pil_to_rgb", "read_bands",
-    "read_classes_json", "read_image", "read_label", "seed_worker", "select_classes", "write_image", "write_label",
+    "DATASETS", "ClassPaste", "DataError", "DatasetSpec", "LabelMap", "Layout", "SegmentationDataset", "TiffScene",
+    "TrainTransform", "build_dataset", "colorize", "default_palette", "display_rgb", "open_tiff_scene", "overlay",
+    "pil_to_rgb", "read_bands", "read_classes_json", "read_image", "read_label", "seed_worker", "select_classes",
+    "write_image", "write_label",
 ]

@@ -31,14 +31,12 @@ from typing import BinaryIO, Optional, Union
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from ..constants import ARRAY_SUFFIXES
+from ..constants import ARRAY_SUFFIXES, TIFF_SUFFIXES
 from ..utils import user_path
-from .io import TIFF_SIGNATURES, DataError, read_image
+from .io import TIFF_SIGNATURES, DataError, channels_error, read_image
+from .tiff_scene import TiffScene
 
 PathLike = Union[str, os.PathLike]
-
-TIFF_SUFFIXES = (".tif", ".tiff")
-
 
 class PixelLimitError(DataError):
     """An image of more pixels than the reader allows (`decode_bands(max_pixels=)`), found before decoding."""
@@ -88,11 +86,7 @@ def _decoded(file: BinaryIO, kind: str, name: str, channels: Optional[int], max_
     if array.ndim != 3 or 0 in array.shape:
         raise DataError(f"{name}: holds an array of shape {array.shape}; an image is (height, width, channels)")
     if channels is not None and array.shape[2] != channels:
-        if array.shape[0] == channels and array.shape[2] != channels:
-            raise DataError(f"{name}: its {channels} channels come first ({array.shape}); store the image as "
-                            f"(height, width, channels), e.g. np.save(path, np.moveaxis(array, 0, -1))")
-        raise DataError(f"{name}: holds {array.shape[2]} channel(s), and the model takes {channels} (in_channels); "
-                        f"give every image the model's channels, in one order")
+        raise DataError(channels_error(name, array.shape, channels))
     return np.ascontiguousarray(array, dtype=dtype)
 
 
@@ -202,54 +196,69 @@ def _oriented(array: np.ndarray, orientation: int) -> np.ndarray:
     return turned[orientation](array) if orientation in turned else array
 
 
-def display_rgb(bands: np.ndarray) -> np.ndarray:
-    """An 8-bit RGB picture (H, W, 3) of an image of any channels (H, W, C) or (H, W): the first three
-    bands, or the first as grey when there are fewer, each stretched linearly from its 2nd to its 98th
-    percentile to 0..255 (NaN as the low end). An 8-bit RGB image is returned as it is. The
-    percentiles of 8- and 16-bit integers come from a histogram, and the stretch is made a band of
-    rows at a time: a scene's picture takes little more memory than itself."""
-    bands = np.asarray(bands)
+def display_rgb(bands: Union[np.ndarray, TiffScene]) -> np.ndarray:
+    """An 8-bit RGB picture (H, W, 3) of an image of any channels (H, W, C) or (H, W), or of a
+    `TiffScene`: the first three bands, or the first as grey when there are fewer, each stretched
+    linearly from its 2nd to its 98th percentile to 0..255 (NaN as the low end). An 8-bit RGB image
+    is returned as it is. The percentiles of 8- and 16-bit integers come from a histogram, and the
+    stretch is made a band of rows at a time: a scene's picture takes little more memory than
+    itself (than the picture, for a scene read from its file a band of rows at a time)."""
+    bands = bands if isinstance(bands, TiffScene) else np.asarray(bands)
     if bands.ndim == 2:
         bands = bands[:, :, None]
     if bands.ndim != 3 or 0 in bands.shape:
         raise ValueError(f"expected an image (H, W, C), got shape {bands.shape}")
     if bands.shape[2] == 3 and bands.dtype == np.uint8:
-        return bands
-    shown = bands[:, :, :3] if bands.shape[2] >= 3 else bands[:, :, :1]
-    picture = np.empty(shown.shape, dtype=np.uint8)
-    band_rows = max(1, STATISTICS_CHUNK // shown.shape[1])
-    for band in range(shown.shape[2]):
-        low, high = _stretch_percentiles(shown[:, :, band], band_rows)
-        for top in range(0, shown.shape[0], band_rows):
-            values = shown[top:top + band_rows, :, band].astype(np.float32)
-            scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-            picture[top:top + band_rows, :, band] = np.clip(
-                np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255)
-    return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture
+        return np.asarray(bands)
+    height, width, channels = bands.shape
+    shown = 3 if channels >= 3 else 1
+    band_rows = max(1, STATISTICS_CHUNK // width)
+    row_bands = [slice(top, top + band_rows) for top in range(0, height, band_rows)]
+    limits = _stretch_percentiles(bands, shown, row_bands)
+    picture = np.empty((height, width, shown), dtype=np.uint8)
+    for rows in row_bands:
+        values = bands[rows][:, :, :shown].astype(np.float32)
+        for band, (low, high) in enumerate(limits):
+            scaled = (values[:, :, band] - low) * (255.0 / (high - low)) if high > low else \
+                np.zeros_like(values[:, :, band])
+            picture[rows, :, band] = np.clip(np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0) + 0.5, 0, 255)
+    return np.repeat(picture, 3, axis=2) if shown == 1 else picture
 
 
-def _stretch_percentiles(values: np.ndarray, band_rows: int) -> tuple:
-    """The 2nd and 98th percentiles of the finite `values` (H, W), as `np.percentile` gives them
-    (linear interpolation between the order statistics); (0, 0) when none is finite. 8- and 16-bit
-    integers are counted in a histogram, a band of rows at a time, instead of sorting a copy."""
-    if values.dtype.kind not in "ui" or values.dtype.itemsize > 2:
-        as_float32 = values.astype(np.float32, copy=False)  # what is stretched: beyond float32 is infinite
-        finite = as_float32[np.isfinite(as_float32)]
-        return tuple(np.percentile(finite, (2, 98))) if finite.size else (0.0, 0.0)
-    lowest = int(np.iinfo(values.dtype).min)
-    counts = np.zeros(1 << (8 * values.dtype.itemsize), dtype=np.int64)
-    for top in range(0, values.shape[0], band_rows):
-        rows = values[top:top + band_rows].ravel()
-        counts += np.bincount(rows.astype(np.int32) - lowest if lowest else rows, minlength=len(counts))
-    ranks = np.cumsum(counts)
-    result = []
-    for quantile in (0.02, 0.98):
-        position = quantile * (values.size - 1)
-        below = int(np.floor(position))
-        first, second = (int(np.searchsorted(ranks, rank, side="right")) + lowest
-                         for rank in (below, min(below + 1, values.size - 1)))
-        result.append(np.float64(first + (second - first) * (position - below)))
-    return tuple(result)
+def _stretch_percentiles(bands, shown: int, row_bands) -> list:
+    """The 2nd and 98th percentiles of the finite values of each of the first `shown` bands of
+    `bands` (H, W, C), as `np.percentile` gives them (linear interpolation between the order
+    statistics); (0, 0) when none is finite. 8- and 16-bit integers are counted in a histogram a
+    band of rows at a time (one read of a `TiffScene`), instead of sorting a copy."""
+    if bands.dtype.kind not in "ui" or bands.dtype.itemsize > 2:
+        limits = []
+        values = np.empty(bands.shape[:2], dtype=np.float32)  # what is stretched: beyond float32 is infinite
+        for band in range(shown):
+            for rows in row_bands:
+                values[rows] = bands[rows][:, :, band]
+            finite = values[np.isfinite(values)]
+            limits.append(tuple(np.percentile(finite, (2, 98))) if finite.size else (0.0, 0.0))
+        return limits
+    lowest = int(np.iinfo(bands.dtype).min)
+    counts = np.zeros((shown, 1 << (8 * bands.dtype.itemsize)), dtype=np.int64)
+    for rows in row_bands:
+        values = bands[rows]
+        for band in range(shown):
+            flat = values[:, :, band].ravel()
+            counts[band] += np.bincount(flat.astype(np.int32) - lowest if lowest else flat, minlength=counts.shape[1])
+    size = bands.shape[0] * bands.shape[1]
+    limits = []
+    for band in range(shown):
+        ranks = np.cumsum(counts[band])
+        ends = []
+        for quantile in (0.02, 0.98):
+            position = quantile * (size - 1)
+            below = int(np.floor(position))
+            first, second = (int(np.searchsorted(ranks, rank, side="right")) + lowest
+                             for rank in (below, min(below + 1, size - 1)))
+            ends.append(np.float64(first + (second - first) * (position - below)))
+        limits.append(tuple(ends))
+    return limits
 
 
 def read_image_or_bands(path: PathLike) -> np.ndarray:

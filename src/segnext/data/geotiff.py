@@ -22,8 +22,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from ..constants import TIFF_SUFFIXES
 from ..utils import atomic_write, require, user_path
-from .bands import TIFF_SUFFIXES
 
 PathLike = Union[str, os.PathLike]
 

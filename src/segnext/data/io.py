@@ -40,6 +40,15 @@ class DataError(ValueError):
     """A dataset file or layout is unusable; the message names the file and what to do."""
 
 
+def channels_error(name: str, shape: tuple, channels: int) -> str:
+    """What is wrong with an image `name` of `shape` (H, W, C) for a model of `channels` channels."""
+    if shape[0] == channels:
+        return (f"{name}: its {channels} channels come first ({tuple(shape)}); store the image as (height, width, "
+                f"channels), e.g. np.save(path, np.moveaxis(array, 0, -1))")
+    return (f"{name}: holds {shape[2]} channel(s), and the model takes {channels} (in_channels); give every image "
+            f"the model's channels, in one order")
+
+
 def _open(path: PathLike) -> Image.Image:
     path = user_path(path)
     if path.is_dir():

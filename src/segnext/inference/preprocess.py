@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..data.bands import display_rgb, read_bands
-from ..data.io import decode_image, pil_to_rgb, read_image
+from ..data.bands import STATISTICS_CHUNK, display_rgb, read_bands
+from ..data.io import DataError, channels_error, decode_image, pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
+from ..data.tiff_scene import TiffScene, open_tiff_scene
 from .settings import TestConfig
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, bytes, BinaryIO]
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, bytes, BinaryIO, TiffScene]
 
 
 def to_rgb_array(image: ImageInput, *, copy: bool = True) -> np.ndarray:
@@ -111,11 +112,19 @@ def model_input_sizes(size: Tuple[int, int], config: TestConfig) -> Tuple[Tuple[
     return tuple(dict.fromkeys(sizes))  # distinct, in order of the scales
 
 
-def normalised_channel_means(image: np.ndarray, mean, std) -> np.ndarray:
+def normalised_channel_means(image: Union[np.ndarray, TiffScene], mean, std) -> np.ndarray:
     """Each channel's mean of `image` (H, W, C) once normalised, (x - mean) / std: about 0 for an image
-    in the normalisation's units, far from it (`NORMALISED_MEAN_LIMIT`) for one in others."""
-    values = np.asarray(image).reshape(-1, len(mean))
-    return (values.mean(0, dtype=np.float64) - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
+    in the normalisation's units, far from it (`NORMALISED_MEAN_LIMIT`) for one in others. A
+    `TiffScene` is read a band of rows at a time."""
+    if isinstance(image, TiffScene):
+        height, width, channels = image.shape
+        band_rows = max(1, STATISTICS_CHUNK // width)
+        sums = sum(image[top:top + band_rows].reshape(-1, channels).sum(0, dtype=np.float64)
+                   for top in range(0, height, band_rows))
+        means = sums / (height * width)
+    else:
+        means = np.asarray(image).reshape(-1, len(mean)).mean(0, dtype=np.float64)
+    return (means - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
 
 
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
@@ -142,12 +151,13 @@ class PreparedImage:
 
     size: (height, width) of the image, the size of its label map.
     views: the image resized for each test scale (`config.scales`, in order), uint8 (h, w, 3); bands
-    (`to_channels_array`) at their own size in their own type, resized as float32.
+    (`to_channels_array`) at their own size in their own type, resized as float32; a large TIFF
+    scene tested at its own size, a `TiffScene` read a window at a time (`read_in_windows`).
     rgb: the image itself (uint8 RGB), when kept for overlays.
     """
 
     size: Tuple[int, int]
-    views: Tuple[np.ndarray, ...]
+    views: Tuple[Union[np.ndarray, TiffScene], ...]
     rgb: Optional[np.ndarray] = None
 
     @property
@@ -169,9 +179,11 @@ def to_channels_array(image, channels: int) -> np.ndarray:
     else as float32."""
     if isinstance(image, (str, os.PathLike)):
         image = read_bands(image, channels, dtype=None)
+    elif isinstance(image, TiffScene):  # where a test needs all of it at once
+        image = np.asarray(image)
     elif not isinstance(image, np.ndarray):
-        raise TypeError(f"a model of {channels} input channels takes each image as a NumPy array (H, W, {channels}) "
-                        f"or the path of a file of its bands (.npy, TIFF); got a {type(image).__name__}")
+        raise TypeError(f"a model of {channels} input channels takes each image as a NumPy array (H, W, {channels}), "
+                        f"the path of a file of its bands (.npy, TIFF) or a TiffScene; got a {type(image).__name__}")
     array = image[:, :, None] if image.ndim == 2 and channels == 1 else image
     if array.ndim != 3 or array.shape[2] != channels or 0 in array.shape:
         raise ValueError(f"expected an image array of shape (H, W, {channels}) (the test settings' mean and std have "
@@ -182,6 +194,29 @@ def to_channels_array(image, channels: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=array.dtype if exact else np.float32)
 
 
+# A TIFF scene of more bytes than this, segmented in sliding windows at its own size, is read from its
+# file a band of rows at a time (`read_in_windows`) instead of whole.
+READ_IN_WINDOWS_ABOVE = 256 << 20
+
+
+def read_in_windows(image: ImageInput, config: TestConfig) -> Optional[TiffScene]:
+    """`image` as a `TiffScene` read a band of rows at a time where that is all the test needs: the
+    path of a TIFF of more than `READ_IN_WINDOWS_ABOVE` bytes (or a `TiffScene` given) of bands whose
+    type float32 holds exactly, of a layout `open_tiff_scene` reads so, tested in sliding windows at
+    its own size (one scale, with or without flip). None where the image is read whole."""
+    if not (isinstance(image, (str, os.PathLike, TiffScene)) and config.reads_bands and config.mode == "slide"
+            and len(config.scales) == 1):
+        return None
+    scene = image if isinstance(image, TiffScene) else open_tiff_scene(image, config.channels)
+    if scene is None or scene.dtype.type not in EXACT_IN_FLOAT32 or \
+            scene.nbytes <= READ_IN_WINDOWS_ABOVE and not isinstance(image, TiffScene):
+        return None
+    if scene.shape[2] != config.channels:
+        raise DataError(channels_error(str(scene.path), scene.shape, config.channels))
+    own_size = test_size(scene.shape[:2], config.img_scale, config.scales[0], config.size_divisor) == scene.shape[:2]
+    return scene if own_size else None
+
+
 def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
     """Read `image` (path, PIL image or array, as `to_rgb_array`) and resize it for every scale of
     the test. NumPy, Pillow and OpenCV only, so it can run in DataLoader workers or threads.
@@ -190,6 +225,9 @@ def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) 
     bands (`to_channels_array`), resized as float32; the image kept is then
     `segnext.data.display_rgb`'s picture of them."""
     if config.reads_bands:
+        scene = read_in_windows(image, config)
+        if scene is not None:  # segmented at its own size: each window read from the file when it is normalised
+            return PreparedImage(size=scene.shape[:2], views=(scene,), rgb=display_rgb(scene) if keep_image else None)
         array = to_channels_array(image, config.channels)
         views, floats = [], None
         for ratio in config.scales:

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.tiff_scene import TiffScene
 from ..devices import device_defaults
 from ..ops import banded_average
 from ..ops.banded_average import Source, average_probabilities_in_bands
@@ -421,9 +422,12 @@ def _defaults(model, group: Sequence[PreparedImage], config: Optional[TestConfig
 
 
 def _memory_efficient(setting: Optional[bool], model, group: Sequence[PreparedImage], device) -> bool:
-    """`setting`, or for None the device's default, overruled when the scores would not fit the budget."""
+    """`setting`, or for None the device's default, overruled when the scores would not fit the budget
+    or an image is a `TiffScene` (read from its file a window at a time, never all at once)."""
     if setting is not None:
         return setting
+    if any(isinstance(image.views[0], TiffScene) for image in group):
+        return True
     pixels = sum(height * width for height, width in (image.size for image in group))
     return device_defaults(device).memory_efficient_labels or 4 * model.num_classes * pixels > FULL_SCORES_BUDGET
 
@@ -469,7 +473,7 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
     arrays = [image.views[0] for image in group]
     views = [_WindowsNormalisedOnDemand(arrays, config, device)]
     if config.flip:
-        views.append(_WindowsNormalisedOnDemand([np.flip(array, 1) for array in arrays], config, device))
+        views.append(_WindowsNormalisedOnDemand(arrays, config, device, mirrored=True))
     height, width = views[0].shape[2:]
     labels = torch.empty((len(group), height, width), dtype=label_dtype, device=device)
     confidence = torch.empty((len(group), height, width), device=device) if with_confidence else None
@@ -494,20 +498,25 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
 
 
 class _WindowsNormalisedOnDemand:
-    """The normalised batch of a group's images, as `slide_logits_in_bands` reads it: each window
-    normalised when it is read, the values that slicing the whole normalised image gives, so that a
-    large scene is not held a second time as float32 (4x its uint8 pixels)."""
+    """The normalised batch of a group's images (or of their mirror images), as
+    `slide_logits_in_bands` reads it: each window read and normalised when it is asked for, the
+    values that slicing the whole normalised image gives, so that a large scene is not held a second
+    time as float32 (4x its uint8 pixels), nor at all when it is a `TiffScene`."""
 
-    def __init__(self, arrays: Sequence[np.ndarray], config: TestConfig, device):
-        self.arrays, self.mean, self.std = arrays, config.mean, config.std
+    def __init__(self, arrays: Sequence[np.ndarray], config: TestConfig, device, mirrored: bool = False):
+        self.arrays, self.mean, self.std, self.mirrored = arrays, config.mean, config.std, mirrored
         self.device, self.dtype = torch.device(device), torch.float32
         height, width, channels = arrays[0].shape
         self.shape = (len(arrays), channels, height, width)
 
     def __getitem__(self, index) -> torch.Tensor:
         _, _, rows, columns = index
-        windows = [to_tensor(array[rows, columns], self.mean, self.std) for array in self.arrays]
-        return torch.cat(windows).to(self.device)
+        if self.mirrored:  # the mirror's columns left..right are the image's width-right..width-left, reversed
+            left, right, _ = columns.indices(self.shape[3])
+            columns = slice(self.shape[3] - right, self.shape[3] - left)
+        windows = [array[rows, columns] for array in self.arrays]
+        windows = [window[:, ::-1] if self.mirrored else window for window in windows]
+        return torch.cat([to_tensor(window, self.mean, self.std) for window in windows]).to(self.device)
 
 
 def _single_scale_sources(model, group: Sequence[PreparedImage], config: TestConfig, device):

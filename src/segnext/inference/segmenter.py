@@ -40,6 +40,7 @@ from .preprocess import (
     PreparedImage,
     normalised_channel_means,
     prepare,
+    read_in_windows,
     to_channels_array,
     to_rgb_array,
 )
@@ -309,7 +310,8 @@ class Segmenter:
         """The image with the label colours blended in (predicted when `labels` is None). The image of a
         model that reads bands is drawn as `segnext.data.display_rgb`'s picture of them."""
         if self.test_config.reads_bands:
-            bands = to_channels_array(image, self.test_config.channels)
+            bands = read_in_windows(image, self.test_config)  # a large TIFF scene is not read whole
+            bands = to_channels_array(image, self.test_config.channels) if bands is None else bands
             labels = self.predict(bands) if labels is None else labels
             return overlay(display_rgb(bands), labels, self.palette, alpha, ignore_index=None)
         rgb = to_rgb_array(image, copy=False)

@@ -1,0 +1,190 @@
+"""A TIFF scene read a band of rows at a time, for scenes larger than memory.
+
+Aerial and satellite scenes come as TIFFs (GeoTIFFs) stored in tiles or strips, each compressed on
+its own. A `TiffScene` reads only the tiles or strips of the rows it is asked for, and decodes each
+once while they are being read (the rows of the last request are kept, so overlapping sliding
+windows do not decode them again): segmenting a scene in sliding windows at its own size then needs
+about a window's height of its pixels, not all of them. The values are those `read_bands(path,
+dtype=None)` gives, in the file's own type.
+
+`open_tiff_scene` opens the layouts it can read so (one image of one or more samples per pixel,
+tiled or stripped, interleaved or band by band, any compression tifffile decodes without JPEG
+tables), and gives None for others (a page a band, JPEG, more than one image), which are read whole.
+Needs `tifffile`. The file is opened again for each band of rows it reads: nothing stays open
+between reads, and a `TiffScene` can be sent to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+from ..constants import TIFF_SUFFIXES
+from ..utils import user_path
+from .io import DataError, channels_error
+
+PathLike = Union[str, os.PathLike]
+
+JPEG_COMPRESSIONS = (6, 7, 33007, 34892)  # decoded with tables and headers kept apart from the segments
+PLANAR_SEPARATE = 2  # PlanarConfiguration: each band's samples stored apart (as GDAL writes GeoTIFFs)
+
+
+class TiffScene:
+    """The pixels of a TIFF image (height, width, channels) in the file's type, read on demand:
+    `scene[rows]`, `scene[rows, columns]` or `scene[rows, columns, channels]` with slices (rows of
+    step 1) give a NumPy array of those pixels; `np.asarray(scene)` reads them all."""
+
+    ndim = 3
+
+    def __init__(self, path: PathLike, shape: Tuple[int, int, int], dtype: np.dtype, segment_rows: int,
+                 segments_across: int, band_by_band: bool):
+        self.path, self.shape, self.dtype = user_path(path), shape, np.dtype(dtype)
+        self.segment_rows, self.segments_across, self.band_by_band = segment_rows, segments_across, band_by_band
+        self._held_from, self._held = 0, np.empty((0, shape[1], shape[2]), dtype=self.dtype)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"TiffScene({str(self.path)!r}, shape={self.shape}, dtype={self.dtype})"
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self._decode(0, self.shape[0])  # not kept: the whole scene is the caller's
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __getstate__(self) -> dict:  # the rows held are not sent to another process
+        return {**self.__dict__, "_held_from": 0, "_held": self._held[:0]}
+
+    def __getitem__(self, key) -> np.ndarray:
+        keys = key if isinstance(key, tuple) else (key,)
+        if len(keys) > 3 or not all(isinstance(part, slice) for part in keys):
+            raise TypeError(f"a TiffScene is read by slices of rows, columns and channels, e.g. scene[0:512, "
+                            f"0:512]; got {key!r}")
+        start, stop, step = keys[0].indices(self.shape[0])
+        if step != 1:
+            raise TypeError(f"a TiffScene's rows are read top to bottom, step 1; got {keys[0]!r}")
+        if stop <= start:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)[(slice(None), *keys[1:])]
+        return self._rows(start, stop)[(slice(None), *keys[1:])]
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop, from the rows held where they are, the tiles or strips missing decoded;
+        the rows of whole segments asked for are held in their place."""
+        first = start // self.segment_rows * self.segment_rows
+        end = min(math.ceil(stop / self.segment_rows) * self.segment_rows, self.shape[0])
+        held_to = self._held_from + len(self._held)
+        if not (self._held_from <= first and end <= held_to):
+            block = np.empty((end - first, *self.shape[1:]), dtype=self.dtype)
+            kept_from, kept_to = max(first, self._held_from), min(end, held_to)
+            if kept_from < kept_to:  # the rows of overlapping windows decoded once
+                block[kept_from - first:kept_to - first] = self._held[kept_from - self._held_from:
+                                                                      kept_to - self._held_from]
+                missing = [(first, kept_from), (kept_to, end)]
+            else:
+                missing = [(first, end)]
+            for top, bottom in missing:
+                if top < bottom:
+                    block[top - first:bottom - first] = self._decode(top, bottom)
+            block.flags.writeable = False
+            self._held_from, self._held = first, block
+        return self._held[start - self._held_from:stop - self._held_from]
+
+    def _decode(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop (whole segments but at the image's foot) decoded from the file."""
+        import tifffile
+
+        try:
+            return self._decoded(tifffile, start, stop)
+        except Exception as error:  # tifffile's errors, a codec it lacks, a file changed since it was opened
+            raise DataError(f"{self.path}: cannot read this TIFF file ({error}); re-export it") from None
+
+    def _decoded(self, tifffile, start: int, stop: int) -> np.ndarray:
+        height, width, channels = self.shape
+        out = np.zeros((stop - start, width, channels), dtype=self.dtype)
+        with tifffile.TiffFile(self.path) as tiff:
+            page = tiff.pages[0]
+            offsets, counts = page.dataoffsets, page.databytecounts
+            handle = tiff.filehandle
+            for index in self._segments(start, stop):
+                data = None
+                if counts[index]:
+                    handle.seek(offsets[index])
+                    data = handle.read(counts[index])
+                segment, (sample, _, top, left, _), _ = page.decode(data, index)
+                if segment is None:  # a tile left out of the file: its pixels are 0, as tifffile fills them
+                    continue
+                rows, columns = min(segment.shape[1], height - top), min(segment.shape[2], width - left)
+                pixels = segment[0, :rows, :columns]
+                if self.band_by_band:
+                    out[top - start:top - start + rows, left:left + columns, sample] = pixels[:, :, 0]
+                else:
+                    out[top - start:top - start + rows, left:left + columns] = pixels
+        return out
+
+    def _segments(self, start: int, stop: int) -> List[int]:
+        """The indices of the tiles or strips of rows start..stop in the file's offsets."""
+        height, _, channels = self.shape
+        down = math.ceil(height / self.segment_rows)
+        planes = channels if self.band_by_band else 1
+        per_plane = down * self.segments_across
+        rows = range(start // self.segment_rows, math.ceil(stop / self.segment_rows))
+        return [plane * per_plane + row * self.segments_across + column
+                for plane in range(planes) for row in rows for column in range(self.segments_across)]
+
+
+def open_tiff_scene(path: PathLike, channels: Optional[int] = None) -> Optional[TiffScene]:
+    """The TIFF at `path` as a `TiffScene` read a band of rows at a time, or None where it is not a
+    TIFF of a layout read so (see the module) or tifffile is not installed. channels: the model's
+    input channels, checked as `read_bands` checks them."""
+    path = user_path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    try:
+        import tifffile
+    except ImportError:
+        return None
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            layout = _layout(tiff)
+    except Exception:  # a file tifffile cannot open is named by the reader that reads it whole
+        return None
+    if layout is None:
+        return None
+    scene = TiffScene(path, **layout)
+    if channels is not None and scene.shape[2] != channels:
+        raise DataError(channels_error(str(path), scene.shape, channels))
+    return scene
+
+
+def _layout(tiff) -> Optional[dict]:
+    """TiffScene's arguments for the file's image, or None where it is not one read in bands of rows."""
+    series = tiff.series[0] if tiff.series else None
+    page = tiff.pages[0]
+    if series is None or len(series.pages) != 1 or series.pages[0].offset != page.offset:
+        return None  # one image (reduced resolutions aside), the first page: not a page a band
+    if page.dtype is None or page.imagedepth != 1 or page.compression in JPEG_COMPRESSIONS or \
+            page.bitspersample not in (8, 16, 32, 64) or series.axes not in ("YX", "YXS", "SYX"):
+        return None
+    height, width, samples = page.imagelength, page.imagewidth, page.samplesperpixel
+    band_by_band = samples > 1 and page.planarconfig == PLANAR_SEPARATE
+    if page.is_tiled:
+        segment_rows, across = page.tilelength, math.ceil(width / page.tilewidth)
+    else:
+        segment_rows, across = min(page.rowsperstrip or height, height), 1
+    expected = (samples if band_by_band else 1) * math.ceil(height / segment_rows) * across
+    if height * width == 0 or len(page.dataoffsets) != expected:
+        return None
+    return dict(shape=(height, width, samples), dtype=page.dtype, segment_rows=segment_rows,
+                segments_across=across, band_by_band=band_by_band)
+
