@@ -4,12 +4,13 @@
 
 Makes (once, under --work) a four-band uint16 GeoTIFF scene of --size x --size pixels, tiled 256 x 256
 and deflate-compressed as GDAL writes them (written a row of tiles at a time), and a SegNeXt-T of four
-input channels and eight classes with random weights. Each case runs in a fresh process:
-`Segmenter.predict` of the file's path in 512 x 512 windows at stride 448 at the scene's own size,
-then its label GeoTIFF written; `read` says how the scene is read: `whole` (`read_bands`, the
-threshold `READ_IN_WINDOWS_ABOVE` set beyond the scene) or `windows` (`TiffScene`, the default for a
-scene of its size). `flip` adds the mirror's windows; `overlay` is `Segmenter.overlay` (the labels
-drawn over the scene's picture). The label maps of both reads must be equal (their SHA-256 is
+input channels and eight classes with random weights; with --rgb an 8-bit RGB scene and an RGB
+model. Each case runs in a fresh process: `Segmenter.predict` of the file's path in 512 x 512
+windows at stride 448 at the scene's own size, then its label GeoTIFF written; `read` says how the
+scene is read: `whole` (`read_bands` or `read_image`, the threshold `READ_IN_WINDOWS_ABOVE` set
+beyond the scene) or `windows` (`TiffScene`, the default for a scene of its size). Cases (--cases):
+`labels`, `labels_flip` (the mirror's windows too), `overlay` (`Segmenter.overlay`: the labels drawn
+over the scene's picture). The label maps of both reads must be equal (their SHA-256 is
 printed). Peak memory is the process's maxrss (Linux): the interpreter, torch and the model included.
 """
 
@@ -22,8 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CASES = [(read, call, flip) for call, flip in (("predict", False), ("predict", True), ("overlay", False))
-         for read in ("whole", "windows")]
+CASES = {"labels": ("predict", False), "labels_flip": ("predict", True), "overlay": ("overlay", False)}
 
 SCRIPT = """
 import hashlib, resource, time, numpy as np, segnext
@@ -31,7 +31,7 @@ from segnext.inference import TestConfig, preprocess
 from segnext.data.geotiff import georeference, write_label_geotiff
 preprocess.READ_IN_WINDOWS_ABOVE = {threshold}
 config = TestConfig(img_scale=None, mode="slide", crop_size=(512, 512), stride=(448, 448), flip={flip},
-                    mean=[500.0, 500.0, 500.0, 500.0], std=[250.0, 250.0, 250.0, 250.0])
+                    {normalisation})
 segmenter = segnext.Segmenter.from_checkpoint({model!r}, test_config=config)
 start = time.perf_counter()
 if {call!r} == "overlay":
@@ -45,13 +45,15 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 """
 
 
-def make_scene(path: Path, size: int) -> None:
-    """A four-band uint16 scene of blocks with noise, tiled and deflate-compressed, with a georeference."""
+def make_scene(path: Path, size: int, rgb: bool) -> None:
+    """A four-band uint16 (or 8-bit RGB) scene of blocks with noise, tiled and deflate-compressed, with a
+    georeference."""
     import numpy as np
     import tifffile
 
     rng = np.random.default_rng(0)
-    levels = rng.integers(100, 1000, (size // 200 + 1, size // 200 + 1, 4)).astype(np.uint16)
+    bands, dtype = (3, np.uint8) if rgb else (4, np.uint16)
+    levels = rng.integers(0, 190 if rgb else 1000, (size // 200 + 1, size // 200 + 1, bands)).astype(dtype)
     tile = 256
 
     def tiles():
@@ -59,12 +61,11 @@ def make_scene(path: Path, size: int) -> None:
             rows = np.arange(top, min(top + tile, size)) // 200
             for left in range(0, size, tile):
                 columns = np.arange(left, min(left + tile, size)) // 200
-                block = levels[rows][:, columns] + rng.integers(0, 64, (len(rows), len(columns), 4), dtype=np.uint16)
-                yield block
+                yield levels[rows][:, columns] + rng.integers(0, 64, (len(rows), len(columns), bands), dtype=dtype)
 
     tags = [(33550, 12, 3, (10.0, 10.0, 0.0), True), (33922, 12, 6, (0, 0, 0, 500000.0, 5000000.0, 0), True)]
-    tifffile.imwrite(path, tiles(), shape=(size, size, 4), dtype=np.uint16, tile=(tile, tile), compression="zlib",
-                     photometric="minisblack", planarconfig="contig", extratags=tags, bigtiff=True)
+    tifffile.imwrite(path, tiles(), shape=(size, size, bands), dtype=dtype, tile=(tile, tile), compression="zlib",
+                     photometric="rgb" if rgb else "minisblack", planarconfig="contig", extratags=tags, bigtiff=True)
 
 
 def main() -> int:
@@ -72,6 +73,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=12000, help="the scene's height and width")
     parser.add_argument("--work", type=Path, default=Path("/tmp/segnext_scene_reading"),
                         help="folder for the scene, the model and the label maps")
+    parser.add_argument("--rgb", action="store_true", help="an 8-bit RGB scene and a model of RGB images")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES), help="what to run")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each case (the median is reported)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
@@ -79,18 +82,21 @@ def main() -> int:
     import segnext
 
     args.work.mkdir(parents=True, exist_ok=True)
-    scene = args.work / f"scene_{args.size}.tif"
+    kind = "rgb" if args.rgb else "bands"
+    scene = args.work / f"scene_{kind}_{args.size}.tif"
     if not scene.exists():
-        make_scene(scene, args.size)
-    model = args.work / "model"
+        make_scene(scene, args.size, args.rgb)
+    model = args.work / f"model_{kind}"
     if not model.exists():
-        segnext.create_model("segnext_t", 8, in_channels=4).save_pretrained(model)
+        segnext.create_model("segnext_t", 8, in_channels=3 if args.rgb else 4).save_pretrained(model)
+    normalisation = "" if args.rgb else "mean=[500.0] * 4, std=[250.0] * 4"
 
     rows = []
-    for read, call, flip in CASES:
+    for read, (call, flip) in [(read, CASES[case]) for case in args.cases for read in ("whole", "windows")]:
         runs = []
         for _ in range(args.repeats):
             code = SCRIPT.format(threshold="1 << 62" if read == "whole" else 0, flip=flip, model=str(model),
+                                 normalisation=normalisation,
                                  scene=str(scene), call=call, out=str(args.work / f"labels_{read}.tif"))
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             if done.returncode:
@@ -109,7 +115,8 @@ def main() -> int:
             raise SystemExit(f"{call} flip={flip}: the two reads gave different results")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(dict(size=args.size, machine=platform.processor() or platform.machine(),
+        machine = platform.processor() or platform.machine()
+        args.out.write_text(json.dumps(dict(size=args.size, scene=kind, machine=machine,
                                             python=platform.python_version(), cases=rows), indent=2) + "\n")
     return 0
 

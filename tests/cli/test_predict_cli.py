@@ -784,3 +784,32 @@ def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_pat
     assert np.array_equal(tifffile.imread(tmp_path / "one.tif"), png)
     assert main([*run, "--geotiff", "--submission", "cityscapes", "--out", str(tmp_path / "sub")]) == 1
     assert "--geotiff writes GeoTIFFs, and --submission the files its server takes" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:the test settings normalise")  # random bands, not in the settings' units
+def test_a_large_scene_read_in_windows_gives_the_files_of_the_scene_read_whole(tmp_path, monkeypatch):
+    """predict --geotiff of a four-band TIFF scene at its own size in sliding windows, with flip: read
+    whole and read from its file a band of rows at a time (READ_IN_WINDOWS_ABOVE lowered, read_bands
+    patched to fail), the label map, overlay, confidence and probabilities are the same files."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import segnext
+    from segnext.inference import preprocess
+
+    model = segnext.create_model("segnext_t", 3, in_channels=4, class_names=["field", "water", "road"])
+    model.config.test_settings = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24),
+                                            flip=True, mean=(500,) * 4, std=(200,) * 4).to_dict()
+    segnext.save_model(model, tmp_path / "rgbn")
+    image = np.random.default_rng(0).integers(0, 1000, (70, 90, 4)).astype(np.uint16)
+    image[20:50, 30:70] += 1500
+    tifffile.imwrite(tmp_path / "scene.tif", image, photometric="minisblack", planarconfig="contig", tile=(16, 16),
+                     compression="zlib", extratags=GEO_TAGS)
+    run = ["predict", "-c", str(tmp_path / "rgbn"), str(tmp_path / "scene.tif"), "--geotiff", "--overlay",
+           "--confidence", "--probs", "--no-progress"]
+    assert main([*run, "--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.setattr(preprocess, "READ_IN_WINDOWS_ABOVE", 0)
+    monkeypatch.setattr(preprocess, "read_bands", lambda *args, **kwargs: pytest.fail("read whole"))
+    assert main([*run, "--out", str(tmp_path / "windows")]) == 0
+    names = sorted(path.name for path in (tmp_path / "whole").iterdir())
+    assert {"scene.tif", "scene_confidence.tif", "scene_overlay.tif", "scene_probs.tif"} <= set(names), names
+    for name in names:
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "windows" / name).read_bytes(), name

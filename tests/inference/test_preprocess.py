@@ -103,3 +103,55 @@ def test_a_large_tiff_scene_tested_at_its_own_size_is_read_in_windows(tmp_path, 
     assert np.array_equal(prepare(scene, replace(slide, mode="whole")).views[0], image)
     with pytest.raises(DataError, match="scene.tif: holds 4 channel\\(s\\), and the model takes 3"):
         prepare(scene, replace(slide, mean=(500.0,) * 3, std=(200.0,) * 3, bands=True))
+
+
+def test_a_large_rgb_tiff_scene_is_read_in_windows_where_its_pixels_are_the_picture(tmp_path, monkeypatch):
+    """For an RGB model: an upright 8-bit RGB TIFF (interleaved or band by band) is read in windows,
+    its picture for overlays read whole; a TIFF whose picture Pillow makes otherwise (turned by its
+    orientation, with alpha, grey) or whose compression tifffile cannot decode (LZW without
+    imagecodecs) is read whole by `read_image`, as before."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from PIL import Image
+
+    from segnext.data import read_image
+
+    monkeypatch.setattr(preprocess, "READ_IN_WINDOWS_ABOVE", 0)
+    image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    slide = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24))
+    tifffile.imwrite(tmp_path / "rgb.tif", image, photometric="rgb", tile=(16, 16), compression="zlib")
+    tifffile.imwrite(tmp_path / "planes.tif", np.moveaxis(image, -1, 0), photometric="rgb", planarconfig="separate")
+    for name in ("rgb.tif", "planes.tif"):
+        prepared = prepare(tmp_path / name, slide, keep_image=True)
+        assert isinstance(prepared.views[0], TiffScene) and np.array_equal(prepared.rgb, image)
+        assert np.array_equal(np.asarray(prepared.views[0]), read_image(tmp_path / name))
+    tifffile.imwrite(tmp_path / "turned.tif", image, photometric="rgb", extratags=[(274, "H", 1, 3, True)])
+    tifffile.imwrite(tmp_path / "alpha.tif", np.dstack([image, image[:, :, :1]]), photometric="rgb",
+                     extrasamples=[2])
+    tifffile.imwrite(tmp_path / "grey.tif", image[:, :, 0], photometric="minisblack")
+    Image.fromarray(image).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    others = ["turned.tif", "alpha.tif", "grey.tif"]
+    try:
+        import imagecodecs  # noqa: F401  (tifffile decodes LZW with it)
+    except ImportError:
+        others.append("lzw.tif")
+    for name in others:
+        assert read_in_windows(tmp_path / name, slide) is None, name
+        assert np.array_equal(prepare(tmp_path / name, slide, keep_image=True).views[0], read_image(tmp_path / name))
+
+
+def test_the_units_of_a_scene_read_in_windows_are_told_from_bands_of_its_rows(tmp_path, monkeypatch):
+    """normalised_channel_means of a TiffScene: the means of a few bands of rows spread over it, near
+    the whole scene's, far from 0 for a scene in other units than the normalisation's."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    image = np.random.default_rng(0).normal((1000, 3000), 100, (400, 50, 2)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "scene.tif", image, photometric="minisblack", planarconfig="contig", rowsperstrip=8)
+    monkeypatch.setattr(preprocess, "STATISTICS_CHUNK", 100)  # bands of 2 rows: 16 of the 400 read
+    scene = open_tiff_scene(tmp_path / "scene.tif")
+    rows_read = []
+    monkeypatch.setattr(scene, "_decode", lambda start, stop, decode=scene._decode: rows_read.append(stop - start)
+                        or decode(start, stop))
+    sampled = preprocess.normalised_channel_means(scene, (1000.0, 3000.0), (100.0, 100.0))
+    assert np.allclose(sampled, preprocess.normalised_channel_means(image, (1000.0, 3000.0), (100.0, 100.0)),
+                       atol=0.1)
+    assert np.abs(sampled).max() < 0.1 and sum(rows_read) == 8 * 8
+    assert np.abs(preprocess.normalised_channel_means(scene, (120.0, 120.0), (60.0, 60.0))).min() > 10

@@ -414,3 +414,25 @@ def test_a_large_tiff_scene_is_segmented_from_windows_of_its_file_as_from_all_of
     monkeypatch.setattr(segnext.inference.preprocess, "read_bands", lambda *args, **kwargs: pytest.fail("read whole"))
     for value, read_in_windows in zip(expected, results(path)):
         assert np.array_equal(value, read_in_windows)
+
+
+def test_a_large_rgb_tiff_scene_is_segmented_from_windows_of_its_file_as_from_all_of_it(tmp_path, monkeypatch):
+    """The same for an RGB model and an 8-bit RGB TIFF (read_image patched to fail), with flip."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    model = segnext.create_model("segnext_t", 3).eval()
+    segmenter = Segmenter(model, TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24),
+                                            flip=True))
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    image[20:50, 30:70] //= 4
+    tifffile.imwrite(tmp_path / "scene.tif", image, photometric="rgb", tile=(16, 16), compression="zlib")
+
+    def results(source):
+        (labels, probabilities), = segmenter.predict_group([segmenter.prepare(source)], with_probabilities=True,
+                                                          probabilities_in_bands=True)
+        return (*segmenter.predict_with_confidence(source), labels, probabilities.numpy())
+
+    expected = results(image)
+    monkeypatch.setattr(segnext.inference.preprocess, "READ_IN_WINDOWS_ABOVE", 0)
+    monkeypatch.setattr(segnext.inference.preprocess, "read_image", lambda *args, **kwargs: pytest.fail("read whole"))
+    for value, read_in_windows in zip(expected, results(tmp_path / "scene.tif")):
+        assert np.array_equal(value, read_in_windows)

@@ -30,6 +30,7 @@ PathLike = Union[str, os.PathLike]
 
 JPEG_COMPRESSIONS = (6, 7, 33007, 34892)  # decoded with tables and headers kept apart from the segments
 PLANAR_SEPARATE = 2  # PlanarConfiguration: each band's samples stored apart (as GDAL writes GeoTIFFs)
+PHOTOMETRIC_RGB, ORIENTATION = 2, 274  # a TIFF's colour model (RGB) and its Orientation tag
 
 
 class TiffScene:
@@ -40,8 +41,9 @@ class TiffScene:
     ndim = 3
 
     def __init__(self, path: PathLike, shape: Tuple[int, int, int], dtype: np.dtype, segment_rows: int,
-                 segments_across: int, band_by_band: bool):
+                 segments_across: int, band_by_band: bool, rgb: bool = False):
         self.path, self.shape, self.dtype = user_path(path), shape, np.dtype(dtype)
+        self.rgb = rgb  # an upright 8-bit RGB picture: what `read_image` reads from the file, as it is
         self.segment_rows, self.segments_across, self.band_by_band = segment_rows, segments_across, band_by_band
         self._held_from, self._held = 0, np.empty((0, shape[1], shape[2]), dtype=self.dtype)
 
@@ -185,6 +187,9 @@ def _layout(tiff) -> Optional[dict]:
     expected = (samples if band_by_band else 1) * math.ceil(height / segment_rows) * across
     if height * width == 0 or len(page.dataoffsets) != expected:
         return None
+    orientation = page.tags.get(ORIENTATION)
+    rgb = page.dtype == np.uint8 and samples == 3 and page.photometric == PHOTOMETRIC_RGB and \
+        (orientation is None or orientation.value == 1)
     return dict(shape=(height, width, samples), dtype=page.dtype, segment_rows=segment_rows,
-                segments_across=across, band_by_band=band_by_band)
+                segments_across=across, band_by_band=band_by_band, rgb=bool(rgb))
 

@@ -36,6 +36,8 @@ def to_rgb_array(image: ImageInput, *, copy: bool = True) -> np.ndarray:
     """
     if isinstance(image, (str, os.PathLike)):
         return np.array(read_image(image))  # a copy: torch wants writable memory
+    if isinstance(image, TiffScene):  # where a test needs all of it at once
+        image = np.asarray(image)
     if isinstance(image, Image.Image):
         return np.array(pil_to_rgb(image, name=getattr(image, "filename", "") or "PIL image"))
     if isinstance(image, (bytes, bytearray, memoryview)) or hasattr(image, "read"):
@@ -112,16 +114,20 @@ def model_input_sizes(size: Tuple[int, int], config: TestConfig) -> Tuple[Tuple[
     return tuple(dict.fromkeys(sizes))  # distinct, in order of the scales
 
 
+SAMPLED_ROW_BANDS = 8
+
+
 def normalised_channel_means(image: Union[np.ndarray, TiffScene], mean, std) -> np.ndarray:
     """Each channel's mean of `image` (H, W, C) once normalised, (x - mean) / std: about 0 for an image
-    in the normalisation's units, far from it (`NORMALISED_MEAN_LIMIT`) for one in others. A
-    `TiffScene` is read a band of rows at a time."""
+    in the normalisation's units, far from it (`NORMALISED_MEAN_LIMIT`) for one in others. Of a
+    `TiffScene`, the means of `SAMPLED_ROW_BANDS` bands of rows spread over it: enough to tell its
+    units, without decoding the whole scene once more before its windows."""
     if isinstance(image, TiffScene):
         height, width, channels = image.shape
         band_rows = max(1, STATISTICS_CHUNK // width)
-        sums = sum(image[top:top + band_rows].reshape(-1, channels).sum(0, dtype=np.float64)
-                   for top in range(0, height, band_rows))
-        means = sums / (height * width)
+        tops = sorted({int(top) for top in np.linspace(0, max(height - band_rows, 0), SAMPLED_ROW_BANDS)})
+        means = np.concatenate([image[top:top + band_rows].reshape(-1, channels) for top in tops]).mean(
+            0, dtype=np.float64)
     else:
         means = np.asarray(image).reshape(-1, len(mean)).mean(0, dtype=np.float64)
     return (means - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
@@ -201,20 +207,32 @@ READ_IN_WINDOWS_ABOVE = 256 << 20
 
 def read_in_windows(image: ImageInput, config: TestConfig) -> Optional[TiffScene]:
     """`image` as a `TiffScene` read a band of rows at a time where that is all the test needs: the
-    path of a TIFF of more than `READ_IN_WINDOWS_ABOVE` bytes (or a `TiffScene` given) of bands whose
-    type float32 holds exactly, of a layout `open_tiff_scene` reads so, tested in sliding windows at
-    its own size (one scale, with or without flip). None where the image is read whole."""
-    if not (isinstance(image, (str, os.PathLike, TiffScene)) and config.reads_bands and config.mode == "slide"
-            and len(config.scales) == 1):
+    path of a TIFF of more than `READ_IN_WINDOWS_ABOVE` bytes (or a `TiffScene` given), of a layout
+    `open_tiff_scene` reads so, tested in sliding windows at its own size (one scale, with or without
+    flip): bands whose type float32 holds exactly, or for an RGB model an upright 8-bit RGB picture
+    (what `read_image` gives of it). None where the image is read whole."""
+    if not (isinstance(image, (str, os.PathLike, TiffScene)) and config.mode == "slide" and len(config.scales) == 1):
         return None
-    scene = image if isinstance(image, TiffScene) else open_tiff_scene(image, config.channels)
-    if scene is None or scene.dtype.type not in EXACT_IN_FLOAT32 or \
-            scene.nbytes <= READ_IN_WINDOWS_ABOVE and not isinstance(image, TiffScene):
+    given = isinstance(image, TiffScene)
+    scene = image if given else open_tiff_scene(image, config.channels if config.reads_bands else None)
+    if scene is None or scene.nbytes <= READ_IN_WINDOWS_ABOVE and not given or \
+            test_size(scene.shape[:2], config.img_scale, config.scales[0], config.size_divisor) != scene.shape[:2]:
         return None
+    if not config.reads_bands:  # an RGB picture whose pixels Pillow would give as they are, else read whole
+        return scene if scene.rgb and (given or _decodes(scene)) else None
     if scene.shape[2] != config.channels:
         raise DataError(channels_error(str(scene.path), scene.shape, config.channels))
-    own_size = test_size(scene.shape[:2], config.img_scale, config.scales[0], config.size_divisor) == scene.shape[:2]
-    return scene if own_size else None
+    return scene if scene.dtype.type in EXACT_IN_FLOAT32 else None
+
+
+def _decodes(scene: TiffScene) -> bool:
+    """Whether tifffile decodes the scene's compression (Pillow reads some it does not, LZW without
+    imagecodecs): its first rows, read now."""
+    try:
+        scene[:1]
+    except DataError:
+        return False
+    return True
 
 
 def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
@@ -238,6 +256,9 @@ def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) 
                 views.append(resize_for_test(floats, config.img_scale, ratio, config.size_divisor))
         return PreparedImage(size=array.shape[:2], views=tuple(views),
                              rgb=display_rgb(array) if keep_image else None)
+    scene = read_in_windows(image, config)
+    if scene is not None:  # an RGB scene segmented at its own size: its windows read from the file
+        return PreparedImage(size=scene.shape[:2], views=(scene,), rgb=np.asarray(scene) if keep_image else None)
     rgb = to_rgb_array(image, copy=False)  # a caller's array is read, never written
     views = tuple(resize_for_test(rgb, config.img_scale, ratio, config.size_divisor) for ratio in config.scales)
     return PreparedImage(size=(rgb.shape[0], rgb.shape[1]), views=views, rgb=rgb if keep_image else None)
