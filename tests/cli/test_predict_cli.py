@@ -813,3 +813,76 @@ def test_a_large_scene_read_in_windows_gives_the_files_of_the_scene_read_whole(t
     assert {"scene.tif", "scene_confidence.tif", "scene_overlay.tif", "scene_probs.tif"} <= set(names), names
     for name in names:
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "windows" / name).read_bytes(), name
+
+
+@pytest.mark.filterwarnings("ignore:the test settings normalise")  # random bands, not in the settings' units
+@pytest.mark.parametrize("windows", [False, True])
+def test_geotiff_leaves_the_pixels_a_scene_declares_no_data_unlabelled(tmp_path, monkeypatch, windows):
+    """A four-band scene declaring 0 "no data" (GDAL's tag), with a border of it: --geotiff gives those
+    pixels 255, the label map's no data, uncoloured in the overlay and 'unlabelled' in --class-areas;
+    a pixel with 0 in some bands only keeps its label. --label-no-data labels them all, as without
+    --geotiff. The same read whole or in windows."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import csv
+
+    import segnext
+    from segnext.data import overlay
+    from segnext.inference import preprocess
+
+    if windows:
+        monkeypatch.setattr(preprocess, "READ_IN_WINDOWS_ABOVE", 0)
+    model = segnext.create_model("segnext_t", 3, in_channels=4, class_names=["field", "water", "road"])
+    model.config.test_settings = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24),
+                                            mean=(500,) * 4, std=(200,) * 4).to_dict()
+    segnext.save_model(model, tmp_path / "rgbn")
+    image = np.random.default_rng(0).integers(1, 1000, (50, 60, 4)).astype(np.uint16)
+    image[:, :12] = 0  # outside the scene's footprint
+    image[30, 40, :3] = 0  # a dark pixel in three bands: data
+    tifffile.imwrite(tmp_path / "scene.tif", image, photometric="minisblack", planarconfig="contig", tile=(16, 16),
+                     extratags=[*GEO_TAGS, (42113, "s", 0, "0", True)])
+    run = ["predict", "-c", str(tmp_path / "rgbn"), str(tmp_path / "scene.tif"), "--no-progress", "--overlay"]
+    assert main([*run, "--out", str(tmp_path / "png")]) == 0
+    assert main([*run, "--geotiff", "--out", str(tmp_path / "geo"), "--class-areas", str(tmp_path / "areas.csv")]) == 0
+    assert main([*run, "--geotiff", "--label-no-data", "--out", str(tmp_path / "all")]) == 0
+    labelled = np.asarray(Image.open(tmp_path / "png" / "scene.png"))
+    with tifffile.TiffFile(tmp_path / "geo" / "scene.tif") as written:
+        labels = written.asarray()
+        assert written.pages[0].tags[42113].value == "255"
+    assert (labels[:, :12] == 255).all() and np.array_equal(labels[:, 12:], labelled[:, 12:])
+    assert labelled.max() < 3 and labels[30, 40] == labelled[30, 40]
+    picture = tifffile.imread(tmp_path / "geo" / "scene_overlay.tif")
+    palette = Segmenter.from_checkpoint(tmp_path / "rgbn").palette
+    from segnext.data import display_rgb
+
+    assert np.array_equal(picture, overlay(display_rgb(image), labels, palette, 0.5, ignore_index=255))
+    with open(tmp_path / "areas.csv", newline="") as file:
+        row = list(csv.DictReader(file))[0]
+    assert float(row["unlabelled"]) == pytest.approx(100 * 12 / 60, abs=0.01)
+    assert np.array_equal(tifffile.imread(tmp_path / "all" / "scene.tif"), labelled)
+    assert main([*run, "--label-no-data", "--out", str(tmp_path / "x")]) == 1
+
+
+def test_the_no_data_value_of_a_tiff_and_the_pixels_holding_it(tmp_path):
+    """nodata_value reads GDAL's tag (numbers, NaN; None without it, for junk, for other files);
+    leave_no_data gives no label where every band holds it, the same for an array and a TiffScene."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from segnext.data import open_tiff_scene
+    from segnext.data.geotiff import leave_no_data, nodata_value
+
+    image = np.random.default_rng(0).random((40, 30, 2), dtype=np.float32)
+    image[5:9] = np.nan
+    image[20, :, 0] = np.nan  # NaN in one band only: data
+    for text, value in (("-9999", -9999.0), ("nan", None), ("0\x00", 0.0), ("junk", None), (None, None)):
+        tags = [(42113, "s", 0, text, True)] if text is not None else []
+        tifffile.imwrite(tmp_path / "scene.tif", image, photometric="minisblack", planarconfig="contig",
+                         rowsperstrip=4, extratags=tags)
+        read = nodata_value(tmp_path / "scene.tif")
+        assert (np.isnan(read) if text == "nan" else read == value), text
+    Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
+    assert nodata_value(tmp_path / "plain.png") is None
+    for source in (image, open_tiff_scene(tmp_path / "scene.tif")):
+        labels = leave_no_data(np.ones((40, 30), dtype=np.uint8), source, float("nan"))
+        assert (labels[5:9] == 255).all() and (labels[:5] == 1).all() and (labels[9:] == 1).all()
+    assert (leave_no_data(np.zeros((40, 30), np.uint8), np.full((40, 30), 7, np.int16), 7.0, no_label=9) == 9).all()
+    with pytest.raises(ValueError, match="must have one size"):
+        leave_no_data(np.zeros((3, 3), np.uint8), image, 0.0)

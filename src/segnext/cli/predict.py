@@ -106,9 +106,14 @@ def register(subparsers) -> None:
                         help="write the label maps as GeoTIFFs (NAME.tif, the class colours as their palette) that "
                              "keep the georeference of each TIFF input (its GeoTIFF tags: where it lies, in which "
                              "coordinate system), for a GIS to lay the classes over the map; 255 is their 'no data' "
-                             "with --unsure-below; --overlay, --probs and --confidence then write GeoTIFFs too: "
-                             "NAME_overlay.tif (RGB), NAME_probs.tif, a float16 band per class named after it, and "
-                             "NAME_confidence.tif, float32 (needs tifffile)")
+                             "where a TIFF declares no data (GDAL's nodata value in every band: outside a scene's "
+                             "footprint) and with --unsure-below; --overlay, --probs and --confidence then write "
+                             "GeoTIFFs too: NAME_overlay.tif (RGB), NAME_probs.tif, a float16 band per class named "
+                             "after it, and NAME_confidence.tif, float32 (needs tifffile)")
+    parser.add_argument("--label-no-data", action="store_true",
+                        help="with --geotiff, label the pixels a TIFF declares 'no data' like the others (by default "
+                             "they are left unlabelled: 255, uncoloured in the overlay, 'unlabelled' in "
+                             "--class-areas)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="leave out the images whose outputs (all those asked for) are in OUT already: a run "
                              "interrupted on a large folder goes on where it stopped (outputs are written whole or "
@@ -312,6 +317,9 @@ def run(args) -> int:
         check_unsure_request(args)
     if args.geotiff:
         check_geotiff_request(args, images, videos)
+    elif args.label_no_data:
+        raise ValueError("--label-no-data labels the pixels a TIFF declares no data in --geotiff's label maps; add "
+                         "--geotiff (without it they are labelled anyway)")
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -359,6 +367,8 @@ def run(args) -> int:
     if args.unsure_below is not None and segmenter.num_classes > IGNORE_INDEX:
         raise ValueError(f"--unsure-below writes {IGNORE_INDEX} for no label, which is a class of this model's "
                          f"{segmenter.num_classes}; leave --unsure-below out and use --confidence")
+    # --geotiff: the pixels a TIFF declares no data get no label (255 is no class of the model's)
+    args.leave_no_data = args.geotiff and not args.label_no_data and segmenter.num_classes <= IGNORE_INDEX
     out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
@@ -370,7 +380,7 @@ def run(args) -> int:
               file=sys.stderr)
 
     collectors = ([CocoPredictions(segmenter.class_names, Path(args.coco))] if args.coco else []) + (
-        [ClassAreas(segmenter.class_names, Path(args.class_areas), args.unsure_below is not None)]
+        [ClassAreas(segmenter.class_names, Path(args.class_areas), args.unsure_below is not None or args.leave_no_data)]
         if args.class_areas else []) + (
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
                                 Path(args.checkpoint or args.onnx).name, args.label_studio_url,
@@ -443,18 +453,41 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
                 from ..inference.segmenter import leave_unsure
 
                 result.labels = leave_unsure(result.labels, result.confidence, args.unsure_below)
+            no_data = args.leave_no_data and _leave_no_data(result.labels, path)
+            unlabelled = IGNORE_INDEX if args.unsure_below is not None or no_data else None
             pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter, args, collectors,
-                                               path, (stem.parent / path.name).as_posix(), benchmark)))
+                                               path, (stem.parent / path.name).as_posix(), benchmark, unlabelled)))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
         collect(limit=0)
     progress.close()
     return failures
 
 
+def _leave_no_data(labels, path: Path) -> bool:
+    """Whether the TIFF at `path` declares a "no data" value; the labels of its pixels holding it in
+    every band then set to 255, in place (its bands read again, a band of rows at a time)."""
+    from tqdm import tqdm
+
+    from ..data import DataError, open_tiff_scene, read_bands
+    from ..data.geotiff import leave_no_data, nodata_value
+
+    nodata = nodata_value(path)
+    if nodata is None:
+        return False
+    try:
+        leave_no_data(labels, open_tiff_scene(path) or read_bands(path, dtype=None), nodata)
+    except DataError as error:  # Pillow read it for the model (a codec tifffile lacks): labelled everywhere
+        tqdm.write(f"segnext predict: note: {error}; its pixels of no data ({nodata:g}) keep their labels",
+                   file=sys.stderr)
+        return False
+    return True
+
+
 def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path: Optional[Path] = None,
-          file_name: str = "", benchmark=None) -> None:
+          file_name: str = "", benchmark=None, unlabelled: Optional[int] = None) -> None:
     """OUT/<stem>.png (.tif with --geotiff), and the overlay, probabilities and confidence when asked
-    for; each written atomically; the labels added to the `collectors` (one thread saves, in order)."""
+    for; each written atomically; the labels added to the `collectors` (one thread saves, in order).
+    unlabelled: the value of the pixels left without a label (--unsure-below, no data), if any."""
     import numpy as np
 
     from ..data import overlay, write_image, write_label
@@ -462,7 +495,6 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     from ..inference.segmenter import confidence_greyscale
 
     palette, outputs = segmenter.palette, _output_paths(target, args)  # "scene.0001": names keep the ".0001"
-    unlabelled = IGNORE_INDEX if args.unsure_below is not None else None  # a class 255 keeps its colour
     tags = georeference(path) if args.geotiff else ()  # where the image lies, in its coordinate system
     if benchmark is not None:  # --submission: the server's ids and colours
         from ..data.submission import submission_label

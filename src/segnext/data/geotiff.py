@@ -7,9 +7,10 @@ directory and its parameters. A label map predicted at the image's own size lies
 lies, so those tags are copied onto it as they are, and a GIS (QGIS, GDAL, rasterio) lays the
 classes over the map. The label map is one band of class ids with the class colours as its palette
 (as segnext's PNGs are), and 255 is declared "no data" where pixels were left unlabelled
-(`--unsure-below`). The class probabilities and the confidence of a scene are GeoTIFFs of float
-bands in the same place, each band named (GDAL's band description: the class names), written a
-band of rows at a time. A tile cut from a scene gets the scene's tags with its raster moved
+(`--unsure-below`) or where the image itself holds no data (GDAL's "no data" value in every band:
+`nodata_value`, `leave_no_data`). The class probabilities and the confidence of a scene are
+GeoTIFFs of float bands in the same place, each band named (GDAL's band description: the class
+names), written a band of rows at a time. A tile cut from a scene gets the scene's tags with its raster moved
 (`tile_georeference`), so tiles and their label maps lie where they were cut from and mosaic back
 (`gdalbuildvrt`). Needs `tifffile`.
 """
@@ -22,8 +23,9 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..constants import TIFF_SUFFIXES
+from ..constants import IGNORE_INDEX, TIFF_SUFFIXES
 from ..utils import atomic_write, require, user_path
+from .bands import STATISTICS_CHUNK
 
 PathLike = Union[str, os.PathLike]
 
@@ -56,6 +58,40 @@ def georeference(path: PathLike) -> Tuple[Tag, ...]:
                          for tag in tags.values() if tag.code in GEOREFERENCE_TAGS)
     except Exception:  # an unreadable TIFF is named by the reader that segments it, not here
         return ()
+
+
+def nodata_value(path: PathLike) -> Optional[float]:
+    """The value the TIFF at `path` declares "no data" (GDAL's tag: the pixels outside a satellite
+    scene's footprint, an orthomosaic's borders), or None for a file of another kind, a TIFF that
+    declares none or one whose value is not a number."""
+    path = user_path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    tifffile = require("tifffile", "tiff", "The no-data value of GeoTIFFs")
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            tag = tiff.pages[0].tags.get(GDAL_NODATA)
+            text = tag.value if tag is not None else None
+    except Exception:  # an unreadable TIFF is named by the reader that segments it, not here
+        return None
+    try:
+        return float(str(text).strip().strip("\x00")) if text is not None else None
+    except ValueError:
+        return None
+
+
+def leave_no_data(labels: np.ndarray, image, nodata: float, no_label: int = IGNORE_INDEX) -> np.ndarray:
+    """`labels` (H, W) with `no_label` where every band of `image` (an array (H, W, C) or (H, W), or a
+    `TiffScene`) holds `nodata` (NaN where it is NaN), as GDAL masks a dataset of one "no data"
+    value: written into `labels` in place, a band of rows at a time, and returned."""
+    if tuple(image.shape[:2]) != tuple(labels.shape):
+        raise ValueError(f"labels {tuple(labels.shape)} and an image of {tuple(image.shape)} must have one size")
+    band_rows = max(1, STATISTICS_CHUNK // max(labels.shape[1], 1))
+    for top in range(0, labels.shape[0], band_rows):
+        values = np.asarray(image[top:top + band_rows])
+        missing = np.isnan(values) if np.isnan(nodata) else values == nodata
+        labels[top:top + band_rows][missing.all(2) if missing.ndim == 3 else missing] = no_label
+    return labels
 
 
 def tile_georeference(tags: Sequence[Tag], y: int, x: int) -> Tuple[Tag, ...]:
