@@ -183,3 +183,43 @@ def test_the_tiles_of_a_geotiff_scene_are_geotiffs_that_keep_their_place(tmp_pat
     assert len(rgb_tiles) == 6 and np.array_equal(rgb_tiles[5]["image"], rgb[36:100, 66:130])
     with tifffile.TiffFile(tmp_path / "rgb" / "images" / "train" / "photo_y36_x66.tif") as written:
         assert written.pages[0].geotiff_tags["ModelTiepoint"] == [0, 0, 0, 500033.0, 5599982.0, 0.0]
+
+
+def test_tiff_scenes_and_labels_are_tiled_from_windows_of_their_files(tmp_path, monkeypatch):
+    """TIFF scenes (four bands, and RGB) and TIFF label maps are read a row of tiles at a time (the
+    whole-image readers patched to fail): the tiles are those of the files read whole, to the byte."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from segnext.data import tiles
+
+    root = tmp_path / "fields"
+    for folder in ("images/train", "labels/train", "images/val", "labels/val"):
+        (root / folder).mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["field", "water", "road"]}))
+    rng = np.random.default_rng(3)
+    bands = rng.integers(0, 4000, (150, 170, 4), dtype=np.uint16)
+    tifffile.imwrite(root / "images" / "train" / "scene.tif", np.moveaxis(bands, -1, 0), photometric="minisblack",
+                     planarconfig="separate", tile=(32, 32), compression="zlib")
+    label = rng.integers(0, 3, (150, 170), dtype=np.uint8)
+    label[:20] = 255
+    tifffile.imwrite(root / "labels" / "train" / "scene.tif", label, photometric="minisblack", rowsperstrip=5)
+    tifffile.imwrite(root / "images" / "val" / "photo.tif", bands[:, :, :3].astype(np.uint8), photometric="rgb",
+                     tile=(16, 16))
+    colours = np.zeros((3, 256), dtype=np.uint16)
+    tifffile.imwrite(root / "labels" / "val" / "photo.tif", label, photometric="palette", colormap=colours)
+
+    def tiled(out, channels):  # the four-band scene for a model of four channels, the photo for an RGB one
+        tile_dataset("folder", root, tmp_path / out, size=64, overlap=8, split="train" if channels == 4 else "val",
+                     channels=channels, workers=0, progress=False, drop_unlabelled=True)
+        return {path.relative_to(tmp_path / out): path.read_bytes()
+                for path in sorted((tmp_path / out).rglob("*")) if path.is_file()}
+
+    with monkeypatch.context() as whole:
+        whole.setattr(tiles, "_read_in_windows", lambda *args, **kwargs: None)
+        expected = {channels: tiled(f"whole{channels}", channels) for channels in (4, 3)}
+    for reader in ("read_bands", "read_image", "read_label"):
+        monkeypatch.setattr(tiles, reader, lambda *args, **kwargs: pytest.fail("read whole"))
+    for channels in (4, 3):
+        written = tiled(f"windows{channels}", channels)
+        assert written.keys() == expected[channels].keys() and written == expected[channels]
+    assert any(name.name.startswith("scene_y86") for name in expected[4])
+    assert any(name.name.startswith("photo_y86") for name in expected[3])

@@ -41,8 +41,9 @@ class TiffScene:
     ndim = 3
 
     def __init__(self, path: PathLike, shape: Tuple[int, int, int], dtype: np.dtype, segment_rows: int,
-                 segments_across: int, band_by_band: bool, rgb: bool = False):
+                 segments_across: int, band_by_band: bool, photometric: int = 1, rgb: bool = False):
         self.path, self.shape, self.dtype = user_path(path), shape, np.dtype(dtype)
+        self.photometric = photometric  # the TIFF's colour model: 1 values (0 black), 2 RGB, 3 palette indices
         self.rgb = rgb  # an upright 8-bit RGB picture: what `read_image` reads from the file, as it is
         self.segment_rows, self.segments_across, self.band_by_band = segment_rows, segments_across, band_by_band
         self._held_from, self._held = 0, np.empty((0, shape[1], shape[2]), dtype=self.dtype)
@@ -64,6 +65,16 @@ class TiffScene:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         array = self._decode(0, self.shape[0])  # not kept: the whole scene is the caller's
         return array if dtype is None else array.astype(dtype, copy=False)
+
+    def readable(self) -> bool:
+        """Whether tifffile decodes the scene (its first rows, read now): a compression it lacks a codec
+        for (LZW without imagecodecs) is found before any work, for a reader that has one (Pillow) to
+        read the file whole instead."""
+        try:
+            self[:1]
+        except DataError:
+            return False
+        return True
 
     def __getstate__(self) -> dict:  # the rows held are not sent to another process
         return {**self.__dict__, "_held_from": 0, "_held": self._held[:0]}
@@ -191,5 +202,5 @@ def _layout(tiff) -> Optional[dict]:
     rgb = page.dtype == np.uint8 and samples == 3 and page.photometric == PHOTOMETRIC_RGB and \
         (orientation is None or orientation.value == 1)
     return dict(shape=(height, width, samples), dtype=page.dtype, segment_rows=segment_rows,
-                segments_across=across, band_by_band=band_by_band, rgb=bool(rgb))
+                segments_across=across, band_by_band=band_by_band, photometric=int(page.photometric), rgb=bool(rgb))
 

@@ -11,7 +11,8 @@ losslessly: RGB as PNG, bands (channels other than 3, or 3 read as bands) as .np
 type, and the tiles of a GeoTIFF scene as GeoTIFFs of its type that keep their place on the map (the
 scene's georeference with the raster moved to the tile: `predict --geotiff` on them gives label maps
 that mosaic back). Labels are written as class ids (the dataset's label map applied) in palettised PNGs,
-on their tile's pixel grid, with a classes.json of the dataset's classes and colours.
+on their tile's pixel grid, with a classes.json of the dataset's classes and colours. TIFF scenes and
+label maps are read a row of tiles at a time (`TiffScene`), so a scene larger than memory is tiled.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .datasets import get_spec, list_split, split_names, splits_on_disk
 from .geotiff import georeference, tile_georeference, write_image_geotiff
 from .io import DataError, read_image, read_label, write_image, write_label
 from .splits import relative_stem
+from .tiff_scene import TiffScene, open_tiff_scene
 
 DONE_FOLDER = ".tiled"
 GEOREFERENCED = "georeferenced"  # the note of a scene whose tiles are GeoTIFFs
@@ -94,20 +96,26 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
     done = Path(destination) / DONE_FOLDER / split / f"{stem}.tiled"
     if up_to_date([done], overwrite):
         return "skipped", ""
-    image = read_bands(image_path, channels, dtype=None) if reads_bands else read_image(image_path)
+    image = _read_in_windows(image_path, channels if reads_bands else None)
+    if image is None:
+        image = read_bands(image_path, channels, dtype=None) if reads_bands else read_image(image_path)
     place = georeference(image_path) if find_spec("tifffile") else ()  # (): not a GeoTIFF
-    label = table[read_label(label_path)]
-    if image.shape[:2] != label.shape:
+    label = _read_in_windows(label_path, labels=True)
+    label = table[read_label(label_path)] if label is None else label
+    if image.shape[:2] != label.shape[:2]:
         raise DataError(f"{image_path} is {image.shape[1]}x{image.shape[0]} but its label {label_path} is "
                         f"{label.shape[1]}x{label.shape[0]}")
-    height, width = label.shape
+    height, width = label.shape[:2]
     pad_h, pad_w = max(size - height, 0), max(size - width, 0)
-    if pad_h or pad_w:
-        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)))
-        label = np.pad(label, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_INDEX)
+    if pad_h or pad_w:  # smaller than a tile: read whole
+        image = np.pad(np.asarray(image), ((0, pad_h), (0, pad_w), (0, 0)))
+        label = np.asarray(label)
+        label = np.pad(label if label.ndim == 2 else table[label[:, :, 0]], ((0, pad_h), (0, pad_w)),
+                       constant_values=IGNORE_INDEX)
     written = 0
-    for y, x in tile_origins(height, width, size, overlap):
-        tile_label = np.ascontiguousarray(label[y:y + size, x:x + size])
+    for y, x in tile_origins(height, width, size, overlap):  # row by row: a scene read in windows is read once
+        tile_label = label[y:y + size, x:x + size]
+        tile_label = np.ascontiguousarray(tile_label if tile_label.ndim == 2 else table[tile_label[:, :, 0]])
         if drop_unlabelled and (tile_label == IGNORE_INDEX).all():
             continue
         name = f"{stem}_y{y}_x{x}"
@@ -122,6 +130,21 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
         written += 1
     atomic_write(done, lambda temporary: temporary.write_text(f"{written}\n"))
     return "converted", GEOREFERENCED if place else ""
+
+
+def _read_in_windows(path: str, channels: Optional[int] = None, labels: bool = False) -> Optional[TiffScene]:
+    """A TIFF image (of `channels` bands; None: an RGB picture as `read_image` reads it) or label map
+    (`labels`: one 8-bit band of values or palette indices, as `read_label` reads it) as a `TiffScene`,
+    read a row of tiles at a time: a scene larger than memory is tiled all the same. None where it is
+    read whole."""
+    if not find_spec("tifffile"):
+        return None
+    scene = open_tiff_scene(path, channels)
+    if scene is None:
+        return None
+    wanted = (scene.shape[2] == 1 and scene.dtype == np.uint8 and scene.photometric in (1, 3)) if labels else \
+        channels is not None or scene.rgb
+    return scene if wanted and scene.readable() else None
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

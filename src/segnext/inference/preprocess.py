@@ -219,20 +219,10 @@ def read_in_windows(image: ImageInput, config: TestConfig) -> Optional[TiffScene
             test_size(scene.shape[:2], config.img_scale, config.scales[0], config.size_divisor) != scene.shape[:2]:
         return None
     if not config.reads_bands:  # an RGB picture whose pixels Pillow would give as they are, else read whole
-        return scene if scene.rgb and (given or _decodes(scene)) else None
+        return scene if scene.rgb and (given or scene.readable()) else None
     if scene.shape[2] != config.channels:
         raise DataError(channels_error(str(scene.path), scene.shape, config.channels))
     return scene if scene.dtype.type in EXACT_IN_FLOAT32 else None
-
-
-def _decodes(scene: TiffScene) -> bool:
-    """Whether tifffile decodes the scene's compression (Pillow reads some it does not, LZW without
-    imagecodecs): its first rows, read now."""
-    try:
-        scene[:1]
-    except DataError:
-        return False
-    return True
 
 
 def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
