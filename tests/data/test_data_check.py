@@ -274,3 +274,52 @@ def test_a_16_bit_rgb_tiff_is_noted_too(tmp_path):
     save_label(root / "labels/train/ortho.png", np.zeros((6, 8), np.uint8))
     [report] = check_dataset("folder", root, split="train", workers=1, progress=False)
     assert any(f"ortho.tif: levels up to {int(rgb.max()) >> 8} of 255" in note for note in report.notes)
+
+
+def test_tiff_scenes_and_labels_are_checked_a_band_of_rows_at_a_time(tmp_path, monkeypatch):
+    """TIFF scenes (four bands, RGB) and TIFF label maps are decoded a band of rows at a time (the
+    whole-image readers patched to fail): the same report as read whole; a damaged tile and values
+    outside the classes are problems naming the file."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from segnext.data import check
+
+    root = _folder(tmp_path)
+    for folder in ("images/train", "labels/train", "images/val", "labels/val"):
+        (root / folder).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    bands = rng.integers(0, 4000, (90, 70, 4), dtype=np.uint16)
+    label = rng.integers(0, 3, (90, 70), dtype=np.uint8)
+    label[:5] = 255
+    label[50, 7] = 9  # no class
+    for name in ("a", "b"):
+        tifffile.imwrite(root / f"images/train/{name}.tif", bands, photometric="minisblack", planarconfig="contig",
+                         tile=(16, 16), compression="zlib")
+        tifffile.imwrite(root / f"labels/train/{name}.tif", label, photometric="minisblack", rowsperstrip=4)
+    tifffile.imwrite(root / "images/val/c.tif", bands[:, :, :3].astype(np.uint8), photometric="rgb", tile=(16, 16))
+    tifffile.imwrite(root / "labels/val/c.tif", label[:, :60], photometric="palette",
+                     colormap=np.zeros((3, 256), dtype=np.uint16))
+    with tifffile.TiffFile(root / "images/train/b.tif") as tiff:
+        offset = tiff.pages[0].dataoffsets[20]
+    with open(root / "images/train/b.tif", "r+b") as file:
+        file.seek(offset)
+        file.write(b"\xff" * 32)
+
+    def reports(channels):  # the four-band scenes for a model of four channels, the photo for an RGB one
+        return [(report.split, sorted(report.problems), report.class_pixels.tolist(), report.ignored_pixels,
+                 report.images_with_class.tolist())
+                for report in check_dataset("folder", root, split="train" if channels == 4 else "val", workers=0,
+                                            progress=False, channels=channels)]
+
+    with monkeypatch.context() as whole:
+        whole.setattr(check, "open_tiff_scene_as", lambda *args, **kwargs: None)
+        expected = {channels: reports(channels) for channels in (4, None)}
+    for reader in ("read_bands", "read_image_or_bands", "read_label"):
+        monkeypatch.setattr(check, reader, lambda *args, **kwargs: pytest.fail("read whole"))
+    for channels in (4, None):
+        assert reports(channels) == expected[channels]
+    (split, problems, class_pixels, ignored, _), = expected[4]
+    assert any("b.tif: cannot read this TIFF file" in problem for problem in problems)
+    assert sum("label values outside the classes: 9 (1 px)" in problem for problem in problems) == 2
+    assert ignored == 2 * (5 * 70 + 1) and sum(class_pixels) == 2 * (85 * 70 - 1)  # the value 9 is ignored
+    (_, val_problems, *_), = expected[None]
+    assert any("c.tif: label is 60x90 but its image" in problem for problem in val_problems)

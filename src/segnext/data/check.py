@@ -19,13 +19,14 @@ returns the reports; the CLI exits non-zero when any problem was found.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import count
-from .bands import read_bands, read_image_or_bands, reads_bands
+from .bands import STATISTICS_CHUNK, read_bands, read_image_or_bands, reads_bands
 from .conversion import run_tasks
 from .datasets import (
     GROUP_PATTERN,
@@ -44,6 +45,7 @@ from .datasets import (
 from .io import DataError, has_16_bit_samples, read_label
 from .selection import select_spec_classes
 from .splits import CAMERA_PREFIXES, shared_group
+from .tiff_scene import TiffScene, open_tiff_scene_as
 
 ABSENT = "absent"  # SplitReport.layout of a standard split with no folder below the root
 
@@ -72,28 +74,49 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
     model's in_channels); bands: three are too."""
     problems = []
     image = label = top_level = None
-    try:
-        image = read_bands(image_path, channels) if reads_bands(channels, bands) else read_image_or_bands(image_path)
+    as_bands = reads_bands(channels, bands)
+    try:  # a TIFF scene and label map decoded a band of rows at a time: a scene larger than memory is checked
+        image = _tiff_read_through(image_path, "bands" if as_bands else "picture", channels)
+        if image is None:
+            image = read_bands(image_path, channels) if as_bands else read_image_or_bands(image_path)
         if image.dtype == np.uint8 and has_16_bit_samples(image_path):
             top_level = int(image.max())
     except (DataError, FileNotFoundError) as error:
         problems.append(str(error))
+    raw_counts = np.zeros(256, dtype=np.int64)
     try:
-        label = read_label(label_path)
+        label = _tiff_read_through(label_path, "label", counts=raw_counts)
+        if label is None:
+            label = read_label(label_path)
+            raw_counts = np.bincount(label.ravel(), minlength=256)
     except (DataError, FileNotFoundError) as error:
         problems.append(str(error))
     image_channels = None if image is None else image.shape[2]
     if label is None:
         return problems, None, image_channels, top_level
-    if image is not None and image.shape[:2] != label.shape:
+    if image is not None and image.shape[:2] != label.shape[:2]:
         problems.append(f"{label_path}: label is {label.shape[1]}x{label.shape[0]} but its image {image_path} "
                         f"is {image.shape[1]}x{image.shape[0]}")
-    raw_counts = np.bincount(label.ravel(), minlength=256)
     unknown = np.flatnonzero((raw_counts > 0) & ~known)
     if unknown.size:
         shown = ", ".join(f"{v} ({raw_counts[v]} px)" for v in unknown[:10])
         problems.append(f"{label_path}: label values outside the classes: {shown}")
     return problems, raw_counts, image_channels, top_level
+
+
+def _tiff_read_through(path: str, reader: str, channels: Optional[int] = None,
+                       counts: Optional[np.ndarray] = None) -> Optional[TiffScene]:
+    """The TIFF at `path` as a `TiffScene` (see `open_tiff_scene_as`) once each of its tiles or strips
+    is decoded (a damaged one raises `DataError` naming the file), the stored values counted into
+    `counts` on the way; None where it is read whole."""
+    scene = open_tiff_scene_as(path, reader, channels) if find_spec("tifffile") else None
+    if scene is not None:
+        band_rows = max(scene.segment_rows, STATISTICS_CHUNK // scene.shape[1])
+        for top in range(0, scene.shape[0], band_rows):
+            rows = scene[top:top + band_rows]
+            if counts is not None:
+                counts += np.bincount(rows.ravel(), minlength=len(counts))
+    return scene
 
 
 def _check_task(task):

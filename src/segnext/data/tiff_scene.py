@@ -30,7 +30,8 @@ PathLike = Union[str, os.PathLike]
 
 JPEG_COMPRESSIONS = (6, 7, 33007, 34892)  # decoded with tables and headers kept apart from the segments
 PLANAR_SEPARATE = 2  # PlanarConfiguration: each band's samples stored apart (as GDAL writes GeoTIFFs)
-PHOTOMETRIC_RGB, ORIENTATION = 2, 274  # a TIFF's colour model (RGB) and its Orientation tag
+# A TIFF's colour models (values with 0 black, RGB, palette indices) and its Orientation tag
+PHOTOMETRIC_BLACK_IS_ZERO, PHOTOMETRIC_RGB, PHOTOMETRIC_PALETTE, ORIENTATION = 1, 2, 3, 274
 
 
 class TiffScene:
@@ -180,14 +181,39 @@ def open_tiff_scene(path: PathLike, channels: Optional[int] = None) -> Optional[
     return scene
 
 
+READERS = ("bands", "picture", "label")
+
+
+def open_tiff_scene_as(path: PathLike, reader: str, channels: Optional[int] = None) -> Optional[TiffScene]:
+    """The TIFF at `path` as a `TiffScene` whose pixels are those a whole-image reader gives of it, or
+    None where they would differ or it is not read in bands of rows (then that reader reads it):
+    - "bands": `read_bands(path, channels, dtype=None)`'s (channels checked as it checks them);
+    - "picture": `read_image`'s, for an upright 8-bit RGB TIFF;
+    - "label": `read_label`'s, for one 8-bit band of values or palette indices.
+    A picture's or a label's first rows are decoded now: a compression tifffile has no codec for
+    (LZW without imagecodecs), which Pillow may read, gives None."""
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {', '.join(READERS)}; got {reader!r}")
+    scene = open_tiff_scene(path, channels if reader == "bands" else None)
+    if scene is None or reader == "bands":
+        return scene
+    if reader == "picture":
+        wanted = scene.rgb
+    else:
+        wanted = scene.shape[2] == 1 and scene.dtype == np.uint8 and scene.photometric in (PHOTOMETRIC_BLACK_IS_ZERO,
+                                                                                          PHOTOMETRIC_PALETTE)
+    return scene if wanted and scene.readable() else None
+
+
 def _layout(tiff) -> Optional[dict]:
     """TiffScene's arguments for the file's image, or None where it is not one read in bands of rows."""
     series = tiff.series[0] if tiff.series else None
     page = tiff.pages[0]
     if series is None or len(series.pages) != 1 or series.pages[0].offset != page.offset:
         return None  # one image (reduced resolutions aside), the first page: not a page a band
-    if page.dtype is None or page.imagedepth != 1 or page.compression in JPEG_COMPRESSIONS or \
-            page.bitspersample not in (8, 16, 32, 64) or series.axes not in ("YX", "YXS", "SYX"):
+    if page.dtype is None or page.dtype.kind not in "uif" or page.bitspersample not in (8, 16, 32, 64):
+        return None  # numbers of whole bytes: not complex, not bits
+    if page.imagedepth != 1 or page.compression in JPEG_COMPRESSIONS or series.axes not in ("YX", "YXS", "SYX"):
         return None
     height, width, samples = page.imagelength, page.imagewidth, page.samplesperpixel
     band_by_band = samples > 1 and page.planarconfig == PLANAR_SEPARATE

@@ -32,7 +32,7 @@ from .datasets import get_spec, list_split, split_names, splits_on_disk
 from .geotiff import georeference, tile_georeference, write_image_geotiff
 from .io import DataError, read_image, read_label, write_image, write_label
 from .splits import relative_stem
-from .tiff_scene import TiffScene, open_tiff_scene
+from .tiff_scene import TiffScene, open_tiff_scene_as
 
 DONE_FOLDER = ".tiled"
 GEOREFERENCED = "georeferenced"  # the note of a scene whose tiles are GeoTIFFs
@@ -96,11 +96,12 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
     done = Path(destination) / DONE_FOLDER / split / f"{stem}.tiled"
     if up_to_date([done], overwrite):
         return "skipped", ""
-    image = _read_in_windows(image_path, channels if reads_bands else None)
+    # A TIFF scene and label map read a row of tiles at a time (`TiffScene`): larger than memory, tiled all the same
+    image = _read_in_windows(image_path, "bands" if reads_bands else "picture", channels)
     if image is None:
         image = read_bands(image_path, channels, dtype=None) if reads_bands else read_image(image_path)
     place = georeference(image_path) if find_spec("tifffile") else ()  # (): not a GeoTIFF
-    label = _read_in_windows(label_path, labels=True)
+    label = _read_in_windows(label_path, "label")
     label = table[read_label(label_path)] if label is None else label
     if image.shape[:2] != label.shape[:2]:
         raise DataError(f"{image_path} is {image.shape[1]}x{image.shape[0]} but its label {label_path} is "
@@ -132,19 +133,8 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
     return "converted", GEOREFERENCED if place else ""
 
 
-def _read_in_windows(path: str, channels: Optional[int] = None, labels: bool = False) -> Optional[TiffScene]:
-    """A TIFF image (of `channels` bands; None: an RGB picture as `read_image` reads it) or label map
-    (`labels`: one 8-bit band of values or palette indices, as `read_label` reads it) as a `TiffScene`,
-    read a row of tiles at a time: a scene larger than memory is tiled all the same. None where it is
-    read whole."""
-    if not find_spec("tifffile"):
-        return None
-    scene = open_tiff_scene(path, channels)
-    if scene is None:
-        return None
-    wanted = (scene.shape[2] == 1 and scene.dtype == np.uint8 and scene.photometric in (1, 3)) if labels else \
-        channels is not None or scene.rgb
-    return scene if wanted and scene.readable() else None
+def _read_in_windows(path: str, reader: str, channels: Optional[int] = None) -> Optional[TiffScene]:
+    return open_tiff_scene_as(path, reader, channels) if find_spec("tifffile") else None
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..data.bands import STATISTICS_CHUNK, display_rgb, read_bands
 from ..data.io import DataError, channels_error, decode_image, pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
-from ..data.tiff_scene import TiffScene, open_tiff_scene
+from ..data.tiff_scene import TiffScene, open_tiff_scene_as
 from .settings import TestConfig
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, bytes, BinaryIO, TiffScene]
@@ -207,19 +207,20 @@ READ_IN_WINDOWS_ABOVE = 256 << 20
 
 def read_in_windows(image: ImageInput, config: TestConfig) -> Optional[TiffScene]:
     """`image` as a `TiffScene` read a band of rows at a time where that is all the test needs: the
-    path of a TIFF of more than `READ_IN_WINDOWS_ABOVE` bytes (or a `TiffScene` given), of a layout
-    `open_tiff_scene` reads so, tested in sliding windows at its own size (one scale, with or without
-    flip): bands whose type float32 holds exactly, or for an RGB model an upright 8-bit RGB picture
-    (what `read_image` gives of it). None where the image is read whole."""
+    path of a TIFF of more than `READ_IN_WINDOWS_ABOVE` bytes (or a `TiffScene` given) that
+    `open_tiff_scene_as` reads so, tested in sliding windows at its own size (one scale, with or
+    without flip): bands whose type float32 holds exactly, or for an RGB model an upright 8-bit RGB
+    picture (what `read_image` gives of it). None where the image is read whole."""
     if not (isinstance(image, (str, os.PathLike, TiffScene)) and config.mode == "slide" and len(config.scales) == 1):
         return None
     given = isinstance(image, TiffScene)
-    scene = image if given else open_tiff_scene(image, config.channels if config.reads_bands else None)
+    reader = "bands" if config.reads_bands else "picture"
+    scene = image if given else open_tiff_scene_as(image, reader, config.channels)
     if scene is None or scene.nbytes <= READ_IN_WINDOWS_ABOVE and not given or \
             test_size(scene.shape[:2], config.img_scale, config.scales[0], config.size_divisor) != scene.shape[:2]:
         return None
     if not config.reads_bands:  # an RGB picture whose pixels Pillow would give as they are, else read whole
-        return scene if scene.rgb and (given or scene.readable()) else None
+        return scene if scene.rgb else None
     if scene.shape[2] != config.channels:
         raise DataError(channels_error(str(scene.path), scene.shape, config.channels))
     return scene if scene.dtype.type in EXACT_IN_FLOAT32 else None
