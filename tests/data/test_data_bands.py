@@ -341,3 +341,40 @@ def test_data_check_names_images_of_other_bands(tmp_path, capsys):
     assert main(["data", "check", "folder", str(root), "--split", "train", "--channels", "4", "--no-frequencies",
                  "--workers", "0"]) == 1
     assert "b.npy: holds 3 channel(s), and the model takes 4 (in_channels)" in capsys.readouterr().out
+
+
+def test_the_channel_statistics_of_a_tiff_scene_are_those_of_its_pixels(tmp_path, monkeypatch, capsys):
+    """channel_statistics of a TiffScene (read a band of rows at a time, NaN left out) are those of its
+    array; `data stats` measures TIFF scenes so, without reading them whole."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import json
+
+    from segnext.cli.main import main
+    from segnext.data import open_tiff_scene
+    from segnext.data.bands import channel_statistics
+
+    monkeypatch.setattr(segnext.data.bands, "STATISTICS_CHUNK", 500)  # bands of 5 rows
+    rng = np.random.default_rng(0)
+    image = rng.normal((100.0, 2000.0, 5.0), (10.0, 300.0, 1.0), (60, 100, 3)).astype(np.float32)
+    image[7, 3:9, 1] = np.nan
+    tifffile.imwrite(tmp_path / "scene.tif", image, photometric="minisblack", planarconfig="contig", tile=(16, 32))
+    from_scene = channel_statistics([open_tiff_scene(tmp_path / "scene.tif")])
+    from_array = channel_statistics([image])
+    assert from_scene["pixels"] == from_array["pixels"] == 6000
+    assert np.allclose(from_scene["mean"], from_array["mean"], rtol=1e-12)
+    assert np.allclose(from_scene["std"], from_array["std"], rtol=1e-9)
+    assert np.allclose(from_array["mean"], np.nanmean(image.astype(np.float64).reshape(-1, 3), 0))
+
+    root = tmp_path / "fields"
+    for folder in ("images/train", "labels/train"):
+        (root / folder).mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["field", "water"]}))
+    (tmp_path / "scene.tif").rename(root / "images/train/scene.tif")
+    Image.fromarray(np.zeros((60, 100), np.uint8)).save(root / "labels/train/scene.png")
+    import segnext.data.datasets as datasets
+
+    monkeypatch.setattr(datasets, "read_bands", lambda *args, **kwargs: pytest.fail("read whole"))
+    assert main(["data", "stats", "folder", str(root), "--channels", "3", "--bands"]) == 0
+    printed = capsys.readouterr().out
+    mean = json.loads(printed.split("data.mean=")[1].split(" data.std=")[0])
+    assert np.allclose(mean, np.round(from_array["mean"], 4))

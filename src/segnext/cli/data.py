@@ -311,6 +311,20 @@ def run_tile(args) -> int:
     return 0
 
 
+def _images_for_statistics(dataset, count: int):
+    """The first `count` images of `dataset` as it reads them; a TIFF scene as a `TiffScene`, read a
+    band of rows at a time (a scene larger than memory is measured all the same)."""
+    from importlib.util import find_spec
+
+    from ..data.tiff_scene import open_tiff_scene_as
+
+    for index in range(count):
+        path = dataset.image_paths[index]
+        scene = open_tiff_scene_as(path, "bands" if dataset.bands else "picture", dataset.channels) \
+            if find_spec("tifffile") else None
+        yield dataset.load(index)["image"] if scene is None else scene
+
+
 def run_stats(args) -> int:
     import json
 
@@ -320,7 +334,7 @@ def run_stats(args) -> int:
     dataset = build_dataset(args.name, args.root, args.split, channels=args.channels, bands=args.bands)
     count = min(len(dataset), args.max_images or len(dataset))
     print(f"{args.name} {args.split}: {count} of {len(dataset)} images, {args.channels} channel(s)", file=sys.stderr)
-    stats = channel_statistics(dataset.load(index)["image"] for index in range(count))
+    stats = channel_statistics(_images_for_statistics(dataset, count))
     print(f"{'channel':>8} {'mean':>12} {'std':>12}")
     for channel, (mean, std) in enumerate(zip(stats["mean"], stats["std"])):
         print(f"{channel:>8} {mean:>12.4f} {std:>12.4f}")

@@ -281,15 +281,16 @@ STATISTICS_CHUNK = 1 << 20  # pixels summed at a time
 
 def channel_statistics(images, max_images: Optional[int] = None) -> dict:
     """{"mean": [...], "std": [...], "images": n, "pixels": n} of each channel over `images` (arrays
-    (H, W, C) of one C, e.g. a dataset's samples' "image"), in float64 sums: the population standard
-    deviation over every pixel of every image, as torchvision's and MMSegmentation's normalisation
-    constants are computed. NaN pixels are left out of their channel."""
+    (H, W, C) of one C, e.g. a dataset's samples' "image", or `TiffScene`s, read a band of rows at a
+    time), in float64 sums: the population standard deviation over every pixel of every image, as
+    torchvision's and MMSegmentation's normalisation constants are computed. NaN pixels are left out
+    of their channel."""
     total = squares = counts = None
     seen = 0
     for image in images:
         if max_images is not None and seen >= max_images:
             break
-        values = np.asarray(image)  # each chunk is taken to float64 on its own
+        values = image if isinstance(image, TiffScene) else np.asarray(image)  # chunks to float64 one by one
         values = values[:, :, None] if values.ndim == 2 else values
         channels = values.shape[2]
         if total is None:
@@ -297,9 +298,9 @@ def channel_statistics(images, max_images: Optional[int] = None) -> dict:
         elif channels != len(total):
             raise ValueError(f"image {seen} has {channels} channels and the ones before it {len(total)}; give "
                              f"every image one number of channels")
-        flat = values.reshape(-1, channels)
-        for start in range(0, len(flat), STATISTICS_CHUNK):  # bounded memory for a scene of 10,000 x 10,000
-            chunk = flat[start:start + STATISTICS_CHUNK].astype(np.float64)
+        band_rows = max(1, STATISTICS_CHUNK // values.shape[1])
+        for top in range(0, values.shape[0], band_rows):  # bounded memory for a scene of 10,000 x 10,000
+            chunk = values[top:top + band_rows].reshape(-1, channels).astype(np.float64)
             valid = np.isfinite(chunk)
             chunk[~valid] = 0.0
             total += chunk.sum(0)
