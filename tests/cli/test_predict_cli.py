@@ -819,8 +819,9 @@ def test_a_large_scene_read_in_windows_gives_the_files_of_the_scene_read_whole(t
 @pytest.mark.parametrize("windows", [False, True])
 def test_geotiff_leaves_the_pixels_a_scene_declares_no_data_unlabelled(tmp_path, monkeypatch, windows):
     """A four-band scene declaring 0 "no data" (GDAL's tag), with a border of it: --geotiff gives those
-    pixels 255, the label map's no data, uncoloured in the overlay and 'unlabelled' in --class-areas;
-    a pixel with 0 in some bands only keeps its label. --label-no-data labels them all, as without
+    pixels 255, the label map's no data, uncoloured in the overlay and 'unlabelled' in --class-areas,
+    NaN in the confidence and probabilities (and out of confidence.csv's mean); a pixel with 0 in some
+    bands only keeps its label. --label-no-data labels them all, as without
     --geotiff. The same read whole or in windows."""
     tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
     import csv
@@ -842,7 +843,8 @@ def test_geotiff_leaves_the_pixels_a_scene_declares_no_data_unlabelled(tmp_path,
                      extratags=[*GEO_TAGS, (42113, "s", 0, "0", True)])
     run = ["predict", "-c", str(tmp_path / "rgbn"), str(tmp_path / "scene.tif"), "--no-progress", "--overlay"]
     assert main([*run, "--out", str(tmp_path / "png")]) == 0
-    assert main([*run, "--geotiff", "--out", str(tmp_path / "geo"), "--class-areas", str(tmp_path / "areas.csv")]) == 0
+    assert main([*run, "--geotiff", "--out", str(tmp_path / "geo"), "--class-areas", str(tmp_path / "areas.csv"),
+                 "--confidence", "--probs"]) == 0
     assert main([*run, "--geotiff", "--label-no-data", "--out", str(tmp_path / "all")]) == 0
     labelled = np.asarray(Image.open(tmp_path / "png" / "scene.png"))
     with tifffile.TiffFile(tmp_path / "geo" / "scene.tif") as written:
@@ -858,6 +860,16 @@ def test_geotiff_leaves_the_pixels_a_scene_declares_no_data_unlabelled(tmp_path,
     with open(tmp_path / "areas.csv", newline="") as file:
         row = list(csv.DictReader(file))[0]
     assert float(row["unlabelled"]) == pytest.approx(100 * 12 / 60, abs=0.01)
+    # No confidence and no probabilities there: NaN, declared GDAL's no data; the mean confidence of the rest
+    for name in ("scene_confidence.tif", "scene_probs.tif"):
+        with tifffile.TiffFile(tmp_path / "geo" / name) as written:
+            values = written.asarray().reshape(50, 60, -1)
+            assert np.isnan(float(written.pages[0].tags[42113].value))  # tifffile may parse the text
+        assert np.isnan(values[:, :12]).all() and not np.isnan(values[:, 12:]).any(), name
+    with open(tmp_path / "geo" / "confidence.csv", newline="") as file:
+        mean_confidence = float(next(iter(csv.DictReader(file)))["confidence"])
+    confidence = tifffile.imread(tmp_path / "geo" / "scene_confidence.tif")
+    assert mean_confidence == pytest.approx(100 * confidence[:, 12:].astype(np.float64).mean(), abs=0.01)
     assert np.array_equal(tifffile.imread(tmp_path / "all" / "scene.tif"), labelled)
     assert main([*run, "--label-no-data", "--out", str(tmp_path / "x")]) == 1
 

@@ -131,3 +131,13 @@ def test_the_picture_of_a_scene_read_in_windows_is_the_one_of_its_pixels(tmp_pat
         tifffile.imwrite(tmp_path / "scene.tif", image, photometric="minisblack", planarconfig="contig",
                          tile=(32, 32))
     assert np.array_equal(display_rgb(open_tiff_scene(tmp_path / "scene.tif")), display_rgb(image))
+
+
+def test_a_scene_whose_file_changed_since_it_was_opened_is_an_error_naming_it(tmp_path):
+    image = _scene(tmp_path / "scene.tif", tile=(32, 32))
+    scene = open_tiff_scene(tmp_path / "scene.tif")
+    assert np.array_equal(scene[:40], image[:40])
+    tifffile.imwrite(tmp_path / "scene.tif", image[:100], photometric="minisblack", planarconfig="contig",
+                     tile=(32, 32))
+    with pytest.raises(DataError, match=r"scene\.tif: the file has changed since it was read from .*open it again"):
+        scene[90:110]

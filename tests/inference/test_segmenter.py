@@ -436,3 +436,13 @@ def test_a_large_rgb_tiff_scene_is_segmented_from_windows_of_its_file_as_from_al
     monkeypatch.setattr(segnext.inference.preprocess, "read_image", lambda *args, **kwargs: pytest.fail("read whole"))
     for value, read_in_windows in zip(expected, results(tmp_path / "scene.tif")):
         assert np.array_equal(value, read_in_windows)
+
+
+def test_the_confidence_summary_leaves_pixels_of_no_data_out():
+    """NaN (no data) is neither confident nor unsure; an image of no data at all has nothing to label."""
+    from segnext.inference.segmenter import confidence_summary
+
+    confidence = np.array([[0.9, 0.3], [np.nan, np.nan]], dtype=np.float32)
+    assert confidence_summary(confidence) == pytest.approx((60.0, 50.0))
+    assert confidence_summary(confidence[:1]) == pytest.approx((60.0, 50.0))
+    assert confidence_summary(np.full((2, 2), np.nan, np.float32)) == (100.0, 0.0)

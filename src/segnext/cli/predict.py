@@ -453,41 +453,46 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
                 from ..inference.segmenter import leave_unsure
 
                 result.labels = leave_unsure(result.labels, result.confidence, args.unsure_below)
-            no_data = args.leave_no_data and _leave_no_data(result.labels, path)
-            unlabelled = IGNORE_INDEX if args.unsure_below is not None or no_data else None
+            no_data = _no_data_mask(path) if args.leave_no_data else None
+            if no_data is not None:  # no label, no confidence (NaN) where the image holds no data
+                result.labels[no_data] = IGNORE_INDEX
+                if result.confidence is not None:
+                    result.confidence[no_data] = float("nan")
+            unlabelled = IGNORE_INDEX if args.unsure_below is not None or no_data is not None else None
             pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter, args, collectors,
-                                               path, (stem.parent / path.name).as_posix(), benchmark, unlabelled)))
+                                               path, (stem.parent / path.name).as_posix(), benchmark, unlabelled,
+                                               no_data)))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
         collect(limit=0)
     progress.close()
     return failures
 
 
-def _leave_no_data(labels, path: Path) -> bool:
-    """Whether the TIFF at `path` declares a "no data" value; the labels of its pixels holding it in
-    every band then set to 255, in place (its bands read again, a band of rows at a time)."""
+def _no_data_mask(path: Path):
+    """Where the TIFF at `path` holds its declared "no data" value in every band (its bands read again,
+    a band of rows at a time), or None where it declares none."""
     from tqdm import tqdm
 
     from ..data import DataError, open_tiff_scene, read_bands
-    from ..data.geotiff import leave_no_data, nodata_value
+    from ..data.geotiff import no_data_mask, nodata_value
 
     nodata = nodata_value(path)
     if nodata is None:
-        return False
+        return None
     try:
-        leave_no_data(labels, open_tiff_scene(path) or read_bands(path, dtype=None), nodata)
+        return no_data_mask(open_tiff_scene(path) or read_bands(path, dtype=None), nodata)
     except DataError as error:  # Pillow read it for the model (a codec tifffile lacks): labelled everywhere
         tqdm.write(f"segnext predict: note: {error}; its pixels of no data ({nodata:g}) keep their labels",
                    file=sys.stderr)
-        return False
-    return True
+        return None
 
 
 def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path: Optional[Path] = None,
-          file_name: str = "", benchmark=None, unlabelled: Optional[int] = None) -> None:
+          file_name: str = "", benchmark=None, unlabelled: Optional[int] = None, no_data=None) -> None:
     """OUT/<stem>.png (.tif with --geotiff), and the overlay, probabilities and confidence when asked
     for; each written atomically; the labels added to the `collectors` (one thread saves, in order).
-    unlabelled: the value of the pixels left without a label (--unsure-below, no data), if any."""
+    unlabelled: the value of the pixels left without a label (--unsure-below, no data), if any;
+    no_data: where the image holds no data (bool (H, W)), NaN in the probabilities and confidence."""
     import numpy as np
 
     from ..data import overlay, write_image, write_label
@@ -513,14 +518,16 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     if args.probs:  # a band of rows at a time: a 150-class photo's would not fit in memory at once
         probabilities = result.probabilities
         if args.geotiff:  # float16 bands named after the classes, in the image's place
-            write_bands_geotiff(outputs["probabilities"], (band.cpu().numpy() for _, band in probabilities.bands()),
-                                probabilities.shape, np.float16, tags, segmenter.class_names)
+            bands = ((band.cpu().numpy() if no_data is None else np.where(no_data[rows], np.nan, band.cpu().numpy()))
+                     for rows, band in probabilities.bands())
+            write_bands_geotiff(outputs["probabilities"], bands, probabilities.shape, np.float16, tags,
+                                segmenter.class_names, nodata=None if no_data is None else np.nan)
         else:
             probabilities.save(outputs["probabilities"], np.float16)
     if args.confidence:
         if args.geotiff:  # the probability of each label itself, for a GIS to threshold
             write_bands_geotiff(outputs["confidence"], [result.confidence[None]], (1, *result.confidence.shape),
-                                np.float32, tags, ["confidence"])
+                                np.float32, tags, ["confidence"], nodata=None if no_data is None else np.nan)
         else:
             write_image(outputs["confidence"], confidence_greyscale(result.confidence))
     for collector in collectors:
@@ -606,7 +613,9 @@ class LabelStudioPredictions:
         prediction = {"model_version": self.model_version,
                       "result": self.format.label_results(result.labels, self.class_names, self.skipped)}
         if result.confidence is not None:  # Label Studio's Data Manager sorts tasks by it
-            prediction["score"] = round(float(result.confidence.mean()), 4)
+            from ..inference.segmenter import confidence_summary
+
+            prediction["score"] = round(confidence_summary(result.confidence)[0] / 100, 4)
         self.tasks.append({"data": data, "predictions": [prediction]})
 
     def write(self) -> str:

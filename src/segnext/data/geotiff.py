@@ -8,7 +8,7 @@ lies, so those tags are copied onto it as they are, and a GIS (QGIS, GDAL, raste
 classes over the map. The label map is one band of class ids with the class colours as its palette
 (as segnext's PNGs are), and 255 is declared "no data" where pixels were left unlabelled
 (`--unsure-below`) or where the image itself holds no data (GDAL's "no data" value in every band:
-`nodata_value`, `leave_no_data`). The class probabilities and the confidence of a scene are
+`nodata_value`, `no_data_mask`). The class probabilities and the confidence of a scene are
 GeoTIFFs of float bands in the same place, each band named (GDAL's band description: the class
 names), written a band of rows at a time. A tile cut from a scene gets the scene's tags with its raster moved
 (`tile_georeference`), so tiles and their label maps lie where they were cut from and mosaic back
@@ -80,17 +80,26 @@ def nodata_value(path: PathLike) -> Optional[float]:
         return None
 
 
-def leave_no_data(labels: np.ndarray, image, nodata: float, no_label: int = IGNORE_INDEX) -> np.ndarray:
-    """`labels` (H, W) with `no_label` where every band of `image` (an array (H, W, C) or (H, W), or a
-    `TiffScene`) holds `nodata` (NaN where it is NaN), as GDAL masks a dataset of one "no data"
-    value: written into `labels` in place, a band of rows at a time, and returned."""
-    if tuple(image.shape[:2]) != tuple(labels.shape):
-        raise ValueError(f"labels {tuple(labels.shape)} and an image of {tuple(image.shape)} must have one size")
-    band_rows = max(1, STATISTICS_CHUNK // max(labels.shape[1], 1))
-    for top in range(0, labels.shape[0], band_rows):
+def no_data_mask(image, nodata: float) -> np.ndarray:
+    """Where every band of `image` (an array (H, W, C) or (H, W), or a `TiffScene`) holds `nodata` (NaN
+    where it is NaN), as GDAL masks a dataset of one "no data" value: a bool array (H, W), made a band
+    of rows at a time."""
+    height, width = image.shape[:2]
+    mask = np.empty((height, width), dtype=bool)
+    band_rows = max(1, STATISTICS_CHUNK // max(width, 1))
+    for top in range(0, height, band_rows):
         values = np.asarray(image[top:top + band_rows])
         missing = np.isnan(values) if np.isnan(nodata) else values == nodata
-        labels[top:top + band_rows][missing.all(2) if missing.ndim == 3 else missing] = no_label
+        mask[top:top + band_rows] = missing.all(2) if missing.ndim == 3 else missing
+    return mask
+
+
+def leave_no_data(labels: np.ndarray, image, nodata: float, no_label: int = IGNORE_INDEX) -> np.ndarray:
+    """`labels` (H, W) with `no_label` where `image` holds no data (`no_data_mask`): written into
+    `labels` in place, and returned."""
+    if tuple(image.shape[:2]) != tuple(labels.shape):
+        raise ValueError(f"labels {tuple(labels.shape)} and an image of {tuple(image.shape)} must have one size")
+    labels[no_data_mask(image, nodata)] = no_label
     return labels
 
 
@@ -137,11 +146,13 @@ def write_image_geotiff(path: PathLike, image: np.ndarray, tags: Sequence[Tag] =
 
 
 def write_bands_geotiff(path: PathLike, bands: Iterable[np.ndarray], shape: Tuple[int, int, int], dtype,
-                        tags: Sequence[Tag] = (), band_names: Sequence[str] = ()) -> None:
+                        tags: Sequence[Tag] = (), band_names: Sequence[str] = (),
+                        nodata: Optional[float] = None) -> None:
     """Write an image of float (or integer) bands given as bands of rows, (bands, rows, W) arrays top
     to bottom (`ClassProbabilities.bands()`), as a tiled TIFF of `shape` (bands, H, W)
-    and `dtype`, with the GeoTIFF `tags` and each band named after `band_names`, atomically. Only a
-    row of tiles is held at a time: a scene's probabilities are never all in memory here."""
+    and `dtype`, with the GeoTIFF `tags`, each band named after `band_names` and GDAL's `nodata` value
+    declared when given (NaN for float bands), atomically. Only a row of tiles is held at a time: a
+    scene's probabilities are never all in memory here."""
     tifffile = require("tifffile", "tiff", "Georeferenced class probabilities (--geotiff)")
     count, height, width = shape
     if band_names and len(band_names) != count:
@@ -151,6 +162,8 @@ def write_bands_geotiff(path: PathLike, bands: Iterable[np.ndarray], shape: Tupl
         items = "".join(f'<Item name="DESCRIPTION" sample="{index}" role="description">{escape(escape(str(name)))}'
                         f'</Item>' for index, name in enumerate(band_names))
         extratags.append((GDAL_METADATA, "s", 0, f"<GDALMetadata>{items}</GDALMetadata>".encode(), True))
+    if nodata is not None:
+        extratags.append((GDAL_NODATA, "s", 0, "nan" if np.isnan(nodata) else f"{nodata:g}", True))
     layout = dict(shape=(height, width, count), planarconfig="contig") if count > 1 else dict(shape=(height, width))
     # Uncompressed: zlib makes float probabilities little smaller, at many times the time (BENCHMARKS.md).
     options = dict(dtype=dtype, tile=(TILE, TILE), photometric="minisblack", extratags=extratags, **layout)

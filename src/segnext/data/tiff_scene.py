@@ -37,12 +37,15 @@ PHOTOMETRIC_BLACK_IS_ZERO, PHOTOMETRIC_RGB, PHOTOMETRIC_PALETTE, ORIENTATION = 1
 class TiffScene:
     """The pixels of a TIFF image (height, width, channels) in the file's type, read on demand:
     `scene[rows]`, `scene[rows, columns]` or `scene[rows, columns, channels]` with slices (rows of
-    step 1) give a NumPy array of those pixels; `np.asarray(scene)` reads them all."""
+    step 1) give a NumPy array of those pixels; `np.asarray(scene)` reads them all. One reader at a
+    time: threads open a TiffScene each."""
 
     ndim = 3
 
     def __init__(self, path: PathLike, shape: Tuple[int, int, int], dtype: np.dtype, segment_rows: int,
                  segments_across: int, band_by_band: bool, photometric: int = 1, rgb: bool = False):
+        self._layout = dict(shape=shape, dtype=dtype, segment_rows=segment_rows, segments_across=segments_across,
+                            band_by_band=band_by_band, photometric=photometric, rgb=rgb)  # what the file was
         self.path, self.shape, self.dtype = user_path(path), shape, np.dtype(dtype)
         self.photometric = photometric  # the TIFF's colour model: 1 values (0 black), 2 RGB, 3 palette indices
         self.rgb = rgb  # an upright 8-bit RGB picture: what `read_image` reads from the file, as it is
@@ -120,7 +123,9 @@ class TiffScene:
 
         try:
             return self._decoded(tifffile, start, stop)
-        except Exception as error:  # tifffile's errors, a codec it lacks, a file changed since it was opened
+        except DataError:
+            raise
+        except Exception as error:  # tifffile's errors, a codec it lacks
             raise DataError(f"{self.path}: cannot read this TIFF file ({error}); re-export it") from None
 
     def _decoded(self, tifffile, start: int, stop: int) -> np.ndarray:
@@ -128,6 +133,9 @@ class TiffScene:
         out = np.zeros((stop - start, width, channels), dtype=self.dtype)
         with tifffile.TiffFile(self.path) as tiff:
             page = tiff.pages[0]
+            if _layout(tiff) != self._layout:
+                raise DataError(f"{self.path}: the file has changed since it was read from (it held an image of "
+                                f"{self.shape}); open it again with open_tiff_scene")
             offsets, counts = page.dataoffsets, page.databytecounts
             handle = tiff.filehandle
             for index in self._segments(start, stop):

@@ -362,8 +362,14 @@ UNSURE_BELOW = 0.5  # a pixel whose label has less than this probability counts 
 
 def confidence_summary(confidence: np.ndarray, unsure_below: float = UNSURE_BELOW) -> Tuple[float, float]:
     """(mean confidence, share of unsure pixels), in percent, of a `predict_with_confidence` map:
-    how an image (or a video frame) ranks among those to label next."""
-    return 100.0 * float(confidence.mean()), 100.0 * float((confidence < unsure_below).mean())
+    how an image (or a video frame) ranks among those to label next. NaN pixels (no data) are left
+    out; an image of no data at all is sure: nothing in it to label."""
+    confidence = np.asarray(confidence)
+    counted = confidence.size - int(np.count_nonzero(np.isnan(confidence)))
+    if counted == 0:
+        return 100.0, 0.0
+    return 100.0 * float(np.nansum(confidence, dtype=np.float64)) / counted, \
+        100.0 * int(np.count_nonzero(confidence < unsure_below)) / counted
 
 
 def leave_unsure(labels: np.ndarray, confidence: np.ndarray, below: float, no_label: int = IGNORE_INDEX) -> np.ndarray:
