@@ -9,8 +9,9 @@ dtype=None)` gives, in the file's own type.
 
 `open_tiff_scene` opens the layouts it can read so (one image of one or more samples per pixel,
 tiled or stripped, interleaved or band by band, any compression tifffile decodes without JPEG
-tables), and gives None for others (a page a band, JPEG, more than one image), which are read whole.
-Needs `tifffile`. The file is opened again for each band of rows it reads: nothing stays open
+tables), and gives None for others (a page a band, JPEG, more than one image), which are read whole;
+`open_tiff_scene_as` only where the pixels are those a whole-image reader (bands, picture, label
+map) gives. Needs `tifffile`. The file is opened again for each band of rows it reads: nothing stays open
 between reads, and a `TiffScene` can be sent to DataLoader workers.
 """
 
@@ -44,7 +45,7 @@ class TiffScene:
 
     def __init__(self, path: PathLike, shape: Tuple[int, int, int], dtype: np.dtype, segment_rows: int,
                  segments_across: int, band_by_band: bool, photometric: int = 1, rgb: bool = False):
-        self._layout = dict(shape=shape, dtype=dtype, segment_rows=segment_rows, segments_across=segments_across,
+        self._opened_as = dict(shape=shape, dtype=dtype, segment_rows=segment_rows, segments_across=segments_across,
                             band_by_band=band_by_band, photometric=photometric, rgb=rgb)  # what the file was
         self.path, self.shape, self.dtype = user_path(path), shape, np.dtype(dtype)
         self.photometric = photometric  # the TIFF's colour model: 1 values (0 black), 2 RGB, 3 palette indices
@@ -133,7 +134,7 @@ class TiffScene:
         out = np.zeros((stop - start, width, channels), dtype=self.dtype)
         with tifffile.TiffFile(self.path) as tiff:
             page = tiff.pages[0]
-            if _layout(tiff) != self._layout:
+            if _layout(tiff) != self._opened_as:
                 raise DataError(f"{self.path}: the file has changed since it was read from (it held an image of "
                                 f"{self.shape}); open it again with open_tiff_scene")
             offsets, counts = page.dataoffsets, page.databytecounts
