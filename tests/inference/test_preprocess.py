@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import segnext.data.bands
 from segnext.constants import IMAGENET_MEAN, IMAGENET_STD
 from segnext.data import DataError, TiffScene, display_rgb, open_tiff_scene
 from segnext.inference import TestConfig, preprocess, resize_for_test, to_tensor
@@ -145,7 +146,7 @@ def test_the_units_of_a_scene_read_in_windows_are_told_from_bands_of_its_rows(tm
     tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
     image = np.random.default_rng(0).normal((1000, 3000), 100, (400, 50, 2)).astype(np.float32)
     tifffile.imwrite(tmp_path / "scene.tif", image, photometric="minisblack", planarconfig="contig", rowsperstrip=8)
-    monkeypatch.setattr(preprocess, "STATISTICS_CHUNK", 100)  # bands of 2 rows: 16 of the 400 read
+    monkeypatch.setattr(segnext.data.bands, "STATISTICS_CHUNK", 100)  # bands of 2 rows: 8 read, a strip each
     scene = open_tiff_scene(tmp_path / "scene.tif")
     rows_read = []
     monkeypatch.setattr(scene, "_decode", lambda start, stop, decode=scene._decode: rows_read.append(stop - start)

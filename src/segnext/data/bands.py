@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, List, Optional, Union
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
@@ -37,6 +37,7 @@ from .io import TIFF_SIGNATURES, DataError, channels_error, read_image
 from .tiff_scene import TiffScene
 
 PathLike = Union[str, os.PathLike]
+
 
 class PixelLimitError(DataError):
     """An image of more pixels than the reader allows (`decode_bands(max_pixels=)`), found before decoding."""
@@ -212,11 +213,9 @@ def display_rgb(bands: Union[np.ndarray, TiffScene]) -> np.ndarray:
         return np.asarray(bands)
     height, width, channels = bands.shape
     shown = 3 if channels >= 3 else 1
-    band_rows = max(1, STATISTICS_CHUNK // width)
-    row_bands = [slice(top, top + band_rows) for top in range(0, height, band_rows)]
-    limits = _stretch_percentiles(bands, shown, row_bands)
+    limits = _stretch_percentiles(bands, shown, row_bands(height, width))
     picture = np.empty((height, width, shown), dtype=np.uint8)
-    for rows in row_bands:
+    for rows in row_bands(height, width):
         values = bands[rows][:, :, :shown].astype(np.float32)
         for band, (low, high) in enumerate(limits):
             scaled = (values[:, :, band] - low) * (255.0 / (high - low)) if high > low else \
@@ -225,7 +224,7 @@ def display_rgb(bands: Union[np.ndarray, TiffScene]) -> np.ndarray:
     return np.repeat(picture, 3, axis=2) if shown == 1 else picture
 
 
-def _stretch_percentiles(bands, shown: int, row_bands) -> list:
+def _stretch_percentiles(bands, shown: int, bands_of_rows: List[slice]) -> list:
     """The 2nd and 98th percentiles of the finite values of each of the first `shown` bands of
     `bands` (H, W, C), as `np.percentile` gives them (linear interpolation between the order
     statistics); (0, 0) when none is finite. 8- and 16-bit integers are counted in a histogram a
@@ -234,14 +233,14 @@ def _stretch_percentiles(bands, shown: int, row_bands) -> list:
         limits = []
         values = np.empty(bands.shape[:2], dtype=np.float32)  # what is stretched: beyond float32 is infinite
         for band in range(shown):
-            for rows in row_bands:
+            for rows in bands_of_rows:
                 values[rows] = bands[rows][:, :, band]
             finite = values[np.isfinite(values)]
             limits.append(tuple(np.percentile(finite, (2, 98))) if finite.size else (0.0, 0.0))
         return limits
     lowest = int(np.iinfo(bands.dtype).min)
     counts = np.zeros((shown, 1 << (8 * bands.dtype.itemsize)), dtype=np.int64)
-    for rows in row_bands:
+    for rows in bands_of_rows:
         values = bands[rows]
         for band in range(shown):
             flat = values[:, :, band].ravel()
@@ -279,6 +278,14 @@ def read_image_or_bands(path: PathLike) -> np.ndarray:
 STATISTICS_CHUNK = 1 << 20  # pixels summed at a time
 
 
+def row_bands(height: int, width: int, at_least: int = 1) -> List[slice]:
+    """The rows of an image (H, W) in bands of about `STATISTICS_CHUNK` pixels (and at least
+    `at_least` rows: a TIFF's tiles or strips), top to bottom: how a large image, or a `TiffScene`
+    read from its file, is gone through without a whole-image temporary."""
+    rows = max(at_least, STATISTICS_CHUNK // max(width, 1))
+    return [slice(top, min(top + rows, height)) for top in range(0, height, rows)]
+
+
 def channel_statistics(images, max_images: Optional[int] = None) -> dict:
     """{"mean": [...], "std": [...], "images": n, "pixels": n} of each channel over `images` (arrays
     (H, W, C) of one C, e.g. a dataset's samples' "image", or `TiffScene`s, read a band of rows at a
@@ -298,9 +305,8 @@ def channel_statistics(images, max_images: Optional[int] = None) -> dict:
         elif channels != len(total):
             raise ValueError(f"image {seen} has {channels} channels and the ones before it {len(total)}; give "
                              f"every image one number of channels")
-        band_rows = max(1, STATISTICS_CHUNK // values.shape[1])
-        for top in range(0, values.shape[0], band_rows):  # bounded memory for a scene of 10,000 x 10,000
-            chunk = values[top:top + band_rows].reshape(-1, channels).astype(np.float64)
+        for rows in row_bands(*values.shape[:2]):  # bounded memory for a scene of 10,000 x 10,000
+            chunk = values[rows].reshape(-1, channels).astype(np.float64)
             valid = np.isfinite(chunk)
             chunk[~valid] = 0.0
             total += chunk.sum(0)

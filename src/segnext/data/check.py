@@ -26,7 +26,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import count
-from .bands import STATISTICS_CHUNK, read_bands, read_image_or_bands, reads_bands
+from .bands import read_bands, read_image_or_bands, reads_bands, row_bands
 from .conversion import run_tasks
 from .datasets import (
     GROUP_PATTERN,
@@ -111,11 +111,10 @@ def _tiff_read_through(path: str, reader: str, channels: Optional[int] = None,
     `counts` on the way; None where it is read whole."""
     scene = open_tiff_scene_as(path, reader, channels) if find_spec("tifffile") else None
     if scene is not None:
-        band_rows = max(scene.segment_rows, STATISTICS_CHUNK // scene.shape[1])
-        for top in range(0, scene.shape[0], band_rows):
-            rows = scene[top:top + band_rows]
+        for rows in row_bands(*scene.shape[:2], at_least=scene.segment_rows):
+            values = scene[rows]
             if counts is not None:
-                counts += np.bincount(rows.ravel(), minlength=len(counts))
+                counts += np.bincount(values.ravel(), minlength=len(counts))
     return scene
 
 

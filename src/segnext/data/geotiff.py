@@ -10,9 +10,9 @@ classes over the map. The label map is one band of class ids with the class colo
 (`--unsure-below`) or where the image itself holds no data (GDAL's "no data" value in every band:
 `nodata_value`, `no_data_mask`). The class probabilities and the confidence of a scene are
 GeoTIFFs of float bands in the same place, each band named (GDAL's band description: the class
-names), written a band of rows at a time. A tile cut from a scene gets the scene's tags with its raster moved
-(`tile_georeference`), so tiles and their label maps lie where they were cut from and mosaic back
-(`gdalbuildvrt`). Needs `tifffile`.
+names), written a band of rows at a time. A tile cut from a scene gets the scene's tags with its
+raster moved (`tile_georeference`), so tiles and their label maps lie where they were cut from and
+mosaic back (`gdalbuildvrt`). Needs `tifffile`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX, TIFF_SUFFIXES
 from ..utils import atomic_write, require, user_path
-from .bands import STATISTICS_CHUNK
+from .bands import row_bands
 
 PathLike = Union[str, os.PathLike]
 
@@ -84,13 +84,11 @@ def no_data_mask(image, nodata: float) -> np.ndarray:
     """Where every band of `image` (an array (H, W, C) or (H, W), or a `TiffScene`) holds `nodata` (NaN
     where it is NaN), as GDAL masks a dataset of one "no data" value: a bool array (H, W), made a band
     of rows at a time."""
-    height, width = image.shape[:2]
-    mask = np.empty((height, width), dtype=bool)
-    band_rows = max(1, STATISTICS_CHUNK // max(width, 1))
-    for top in range(0, height, band_rows):
-        values = np.asarray(image[top:top + band_rows])
+    mask = np.empty(image.shape[:2], dtype=bool)
+    for rows in row_bands(*image.shape[:2]):
+        values = np.asarray(image[rows])
         missing = np.isnan(values) if np.isnan(nodata) else values == nodata
-        mask[top:top + band_rows] = missing.all(2) if missing.ndim == 3 else missing
+        mask[rows] = missing.all(2) if missing.ndim == 3 else missing
     return mask
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from ..data.bands import STATISTICS_CHUNK, display_rgb, read_bands
+from ..data.bands import display_rgb, read_bands, row_bands
 from ..data.io import DataError, channels_error, decode_image, pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
 from ..data.tiff_scene import TiffScene, open_tiff_scene_as
@@ -123,10 +123,9 @@ def normalised_channel_means(image: Union[np.ndarray, TiffScene], mean, std) -> 
     `TiffScene`, the means of `SAMPLED_ROW_BANDS` bands of rows spread over it: enough to tell its
     units, without decoding the whole scene once more before its windows."""
     if isinstance(image, TiffScene):
-        height, width, channels = image.shape
-        band_rows = max(1, STATISTICS_CHUNK // width)
-        tops = sorted({int(top) for top in np.linspace(0, max(height - band_rows, 0), SAMPLED_ROW_BANDS)})
-        means = np.concatenate([image[top:top + band_rows].reshape(-1, channels) for top in tops]).mean(
+        bands = row_bands(*image.shape[:2])
+        picked = sorted({int(index) for index in np.linspace(0, len(bands) - 1, SAMPLED_ROW_BANDS)})
+        means = np.concatenate([image[bands[index]].reshape(-1, image.shape[2]) for index in picked]).mean(
             0, dtype=np.float64)
     else:
         means = np.asarray(image).reshape(-1, len(mean)).mean(0, dtype=np.float64)
