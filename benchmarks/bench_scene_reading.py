@@ -5,7 +5,9 @@
 Makes (once, under --work) a four-band uint16 GeoTIFF scene of --size x --size pixels, tiled 256 x 256
 and deflate-compressed as GDAL writes them (written a row of tiles at a time), and a SegNeXt-T of four
 input channels and eight classes with random weights; with --rgb an 8-bit RGB scene and an RGB
-model. Each case runs in a fresh process: `Segmenter.predict` of the file's path in 512 x 512
+model; with --rgb --jpeg the RGB scene is stored as GDAL stores orthophotos (JPEG in YCbCr, quality
+90, its footprint in an internal mask; decoding it in windows needs imagecodecs, read whole Pillow
+decodes it). Each case runs in a fresh process: `Segmenter.predict` of the file's path in 512 x 512
 windows at stride 448 at the scene's own size, then its label GeoTIFF written; `read` says how the
 scene is read: `whole` (`read_bands` or `read_image`, the threshold `READ_IN_WINDOWS_ABOVE` set
 beyond the scene) or `windows` (`TiffScene`, the default for a scene of its size). Cases (--cases):
@@ -45,9 +47,9 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 """
 
 
-def make_scene(path: Path, size: int, rgb: bool) -> None:
-    """A four-band uint16 (or 8-bit RGB) scene of blocks with noise, tiled and deflate-compressed, with a
-    georeference."""
+def make_scene(path: Path, size: int, rgb: bool, jpeg: bool = False) -> None:
+    """A four-band uint16 (or 8-bit RGB) scene of blocks with noise, tiled and deflate-compressed (or
+    JPEG in YCbCr with an internal mask: a border of 600 pixels without data), with a georeference."""
     import numpy as np
     import tifffile
 
@@ -64,8 +66,17 @@ def make_scene(path: Path, size: int, rgb: bool) -> None:
                 yield levels[rows][:, columns] + rng.integers(0, 64, (len(rows), len(columns), bands), dtype=dtype)
 
     tags = [(33550, 12, 3, (10.0, 10.0, 0.0), True), (33922, 12, 6, (0, 0, 0, 500000.0, 5000000.0, 0), True)]
-    tifffile.imwrite(path, tiles(), shape=(size, size, bands), dtype=dtype, tile=(tile, tile), compression="zlib",
-                     photometric="rgb" if rgb else "minisblack", planarconfig="contig", extratags=tags, bigtiff=True)
+    if not jpeg:
+        tifffile.imwrite(path, tiles(), shape=(size, size, bands), dtype=dtype, tile=(tile, tile), compression="zlib",
+                         photometric="rgb" if rgb else "minisblack", planarconfig="contig", extratags=tags,
+                         bigtiff=True)
+        return
+    valid = np.zeros((size, size), dtype=bool)
+    valid[600:-600, 600:-600] = True
+    with tifffile.TiffWriter(path, bigtiff=True) as tiff:
+        tiff.write(tiles(), shape=(size, size, 3), dtype=np.uint8, tile=(tile, tile), compression="jpeg",
+                   compressionargs=dict(level=90), photometric="ycbcr", extratags=tags)
+        tiff.write(valid, tile=(tile, tile), compression="zlib", photometric=4, subfiletype=4)  # GDAL's internal mask
 
 
 def main() -> int:
@@ -74,6 +85,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/segnext_scene_reading"),
                         help="folder for the scene, the model and the label maps")
     parser.add_argument("--rgb", action="store_true", help="an 8-bit RGB scene and a model of RGB images")
+    parser.add_argument("--jpeg", action="store_true", help="with --rgb: JPEG in YCbCr with an internal mask")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES), help="what to run")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each case (the median is reported)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -82,11 +94,13 @@ def main() -> int:
     import segnext
 
     args.work.mkdir(parents=True, exist_ok=True)
-    kind = "rgb" if args.rgb else "bands"
+    if args.jpeg and not args.rgb:
+        parser.error("--jpeg is for an RGB scene: add --rgb")
+    kind = "rgb_jpeg" if args.jpeg else "rgb" if args.rgb else "bands"
     scene = args.work / f"scene_{kind}_{args.size}.tif"
     if not scene.exists():
-        make_scene(scene, args.size, args.rgb)
-    model = args.work / f"model_{kind}"
+        make_scene(scene, args.size, args.rgb, args.jpeg)
+    model = args.work / f"model_{'rgb' if args.rgb else 'bands'}"
     if not model.exists():
         segnext.create_model("segnext_t", 8, in_channels=3 if args.rgb else 4).save_pretrained(model)
     normalisation = "" if args.rgb else "mean=[500.0] * 4, std=[250.0] * 4"

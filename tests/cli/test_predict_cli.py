@@ -898,3 +898,44 @@ def test_the_no_data_value_of_a_tiff_and_the_pixels_holding_it(tmp_path):
     assert (leave_no_data(np.zeros((40, 30), np.uint8), np.full((40, 30), 7, np.int16), 7.0, no_label=9) == 9).all()
     with pytest.raises(ValueError, match="must have one size"):
         leave_no_data(np.zeros((3, 3), np.uint8), image, 0.0)
+
+
+@pytest.mark.parametrize("scene", ["alpha", "gdal_orthophoto"])
+def test_geotiff_leaves_an_orthophoto_s_masked_pixels_unlabelled(tmp_path, monkeypatch, scene):
+    """An RGB model on an orthophoto whose footprint is its alpha band (RGBA) or its internal mask
+    (GDAL's JPEG in YCbCr, the fixture): with --geotiff the pixels outside get 255 and the rest the
+    labels predicted without --geotiff; read whole and in windows, the same files."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import shutil
+    from pathlib import Path
+
+    import segnext
+    from segnext.inference import preprocess
+
+    if scene == "gdal_orthophoto":
+        pytest.importorskip("imagecodecs", reason="imagecodecs is not installed (pip install imagecodecs): "
+                                                  "tifffile decodes no JPEG without it")
+        shutil.copy(Path(__file__).parents[1] / "fixtures" / "gdal_orthophoto.tif", tmp_path / "scene.tif")
+        outside = np.ones((70, 90), dtype=bool)
+        outside[10:60, 15:80] = False
+    else:
+        image = np.random.default_rng(0).integers(0, 256, (50, 60, 3), dtype=np.uint8)
+        outside = np.zeros((50, 60), dtype=bool)
+        outside[:, 50:] = outside[:7] = True
+        tifffile.imwrite(tmp_path / "scene.tif", np.dstack([image, np.where(outside, 0, 255).astype(np.uint8)]),
+                         photometric="rgb", extrasamples=[2], tile=(16, 16), extratags=GEO_TAGS)
+    model = segnext.create_model("segnext_t", 3, class_names=["roof", "tree", "road"])
+    model.config.test_settings = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32),
+                                            stride=(24, 24)).to_dict()
+    segnext.save_model(model, tmp_path / "model")
+    run = ["predict", "-c", str(tmp_path / "model"), str(tmp_path / "scene.tif"), "--no-progress"]
+    assert main([*run, "--out", str(tmp_path / "png")]) == 0
+    assert main([*run, "--geotiff", "--overlay", "--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.setattr(preprocess, "READ_IN_WINDOWS_ABOVE", 0)
+    monkeypatch.setattr(preprocess, "to_rgb_array", lambda *args, **kwargs: pytest.fail("read whole"))
+    assert main([*run, "--geotiff", "--overlay", "--out", str(tmp_path / "windows")]) == 0
+    labelled = np.asarray(Image.open(tmp_path / "png" / "scene.png"))
+    labels = tifffile.imread(tmp_path / "whole" / "scene.tif")
+    assert (labels[outside] == 255).all() and np.array_equal(labels[~outside], labelled[~outside])
+    for name in ("scene.tif", "scene_overlay.tif"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "windows" / name).read_bytes(), name

@@ -95,3 +95,83 @@ def test_bands_that_do_not_make_the_image_are_an_error_and_leave_no_file(tmp_pat
     with pytest.raises(ValueError, match="1 band names for 2 bands"):
         write_bands_geotiff(tmp_path / "probs.tif", [image], image.shape, np.float16, band_names=["one"])
     assert list(tmp_path.iterdir()) == []
+
+
+def _masked_scene(path, image: np.ndarray, valid: np.ndarray, overviews: bool = False, **options) -> None:
+    """`image` with `valid` as its internal mask, as GDAL writes one (GDAL_TIFF_INTERNAL_MASK: a page
+    of NewSubfileType and PhotometricInterpretation "transparency mask" after the image's); with
+    `overviews`, a reduced image and its mask after them, as in a COG."""
+    with tifffile.TiffWriter(path) as tiff:
+        tiff.write(image, tile=(16, 16), compression="zlib", **options)
+        tiff.write(valid, photometric=4, subfiletype=4, tile=(16, 16))  # bits, uncompressed (as tifffile 2023 writes)
+        if overviews:
+            tiff.write(image[::2, ::2], subfiletype=1, tile=(16, 16), **options)
+            tiff.write(np.ones_like(valid[::2, ::2]), photometric=4, subfiletype=5, tile=(16, 16))
+
+
+def test_no_data_is_where_gdal_masks_a_scene(tmp_path):
+    """no_data_of follows GDAL's choice of a dataset's mask: an internal mask (its reduced masks left
+    aside), else a .msk file beside the scene, else the "no data" value in every band, else the alpha
+    band at 0 (grey and alpha, RGB and alpha); else None, as for a file of another kind."""
+    from PIL import Image
+
+    from segnext.data.geotiff import no_data_of
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(1, 250, (50, 60, 3)).astype(np.uint8)
+    valid = np.zeros((50, 60), dtype=bool)
+    valid[5:45, 10:55] = True
+    image[:, :3] = 0  # "no data" by value, where the mask holds data too: the mask wins
+    nodata = [(42113, "s", 0, "0", True)]
+    _masked_scene(tmp_path / "masked.tif", image, valid, overviews=True, photometric="rgb", extratags=nodata)
+    assert np.array_equal(no_data_of(tmp_path / "masked.tif"), ~valid)
+    tifffile.imwrite(tmp_path / "beside.tif", image, photometric="rgb", extratags=nodata)
+    tifffile.imwrite(tmp_path / "beside.tif.msk", valid.astype(np.uint8) * 255, photometric="minisblack")
+    assert np.array_equal(no_data_of(tmp_path / "beside.tif"), ~valid)
+    tifffile.imwrite(tmp_path / "value.tif", image, photometric="rgb", extratags=nodata)
+    expected = np.zeros((50, 60), dtype=bool)
+    expected[:, :3] = True
+    assert np.array_equal(no_data_of(tmp_path / "value.tif"), expected)
+    rgba = np.dstack([image, valid.astype(np.uint8) * 255])
+    for name, pixels, options in (("rgba.tif", rgba, dict(photometric="rgb", extrasamples=[2])),
+                                  ("planar.tif", np.moveaxis(rgba, -1, 0), dict(photometric="rgb", extrasamples=[1],
+                                                                                planarconfig="separate")),
+                                  ("grey.tif", rgba[:, :, 2:], dict(photometric="minisblack", extrasamples=[2]))):
+        tifffile.imwrite(tmp_path / name, pixels, tile=(16, 16), **options)
+        assert np.array_equal(no_data_of(tmp_path / name), ~valid), name
+    tifffile.imwrite(tmp_path / "rgba_value.tif", rgba, photometric="rgb", extrasamples=[2], extratags=nodata)
+    assert np.array_equal(no_data_of(tmp_path / "rgba_value.tif"), expected)  # the value before the alpha
+    tifffile.imwrite(tmp_path / "four.tif", rgba, photometric="minisblack", planarconfig="contig")  # no alpha
+    tifffile.imwrite(tmp_path / "plain.tif", image, photometric="rgb")
+    Image.fromarray(rgba).save(tmp_path / "photo.png")
+    for name in ("four.tif", "plain.tif", "photo.png"):
+        assert no_data_of(tmp_path / name) is None, name
+
+
+def test_a_mask_of_another_size_is_an_error_naming_it(tmp_path):
+    from segnext.data import DataError
+    from segnext.data.geotiff import no_data_of
+
+    tifffile.imwrite(tmp_path / "scene.tif", np.ones((50, 60, 3), np.uint8), photometric="rgb")
+    tifffile.imwrite(tmp_path / "scene.tif.msk", np.ones((40, 60), np.uint8), photometric="minisblack")
+    with pytest.raises(DataError, match=r"scene\.tif\.msk: a mask of shape \(40, 60\) for an image of 50 rows and 60"):
+        no_data_of(tmp_path / "scene.tif")
+    (tmp_path / "scene.tif.msk").write_bytes(b"not a TIFF")
+    with pytest.raises(DataError, match=r"scene\.tif\.msk: cannot read this mask"):
+        no_data_of(tmp_path / "scene.tif")
+
+
+def test_the_mask_of_an_orthophoto_gdal_wrote():
+    """The fixture GDAL wrote (JPEG in YCbCr, its footprint in an internal mask): no data outside it."""
+    import importlib.util
+    from pathlib import Path
+
+    from segnext.data.geotiff import no_data_of
+
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    spec = importlib.util.spec_from_file_location("make_gdal_orthophoto", fixtures / "make_gdal_orthophoto.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    expected = np.ones((maker.HEIGHT, maker.WIDTH), dtype=bool)
+    expected[maker.FOOTPRINT] = False
+    assert np.array_equal(no_data_of(fixtures / "gdal_orthophoto.tif"), expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from segnext.data import DataError, TiffScene, display_rgb, open_tiff_scene, rea
 
 tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile): scenes untested")
 
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 HEIGHT, WIDTH = 133, 171  # no multiple of a tile or a strip: the edge segments are cut
 
 
@@ -141,3 +143,63 @@ def test_a_scene_whose_file_changed_since_it_was_opened_is_an_error_naming_it(tm
                      tile=(32, 32))
     with pytest.raises(DataError, match=r"scene\.tif: the file has changed since it was read from .*open it again"):
         scene[90:110]
+
+
+@pytest.mark.parametrize("planar,layout", [("contig", dict(tile=(32, 64))), ("separate", dict(rowsperstrip=7))])
+def test_a_scene_of_chosen_samples_gives_those_channels_and_decodes_only_their_planes(tmp_path, monkeypatch,
+                                                                                       planar, layout):
+    """with_samples((2, 0)): the windows of those samples, in that order; a scene stored band by band
+    decodes only those bands' tiles or strips."""
+    image = _scene(tmp_path / "scene.tif", planar=planar, compression="zlib", **layout)
+    scene = open_tiff_scene(tmp_path / "scene.tif").with_samples((2, 0))
+    assert scene.shape == (HEIGHT, WIDTH, 2) and scene.samples == (2, 0)
+    for top, bottom in WINDOWS:
+        assert np.array_equal(scene[top:bottom, 40:150], image[top:bottom, 40:150][:, :, [2, 0]]), (top, bottom)
+    with tifffile.TiffFile(tmp_path / "scene.tif") as tiff:
+        per_band = len(tiff.pages[0].dataoffsets) // (4 if planar == "separate" else 1)
+    decoded = []
+    segments = scene._segments
+
+    def segments_read(start, stop):
+        decoded.extend(segments(start, stop))
+        return segments(start, stop)
+
+    monkeypatch.setattr(scene, "_segments", segments_read)
+    assert np.array_equal(np.asarray(scene), image[:, :, [2, 0]])
+    assert len(decoded) == len(set(decoded)) == per_band * (2 if planar == "separate" else 1)
+    with pytest.raises(ValueError, match="samples"):
+        open_tiff_scene(tmp_path / "scene.tif").with_samples((4,))
+
+
+def test_an_orthophoto_stored_as_jpeg_is_read_in_windows_as_pillow_reads_it_whole():
+    """GDAL's JPEG in YCbCr with the tables shared in JPEGTables, tiled, and an internal mask (the
+    fixture): every window holds the colours `read_image` and `read_bands` give of the whole."""
+    pytest.importorskip("imagecodecs", reason="imagecodecs is not installed (pip install imagecodecs): tifffile "
+                                              "decodes no JPEG without it")
+    from segnext.data import read_image
+    from segnext.data.tiff_scene import open_tiff_scene_as
+
+    path = FIXTURES / "gdal_orthophoto.tif"
+    picture = open_tiff_scene_as(path, "picture")
+    whole = read_image(path)
+    assert picture is not None and picture.rgb and picture.shape == whole.shape == (70, 90, 3)
+    assert np.array_equal(read_bands(path, dtype=None), whole)
+    for top, bottom in ((0, 20), (5, 50), (33, 70)):
+        assert np.array_equal(picture[top:bottom, 7:80], whole[top:bottom, 7:80]), (top, bottom)
+
+
+def test_a_scene_tifffile_cannot_decode_is_left_to_pillow(tmp_path, monkeypatch):
+    """A compression tifffile has no codec for (JPEG or LZW without imagecodecs) found when the first
+    rows are decoded: no TiffScene for a picture, which `read_image` (Pillow) reads whole."""
+    from segnext.data import tiff_scene
+
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((40, 50, 3), np.uint8), photometric="rgb", tile=(16, 16))
+    assert tiff_scene.open_tiff_scene_as(tmp_path / "rgb.tif", "picture") is not None
+
+    def no_codec(self, tifffile, start, stop):
+        raise ValueError("<COMPRESSION.JPEG: 7> requires the 'imagecodecs' package")
+
+    monkeypatch.setattr(tiff_scene.TiffScene, "_decoded", no_codec)
+    assert tiff_scene.open_tiff_scene_as(tmp_path / "rgb.tif", "picture") is None
+    with pytest.raises(DataError, match=r"rgb\.tif: cannot read this TIFF file \(.*imagecodecs"):
+        open_tiff_scene(tmp_path / "rgb.tif")[:5]

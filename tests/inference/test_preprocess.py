@@ -107,10 +107,11 @@ def test_a_large_tiff_scene_tested_at_its_own_size_is_read_in_windows(tmp_path, 
 
 
 def test_a_large_rgb_tiff_scene_is_read_in_windows_where_its_pixels_are_the_picture(tmp_path, monkeypatch):
-    """For an RGB model: an upright 8-bit RGB TIFF (interleaved or band by band) is read in windows,
-    its picture for overlays read whole; a TIFF whose picture Pillow makes otherwise (turned by its
-    orientation, with alpha, grey) or whose compression tifffile cannot decode (LZW without
-    imagecodecs) is read whole by `read_image`, as before."""
+    """For an RGB model: an upright 8-bit RGB TIFF (interleaved or band by band, with an alpha band
+    beside its colour, which Pillow drops too) is read in windows, its picture for overlays read
+    whole; a TIFF whose picture Pillow makes otherwise (turned by its orientation, grey) or whose
+    compression tifffile cannot decode (LZW without imagecodecs) is read whole by `read_image`, as
+    before."""
     tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
     from PIL import Image
 
@@ -121,16 +122,18 @@ def test_a_large_rgb_tiff_scene_is_read_in_windows_where_its_pixels_are_the_pict
     slide = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24))
     tifffile.imwrite(tmp_path / "rgb.tif", image, photometric="rgb", tile=(16, 16), compression="zlib")
     tifffile.imwrite(tmp_path / "planes.tif", np.moveaxis(image, -1, 0), photometric="rgb", planarconfig="separate")
-    for name in ("rgb.tif", "planes.tif"):
+    alpha = np.dstack([image, image[:, :, :1]])
+    tifffile.imwrite(tmp_path / "alpha.tif", alpha, photometric="rgb", extrasamples=[2])
+    tifffile.imwrite(tmp_path / "alpha_planes.tif", np.moveaxis(alpha, -1, 0), photometric="rgb", extrasamples=[2],
+                     planarconfig="separate", rowsperstrip=8)
+    for name in ("rgb.tif", "planes.tif", "alpha.tif", "alpha_planes.tif"):
         prepared = prepare(tmp_path / name, slide, keep_image=True)
         assert isinstance(prepared.views[0], TiffScene) and np.array_equal(prepared.rgb, image)
         assert np.array_equal(np.asarray(prepared.views[0]), read_image(tmp_path / name))
     tifffile.imwrite(tmp_path / "turned.tif", image, photometric="rgb", extratags=[(274, "H", 1, 3, True)])
-    tifffile.imwrite(tmp_path / "alpha.tif", np.dstack([image, image[:, :, :1]]), photometric="rgb",
-                     extrasamples=[2])
     tifffile.imwrite(tmp_path / "grey.tif", image[:, :, 0], photometric="minisblack")
     Image.fromarray(image).save(tmp_path / "lzw.tif", compression="tiff_lzw")
-    others = ["turned.tif", "alpha.tif", "grey.tif"]
+    others = ["turned.tif", "grey.tif"]
     try:
         import imagecodecs  # noqa: F401  (tifffile decodes LZW with it)
     except ImportError:

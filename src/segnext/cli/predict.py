@@ -106,12 +106,13 @@ def register(subparsers) -> None:
                         help="write the label maps as GeoTIFFs (NAME.tif, the class colours as their palette) that "
                              "keep the georeference of each TIFF input (its GeoTIFF tags: where it lies, in which "
                              "coordinate system), for a GIS to lay the classes over the map; 255 is their 'no data' "
-                             "where a TIFF declares no data (GDAL's nodata value in every band: outside a scene's "
-                             "footprint) and with --unsure-below; --overlay, --probs and --confidence then write "
+                             "where a TIFF holds no data (outside a scene's footprint: as GDAL finds it, its mask, "
+                             "else its nodata value in every band, else its alpha band at 0) and with "
+                             "--unsure-below; --overlay, --probs and --confidence then write "
                              "GeoTIFFs too: NAME_overlay.tif (RGB), NAME_probs.tif, a float16 band per class named "
                              "after it, and NAME_confidence.tif, float32 (needs tifffile)")
     parser.add_argument("--label-no-data", action="store_true",
-                        help="with --geotiff, label the pixels a TIFF declares 'no data' like the others (by default "
+                        help="with --geotiff, label the pixels where a TIFF holds no data like the others (by default "
                              "they are left unlabelled: 255, uncoloured in the overlay, 'unlabelled' in "
                              "--class-areas)")
     parser.add_argument("--skip-existing", action="store_true",
@@ -469,21 +470,17 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
 
 
 def _no_data_mask(path: Path):
-    """Where the TIFF at `path` holds its declared "no data" value in every band (its bands read again,
-    a band of rows at a time), or None where it declares none."""
+    """Where the TIFF at `path` holds no data (`no_data_of`: its mask, its "no data" value, its alpha
+    band), or None where it says of none."""
     from tqdm import tqdm
 
-    from ..data import DataError, open_tiff_scene, read_bands
-    from ..data.geotiff import no_data_mask, nodata_value
+    from ..data import DataError
+    from ..data.geotiff import no_data_of
 
-    nodata = nodata_value(path)
-    if nodata is None:
-        return None
     try:
-        return no_data_mask(open_tiff_scene(path) or read_bands(path, dtype=None), nodata)
-    except DataError as error:  # Pillow read it for the model (a codec tifffile lacks): labelled everywhere
-        tqdm.write(f"segnext predict: note: {error}; its pixels of no data ({nodata:g}) keep their labels",
-                   file=sys.stderr)
+        return no_data_of(path)
+    except DataError as error:  # Pillow read it for the model (a codec tifffile lacks), or a damaged mask
+        tqdm.write(f"segnext predict: note: {error}; its pixels of no data keep their labels", file=sys.stderr)
         return None
 
 

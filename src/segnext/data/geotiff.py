@@ -7,8 +7,8 @@ directory and its parameters. A label map predicted at the image's own size lies
 lies, so those tags are copied onto it as they are, and a GIS (QGIS, GDAL, rasterio) lays the
 classes over the map. The label map is one band of class ids with the class colours as its palette
 (as segnext's PNGs are), and 255 is declared "no data" where pixels were left unlabelled
-(`--unsure-below`) or where the image itself holds no data (GDAL's "no data" value in every band:
-`nodata_value`, `no_data_mask`). The class probabilities and the confidence of a scene are
+(`--unsure-below`) or where the image itself holds no data (`no_data_of`: its mask, its "no data" value
+in every band, or its alpha band at 0, as GDAL chooses). The class probabilities and the confidence of a scene are
 GeoTIFFs of float bands in the same place, each band named (GDAL's band description: the class
 names), written a band of rows at a time. A tile cut from a scene gets the scene's tags with its
 raster moved (`tile_georeference`), so tiles and their label maps lie where they were cut from and
@@ -25,7 +25,9 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX, TIFF_SUFFIXES
 from ..utils import atomic_write, require, user_path
-from .bands import row_bands
+from .bands import read_bands, row_bands
+from .io import DataError
+from .tiff_scene import open_tiff_scene
 
 PathLike = Union[str, os.PathLike]
 
@@ -35,6 +37,11 @@ GEOREFERENCE_TAGS = (33550, 33922, 34264, 34735, 34736, 34737)
 MODEL_PIXEL_SCALE, MODEL_TIEPOINT, MODEL_TRANSFORMATION = 33550, 33922, 34264
 GDAL_NODATA = 42113  # GDAL's "no data" value tag (ASCII), read by every GDAL-based tool
 GDAL_METADATA = 42112  # GDAL's metadata tag (XML): the names of the bands
+# A mask of the image in the same file (GDAL_TIFF_INTERNAL_MASK): NewSubfileType "transparency mask"
+# (not "reduced resolution"), PhotometricInterpretation "transparency mask"
+FILETYPE_REDUCED, FILETYPE_MASK, PHOTOMETRIC_MASK = 1, 4, 4
+ALPHA_EXTRA_SAMPLES = (1, 2)  # ExtraSamples: associated, unassociated alpha
+MASK_SUFFIX = ".msk"  # GDAL's mask beside an image: scene.tif.msk
 TILE = 256  # a tile's rows and columns, GDAL's default for tiled GeoTIFFs
 # Images of more bytes are written as BigTIFF (64-bit offsets; GDAL and QGIS read it), as tifffile
 # decides for an array; it cannot tell the size of tiles given by an iterator.
@@ -78,6 +85,52 @@ def nodata_value(path: PathLike) -> Optional[float]:
         return float(str(text).strip().strip("\x00")) if text is not None else None
     except ValueError:
         return None
+
+
+def no_data_of(path: PathLike, image=None) -> Optional[np.ndarray]:
+    """Where the TIFF at `path` holds no data, as GDAL chooses a dataset's mask (what QGIS leaves
+    transparent, `gdalwarp` and rasterio's `dataset_mask` follow): its mask where it has one (in the
+    file, GDAL_TIFF_INTERNAL_MASK, or a `.msk` file beside it; 0 no data), else where every band holds
+    its "no data" value (`nodata_value`), else where its alpha band (the second of two bands, the
+    fourth of four: grey or RGB with alpha) is 0. A bool array (H, W), or None where the file has none
+    of them or is no TIFF. image: its bands already open (an array or `TiffScene` of all its samples),
+    else they are read a band of rows at a time where they are needed. Raises `DataError` naming the
+    file where they cannot be read."""
+    path = user_path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    tifffile = require("tifffile", "tiff", "The no-data pixels of GeoTIFFs")
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            first = tiff.pages[0]
+            size, samples = (first.imagelength, first.imagewidth), first.samplesperpixel
+            alpha = samples in (2, 4) and tuple(first.extrasamples or ())[-1:] in [(kind,) for kind in
+                                                                                    ALPHA_EXTRA_SAMPLES]
+            masks = [page for page in tiff.pages[1:] if page.subfiletype & FILETYPE_MASK and page.photometric ==
+                     PHOTOMETRIC_MASK and not page.subfiletype & FILETYPE_REDUCED and page.shape[:2] == size]
+            valid = masks[0].asarray() if masks else None
+    except Exception as error:  # tifffile's errors: a damaged file
+        raise DataError(f"{path}: cannot read this TIFF file ({error}); re-export it") from None
+    outside = path.with_name(path.name + MASK_SUFFIX)
+    if valid is None and outside.is_file():
+        try:
+            valid = tifffile.imread(outside, key=0)
+        except Exception as error:
+            raise DataError(f"{outside}: cannot read this mask ({error}); make it again (gdal_translate -mask) or "
+                            f"remove it") from None
+        valid = valid[..., 0] if valid.ndim == 3 else valid  # a mask per band: the first band's
+    if valid is not None:
+        if valid.shape != size:
+            raise DataError(f"{outside if not masks else path}: a mask of shape {valid.shape} for an image of "
+                            f"{size[0]} rows and {size[1]} columns; make it again (gdal_translate -mask) or remove it")
+        return valid == 0
+    nodata = nodata_value(path)
+    if nodata is None and not alpha:
+        return None
+    image = open_tiff_scene(path) or read_bands(path, dtype=None) if image is None else image
+    if nodata is not None:
+        return no_data_mask(image, nodata)
+    return no_data_mask(image.with_samples((samples - 1,)) if hasattr(image, "with_samples") else image[..., -1:], 0)
 
 
 def no_data_mask(image, nodata: float) -> np.ndarray:

@@ -8,8 +8,9 @@ about a window's height of its pixels, not all of them. The values are those `re
 dtype=None)` gives, in the file's own type.
 
 `open_tiff_scene` opens the layouts it can read so (one image of one or more samples per pixel,
-tiled or stripped, interleaved or band by band, any compression tifffile decodes without JPEG
-tables), and gives None for others (a page a band, JPEG, more than one image), which are read whole;
+tiled or stripped, interleaved or band by band, any compression tifffile decodes: JPEG, as
+orthophotos are often stored (YCbCr), and LZW need `imagecodecs`), and gives None for others (a page
+a band, more than one image), which are read whole;
 `open_tiff_scene_as` only where the pixels are those a whole-image reader (bands, picture, label
 map) gives. Needs `tifffile`. The file is opened again for each band of rows it reads: nothing stays open
 between reads, and a `TiffScene` can be sent to DataLoader workers.
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -29,29 +30,40 @@ from .io import DataError, channels_error
 
 PathLike = Union[str, os.PathLike]
 
-JPEG_COMPRESSIONS = (6, 7, 33007, 34892)  # decoded with tables and headers kept apart from the segments
+JPEG_COMPRESSIONS = (6, 7, 33007, 34892)  # decoded with tables and a header kept apart from the segments
 PLANAR_SEPARATE = 2  # PlanarConfiguration: each band's samples stored apart (as GDAL writes GeoTIFFs)
 # A TIFF's colour models (values with 0 black, RGB, palette indices) and its Orientation tag
-PHOTOMETRIC_BLACK_IS_ZERO, PHOTOMETRIC_RGB, PHOTOMETRIC_PALETTE, ORIENTATION = 1, 2, 3, 274
+PHOTOMETRIC_BLACK_IS_ZERO, PHOTOMETRIC_RGB, PHOTOMETRIC_PALETTE, PHOTOMETRIC_YCBCR, ORIENTATION = 1, 2, 3, 6, 274
 
 
 class TiffScene:
     """The pixels of a TIFF image (height, width, channels) in the file's type, read on demand:
     `scene[rows]`, `scene[rows, columns]` or `scene[rows, columns, channels]` with slices (rows of
-    step 1) give a NumPy array of those pixels; `np.asarray(scene)` reads them all. One reader at a
-    time: threads open a TiffScene each."""
+    step 1) give a NumPy array of those pixels; `np.asarray(scene)` reads them all. Its channels are
+    the file's samples, or those `with_samples` chose. One reader at a time: threads open a TiffScene
+    each."""
 
     ndim = 3
 
     def __init__(self, path: PathLike, shape: Tuple[int, int, int], dtype: np.dtype, segment_rows: int,
-                 segments_across: int, band_by_band: bool, photometric: int = 1, rgb: bool = False):
+                 segments_across: int, band_by_band: bool, photometric: int = 1, rgb: bool = False,
+                 samples: Optional[Sequence[int]] = None):
         self._opened_as = dict(shape=shape, dtype=dtype, segment_rows=segment_rows, segments_across=segments_across,
-                            band_by_band=band_by_band, photometric=photometric, rgb=rgb)  # what the file was
-        self.path, self.shape, self.dtype = user_path(path), shape, np.dtype(dtype)
+                               band_by_band=band_by_band, photometric=photometric, rgb=rgb)  # what the file was
+        self.samples = tuple(range(shape[2])) if samples is None else tuple(int(sample) for sample in samples)
+        if not self.samples or not all(0 <= sample < shape[2] for sample in self.samples):
+            raise ValueError(f"samples {self.samples} of a TIFF of {shape[2]} samples a pixel")
+        self.path, self.shape, self.dtype = user_path(path), (shape[0], shape[1], len(self.samples)), np.dtype(dtype)
         self.photometric = photometric  # the TIFF's colour model: 1 values (0 black), 2 RGB, 3 palette indices
-        self.rgb = rgb  # an upright 8-bit RGB picture: what `read_image` reads from the file, as it is
+        # An upright 8-bit RGB picture: what `read_image` reads from the file (an alpha sample left out)
+        self.rgb = rgb and self.samples == (0, 1, 2)
         self.segment_rows, self.segments_across, self.band_by_band = segment_rows, segments_across, band_by_band
-        self._held_from, self._held = 0, np.empty((0, shape[1], shape[2]), dtype=self.dtype)
+        self._held_from, self._held = 0, np.empty((0, *self.shape[1:]), dtype=self.dtype)
+
+    def with_samples(self, samples: Sequence[int]) -> TiffScene:
+        """The same scene with only the file's `samples` (their indices in each pixel) as its channels,
+        in that order: the colour of an RGBA picture, the bands beside an alpha band."""
+        return TiffScene(self.path, **self._opened_as, samples=samples)
 
     @property
     def size(self) -> int:
@@ -132,38 +144,43 @@ class TiffScene:
     def _decoded(self, tifffile, start: int, stop: int) -> np.ndarray:
         height, width, channels = self.shape
         out = np.zeros((stop - start, width, channels), dtype=self.dtype)
+        every_sample = self.samples == tuple(range(self._opened_as["shape"][2]))
         with tifffile.TiffFile(self.path) as tiff:
             page = tiff.pages[0]
             if _layout(tiff) != self._opened_as:
                 raise DataError(f"{self.path}: the file has changed since it was read from (it held an image of "
-                                f"{self.shape}); open it again with open_tiff_scene")
+                                f"{self._opened_as['shape']}); open it again with open_tiff_scene")
             offsets, counts = page.dataoffsets, page.databytecounts
             handle = tiff.filehandle
+            # JPEG: the tables and header the segments share are kept apart from them (as tifffile's segments())
+            tables = dict(jpegtables=page.jpegtables, jpegheader=page.jpegheader) \
+                if page.compression in JPEG_COMPRESSIONS else {}
             for index in self._segments(start, stop):
                 data = None
                 if counts[index]:
                     handle.seek(offsets[index])
                     data = handle.read(counts[index])
-                segment, (sample, _, top, left, _), _ = page.decode(data, index)
+                segment, (sample, _, top, left, _), _ = page.decode(data, index, **tables)
                 if segment is None:  # a tile left out of the file: its pixels are 0, as tifffile fills them
                     continue
                 rows, columns = min(segment.shape[1], height - top), min(segment.shape[2], width - left)
                 pixels = segment[0, :rows, :columns]
-                if self.band_by_band:
-                    out[top - start:top - start + rows, left:left + columns, sample] = pixels[:, :, 0]
+                if self.band_by_band:  # one of the samples asked for (`_segments`)
+                    out[top - start:top - start + rows, left:left + columns, self.samples.index(sample)] = \
+                        pixels[:, :, 0]
                 else:
-                    out[top - start:top - start + rows, left:left + columns] = pixels
+                    out[top - start:top - start + rows, left:left + columns] = \
+                        pixels if every_sample else pixels[:, :, self.samples]
         return out
 
     def _segments(self, start: int, stop: int) -> List[int]:
         """The indices of the tiles or strips of rows start..stop in the file's offsets."""
-        height, _, channels = self.shape
-        down = math.ceil(height / self.segment_rows)
-        planes = channels if self.band_by_band else 1
+        down = math.ceil(self.shape[0] / self.segment_rows)
+        planes = sorted(set(self.samples)) if self.band_by_band else [0]  # band by band: a plane a sample
         per_plane = down * self.segments_across
         rows = range(start // self.segment_rows, math.ceil(stop / self.segment_rows))
         return [plane * per_plane + row * self.segments_across + column
-                for plane in range(planes) for row in rows for column in range(self.segments_across)]
+                for plane in planes for row in rows for column in range(self.segments_across)]
 
 
 def open_tiff_scene(path: PathLike, channels: Optional[int] = None) -> Optional[TiffScene]:
@@ -197,7 +214,8 @@ def open_tiff_scene_as(path: PathLike, reader: str, channels: Optional[int] = No
     """The TIFF at `path` as a `TiffScene` whose pixels are those a whole-image reader gives of it, or
     None where they would differ or it is not read in bands of rows (then that reader reads it):
     - "bands": `read_bands(path, channels, dtype=None)`'s (channels checked as it checks them);
-    - "picture": `read_image`'s, for an upright 8-bit RGB TIFF;
+    - "picture": `read_image`'s, for an upright 8-bit RGB TIFF (its colour, where a fourth sample such
+      as alpha is beside it);
     - "label": `read_label`'s, for one 8-bit band of values or palette indices.
     A picture's or a label's first rows are decoded now: a compression tifffile has no codec for
     (LZW without imagecodecs), which Pillow may read, gives None."""
@@ -207,6 +225,7 @@ def open_tiff_scene_as(path: PathLike, reader: str, channels: Optional[int] = No
     if scene is None or reader == "bands":
         return scene
     if reader == "picture":
+        scene = scene.with_samples((0, 1, 2)) if scene.shape[2] == 4 else scene  # RGBA: Pillow drops the alpha
         wanted = scene.rgb
     else:
         wanted = scene.shape[2] == 1 and scene.dtype == np.uint8 and scene.photometric in (PHOTOMETRIC_BLACK_IS_ZERO,
@@ -222,7 +241,8 @@ def _layout(tiff) -> Optional[dict]:
         return None  # one image (reduced resolutions aside), the first page: not a page a band
     if page.dtype is None or page.dtype.kind not in "uif" or page.bitspersample not in (8, 16, 32, 64):
         return None  # numbers of whole bytes: not complex, not bits
-    if page.imagedepth != 1 or page.compression in JPEG_COMPRESSIONS or series.axes not in ("YX", "YXS", "SYX"):
+    if page.imagedepth != 1 or series.axes not in ("YX", "YXS", "SYX") or \
+            page.photometric == PHOTOMETRIC_YCBCR and page.compression not in JPEG_COMPRESSIONS:  # subsampled
         return None
     height, width, samples = page.imagelength, page.imagewidth, page.samplesperpixel
     band_by_band = samples > 1 and page.planarconfig == PLANAR_SEPARATE
@@ -234,8 +254,10 @@ def _layout(tiff) -> Optional[dict]:
     if height * width == 0 or len(page.dataoffsets) != expected:
         return None
     orientation = page.tags.get(ORIENTATION)
-    rgb = page.dtype == np.uint8 and samples == 3 and page.photometric == PHOTOMETRIC_RGB and \
-        (orientation is None or orientation.value == 1)
+    # RGB (JPEG's YCbCr decoded to it), or RGBA (RGBX) read as RGB
+    colour = page.photometric == PHOTOMETRIC_RGB or page.photometric == PHOTOMETRIC_YCBCR and \
+        page.compression in JPEG_COMPRESSIONS
+    rgb = page.dtype == np.uint8 and samples in (3, 4) and colour and (orientation is None or orientation.value == 1)
     return dict(shape=(height, width, samples), dtype=page.dtype, segment_rows=segment_rows,
                 segments_across=across, band_by_band=band_by_band, photometric=int(page.photometric), rgb=bool(rgb))
 
