@@ -472,6 +472,15 @@ def test_coco_output_without_pycocotools_is_named_before_any_work(checkpoint_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_polygons_without_rasterio_are_named_before_any_work(checkpoint_path, image_folder, tmp_path, capsys,
+                                                             monkeypatch):
+    monkeypatch.setitem(sys.modules, "rasterio", None)
+    assert main(["predict", "-c", str(checkpoint_path), str(image_folder), "--out", str(tmp_path / "out"),
+                 "--polygons", *FAST]) == 1
+    assert "--polygons needs the rasterio package: pip install 'segnext[gis]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_ade20k_submission_is_the_labels_one_based_packed_with_this_runs_files(checkpoint_path, image_folder,
                                                                                tmp_path, capsys):
     import zipfile
@@ -939,3 +948,46 @@ def test_geotiff_leaves_an_orthophoto_s_masked_pixels_unlabelled(tmp_path, monke
     assert (labels[outside] == 255).all() and np.array_equal(labels[~outside], labelled[~outside])
     for name in ("scene.tif", "scene_overlay.tif"):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "windows" / name).read_bytes(), name
+
+
+@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # the PNG's label map, read back by rasterio
+def test_polygons_of_each_image_draw_its_label_map_back(tmp_path, capsys):
+    """--polygons: NAME.geojson beside each label map, whose polygons drawn back give it: in the
+    scene's coordinate system for a georeferenced TIFF (its pixels without data, 255, in none), in
+    pixels for a PNG. Refused for a video, and with --submission, before any work."""
+    rasterio = pytest.importorskip("rasterio", reason="rasterio is not installed (pip install 'segnext[gis]')")
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import json
+
+    from rasterio.features import rasterize
+
+    import segnext
+
+    segnext.save_model(segnext.create_model("segnext_t", 3, class_names=["roof", "tree", "road"]), tmp_path / "model")
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    alpha = np.full((40, 50), 255, np.uint8)
+    alpha[:, 45:] = 0  # outside the scene's footprint
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "scene.tif", np.dstack([image, alpha]), photometric="rgb", extrasamples=[2],
+                     extratags=GEO_TAGS)
+    Image.fromarray(image).save(tmp_path / "in" / "photo.png")
+    assert main(["predict", "-c", str(tmp_path / "model"), str(tmp_path / "in"), "--geotiff", "--polygons",
+                 "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    for name in ("scene", "photo"):
+        collection = json.loads((tmp_path / "out" / f"{name}.geojson").read_text())
+        with rasterio.open(tmp_path / "out" / f"{name}.tif") as written:
+            labels, transform = written.read(1), written.transform
+        assert transform == (rasterio.Affine(0.5, 0, 500000.0, 0, -0.5, 5600000.0) if name == "scene" else
+                             rasterio.Affine.identity())
+        shapes = [(feature["geometry"], feature["properties"]["class_id"]) for feature in collection["features"]]
+        drawn = rasterize(shapes, out_shape=labels.shape, fill=255, dtype=np.uint8, transform=transform)
+        assert np.array_equal(drawn, labels), name
+        assert (labels[:, 45:] == 255).all() == (name == "scene") and (labels[:, :45] < 3).all()
+        assert ("crs" in collection) == (name == "scene")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    for inputs, extra in (([str(tmp_path / "in" / "photo.png")], ["--submission", "cityscapes"]), ([str(video)], [])):
+        capsys.readouterr()
+        assert main(["predict", "-c", str(tmp_path / "model"), *inputs, "--polygons", *extra,
+                     "--out", str(tmp_path / "refused")]) == 1
+        assert "--polygons" in capsys.readouterr().err and not (tmp_path / "refused").exists()

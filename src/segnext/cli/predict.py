@@ -111,6 +111,12 @@ def register(subparsers) -> None:
                              "--unsure-below; --overlay, --probs and --confidence then write "
                              "GeoTIFFs too: NAME_overlay.tif (RGB), NAME_probs.tif, a float16 band per class named "
                              "after it, and NAME_confidence.tif, float32 (needs tifffile)")
+    parser.add_argument("--polygons", action="store_true",
+                        help="also write each image's classes as polygons for a GIS: NAME.geojson, a feature per "
+                             "connected region of one class (its outline along the pixels' edges, holes kept) with "
+                             "the class's name, its pixels and its area; in the coordinate system of a georeferenced "
+                             "TIFF input, else in pixels; no polygon where no label (needs rasterio: pip install "
+                             "'segnext[gis]')")
     parser.add_argument("--label-no-data", action="store_true",
                         help="with --geotiff, label the pixels where a TIFF holds no data like the others (by default "
                              "they are left unlabelled: 255, uncoloured in the overlay, 'unlabelled' in "
@@ -276,7 +282,8 @@ def _output_paths(target: Path, args) -> Dict[str, Path]:
     endings = dict(labels=label_suffix(args),
                    overlay=("_overlay.tif" if args.geotiff else "_overlay.jpg") if args.overlay else None,
                    probabilities=("_probs.tif" if args.geotiff else "_probs.npy") if args.probs else None,
-                   confidence=("_confidence.tif" if args.geotiff else "_confidence.png") if args.confidence else None)
+                   confidence=("_confidence.tif" if args.geotiff else "_confidence.png") if args.confidence else None,
+                   polygons=".geojson" if args.polygons else None)
     return {kind: target.parent / f"{target.name}{ending}" for kind, ending in endings.items() if ending}
 
 
@@ -321,6 +328,8 @@ def run(args) -> int:
     elif args.label_no_data:
         raise ValueError("--label-no-data labels the pixels a TIFF declares no data in --geotiff's label maps; add "
                          "--geotiff (without it they are labelled anyway)")
+    if args.polygons:
+        check_polygons_request(args, videos)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -497,7 +506,7 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     from ..inference.segmenter import confidence_greyscale
 
     palette, outputs = segmenter.palette, _output_paths(target, args)  # "scene.0001": names keep the ".0001"
-    tags = georeference(path) if args.geotiff else ()  # where the image lies, in its coordinate system
+    tags = georeference(path) if args.geotiff or args.polygons else ()  # where the image lies, in its CRS
     if benchmark is not None:  # --submission: the server's ids and colours
         from ..data.submission import submission_label
 
@@ -506,6 +515,10 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
         write_label_geotiff(outputs["labels"], result.labels, palette, tags, nodata=unlabelled)
     else:
         write_label(outputs["labels"], result.labels, palette)
+    if args.polygons:  # in the image's coordinate system where it has one, else in pixels
+        from ..data.polygons import write_polygons
+
+        write_polygons(outputs["polygons"], result.labels, segmenter.class_names, path if tags else None)
     if args.overlay:
         blended = overlay(result.image, result.labels, palette, args.alpha, ignore_index=unlabelled)
         if args.geotiff:  # RGB in the image's place, to lay over the map as it is
@@ -670,6 +683,19 @@ def check_geotiff_request(args, images: List[Tuple[Path, Path]], videos: List[Tu
     if plain:
         print(f"segnext predict: note: {len(plain)} of the {len(images)} image(s) carry no georeference (GeoTIFF "
               f"tags), e.g. {plain[0].name}: their label maps are TIFFs without one", file=sys.stderr)
+
+
+def check_polygons_request(args, videos: List[Tuple[Path, Path]]) -> None:
+    """--polygons traces images' label maps with rasterio; videos and a benchmark's PNGs get none."""
+    from ..utils import require
+
+    require("rasterio", "gis", "--polygons")
+    if args.submission:
+        raise ValueError("--polygons writes GeoJSON beside the label maps, and --submission only the files its server "
+                         "takes: give one of them")
+    if videos:
+        raise ValueError(f"--polygons traces the label maps of images, and {videos[0][0].name} is a video; segment "
+                         f"videos without --polygons")
 
 
 def check_unsure_request(args) -> None:
