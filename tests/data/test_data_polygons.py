@@ -82,3 +82,118 @@ def test_a_label_map_without_labels_or_of_another_shape(tmp_path):
     many = np.full((3, 3), 300, dtype=np.int64)  # ids beyond uint8, named generically beyond the names
     (feature,) = label_polygons(many, NAMES)
     assert feature["properties"]["class"] == "class 300" and feature["properties"]["pixels"] == 9
+
+
+def _georeferenced_scene(path) -> None:
+    tifffile.imwrite(path, np.zeros((40, 50, 3), np.uint8), photometric="rgb", extratags=GEO_TAGS)
+
+
+def test_polygons_drawn_back_on_their_scene_give_its_label_map(tmp_path):
+    """write_polygons, then read_polygons and rasterize_polygons on the same scene: the label map, in
+    the scene's CRS as written and reprojected to GeoJSON's WGS 84 and back; classes by name or id."""
+    from rasterio.warp import transform_geom
+
+    from segnext.data.polygons import rasterize_polygons, read_polygons
+
+    labels = _labels()
+    _georeferenced_scene(tmp_path / "scene.tif")
+    write_polygons(tmp_path / "scene.geojson", labels, NAMES, tmp_path / "scene.tif")
+    features, crs = read_polygons(tmp_path / "scene.geojson")
+    assert crs == "urn:ogc:def:crs:EPSG::32633"
+    assert np.array_equal(rasterize_polygons(features, tmp_path / "scene.tif", NAMES, crs=crs), labels)
+    in_degrees = [dict(feature, geometry=transform_geom(crs, "EPSG:4326", feature["geometry"], precision=-1),
+                       properties={"kind": feature["properties"]["class_id"]}) for feature in features]
+    assert -180 < in_degrees[0]["geometry"]["coordinates"][0][0][0] < 180  # longitude, latitude
+    drawn = rasterize_polygons(in_degrees, tmp_path / "scene.tif", NAMES, class_property="kind")  # WGS 84
+    assert np.array_equal(drawn, labels)
+
+
+def test_the_pixels_no_polygon_holds_and_the_thin_ones(tmp_path):
+    """Outside every polygon: background (255 by default); a polygon thinner than a pixel holds no
+    pixel's centre, and with all_touched marks each pixel it touches; the later polygon wins."""
+    from segnext.data.polygons import rasterize_polygons
+
+    photo = tmp_path / "photo.tif"
+    tifffile.imwrite(photo, np.zeros((10, 12), np.uint8))  # no georeference: coordinates are pixels
+    square = dict(type="Polygon", coordinates=[[(2, 2), (6, 2), (6, 6), (2, 6), (2, 2)]])
+    sliver = dict(type="Polygon", coordinates=[[(0, 8.2), (12, 8.2), (12, 8.4), (0, 8.4), (0, 8.2)]])
+    inner = dict(type="Polygon", coordinates=[[(3, 3), (4, 3), (4, 4), (3, 4), (3, 3)]])
+    features = [dict(type="Feature", geometry=geometry, properties={"class": name})
+                for geometry, name in ((square, "water"), (sliver, "road"), (inner, "field"))]
+    labels = rasterize_polygons(features, photo, NAMES)
+    expected = np.full((10, 12), 255, np.uint8)
+    expected[2:6, 2:6] = 1
+    expected[3, 3] = 0
+    assert np.array_equal(labels, expected)
+    touched = rasterize_polygons(features, photo, NAMES, all_touched=True, background=0)
+    assert (touched[8] == 2).all() and touched[0, 0] == 0
+
+
+def test_polygons_of_unknown_classes_or_crs_and_other_files_are_named(tmp_path):
+    from segnext.data import DataError
+    from segnext.data.polygons import rasterize_polygons, read_polygons
+
+    tifffile.imwrite(tmp_path / "photo.tif", np.zeros((10, 12), np.uint8))
+    pixel = [[(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]]  # the top left pixel
+    feature = dict(type="Feature", geometry=dict(type="Polygon", coordinates=pixel),
+                   properties={"class": "forest"})
+    with pytest.raises(DataError, match=r"feature 0: its 'class' is 'forest', which names none of the 3 classes"):
+        rasterize_polygons([feature], tmp_path / "photo.tif", NAMES)
+    with pytest.raises(DataError, match=r"photo\.tif carries no georeference, and the polygons lie in EPSG:32633"):
+        rasterize_polygons([feature], tmp_path / "photo.tif", NAMES, crs="EPSG:32633")
+    for value in ("2", 2, 2.0):  # an id, as a number or its digits
+        feature["properties"]["class"] = value
+        assert (rasterize_polygons([feature], tmp_path / "photo.tif", NAMES) == 2).sum() == 1
+    (tmp_path / "notes.json").write_text('{"type": "Topology"}')
+    (tmp_path / "bad.geojson").write_text("{")
+    for name, message in (("notes.json", "holds no GeoJSON features"), ("bad.geojson", "cannot read this GeoJSON")):
+        with pytest.raises(DataError, match=message):
+            read_polygons(tmp_path / name)
+    (tmp_path / "one.geojson").write_text('{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}')
+    assert read_polygons(tmp_path / "one.geojson")[0][0]["geometry"]["type"] == "Polygon"
+
+
+def test_data_rasterize_writes_the_label_map_of_a_scene_to_train_on(tmp_path, capsys):
+    """`segnext data rasterize`: the polygons `predict --polygons` wrote (or a GIS), drawn on their
+    scene as a GeoTIFF in its place with the classes' palette and 255 declared no data, or a PNG;
+    --background names the class of the pixels no polygon holds; bad requests are one error each."""
+    import json
+
+    from segnext.cli.main import main
+
+    labels = _labels()
+    _georeferenced_scene(tmp_path / "scene.tif")
+    write_polygons(tmp_path / "scene.geojson", labels, NAMES, tmp_path / "scene.tif")
+    palette = [[0, 200, 0], [0, 0, 200], [120, 120, 120]]
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": NAMES, "palette": palette}))
+    run = ["data", "rasterize", str(tmp_path / "scene.geojson"), str(tmp_path / "scene.tif")]
+    classes = ["--classes", str(tmp_path / "classes.json")]
+    assert main([*run, str(tmp_path / "labels.tif"), *classes]) == 0
+    printed = capsys.readouterr().out
+    assert "50x40 pixels from 7 feature(s): field 78.9%, water 14.1%, road 6.0%, no label 1.0%" in printed
+    with tifffile.TiffFile(tmp_path / "labels.tif") as written:
+        assert np.array_equal(written.asarray(), labels)
+        page = written.pages[0]
+        assert page.tags[42113].value == "255" and page.tags[33922].value[3:5] == (500000.0, 4000000.0)
+        assert tuple(page.colormap[:, 2] // 257) == (120, 120, 120)
+    assert main([*run, str(tmp_path / "labels.png"), *classes, "--background", "field"]) == 0
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "labels.png")), np.where(labels == 255, 0, labels))
+    for extra, message in ((["--background", "forest"], "--background 'forest' is none of the classes"),
+                           (["--class-property", "kind"], "feature 0: its 'kind' is None")):
+        capsys.readouterr()
+        assert main([*run, str(tmp_path / "more.tif"), *classes, *extra]) != 0
+        assert message in capsys.readouterr().err and not (tmp_path / "more.tif").exists()
+    assert main([*run, str(tmp_path / "labels.jpg"), *classes]) == 1
+    assert "write the label map as .tif" in capsys.readouterr().err
+
+
+def test_data_rasterize_without_rasterio_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from segnext.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "rasterio", None)
+    assert main(["data", "rasterize", "a.geojson", "a.tif", str(tmp_path / "out.tif"), "--classes", "c.json"]) == 1
+    assert "data rasterize needs the rasterio package: pip install 'segnext[gis]'" in capsys.readouterr().err

@@ -162,3 +162,20 @@ def test_sliding_windows_in_bands_on_the_gpu_as_on_the_cpu(no_tf32, flip):
     assert (band_labels == full_labels).mean() >= 0.999 and (band_labels == cpu_labels).mean() >= 0.999
     np.testing.assert_allclose(band_confidence, full_confidence, atol=1e-5)
     np.testing.assert_allclose(band_confidence, cpu_confidence, atol=2e-3)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_tiff_scene_read_in_windows_on_the_gpu_gives_the_labels_of_its_pixels(no_tf32, tmp_path, flip):
+    """A TIFF scene read from its file a window at a time (`TiffScene`), each window normalised on the
+    CPU and moved to the device: the labels of the same pixels given as an array, segmented in bands
+    of rows there too."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from segnext.data import open_tiff_scene
+
+    model, _, _ = reference_case("t")
+    config = segnext.TestConfig(img_scale=None, mode="slide", crop_size=(64, 64), stride=(48, 48), flip=flip)
+    pixels = np.random.default_rng(4).integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "scene.tif", pixels, photometric="rgb", tile=(32, 32), compression="zlib")
+    gpu = segnext.Segmenter(model.cuda(), config, device="cuda", memory_efficient=True)
+    from_file, from_array = gpu.predict(open_tiff_scene(tmp_path / "scene.tif")), gpu.predict(pixels)
+    assert from_file.shape == (150, 230) and (from_file == from_array).mean() >= 0.999

@@ -1,5 +1,5 @@
-"""`segnext data {list,prepare,check,preview,split,tile,stats}`: the datasets, their converters, checks, tiles and
-statistics."""
+"""`segnext data {list,prepare,check,preview,split,tile,rasterize,stats}`: the datasets, their converters, checks,
+tiles, label maps drawn from GIS polygons and statistics."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def register(subparsers) -> None:
         description="Datasets: `list` the supported ones, `prepare` converts what you downloaded into the "
                     "layout segnext reads, `check` verifies a dataset on disk, `preview` draws some images with "
                     "their labels, `split` holds out whole sequences, `tile` cuts large images into tiles, "
-                    "`stats` gives each channel's mean and "
-                    "standard deviation (the normalisation). See docs/datasets.md.",
+                    "`rasterize` draws GIS polygons as the label map of an image, `stats` gives each channel's "
+                    "mean and standard deviation (the normalisation). See docs/datasets.md.",
         **with_examples("segnext data list", "segnext data prepare cityscapes data/cityscapes data/cityscapes",
                         "segnext data check ade20k data/ade/ADEChallengeData2016 --split validation"))
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -119,6 +119,37 @@ def register(subparsers) -> None:
     add_channels(tile)
     add_parallel_options(tile)
     tile.set_defaults(func=run_tile)
+
+    rasterize = commands.add_parser(
+        "rasterize", help="draw GIS polygons (GeoJSON) as the label map of an image, to train on",
+        description="The label map of IMAGE that the polygons of POLYGONS draw (buildings, fields, water drawn in a "
+                    "GIS, or `segnext predict --polygons` corrected): each polygon's class is its property "
+                    "--class-property, a name of CLASSES (a folder dataset's classes.json) or an id; a pixel takes "
+                    "the last polygon holding its centre, and the pixels no polygon holds get --background (255 = "
+                    "no label, left out of training, by default). The polygons are reprojected from their CRS "
+                    "(GeoJSON's WGS 84, or the one the file names) to the image's; for an image without a "
+                    "georeference their coordinates are its pixels. OUT: a .tif keeps the image's georeference "
+                    "(GeoTIFF), a .png does not; both hold class ids with the class colours as palette. Put IMAGE "
+                    "in ROOT/images/<split>/ and OUT in ROOT/labels/<split>/ for a folder dataset (`data tile` "
+                    "cuts large scenes). Needs rasterio (pip install 'segnext[gis]').",
+        **with_examples("segnext data rasterize buildings.geojson data/city/images/train/scene1.tif "
+                        "data/city/labels/train/scene1.tif --classes data/city/classes.json",
+                        "segnext data rasterize fields.geojson ortho.tif ortho_labels.tif --classes classes.json "
+                        "--class-property crop --background background"))
+    rasterize.add_argument("polygons", metavar="POLYGONS", help="a GeoJSON file of polygons (QGIS: Export > Save "
+                                                                 "Features As; ogr2ogr -f GeoJSON for other formats)")
+    rasterize.add_argument("image", metavar="IMAGE", help="the image the label map is for: its size, place and CRS")
+    rasterize.add_argument("out", metavar="OUT", help="the label map to write: .tif (GeoTIFF) or .png")
+    rasterize.add_argument("--classes", required=True, metavar="CLASSES_JSON",
+                           help="the classes.json of the dataset (names, palette)")
+    rasterize.add_argument("--class-property", default="class", metavar="NAME",
+                           help="the polygons' property holding their class name or id (default: class)")
+    rasterize.add_argument("--background", default=None, metavar="CLASS",
+                           help="the class (name or id) of the pixels no polygon holds (default: 255, no label)")
+    rasterize.add_argument("--all-touched", action="store_true",
+                           help="a pixel takes every polygon it touches, not only those holding its centre (thin "
+                                "roads and lines stay connected; polygons grow by up to a pixel)")
+    rasterize.set_defaults(func=run_rasterize)
 
     stats = commands.add_parser(
         "stats", help="each image channel's mean and standard deviation over a split: data.mean, data.std",
@@ -308,6 +339,53 @@ def run_tile(args) -> int:
         return 1
     print(f"next: look at it with `segnext data preview folder {args.dst}"
           f"{_channel_arguments(args)}`; train on it with data.dataset=folder data.root={args.dst}")
+    return 0
+
+
+def run_rasterize(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..constants import IGNORE_INDEX
+    from ..data import DataError, write_label
+    from ..data.datasets import read_classes_json
+    from ..data.geotiff import georeference, write_label_geotiff
+    from ..data.polygons import rasterize_polygons, read_polygons
+    from ..utils import check_can_write_file, require
+
+    require("rasterio", "gis", "data rasterize")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".tif", ".tiff", ".png"):
+        raise ValueError(f"OUT {out}: write the label map as .tif (a GeoTIFF in the image's place) or .png")
+    check_can_write_file(out, replaces=out.suffix)
+    names, palette, _ = read_classes_json(Path(args.classes))
+    background = IGNORE_INDEX
+    if args.background is not None:
+        if args.background in names:
+            background = names.index(args.background)
+        elif args.background.isdigit() and int(args.background) < len(names):
+            background = int(args.background)
+        else:
+            raise ValueError(f"--background {args.background!r} is none of the classes of {args.classes} "
+                             f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): give a class name or id")
+    features, crs = read_polygons(args.polygons)
+    try:
+        labels = rasterize_polygons(features, args.image, names, class_property=args.class_property, crs=crs,
+                                    background=background, all_touched=args.all_touched)
+    except DataError as error:
+        raise DataError(f"{args.polygons}: {error}") from None
+    unlabelled = bool((labels == IGNORE_INDEX).any())
+    if out.suffix.lower() == ".png":
+        write_label(out, labels, palette)
+    else:
+        write_label_geotiff(out, labels, palette, georeference(args.image), nodata=IGNORE_INDEX if unlabelled else None)
+    counts = np.bincount(labels.ravel(), minlength=256)
+    shares = [f"{names[index]} {100 * counts[index] / labels.size:.1f}%" for index in np.flatnonzero(counts[:255])]
+    if unlabelled:
+        shares.append(f"no label {100 * counts[IGNORE_INDEX] / labels.size:.1f}%")
+    print(f"wrote {out}: {labels.shape[1]}x{labels.shape[0]} pixels from {len(features)} feature(s): "
+          f"{', '.join(shares)}")
     return 0
 
 

@@ -1,5 +1,7 @@
 """Label maps as polygons for a GIS (`segnext predict --polygons`): each connected region of one class
-a GeoJSON feature, its outline along the pixels' edges, with the class's name, id, pixels and area.
+a GeoJSON feature, its outline along the pixels' edges, with the class's name, id, pixels and area;
+and back: polygons drawn in GIS (buildings, fields) as the label map of an image
+(`segnext data rasterize`), to train on.
 
 A label map predicted for a georeferenced image (a GeoTIFF) gives polygons in the image's coordinate
 reference system: the outlines lie exactly on the label GeoTIFF's pixel edges, the areas are in the
@@ -10,19 +12,24 @@ coordinates are pixels: x to the right, y down, a pixel's corners at whole numbe
 without a label (255: no data, `--unsure-below`) get no polygon.
 
 Tracing is GDAL's polygonize (`rasterio.features.shapes`), regions joined across a pixel's sides
-(4-connected), not its corners. Needs rasterio: `pip install 'segnext[gis]'`.
+(4-connected), not its corners. Drawing polygons is GDAL's rasterize: a pixel takes the class of the
+last polygon that holds its centre (or that it touches, `all_touched`), the polygons reprojected
+from their CRS (GeoJSON's: WGS 84 longitude and latitude, unless the file names another) to the
+image's. Needs rasterio: `pip install 'segnext[gis]'`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Iterator, Optional, Sequence, Union
+import warnings
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import atomic_write, require, user_path
+from .io import DataError
 
 PathLike = Union[str, os.PathLike]
 
@@ -84,6 +91,88 @@ def write_polygons(path: PathLike, labels: np.ndarray, class_names: Sequence[str
 
     atomic_write(path, write)
     return written
+
+
+def read_polygons(path: PathLike) -> Tuple[List[dict], Optional[str]]:
+    """The features of the GeoJSON file at `path` (a FeatureCollection, a Feature or a geometry) and
+    the coordinate reference system its "crs" member names (as GDAL writes it), or None where it names
+    none (GeoJSON's own: WGS 84). Raises `DataError` naming the file where it is no GeoJSON."""
+    path = user_path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise DataError(f"{path}: cannot read this GeoJSON file ({error}); export the layer again as GeoJSON "
+                        f"(QGIS: Export > Save Features As; ogr2ogr -f GeoJSON)") from None
+    kind = document.get("type") if isinstance(document, dict) else None
+    if kind == "FeatureCollection" and isinstance(document.get("features"), list):
+        features = document["features"]
+    elif kind == "Feature":
+        features = [document]
+    elif isinstance(kind, str) and "coordinates" in document or kind == "GeometryCollection":
+        features = [dict(type="Feature", geometry=document, properties={})]
+    else:
+        raise DataError(f"{path}: holds no GeoJSON features (a FeatureCollection, a Feature or a geometry); "
+                        f"export the layer again as GeoJSON")
+    crs = document.get("crs", {}).get("properties", {}).get("name") if isinstance(document.get("crs"), dict) else None
+    return features, crs
+
+
+def rasterize_polygons(features: Sequence[dict], like: PathLike, class_names: Sequence[str], *,
+                       class_property: str = "class", crs: Optional[str] = None, background: int = IGNORE_INDEX,
+                       all_touched: bool = False) -> np.ndarray:
+    """The label map (H, W) uint8 of the image at `like` (its size, place and CRS, read with rasterio)
+    that the GeoJSON `features` draw: each polygon its class, from its property `class_property`, a
+    name of `class_names` or an id; the pixels no polygon holds `background` (255: no label). A
+    pixel takes the last polygon holding its centre (any it touches with `all_touched`). crs: the
+    features' (`read_polygons`), None for GeoJSON's WGS 84; reprojected to the image's. For an image
+    without a georeference, the coordinates are its pixels (x right, y down), as `label_polygons`
+    writes them. Raises `DataError` naming a feature whose class is not one of `class_names`."""
+    rasterio = _rasterio()
+    from rasterio.features import rasterize
+    from rasterio.warp import transform_geom
+
+    like = user_path(like)
+    with warnings.catch_warnings():  # a photo without a georeference is drawn on in pixels: no warning of it
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(like) as image:
+            height, width, transform, image_crs = image.height, image.width, image.transform, image.crs
+    if image_crs is None:
+        if crs is not None:
+            raise DataError(f"{like} carries no georeference, and the polygons lie in {crs}: give the GeoTIFF "
+                            f"they were drawn on")
+        transform = rasterio.Affine.identity()
+    names = {name: index for index, name in enumerate(class_names)}
+    source_crs = rasterio.crs.CRS.from_user_input(crs or "EPSG:4326")
+    shapes = []
+    for number, feature in enumerate(features):
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not geometry:
+            continue  # a feature without a geometry draws nothing
+        value = (feature.get("properties") or {}).get(class_property)
+        class_id = _class_id(value, names)
+        if class_id is None:
+            raise DataError(f"feature {number}: its {class_property!r} is {value!r}, which names none of the "
+                            f"{len(class_names)} classes ({', '.join(map(str, list(class_names)[:8]))}"
+                            f"{', ...' if len(class_names) > 8 else ''}); give a class name or id, or --class-property")
+        if image_crs is not None and source_crs != image_crs:
+            geometry = transform_geom(source_crs, image_crs, geometry)
+        shapes.append((geometry, class_id))
+    if not shapes:
+        return np.full((height, width), background, dtype=np.uint8)
+    return rasterize(shapes, out_shape=(height, width), fill=background, transform=transform,
+                     all_touched=all_touched, dtype=np.uint8)
+
+
+def _class_id(value, names: dict) -> Optional[int]:
+    """The class id a feature's property names: a class name, or an id (a number, or its digits) of
+    one of the classes (any below 255 where no names are given); None for another value."""
+    if isinstance(value, str):
+        value = names.get(value, int(value) if value.strip().isdigit() else None)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < min(len(names) or 255, 255):
+        return None
+    return value
 
 
 def _area(rings) -> float:
