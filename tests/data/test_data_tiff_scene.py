@@ -203,3 +203,38 @@ def test_a_scene_tifffile_cannot_decode_is_left_to_pillow(tmp_path, monkeypatch)
     assert tiff_scene.open_tiff_scene_as(tmp_path / "rgb.tif", "picture") is None
     with pytest.raises(DataError, match=r"rgb\.tif: cannot read this TIFF file \(.*imagecodecs"):
         open_tiff_scene(tmp_path / "rgb.tif")[:5]
+
+
+GDAL_COMPRESSIONS = [("none", 1), ("deflate", 2), ("lzw", 2), ("zstd", 1), ("lerc", 1), ("packbits", 1), ("lzma", 1)]
+
+
+@pytest.mark.parametrize("dtype,bands", [("uint8", 3), ("uint16", 4), ("int16", 2), ("float32", 5)])
+@pytest.mark.parametrize("compression,predictor", GDAL_COMPRESSIONS)
+def test_scenes_gdal_writes_are_read_in_windows_as_gdal_reads_them(tmp_path, dtype, bands, compression, predictor):
+    """GeoTIFFs as GDAL writes them (rasterio), of each compression (with its horizontal or float
+    predictor), interleaved or band by band, tiled or in strips: a TiffScene's windows and
+    `read_bands` hold what GDAL reads (where imagecodecs decodes the compression)."""
+    rasterio = pytest.importorskip("rasterio", reason="rasterio is not installed (pip install 'segnext[gis]'): "
+                                                      "GDAL's files untested")
+    if compression in ("lzw", "zstd", "lerc", "lzma"):
+        pytest.importorskip("imagecodecs", reason="imagecodecs is not installed (pip install imagecodecs): tifffile "
+                                                  f"decodes no {compression} without it")
+    height, width = 61, 83
+    pixels = (np.random.default_rng(0).random((bands, height, width)) * 200).astype(dtype)
+    predictor = 3 if predictor == 2 and dtype.startswith("float") else predictor
+    for number, (interleave, blocks) in enumerate([("pixel", dict(tiled=True, blockxsize=32, blockysize=16)),
+                                                   ("band", dict(tiled=True, blockxsize=16, blockysize=16)),
+                                                   ("pixel", dict(tiled=False, blockysize=8)),
+                                                   ("band", dict(tiled=False, blockysize=5))]):
+        path = tmp_path / f"scene{number}.tif"
+        with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=bands, dtype=dtype,
+                           crs="EPSG:32633", transform=rasterio.Affine(1, 0, 500000, 0, -1, 4000000), interleave=interleave,
+                           compress=compression, predictor=predictor, **blocks) as scene:
+            scene.write(pixels)
+        with rasterio.open(path) as scene:
+            read_by_gdal = np.moveaxis(scene.read(), 0, -1)
+        scene = open_tiff_scene(path)
+        assert scene is not None and np.array_equal(read_bands(path, dtype=None), read_by_gdal), (interleave, blocks)
+        for rows, columns in ((slice(0, 20), slice(5, 70)), (slice(13, 50), slice(0, width)), (slice(40, height),
+                                                                                                  slice(60, 83))):
+            assert np.array_equal(scene[rows, columns], read_by_gdal[rows, columns]), (interleave, blocks, rows)
