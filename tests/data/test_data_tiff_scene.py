@@ -228,8 +228,8 @@ def test_scenes_gdal_writes_are_read_in_windows_as_gdal_reads_them(tmp_path, dty
                                                    ("band", dict(tiled=False, blockysize=5))]):
         path = tmp_path / f"scene{number}.tif"
         with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=bands, dtype=dtype,
-                           crs="EPSG:32633", transform=rasterio.Affine(1, 0, 500000, 0, -1, 4000000), interleave=interleave,
-                           compress=compression, predictor=predictor, **blocks) as scene:
+                           crs="EPSG:32633", transform=rasterio.Affine(1, 0, 500000, 0, -1, 4000000),
+                           interleave=interleave, compress=compression, predictor=predictor, **blocks) as scene:
             scene.write(pixels)
         with rasterio.open(path) as scene:
             read_by_gdal = np.moveaxis(scene.read(), 0, -1)
