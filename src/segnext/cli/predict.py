@@ -472,15 +472,8 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
                 from ..inference.segmenter import leave_unsure
 
                 result.labels = leave_unsure(result.labels, result.confidence, args.unsure_below)
-            no_data = _no_data_mask(path) if args.leave_no_data else None
-            if no_data is not None:  # no label, no confidence (NaN) where the image holds no data
-                result.labels[no_data] = IGNORE_INDEX
-                if result.confidence is not None:
-                    result.confidence[no_data] = float("nan")
-            unlabelled = IGNORE_INDEX if args.unsure_below is not None or no_data is not None else None
             pending.append((path, saver.submit(_save, result, out_dir / stem, segmenter, args, collectors,
-                                               path, (stem.parent / path.name).as_posix(), benchmark, unlabelled,
-                                               no_data)))
+                                               path, (stem.parent / path.name).as_posix(), benchmark)))
             collect(limit=2 * args.batch_size)  # bound the results held in memory
         collect(limit=0)
     progress.close()
@@ -503,17 +496,23 @@ def _no_data_mask(path: Path):
 
 
 def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path: Optional[Path] = None,
-          file_name: str = "", benchmark=None, unlabelled: Optional[int] = None, no_data=None) -> None:
+          file_name: str = "", benchmark=None) -> None:
     """OUT/<stem>.png (.tif with --geotiff), and the overlay, probabilities and confidence when asked
-    for; each written atomically; the labels added to the `collectors` (one thread saves, in order).
-    unlabelled: the value of the pixels left without a label (--unsure-below, no data), if any;
-    no_data: where the image holds no data (bool (H, W)), NaN in the probabilities and confidence."""
+    for; each written atomically; the labels added to the `collectors` (one thread saves, in order,
+    while the model goes on). With --geotiff, where the image holds no data its pixels get no label
+    (255, as --unsure-below's) and NaN probabilities and confidence."""
     import numpy as np
 
     from ..data import overlay, write_image, write_label
     from ..data.geotiff import georeference, write_bands_geotiff, write_image_geotiff, write_label_geotiff
     from ..inference.segmenter import confidence_greyscale
 
+    no_data = _no_data_mask(path) if args.leave_no_data else None  # read here: beside the model's next images
+    if no_data is not None:
+        result.labels[no_data] = IGNORE_INDEX
+        if result.confidence is not None:
+            result.confidence[no_data] = float("nan")
+    unlabelled = IGNORE_INDEX if args.unsure_below is not None or no_data is not None else None
     palette, outputs = segmenter.palette, _output_paths(target, args)  # "scene.0001": names keep the ".0001"
     tags = georeference(path) if args.geotiff or args.polygons else ()  # where the image lies, in its CRS
     if benchmark is not None:  # --submission: the server's ids and colours
