@@ -6,13 +6,16 @@ Makes (once, under --work) a four-band uint16 GeoTIFF scene of --size x --size p
 and deflate-compressed as GDAL writes them (written a row of tiles at a time), and a SegNeXt-T of four
 input channels and eight classes with random weights; with --rgb an 8-bit RGB scene and an RGB
 model; with --rgb --jpeg the RGB scene is stored as GDAL stores orthophotos (JPEG in YCbCr, quality
-90, its footprint in an internal mask; decoding it in windows needs imagecodecs, read whole Pillow
+90, its footprint in an internal mask: a border of 600 pixels without data, or with `--footprint
+diamond` the square turned by 45 degrees inside it, half the raster, as a drone survey's footprint
+leaves much of its orthophoto empty; decoding it in windows needs imagecodecs, read whole Pillow
 decodes it). Each case runs in a fresh process: `Segmenter.predict` of the file's path in 512 x 512
 windows at stride 448 at the scene's own size, then its label GeoTIFF written; `read` says how the
 scene is read: `whole` (`read_bands` or `read_image`, the threshold `READ_IN_WINDOWS_ABOVE` set
 beyond the scene) or `windows` (`TiffScene`, the default for a scene of its size). Cases (--cases):
 `labels`, `labels_flip` (the mirror's windows too), `overlay` (`Segmenter.overlay`: the labels drawn
-over the scene's picture). The label maps of both reads must be equal (their SHA-256 is
+over the scene's picture), `labels_no_data` (`leave_no_data`: the pixels outside the footprint
+unlabelled, the windows all outside it not run). The label maps of both reads must be equal (their SHA-256 is
 printed). Peak memory is the process's maxrss (Linux): the interpreter, torch and the model included.
 """
 
@@ -25,7 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-CASES = {"labels": ("predict", False), "labels_flip": ("predict", True), "overlay": ("overlay", False)}
+CASES = {"labels": ("predict", False), "labels_flip": ("predict", True), "overlay": ("overlay", False),
+         "labels_no_data": ("predict_no_data", False)}
 
 SCRIPT = """
 import hashlib, resource, time, numpy as np, segnext
@@ -35,6 +39,7 @@ preprocess.READ_IN_WINDOWS_ABOVE = {threshold}
 config = TestConfig(img_scale=None, mode="slide", crop_size=(512, 512), stride=(448, 448), flip={flip},
                     {normalisation})
 segmenter = segnext.Segmenter.from_checkpoint({model!r}, test_config=config)
+segmenter.leave_no_data = {call!r} == "predict_no_data"
 start = time.perf_counter()
 if {call!r} == "overlay":
     picture = segmenter.overlay({scene!r})
@@ -47,9 +52,9 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 """
 
 
-def make_scene(path: Path, size: int, rgb: bool, jpeg: bool = False) -> None:
+def make_scene(path: Path, size: int, rgb: bool, jpeg: bool = False, footprint: str = "border") -> None:
     """A four-band uint16 (or 8-bit RGB) scene of blocks with noise, tiled and deflate-compressed (or
-    JPEG in YCbCr with an internal mask: a border of 600 pixels without data), with a georeference."""
+    JPEG in YCbCr with an internal mask of its `footprint`), with a georeference."""
     import numpy as np
     import tifffile
 
@@ -73,6 +78,9 @@ def make_scene(path: Path, size: int, rgb: bool, jpeg: bool = False) -> None:
         return
     valid = np.zeros((size, size), dtype=bool)
     valid[600:-600, 600:-600] = True
+    if footprint == "diamond":
+        rows, columns = np.ogrid[:size, :size]
+        valid &= np.abs(rows - size / 2) + np.abs(columns - size / 2) < size / 2
     with tifffile.TiffWriter(path, bigtiff=True) as tiff:
         tiff.write(tiles(), shape=(size, size, 3), dtype=np.uint8, tile=(tile, tile), compression="jpeg",
                    compressionargs=dict(level=90), photometric="ycbcr", extratags=tags)
@@ -86,6 +94,8 @@ def main() -> int:
                         help="folder for the scene, the model and the label maps")
     parser.add_argument("--rgb", action="store_true", help="an 8-bit RGB scene and a model of RGB images")
     parser.add_argument("--jpeg", action="store_true", help="with --rgb: JPEG in YCbCr with an internal mask")
+    parser.add_argument("--footprint", choices=("border", "diamond"), default="border",
+                        help="with --jpeg: where the mask holds data (default: all but a border of 600 pixels)")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES), help="what to run")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each case (the median is reported)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -96,10 +106,11 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.jpeg and not args.rgb:
         parser.error("--jpeg is for an RGB scene: add --rgb")
-    kind = "rgb_jpeg" if args.jpeg else "rgb" if args.rgb else "bands"
+    kind = ("rgb_jpeg" + ("_diamond" if args.footprint == "diamond" else "")) if args.jpeg else \
+        "rgb" if args.rgb else "bands"
     scene = args.work / f"scene_{kind}_{args.size}.tif"
     if not scene.exists():
-        make_scene(scene, args.size, args.rgb, args.jpeg)
+        make_scene(scene, args.size, args.rgb, args.jpeg, args.footprint)
     model = args.work / f"model_{'rgb' if args.rgb else 'bands'}"
     if not model.exists():
         segnext.create_model("segnext_t", 8, in_channels=3 if args.rgb else 4).save_pretrained(model)

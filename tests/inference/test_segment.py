@@ -401,3 +401,58 @@ def test_many_threads_predict_with_one_training_model_as_it_would_alone(checkpoi
     assert all(np.array_equal(a, b) for a, b in zip(got, expected))
     assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items())
     assert model.training
+
+
+class _CountingWindows(torch.nn.Module):
+    """A model that counts its forward passes (the sliding windows run)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.num_classes, self.calls = model, model.num_classes, 0
+
+    def forward(self, images):
+        self.calls += 1
+        return self.model(images)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+def test_pixels_of_no_data_get_no_label_and_the_others_their_own(eager, image, config):
+    """An image prepared with where it holds no data (`PreparedImage.no_data`): on every path of the
+    test those pixels get no label (255) and NaN confidence and probabilities, and the others
+    exactly what they get without it."""
+    no_data = np.zeros(image.shape[:2], dtype=bool)
+    no_data[:, :60] = no_data[70:] = True
+    plain, masked = prepare(image, config), prepare(image, config)
+    masked.no_data = no_data
+    inside = torch.from_numpy(~no_data)
+    for memory_efficient in (False, True):
+        (labels, confidence), = segment_group_confidence(eager, [plain], config, memory_efficient=memory_efficient)
+        (left, left_confidence), = segment_group_confidence(eager, [masked], config,
+                                                            memory_efficient=memory_efficient)
+        assert (left[~inside] == 255).all() and torch.equal(left[inside], labels[inside])
+        assert left_confidence[~inside].isnan().all() and torch.equal(left_confidence[inside], confidence[inside])
+        only_labels, = segment_group(eager, [masked], config, memory_efficient=memory_efficient)
+        assert torch.equal(only_labels, left)
+    (labels, probabilities), = segment_group_with_probabilities(eager, [plain], config)
+    (left, left_probabilities), = segment_group_with_probabilities(eager, [masked], config)
+    assert torch.equal(left[inside], labels[inside]) and (left[~inside] == 255).all()
+    every, kept = probabilities.numpy(), left_probabilities.numpy()
+    assert np.isnan(kept[:, no_data]).all() and np.array_equal(kept[:, ~no_data], every[:, ~no_data])
+
+
+@pytest.mark.parametrize("config", [SLIDE_NATIVE, SLIDE_NATIVE_FLIP], ids=["one-view", "flip"])
+def test_sliding_windows_that_hold_only_no_data_are_not_run(eager, image, config):
+    """At the image's own size, a window all of whose pixels hold no data is not run (nor its mirror
+    image's): 2 of the 6 windows (of each view) here; the labels of the other pixels are the same."""
+    no_data = np.zeros(image.shape[:2], dtype=bool)
+    no_data[:, :60] = no_data[70:] = True  # the windows over columns 0..48 hold nothing else
+    counting = _CountingWindows(eager)
+    plain = segment_group(counting, [prepare(image, config)], config, memory_efficient=True)[0]
+    views = 2 if config.flip else 1
+    assert counting.calls == 6 * views
+    masked = prepare(image, config)
+    masked.no_data = no_data
+    counting.calls = 0
+    left = segment_group(counting, [masked], config, memory_efficient=True)[0]
+    assert counting.calls == 4 * views
+    assert torch.equal(left[torch.from_numpy(~no_data)], plain[torch.from_numpy(~no_data)])

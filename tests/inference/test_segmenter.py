@@ -446,3 +446,31 @@ def test_the_confidence_summary_leaves_pixels_of_no_data_out():
     assert confidence_summary(confidence) == pytest.approx((60.0, 50.0))
     assert confidence_summary(confidence[:1]) == pytest.approx((60.0, 50.0))
     assert confidence_summary(np.full((2, 2), np.nan, np.float32)) == (100.0, 0.0)
+
+
+def test_a_segmenter_that_leaves_no_data_unlabelled(tmp_path):
+    """leave_no_data: a TIFF's pixels of no data (here its alpha band at 0) get no label, NaN
+    confidence and probabilities (of every class, on each output path); the others their labels; an
+    image of another kind is segmented as before; a model of more than 255 classes is refused."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    model = segnext.create_model("segnext_t", 3)
+    config = TestConfig(img_scale=None, mode="slide", crop_size=(32, 32), stride=(24, 24))
+    picture = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    alpha = np.full((50, 70), 255, np.uint8)
+    alpha[:, :35] = 0
+    tifffile.imwrite(tmp_path / "scene.tif", np.dstack([picture, alpha]), photometric="rgb", extrasamples=[2])
+    plain = Segmenter(model, config).predict(picture)
+    segmenter = Segmenter(model, config, leave_no_data=True)
+    labels = segmenter.predict(tmp_path / "scene.tif")
+    assert (labels[:, :35] == 255).all() and np.array_equal(labels[:, 35:], plain[:, 35:])
+    labels, probabilities = segmenter.predict_with_proba(tmp_path / "scene.tif")
+    assert np.isnan(probabilities[:, :, :35]).all() and not np.isnan(probabilities[:, :, 35:]).any()
+    labels, confidence = segmenter.predict_with_confidence(tmp_path / "scene.tif")
+    assert np.isnan(confidence[:, :35]).all() and (labels[:, :35] == 255).all()
+    assert np.array_equal(segmenter.predict(picture), plain)  # an array: nothing said of its data
+    many = Segmenter(segnext.create_model("segnext_t", 300), config, leave_no_data=True)
+    with pytest.raises(ValueError, match="no data is left without a label \\(255\\), which is a class"):
+        many.predict(tmp_path / "scene.tif")
+    (tmp_path / "scene.tif.msk").write_bytes(b"not a mask")  # GDAL's mask beside it, damaged: said, not used
+    with pytest.warns(UserWarning, match=r"scene\.tif\.msk: cannot read this mask .* keep their labels"):
+        assert np.array_equal(segmenter.predict(tmp_path / "scene.tif"), plain)

@@ -385,8 +385,8 @@ def run(args) -> int:
     if args.unsure_below is not None and segmenter.num_classes > IGNORE_INDEX:
         raise ValueError(f"--unsure-below writes {IGNORE_INDEX} for no label, which is a class of this model's "
                          f"{segmenter.num_classes}; leave --unsure-below out and use --confidence")
-    # --geotiff: the pixels a TIFF declares no data get no label (255 is no class of the model's)
-    args.leave_no_data = args.geotiff and not args.label_no_data and segmenter.num_classes <= IGNORE_INDEX
+    # --geotiff: where a TIFF holds no data, no label (255 is no class of the model's), and no window run
+    segmenter.leave_no_data = args.geotiff and not args.label_no_data and segmenter.num_classes <= IGNORE_INDEX
     out_dir.mkdir(parents=True, exist_ok=True)  # once the model has loaded: a failed run leaves no empty folder
     counts = ", ".join(f"{n} {kind}(s)" for n, kind in ((len(images), "image"), (len(videos), "video")) if n)
     precision = f", {str(segmenter.autocast_dtype).replace('torch.', '')} autocast" if segmenter.autocast_dtype else ""
@@ -398,7 +398,8 @@ def run(args) -> int:
               file=sys.stderr)
 
     collectors = ([CocoPredictions(segmenter.class_names, Path(args.coco))] if args.coco else []) + (
-        [ClassAreas(segmenter.class_names, Path(args.class_areas), args.unsure_below is not None or args.leave_no_data)]
+        [ClassAreas(segmenter.class_names, Path(args.class_areas),
+                    args.unsure_below is not None or segmenter.leave_no_data)]
         if args.class_areas else []) + (
         [LabelStudioPredictions(segmenter.class_names, segmenter.palette, Path(args.label_studio),
                                 Path(args.checkpoint or args.onnx).name, args.label_studio_url,
@@ -480,21 +481,6 @@ def _predict_images(args, segmenter, images: List[Tuple[Path, Path]], out_dir: P
     return failures
 
 
-def _no_data_mask(path: Path):
-    """Where the TIFF at `path` holds no data (`no_data_of`: its mask, its "no data" value, its alpha
-    band), or None where it says of none."""
-    from tqdm import tqdm
-
-    from ..data import DataError
-    from ..data.geotiff import no_data_of
-
-    try:
-        return no_data_of(path)
-    except DataError as error:  # Pillow read it for the model (a codec tifffile lacks), or a damaged mask
-        tqdm.write(f"segnext predict: note: {error}; its pixels of no data keep their labels", file=sys.stderr)
-        return None
-
-
 def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path: Optional[Path] = None,
           file_name: str = "", benchmark=None) -> None:
     """OUT/<stem>.png (.tif with --geotiff), and the overlay, probabilities and confidence when asked
@@ -507,11 +493,7 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     from ..data.geotiff import georeference, write_bands_geotiff, write_image_geotiff, write_label_geotiff
     from ..inference.segmenter import confidence_greyscale
 
-    no_data = _no_data_mask(path) if args.leave_no_data else None  # read here: beside the model's next images
-    if no_data is not None:
-        result.labels[no_data] = IGNORE_INDEX
-        if result.confidence is not None:
-            result.confidence[no_data] = float("nan")
+    no_data = result.no_data  # where the image holds no data: no label, NaN probabilities and confidence there
     unlabelled = IGNORE_INDEX if args.unsure_below is not None or no_data is not None else None
     palette, outputs = segmenter.palette, _output_paths(target, args)  # "scene.0001": names keep the ".0001"
     tags = georeference(path) if args.geotiff or args.polygons else ()  # where the image lies, in its CRS
@@ -536,8 +518,7 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     if args.probs:  # a band of rows at a time: a 150-class photo's would not fit in memory at once
         probabilities = result.probabilities
         if args.geotiff:  # float16 bands named after the classes, in the image's place
-            bands = ((band.cpu().numpy() if no_data is None else np.where(no_data[rows], np.nan, band.cpu().numpy()))
-                     for rows, band in probabilities.bands())
+            bands = (band.cpu().numpy() for _, band in probabilities.bands())
             write_bands_geotiff(outputs["probabilities"], bands, probabilities.shape, np.float16, tags,
                                 segmenter.class_names, nodata=None if no_data is None else np.nan)
         else:

@@ -4,6 +4,7 @@ the model), normalisation to a tensor."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import BinaryIO, Optional, Tuple, Union
 
@@ -13,6 +14,7 @@ from PIL import Image
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from ..data.bands import display_rgb, read_bands, row_bands
+from ..data.geotiff import no_data_of
 from ..data.io import DataError, channels_error, decode_image, pil_to_rgb, read_image
 from ..data.resize import rescale_size, resize_image
 from ..data.tiff_scene import TiffScene, open_tiff_scene_as
@@ -159,11 +161,14 @@ class PreparedImage:
     (`to_channels_array`) at their own size in their own type, resized as float32; a large TIFF
     scene tested at its own size, a `TiffScene` read a window at a time (`read_in_windows`).
     rgb: the image itself (uint8 RGB), when kept for overlays.
+    no_data: where the image holds no data (bool (H, W)), when read (`prepare(no_data=True)`): those
+    pixels get no label, and sliding windows that hold nothing else are not run.
     """
 
     size: Tuple[int, int]
     views: Tuple[Union[np.ndarray, TiffScene], ...]
     rgb: Optional[np.ndarray] = None
+    no_data: Optional[np.ndarray] = None
 
     @property
     def group_key(self) -> Tuple[Tuple[int, int], ...]:
@@ -225,13 +230,41 @@ def read_in_windows(image: ImageInput, config: TestConfig) -> Optional[TiffScene
     return scene if scene.dtype.type in EXACT_IN_FLOAT32 else None
 
 
-def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False) -> PreparedImage:
+def prepare(image: ImageInput, config: TestConfig, *, keep_image: bool = False, no_data: bool = False
+            ) -> PreparedImage:
     """Read `image` (path, PIL image or array, as `to_rgb_array`) and resize it for every scale of
     the test. NumPy, Pillow and OpenCV only, so it can run in DataLoader workers or threads.
     keep_image: keep the RGB image too (for overlays). Test settings that read bands (of other
     than three channels, a model's `in_channels`, or `bands`) take arrays of that many or files of
     bands (`to_channels_array`), resized as float32; the image kept is then
-    `segnext.data.display_rgb`'s picture of them."""
+    `segnext.data.display_rgb`'s picture of them.
+    no_data: also read where a TIFF (its path or `TiffScene`) holds no data, as GDAL finds it
+    (`segnext.data.geotiff.no_data_of`: its mask, its "no data" value, its alpha band), into
+    `PreparedImage.no_data` (a warning, and None, where that cannot be read or lies otherwise than
+    the image's pixels)."""
+    prepared = _prepare(image, config, keep_image)
+    if no_data:
+        prepared.no_data = _no_data_of(image, prepared.size)
+    return prepared
+
+
+def _no_data_of(image: ImageInput, size: Tuple[int, int]) -> Optional[np.ndarray]:
+    path = image.path if isinstance(image, TiffScene) else image if isinstance(image, (str, os.PathLike)) else None
+    if path is None:
+        return None
+    try:
+        mask = no_data_of(path)
+    except DataError as error:  # Pillow read it for the model (a codec tifffile lacks), or a damaged mask
+        warnings.warn(f"{error}; its pixels of no data keep their labels", stacklevel=3)
+        return None
+    if mask is not None and mask.shape != tuple(size):  # a TIFF turned by its orientation tag
+        warnings.warn(f"{path}: its mask of no data is {mask.shape[1]}x{mask.shape[0]} pixels and the image read "
+                      f"{size[1]}x{size[0]}; its pixels of no data keep their labels", stacklevel=3)
+        return None
+    return mask
+
+
+def _prepare(image: ImageInput, config: TestConfig, keep_image: bool) -> PreparedImage:
     if config.reads_bands:
         scene = read_in_windows(image, config)
         if scene is not None:  # segmented at its own size: each window read from the file when it is normalised

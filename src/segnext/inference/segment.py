@@ -35,6 +35,11 @@ have. `memory_efficient=None` chooses (`Segmenter` and `evaluate` pass it): the 
 (`segnext.devices`: on the CPU the memory-efficient path, which is also faster there; on a GPU the
 plain resize + argmax on the device), and the memory-efficient path wherever a group's
 full-resolution scores would pass `FULL_SCORES_BUDGET` bytes.
+
+An image prepared with where it holds no data (`PreparedImage.no_data`: outside an aerial scene's
+footprint) gets no label there (255) and NaN confidence and probabilities, and at its own size the
+sliding windows that hold nothing else are not run: the other pixels get exactly the labels they
+get without it (every window over one of them still runs).
 """
 
 from __future__ import annotations
@@ -43,13 +48,14 @@ import contextlib
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..constants import IGNORE_INDEX
 from ..data.tiff_scene import TiffScene
 from ..devices import device_defaults
 from ..ops import banded_average
@@ -132,11 +138,14 @@ def slide_logits(model, images: torch.Tensor, crop_size: Tuple[int, int], stride
 
 
 def slide_logits_in_bands(model, images: torch.Tensor, crop_size: Tuple[int, int], stride: Tuple[int, int],
-                          num_classes: int) -> Iterator[Tuple[slice, torch.Tensor]]:
+                          num_classes: int, skip: Optional[Callable[[int, int, int, int], bool]] = None
+                          ) -> Iterator[Tuple[slice, torch.Tensor]]:
     """`slide_logits`, bit for bit, a band of rows at a time: (rows, their logits (B, K, rows, W)),
     top to bottom. The rows above the next row of windows are final once a row of windows is done
     (the same windows added in the same order), so only about a window's height of logits is held:
-    a large scene segmented at its own size needs no class scores for every pixel at once."""
+    a large scene segmented at its own size needs no class scores for every pixel at once.
+    skip(top, bottom, left, right): True for a window not to run (all of it holds no data); the
+    logits of the pixels no window ran over are NaN (0 / 0)."""
     batch, _, height, width = images.shape
     crop_h, crop_w = crop_size
     stride_h, stride_w = stride
@@ -158,6 +167,8 @@ def slide_logits_in_bands(model, images: torch.Tensor, crop_size: Tuple[int, int
         for col in range(cols):
             x2 = min(col * stride_w + crop_w, width)
             x1 = max(x2 - crop_w, 0)
+            if skip is not None and skip(y1, y2, x1, x2):
+                continue
             window_logits = model(images[:, :, y1:y2, x1:x2])
             for first, logits, counts in chunks:
                 top, bottom = max(y1, first), min(y2, first + logits.shape[2])
@@ -234,7 +245,8 @@ def segment_group(model, group: Sequence[PreparedImage], config: Optional[TestCo
     """
     _check_label_dtype(label_dtype, model.num_classes)
     with evaluation_mode(model):
-        return _segment_group(_with_float32_logits(model), group, config, device, memory_efficient, label_dtype)
+        return _leave_no_data(group, _segment_group(_with_float32_logits(model), group, config, device,
+                                                    memory_efficient, label_dtype))
 
 
 def _segment_group(model, group, config, device, memory_efficient, label_dtype=torch.int64) -> List[torch.Tensor]:
@@ -272,26 +284,30 @@ def segment_group_confidence(model, group: Sequence[PreparedImage], config: Opti
     """
     _check_label_dtype(label_dtype, model.num_classes)
     with evaluation_mode(model):
-        model = _with_float32_logits(model)
-        config, device = _defaults(model, group, config, device)
-        memory_efficient = _memory_efficient(memory_efficient, model, group, device)
-        if memory_efficient and _slides_at_own_size(group, config):
-            return _slide_labels_in_bands(model, group, config, device, True, label_dtype)
-        if not memory_efficient or (not config.single_scale and not _banded(model, config)):
-            results = []
-            for scores in _segment_group_scores(model, group, config, device, False):
-                probabilities = scores.softmax(0) if config.single_scale else scores
-                results.append((scores.argmax(0).to(label_dtype), probabilities.amax(0)))
-            return results
-        if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
-            single = _single_scale_sources(model, group, config, device)
-            sources = [([(low.float(), chain)], chain[-1]) for low, chain in single]
-            labels = [upsampled_argmax(low, chain).to(device=device, dtype=label_dtype) for low, chain in single]
-        else:
-            sources = _stride8_sources(model, group, config, device)
-            labels = [None] * len(sources)
-        return [_banded_confidence(image_sources, size, image_labels, label_dtype)
-                for (image_sources, size), image_labels in zip(sources, labels)]
+        return _leave_no_data(group, _segment_group_confidence(_with_float32_logits(model), group, config, device,
+                                                               memory_efficient, label_dtype))
+
+
+def _segment_group_confidence(model, group, config, device, memory_efficient, label_dtype) -> list:
+    config, device = _defaults(model, group, config, device)
+    memory_efficient = _memory_efficient(memory_efficient, model, group, device)
+    if memory_efficient and _slides_at_own_size(group, config):
+        return _slide_labels_in_bands(model, group, config, device, True, label_dtype)
+    if not memory_efficient or (not config.single_scale and not _banded(model, config)):
+        results = []
+        for scores in _segment_group_scores(model, group, config, device, False):
+            probabilities = scores.softmax(0) if config.single_scale else scores
+            results.append((scores.argmax(0).to(label_dtype), probabilities.amax(0)))
+        return results
+    if config.single_scale:  # the labels exactly as `segment_group`, their probabilities in bands
+        single = _single_scale_sources(model, group, config, device)
+        sources = [([(low.float(), chain)], chain[-1]) for low, chain in single]
+        labels = [upsampled_argmax(low, chain).to(device=device, dtype=label_dtype) for low, chain in single]
+    else:
+        sources = _stride8_sources(model, group, config, device)
+        labels = [None] * len(sources)
+    return [_banded_confidence(image_sources, size, image_labels, label_dtype)
+            for (image_sources, size), image_labels in zip(sources, labels)]
 
 
 class ClassProbabilities:
@@ -308,6 +324,7 @@ class ClassProbabilities:
         # all of them, where they were made at once (the bands are views of it): float32, or float16
         # where `segment_group_with_probabilities` was asked to hold them so
         self.computed = computed
+        self.no_data: Optional[np.ndarray] = None  # where the image holds no data (bool (H, W)): NaN there
 
     @property
     def shape(self) -> Tuple[int, int, int]:
@@ -315,13 +332,19 @@ class ClassProbabilities:
         return (classes, *self.size)
 
     def bands(self, band_bytes: Optional[int] = None) -> Iterator[Tuple[slice, torch.Tensor]]:
-        """(rows, their probabilities (num_classes, rows, W), float32), top to bottom."""
+        """(rows, their probabilities (num_classes, rows, W), float32), top to bottom; NaN where the
+        image holds no data (`no_data`)."""
         if self.computed is not None:  # bands as small: a writer converts one at a time
             height, width = self.size
             band_rows = max(1, (band_bytes or banded_average.BAND_BYTES) // (4 * self.shape[0] * width))
-            return ((slice(top, min(top + band_rows, height)), self.computed[:, top:top + band_rows].float())
-                    for top in range(0, height, band_rows))
-        return average_probabilities_in_bands(self.sources, *self.size, band_bytes)
+            bands = ((slice(top, min(top + band_rows, height)), self.computed[:, top:top + band_rows].float())
+                     for top in range(0, height, band_rows))
+        else:
+            bands = average_probabilities_in_bands(self.sources, *self.size, band_bytes)
+        if self.no_data is None:
+            return bands
+        return ((rows, band.masked_fill(torch.from_numpy(self.no_data[rows]).to(band.device), float("nan")))
+                for rows, band in bands)
 
     def numpy(self) -> np.ndarray:
         """All of them, (num_classes, H, W) float32."""
@@ -370,30 +393,34 @@ def segment_group_with_probabilities(model, group: Sequence[PreparedImage], conf
     (what `ClassProbabilities.save` writes by default). label_dtype: as `segment_group`'s."""
     _check_label_dtype(label_dtype, model.num_classes)
     with evaluation_mode(model):
-        model = _with_float32_logits(model)
-        config, device = _defaults(model, group, config, device)
-        if _slides_at_own_size(group, config):
-            outputs = _slide_labels_in_bands(model, group, config, device, with_confidence, label_dtype, held_dtype)
-            return [(labels, ClassProbabilities([], image.size, probabilities),
-                     *([confidence] if with_confidence else []))
-                    for image, (labels, confidence, probabilities) in zip(group, outputs)]
-        results = []
-        for sources, size in _stride8_sources(model, group, config, device):
-            probabilities = ClassProbabilities(sources, size)
-            if len(sources) == 1:  # a single scale: the exact labels, as `segment_group`
-                low, chain = sources[0]
-                labels = upsampled_argmax(low, chain).to(device=device, dtype=label_dtype)
-                confidence = _banded_confidence(sources, size, labels)[1] if with_confidence else None
-            elif 4 * probabilities.shape[0] * size[0] * size[1] <= FULL_SCORES_BUDGET:
-                probabilities.computed = _banded_average(sources, size)
-                confidence, labels = probabilities.computed.max(0)
-                labels = labels.to(label_dtype)
-            elif with_confidence:
-                labels, confidence = _banded_confidence(sources, size, None, label_dtype)
-            else:
-                labels, confidence = _banded_labels(sources, size, label_dtype).to(device), None
-            results.append((labels, probabilities, *([confidence] if with_confidence else [])))
-        return results
+        return _leave_no_data(group, _segment_group_with_probabilities(
+            _with_float32_logits(model), group, config, device, with_confidence, label_dtype, held_dtype))
+
+
+def _segment_group_with_probabilities(model, group, config, device, with_confidence, label_dtype, held_dtype) -> list:
+    config, device = _defaults(model, group, config, device)
+    if _slides_at_own_size(group, config):
+        outputs = _slide_labels_in_bands(model, group, config, device, with_confidence, label_dtype, held_dtype)
+        return [(labels, ClassProbabilities([], image.size, probabilities),
+                 *([confidence] if with_confidence else []))
+                for image, (labels, confidence, probabilities) in zip(group, outputs)]
+    results = []
+    for sources, size in _stride8_sources(model, group, config, device):
+        probabilities = ClassProbabilities(sources, size)
+        if len(sources) == 1:  # a single scale: the exact labels, as `segment_group`
+            low, chain = sources[0]
+            labels = upsampled_argmax(low, chain).to(device=device, dtype=label_dtype)
+            confidence = _banded_confidence(sources, size, labels)[1] if with_confidence else None
+        elif 4 * probabilities.shape[0] * size[0] * size[1] <= FULL_SCORES_BUDGET:
+            probabilities.computed = _banded_average(sources, size)
+            confidence, labels = probabilities.computed.max(0)
+            labels = labels.to(label_dtype)
+        elif with_confidence:
+            labels, confidence = _banded_confidence(sources, size, None, label_dtype)
+        else:
+            labels, confidence = _banded_labels(sources, size, label_dtype).to(device), None
+        results.append((labels, probabilities, *([confidence] if with_confidence else [])))
+    return results
 
 
 def segment_logits(model, image: ImageInput, config: Optional[TestConfig] = None, device=None, *,
@@ -479,7 +506,8 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
     confidence = torch.empty((len(group), height, width), device=device) if with_confidence else None
     probabilities = None if probabilities_dtype is None else \
         torch.empty((len(group), model.num_classes, height, width), dtype=probabilities_dtype, device=device)
-    bands = [slide_logits_in_bands(model, x, config.crop_size, config.stride, model.num_classes) for x in views]
+    bands = [slide_logits_in_bands(model, x, config.crop_size, config.stride, model.num_classes,
+                                   _all_no_data(group, x.mirrored)) for x in views]
     for (rows, band), *mirror in zip(*bands):
         if mirror:
             (_, mirrored), = mirror
@@ -495,6 +523,40 @@ def _slide_labels_in_bands(model, group: Sequence[PreparedImage], config: TestCo
             probabilities[:, :, rows] = scores
     return [(labels[index], confidence[index] if confidence is not None else None,
              *([probabilities[index]] if probabilities is not None else [])) for index in range(len(group))]
+
+
+def _all_no_data(group: Sequence[PreparedImage], mirrored: bool) -> Optional[Callable[[int, int, int, int], bool]]:
+    """Whether a window (of the images, or of their mirror images) holds no data in every image of the
+    group; None where an image's no data was not read. Its pixels' labels are left out after."""
+    masks = [image.no_data for image in group]
+    if any(mask is None for mask in masks):
+        return None
+    width = masks[0].shape[1]
+
+    def all_no_data(top: int, bottom: int, left: int, right: int) -> bool:
+        if mirrored:
+            left, right = width - right, width - left
+        return all(mask[top:bottom, left:right].all() for mask in masks)
+
+    return all_no_data
+
+
+def _leave_no_data(group: Sequence[PreparedImage], results: list) -> list:
+    """`results` (per image: labels, or a tuple of labels, then `ClassProbabilities` and / or
+    confidence) with no label (`IGNORE_INDEX`) and NaN probabilities and confidence where each image
+    holds no data (`PreparedImage.no_data`), in place."""
+    for image, result in zip(group, results):
+        if image.no_data is None:
+            continue
+        labels, *scores = result if isinstance(result, tuple) else (result,)
+        where = torch.from_numpy(image.no_data).to(labels.device)
+        labels[where] = IGNORE_INDEX
+        for score in scores:
+            if isinstance(score, ClassProbabilities):
+                score.no_data = image.no_data
+            else:
+                score[where] = float("nan")
+    return results
 
 
 class _WindowsNormalisedOnDemand:

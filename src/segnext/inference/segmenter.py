@@ -128,10 +128,14 @@ class Segmenter:
         amp: run the model in reduced precision on a GPU: True (bfloat16 where supported, else
             float16), "bf16" or "fp16"; the NMF and everything after the logits stay float32. A
             no-op on the CPU (see `segnext.inference.precision`).
+        leave_no_data: where a TIFF image holds no data (its mask, its "no data" value or its alpha
+            band, as GDAL finds it: `segnext.data.geotiff.no_data_of`), no label (255) and NaN
+            probabilities and confidence, and the sliding windows that hold nothing else not run
+            (the other pixels' labels are the same); for models of up to 255 classes.
     """
 
     def __init__(self, model, test_config: Optional[TestConfig] = None, *, class_names=None, palette=None,
-                 device=None, memory_efficient: Optional[bool] = None, amp: Amp = False):
+                 device=None, memory_efficient: Optional[bool] = None, amp: Amp = False, leave_no_data: bool = False):
         self.model = model
         self.num_classes = int(model.num_classes)
         config = getattr(model, "config", None)
@@ -154,6 +158,7 @@ class Segmenter:
         self.device = torch.device(device) if device is not None else next(iter(model.parameters())).device
         self.memory_efficient = memory_efficient
         self.amp = amp
+        self.leave_no_data = leave_no_data
         self._unit_checks_left = UNIT_CHECKS  # images in other units than the settings': said once
 
     @property
@@ -247,8 +252,9 @@ class Segmenter:
         return self.predict_group([self.prepare(image)], with_confidence=True)[0]
 
     def prepare(self, image: ImageInput, *, keep_image: bool = False) -> PreparedImage:
-        """The model-free part of a prediction (read, resize for the test scales), for `predict_group`."""
-        return prepare(image, self.test_config, keep_image=keep_image)
+        """The model-free part of a prediction (read, resize for the test scales; with
+        `leave_no_data`, where the image holds no data), for `predict_group`."""
+        return prepare(image, self.test_config, keep_image=keep_image, no_data=self.leave_no_data)
 
     def predict_group(self, group: Sequence[PreparedImage], *, with_probabilities: bool = False,
                       with_confidence: bool = False, probabilities_in_bands: bool = False) -> list:
@@ -266,6 +272,9 @@ class Segmenter:
         if self._unit_checks_left > 0:
             self._unit_checks_left -= 1
             self._warn_of_units(group)
+        if self.num_classes > IGNORE_INDEX and any(image.no_data is not None for image in group):
+            raise ValueError(f"no data is left without a label ({IGNORE_INDEX}), which is a class of this model's "
+                             f"{self.num_classes}: segment without leave_no_data")
         model = self.inference_model
         if with_probabilities and probabilities_in_bands:
             return [(labels.cpu().numpy().astype(self._label_dtype, copy=False), probabilities,
@@ -279,10 +288,11 @@ class Segmenter:
                                              label_dtype=self._torch_label_dtype)
             return [(labels.cpu().numpy().astype(self._label_dtype, copy=False), confidence.cpu().numpy())
                     for labels, confidence in pairs]
-        if with_probabilities:
+        if with_probabilities:  # the scores of every class: no label, NaN scores where there is no data
             scores = segment_group_scores(model, group, self.test_config, self.device,
                                           memory_efficient=self.memory_efficient)
-            return [self._labels_and_scores(one, with_probabilities, with_confidence) for one in scores]
+            return [self._labels_and_scores(one, with_probabilities, with_confidence, image.no_data)
+                    for one, image in zip(scores, group)]
         labels = segment_group(model, group, self.test_config, self.device, memory_efficient=self.memory_efficient,
                                label_dtype=self._torch_label_dtype)
         return [one.cpu().numpy().astype(self._label_dtype, copy=False) for one in labels]
@@ -296,9 +306,13 @@ class Segmenter:
                 results[index] = output
         return results
 
-    def _labels_and_scores(self, scores: torch.Tensor, with_probabilities: bool, with_confidence: bool) -> tuple:
+    def _labels_and_scores(self, scores: torch.Tensor, with_probabilities: bool, with_confidence: bool,
+                           no_data: Optional[np.ndarray] = None) -> tuple:
         labels = scores.argmax(0).cpu().numpy().astype(self._label_dtype)
         probabilities = (scores.softmax(0) if self.test_config.single_scale else scores).float()
+        if no_data is not None:
+            labels[no_data] = IGNORE_INDEX
+            probabilities = probabilities.masked_fill(torch.from_numpy(no_data).to(probabilities.device), float("nan"))
         return (labels, *([probabilities.cpu().numpy()] if with_probabilities else []),
                 *([probabilities.amax(0).cpu().numpy()] if with_confidence else []))
 

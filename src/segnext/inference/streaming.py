@@ -38,6 +38,7 @@ class FilePrediction:
     probabilities: Union[np.ndarray, ClassProbabilities, None] = None  # (see probabilities_in_bands)
     confidence: Optional[np.ndarray] = None  # the probability of each pixel's label, float32 (H, W)
     image: Optional[np.ndarray] = None  # uint8 RGB, with keep_images
+    no_data: Optional[np.ndarray] = None  # where the image holds no data, left unlabelled (Segmenter.leave_no_data)
     error: Optional[str] = None
 
 
@@ -49,17 +50,18 @@ class _ReadError:
 class _PreparedFiles(Dataset):
     """Image files read and resized for the test (in a worker process when there are workers)."""
 
-    def __init__(self, paths: Sequence[Path], config: TestConfig, keep_images: bool):
+    def __init__(self, paths: Sequence[Path], config: TestConfig, keep_images: bool, no_data: bool = False):
         self.paths = list(paths)
         self.config = config
         self.keep_images = keep_images
+        self.no_data = no_data
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
         try:
-            return index, prepare(self.paths[index], self.config, keep_image=self.keep_images)
+            return index, prepare(self.paths[index], self.config, keep_image=self.keep_images, no_data=self.no_data)
         except (OSError, ValueError) as error:  # named here: a worker's exception would end the loop
             return index, _ReadError(_one_line(error, self.paths[index]))
 
@@ -92,7 +94,8 @@ def predict_files(segmenter: Segmenter, paths: Sequence[Union[str, Path]], *, ba
     paths = [Path(path) for path in paths]
     outputs = dict(with_probabilities=with_probabilities, with_confidence=with_confidence,
                    probabilities_in_bands=probabilities_in_bands)
-    loader = DataLoader(_PreparedFiles(paths, segmenter.test_config, keep_images), batch_size=None, shuffle=False,
+    loader = DataLoader(_PreparedFiles(paths, segmenter.test_config, keep_images, segmenter.leave_no_data),
+                        batch_size=None, shuffle=False,
                         num_workers=workers, collate_fn=as_is,
                         generator=torch.Generator())  # its seed draw must not advance the global RNG
     unreadable: List[FilePrediction] = []
@@ -135,4 +138,4 @@ def _predict_batch(segmenter: Segmenter, paths: List[Path], batch: List[tuple],
         probabilities = scores.pop(0) if outputs["with_probabilities"] else None
         confidence = scores.pop(0) if outputs["with_confidence"] else None
         yield FilePrediction(index, paths[index], labels=labels, probabilities=probabilities, confidence=confidence,
-                             image=image.rgb)
+                             image=image.rgb, no_data=image.no_data)
