@@ -885,10 +885,10 @@ def test_geotiff_leaves_the_pixels_a_scene_declares_no_data_unlabelled(tmp_path,
 
 def test_the_no_data_value_of_a_tiff_and_the_pixels_holding_it(tmp_path):
     """nodata_value reads GDAL's tag (numbers, NaN; None without it, for junk, for other files);
-    leave_no_data gives no label where every band holds it, the same for an array and a TiffScene."""
+    no_data_mask is where every band holds it, the same for an array and a TiffScene."""
     tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
     from segnext.data import open_tiff_scene
-    from segnext.data.geotiff import leave_no_data, nodata_value
+    from segnext.data.geotiff import no_data_mask, nodata_value
 
     image = np.random.default_rng(0).random((40, 30, 2), dtype=np.float32)
     image[5:9] = np.nan
@@ -901,12 +901,11 @@ def test_the_no_data_value_of_a_tiff_and_the_pixels_holding_it(tmp_path):
         assert (np.isnan(read) if text == "nan" else read == value), text
     Image.new("RGB", (4, 4)).save(tmp_path / "plain.png")
     assert nodata_value(tmp_path / "plain.png") is None
+    expected = np.zeros((40, 30), dtype=bool)
+    expected[5:9] = True
     for source in (image, open_tiff_scene(tmp_path / "scene.tif")):
-        labels = leave_no_data(np.ones((40, 30), dtype=np.uint8), source, float("nan"))
-        assert (labels[5:9] == 255).all() and (labels[:5] == 1).all() and (labels[9:] == 1).all()
-    assert (leave_no_data(np.zeros((40, 30), np.uint8), np.full((40, 30), 7, np.int16), 7.0, no_label=9) == 9).all()
-    with pytest.raises(ValueError, match="must have one size"):
-        leave_no_data(np.zeros((3, 3), np.uint8), image, 0.0)
+        assert np.array_equal(no_data_mask(source, float("nan")), expected)
+    assert no_data_mask(np.full((40, 30), 7, np.int16), 7.0).all()
 
 
 @pytest.mark.parametrize("scene", ["alpha", "gdal_orthophoto"])

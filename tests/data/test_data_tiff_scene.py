@@ -167,8 +167,9 @@ def test_a_scene_of_chosen_samples_gives_those_channels_and_decodes_only_their_p
     monkeypatch.setattr(scene, "_segments", segments_read)
     assert np.array_equal(np.asarray(scene), image[:, :, [2, 0]])
     assert len(decoded) == len(set(decoded)) == per_band * (2 if planar == "separate" else 1)
-    with pytest.raises(ValueError, match="samples"):
-        open_tiff_scene(tmp_path / "scene.tif").with_samples((4,))
+    for samples in ((4,), (1, 1), ()):
+        with pytest.raises(ValueError, match="samples"):
+            open_tiff_scene(tmp_path / "scene.tif").with_samples(samples)
 
 
 def test_an_orthophoto_stored_as_jpeg_is_read_in_windows_as_pillow_reads_it_whole():

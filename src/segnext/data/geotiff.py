@@ -23,11 +23,11 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from ..constants import IGNORE_INDEX, TIFF_SUFFIXES
+from ..constants import TIFF_SUFFIXES
 from ..utils import atomic_write, require, user_path
 from .bands import read_bands, row_bands
 from .io import DataError
-from .tiff_scene import open_tiff_scene
+from .tiff_scene import TiffScene, open_tiff_scene
 
 PathLike = Union[str, os.PathLike]
 
@@ -87,15 +87,14 @@ def nodata_value(path: PathLike) -> Optional[float]:
         return None
 
 
-def no_data_of(path: PathLike, image=None) -> Optional[np.ndarray]:
+def no_data_of(path: PathLike) -> Optional[np.ndarray]:
     """Where the TIFF at `path` holds no data, as GDAL chooses a dataset's mask (what QGIS leaves
     transparent, `gdalwarp` and rasterio's `dataset_mask` follow): its mask where it has one (in the
     file, GDAL_TIFF_INTERNAL_MASK, or a `.msk` file beside it; 0 no data), else where every band holds
     its "no data" value (`nodata_value`), else where its alpha band (the second of two bands, the
     fourth of four: grey or RGB with alpha) is 0. A bool array (H, W), or None where the file has none
-    of them or is no TIFF. image: its bands already open (an array or `TiffScene` of all its samples),
-    else they are read a band of rows at a time where they are needed. Raises `DataError` naming the
-    file where they cannot be read."""
+    of them or is no TIFF. Its bands are read a band of rows at a time where they are needed. Raises
+    `DataError` naming the file where they cannot be read."""
     path = user_path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return None
@@ -127,10 +126,10 @@ def no_data_of(path: PathLike, image=None) -> Optional[np.ndarray]:
     nodata = nodata_value(path)
     if nodata is None and not alpha:
         return None
-    image = open_tiff_scene(path) or read_bands(path, dtype=None) if image is None else image
+    image = open_tiff_scene(path) or read_bands(path, dtype=None)
     if nodata is not None:
         return no_data_mask(image, nodata)
-    return no_data_mask(image.with_samples((samples - 1,)) if hasattr(image, "with_samples") else image[..., -1:], 0)
+    return no_data_mask(image.with_samples((samples - 1,)) if isinstance(image, TiffScene) else image[..., -1:], 0)
 
 
 def no_data_mask(image, nodata: float) -> np.ndarray:
@@ -143,15 +142,6 @@ def no_data_mask(image, nodata: float) -> np.ndarray:
         missing = np.isnan(values) if np.isnan(nodata) else values == nodata
         mask[rows] = missing.all(2) if missing.ndim == 3 else missing
     return mask
-
-
-def leave_no_data(labels: np.ndarray, image, nodata: float, no_label: int = IGNORE_INDEX) -> np.ndarray:
-    """`labels` (H, W) with `no_label` where `image` holds no data (`no_data_mask`): written into
-    `labels` in place, and returned."""
-    if tuple(image.shape[:2]) != tuple(labels.shape):
-        raise ValueError(f"labels {tuple(labels.shape)} and an image of {tuple(image.shape)} must have one size")
-    labels[no_data_mask(image, nodata)] = no_label
-    return labels
 
 
 def tile_georeference(tags: Sequence[Tag], y: int, x: int) -> Tuple[Tag, ...]:

@@ -47,10 +47,7 @@ def label_polygons(labels: np.ndarray, class_names: Sequence[str], georeferenced
         raise ValueError(f"labels must be (height, width) class ids; got an array of shape {labels.shape}")
     if labels.dtype not in (np.uint8, np.uint16, np.int16, np.int32):
         labels = labels.astype(np.int32 if labels.max(initial=0) > np.iinfo(np.uint16).max else np.uint16)
-    transform = rasterio.Affine.identity()
-    if georeferenced is not None:
-        with rasterio.open(user_path(georeferenced)) as image:
-            transform = image.transform
+    transform = rasterio.Affine.identity() if georeferenced is None else _place(georeferenced)[1]
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
     outside = labels == no_label
     shapes = rasterio.features.shapes(labels, mask=~outside if outside.any() else None, connectivity=4,
@@ -68,11 +65,7 @@ def write_polygons(path: PathLike, labels: np.ndarray, class_names: Sequence[str
                    georeferenced: Optional[PathLike] = None, no_label: int = IGNORE_INDEX) -> int:
     """Write `label_polygons` as a GeoJSON FeatureCollection at `path` (atomically, a feature a line),
     naming the coordinate reference system of the image at `georeferenced`; the number of polygons."""
-    rasterio = _rasterio()
-    crs = None
-    if georeferenced is not None:
-        with rasterio.open(user_path(georeferenced)) as image:
-            crs = image.crs
+    crs = None if georeferenced is None else _place(georeferenced)[2]
     header = {"type": "FeatureCollection"}
     if crs is not None:
         epsg = crs.to_epsg()
@@ -132,10 +125,7 @@ def rasterize_polygons(features: Sequence[dict], like: PathLike, class_names: Se
     from rasterio.warp import transform_geom
 
     like = user_path(like)
-    with warnings.catch_warnings():  # a photo without a georeference is drawn on in pixels: no warning of it
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(like) as image:
-            height, width, transform, image_crs = image.height, image.width, image.transform, image.crs
+    (height, width), transform, image_crs = _place(like)
     if image_crs is None:
         if crs is not None:
             raise DataError(f"{like} carries no georeference, and the polygons lie in {crs}: give the GeoTIFF "
@@ -161,6 +151,15 @@ def rasterize_polygons(features: Sequence[dict], like: PathLike, class_names: Se
         return np.full((height, width), background, dtype=np.uint8)
     return rasterize(shapes, out_shape=(height, width), fill=background, transform=transform,
                      all_touched=all_touched, dtype=np.uint8)
+
+
+def _place(path: PathLike) -> tuple:
+    """((height, width), transform, CRS or None) of the image at `path`, read with rasterio."""
+    rasterio = _rasterio()
+    with warnings.catch_warnings():  # a photo without a georeference is drawn on in pixels: no warning of it
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(user_path(path)) as image:
+            return (image.height, image.width), image.transform, image.crs
 
 
 def _class_id(value, names: dict) -> Optional[int]:

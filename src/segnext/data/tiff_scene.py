@@ -51,8 +51,9 @@ class TiffScene:
         self._opened_as = dict(shape=shape, dtype=dtype, segment_rows=segment_rows, segments_across=segments_across,
                                band_by_band=band_by_band, photometric=photometric, rgb=rgb)  # what the file was
         self.samples = tuple(range(shape[2])) if samples is None else tuple(int(sample) for sample in samples)
-        if not self.samples or not all(0 <= sample < shape[2] for sample in self.samples):
-            raise ValueError(f"samples {self.samples} of a TIFF of {shape[2]} samples a pixel")
+        if not self.samples or len(set(self.samples)) < len(self.samples) or \
+                not all(0 <= sample < shape[2] for sample in self.samples):
+            raise ValueError(f"samples {self.samples} of a TIFF of {shape[2]} samples a pixel: give each once")
         self.path, self.shape, self.dtype = user_path(path), (shape[0], shape[1], len(self.samples)), np.dtype(dtype)
         self.photometric = photometric  # the TIFF's colour model: 1 values (0 black), 2 RGB, 3 palette indices
         # An upright 8-bit RGB picture: what `read_image` reads from the file (an alpha sample left out)
