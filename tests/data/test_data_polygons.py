@@ -108,6 +108,7 @@ def test_polygons_drawn_back_on_their_scene_give_its_label_map(tmp_path):
     assert np.array_equal(drawn, labels)
 
 
+@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # rasterio's, of a photo
 def test_the_pixels_no_polygon_holds_and_the_thin_ones(tmp_path):
     """Outside every polygon: background (255 by default); a polygon thinner than a pixel holds no
     pixel's centre, and with all_touched marks each pixel it touches; the later polygon wins."""
@@ -129,6 +130,7 @@ def test_the_pixels_no_polygon_holds_and_the_thin_ones(tmp_path):
     assert (touched[8] == 2).all() and touched[0, 0] == 0
 
 
+@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # rasterio's, of a photo
 def test_polygons_of_unknown_classes_or_crs_and_other_files_are_named(tmp_path):
     from segnext.data import DataError
     from segnext.data.polygons import rasterize_polygons, read_polygons

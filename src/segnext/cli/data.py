@@ -343,6 +343,7 @@ def run_tile(args) -> int:
 
 
 def run_rasterize(args) -> int:
+    import warnings
     from pathlib import Path
 
     import numpy as np
@@ -371,8 +372,10 @@ def run_rasterize(args) -> int:
                              f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): give a class name or id")
     features, crs = read_polygons(args.polygons)
     try:
-        labels = rasterize_polygons(features, args.image, names, class_property=args.class_property, crs=crs,
-                                    background=background, all_touched=args.all_touched)
+        with warnings.catch_warnings():  # an image without a georeference is drawn on in pixels, as documented
+            warnings.filterwarnings("ignore", "Dataset has no geotransform")
+            labels = rasterize_polygons(features, args.image, names, class_property=args.class_property, crs=crs,
+                                        background=background, all_touched=args.all_touched)
     except DataError as error:
         raise DataError(f"{args.polygons}: {error}") from None
     unlabelled = bool((labels == IGNORE_INDEX).any())

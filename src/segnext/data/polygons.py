@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -154,12 +153,10 @@ def rasterize_polygons(features: Sequence[dict], like: PathLike, class_names: Se
 
 
 def _place(path: PathLike) -> tuple:
-    """((height, width), transform, CRS or None) of the image at `path`, read with rasterio."""
-    rasterio = _rasterio()
-    with warnings.catch_warnings():  # a photo without a georeference is drawn on in pixels: no warning of it
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(user_path(path)) as image:
-            return (image.height, image.width), image.transform, image.crs
+    """((height, width), transform, CRS or None) of the image at `path`, read with rasterio (which
+    warns of an image without a georeference: its pixels are then the coordinates)."""
+    with _rasterio().open(user_path(path)) as image:
+        return (image.height, image.width), image.transform, image.crs
 
 
 def _class_id(value, names: dict) -> Optional[int]:
