@@ -223,3 +223,82 @@ def test_tiff_scenes_and_labels_are_tiled_from_windows_of_their_files(tmp_path, 
         assert written.keys() == expected[channels].keys() and written == expected[channels]
     assert any(name.name.startswith("scene_y86") for name in expected[4])
     assert any(name.name.startswith("photo_y86") for name in expected[3])
+
+
+def test_where_a_scene_holds_no_data_its_pixels_are_unlabelled_and_its_empty_tiles_left_out(tmp_path, capsys):
+    """An RGBA orthophoto (its outside alpha 0) whose label map gives the outside a class (as rasterized
+    polygons with a background do), and a scene of bands with a "no data" value: the outside is 255 in
+    the tiles, the tiles of only no data are left out, RGB tiles carry the outside as their alpha band
+    and tiles of bands the scene's value (GDAL sees both); --label-no-data keeps the label map."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from segnext.data.geotiff import GDAL_NODATA, no_data_of
+
+    root = tmp_path / "ortho"
+    for folder in ("images/train", "labels/train", "images/val", "labels/val"):
+        (root / folder).mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["background", "roof"]}))
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 256, (100, 130, 3), dtype=np.uint8)
+    outside = np.zeros((100, 130), dtype=bool)
+    outside[:, 70:] = outside[:40, :] = True  # the top row of tiles and the last two columns: no data
+    label = (rng.random((100, 130)) < 0.3).astype(np.uint8)  # background everywhere outside too
+    extratags = [(*tag, True) for tag in GEO_TAGS]
+    tifffile.imwrite(root / "images" / "train" / "ortho.tif", np.dstack([rgb, np.where(outside, 0, 255)
+                                                                         .astype(np.uint8)]),
+                     photometric="rgb", extrasamples=[2], tile=(16, 16), extratags=extratags)
+    Image.fromarray(label).save(root / "labels" / "train" / "ortho.png")
+    bands = rng.integers(1, 4000, (100, 130, 4), dtype=np.uint16)
+    bands[outside] = 0
+    tifffile.imwrite(root / "images" / "val" / "fields.tif", bands, photometric="minisblack", planarconfig="contig",
+                     extratags=[*extratags, (GDAL_NODATA, 2, 0, "0", True)])
+    Image.fromarray(label).save(root / "labels" / "val" / "fields.png")
+
+    out = tmp_path / "tiles"
+    assert main(["data", "tile", "folder", str(root), str(out), "--size", "32", "--split", "train",
+                 "--workers", "0", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    origins = [(y, x) for y in (0, 32, 64, 68) for x in (0, 32, 64, 96, 98)]
+    empty = [(y, x) for y, x in origins if outside[y:y + 32, x:x + 32].all()]
+    assert len(empty) == 11 and "1 of them hold no data in places: those pixels unlabelled (255), 11 tile(s)" \
+        in printed
+    tiles = build_dataset("folder", out, "train")
+    assert sorted(tiles.image_paths) == sorted(str(out / "images" / "train" / f"ortho_y{y}_x{x}.tif")
+                                               for y, x in origins if (y, x) not in empty)
+    expected_labels = np.where(outside, 255, label)
+    for path in tiles.image_paths:
+        y, x = (int(part[1:]) for part in path[:-len(".tif")].rsplit("_", 2)[1:])
+        sample = tiles[tiles.image_paths.index(path)]
+        assert np.array_equal(sample["image"], rgb[y:y + 32, x:x + 32])  # read as RGB: the alpha dropped
+        assert np.array_equal(sample["label"], expected_labels[y:y + 32, x:x + 32])
+        tile_outside = no_data_of(path)
+        if outside[y:y + 32, x:x + 32].any():  # the tile's alpha band: where it holds no data
+            assert np.array_equal(tile_outside, outside[y:y + 32, x:x + 32]), path
+        else:
+            assert tile_outside is None and tifffile.imread(path).shape == (32, 32, 3)
+
+    # Bands with a "no data" value: the tiles declare it, GDAL's way.
+    report = tile_dataset("folder", root, tmp_path / "fields", size=32, split="val", channels=4, workers=0,
+                          progress=False)
+    assert (report.converted, report.georeferenced, report.with_no_data, report.no_data_tiles) == (1, 1, 1, 11)
+    path = tmp_path / "fields" / "images" / "val" / "fields_y32_x64.tif"
+    assert np.array_equal(tifffile.imread(path), bands[32:64, 64:96])
+    assert np.array_equal(no_data_of(path), outside[32:64, 64:96])
+    try:
+        import rasterio
+    except ImportError:  # optional: GDAL's own reading, where it is installed
+        rasterio = None
+    if rasterio is not None:
+        with rasterio.open(path) as raster:
+            assert raster.nodata == 0 and np.array_equal(raster.dataset_mask() == 0, outside[32:64, 64:96])
+        with rasterio.open(out / "images" / "train" / "ortho_y32_x64.tif") as raster:
+            assert np.array_equal(raster.dataset_mask() == 0, outside[32:64, 64:96])
+
+    # --label-no-data: the label map as it is, every tile written, no alpha.
+    report = tile_dataset("folder", root, tmp_path / "kept", size=32, split="train", label_no_data=True, workers=0,
+                          progress=False)
+    assert (report.converted, report.with_no_data, report.no_data_tiles) == (1, 0, 0)
+    kept = build_dataset("folder", tmp_path / "kept", "train")
+    assert len(kept) == len(origins)
+    sample = kept[kept.image_paths.index(str(tmp_path / "kept" / "images" / "train" / "ortho_y0_x0.tif"))]
+    assert np.array_equal(sample["label"], label[:32, :32])
+    assert tifffile.imread(tmp_path / "kept" / "images" / "train" / "ortho_y0_x0.tif").shape == (32, 32, 3)

@@ -103,7 +103,9 @@ def register(subparsers) -> None:
                     "for --channels other than 3 or --bands; GeoTIFFs that keep their place on the map for a "
                     "GeoTIFF scene), labels/<split>/ (class ids), classes.json. Tiles are named after "
                     "their scene and position (austin1_y512_x1024), so a scene's tiles are one group, held out "
-                    "whole by `data split`. A scene already tiled is skipped (--overwrite: again).",
+                    "whole by `data split`. Where a TIFF scene holds no data (an orthophoto's outside), its "
+                    "pixels are unlabelled and its tiles of only no data left out. A scene already tiled is "
+                    "skipped (--overwrite: again).",
         **with_examples("segnext data tile folder data/inria data/inria_512 --size 512",
                         "segnext data tile folder data/fields data/fields_256 --size 256 --overlap 32 --channels 4"))
     tile.add_argument("name", metavar="NAME")
@@ -115,6 +117,10 @@ def register(subparsers) -> None:
                       help="pixels that neighbouring tiles share (default 0)")
     tile.add_argument("--drop-unlabelled", action="store_true",
                       help="leave out the tiles without a labelled pixel (all 255)")
+    tile.add_argument("--label-no-data", action="store_true",
+                      help="keep the labels where a TIFF scene holds no data (its mask, 'no data' value or alpha "
+                           "band, as GDAL finds them) and its tiles of only no data (default: those pixels "
+                           "unlabelled, 255, and those tiles left out)")
     tile.add_argument("--overwrite", action="store_true", help="tile the scenes already tiled again")
     add_channels(tile)
     add_parallel_options(tile)
@@ -323,17 +329,20 @@ def _channel_arguments(args) -> str:
 
 
 def run_tile(args) -> int:
-    from ..data.tiles import GEOREFERENCED, tile_dataset
+    from ..data.tiles import tile_dataset
 
     report = tile_dataset(args.name, args.root, args.dst, size=args.size, overlap=args.overlap, split=args.split,
                           channels=args.channels, bands=args.bands, drop_unlabelled=args.drop_unlabelled,
-                          workers=args.workers,
+                          label_no_data=args.label_no_data, workers=args.workers,
                           overwrite=args.overwrite, progress=not args.no_progress)
     print(f"{report.name}: {report.converted} image(s) tiled, {report.skipped} already done, "
           f"{len(report.failures)} failed -> {report.destination}")
-    georeferenced = report.notes.count(GEOREFERENCED)
-    if georeferenced:
-        print(f"{georeferenced} of them GeoTIFF scene(s): their tiles are GeoTIFFs that keep their place on the map")
+    if report.georeferenced:
+        print(f"{report.georeferenced} of them GeoTIFF scene(s): their tiles are GeoTIFFs that keep their place on "
+              f"the map")
+    if report.with_no_data:
+        print(f"{report.with_no_data} of them hold no data in places: those pixels unlabelled (255), "
+              f"{report.no_data_tiles} tile(s) of only no data left out (--label-no-data: keep them)")
     if report.failures:
         _print_capped(report.failures, "FAILED ")
         return 1

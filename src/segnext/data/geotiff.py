@@ -173,14 +173,18 @@ def tile_georeference(tags: Sequence[Tag], y: int, x: int) -> Tuple[Tag, ...]:
     return tuple(moved)
 
 
-def write_image_geotiff(path: PathLike, image: np.ndarray, tags: Sequence[Tag] = ()) -> None:
+def write_image_geotiff(path: PathLike, image: np.ndarray, tags: Sequence[Tag] = (), alpha: bool = False) -> None:
     """Write an image (H, W, C) of any number type as a losslessly compressed TIFF with the GeoTIFF
     `tags`, atomically: RGB for three 8-bit channels, else its bands interleaved (as `read_bands`
-    reads them back)."""
+    reads them back). alpha: the image is 8-bit RGBA, its fourth channel the alpha band (0 where it
+    holds no data, as GDAL writes an orthophoto with `-dstalpha`)."""
     tifffile = require("tifffile", "tiff", "Georeferenced tiles")
     image = np.ascontiguousarray(image)
+    if alpha and not (image.ndim == 3 and image.shape[2] == 4 and image.dtype == np.uint8):
+        raise ValueError(f"an alpha band is written with 8-bit RGBA, not {image.dtype} of shape {image.shape}")
     rgb = image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
-    options = dict(photometric="rgb") if rgb else dict(photometric="minisblack", planarconfig="contig")
+    options = (dict(photometric="rgb") if rgb else dict(photometric="rgb", extrasamples=["unassalpha"]) if alpha
+               else dict(photometric="minisblack", planarconfig="contig"))
     extratags = [(code, dtype, count, value, True) for code, dtype, count, value in tags]
     atomic_write(path, lambda temporary: tifffile.imwrite(temporary, image, compression="zlib", extratags=extratags,
                                                           **options))

@@ -13,11 +13,19 @@ scene's georeference with the raster moved to the tile: `predict --geotiff` on t
 that mosaic back). Labels are written as class ids (the dataset's label map applied) in palettised PNGs,
 on their tile's pixel grid, with a classes.json of the dataset's classes and colours. TIFF scenes and
 label maps are read a row of tiles at a time (`TiffScene`), so a scene larger than memory is tiled.
+
+Where a TIFF scene holds no data (`no_data_of`: its mask, its "no data" value, its alpha band, as GDAL
+finds them: an orthophoto's outside, a satellite scene's borders), its pixels are unlabelled (255) in
+the tiles, whatever the label map says there (rasterized polygons and label maps often give it a
+class, which would teach the model that black is that class), the tiles of only no data are left out,
+and the tiles keep the mark where it fits: an RGB tile gets an alpha band (0 there), a GeoTIFF tile of
+bands the scene's "no data" value. `label_no_data=True` keeps the label map as it is.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -29,13 +37,19 @@ from ..utils import atomic_write
 from .bands import read_bands, reads_bands
 from .conversion import Guarded, PrepareReport, run_tasks, up_to_date
 from .datasets import get_spec, list_split, split_names, splits_on_disk
-from .geotiff import georeference, tile_georeference, write_image_geotiff
+from .geotiff import GDAL_NODATA, georeference, no_data_of, nodata_value, tile_georeference, write_image_geotiff
 from .io import DataError, read_image, read_label, write_image, write_label
 from .splits import relative_stem
 from .tiff_scene import TiffScene, open_tiff_scene_as
 
 DONE_FOLDER = ".tiled"
-GEOREFERENCED = "georeferenced"  # the note of a scene whose tiles are GeoTIFFs
+
+
+@dataclass
+class TileReport(PrepareReport):
+    georeferenced: int = 0  # scenes tiled as GeoTIFFs
+    with_no_data: int = 0  # scenes of which some pixels hold no data
+    no_data_tiles: int = 0  # their tiles left out: no data in every pixel
 
 
 def tile_starts(length: int, size: int, stride: int) -> List[int]:
@@ -52,13 +66,14 @@ def tile_origins(height: int, width: int, size: int, overlap: int = 0) -> List[t
 
 
 def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int = 0, split: Optional[str] = None,
-                 channels: int = 3, bands: bool = False, drop_unlabelled: bool = False,
-                 workers: Optional[int] = None, overwrite: bool = False, progress: bool = True) -> PrepareReport:
+                 channels: int = 3, bands: bool = False, drop_unlabelled: bool = False, label_no_data: bool = False,
+                 workers: Optional[int] = None, overwrite: bool = False, progress: bool = True) -> TileReport:
     """Cut the labelled images of `split` (or every split on disk; "train+val": each) of dataset `name`
     below `root` into tiles, as a folder dataset at `destination` (see the module). channels: 3 reads
     RGB images, another number files of that many bands; bands: three too, in their own type (colour
     of more than 8 bits a sample). drop_unlabelled: leave out the tiles whose
-    every pixel is unlabelled (255). An image already tiled is skipped unless `overwrite`."""
+    every pixel is unlabelled (255). label_no_data: keep the labels where a scene holds no data (and
+    its tiles of only no data). An image already tiled is skipped unless `overwrite`."""
     if size < 1 or not 0 <= overlap < size:
         raise ValueError(f"tiles of {size} pixels need an overlap from 0 to {size - 1}, got {overlap}")
     root, destination = Path(root), Path(destination)
@@ -68,7 +83,7 @@ def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int 
     splits = split_names(split) if split else splits_on_disk(spec, root)
     if not splits:
         raise DataError(f"{root}: no split of {spec.title} with labelled images; give --split")
-    report = PrepareReport(f"{name} tiles", destination)
+    report = TileReport(f"{name} tiles", destination)
     palette = [list(colour) for colour in spec.palette]
     tasks = []
     for part in splits:
@@ -77,20 +92,29 @@ def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int 
         for image, label in listing.pairs:
             tasks.append((str(image), str(label), relative_stem(listing, image), str(destination), part,
                           listing.layout.label_map.table, palette, channels, reads_bands(channels, bands), size,
-                          overlap, drop_unlabelled, overwrite))
+                          overlap, drop_unlabelled, label_no_data, overwrite))
     if not tasks:
         raise DataError(f"{root}: no labelled images in {', '.join(splits)}")
     destination.mkdir(parents=True, exist_ok=True)
     classes = {"classes": list(spec.class_names), "palette": palette}
     text = json.dumps(classes, indent=1) + "\n"
     atomic_write(destination / "classes.json", lambda temporary: temporary.write_text(text))
-    report.add(run_tasks(Guarded(_tile_pair), tasks, workers, f"{name} tiles", progress))
+    outcomes = run_tasks(Guarded(_tile_pair), tasks, workers, f"{name} tiles", progress)
+    report.add([(status, note if status == "failed" else "") for status, note in outcomes])
+    for status, note in outcomes:
+        if status == "converted":
+            georeferenced, no_data_tiles = note
+            report.georeferenced += georeferenced
+            report.with_no_data += no_data_tiles is not None
+            report.no_data_tiles += no_data_tiles or 0
     return report
 
 
 def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, split: str, table: np.ndarray,
                palette: Sequence, channels: int, reads_bands: bool, size: int, overlap: int, drop_unlabelled: bool,
-               overwrite: bool):
+               label_no_data: bool, overwrite: bool):
+    """Tile one scene: ("converted", (georeferenced, tiles of only no data left out or None where the
+    scene holds data everywhere)), or ("skipped", "")."""
     image_dir, label_dir = Path(destination) / "images" / split, Path(destination) / "labels" / split
     # Written last, in a hidden folder (listings skip it): the image's tiles are all there.
     done = Path(destination) / DONE_FOLDER / split / f"{stem}.tiled"
@@ -101,6 +125,7 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
     if image is None:
         image = read_bands(image_path, channels, dtype=None) if reads_bands else read_image(image_path)
     place = georeference(image_path) if find_spec("tifffile") else ()  # (): not a GeoTIFF
+    no_data = None if label_no_data else _no_data(image_path)
     label = _read_in_windows(label_path, "label")
     label = table[read_label(label_path)] if label is None else label
     if image.shape[:2] != label.shape[:2]:
@@ -113,16 +138,29 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
         label = np.asarray(label)
         label = np.pad(label if label.ndim == 2 else table[label[:, :, 0]], ((0, pad_h), (0, pad_w)),
                        constant_values=IGNORE_INDEX)
-    written = 0
+        no_data = None if no_data is None else np.pad(no_data, ((0, pad_h), (0, pad_w)), constant_values=True)
+    if no_data is not None and reads_bands and place:
+        value = nodata_value(image_path)  # the tiles keep it (None: the scene marks no data by a mask or alpha)
+        place += () if value is None else ((GDAL_NODATA, 2, 0, f"{value:.17g}"),)
+    written = left_out = 0
     for y, x in tile_origins(height, width, size, overlap):  # row by row: a scene read in windows is read once
         tile_label = label[y:y + size, x:x + size]
         tile_label = np.ascontiguousarray(tile_label if tile_label.ndim == 2 else table[tile_label[:, :, 0]])
+        tile_no_data = None if no_data is None else no_data[y:y + size, x:x + size]
+        if tile_no_data is not None and tile_no_data.all():
+            left_out += 1
+            continue
+        if tile_no_data is not None and tile_no_data.any():
+            tile_label = np.where(tile_no_data, IGNORE_INDEX, tile_label).astype(tile_label.dtype)
         if drop_unlabelled and (tile_label == IGNORE_INDEX).all():
             continue
         name = f"{stem}_y{y}_x{x}"
         tile = np.ascontiguousarray(image[y:y + size, x:x + size])
+        alpha = tile_no_data is not None and tile_no_data.any() and not reads_bands
+        if alpha:  # RGBA, 0 where no data: GDAL, QGIS and `predict --geotiff` see the tile's outside
+            tile = np.dstack([tile, np.where(tile_no_data, 0, 255).astype(np.uint8)])
         if place:
-            write_image_geotiff(image_dir / f"{name}.tif", tile, tile_georeference(place, y, x))
+            write_image_geotiff(image_dir / f"{name}.tif", tile, tile_georeference(place, y, x), alpha=alpha)
         elif not reads_bands:
             write_image(image_dir / f"{name}.png", tile)
         else:
@@ -130,7 +168,13 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
         write_label(label_dir / f"{name}.png", tile_label, palette or None)
         written += 1
     atomic_write(done, lambda temporary: temporary.write_text(f"{written}\n"))
-    return "converted", GEOREFERENCED if place else ""
+    return "converted", (bool(place), None if no_data is None else left_out)
+
+
+def _no_data(path: str) -> Optional[np.ndarray]:
+    """Where the scene at `path` holds no data (H, W), None where it holds data everywhere."""
+    no_data = no_data_of(path) if find_spec("tifffile") else None
+    return no_data if no_data is not None and no_data.any() else None
 
 
 def _read_in_windows(path: str, reader: str, channels: Optional[int] = None) -> Optional[TiffScene]:
@@ -142,4 +186,4 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(file, array)
 
 
-__all__ = ["GEOREFERENCED", "tile_dataset", "tile_origins", "tile_starts"]
+__all__ = ["TileReport", "tile_dataset", "tile_origins", "tile_starts"]
