@@ -323,3 +323,32 @@ def test_tiff_scenes_and_labels_are_checked_a_band_of_rows_at_a_time(tmp_path, m
     assert ignored == 2 * (5 * 70 + 1) and sum(class_pixels) == 2 * (85 * 70 - 1)  # the value 9 is ignored
     (_, val_problems, *_), = expected[None]
     assert any("c.tif: label is 60x90 but its image" in problem for problem in val_problems)
+
+
+def test_labels_given_where_an_orthophoto_holds_no_data_are_noted(tmp_path, capsys):
+    """An RGBA orthophoto whose label map gives its outside (alpha 0) a class, as polygons rasterized
+    with a background do: a note naming the pixels and what to do; labelled 255 there, no note."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    root = _folder(tmp_path)
+    for folder in ("images/train", "labels/train"):
+        (root / folder).mkdir(parents=True)
+    rgb = np.random.default_rng(5).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    outside = np.zeros((40, 50), dtype=bool)
+    outside[:, 30:] = True
+    label = np.random.default_rng(6).integers(0, 3, (40, 50), dtype=np.uint8)
+    for name in ("ortho", "clean"):
+        tifffile.imwrite(root / f"images/train/{name}.tif", np.dstack([rgb, np.where(outside, 0, 255)
+                                                                       .astype(np.uint8)]),
+                         photometric="rgb", extrasamples=[2], tile=(16, 16))
+        save_label(root / f"labels/train/{name}.png", label if name == "ortho" else np.where(outside, 255, label))
+    assert main(["data", "check", "folder", str(root), "--split", "train", "--workers", "0", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    expected = int(np.count_nonzero(outside))
+    assert (f"1 image with no data in places (a mask, 'no data' value or alpha band, as GDAL finds them) labelled "
+            f"as classes there: {expected:,} pixels (the most, {root / 'images/train/ortho.tif'}: "
+            f"{expected:,} of its {expected:,})") in printed
+    assert "`segnext data tile` leaves those pixels unlabelled" in printed
+    (root / "labels/train/ortho.png").unlink()
+    (root / "images/train/ortho.tif").unlink()
+    [report] = check_dataset("folder", root, split="train", workers=0, progress=False)
+    assert not any("no data" in note for note in report.notes)

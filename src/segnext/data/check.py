@@ -10,6 +10,8 @@ For each split it lists the pairs like `build_dataset` does, then decodes every 
 - file names in which the dataset's own group pattern (a classes.json's "groups") finds nothing;
 - a training split that labels one class or none (a note for each class it lacks), with what to
   do where the pixels are likely stored as the ignore value (binary masks of 0 and 255).
+A note also counts the pixels where a TIFF image holds no data (`no_data_of`: an orthophoto's
+outside) that its label gives a class, which a model trained on the images as they are would learn.
 It also counts the pairs (compared with the standard release, as a note), notes images of 16-bit
 samples read as RGB by their top byte (with the highest level it reaches), and counts the pixels of
 every class, from which `median_frequency_weights` derives class weights for the loss. `check_dataset`
@@ -42,6 +44,7 @@ from .datasets import (
     split_names,
     splits_on_disk,
 )
+from .geotiff import no_data_of
 from .io import DataError, has_16_bit_samples, read_label
 from .selection import select_spec_classes
 from .splits import CAMERA_PREFIXES, shared_group
@@ -66,12 +69,13 @@ class SplitReport:
     ignored_pixels: int = 0
 
 
-def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: Optional[int] = None,
-                bands: bool = False):
+def _check_pair(image_path: str, label_path: str, table: np.ndarray, known: np.ndarray,
+                channels: Optional[int] = None, bands: bool = False):
     """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable,
     the image's channels or None when it is unreadable, the highest level of an image of 16-bit
-    samples read as RGB or None). channels: other than 3, the images are files of that many bands (a
-    model's in_channels); bands: three are too."""
+    samples read as RGB or None, (pixels where the image holds no data, those of them its label gives
+    a class) or None where it holds data everywhere). channels: other than 3, the images are files of
+    that many bands (a model's in_channels); bands: three are too."""
     problems = []
     image = label = top_level = None
     as_bands = reads_bands(channels, bands)
@@ -93,7 +97,7 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
         problems.append(str(error))
     image_channels = None if image is None else image.shape[2]
     if label is None:
-        return problems, None, image_channels, top_level
+        return problems, None, image_channels, top_level, None
     if image is not None and image.shape[:2] != label.shape[:2]:
         problems.append(f"{label_path}: label is {label.shape[1]}x{label.shape[0]} but its image {image_path} "
                         f"is {image.shape[1]}x{image.shape[0]}")
@@ -101,7 +105,27 @@ def _check_pair(image_path: str, label_path: str, known: np.ndarray, channels: O
     if unknown.size:
         shown = ", ".join(f"{v} ({raw_counts[v]} px)" for v in unknown[:10])
         problems.append(f"{label_path}: label values outside the classes: {shown}")
-    return problems, raw_counts, image_channels, top_level
+    no_data = None
+    if image is not None and image.shape[:2] == label.shape[:2]:
+        try:
+            no_data = _labelled_no_data(image_path, label, table)
+        except DataError as error:
+            problems.append(str(error))
+    return problems, raw_counts, image_channels, top_level, no_data
+
+
+def _labelled_no_data(image_path: str, label, table: np.ndarray) -> Optional[Tuple[int, int]]:
+    """(pixels where the TIFF image holds no data, those of them `label` gives a class), None where
+    it holds data everywhere (or is no TIFF). A `TiffScene` label is read a band of rows at a time."""
+    no_data = no_data_of(image_path) if find_spec("tifffile") else None
+    if no_data is None or not no_data.any():
+        return None
+    labelled = 0
+    for rows in row_bands(*no_data.shape, at_least=getattr(label, "segment_rows", 1)):
+        values = np.asarray(label[rows])
+        values = values if values.ndim == 2 else values[:, :, 0]
+        labelled += int(np.count_nonzero(table[values[no_data[rows]]] != IGNORE_INDEX))
+    return int(no_data.sum()), labelled
 
 
 def _tiff_read_through(path: str, reader: str, channels: Optional[int] = None,
@@ -183,7 +207,8 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
         report.problems.append(empty_split_problem(listing))
         return report
     table = layout.label_map.table
-    tasks = [(str(image), str(label), layout.label_map.known, channels, bands) for image, label in listing.pairs]
+    tasks = [(str(image), str(label), table, layout.label_map.known, channels, bands)
+             for image, label in listing.pairs]
     outcomes = run_tasks(_check_task, tasks, workers, f"check {spec.name} {listing.split}", progress)
     totals = np.zeros(256, dtype=np.int64)
     presence = np.zeros(256, dtype=np.int64)
@@ -191,8 +216,11 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     stored_values = np.zeros(256, dtype=np.int64)
     images_by_channels: Dict[int, List[str]] = {}
     sixteen_bit: List[Tuple[str, int]] = []
-    for (image, _), (problems, raw_counts, image_channels, top_level) in zip(listing.pairs, outcomes):
+    labelled_no_data: List[Tuple[str, int, int]] = []  # (image, its no-data pixels, those labelled)
+    for (image, _), (problems, raw_counts, image_channels, top_level, no_data) in zip(listing.pairs, outcomes):
         report.problems += problems
+        if no_data is not None and no_data[1]:
+            labelled_no_data.append((str(image), *no_data))
         if top_level is not None:
             sixteen_bit.append((str(image), top_level))
         if image_channels is not None:
@@ -216,6 +244,13 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
                             f"(--bands here, data.bands=true in training, data.mean/data.std from `segnext data "
                             f"stats --bands`) or stretch them to 8 bits over the range they use (e.g. gdal_translate "
                             f"-ot Byte -scale LOW HIGH 0 255)")
+    if labelled_no_data:  # rasterized polygons with a background, label maps of the whole raster
+        path, pixels, labelled = max(labelled_no_data, key=lambda item: item[2])
+        report.notes.append(f"{count(len(labelled_no_data), 'image')} with no data in places (a mask, 'no data' "
+                            f"value or alpha band, as GDAL finds them) labelled as classes there: "
+                            f"{sum(item[2] for item in labelled_no_data):,} pixels (the most, {path}: {labelled:,} of "
+                            f"its {pixels:,}); trained on as they are, a model learns the outside as those classes: "
+                            f"`segnext data tile` leaves those pixels unlabelled, or label them 255")
     num_classes = len(spec.class_names)
     report.class_pixels = totals[:num_classes]
     report.images_with_class = presence[:num_classes]
