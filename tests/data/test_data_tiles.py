@@ -259,7 +259,7 @@ def test_where_a_scene_holds_no_data_its_pixels_are_unlabelled_and_its_empty_til
     printed = capsys.readouterr().out
     origins = [(y, x) for y in (0, 32, 64, 68) for x in (0, 32, 64, 96, 98)]
     empty = [(y, x) for y, x in origins if outside[y:y + 32, x:x + 32].all()]
-    assert len(empty) == 11 and "1 of them hold no data in places: those pixels unlabelled (255), 11 tile(s)" \
+    assert len(empty) == 11 and "1 of them with no data in places: those pixels unlabelled (255), 11 tile(s)" \
         in printed
     tiles = build_dataset("folder", out, "train")
     assert sorted(tiles.image_paths) == sorted(str(out / "images" / "train" / f"ortho_y{y}_x{x}.tif")

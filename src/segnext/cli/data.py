@@ -341,7 +341,7 @@ def run_tile(args) -> int:
         print(f"{report.georeferenced} of them GeoTIFF scene(s): their tiles are GeoTIFFs that keep their place on "
               f"the map")
     if report.with_no_data:
-        print(f"{report.with_no_data} of them hold no data in places: those pixels unlabelled (255), "
+        print(f"{report.with_no_data} of them with no data in places: those pixels unlabelled (255), "
               f"{report.no_data_tiles} tile(s) of only no data left out (--label-no-data: keep them)")
     if report.failures:
         _print_capped(report.failures, "FAILED ")
