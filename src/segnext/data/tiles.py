@@ -155,20 +155,28 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
         if drop_unlabelled and (tile_label == IGNORE_INDEX).all():
             continue
         name = f"{stem}_y{y}_x{x}"
-        tile = np.ascontiguousarray(image[y:y + size, x:x + size])
-        alpha = tile_no_data is not None and tile_no_data.any() and not reads_bands
-        if alpha:  # RGBA, 0 where no data: GDAL, QGIS and `predict --geotiff` see the tile's outside
-            tile = np.dstack([tile, np.where(tile_no_data, 0, 255).astype(np.uint8)])
-        if place:
-            write_image_geotiff(image_dir / f"{name}.tif", tile, tile_georeference(place, y, x), alpha=alpha)
-        elif not reads_bands:
-            write_image(image_dir / f"{name}.png", tile)
-        else:
-            atomic_write(image_dir / f"{name}.npy", lambda temporary, tile=tile: _save_npy(temporary, tile))
+        _write_image_tile(image_dir / name, image[y:y + size, x:x + size], tile_no_data, reads_bands,
+                          tile_georeference(place, y, x) if place else ())
         write_label(label_dir / f"{name}.png", tile_label, palette or None)
         written += 1
     atomic_write(done, lambda temporary: temporary.write_text(f"{written}\n"))
     return "converted", (bool(place), None if no_data is None else left_out)
+
+
+def _write_image_tile(path: Path, tile: np.ndarray, no_data: Optional[np.ndarray], reads_bands: bool,
+                      place: Sequence) -> None:
+    """Write an image tile at `path` (no suffix): a GeoTIFF where it has a `place`, else a PNG of
+    RGB, a .npy array of bands. RGB with some `no_data` gets an alpha band, 0 there."""
+    tile = np.ascontiguousarray(tile)
+    alpha = no_data is not None and no_data.any() and not reads_bands
+    if alpha:  # in a GeoTIFF, GDAL, QGIS and `predict --geotiff` see the tile's outside
+        tile = np.dstack([tile, np.where(no_data, 0, 255).astype(np.uint8)])
+    if place:
+        write_image_geotiff(path.with_name(f"{path.name}.tif"), tile, place, alpha=alpha)
+    elif not reads_bands:
+        write_image(path.with_name(f"{path.name}.png"), tile)
+    else:
+        atomic_write(path.with_name(f"{path.name}.npy"), lambda temporary: _save_npy(temporary, tile))
 
 
 def _no_data(path: str) -> Optional[np.ndarray]:
