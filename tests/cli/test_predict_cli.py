@@ -725,6 +725,37 @@ GEO_TAGS = [(33550, "d", 3, (0.5, 0.5, 0.0), True), (33922, "d", 6, (0, 0, 0, 50
             (34737, "s", 0, "WGS 84 / UTM zone 32N|", True)]
 
 
+def test_class_areas_of_geotiffs_are_in_square_metres_where_their_georeference_gives_them(checkpoint_path, tmp_path,
+                                                                                          capsys):
+    """--class-areas: a GeoTIFF in UTM (0.5 m pixels) gets each class's area in square metres beside
+    its shares; one in longitude and latitude and a PNG get none (blank)."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import csv
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    tifffile.imwrite(scenes / "utm.tif", _scene(40, 56, 4), photometric="rgb", extratags=GEO_TAGS)
+    degrees = [(33550, "d", 3, (1e-5, 1e-5, 0.0), True), (33922, "d", 6, (0, 0, 0, 11.0, 48.0, 0.0), True),
+               (34735, "H", 8, (1, 1, 0, 1, 1024, 0, 1, 2), True)]  # GTModelTypeGeoKey 2: geographic
+    tifffile.imwrite(scenes / "wgs84.tif", _scene(40, 56, 5), photometric="rgb", extratags=degrees)
+    Image.fromarray(_scene(30, 20, 6)).save(scenes / "plain.png")
+    table = tmp_path / "areas.csv"
+    assert main(["predict", "-c", str(checkpoint_path), *FAST, str(scenes), "--out", str(tmp_path / "out"),
+                 "--class-areas", str(table)]) == 0
+    assert "and their areas in square metres for the 1 whose georeference gives them" in capsys.readouterr().err
+    with open(table, newline="") as file:
+        rows = {row["image"]: row for row in csv.DictReader(file)}
+    labels = np.asarray(Image.open(tmp_path / "out" / "utm.png"))
+    counts = np.bincount(labels.ravel(), minlength=150)
+    from segnext.data.classes import ADE20K_CLASSES
+
+    assert float(rows["utm.tif"]["pixel m2"]) == 0.25
+    assert [float(rows["utm.tif"][f"{name} m2"]) for name in ADE20K_CLASSES] == pytest.approx(counts * 0.25)
+    assert sum(float(rows["utm.tif"][f"{name} m2"]) for name in ADE20K_CLASSES) == 40 * 56 * 0.25
+    for name in ("wgs84.tif", "plain.png"):
+        assert rows[name]["pixel m2"] == "" and rows[name]["wall m2"] == "" and rows[name]["wall"] != ""
+
+
 def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_path, capsys):
     """--geotiff: the label map of a GeoTIFF as a GeoTIFF with the image's georeference (read back by
     tifffile, and by GDAL where rasterio is installed), the class colours as its palette, 255 as no

@@ -175,3 +175,36 @@ def test_the_mask_of_an_orthophoto_gdal_wrote():
     expected = np.ones((maker.HEIGHT, maker.WIDTH), dtype=bool)
     expected[maker.FOOTPRINT] = False
     assert np.array_equal(no_data_of(fixtures / "gdal_orthophoto.tif"), expected)
+
+
+def test_a_pixel_s_ground_area_is_known_in_projected_metres_or_feet():
+    """GDAL's GeoKeys: a UTM zone (its unit named or not), a unit of feet, a rotated transformation;
+    none for longitude and latitude, Web Mercator (its metres grow with the latitude), an unknown
+    unit, control points, a file of another kind."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import tempfile
+    from pathlib import Path
+
+    from segnext.data.geotiff import pixel_ground_area
+
+    def area(keys, scale=(0.5, 0.5, 0.0), tiepoints=(0, 0, 0, 500000.0, 4000000.0, 0.0), matrix=None):
+        directory = [1, 1, 0, len(keys)] + [number for key, value in keys for number in (key, 0, 1, value)]
+        tags = [(34735, "H", len(directory), tuple(directory), True)]
+        tags += [(34264, "d", 16, matrix, True)] if matrix else [(33550, "d", 3, scale, True),
+                                                               (33922, "d", len(tiepoints), tiepoints, True)]
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "scene.tif"
+            tifffile.imwrite(path, np.zeros((4, 4), np.uint8), extratags=tags)
+            return pixel_ground_area(path)
+
+    utm = [(1024, 1), (3072, 32633)]
+    assert area(utm) == 0.25 and area(utm + [(3076, 9001)], scale=(2.0, 3.0, 0.0)) == 6.0
+    assert area([(1024, 1), (3072, 2263), (3076, 9002)], scale=(1.0, 1.0, 0.0)) == pytest.approx(0.3048 ** 2)
+    rotated = (0.3, 0.4, 0, 1000.0, 0.4, -0.3, 0, 2000.0, 0, 0, 0, 0, 0, 0, 0, 1.0)
+    assert area(utm, matrix=rotated) == pytest.approx(0.25)
+    assert area([(1024, 2), (2048, 4326)], scale=(1e-5, 1e-5, 0.0)) is None  # degrees
+    assert area([(1024, 1), (3072, 3857), (3076, 9001)]) is None  # Web Mercator
+    assert area([(1024, 1), (3072, 2056)]) is None  # a unit not named, not a UTM zone
+    assert area([(1024, 1), (3072, 32633), (3076, 9037)]) is None  # a unit of no known length here
+    assert area(utm, tiepoints=(0, 0, 0, 1.0, 2.0, 0, 10, 10, 0, 3.0, 4.0, 0)) is None  # control points
+    assert pixel_ground_area("photo.png") is None

@@ -89,8 +89,9 @@ def register(subparsers) -> None:
                              "labels kept are right")
     parser.add_argument("--class-areas", metavar="FILE",
                         help="also write FILE (CSV): each image's size and the share of its pixels (percent) given "
-                             "each class (and left unlabelled, with --unsure-below): cover, land use, what a "
-                             "folder of images shows, without reading the label maps")
+                             "each class (and left unlabelled, with --unsure-below; with the areas in square "
+                             "metres for GeoTIFFs in projected metres or feet): cover, land use, what a folder "
+                             "of images shows, without reading the label maps")
     parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
                                                        "file (a mask per class and image; a background class left "
                                                        "out): pre-annotations to correct in a labelling tool "

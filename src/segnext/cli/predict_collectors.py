@@ -6,10 +6,11 @@ confident first (`--confidence`)."""
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional
 
-from ..constants import IGNORE_INDEX
+from ..constants import IGNORE_INDEX, TIFF_SUFFIXES
 
 CONFIDENCE_TABLE = "confidence.csv"
 
@@ -145,28 +146,53 @@ class SubmissionArchive:
 
 
 class ClassAreas:
-    """Each image's share of pixels per class (`--class-areas`), in the order the images came."""
+    """Each image's share of pixels per class (`--class-areas`), in the order the images came, and
+    for a GeoTIFF whose georeference gives its pixels' ground area (`pixel_ground_area`), each
+    class's area in square metres."""
 
     def __init__(self, class_names, path: Path, unlabelled: bool):
         self.class_names, self.path, self.unlabelled = list(class_names), path, unlabelled
         self.rows: List[list] = []
+        self.areas: List[Optional[list]] = []  # per row: its pixel's area and each class's, or None
 
     def add(self, image: Path, file_name: str, result) -> None:
         import numpy as np
 
         labels = np.asarray(result.labels)
         counts = np.bincount(labels.ravel(), minlength=max(len(self.class_names), IGNORE_INDEX + 1))
-        shares = 100.0 * counts / max(labels.size, 1)
-        kept = list(shares[: len(self.class_names)]) + ([shares[IGNORE_INDEX]] if self.unlabelled else [])
-        self.rows.append([file_name, labels.shape[1], labels.shape[0], *(f"{share:.2f}" for share in kept)])
+        kept = list(counts[: len(self.class_names)]) + ([counts[IGNORE_INDEX]] if self.unlabelled else [])
+        shares = [100.0 * pixels / max(labels.size, 1) for pixels in kept]
+        self.rows.append([file_name, labels.shape[1], labels.shape[0], *(f"{share:.2f}" for share in shares)])
+        pixel_area = _pixel_ground_area(image)
+        self.areas.append(None if pixel_area is None else
+                          [f"{pixel_area:.6g}", *(f"{pixels * pixel_area:.2f}" for pixels in kept)])
 
     def write(self) -> str:
         from ..utils import write_csv
 
-        header = ["image", "width", "height", *self.class_names] + (["unlabelled"] if self.unlabelled else [])
-        write_csv(self.path, header, self.rows)
+        columns = self.class_names + (["unlabelled"] if self.unlabelled else [])
+        header = ["image", "width", "height", *columns]
+        rows = self.rows
+        measured = sum(areas is not None for areas in self.areas)
+        if measured:
+            header += ["pixel m2", *(f"{name} m2" for name in columns)]
+            blank = [""] * (len(columns) + 1)
+            rows = [row + (areas if areas is not None else blank) for row, areas in zip(rows, self.areas)]
+        write_csv(self.path, header, rows)
         return (f"wrote {self.path}: the share of the pixels of {len(self.rows)} image(s) given each of the "
-                f"{len(self.class_names)} classes (percent)")
+                f"{len(self.class_names)} classes (percent)" +
+                (f", and their areas in square metres for the {measured} whose georeference gives them" if measured
+                 else ""))
+
+
+def _pixel_ground_area(image: Path) -> Optional[float]:
+    """The ground area of a pixel of `image` in square metres, None where its georeference does not
+    give it (or it has none, or tifffile is not installed)."""
+    if image.suffix.lower() not in TIFF_SUFFIXES or not find_spec("tifffile"):
+        return None
+    from ..data.geotiff import pixel_ground_area
+
+    return pixel_ground_area(image)
 
 
 class ConfidenceTable:

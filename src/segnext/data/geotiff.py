@@ -67,6 +67,48 @@ def georeference(path: PathLike) -> Tuple[Tag, ...]:
         return ()
 
 
+# ProjLinearUnitsGeoKey's units (EPSG's unit codes) in metres: metre, foot, US survey foot, kilometre
+LINEAR_UNIT_METRES = {9001: 1.0, 9002: 0.3048, 9003: 1200 / 3937, 9036: 1000.0}
+# Mercator's "metres" grow with the latitude (Web Mercator's areas at 60 degrees are 4 times the ground's)
+MERCATOR_CRS = {3395, 3785, 3857, 900913}
+PROJECTED_MODEL, GEOGRAPHIC_MODEL = 1, 2  # GTModelTypeGeoKey: map coordinates, longitude and latitude
+
+
+def pixel_ground_area(path: PathLike) -> Optional[float]:
+    """The ground area of one pixel of the GeoTIFF at `path` in square metres: its pixel scale's (or
+    transformation's) in a projected coordinate system of metres or feet, as GDAL writes them (the unit
+    named in its GeoKeys, or a UTM zone's). None where it is not known (no GeoTIFF, longitude and
+    latitude, another unit, control points) or would be wrong (Mercator's metres grow with the
+    latitude)."""
+    path = user_path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    tifffile = require("tifffile", "tiff", "The ground areas of GeoTIFFs")
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            keys = tiff.pages[0].geotiff_tags or {}
+    except Exception:  # an unreadable TIFF is named by the reader that segments it, not here
+        return None
+    model, crs = keys.get("GTModelTypeGeoKey"), int(keys.get("ProjectedCSTypeGeoKey") or 0)
+    if model == GEOGRAPHIC_MODEL or crs in MERCATOR_CRS or not (crs or model == PROJECTED_MODEL):
+        return None
+    unit = keys.get("ProjLinearUnitsGeoKey")
+    utm = 32601 <= crs <= 32660 or 32701 <= crs <= 32760 or 25828 <= crs <= 25838  # WGS 84, ETRS89
+    metres = LINEAR_UNIT_METRES.get(int(unit)) if unit is not None else (1.0 if utm else None)
+    if metres is None:
+        return None
+    matrix = keys.get("ModelTransformation")
+    if matrix is not None:
+        matrix = np.asarray(matrix, dtype=np.float64).reshape(-1)
+        area = abs(matrix[0] * matrix[5] - matrix[1] * matrix[4])
+    elif keys.get("ModelPixelScale") is not None and np.size(keys.get("ModelTiepoint", ())) <= 6:  # one point
+        scale = keys["ModelPixelScale"]
+        area = abs(float(scale[0]) * float(scale[1]))
+    else:
+        return None
+    return area * metres ** 2 if area > 0 else None
+
+
 def nodata_value(path: PathLike) -> Optional[float]:
     """The value the TIFF at `path` declares "no data" (GDAL's tag: the pixels outside a satellite
     scene's footprint, an orthomosaic's borders), or None for a file of another kind, a TIFF that
