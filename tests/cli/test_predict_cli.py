@@ -981,6 +981,46 @@ def test_geotiff_leaves_an_orthophoto_s_masked_pixels_unlabelled(tmp_path, monke
 
 
 @pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # the PNG's label map, read back by rasterio
+def test_a_sieve_leaves_no_region_below_its_size_in_every_output(tmp_path, capsys):
+    """--sieve N: the label map (and the polygons, the class areas made from it) without a region of
+    fewer than N pixels, the rest of the labels as predicted; the confidence the model's. Refused with
+    --submission and for a video, before any work."""
+    pytest.importorskip("rasterio", reason="rasterio is not installed (pip install 'segnext[gis]')")
+    import json
+
+    from rasterio.features import rasterize
+
+    import segnext
+    from segnext.data.polygons import label_polygons
+
+    segnext.save_model(segnext.create_model("segnext_t", 3, class_names=["roof", "tree", "road"]), tmp_path / "model")
+    Image.fromarray(_scene(60, 80, 7)).save(tmp_path / "photo.png")
+    run = ["predict", "-c", str(tmp_path / "model"), str(tmp_path / "photo.png"), "--polygons", "--confidence",
+           "--no-progress"]
+    assert main([*run, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*run, "--sieve", "40", "--out", str(tmp_path / "sieved")]) == 0
+    plain = np.asarray(Image.open(tmp_path / "plain" / "photo.png"))
+    sieved = np.asarray(Image.open(tmp_path / "sieved" / "photo.png"))
+    before = [feature["properties"]["pixels"] for feature in label_polygons(plain, ["roof", "tree", "road"])]
+    after = json.loads((tmp_path / "sieved" / "photo.geojson").read_text())["features"]
+    assert min(before) < 40 <= min(feature["properties"]["pixels"] for feature in after)  # random weights: specks
+    assert len(after) < len(before) and (sieved == plain).mean() > 0.5
+    kept = np.ones_like(plain, dtype=bool)  # the pixels of the regions of 40 or more keep their labels
+    for feature in label_polygons(plain, ["roof", "tree", "road"]):
+        if feature["properties"]["pixels"] < 40:
+            kept &= rasterize([(feature["geometry"], 1)], out_shape=plain.shape, fill=0, dtype=np.uint8) == 0
+    assert np.array_equal(sieved[kept], plain[kept])
+    confidence = "photo_confidence.png"
+    assert (tmp_path / "plain" / confidence).read_bytes() == (tmp_path / "sieved" / confidence).read_bytes()
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    for inputs, extra in (([str(tmp_path / "photo.png")], ["--submission", "cityscapes"]), ([str(video)], [])):
+        capsys.readouterr()
+        assert main(["predict", "-c", str(tmp_path / "model"), *inputs, "--sieve", "4", *extra,
+                     "--out", str(tmp_path / "refused")]) == 1
+        assert "--sieve" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+
+
 def test_polygons_of_each_image_draw_its_label_map_back(tmp_path, capsys):
     """--polygons: NAME.geojson beside each label map, whose polygons drawn back give it: in the
     scene's coordinate system for a georeferenced TIFF (its pixels without data, 255, in none), in

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from segnext.data.polygons import label_polygons, write_polygons
+from segnext.data.polygons import label_polygons, sieve_labels, write_polygons
 
 rasterio = pytest.importorskip("rasterio", reason="rasterio is not installed (pip install 'segnext[gis]'): polygons "
                                                   "untested")
@@ -153,6 +153,33 @@ def test_polygons_of_unknown_classes_or_crs_and_other_files_are_named(tmp_path):
             read_polygons(tmp_path / name)
     (tmp_path / "one.geojson").write_text('{"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}')
     assert read_polygons(tmp_path / "one.geojson")[0][0]["geometry"]["type"] == "Polygon"
+
+
+def test_a_sieve_merges_the_small_regions_into_their_largest_neighbour():
+    """Regions of one class below the size (joined across pixels' sides, a diagonal neighbour is not
+    one) take the class of their largest neighbouring region, as gdal_sieve.py gives them; pixels
+    without a label are left as they are, and a region only they surround keeps its class."""
+    labels = np.zeros((12, 12), dtype=np.uint8)
+    labels[6:12, 6:12] = 2  # 36 pixels
+    labels[6:8, 3:6] = 1  # 6 pixels, beside 0 (larger) and 2: becomes 0 (the largest neighbour)
+    labels[9, 9] = 3  # a speck inside 2: becomes 2
+    labels[0, 0] = 4  # a corner speck: 0
+    labels[2, 9] = labels[3, 10] = 5  # two specks touching at corners only: two regions of 1, both 0
+    labels[0:3, 4:7] = 255  # no label ...
+    labels[1, 5] = 3  # ... around a speck that keeps its class
+    sieved = sieve_labels(labels, 7)
+    expected = labels.copy()
+    expected[6:8, 3:6] = expected[0, 0] = expected[2, 9] = expected[3, 10] = 0
+    expected[9, 9] = 2
+    assert sieved.dtype == np.uint8 and np.array_equal(sieved, expected)
+    assert np.array_equal(sieve_labels(labels.astype(np.int64), 7), expected) and \
+        sieve_labels(labels.astype(np.int64), 7).dtype == np.int64
+    assert np.array_equal(sieve_labels(labels, 1), labels)  # every region has a pixel
+    # no region left below the size, but for the one behind the unlabelled pixels
+    pixels = [feature["properties"]["pixels"] for feature in label_polygons(sieved, [str(i) for i in range(6)])]
+    assert sorted(pixels)[:2] == [1, 36]
+    with pytest.raises(ValueError, match="min_pixels must be at least 1"):
+        sieve_labels(labels, 0)
 
 
 def test_data_rasterize_writes_the_label_map_of_a_scene_to_train_on(tmp_path, capsys):

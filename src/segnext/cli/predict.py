@@ -126,6 +126,11 @@ def register(subparsers) -> None:
                              "the class's name, its pixels and its area; in the coordinate system of a georeferenced "
                              "TIFF input, else in pixels; no polygon where no label (needs rasterio: pip install "
                              "'segnext[gis]')")
+    parser.add_argument("--sieve", type=positive_int, metavar="N",
+                        help="merge each region of one class smaller than N pixels into its largest neighbouring "
+                             "region before the label maps and everything made from them are written (GDAL's "
+                             "sieve, as gdal_sieve.py: specks and slivers gone, fewer polygons); the confidence "
+                             "and probabilities stay the model's (needs rasterio: pip install 'segnext[gis]')")
     parser.add_argument("--label-no-data", action="store_true",
                         help="with --geotiff, label the pixels where a TIFF holds no data like the others (by default "
                              "they are left unlabelled: 255, uncoloured in the overlay, 'unlabelled' in "
@@ -339,6 +344,8 @@ def run(args) -> int:
                          "--geotiff (without it they are labelled anyway)")
     if args.polygons:
         check_polygons_request(args, videos)
+    if args.sieve is not None:
+        check_sieve_request(args, videos)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -487,13 +494,19 @@ def _save(result, target: Path, segmenter, args, collectors: Sequence = (), path
     """OUT/<stem>.png (.tif with --geotiff), and the overlay, probabilities and confidence when asked
     for; each written atomically; the labels added to the `collectors` (one thread saves, in order,
     while the model goes on). With --geotiff, where the image holds no data its pixels get no label
-    (255, as --unsure-below's) and NaN probabilities and confidence."""
+    (255, as --unsure-below's) and NaN probabilities and confidence. With --sieve, the small regions
+    are merged first."""
     import numpy as np
 
     from ..data import overlay, write_image, write_label
     from ..data.geotiff import georeference, write_bands_geotiff, write_image_geotiff, write_label_geotiff
     from ..inference.segmenter import confidence_greyscale
 
+    if args.sieve is not None:  # here, on the saving thread, while the model goes on
+        from ..data.polygons import sieve_labels
+
+        result.labels = sieve_labels(result.labels, args.sieve,
+                                     IGNORE_INDEX if segmenter.num_classes <= IGNORE_INDEX else -1)
     no_data = result.no_data  # where the image holds no data: no label, NaN probabilities and confidence there
     unlabelled = IGNORE_INDEX if args.unsure_below is not None or no_data is not None else None
     palette, outputs = segmenter.palette, _output_paths(target, args)  # "scene.0001": names keep the ".0001"
@@ -578,6 +591,19 @@ def check_polygons_request(args, videos: List[Tuple[Path, Path]]) -> None:
     if videos:
         raise ValueError(f"--polygons traces the label maps of images, and {videos[0][0].name} is a video; segment "
                          f"videos without --polygons")
+
+
+def check_sieve_request(args, videos: List[Tuple[Path, Path]]) -> None:
+    """--sieve merges the small regions of images' label maps with rasterio; not a benchmark's, not a video's."""
+    from ..utils import require
+
+    require("rasterio", "gis", "--sieve")
+    if args.submission:
+        raise ValueError("--sieve changes the labels the model gave, and --submission sends a benchmark's server the "
+                         "model's own: give one of them")
+    if videos:
+        raise ValueError(f"--sieve merges the small regions of images' label maps, and {videos[0][0].name} is a "
+                         f"video; segment videos without --sieve")
 
 
 def check_unsure_request(args) -> None:

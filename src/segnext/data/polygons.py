@@ -12,10 +12,11 @@ coordinates are pixels: x to the right, y down, a pixel's corners at whole numbe
 without a label (255: no data, `--unsure-below`) get no polygon.
 
 Tracing is GDAL's polygonize (`rasterio.features.shapes`), regions joined across a pixel's sides
-(4-connected), not its corners. Drawing polygons is GDAL's rasterize: a pixel takes the class of the
-last polygon that holds its centre (or that it touches, `all_touched`), the polygons reprojected
-from their CRS (GeoJSON's: WGS 84 longitude and latitude, unless the file names another) to the
-image's. Needs rasterio: `pip install 'segnext[gis]'`.
+(4-connected), not its corners; `sieve_labels` first merges the regions below a size into their
+neighbours (GDAL's sieve), for fewer, cleaner polygons. Drawing polygons is GDAL's rasterize: a
+pixel takes the class of the last polygon that holds its centre (or that it touches, `all_touched`),
+the polygons reprojected from their CRS (GeoJSON's: WGS 84 longitude and latitude, unless the file
+names another) to the image's. Needs rasterio: `pip install 'segnext[gis]'`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,24 @@ def label_polygons(labels: np.ndarray, class_names: Sequence[str], georeferenced
         yield dict(type="Feature", geometry=dict(type="Polygon", coordinates=geometry["coordinates"]),
                    properties={"class": name, "class_id": class_id, "pixels": int(round(area / pixel_area)),
                                "area": area})
+
+
+def sieve_labels(labels: np.ndarray, min_pixels: int, no_label: int = IGNORE_INDEX) -> np.ndarray:
+    """`labels` (H, W) with every region of one class smaller than `min_pixels` pixels (joined across
+    pixels' sides, as the polygons are) given the class of its largest neighbouring region, smallest
+    first, as `gdal_sieve.py` does (GDAL's sieve): the specks and thin slivers of a prediction merged
+    into what surrounds them. `no_label` pixels are neither merged nor merged into (a region that
+    only they surround keeps its class). A new array of the labels' type."""
+    if min_pixels < 1:
+        raise ValueError(f"min_pixels must be at least 1, got {min_pixels}")
+    rasterio = _rasterio()
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be (height, width) class ids; got an array of shape {labels.shape}")
+    source = labels if labels.dtype in (np.uint8, np.uint16, np.int16, np.int32) else labels.astype(np.int32)
+    outside = source == no_label
+    sieved = rasterio.features.sieve(source, min_pixels, mask=~outside if outside.any() else None, connectivity=4)
+    return sieved.astype(labels.dtype, copy=False)
 
 
 def write_polygons(path: PathLike, labels: np.ndarray, class_names: Sequence[str],
