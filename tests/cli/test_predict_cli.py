@@ -980,9 +980,8 @@ def test_geotiff_leaves_an_orthophoto_s_masked_pixels_unlabelled(tmp_path, monke
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "windows" / name).read_bytes(), name
 
 
-@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # the PNG's label map, read back by rasterio
 def test_a_sieve_leaves_no_region_below_its_size_in_every_output(tmp_path, capsys):
-    """--sieve N: the label map (and the polygons, the class areas made from it) without a region of
+    """--sieve N: the label map (and the polygons made from it) without a region of
     fewer than N pixels, the rest of the labels as predicted; the confidence the model's. Refused with
     --submission and for a video, before any work."""
     pytest.importorskip("rasterio", reason="rasterio is not installed (pip install 'segnext[gis]')")
@@ -1021,6 +1020,7 @@ def test_a_sieve_leaves_no_region_below_its_size_in_every_output(tmp_path, capsy
         assert "--sieve" in capsys.readouterr().err and not (tmp_path / "refused").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # the PNG's label map, read back by rasterio
 def test_polygons_of_each_image_draw_its_label_map_back(tmp_path, capsys):
     """--polygons: NAME.geojson beside each label map, whose polygons drawn back give it: in the
     scene's coordinate system for a georeferenced TIFF (its pixels without data, 255, in none), in

