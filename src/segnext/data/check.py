@@ -120,6 +120,9 @@ def _labelled_no_data(image_path: str, label, table: np.ndarray) -> Optional[Tup
     no_data = no_data_of(image_path) if find_spec("tifffile") else None
     if no_data is None or not no_data.any():
         return None
+    if no_data.shape != tuple(label.shape[:2]):  # an image turned by its orientation tag as it is read
+        raise DataError(f"{image_path}: its no-data mask is {no_data.shape[1]}x{no_data.shape[0]} and the image as "
+                        f"read {label.shape[1]}x{label.shape[0]}; write it without an orientation tag")
     labelled = 0
     for rows in row_bands(*no_data.shape, at_least=getattr(label, "segment_rows", 1)):
         values = np.asarray(label[rows])

@@ -12,7 +12,8 @@ in every band, or its alpha band at 0, as GDAL chooses). The class probabilities
 GeoTIFFs of float bands in the same place, each band named (GDAL's band description: the class
 names), written a band of rows at a time. A tile cut from a scene gets the scene's tags with its
 raster moved (`tile_georeference`), so tiles and their label maps lie where they were cut from and
-mosaic back (`gdalbuildvrt`). Needs `tifffile`.
+mosaic back (`gdalbuildvrt`). `pixel_ground_area` reads a pixel's area on the ground from the
+georeference (`--class-areas` in square metres). Needs `tifffile`.
 """
 
 from __future__ import annotations

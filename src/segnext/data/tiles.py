@@ -132,6 +132,9 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
         raise DataError(f"{image_path} is {image.shape[1]}x{image.shape[0]} but its label {label_path} is "
                         f"{label.shape[1]}x{label.shape[0]}")
     height, width = label.shape[:2]
+    if no_data is not None and no_data.shape != (height, width):  # an image turned by its orientation tag as read
+        raise DataError(f"{image_path}: its no-data mask is {no_data.shape[1]}x{no_data.shape[0]} and the image as "
+                        f"read {width}x{height}; write it without an orientation tag, or give --label-no-data")
     pad_h, pad_w = max(size - height, 0), max(size - width, 0)
     if pad_h or pad_w:  # smaller than a tile: read whole
         image = np.pad(np.asarray(image), ((0, pad_h), (0, pad_w), (0, 0)))
