@@ -142,7 +142,8 @@ def test_polygons_of_unknown_classes_or_crs_and_other_files_are_named(tmp_path):
     with pytest.raises(DataError, match=r"feature 0: its 'class' is 'forest', which names none of the 3 classes"):
         rasterize_polygons([feature], tmp_path / "photo.tif", NAMES)
     with pytest.raises(DataError, match=r"photo\.tif carries no georeference, and the polygons lie in EPSG:32633"):
-        rasterize_polygons([feature], tmp_path / "photo.tif", NAMES, crs="EPSG:32633")
+        rasterize_polygons([dict(feature, properties={"class": "road"})], tmp_path / "photo.tif", NAMES,
+                           crs="EPSG:32633")
     for value in ("2", 2, 2.0):  # an id, as a number or its digits
         feature["properties"]["class"] = value
         assert (rasterize_polygons([feature], tmp_path / "photo.tif", NAMES) == 2).sum() == 1
@@ -216,6 +217,58 @@ def test_data_rasterize_writes_the_label_map_of_a_scene_to_train_on(tmp_path, ca
         assert message in capsys.readouterr().err and not (tmp_path / "more.tif").exists()
     assert main([*run, str(tmp_path / "labels.jpg"), *classes]) == 1
     assert "write the label map as .tif" in capsys.readouterr().err
+
+
+def test_one_layer_is_drawn_on_every_geotiff_of_a_folder(tmp_path, capsys):
+    """`data rasterize LAYER FOLDER OUT`: the polygons of one layer (in WGS 84) drawn on each GeoTIFF
+    below the folder, in its own place and CRS (the scene they came from, one shifted east, one in
+    another UTM zone over the same ground, one far away), each as `rasterize_polygons` draws it alone;
+    an image without a georeference is named and fails the command."""
+    import json
+
+    from rasterio.warp import transform, transform_geom
+
+    from segnext.cli.main import main
+    from segnext.data.polygons import rasterize_polygons
+
+    labels = _labels()
+    _georeferenced_scene(tmp_path / "scene.tif")
+    features = list(label_polygons(labels, NAMES, tmp_path / "scene.tif"))
+    for feature in features:  # the layer in GeoJSON's own WGS 84, as most GIS export it
+        feature["geometry"] = transform_geom("EPSG:32633", "EPSG:4326", feature["geometry"])
+    (tmp_path / "layer.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    (tmp_path / "classes.json").write_text(json.dumps({"classes": NAMES}))
+    images = tmp_path / "images"
+    (images / "zone32").mkdir(parents=True)
+
+    def scene(path, x, y, epsg=32633):
+        keys = (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, epsg)
+        tags = [(33550, "d", 3, (0.5, 0.5, 0.0), True), (33922, "d", 6, (0, 0, 0, x, y, 0.0), True),
+                (34735, "H", 16, keys, True)]
+        tifffile.imwrite(path, np.zeros((40, 50, 3), np.uint8), photometric="rgb", extratags=tags)
+
+    scene(images / "same.tif", 500000.0, 4000000.0)
+    scene(images / "east.tif", 500012.5, 4000000.0)  # 25 pixels east
+    scene(images / "far.tif", 600000.0, 4000000.0)
+    (x,), (y,) = transform("EPSG:32633", "EPSG:32632", [500000.0], [4000000.0])
+    scene(images / "zone32" / "over.tif", x, y, epsg=32632)
+    assert main(["data", "rasterize", str(tmp_path / "layer.geojson"), str(images), str(tmp_path / "labels"),
+                 "--classes", str(tmp_path / "classes.json")]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote 4 label map(s) to {tmp_path / 'labels'} from 7 polygon(s): field " in printed
+    assert "1 of them hold only no label" in printed
+    for name in ("same", "east", "far", "zone32/over"):
+        drawn = tifffile.imread(tmp_path / "labels" / f"{name}.tif")
+        assert np.array_equal(drawn, rasterize_polygons(features, images / f"{name}.tif", NAMES)), name
+    assert np.array_equal(tifffile.imread(tmp_path / "labels" / "same.tif"), labels)
+    assert np.array_equal(tifffile.imread(tmp_path / "labels" / "east.tif")[:, :25], labels[:, 25:])
+    assert (tifffile.imread(tmp_path / "labels" / "far.tif") == 255).all()
+    over = tifffile.imread(tmp_path / "labels" / "zone32" / "over.tif")
+    assert 0.5 < (over == labels).mean() < 1  # the same ground on a grid turned by the other zone
+    tifffile.imwrite(images / "plain.tif", np.zeros((4, 4), np.uint8))
+    assert main(["data", "rasterize", str(tmp_path / "layer.geojson"), str(images), str(tmp_path / "again"),
+                 "--classes", str(tmp_path / "classes.json")]) == 1
+    assert "plain.tif: carries no georeference" in capsys.readouterr().out
 
 
 def test_data_rasterize_without_rasterio_says_how_to_get_it(tmp_path, capsys, monkeypatch):

@@ -137,15 +137,21 @@ def register(subparsers) -> None:
                     "georeference their coordinates are its pixels. OUT: a .tif keeps the image's georeference "
                     "(GeoTIFF), a .png does not; both hold class ids with the class colours as palette. Put IMAGE "
                     "in ROOT/images/<split>/ and OUT in ROOT/labels/<split>/ for a folder dataset (`data tile` "
-                    "cuts large scenes). Needs rasterio (pip install 'segnext[gis]').",
+                    "cuts large scenes). IMAGE may be a folder: one layer (a city's buildings) drawn on every "
+                    "GeoTIFF below it, each label map OUT/<its path>.tif. Needs rasterio (pip install "
+                    "'segnext[gis]').",
         **with_examples("segnext data rasterize buildings.geojson data/city/images/train/scene1.tif "
                         "data/city/labels/train/scene1.tif --classes data/city/classes.json",
                         "segnext data rasterize fields.geojson ortho.tif ortho_labels.tif --classes classes.json "
-                        "--class-property crop --background background"))
+                        "--class-property crop --background background",
+                        "segnext data rasterize city_buildings.geojson data/city/images/train data/city/labels/train "
+                        "--classes data/city/classes.json --background background"))
     rasterize.add_argument("polygons", metavar="POLYGONS", help="a GeoJSON file of polygons (QGIS: Export > Save "
                                                                  "Features As; ogr2ogr -f GeoJSON for other formats)")
-    rasterize.add_argument("image", metavar="IMAGE", help="the image the label map is for: its size, place and CRS")
-    rasterize.add_argument("out", metavar="OUT", help="the label map to write: .tif (GeoTIFF) or .png")
+    rasterize.add_argument("image", metavar="IMAGE", help="the image the label map is for: its size, place and CRS; "
+                                                         "or a folder of GeoTIFFs, each given one")
+    rasterize.add_argument("out", metavar="OUT", help="the label map to write: .tif (GeoTIFF) or .png; for a folder "
+                                                     "IMAGE, the folder of their label maps (GeoTIFFs)")
     rasterize.add_argument("--classes", required=True, metavar="CLASSES_JSON",
                            help="the classes.json of the dataset (names, palette)")
     rasterize.add_argument("--class-property", default="class", metavar="NAME",
@@ -355,20 +361,20 @@ def run_rasterize(args) -> int:
     import warnings
     from pathlib import Path
 
-    import numpy as np
-
     from ..constants import IGNORE_INDEX
-    from ..data import DataError, write_label
+    from ..data import DataError
     from ..data.datasets import read_classes_json
-    from ..data.geotiff import georeference, write_label_geotiff
-    from ..data.polygons import rasterize_polygons, read_polygons
-    from ..utils import check_can_write_file, require
+    from ..data.polygons import PolygonLayer, read_polygons
+    from ..utils import check_can_make_folder, check_can_write_file, require
 
     require("rasterio", "gis", "data rasterize")
-    out = Path(args.out)
-    if out.suffix.lower() not in (".tif", ".tiff", ".png"):
-        raise ValueError(f"OUT {out}: write the label map as .tif (a GeoTIFF in the image's place) or .png")
-    check_can_write_file(out, replaces=out.suffix)
+    out, folder = Path(args.out), Path(args.image).is_dir()
+    if folder:
+        check_can_make_folder(out)
+    else:
+        if out.suffix.lower() not in (".tif", ".tiff", ".png"):
+            raise ValueError(f"OUT {out}: write the label map as .tif (a GeoTIFF in the image's place) or .png")
+        check_can_write_file(out, replaces=out.suffix)
     names, palette, _ = read_classes_json(Path(args.classes))
     background = IGNORE_INDEX
     if args.background is not None:
@@ -381,24 +387,89 @@ def run_rasterize(args) -> int:
                              f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''}): give a class name or id")
     features, crs = read_polygons(args.polygons)
     try:
-        with warnings.catch_warnings():  # an image without a georeference is drawn on in pixels, as documented
-            warnings.filterwarnings("ignore", "Dataset has no geotransform")
-            labels = rasterize_polygons(features, args.image, names, class_property=args.class_property, crs=crs,
-                                        background=background, all_touched=args.all_touched)
+        layer = PolygonLayer(features, names, class_property=args.class_property, crs=crs)
     except DataError as error:
         raise DataError(f"{args.polygons}: {error}") from None
-    unlabelled = bool((labels == IGNORE_INDEX).any())
+    draw = dict(background=background, all_touched=args.all_touched)
+    if folder:
+        return _rasterize_folder(layer, Path(args.image), out, palette, names, draw)
+    try:
+        with warnings.catch_warnings():  # an image without a georeference is drawn on in pixels, as documented
+            warnings.filterwarnings("ignore", "Dataset has no geotransform")
+            labels = layer.rasterize(args.image, **draw)
+    except DataError as error:
+        raise DataError(f"{args.polygons}: {error}") from None
+    _write_rasterized(out, labels, palette, args.image)
+    print(f"wrote {out}: {labels.shape[1]}x{labels.shape[0]} pixels from {len(features)} feature(s): "
+          f"{_class_shares(labels, names)}")
+    return 0
+
+
+def _rasterize_folder(layer, images_dir, out, palette, names, draw) -> int:
+    """`data rasterize` of every GeoTIFF below IMAGE (a folder): OUT/<its path>.tif, in its place."""
+    import numpy as np
+
+    from ..constants import IGNORE_INDEX, TIFF_SUFFIXES
+    from ..data import DataError
+    from ..data.geotiff import georeference
+
+    images = sorted(path for path in images_dir.rglob("*") if path.suffix.lower() in TIFF_SUFFIXES and path.is_file())
+    if not images:
+        raise ValueError(f"IMAGE {images_dir}: a folder without GeoTIFFs (.tif, .tiff) to draw the polygons on")
+    failures, empty, counts = [], 0, np.zeros(256, dtype=np.int64)
+    for image in images:
+        if not georeference(image):
+            failures.append(f"{image}: carries no georeference (GeoTIFF tags), so the polygons cannot be placed on it")
+            continue
+        try:
+            labels = layer.rasterize(image, **draw)
+        except DataError as error:
+            failures.append(str(error))
+            continue
+        _write_rasterized((out / image.relative_to(images_dir)).with_suffix(".tif"), labels, palette, image)
+        image_counts = np.bincount(labels.ravel(), minlength=256)
+        empty += int(image_counts[draw["background"]] == labels.size)
+        counts += image_counts
+    written = len(images) - len(failures)
+    print(f"wrote {written} label map(s) to {out} from {len(layer.shapes)} polygon(s)"
+          + (f": {_class_shares(counts, names)}" if written else ""))
+    if empty:
+        fill = "no label" if draw["background"] == IGNORE_INDEX else names[draw["background"]]
+        print(f"{empty} of them hold only {fill} (no polygon reaches them, or one covers them whole)")
+    if failures:
+        _print_capped(failures, "FAILED ")
+        return 1
+    return 0
+
+
+def _write_rasterized(out, labels, palette, image) -> None:
+    """A drawn label map as a GeoTIFF in `image`'s place (.tif, 255 its "no data" where it has any)
+    or a PNG."""
+    from ..constants import IGNORE_INDEX
+    from ..data import write_label
+    from ..data.geotiff import georeference, write_label_geotiff
+
+    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
         write_label(out, labels, palette)
     else:
-        write_label_geotiff(out, labels, palette, georeference(args.image), nodata=IGNORE_INDEX if unlabelled else None)
-    counts = np.bincount(labels.ravel(), minlength=256)
-    shares = [f"{names[index]} {100 * counts[index] / labels.size:.1f}%" for index in np.flatnonzero(counts[:255])]
-    if unlabelled:
-        shares.append(f"no label {100 * counts[IGNORE_INDEX] / labels.size:.1f}%")
-    print(f"wrote {out}: {labels.shape[1]}x{labels.shape[0]} pixels from {len(features)} feature(s): "
-          f"{', '.join(shares)}")
-    return 0
+        write_label_geotiff(out, labels, palette, georeference(image),
+                            nodata=IGNORE_INDEX if (labels == IGNORE_INDEX).any() else None)
+
+
+def _class_shares(labels_or_counts, names) -> str:
+    """"water 12.0%, road 3.1%, no label 84.9%": the classes' shares of a label map (or of pixel counts)."""
+    import numpy as np
+
+    from ..constants import IGNORE_INDEX
+
+    values = np.asarray(labels_or_counts)
+    counts = values if values.ndim == 1 else np.bincount(values.ravel(), minlength=256)
+    total = max(int(counts.sum()), 1)
+    shares = [f"{names[index]} {100 * counts[index] / total:.1f}%" for index in np.flatnonzero(counts[:IGNORE_INDEX])]
+    if counts[IGNORE_INDEX]:
+        shares.append(f"no label {100 * counts[IGNORE_INDEX] / total:.1f}%")
+    return ", ".join(shares)
 
 
 def _images_for_statistics(dataset, count: int):

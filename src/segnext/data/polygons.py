@@ -1,7 +1,7 @@
 """Label maps as polygons for a GIS (`segnext predict --polygons`): each connected region of one class
 a GeoJSON feature, its outline along the pixels' edges, with the class's name, id, pixels and area;
-and back: polygons drawn in GIS (buildings, fields) as the label map of an image
-(`segnext data rasterize`), to train on.
+and back: polygons drawn in GIS (buildings, fields) as the label map of an image, or one layer on
+many images (`PolygonLayer`; `segnext data rasterize`), to train on.
 
 A label map predicted for a georeferenced image (a GeoTIFF) gives polygons in the image's coordinate
 reference system: the outlines lie exactly on the label GeoTIFF's pixel edges, the areas are in the
@@ -137,38 +137,95 @@ def rasterize_polygons(features: Sequence[dict], like: PathLike, class_names: Se
     pixel takes the last polygon holding its centre (any it touches with `all_touched`). crs: the
     features' (`read_polygons`), None for GeoJSON's WGS 84; reprojected to the image's. For an image
     without a georeference, the coordinates are its pixels (x right, y down), as `label_polygons`
-    writes them. Raises `DataError` naming a feature whose class is not one of `class_names`."""
-    rasterio = _rasterio()
-    from rasterio.features import rasterize
-    from rasterio.warp import transform_geom
+    writes them. Raises `DataError` naming a feature whose class is not one of `class_names`.
+    `PolygonLayer` draws one layer on many images."""
+    layer = PolygonLayer(features, class_names, class_property=class_property, crs=crs)
+    return layer.rasterize(like, background=background, all_touched=all_touched)
 
-    like = user_path(like)
-    (height, width), transform, image_crs = _place(like)
-    if image_crs is None:
-        if crs is not None:
-            raise DataError(f"{like} carries no georeference, and the polygons lie in {crs}: give the GeoTIFF "
-                            f"they were drawn on")
-        transform = rasterio.Affine.identity()
-    names = {name: index for index, name in enumerate(class_names)}
-    source_crs = rasterio.crs.CRS.from_user_input(crs or "EPSG:4326")
-    shapes = []
-    for number, feature in enumerate(features):
-        geometry = feature.get("geometry") if isinstance(feature, dict) else None
-        if not geometry:
-            continue  # a feature without a geometry draws nothing
-        value = (feature.get("properties") or {}).get(class_property)
-        class_id = _class_id(value, names)
-        if class_id is None:
-            raise DataError(f"feature {number}: its {class_property!r} is {value!r}, which names none of the "
-                            f"{len(class_names)} classes ({', '.join(map(str, list(class_names)[:8]))}"
-                            f"{', ...' if len(class_names) > 8 else ''}); give a class name or id, or --class-property")
-        if image_crs is not None and source_crs != image_crs:
-            geometry = transform_geom(source_crs, image_crs, geometry)
-        shapes.append((geometry, class_id))
-    if not shapes:
-        return np.full((height, width), background, dtype=np.uint8)
-    return rasterize(shapes, out_shape=(height, width), fill=background, transform=transform,
-                     all_touched=all_touched, dtype=np.uint8)
+
+class PolygonLayer:
+    """GeoJSON polygons with their classes (see `rasterize_polygons`), read once and drawn on many
+    images: one layer of a whole city's buildings or a region's fields over the orthophotos it covers.
+    The polygons are reprojected once for each CRS the images lie in, and each image is drawn with
+    only the polygons whose bounds reach it. Raises `DataError` naming a feature whose class is not
+    one of `class_names`."""
+
+    def __init__(self, features: Sequence[dict], class_names: Sequence[str], *, class_property: str = "class",
+                 crs: Optional[str] = None):
+        names = {name: index for index, name in enumerate(class_names)}
+        self.crs = crs
+        self.shapes: List[Tuple[dict, int]] = []  # (geometry in `crs`, class id), in the layer's order
+        for number, feature in enumerate(features):
+            geometry = feature.get("geometry") if isinstance(feature, dict) else None
+            if not geometry:
+                continue  # a feature without a geometry draws nothing
+            value = (feature.get("properties") or {}).get(class_property)
+            class_id = _class_id(value, names)
+            if class_id is None:
+                raise DataError(f"feature {number}: its {class_property!r} is {value!r}, which names none of the "
+                                f"{len(class_names)} classes ({', '.join(map(str, list(class_names)[:8]))}"
+                                f"{', ...' if len(class_names) > 8 else ''}); give a class name or id, or "
+                                f"--class-property")
+            self.shapes.append((geometry, class_id))
+        self._in_crs: dict = {}  # the image CRS (or None: pixels) -> (shapes there, their bounds (N, 4))
+
+    def rasterize(self, like: PathLike, *, background: int = IGNORE_INDEX, all_touched: bool = False) -> np.ndarray:
+        """The label map (H, W) uint8 of the image at `like` that the layer draws (`rasterize_polygons`)."""
+        rasterio = _rasterio()
+        from rasterio.features import rasterize
+
+        like = user_path(like)
+        (height, width), transform, image_crs = _place(like)
+        if image_crs is None:
+            if self.crs is not None:
+                raise DataError(f"{like} carries no georeference, and the polygons lie in {self.crs}: give the "
+                                f"GeoTIFF they were drawn on")
+            transform = rasterio.Affine.identity()
+        shapes, bounds = self._shapes_in(image_crs)
+        columns, rows = np.array([0, width, 0, width]), np.array([0, 0, height, height])  # the corners
+        x = transform.a * columns + transform.b * rows + transform.c
+        y = transform.d * columns + transform.e * rows + transform.f
+        left, right, bottom, top = x.min(), x.max(), y.min(), y.max()
+        reaching = np.flatnonzero((bounds[:, 0] <= right) & (bounds[:, 2] >= left) & (bounds[:, 1] <= top) &
+                                  (bounds[:, 3] >= bottom)) if len(shapes) else []
+        if not len(reaching):
+            return np.full((height, width), background, dtype=np.uint8)
+        return rasterize([shapes[index] for index in reaching], out_shape=(height, width), fill=background,
+                         transform=transform, all_touched=all_touched, dtype=np.uint8)
+
+    def _shapes_in(self, image_crs) -> Tuple[List[Tuple[dict, int]], np.ndarray]:
+        """The shapes in `image_crs` (None: as they are) and their bounds (minx, miny, maxx, maxy)."""
+        key = None if image_crs is None else image_crs.to_wkt()
+        if key not in self._in_crs:
+            shapes = self.shapes
+            if image_crs is not None:
+                from rasterio.crs import CRS
+                from rasterio.warp import transform_geom
+
+                source = CRS.from_user_input(self.crs or "EPSG:4326")
+                if source != image_crs:
+                    geometries = transform_geom(source, image_crs, [geometry for geometry, _ in shapes])
+                    shapes = [(geometry, class_id) for geometry, (_, class_id) in zip(geometries, shapes)]
+            bounds = np.array([_bounds(geometry) for geometry, _ in shapes], dtype=np.float64).reshape(-1, 4)
+            self._in_crs[key] = (shapes, bounds)
+        return self._in_crs[key]
+
+
+def _bounds(geometry: dict) -> Tuple[float, float, float, float]:
+    """(minx, miny, maxx, maxy) of a GeoJSON geometry (any type, a collection's members included)."""
+    def points(value) -> Iterator[Sequence[float]]:
+        if value and isinstance(value[0], (int, float)):
+            yield value
+        else:
+            for item in value:
+                yield from points(item)
+
+    parts = geometry.get("geometries") if geometry.get("type") == "GeometryCollection" else [geometry]
+    coordinates = [point[:2] for part in parts for point in points(part.get("coordinates") or [])]
+    if not coordinates:
+        return (np.inf, np.inf, -np.inf, -np.inf)  # reaches no image
+    array = np.asarray(coordinates, dtype=np.float64)
+    return (*array.min(0), *array.max(0))
 
 
 def _place(path: PathLike) -> tuple:
