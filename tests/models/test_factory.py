@@ -99,6 +99,7 @@ def test_num_classes_must_be_a_whole_number_of_at_least_one(num_classes):
     (dict(nmf_eval_steps=-1), "nmf_eval_steps must be a whole number of at least 0"),
     (dict(drop_path_rate=1.5), "drop_path_rate must be a number from 0 to below 1, got 1.5"),
     (dict(attention="van"), "attention must be one of msca, lka, got 'van'"),
+    (dict(decoder="segformer"), "decoder must be one of ham, mlp, got 'segformer'"),
     (dict(attention="lka", strip_kernel_sizes=()), "attention 'lka' has no MSCA, so its options strip_kernel_sizes"),
 ])
 def test_options_that_cannot_make_a_network_are_named_before_one_is_built(option, message):

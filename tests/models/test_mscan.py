@@ -131,7 +131,8 @@ def test_msca_ablations_leave_out_what_they_name():
 
 @pytest.mark.parametrize("options", [dict(strip_kernel_sizes=()), dict(attention_channel_mixing=False),
                                      dict(attention_gating=False), dict(head_in_stages=(0, 1, 2, 3)),
-                                     dict(head_in_stages=(3,)), dict(attention="lka")], ids=str)
+                                     dict(head_in_stages=(3,)), dict(attention="lka"),
+                                     dict(decoder="mlp", head_in_stages=(0, 1, 2, 3)), dict(decoder="mlp")], ids=str)
 def test_ablated_models_train_save_load_and_optimize(options, tmp_path):
     """Every ablation of the paper that is a model option trains, saves and loads with its
     architecture, and runs through the optimized inference path with the same outputs."""

@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--option", type=model_option, action="append", default=[], metavar="KEY=VALUE",
                         help="a field of segnext.SegNeXtConfig, as model.options of a config, e.g. the paper's "
                              "ablations: strip_kernel_sizes=[], attention_channel_mixing=false, "
-                             "attention_gating=false, attention=lka, 'head_in_stages=[0,1,2,3]' (repeatable)")
+                             "attention_gating=false, attention=lka, 'head_in_stages=[0,1,2,3]', decoder=mlp "
+                             "(repeatable)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 

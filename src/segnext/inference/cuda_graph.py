@@ -119,8 +119,11 @@ class CudaGraphSegNeXt(nn.Module):
             logits = self.model.forward_logits(images, self._device_bases(images.device))
         return logits.float()
 
-    def _device_bases(self, device: torch.device) -> torch.Tensor:
-        """The model's fixed NMF bases, moved to the device once (a copy from the CPU cannot be recorded)."""
+    def _device_bases(self, device: torch.device) -> Optional[torch.Tensor]:
+        """The model's fixed NMF bases, moved to the device once (a copy from the CPU cannot be recorded);
+        None for a decoder without NMF."""
+        if self.model.nmf is None:
+            return None
         if self._bases is None or self._bases.device != device:
             self._bases = self.model.nmf.seeded_bases(self.model.config.ham_channels).to(device)
         return self._bases

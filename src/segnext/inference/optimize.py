@@ -84,7 +84,7 @@ class OptimizedSegNeXt(nn.Module):
         return self.model.nmf_seed
 
     @property
-    def nmf(self) -> NMF2D:
+    def nmf(self) -> Optional[NMF2D]:
         return self.model.nmf
 
     def train(self, mode: bool = True):

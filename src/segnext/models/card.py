@@ -40,7 +40,8 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         "",
         f"SegNeXt (Guo et al., NeurIPS 2022, *SegNeXt: Rethinking Convolutional Attention Design for Semantic "
         f"Segmentation*): the {title} variant (`{config.variant}`, {parameters / 1e6:.1f} M parameters), an MSCAN "
-        f"encoder with the LightHamHead (NMF) decoder, for {config.num_classes} classes.",
+        f"encoder with the {_DECODER_NAMES.get(config.decoder, config.decoder)} decoder, for {config.num_classes} "
+        f"classes.",
         "",
     ]
     changed = architecture_changes(config)
@@ -117,6 +118,9 @@ def model_card(config, parameters: int, source: Optional[str] = None,
         "",
     ]
     return "\n".join(lines)
+
+
+_DECODER_NAMES = {"ham": "LightHamHead (NMF)", "mlp": "all-MLP (SegFormer's, the paper's ablation)"}
 
 
 def architecture_changes(config) -> List[str]:

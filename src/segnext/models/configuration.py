@@ -38,9 +38,13 @@ class SegNeXtConfig:
             ablation without it; the map is then the output).
         attention: "msca", or "lka": VAN's large kernel attention instead of MSCA (the paper's
             comparison of the two; the four options above are MSCA's and stay at their defaults).
+        decoder: "ham", the LightHamHead (the Hamburger's NMF over the squeezed stages), or "mlp": the
+            all-MLP decoder of SegFormer instead (the paper's ablation of the decoder, over stages 0-3;
+            `ham_channels` and the `nmf_*` fields are then unused).
         head_in_stages: the stages the decoder reads (indices into the four; 1, 2, 3 = strides 8, 16, 32;
             the paper's ablations: 0, 1, 2, 3 with the first stage, 3 for the last stage alone).
-        head_channels: width after the decoder's align conv (the official head's `channels`).
+        head_channels: width after the decoder's align conv (the official head's `channels`; the
+            all-MLP decoder's width).
         ham_channels: width of the Hamburger (squeeze output, NMF input).
         nmf_rank: rank R of the matrix decomposition (the official `MD_R`).
         nmf_train_steps: multiplicative-update steps in training (6).
@@ -70,6 +74,7 @@ class SegNeXtConfig:
     attention_channel_mixing: bool = True
     attention_gating: bool = True
     attention: str = "msca"
+    decoder: str = "ham"
     head_in_stages: Tuple[int, ...] = (1, 2, 3)
     head_channels: int = 256
     ham_channels: int = 256
@@ -133,6 +138,8 @@ class SegNeXtConfig:
             if msca:
                 raise ValueError(f"SegNeXt option attention {self.attention!r} has no MSCA, so its options "
                                  f"{', '.join(msca)} do not apply: leave them out")
+        if self.decoder not in DECODERS:
+            fail("decoder", f"one of {', '.join(DECODERS)}")
         in_stages = self.head_in_stages
         if not isinstance(in_stages, (tuple, list)) or not in_stages or \
                 not all(whole(i, 0) and i < stages for i in in_stages) or len(set(in_stages)) != len(in_stages):
@@ -185,8 +192,10 @@ FIELDS = [f.name for f in dataclasses.fields(SegNeXtConfig)]
 # Fields added after model folders were first written, each with a default that keeps the model of
 # earlier releases; an earlier release refuses a field it does not know, so config.json names them
 # only where they change the model (add every new field here).
-FIELDS_ADDED_LATER = ("in_channels", "attention_channel_mixing", "attention_gating", "attention", "logit_temperature")
+FIELDS_ADDED_LATER = ("in_channels", "attention_channel_mixing", "attention_gating", "attention", "logit_temperature",
+                      "decoder")
 ATTENTIONS = ("msca", "lka")  # SegNeXt's multi-scale convolutional attention; VAN's large kernel attention
+DECODERS = ("ham", "mlp")  # SegNeXt's LightHamHead; SegFormer's all-MLP decoder
 _MSCA_FIELDS = ("attention_kernel_size", "strip_kernel_sizes", "attention_channel_mixing", "attention_gating")
 _TUPLE_FIELDS = ("embed_dims", "depths", "mlp_ratios", "strip_kernel_sizes", "head_in_stages")
 _INT_FIELDS = _TUPLE_FIELDS + ("in_channels", "attention_kernel_size", "head_channels", "ham_channels", "nmf_rank",

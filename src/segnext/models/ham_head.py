@@ -12,26 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .decode_head import ConvGN, DecodeHead, resize
 from .nmf import NMF2D
-
-
-def resize(x: torch.Tensor, size) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-class ConvGN(nn.Module):
-    """1x1 conv -> GroupNorm -> optional ReLU (mmcv ConvModule with the head's settings); the conv
-    has no bias because the norm follows."""
-
-    def __init__(self, in_channels: int, out_channels: int, groups: int, relu: bool):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.gn = nn.GroupNorm(groups, out_channels)
-        self.relu = relu
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.gn(self.conv(x))
-        return F.relu(x) if self.relu else x
 
 
 class Conv1x1(nn.Module):
@@ -59,7 +41,7 @@ class Hamburger(nn.Module):
         return F.relu(x + enjoy)
 
 
-class LightHamHead(nn.Module):
+class LightHamHead(DecodeHead):
     """Args:
         in_channels: channels of the stages the head reads (strides 8, 16, 32).
         ham_channels: width of the squeeze conv and the Hamburger.
@@ -81,26 +63,6 @@ class LightHamHead(nn.Module):
         self.dropout = nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.conv_seg = nn.Conv2d(channels, num_classes, 1)
         self.init_weights()
-
-    def init_weights(self) -> None:
-        """mmcv's defaults: kaiming-normal (fan_out, relu) convs, unit norms, N(0, 0.01) classifier."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.GroupNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        nn.init.normal_(self.conv_seg.weight, 0, 0.01)
-        nn.init.zeros_(self.conv_seg.bias)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """A new classifier for `num_classes` classes, initialised as the official one (N(0, 0.01), zero bias)."""
-        old = self.conv_seg.weight
-        self.conv_seg = nn.utils.skip_init(nn.Conv2d, old.shape[1], num_classes, 1, device=old.device, dtype=old.dtype)
-        nn.init.normal_(self.conv_seg.weight, 0, 0.01)
-        nn.init.zeros_(self.conv_seg.bias)
 
     def concat_stages(self, features: List[torch.Tensor]) -> torch.Tensor:
         """Stage 2 and stages 3, 4 resized to its size, concatenated (the squeeze conv's input)."""

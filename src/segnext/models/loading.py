@@ -230,6 +230,18 @@ def copy_classifier_rows(model: nn.Module, checkpoint: Checkpoint, rows: List[Op
     return [name for name, source in zip(names, rows) if source is not None]
 
 
+_DECODER_TITLES = {"ham": "the LightHamHead (Hamburger)", "mlp": "the all-MLP decoder"}
+
+
+def _decoder_of(state_dict) -> Optional[str]:
+    """"ham" or "mlp", as a state dict's decoder tensors name it; None where it holds no decoder."""
+    if any(key.startswith("decode_head.hamburger.") for key in state_dict):
+        return "ham"
+    if any(key.startswith("decode_head.fusion_conv.") for key in state_dict):
+        return "mlp"
+    return None
+
+
 def _mismatch_message(model, checkpoint: Checkpoint, missing, unexpected, wrong_shape) -> str:
     lines = [f"Checkpoint {checkpoint.path} does not fit the model."]
     config = getattr(model, "config", None)
@@ -245,6 +257,12 @@ def _mismatch_message(model, checkpoint: Checkpoint, missing, unexpected, wrong_
                 f"It holds a different variant ({found or 'unknown'}: widths {arch['embed_dims']}, depths "
                 f"{arch['depths']}) from the model ({config.variant}: widths {tuple(config.embed_dims)}, depths "
                 f"{tuple(config.depths)}). Create the model as {found or 'the matching variant'}."
+            )
+        elif _decoder_of(checkpoint.state_dict) not in (None, getattr(config, "decoder", "ham")):
+            lines.append(
+                f"Its decoder is {_DECODER_TITLES[_decoder_of(checkpoint.state_dict)]} and the model's "
+                f"{_DECODER_TITLES[config.decoder]} (decoder={config.decoder!r}): load its encoder alone with "
+                f"backbone_checkpoint= (model.backbone_checkpoint in a config), or build the model with its decoder."
             )
         elif "num_classes" in arch and arch["num_classes"] != config.num_classes:
             lines.append(

@@ -17,6 +17,7 @@ from .download import fetch
 from .ham_head import LightHamHead
 from .hub import push_model_folder, resolve_model_folder
 from .loading import build_from_checkpoint
+from .mlp_head import AllMLPHead
 from .mscan import MSCAN
 from .nmf import NMF2D
 from .pretrained import published_model
@@ -64,12 +65,18 @@ class SegNeXt(nn.Module):
                               attention_channel_mixing=config.attention_channel_mixing,
                               in_channels=config.in_channels, attention_gating=config.attention_gating,
                               attention=config.attention)
-        nmf = NMF2D(config.nmf_rank, config.nmf_train_steps, config.nmf_eval_steps, seed=nmf_seed)
-        self.decode_head = LightHamHead(
-            in_channels=[config.embed_dims[i] for i in config.head_in_stages],
-            ham_channels=config.ham_channels, channels=config.head_channels, num_classes=config.num_classes,
-            groups=config.group_norm_groups, dropout_ratio=config.dropout_ratio, nmf=nmf,
-        )
+        head_in_channels = [config.embed_dims[i] for i in config.head_in_stages]
+        if config.decoder == "mlp":  # the paper's ablation: SegFormer's decoder, nothing drawn at random
+            self.decode_head = AllMLPHead(head_in_channels, config.head_channels, config.num_classes,
+                                          groups=config.group_norm_groups, dropout_ratio=config.dropout_ratio)
+        else:
+            nmf = NMF2D(config.nmf_rank, config.nmf_train_steps, config.nmf_eval_steps, seed=nmf_seed)
+            self.decode_head = LightHamHead(
+                in_channels=head_in_channels, ham_channels=config.ham_channels, channels=config.head_channels,
+                num_classes=config.num_classes, groups=config.group_norm_groups, dropout_ratio=config.dropout_ratio,
+                nmf=nmf,
+            )
+        self._seed_without_nmf = nmf_seed  # kept for a decoder without NMF, so it saves and loads alike
         self.reparameterized = False
 
     @property
@@ -77,20 +84,26 @@ class SegNeXt(nn.Module):
         return self.config.num_classes
 
     @property
-    def nmf(self) -> NMF2D:
-        return self.decode_head.hamburger.ham
+    def nmf(self) -> Optional[NMF2D]:
+        """The Hamburger's matrix decomposition; None for the all-MLP decoder."""
+        hamburger = getattr(self.decode_head, "hamburger", None)
+        return None if hamburger is None else hamburger.ham
 
     @property
     def nmf_seed(self) -> Optional[int]:
-        """None: official random bases at every forward; int: fixed, batch-invariant bases (eval)."""
-        return self.nmf.seed
+        """None: official random bases at every forward; int: fixed, batch-invariant bases (eval).
+        Without NMF (the all-MLP decoder) the seed is only kept, as the model's others are."""
+        return self.nmf.seed if self.nmf is not None else self._seed_without_nmf
 
     @nmf_seed.setter
     def nmf_seed(self, value: Optional[int]) -> None:
-        self.nmf.seed = value
+        if self.nmf is not None:
+            self.nmf.seed = value
+        self._seed_without_nmf = value
 
     def forward_logits(self, images: torch.Tensor, nmf_bases: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Logits at stride 8 (the decode head's output), before the resize to the input size."""
+        """Logits at stride 8 (the decode head's output: the stride of the first stage it reads),
+        before the resize to the input size."""
         _check_images(images, self.config.in_channels)
         features = self.backbone(images)
         logits = self.decode_head([features[i] for i in self.config.head_in_stages], nmf_bases)
