@@ -130,6 +130,20 @@ def test_a_model_of_other_input_channels_on_the_gpu_and_in_a_cuda_graph(no_tf32)
         torch.testing.assert_close(replayed, graphed._eager(images.cuda()), atol=1e-6, rtol=0)
 
 
+def test_the_all_mlp_decoder_on_the_gpu_and_in_a_cuda_graph(no_tf32):
+    """decoder="mlp" (no NMF bases to give the graph): the GPU forward is the CPU's to float rounding,
+    and its CUDA-graph replay is its folded eager forward."""
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", 5, decoder="mlp", head_in_stages=(0, 1, 2, 3)).eval()
+    images = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        expected = model(images)
+        torch.testing.assert_close(model.cuda()(images.cuda()).cpu(), expected, atol=2e-4, rtol=1e-4)
+        graphed = CudaGraphSegNeXt(model.reparameterize())
+        replayed = graphed.forward_logits(images.cuda())
+        torch.testing.assert_close(replayed, graphed._eager(images.cuda()), atol=1e-6, rtol=0)
+
+
 def test_unsure_pixels_left_unlabelled_on_the_gpu_as_on_the_cpu(tmp_path):
     """leave_unsure on the GPU's confidence: the same pixels as on the CPU, but for the few whose
     confidence lies within float rounding of the threshold."""

@@ -1,6 +1,6 @@
-"""SegNeXt model components: MSCAN encoder, LightHamHead decoder with NMF, the segmentor, its
-weights (official, JSeg and project formats; published weights by name; the Hugging Face Hub) and
-`create_model`."""
+"""SegNeXt model components: MSCAN encoder, LightHamHead decoder with NMF (or the all-MLP decoder of
+the paper's ablation), the segmentor, its weights (official, JSeg and project formats; published
+weights by name; the Hugging Face Hub) and `create_model`."""
 
 from ..constants import DEFAULT_NMF_SEED
 from .configuration import VARIANTS, SegNeXtConfig, list_models
