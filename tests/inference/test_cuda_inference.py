@@ -117,25 +117,14 @@ def test_probabilities_in_bands_on_the_gpu_are_the_cpus_to_float_rounding(no_tf3
         model.cpu()
 
 
-def test_a_model_of_other_input_channels_on_the_gpu_and_in_a_cuda_graph(no_tf32):
-    """in_channels=4 (RGB + near infrared): the GPU forward is the CPU's to float rounding, and its
-    CUDA-graph replay is its folded eager forward."""
-    model = segnext.create_model("segnext_t", 5, in_channels=4).eval()
-    images = torch.randn(1, 4, 64, 96)
-    with torch.no_grad():
-        expected = model(images)
-        torch.testing.assert_close(model.cuda()(images.cuda()).cpu(), expected, atol=2e-4, rtol=1e-4)
-        graphed = CudaGraphSegNeXt(model.reparameterize())
-        replayed = graphed.forward_logits(images.cuda())
-        torch.testing.assert_close(replayed, graphed._eager(images.cuda()), atol=1e-6, rtol=0)
-
-
-def test_the_all_mlp_decoder_on_the_gpu_and_in_a_cuda_graph(no_tf32):
-    """decoder="mlp" (no NMF bases to give the graph): the GPU forward is the CPU's to float rounding,
-    and its CUDA-graph replay is its folded eager forward."""
+@pytest.mark.parametrize("options", [dict(in_channels=4), dict(decoder="mlp", head_in_stages=(0, 1, 2, 3))],
+                         ids=["rgb_and_near_infrared", "all_mlp_decoder"])
+def test_a_model_of_other_inputs_or_decoder_on_the_gpu_and_in_a_cuda_graph(no_tf32, options):
+    """in_channels=4 (RGB + near infrared), and the all-MLP decoder (no NMF bases to give the graph):
+    the GPU forward is the CPU's to float rounding, and its CUDA-graph replay is its folded eager forward."""
     torch.manual_seed(0)
-    model = segnext.create_model("segnext_t", 5, decoder="mlp", head_in_stages=(0, 1, 2, 3)).eval()
-    images = torch.randn(1, 3, 64, 96)
+    model = segnext.create_model("segnext_t", 5, **options).eval()
+    images = torch.randn(1, model.config.in_channels, 64, 96)
     with torch.no_grad():
         expected = model(images)
         torch.testing.assert_close(model.cuda()(images.cuda()).cpu(), expected, atol=2e-4, rtol=1e-4)

@@ -342,10 +342,7 @@ def run(args) -> int:
     elif args.label_no_data:
         raise ValueError("--label-no-data labels the pixels a TIFF declares no data in --geotiff's label maps; add "
                          "--geotiff (without it they are labelled anyway)")
-    if args.polygons:
-        check_polygons_request(args, videos)
-    if args.sieve is not None:
-        check_sieve_request(args, videos)
+    check_label_map_gis_request(args, videos)
     if videos:
         require("cv2", "opencv", f"Segmenting videos ({videos[0][0].name})", package="opencv-python-headless")
     images, renamed = distinct_names(images, Path(args.out))
@@ -580,30 +577,24 @@ def check_geotiff_request(args, images: List[Tuple[Path, Path]], videos: List[Tu
               f"tags), e.g. {plain[0].name}: their label maps are TIFFs without one", file=sys.stderr)
 
 
-def check_polygons_request(args, videos: List[Tuple[Path, Path]]) -> None:
-    """--polygons traces images' label maps with rasterio; videos and a benchmark's PNGs get none."""
+def check_label_map_gis_request(args, videos: List[Tuple[Path, Path]]) -> None:
+    """--polygons and --sieve work on images' label maps with rasterio: not on a video's, nor with a
+    benchmark's --submission."""
     from ..utils import require
 
-    require("rasterio", "gis", "--polygons")
-    if args.submission:
-        raise ValueError("--polygons writes GeoJSON beside the label maps, and --submission only the files its server "
-                         "takes: give one of them")
-    if videos:
-        raise ValueError(f"--polygons traces the label maps of images, and {videos[0][0].name} is a video; segment "
-                         f"videos without --polygons")
-
-
-def check_sieve_request(args, videos: List[Tuple[Path, Path]]) -> None:
-    """--sieve merges the small regions of images' label maps with rasterio; not a benchmark's, not a video's."""
-    from ..utils import require
-
-    require("rasterio", "gis", "--sieve")
-    if args.submission:
-        raise ValueError("--sieve changes the labels the model gave, and --submission sends a benchmark's server the "
-                         "model's own: give one of them")
-    if videos:
-        raise ValueError(f"--sieve merges the small regions of images' label maps, and {videos[0][0].name} is a "
-                         f"video; segment videos without --sieve")
+    against_submission = {"--polygons": "writes GeoJSON beside the label maps, and --submission only the files its "
+                                        "server takes",
+                          "--sieve": "changes the labels the model gave, and --submission sends a benchmark's server "
+                                     "the model's own"}
+    for flag, given in (("--polygons", args.polygons), ("--sieve", args.sieve is not None)):
+        if not given:
+            continue
+        require("rasterio", "gis", flag)
+        if args.submission:
+            raise ValueError(f"{flag} {against_submission[flag]}: give one of them")
+        if videos:
+            raise ValueError(f"{flag} works on the label maps of images, and {videos[0][0].name} is a video; segment "
+                             f"videos without {flag}")
 
 
 def check_unsure_request(args) -> None:
