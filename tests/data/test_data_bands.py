@@ -378,3 +378,44 @@ def test_the_channel_statistics_of_a_tiff_scene_are_those_of_its_pixels(tmp_path
     printed = capsys.readouterr().out
     mean = json.loads(printed.split("data.mean=")[1].split(" data.std=")[0])
     assert np.allclose(mean, np.round(from_array["mean"], 4))
+
+
+def test_data_stats_leaves_out_where_a_scene_holds_no_data(tmp_path, capsys):
+    """A satellite scene of float bands whose borders hold its "no data" value (-9999) and an RGBA
+    orthophoto (alpha 0 outside): `data stats` measures their pixels with data alone; channel_statistics
+    takes the masks beside the images."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    import json
+
+    from segnext.cli.main import main
+
+    rng = np.random.default_rng(7)
+    bands = rng.normal((500.0, 900.0, 2000.0, 40.0), (50.0, 90.0, 200.0, 4.0), (50, 60, 4)).astype(np.float32)
+    outside = np.zeros((50, 60), dtype=bool)
+    outside[:, 45:] = outside[:6] = True
+    bands[outside] = -9999.0
+    root = tmp_path / "scenes"
+    for folder in ("images/train", "labels/train"):
+        (root / folder).mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["land", "water"]}))
+    tifffile.imwrite(root / "images/train/s2.tif", bands, photometric="minisblack", planarconfig="contig",
+                     extratags=[(42113, "s", 0, "-9999", True)])
+    Image.fromarray(np.zeros((50, 60), np.uint8)).save(root / "labels/train/s2.png")
+    assert main(["data", "stats", "folder", str(root), "--channels", "4"]) == 0
+    captured = capsys.readouterr()
+    assert "1 of them hold no data in places" in captured.err
+    mean = json.loads(captured.out.split("data.mean=")[1].split(" data.std=")[0])
+    inside = bands[~outside].astype(np.float64)
+    assert np.allclose(mean, np.round(inside.mean(0), 4)) and f"over {len(inside):,} pixels" in captured.out
+
+    rgb = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    alpha = np.full((30, 40), 255, np.uint8)
+    alpha[20:] = 0
+    rgb[20:] = 0
+    tifffile.imwrite(tmp_path / "ortho.tif", np.dstack([rgb, alpha]), photometric="rgb", extrasamples=[2])
+    from segnext.data.geotiff import no_data_of
+
+    stats = channel_statistics([rgb], no_data=[no_data_of(tmp_path / "ortho.tif")])
+    assert np.allclose(stats["mean"], rgb[:20].reshape(-1, 3).mean(0)) and stats["pixels"] == 20 * 40
+    with pytest.raises(ValueError, match="image 0 is 40x30 and its no-data mask 40x20"):
+        channel_statistics([rgb], no_data=[alpha[:20] == 0])

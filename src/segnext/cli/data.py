@@ -166,7 +166,8 @@ def register(subparsers) -> None:
     stats = commands.add_parser(
         "stats", help="each image channel's mean and standard deviation over a split: data.mean, data.std",
         description="The mean and (population) standard deviation of each channel over every pixel of a split's "
-                    "images, in the units of their files, printed as the data.mean and data.std of a config. For "
+                    "images, in the units of their files (where a TIFF holds no data, left out), printed as the "
+                    "data.mean and data.std of a config. For "
                     "images of other channels than RGB (near infrared, elevation: --channels), of colour of more "
                     "than 8 bits (--bands) and for training from scratch; a model started from published or "
                     "ImageNet weights keeps their normalisation for the RGB channels (the default "
@@ -486,6 +487,22 @@ def _images_for_statistics(dataset, count: int):
         yield dataset.load(index)["image"] if scene is None else scene
 
 
+def _no_data_for_statistics(dataset, count: int, found: list):
+    """Where each of the first `count` images holds no data (`no_data_of`; None: nowhere, or no TIFF),
+    one at a time, beside `_images_for_statistics`; the paths of those that hold some go into `found`."""
+    from importlib.util import find_spec
+
+    from ..data.geotiff import no_data_of
+
+    for index in range(count):
+        mask = no_data_of(dataset.image_paths[index]) if find_spec("tifffile") else None
+        if mask is not None and mask.any():
+            found.append(dataset.image_paths[index])
+            yield mask
+        else:
+            yield None
+
+
 def run_stats(args) -> int:
     import json
 
@@ -495,7 +512,12 @@ def run_stats(args) -> int:
     dataset = build_dataset(args.name, args.root, args.split, channels=args.channels, bands=args.bands)
     count = min(len(dataset), args.max_images or len(dataset))
     print(f"{args.name} {args.split}: {count} of {len(dataset)} images, {args.channels} channel(s)", file=sys.stderr)
-    stats = channel_statistics(_images_for_statistics(dataset, count))
+    with_no_data: list = []  # the images that hold no data in places, as the masks are read
+    stats = channel_statistics(_images_for_statistics(dataset, count),
+                               no_data=_no_data_for_statistics(dataset, count, with_no_data))
+    if with_no_data:
+        print(f"{len(with_no_data)} of them hold no data in places (a mask, 'no data' value or alpha band, as GDAL "
+              f"finds them): those pixels are left out", file=sys.stderr)
     print(f"{'channel':>8} {'mean':>12} {'std':>12}")
     for channel, (mean, std) in enumerate(zip(stats["mean"], stats["std"])):
         print(f"{channel:>8} {mean:>12.4f} {std:>12.4f}")

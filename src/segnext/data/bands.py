@@ -286,17 +286,21 @@ def row_bands(height: int, width: int, at_least: int = 1) -> List[slice]:
     return [slice(top, min(top + rows, height)) for top in range(0, height, rows)]
 
 
-def channel_statistics(images, max_images: Optional[int] = None) -> dict:
+def channel_statistics(images, max_images: Optional[int] = None, no_data=None) -> dict:
     """{"mean": [...], "std": [...], "images": n, "pixels": n} of each channel over `images` (arrays
     (H, W, C) of one C, e.g. a dataset's samples' "image", or `TiffScene`s, read a band of rows at a
     time), in float64 sums: the population standard deviation over every pixel of every image, as
     torchvision's and MMSegmentation's normalisation constants are computed. NaN pixels are left out
-    of their channel."""
+    of their channel; `no_data`, one per image (a bool (H, W) array or None), leaves out where an
+    image holds no data in every channel (`geotiff.no_data_of`: a scene's outside, its "no data"
+    value)."""
     total = squares = counts = None
     seen = 0
+    masks = iter(no_data) if no_data is not None else None
     for image in images:
         if max_images is not None and seen >= max_images:
             break
+        outside = next(masks, None) if masks is not None else None
         values = image if isinstance(image, TiffScene) else np.asarray(image)  # chunks to float64 one by one
         values = values[:, :, None] if values.ndim == 2 else values
         channels = values.shape[2]
@@ -305,9 +309,14 @@ def channel_statistics(images, max_images: Optional[int] = None) -> dict:
         elif channels != len(total):
             raise ValueError(f"image {seen} has {channels} channels and the ones before it {len(total)}; give "
                              f"every image one number of channels")
+        if outside is not None and outside.shape != values.shape[:2]:
+            raise ValueError(f"image {seen} is {values.shape[1]}x{values.shape[0]} and its no-data mask "
+                             f"{outside.shape[1]}x{outside.shape[0]}")
         for rows in row_bands(*values.shape[:2]):  # bounded memory for a scene of 10,000 x 10,000
             chunk = values[rows].reshape(-1, channels).astype(np.float64)
             valid = np.isfinite(chunk)
+            if outside is not None:
+                valid &= ~outside[rows].reshape(-1, 1)
             chunk[~valid] = 0.0
             total += chunk.sum(0)
             squares += np.square(chunk).sum(0)
