@@ -149,6 +149,37 @@ def test_unsure_pixels_are_left_unlabelled_as_segnext_predict_leaves_them(client
         assert response.status_code == 400 and words in response.json()["error"], response.text
 
 
+def test_a_sieve_merges_small_regions_as_segnext_predict_does(client, model_folder, tmp_path, monkeypatch):
+    """&sieve=N: the label PNG of `segnext predict --sieve N`, and the JSON's classes counted on it;
+    refused for output=confidence, below 1, and (501) where the server has no rasterio."""
+    pytest.importorskip("rasterio", reason="rasterio is not installed (pip install 'segnext[gis]')")
+    from segnext.cli.main import main
+
+    image = photo(9)
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    assert main(["predict", "-c", str(model_folder), str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"),
+                 "--sieve", "30", "--no-progress"]) == 0
+    expected = (tmp_path / "out" / "photo.png").read_bytes()
+    response = client.post("/predict", params={"sieve": 30}, files={"image": ("p.png", png_bytes(image))})
+    assert response.status_code == 200 and response.content == expected
+    sieved = np.asarray(Image.open(io.BytesIO(expected)))
+    plain = client.post("/predict", files={"image": ("p.png", png_bytes(image))}).content
+    assert not np.array_equal(np.asarray(Image.open(io.BytesIO(plain))), sieved)  # there were specks to merge
+    response = client.post("/predict", params={"sieve": 30, "output": "json"},
+                           files={"image": ("p.png", png_bytes(image))})
+    fractions = {entry["id"]: entry["fraction"] for entry in response.json()["classes"]}
+    assert fractions == {int(c): pytest.approx((sieved == c).mean()) for c in np.unique(sieved)}
+    for params, status, words in (({"sieve": 30, "output": "confidence"}, 400, "not output=confidence"),
+                                  ({"sieve": 0}, 400, "at least 1")):
+        response = client.post("/predict", params=params, files={"image": ("p.png", png_bytes(image))})
+        assert response.status_code == status and words in response.json()["error"], response.text
+    from segnext.serve import app
+
+    monkeypatch.setattr(app, "find_spec", lambda name: None if name == "rasterio" else object())
+    response = client.post("/predict", params={"sieve": 30}, files={"image": ("p.png", png_bytes(image))})
+    assert response.status_code == 501 and "pip install 'segnext[gis]'" in response.json()["error"]
+
+
 def test_the_page_s_two_requests_run_the_model_once(segmenter):
     """The page asks for the JSON with the confidence, then the overlay: the second comes from the
     cache. Labels first and the confidence afterwards run the model again, once."""

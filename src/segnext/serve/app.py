@@ -10,7 +10,9 @@
                     &confidence=true how sure the model is of them; ?output=confidence: each
                     pixel's confidence as a greyscale PNG (`segnext predict --confidence`'s file);
                     &unsure_below=P with labels or overlay: the pixels whose confidence is under P
-                    unlabelled (255) and uncoloured (`segnext predict --unsure-below`)
+                    unlabelled (255) and uncoloured (`segnext predict --unsure-below`); &sieve=N with
+                    labels, overlay or json: the regions of fewer than N pixels merged into their
+                    largest neighbour (`segnext predict --sieve`; needs rasterio on the server)
 
 A model of other input channels than RGB (`in_channels`, /health's `input_channels`), or of RGB of
 more than 8 bits (its test settings' `bands`), takes files of its bands (.npy arrays (H, W, C), TIFFs,
@@ -40,6 +42,7 @@ import threading
 import time
 from collections import OrderedDict
 from importlib import resources
+from importlib.util import find_spec
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -195,13 +198,13 @@ class SegmentationService:
                 "unsure_below": UNSURE_BELOW, "input_channels": segmenter.test_config.channels}
 
     def predict(self, data: bytes, filename: str, output: str, confidence: bool = False,
-                unsure_below: Optional[float] = None) -> Tuple[bytes, str]:
+                unsure_below: Optional[float] = None, sieve: Optional[int] = None) -> Tuple[bytes, str]:
         """(body, media type) for an uploaded file; `confidence`: add it to the JSON summary;
-        `unsure_below`: leave the pixels less sure than that unlabelled. Counted in `metrics`: its
-        output and status, and its time."""
+        `unsure_below`: leave the pixels less sure than that unlabelled; `sieve`: merge the regions
+        of fewer pixels into their neighbours. Counted in `metrics`: its output and status, and its time."""
         start, status = time.perf_counter(), 200
         try:
-            return self._answer(data, filename, output, confidence, unsure_below)
+            return self._answer(data, filename, output, confidence, unsure_below, sieve)
         except RequestError as error:
             status = error.status
             raise
@@ -211,7 +214,7 @@ class SegmentationService:
             self.metrics.request_seconds.labels(counted).observe(time.perf_counter() - start)
 
     def _answer(self, data: bytes, filename: str, output: str, confidence: bool,
-                unsure_below: Optional[float]) -> Tuple[bytes, str]:
+                unsure_below: Optional[float], sieve: Optional[int] = None) -> Tuple[bytes, str]:
         if output not in OUTPUTS:
             raise RequestError(400, f"output={output!r} is not one of {', '.join(OUTPUTS)}")
         if confidence and output != "json":
@@ -226,6 +229,14 @@ class SegmentationService:
             if self.segmenter.num_classes > IGNORE_INDEX:
                 raise RequestError(400, f"unsure_below marks unlabelled pixels {IGNORE_INDEX}, which is a class of "
                                         f"this model's {self.segmenter.num_classes}")
+        if sieve is not None:
+            if output == "confidence":
+                raise RequestError(400, "sieve merges the small regions of the labels of output=labels, overlay or "
+                                        "json, not output=confidence")
+            if sieve < 1:
+                raise RequestError(400, f"sieve={sieve} must be a number of pixels of at least 1")
+            if find_spec("rasterio") is None:
+                raise RequestError(501, "sieve needs rasterio on the server (pip install 'segnext[gis]')")
         with_confidence = confidence or output == "confidence" or unsure_below is not None
         name = f"the uploaded file {filename!r}" if filename else "the uploaded file"
         if not self._slots.acquire(timeout=self.queue_timeout):
@@ -249,6 +260,10 @@ class SegmentationService:
             palette = self.segmenter.palette
             if unsure_below is not None:
                 labels = leave_unsure(labels, pixel_confidence, unsure_below)
+            if sieve is not None:
+                from ..data.polygons import sieve_labels
+
+                labels = sieve_labels(labels, sieve, IGNORE_INDEX if self.segmenter.num_classes <= IGNORE_INDEX else -1)
             if output == "labels":
                 return encode_label_png(labels, palette), "image/png"
             if output == "overlay":
@@ -440,9 +455,10 @@ def create_app(segmenter: Segmenter, *, name: str = "segnext", cors_origins: Seq
 
     @app.post("/predict")
     async def predict(request: Request, output: str = "labels", confidence: bool = False,
-                      unsure_below: Optional[float] = None):
+                      unsure_below: Optional[float] = None, sieve: Optional[int] = None):
         data, filename = await uploaded_image(request)
-        body, media_type = await run_in_threadpool(service.predict, data, filename, output, confidence, unsure_below)
+        body, media_type = await run_in_threadpool(service.predict, data, filename, output, confidence, unsure_below,
+                                                   sieve)
         return Response(body, media_type=media_type)
 
     served = UploadLimit(app, service.max_upload_bytes)
