@@ -302,3 +302,26 @@ def test_where_a_scene_holds_no_data_its_pixels_are_unlabelled_and_its_empty_til
     sample = kept[kept.image_paths.index(str(tmp_path / "kept" / "images" / "train" / "ortho_y0_x0.tif"))]
     assert np.array_equal(sample["label"], label[:32, :32])
     assert tifffile.imread(tmp_path / "kept" / "images" / "train" / "ortho_y0_x0.tif").shape == (32, 32, 3)
+
+
+def test_a_scene_s_tiles_are_its_group_whatever_underscores_its_name_holds(tmp_path, capsys):
+    """Scenes named ortho_north and ortho_south: their tiles are two groups (the folder's default
+    pattern would have made one, "ortho"), so `data split` holds out one scene; a source's own
+    "groups" pattern is kept for its tiles."""
+    root = tmp_path / "scenes"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["land", "water"]}))
+    rng = np.random.default_rng(5)
+    for name in ("ortho_north", "ortho_south"):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(root / "images/train" / f"{name}.png")
+        Image.fromarray(rng.integers(0, 2, (40, 40), dtype=np.uint8)).save(root / "labels/train" / f"{name}.png")
+    tile_dataset("folder", root, tmp_path / "tiles", size=20, workers=0, progress=False)
+    assert json.loads((tmp_path / "tiles" / "classes.json").read_text())["groups"] == r"^(.+)_y\d+_x\d+$"
+    assert main(["data", "split", "folder", str(tmp_path / "tiles"), "--hold-out", "ortho_south"]) == 0
+    capsys.readouterr()
+    held_out = build_dataset("folder", tmp_path / "tiles", "train_heldout")
+    assert len(held_out) == 4 and all("ortho_south_y" in path for path in held_out.image_paths)
+    (root / "classes.json").write_text(json.dumps({"classes": ["land", "water"], "groups": "^[a-z]+"}))
+    tile_dataset("folder", root, tmp_path / "by_prefix", size=20, workers=0, progress=False)
+    assert json.loads((tmp_path / "by_prefix" / "classes.json").read_text())["groups"] == "^[a-z]+"

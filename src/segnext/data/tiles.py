@@ -6,7 +6,10 @@ of each split, tiles of `size` x `size` at a stride of `size - overlap`, the las
 aligned to the image's far edge (MMSegmentation's iSAID converter does the same), an image smaller
 than a tile padded (image 0, label 255 = ignore). Names keep the scene's: `austin1_y512_x1024.png`
 for the tile whose top left pixel is (512, 1024) of `austin1.tif`, so the scene is the tiles' group
-(`segnext data split` holds out whole scenes, the intervals resample them). Images are written
+(`segnext data split` holds out whole scenes, the intervals resample them): the classes.json written
+beside them says so ("groups": the name before `_y..._x...`, whatever underscores the scene's own name
+holds), unless the source names its groups otherwise (a dataset's own, a classes.json's "groups"),
+which the tiles keep. Images are written
 losslessly: RGB as PNG, bands (channels other than 3, or 3 read as bands) as .npy arrays of their own
 type, and the tiles of a GeoTIFF scene as GeoTIFFs of its type that keep their place on the map (the
 scene's georeference with the raster moved to the tile: `predict --geotiff` on them gives label maps
@@ -36,13 +39,14 @@ from ..constants import IGNORE_INDEX
 from ..utils import atomic_write
 from .bands import read_bands, reads_bands
 from .conversion import Guarded, PrepareReport, run_tasks, up_to_date
-from .datasets import get_spec, list_split, split_names, splits_on_disk
+from .datasets import GROUP_PATTERN, get_spec, list_split, split_names, splits_on_disk
 from .geotiff import GDAL_NODATA, georeference, no_data_of, nodata_value, tile_georeference, write_image_geotiff
 from .io import DataError, read_image, read_label, write_image, write_label
 from .splits import relative_stem
 from .tiff_scene import TiffScene, open_tiff_scene_as
 
 DONE_FOLDER = ".tiled"
+SCENE_GROUPS = r"^(.+)_y\d+_x\d+$"  # a tile's group: the scene it was cut from (austin1 of austin1_y512_x1024)
 
 
 @dataclass
@@ -96,7 +100,11 @@ def tile_dataset(name: str, root, destination, *, size: int = 512, overlap: int 
     if not tasks:
         raise DataError(f"{root}: no labelled images in {', '.join(splits)}")
     destination.mkdir(parents=True, exist_ok=True)
-    classes = {"classes": list(spec.class_names), "palette": palette}
+    # A folder's default pattern (the name up to its first "_") would split a scene's name; a pattern
+    # of the source's own says what its groups are (a city's scenes) and is kept.
+    own_groups = spec.group_pattern is not None and not (name == "folder" and spec.group_pattern == GROUP_PATTERN)
+    groups = spec.group_pattern if own_groups else SCENE_GROUPS
+    classes = {"classes": list(spec.class_names), "palette": palette, "groups": groups}
     text = json.dumps(classes, indent=1) + "\n"
     atomic_write(destination / "classes.json", lambda temporary: temporary.write_text(text))
     outcomes = run_tasks(Guarded(_tile_pair), tasks, workers, f"{name} tiles", progress)
