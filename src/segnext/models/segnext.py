@@ -1,5 +1,5 @@
-"""The SegNeXt segmentor (MSCAN encoder + LightHamHead, logits resized to the input size) and its
-training loss."""
+"""The SegNeXt segmentor (MSCAN encoder + LightHamHead, or the all-MLP decoder of the paper's
+ablation; logits resized to the input size) and its training loss."""
 
 from __future__ import annotations
 
