@@ -234,3 +234,17 @@ def test_class_paste_takes_exactly_the_chosen_classes_of_the_donor():
         ClassPaste([2], probability=1.5)
     with pytest.raises(ValueError, match="at least one class id"):
         ClassPaste([])
+
+
+def test_nan_in_float_bands_is_0_after_normalising_as_padding_is():
+    """No data in float bands (NaN) would make the crop's GroupNorm and the loss NaN: 0 after
+    normalising, the mean, as the padding."""
+    from segnext.data.transforms import normalize_and_pad
+
+    bands = np.random.default_rng(1).normal(50, 10, (20, 30, 4)).astype(np.float32)
+    bands[:5, :7] = np.nan
+    sample = normalize_and_pad(bands, np.zeros((20, 30), np.uint8), (24, 32), (50.0,) * 4, (10.0,) * 4)
+    image = sample["image"]
+    assert torch.isfinite(image).all() and (image[:, :5, :7] == 0).all() and (image[:, 20:] == 0).all()
+    expected = (bands[5:] - 50.0) / 10.0
+    assert torch.allclose(image[:, 5:20, :30], torch.from_numpy(expected.transpose(2, 0, 1)), atol=1e-5)

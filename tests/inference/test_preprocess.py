@@ -159,3 +159,24 @@ def test_the_units_of_a_scene_read_in_windows_are_told_from_bands_of_its_rows(tm
                        atol=0.1)
     assert np.abs(sampled).max() < 0.1 and sum(rows_read) == 8 * 8
     assert np.abs(preprocess.normalised_channel_means(scene, (120.0, 120.0), (60.0, 60.0))).min() > 10
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_nan_in_float_bands_is_the_mean_and_leaves_the_other_pixels_alone(mode):
+    """A scene of float bands with NaN where it holds no data: normalised to 0 (the mean), so its
+    other pixels get the labels they get with the mean there; without it, one NaN made every logit
+    of its window (the decoder's GroupNorm) NaN."""
+    import segnext
+    from segnext.inference import Segmenter, TestConfig, to_tensor
+
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", 3, in_channels=4).eval()
+    bands = np.random.default_rng(0).normal(100, 20, (96, 128, 4)).astype(np.float32)
+    with_nan, filled = bands.copy(), bands.copy()
+    with_nan[:, 120:], filled[:, 120:] = np.nan, 100.0
+    x = to_tensor(with_nan, (100.0,) * 4, (20.0,) * 4)
+    assert torch.isfinite(x).all() and (x[0, :, :, 120:] == 0).all()
+    config = TestConfig(img_scale=None, mode=mode, crop_size=(64, 64), stride=(48, 48), mean=(100.0,) * 4,
+                        std=(20.0,) * 4)
+    segmenter = Segmenter(model, config)
+    assert np.array_equal(segmenter.predict(with_nan), segmenter.predict(filled))

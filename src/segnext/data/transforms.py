@@ -9,7 +9,8 @@ Train (`TrainTransform`), in this order:
  3. Horizontal flip with probability flip_prob.
  4. Photometric distortion: brightness, then contrast (first or last, at random), saturation and
     hue; each applied with probability 1/2.
- 5. Normalise with mean/std (RGB), pad to crop_size (image 0 after normalising, label 255).
+ 5. Normalise with mean/std (RGB), pad to crop_size (image 0 after normalising, label 255); NaN in
+    float bands (no data) is 0 after normalising too.
 
 Images of other channels than RGB (float32 bands, `segnext.data.read_bands`, with one mean and std
 per channel) take steps 1-3 and 5 alike; the photometric distortion is RGB's and is refused for them.
@@ -53,10 +54,13 @@ def _table(alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
 
 
 def normalize(image: np.ndarray, mean, std) -> np.ndarray:
-    """(image - mean) / std in float32, as a (C, H, W) array."""
+    """(image - mean) / std in float32, as a (C, H, W) array. Float bands' NaN (their no data) become
+    0, the mean, as padding does: one NaN would make the whole crop's GroupNorm, and the loss, NaN."""
     mean = np.asarray(mean, dtype=np.float32)
     inv_std = (1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32)
     normalized = (image.astype(np.float32) - mean) * inv_std
+    if np.issubdtype(image.dtype, np.floating):
+        np.nan_to_num(normalized, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return np.ascontiguousarray(normalized.transpose(2, 0, 1))
 
 

@@ -137,7 +137,8 @@ def normalised_channel_means(image: Union[np.ndarray, TiffScene], mean, std) -> 
 def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W), channels-last in memory (the pixels'
     own order, and the layout `optimize_for_inference` runs in); (H, W, C) with C values of mean
-    and std for a model of other input channels."""
+    and std for a model of other input channels. NaN in float bands (no data) is 0, the mean, as in
+    training: one NaN would make every logit of its window NaN (the decoder's GroupNorm)."""
     array = np.require(image, requirements=("C", "W"))
     if array.dtype == np.uint16:  # 16-bit bands, which torch.from_numpy takes only from PyTorch 2.3 on
         array = array.astype(np.float32)
@@ -149,7 +150,8 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.
     # a large scene's bands are not copied twice more.
     out = torch.empty((1, *x.shape), memory_format=torch.channels_last)
     torch.sub(x.unsqueeze(0), torch.tensor(mean).view(-1, 1, 1), out=out)
-    return out.div_(torch.tensor(std).view(-1, 1, 1))
+    out.div_(torch.tensor(std).view(-1, 1, 1))
+    return out.nan_to_num_(0.0, 0.0, 0.0) if np.issubdtype(array.dtype, np.floating) else out
 
 
 @dataclass
