@@ -407,6 +407,7 @@ def test_data_stats_leaves_out_where_a_scene_holds_no_data(tmp_path, capsys):
     mean = json.loads(captured.out.split("data.mean=")[1].split(" data.std=")[0])
     inside = bands[~outside].astype(np.float64)
     assert np.allclose(mean, np.round(inside.mean(0), 4)) and f"over {len(inside):,} pixels" in captured.out
+    assert "data.nodata=-9999" in captured.out  # the value the scene declares, for training to read as NaN
 
     rgb = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     alpha = np.full((30, 40), 255, np.uint8)

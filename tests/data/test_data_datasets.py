@@ -515,3 +515,24 @@ def test_mmsegmentations_img_dir_and_ann_dir_are_read_as_they_are(tmp_path, caps
     assert main(["data", "split", "folder", str(tmp_path), "--hold-out", "seqB"]) == 0
     assert [s["path"] for s in build_dataset("folder", tmp_path, "train_heldout")] == \
         [str(tmp_path / "img_dir/train_heldout/seqB_0001.jpg")]
+
+
+def test_a_value_of_no_data_in_the_bands_is_read_as_nan(tmp_path):
+    """build_dataset(nodata=-9999): those samples of float32 bands are NaN (the mean once normalised);
+    refused for 8-bit RGB pictures."""
+    from PIL import Image
+
+    from segnext.data import build_dataset
+
+    root = tmp_path / "dem"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["low", "high"]}))
+    bands = np.random.default_rng(3).normal(300, 30, (20, 30, 2)).astype(np.float32)
+    bands[:4, :, 1] = -9999
+    np.save(root / "images" / "train" / "t.npy", bands)
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(root / "labels" / "train" / "t.png")
+    image = build_dataset("folder", root, "train", channels=2, nodata=-9999).load(0)["image"]
+    assert np.isnan(image[:4, :, 1]).all() and not np.isnan(image[:, :, 0]).any() and not np.isnan(image[4:]).any()
+    with pytest.raises(ValueError, match="nodata marks no data in images read as bands"):
+        build_dataset("folder", root, "train", nodata=0)

@@ -180,3 +180,37 @@ def test_nan_in_float_bands_is_the_mean_and_leaves_the_other_pixels_alone(mode):
                         std=(20.0,) * 4)
     segmenter = Segmenter(model, config)
     assert np.array_equal(segmenter.predict(with_nan), segmenter.predict(filled))
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_a_value_of_no_data_is_the_mean_and_leaves_the_other_pixels_alone(mode, tmp_path):
+    """TestConfig.nodata (a DEM's -9999 in int16 bands): those samples are 0 once normalised, so the
+    other pixels get the labels of the scene with the mean there; the setting travels with the model
+    folder and is refused for RGB pictures and for NaN."""
+    import segnext
+    from segnext.inference import Segmenter, TestConfig, to_tensor
+
+    bands = np.random.default_rng(2).normal(500, 50, (96, 128, 4)).astype(np.int16)
+    bands[:, 120:, 3] = -9999  # the elevation band's void
+    filled = bands.copy()
+    filled[:, 120:, 3] = 500
+    x = to_tensor(bands, (500.0,) * 4, (50.0,) * 4, nodata=-9999)
+    assert (x[0, 3, :, 120:] == 0).all() and torch.allclose(x[0, :3, :, 120:], to_tensor(bands, (500.0,) * 4,
+                                                                                          (50.0,) * 4)[0, :3, :, 120:])
+    assert (bands[:, 120:, 3] == -9999).all()  # the caller's array is not written
+    torch.manual_seed(0)
+    model = segnext.create_model("segnext_t", 3, in_channels=4).eval()
+    config = TestConfig(img_scale=None, mode=mode, crop_size=(64, 64), stride=(48, 48), mean=(500.0,) * 4,
+                        std=(50.0,) * 4, nodata=-9999)
+    segmenter = Segmenter(model, config)
+    assert np.array_equal(segmenter.predict(bands), segmenter.predict(filled))
+    without = Segmenter(model, TestConfig(**{**config.to_dict(), "nodata": None}))
+    with pytest.warns(UserWarning, match="other units than they were"):  # the -9999 pulls its channel's mean
+        assert not np.array_equal(without.predict(bands), segmenter.predict(bands))  # ... and the labels
+    model.config.test_settings = config.to_dict()
+    segnext.save_model(model, tmp_path / "dem")
+    assert Segmenter.from_checkpoint(tmp_path / "dem", device="cpu").test_config.nodata == -9999.0
+    with pytest.raises(ValueError, match="nodata marks no data in images read as bands"):
+        TestConfig(nodata=0)
+    with pytest.raises(ValueError, match="nodata must be the number that marks no data"):
+        TestConfig(mean=(1.0,) * 4, std=(1.0,) * 4, nodata=float("nan"))

@@ -365,3 +365,24 @@ def test_a_checkpoint_of_other_input_channels_needs_data_of_as_many(tmp_path):
     Dataset.channels = 4
     model, _ = ModelSection(name="segnext_t", checkpoint=str(folder)).build(Dataset(), nmf_seed=0)
     assert model.config.in_channels == 4
+
+
+def test_the_value_of_no_data_is_set_once_in_the_data_section(tmp_path):
+    """data.nodata is the evaluation's too, as data.bands is; refused for 8-bit RGB pictures and where
+    evaluation.nodata says otherwise."""
+    def load(data, evaluation=None):
+        raw = tiny_config(tmp_path)
+        raw["data"].update(data)
+        raw["evaluation"] = evaluation or {}
+        if len(data.get("mean", [])) == 4:
+            raw["model"].setdefault("options", {})["in_channels"] = 4
+        return load_config(str(write_config(tmp_path / "c.yaml", raw)))
+
+    bands = {"mean": [500.0] * 4, "std": [50.0] * 4, "photometric": False, "nodata": -9999}
+    config = load(bands)
+    assert config.data.nodata == -9999 and config.evaluation.nodata == -9999.0
+    assert load({}).evaluation.nodata is None
+    with pytest.raises(ConfigError, match="data.nodata -9999 marks no data in images read as bands"):
+        load({"nodata": -9999})
+    with pytest.raises(ConfigError, match="evaluation.nodata 0 differs from data.nodata -9999"):
+        load(bands, evaluation={"nodata": 0})

@@ -4,6 +4,7 @@ tiles, label maps drawn from GIS polygons and statistics."""
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 from ..utils import count
 from .arguments import add_parallel_options, non_negative_int, positive_int, unit_fraction, with_examples, yaml_value
@@ -503,11 +504,21 @@ def _no_data_for_statistics(dataset, count: int, found: list):
             yield None
 
 
+def _declared_nodata(paths) -> Optional[float]:
+    """The "no data" value the TIFFs at `paths` all declare (GDAL's tag), None where they declare none
+    or several, or NaN (which needs no data.nodata)."""
+    from ..data.geotiff import nodata_value
+
+    values = {nodata_value(path) for path in paths}
+    value = values.pop() if len(values) == 1 else None
+    return value if value is not None and value == value else None
+
+
 def run_stats(args) -> int:
     import json
 
     from ..data import build_dataset
-    from ..data.bands import channel_statistics
+    from ..data.bands import channel_statistics, reads_bands
 
     dataset = build_dataset(args.name, args.root, args.split, channels=args.channels, bands=args.bands)
     count = min(len(dataset), args.max_images or len(dataset))
@@ -518,13 +529,15 @@ def run_stats(args) -> int:
     if with_no_data:
         print(f"{len(with_no_data)} of them hold no data in places (a mask, 'no data' value or alpha band, as GDAL "
               f"finds them): those pixels are left out", file=sys.stderr)
+    declared = _declared_nodata(with_no_data) if reads_bands(args.channels, args.bands) else None
     print(f"{'channel':>8} {'mean':>12} {'std':>12}")
     for channel, (mean, std) in enumerate(zip(stats["mean"], stats["std"])):
         print(f"{channel:>8} {mean:>12.4f} {std:>12.4f}")
     mean, std = ([round(value, 4) for value in stats[key]] for key in ("mean", "std"))
     print(f"over {stats['pixels']:,} pixels per channel. In a config: data.mean={json.dumps(mean)} "
           f"data.std={json.dumps(std)}" + (f" model.options.in_channels={args.channels}" if args.channels != 3 else "")
-          + (" data.bands=true data.photometric=false" if args.bands and args.channels == 3 else ""))
+          + (" data.bands=true data.photometric=false" if args.bands and args.channels == 3 else "")
+          + (f" data.nodata={declared:g}" if declared is not None else ""))
     if min(stats["std"]) == 0:
         print("segnext data stats: warning: a channel holds one value everywhere; its std of 0 cannot normalise it "
               "(leave the channel out or give it a std of 1)", file=sys.stderr)

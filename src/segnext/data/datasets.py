@@ -797,17 +797,22 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     channels: 3 reads the images as RGB uint8 (`read_image`); another number (a model's
     `in_channels`) reads them as float32 bands of that many (`segnext.data.read_bands`). bands: read
-    three as bands too, in their own units (colour of more than 8 bits a sample).
+    three as bands too, in their own units (colour of more than 8 bits a sample). nodata: the value
+    that marks no data in the bands: such samples are read as NaN (the channel's mean once normalised).
     """
 
     def __init__(self, spec: DatasetSpec, listing: Listing, transform=None, seed: int = 0, channels: int = 3,
-                 bands: bool = False):
+                 bands: bool = False, nodata: Optional[float] = None):
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.channels = channels
         self.bands = reads_bands(channels, bands)  # the images are read as bands
+        if nodata is not None and not self.bands:
+            raise ValueError("nodata marks no data in images read as bands (channels other than 3, or bands=True); "
+                             "8-bit RGB pictures have none")
+        self.nodata = None if nodata is None else float(nodata)
         self.name = spec.name
         self.split = listing.split
         self.root = str(listing.root)
@@ -856,6 +861,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         where = f"{self.name} {self.split} dataset index {index}"
         try:
             image = read_bands(image_path, self.channels) if self.bands else read_image(image_path)
+            if self.nodata is not None:  # float32 bands: no data as NaN, the mean once normalised
+                image[image == self.nodata] = np.nan
             raw_label = read_label(label_path)
         except (DataError, FileNotFoundError) as error:
             raise DataError(f"{where}: {error}") from None
@@ -883,7 +890,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
 
 def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, channels: int = 3,
-                  bands: bool = False) -> SegmentationDataset:
+                  bands: bool = False, nodata: Optional[float] = None) -> SegmentationDataset:
     """The `split` of dataset `name` (a key of DATASETS) found below `root`.
 
     split: a split name, or several joined with "+" ("train+val": the pairs of both, in that order;
@@ -894,12 +901,13 @@ def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, ch
     channels: the images' channels: 3 for RGB, another number for bands (a model's in_channels; a
         folder dataset's images may then be .npy arrays or TIFFs, `segnext.data.read_bands`).
     bands: read three channels as bands too (colour of more than 8 bits a sample, in its own units).
+    nodata: the value that marks no data in the bands (read as NaN).
     Raises FileNotFoundError / DataError naming what is missing and how to make it.
     """
     spec = get_spec(name, root)
     listings = [_complete_listing(spec, name, root, part) for part in split_names(split)]
     return SegmentationDataset(spec, join_listings(listings), transform=transform, seed=seed, channels=channels,
-                               bands=bands)
+                               bands=bands, nodata=nodata)
 
 
 def split_names(split: str) -> List[str]:

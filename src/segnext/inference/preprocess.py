@@ -119,30 +119,43 @@ def model_input_sizes(size: Tuple[int, int], config: TestConfig) -> Tuple[Tuple[
 SAMPLED_ROW_BANDS = 8
 
 
-def normalised_channel_means(image: Union[np.ndarray, TiffScene], mean, std) -> np.ndarray:
+def normalised_channel_means(image: Union[np.ndarray, TiffScene], mean, std, nodata: Optional[float] = None
+                             ) -> np.ndarray:
     """Each channel's mean of `image` (H, W, C) once normalised, (x - mean) / std: about 0 for an image
-    in the normalisation's units, far from it (`NORMALISED_MEAN_LIMIT`) for one in others. Of a
-    `TiffScene`, the means of `SAMPLED_ROW_BANDS` bands of rows spread over it: enough to tell its
-    units, without decoding the whole scene once more before its windows."""
+    in the normalisation's units, far from it (`NORMALISED_MEAN_LIMIT`) for one in others; NaN and
+    `nodata` samples left out. Of a `TiffScene`, the means of `SAMPLED_ROW_BANDS` bands of rows spread
+    over it: enough to tell its units, without decoding the whole scene once more before its windows."""
     if isinstance(image, TiffScene):
         bands = row_bands(*image.shape[:2])
         picked = sorted({int(index) for index in np.linspace(0, len(bands) - 1, SAMPLED_ROW_BANDS)})
-        means = np.concatenate([image[bands[index]].reshape(-1, image.shape[2]) for index in picked]).mean(
-            0, dtype=np.float64)
+        values = np.concatenate([image[bands[index]].reshape(-1, image.shape[2]) for index in picked])
     else:
-        means = np.asarray(image).reshape(-1, len(mean)).mean(0, dtype=np.float64)
+        values = np.asarray(image).reshape(-1, len(mean))
+    if nodata is not None or np.issubdtype(values.dtype, np.floating):
+        values = values.astype(np.float64)
+        if nodata is not None:
+            values[values == nodata] = np.nan
+        with warnings.catch_warnings():  # a channel of no data at all: NaN, which warns of nothing
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(values, 0)
+    else:
+        means = values.mean(0, dtype=np.float64)
     return (means - np.asarray(mean, dtype=np.float64)) / np.asarray(std, dtype=np.float64)
 
 
-def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD, nodata: Optional[float] = None
+              ) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> normalised float32 (1, 3, H, W), channels-last in memory (the pixels'
     own order, and the layout `optimize_for_inference` runs in); (H, W, C) with C values of mean
-    and std for a model of other input channels. NaN in float bands (no data) is 0, the mean, as in
-    training: one NaN would make every logit of its window NaN (the decoder's GroupNorm)."""
+    and std for a model of other input channels. NaN in float bands (no data), and samples equal to
+    `nodata`, are 0, the mean, as in training: one NaN would make every logit of its window NaN (the
+    decoder's GroupNorm), a -9999 pull the pixels around it."""
     array = np.require(image, requirements=("C", "W"))
     if array.dtype == np.uint16:  # 16-bit bands, which torch.from_numpy takes only from PyTorch 2.3 on
         array = array.astype(np.float32)
     x = torch.from_numpy(array).permute(2, 0, 1).float()
+    if nodata is not None:
+        x = x.masked_fill(x == nodata, float("nan"))  # a new tensor: the caller's array is not written
     # Written into a tensor of standard channels-last strides: the permuted view has a batch stride
     # of 3 once unsqueezed, which PyTorch calls channels-last (a stride of a size-1 dimension is
     # free) but on which oneDNN's convolutions take a much slower path (BENCHMARKS.md); a batch of
@@ -151,7 +164,7 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.
     out = torch.empty((1, *x.shape), memory_format=torch.channels_last)
     torch.sub(x.unsqueeze(0), torch.tensor(mean).view(-1, 1, 1), out=out)
     out.div_(torch.tensor(std).view(-1, 1, 1))
-    return out.nan_to_num_(0.0, 0.0, 0.0) if np.issubdtype(array.dtype, np.floating) else out
+    return out.nan_to_num_(0.0, 0.0, 0.0) if nodata is not None or np.issubdtype(array.dtype, np.floating) else out
 
 
 @dataclass
@@ -266,6 +279,15 @@ def _no_data_of(image: ImageInput, size: Tuple[int, int]) -> Optional[np.ndarray
     return mask
 
 
+def _floats_with_nan(array: np.ndarray, nodata: Optional[float]) -> np.ndarray:
+    """`array` as float32, its samples equal to `nodata` NaN (a copy where there are any)."""
+    floats = array.astype(np.float32, copy=False)
+    if nodata is None:
+        return floats
+    missing = floats == nodata
+    return np.where(missing, np.float32("nan"), floats) if missing.any() else floats
+
+
 def _prepare(image: ImageInput, config: TestConfig, keep_image: bool) -> PreparedImage:
     if config.reads_bands:
         scene = read_in_windows(image, config)
@@ -276,8 +298,8 @@ def _prepare(image: ImageInput, config: TestConfig, keep_image: bool) -> Prepare
         for ratio in config.scales:
             if test_size(array.shape[:2], config.img_scale, ratio, config.size_divisor) == array.shape[:2]:
                 views.append(array)  # in its own type: each window is made float32 when it is normalised
-            else:  # resized unrounded, from float32
-                floats = array.astype(np.float32, copy=False) if floats is None else floats
+            else:  # resized unrounded, from float32 (no data as NaN first, so that it spreads as NaN)
+                floats = _floats_with_nan(array, config.nodata) if floats is None else floats
                 views.append(resize_for_test(floats, config.img_scale, ratio, config.size_divisor))
         return PreparedImage(size=array.shape[:2], views=tuple(views),
                              rgb=display_rgb(array) if keep_image else None)

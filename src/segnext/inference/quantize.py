@@ -49,7 +49,7 @@ def calibration_batches(images: Sequence[ImageInput], config: TestConfig) -> Ite
     """Each image as the model sees it at test time (the first test scale): (1, 3, h, w) float32."""
     for image in images:
         prepared = prepare(image, config)
-        yield to_tensor(prepared.views[0], config.mean, config.std).contiguous().numpy()
+        yield to_tensor(prepared.views[0], config.mean, config.std, config.nodata).contiguous().numpy()
 
 
 def quantize_onnx(float_path, int8_path, calibration: Iterable[np.ndarray], *, method: str = "minmax",

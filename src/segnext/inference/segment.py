@@ -196,7 +196,8 @@ def model_logits(model, images: torch.Tensor, config: TestConfig) -> torch.Tenso
 def _views(group: Sequence[PreparedImage], config: TestConfig, device):
     """(normalised batch of the group's resized images, flipped?) for every scale and flip of the test."""
     for index in range(len(config.scales)):
-        x = torch.cat([to_tensor(image.views[index], config.mean, config.std) for image in group]).to(device)
+        x = torch.cat([to_tensor(image.views[index], config.mean, config.std, config.nodata)
+                       for image in group]).to(device)
         for flipped in ((False, True) if config.flip else (False,)):
             yield x, flipped
 
@@ -566,7 +567,8 @@ class _WindowsNormalisedOnDemand:
     time as float32 (4x its uint8 pixels), nor at all when it is a `TiffScene`."""
 
     def __init__(self, arrays: Sequence[np.ndarray], config: TestConfig, device, mirrored: bool = False):
-        self.arrays, self.mean, self.std, self.mirrored = arrays, config.mean, config.std, mirrored
+        self.arrays, self.mean, self.std, self.nodata = arrays, config.mean, config.std, config.nodata
+        self.mirrored = mirrored
         self.device, self.dtype = torch.device(device), torch.float32
         height, width, channels = arrays[0].shape
         self.shape = (len(arrays), channels, height, width)
@@ -578,7 +580,7 @@ class _WindowsNormalisedOnDemand:
             columns = slice(self.shape[3] - right, self.shape[3] - left)
         windows = [array[rows, columns] for array in self.arrays]
         windows = [window[:, ::-1] if self.mirrored else window for window in windows]
-        return torch.cat([to_tensor(window, self.mean, self.std) for window in windows]).to(self.device)
+        return torch.cat([to_tensor(window, self.mean, self.std, self.nodata) for window in windows]).to(self.device)
 
 
 def _single_scale_sources(model, group: Sequence[PreparedImage], config: TestConfig, device):

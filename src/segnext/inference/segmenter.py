@@ -339,7 +339,7 @@ class Segmenter:
         little. A pass over the pixels, a small part of a prediction."""
         config = self.test_config
         for image in group:
-            means = normalised_channel_means(image.views[0], config.mean, config.std)
+            means = normalised_channel_means(image.views[0], config.mean, config.std, config.nodata)
             if np.abs(means).max() > NORMALISED_MEAN_LIMIT:
                 self._unit_checks_left = 0
                 hint = (" (a model trained on bands of more than 8 bits takes its images at all their bits: 16-bit "

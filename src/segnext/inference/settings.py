@@ -42,6 +42,10 @@ class TestConfig:
             (`segnext.data.read_bands`) rather than as 8-bit RGB: colour of more than 8 bits a
             sample (16-bit aerial scenes), mean and std in its units. Images of other channels
             than three are always read as bands (`reads_bands`).
+        nodata: a value of the bands' samples that marks no data (a DEM's -9999, a satellite band's
+            0): such samples are taken as NaN, the channel's mean once normalised, before any resize,
+            as in training (`data.nodata`), so that the pixels around them are not pulled by an
+            outlier. For images read as bands.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -56,6 +60,7 @@ class TestConfig:
     mean: Tuple[float, ...] = IMAGENET_MEAN
     std: Tuple[float, ...] = IMAGENET_STD
     bands: bool = False
+    nodata: Optional[float] = None
 
     def __post_init__(self):
         if self.mode not in ("whole", "slide"):
@@ -85,6 +90,15 @@ class TestConfig:
         if not self.mean or len(self.mean) != len(self.std) or min(self.std) <= 0:
             raise ValueError(f"mean and std must be one value per input channel each (three for RGB), std "
                              f"positive; got mean {self.mean}, std {self.std}")
+        if self.nodata is not None:
+            if isinstance(self.nodata, bool) or not isinstance(self.nodata, (int, float)) or \
+                    not math.isfinite(self.nodata):
+                raise ValueError(f"nodata must be the number that marks no data in the bands (e.g. -9999), got "
+                                 f"{self.nodata!r}; NaN needs none (it is the channel's mean already)")
+            if not self.reads_bands:
+                raise ValueError("nodata marks no data in images read as bands (in_channels other than 3, or "
+                                 "bands=True); 8-bit RGB pictures have none")
+            self.nodata = float(self.nodata)
 
     @property
     def channels(self) -> int:

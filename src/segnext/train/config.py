@@ -168,6 +168,10 @@ class DataSection:
     # data.std in its units (`segnext data stats --bands`), data.photometric false. The test reads
     # them alike (it is saved with the model).
     bands: bool = False
+    # The value that marks no data in the bands (a DEM's -9999, a satellite band's 0), or null: such
+    # samples are read as NaN, the channel's mean once normalised (as float bands' NaN always is),
+    # in training and test alike (it is saved with the model), so that no outlier reaches the network.
+    nodata: Optional[float] = None
     # DataLoader worker processes per training process; null: up to 4 (the official configs'
     # workers_per_gpu), no more than this process's share of the CPUs (`sampler.default_num_workers`).
     num_workers: Optional[int] = None
@@ -224,7 +228,7 @@ class DataSection:
                                                 transform=transform, seed=seed)
         else:
             dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed, channels=channels,
-                                    bands=bands)
+                                    bands=bands, nodata=self.nodata)
         if self.classes is not None:
             dataset = select_classes(dataset, self.classes)
         if self.transform is not None and transform is not None:
@@ -579,6 +583,18 @@ def _with_evaluation_normalisation(raw: dict, source: str) -> dict:
                           f"data.bands {data.get('bands', False)}; images are read as bands or not once, in "
                           f"data.bands (training and test read them alike).")
     evaluation["bands"] = data.get("bands", False)
+    if "nodata" in evaluation and evaluation["nodata"] != data.get("nodata"):
+        raise ConfigError(f"{source.of('evaluation.nodata')}: evaluation.nodata {evaluation['nodata']} differs from "
+                          f"data.nodata {data.get('nodata')}; the value of no data is set once, in data.nodata "
+                          f"(training and test read it alike).")
+    evaluation["nodata"] = data.get("nodata")
+    from ..data.bands import reads_bands
+
+    if data.get("nodata") is not None and not reads_bands(len(data.get("mean") or IMAGENET_MEAN),
+                                                          bool(data.get("bands"))):
+        raise ConfigError(f"{source.of('data.nodata')}: data.nodata {data['nodata']} marks no data in images read as "
+                          f"bands (data.mean of other than three values, or data.bands=true); 8-bit RGB pictures "
+                          f"have none: leave it out.")
     return raw
 
 
