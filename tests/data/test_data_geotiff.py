@@ -208,3 +208,19 @@ def test_a_pixel_s_ground_area_is_known_in_projected_metres_or_feet():
     assert area([(1024, 1), (3072, 32633), (3076, 9037)]) is None  # a unit of no known length here
     assert area(utm, tiepoints=(0, 0, 0, 1.0, 2.0, 0, 10, 10, 0, 3.0, 4.0, 0)) is None  # control points
     assert pixel_ground_area("photo.png") is None
+
+
+def test_no_data_where_gives_a_mask_only_where_there_is_no_data(tmp_path, monkeypatch):
+    """The dataset tools' question: the mask where the image holds some no data, None for an image of
+    data everywhere, for a file of another kind, and without tifffile."""
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from segnext.data import geotiff
+
+    rgba = np.full((6, 8, 4), 200, np.uint8)
+    tifffile.imwrite(tmp_path / "full.tif", rgba, photometric="rgb", extrasamples=[2])
+    rgba[:2, :, 3] = 0
+    tifffile.imwrite(tmp_path / "edge.tif", rgba, photometric="rgb", extrasamples=[2])
+    assert geotiff.no_data_where(tmp_path / "full.tif") is None and geotiff.no_data_where("photo.png") is None
+    assert geotiff.no_data_where(tmp_path / "edge.tif").sum() == 16
+    monkeypatch.setattr(geotiff, "find_spec", lambda name: None)
+    assert geotiff.no_data_where(tmp_path / "edge.tif") is None

@@ -489,19 +489,15 @@ def _images_for_statistics(dataset, count: int):
 
 
 def _no_data_for_statistics(dataset, count: int, found: list):
-    """Where each of the first `count` images holds no data (`no_data_of`; None: nowhere, or no TIFF),
+    """Where each of the first `count` images holds no data (`no_data_where`; None: nowhere, or no TIFF),
     one at a time, beside `_images_for_statistics`; the paths of those that hold some go into `found`."""
-    from importlib.util import find_spec
-
-    from ..data.geotiff import no_data_of
+    from ..data.geotiff import no_data_where
 
     for index in range(count):
-        mask = no_data_of(dataset.image_paths[index]) if find_spec("tifffile") else None
-        if mask is not None and mask.any():
+        mask = no_data_where(dataset.image_paths[index])
+        if mask is not None:
             found.append(dataset.image_paths[index])
-            yield mask
-        else:
-            yield None
+        yield mask
 
 
 def _declared_nodata(paths) -> Optional[float]:

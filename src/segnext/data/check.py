@@ -44,7 +44,7 @@ from .datasets import (
     split_names,
     splits_on_disk,
 )
-from .geotiff import no_data_of
+from .geotiff import no_data_where
 from .io import DataError, has_16_bit_samples, read_label
 from .selection import select_spec_classes
 from .splits import CAMERA_PREFIXES, shared_group
@@ -117,8 +117,8 @@ def _check_pair(image_path: str, label_path: str, table: np.ndarray, known: np.n
 def _labelled_no_data(image_path: str, label, table: np.ndarray) -> Optional[Tuple[int, int]]:
     """(pixels where the TIFF image holds no data, those of them `label` gives a class), None where
     it holds data everywhere (or is no TIFF). A `TiffScene` label is read a band of rows at a time."""
-    no_data = no_data_of(image_path) if find_spec("tifffile") else None
-    if no_data is None or not no_data.any():
+    no_data = no_data_where(image_path)
+    if no_data is None:
         return None
     if no_data.shape != tuple(label.shape[:2]):  # an image turned by its orientation tag as it is read
         raise DataError(f"{image_path}: its no-data mask is {no_data.shape[1]}x{no_data.shape[0]} and the image as "

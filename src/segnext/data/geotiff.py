@@ -19,6 +19,7 @@ georeference (`--class-areas` in square metres). Needs `tifffile`.
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from typing import Iterable, Iterator, Optional, Sequence, Tuple, Union
 from xml.sax.saxutils import escape
 
@@ -128,6 +129,15 @@ def nodata_value(path: PathLike) -> Optional[float]:
         return float(str(text).strip().strip("\x00")) if text is not None else None
     except ValueError:
         return None
+
+
+def no_data_where(path: PathLike) -> Optional[np.ndarray]:
+    """`no_data_of(path)` where the image holds some no data; None where it holds data everywhere,
+    is no TIFF, or tifffile is not installed (what a dataset tool asks before it treats no data)."""
+    if find_spec("tifffile") is None:
+        return None
+    mask = no_data_of(path)
+    return mask if mask is not None and mask.any() else None
 
 
 def no_data_of(path: PathLike) -> Optional[np.ndarray]:

@@ -40,7 +40,7 @@ from ..utils import atomic_write
 from .bands import read_bands, reads_bands
 from .conversion import Guarded, PrepareReport, run_tasks, up_to_date
 from .datasets import GROUP_PATTERN, get_spec, list_split, split_names, splits_on_disk
-from .geotiff import GDAL_NODATA, georeference, no_data_of, nodata_value, tile_georeference, write_image_geotiff
+from .geotiff import GDAL_NODATA, georeference, no_data_where, nodata_value, tile_georeference, write_image_geotiff
 from .io import DataError, read_image, read_label, write_image, write_label
 from .splits import relative_stem
 from .tiff_scene import TiffScene, open_tiff_scene_as
@@ -133,7 +133,7 @@ def _tile_pair(image_path: str, label_path: str, stem: str, destination: str, sp
     if image is None:
         image = read_bands(image_path, channels, dtype=None) if reads_bands else read_image(image_path)
     place = georeference(image_path) if find_spec("tifffile") else ()  # (): not a GeoTIFF
-    no_data = None if label_no_data else _no_data(image_path)
+    no_data = None if label_no_data else no_data_where(image_path)
     label = _read_in_windows(label_path, "label")
     label = table[read_label(label_path)] if label is None else label
     if image.shape[:2] != label.shape[:2]:
@@ -188,12 +188,6 @@ def _write_image_tile(path: Path, tile: np.ndarray, no_data: Optional[np.ndarray
         write_image(path.with_name(f"{path.name}.png"), tile)
     else:
         atomic_write(path.with_name(f"{path.name}.npy"), lambda temporary: _save_npy(temporary, tile))
-
-
-def _no_data(path: str) -> Optional[np.ndarray]:
-    """Where the scene at `path` holds no data (H, W), None where it holds data everywhere."""
-    no_data = no_data_of(path) if find_spec("tifffile") else None
-    return no_data if no_data is not None and no_data.any() else None
 
 
 def _read_in_windows(path: str, reader: str, channels: Optional[int] = None) -> Optional[TiffScene]:

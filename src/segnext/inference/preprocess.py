@@ -151,6 +151,7 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD, nodata: O
     `nodata`, are 0, the mean, as in training: one NaN would make every logit of its window NaN (the
     decoder's GroupNorm), a -9999 pull the pixels around it."""
     array = np.require(image, requirements=("C", "W"))
+    holds_nan = nodata is not None or np.issubdtype(array.dtype, np.floating)  # no NaN in integers
     if array.dtype == np.uint16:  # 16-bit bands, which torch.from_numpy takes only from PyTorch 2.3 on
         array = array.astype(np.float32)
     x = torch.from_numpy(array).permute(2, 0, 1).float()
@@ -164,7 +165,7 @@ def to_tensor(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD, nodata: O
     out = torch.empty((1, *x.shape), memory_format=torch.channels_last)
     torch.sub(x.unsqueeze(0), torch.tensor(mean).view(-1, 1, 1), out=out)
     out.div_(torch.tensor(std).view(-1, 1, 1))
-    return out.nan_to_num_(0.0, 0.0, 0.0) if nodata is not None or np.issubdtype(array.dtype, np.floating) else out
+    return out.nan_to_num_(0.0, 0.0, 0.0) if holds_nan else out
 
 
 @dataclass

@@ -566,6 +566,8 @@ def config_from_dict(raw: dict, source: Union[str, _Origin] = "<dict>") -> Confi
 def _with_evaluation_normalisation(raw: dict, source: str) -> dict:
     """evaluation.mean/std/bands are data.mean/std/bands: the normalisation (and how images are
     read) is set once, in the data section."""
+    from ..data.bands import reads_bands
+
     if not isinstance(raw.get("evaluation", {}), dict) or not isinstance(raw.get("data", {}), dict):
         return raw  # _build names the problem
     raw = copy.deepcopy(raw)
@@ -588,8 +590,6 @@ def _with_evaluation_normalisation(raw: dict, source: str) -> dict:
                           f"data.nodata {data.get('nodata')}; the value of no data is set once, in data.nodata "
                           f"(training and test read it alike).")
     evaluation["nodata"] = data.get("nodata")
-    from ..data.bands import reads_bands
-
     if data.get("nodata") is not None and not reads_bands(len(data.get("mean") or IMAGENET_MEAN),
                                                           bool(data.get("bands"))):
         raise ConfigError(f"{source.of('data.nodata')}: data.nodata {data['nodata']} marks no data in images read as "
