@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 import segnext
 from segnext import runtime, segmentation_loss
+from segnext.cli.flops import model_option
 from segnext.data import TrainTransform, read_image, read_label
 from segnext.data import transforms as T
 from segnext.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
@@ -243,7 +244,7 @@ def reevaluate(args, heldout):
     """--test-ratios: the finished run's final weights at other test scales (no training)."""
     out = RUNS / args.name
     saved = torch.load(out / "model.pt", weights_only=True)
-    model = segnext.create_model("segnext_t", num_classes=K)
+    model = segnext.create_model("segnext_t", num_classes=K, **dict(saved["settings"].get("option", [])))
     model.load_state_dict(saved["model"])
     results = {}
     for flip in (False, True):
@@ -339,6 +340,9 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--power", type=float, default=1.0)
     p.add_argument("--schedule", default="poly", choices=["poly", "cosine"])
+    p.add_argument("--option", type=model_option, action="append", default=[], metavar="KEY=VALUE",
+                   help="a field of segnext.SegNeXtConfig, e.g. the paper's ablations: decoder=mlp, "
+                        "'strip_kernel_sizes=[]', attention=lka (repeatable)")
     p.add_argument("--drop-path", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.1, help="head dropout_ratio")
     p.add_argument("--grad-clip", type=float, default=0.0)
@@ -383,7 +387,7 @@ def main(argv=None):
 
     torch.manual_seed(args.seed)
     model = segnext.create_model("segnext_t", num_classes=K, drop_path_rate=args.drop_path,
-                                 dropout_ratio=args.dropout)
+                                 dropout_ratio=args.dropout, **dict(args.option))
     fmt = torch.contiguous_format if args.no_channels_last else torch.channels_last
     model = model.to(memory_format=fmt).train()
     keys = {"norm": {"decay_mult": 0.0}}

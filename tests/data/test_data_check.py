@@ -347,7 +347,7 @@ def test_labels_given_where_an_orthophoto_holds_no_data_are_noted(tmp_path, caps
     assert (f"1 image with no data in places (a mask, 'no data' value or alpha band, as GDAL finds them) labelled "
             f"as classes there: {expected:,} pixels (the most, {root / 'images/train/ortho.tif'}: "
             f"{expected:,} of its {expected:,})") in printed
-    assert "`segnext data tile` leaves those pixels unlabelled" in printed
+    assert "training and evaluation leave them unlabelled (unless data.label_no_data is true)" in printed
     (root / "labels/train/ortho.png").unlink()
     (root / "images/train/ortho.tif").unlink()
     [report] = check_dataset("folder", root, split="train", workers=0, progress=False)

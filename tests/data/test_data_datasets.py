@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -536,3 +537,47 @@ def test_a_value_of_no_data_in_the_bands_is_read_as_nan(tmp_path):
     assert np.isnan(image[:4, :, 1]).all() and not np.isnan(image[:, :, 0]).any() and not np.isnan(image[4:]).any()
     with pytest.raises(ValueError, match="nodata marks no data in images read as bands"):
         build_dataset("folder", root, "train", nodata=0)
+
+
+def test_pixels_where_the_image_holds_no_data_are_unlabelled(tmp_path):
+    """Where every band is data.nodata or NaN, or a TIFF's alpha band is 0, the label is 255 whatever
+    the label map says (the outside of an orthophoto is nothing to learn); where only some bands are,
+    the label stays; label_no_data=True keeps the label map's classes everywhere."""
+    from PIL import Image
+
+    from segnext.data import build_dataset
+
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    label = np.random.default_rng(4).integers(0, 2, (20, 30), dtype=np.uint8)
+
+    def dataset_of(name, image_name, write, **options):
+        root = tmp_path / name
+        (root / "images" / "train").mkdir(parents=True, exist_ok=True)
+        (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        (root / "classes.json").write_text(json.dumps({"classes": ["field", "forest"]}))
+        write(root / "images" / "train" / image_name)
+        Image.fromarray(label).save(root / "labels" / "train" / (Path(image_name).stem + ".png"))
+        return build_dataset("folder", root, "train", **options)
+
+    bands = np.random.default_rng(3).normal(300, 30, (20, 30, 2)).astype(np.float32)
+    bands[:4, :, :] = -9999  # the outside: no band holds data
+    bands[4:8, :, 1] = -9999  # one band's hole: the other band still holds data
+    bands[8, :5, :] = np.nan
+    expected = label.copy()
+    expected[:4] = 255
+    expected[8, :5] = 255
+    dem = dataset_of("dem", "a.npy", lambda path: np.save(path, bands), channels=2, nodata=-9999)
+    np.testing.assert_array_equal(dem.load(0)["label"], expected)
+    kept = dataset_of("dem", "a.npy", lambda path: None, channels=2, nodata=-9999, label_no_data=True)
+    np.testing.assert_array_equal(kept.load(0)["label"], label)
+
+    rgb = np.random.default_rng(5).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    alpha = np.full((20, 30), 255, np.uint8)
+    alpha[:, 25:] = 0
+    ortho = dataset_of("ortho", "b.tif", lambda path: tifffile.imwrite(path, np.dstack([rgb, alpha]),
+                                                                       photometric="rgb", extrasamples=[2]))
+    sample = ortho.load(0)
+    np.testing.assert_array_equal(sample["image"], rgb)
+    np.testing.assert_array_equal(sample["label"], np.where(alpha == 0, 255, label))
+    kept = dataset_of("ortho", "b.tif", lambda path: None, label_no_data=True)
+    np.testing.assert_array_equal(kept.load(0)["label"], label)

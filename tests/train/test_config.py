@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 import yaml
 from train_helpers import tiny_config, write_config
@@ -386,3 +389,27 @@ def test_the_value_of_no_data_is_set_once_in_the_data_section(tmp_path):
         load({"nodata": -9999})
     with pytest.raises(ConfigError, match="evaluation.nodata 0 differs from data.nodata -9999"):
         load(bands, evaluation={"nodata": 0})
+
+
+def test_the_data_section_leaves_no_data_unlabelled_unless_told(tmp_path):
+    """data.label_no_data reaches the datasets of training and evaluation: by default the pixels where
+    every band is data.nodata are 255, with true the label map's classes."""
+    from PIL import Image
+
+    root = tmp_path / "dem"
+    for folder in ("images/train", "labels/train"):
+        (root / folder).mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["low", "high"]}))
+    bands = np.full((8, 10, 4), 500.0, np.float32)
+    bands[:2] = -9999
+    np.save(root / "images/train/t.npy", bands)
+    Image.fromarray(np.ones((8, 10), np.uint8)).save(root / "labels/train/t.png")
+    labels = []
+    for keep in (False, True):
+        raw = tiny_config(root, data={"mean": [500.0] * 4, "std": [50.0] * 4, "photometric": False,
+                                      "nodata": -9999, "label_no_data": keep})
+        raw["model"]["options"] = {"in_channels": 4}
+        config = load_config(str(write_config(tmp_path / "c.yaml", raw)))
+        assert config.data.label_no_data is keep
+        labels.append(config.data.build("train").load(0)["label"])
+    assert (labels[0][:2] == 255).all() and (labels[0][2:] == 1).all() and (labels[1] == 1).all()

@@ -252,8 +252,8 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
         report.notes.append(f"{count(len(labelled_no_data), 'image')} with no data in places (a mask, 'no data' "
                             f"value or alpha band, as GDAL finds them) labelled as classes there: "
                             f"{sum(item[2] for item in labelled_no_data):,} pixels (the most, {path}: {labelled:,} of "
-                            f"its {pixels:,}); trained on as they are, a model learns the outside as those classes: "
-                            f"`segnext data tile` leaves those pixels unlabelled, or label them 255")
+                            f"its {pixels:,}); training and evaluation leave them unlabelled (unless "
+                            f"data.label_no_data is true), as `segnext data tile` does")
     num_classes = len(spec.class_names)
     report.class_pixels = totals[:num_classes]
     report.images_with_class = presence[:num_classes]

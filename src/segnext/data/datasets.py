@@ -29,6 +29,7 @@ from ..utils import did_you_mean
 from . import classes as C
 from .bands import read_bands, reads_bands
 from .formats import coco, cvat, label_studio, labelme, supervisely, via, yolo
+from .geotiff import no_data_where
 from .io import DataError, read_image, read_label
 from .palette import default_palette
 
@@ -799,10 +800,14 @@ class SegmentationDataset(torch.utils.data.Dataset):
     `in_channels`) reads them as float32 bands of that many (`segnext.data.read_bands`). bands: read
     three as bands too, in their own units (colour of more than 8 bits a sample). nodata: the value
     that marks no data in the bands: such samples are read as NaN (the channel's mean once normalised).
+    label_no_data: keep the label map's classes where the image holds no data (every band NaN or
+    `nodata`, or a TIFF's mask, "no data" value or alpha band as GDAL finds them); by default those
+    pixels are unlabelled (255), as `segnext data tile` and `segnext predict --geotiff` leave them: the
+    outside of an orthophoto is nothing to learn, nor to score.
     """
 
     def __init__(self, spec: DatasetSpec, listing: Listing, transform=None, seed: int = 0, channels: int = 3,
-                 bands: bool = False, nodata: Optional[float] = None):
+                 bands: bool = False, nodata: Optional[float] = None, label_no_data: bool = False):
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         if not isinstance(channels, int) or channels < 1:
@@ -813,6 +818,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise ValueError("nodata marks no data in images read as bands (channels other than 3, or bands=True); "
                              "8-bit RGB pictures have none")
         self.nodata = None if nodata is None else float(nodata)
+        self.label_no_data = bool(label_no_data)
         self.name = spec.name
         self.split = listing.split
         self.root = str(listing.root)
@@ -870,7 +876,17 @@ class SegmentationDataset(torch.utils.data.Dataset):
             raise DataError(f"{where}: image {image_path} is {image.shape[1]}x{image.shape[0]} but its label "
                             f"{label_path} is {raw_label.shape[1]}x{raw_label.shape[0]}; "
                             f"run `segnext data check` and fix or remove the pair")
-        return dict(image=image, label=self.label_map(raw_label), path=image_path, label_path=label_path)
+        label = self.label_map(raw_label)
+        if not self.label_no_data:
+            outside = _no_data_in(image, image_path)
+            if outside is not None:
+                if outside.shape != label.shape:  # an image turned by its orientation tag as it is read
+                    raise DataError(f"{where}: the no-data mask of {image_path} is "
+                                    f"{outside.shape[1]}x{outside.shape[0]} and its label "
+                                    f"{label.shape[1]}x{label.shape[0]}; write the image without an orientation tag "
+                                    f"(gdal_translate) or set data.label_no_data true")
+                label = np.where(outside, np.uint8(IGNORE_INDEX), label).astype(label.dtype, copy=False)
+        return dict(image=image, label=label, path=image_path, label_path=label_path)
 
     def __getitem__(self, index: int):
         if not -len(self) <= index < len(self):
@@ -889,8 +905,23 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"{self.num_classes} classes, root={self.root!r})")
 
 
+def _no_data_in(image: np.ndarray, image_path: str) -> Optional[np.ndarray]:
+    """Where `image`, read from `image_path`, holds no data: every band NaN (float bands' no data, and
+    data.nodata's samples as read), or the TIFF's own mask (`no_data_where`); None where it holds data
+    everywhere."""
+    outside = None
+    if np.issubdtype(image.dtype, np.floating):
+        nan = np.isnan(image).all(axis=-1) if image.ndim == 3 else np.isnan(image)
+        outside = nan if nan.any() else None
+    declared = no_data_where(image_path)
+    if declared is not None:
+        outside = declared if outside is None or outside.shape != declared.shape else outside | declared
+    return outside
+
+
 def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, channels: int = 3,
-                  bands: bool = False, nodata: Optional[float] = None) -> SegmentationDataset:
+                  bands: bool = False, nodata: Optional[float] = None,
+                  label_no_data: bool = False) -> SegmentationDataset:
     """The `split` of dataset `name` (a key of DATASETS) found below `root`.
 
     split: a split name, or several joined with "+" ("train+val": the pairs of both, in that order;
@@ -902,12 +933,13 @@ def build_dataset(name: str, root, split: str, transform=None, seed: int = 0, ch
         folder dataset's images may then be .npy arrays or TIFFs, `segnext.data.read_bands`).
     bands: read three channels as bands too (colour of more than 8 bits a sample, in its own units).
     nodata: the value that marks no data in the bands (read as NaN).
+    label_no_data: keep the label map's classes where the image holds no data (by default 255 there).
     Raises FileNotFoundError / DataError naming what is missing and how to make it.
     """
     spec = get_spec(name, root)
     listings = [_complete_listing(spec, name, root, part) for part in split_names(split)]
     return SegmentationDataset(spec, join_listings(listings), transform=transform, seed=seed, channels=channels,
-                               bands=bands, nodata=nodata)
+                               bands=bands, nodata=nodata, label_no_data=label_no_data)
 
 
 def split_names(split: str) -> List[str]:

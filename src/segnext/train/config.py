@@ -172,6 +172,10 @@ class DataSection:
     # samples are read as NaN, the channel's mean once normalised (as float bands' NaN always is),
     # in training and test alike (it is saved with the model), so that no outlier reaches the network.
     nodata: Optional[float] = None
+    # Where an image holds no data (every band NaN or data.nodata; a TIFF's mask, "no data" value or
+    # alpha band, as GDAL finds them) its pixels are unlabelled in training and evaluation, as
+    # `segnext data tile` and `segnext predict --geotiff` leave them. true: keep the label map's classes.
+    label_no_data: bool = False
     # DataLoader worker processes per training process; null: up to 4 (the official configs'
     # workers_per_gpu), no more than this process's share of the CPUs (`sampler.default_num_workers`).
     num_workers: Optional[int] = None
@@ -228,7 +232,7 @@ class DataSection:
                                                 transform=transform, seed=seed)
         else:
             dataset = build_dataset(self.dataset, str(root), split, transform=transform, seed=seed, channels=channels,
-                                    bands=bands, nodata=self.nodata)
+                                    bands=bands, nodata=self.nodata, label_no_data=self.label_no_data)
         if self.classes is not None:
             dataset = select_classes(dataset, self.classes)
         if self.transform is not None and transform is not None:
