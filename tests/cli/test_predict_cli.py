@@ -770,8 +770,8 @@ def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_pat
     run = ["predict", "-c", str(checkpoint_path), *FAST, str(tiles)]
     assert main([*run, "--out", str(tmp_path / "png")]) == 0
     assert main([*run, "--out", str(tmp_path / "geo"), "--geotiff", "--unsure-below", "0.3"]) == 0
-    assert ("1 of the 2 image(s) carry no georeference (GeoTIFF tags), e.g. plain.png: their label maps are TIFFs "
-            "without one") in capsys.readouterr().err
+    assert ("1 of the 2 image(s) carry no georeference (GeoTIFF tags or a world file), e.g. plain.png: their label "
+            "maps are TIFFs without one") in capsys.readouterr().err
     with tifffile.TiffFile(tmp_path / "geo" / "tile.tif") as written:
         page = written.pages[0]
         assert written.is_geotiff and page.geotiff_tags["ProjectedCSTypeGeoKey"] == 32632
@@ -1021,6 +1021,43 @@ def test_a_sieve_leaves_no_region_below_its_size_in_every_output(tmp_path, capsy
 
 
 @pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # the PNG's label map, read back by rasterio
+def test_an_orthophoto_with_a_world_file_gets_label_maps_polygons_and_areas_in_its_place(tmp_path, capsys):
+    """A JPEG with a world file and an ESRI .prj: --geotiff's label map lies where GDAL puts the JPEG,
+    in the .prj's coordinate system (which GDAL does not read beside a JPEG); the polygons are in map
+    coordinates and name it; --class-areas knows the pixel's square metres."""
+    import csv
+    import json
+
+    rasterio = pytest.importorskip("rasterio", reason="rasterio is not installed (pip install 'segnext[gis]')")
+    pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    from rasterio.crs import CRS
+
+    import segnext
+
+    segnext.save_model(segnext.create_model("segnext_t", 3, class_names=["roof", "tree", "road"]), tmp_path / "model")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(_scene(40, 50, 7)).save(tmp_path / "in" / "ortho.jpg")
+    (tmp_path / "in" / "ortho.jgw").write_text("0.5\n0\n0\n-0.5\n500000.25\n6000000.75\n")
+    (tmp_path / "in" / "ortho.prj").write_text(CRS.from_epsg(32633).to_wkt(version="WKT1_ESRI"))
+    assert main(["predict", "-c", str(tmp_path / "model"), str(tmp_path / "in"), "--geotiff", "--polygons",
+                 "--class-areas", str(tmp_path / "areas.csv"), "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    assert "carry no georeference" not in capsys.readouterr().err
+    with rasterio.open(tmp_path / "in" / "ortho.jpg") as source, \
+            rasterio.open(tmp_path / "out" / "ortho.tif") as written:
+        assert written.transform == source.transform == rasterio.Affine(0.5, 0, 500000.0, 0, -0.5, 6000001.0)
+        assert written.crs.to_epsg() == 32633 and source.crs is None
+        labels = written.read(1)
+    collection = json.loads((tmp_path / "out" / "ortho.geojson").read_text())
+    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    xs = [x for feature in collection["features"] for ring in feature["geometry"]["coordinates"] for x, _ in ring]
+    assert min(xs) == 500000.0 and max(xs) == 500025.0
+    with open(tmp_path / "areas.csv", newline="") as file:
+        row = next(csv.DictReader(file))
+    assert float(row["pixel m2"]) == 0.25
+    assert [float(row[f"{name} m2"]) for name in ("roof", "tree", "road")] == pytest.approx(
+        np.bincount(labels.ravel(), minlength=3)[:3] * 0.25)
+
+
 def test_polygons_of_each_image_draw_its_label_map_back(tmp_path, capsys):
     """--polygons: NAME.geojson beside each label map, whose polygons drawn back give it: in the
     scene's coordinate system for a georeferenced TIFF (its pixels without data, 255, in none), in

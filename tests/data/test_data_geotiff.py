@@ -224,3 +224,94 @@ def test_no_data_where_gives_a_mask_only_where_there_is_no_data(tmp_path, monkey
     assert geotiff.no_data_where(tmp_path / "edge.tif").sum() == 16
     monkeypatch.setattr(geotiff, "find_spec", lambda name: None)
     assert geotiff.no_data_where(tmp_path / "edge.tif") is None
+
+
+# EPSG:32633 (WGS 84 / UTM zone 33N) as ESRI writes a .prj (no EPSG code in it) and as GDAL writes
+# WKT 1 (its code the outermost AUTHORITY)
+ESRI_UTM33 = ('PROJCS["WGS_1984_UTM_Zone_33N",GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984",SPHEROID["WGS_1984",6378137.0,'
+              '298.257223563]],PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]],PROJECTION['
+              '"Transverse_Mercator"],PARAMETER["False_Easting",500000.0],PARAMETER["False_Northing",0.0],PARAMETER['
+              '"Central_Meridian",15.0],PARAMETER["Scale_Factor",0.9996],PARAMETER["Latitude_Of_Origin",0.0],UNIT['
+              '"Meter",1.0]]')
+GDAL_UTM33 = ('PROJCS["WGS 84 / UTM zone 33N",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
+              'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0],UNIT["degree",'
+              '0.0174532925199433],AUTHORITY["EPSG","4326"]],PROJECTION["Transverse_Mercator"],PARAMETER['
+              '"latitude_of_origin",0],PARAMETER["central_meridian",15],PARAMETER["scale_factor",0.9996],PARAMETER['
+              '"false_easting",500000],PARAMETER["false_northing",0],UNIT["metre",1,AUTHORITY["EPSG","9001"]],AXIS['
+              '"Easting",EAST],AXIS["Northing",NORTH],AUTHORITY["EPSG","32633"]]')
+
+
+def _jpeg(path, height=40, width=50):
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["scene.jgw", "scene.jpgw", "scene.wld", "scene.JGW"])
+def test_a_world_file_is_found_by_gdal_s_names(tmp_path, name):
+    image = _jpeg(tmp_path / "scene.jpg")
+    assert geotiff.world_file_of(image) is None and geotiff.georeference(image) == ()
+    (tmp_path / name).write_text("0.5\n0\n0\n-0.5\n500000.25\n6000000.75\n")
+    assert geotiff.world_file_of(image) == tmp_path / name
+    scale, tiepoint, keys = geotiff.georeference(image)
+    # the world file names the top left pixel's centre; the tie point is its corner
+    assert scale[3] == (0.5, 0.5, 0.0) and tiepoint[3] == (0.0, 0.0, 0.0, 500000.0, 6000001.0, 0.0)
+    assert keys[3] == (1, 1, 0, 1, 1025, 0, 1, 1)  # a pixel is an area; no coordinate system declared
+
+
+def test_a_tiff_without_geotiff_tags_takes_its_tfw(tmp_path):
+    tifffile.imwrite(tmp_path / "scan.tif", np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    assert geotiff.georeference(tmp_path / "scan.tif") == ()
+    (tmp_path / "scan.tfw").write_text("2\n0\n0\n-2\n1001\n2999\n")
+    assert geotiff.georeference(tmp_path / "scan.tif")[1][3] == (0.0, 0.0, 0.0, 1000.0, 3000.0, 0.0)
+
+
+@pytest.mark.parametrize("text", ["0.5\n0\n0\n-0.5\n500000\n", "0.5\n0\n0\nminus\n1\n2\n", "0\n0\n0\n-0.5\n1\n2\n"])
+def test_a_world_file_of_other_than_six_numbers_or_no_area_is_an_error_naming_it(tmp_path, text):
+    image = _jpeg(tmp_path / "scene.jpg")
+    (tmp_path / "scene.jgw").write_text(text)
+    with pytest.raises(geotiff.DataError, match=r"scene\.jgw: (a world file holds six numbers|this world file's pixels "
+                                                r"have no area)"):
+        geotiff.georeference(image)
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_a_world_file_s_place_is_the_one_gdal_reads(tmp_path, rotated):
+    """The label map written with the tags of a JPEG's world file lies, for GDAL, where GDAL puts the
+    JPEG itself (pixel scale, or a transformation when rotated), in the CRS of its ESRI .prj."""
+    rasterio = pytest.importorskip("rasterio", reason="rasterio is not installed (pip install rasterio): GDAL's "
+                                                      "reading of world files untested")
+    image = _jpeg(tmp_path / "ortho.jpg")
+    (tmp_path / "ortho.jgw").write_text(f"0.5\n{0.1 if rotated else 0}\n{0.2 if rotated else 0}\n-0.5\n500000.25\n"
+                                        f"6000000.75\n")
+    (tmp_path / "ortho.prj").write_text(ESRI_UTM33)
+    geotiff.write_label_geotiff(tmp_path / "labels.tif", np.zeros((40, 50), np.uint8),
+                                tags=geotiff.georeference(image))
+    with rasterio.open(image) as source, rasterio.open(tmp_path / "labels.tif") as written:
+        assert written.transform.almost_equals(source.transform) and written.crs.to_epsg() == 32633
+        assert source.crs is None  # GDAL does not read ESRI's .prj beside a JPEG: the label map names it
+    expected = 0.25 + (0.02 if rotated else 0.0)
+    assert geotiff.pixel_ground_area(image) == pytest.approx(expected)
+
+
+def test_the_coordinate_system_beside_an_image_is_read_without_rasterio(tmp_path, monkeypatch):
+    """GDAL's .aux.xml and a .prj of WKT 1 or 2 that names its EPSG code give it without rasterio;
+    ESRI's WKT (no code) does not; a geographic system is told from a projected one."""
+    real_find_spec = geotiff.find_spec
+    monkeypatch.setattr(geotiff, "find_spec", lambda name: None if name == "rasterio" else real_find_spec(name))
+    image = _jpeg(tmp_path / "scene.png")
+    (tmp_path / "scene.pgw").write_text("1\n0\n0\n-1\n0.5\n9.5\n")
+    assert geotiff.sidecar_crs(image) is None
+    (tmp_path / "scene.prj").write_text(ESRI_UTM33)
+    assert geotiff.sidecar_crs(image) is None and geotiff.pixel_ground_area(image) is None
+    (tmp_path / "scene.prj").write_text(GDAL_UTM33 + "\n")
+    assert geotiff.sidecar_crs(image) == (32633, True) and geotiff.pixel_ground_area(image) == 1.0
+    (tmp_path / "scene.prj").write_text('GEOGCRS["WGS 84",DATUM["World Geodetic System 1984",ELLIPSOID["WGS 84",'
+                                        '6378137,298.257223563]],CS[ellipsoidal,2],ID["EPSG",4326]]')
+    assert geotiff.sidecar_crs(image) == (4326, False) and geotiff.pixel_ground_area(image) is None
+    (tmp_path / "scene.png.aux.xml").write_text(f'<PAMDataset>\n  <SRS dataAxisToSRSAxisMapping="1,2">'
+                                                f'{GDAL_UTM33.replace(chr(34), "&quot;")}</SRS>\n</PAMDataset>\n')
+    assert geotiff.sidecar_crs(image) == (32633, True)  # GDAL's own file first
+    keys = geotiff.georeference(image)[-1][3]
+    assert keys == (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633)

@@ -252,10 +252,18 @@ def test_one_layer_is_drawn_on_every_geotiff_of_a_folder(tmp_path, capsys):
     scene(images / "far.tif", 600000.0, 4000000.0)
     (x,), (y,) = transform("EPSG:32633", "EPSG:32632", [500000.0], [4000000.0])
     scene(images / "zone32" / "over.tif", x, y, epsg=32632)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(images / "ortho.jpg")  # where "same" is, by a world file
+    (images / "ortho.jgw").write_text("0.5\n0\n0\n-0.5\n500000.25\n3999999.75\n")
+    (images / "ortho.prj").write_text('PROJCS["WGS 84 / UTM zone 33N",GEOGCS["WGS 84"],AUTHORITY["EPSG","32633"]]')
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(images / "snapshot.jpg")  # no place: not drawn on
     assert main(["data", "rasterize", str(tmp_path / "layer.geojson"), str(images), str(tmp_path / "labels"),
                  "--classes", str(tmp_path / "classes.json")]) == 0
     printed = capsys.readouterr().out
-    assert f"wrote 4 label map(s) to {tmp_path / 'labels'} from 7 polygon(s): field " in printed
+    assert np.array_equal(tifffile.imread(tmp_path / "labels" / "ortho.tif"), labels)
+    assert not (tmp_path / "labels" / "snapshot.tif").exists()
+    assert f"wrote 5 label map(s) to {tmp_path / 'labels'} from 7 polygon(s): field " in printed
     assert "1 of them hold only no label" in printed
     for name in ("same", "east", "far", "zone32/over"):
         drawn = tifffile.imread(tmp_path / "labels" / f"{name}.tif")

@@ -156,7 +156,7 @@ def test_the_tiles_of_a_geotiff_scene_are_geotiffs_that_keep_their_place(tmp_pat
 
     assert main(["data", "tile", "folder", str(root), str(tmp_path / "out"), "--size", "64", "--overlap", "16",
                  "--channels", "4", "--workers", "0", "--no-progress"]) == 0
-    assert "1 of them GeoTIFF scene(s): their tiles are GeoTIFFs" in capsys.readouterr().out
+    assert "1 of them georeferenced scene(s): their tiles are GeoTIFFs" in capsys.readouterr().out
     path = tmp_path / "out" / "images" / "train" / "scene_y36_x48.tif"
     with tifffile.TiffFile(path) as written:
         page = written.pages[0]
@@ -183,6 +183,17 @@ def test_the_tiles_of_a_geotiff_scene_are_geotiffs_that_keep_their_place(tmp_pat
     assert len(rgb_tiles) == 6 and np.array_equal(rgb_tiles[5]["image"], rgb[36:100, 66:130])
     with tifffile.TiffFile(tmp_path / "rgb" / "images" / "train" / "photo_y36_x66.tif") as written:
         assert written.pages[0].geotiff_tags["ModelTiepoint"] == [0, 0, 0, 500033.0, 5599982.0, 0.0]
+    # A PNG orthophoto with a world file (and its coordinate system in a .prj): GeoTIFF tiles in its place.
+    (root / "images" / "train" / "photo.tif").unlink()
+    Image.fromarray(rgb).save(root / "images" / "train" / "photo.png")
+    (root / "images" / "train" / "photo.pgw").write_text("0.5\n0\n0\n-0.5\n500000.25\n5599999.75\n")
+    (root / "images" / "train" / "photo.prj").write_text('PROJCS["WGS 84 / UTM zone 32N",GEOGCS["WGS 84"],'
+                                                         'AUTHORITY["EPSG","32632"]]')
+    tile_dataset("folder", root, tmp_path / "world", size=64, workers=0, progress=False)
+    with tifffile.TiffFile(tmp_path / "world" / "images" / "train" / "photo_y36_x66.tif") as written:
+        assert written.pages[0].geotiff_tags["ModelTiepoint"] == [0, 0, 0, 500033.0, 5599982.0, 0.0]
+        assert written.pages[0].geotiff_tags["ProjectedCSTypeGeoKey"] == 32632
+        assert np.array_equal(written.pages[0].asarray(), rgb[36:100, 66:130])
 
 
 def test_tiff_scenes_and_labels_are_tiled_from_windows_of_their_files(tmp_path, monkeypatch):

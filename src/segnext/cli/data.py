@@ -346,8 +346,8 @@ def run_tile(args) -> int:
     print(f"{report.name}: {report.converted} image(s) tiled, {report.skipped} already done, "
           f"{len(report.failures)} failed -> {report.destination}")
     if report.georeferenced:
-        print(f"{report.georeferenced} of them GeoTIFF scene(s): their tiles are GeoTIFFs that keep their place on "
-              f"the map")
+        print(f"{report.georeferenced} of them georeferenced scene(s): their tiles are GeoTIFFs that keep their "
+              f"place on the map")
     if report.with_no_data:
         print(f"{report.with_no_data} of them with no data in places: those pixels unlabelled (255), "
               f"{report.no_data_tiles} tile(s) of only no data left out (--label-no-data: keep them)")
@@ -411,17 +411,20 @@ def _rasterize_folder(layer, images_dir, out, palette, names, draw) -> int:
     """`data rasterize` of every GeoTIFF below IMAGE (a folder): OUT/<its path>.tif, in its place."""
     import numpy as np
 
-    from ..constants import IGNORE_INDEX, TIFF_SUFFIXES
+    from ..constants import IGNORE_INDEX, IMAGE_SUFFIXES, TIFF_SUFFIXES
     from ..data import DataError
-    from ..data.geotiff import georeference
+    from ..data.geotiff import georeference, world_file_of
 
-    images = sorted(path for path in images_dir.rglob("*") if path.suffix.lower() in TIFF_SUFFIXES and path.is_file())
+    images = sorted(path for path in images_dir.rglob("*") if path.is_file() and (
+        path.suffix.lower() in TIFF_SUFFIXES or path.suffix.lower() in IMAGE_SUFFIXES and world_file_of(path)))
     if not images:
-        raise ValueError(f"IMAGE {images_dir}: a folder without GeoTIFFs (.tif, .tiff) to draw the polygons on")
+        raise ValueError(f"IMAGE {images_dir}: a folder without GeoTIFFs (.tif, .tiff) or images with a world file "
+                         f"(.jgw, .pgw, .wld) to draw the polygons on")
     failures, empty, counts = [], 0, np.zeros(256, dtype=np.int64)
     for image in images:
         if not georeference(image):
-            failures.append(f"{image}: carries no georeference (GeoTIFF tags), so the polygons cannot be placed on it")
+            failures.append(f"{image}: carries no georeference (GeoTIFF tags or a world file), so the polygons "
+                            f"cannot be placed on it")
             continue
         try:
             labels = layer.rasterize(image, **draw)

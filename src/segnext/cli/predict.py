@@ -114,7 +114,8 @@ def register(subparsers) -> None:
     parser.add_argument("--geotiff", action="store_true",
                         help="write the label maps as GeoTIFFs (NAME.tif, the class colours as their palette) that "
                              "keep the georeference of each TIFF input (its GeoTIFF tags: where it lies, in which "
-                             "coordinate system), for a GIS to lay the classes over the map; 255 is their 'no data' "
+                             "coordinate system) or of an image with a world file (scene.jgw, .wld, .tfw), for "
+                             "a GIS to lay the classes over the map; 255 is their 'no data' "
                              "where a TIFF holds no data (outside a scene's footprint: as GDAL finds it, its mask, "
                              "else its nodata value in every band, else its alpha band at 0) and with "
                              "--unsure-below; --overlay, --probs and --confidence then write "
@@ -574,7 +575,7 @@ def check_geotiff_request(args, images: List[Tuple[Path, Path]], videos: List[Tu
     plain = [path for path, _ in images if not georeference(path)]
     if plain:
         print(f"segnext predict: note: {len(plain)} of the {len(images)} image(s) carry no georeference (GeoTIFF "
-              f"tags), e.g. {plain[0].name}: their label maps are TIFFs without one", file=sys.stderr)
+              f"tags or a world file), e.g. {plain[0].name}: their label maps are TIFFs without one", file=sys.stderr)
 
 
 def check_label_map_gis_request(args, videos: List[Tuple[Path, Path]]) -> None:

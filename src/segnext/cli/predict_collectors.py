@@ -187,8 +187,8 @@ class ClassAreas:
 
 def _pixel_ground_area(image: Path) -> Optional[float]:
     """The ground area of a pixel of `image` in square metres, None where its georeference does not
-    give it (or it has none, or tifffile is not installed)."""
-    if image.suffix.lower() not in TIFF_SUFFIXES or not find_spec("tifffile"):
+    give it (or it has none, or it is a TIFF and tifffile is not installed)."""
+    if image.suffix.lower() in TIFF_SUFFIXES and not find_spec("tifffile"):
         return None
     from ..data.geotiff import pixel_ground_area
 

@@ -14,14 +14,22 @@ names), written a band of rows at a time. A tile cut from a scene gets the scene
 raster moved (`tile_georeference`), so tiles and their label maps lie where they were cut from and
 mosaic back (`gdalbuildvrt`). `pixel_ground_area` reads a pixel's area on the ground from the
 georeference (`--class-areas` in square metres). Needs `tifffile`.
+
+An image of another kind (a JPEG or PNG orthophoto, a TIFF without GeoTIFF tags) lies where its
+world file says, as GDAL reads it (`scene.jgw`, `scene.jpgw` or `scene.wld` beside `scene.jpg`: six
+numbers, the pixel's size and rotation and the centre of the top left pixel), in the coordinate
+system of GDAL's `scene.jpg.aux.xml` or ESRI's `scene.prj` beside it where one names an EPSG code;
+`georeference` gives it as the GeoTIFF tags of the same place, so its label maps are GeoTIFFs too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from importlib.util import find_spec
+from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Tuple, Union
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 import numpy as np
 
@@ -54,19 +62,134 @@ Tag = Tuple[int, int, int, object]
 
 
 def georeference(path: PathLike) -> Tuple[Tag, ...]:
-    """The GeoTIFF tags of the image at `path` (empty for a file of another kind or a TIFF that
-    carries none)."""
+    """The GeoTIFF tags of the image at `path`, else those of its world file's place
+    (`world_file_georeference`); empty where it carries neither."""
     path = user_path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
-        return ()
+        return world_file_georeference(path)
     tifffile = require("tifffile", "tiff", "Georeferenced label maps (--geotiff)")
     try:
         with tifffile.TiffFile(path) as tiff:
             tags = tiff.pages[0].tags
-            return tuple((tag.code, int(tag.dtype), 0 if isinstance(tag.value, str) else tag.count, tag.value)
-                         for tag in tags.values() if tag.code in GEOREFERENCE_TAGS)
+            found = tuple((tag.code, int(tag.dtype), 0 if isinstance(tag.value, str) else tag.count, tag.value)
+                          for tag in tags.values() if tag.code in GEOREFERENCE_TAGS)
     except Exception:  # an unreadable TIFF is named by the reader that segments it, not here
         return ()
+    return found or world_file_georeference(path)
+
+
+# GeoKeys (GeoTIFF 1.1): the model type (projected, geographic), the raster type (a pixel is an area)
+# and the EPSG code of a projected or a geographic coordinate system.
+GT_MODEL_TYPE, GT_RASTER_TYPE, GEOGRAPHIC_TYPE, PROJECTED_CS_TYPE = 1024, 1025, 2048, 3072
+PIXEL_IS_AREA = 1
+GEO_KEY_DIRECTORY = 34735
+TIFF_SHORT, TIFF_DOUBLE = 3, 12  # the TIFF data types of the tags written
+
+
+def world_file_of(path: PathLike) -> Optional[Path]:
+    """The world file beside the image at `path`, by GDAL's names: `scene.jgw` (the suffix's first and
+    last letters and "w"), `scene.jpgw` (the suffix and "w"), `scene.wld`, in lower or upper case;
+    None where there is none."""
+    path = user_path(path)
+    suffix = path.suffix[1:]
+    if not suffix:
+        return None
+    for ending in (suffix[0] + suffix[-1] + "w", suffix + "w", "wld"):
+        for candidate in (path.with_suffix(f".{ending.lower()}"), path.with_suffix(f".{ending.upper()}")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def read_world_file(path: PathLike) -> Tuple[float, float, float, float, float, float]:
+    """The six numbers of a world file, in its order: the pixel's width in map units, the rotations of
+    the rows and of the columns, the pixel's height (negative: rows go south), and the map x and y of
+    the centre of the top left pixel. Raises `DataError` naming the file where it holds other than
+    six numbers or a pixel of no area."""
+    path = user_path(path)
+    words = path.read_text(errors="replace").split()
+    try:
+        numbers = tuple(float(word) for word in words)
+    except ValueError:
+        numbers = ()
+    if len(numbers) != 6 or not all(np.isfinite(numbers)):
+        raise DataError(f"{path}: a world file holds six numbers, one a line (pixel width, row rotation, column "
+                        f"rotation, pixel height, x and y of the top left pixel's centre); found {len(words)} "
+                        f"word(s): {' '.join(words[:8])[:80]!r}. Rewrite it (gdal_translate -co TFW=YES) or remove it")
+    width, row_rotation, column_rotation, height, _, _ = numbers
+    if width * height - row_rotation * column_rotation == 0:
+        raise DataError(f"{path}: this world file's pixels have no area (width {width:g}, height {height:g}, "
+                        f"rotations {row_rotation:g}, {column_rotation:g}); rewrite it or remove it")
+    return numbers  # type: ignore[return-value]
+
+
+def sidecar_crs(path: PathLike) -> Optional[Tuple[int, bool]]:
+    """(EPSG code, whether projected) of the coordinate system declared beside the image at `path`:
+    in GDAL's `scene.jpg.aux.xml` (its SRS) or ESRI's `scene.prj` (WKT). None where neither names an
+    EPSG code: the WKT's own outermost AUTHORITY or ID, else, with rasterio (`segnext[gis]`), as GDAL
+    identifies ESRI's WKT (`WGS_1984_UTM_Zone_33N`)."""
+    path = user_path(path)
+    for sidecar in (path.with_name(path.name + ".aux.xml"), path.with_suffix(".prj")):
+        if not sidecar.is_file():
+            continue
+        text = sidecar.read_text(errors="replace")
+        if sidecar.suffix == ".xml":
+            found = re.search(r"<SRS[^>]*>(.*?)</SRS>", text, re.DOTALL)
+            if found is None:
+                continue
+            text = unescape(found.group(1), {"&quot;": '"', "&apos;": "'"})
+        crs = _epsg_of_wkt(text.strip())
+        if crs is not None:
+            return crs
+    return None
+
+
+def _epsg_of_wkt(wkt: str) -> Optional[Tuple[int, bool]]:
+    """(EPSG code, projected) of a WKT 1 or 2 text: its own outermost AUTHORITY or ID, else (ESRI's WKT,
+    which names none) as GDAL identifies it where rasterio is installed."""
+    found = re.search(r'(?:AUTHORITY\["EPSG",\s*"?|ID\["EPSG",\s*)(\d+)"?\]\s*\]\s*$', wkt)
+    if found is not None:
+        return int(found.group(1)), wkt.upper().startswith(("PROJCS", "PROJCRS", "PROJECTEDCRS"))
+    if find_spec("rasterio") is None:
+        return None
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        crs = CRS.from_wkt(wkt)
+    except CRSError:
+        return None
+    code = crs.to_epsg()
+    return None if code is None else (int(code), bool(crs.is_projected))
+
+
+def world_file_georeference(path: PathLike) -> Tuple[Tag, ...]:
+    """The GeoTIFF tags of the place the world file beside the image at `path` gives it (empty where
+    it has none): a pixel scale and tie point, or a transformation where the pixels are rotated, and
+    the coordinate system of `sidecar_crs` where one is declared (else none, as GDAL reads the image)."""
+    world_file = world_file_of(path)
+    if world_file is None:
+        return ()
+    width, row_rotation, column_rotation, height, centre_x, centre_y = read_world_file(world_file)
+    # A world file names the centre of the top left pixel; GeoTIFF's tie point (a pixel is an area) its corner.
+    corner_x = centre_x - width / 2 - column_rotation / 2
+    corner_y = centre_y - row_rotation / 2 - height / 2
+    if row_rotation == 0 and column_rotation == 0:
+        tags = [(MODEL_PIXEL_SCALE, TIFF_DOUBLE, 3, (width, -height, 0.0)),
+                (MODEL_TIEPOINT, TIFF_DOUBLE, 6, (0.0, 0.0, 0.0, corner_x, corner_y, 0.0))]
+    else:
+        tags = [(MODEL_TRANSFORMATION, TIFF_DOUBLE, 16, (width, column_rotation, 0.0, corner_x,
+                                                          row_rotation, height, 0.0, corner_y,
+                                                          0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0))]
+    keys = [(GT_RASTER_TYPE, 0, 1, PIXEL_IS_AREA)]
+    crs = sidecar_crs(path)
+    if crs is not None:
+        code, projected = crs
+        keys = [(GT_MODEL_TYPE, 0, 1, PROJECTED_MODEL if projected else GEOGRAPHIC_MODEL), *keys,
+                (PROJECTED_CS_TYPE if projected else GEOGRAPHIC_TYPE, 0, 1, code)]
+    directory = (1, 1, 0, len(keys), *(number for key in keys for number in key))
+    tags.append((GEO_KEY_DIRECTORY, TIFF_SHORT, len(directory), directory))
+    return tuple(tags)
 
 
 # ProjLinearUnitsGeoKey's units (EPSG's unit codes) in metres: metre, foot, US survey foot, kilometre
@@ -82,14 +205,8 @@ def pixel_ground_area(path: PathLike) -> Optional[float]:
     named in its GeoKeys, or a UTM zone's). None where it is not known (no GeoTIFF, longitude and
     latitude, another unit, control points) or would be wrong (Mercator's metres grow with the
     latitude)."""
-    path = user_path(path)
-    if path.suffix.lower() not in TIFF_SUFFIXES:
-        return None
-    tifffile = require("tifffile", "tiff", "The ground areas of GeoTIFFs")
-    try:
-        with tifffile.TiffFile(path) as tiff:
-            keys = tiff.pages[0].geotiff_tags or {}
-    except Exception:  # an unreadable TIFF is named by the reader that segments it, not here
+    keys = _geo_keys(user_path(path))
+    if keys is None:
         return None
     model, crs = keys.get("GTModelTypeGeoKey"), int(keys.get("ProjectedCSTypeGeoKey") or 0)
     if model == GEOGRAPHIC_MODEL or crs in MERCATOR_CRS or not (crs or model == PROJECTED_MODEL):
@@ -109,6 +226,31 @@ def pixel_ground_area(path: PathLike) -> Optional[float]:
     else:
         return None
     return area * metres ** 2 if area > 0 else None
+
+
+def _geo_keys(path: Path) -> Optional[dict]:
+    """The GeoKeys and model tags of the image's georeference by name, as tifffile decodes a
+    GeoTIFF's; of its world file's place where it carries none; None where it has neither."""
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        tifffile = require("tifffile", "tiff", "The ground areas of GeoTIFFs")
+        try:
+            with tifffile.TiffFile(path) as tiff:
+                keys = tiff.pages[0].geotiff_tags
+        except Exception:  # an unreadable TIFF is named by the reader that segments it, not here
+            return None
+        if keys:
+            return keys
+    world_file = world_file_of(path)
+    if world_file is None:
+        return None
+    width, row_rotation, column_rotation, height, _, _ = read_world_file(world_file)
+    keys = {"ModelTransformation": [width, column_rotation, 0, 0, row_rotation, height, 0, 0] + [0] * 8}
+    crs = sidecar_crs(path)
+    if crs is not None:
+        code, projected = crs
+        keys["GTModelTypeGeoKey"] = PROJECTED_MODEL if projected else GEOGRAPHIC_MODEL
+        keys["ProjectedCSTypeGeoKey" if projected else "GeographicTypeGeoKey"] = code
+    return keys
 
 
 def nodata_value(path: PathLike) -> Optional[float]:

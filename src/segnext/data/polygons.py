@@ -29,6 +29,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import atomic_write, require, user_path
+from .geotiff import sidecar_crs, world_file_of
 from .io import DataError
 
 PathLike = Union[str, os.PathLike]
@@ -230,9 +231,16 @@ def _bounds(geometry: dict) -> Tuple[float, float, float, float]:
 
 def _place(path: PathLike) -> tuple:
     """((height, width), transform, CRS or None) of the image at `path`, read with rasterio (which
-    warns of an image without a georeference: its pixels are then the coordinates)."""
-    with _rasterio().open(user_path(path)) as image:
-        return (image.height, image.width), image.transform, image.crs
+    warns of an image without a georeference: its pixels are then the coordinates; GDAL reads a world
+    file's place, and its CRS from an .aux.xml, not from ESRI's .prj: `sidecar_crs`)."""
+    rasterio = _rasterio()
+    with rasterio.open(user_path(path)) as image:
+        place = (image.height, image.width), image.transform, image.crs
+    if place[2] is None and world_file_of(path) is not None:
+        declared = sidecar_crs(path)
+        if declared is not None:
+            place = (*place[:2], rasterio.crs.CRS.from_epsg(declared[0]))
+    return place
 
 
 def _class_id(value, names: dict) -> Optional[int]:
