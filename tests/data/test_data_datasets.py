@@ -581,3 +581,30 @@ def test_pixels_where_the_image_holds_no_data_are_unlabelled(tmp_path):
     np.testing.assert_array_equal(sample["label"], np.where(alpha == 0, 255, label))
     kept = dataset_of("ortho", "b.tif", lambda path: None, label_no_data=True)
     np.testing.assert_array_equal(kept.load(0)["label"], label)
+
+
+def test_a_tiff_of_bands_that_declares_its_no_data_is_read_once(tmp_path, monkeypatch):
+    """Bands whose TIFF declares a "no data" value (as `data tile` writes them): the pixels where every
+    band holds it are unlabelled, found in the bands the dataset read, without reading the file again."""
+    from PIL import Image
+
+    from segnext.data import build_dataset, geotiff
+
+    tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
+    root = tmp_path / "tiles"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "classes.json").write_text(json.dumps({"classes": ["field", "forest"]}))
+    bands = np.random.default_rng(1).uniform(0.2, 0.9, (16, 24, 4)).astype(np.float32)
+    bands[:, 20:] = 0.1  # outside: GDAL's tag says 0.1, a float32 0.1 in the file
+    tifffile.imwrite(root / "images" / "train" / "t.tif", bands, photometric="minisblack", planarconfig="contig",
+                     extratags=[(geotiff.GDAL_NODATA, "s", 0, "0.1", True)])
+    Image.fromarray(np.ones((16, 24), np.uint8)).save(root / "labels" / "train" / "t.png")
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("the file was read again for its no data")
+
+    monkeypatch.setattr(geotiff, "open_tiff_scene", read_again)
+    monkeypatch.setattr(geotiff, "read_bands", read_again)
+    label = build_dataset("folder", root, "train", channels=4).load(0)["label"]
+    assert (label[:, 20:] == 255).all() and (label[:, :20] == 1).all()

@@ -867,6 +867,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         where = f"{self.name} {self.split} dataset index {index}"
         try:
             image = read_bands(image_path, self.channels) if self.bands else read_image(image_path)
+            # where the file says it holds no data: from the bands as read, before data.nodata makes them NaN
+            declared = None if self.label_no_data else no_data_where(image_path, image if self.bands else None)
             if self.nodata is not None:  # float32 bands: no data as NaN, the mean once normalised
                 image[image == self.nodata] = np.nan
             raw_label = read_label(label_path)
@@ -878,7 +880,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
                             f"run `segnext data check` and fix or remove the pair")
         label = self.label_map(raw_label)
         if not self.label_no_data:
-            outside = _no_data_in(image, image_path)
+            outside = _no_data_in(image, declared)
             if outside is not None:
                 if outside.shape != label.shape:  # an image turned by its orientation tag as it is read
                     raise DataError(f"{where}: the no-data mask of {image_path} is "
@@ -905,15 +907,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 f"{self.num_classes} classes, root={self.root!r})")
 
 
-def _no_data_in(image: np.ndarray, image_path: str) -> Optional[np.ndarray]:
-    """Where `image`, read from `image_path`, holds no data: every band NaN (float bands' no data, and
-    data.nodata's samples as read), or the TIFF's own mask (`no_data_where`); None where it holds data
-    everywhere."""
+def _no_data_in(image: np.ndarray, declared: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """Where `image` holds no data: every band NaN (float bands' no data, and data.nodata's samples as
+    read), or where its file `declared` none (`no_data_where`); None where it holds data everywhere."""
     outside = None
     if np.issubdtype(image.dtype, np.floating):
         nan = np.isnan(image).all(axis=-1) if image.ndim == 3 else np.isnan(image)
         outside = nan if nan.any() else None
-    declared = no_data_where(image_path)
     if declared is not None:
         outside = declared if outside is None or outside.shape != declared.shape else outside | declared
     return outside

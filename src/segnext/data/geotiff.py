@@ -273,23 +273,25 @@ def nodata_value(path: PathLike) -> Optional[float]:
         return None
 
 
-def no_data_where(path: PathLike) -> Optional[np.ndarray]:
-    """`no_data_of(path)` where the image holds some no data; None where it holds data everywhere,
-    is no TIFF, or tifffile is not installed (what a dataset tool asks before it treats no data)."""
+def no_data_where(path: PathLike, bands: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
+    """`no_data_of(path, bands)` where the image holds some no data; None where it holds data
+    everywhere, is no TIFF, or tifffile is not installed (what a dataset tool asks before it treats no
+    data)."""
     if find_spec("tifffile") is None:
         return None
-    mask = no_data_of(path)
+    mask = no_data_of(path, bands)
     return mask if mask is not None and mask.any() else None
 
 
-def no_data_of(path: PathLike) -> Optional[np.ndarray]:
+def no_data_of(path: PathLike, bands: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """Where the TIFF at `path` holds no data, as GDAL chooses a dataset's mask (what QGIS leaves
     transparent, `gdalwarp` and rasterio's `dataset_mask` follow): its mask where it has one (in the
     file, GDAL_TIFF_INTERNAL_MASK, or a `.msk` file beside it; 0 no data), else where every band holds
     its "no data" value (`nodata_value`), else where its alpha band (the second of two bands, the
     fourth of four: grey or RGB with alpha) is 0. A bool array (H, W), or None where the file has none
-    of them or is no TIFF. Its bands are read a band of rows at a time where they are needed. Raises
-    `DataError` naming the file where they cannot be read."""
+    of them or is no TIFF. Its bands are read a band of rows at a time where they are needed, unless
+    the caller holds them: `bands`, all the file's samples (H, W, C) as `read_bands` reads them.
+    Raises `DataError` naming the file where they cannot be read."""
     path = user_path(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return None
@@ -321,7 +323,7 @@ def no_data_of(path: PathLike) -> Optional[np.ndarray]:
     nodata = nodata_value(path)
     if nodata is None and not alpha:
         return None
-    image = open_tiff_scene(path) or read_bands(path, dtype=None)
+    image = bands if bands is not None else open_tiff_scene(path) or read_bands(path, dtype=None)
     if nodata is not None:
         return no_data_mask(image, nodata)
     return no_data_mask(image.with_samples((samples - 1,)) if isinstance(image, TiffScene) else image[..., -1:], 0)
@@ -329,12 +331,13 @@ def no_data_of(path: PathLike) -> Optional[np.ndarray]:
 
 def no_data_mask(image, nodata: float) -> np.ndarray:
     """Where every band of `image` (an array (H, W, C) or (H, W), or a `TiffScene`) holds `nodata` (NaN
-    where it is NaN), as GDAL masks a dataset of one "no data" value: a bool array (H, W), made a band
-    of rows at a time."""
+    where it is NaN), as GDAL masks a dataset of one "no data" value, compared in the bands' float type
+    (a float32 band's 0.1 is float32's 0.1): a bool array (H, W), made a band of rows at a time."""
     mask = np.empty(image.shape[:2], dtype=bool)
     for rows in row_bands(*image.shape[:2]):
         values = np.asarray(image[rows])
-        missing = np.isnan(values) if np.isnan(nodata) else values == nodata
+        value = values.dtype.type(nodata) if np.issubdtype(values.dtype, np.floating) else nodata
+        missing = np.isnan(values) if np.isnan(nodata) else values == value
         mask[rows] = missing.all(2) if missing.ndim == 3 else missing
     return mask
 
