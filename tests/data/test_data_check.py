@@ -327,7 +327,8 @@ def test_tiff_scenes_and_labels_are_checked_a_band_of_rows_at_a_time(tmp_path, m
 
 def test_labels_given_where_an_orthophoto_holds_no_data_are_noted(tmp_path, capsys):
     """An RGBA orthophoto whose label map gives its outside (alpha 0) a class, as polygons rasterized
-    with a background do: a note naming the pixels and what to do; labelled 255 there, no note."""
+    with a background do: a note naming the pixels and what is done with them; the class counts
+    leave them out as training does (--label-no-data: counted); labelled 255 there, no note."""
     tifffile = pytest.importorskip("tifffile", reason="tifffile is not installed (pip install tifffile)")
     root = _folder(tmp_path)
     for folder in ("images/train", "labels/train"):
@@ -347,7 +348,14 @@ def test_labels_given_where_an_orthophoto_holds_no_data_are_noted(tmp_path, caps
     assert (f"1 image with no data in places (a mask, 'no data' value or alpha band, as GDAL finds them) labelled "
             f"as classes there: {expected:,} pixels (the most, {root / 'images/train/ortho.tif'}: "
             f"{expected:,} of its {expected:,})") in printed
-    assert "training and evaluation leave them unlabelled (unless data.label_no_data is true)" in printed
+    assert "training and evaluation leave them unlabelled, as `segnext data tile` does, and the class counts" in printed
+    # the class counts are those training learns: both pairs' outside ignored; --label-no-data counts it
+    [report] = check_dataset("folder", root, split="train", workers=0, progress=False)
+    inside = np.bincount(label[~outside], minlength=3)
+    assert list(report.class_pixels) == list(2 * inside) and report.ignored_pixels == 2 * expected
+    [kept] = check_dataset("folder", root, split="train", workers=0, progress=False, label_no_data=True)
+    assert list(kept.class_pixels) == list(2 * inside + np.bincount(label[outside], minlength=3))
+    assert kept.ignored_pixels == expected and "counted here as their classes" in kept.notes[-1]
     (root / "labels/train/ortho.png").unlink()
     (root / "images/train/ortho.tif").unlink()
     [report] = check_dataset("folder", root, split="train", workers=0, progress=False)

@@ -73,6 +73,10 @@ def register(subparsers) -> None:
     check.add_argument("--split", default=None, help="one split (default: every standard split found)")
     add_parallel_options(check)
     check.add_argument("--no-frequencies", action="store_true", help="skip the class pixel table")
+    check.add_argument("--label-no-data", action="store_true",
+                       help="count the pixels where a TIFF image holds no data (its mask, nodata value or alpha) as "
+                            "the classes its label gives them, as training with data.label_no_data true learns "
+                            "them (default: ignored pixels, as training reads them)")
     add_channels(check)
     check.add_argument("--classes", metavar="SELECTION", type=yaml_value,
                        help="the class table and weights of the classes data.classes selects, given as it: "
@@ -278,7 +282,7 @@ def run_check(args) -> int:
         spec = select_spec_classes(spec, args.classes)
     reports = check_dataset(args.name, args.root, split=args.split, workers=args.workers,
                             progress=not args.no_progress, classes=args.classes, channels=args.channels,
-                            bands=args.bands)
+                            bands=args.bands, label_no_data=args.label_no_data)
     if args.classes is not None:
         import json
 

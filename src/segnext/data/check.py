@@ -74,8 +74,9 @@ def _check_pair(image_path: str, label_path: str, table: np.ndarray, known: np.n
     """(problems, histogram of the stored label values, 256 bins, or None when the label is unreadable,
     the image's channels or None when it is unreadable, the highest level of an image of 16-bit
     samples read as RGB or None, (pixels where the image holds no data, those of them its label gives
-    a class) or None where it holds data everywhere). channels: other than 3, the images are files of
-    that many bands (a model's in_channels); bands: three are too."""
+    a class, the histogram of its stored label values there) or None where it holds data everywhere).
+    channels: other than 3, the images are files of that many bands (a model's in_channels); bands:
+    three are too."""
     problems = []
     image = label = top_level = None
     as_bands = reads_bands(channels, bands)
@@ -114,21 +115,23 @@ def _check_pair(image_path: str, label_path: str, table: np.ndarray, known: np.n
     return problems, raw_counts, image_channels, top_level, no_data
 
 
-def _labelled_no_data(image_path: str, label, table: np.ndarray) -> Optional[Tuple[int, int]]:
-    """(pixels where the TIFF image holds no data, those of them `label` gives a class), None where
-    it holds data everywhere (or is no TIFF). A `TiffScene` label is read a band of rows at a time."""
+def _labelled_no_data(image_path: str, label, table: np.ndarray) -> Optional[Tuple[int, int, np.ndarray]]:
+    """(pixels where the TIFF image holds no data, those of them `label` gives a class, the histogram
+    of the stored label values there, 256 bins), None where it holds data everywhere (or is no TIFF).
+    A `TiffScene` label is read a band of rows at a time."""
     no_data = no_data_where(image_path)
     if no_data is None:
         return None
     if no_data.shape != tuple(label.shape[:2]):  # an image turned by its orientation tag as it is read
         raise DataError(f"{image_path}: its no-data mask is {no_data.shape[1]}x{no_data.shape[0]} and the image as "
                         f"read {label.shape[1]}x{label.shape[0]}; write it without an orientation tag")
-    labelled = 0
+    stored = np.zeros(256, dtype=np.int64)
     for rows in row_bands(*no_data.shape, at_least=getattr(label, "segment_rows", 1)):
         values = np.asarray(label[rows])
         values = values if values.ndim == 2 else values[:, :, 0]
-        labelled += int(np.count_nonzero(table[values[no_data[rows]]] != IGNORE_INDEX))
-    return int(no_data.sum()), labelled
+        stored += np.bincount(values[no_data[rows]], minlength=256)
+    labelled = int(stored[table != IGNORE_INDEX].sum())
+    return int(no_data.sum()), labelled, stored
 
 
 def _tiff_read_through(path: str, reader: str, channels: Optional[int] = None,
@@ -186,7 +189,8 @@ def _groups(spec: DatasetSpec, listing: Listing) -> Tuple[Optional[Dict[str, int
 
 
 def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = None,
-                progress: bool = True, channels: Optional[int] = None, bands: bool = False) -> SplitReport:
+                progress: bool = True, channels: Optional[int] = None, bands: bool = False,
+                label_no_data: bool = False) -> SplitReport:
     try:
         listing = list_split(spec, root, split)
     except SplitNotFound:
@@ -223,7 +227,11 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
     for (image, _), (problems, raw_counts, image_channels, top_level, no_data) in zip(listing.pairs, outcomes):
         report.problems += problems
         if no_data is not None and no_data[1]:
-            labelled_no_data.append((str(image), *no_data))
+            labelled_no_data.append((str(image), *no_data[:2]))
+        ignored_no_data = 0
+        if no_data is not None and raw_counts is not None and not label_no_data:  # as training reads the pair
+            stored_values += no_data[2]  # what the file holds; the classes count what training learns
+            raw_counts, ignored_no_data = raw_counts - no_data[2], no_data[0]
         if top_level is not None:
             sixteen_bit.append((str(image), top_level))
         if image_channels is not None:
@@ -231,6 +239,7 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
         if raw_counts is not None:
             stored_values += raw_counts
             counts = np.bincount(table, weights=raw_counts, minlength=256).astype(np.int64)
+            counts[IGNORE_INDEX] += ignored_no_data
             totals += counts
             presence += counts > 0
             pixels_where_present += (counts > 0) * counts.sum()
@@ -249,11 +258,14 @@ def check_split(spec: DatasetSpec, root, split: str, workers: Optional[int] = No
                             f"-ot Byte -scale LOW HIGH 0 255)")
     if labelled_no_data:  # rasterized polygons with a background, label maps of the whole raster
         path, pixels, labelled = max(labelled_no_data, key=lambda item: item[2])
+        treated = ("counted here as their classes, as training with data.label_no_data true learns them"
+                   if label_no_data else "training and evaluation leave them unlabelled, as `segnext data tile` "
+                   "does, and the class counts here leave them out (--label-no-data counts them, as training with "
+                   "data.label_no_data true learns them)")
         report.notes.append(f"{count(len(labelled_no_data), 'image')} with no data in places (a mask, 'no data' "
                             f"value or alpha band, as GDAL finds them) labelled as classes there: "
                             f"{sum(item[2] for item in labelled_no_data):,} pixels (the most, {path}: {labelled:,} of "
-                            f"its {pixels:,}); training and evaluation leave them unlabelled (unless "
-                            f"data.label_no_data is true), as `segnext data tile` does")
+                            f"its {pixels:,}); {treated}")
     num_classes = len(spec.class_names)
     report.class_pixels = totals[:num_classes]
     report.images_with_class = presence[:num_classes]
@@ -298,7 +310,7 @@ def training_splits(spec: DatasetSpec) -> List[str]:
 
 def check_dataset(name: str, root, split: Optional[str] = None, workers: Optional[int] = None,
                   progress: bool = True, classes: Any = None, channels: Optional[int] = None,
-                  bands: bool = False) -> List[SplitReport]:
+                  bands: bool = False, label_no_data: bool = False) -> List[SplitReport]:
     """Check `split` (or every standard split; "train+val": each) of dataset `name` below `root`.
 
     A split that exists but is empty or unlabelled is a problem. Without `split`, a standard split
@@ -308,18 +320,22 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
     `data.classes` takes it: the frequencies and weights are those of the classes selected.
     channels: other than 3, every image must be a file of that many bands (`read_bands`); by default
     image files are read as RGB and arrays with the bands they hold. bands: images of three channels
-    are files of bands too (colour of more than 8 bits a sample).
+    are files of bands too (colour of more than 8 bits a sample). label_no_data: count the pixels
+    where a TIFF image holds no data as the classes its label gives them (as training with
+    data.label_no_data true learns them); by default they are ignored pixels, as training reads them.
     """
     spec = get_spec(name, root)
     if classes is not None:
         spec = select_spec_classes(spec, classes)
     if split is not None:  # "train+val": each of them
-        return [check_split(spec, root, part, workers, progress, channels, bands) for part in split_names(split)]
+        return [check_split(spec, root, part, workers, progress, channels, bands, label_no_data)
+                for part in split_names(split)]
     reports = []
     needed = training_splits(spec)
     for standard_split in spec.splits:
         try:
-            reports.append(check_split(spec, root, standard_split, workers, progress, channels, bands))
+            reports.append(check_split(spec, root, standard_split, workers, progress, channels, bands,
+                                       label_no_data))
         except SplitNotFound as error:
             report = SplitReport(spec.name, standard_split, str(root), ABSENT, 0)
             if standard_split in needed:
@@ -333,7 +349,7 @@ def check_dataset(name: str, root, split: Optional[str] = None, workers: Optiona
         next(report for report in reports if report.pairs).notes.append(
             f"{', '.join(sources)} hold the frames that {' and '.join(r.split for r in reports if r.pairs)} link to "
             f"(as `segnext data split` writes them): checked there, not again (--split {sources[0]} checks one)")
-    reports += [check_split(spec, root, found, workers, progress) for found in others]
+    reports += [check_split(spec, root, found, workers, progress, channels, bands, label_no_data) for found in others]
     if not others and all(report.layout == ABSENT for report in reports):
         raise DataError(f"{root}: none of the {spec.title} splits {', '.join(spec.splits)} found "
                         f"(pass --split for another). To make the layout: {spec.prepare}; see docs/datasets.md"
