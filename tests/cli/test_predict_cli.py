@@ -738,11 +738,13 @@ def test_class_areas_of_geotiffs_are_in_square_metres_where_their_georeference_g
     degrees = [(33550, "d", 3, (1e-5, 1e-5, 0.0), True), (33922, "d", 6, (0, 0, 0, 11.0, 48.0, 0.0), True),
                (34735, "H", 8, (1, 1, 0, 1, 1024, 0, 1, 2), True)]  # GTModelTypeGeoKey 2: geographic
     tifffile.imwrite(scenes / "wgs84.tif", _scene(40, 56, 5), photometric="rgb", extratags=degrees)
+    coded = [*degrees[:2], (34735, "H", 12, (1, 1, 0, 2, 1024, 0, 1, 2, 2048, 0, 1, 4326), True)]
+    tifffile.imwrite(scenes / "epsg4326.tif", _scene(40, 56, 7), photometric="rgb", extratags=coded)
     Image.fromarray(_scene(30, 20, 6)).save(scenes / "plain.png")
     table = tmp_path / "areas.csv"
     assert main(["predict", "-c", str(checkpoint_path), *FAST, str(scenes), "--out", str(tmp_path / "out"),
                  "--class-areas", str(table)]) == 0
-    assert "and their areas in square metres for the 1 whose georeference gives them" in capsys.readouterr().err
+    assert "and their areas in square metres for the 2 whose georeference gives them" in capsys.readouterr().err
     with open(table, newline="") as file:
         rows = {row["image"]: row for row in csv.DictReader(file)}
     labels = np.asarray(Image.open(tmp_path / "out" / "utm.png"))
@@ -752,8 +754,17 @@ def test_class_areas_of_geotiffs_are_in_square_metres_where_their_georeference_g
     assert float(rows["utm.tif"]["pixel m2"]) == 0.25
     assert [float(rows["utm.tif"][f"{name} m2"]) for name in ADE20K_CLASSES] == pytest.approx(counts * 0.25)
     assert sum(float(rows["utm.tif"][f"{name} m2"]) for name in ADE20K_CLASSES) == 40 * 56 * 0.25
-    for name in ("wgs84.tif", "plain.png"):
+    for name in ("wgs84.tif", "plain.png"):  # degrees of no named datum, no georeference
         assert rows[name]["pixel m2"] == "" and rows[name]["wall m2"] == "" and rows[name]["wall"] != ""
+    # EPSG:4326 at 48 N: each row's pixels the ellipsoid's area between its edges
+    from segnext.data.geotiff import row_ground_areas
+
+    row_areas = row_ground_areas(scenes / "epsg4326.tif", 40)
+    assert 0.8 < row_areas[0] < row_areas[-1] < 0.9  # 1e-5 degrees: about 0.74 m x 1.11 m, larger to the south
+    labels = np.asarray(Image.open(tmp_path / "out" / "epsg4326.png"))
+    expected = [float(np.sum((labels == index) * row_areas[:, None])) for index in range(len(ADE20K_CLASSES))]
+    assert [float(rows["epsg4326.tif"][f"{name} m2"]) for name in ADE20K_CLASSES] == pytest.approx(expected, abs=0.01)
+    assert float(rows["epsg4326.tif"]["pixel m2"]) == pytest.approx(row_areas.mean(), rel=1e-5)
 
 
 def test_geotiff_label_maps_keep_where_their_image_lies(checkpoint_path, tmp_path, capsys):

@@ -210,6 +210,47 @@ def test_a_pixel_s_ground_area_is_known_in_projected_metres_or_feet():
     assert pixel_ground_area("photo.png") is None
 
 
+def test_the_ground_area_of_a_row_of_longitude_and_latitude_is_the_ellipsoid_s(tmp_path):
+    """In degrees on WGS 84 each row's pixels have the area of the ellipsoid between the row's edges:
+    the whole globe at 1 degree sums to WGS 84's surface, a row at the equator to the integral of the
+    ellipsoid's area element; a tie point at another pixel, a transformation, give the same; another
+    datum or unit, none. Projected: every row the pixel's area."""
+    from segnext.data.geotiff import row_ground_areas
+
+    def scene(name, keys, scale=(1.0, 1.0, 0.0), tiepoint=(0, 0, 0, -180.0, 90.0, 0.0), matrix=None, shape=(180, 360)):
+        directory = [1, 1, 0, len(keys)] + [number for key, value in keys for number in (key, 0, 1, value)]
+        tags = [(34735, "H", len(directory), tuple(directory), True)]
+        tags += [(34264, "d", 16, matrix, True)] if matrix else [(33550, "d", 3, scale, True),
+                                                               (33922, "d", 6, tiepoint, True)]
+        tifffile.imwrite(tmp_path / name, np.zeros(shape, np.uint8), extratags=tags)
+        return tmp_path / name
+
+    wgs84 = [(1024, 2), (2048, 4326)]
+    globe = row_ground_areas(scene("globe.tif", wgs84), 180)
+    assert globe.sum() * 360 == pytest.approx(5.10065621724e14, rel=1e-12)  # WGS 84's surface, m2
+    assert np.array_equal(globe, globe[::-1]) and globe[89] > globe[45] > globe[0] > 0
+    flattening = 1 / 298.257223563
+    squared_eccentricity = flattening * (2 - flattening)
+    latitude = np.radians(np.linspace(0.0, 1.0, 100001))
+    sine_squared = np.sin(latitude) ** 2
+    meridian = 6378137.0 * (1 - squared_eccentricity) / (1 - squared_eccentricity * sine_squared) ** 1.5
+    normal = 6378137.0 / np.sqrt(1 - squared_eccentricity * sine_squared)
+    element = meridian * normal * np.cos(latitude)
+    integral = np.sum((element[1:] + element[:-1]) / 2 * np.diff(latitude)) * np.radians(1.0)
+    assert globe[89] == pytest.approx(integral, rel=1e-9)  # the row from 1 degree north to the equator
+    tied_lower = scene("tied.tif", wgs84, tiepoint=(0, 10, 0, -180.0, 80.0, 0.0))  # pixel row 10 at 80 N
+    assert np.allclose(row_ground_areas(tied_lower, 180), globe)
+    matrix = (1.0, 0, 0, -180.0, 0, -1.0, 0, 90.0, 0, 0, 0, 0, 0, 0, 0, 1.0)
+    assert np.allclose(row_ground_areas(scene("matrix.tif", wgs84, matrix=matrix), 180), globe)
+    assert np.allclose(row_ground_areas(scene("etrs89.tif", [(1024, 2), (2048, 4258)]), 180), globe, rtol=1e-8)
+    assert row_ground_areas(scene("tokyo.tif", [(1024, 2), (2048, 4301)]), 180) is None  # another ellipsoid
+    assert row_ground_areas(scene("radians.tif", wgs84 + [(2054, 9101)]), 180) is None
+    assert row_ground_areas(scene("unnamed.tif", [(1024, 2)]), 180) is None
+    utm = scene("utm.tif", [(1024, 1), (3072, 32633)], scale=(0.5, 0.5, 0.0), tiepoint=(0, 0, 0, 5e5, 4e6, 0.0),
+                shape=(4, 4))
+    assert np.array_equal(row_ground_areas(utm, 4), np.full(4, 0.25))
+
+
 def test_no_data_where_gives_a_mask_only_where_there_is_no_data(tmp_path, monkeypatch):
     """The dataset tools' question: the mask where the image holds some no data, None for an image of
     data everywhere, for a file of another kind, and without tifffile."""

@@ -90,7 +90,8 @@ def register(subparsers) -> None:
     parser.add_argument("--class-areas", metavar="FILE",
                         help="also write FILE (CSV): each image's size and the share of its pixels (percent) given "
                              "each class (and left unlabelled, with --unsure-below; with the areas in square "
-                             "metres for GeoTIFFs in projected metres or feet): cover, land use, what a folder "
+                             "metres for georeferenced images in projected metres or feet, or in degrees on the "
+                             "WGS 84 ellipsoid): cover, land use, what a folder "
                              "of images shows, without reading the label maps")
     parser.add_argument("--coco", metavar="FILE", help="also write the labels of all images into one COCO-format "
                                                        "file (a mask per class and image; a background class left "

@@ -147,8 +147,9 @@ class SubmissionArchive:
 
 class ClassAreas:
     """Each image's share of pixels per class (`--class-areas`), in the order the images came, and
-    for a GeoTIFF whose georeference gives its pixels' ground area (`pixel_ground_area`), each
-    class's area in square metres."""
+    for a georeferenced image whose georeference gives its pixels' ground area (`row_ground_areas`:
+    projected metres or feet, or longitude and latitude on the WGS 84 ellipsoid, where a pixel's area
+    is its row's), each class's area in square metres, and the mean area of its pixels."""
 
     def __init__(self, class_names, path: Path, unlabelled: bool):
         self.class_names, self.path, self.unlabelled = list(class_names), path, unlabelled
@@ -163,9 +164,22 @@ class ClassAreas:
         kept = list(counts[: len(self.class_names)]) + ([counts[IGNORE_INDEX]] if self.unlabelled else [])
         shares = [100.0 * pixels / max(labels.size, 1) for pixels in kept]
         self.rows.append([file_name, labels.shape[1], labels.shape[0], *(f"{share:.2f}" for share in shares)])
-        pixel_area = _pixel_ground_area(image)
-        self.areas.append(None if pixel_area is None else
-                          [f"{pixel_area:.6g}", *(f"{pixels * pixel_area:.2f}" for pixels in kept)])
+        from ..data.bands import row_bands
+
+        row_areas = _row_ground_areas(image, labels.shape[0])
+        if row_areas is None:
+            self.areas.append(None)
+            return
+        if np.all(row_areas == row_areas[0]):  # projected: every pixel alike
+            areas = np.asarray(kept, dtype=np.float64) * row_areas[0]
+        else:  # each row's pixels their row's area, a band of rows at a time
+            weighted = np.zeros(counts.size)
+            for rows in row_bands(*labels.shape):
+                weighted += np.bincount(labels[rows].ravel(), weights=np.repeat(row_areas[rows], labels.shape[1]),
+                                        minlength=counts.size)
+            areas = np.concatenate([weighted[: len(self.class_names)], [weighted[IGNORE_INDEX]] if self.unlabelled
+                                    else []])
+        self.areas.append([f"{row_areas.mean():.6g}", *(f"{area:.2f}" for area in areas)])
 
     def write(self) -> str:
         from ..utils import write_csv
@@ -185,14 +199,14 @@ class ClassAreas:
                  else ""))
 
 
-def _pixel_ground_area(image: Path) -> Optional[float]:
-    """The ground area of a pixel of `image` in square metres, None where its georeference does not
-    give it (or it has none, or it is a TIFF and tifffile is not installed)."""
+def _row_ground_areas(image: Path, height: int):
+    """The ground area in square metres of a pixel of each of `image`'s rows, None where its
+    georeference does not give it (or it has none, or it is a TIFF and tifffile is not installed)."""
     if image.suffix.lower() in TIFF_SUFFIXES and not find_spec("tifffile"):
         return None
-    from ..data.geotiff import pixel_ground_area
+    from ..data.geotiff import row_ground_areas
 
-    return pixel_ground_area(image)
+    return row_ground_areas(image, height)
 
 
 class ConfidenceTable:

@@ -228,6 +228,50 @@ def pixel_ground_area(path: PathLike) -> Optional[float]:
     return area * metres ** 2 if area > 0 else None
 
 
+# Geographic coordinate systems on the WGS 84 or the GRS 1980 ellipsoid (whose areas differ by less than
+# a part in 10^9): WGS 84, ETRS89, NAD83, GDA94, GDA2020, NAD83(CSRS), NZGD2000, SIRGAS 2000
+ELLIPSOIDAL_CRS = {4326, 4258, 4269, 4283, 7844, 4617, 4167, 4674}
+WGS84_AXIS, WGS84_FLATTENING = 6378137.0, 1 / 298.257223563
+DEGREE = 9102  # GeogAngularUnitsGeoKey's degree (the default)
+
+
+def row_ground_areas(path: PathLike, height: int) -> Optional[np.ndarray]:
+    """The ground area in square metres of a pixel of each of the `height` rows of the image at `path`:
+    all `pixel_ground_area` in projected metres or feet; in longitude and latitude (degrees on the WGS
+    84 or GRS 1980 ellipsoid), each row's own, smaller towards the poles: the exact area of the
+    ellipsoid between the row's edges (Lambert's authalic latitude). None where it is not known (no
+    georeference, another datum or unit, rotated longitude and latitude)."""
+    area = pixel_ground_area(path)
+    if area is not None:
+        return np.full(height, area)
+    keys = _geo_keys(user_path(path))
+    if keys is None or keys.get("GTModelTypeGeoKey") != GEOGRAPHIC_MODEL:
+        return None
+    unit = keys.get("GeogAngularUnitsGeoKey")
+    if int(keys.get("GeographicTypeGeoKey") or 0) not in ELLIPSOIDAL_CRS or (unit is not None and int(unit) != DEGREE):
+        return None
+    matrix = keys.get("ModelTransformation")
+    if matrix is not None:
+        matrix = np.asarray(matrix, dtype=np.float64).reshape(-1)
+        if matrix[1] or matrix[4]:
+            return None
+        degrees_across, degrees_down, top = matrix[0], -matrix[5], matrix[7]
+    elif keys.get("ModelPixelScale") is not None and np.size(keys.get("ModelTiepoint", ())) == 6:
+        degrees_across, degrees_down = (float(value) for value in keys["ModelPixelScale"][:2])
+        _, tie_row, _, _, tie_latitude, _ = (float(value) for value in keys["ModelTiepoint"])
+        top = tie_latitude + tie_row * degrees_down
+    else:
+        return None
+    edges = np.radians(np.clip(top - degrees_down * np.arange(height + 1), -90.0, 90.0))
+    eccentricity = np.sqrt(WGS84_FLATTENING * (2 - WGS84_FLATTENING))
+    sine = np.sin(edges)
+    # q(latitude): the area from the equator to a latitude is b^2 x longitude span / 2 x q (Snyder, "Map
+    # Projections: A Working Manual", eq. 3-12)
+    q = sine / (1 - (eccentricity * sine) ** 2) + np.arctanh(eccentricity * sine) / eccentricity
+    semi_minor_squared = WGS84_AXIS ** 2 * (1 - eccentricity ** 2)
+    return semi_minor_squared * abs(np.radians(degrees_across)) / 2 * np.abs(q[:-1] - q[1:])
+
+
 def _geo_keys(path: Path) -> Optional[dict]:
     """The GeoKeys and model tags of the image's georeference by name, as tifffile decodes a
     GeoTIFF's; of its world file's place where it carries none; None where it has neither."""
@@ -243,8 +287,11 @@ def _geo_keys(path: Path) -> Optional[dict]:
     world_file = world_file_of(path)
     if world_file is None:
         return None
-    width, row_rotation, column_rotation, height, _, _ = read_world_file(world_file)
-    keys = {"ModelTransformation": [width, column_rotation, 0, 0, row_rotation, height, 0, 0] + [0] * 8}
+    width, row_rotation, column_rotation, height, centre_x, centre_y = read_world_file(world_file)
+    corner_x = centre_x - width / 2 - column_rotation / 2  # as `world_file_georeference` places it
+    corner_y = centre_y - row_rotation / 2 - height / 2
+    keys = {"ModelTransformation": [width, column_rotation, 0, corner_x, row_rotation, height, 0, corner_y,
+                                    0, 0, 0, 0, 0, 0, 0, 1]}
     crs = sidecar_crs(path)
     if crs is not None:
         code, projected = crs
