@@ -49,6 +49,7 @@ def test_the_polygons_of_a_label_map_in_pixels_draw_it_back():
         assert all(properties["class"] == name for properties in mine)
         assert sum(properties["pixels"] for properties in mine) == (labels == class_id).sum(), name
         assert all(properties["area"] == properties["pixels"] for properties in mine)  # a pixel's area is 1
+        assert not any("area_m2" in properties for properties in mine)  # no ground without a georeference
     water = [feature for feature in features if feature["properties"]["class_id"] == 1]
     assert len(water) == 3  # the pond and the two pixels that touch only at a corner
     pond = max(water, key=lambda feature: feature["properties"]["pixels"])
@@ -70,8 +71,35 @@ def test_polygons_of_a_georeferenced_scene_lie_where_its_pixels_do(tmp_path):
     assert np.array_equal(_drawn_back(collection["features"], labels.shape, transform), labels)
     road = [feature for feature in collection["features"] if feature["properties"]["class"] == "road"]
     assert len(road) == 1 and road[0]["properties"]["area"] == pytest.approx(40 * 3 * 0.25)
+    assert all(feature["properties"]["area_m2"] == feature["properties"]["area"] for feature in collection["features"])
     xs = [x for x, _ in road[0]["geometry"]["coordinates"][0]]
     assert min(xs) == 500000.0 + 30 * 0.5 and max(xs) == 500000.0 + 33 * 0.5
+
+
+def test_polygons_in_longitude_and_latitude_have_their_area_on_the_ellipsoid(tmp_path):
+    """In degrees of EPSG:4326 each polygon's area_m2 is the WGS 84 ellipsoid's under its pixels (the sum
+    of their rows' pixel areas, a row's area the ellipsoid's between its edges); in feet, the square
+    metres of its square feet."""
+    from segnext.data.geotiff import row_ground_areas
+
+    labels = _labels()
+    degrees = [(33550, "d", 3, (0.001, 0.001, 0.0), True), (33922, "d", 6, (0, 0, 0, 11.0, 60.0, 0.0), True),
+               (34735, "H", 12, (1, 1, 0, 2, 1024, 0, 1, 2, 2048, 0, 1, 4326), True)]
+    tifffile.imwrite(tmp_path / "wgs84.tif", np.zeros((40, 50), np.uint8), extratags=degrees)
+    rows = row_ground_areas(tmp_path / "wgs84.tif", 40)
+    features = list(label_polygons(labels, NAMES, tmp_path / "wgs84.tif"))
+    with rasterio.open(tmp_path / "wgs84.tif") as scene:
+        transform = scene.transform
+    for feature in features:  # each region's pixels, drawn back, weighed by their rows' areas
+        alone = _drawn_back([feature], labels.shape, transform) != 255
+        assert feature["properties"]["area_m2"] == pytest.approx(float(np.sum(alone * rows[:, None])), rel=1e-9)
+    feet = [(33550, "d", 3, (2.0, 2.0, 0.0), True), (33922, "d", 6, (0, 0, 0, 1e6, 2e5, 0.0), True),
+            (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 3072, 0, 1, 2263, 3076, 0, 1, 9002), True)]
+    tifffile.imwrite(tmp_path / "feet.tif", np.zeros((40, 50), np.uint8), extratags=feet)
+    for feature in label_polygons(labels, NAMES, tmp_path / "feet.tif"):
+        properties = feature["properties"]
+        assert properties["area_m2"] == pytest.approx(properties["area"] * 0.3048 ** 2)
+        assert properties["area"] == properties["pixels"] * 4
 
 
 def test_a_label_map_without_labels_or_of_another_shape(tmp_path):

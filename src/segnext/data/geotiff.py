@@ -239,12 +239,40 @@ def row_ground_areas(path: PathLike, height: int) -> Optional[np.ndarray]:
     """The ground area in square metres of a pixel of each of the `height` rows of the image at `path`:
     all `pixel_ground_area` in projected metres or feet; in longitude and latitude (degrees on the WGS
     84 or GRS 1980 ellipsoid), each row's own, smaller towards the poles: the exact area of the
-    ellipsoid between the row's edges (Lambert's authalic latitude). None where it is not known (no
+    ellipsoid between the row's edges (`ellipsoid_area_to`). None where it is not known (no
     georeference, another datum or unit, rotated longitude and latitude)."""
     area = pixel_ground_area(path)
     if area is not None:
         return np.full(height, area)
-    keys = _geo_keys(user_path(path))
+    grid = _degree_grid(_geo_keys(user_path(path)))
+    if grid is None:
+        return None
+    degrees_across, degrees_down, top = grid
+    edges = np.clip(top - degrees_down * np.arange(height + 1), -90.0, 90.0)
+    return np.abs(np.diff(ellipsoid_area_to(edges))) * abs(np.radians(degrees_across))
+
+
+def in_ellipsoid_degrees(path: PathLike) -> bool:
+    """Whether the image at `path` lies in longitude and latitude, degrees on the WGS 84 or GRS 1980
+    ellipsoid, on a grid of meridians and parallels (whose areas `ellipsoid_area_to` gives)."""
+    return _degree_grid(_geo_keys(user_path(path))) is not None
+
+
+def ellipsoid_area_to(latitudes) -> np.ndarray:
+    """The area in square metres of the WGS 84 ellipsoid (GRS 1980's differs by less than a part in
+    10^9) from the equator to each of `latitudes` (degrees; negative south), for one radian of
+    longitude: b^2 / 2 x q(latitude), q as Lambert's authalic latitude has it (Snyder, "Map
+    Projections: A Working Manual", eq. 3-12). The area between two parallels over a span of
+    longitude is the difference times the span."""
+    eccentricity = np.sqrt(WGS84_FLATTENING * (2 - WGS84_FLATTENING))
+    sine = np.sin(np.radians(np.asarray(latitudes, dtype=np.float64)))
+    q = sine / (1 - (eccentricity * sine) ** 2) + np.arctanh(eccentricity * sine) / eccentricity
+    return WGS84_AXIS ** 2 * (1 - eccentricity ** 2) / 2 * q
+
+
+def _degree_grid(keys: Optional[dict]) -> Optional[Tuple[float, float, float]]:
+    """(degrees of longitude a pixel spans, degrees of latitude a row spans, the latitude of the top
+    edge) of an image in degrees on the WGS 84 or GRS 1980 ellipsoid, unrotated; None otherwise."""
     if keys is None or keys.get("GTModelTypeGeoKey") != GEOGRAPHIC_MODEL:
         return None
     unit = keys.get("GeogAngularUnitsGeoKey")
@@ -255,21 +283,12 @@ def row_ground_areas(path: PathLike, height: int) -> Optional[np.ndarray]:
         matrix = np.asarray(matrix, dtype=np.float64).reshape(-1)
         if matrix[1] or matrix[4]:
             return None
-        degrees_across, degrees_down, top = matrix[0], -matrix[5], matrix[7]
-    elif keys.get("ModelPixelScale") is not None and np.size(keys.get("ModelTiepoint", ())) == 6:
+        return float(matrix[0]), float(-matrix[5]), float(matrix[7])
+    if keys.get("ModelPixelScale") is not None and np.size(keys.get("ModelTiepoint", ())) == 6:
         degrees_across, degrees_down = (float(value) for value in keys["ModelPixelScale"][:2])
         _, tie_row, _, _, tie_latitude, _ = (float(value) for value in keys["ModelTiepoint"])
-        top = tie_latitude + tie_row * degrees_down
-    else:
-        return None
-    edges = np.radians(np.clip(top - degrees_down * np.arange(height + 1), -90.0, 90.0))
-    eccentricity = np.sqrt(WGS84_FLATTENING * (2 - WGS84_FLATTENING))
-    sine = np.sin(edges)
-    # q(latitude): the area from the equator to a latitude is b^2 x longitude span / 2 x q (Snyder, "Map
-    # Projections: A Working Manual", eq. 3-12)
-    q = sine / (1 - (eccentricity * sine) ** 2) + np.arctanh(eccentricity * sine) / eccentricity
-    semi_minor_squared = WGS84_AXIS ** 2 * (1 - eccentricity ** 2)
-    return semi_minor_squared * abs(np.radians(degrees_across)) / 2 * np.abs(q[:-1] - q[1:])
+        return degrees_across, degrees_down, tie_latitude + tie_row * degrees_down
+    return None
 
 
 def _geo_keys(path: Path) -> Optional[dict]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..constants import IGNORE_INDEX
 from ..utils import atomic_write, require, user_path
-from .geotiff import sidecar_crs, world_file_of
+from .geotiff import ellipsoid_area_to, in_ellipsoid_degrees, pixel_ground_area, sidecar_crs, world_file_of
 from .io import DataError
 
 PathLike = Union[str, os.PathLike]
@@ -40,8 +40,11 @@ def label_polygons(labels: np.ndarray, class_names: Sequence[str], georeferenced
     """The GeoJSON features (dicts) of `labels` (H, W) of class ids: a Polygon (with its holes) for each
     connected region of one class, in the coordinates of the image at `georeferenced` (its transform,
     read with rasterio) or in pixels for None, with the properties `class` (its name), `class_id`,
-    `pixels` and `area` (in the map's units, squared; pixels without a georeference). `no_label`
-    pixels get none. Made a region at a time: a large scene's are never all in memory here."""
+    `pixels`, `area` (in the map's units, squared; pixels without a georeference) and, where the
+    georeference gives it, `area_m2`: square metres on the ground, of projected metres or feet
+    (`pixel_ground_area`), or of longitude and latitude on the WGS 84 ellipsoid (exact for outlines
+    along meridians and parallels, as pixels' are). `no_label` pixels get none. Made a region at a
+    time: a large scene's are never all in memory here."""
     rasterio = _rasterio()
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -50,6 +53,9 @@ def label_polygons(labels: np.ndarray, class_names: Sequence[str], georeferenced
         labels = labels.astype(np.int32 if labels.max(initial=0) > np.iinfo(np.uint16).max else np.uint16)
     transform = rasterio.Affine.identity() if georeferenced is None else _place(georeferenced)[1]
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
+    ground = None if georeferenced is None else pixel_ground_area(georeferenced)
+    metres_per_unit = None if ground is None else ground / pixel_area  # square metres per squared map unit
+    in_degrees = georeferenced is not None and ground is None and in_ellipsoid_degrees(georeferenced)
     outside = labels == no_label
     shapes = rasterio.features.shapes(labels, mask=~outside if outside.any() else None, connectivity=4,
                                       transform=transform)
@@ -57,9 +63,13 @@ def label_polygons(labels: np.ndarray, class_names: Sequence[str], georeferenced
         class_id = int(value)
         area = _area(geometry["coordinates"])
         name = class_names[class_id] if 0 <= class_id < len(class_names) else f"class {class_id}"
+        properties = {"class": name, "class_id": class_id, "pixels": int(round(area / pixel_area)), "area": area}
+        if metres_per_unit is not None:
+            properties["area_m2"] = area * metres_per_unit
+        elif in_degrees:
+            properties["area_m2"] = _ellipsoid_area(geometry["coordinates"])
         yield dict(type="Feature", geometry=dict(type="Polygon", coordinates=geometry["coordinates"]),
-                   properties={"class": name, "class_id": class_id, "pixels": int(round(area / pixel_area)),
-                               "area": area})
+                   properties=properties)
 
 
 def sieve_labels(labels: np.ndarray, min_pixels: int, no_label: int = IGNORE_INDEX) -> np.ndarray:
@@ -261,6 +271,19 @@ def _area(rings) -> float:
         points = np.asarray(ring, dtype=np.float64)
         x, y = points[:, 0], points[:, 1]
         return abs(float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))) / 2
+
+    return ring_area(rings[0]) - sum(ring_area(hole) for hole in rings[1:])
+
+
+def _ellipsoid_area(rings) -> float:
+    """The area in square metres on the WGS 84 ellipsoid of a polygon of longitudes and latitudes given
+    as GeoJSON rings: by Green's theorem, the sum over each ring's edges of the area from the equator
+    to the edge's latitude times the longitude it spans (`ellipsoid_area_to`), exact for edges along
+    parallels and meridians (a pixel's outline); the outline's less its holes'."""
+    def ring_area(ring) -> float:
+        points = np.asarray(ring, dtype=np.float64)
+        spans = np.radians(np.diff(points[:, 0]))
+        return abs(float(np.dot(ellipsoid_area_to(points[:-1, 1]), spans)))
 
     return ring_area(rings[0]) - sum(ring_area(hole) for hole in rings[1:])
 
