@@ -1062,6 +1062,7 @@ def test_an_orthophoto_with_a_world_file_gets_label_maps_polygons_and_areas_in_i
     assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
     xs = [x for feature in collection["features"] for ring in feature["geometry"]["coordinates"] for x, _ in ring]
     assert min(xs) == 500000.0 and max(xs) == 500025.0
+    assert sum(feature["properties"]["area_m2"] for feature in collection["features"]) == 40 * 50 * 0.25
     with open(tmp_path / "areas.csv", newline="") as file:
         row = next(csv.DictReader(file))
     assert float(row["pixel m2"]) == 0.25
