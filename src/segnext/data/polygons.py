@@ -5,7 +5,8 @@ many images (`PolygonLayer`; `segnext data rasterize`), to train on.
 
 A label map predicted for a georeferenced image (a GeoTIFF) gives polygons in the image's coordinate
 reference system: the outlines lie exactly on the label GeoTIFF's pixel edges, the areas are in the
-map's units (square metres for UTM), and the file names its CRS as GDAL's GeoJSON driver does
+map's units (square metres for UTM; `area_m2` in square metres wherever the georeference gives them,
+longitude and latitude on the WGS 84 ellipsoid too), and the file names its CRS as GDAL's GeoJSON driver does
 (`"crs": {"type": "name", ...}`, which QGIS and GDAL read; web maps that take only longitude and
 latitude want `ogr2ogr -t_srs EPSG:4326 out.geojson in.geojson`). Without a georeference the
 coordinates are pixels: x to the right, y down, a pixel's corners at whole numbers. The pixels
