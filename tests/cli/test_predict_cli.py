@@ -1031,7 +1031,6 @@ def test_a_sieve_leaves_no_region_below_its_size_in_every_output(tmp_path, capsy
         assert "--sieve" in capsys.readouterr().err and not (tmp_path / "refused").exists()
 
 
-@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # the PNG's label map, read back by rasterio
 def test_an_orthophoto_with_a_world_file_gets_label_maps_polygons_and_areas_in_its_place(tmp_path, capsys):
     """A JPEG with a world file and an ESRI .prj: --geotiff's label map lies where GDAL puts the JPEG,
     in the .prj's coordinate system (which GDAL does not read beside a JPEG); the polygons are in map
@@ -1070,6 +1069,7 @@ def test_an_orthophoto_with_a_world_file_gets_label_maps_polygons_and_areas_in_i
         np.bincount(labels.ravel(), minlength=3)[:3] * 0.25)
 
 
+@pytest.mark.filterwarnings("ignore:Dataset has no geotransform")  # the PNG's label map, read back by rasterio
 def test_polygons_of_each_image_draw_its_label_map_back(tmp_path, capsys):
     """--polygons: NAME.geojson beside each label map, whose polygons drawn back give it: in the
     scene's coordinate system for a georeferenced TIFF (its pixels without data, 255, in none), in
