@@ -356,6 +356,9 @@ def test_labels_given_where_an_orthophoto_holds_no_data_are_noted(tmp_path, caps
     [kept] = check_dataset("folder", root, split="train", workers=0, progress=False, label_no_data=True)
     assert list(kept.class_pixels) == list(2 * inside + np.bincount(label[outside], minlength=3))
     assert kept.ignored_pixels == expected and "counted here as their classes" in kept.notes[-1]
+    assert main(["data", "check", "folder", str(root), "--split", "train", "--workers", "0", "--no-progress",
+                 "--label-no-data"]) == 0
+    assert "counted here as their classes, as training with data.label_no_data true" in capsys.readouterr().out
     (root / "labels/train/ortho.png").unlink()
     (root / "images/train/ortho.tif").unlink()
     [report] = check_dataset("folder", root, split="train", workers=0, progress=False)
