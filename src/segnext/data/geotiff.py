@@ -167,29 +167,42 @@ def world_file_georeference(path: PathLike) -> Tuple[Tag, ...]:
     """The GeoTIFF tags of the place the world file beside the image at `path` gives it (empty where
     it has none): a pixel scale and tie point, or a transformation where the pixels are rotated, and
     the coordinate system of `sidecar_crs` where one is declared (else none, as GDAL reads the image)."""
+    keys = _world_file_keys(path)
+    if keys is None:
+        return ()
+    matrix = keys["ModelTransformation"]
+    if matrix[1] == 0 and matrix[4] == 0:
+        tags = [(MODEL_PIXEL_SCALE, TIFF_DOUBLE, 3, (matrix[0], -matrix[5], 0.0)),
+                (MODEL_TIEPOINT, TIFF_DOUBLE, 6, (0.0, 0.0, 0.0, matrix[3], matrix[7], 0.0))]
+    else:
+        tags = [(MODEL_TRANSFORMATION, TIFF_DOUBLE, 16, tuple(matrix))]
+    codes = {"GTModelTypeGeoKey": GT_MODEL_TYPE, "GTRasterTypeGeoKey": GT_RASTER_TYPE,
+             "GeographicTypeGeoKey": GEOGRAPHIC_TYPE, "ProjectedCSTypeGeoKey": PROJECTED_CS_TYPE}
+    geo_keys = sorted((codes[name], 0, 1, value) for name, value in keys.items() if name in codes)  # by code
+    directory = (1, 1, 0, len(geo_keys), *(number for key in geo_keys for number in key))
+    tags.append((GEO_KEY_DIRECTORY, TIFF_SHORT, len(directory), directory))
+    return tuple(tags)
+
+
+def _world_file_keys(path: PathLike) -> Optional[dict]:
+    """The place the world file beside the image at `path` gives it, by the names tifffile gives a
+    GeoTIFF's keys: its transformation (to the top left pixel's corner; a world file names its
+    centre), a pixel an area, and the coordinate system of `sidecar_crs`; None without a world file."""
     world_file = world_file_of(path)
     if world_file is None:
-        return ()
+        return None
     width, row_rotation, column_rotation, height, centre_x, centre_y = read_world_file(world_file)
-    # A world file names the centre of the top left pixel; GeoTIFF's tie point (a pixel is an area) its corner.
     corner_x = centre_x - width / 2 - column_rotation / 2
     corner_y = centre_y - row_rotation / 2 - height / 2
-    if row_rotation == 0 and column_rotation == 0:
-        tags = [(MODEL_PIXEL_SCALE, TIFF_DOUBLE, 3, (width, -height, 0.0)),
-                (MODEL_TIEPOINT, TIFF_DOUBLE, 6, (0.0, 0.0, 0.0, corner_x, corner_y, 0.0))]
-    else:
-        tags = [(MODEL_TRANSFORMATION, TIFF_DOUBLE, 16, (width, column_rotation, 0.0, corner_x,
-                                                          row_rotation, height, 0.0, corner_y,
-                                                          0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0))]
-    keys = [(GT_RASTER_TYPE, 0, 1, PIXEL_IS_AREA)]
+    keys = {"ModelTransformation": [width, column_rotation, 0.0, corner_x, row_rotation, height, 0.0, corner_y,
+                                    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+            "GTRasterTypeGeoKey": PIXEL_IS_AREA}
     crs = sidecar_crs(path)
     if crs is not None:
         code, projected = crs
-        keys = [(GT_MODEL_TYPE, 0, 1, PROJECTED_MODEL if projected else GEOGRAPHIC_MODEL), *keys,
-                (PROJECTED_CS_TYPE if projected else GEOGRAPHIC_TYPE, 0, 1, code)]
-    directory = (1, 1, 0, len(keys), *(number for key in keys for number in key))
-    tags.append((GEO_KEY_DIRECTORY, TIFF_SHORT, len(directory), directory))
-    return tuple(tags)
+        keys["GTModelTypeGeoKey"] = PROJECTED_MODEL if projected else GEOGRAPHIC_MODEL
+        keys["ProjectedCSTypeGeoKey" if projected else "GeographicTypeGeoKey"] = code
+    return keys
 
 
 # ProjLinearUnitsGeoKey's units (EPSG's unit codes) in metres: metre, foot, US survey foot, kilometre
@@ -303,20 +316,7 @@ def _geo_keys(path: Path) -> Optional[dict]:
             return None
         if keys:
             return keys
-    world_file = world_file_of(path)
-    if world_file is None:
-        return None
-    width, row_rotation, column_rotation, height, centre_x, centre_y = read_world_file(world_file)
-    corner_x = centre_x - width / 2 - column_rotation / 2  # as `world_file_georeference` places it
-    corner_y = centre_y - row_rotation / 2 - height / 2
-    keys = {"ModelTransformation": [width, column_rotation, 0, corner_x, row_rotation, height, 0, corner_y,
-                                    0, 0, 0, 0, 0, 0, 0, 1]}
-    crs = sidecar_crs(path)
-    if crs is not None:
-        code, projected = crs
-        keys["GTModelTypeGeoKey"] = PROJECTED_MODEL if projected else GEOGRAPHIC_MODEL
-        keys["ProjectedCSTypeGeoKey" if projected else "GeographicTypeGeoKey"] = code
-    return keys
+    return _world_file_keys(path)
 
 
 def nodata_value(path: PathLike) -> Optional[float]:
