@@ -159,13 +159,13 @@ class ClassAreas:
     def add(self, image: Path, file_name: str, result) -> None:
         import numpy as np
 
+        from ..data.bands import row_bands
+
         labels = np.asarray(result.labels)
         counts = np.bincount(labels.ravel(), minlength=max(len(self.class_names), IGNORE_INDEX + 1))
         kept = list(counts[: len(self.class_names)]) + ([counts[IGNORE_INDEX]] if self.unlabelled else [])
         shares = [100.0 * pixels / max(labels.size, 1) for pixels in kept]
         self.rows.append([file_name, labels.shape[1], labels.shape[0], *(f"{share:.2f}" for share in shares)])
-        from ..data.bands import row_bands
-
         row_areas = _row_ground_areas(image, labels.shape[0])
         if row_areas is None:
             self.areas.append(None)
